@@ -1,0 +1,84 @@
+/*
+ * layer.h - the engine-internal view of a layer: where its parameters, saved state
+ * and shapes live, and the forward/backward kernels of every kind. Not installed.
+ *
+ * Every kernel works on a whole batch: x is batch x in_n, y is batch x out_n
+ * (per-sample sizes), both contiguous. Backward receives the forward's x and y
+ * (so activations need not be recomputed), dy, and writes dx when dx != NULL;
+ * parameter gradients are accumulated into dweight/dbias, which the net zeroes
+ * before a backward pass.
+ */
+#ifndef LUNET_LAYER_H
+#define LUNET_LAYER_H
+
+#include "lunet.h"
+
+typedef struct {
+    ln_layer_spec spec;
+    ln_shape in, out;          /* per sample */
+    int64_t in_n, out_n;       /* elements per sample */
+    int64_t weight_n, bias_n;  /* parameter counts */
+    float *weight, *bias;      /* views into the net's parameter block */
+    float *dweight, *dbias;    /* views into the net's gradient block */
+    float *running_mean, *running_var; /* batchnorm: views into the buffer block */
+    float *mask;               /* dropout: batch x (out_n or channels) keep-scales */
+    int32_t *argmax;           /* maxpool: batch x out_n flat input offsets */
+    float *saved;              /* batchnorm: mean and invstd per channel */
+} ln_layer;
+
+/* Everything a kernel needs that is not the layer's own. */
+typedef struct {
+    int batch;
+    int training;
+    int reference;      /* use the plain reference kernels */
+    ln_rng *rng;        /* dropout draws */
+    float *workspace;   /* scratch of ln_layer_workspace() floats */
+} ln_ctx;
+
+/* Shape inference: fills layer->out (and parameter counts) from layer->in, or fails
+ * with a message naming the layer (index, 1-based) and both shapes. */
+ln_status ln_layer_setup(ln_layer *layer, int index, ln_error *err);
+/* Floats of scratch a layer's kernels need (shared by all layers of a net). */
+int64_t ln_layer_workspace(const ln_layer *layer);
+/* Floats (mask) and int32s (argmax) of per-sample saved state. */
+int64_t ln_layer_mask_per_sample(const ln_layer *layer);
+int64_t ln_layer_argmax_per_sample(const ln_layer *layer);
+int64_t ln_layer_saved_count(const ln_layer *layer);
+int64_t ln_layer_buffer_count(const ln_layer *layer);
+
+void ln_layer_init(ln_layer *layer, ln_rng *rng);
+void ln_layer_forward(ln_layer *layer, const float *x, float *y, const ln_ctx *ctx);
+void ln_layer_backward(ln_layer *layer, const float *x, const float *y, const float *dy,
+                       float *dx, const ln_ctx *ctx);
+
+/* Per-kind kernels (one file each). */
+void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
+void conv2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void conv2d_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
+                               const ln_ctx *ctx);
+
+void linear_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void linear_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
+
+void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+
+void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+                         const ln_ctx *ctx);
+
+void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+
+void log_softmax_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void log_softmax_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+                          const ln_ctx *ctx);
+
+void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
+                        const ln_ctx *ctx);
+
+#endif

@@ -1,0 +1,398 @@
+/*
+ * lunet.h - the one public header of the lunet CNN training engine (C11).
+ *
+ * Conventions
+ *  - Every function that can fail returns an ln_status and, on failure, fills the
+ *    caller's ln_error with a message that names the argument or file and what was
+ *    expected. The engine never aborts and never exits.
+ *  - Tensors are float32, row-major, NCHW for images. Shapes given "per sample"
+ *    leave out the batch dimension.
+ *  - Random state is always passed explicitly (ln_rng); there is no global RNG.
+ *  - No allocation happens inside a training step: ln_net_reserve sizes the
+ *    activations once per batch size; ln_train calls it before the first step.
+ */
+#ifndef LUNET_H
+#define LUNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LUNET_VERSION "0.1.0"
+/* Model files and result caches are keyed by this; bump when results change. */
+#define LUNET_ENGINE_REVISION 1
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    LN_OK = 0,
+    LN_EINVAL,      /* an argument is out of range or of the wrong kind */
+    LN_ENOMEM,      /* allocation failed or a size limit would be exceeded */
+    LN_EIO,         /* a file could not be opened, read or written */
+    LN_EFORMAT,     /* a file's contents are malformed */
+    LN_ESHAPE,      /* tensor shapes do not fit together */
+    LN_EINTERRUPTED /* a stop was requested; partial results are valid */
+} ln_status;
+
+typedef struct {
+    ln_status code;
+    char msg[512];
+} ln_error;
+
+/* Sets err (if not NULL) and returns code; printf-style message. */
+ln_status ln_fail(ln_error *err, ln_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+const char *ln_status_name(ln_status s);
+
+/* ------------------------------------------------------------- allocation */
+
+/* All engine memory goes through these, so a test can inject failures. */
+void *ln_alloc(size_t bytes);                 /* 64-byte aligned, NULL on failure */
+void *ln_alloc_zeroed(size_t count, size_t size); /* overflow-checked */
+void ln_dealloc(void *p);
+/* Test hook: after `countdown` more successful allocations, fail them all
+ * (countdown < 0 disables the hook). Returns the number of allocations so far. */
+long ln_alloc_fail_after(long countdown);
+
+/* Overflow-checked size arithmetic: returns 0 on overflow. */
+int ln_mul_size(size_t a, size_t b, size_t *out);
+
+/* --------------------------------------------------------------- random */
+
+/* PCG32 (O'Neill, pcg-random.org): 64-bit state, 32-bit output, selectable stream. */
+typedef struct {
+    uint64_t state;
+    uint64_t inc;
+} ln_rng;
+
+void ln_rng_seed(ln_rng *rng, uint64_t seed, uint64_t stream);
+uint32_t ln_rng_u32(ln_rng *rng);
+float ln_rng_uniform(ln_rng *rng);             /* [0, 1) with 24 random bits */
+uint32_t ln_rng_below(ln_rng *rng, uint32_t n);/* unbiased, in [0, n); n > 0 */
+/* SplitMix64 mix of (seed, index): independent seeds for run r, layer i, ... */
+uint64_t ln_seed_derive(uint64_t seed, uint64_t index);
+
+/* Streams used by a training run, so init, shuffling and dropout never share draws. */
+enum { LN_STREAM_INIT = 1, LN_STREAM_SHUFFLE = 2, LN_STREAM_DROPOUT = 3, LN_STREAM_SUBSET = 4 };
+
+/* ---------------------------------------------------------------- shapes */
+
+#define LN_MAX_DIMS 4
+
+typedef struct {
+    int ndim;
+    int64_t dim[LN_MAX_DIMS];
+} ln_shape;
+
+ln_shape ln_shape_make(int ndim, const int64_t *dims);
+int64_t ln_shape_numel(ln_shape s);
+int ln_shape_equal(ln_shape a, ln_shape b);
+/* "10x24x24"; returns buf. */
+const char *ln_shape_format(ln_shape s, char *buf, size_t size);
+
+/* A float32 tensor that owns its memory (or views someone else's: owns == 0). */
+typedef struct {
+    ln_shape shape;
+    float *data;
+    int owns;
+} ln_tensor;
+
+ln_status ln_tensor_alloc(ln_tensor *t, ln_shape shape, ln_error *err);
+void ln_tensor_release(ln_tensor *t); /* idempotent */
+
+/* ---------------------------------------------------------------- layers */
+
+typedef enum {
+    LN_CONV2D = 0,
+    LN_MAXPOOL2D,
+    LN_AVGPOOL2D,
+    LN_RELU,
+    LN_TANH,
+    LN_SIGMOID,
+    LN_LINEAR,
+    LN_DROPOUT,
+    LN_DROPOUT2D,
+    LN_FLATTEN,
+    LN_LOG_SOFTMAX,
+    LN_BATCHNORM2D,
+    LN_BATCHNORM1D,
+    LN_LAYER_KIND_COUNT
+} ln_layer_kind;
+
+const char *ln_layer_kind_name(ln_layer_kind k); /* "conv2d", "maxpool2d", ... */
+
+/* What a layer is; which fields matter depends on kind. */
+typedef struct {
+    ln_layer_kind kind;
+    int in_channels, out_channels;   /* conv2d; batchnorm: in_channels = features */
+    int in_features, out_features;   /* linear */
+    int kernel, stride, padding;     /* conv2d, pools (pool stride 0 = kernel) */
+    int bias;                        /* conv2d, linear: 1 = has bias */
+    float p;                         /* dropout probability */
+    float eps, momentum;             /* batchnorm (PyTorch: 1e-5, 0.1) */
+} ln_layer_spec;
+
+/* Specs with PyTorch's defaults filled in. */
+ln_layer_spec ln_conv2d(int in_channels, int out_channels, int kernel, int stride, int padding);
+ln_layer_spec ln_maxpool2d(int kernel, int stride);
+ln_layer_spec ln_avgpool2d(int kernel, int stride);
+ln_layer_spec ln_linear(int in_features, int out_features);
+ln_layer_spec ln_dropout(ln_layer_kind kind, float p);
+ln_layer_spec ln_batchnorm(ln_layer_kind kind, int features);
+ln_layer_spec ln_simple_layer(ln_layer_kind kind); /* relu, tanh, sigmoid, flatten, log_softmax */
+
+/* ------------------------------------------------------------------ net */
+
+typedef struct ln_net ln_net;
+
+/* Builds a sequential net for inputs of shape `input` (per sample, e.g. 1x28x28),
+ * inferring every layer's output shape; a mismatch is LN_ESHAPE naming the layer and
+ * both shapes. Parameters are initialised like PyTorch's defaults from `rng`. */
+ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln_shape input,
+                        ln_rng *rng, ln_error *err);
+void ln_net_free(ln_net *net);
+/* A new net with the same layers and a copy of parameters and buffers. */
+ln_status ln_net_clone(const ln_net *net, ln_net **out, ln_error *err);
+/* Re-initialise every parameter (and reset batchnorm buffers) from rng. */
+void ln_net_init_params(ln_net *net, ln_rng *rng);
+
+int ln_net_layer_count(const ln_net *net);
+const ln_layer_spec *ln_net_layer_spec(const ln_net *net, int i);
+ln_shape ln_net_input_shape(const ln_net *net);
+ln_shape ln_net_layer_output_shape(const ln_net *net, int i); /* per sample */
+ln_shape ln_net_output_shape(const ln_net *net);
+int64_t ln_net_layer_param_count(const ln_net *net, int i);
+/* Multiply-adds counted as 2 FLOPs, per sample. */
+double ln_net_layer_flops(const ln_net *net, int i);
+double ln_net_forward_flops(const ln_net *net);
+double ln_net_backward_flops(const ln_net *net);
+
+/* Parameters and gradients: one contiguous block each, layer after layer, weight
+ * then bias. Buffers (batchnorm running mean/var) are a third block. */
+int64_t ln_net_param_count(const ln_net *net);
+float *ln_net_params(ln_net *net);
+float *ln_net_grads(ln_net *net);
+int64_t ln_net_buffer_count(const ln_net *net);
+float *ln_net_buffers(ln_net *net);
+
+/* Named views into a layer's parameters: "weight", "bias", "running_mean",
+ * "running_var". Returns LN_EINVAL if the layer has no such tensor. */
+ln_status ln_net_layer_tensor(ln_net *net, int layer, const char *name, ln_tensor *view,
+                              ln_error *err);
+
+/* Sizes activation memory for batches of up to max_batch samples. */
+ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err);
+int ln_net_reserved_batch(const ln_net *net);
+
+/* Forward pass over `batch` samples (batch <= reserved). training != 0 enables dropout
+ * and batchnorm batch statistics (and updates running stats); rng feeds dropout.
+ * *out points into the net's activation memory, valid until the next call. */
+ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, ln_rng *rng,
+                         const float **out, ln_error *err);
+/* Backward pass after a forward pass with the same batch: dout is d(loss)/d(output).
+ * Gradients are overwritten (not accumulated). If dx is not NULL it receives
+ * d(loss)/d(input). */
+ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err);
+
+/* Reference twins: the plain (slow, obviously correct) versions of the kernels, used
+ * by tests to check the fast ones. 1 = use reference kernels for this net. */
+void ln_net_use_reference_kernels(ln_net *net, int on);
+
+/* ---------------------------------------------------------------- losses */
+
+typedef enum { LN_LOSS_NLL = 0, LN_LOSS_CROSS_ENTROPY, LN_LOSS_MSE } ln_loss_kind;
+const char *ln_loss_name(ln_loss_kind k);
+
+/* pred: batch x classes. For NLL pred holds log-probabilities; for CrossEntropy raw
+ * scores; for MSE the target is `targets` (batch x classes) if not NULL, else the
+ * one-hot encoding of labels. Returns the mean loss over the batch (MSE: over all
+ * elements, as PyTorch's reduction='mean') in *loss and, if dpred != NULL, its
+ * gradient. Labels out of [0, classes) are LN_EINVAL. */
+ln_status ln_loss(ln_loss_kind kind, const float *pred, int batch, int classes,
+                  const int32_t *labels, const float *targets, double *loss, float *dpred,
+                  ln_error *err);
+
+/* ------------------------------------------------------------ optimizers */
+
+typedef enum { LN_OPT_SGD = 0, LN_OPT_ADAM, LN_OPT_ADAMW } ln_optim_kind;
+const char *ln_optim_name(ln_optim_kind k);
+
+typedef struct {
+    ln_optim_kind kind;
+    double lr;
+    double momentum, dampening, weight_decay; /* sgd (weight_decay for all) */
+    int nesterov;
+    double beta1, beta2, eps;                 /* adam, adamw */
+} ln_optim_spec;
+
+ln_optim_spec ln_sgd_spec(double lr, double momentum);
+ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr); /* PyTorch defaults */
+ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err);
+
+typedef struct {
+    ln_optim_spec spec;
+    int64_t count;   /* parameters */
+    int64_t steps;   /* steps taken */
+    float *state;    /* sgd: momentum buffer; adam: m then v; one block */
+} ln_optim;
+
+ln_status ln_optim_init(ln_optim *opt, const ln_optim_spec *spec, int64_t count, ln_error *err);
+void ln_optim_reset(ln_optim *opt);
+void ln_optim_release(ln_optim *opt); /* idempotent */
+void ln_optim_step(ln_optim *opt, float *params, const float *grads);
+
+/* ------------------------------------------------------------------ data */
+
+typedef struct {
+    int type;               /* IDX type code: 0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int,
+                               0x0D float, 0x0E double */
+    int ndim;
+    uint32_t dim[LN_MAX_DIMS];
+    size_t count;           /* elements */
+    size_t elem_size;       /* bytes per element */
+    unsigned char *data;    /* count * elem_size bytes, big-endian as in the file */
+} ln_idx;
+
+/* Reads an IDX file, gzip-compressed or raw (detected from the contents). Errors
+ * name the file and what is wrong (missing, bad magic, truncated, overflow ...). */
+ln_status ln_idx_read(const char *path, ln_idx *out, ln_error *err);
+/* Parses an IDX image already in memory (used by ln_idx_read and the fuzzers);
+ * `name` is used in error messages. */
+ln_status ln_idx_parse(const unsigned char *bytes, size_t size, const char *name, ln_idx *out,
+                       ln_error *err);
+void ln_idx_release(ln_idx *idx); /* idempotent */
+
+/* A labelled image dataset held in memory as normalised float32. */
+typedef struct {
+    int64_t count;
+    int channels, height, width;
+    int classes;           /* max label + 1, at least 1 */
+    float *images;         /* count x channels x height x width */
+    int32_t *labels;       /* count */
+} ln_dataset;
+
+/* Loads `limit` samples (limit <= 0: all) from IDX image and label files; pixels become
+ * (x / 255 - mean) / std. The counts of the two files must agree. */
+ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, int64_t limit,
+                              float mean, float std, ln_dataset **out, ln_error *err);
+/* A dataset from memory (copied); labels may be NULL (then all 0). */
+ln_status ln_dataset_from_arrays(const float *images, const int32_t *labels, int64_t count,
+                                 int channels, int height, int width, ln_dataset **out,
+                                 ln_error *err);
+/* The samples at `indices` (0-based), copied. */
+ln_status ln_dataset_select(const ln_dataset *src, const int64_t *indices, int64_t count,
+                            ln_dataset **out, ln_error *err);
+/* First n, or n drawn at random without replacement from rng; stratified keeps the
+ * class proportions (largest-remainder rounding). */
+ln_status ln_dataset_subset(const ln_dataset *src, int64_t n, int random, int stratified,
+                            ln_rng *rng, ln_dataset **out, ln_error *err);
+void ln_dataset_free(ln_dataset *ds);
+/* counts[classes]: samples per class. */
+void ln_dataset_class_counts(const ln_dataset *ds, int64_t *counts, int classes);
+
+/* -------------------------------------------------------------- training */
+
+typedef enum { LN_UNIT_EPOCH = 0, LN_UNIT_STEP } ln_unit;
+
+typedef struct {
+    int64_t iteration;     /* iterations finished so far */
+    int64_t iterations;    /* total */
+    int64_t step;          /* optimizer steps so far */
+    double loss;           /* loss of the last finished iteration */
+    double seconds;        /* since the start */
+} ln_progress;
+
+/* Return nonzero to stop training after this iteration. */
+typedef int (*ln_progress_fn)(void *user, const ln_progress *p);
+
+typedef struct {
+    ln_loss_kind loss;
+    ln_optim_spec optim;
+    int batch;             /* samples per step; the last partial batch is kept */
+    int64_t iterations;    /* epochs or steps, see unit */
+    ln_unit unit;
+    int shuffle;           /* reshuffle every epoch (PyTorch DataLoader shuffle=True) */
+    uint64_t seed;         /* shuffling and dropout draw from streams of this seed */
+    ln_progress_fn on_iteration; /* called after every iteration, may be NULL */
+    void *user;
+    volatile int *stop;    /* if not NULL, checked before every step */
+} ln_train_config;
+
+/* Filled by ln_train; arrays allocated by it, freed by ln_history_release. */
+typedef struct {
+    int64_t iterations;    /* iterations finished */
+    double *loss;          /* per iteration: sample-weighted mean loss */
+    int64_t steps;         /* optimizer steps taken */
+    float *step_loss;      /* per step: mean loss of the batch */
+    int64_t samples;       /* samples processed */
+    double seconds;
+    int diverged;          /* a NaN or Inf loss stopped the run */
+    int interrupted;       /* stopped by *stop or the callback */
+} ln_history;
+
+void ln_train_config_defaults(ln_train_config *cfg);
+ln_status ln_train_config_check(const ln_train_config *cfg, ln_error *err);
+/* Trains in place. Returns LN_OK also when the run diverged or was stopped (see
+ * the history's flags); errors are for bad arguments and allocation failures. */
+ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *cfg,
+                   ln_history *hist, ln_error *err);
+void ln_history_release(ln_history *hist); /* idempotent */
+
+/* Mean loss and accuracy over a dataset in eval mode, `batch` samples at a time. */
+ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
+                      double *mean_loss, double *accuracy, ln_error *err);
+
+/* ---------------------------------------------------------- repeat runs */
+
+/* R independent runs of the same training config. Run r starts from a copy of the
+ * template net's layers with parameters initialised from ln_seed_derive(seed, r)
+ * (stream LN_STREAM_INIT), and trains with that same derived seed; the results do not
+ * depend on the thread count or completion order. */
+typedef struct {
+    ln_history hist;
+    uint64_t seed;
+    int done;
+    double test_loss, test_accuracy; /* NaN when no test set */
+} ln_run_result;
+
+typedef struct {
+    int runs_done, runs_total;
+    int64_t iterations_done;    /* summed over all runs */
+    int64_t iterations_total;
+    int64_t samples;            /* summed over all runs */
+    double seconds;
+} ln_runs_progress;
+
+typedef int (*ln_runs_progress_fn)(void *user, const ln_runs_progress *p);
+
+typedef struct {
+    const ln_net *template_net;
+    const ln_dataset *data;
+    const ln_dataset *test;     /* may be NULL */
+    ln_train_config train;      /* train.seed is the base seed */
+    int runs;
+    int threads;                /* <= 0: number of cores */
+    const int *only;            /* if not NULL: runs[i] is computed only if only[i] */
+    ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
+    void *user;
+} ln_runs_config;
+
+/* results[runs] must be zeroed by the caller; release each with ln_history_release. */
+ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err);
+int ln_cpu_count(void);
+
+/* ------------------------------------------------------------ model files */
+
+ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);
+ln_status ln_net_load(const char *path, ln_net **out, ln_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,90 @@
+/* pool.c - max and average pooling, square window, no padding, floor mode.
+ *
+ * Shapes (per sample): C x H x W -> C x OH x OW, OH = (H - kernel) / stride + 1.
+ * Max pooling keeps the first maximum of a window (as PyTorch's CPU kernel) and lets
+ * NaN win, so a NaN anywhere is never hidden; the chosen input offset is saved for
+ * backward.
+ */
+#include "layer.h"
+
+#include <string.h>
+
+void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
+    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
+    const int k = l->spec.kernel, s = l->spec.stride;
+    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+        const float *xp = x + plane * h * w;
+        float *yp = y + plane * oh * ow;
+        int32_t *ap = l->argmax + plane * oh * ow;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                int best = (oy * s) * w + ox * s;
+                float bv = xp[best];
+                for (int ki = 0; ki < k; ki++)
+                    for (int kj = 0; kj < k; kj++) {
+                        int idx = (oy * s + ki) * w + ox * s + kj;
+                        float v = xp[idx];
+                        if (v > bv || (v != v && bv == bv)) {
+                            bv = v;
+                            best = idx;
+                        }
+                    }
+                yp[oy * ow + ox] = bv;
+                ap[oy * ow + ox] = best;
+            }
+    }
+}
+
+void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
+{
+    const int64_t planes = (int64_t)ctx->batch * l->in.dim[0];
+    const int64_t hw = l->in.dim[1] * l->in.dim[2];
+    const int64_t ohw = l->out.dim[1] * l->out.dim[2];
+    memset(dx, 0, sizeof(float) * (size_t)(planes * hw));
+    for (int64_t plane = 0; plane < planes; plane++) {
+        const int32_t *ap = l->argmax + plane * ohw;
+        const float *dyp = dy + plane * ohw;
+        float *dxp = dx + plane * hw;
+        for (int64_t i = 0; i < ohw; i++) dxp[ap[i]] += dyp[i];
+    }
+}
+
+void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
+    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
+    const int k = l->spec.kernel, s = l->spec.stride;
+    const float inv = 1.0f / (float)(k * k);
+    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+        const float *xp = x + plane * h * w;
+        float *yp = y + plane * oh * ow;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float sum = 0.0f;
+                for (int ki = 0; ki < k; ki++)
+                    for (int kj = 0; kj < k; kj++) sum += xp[(oy * s + ki) * w + ox * s + kj];
+                yp[oy * ow + ox] = sum * inv;
+            }
+    }
+}
+
+void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
+{
+    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
+    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
+    const int k = l->spec.kernel, s = l->spec.stride;
+    const float inv = 1.0f / (float)(k * k);
+    memset(dx, 0, sizeof(float) * (size_t)((int64_t)ctx->batch * l->in_n));
+    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+        float *dxp = dx + plane * h * w;
+        const float *dyp = dy + plane * oh * ow;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float g = dyp[oy * ow + ox] * inv;
+                for (int ki = 0; ki < k; ki++)
+                    for (int kj = 0; kj < k; kj++) dxp[(oy * s + ki) * w + ox * s + kj] += g;
+            }
+    }
+}
