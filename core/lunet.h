@@ -304,6 +304,7 @@ typedef struct {
     int64_t iteration;     /* iterations finished so far */
     int64_t iterations;    /* total */
     int64_t step;          /* optimizer steps so far */
+    int64_t samples;       /* samples processed so far */
     double loss;           /* loss of the last finished iteration */
     double seconds;        /* since the start */
 } ln_progress;
@@ -390,7 +391,12 @@ int ln_cpu_count(void);
 /* ------------------------------------------------------------ model files */
 
 ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);
+/* Format and guarantees: see core/model_file.c. Saving is atomic (temp file, fsync,
+ * rename). Loading checks magic, version, CRC-32, layer list and sizes; a bad file is
+ * LN_EFORMAT naming it. ln_net_load_bytes parses a file image already in memory. */
 ln_status ln_net_load(const char *path, ln_net **out, ln_error *err);
+ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char *name,
+                            ln_net **out, ln_error *err);
 
 #ifdef __cplusplus
 }

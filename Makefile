@@ -1,0 +1,93 @@
+# lunet - build, test, benchmark, install.  `make help` lists the targets.
+
+CC       ?= cc
+OPT      ?= -O3
+CSTD      = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN      = -Wall -Wextra
+LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LIBS      = -lz -lm -pthread
+PREFIX   ?= /usr/local
+LUA      ?= lua5.4
+BUSTED   ?= $(LUA) /usr/bin/busted
+MNIST_DIR ?= $(CURDIR)/data/mnist
+export MNIST_DIR
+
+# SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer build, in its own tree.
+ifeq ($(SANITIZE),1)
+  OPT     = -O1
+  SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  BUILD   = build/sanitize
+else
+  SANFLAGS =
+  BUILD   = build/release
+endif
+
+CFLAGS_ALL = $(CSTD) $(OPT) -g $(WARN) -fPIC -pthread $(SANFLAGS) $(CFLAGS)
+
+CORE_SRC  = $(wildcard core/*.c)
+CORE_OBJ  = $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
+CORE_HDR  = $(wildcard core/*.h)
+STATIC    = $(BUILD)/liblunet.a
+SHARED    = $(BUILD)/liblunet.so
+MODULE    = $(BUILD)/lunet/core.so
+C_TESTS   = $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
+
+.PHONY: all test test-c deps mnist bench report install uninstall clean help lint examples
+
+all: core/liblunet.a core/liblunet.so bindings/lunet/core.so $(C_TESTS)
+
+help:
+	@echo "make            build core/liblunet.a, core/liblunet.so and the Lua module"
+	@echo "make test       run every spec (busted); MNIST specs need MNIST_DIR"
+	@echo "make report     reproduce the study (scripts/seed_report.lua); QUICK=1 for a short one"
+	@echo "make bench      speed against PyTorch (bench/)"
+	@echo "make deps       install missing Debian packages"
+	@echo "make mnist      download MNIST into data/mnist and verify checksums"
+	@echo "make install PREFIX=/usr/local, make uninstall, make clean"
+
+$(BUILD)/core/%.o: core/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(STATIC): $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(CORE_OBJ)
+	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LIBS)
+
+$(MODULE): bindings/lunet.c core/lunet.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@ bindings/lunet.c $(STATIC) $(LIBS)
+
+# The products users and the Lua module path see; copies so that a SANITIZE build
+# replaces them and a normal `make` puts the release ones back.
+core/liblunet.a: $(STATIC)
+	cp $< $@
+core/liblunet.so: $(SHARED)
+	cp $< $@
+bindings/lunet/core.so: $(MODULE)
+	cp $< $@
+
+$(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIBS)
+
+# The last line of the test output is "N passed, N failed".
+test: all
+	LUNET_C_TESTS=$(BUILD)/spec $(BUSTED) -o spec/support/summary_handler.lua spec
+
+deps:
+	sh tools/deps.sh
+
+mnist:
+	sh tools/fetch_mnist.sh data/mnist
+
+report: all
+	$(LUA) scripts/seed_report.lua $(if $(QUICK),--quick,)
+
+bench: all
+	$(LUA) bench/bench.lua
+
+clean:
+	rm -rf build core/liblunet.a core/liblunet.so bindings/lunet/core.so

@@ -1,0 +1,1466 @@
+/* lunet.c - the Lua 5.4 binding of the lunet engine: module `lunet.core`.
+ *
+ * This is the one file that includes lua.h. It exposes the engine's objects as
+ * userdata (Tensor, Dataset, Net, Optimizer) and a few functions; the pure-Lua
+ * part of the module (bindings/lunet/init.lua) builds the public API on top
+ * (strict option tables, models, experiments, printing).
+ *
+ * Conventions (as Lua's own libraries and LuaFileSystem):
+ *  - a userdata is created empty before any C memory is taken, so an allocation
+ *    error never leaks; one idempotent release serves __gc, __close and :free();
+ *  - argument errors raise (luaL_argerror / luaL_error naming the argument);
+ *    file and data errors return nil, message;
+ *  - no globals: everything lives in the module table and the registry.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "lualib.h"
+
+#include "../core/lunet.h"
+
+#define TENSOR_MT "lunet.Tensor"
+#define DATASET_MT "lunet.Dataset"
+#define NET_MT "lunet.Net"
+#define OPTIM_MT "lunet.Optimizer"
+
+/* ------------------------------------------------------------------ helpers */
+
+static int push_fail(lua_State *L, const ln_error *err)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, err->msg);
+    return 2;
+}
+
+/* An integer argument in [lo, hi], with an error naming it otherwise. */
+static lua_Integer check_range(lua_State *L, int arg, const char *name, lua_Integer lo,
+                               lua_Integer hi)
+{
+    if (!lua_isinteger(L, arg)) {
+        if (lua_type(L, arg) == LUA_TNUMBER)
+            return luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer", name));
+        return luaL_argerror(L, arg,
+                             lua_pushfstring(L, "%s: integer expected, got %s", name,
+                                             luaL_typename(L, arg)));
+    }
+    lua_Integer v = lua_tointeger(L, arg);
+    if (v < lo || v > hi)
+        return luaL_argerror(L, arg,
+                             lua_pushfstring(L, "%s must be in [%I, %I] (got %I)", name, lo, hi, v));
+    return v;
+}
+
+/* Reads t[key] as an integer (default if nil), raising an error naming the field. */
+static lua_Integer field_int(lua_State *L, int t, const char *key, lua_Integer def, lua_Integer lo,
+                             lua_Integer hi)
+{
+    lua_getfield(L, t, key);
+    lua_Integer v = def;
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok) luaL_error(L, "option '%s': integer expected, got %s", key, luaL_typename(L, -1));
+        if (v < lo || v > hi) luaL_error(L, "option '%s' must be in [%I, %I] (got %I)", key, lo, hi, v);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static double field_num(lua_State *L, int t, const char *key, double def)
+{
+    lua_getfield(L, t, key);
+    double v = def;
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        v = lua_tonumberx(L, -1, &ok);
+        if (!ok) luaL_error(L, "option '%s': number expected, got %s", key, luaL_typename(L, -1));
+        if (isnan(v)) luaL_error(L, "option '%s' must not be NaN", key);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int field_bool(lua_State *L, int t, const char *key, int def)
+{
+    lua_getfield(L, t, key);
+    int v = def;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isboolean(L, -1))
+            luaL_error(L, "option '%s': boolean expected, got %s", key, luaL_typename(L, -1));
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *field_str(lua_State *L, int t, const char *key, const char *def)
+{
+    lua_getfield(L, t, key);
+    const char *v = def;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s': string expected, got %s", key, luaL_typename(L, -1));
+        v = lua_tostring(L, -1); /* kept alive by the table */
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static void push_shape(lua_State *L, ln_shape s)
+{
+    lua_createtable(L, s.ndim, 0);
+    for (int i = 0; i < s.ndim; i++) {
+        lua_pushinteger(L, s.dim[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* A shape from a Lua list of positive integers. */
+static ln_shape check_shape(lua_State *L, int arg, const char *name)
+{
+    luaL_argexpected(L, lua_istable(L, arg), arg, "table (shape)");
+    lua_Integer n = luaL_len(L, arg);
+    if (n < 1 || n > LN_MAX_DIMS)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s must have 1 to %d dimensions", name, LN_MAX_DIMS));
+    int64_t dims[LN_MAX_DIMS];
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, arg, i + 1);
+        int ok;
+        lua_Integer d = lua_tointegerx(L, -1, &ok);
+        if (!ok || d < 1 || d > (1 << 30))
+            luaL_argerror(L, arg,
+                          lua_pushfstring(L, "%s: dimension %d must be a positive integer", name, i + 1));
+        dims[i] = d;
+        lua_pop(L, 1);
+    }
+    return ln_shape_make((int)n, dims);
+}
+
+/* ------------------------------------------------------------------- SIGINT */
+
+/* Ctrl-C during a long call sets this flag; the engine checks it before every step.
+ * The previous handler is restored when the call returns, so the REPL's own
+ * handling is untouched outside training. */
+static volatile int interrupt_flag;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupt_flag = 1;
+}
+
+typedef struct {
+    struct sigaction old;
+    int installed;
+} sigint_guard;
+
+static void sigint_catch(sigint_guard *g)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    interrupt_flag = 0;
+    g->installed = sigaction(SIGINT, &sa, &g->old) == 0;
+}
+
+static void sigint_restore(sigint_guard *g)
+{
+    if (g->installed) sigaction(SIGINT, &g->old, NULL);
+    g->installed = 0;
+}
+
+/* ------------------------------------------------------------------ Tensor */
+
+typedef struct {
+    ln_tensor t;
+} tensor_ud;
+
+static tensor_ud *new_tensor_ud(lua_State *L)
+{
+    tensor_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, TENSOR_MT);
+    return u;
+}
+
+/* Pushes a new tensor of `shape` (zeros); raises on out-of-memory. */
+static ln_tensor *push_tensor(lua_State *L, ln_shape shape)
+{
+    tensor_ud *u = new_tensor_ud(L);
+    ln_error err;
+    if (ln_tensor_alloc(&u->t, shape, &err)) luaL_error(L, "%s", err.msg);
+    return &u->t;
+}
+
+static ln_tensor *check_tensor(lua_State *L, int arg)
+{
+    tensor_ud *u = luaL_checkudata(L, arg, TENSOR_MT);
+    if (!u->t.data) luaL_argerror(L, arg, "tensor has been freed");
+    return &u->t;
+}
+
+static int tensor_free(lua_State *L)
+{
+    tensor_ud *u = luaL_checkudata(L, 1, TENSOR_MT);
+    ln_tensor_release(&u->t);
+    return 0;
+}
+
+/* lunet.core.tensor(shape [, data]) : data is a flat list of numbers in row-major order */
+static int l_tensor(lua_State *L)
+{
+    ln_shape shape = check_shape(L, 1, "shape");
+    int64_t n = ln_shape_numel(shape);
+    if (n > ((int64_t)1 << 31)) return luaL_argerror(L, 1, "shape is too large");
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_argexpected(L, lua_istable(L, 2), 2, "table (data)");
+        if (luaL_len(L, 2) != n)
+            return luaL_argerror(L, 2,
+                                 lua_pushfstring(L, "data has %I numbers but the shape holds %I",
+                                                 luaL_len(L, 2), (lua_Integer)n));
+    }
+    ln_tensor *t = push_tensor(L, shape);
+    if (!lua_isnoneornil(L, 2)) {
+        for (int64_t i = 0; i < n; i++) {
+            lua_geti(L, 2, i + 1);
+            int ok;
+            lua_Number v = lua_tonumberx(L, -1, &ok);
+            if (!ok)
+                return luaL_argerror(L, 2, lua_pushfstring(L, "data[%I] is not a number", (lua_Integer)i + 1));
+            t->data[i] = (float)v;
+            lua_pop(L, 1);
+        }
+    }
+    return 1;
+}
+
+static int tensor_shape(lua_State *L)
+{
+    push_shape(L, check_tensor(L, 1)->shape);
+    return 1;
+}
+
+static int tensor_numel(lua_State *L)
+{
+    lua_pushinteger(L, ln_shape_numel(check_tensor(L, 1)->shape));
+    return 1;
+}
+
+static int tensor_totable(lua_State *L)
+{
+    ln_tensor *t = check_tensor(L, 1);
+    int64_t n = ln_shape_numel(t->shape);
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushnumber(L, t->data[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int tensor_get(lua_State *L)
+{
+    ln_tensor *t = check_tensor(L, 1);
+    lua_Integer i = check_range(L, 2, "index", 1, ln_shape_numel(t->shape));
+    lua_pushnumber(L, t->data[i - 1]);
+    return 1;
+}
+
+static int tensor_set(lua_State *L)
+{
+    ln_tensor *t = check_tensor(L, 1);
+    lua_Integer i = check_range(L, 2, "index", 1, ln_shape_numel(t->shape));
+    t->data[i - 1] = (float)luaL_checknumber(L, 3);
+    return 0;
+}
+
+static int tensor_clone(lua_State *L)
+{
+    ln_tensor *t = check_tensor(L, 1);
+    ln_tensor *c = push_tensor(L, t->shape);
+    memcpy(c->data, t->data, sizeof(float) * (size_t)ln_shape_numel(t->shape));
+    return 1;
+}
+
+/* t:reshape(shape) -> a new tensor with the same data */
+static int tensor_reshape(lua_State *L)
+{
+    ln_tensor *t = check_tensor(L, 1);
+    ln_shape s = check_shape(L, 2, "shape");
+    if (ln_shape_numel(s) != ln_shape_numel(t->shape))
+        return luaL_argerror(L, 2, "shape must hold as many elements as the tensor");
+    ln_tensor *c = push_tensor(L, s);
+    memcpy(c->data, t->data, sizeof(float) * (size_t)ln_shape_numel(s));
+    return 1;
+}
+
+static int tensor_len(lua_State *L) { return tensor_numel(L); }
+
+static int tensor_tostring(lua_State *L)
+{
+    tensor_ud *u = luaL_checkudata(L, 1, TENSOR_MT);
+    if (!u->t.data) {
+        lua_pushliteral(L, "tensor (freed)");
+        return 1;
+    }
+    char shape[64];
+    ln_shape_format(u->t.shape, shape, sizeof shape);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_pushfstring(L, "tensor %s [", shape);
+    luaL_addvalue(&b);
+    int64_t n = ln_shape_numel(u->t.shape);
+    double lo = INFINITY, hi = -INFINITY, sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = u->t.data[i];
+        if (i < 6) {
+            char num[32];
+            snprintf(num, sizeof num, "%s%.4g", i ? ", " : "", v);
+            luaL_addstring(&b, num);
+        }
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        sum += v;
+    }
+    if (n > 6) luaL_addstring(&b, ", ...");
+    char stats[128];
+    snprintf(stats, sizeof stats, "] min %.4g max %.4g mean %.4g", lo, hi, sum / (double)n);
+    luaL_addstring(&b, stats);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* t[i] reads element i (flat, 1-based); names find methods. */
+static int tensor_index(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TNUMBER) return tensor_get(L);
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static const luaL_Reg tensor_methods[] = {
+    {"shape", tensor_shape}, {"numel", tensor_numel},     {"totable", tensor_totable},
+    {"get", tensor_get},     {"set", tensor_set},         {"clone", tensor_clone},
+    {"reshape", tensor_reshape}, {"free", tensor_free},   {NULL, NULL},
+};
+
+/* ----------------------------------------------------------------- Dataset */
+
+typedef struct {
+    ln_dataset *ds;
+} dataset_ud;
+
+static dataset_ud *new_dataset_ud(lua_State *L)
+{
+    dataset_ud *u = lua_newuserdatauv(L, sizeof *u, 1); /* uservalue 1: Lua-side info table */
+    u->ds = NULL;
+    luaL_setmetatable(L, DATASET_MT);
+    return u;
+}
+
+static ln_dataset *check_dataset(lua_State *L, int arg)
+{
+    dataset_ud *u = luaL_checkudata(L, arg, DATASET_MT);
+    if (!u->ds) luaL_argerror(L, arg, "dataset has been freed");
+    return u->ds;
+}
+
+static int dataset_free(lua_State *L)
+{
+    dataset_ud *u = luaL_checkudata(L, 1, DATASET_MT);
+    ln_dataset_free(u->ds);
+    u->ds = NULL;
+    return 0;
+}
+
+/* core.dataset_load(images_path, labels_path, limit, mean, std) -> dataset | nil, msg */
+static int l_dataset_load(lua_State *L)
+{
+    const char *images = luaL_checkstring(L, 1);
+    const char *labels = luaL_checkstring(L, 2);
+    lua_Integer limit = luaL_optinteger(L, 3, 0);
+    double mean = luaL_optnumber(L, 4, 0.1307);
+    double std = luaL_optnumber(L, 5, 0.3081);
+    if (!(std > 0.0) || !isfinite(std)) return luaL_argerror(L, 5, "std must be > 0");
+    if (!isfinite(mean)) return luaL_argerror(L, 4, "mean must be finite");
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    if (ln_dataset_load_idx(images, labels, limit, (float)mean, (float)std, &u->ds, &err))
+        return push_fail(L, &err);
+    return 1;
+}
+
+/* core.dataset_from(images_tensor N x C x H x W (or N x H x W), labels list) */
+static int l_dataset_from(lua_State *L)
+{
+    ln_tensor *t = check_tensor(L, 1);
+    ln_shape s = t->shape;
+    if (s.ndim != 3 && s.ndim != 4)
+        return luaL_argerror(L, 1, "images must be N x H x W or N x C x H x W");
+    int64_t n = s.dim[0];
+    int c = s.ndim == 4 ? (int)s.dim[1] : 1;
+    int h = (int)s.dim[s.ndim - 2], w = (int)s.dim[s.ndim - 1];
+    int32_t *labels = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_argexpected(L, lua_istable(L, 2), 2, "table (labels)");
+        if (luaL_len(L, 2) != n)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "needs %I labels (one per image), got %I",
+                                                       (lua_Integer)n, luaL_len(L, 2)));
+        labels = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)n, 0); /* freed by the GC */
+        for (int64_t i = 0; i < n; i++) {
+            lua_geti(L, 2, i + 1);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok || v < 0 || v > 65535)
+                return luaL_argerror(L, 2, lua_pushfstring(L, "labels[%I] must be an integer in [0, 65535]",
+                                                           (lua_Integer)i + 1));
+            labels[i] = (int32_t)v;
+            lua_pop(L, 1);
+        }
+    }
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    if (ln_dataset_from_arrays(t->data, labels, n, c, h, w, &u->ds, &err))
+        return luaL_error(L, "%s", err.msg);
+    return 1;
+}
+
+static int dataset_size(lua_State *L)
+{
+    lua_pushinteger(L, check_dataset(L, 1)->count);
+    return 1;
+}
+
+static int dataset_shape(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    lua_createtable(L, 3, 0);
+    lua_pushinteger(L, d->channels);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, d->height);
+    lua_rawseti(L, -2, 2);
+    lua_pushinteger(L, d->width);
+    lua_rawseti(L, -2, 3);
+    return 1;
+}
+
+static int dataset_classes(lua_State *L)
+{
+    lua_pushinteger(L, check_dataset(L, 1)->classes);
+    return 1;
+}
+
+/* ds:image(i) -> C x H x W tensor (a copy) */
+static int dataset_image(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    lua_Integer i = check_range(L, 2, "index", 1, d->count);
+    int64_t dims[3] = {d->channels, d->height, d->width};
+    ln_tensor *t = push_tensor(L, ln_shape_make(3, dims));
+    int64_t per = (int64_t)d->channels * d->height * d->width;
+    memcpy(t->data, d->images + (i - 1) * per, sizeof(float) * (size_t)per);
+    return 1;
+}
+
+static int dataset_label(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    lua_Integer i = check_range(L, 2, "index", 1, d->count);
+    lua_pushinteger(L, d->labels[i - 1]);
+    return 1;
+}
+
+/* ds:class_counts() -> {count of class 0, count of class 1, ...} (list, 1-based) */
+static int dataset_class_counts(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    int64_t *counts = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)d->classes, 0);
+    ln_dataset_class_counts(d, counts, d->classes);
+    lua_createtable(L, d->classes, 0);
+    for (int c = 0; c < d->classes; c++) {
+        lua_pushinteger(L, counts[c]);
+        lua_rawseti(L, -2, c + 1);
+    }
+    return 1;
+}
+
+/* ds:_subset(n, random, stratified, seed) -> dataset */
+static int dataset_subset(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    lua_Integer n = check_range(L, 2, "n", 1, d->count);
+    int random = lua_toboolean(L, 3), stratified = lua_toboolean(L, 4);
+    lua_Integer seed = luaL_optinteger(L, 5, 1);
+    ln_rng rng;
+    ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_SUBSET);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    if (ln_dataset_subset(d, n, random, stratified, &rng, &u->ds, &err))
+        return luaL_error(L, "subset: %s", err.msg);
+    return 1;
+}
+
+/* ds:_info() / ds:_info(table): the Lua-side description (split, source ...) */
+static int dataset_info(lua_State *L)
+{
+    luaL_checkudata(L, 1, DATASET_MT);
+    if (lua_gettop(L) >= 2) {
+        lua_settop(L, 2);
+        lua_setiuservalue(L, 1, 1);
+        return 0;
+    }
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static const luaL_Reg dataset_methods[] = {
+    {"size", dataset_size},       {"shape", dataset_shape},
+    {"classes", dataset_classes}, {"image", dataset_image},
+    {"label", dataset_label},     {"class_counts", dataset_class_counts},
+    {"_subset", dataset_subset},  {"_info", dataset_info},
+    {"free", dataset_free},       {NULL, NULL},
+};
+
+/* ---------------------------------------------------------------------- Net */
+
+typedef struct {
+    ln_net *net;
+} net_ud;
+
+static net_ud *new_net_ud(lua_State *L)
+{
+    net_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->net = NULL;
+    luaL_setmetatable(L, NET_MT);
+    return u;
+}
+
+static ln_net *check_net(lua_State *L, int arg)
+{
+    net_ud *u = luaL_checkudata(L, arg, NET_MT);
+    if (!u->net) luaL_argerror(L, arg, "net has been freed");
+    return u->net;
+}
+
+static int net_free(lua_State *L)
+{
+    net_ud *u = luaL_checkudata(L, 1, NET_MT);
+    ln_net_free(u->net);
+    u->net = NULL;
+    return 0;
+}
+
+static const char *const layer_kind_names[] = {
+    "conv2d", "maxpool2d", "avgpool2d", "relu", "tanh", "sigmoid", "linear", "dropout",
+    "dropout2d", "flatten", "log_softmax", "batchnorm2d", "batchnorm1d", NULL,
+};
+
+/* A layer spec from a Lua table {kind = "conv2d", in_channels = 1, ...}; the Lua side
+ * has already checked the keys, this checks the values. */
+static ln_layer_spec read_layer_spec(lua_State *L, int t, int index)
+{
+    ln_layer_spec s;
+    memset(&s, 0, sizeof s);
+    lua_getfield(L, t, "kind");
+    int kind = -1;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        for (int k = 0; layer_kind_names[k]; k++)
+            if (!strcmp(layer_kind_names[k], lua_tostring(L, -1))) kind = k;
+    if (kind < 0) luaL_error(L, "layer %d: unknown kind '%s'", index, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    s.kind = (ln_layer_kind)kind;
+    const lua_Integer big = 1 << 24;
+    s.in_channels = (int)field_int(L, t, "in_channels", 0, 0, big);
+    if (s.kind == LN_BATCHNORM2D || s.kind == LN_BATCHNORM1D)
+        s.in_channels = (int)field_int(L, t, "features", s.in_channels, 0, big);
+    s.out_channels = (int)field_int(L, t, "out_channels", 0, 0, big);
+    s.in_features = (int)field_int(L, t, "in_features", 0, 0, big);
+    s.out_features = (int)field_int(L, t, "out_features", 0, 0, big);
+    s.kernel = (int)field_int(L, t, "kernel", 0, 0, 4096);
+    s.stride = (int)field_int(L, t, "stride", (s.kind == LN_CONV2D) ? 1 : s.kernel, 0, 4096);
+    if (s.stride == 0) s.stride = s.kernel;
+    s.padding = (int)field_int(L, t, "padding", 0, 0, 4096);
+    s.bias = field_bool(L, t, "bias", 1);
+    s.p = (float)field_num(L, t, "p", 0.5);
+    s.eps = (float)field_num(L, t, "eps", 1e-5);
+    s.momentum = (float)field_num(L, t, "momentum", 0.1);
+    return s;
+}
+
+/* core.net(layers, input_shape, seed) -> net; shape errors raise with the layer named */
+static int l_net(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ln_shape input = check_shape(L, 2, "input");
+    lua_Integer seed = luaL_optinteger(L, 3, 0);
+    lua_Integer count = luaL_len(L, 1);
+    if (count < 1 || count > 10000) return luaL_argerror(L, 1, "needs 1 to 10000 layers");
+    ln_layer_spec *specs = lua_newuserdatauv(L, sizeof *specs * (size_t)count, 0);
+    for (lua_Integer i = 0; i < count; i++) {
+        lua_geti(L, 1, i + 1);
+        if (!lua_istable(L, -1)) return luaL_error(L, "layer %d is not a layer (table expected)", (int)i + 1);
+        specs[i] = read_layer_spec(L, lua_gettop(L), (int)i + 1);
+        lua_pop(L, 1);
+    }
+    net_ud *u = new_net_ud(L);
+    ln_rng rng;
+    ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
+    ln_error err;
+    if (ln_net_create(&u->net, specs, (int)count, input, &rng, &err))
+        return luaL_error(L, "%s", err.msg);
+    return 1;
+}
+
+static int net_layer_count(lua_State *L)
+{
+    lua_pushinteger(L, ln_net_layer_count(check_net(L, 1)));
+    return 1;
+}
+
+/* net:layer(i) -> {kind, output = shape, params, flops, and the spec's fields} */
+static int net_layer(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    int i = (int)check_range(L, 2, "layer", 1, ln_net_layer_count(net)) - 1;
+    const ln_layer_spec *s = ln_net_layer_spec(net, i);
+    lua_newtable(L);
+    lua_pushstring(L, ln_layer_kind_name(s->kind));
+    lua_setfield(L, -2, "kind");
+    push_shape(L, ln_net_layer_output_shape(net, i));
+    lua_setfield(L, -2, "output");
+    push_shape(L, i ? ln_net_layer_output_shape(net, i - 1) : ln_net_input_shape(net));
+    lua_setfield(L, -2, "input");
+    lua_pushinteger(L, ln_net_layer_param_count(net, i));
+    lua_setfield(L, -2, "params");
+    lua_pushnumber(L, ln_net_layer_flops(net, i));
+    lua_setfield(L, -2, "flops");
+#define INT_FIELD(f)                                                                              \
+    do {                                                                                          \
+        lua_pushinteger(L, s->f);                                                                 \
+        lua_setfield(L, -2, #f);                                                                  \
+    } while (0)
+    switch (s->kind) {
+    case LN_CONV2D:
+        INT_FIELD(in_channels);
+        INT_FIELD(out_channels);
+        INT_FIELD(kernel);
+        INT_FIELD(stride);
+        INT_FIELD(padding);
+        lua_pushboolean(L, s->bias);
+        lua_setfield(L, -2, "bias");
+        break;
+    case LN_MAXPOOL2D:
+    case LN_AVGPOOL2D:
+        INT_FIELD(kernel);
+        INT_FIELD(stride);
+        break;
+    case LN_LINEAR:
+        INT_FIELD(in_features);
+        INT_FIELD(out_features);
+        lua_pushboolean(L, s->bias);
+        lua_setfield(L, -2, "bias");
+        break;
+    case LN_DROPOUT:
+    case LN_DROPOUT2D:
+        lua_pushnumber(L, s->p);
+        lua_setfield(L, -2, "p");
+        break;
+    case LN_BATCHNORM2D:
+    case LN_BATCHNORM1D:
+        lua_pushinteger(L, s->in_channels);
+        lua_setfield(L, -2, "features");
+        lua_pushnumber(L, s->eps);
+        lua_setfield(L, -2, "eps");
+        lua_pushnumber(L, s->momentum);
+        lua_setfield(L, -2, "momentum");
+        break;
+    default:
+        break;
+    }
+#undef INT_FIELD
+    return 1;
+}
+
+static int net_input_shape(lua_State *L)
+{
+    push_shape(L, ln_net_input_shape(check_net(L, 1)));
+    return 1;
+}
+
+static int net_output_shape(lua_State *L)
+{
+    push_shape(L, ln_net_output_shape(check_net(L, 1)));
+    return 1;
+}
+
+static int net_param_count(lua_State *L)
+{
+    lua_pushinteger(L, ln_net_param_count(check_net(L, 1)));
+    return 1;
+}
+
+/* net:flops() -> forward, backward FLOPs per sample */
+static int net_flops(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    lua_pushnumber(L, ln_net_forward_flops(net));
+    lua_pushnumber(L, ln_net_backward_flops(net));
+    return 2;
+}
+
+static ln_tensor layer_view(lua_State *L, ln_net *net, int layer_arg, int name_arg)
+{
+    int i = (int)check_range(L, layer_arg, "layer", 1, ln_net_layer_count(net)) - 1;
+    const char *name = luaL_checkstring(L, name_arg);
+    ln_tensor view;
+    ln_error err;
+    if (ln_net_layer_tensor(net, i, name, &view, &err)) luaL_argerror(L, name_arg, err.msg);
+    return view;
+}
+
+/* net:get(layer, name) -> a copy of the layer's "weight", "bias", "running_mean",
+ * "running_var", "weight_grad" or "bias_grad" */
+static int net_get(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_tensor view = layer_view(L, net, 2, 3);
+    ln_tensor *t = push_tensor(L, view.shape);
+    memcpy(t->data, view.data, sizeof(float) * (size_t)ln_shape_numel(view.shape));
+    return 1;
+}
+
+/* net:set(layer, name, tensor | flat list) */
+static int net_set(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_tensor view = layer_view(L, net, 2, 3);
+    int64_t n = ln_shape_numel(view.shape);
+    if (lua_istable(L, 4)) {
+        if (luaL_len(L, 4) != n)
+            return luaL_argerror(L, 4, lua_pushfstring(L, "needs %I numbers, got %I", (lua_Integer)n,
+                                                       luaL_len(L, 4)));
+        for (int64_t k = 0; k < n; k++) {
+            lua_geti(L, 4, k + 1);
+            int ok;
+            lua_Number v = lua_tonumberx(L, -1, &ok);
+            if (!ok) return luaL_argerror(L, 4, lua_pushfstring(L, "[%I] is not a number", (lua_Integer)k + 1));
+            view.data[k] = (float)v;
+            lua_pop(L, 1);
+        }
+        return 0;
+    }
+    ln_tensor *t = check_tensor(L, 4);
+    if (ln_shape_numel(t->shape) != n) {
+        char want[64], got[64];
+        ln_shape_format(view.shape, want, sizeof want);
+        ln_shape_format(t->shape, got, sizeof got);
+        return luaL_argerror(L, 4, lua_pushfstring(L, "shape %s expected, got %s", want, got));
+    }
+    memcpy(view.data, t->data, sizeof(float) * (size_t)n);
+    return 0;
+}
+
+/* net:_params() -> flat tensor copy of all parameters; net:_set_params(tensor) */
+static int net_params(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    int64_t n = ln_net_param_count(net);
+    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
+    memcpy(t->data, ln_net_params(net), sizeof(float) * (size_t)n);
+    return 1;
+}
+
+static int net_set_params(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_tensor *t = check_tensor(L, 2);
+    int64_t n = ln_net_param_count(net);
+    if (ln_shape_numel(t->shape) != n)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "needs %I parameters", (lua_Integer)n));
+    memcpy(ln_net_params(net), t->data, sizeof(float) * (size_t)n);
+    return 0;
+}
+
+/* Checks that x is batch x input (or a single input) and returns the batch. */
+static int input_batch(lua_State *L, ln_net *net, ln_tensor *x, int arg)
+{
+    int64_t per = ln_shape_numel(ln_net_input_shape(net));
+    int64_t n = ln_shape_numel(x->shape);
+    if (n % per != 0 || n == 0) {
+        char want[64], got[64];
+        ln_shape_format(ln_net_input_shape(net), want, sizeof want);
+        ln_shape_format(x->shape, got, sizeof got);
+        luaL_argerror(L, arg, lua_pushfstring(L, "input must be N x %s, got %s", want, got));
+    }
+    if (n / per > (1 << 20)) luaL_argerror(L, arg, "input batch is too large (max 2^20)");
+    return (int)(n / per);
+}
+
+/* net:forward(x [, training [, seed]]) -> output tensor (batch x output shape) */
+static int net_forward(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_tensor *x = check_tensor(L, 2);
+    int batch = input_batch(L, net, x, 2);
+    int training = lua_toboolean(L, 3);
+    lua_Integer seed = luaL_optinteger(L, 4, 0);
+    ln_rng rng;
+    ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_DROPOUT);
+    const float *out;
+    ln_error err;
+    if (ln_net_forward(net, x->data, batch, training, &rng, &out, &err))
+        return luaL_error(L, "forward: %s", err.msg);
+    ln_shape os = ln_net_output_shape(net);
+    int64_t dims[LN_MAX_DIMS] = {batch};
+    for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
+    int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
+    ln_tensor *y = push_tensor(L, ln_shape_make(nd, dims));
+    memcpy(y->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
+    return 1;
+}
+
+/* net:backward(dout) -> dx (same shape as the forward's input batch); the parameter
+ * gradients can then be read with net:get(i, "weight_grad") */
+static int net_backward(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_tensor *dout = check_tensor(L, 2);
+    ln_shape in = ln_net_input_shape(net);
+    int64_t per_out = ln_shape_numel(ln_net_output_shape(net));
+    int64_t n = ln_shape_numel(dout->shape);
+    if (n % per_out != 0) return luaL_argerror(L, 2, "output gradient does not fit the output shape");
+    int batch = (int)(n / per_out);
+    int64_t dims[LN_MAX_DIMS] = {batch};
+    for (int i = 0; i < in.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = in.dim[i];
+    ln_tensor *dx = push_tensor(L, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
+    ln_error err;
+    if (batch != ln_net_reserved_batch(net) && batch < 1)
+        return luaL_argerror(L, 2, "output gradient is empty");
+    if (ln_net_backward(net, dout->data, dx->data, &err)) return luaL_error(L, "backward: %s", err.msg);
+    return 1;
+}
+
+static const char *const loss_names[] = {"nll", "cross_entropy", "mse", NULL};
+static const char *const optim_names[] = {"sgd", "adam", "adamw", NULL};
+
+/* An optimizer spec from {kind = "sgd", lr = ..., ...} (keys checked by the Lua side). */
+static ln_optim_spec read_optim_spec(lua_State *L, int t)
+{
+    lua_getfield(L, t, "kind");
+    int kind = -1;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        for (int k = 0; optim_names[k]; k++)
+            if (!strcmp(optim_names[k], lua_tostring(L, -1))) kind = k;
+    if (kind < 0) luaL_error(L, "optimizer: unknown kind (valid: sgd, adam, adamw)");
+    lua_pop(L, 1);
+    ln_optim_spec s = kind == LN_OPT_SGD ? ln_sgd_spec(0.01, 0.0) : ln_adam_spec((ln_optim_kind)kind, 1e-3);
+    s.lr = field_num(L, t, "lr", s.lr);
+    s.momentum = field_num(L, t, "momentum", s.momentum);
+    s.dampening = field_num(L, t, "dampening", s.dampening);
+    s.weight_decay = field_num(L, t, "weight_decay", s.weight_decay);
+    s.nesterov = field_bool(L, t, "nesterov", s.nesterov);
+    lua_getfield(L, t, "betas");
+    if (lua_istable(L, -1)) {
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        if (!lua_isnumber(L, -2) || !lua_isnumber(L, -1))
+            luaL_error(L, "option 'betas': two numbers expected");
+        s.beta1 = lua_tonumber(L, -2);
+        s.beta2 = lua_tonumber(L, -1);
+        lua_pop(L, 2);
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "option 'betas': table of two numbers expected");
+    }
+    lua_pop(L, 1);
+    s.eps = field_num(L, t, "eps", s.eps);
+    ln_error err;
+    if (ln_optim_spec_check(&s, &err)) luaL_error(L, "%s", err.msg);
+    return s;
+}
+
+static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
+{
+    ln_train_config_defaults(cfg);
+    const char *loss = field_str(L, t, "loss", "nll");
+    int k = -1;
+    for (int i = 0; loss_names[i]; i++)
+        if (!strcmp(loss, loss_names[i])) k = i;
+    if (k < 0) luaL_error(L, "option 'loss': unknown loss '%s' (valid: nll, cross_entropy, mse)", loss);
+    cfg->loss = (ln_loss_kind)k;
+    lua_getfield(L, t, "optimizer");
+    if (!lua_istable(L, -1)) luaL_error(L, "option 'optimizer': table expected");
+    cfg->optim = read_optim_spec(L, lua_gettop(L));
+    lua_pop(L, 1);
+    cfg->batch = (int)field_int(L, t, "batch", 64, 1, 1 << 20);
+    cfg->iterations = field_int(L, t, "iterations", 1, 1, (lua_Integer)1 << 32);
+    const char *unit = field_str(L, t, "unit", "epoch");
+    if (!strcmp(unit, "epoch"))
+        cfg->unit = LN_UNIT_EPOCH;
+    else if (!strcmp(unit, "step"))
+        cfg->unit = LN_UNIT_STEP;
+    else
+        luaL_error(L, "option 'unit' must be \"epoch\" or \"step\" (got \"%s\")", unit);
+    cfg->shuffle = field_bool(L, t, "shuffle", 1);
+    lua_getfield(L, t, "seed");
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        cfg->seed = (uint64_t)lua_tointegerx(L, -1, &ok);
+        if (!ok) luaL_error(L, "option 'seed': integer expected");
+    }
+    lua_pop(L, 1);
+}
+
+static void push_history(lua_State *L, const ln_history *h)
+{
+    lua_createtable(L, 0, 8);
+    lua_createtable(L, (int)h->iterations, 0);
+    for (int64_t i = 0; i < h->iterations; i++) {
+        lua_pushnumber(L, h->loss[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "loss");
+    lua_createtable(L, (int)h->steps, 0);
+    for (int64_t i = 0; i < h->steps; i++) {
+        lua_pushnumber(L, h->step_loss[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "step_loss");
+    lua_pushinteger(L, h->iterations);
+    lua_setfield(L, -2, "iterations");
+    lua_pushinteger(L, h->steps);
+    lua_setfield(L, -2, "steps");
+    lua_pushinteger(L, h->samples);
+    lua_setfield(L, -2, "samples");
+    lua_pushnumber(L, h->seconds);
+    lua_setfield(L, -2, "seconds");
+    lua_pushnumber(L, h->seconds > 0 ? (double)h->samples / h->seconds : 0.0);
+    lua_setfield(L, -2, "samples_per_second");
+    lua_pushboolean(L, h->diverged);
+    lua_setfield(L, -2, "diverged");
+    lua_pushboolean(L, h->interrupted);
+    lua_setfield(L, -2, "interrupted");
+}
+
+/* Progress from ln_train: calls the Lua function at stack index `fn` with a table. */
+typedef struct {
+    lua_State *L;
+    int fn;
+    int failed;
+} lua_progress;
+
+static int call_progress(lua_State *L, int fn, int nfields, const char *const *keys, const double *vals)
+{
+    lua_pushvalue(L, fn);
+    lua_createtable(L, 0, nfields);
+    for (int i = 0; i < nfields; i++) {
+        lua_pushnumber(L, vals[i]);
+        lua_setfield(L, -2, keys[i]);
+    }
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1); /* a broken progress callback must not lose the run */
+        return 0;
+    }
+    int stop = lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+static int train_progress(void *user, const ln_progress *p)
+{
+    lua_progress *lp = user;
+    static const char *const keys[] = {"iteration", "iterations", "step", "samples", "loss", "seconds"};
+    double vals[] = {(double)p->iteration, (double)p->iterations, (double)p->step,
+                     (double)p->samples, p->loss, p->seconds};
+    return call_progress(lp->L, lp->fn, 6, keys, vals);
+}
+
+/* net:_train(data, config [, progress_fn]) -> history table */
+static int net_train(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_dataset *data = check_dataset(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    ln_train_config cfg;
+    read_train_config(L, 3, &cfg);
+    lua_progress lp = {L, 4, 0};
+    if (lua_isfunction(L, 4)) {
+        cfg.on_iteration = train_progress;
+        cfg.user = &lp;
+    }
+    cfg.stop = &interrupt_flag;
+    ln_history h;
+    ln_error err;
+    sigint_guard g;
+    sigint_catch(&g);
+    ln_status st = ln_train(net, data, &cfg, &h, &err);
+    sigint_restore(&g);
+    if (st) return luaL_error(L, "train: %s", err.msg);
+    push_history(L, &h);
+    ln_history_release(&h);
+    return 1;
+}
+
+/* net:_evaluate(data, loss, batch) -> loss, accuracy */
+static int net_evaluate(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    ln_dataset *data = check_dataset(L, 2);
+    int loss = luaL_checkoption(L, 3, "nll", loss_names);
+    int batch = (int)luaL_optinteger(L, 4, 1000);
+    if (batch < 1) return luaL_argerror(L, 4, "batch must be >= 1");
+    double l, acc;
+    ln_error err;
+    if (ln_evaluate(net, data, (ln_loss_kind)loss, batch, &l, &acc, &err))
+        return luaL_error(L, "evaluate: %s", err.msg);
+    lua_pushnumber(L, l);
+    lua_pushnumber(L, acc);
+    return 2;
+}
+
+static int net_clone(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    net_ud *u = new_net_ud(L);
+    ln_error err;
+    if (ln_net_clone(net, &u->net, &err)) return luaL_error(L, "clone: %s", err.msg);
+    return 1;
+}
+
+/* net:init(seed): re-draw all parameters as PyTorch's defaults from the seed */
+static int net_init(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    lua_Integer seed = luaL_checkinteger(L, 2);
+    ln_rng rng;
+    ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
+    ln_net_init_params(net, &rng);
+    return 0;
+}
+
+static int net_use_reference(lua_State *L)
+{
+    ln_net_use_reference_kernels(check_net(L, 1), lua_toboolean(L, 2));
+    return 0;
+}
+
+/* net:save(path) -> true | nil, msg */
+static int net_save(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    ln_error err;
+    if (ln_net_save(net, path, &err)) return push_fail(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.load(path) -> net | nil, msg */
+static int l_load(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    net_ud *u = new_net_ud(L);
+    ln_error err;
+    if (ln_net_load(path, &u->net, &err)) return push_fail(L, &err);
+    return 1;
+}
+
+static int net_info(lua_State *L)
+{
+    luaL_checkudata(L, 1, NET_MT);
+    if (lua_gettop(L) >= 2) {
+        lua_settop(L, 2);
+        lua_setiuservalue(L, 1, 1);
+        return 0;
+    }
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static const luaL_Reg net_methods[] = {
+    {"layer_count", net_layer_count},   {"layer", net_layer},
+    {"input_shape", net_input_shape},   {"output_shape", net_output_shape},
+    {"param_count", net_param_count},   {"flops", net_flops},
+    {"get", net_get},                   {"set", net_set},
+    {"_params", net_params},            {"_set_params", net_set_params},
+    {"forward", net_forward},           {"backward", net_backward},
+    {"_train", net_train},              {"_evaluate", net_evaluate},
+    {"clone", net_clone},               {"init", net_init},
+    {"use_reference_kernels", net_use_reference},
+    {"save", net_save},                 {"_info", net_info},
+    {"free", net_free},                 {NULL, NULL},
+};
+
+/* ------------------------------------------------------------------- losses */
+
+/* core.loss(kind, pred, labels | nil, targets | nil) -> loss, grad tensor */
+static int l_loss(lua_State *L)
+{
+    int kind = luaL_checkoption(L, 1, NULL, loss_names);
+    ln_tensor *pred = check_tensor(L, 2);
+    if (pred->shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");
+    int batch = (int)pred->shape.dim[0], classes = (int)pred->shape.dim[1];
+    int32_t *labels = NULL;
+    const float *targets = NULL;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_argexpected(L, lua_istable(L, 3), 3, "table (labels)");
+        if (luaL_len(L, 3) != batch)
+            return luaL_argerror(L, 3, lua_pushfstring(L, "needs %d labels (one per row of pred)", batch));
+        labels = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)batch, 0);
+        for (int i = 0; i < batch; i++) {
+            lua_geti(L, 3, i + 1);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok || v < INT32_MIN || v > INT32_MAX)
+                return luaL_argerror(L, 3, lua_pushfstring(L, "labels[%d] is not an integer", i + 1));
+            labels[i] = (int32_t)v;
+            lua_pop(L, 1);
+        }
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        ln_tensor *t = check_tensor(L, 4);
+        if (!ln_shape_equal(t->shape, pred->shape)) return luaL_argerror(L, 4, "targets must have pred's shape");
+        targets = t->data;
+    }
+    if (!labels && !(kind == LN_LOSS_MSE && targets))
+        return luaL_argerror(L, 3, "labels expected");
+    ln_tensor *grad = push_tensor(L, pred->shape);
+    double loss;
+    ln_error err;
+    if (ln_loss((ln_loss_kind)kind, pred->data, batch, classes, labels, targets, &loss, grad->data, &err))
+        return luaL_error(L, "loss: %s", err.msg);
+    lua_pushnumber(L, loss);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* --------------------------------------------------------------- Optimizer */
+
+typedef struct {
+    ln_optim opt;
+    int live;
+} optim_ud;
+
+static optim_ud *check_optim(lua_State *L, int arg)
+{
+    optim_ud *u = luaL_checkudata(L, arg, OPTIM_MT);
+    if (!u->live) luaL_argerror(L, arg, "optimizer has been freed");
+    return u;
+}
+
+static int optim_free(lua_State *L)
+{
+    optim_ud *u = luaL_checkudata(L, 1, OPTIM_MT);
+    ln_optim_release(&u->opt);
+    u->live = 0;
+    return 0;
+}
+
+/* core.optimizer(spec, count) */
+static int l_optimizer(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer count = check_range(L, 2, "count", 1, (lua_Integer)1 << 31);
+    ln_optim_spec s = read_optim_spec(L, 1);
+    optim_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, OPTIM_MT);
+    ln_error err;
+    if (ln_optim_init(&u->opt, &s, count, &err)) return luaL_error(L, "%s", err.msg);
+    u->live = 1;
+    return 1;
+}
+
+/* opt:step(params, grads): updates the params tensor in place */
+static int optim_step(lua_State *L)
+{
+    optim_ud *u = check_optim(L, 1);
+    ln_tensor *p = check_tensor(L, 2);
+    ln_tensor *g = check_tensor(L, 3);
+    if (ln_shape_numel(p->shape) != u->opt.count)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "needs %I parameters", (lua_Integer)u->opt.count));
+    if (ln_shape_numel(g->shape) != u->opt.count)
+        return luaL_argerror(L, 3, lua_pushfstring(L, "needs %I gradients", (lua_Integer)u->opt.count));
+    ln_optim_step(&u->opt, p->data, g->data);
+    return 0;
+}
+
+static int optim_reset(lua_State *L)
+{
+    ln_optim_reset(&check_optim(L, 1)->opt);
+    return 0;
+}
+
+static int optim_steps(lua_State *L)
+{
+    lua_pushinteger(L, check_optim(L, 1)->opt.steps);
+    return 1;
+}
+
+static int optim_tostring(lua_State *L)
+{
+    optim_ud *u = luaL_checkudata(L, 1, OPTIM_MT);
+    if (!u->live) {
+        lua_pushliteral(L, "optimizer (freed)");
+        return 1;
+    }
+    const ln_optim_spec *s = &u->opt.spec;
+    if (s->kind == LN_OPT_SGD)
+        lua_pushfstring(L, "sgd{lr=%f, momentum=%f} over %I parameters, %I steps", s->lr, s->momentum,
+                        (lua_Integer)u->opt.count, (lua_Integer)u->opt.steps);
+    else
+        lua_pushfstring(L, "%s{lr=%f} over %I parameters, %I steps", ln_optim_name(s->kind), s->lr,
+                        (lua_Integer)u->opt.count, (lua_Integer)u->opt.steps);
+    return 1;
+}
+
+static const luaL_Reg optim_methods[] = {
+    {"step", optim_step}, {"reset", optim_reset}, {"steps", optim_steps}, {"free", optim_free}, {NULL, NULL},
+};
+
+/* -------------------------------------------------------------------- runs */
+
+typedef struct {
+    lua_State *L;
+    int fn;
+} runs_progress_ctx;
+
+static int runs_progress(void *user, const ln_runs_progress *p)
+{
+    runs_progress_ctx *c = user;
+    static const char *const keys[] = {"runs_done", "runs_total", "iterations_done",
+                                       "iterations_total", "samples", "seconds"};
+    double vals[] = {p->runs_done, p->runs_total, (double)p->iterations_done,
+                     (double)p->iterations_total, (double)p->samples, p->seconds};
+    return call_progress(c->L, c->fn, 6, keys, vals);
+}
+
+/* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them. */
+typedef struct {
+    ln_run_result *r;
+    int n;
+} results_ud;
+
+static void results_release(results_ud *u)
+{
+    if (u->r) {
+        for (int i = 0; i < u->n; i++) ln_history_release(&u->r[i].hist);
+        ln_dealloc(u->r);
+    }
+    u->r = NULL;
+}
+
+static int results_gc(lua_State *L)
+{
+    results_release(lua_touserdata(L, 1));
+    return 0;
+}
+
+/* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
+ *           progress=fn} -> list of run tables, interrupted flag */
+static int l_runs(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "net");
+    ln_net *net = check_net(L, -1);
+    lua_getfield(L, 1, "data");
+    ln_dataset *data = check_dataset(L, -1);
+    lua_getfield(L, 1, "test");
+    ln_dataset *test = lua_isnil(L, -1) ? NULL : check_dataset(L, -1);
+    lua_getfield(L, 1, "train");
+    luaL_checktype(L, -1, LUA_TTABLE);
+    ln_runs_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    read_train_config(L, lua_gettop(L), &cfg.train);
+    cfg.template_net = net;
+    cfg.data = data;
+    cfg.test = test;
+    cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
+    cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
+    int *only = NULL;
+    lua_getfield(L, 1, "only");
+    if (lua_istable(L, -1)) {
+        only = lua_newuserdatauv(L, sizeof(int) * (size_t)cfg.runs, 0);
+        for (int i = 0; i < cfg.runs; i++) {
+            lua_geti(L, -2, i + 1);
+            only[i] = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        cfg.only = only;
+    }
+    lua_getfield(L, 1, "progress");
+    runs_progress_ctx pc = {L, lua_gettop(L)};
+    if (lua_isfunction(L, -1)) {
+        cfg.on_progress = runs_progress;
+        cfg.user = &pc;
+    }
+    results_ud *ru = lua_newuserdatauv(L, sizeof *ru, 0);
+    ru->r = NULL;
+    ru->n = 0;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, results_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    ru->r = ln_alloc_zeroed((size_t)cfg.runs, sizeof *ru->r);
+    if (!ru->r) return luaL_error(L, "runs: out of memory");
+    ru->n = cfg.runs;
+    cfg.train.stop = &interrupt_flag;
+    ln_error err;
+    sigint_guard g;
+    sigint_catch(&g);
+    ln_status st = ln_runs(&cfg, ru->r, &err);
+    sigint_restore(&g);
+    if (st) {
+        results_release(ru);
+        return luaL_error(L, "runs: %s", err.msg);
+    }
+    lua_createtable(L, cfg.runs, 0);
+    for (int i = 0; i < cfg.runs; i++) {
+        ln_run_result *r = &ru->r[i];
+        if (only && !only[i]) {
+            lua_pushboolean(L, 0);
+        } else {
+            push_history(L, &r->hist);
+            lua_pushinteger(L, (lua_Integer)r->seed);
+            lua_setfield(L, -2, "seed");
+            lua_pushboolean(L, r->done);
+            lua_setfield(L, -2, "done");
+            if (!isnan(r->test_loss)) {
+                lua_pushnumber(L, r->test_loss);
+                lua_setfield(L, -2, "test_loss");
+                lua_pushnumber(L, r->test_accuracy);
+                lua_setfield(L, -2, "test_accuracy");
+            }
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushboolean(L, interrupt_flag);
+    results_release(ru);
+    return 2;
+}
+
+/* -------------------------------------------------------------------- misc */
+
+/* core.idx_read(path) -> {type=, dims={...}, count=} | nil, msg */
+static int l_idx_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    ln_idx idx;
+    ln_error err;
+    if (ln_idx_read(path, &idx, &err)) return push_fail(L, &err);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, idx.type);
+    lua_setfield(L, -2, "type");
+    lua_createtable(L, idx.ndim, 0);
+    for (int i = 0; i < idx.ndim; i++) {
+        lua_pushinteger(L, idx.dim[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "dims");
+    lua_pushinteger(L, (lua_Integer)idx.count);
+    lua_setfield(L, -2, "count");
+    if (idx.type == 0x08 && idx.count <= 4096) { /* small files: the bytes too, for tests */
+        lua_createtable(L, (int)idx.count, 0);
+        for (size_t i = 0; i < idx.count; i++) {
+            lua_pushinteger(L, idx.data[i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, "data");
+    }
+    ln_idx_release(&idx);
+    return 1;
+}
+
+static int l_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_optinteger(L, 1, 2);
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
+
+static int l_cpu_count(lua_State *L)
+{
+    lua_pushinteger(L, ln_cpu_count());
+    return 1;
+}
+
+/* core.alloc_fail_after(n): test hook, makes engine allocations fail after n more */
+static int l_alloc_fail_after(lua_State *L)
+{
+    lua_pushinteger(L, ln_alloc_fail_after((long)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                           lua_CFunction gc, lua_CFunction tostring, lua_CFunction index)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "methods");
+    if (index) {
+        lua_pop(L, 1);
+        lua_pushcfunction(L, index);
+    }
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+    if (tostring) {
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+}
+
+static const luaL_Reg functions[] = {
+    {"tensor", l_tensor},
+    {"dataset_load", l_dataset_load},
+    {"dataset_from", l_dataset_from},
+    {"net", l_net},
+    {"load", l_load},
+    {"loss", l_loss},
+    {"optimizer", l_optimizer},
+    {"runs", l_runs},
+    {"idx_read", l_idx_read},
+    {"isatty", l_isatty},
+    {"cpu_count", l_cpu_count},
+    {"alloc_fail_after", l_alloc_fail_after},
+    {NULL, NULL},
+};
+
+int luaopen_lunet_core(lua_State *L)
+{
+    luaL_newlib(L, functions);
+    register_class(L, TENSOR_MT, tensor_methods, tensor_free, tensor_tostring, tensor_index);
+    lua_pushcfunction(L, tensor_len);
+    lua_setfield(L, -2, "__len");
+    lua_setfield(L, -2, "Tensor");
+    register_class(L, DATASET_MT, dataset_methods, dataset_free, NULL, NULL);
+    lua_pushcfunction(L, dataset_size);
+    lua_setfield(L, -2, "__len");
+    lua_setfield(L, -2, "Dataset");
+    register_class(L, NET_MT, net_methods, net_free, NULL, NULL);
+    lua_setfield(L, -2, "Net");
+    register_class(L, OPTIM_MT, optim_methods, optim_free, optim_tostring, NULL);
+    lua_setfield(L, -2, "Optimizer");
+    lua_pushstring(L, LUNET_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushinteger(L, LUNET_ENGINE_REVISION);
+    lua_setfield(L, -2, "engine_revision");
+    return 1;
+}

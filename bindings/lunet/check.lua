@@ -1,0 +1,96 @@
+--- lunet.check: argument and option-table checking with errors that name the
+-- function, the argument and what was expected. Errors are raised at the caller of
+-- the public function (level 3 from here).
+local check = {}
+
+local function fail(msg) error(msg, 4) end
+
+local function describe(v)
+  if type(v) == "number" then return tostring(v) end
+  if type(v) == "string" then return ("%q"):format(v) end
+  return type(v)
+end
+
+local function is_int(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v and math.abs(v) < 2^53) end
+
+-- Validators for option kinds: return nil when fine, or what was expected.
+local kinds = {
+  any = function() end,
+  string = function(v) if type(v) ~= "string" then return "a string" end end,
+  boolean = function(v) if type(v) ~= "boolean" then return "a boolean" end end,
+  table = function(v) if type(v) ~= "table" then return "a table" end end,
+  userdata = function(v) if type(v) ~= "userdata" then return "a userdata" end end,
+  ["function"] = function(v) if type(v) ~= "function" then return "a function" end end,
+  number = function(v) if type(v) ~= "number" or v ~= v then return "a number" end end,
+  integer = function(v) if not is_int(v) then return "an integer" end end,
+  positive_int = function(v) if not is_int(v) or v < 1 then return "a positive integer" end end,
+  nonneg_int = function(v) if not is_int(v) or v < 0 then return "an integer >= 0" end end,
+  positive_number = function(v)
+    if type(v) ~= "number" or not (v > 0) or v == math.huge then return "a finite number > 0" end
+  end,
+  nonneg_number = function(v)
+    if type(v) ~= "number" or not (v >= 0) or v == math.huge then return "a finite number >= 0" end
+  end,
+  unit_number = function(v)
+    if type(v) ~= "number" or not (v >= 0 and v <= 1) then return "a number in [0, 1]" end
+  end,
+}
+check.kinds = kinds
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+--- Checks an option table against {key = kind}; nil becomes {}. Integral floats are
+-- turned into integers so the engine sees integers.
+function check.options(fname, argn, opts, spec)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    fail(("%s: argument #%d must be an option table, got %s"):format(fname, argn, type(opts)))
+  end
+  local out = {}
+  for k, v in pairs(opts) do
+    local kind = spec[k]
+    if kind == nil then
+      fail(("%s: unknown option '%s' (valid: %s)"):format(fname, tostring(k),
+        table.concat(sorted_keys(spec), ", ")))
+    end
+    local expected = kinds[kind](v)
+    if expected then
+      fail(("%s: option '%s' must be %s, got %s"):format(fname, k, expected, describe(v)))
+    end
+    if (kind == "integer" or kind == "positive_int" or kind == "nonneg_int") and math.type(v) == "float" then
+      v = math.tointeger(v)
+    end
+    out[k] = v
+  end
+  return out
+end
+
+local function check_value(kind, fname, argn, name, v)
+  local expected = kinds[kind](v)
+  if expected then
+    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, expected, describe(v)))
+  end
+end
+
+function check.positive_int(fname, argn, name, v) check_value("positive_int", fname, argn, name, v) end
+function check.integer(fname, argn, name, v) check_value("integer", fname, argn, name, v) end
+
+function check.number_in(fname, argn, name, v, lo, hi)
+  if type(v) ~= "number" or not (v >= lo and v <= hi) then
+    fail(("%s: argument #%d (%s) must be a number in [%s, %s], got %s"):format(fname, argn, name,
+      lo, hi, describe(v)))
+  end
+end
+
+function check.arg_type(fname, argn, name, v, want)
+  if type(v) ~= want then
+    fail(("%s: argument #%d (%s) must be a %s, got %s"):format(fname, argn, name, want, type(v)))
+  end
+end
+
+return check

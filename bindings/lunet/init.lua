@@ -1,0 +1,510 @@
+--- lunet: CNN training in C, driven from Lua 5.4.
+-- The C engine lives in lunet.core; this file builds the public API on top of it:
+-- layer constructors, nets, datasets, optimizers, training and evaluation.
+-- Experiments, statistics, result files and plots are in lunet.experiment and the
+-- modules it uses.
+local core = require("lunet.core")
+local check = require("lunet.check")
+
+local lunet = {
+  version = core.version,
+  engine_revision = core.engine_revision,
+  core = core,
+}
+
+local Net = core.Net.methods
+local Dataset = core.Dataset.methods
+
+-- ----------------------------------------------------------------- layers
+
+local function layer_meta_tostring(l)
+  local parts = {}
+  for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
+    "kernel", "stride", "padding", "p", "bias" }) do
+    if l[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(l[k]) end
+  end
+  return l.kind .. "(" .. table.concat(parts, ", ") .. ")"
+end
+local Layer = { __tostring = layer_meta_tostring, __name = "lunet.Layer" }
+
+local function layer(t) return setmetatable(t, Layer) end
+
+--- conv2d(in_channels, out_channels, kernel [, {stride=1, padding=0, bias=true}])
+function lunet.conv2d(in_channels, out_channels, kernel, opts)
+  local f = "lunet.conv2d"
+  check.positive_int(f, 1, "in_channels", in_channels)
+  check.positive_int(f, 2, "out_channels", out_channels)
+  check.positive_int(f, 3, "kernel", kernel)
+  opts = check.options(f, 4, opts, { stride = "positive_int", padding = "nonneg_int", bias = "boolean" })
+  return layer { kind = "conv2d", in_channels = in_channels, out_channels = out_channels,
+    kernel = kernel, stride = opts.stride or 1, padding = opts.padding or 0,
+    bias = opts.bias ~= false }
+end
+
+local function pool(kind)
+  return function(kernel, stride)
+    local f = "lunet." .. kind
+    check.positive_int(f, 1, "kernel", kernel)
+    if stride ~= nil then check.positive_int(f, 2, "stride", stride) end
+    return layer { kind = kind, kernel = kernel, stride = stride or kernel }
+  end
+end
+--- maxpool2d(kernel [, stride = kernel])
+lunet.maxpool2d = pool("maxpool2d")
+--- avgpool2d(kernel [, stride = kernel])
+lunet.avgpool2d = pool("avgpool2d")
+
+--- linear(in_features, out_features [, {bias=true}])
+function lunet.linear(in_features, out_features, opts)
+  local f = "lunet.linear"
+  check.positive_int(f, 1, "in_features", in_features)
+  check.positive_int(f, 2, "out_features", out_features)
+  opts = check.options(f, 3, opts, { bias = "boolean" })
+  return layer { kind = "linear", in_features = in_features, out_features = out_features,
+    bias = opts.bias ~= false }
+end
+
+local function simple(kind)
+  return function(...)
+    if select("#", ...) > 0 then
+      error(("lunet.%s: takes no arguments"):format(kind), 2)
+    end
+    return layer { kind = kind }
+  end
+end
+lunet.relu = simple("relu")
+lunet.tanh = simple("tanh")
+lunet.sigmoid = simple("sigmoid")
+lunet.flatten = simple("flatten")
+lunet.log_softmax = simple("log_softmax")
+
+local function dropout(kind)
+  return function(p)
+    local f = "lunet." .. kind
+    if p == nil then p = 0.5 end
+    check.number_in(f, 1, "p", p, 0, 1)
+    return layer { kind = kind, p = p }
+  end
+end
+--- dropout(p = 0.5): zeroes elements with probability p in training
+lunet.dropout = dropout("dropout")
+--- dropout2d(p = 0.5): zeroes whole channels with probability p in training
+lunet.dropout2d = dropout("dropout2d")
+
+local function batchnorm(kind)
+  return function(features, opts)
+    local f = "lunet." .. kind
+    check.positive_int(f, 1, "features", features)
+    opts = check.options(f, 2, opts, { eps = "positive_number", momentum = "unit_number" })
+    return layer { kind = kind, features = features, eps = opts.eps or 1e-5,
+      momentum = opts.momentum or 0.1 }
+  end
+end
+lunet.batchnorm2d = batchnorm("batchnorm2d")
+lunet.batchnorm1d = batchnorm("batchnorm1d")
+
+-- ------------------------------------------------------------------- nets
+
+--- sequential{layer, layer, ..., input = {1, 28, 28}, seed = 0}
+-- Builds a net, inferring every layer's shape; parameters start as PyTorch's defaults
+-- drawn from `seed`. A shape mismatch is an error naming the layer and both shapes.
+function lunet.sequential(t)
+  local f = "lunet.sequential"
+  check.arg_type(f, 1, "layers", t, "table")
+  local layers = {}
+  for k, v in pairs(t) do
+    if math.type(k) == "integer" then
+      if getmetatable(v) ~= Layer then
+        error(("%s: element %d is not a layer (got %s; use lunet.conv2d(...) etc.)")
+          :format(f, k, type(v)), 2)
+      end
+    elseif k ~= "input" and k ~= "seed" then
+      error(("%s: unknown option '%s' (valid: input, seed, and the layers as list items)")
+        :format(f, tostring(k)), 2)
+    end
+  end
+  for i = 1, #t do layers[i] = t[i] end
+  if #layers == 0 then error(f .. ": needs at least one layer", 2) end
+  local input = t.input or { 1, 28, 28 }
+  check.arg_type(f, 1, "input", input, "table")
+  local seed = t.seed or 0
+  check.integer(f, 1, "seed", seed)
+  local ok, net = pcall(core.net, layers, input, seed)
+  if not ok then error(f .. ": " .. tostring(net):gsub("^.-lunet%.core%.?%w*: ", ""), 2) end
+  return net
+end
+
+--- A copy of every parameter tensor: list of {layer = i, name = "weight"|"bias", tensor = t}.
+function Net:parameters()
+  local list = {}
+  for i = 1, self:layer_count() do
+    for _, name in ipairs({ "weight", "bias" }) do
+      local ok, t = pcall(self.get, self, i, name)
+      if ok then list[#list + 1] = { layer = i, name = name, tensor = t } end
+    end
+  end
+  return list
+end
+
+--- The gradient of the last backward pass, like Net:parameters().
+function Net:gradients()
+  local list = {}
+  for _, p in ipairs(self:parameters()) do
+    list[#list + 1] = { layer = p.layer, name = p.name, tensor = self:get(p.layer, p.name .. "_grad") }
+  end
+  return list
+end
+
+--- Sets parameters from a list like Net:parameters() returns.
+function Net:set_parameters(list)
+  check.arg_type("net:set_parameters", 1, "list", list, "table")
+  for _, p in ipairs(list) do self:set(p.layer, p.name, p.tensor) end
+end
+
+local function fmt_count(n)
+  if n >= 1e6 then return ("%.2fM"):format(n / 1e6) end
+  if n >= 1e4 then return ("%.1fk"):format(n / 1e3) end
+  return tostring(math.tointeger(n) or n)
+end
+
+local function fmt_shape(s) return table.concat(s, "x") end
+
+local net_meta = core.Net
+net_meta.__tostring = function(self)
+  local ok, count = pcall(self.layer_count, self)
+  if not ok then return "net (freed)" end
+  local lines = { ("net: %d layers, input %s"):format(count, fmt_shape(self:input_shape())) }
+  lines[#lines + 1] = ("  %-3s %-12s %-34s %-12s %9s %10s"):format("#", "layer", "options", "output",
+    "params", "MFLOPs")
+  for i = 1, count do
+    local l = self:layer(i)
+    local opts = {}
+    for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
+      "kernel", "stride", "padding", "p" }) do
+      if l[k] ~= nil then opts[#opts + 1] = ("%s=%s"):format(k:gsub("_channels", ""):gsub("_features", ""), l[k]) end
+    end
+    if l.bias == false then opts[#opts + 1] = "bias=false" end
+    lines[#lines + 1] = ("  %-3d %-12s %-34s %-12s %9s %10s"):format(i, l.kind,
+      table.concat(opts, " "), fmt_shape(l.output), l.params > 0 and fmt_count(l.params) or "-",
+      l.flops > 0 and ("%.3f"):format(l.flops / 1e6) or "-")
+  end
+  local fwd, bwd = self:flops()
+  lines[#lines + 1] = ("  parameters %s; per sample %.3f MFLOP forward, %.3f backward"):format(
+    fmt_count(self:param_count()), fwd / 1e6, bwd / 1e6)
+  return table.concat(lines, "\n")
+end
+
+-- ------------------------------------------------------------ optimizers
+
+local Optimizer = { __name = "lunet.OptimizerSpec" }
+Optimizer.__index = Optimizer
+Optimizer.__tostring = function(o)
+  local parts = {}
+  for _, k in ipairs({ "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps" }) do
+    local v = o[k]
+    if v ~= nil then
+      if type(v) == "table" then v = "{" .. table.concat(v, ", ") .. "}" end
+      parts[#parts + 1] = k .. "=" .. tostring(v)
+    end
+  end
+  return o.kind .. "{" .. table.concat(parts, ", ") .. "}"
+end
+
+local optim_keys = {
+  sgd = { lr = "positive_number", momentum = "nonneg_number", dampening = "number",
+    nesterov = "boolean", weight_decay = "nonneg_number" },
+  adam = { lr = "positive_number", betas = "table", eps = "positive_number",
+    weight_decay = "nonneg_number" },
+}
+optim_keys.adamw = optim_keys.adam
+
+local function optimizer(kind)
+  return function(opts)
+    local f = "lunet." .. kind
+    opts = check.options(f, 1, opts, optim_keys[kind])
+    local o = { kind = kind }
+    for k, v in pairs(opts) do o[k] = v end
+    if kind == "sgd" then
+      o.lr = o.lr or 0.01
+      o.momentum = o.momentum or 0
+    else
+      o.lr = o.lr or 1e-3
+      if o.betas ~= nil then
+        local b = o.betas
+        if #b ~= 2 or type(b[1]) ~= "number" or type(b[2]) ~= "number"
+          or b[1] < 0 or b[1] >= 1 or b[2] < 0 or b[2] >= 1 then
+          error(f .. ": option 'betas' must be two numbers in [0, 1)", 2)
+        end
+      end
+    end
+    -- The engine checks combinations (nesterov needs momentum and no dampening).
+    local ok, err = pcall(core.optimizer, o, 1)
+    if not ok then error(f .. ": " .. tostring(err), 2) end
+    return setmetatable(o, Optimizer)
+  end
+end
+--- sgd{lr = 0.01, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0}
+lunet.sgd = optimizer("sgd")
+--- adam{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0}
+lunet.adam = optimizer("adam")
+--- adamw{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01}
+lunet.adamw = optimizer("adamw")
+
+--- An optimizer spec from a spec object or a list form {"sgd", lr = ...}.
+function lunet.optimizer_spec(o, fname, level)
+  level = (level or 1) + 1
+  if getmetatable(o) == Optimizer then return o end
+  if type(o) ~= "table" then
+    error(("%s: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got %s")
+      :format(fname, type(o)), level)
+  end
+  local kind = o[1] or o.kind
+  if not optim_keys[kind] then
+    error(("%s: unknown optimizer '%s' (valid: adam, adamw, sgd)"):format(fname, tostring(kind)), level)
+  end
+  local opts = {}
+  for k, v in pairs(o) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
+  local ok, spec = pcall(lunet[kind], opts)
+  if not ok then error(tostring(spec):gsub("^[^:]*:%d+: ", ""), level) end
+  return spec
+end
+
+--- An engine-side optimizer over n parameters: opt:step(params_tensor, grads_tensor).
+function lunet.optimizer(spec, n)
+  spec = lunet.optimizer_spec(spec, "lunet.optimizer", 2)
+  check.positive_int("lunet.optimizer", 2, "n", n)
+  return core.optimizer(spec, n)
+end
+
+-- ----------------------------------------------------------------- tensors
+
+--- tensor(shape) -> zeros; tensor(data, shape) -> from a flat list; tensor(data) -> 1-D
+function lunet.tensor(a, b)
+  if b == nil and type(a) == "table" and type(a[1]) == "number" and a.shape == nil then
+    -- a flat list of numbers: a vector, unless it looks like a shape and b is absent
+    return core.tensor({ #a }, a)
+  end
+  if b == nil then return core.tensor(a) end
+  return core.tensor(b, a)
+end
+
+--- loss(kind, pred, labels | targets) -> value, gradient tensor
+-- kind: "nll" (pred are log-probabilities), "cross_entropy" (raw scores), "mse".
+function lunet.loss(kind, pred, labels)
+  if getmetatable(labels) == core.Tensor then return core.loss(kind, pred, nil, labels) end
+  return core.loss(kind, pred, labels)
+end
+
+-- ---------------------------------------------------------------- datasets
+
+local lfs = require("lfs")
+
+local function exists(path) return lfs.attributes(path, "mode") == "file" end
+
+local mnist_files = {
+  train = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte" },
+  test = { "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" },
+}
+
+local function find_file(dir, base)
+  for _, name in ipairs({ base .. ".gz", base }) do
+    local path = dir .. "/" .. name
+    if exists(path) then return path end
+  end
+  return nil
+end
+
+--- mnist{dir = $MNIST_DIR or ./data/mnist, split = "train"|"test", n = all,
+---       mean = 0.1307, std = 0.3081} -> dataset | nil, message
+function lunet.mnist(opts)
+  local f = "lunet.mnist"
+  opts = check.options(f, 1, opts, { dir = "string", split = "string", n = "positive_int",
+    mean = "number", std = "positive_number" })
+  local split = opts.split or "train"
+  local names = mnist_files[split]
+  if not names then
+    error(("%s: option 'split' must be \"train\" or \"test\" (got %q)"):format(f, split), 2)
+  end
+  local dir = opts.dir or os.getenv("MNIST_DIR")
+  if not dir or dir == "" then dir = "data/mnist" end
+  local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
+  if not images or not labels then
+    return nil, ("%s: MNIST %s files not found in %s (expected %s.gz and %s.gz; set MNIST_DIR or run `make mnist`)")
+      :format(f, split, dir, names[1], names[2])
+  end
+  local ds, err = core.dataset_load(images, labels, opts.n or 0, opts.mean or 0.1307, opts.std or 0.3081)
+  if not ds then return nil, err end
+  ds:_info({ name = "mnist", split = split, source = dir, first = opts.n })
+  return ds
+end
+
+--- dataset(images_tensor, labels) : N x H x W or N x C x H x W images, labels 0-based
+function lunet.dataset(images, labels, info)
+  local ds = core.dataset_from(images, labels)
+  ds:_info(info or { name = "custom" })
+  return ds
+end
+
+--- ds:subset{n = , mode = "first"|"random", seed = 1, stratified = false}
+function Dataset:subset(opts)
+  local f = "dataset:subset"
+  opts = check.options(f, 1, opts, { n = "positive_int", mode = "string", seed = "integer",
+    stratified = "boolean" })
+  if not opts.n then error(f .. ": option 'n' is required", 2) end
+  local mode = opts.mode or "first"
+  if mode ~= "first" and mode ~= "random" then
+    error(("%s: option 'mode' must be \"first\" or \"random\" (got %q)"):format(f, mode), 2)
+  end
+  if opts.stratified and mode ~= "random" then
+    error(f .. ": option 'stratified' needs mode = \"random\"", 2)
+  end
+  if opts.n > self:size() then
+    error(("%s: option 'n' (%d) is larger than the dataset (%d samples)"):format(f, opts.n, self:size()), 2)
+  end
+  local sub = self:_subset(opts.n, mode == "random", opts.stratified or false, opts.seed or 1)
+  local info = {}
+  for k, v in pairs(self:_info() or {}) do info[k] = v end
+  info.subset = { n = opts.n, mode = mode, seed = opts.seed, stratified = opts.stratified }
+  sub:_info(info)
+  return sub
+end
+
+core.Dataset.__tostring = function(self)
+  local ok, n = pcall(self.size, self)
+  if not ok then return "dataset (freed)" end
+  local info = self:_info() or {}
+  local name = (info.name or "dataset") .. (info.split and ("/" .. info.split) or "")
+  if info.subset then name = name .. (" (%s %d)"):format(info.subset.mode, info.subset.n) end
+  local counts = {}
+  for c, k in ipairs(self:class_counts()) do counts[#counts + 1] = ("%d:%d"):format(c - 1, k) end
+  return ("dataset %s: %d samples of %s, %d classes\n  per class %s"):format(name, n,
+    table.concat(self:shape(), "x"), self:classes(), table.concat(counts, " "))
+end
+
+-- ---------------------------------------------------------------- training
+
+local train_keys = { data = "userdata", loss = "string", optimizer = "table", batch = "positive_int",
+  iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
+  progress = "any", quiet = "boolean" }
+
+local losses = { nll = true, cross_entropy = true, mse = true }
+
+--- Checks and completes a training config (shared with experiments).
+function lunet.train_config(opts, f, level)
+  level = (level or 1) + 1
+  local cfg = {
+    loss = opts.loss or "nll",
+    optimizer = lunet.optimizer_spec(opts.optimizer or lunet.sgd {}, f, level),
+    batch = opts.batch or 64,
+    iterations = opts.iterations or 1,
+    unit = opts.unit or "epoch",
+    seed = opts.seed or 1,
+    shuffle = opts.shuffle ~= false,
+  }
+  if not losses[cfg.loss] then
+    error(("%s: option 'loss' must be \"nll\", \"cross_entropy\" or \"mse\" (got %q)"):format(f, cfg.loss), level)
+  end
+  if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
+    error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %q)"):format(f, cfg.unit), level)
+  end
+  return cfg
+end
+
+--- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
+---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet}
+-- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
+-- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
+function Net:train(opts)
+  local f = "net:train"
+  opts = check.options(f, 1, opts, train_keys)
+  if getmetatable(opts.data) ~= core.Dataset then
+    error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
+  end
+  local cfg = lunet.train_config(opts, f, 2)
+  local progress = opts.progress
+  if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
+  local fn
+  if type(progress) == "function" then
+    fn = progress
+  elseif progress == true then
+    fn = function(p)
+      io.stderr:write(("\r\27[K%s %d/%d  loss %.4f  %.0f samples/s"):format(cfg.unit, p.iteration,
+        p.iterations, p.loss, p.samples / math.max(p.seconds, 1e-9)))
+      if p.iteration == p.iterations then io.stderr:write("\n") end
+    end
+  end
+  local h = self:_train(opts.data, cfg, fn)
+  if h.interrupted and fn then io.stderr:write("\ninterrupted: kept ", h.iterations, " iterations\n") end
+  return h
+end
+
+--- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =}
+function Net:evaluate(data, opts)
+  local f = "net:evaluate"
+  if getmetatable(data) ~= core.Dataset then
+    error(f .. ": argument #1 (data) must be a dataset, got " .. type(data), 2)
+  end
+  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
+  local loss, acc = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
+  return { loss = loss, accuracy = acc }
+end
+
+--- net:predict(x) -> class (0-based label), output tensor (log-probabilities for the
+-- study's net). x is one sample (e.g. 1x28x28) or a batch; for a batch, returns a
+-- list of classes and the batch output.
+function Net:predict(x)
+  if getmetatable(x) ~= core.Tensor then
+    error("net:predict: argument #1 (x) must be a tensor, got " .. type(x), 2)
+  end
+  local y = self:forward(x)
+  local shape = y:shape()
+  local n, k = shape[1], shape[2]
+  local classes = {}
+  for i = 1, n do
+    local best, bv = 0, -math.huge
+    for c = 1, k do
+      local v = y[(i - 1) * k + c]
+      if v > bv then best, bv = c - 1, v end
+    end
+    classes[i] = best
+  end
+  if n == 1 then return classes[1], y:reshape({ k }) end
+  return classes, y
+end
+
+--- lunet.load(path) -> net | nil, message
+lunet.load = core.load
+
+-- ------------------------------------------------------------------ models
+
+lunet.models = {}
+
+--- The CNN of PyTorch's MNIST example, used by the study "Loss Values in Neural Networks".
+function lunet.models.mnist_cnn(opts)
+  opts = check.options("lunet.models.mnist_cnn", 1, opts, { seed = "integer" })
+  return lunet.sequential {
+    lunet.conv2d(1, 10, 5), lunet.maxpool2d(2), lunet.relu(),
+    lunet.conv2d(10, 20, 5), lunet.dropout2d(0.5), lunet.maxpool2d(2), lunet.relu(),
+    lunet.flatten(), lunet.linear(320, 50), lunet.relu(), lunet.dropout(0.5),
+    lunet.linear(50, 10), lunet.log_softmax(),
+    seed = opts.seed,
+  }
+end
+
+lunet.cpu_count = core.cpu_count
+lunet.idx_read = core.idx_read
+
+-- Experiments, results and plots load on first use so that `require("lunet")` stays
+-- cheap and works without lua-cjson or gnuplot for engine-only use.
+setmetatable(lunet, {
+  __index = function(t, k)
+    local ok, ext = pcall(require, "lunet.experiment")
+    if ok and type(ext) == "table" and ext.install then
+      ext.install(t)
+      return rawget(t, k)
+    end
+    return nil
+  end,
+})
+
+return lunet

@@ -1,0 +1,482 @@
+-- lunet.plot: loss curves and hyper-parameter heatmaps through gnuplot.
+--
+-- gnuplot runs as a child process fed a script on its standard input; data
+-- travels inside the script as `$name << EOD` datablocks, so no temporary
+-- data files exist. Image files are produced under a temporary name and
+-- renamed into place, so a reader never sees a half-written picture.
+--
+-- Argument mistakes (unknown options, wrong types) raise errors; runtime
+-- failures (gnuplot missing or failing, I/O) return nil, message.
+
+local stats = require("lunet.stats")
+local lfs = require("lfs")
+
+local plot = {}
+
+--- The gnuplot command. Tests (or users with an unusual install) may point
+-- it elsewhere; it is looked up through the shell's PATH.
+plot.gnuplot = "gnuplot"
+
+local MISSING = "gnuplot not found: install the Debian package gnuplot-nox (make deps)"
+
+local RESULTS_KEYS = { "file", "labels", "title", "band", "width", "height", "logscale",
+  "xlabel", "ylabel", "output" }
+local HEATMAP_KEYS = { "file", "title", "xlabel", "ylabel", "logx", "width", "height", "output" }
+
+-- Colours for successive results (the widely used "category10" set: distinct
+-- hues that stay distinguishable when shaded at 25%).
+local COLORS = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf" }
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- gnuplot single-quoted string: no backslash escapes, '' stands for '.
+local function gp_quote(s)
+  return "'" .. tostring(s):gsub("[\r\n]", " "):gsub("'", "''") .. "'"
+end
+
+local function is_finite(x)
+  return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
+end
+
+local function num(v)
+  return string.format("%.9g", v)
+end
+
+--- True when the gnuplot command can be found.
+function plot.available()
+  local ok = os.execute("command -v " .. shell_quote(plot.gnuplot) .. " >/dev/null 2>&1")
+  return ok == true or ok == 0
+end
+
+local terminal_cache = {}
+
+--- Set of terminal names the gnuplot command supports (asked once per
+-- command, then cached: the answer cannot change while we run).
+function plot.terminals()
+  local cmd = plot.gnuplot
+  if terminal_cache[cmd] then
+    return terminal_cache[cmd]
+  end
+  local set = {}
+  local p = io.popen(shell_quote(cmd) .. " -e 'set terminal' 2>&1 </dev/null", "r")
+  if p then
+    for line in p:lines() do
+      local name = line:match("^%s*([%w_]+)%s")
+      if name then
+        set[name] = true
+      end
+    end
+    p:close()
+  end
+  terminal_cache[cmd] = set
+  return set
+end
+
+local function mkdir_p(dir)
+  if dir == "" or dir == "." or dir == "/" then
+    return true
+  end
+  local mode = lfs.attributes(dir, "mode")
+  if mode == "directory" then
+    return true
+  elseif mode then
+    return nil, dir .. ": exists and is not a directory"
+  end
+  local parent = dir:match("^(.*)/[^/]+/?$")
+  if parent and parent ~= "" then
+    local ok, err = mkdir_p(parent)
+    if not ok then
+      return nil, err
+    end
+  end
+  local ok, err = lfs.mkdir(dir)
+  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
+    return nil, dir .. ": " .. tostring(err)
+  end
+  return true
+end
+
+local seeded = false
+local function temp_suffix()
+  if not seeded then
+    math.randomseed(os.time(), math.floor(os.clock() * 1e6))
+    seeded = true
+  end
+  return string.format("%08x%04x", math.random(0, 0x7fffffff), math.random(0, 0xffff))
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Terminal line for the output kind; width/height are pixels for images and
+-- characters for text.
+local function terminal_for(kind, opts)
+  if kind == "png" then
+    local t = plot.terminals()
+    local name = t.pngcairo and "pngcairo" or "png"
+    return string.format("set terminal %s size %d,%d noenhanced", name,
+      opts.width or 800, opts.height or 600)
+  elseif kind == "svg" then
+    return string.format("set terminal svg size %d,%d noenhanced background rgb 'white'",
+      opts.width or 800, opts.height or 600)
+  end
+  return string.format("set terminal dumb size %d,%d noenhanced", opts.width or 100, opts.height or 30)
+end
+
+local function output_kind(file)
+  if file == nil then
+    return "text"
+  end
+  local lower = file:lower()
+  if lower:match("%.png$") then
+    return "png"
+  elseif lower:match("%.svg$") then
+    return "svg"
+  elseif lower:match("%.txt$") then
+    return "text"
+  end
+  return nil
+end
+
+-- Run `body` (the script after the terminal/output lines) and deliver the
+-- output: to opts.file atomically, else the text plot to stdout or, with
+-- opts.output = "string", as the return value.
+local function render(kind, body, opts)
+  if not plot.available() then
+    return nil, MISSING
+  end
+  local target, tmp
+  if opts.file then
+    local dir = opts.file:match("^(.*)/[^/]*$")
+    if dir then
+      local ok, err = mkdir_p(dir)
+      if not ok then
+        return nil, "plot: " .. err
+      end
+    end
+    target = opts.file
+    tmp = opts.file .. ".tmp-" .. temp_suffix()
+  else
+    tmp = os.tmpname()
+  end
+  local errfile = os.tmpname()
+  local script = table.concat({
+    terminal_for(kind, opts),
+    "set output " .. gp_quote(tmp),
+    body,
+    "unset output",
+    "",
+  }, "\n")
+  local p = io.popen(shell_quote(plot.gnuplot) .. " >/dev/null 2>" .. shell_quote(errfile), "w")
+  if not p then
+    os.remove(errfile)
+    os.remove(tmp)
+    return nil, "plot: cannot start " .. plot.gnuplot
+  end
+  p:write(script)
+  local ok, _, code = p:close()
+  local errtext = read_file(errfile) or ""
+  os.remove(errfile)
+  if not ok then
+    os.remove(tmp)
+    local msg = errtext:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+    return nil, string.format("plot: gnuplot failed (exit %s): %s", tostring(code), msg)
+  end
+  if target then
+    local size = lfs.attributes(tmp, "size")
+    if not size or size == 0 then
+      os.remove(tmp)
+      return nil, "plot: gnuplot produced no output for " .. target
+    end
+    local rok, rerr = os.rename(tmp, target)
+    if not rok then
+      os.remove(tmp)
+      return nil, "plot: " .. tostring(rerr)
+    end
+    return true
+  end
+  local text = read_file(tmp) or ""
+  os.remove(tmp)
+  if opts.output == "string" then
+    return text
+  end
+  io.stdout:write(text)
+  io.stdout:flush()
+  return true
+end
+
+local function check_common(fname, opts)
+  if opts.file ~= nil and type(opts.file) ~= "string" then
+    error(fname .. ": file must be a string path", 3)
+  end
+  if opts.file and not output_kind(opts.file) then
+    error(fname .. ": unsupported file extension in '" .. opts.file .. "' (use .png, .svg or .txt)", 3)
+  end
+  for _, k in ipairs({ "width", "height" }) do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math.floor(v)) then
+      error(fname .. ": " .. k .. " must be a positive integer", 3)
+    end
+  end
+  if opts.output ~= nil and opts.output ~= "string" and opts.output ~= "stdout" then
+    error(fname .. ": output must be 'string' or 'stdout'", 3)
+  end
+  for _, k in ipairs({ "title", "xlabel", "ylabel" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      error(fname .. ": " .. k .. " must be a string", 3)
+    end
+  end
+end
+
+--- Plot the mean loss of one or more results, each with a shaded band.
+-- results_list: array of Results (a single Result is accepted too).
+-- opts: file (.png/.svg/.txt; none = text plot on stdout), labels (array,
+-- default: each result's name), title, band ("std": mean ± std, default;
+-- "ci": the 95% confidence interval), width, height (pixels, or characters
+-- for text), logscale (log y axis), xlabel, ylabel, output ("string":
+-- return the text plot instead of printing it).
+-- The text terminal cannot shade transparently, so there the band is drawn
+-- only when a single result is plotted (overlapping bands would hide lines).
+-- On a log axis the band's lower edge is clipped to stay above zero.
+-- Returns true (or the text with output="string"), or nil, message.
+function plot.results(results_list, opts)
+  opts = stats.check_options("plot.results", opts, RESULTS_KEYS, 2)
+  check_common("plot.results", opts)
+  if type(results_list) ~= "table" then
+    error("plot.results: expected an array of results", 2)
+  end
+  if results_list.mean ~= nil then
+    results_list = { results_list }
+  end
+  if #results_list == 0 then
+    error("plot.results: no results to plot", 2)
+  end
+  local band = opts.band or "std"
+  if band ~= "std" and band ~= "ci" then
+    error("plot.results: band must be 'std' or 'ci', got " .. tostring(band), 2)
+  end
+  if opts.labels ~= nil and type(opts.labels) ~= "table" then
+    error("plot.results: labels must be an array of strings", 2)
+  end
+  local kind = output_kind(opts.file)
+  local labels = opts.labels or {}
+  local log = opts.logscale and true or false
+  local draw_band = kind ~= "text" or #results_list == 1
+
+  local lines = {
+    "set style fill transparent solid 0.25 noborder",
+    "set key top right",
+    "set xlabel " .. gp_quote(opts.xlabel or "iteration"),
+    "set ylabel " .. gp_quote(opts.ylabel or "loss"),
+  }
+  -- Dotted grid lines help on images but clutter a character plot.
+  if kind ~= "text" then
+    lines[#lines + 1] = "set grid"
+  end
+  if opts.title then
+    lines[#lines + 1] = "set title " .. gp_quote(opts.title)
+  end
+  if log then
+    lines[#lines + 1] = "set logscale y"
+  end
+  local plots = {}
+  local points = 0
+  for r, res in ipairs(results_list) do
+    if type(res) ~= "table" or type(res.mean) ~= "table" then
+      error(string.format("plot.results: item %d is not a result", r), 2)
+    end
+    local lo_s = band == "ci" and res.ci_low or nil
+    local hi_s = band == "ci" and res.ci_high or nil
+    local block = { "$d" .. r .. " << EOD" }
+    for i = 1, #res.mean do
+      local m = res.mean[i]
+      if is_finite(m) and (not log or m > 0) then
+        local lo, hi
+        if band == "ci" then
+          lo, hi = lo_s[i], hi_s[i]
+        else
+          local sd = res.std and res.std[i]
+          if is_finite(sd) then
+            lo, hi = m - sd, m + sd
+          end
+        end
+        if not is_finite(lo) or not is_finite(hi) then
+          lo, hi = m, m
+        end
+        if log and lo <= 0 then
+          lo = m * 1e-3
+        end
+        block[#block + 1] = num(i) .. " " .. num(m) .. " " .. num(lo) .. " " .. num(hi)
+        points = points + 1
+      end
+    end
+    block[#block + 1] = "EOD"
+    lines[#lines + 1] = table.concat(block, "\n")
+    local color = COLORS[(r - 1) % #COLORS + 1]
+    local label = labels[r] or res.name or ("result " .. r)
+    if draw_band then
+      plots[#plots + 1] = string.format("$d%d using 1:3:4 notitle with filledcurves lc rgb '%s'", r, color)
+    end
+    plots[#plots + 1] = string.format("$d%d using 1:2 title %s with lines lw 2 lc rgb '%s'",
+      r, gp_quote(label), color)
+  end
+  if points == 0 then
+    return nil, "plot.results: nothing to plot (no finite mean values)"
+  end
+  lines[#lines + 1] = "plot " .. table.concat(plots, ", \\\n     ")
+  return render(kind, table.concat(lines, "\n"), opts)
+end
+
+-- Tic label for a grid value; `sci` gives compact exponent form (1e-3),
+-- which reads better for log-spaced values such as learning rates.
+local function tic_label(v, sci)
+  if type(v) ~= "number" then
+    return tostring(v)
+  end
+  if sci and v ~= 0 and is_finite(v) then
+    local e = math.floor(math.log(math.abs(v), 10) + 1e-9)
+    if e == 0 then
+      return string.format("%g", v)
+    end
+    local m = v / 10 ^ e
+    local ms = string.format("%.3g", m)
+    if ms == "1" then
+      return "1e" .. e
+    elseif ms == "-1" then
+      return "-1e" .. e
+    end
+    return ms .. "e" .. e
+  end
+  return string.format("%g", v)
+end
+
+local function value_label(v)
+  if v ~= v then
+    return "nan"
+  elseif v == math.huge then
+    return "inf"
+  elseif v == -math.huge then
+    return "-inf"
+  end
+  return string.format("%.3g", v)
+end
+
+--- Heatmap of a scalar over a 2-D grid (e.g. final loss over lr × momentum).
+-- cells: array of {x=, y=, value=}; the distinct x and y values, sorted,
+-- form the grid and cells are placed by index, so log-spaced values come out
+-- evenly spaced. Each cell shows its value as text; missing cells and NaN
+-- values are left blank. opts: file, title, xlabel, ylabel, logx (x values
+-- are log-spaced: label the x tics as 1e-3 rather than 0.001), width,
+-- height, output (as in plot.results).
+-- Returns true (or the text with output="string"), or nil, message.
+function plot.heatmap(cells, opts)
+  opts = stats.check_options("plot.heatmap", opts, HEATMAP_KEYS, 2)
+  check_common("plot.heatmap", opts)
+  if type(cells) ~= "table" or #cells == 0 then
+    error("plot.heatmap: cells must be a non-empty array of {x=, y=, value=}", 2)
+  end
+  local xs, ys, xset, yset = {}, {}, {}, {}
+  for i, c in ipairs(cells) do
+    if type(c) ~= "table" or type(c.x) ~= "number" or type(c.y) ~= "number"
+        or type(c.value) ~= "number" then
+      error(string.format("plot.heatmap: cell %d must be {x=number, y=number, value=number}", i), 2)
+    end
+    if not xset[c.x] then
+      xset[c.x] = true
+      xs[#xs + 1] = c.x
+    end
+    if not yset[c.y] then
+      yset[c.y] = true
+      ys[#ys + 1] = c.y
+    end
+  end
+  table.sort(xs)
+  table.sort(ys)
+  local xi, yi = {}, {}
+  for i, v in ipairs(xs) do
+    xi[v] = i - 1
+  end
+  for i, v in ipairs(ys) do
+    yi[v] = i - 1
+  end
+  local grid = {}
+  for i, c in ipairs(cells) do
+    local key = xi[c.x] .. ":" .. yi[c.y]
+    if grid[key] then
+      error(string.format("plot.heatmap: cell %d repeats x=%g, y=%g", i, c.x, c.y), 2)
+    end
+    grid[key] = c.value
+  end
+
+  local kind = output_kind(opts.file)
+  local lines = {
+    "set palette defined (0 '#440154', 0.25 '#3b528b', 0.5 '#21918c', 0.75 '#5ec962', 1 '#fde725')",
+    "set style textbox opaque margins 1,1 noborder",
+    string.format("set xrange [-0.5:%g]", #xs - 0.5),
+    string.format("set yrange [-0.5:%g]", #ys - 0.5),
+    "set tics out nomirror",
+  }
+  for _, k in ipairs({ "title", "xlabel", "ylabel" }) do
+    if opts[k] then
+      lines[#lines + 1] = "set " .. k .. " " .. gp_quote(opts[k])
+    end
+  end
+  local xt, yt = {}, {}
+  for i, v in ipairs(xs) do
+    xt[#xt + 1] = gp_quote(tic_label(v, opts.logx)) .. " " .. (i - 1)
+  end
+  for i, v in ipairs(ys) do
+    yt[#yt + 1] = gp_quote(tic_label(v, false)) .. " " .. (i - 1)
+  end
+  lines[#lines + 1] = "set xtics (" .. table.concat(xt, ", ") .. ")"
+  lines[#lines + 1] = "set ytics (" .. table.concat(yt, ", ") .. ")"
+
+  -- A complete grid (missing cells written as NaN, which gnuplot leaves
+  -- blank) lets `with image` draw it; image needs at least 2 x 2 points, so
+  -- thinner grids are drawn cell by cell as filled boxes instead.
+  local block = { "$cells << EOD" }
+  local finite = 0
+  for j = 0, #ys - 1 do
+    for i = 0, #xs - 1 do
+      local v = grid[i .. ":" .. j]
+      if v ~= nil then
+        if is_finite(v) then
+          finite = finite + 1
+        end
+        block[#block + 1] = string.format("%d %d %s \"%s\"", i, j,
+          is_finite(v) and num(v) or "NaN", value_label(v))
+      else
+        block[#block + 1] = string.format("%d %d NaN \"\"", i, j)
+      end
+    end
+    block[#block + 1] = ""
+  end
+  block[#block + 1] = "EOD"
+  lines[#lines + 1] = table.concat(block, "\n")
+  local plots = {}
+  if finite > 0 and kind ~= "text" then
+    if #xs >= 2 and #ys >= 2 then
+      plots[#plots + 1] = "$cells using 1:2:3 notitle with image"
+    else
+      lines[#lines + 1] = "set style fill solid 1.0 noborder"
+      plots[#plots + 1] = "$cells using 1:2:(0.5):(0.5):3 notitle with boxxyerror fc palette"
+    end
+  else
+    lines[#lines + 1] = "unset colorbox"
+  end
+  plots[#plots + 1] = "$cells using 1:2:4 notitle with labels" .. (kind ~= "text" and " boxed" or "")
+  lines[#lines + 1] = "plot " .. table.concat(plots, ", ")
+  return render(kind, table.concat(lines, "\n"), opts)
+end
+
+return plot

@@ -1,0 +1,534 @@
+-- lunet.result: the outcome of one experiment (several runs of the same
+-- configuration), its summary statistics, and its on-disk form.
+--
+-- On disk a result is two files written side by side:
+--   <prefix>.csv   one row per iteration: summary columns then one per run,
+--                  for spreadsheets / pandas / gnuplot;
+--   <prefix>.json  everything needed to rebuild the Result (Result.load).
+
+local stats = require("lunet.stats")
+local lfs = require("lfs")
+local cjson = require("cjson")
+
+-- A private cjson instance so that settings made here never leak into (or
+-- are changed by) other code using the global cjson module.
+local json = cjson.new()
+
+local Result = {}
+Result.__index = Result
+
+local FORMAT = "lunet-result"
+local VERSION = 1
+
+local NEW_KEYS = { "name", "config", "provenance", "runs" }
+local PLATEAU_KEYS = { "window", "tol" }
+
+local function is_finite(x)
+  return x == x and x ~= math.huge and x ~= -math.huge
+end
+
+local function copy_series(s)
+  local out = {}
+  for i = 1, #s do
+    out[i] = s[i]
+  end
+  return out
+end
+
+-- Shallow copy of a run record with its loss series copied too, so later
+-- changes by the caller cannot alter a result after its statistics are made.
+local function copy_run(run)
+  local out = {}
+  for k, v in pairs(run) do
+    out[k] = v
+  end
+  out.loss = copy_series(run.loss or {})
+  return out
+end
+
+--- Build a result from {name=, config=, provenance=, runs={...}}.
+-- Each run is a table {loss={...}, seed=, diverged=bool, interrupted=bool,
+-- test_loss=, test_accuracy=, ...}; extra run fields are kept as they are.
+-- Diverged runs are left out of the statistics (counted in left_out).
+function Result.new(t)
+  stats.check_options("Result.new", t, NEW_KEYS, 2)
+  t = t or {}
+  if t.runs ~= nil and type(t.runs) ~= "table" then
+    error("Result.new: runs must be an array of run tables, got " .. type(t.runs), 2)
+  end
+  local self = setmetatable({}, Result)
+  self.name = t.name
+  self.config = t.config or {}
+  self.provenance = t.provenance or {}
+  self.runs = {}
+  local series, flags = {}, {}
+  for r, run in ipairs(t.runs or {}) do
+    if type(run) ~= "table" then
+      error(string.format("Result.new: runs[%d] must be a table, got %s", r, type(run)), 2)
+    end
+    if run.loss ~= nil and type(run.loss) ~= "table" then
+      error(string.format("Result.new: runs[%d].loss must be an array of numbers", r), 2)
+    end
+    local c = copy_run(run)
+    self.runs[r] = c
+    series[r] = c.loss
+    flags[r] = c.diverged and true or false
+  end
+  local s = stats.summarize(series, flags)
+  self.mean, self.std = s.mean, s.std
+  self.ci_low, self.ci_high = s.ci_low, s.ci_high
+  self.n, self.left_out = s.n, s.left_out
+  self.iterations = #s.mean
+  return self
+end
+
+--- Iteration at which the mean curve plateaus (see stats.plateau), or nil.
+function Result:plateau(opts)
+  stats.check_options("plateau", opts, PLATEAU_KEYS, 2)
+  return stats.plateau(self.mean, opts)
+end
+
+--- Mean and std at the last iteration that some kept run reached, plus that
+-- iteration index. Returns NaN, NaN, nil when no run was kept.
+function Result:final()
+  for i = self.iterations, 1, -1 do
+    if (self.n[i] or 0) > 0 then
+      return self.mean[i], self.std[i], i
+    end
+  end
+  return 0 / 0, 0 / 0, nil
+end
+
+--- Plot this result (see lunet.plot.results for the options).
+function Result:plot(opts)
+  -- Required lazily: plotting is optional and must not slow down or break
+  -- loading results on machines without gnuplot.
+  return require("lunet.plot").results({ self }, opts)
+end
+
+-- %g of NaN prints "-nan" or "nan" depending on the sign bit; be explicit.
+local function fmt_number(v, fmt)
+  if v ~= v then
+    return "nan"
+  elseif v == math.huge then
+    return "inf"
+  elseif v == -math.huge then
+    return "-inf"
+  elseif math.type(v) == "integer" then
+    return tostring(v)
+  end
+  return string.format(fmt, v)
+end
+
+local function fmt_value(v)
+  if type(v) == "number" then
+    return fmt_number(v, "%.6g")
+  end
+  return tostring(v)
+end
+
+local CONFIG_SHOWN = { "optimizer", "lr", "momentum", "batch", "iterations", "unit", "runs", "n" }
+
+function Result:__tostring()
+  local lines = {}
+  lines[#lines + 1] = "lunet result " .. (self.name and string.format("%q", tostring(self.name)) or "(unnamed)")
+  local cfg = {}
+  for _, k in ipairs(CONFIG_SHOWN) do
+    local v = self.config[k]
+    if v ~= nil then
+      cfg[#cfg + 1] = k .. "=" .. fmt_value(v)
+    end
+  end
+  if #cfg > 0 then
+    lines[#lines + 1] = "  config:  " .. table.concat(cfg, " ")
+  end
+  local runs = "  runs:    " .. #self.runs
+  if self.left_out > 0 then
+    runs = runs .. string.format(" (%d left out as diverged)", self.left_out)
+  end
+  lines[#lines + 1] = runs
+  local m, sd, at = self:final()
+  if at then
+    -- A single kept run has no spread (NaN std): leave the ± part out.
+    local spread = sd == sd and (" ± " .. fmt_number(sd, "%.3g")) or ""
+    lines[#lines + 1] = string.format("  final:   %s%s (iteration %d)", fmt_number(m, "%.6g"), spread, at)
+  else
+    lines[#lines + 1] = "  final:   none"
+  end
+  local p = self:plateau()
+  lines[#lines + 1] = "  plateau: " .. (p and ("iteration " .. p) or "none")
+  local secs = self.provenance.seconds
+  if type(secs) == "number" then
+    lines[#lines + 1] = "  time:    " .. fmt_number(secs, "%.2f") .. " s"
+  end
+  if self.iterations > 0 then
+    lines[#lines + 1] = "  mean:    " .. stats.sparkline(self.mean, 60)
+  end
+  return table.concat(lines, "\n")
+end
+
+---------------------------------------------------------------------------
+-- Files
+---------------------------------------------------------------------------
+
+-- Create `dir` and all its missing parents (like mkdir -p) through lfs.
+-- Returns true or nil, message.
+local function mkdir_p(dir)
+  if dir == "" or dir == "." or dir == "/" then
+    return true
+  end
+  local attr = lfs.attributes(dir)
+  if attr then
+    if attr.mode == "directory" then
+      return true
+    end
+    return nil, dir .. ": exists and is not a directory"
+  end
+  local parent = dir:match("^(.*)/[^/]+/?$")
+  if parent and parent ~= "" then
+    local ok, err = mkdir_p(parent)
+    if not ok then
+      return nil, err
+    end
+  end
+  local ok, err = lfs.mkdir(dir)
+  -- Another process may have created it between the check and mkdir.
+  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
+    return nil, dir .. ": " .. tostring(err)
+  end
+  return true
+end
+
+local function parent_dir(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local random_seeded = false
+
+-- A suffix that keeps concurrent writers (several processes saving into the
+-- same directory) from sharing one temporary file.
+local function temp_suffix()
+  if not random_seeded then
+    math.randomseed(os.time(), math.floor(os.clock() * 1e6))
+    random_seeded = true
+  end
+  return string.format("%08x%04x", math.random(0, 0x7fffffff), math.random(0, 0xffff))
+end
+
+--- Write `content` to `path` atomically: a reader sees either the old file
+-- or the complete new one, never a partial write. Creates parent dirs.
+local function write_atomic(path, content)
+  local ok, err = mkdir_p(parent_dir(path))
+  if not ok then
+    return nil, err
+  end
+  local tmp = path .. ".tmp-" .. temp_suffix()
+  local f, ferr = io.open(tmp, "wb")
+  if not f then
+    return nil, ferr
+  end
+  local wok, werr = f:write(content)
+  local cok, cerr = f:close()
+  if not wok or not cok then
+    os.remove(tmp)
+    return nil, tmp .. ": " .. tostring(werr or cerr)
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, rerr
+  end
+  return true
+end
+
+Result._mkdir_p = mkdir_p
+Result._write_atomic = write_atomic
+
+local function csv_number(v)
+  if v == nil then
+    return ""
+  end
+  if v ~= v then
+    return "nan"
+  end
+  if v == math.huge then
+    return "inf"
+  end
+  if v == -math.huge then
+    return "-inf"
+  end
+  return string.format("%.9g", v)
+end
+
+function Result:to_csv()
+  local out = {}
+  local header = { "iteration", "mean", "std", "ci_low", "ci_high" }
+  for r = 1, #self.runs do
+    header[#header + 1] = "run_" .. r
+  end
+  out[1] = table.concat(header, ",")
+  for i = 1, self.iterations do
+    local row = { tostring(i), csv_number(self.mean[i]), csv_number(self.std[i]),
+      csv_number(self.ci_low[i]), csv_number(self.ci_high[i]) }
+    for r = 1, #self.runs do
+      row[#row + 1] = csv_number(self.runs[r].loss[i])
+    end
+    out[#out + 1] = table.concat(row, ",")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- JSON encoding. cjson 2.1.0 prints at most 14 significant digits, which
+-- does not round-trip doubles (17 are needed), so numbers are formatted here
+-- and cjson only escapes strings. Non-finite numbers become the strings
+-- "NaN", "Infinity" and "-Infinity": the file stays valid JSON for any
+-- reader (Python's float() accepts those strings too) and nothing is lost.
+-- The decoder turns those exact strings back into numbers.
+
+local function json_number(v)
+  if math.type(v) == "integer" then
+    return string.format("%d", v)
+  end
+  if v ~= v then
+    return '"NaN"'
+  elseif v == math.huge then
+    return '"Infinity"'
+  elseif v == -math.huge then
+    return '"-Infinity"'
+  end
+  -- Shortest of 15/16/17 digits that reads back to the same double.
+  for _, p in ipairs({ "%.15g", "%.16g", "%.17g" }) do
+    local s = string.format(p, v)
+    if tonumber(s) == v then
+      return s
+    end
+  end
+  return string.format("%.17g", v)
+end
+
+local function is_array(t)
+  local n = #t
+  local count = 0
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      return false
+    end
+    count = count + 1
+  end
+  return count == n
+end
+
+local function encode(v, out, seen)
+  local ty = type(v)
+  if ty == "number" then
+    out[#out + 1] = json_number(v)
+  elseif ty == "string" then
+    out[#out + 1] = json.encode(v)
+  elseif ty == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif v == nil or v == cjson.null then
+    out[#out + 1] = "null"
+  elseif ty == "table" then
+    if seen[v] then
+      error("cannot encode a table that contains itself", 0)
+    end
+    seen[v] = true
+    -- Empty tables are written as []: every empty table in a result is a
+    -- series or a run list (or an empty config, which reads back the same).
+    if next(v) == nil then
+      out[#out + 1] = "[]"
+    elseif is_array(v) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then
+          out[#out + 1] = ","
+        end
+        encode(v[i], out, seen)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        local kt = type(k)
+        if kt ~= "string" and kt ~= "number" then
+          error("cannot encode a table key of type " .. kt, 0)
+        end
+        keys[#keys + 1] = tostring(k)
+      end
+      -- Sorted keys: identical results give byte-identical files (diffable).
+      table.sort(keys)
+      local first = true
+      local map = {}
+      for k, val in pairs(v) do
+        map[tostring(k)] = val
+      end
+      out[#out + 1] = "{"
+      for _, k in ipairs(keys) do
+        if not first then
+          out[#out + 1] = ","
+        end
+        first = false
+        out[#out + 1] = json.encode(k)
+        out[#out + 1] = ":"
+        encode(map[k], out, seen)
+      end
+      out[#out + 1] = "}"
+    end
+    seen[v] = nil
+  else
+    error("cannot encode a value of type " .. ty, 0)
+  end
+end
+
+local function to_json(v)
+  local out = {}
+  local ok, err = pcall(encode, v, out, {})
+  if not ok then
+    return nil, err
+  end
+  return table.concat(out)
+end
+
+local SPECIAL = { NaN = 0 / 0, Infinity = math.huge, ["-Infinity"] = -math.huge }
+
+-- Undo the encoding of non-finite numbers; cjson.null becomes nil (only
+-- ever produced by hand-edited files). With `integers`, integral floats go
+-- back to integers, since cjson reads every number as a float and counts
+-- such as config.iterations should print as 1000, not 1000.0.
+local function revive(v, integers)
+  if type(v) == "string" then
+    local s = SPECIAL[v]
+    if s then
+      return s
+    end
+    return v
+  elseif type(v) == "number" then
+    if integers then
+      return math.tointeger(v) or v
+    end
+    return v
+  elseif v == cjson.null then
+    return nil
+  elseif type(v) == "table" then
+    local out = {}
+    for k, x in pairs(v) do
+      out[k] = revive(x, integers)
+    end
+    return out
+  end
+  return v
+end
+
+function Result:to_json()
+  local doc = {
+    format = FORMAT,
+    version = VERSION,
+    name = self.name,
+    config = self.config,
+    provenance = self.provenance,
+    runs = self.runs,
+    mean = self.mean,
+    std = self.std,
+    ci_low = self.ci_low,
+    ci_high = self.ci_high,
+    n = self.n,
+    left_out = self.left_out,
+  }
+  -- One top-level field per line: small diffs between two saved results.
+  local keys = {}
+  for k in pairs(doc) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local text, err = to_json(doc[k])
+    if not text then
+      return nil, k .. ": " .. tostring(err)
+    end
+    parts[#parts + 1] = "  " .. json.encode(k) .. ": " .. text
+  end
+  return "{\n" .. table.concat(parts, ",\n") .. "\n}"
+end
+
+--- Write prefix..".csv" and prefix..".json" atomically (parent directories
+-- are created). Returns true, or nil and a message; never raises on I/O.
+function Result:save(prefix)
+  if type(prefix) ~= "string" or prefix == "" then
+    error("save: prefix must be a non-empty string", 2)
+  end
+  local text, err = self:to_json()
+  if not text then
+    return nil, "save: cannot encode result as JSON: " .. tostring(err)
+  end
+  local ok, werr = write_atomic(prefix .. ".csv", self:to_csv())
+  if not ok then
+    return nil, "save: " .. tostring(werr)
+  end
+  ok, werr = write_atomic(prefix .. ".json", text .. "\n")
+  if not ok then
+    return nil, "save: " .. tostring(werr)
+  end
+  return true
+end
+
+--- Read a result written by Result:save (the .json file; a path without the
+-- .json extension is accepted too). Returns the Result or nil, message.
+function Result.load(path)
+  if type(path) ~= "string" then
+    return nil, "load: path must be a string"
+  end
+  local f = io.open(path, "rb")
+  if not f and not path:match("%.json$") then
+    path = path .. ".json"
+    f = io.open(path, "rb")
+  end
+  if not f then
+    return nil, "load: cannot open " .. path
+  end
+  local text = f:read("a")
+  f:close()
+  local ok, doc = pcall(json.decode, text or "")
+  if not ok then
+    return nil, "load: " .. path .. ": corrupt JSON: " .. tostring(doc)
+  end
+  if type(doc) ~= "table" or doc.format ~= FORMAT then
+    return nil, "load: " .. path .. ": not a lunet result (format tag is not '" .. FORMAT .. "')"
+  end
+  if doc.version ~= VERSION then
+    return nil, "load: " .. path .. ": unsupported lunet-result version " .. tostring(doc.version)
+  end
+  local runs = {}
+  for r, run in ipairs(type(doc.runs) == "table" and doc.runs or {}) do
+    if type(run) ~= "table" then
+      return nil, "load: " .. path .. ": runs[" .. r .. "] is not an object"
+    end
+    local c = {}
+    for k, v in pairs(run) do
+      c[k] = revive(v, k ~= "loss")
+    end
+    if type(c.loss) ~= "table" then
+      c.loss = {}
+    end
+    runs[r] = c
+  end
+  local name = doc.name
+  if name == cjson.null then
+    name = nil
+  end
+  -- The summary is recomputed from the runs rather than trusted from the
+  -- file: the same code produced it, so it is equal, and a hand-edited run
+  -- cannot leave a stale mean behind.
+  local rok, res = pcall(Result.new, {
+    name = name,
+    config = type(doc.config) == "table" and revive(doc.config, true) or {},
+    provenance = type(doc.provenance) == "table" and revive(doc.provenance, true) or {},
+    runs = runs,
+  })
+  if not rok then
+    return nil, "load: " .. path .. ": " .. tostring(res)
+  end
+  return res
+end
+
+return Result

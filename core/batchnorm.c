@@ -1,0 +1,149 @@
+/* batchnorm.c - BatchNorm2d and BatchNorm1d (PyTorch's nn.BatchNorm2d/1d, affine,
+ * track_running_stats).
+ *
+ * Shapes (per sample): BatchNorm2d: C x H x W; BatchNorm1d: F (or F x L). Both are
+ * read as C = in.dim[0] channels of S = in_n / C contiguous values, and statistics
+ * are taken per channel over the batch and those S values (m = batch * S of them).
+ * Parameters: weight (gamma) C, bias (beta) C; buffers running_mean C, running_var C;
+ * saved: mean[C] then invstd[C] of the last training forward, used by backward.
+ *
+ * Training: y = (x - mean) * invstd * gamma + beta with the biased batch variance;
+ * the running stats move by `momentum` towards the batch mean and the unbiased
+ * variance (m/(m-1)), as PyTorch. Eval: the running stats take the batch's place.
+ * Sums are kept in double: a channel can hold hundreds of thousands of values.
+ */
+#include "layer.h"
+
+#include <math.h>
+
+typedef struct {
+    int64_t c, s;    /* channels, values per channel per sample */
+    int64_t stride;  /* values per sample */
+    int64_t m;       /* values per channel in the batch */
+} bn_dims;
+
+static bn_dims dims_of(const ln_layer *l, const ln_ctx *ctx)
+{
+    bn_dims d;
+    d.c = l->in.ndim >= 1 && l->in.dim[0] > 0 ? l->in.dim[0] : l->in_n;
+    d.s = d.c > 0 ? l->in_n / d.c : 0;
+    d.stride = l->in_n;
+    d.m = (int64_t)ctx->batch * d.s;
+    return d;
+}
+
+static float gamma_of(const ln_layer *l, int64_t c) { return l->weight ? l->weight[c] : 1.0f; }
+static float beta_of(const ln_layer *l, int64_t c) { return l->bias ? l->bias[c] : 0.0f; }
+
+/* y = (x - mean) * alpha + beta over one channel of the whole batch. */
+static void normalise_channel(const bn_dims *d, int64_t c, const float *x, float *y,
+                              float mean, float alpha, float beta, int batch)
+{
+    for (int n = 0; n < batch; n++) {
+        const float *xs = x + (int64_t)n * d->stride + c * d->s;
+        float *ys = y + (int64_t)n * d->stride + c * d->s;
+        for (int64_t i = 0; i < d->s; i++) ys[i] = (xs[i] - mean) * alpha + beta;
+    }
+}
+
+void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const double eps = (double)l->spec.eps;
+    if (!ctx->training) {
+        for (int64_t c = 0; c < d.c; c++) {
+            const double invstd = 1.0 / sqrt((double)l->running_var[c] + eps);
+            normalise_channel(&d, c, x, y, l->running_mean[c], (float)(invstd * gamma_of(l, c)),
+                              beta_of(l, c), ctx->batch);
+        }
+        return;
+    }
+
+    const double momentum = (double)l->spec.momentum;
+    float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
+    for (int64_t c = 0; c < d.c; c++) {
+        /* Two passes (mean, then squared deviations) rather than sum and sum of
+         * squares, which cancels badly when the mean is large against the spread. */
+        double sum = 0.0;
+        for (int n = 0; n < ctx->batch; n++) {
+            const float *xs = x + (int64_t)n * d.stride + c * d.s;
+            for (int64_t i = 0; i < d.s; i++) sum += xs[i];
+        }
+        const double mean = d.m > 0 ? sum / (double)d.m : 0.0;
+        double sq = 0.0;
+        for (int n = 0; n < ctx->batch; n++) {
+            const float *xs = x + (int64_t)n * d.stride + c * d.s;
+            for (int64_t i = 0; i < d.s; i++) {
+                const double dev = (double)xs[i] - mean;
+                sq += dev * dev;
+            }
+        }
+        const double var = d.m > 0 ? sq / (double)d.m : 0.0;
+        const double invstd = 1.0 / sqrt(var + eps);
+        /* PyTorch refuses a single value per channel in training; the net is expected
+         * to reject it too. Should one arrive, the biased variance (0) keeps the running
+         * variance finite instead of dividing by zero. */
+        const double unbiased = d.m > 1 ? sq / (double)(d.m - 1) : var;
+        l->running_mean[c] = (float)((1.0 - momentum) * l->running_mean[c] + momentum * mean);
+        l->running_var[c] = (float)((1.0 - momentum) * l->running_var[c] + momentum * unbiased);
+        saved_mean[c] = (float)mean;
+        saved_invstd[c] = (float)invstd;
+        normalise_channel(&d, c, x, y, saved_mean[c],
+                          (float)((double)saved_invstd[c] * gamma_of(l, c)), beta_of(l, c),
+                          ctx->batch);
+    }
+}
+
+void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
+                        const ln_ctx *ctx)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const double eps = (double)l->spec.eps;
+    for (int64_t c = 0; c < d.c; c++) {
+        float mean, invstd;
+        if (ctx->training) {
+            mean = l->saved[c];
+            invstd = l->saved[d.c + c];
+        } else {
+            mean = l->running_mean[c];
+            invstd = (float)(1.0 / sqrt((double)l->running_var[c] + eps));
+        }
+        /* dbeta = sum(dy), dgamma = sum(dy * xhat) over the channel. */
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int n = 0; n < ctx->batch; n++) {
+            const float *xs = x + (int64_t)n * d.stride + c * d.s;
+            const float *dys = dy + (int64_t)n * d.stride + c * d.s;
+            for (int64_t i = 0; i < d.s; i++) {
+                sum_dy += dys[i];
+                sum_dy_xhat += (double)dys[i] * (double)((xs[i] - mean) * invstd);
+            }
+        }
+        if (l->dweight) l->dweight[c] += (float)sum_dy_xhat;
+        if (l->dbias) l->dbias[c] += (float)sum_dy;
+        if (!dx) continue;
+
+        const float k = invstd * gamma_of(l, c);
+        if (!ctx->training) {
+            /* The running stats are constants: the layer is affine in x. */
+            for (int n = 0; n < ctx->batch; n++) {
+                const float *dys = dy + (int64_t)n * d.stride + c * d.s;
+                float *dxs = dx + (int64_t)n * d.stride + c * d.s;
+                for (int64_t i = 0; i < d.s; i++) dxs[i] = dys[i] * k;
+            }
+            continue;
+        }
+        /* The batch mean and variance depend on every x of the channel:
+         * dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)). */
+        const float mean_dy = d.m > 0 ? (float)(sum_dy / (double)d.m) : 0.0f;
+        const float mean_dy_xhat = d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
+        for (int n = 0; n < ctx->batch; n++) {
+            const float *xs = x + (int64_t)n * d.stride + c * d.s;
+            const float *dys = dy + (int64_t)n * d.stride + c * d.s;
+            float *dxs = dx + (int64_t)n * d.stride + c * d.s;
+            for (int64_t i = 0; i < d.s; i++) {
+                const float xhat = (xs[i] - mean) * invstd;
+                dxs[i] = k * (dys[i] - mean_dy - xhat * mean_dy_xhat);
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+/* dataset.c - labelled image datasets in memory: loading from IDX files, copying
+ * from arrays, selecting samples and drawing (stratified) random subsets.
+ *
+ * Subsets always list their samples in the source's order (ascending indices),
+ * random or not: the draw decides *which* samples, never their order, so a subset
+ * of a file reads like the file and training shuffles it separately anyway.
+ */
+#include "lunet.h"
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+/* A dataset with room for count samples (contents uninitialised, classes 1). */
+static ln_status dataset_new(int64_t count, int channels, int height, int width,
+                             const char *what, ln_dataset **out, ln_error *err)
+{
+    *out = NULL;
+    size_t per = 0, floats = 0, image_bytes = 0, label_bytes = 0;
+    if (!ln_mul_size((size_t)channels, (size_t)height, &per) ||
+        !ln_mul_size(per, (size_t)width, &per) || !ln_mul_size(per, (size_t)count, &floats) ||
+        !ln_mul_size(floats, sizeof(float), &image_bytes) ||
+        !ln_mul_size((size_t)count, sizeof(int32_t), &label_bytes)) {
+        return ln_fail(err, LN_ENOMEM, "%s: %lld samples of %dx%dx%d do not fit in memory",
+                       what, (long long)count, channels, height, width);
+    }
+    ln_dataset *ds = ln_alloc_zeroed(1, sizeof *ds);
+    if (!ds) return ln_fail(err, LN_ENOMEM, "%s: out of memory", what);
+    ds->images = ln_alloc(image_bytes);
+    ds->labels = ln_alloc(label_bytes);
+    if (!ds->images || !ds->labels) {
+        ln_dataset_free(ds);
+        return ln_fail(err, LN_ENOMEM, "%s: cannot allocate %lld samples of %dx%dx%d", what,
+                       (long long)count, channels, height, width);
+    }
+    ds->count = count;
+    ds->channels = channels;
+    ds->height = height;
+    ds->width = width;
+    ds->classes = 1;
+    *out = ds;
+    return LN_OK;
+}
+
+void ln_dataset_free(ln_dataset *ds)
+{
+    if (!ds) return;
+    ln_dealloc(ds->images);
+    ln_dealloc(ds->labels);
+    ln_dealloc(ds);
+}
+
+static int max_label_classes(const int32_t *labels, int64_t count)
+{
+    int32_t max = 0;
+    for (int64_t i = 0; i < count; i++)
+        if (labels[i] > max) max = labels[i];
+    /* max + 1 stays an int: callers reject a label of INT32_MAX. */
+    return (int)max + 1;
+}
+
+ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, int64_t limit,
+                              float mean, float std, ln_dataset **out, ln_error *err)
+{
+    if (!out) return ln_fail(err, LN_EINVAL, "dataset: output is NULL");
+    *out = NULL;
+    if (!images_path || !labels_path)
+        return ln_fail(err, LN_EINVAL, "dataset: %s path is NULL", images_path ? "labels" : "images");
+    if (!isfinite(mean) || !isfinite(std) || std == 0.0f)
+        return ln_fail(err, LN_EINVAL,
+                       "dataset: normalisation needs a finite mean and a finite nonzero std "
+                       "(got mean %g, std %g)", (double)mean, (double)std);
+
+    ln_idx img, lab;
+    memset(&lab, 0, sizeof lab);
+    ln_status st = ln_idx_read(images_path, &img, err);
+    if (st != LN_OK) return st;
+    if (img.type != 0x08 || (img.ndim != 3 && img.ndim != 4)) {
+        st = img.type != 0x08
+                 ? ln_fail(err, LN_EFORMAT,
+                           "%s: images must be unsigned bytes (IDX type 0x08), found type 0x%02X",
+                           images_path, (unsigned)img.type)
+                 : ln_fail(err, LN_EFORMAT,
+                           "%s: images must have 3 (N x H x W) or 4 (N x C x H x W) dimensions, "
+                           "found %d", images_path, img.ndim);
+        goto done;
+    }
+    st = ln_idx_read(labels_path, &lab, err);
+    if (st != LN_OK) goto done;
+    if (lab.type != 0x08 || lab.ndim != 1) {
+        st = lab.type != 0x08
+                 ? ln_fail(err, LN_EFORMAT,
+                           "%s: labels must be unsigned bytes (IDX type 0x08), found type 0x%02X",
+                           labels_path, (unsigned)lab.type)
+                 : ln_fail(err, LN_EFORMAT, "%s: labels must have 1 dimension, found %d",
+                           labels_path, lab.ndim);
+        goto done;
+    }
+    if (img.dim[0] != lab.dim[0]) {
+        st = ln_fail(err, LN_EFORMAT, "%s holds %lu images but %s holds %lu labels", images_path,
+                     (unsigned long)img.dim[0], labels_path, (unsigned long)lab.dim[0]);
+        goto done;
+    }
+    int64_t available = (int64_t)img.dim[0];
+    if (limit > available) {
+        st = ln_fail(err, LN_EINVAL, "dataset: limit %lld is more than the %lld samples %s holds",
+                     (long long)limit, (long long)available, images_path);
+        goto done;
+    }
+    int64_t n = limit <= 0 ? available : limit;
+
+    uint32_t c = img.ndim == 4 ? img.dim[1] : 1;
+    uint32_t h = img.dim[img.ndim - 2], w = img.dim[img.ndim - 1];
+    if (c > INT_MAX || h > INT_MAX || w > INT_MAX) {
+        st = ln_fail(err, LN_EFORMAT, "%s: image dimensions %lux%lux%lu are too large",
+                     images_path, (unsigned long)c, (unsigned long)h, (unsigned long)w);
+        goto done;
+    }
+    ln_dataset *ds = NULL;
+    st = dataset_new(n, (int)c, (int)h, (int)w, images_path, &ds, err);
+    if (st != LN_OK) goto done;
+
+    /* 256 possible pixel values: normalise each once. The formula is the one the
+     * header promises, evaluated in float so results match float32 frameworks. */
+    float table[256];
+    for (int x = 0; x < 256; x++) table[x] = ((float)x / 255.0f - mean) / std;
+    size_t pixels = (size_t)n * c * h * w; /* fits: the file held at least this many */
+    for (size_t i = 0; i < pixels; i++) ds->images[i] = table[img.data[i]];
+    for (int64_t i = 0; i < n; i++) ds->labels[i] = lab.data[i];
+    ds->classes = max_label_classes(ds->labels, n);
+    *out = ds;
+
+done:
+    ln_idx_release(&img);
+    ln_idx_release(&lab);
+    return st;
+}
+
+ln_status ln_dataset_from_arrays(const float *images, const int32_t *labels, int64_t count,
+                                 int channels, int height, int width, ln_dataset **out,
+                                 ln_error *err)
+{
+    if (!out) return ln_fail(err, LN_EINVAL, "dataset: output is NULL");
+    *out = NULL;
+    if (!images) return ln_fail(err, LN_EINVAL, "dataset: images is NULL");
+    if (count < 1)
+        return ln_fail(err, LN_EINVAL, "dataset: count must be >= 1 (got %lld)", (long long)count);
+    if (channels < 1 || height < 1 || width < 1)
+        return ln_fail(err, LN_EINVAL,
+                       "dataset: channels, height and width must be >= 1 (got %dx%dx%d)",
+                       channels, height, width);
+    if (labels) {
+        for (int64_t i = 0; i < count; i++)
+            if (labels[i] < 0 || labels[i] == INT32_MAX)
+                return ln_fail(err, LN_EINVAL,
+                               "dataset: labels[%lld] is %ld; labels must be in [0, %ld)",
+                               (long long)i, (long)labels[i], (long)INT32_MAX);
+    }
+    ln_dataset *ds = NULL;
+    ln_status st = dataset_new(count, channels, height, width, "dataset", &ds, err);
+    if (st != LN_OK) return st;
+    size_t floats = (size_t)count * (size_t)channels * (size_t)height * (size_t)width;
+    memcpy(ds->images, images, floats * sizeof(float));
+    if (labels) {
+        memcpy(ds->labels, labels, (size_t)count * sizeof(int32_t));
+        ds->classes = max_label_classes(ds->labels, count);
+    } else {
+        memset(ds->labels, 0, (size_t)count * sizeof(int32_t));
+    }
+    *out = ds;
+    return LN_OK;
+}
+
+/* The selected samples keep the source's number of classes even if some class is
+ * missing from the selection: a net for the source must fit the subset too. */
+ln_status ln_dataset_select(const ln_dataset *src, const int64_t *indices, int64_t count,
+                            ln_dataset **out, ln_error *err)
+{
+    if (!out) return ln_fail(err, LN_EINVAL, "select: output is NULL");
+    *out = NULL;
+    if (!src) return ln_fail(err, LN_EINVAL, "select: source dataset is NULL");
+    if (!indices) return ln_fail(err, LN_EINVAL, "select: indices is NULL");
+    if (count < 1)
+        return ln_fail(err, LN_EINVAL, "select: count must be >= 1 (got %lld)", (long long)count);
+    for (int64_t i = 0; i < count; i++)
+        if (indices[i] < 0 || indices[i] >= src->count)
+            return ln_fail(err, LN_EINVAL,
+                           "select: indices[%lld] = %lld is out of range for a dataset of %lld "
+                           "samples", (long long)i, (long long)indices[i], (long long)src->count);
+    ln_dataset *ds = NULL;
+    ln_status st = dataset_new(count, src->channels, src->height, src->width, "select", &ds, err);
+    if (st != LN_OK) return st;
+    size_t per = (size_t)src->channels * (size_t)src->height * (size_t)src->width;
+    for (int64_t i = 0; i < count; i++) {
+        memcpy(ds->images + (size_t)i * per, src->images + (size_t)indices[i] * per,
+               per * sizeof(float));
+        ds->labels[i] = src->labels[indices[i]];
+    }
+    ds->classes = src->classes;
+    *out = ds;
+    return LN_OK;
+}
+
+void ln_dataset_class_counts(const ln_dataset *ds, int64_t *counts, int classes)
+{
+    if (!counts || classes < 1) return;
+    memset(counts, 0, (size_t)classes * sizeof *counts);
+    if (!ds) return;
+    for (int64_t i = 0; i < ds->count; i++) {
+        int32_t y = ds->labels[i];
+        if (y >= 0 && y < classes) counts[y]++; /* other labels belong to no counted class */
+    }
+}
+
+/* Moves k of the m entries of pool[] to its front, chosen uniformly without
+ * replacement (a partial Fisher-Yates shuffle). */
+static void draw_front(int64_t *pool, int64_t m, int64_t k, ln_rng *rng)
+{
+    for (int64_t i = 0; i < k; i++) {
+        int64_t j = i + (int64_t)ln_rng_below(rng, (uint32_t)(m - i));
+        int64_t t = pool[i];
+        pool[i] = pool[j];
+        pool[j] = t;
+    }
+}
+
+/* Class c before class d in the order that hands out the leftover samples: larger
+ * remainder first, lower class index on ties. */
+static int remainder_before(const uint64_t *rem, int64_t c, int64_t d)
+{
+    return rem[c] > rem[d] || (rem[c] == rem[d] && c < d);
+}
+
+static void sift_down(int64_t *order, int64_t root, int64_t end, const uint64_t *rem)
+{
+    for (;;) {
+        int64_t child = 2 * root + 1;
+        if (child >= end) return;
+        if (child + 1 < end && remainder_before(rem, order[child], order[child + 1])) child++;
+        if (!remainder_before(rem, order[root], order[child])) return;
+        int64_t t = order[root];
+        order[root] = order[child];
+        order[child] = t;
+        root = child;
+    }
+}
+
+/* Heapsort of class indices by remainder_before: in place and O(K log K), so even a
+ * dataset with very many classes sorts quickly without extra memory. The heap keeps
+ * the class that comes last on top, which is then moved to the back. */
+static void sort_by_remainder(int64_t *order, int64_t k, const uint64_t *rem)
+{
+    for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down(order, i, k, rem);
+    for (int64_t end = k - 1; end > 0; end--) {
+        int64_t t = order[0];
+        order[0] = order[end];
+        order[end] = t;
+        sift_down(order, 0, end, rem);
+    }
+}
+
+/* Marks the chosen samples for a stratified draw: per class quota by largest-remainder
+ * rounding of n * count_c / total, then quota_c samples of class c at random. */
+static ln_status mark_stratified(const ln_dataset *src, int64_t n, ln_rng *rng,
+                                 unsigned char *chosen, ln_error *err)
+{
+    int64_t k = src->classes;
+    size_t kk = (size_t)k;
+    int64_t *counts = ln_alloc_zeroed(kk, sizeof *counts);
+    int64_t *quota = ln_alloc_zeroed(kk, sizeof *quota);
+    uint64_t *rem = ln_alloc_zeroed(kk, sizeof *rem);
+    int64_t *order = ln_alloc_zeroed(kk, sizeof *order);
+    int64_t *start = ln_alloc_zeroed(kk + 1, sizeof *start);
+    int64_t *members = ln_alloc_zeroed((size_t)src->count, sizeof *members);
+    ln_status st = LN_OK;
+    if (!counts || !quota || !rem || !order || !start || !members) {
+        st = ln_fail(err, LN_ENOMEM, "subset: out of memory for a stratified draw of %lld",
+                     (long long)n);
+        goto done;
+    }
+    ln_dataset_class_counts(src, counts, src->classes);
+    int64_t labelled = 0;
+    for (int64_t c = 0; c < k; c++) labelled += counts[c];
+    /* Only a hand-built dataset can have labels outside [0, classes); they take no part. */
+    if (labelled < n) {
+        st = ln_fail(err, LN_EINVAL,
+                     "subset: n = %lld is more than the %lld samples with labels in [0, %d)",
+                     (long long)n, (long long)labelled, src->classes);
+        goto done;
+    }
+
+    /* Products stay below 2^64: n and every count are below 2^32 (checked by caller). */
+    uint64_t total = (uint64_t)labelled;
+    int64_t given = 0;
+    for (int64_t c = 0; c < k; c++) {
+        uint64_t p = (uint64_t)n * (uint64_t)counts[c];
+        quota[c] = (int64_t)(p / total);
+        rem[c] = p % total;
+        given += quota[c];
+        order[c] = c;
+    }
+    /* The remainders sum to (n - given) * total with each below total, so more than
+     * n - given classes have a positive remainder, and each of those has room for
+     * one more sample (quota < count whenever n < total). */
+    sort_by_remainder(order, k, rem);
+    for (int64_t i = 0; i < n - given; i++) quota[order[i]]++;
+
+    /* Members of each class in file order (a counting sort by label). */
+    for (int64_t c = 0; c < k; c++) start[c + 1] = start[c] + counts[c];
+    memcpy(order, start, kk * sizeof *order); /* order[] reused as fill positions */
+    for (int64_t i = 0; i < src->count; i++) {
+        int32_t y = src->labels[i];
+        if (y >= 0 && y < k) members[order[y]++] = i;
+    }
+    for (int64_t c = 0; c < k; c++) {
+        draw_front(members + start[c], counts[c], quota[c], rng);
+        for (int64_t i = 0; i < quota[c]; i++) chosen[members[start[c] + i]] = 1;
+    }
+
+done:
+    ln_dealloc(counts);
+    ln_dealloc(quota);
+    ln_dealloc(rem);
+    ln_dealloc(order);
+    ln_dealloc(start);
+    ln_dealloc(members);
+    return st;
+}
+
+ln_status ln_dataset_subset(const ln_dataset *src, int64_t n, int random, int stratified,
+                            ln_rng *rng, ln_dataset **out, ln_error *err)
+{
+    if (!out) return ln_fail(err, LN_EINVAL, "subset: output is NULL");
+    *out = NULL;
+    if (!src) return ln_fail(err, LN_EINVAL, "subset: source dataset is NULL");
+    if (n <= 0 || n > src->count)
+        return ln_fail(err, LN_EINVAL, "subset: n = %lld is out of range: the dataset holds %lld "
+                       "samples", (long long)n, (long long)src->count);
+    if (stratified && !random)
+        return ln_fail(err, LN_EINVAL, "subset: a stratified subset must be random");
+    if (random && !rng) return ln_fail(err, LN_EINVAL, "subset: a random subset needs an rng");
+    if (random && src->count > (int64_t)UINT32_MAX)
+        return ln_fail(err, LN_EINVAL,
+                       "subset: random draws support at most %lu samples (dataset holds %lld)",
+                       (unsigned long)UINT32_MAX, (long long)src->count);
+    if (stratified && src->classes < 1)
+        return ln_fail(err, LN_EINVAL, "subset: dataset has %d classes", src->classes);
+
+    size_t count = (size_t)src->count;
+    int64_t *indices = ln_alloc_zeroed(random ? count : (size_t)n, sizeof *indices);
+    unsigned char *chosen = random ? ln_alloc_zeroed(count, 1) : NULL;
+    ln_status st = LN_OK;
+    if (!indices || (random && !chosen)) {
+        st = ln_fail(err, LN_ENOMEM, "subset: out of memory for %lld indices", (long long)n);
+        goto done;
+    }
+    if (!random) {
+        for (int64_t i = 0; i < n; i++) indices[i] = i;
+    } else {
+        if (stratified) {
+            st = mark_stratified(src, n, rng, chosen, err);
+            if (st != LN_OK) goto done;
+        } else {
+            for (int64_t i = 0; i < src->count; i++) indices[i] = i;
+            draw_front(indices, src->count, n, rng);
+            for (int64_t i = 0; i < n; i++) chosen[indices[i]] = 1;
+        }
+        /* Read the marks back in file order: the subset keeps ascending indices. */
+        int64_t m = 0;
+        for (int64_t i = 0; i < src->count; i++)
+            if (chosen[i]) indices[m++] = i;
+    }
+    st = ln_dataset_select(src, indices, n, out, err);
+
+done:
+    ln_dealloc(indices);
+    ln_dealloc(chosen);
+    return st;
+}

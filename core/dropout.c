@@ -1,0 +1,92 @@
+/* dropout.c - Dropout (elementwise) and Dropout2d (whole channels), as PyTorch's
+ * nn.Dropout / nn.Dropout2d.
+ *
+ * Shapes (per sample): any shape in, same shape out. Dropout2d reads the input as
+ * C x (rest), C = in.dim[0], and zeroes whole channels.
+ * Mask (training only): Dropout: batch x in_n keep-scales; Dropout2d: batch x C.
+ * A keep-scale is 0 (dropped) or 1/(1-p) (kept), so the expected output equals the
+ * input and eval mode can be the identity.
+ *
+ * Draws: one ln_rng_uniform per mask entry, sample-major then element/channel, drop
+ * when the draw is < p. p <= 0 and p >= 1 have a certain outcome and draw nothing
+ * (PyTorch also short-cuts p == 0), so the stream only advances for real dropout.
+ * The output is x * scale, not a select, so a NaN or Inf input stays visible even
+ * when dropped, as in PyTorch (which multiplies by the noise tensor).
+ */
+#include "layer.h"
+
+#include <string.h>
+
+/* Mask entries per sample and input elements covered by each entry. */
+static void mask_layout(const ln_layer *l, int64_t *per_sample, int64_t *span)
+{
+    if (l->spec.kind == LN_DROPOUT2D && l->in.ndim >= 1 && l->in.dim[0] > 0) {
+        *per_sample = l->in.dim[0];
+        *span = l->in_n / l->in.dim[0];
+    } else {
+        *per_sample = l->in_n;
+        *span = 1;
+    }
+}
+
+void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    const int64_t total = (int64_t)ctx->batch * l->in_n;
+    if (!ctx->training) {
+        if (y != x) memcpy(y, x, sizeof(float) * (size_t)total);
+        return;
+    }
+    int64_t per_sample, span;
+    mask_layout(l, &per_sample, &span);
+    const int64_t entries = (int64_t)ctx->batch * per_sample;
+    const float p = l->spec.p;
+
+    if (!(p > 0.0f) || !ctx->rng) {
+        /* p == 0: nothing is dropped. A missing rng cannot draw; keeping everything is
+         * the only outcome that does not invent randomness (the net checks for it). */
+        for (int64_t i = 0; i < entries; i++) l->mask[i] = 1.0f;
+    } else if (p >= 1.0f) {
+        /* Everything is dropped; 1/(1-p) would divide by zero, and no scale is needed. */
+        for (int64_t i = 0; i < entries; i++) l->mask[i] = 0.0f;
+    } else {
+        /* The scale in double then rounded once, so it is the float nearest 1/(1-p). */
+        const float scale = (float)(1.0 / (1.0 - (double)p));
+        for (int64_t i = 0; i < entries; i++)
+            l->mask[i] = ln_rng_uniform(ctx->rng) < p ? 0.0f : scale;
+    }
+
+    if (span == 1) {
+        for (int64_t i = 0; i < total; i++) y[i] = x[i] * l->mask[i];
+    } else {
+        for (int64_t e = 0; e < entries; e++) {
+            const float s = l->mask[e];
+            const float *xs = x + e * span;
+            float *ys = y + e * span;
+            for (int64_t i = 0; i < span; i++) ys[i] = xs[i] * s;
+        }
+    }
+}
+
+void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
+{
+    if (!dx) return;
+    const int64_t total = (int64_t)ctx->batch * l->in_n;
+    if (!ctx->training) {
+        /* Eval forward was the identity, so is its derivative. */
+        if (dx != dy) memcpy(dx, dy, sizeof(float) * (size_t)total);
+        return;
+    }
+    int64_t per_sample, span;
+    mask_layout(l, &per_sample, &span);
+    const int64_t entries = (int64_t)ctx->batch * per_sample;
+    if (span == 1) {
+        for (int64_t i = 0; i < total; i++) dx[i] = dy[i] * l->mask[i];
+    } else {
+        for (int64_t e = 0; e < entries; e++) {
+            const float s = l->mask[e];
+            const float *dys = dy + e * span;
+            float *dxs = dx + e * span;
+            for (int64_t i = 0; i < span; i++) dxs[i] = dys[i] * s;
+        }
+    }
+}

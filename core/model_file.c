@@ -1,0 +1,302 @@
+/* model_file.c - saving and loading a net: layers, input shape, parameters, buffers.
+ *
+ * Format (version 1), all integers little-endian:
+ *   "LUNETNET"                         8 bytes magic
+ *   u32 format version (1)
+ *   u32 layer count L, u32 input ndim, 3 x i64 input dims (unused ones 0)
+ *   L x layer: u32 kind; i32 in_channels, out_channels, in_features, out_features,
+ *              kernel, stride, padding, bias; f32 p, eps, momentum
+ *   u64 parameter count P, u64 buffer count B
+ *   P x f32 parameters, B x f32 buffers (layer after layer, weight then bias)
+ *   u32 CRC-32 (zlib) of every byte before it
+ * Saving writes a temporary file beside the target, fsyncs it and renames it over the
+ * target, so a crash leaves either the old file or the new one, never half of one.
+ */
+#include "lunet.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAGIC "LUNETNET"
+#define FORMAT_VERSION 1u
+#define LAYER_BYTES (4 + 8 * 4 + 3 * 4)
+#define MAX_LAYERS 10000
+#define MAX_FILE ((size_t)1 << 31)
+
+typedef struct {
+    unsigned char *p;
+    size_t used, cap;
+} writer;
+
+static void put(writer *w, const void *src, size_t n)
+{
+    if (w->used + n <= w->cap) memcpy(w->p + w->used, src, n);
+    w->used += n;
+}
+
+static void put_u32(writer *w, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put(w, b, 4);
+}
+
+static void put_u64(writer *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)v);
+    put_u32(w, (uint32_t)(v >> 32));
+}
+
+static void put_f32(writer *w, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(w, v);
+}
+
+/* Serialises into w (a first pass with cap 0 only measures). */
+static void serialise(const ln_net *net_c, writer *w)
+{
+    ln_net *net = (ln_net *)net_c; /* the getters are not const-qualified; nothing is written */
+    int count = ln_net_layer_count(net);
+    ln_shape in = ln_net_input_shape(net);
+    put(w, MAGIC, 8);
+    put_u32(w, FORMAT_VERSION);
+    put_u32(w, (uint32_t)count);
+    put_u32(w, (uint32_t)in.ndim);
+    for (int i = 0; i < 3; i++) put_u64(w, (uint64_t)(i < in.ndim ? in.dim[i] : 0));
+    for (int i = 0; i < count; i++) {
+        const ln_layer_spec *s = ln_net_layer_spec(net, i);
+        put_u32(w, (uint32_t)s->kind);
+        int32_t f[8] = {s->in_channels, s->out_channels, s->in_features, s->out_features,
+                        s->kernel,      s->stride,       s->padding,     s->bias};
+        for (int k = 0; k < 8; k++) put_u32(w, (uint32_t)f[k]);
+        put_f32(w, s->p);
+        put_f32(w, s->eps);
+        put_f32(w, s->momentum);
+    }
+    int64_t np = ln_net_param_count(net), nb = ln_net_buffer_count(net);
+    put_u64(w, (uint64_t)np);
+    put_u64(w, (uint64_t)nb);
+    const float *params = ln_net_params(net), *buffers = ln_net_buffers(net);
+    for (int64_t i = 0; i < np; i++) put_f32(w, params[i]);
+    for (int64_t i = 0; i < nb; i++) put_f32(w, buffers[i]);
+}
+
+static ln_status write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return LN_EIO;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return LN_OK;
+}
+
+ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
+{
+    writer w = {NULL, 0, 0};
+    serialise(net, &w);
+    size_t total = w.used + 4;
+    w.p = ln_alloc(total);
+    if (!w.p) return ln_fail(err, LN_ENOMEM, "%s: out of memory for %zu bytes", path, total);
+    w.cap = total;
+    w.used = 0;
+    serialise(net, &w);
+    put_u32(&w, (uint32_t)crc32(0L, w.p, (uInt)(w.used)));
+
+    size_t plen = strlen(path);
+    char *tmp = ln_alloc(plen + 16);
+    if (!tmp) {
+        ln_dealloc(w.p);
+        return ln_fail(err, LN_ENOMEM, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp-XXXXXX", 12);
+    ln_status st = LN_OK;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        st = ln_fail(err, LN_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+    } else {
+        if (write_all(fd, w.p, w.used) || fsync(fd) != 0)
+            st = ln_fail(err, LN_EIO, "%s: write failed: %s", path, strerror(errno));
+        if (close(fd) != 0 && !st)
+            st = ln_fail(err, LN_EIO, "%s: close failed: %s", path, strerror(errno));
+        if (!st && rename(tmp, path) != 0)
+            st = ln_fail(err, LN_EIO, "%s: cannot rename the temporary file: %s", path,
+                         strerror(errno));
+        if (st) unlink(tmp);
+    }
+    ln_dealloc(tmp);
+    ln_dealloc(w.p);
+    return st;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+typedef struct {
+    const unsigned char *p;
+    size_t left;
+} reader;
+
+static int get(reader *r, void *dst, size_t n)
+{
+    if (r->left < n) return 0;
+    memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return 1;
+}
+
+static int get_u32(reader *r, uint32_t *v)
+{
+    unsigned char b[4];
+    if (!get(r, b, 4)) return 0;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 1;
+}
+
+static int get_u64(reader *r, uint64_t *v)
+{
+    uint32_t lo, hi;
+    if (!get_u32(r, &lo) || !get_u32(r, &hi)) return 0;
+    *v = (uint64_t)hi << 32 | lo;
+    return 1;
+}
+
+static int get_f32(reader *r, float *f)
+{
+    uint32_t v;
+    if (!get_u32(r, &v)) return 0;
+    memcpy(f, &v, 4);
+    return 1;
+}
+
+ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char *name,
+                            ln_net **out, ln_error *err)
+{
+    *out = NULL;
+    if (size < 8 + 4 || memcmp(bytes, MAGIC, 8) != 0)
+        return ln_fail(err, LN_EFORMAT, "%s: not a lunet model file (bad magic)", name);
+    reader r = {bytes + 8, size - 8};
+    uint32_t version, count, ndim;
+    get_u32(&r, &version);
+    if (version != FORMAT_VERSION)
+        return ln_fail(err, LN_EFORMAT, "%s: model format version %u is not supported (this is %u)",
+                       name, version, FORMAT_VERSION);
+    if (size < 8 + 4 + 4) return ln_fail(err, LN_EFORMAT, "%s: truncated header", name);
+    uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
+                          (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
+    if ((uint32_t)crc32(0L, bytes, (uInt)(size - 4)) != stored_crc)
+        return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the file is corrupt or truncated)",
+                       name);
+    r.left -= 4; /* the CRC is not part of the body */
+    uint64_t dims[3];
+    if (!get_u32(&r, &count) || !get_u32(&r, &ndim) || !get_u64(&r, &dims[0]) ||
+        !get_u64(&r, &dims[1]) || !get_u64(&r, &dims[2]))
+        return ln_fail(err, LN_EFORMAT, "%s: truncated header", name);
+    if (count < 1 || count > MAX_LAYERS)
+        return ln_fail(err, LN_EFORMAT, "%s: layer count %u out of range [1, %d]", name, count,
+                       MAX_LAYERS);
+    if (ndim < 1 || ndim > 3) return ln_fail(err, LN_EFORMAT, "%s: input rank %u out of range", name, ndim);
+    int64_t in_dims[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        if (i < ndim && (dims[i] < 1 || dims[i] > (1u << 24)))
+            return ln_fail(err, LN_EFORMAT, "%s: input dimension %u out of range", name, i + 1);
+        in_dims[i] = (int64_t)dims[i];
+    }
+    if (r.left < (size_t)count * LAYER_BYTES)
+        return ln_fail(err, LN_EFORMAT, "%s: truncated layer list", name);
+    ln_layer_spec *specs = ln_alloc_zeroed(count, sizeof *specs);
+    if (!specs) return ln_fail(err, LN_ENOMEM, "%s: out of memory", name);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t kind = 0, f[8] = {0};
+        get_u32(&r, &kind);
+        for (int k = 0; k < 8; k++) get_u32(&r, &f[k]);
+        ln_layer_spec *s = &specs[i];
+        if (kind >= LN_LAYER_KIND_COUNT) {
+            ln_dealloc(specs);
+            return ln_fail(err, LN_EFORMAT, "%s: layer %u has unknown kind %u", name, i + 1, kind);
+        }
+        for (int k = 0; k < 8; k++)
+            if ((int32_t)f[k] < 0 || (int32_t)f[k] > (1 << 24)) {
+                ln_dealloc(specs);
+                return ln_fail(err, LN_EFORMAT, "%s: layer %u has an out-of-range field", name, i + 1);
+            }
+        s->kind = (ln_layer_kind)kind;
+        s->in_channels = (int)f[0];
+        s->out_channels = (int)f[1];
+        s->in_features = (int)f[2];
+        s->out_features = (int)f[3];
+        s->kernel = (int)f[4];
+        s->stride = (int)f[5];
+        s->padding = (int)f[6];
+        s->bias = f[7] ? 1 : 0;
+        get_f32(&r, &s->p);
+        get_f32(&r, &s->eps);
+        get_f32(&r, &s->momentum);
+    }
+    ln_net *net = NULL;
+    ln_error inner;
+    ln_status st = ln_net_create(&net, specs, (int)count, ln_shape_make((int)ndim, in_dims), NULL,
+                                 &inner);
+    ln_dealloc(specs);
+    if (st)
+        return ln_fail(err, st == LN_ENOMEM ? LN_ENOMEM : LN_EFORMAT, "%s: invalid net: %s", name,
+                       inner.msg);
+    uint64_t np, nb;
+    if (!get_u64(&r, &np) || !get_u64(&r, &nb)) {
+        ln_net_free(net);
+        return ln_fail(err, LN_EFORMAT, "%s: truncated parameter header", name);
+    }
+    if (np != (uint64_t)ln_net_param_count(net) || nb != (uint64_t)ln_net_buffer_count(net)) {
+        ln_net_free(net);
+        return ln_fail(err, LN_EFORMAT,
+                       "%s: holds %llu parameters and %llu buffers, the layers need %lld and %lld",
+                       name, (unsigned long long)np, (unsigned long long)nb,
+                       (long long)ln_net_param_count(net), (long long)ln_net_buffer_count(net));
+    }
+    if (r.left != (np + nb) * 4) {
+        ln_net_free(net);
+        return ln_fail(err, LN_EFORMAT, "%s: expected %llu bytes of parameters, found %zu", name,
+                       (unsigned long long)((np + nb) * 4), r.left);
+    }
+    float *params = ln_net_params(net), *buffers = ln_net_buffers(net);
+    for (uint64_t i = 0; i < np; i++) get_f32(&r, &params[i]);
+    for (uint64_t i = 0; i < nb; i++) get_f32(&r, &buffers[i]);
+    *out = net;
+    return LN_OK;
+}
+
+ln_status ln_net_load(const char *path, ln_net **out, ln_error *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ln_fail(err, LN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    ln_status st = LN_OK;
+    unsigned char *buf = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = ln_fail(err, LN_EIO, "%s: cannot read: %s", path, strerror(errno));
+    } else if ((size_t)size > MAX_FILE) {
+        st = ln_fail(err, LN_EFORMAT, "%s: %ld bytes is larger than any model file", path, size);
+    } else if (!(buf = ln_alloc((size_t)size + 1))) {
+        st = ln_fail(err, LN_ENOMEM, "%s: out of memory for %ld bytes", path, size);
+    } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        st = ln_fail(err, LN_EIO, "%s: read failed", path);
+    }
+    fclose(f);
+    if (!st) st = ln_net_load_bytes(buf, (size_t)size, path, out, err);
+    ln_dealloc(buf);
+    return st;
+}

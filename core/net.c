@@ -1,0 +1,389 @@
+/* net.c - a sequential network: layers in order, with one contiguous block each for
+ * parameters, gradients and buffers (batchnorm running statistics), and activation
+ * memory sized once per batch size so the training step never allocates.
+ *
+ * Activation block (for a reserved batch B):
+ *   act[0]      = B x input       (a copy of the forward's input, kept for backward)
+ *   act[i + 1]  = B x output(i)   (layer i's output)
+ * Gradient block: two ping-pong buffers of B x (largest per-sample size).
+ */
+#include "layer.h"
+
+#include <string.h>
+
+struct ln_net {
+    int count;
+    ln_layer *layers;
+    ln_layer_spec *specs;
+    ln_shape input;
+    int64_t param_count, buffer_count, saved_count;
+    float *params, *grads, *buffers, *saved;
+
+    int reserved;            /* batch the activation memory is sized for */
+    float **act;             /* count + 1 pointers into act_block */
+    float *act_block;
+    float *grad_a, *grad_b;  /* ping-pong gradient buffers */
+    float *grad_block;
+    float *mask_block;
+    int32_t *argmax_block;
+    float *workspace;
+    int64_t workspace_n;
+
+    int last_batch;          /* batch of the last forward, 0 if none */
+    int last_training;
+    int reference;
+};
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Points every layer's views into the net's blocks. */
+static void bind_views(ln_net *net)
+{
+    int64_t p = 0, b = 0, s = 0;
+    for (int i = 0; i < net->count; i++) {
+        ln_layer *l = &net->layers[i];
+        l->weight = l->weight_n ? net->params + p : NULL;
+        l->dweight = l->weight_n ? net->grads + p : NULL;
+        p += l->weight_n;
+        l->bias = l->bias_n ? net->params + p : NULL;
+        l->dbias = l->bias_n ? net->grads + p : NULL;
+        p += l->bias_n;
+        int64_t nb = ln_layer_buffer_count(l);
+        l->running_mean = nb ? net->buffers + b : NULL;
+        l->running_var = nb ? net->buffers + b + nb / 2 : NULL;
+        b += nb;
+        int64_t ns = ln_layer_saved_count(l);
+        l->saved = ns ? net->saved + s : NULL;
+        s += ns;
+    }
+}
+
+static void release_activations(ln_net *net)
+{
+    ln_dealloc(net->act);
+    ln_dealloc(net->act_block);
+    ln_dealloc(net->grad_block);
+    ln_dealloc(net->mask_block);
+    ln_dealloc(net->argmax_block);
+    ln_dealloc(net->workspace);
+    net->act = NULL;
+    net->act_block = net->grad_block = net->mask_block = net->workspace = NULL;
+    net->argmax_block = NULL;
+    net->grad_a = net->grad_b = NULL;
+    net->reserved = 0;
+    net->last_batch = 0;
+    for (int i = 0; i < net->count; i++) {
+        net->layers[i].mask = NULL;
+        net->layers[i].argmax = NULL;
+    }
+}
+
+void ln_net_free(ln_net *net)
+{
+    if (!net) return;
+    release_activations(net);
+    ln_dealloc(net->layers);
+    ln_dealloc(net->specs);
+    ln_dealloc(net->params);
+    ln_dealloc(net->grads);
+    ln_dealloc(net->buffers);
+    ln_dealloc(net->saved);
+    ln_dealloc(net);
+}
+
+/* ln_alloc_zeroed of n floats, but a valid (1-float) block when n == 0 so that every
+ * pointer of a live net is non-NULL. */
+static float *floats(int64_t n) { return ln_alloc_zeroed((size_t)(n > 0 ? n : 1), sizeof(float)); }
+
+ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln_shape input,
+                        ln_rng *rng, ln_error *err)
+{
+    *out = NULL;
+    if (count < 1 || !layers) return ln_fail(err, LN_EINVAL, "net: needs at least one layer");
+    if (input.ndim < 1 || input.ndim > 3)
+        return ln_fail(err, LN_EINVAL, "net: input shape must have 1 to 3 dimensions (per sample)");
+    for (int i = 0; i < input.ndim; i++)
+        if (input.dim[i] < 1 || input.dim[i] > (1 << 24))
+            return ln_fail(err, LN_EINVAL, "net: input dimension %d must be in [1, 2^24]", i + 1);
+
+    ln_net *net = ln_alloc_zeroed(1, sizeof *net);
+    if (!net) return ln_fail(err, LN_ENOMEM, "net: out of memory");
+    net->count = count;
+    net->input = input;
+    net->layers = ln_alloc_zeroed((size_t)count, sizeof *net->layers);
+    net->specs = ln_alloc_zeroed((size_t)count, sizeof *net->specs);
+    if (!net->layers || !net->specs) {
+        ln_net_free(net);
+        return ln_fail(err, LN_ENOMEM, "net: out of memory for %d layers", count);
+    }
+    ln_shape shape = input;
+    for (int i = 0; i < count; i++) {
+        ln_layer *l = &net->layers[i];
+        net->specs[i] = layers[i];
+        l->spec = layers[i];
+        l->in = shape;
+        ln_status st = ln_layer_setup(l, i + 1, err);
+        if (st) {
+            ln_net_free(net);
+            return st;
+        }
+        /* Keep sizes far from overflow: 2^31 elements per sample is beyond any CNN here. */
+        if (l->out_n < 1 || l->out_n > ((int64_t)1 << 31) || l->weight_n > ((int64_t)1 << 31)) {
+            ln_net_free(net);
+            return ln_fail(err, LN_ENOMEM, "layer %d (%s): too large", i + 1,
+                           ln_layer_kind_name(l->spec.kind));
+        }
+        net->param_count += l->weight_n + l->bias_n;
+        net->buffer_count += ln_layer_buffer_count(l);
+        net->saved_count += ln_layer_saved_count(l);
+        net->workspace_n = max64(net->workspace_n, ln_layer_workspace(l));
+        shape = l->out;
+    }
+    net->params = floats(net->param_count);
+    net->grads = floats(net->param_count);
+    net->buffers = floats(net->buffer_count);
+    net->saved = floats(net->saved_count);
+    if (!net->params || !net->grads || !net->buffers || !net->saved) {
+        ln_net_free(net);
+        return ln_fail(err, LN_ENOMEM, "net: out of memory for %lld parameters",
+                       (long long)net->param_count);
+    }
+    bind_views(net);
+    ln_rng fallback;
+    if (!rng) {
+        ln_rng_seed(&fallback, 0, LN_STREAM_INIT);
+        rng = &fallback;
+    }
+    ln_net_init_params(net, rng);
+    *out = net;
+    return LN_OK;
+}
+
+ln_status ln_net_clone(const ln_net *net, ln_net **out, ln_error *err)
+{
+    ln_status st = ln_net_create(out, net->specs, net->count, net->input, NULL, err);
+    if (st) return st;
+    memcpy((*out)->params, net->params, sizeof(float) * (size_t)net->param_count);
+    memcpy((*out)->buffers, net->buffers, sizeof(float) * (size_t)net->buffer_count);
+    (*out)->reference = net->reference;
+    return LN_OK;
+}
+
+void ln_net_init_params(ln_net *net, ln_rng *rng)
+{
+    for (int i = 0; i < net->count; i++) ln_layer_init(&net->layers[i], rng);
+}
+
+int ln_net_layer_count(const ln_net *net) { return net->count; }
+const ln_layer_spec *ln_net_layer_spec(const ln_net *net, int i) { return &net->specs[i]; }
+ln_shape ln_net_input_shape(const ln_net *net) { return net->input; }
+ln_shape ln_net_layer_output_shape(const ln_net *net, int i) { return net->layers[i].out; }
+ln_shape ln_net_output_shape(const ln_net *net) { return net->layers[net->count - 1].out; }
+
+int64_t ln_net_layer_param_count(const ln_net *net, int i)
+{
+    return net->layers[i].weight_n + net->layers[i].bias_n;
+}
+
+double ln_net_layer_flops(const ln_net *net, int i)
+{
+    const ln_layer *l = &net->layers[i];
+    /* Only the multiply-adds of conv2d and linear count (2 FLOPs each); the rest is
+     * memory-bound and small beside them. */
+    if (l->spec.kind == LN_CONV2D || l->spec.kind == LN_LINEAR) return 2.0 * (double)l->weight_n *
+        (l->spec.kind == LN_CONV2D ? (double)(l->out.dim[1] * l->out.dim[2]) : 1.0);
+    return 0.0;
+}
+
+double ln_net_forward_flops(const ln_net *net)
+{
+    double f = 0.0;
+    for (int i = 0; i < net->count; i++) f += ln_net_layer_flops(net, i);
+    return f;
+}
+
+/* Index of the first layer with parameters: no input gradient is needed at or before it. */
+static int first_param_layer(const ln_net *net)
+{
+    for (int i = 0; i < net->count; i++)
+        if (net->layers[i].weight_n + net->layers[i].bias_n > 0) return i;
+    return net->count;
+}
+
+double ln_net_backward_flops(const ln_net *net)
+{
+    /* Weight gradient and input gradient each cost as much as the forward product;
+     * the first parametric layer needs no input gradient. */
+    double f = 0.0;
+    int first = first_param_layer(net);
+    for (int i = 0; i < net->count; i++) f += (i == first ? 1.0 : 2.0) * ln_net_layer_flops(net, i);
+    return f;
+}
+
+int64_t ln_net_param_count(const ln_net *net) { return net->param_count; }
+float *ln_net_params(ln_net *net) { return net->params; }
+float *ln_net_grads(ln_net *net) { return net->grads; }
+int64_t ln_net_buffer_count(const ln_net *net) { return net->buffer_count; }
+float *ln_net_buffers(ln_net *net) { return net->buffers; }
+
+ln_status ln_net_layer_tensor(ln_net *net, int layer, const char *name, ln_tensor *view,
+                              ln_error *err)
+{
+    memset(view, 0, sizeof *view);
+    if (layer < 0 || layer >= net->count)
+        return ln_fail(err, LN_EINVAL, "layer index %d out of range [1, %d]", layer + 1,
+                       net->count);
+    ln_layer *l = &net->layers[layer];
+    float *data = NULL;
+    int64_t dims[4] = {0, 0, 0, 0};
+    int ndim = 1;
+    int is_weight = 0;
+    if (!strcmp(name, "weight") || !strcmp(name, "weight_grad")) {
+        data = !strcmp(name, "weight") ? l->weight : l->dweight;
+        is_weight = 1;
+    } else if (!strcmp(name, "bias") || !strcmp(name, "bias_grad")) {
+        data = !strcmp(name, "bias") ? l->bias : l->dbias;
+        dims[0] = l->bias_n;
+    } else if (!strcmp(name, "running_mean") || !strcmp(name, "running_var")) {
+        data = !strcmp(name, "running_mean") ? l->running_mean : l->running_var;
+        dims[0] = l->spec.in_channels;
+    } else {
+        return ln_fail(err, LN_EINVAL,
+                       "unknown tensor name '%s' (valid: weight, bias, running_mean, running_var, "
+                       "weight_grad, bias_grad)",
+                       name);
+    }
+    if (!data)
+        return ln_fail(err, LN_EINVAL, "layer %d (%s) has no %s", layer + 1,
+                       ln_layer_kind_name(l->spec.kind), name);
+    if (is_weight) {
+        if (l->spec.kind == LN_CONV2D) {
+            ndim = 4;
+            dims[0] = l->spec.out_channels;
+            dims[1] = l->spec.in_channels;
+            dims[2] = dims[3] = l->spec.kernel;
+        } else if (l->spec.kind == LN_LINEAR) {
+            ndim = 2;
+            dims[0] = l->spec.out_features;
+            dims[1] = l->spec.in_features;
+        } else {
+            dims[0] = l->weight_n;
+        }
+    }
+    view->shape = ln_shape_make(ndim, dims);
+    view->data = data;
+    view->owns = 0;
+    return LN_OK;
+}
+
+ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err)
+{
+    if (max_batch < 1) return ln_fail(err, LN_EINVAL, "batch must be >= 1 (got %d)", max_batch);
+    if (max_batch == net->reserved) return LN_OK;
+    release_activations(net);
+    const int64_t b = max_batch;
+    int64_t act_n = b * ln_shape_numel(net->input), widest = ln_shape_numel(net->input);
+    int64_t mask_n = 0, argmax_n = 0;
+    for (int i = 0; i < net->count; i++) {
+        const ln_layer *l = &net->layers[i];
+        act_n += b * l->out_n;
+        widest = max64(widest, l->out_n);
+        mask_n += b * ln_layer_mask_per_sample(l);
+        argmax_n += b * ln_layer_argmax_per_sample(l);
+    }
+    /* Limits: refuse sizes beyond 2^34 floats (64 GiB) before allocating anything. */
+    if (act_n > ((int64_t)1 << 34) || b * widest > ((int64_t)1 << 33))
+        return ln_fail(err, LN_ENOMEM, "batch %d needs too much activation memory", max_batch);
+    net->act = ln_alloc_zeroed((size_t)net->count + 1, sizeof(float *));
+    net->act_block = floats(act_n);
+    net->grad_block = floats(2 * b * widest);
+    net->mask_block = floats(mask_n);
+    net->argmax_block = ln_alloc_zeroed((size_t)(argmax_n > 0 ? argmax_n : 1), sizeof(int32_t));
+    net->workspace = floats(net->workspace_n);
+    if (!net->act || !net->act_block || !net->grad_block || !net->mask_block ||
+        !net->argmax_block || !net->workspace) {
+        release_activations(net);
+        return ln_fail(err, LN_ENOMEM, "net: out of memory for activations of batch %d",
+                       max_batch);
+    }
+    float *a = net->act_block;
+    net->act[0] = a;
+    a += b * ln_shape_numel(net->input);
+    float *m = net->mask_block;
+    int32_t *am = net->argmax_block;
+    for (int i = 0; i < net->count; i++) {
+        ln_layer *l = &net->layers[i];
+        net->act[i + 1] = a;
+        a += b * l->out_n;
+        l->mask = ln_layer_mask_per_sample(l) ? m : NULL;
+        m += b * ln_layer_mask_per_sample(l);
+        l->argmax = ln_layer_argmax_per_sample(l) ? am : NULL;
+        am += b * ln_layer_argmax_per_sample(l);
+    }
+    net->grad_a = net->grad_block;
+    net->grad_b = net->grad_block + b * widest;
+    net->reserved = max_batch;
+    return LN_OK;
+}
+
+int ln_net_reserved_batch(const ln_net *net) { return net->reserved; }
+
+void ln_net_use_reference_kernels(ln_net *net, int on) { net->reference = on ? 1 : 0; }
+
+static int has_dropout(const ln_net *net)
+{
+    for (int i = 0; i < net->count; i++)
+        if (net->layers[i].spec.kind == LN_DROPOUT || net->layers[i].spec.kind == LN_DROPOUT2D)
+            if (net->layers[i].spec.p > 0.0f) return 1;
+    return 0;
+}
+
+ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, ln_rng *rng,
+                         const float **out, ln_error *err)
+{
+    if (out) *out = NULL;
+    if (!x) return ln_fail(err, LN_EINVAL, "forward: input is NULL");
+    if (batch < 1) return ln_fail(err, LN_EINVAL, "forward: batch must be >= 1 (got %d)", batch);
+    if (batch > net->reserved) {
+        ln_status st = ln_net_reserve(net, batch, err);
+        if (st) return st;
+    }
+    if (training && !rng && has_dropout(net))
+        return ln_fail(err, LN_EINVAL, "forward: training with dropout needs a random state");
+    if (training && batch == 1)
+        for (int i = 0; i < net->count; i++)
+            if (net->layers[i].spec.kind == LN_BATCHNORM1D)
+                return ln_fail(err, LN_EINVAL,
+                               "layer %d (batchnorm1d): training needs more than 1 sample per "
+                               "batch (as PyTorch)",
+                               i + 1);
+    ln_ctx ctx = {batch, training ? 1 : 0, net->reference, rng, net->workspace};
+    memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
+    for (int i = 0; i < net->count; i++)
+        ln_layer_forward(&net->layers[i], net->act[i], net->act[i + 1], &ctx);
+    net->last_batch = batch;
+    net->last_training = ctx.training;
+    if (out) *out = net->act[net->count];
+    return LN_OK;
+}
+
+ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err)
+{
+    if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
+    if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
+    ln_ctx ctx = {net->last_batch, net->last_training, net->reference, NULL, net->workspace};
+    memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
+    /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
+    const int stop = dx ? 0 : first_param_layer(net);
+    const float *dy = dout;
+    for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
+        float *target = NULL;
+        if (i > stop)
+            target = (dy == net->grad_a) ? net->grad_b : net->grad_a;
+        else if (dx)
+            target = dx;
+        ln_layer_backward(&net->layers[i], net->act[i], net->act[i + 1], dy, target, &ctx);
+        dy = target;
+    }
+    return LN_OK;
+}

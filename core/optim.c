@@ -1,0 +1,212 @@
+/* optim.c - SGD (momentum, dampening, Nesterov, L2 weight decay), Adam and AdamW,
+ * following PyTorch 1.13's single-tensor formulas step for step.
+ *
+ * State: sgd with momentum: one buffer of `count` floats; adam/adamw: m then v,
+ * 2 * count floats; plain sgd: none. One block, so a reset is a single clear.
+ *
+ * Precision: PyTorch keeps the per-element arithmetic in float32 and the scalars
+ * (bias corrections, step size, 1 - beta) in double, rounding each scalar to float
+ * where it meets a tensor. The code below does the same operations in the same order
+ * (mul_ then add_, addcmul's (value * a) * b, addcdiv's (value * a) / b), so results
+ * agree with PyTorch to rounding (PyTorch's vectorised kernels fuse some of these
+ * into FMAs, a difference of an ulp or so).
+ */
+#include "lunet.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *ln_optim_name(ln_optim_kind k)
+{
+    switch (k) {
+    case LN_OPT_SGD: return "sgd";
+    case LN_OPT_ADAM: return "adam";
+    case LN_OPT_ADAMW: return "adamw";
+    }
+    return "unknown";
+}
+
+ln_optim_spec ln_sgd_spec(double lr, double momentum)
+{
+    ln_optim_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = LN_OPT_SGD;
+    s.lr = lr;
+    s.momentum = momentum;
+    /* dampening 0, nesterov off, weight_decay 0: torch.optim.SGD's defaults. */
+    return s;
+}
+
+ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr)
+{
+    ln_optim_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.lr = lr;
+    s.beta1 = 0.9;
+    s.beta2 = 0.999;
+    s.eps = 1e-8;
+    /* torch.optim.AdamW decays by default (0.01); torch.optim.Adam does not. */
+    s.weight_decay = kind == LN_OPT_ADAMW ? 1e-2 : 0.0;
+    return s;
+}
+
+ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err)
+{
+    if (!spec) return ln_fail(err, LN_EINVAL, "optimizer: spec is NULL");
+    if (spec->kind != LN_OPT_SGD && spec->kind != LN_OPT_ADAM && spec->kind != LN_OPT_ADAMW)
+        return ln_fail(err, LN_EINVAL, "optimizer: unknown kind %d (expected sgd, adam or adamw)",
+                       (int)spec->kind);
+    const char *name = ln_optim_name(spec->kind);
+    /* Written as !(ok) so NaN fails every test. */
+    if (!(spec->lr > 0.0) || !isfinite(spec->lr))
+        return ln_fail(err, LN_EINVAL, "%s: lr must be > 0 and finite (got %g)", name, spec->lr);
+    if (!(spec->weight_decay >= 0.0) || !isfinite(spec->weight_decay))
+        return ln_fail(err, LN_EINVAL, "%s: weight_decay must be >= 0 and finite (got %g)", name,
+                       spec->weight_decay);
+    if (spec->kind == LN_OPT_SGD) {
+        if (!(spec->momentum >= 0.0) || !isfinite(spec->momentum))
+            return ln_fail(err, LN_EINVAL, "%s: momentum must be >= 0 and finite (got %g)", name,
+                           spec->momentum);
+        if (!isfinite(spec->dampening))
+            return ln_fail(err, LN_EINVAL, "%s: dampening must be finite (got %g)", name,
+                           spec->dampening);
+        if (spec->nesterov && (!(spec->momentum > 0.0) || spec->dampening != 0.0))
+            return ln_fail(err, LN_EINVAL,
+                           "%s: nesterov requires momentum > 0 and dampening == 0 (got momentum "
+                           "%g, dampening %g)",
+                           name, spec->momentum, spec->dampening);
+        return LN_OK;
+    }
+    if (!(spec->beta1 >= 0.0 && spec->beta1 < 1.0))
+        return ln_fail(err, LN_EINVAL, "%s: beta1 must be in [0, 1) (got %g)", name, spec->beta1);
+    if (!(spec->beta2 >= 0.0 && spec->beta2 < 1.0))
+        return ln_fail(err, LN_EINVAL, "%s: beta2 must be in [0, 1) (got %g)", name, spec->beta2);
+    if (!(spec->eps > 0.0) || !isfinite(spec->eps))
+        return ln_fail(err, LN_EINVAL, "%s: eps must be > 0 and finite (got %g)", name, spec->eps);
+    return LN_OK;
+}
+
+static int64_t state_floats(const ln_optim_spec *spec, int64_t count)
+{
+    if (spec->kind == LN_OPT_SGD) return spec->momentum != 0.0 ? count : 0;
+    return 2 * count;
+}
+
+ln_status ln_optim_init(ln_optim *opt, const ln_optim_spec *spec, int64_t count, ln_error *err)
+{
+    if (!opt) return ln_fail(err, LN_EINVAL, "optimizer: opt is NULL");
+    memset(opt, 0, sizeof *opt);
+    ln_status st = ln_optim_spec_check(spec, err);
+    if (st != LN_OK) return st;
+    if (count < 0 || count > INT64_MAX / 2)
+        return ln_fail(err, LN_EINVAL, "%s: parameter count must be >= 0 and below 2^62 (got %lld)",
+                       ln_optim_name(spec->kind), (long long)count);
+    const int64_t n = state_floats(spec, count);
+    if (n > 0) {
+        if ((uint64_t)n > SIZE_MAX / sizeof(float))
+            return ln_fail(err, LN_ENOMEM, "%s: state of %lld floats is too large",
+                           ln_optim_name(spec->kind), (long long)n);
+        opt->state = ln_alloc_zeroed((size_t)n, sizeof(float));
+        if (!opt->state)
+            return ln_fail(err, LN_ENOMEM, "%s: cannot allocate state of %lld floats",
+                           ln_optim_name(spec->kind), (long long)n);
+    }
+    opt->spec = *spec;
+    opt->count = count;
+    opt->steps = 0;
+    return LN_OK;
+}
+
+void ln_optim_reset(ln_optim *opt)
+{
+    if (!opt) return;
+    const int64_t n = state_floats(&opt->spec, opt->count);
+    if (opt->state && n > 0) memset(opt->state, 0, sizeof(float) * (size_t)n);
+    opt->steps = 0;
+}
+
+void ln_optim_release(ln_optim *opt)
+{
+    if (!opt) return;
+    ln_dealloc(opt->state);
+    opt->state = NULL;
+    opt->count = 0;
+    opt->steps = 0;
+}
+
+static void sgd_step(ln_optim *opt, float *restrict p, const float *restrict grad)
+{
+    const ln_optim_spec *s = &opt->spec;
+    const int64_t n = opt->count;
+    const float neg_lr = (float)-s->lr;
+    const float wd = (float)s->weight_decay;
+    const float mom = (float)s->momentum;
+    const float keep = (float)(1.0 - s->dampening);
+    const int first = opt->steps == 0;
+    float *restrict buf = opt->state;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (s->weight_decay != 0.0) g = g + wd * p[i];
+        if (s->momentum != 0.0) {
+            /* PyTorch creates the buffer as a copy of the first gradient: no dampening. */
+            if (first)
+                buf[i] = g;
+            else {
+                const float decayed = buf[i] * mom;
+                buf[i] = decayed + keep * g;
+            }
+            g = s->nesterov ? g + mom * buf[i] : buf[i];
+        }
+        p[i] = p[i] + neg_lr * g;
+    }
+}
+
+static void adam_step(ln_optim *opt, float *restrict p, const float *restrict grad)
+{
+    const ln_optim_spec *s = &opt->spec;
+    const int64_t n = opt->count;
+    const int decoupled = s->kind == LN_OPT_ADAMW;
+    const double t = (double)opt->steps; /* already counts this step */
+    const double bc1 = 1.0 - pow(s->beta1, t);
+    const double bc2 = 1.0 - pow(s->beta2, t);
+    const float neg_step = (float)-(s->lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float b1 = (float)s->beta1, c1 = (float)(1.0 - s->beta1);
+    const float b2 = (float)s->beta2, c2 = (float)(1.0 - s->beta2);
+    const float eps = (float)s->eps;
+    const float wd = (float)s->weight_decay;
+    const float shrink = (float)(1.0 - s->lr * s->weight_decay);
+    float *restrict m = opt->state;
+    float *restrict v = opt->state + n;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (s->weight_decay != 0.0) {
+            if (decoupled)
+                p[i] = p[i] * shrink; /* AdamW: decay the weight, not the gradient */
+            else
+                g = g + wd * p[i];
+        }
+        const float md = m[i] * b1;
+        m[i] = md + c1 * g;
+        const float vd = v[i] * b2;
+        v[i] = vd + (c2 * g) * g;
+        const float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] = p[i] + (neg_step * m[i]) / denom;
+    }
+}
+
+void ln_optim_step(ln_optim *opt, float *params, const float *grads)
+{
+    if (!opt || opt->count <= 0) {
+        if (opt) opt->steps++;
+        return;
+    }
+    if (opt->spec.kind == LN_OPT_SGD) {
+        sgd_step(opt, params, grads);
+        opt->steps++;
+    } else {
+        opt->steps++; /* the bias corrections use the 1-based step number */
+        adam_step(opt, params, grads);
+    }
+}

@@ -1,0 +1,201 @@
+/* runs.c - R independent training runs on a pool of threads.
+ *
+ * Run r depends only on (template layers, data, config, ln_seed_derive(seed, r)): its
+ * parameters are initialised from that seed's INIT stream and ln_train draws shuffling
+ * and dropout from the same seed's other streams. Which thread takes a run, and in
+ * which order runs finish, therefore cannot change any result.
+ *
+ * Workers only touch their own run's memory and a few atomic counters; the calling
+ * thread waits, and reports progress about ten times a second, so progress callbacks
+ * (which may call into Lua) run on the caller's thread only.
+ */
+#include "lunet.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    const ln_runs_config *cfg;
+    ln_run_result *results;
+    atomic_int next_run;
+    atomic_int runs_done;
+    atomic_llong iterations_done;
+    atomic_llong samples;
+    atomic_int failed;          /* first failing run + 1, 0 if none */
+    ln_error first_error;
+    pthread_mutex_t lock;       /* guards first_error and the wake-up */
+    pthread_cond_t wake;
+    int workers_left;
+} pool;
+
+typedef struct {
+    pool *p;
+    int64_t samples_counted; /* of this run, already added to the pool's total */
+} run_watch;
+
+static int count_iteration(void *user, const ln_progress *pr)
+{
+    run_watch *w = user;
+    atomic_fetch_add(&w->p->iterations_done, 1);
+    atomic_fetch_add(&w->p->samples, pr->samples - w->samples_counted);
+    w->samples_counted = pr->samples;
+    return 0;
+}
+
+static ln_status one_run(pool *p, int r, ln_error *err)
+{
+    const ln_runs_config *cfg = p->cfg;
+    ln_run_result *res = &p->results[r];
+    res->seed = ln_seed_derive(cfg->train.seed, (uint64_t)r);
+    res->test_loss = res->test_accuracy = NAN;
+
+    ln_net *net = NULL;
+    ln_status st = ln_net_clone(cfg->template_net, &net, err);
+    if (st) return st;
+    ln_rng init;
+    ln_rng_seed(&init, res->seed, LN_STREAM_INIT);
+    ln_net_init_params(net, &init);
+
+    run_watch watch = {p, 0};
+    ln_train_config tc = cfg->train;
+    tc.seed = res->seed;
+    tc.on_iteration = count_iteration;
+    tc.user = &watch;
+    st = ln_train(net, cfg->data, &tc, &res->hist, err);
+    if (!st) {
+        atomic_fetch_add(&p->samples, res->hist.samples - watch.samples_counted);
+        if (cfg->test && !res->hist.diverged && !res->hist.interrupted)
+            st = ln_evaluate(net, cfg->test, cfg->train.loss, 1000, &res->test_loss,
+                             &res->test_accuracy, err);
+        res->done = !st && !res->hist.interrupted;
+    }
+    ln_net_free(net);
+    return st;
+}
+
+static void *worker(void *arg)
+{
+    pool *p = arg;
+    const ln_runs_config *cfg = p->cfg;
+    for (;;) {
+        if (atomic_load(&p->failed)) break;
+        if (cfg->train.stop && *cfg->train.stop) break;
+        int r = atomic_fetch_add(&p->next_run, 1);
+        if (r >= cfg->runs) break;
+        if (cfg->only && !cfg->only[r]) continue;
+        ln_error err;
+        memset(&err, 0, sizeof err);
+        ln_status st = one_run(p, r, &err);
+        if (st) {
+            pthread_mutex_lock(&p->lock);
+            if (!atomic_load(&p->failed)) {
+                p->first_error = err;
+                p->first_error.code = st;
+                atomic_store(&p->failed, r + 1);
+            }
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        atomic_fetch_add(&p->runs_done, 1);
+    }
+    pthread_mutex_lock(&p->lock);
+    p->workers_left--;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int ln_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err)
+{
+    if (!cfg->template_net || !cfg->data)
+        return ln_fail(err, LN_EINVAL, "runs: a model and data are required");
+    if (cfg->runs < 1 || cfg->runs > 1000000)
+        return ln_fail(err, LN_EINVAL, "runs must be in [1, 1000000] (got %d)", cfg->runs);
+    ln_status st = ln_train_config_check(&cfg->train, err);
+    if (st) return st;
+
+    int wanted = 0;
+    for (int r = 0; r < cfg->runs; r++) wanted += !cfg->only || cfg->only[r];
+    int threads = cfg->threads > 0 ? cfg->threads : ln_cpu_count();
+    if (threads > wanted) threads = wanted > 0 ? wanted : 1;
+    if (threads > 256) threads = 256;
+
+    pool p;
+    memset(&p, 0, sizeof p);
+    p.cfg = cfg;
+    p.results = results;
+    atomic_init(&p.next_run, 0);
+    atomic_init(&p.runs_done, 0);
+    atomic_init(&p.iterations_done, 0);
+    atomic_init(&p.samples, 0);
+    atomic_init(&p.failed, 0);
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.wake, NULL);
+
+    pthread_t ids[256];
+    int started = 0;
+    p.workers_left = threads;
+    for (; started < threads; started++)
+        if (pthread_create(&ids[started], NULL, worker, &p)) break;
+    pthread_mutex_lock(&p.lock);
+    p.workers_left -= threads - started; /* threads that never started */
+    pthread_mutex_unlock(&p.lock);
+    if (started == 0) {
+        pthread_mutex_destroy(&p.lock);
+        pthread_cond_destroy(&p.wake);
+        return ln_fail(err, LN_ENOMEM, "runs: cannot start a thread");
+    }
+
+    const double start = now_seconds();
+    const int64_t per_run = cfg->train.iterations;
+    pthread_mutex_lock(&p.lock);
+    while (p.workers_left > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p.wake, &p.lock, &until);
+        if (cfg->on_progress && p.workers_left > 0) {
+            pthread_mutex_unlock(&p.lock);
+            ln_runs_progress pr = {atomic_load(&p.runs_done), wanted,
+                                   atomic_load(&p.iterations_done), per_run * wanted,
+                                   atomic_load(&p.samples), now_seconds() - start};
+            cfg->on_progress(cfg->user, &pr);
+            pthread_mutex_lock(&p.lock);
+        }
+    }
+    pthread_mutex_unlock(&p.lock);
+    for (int i = 0; i < started; i++) pthread_join(ids[i], NULL);
+    if (cfg->on_progress) {
+        ln_runs_progress pr = {atomic_load(&p.runs_done), wanted, atomic_load(&p.iterations_done),
+                               per_run * wanted, atomic_load(&p.samples), now_seconds() - start};
+        cfg->on_progress(cfg->user, &pr);
+    }
+    pthread_mutex_destroy(&p.lock);
+    pthread_cond_destroy(&p.wake);
+    if (atomic_load(&p.failed)) {
+        if (err) *err = p.first_error;
+        return p.first_error.code;
+    }
+    return LN_OK;
+}

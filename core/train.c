@@ -1,0 +1,246 @@
+/* train.c - the training loop (mini-batch SGD-style steps over a dataset) and
+ * evaluation. Everything a run needs is allocated before its first step. */
+#include "lunet.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ln_train_config_defaults(ln_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->loss = LN_LOSS_NLL;
+    cfg->optim = ln_sgd_spec(0.01, 0.0);
+    cfg->batch = 64;
+    cfg->iterations = 1;
+    cfg->unit = LN_UNIT_EPOCH;
+    cfg->shuffle = 1;
+    cfg->seed = 1;
+}
+
+ln_status ln_train_config_check(const ln_train_config *cfg, ln_error *err)
+{
+    if ((int)cfg->loss < 0 || cfg->loss > LN_LOSS_MSE)
+        return ln_fail(err, LN_EINVAL, "loss: unknown kind %d", (int)cfg->loss);
+    if (cfg->batch < 1) return ln_fail(err, LN_EINVAL, "batch must be >= 1 (got %d)", cfg->batch);
+    if (cfg->iterations < 1 || cfg->iterations > ((int64_t)1 << 40))
+        return ln_fail(err, LN_EINVAL, "iterations must be >= 1 (got %lld)",
+                       (long long)cfg->iterations);
+    if (cfg->unit != LN_UNIT_EPOCH && cfg->unit != LN_UNIT_STEP)
+        return ln_fail(err, LN_EINVAL, "unit must be epoch or step");
+    return ln_optim_spec_check(&cfg->optim, err);
+}
+
+void ln_history_release(ln_history *hist)
+{
+    ln_dealloc(hist->loss);
+    ln_dealloc(hist->step_loss);
+    memset(hist, 0, sizeof *hist);
+}
+
+/* The data must fit the net: same per-sample size in, enough classes out. */
+static ln_status check_fit(ln_net *net, const ln_dataset *data, ln_loss_kind loss, ln_error *err)
+{
+    char want[64];
+    int64_t per_sample = (int64_t)data->channels * data->height * data->width;
+    ln_shape in = ln_net_input_shape(net);
+    if (ln_shape_numel(in) != per_sample)
+        return ln_fail(err, LN_ESHAPE, "data: samples are %dx%dx%d but the net expects %s",
+                       data->channels, data->height, data->width,
+                       ln_shape_format(in, want, sizeof want));
+    ln_shape out = ln_net_output_shape(net);
+    if (out.ndim != 1)
+        return ln_fail(err, LN_ESHAPE, "net: output must be a vector of class scores (got %s)",
+                       ln_shape_format(out, want, sizeof want));
+    if (out.dim[0] < data->classes)
+        return ln_fail(err, LN_ESHAPE, "data has %d classes but the net outputs %lld (loss %s)",
+                       data->classes, (long long)out.dim[0], ln_loss_name(loss));
+    if (data->count < 1) return ln_fail(err, LN_EINVAL, "data: the dataset is empty");
+    return LN_OK;
+}
+
+static void gather(const ln_dataset *data, const int64_t *order, int64_t start, int n,
+                   int64_t per_sample, float *x, int32_t *labels)
+{
+    for (int i = 0; i < n; i++) {
+        int64_t s = order[start + i];
+        memcpy(x + (int64_t)i * per_sample, data->images + s * per_sample,
+               sizeof(float) * (size_t)per_sample);
+        labels[i] = data->labels[s];
+    }
+}
+
+static void shuffle(int64_t *order, int64_t n, int enabled, ln_rng *rng)
+{
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    if (!enabled) return;
+    /* Fisher-Yates from the end; n fits in 32 bits (checked by the caller). */
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = ln_rng_below(rng, (uint32_t)(i + 1));
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *cfg,
+                   ln_history *hist, ln_error *err)
+{
+    memset(hist, 0, sizeof *hist);
+    ln_status st = ln_train_config_check(cfg, err);
+    if (st) return st;
+    st = check_fit(net, data, cfg->loss, err);
+    if (st) return st;
+    if (data->count > (int64_t)UINT32_MAX)
+        return ln_fail(err, LN_EINVAL, "data: more than 2^32 samples");
+
+    const int64_t count = data->count;
+    const int batch = (int)(cfg->batch < count ? cfg->batch : count);
+    const int64_t steps_per_epoch = (count + batch - 1) / batch;
+    size_t steps_needed = (size_t)cfg->iterations;
+    if (cfg->unit == LN_UNIT_EPOCH &&
+        !ln_mul_size((size_t)cfg->iterations, (size_t)steps_per_epoch, &steps_needed))
+        return ln_fail(err, LN_EINVAL, "iterations: too many steps");
+    if (steps_needed > ((size_t)1 << 32))
+        return ln_fail(err, LN_EINVAL, "iterations: %zu steps is too many to record",
+                       steps_needed);
+    const int64_t total_steps = (int64_t)steps_needed;
+    const int64_t per_sample = (int64_t)data->channels * data->height * data->width;
+    const int classes = (int)ln_net_output_shape(net).dim[0];
+
+    st = ln_net_reserve(net, batch, err);
+    if (st) return st;
+    ln_optim opt;
+    memset(&opt, 0, sizeof opt);
+    st = ln_optim_init(&opt, &cfg->optim, ln_net_param_count(net), err);
+    if (st) return st;
+
+    float *x = ln_alloc_zeroed((size_t)batch * (size_t)per_sample, sizeof(float));
+    float *dpred = ln_alloc_zeroed((size_t)batch * (size_t)classes, sizeof(float));
+    int32_t *labels = ln_alloc_zeroed((size_t)batch, sizeof(int32_t));
+    int64_t *order = ln_alloc_zeroed((size_t)count, sizeof(int64_t));
+    hist->loss = ln_alloc_zeroed((size_t)cfg->iterations, sizeof(double));
+    hist->step_loss = ln_alloc_zeroed((size_t)total_steps, sizeof(float));
+    if (!x || !dpred || !labels || !order || !hist->loss || !hist->step_loss) {
+        st = ln_fail(err, LN_ENOMEM, "train: out of memory (%lld steps of batch %d)",
+                     (long long)total_steps, batch);
+        goto done;
+    }
+
+    ln_rng shuffle_rng, dropout_rng;
+    ln_rng_seed(&shuffle_rng, cfg->seed, LN_STREAM_SHUFFLE);
+    ln_rng_seed(&dropout_rng, cfg->seed, LN_STREAM_DROPOUT);
+    float *params = ln_net_params(net);
+    const float *grads = ln_net_grads(net);
+    const double start = now_seconds();
+
+    int64_t pos = count; /* position in the current epoch; count = start a new one */
+    double iter_sum = 0.0;
+    int64_t iter_samples = 0;
+    for (int64_t step = 0; step < total_steps; step++) {
+        if (cfg->stop && *cfg->stop) {
+            hist->interrupted = 1;
+            break;
+        }
+        if (pos >= count) {
+            shuffle(order, count, cfg->shuffle, &shuffle_rng);
+            pos = 0;
+        }
+        const int n = (int)(count - pos < batch ? count - pos : batch);
+        gather(data, order, pos, n, per_sample, x, labels);
+        pos += n;
+
+        const float *pred;
+        double loss;
+        st = ln_net_forward(net, x, n, 1, &dropout_rng, &pred, err);
+        if (!st) st = ln_loss(cfg->loss, pred, n, classes, labels, NULL, &loss, dpred, err);
+        if (st) goto done;
+        hist->step_loss[step] = (float)loss;
+        hist->steps = step + 1;
+        hist->samples += n;
+        iter_sum += loss * n;
+        iter_samples += n;
+
+        const int diverged = !isfinite(loss);
+        if (!diverged) {
+            st = ln_net_backward(net, dpred, NULL, err);
+            if (st) goto done;
+            ln_optim_step(&opt, params, grads);
+        }
+        const int iteration_done =
+            diverged || cfg->unit == LN_UNIT_STEP || pos >= count;
+        if (iteration_done) {
+            /* Epoch loss: the sample-weighted mean of its steps' batch means. */
+            hist->loss[hist->iterations++] = diverged ? loss : iter_sum / (double)iter_samples;
+            iter_sum = 0.0;
+            iter_samples = 0;
+            hist->seconds = now_seconds() - start;
+            if (diverged) {
+                hist->diverged = 1;
+                break;
+            }
+            if (cfg->on_iteration) {
+                ln_progress p = {hist->iterations, cfg->iterations, hist->steps,
+                                 hist->samples, hist->loss[hist->iterations - 1], hist->seconds};
+                if (cfg->on_iteration(cfg->user, &p)) {
+                    hist->interrupted = hist->iterations < cfg->iterations;
+                    break;
+                }
+            }
+            if (hist->iterations >= cfg->iterations) break;
+        }
+    }
+    hist->seconds = now_seconds() - start;
+    st = LN_OK;
+done:
+    ln_dealloc(x);
+    ln_dealloc(dpred);
+    ln_dealloc(labels);
+    ln_dealloc(order);
+    ln_optim_release(&opt);
+    if (st) ln_history_release(hist);
+    return st;
+}
+
+ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
+                      double *mean_loss, double *accuracy, ln_error *err)
+{
+    ln_status st = check_fit(net, data, loss, err);
+    if (st) return st;
+    if (batch < 1) return ln_fail(err, LN_EINVAL, "evaluate: batch must be >= 1 (got %d)", batch);
+    if (batch > data->count) batch = (int)data->count;
+    const int64_t per_sample = (int64_t)data->channels * data->height * data->width;
+    const int classes = (int)ln_net_output_shape(net).dim[0];
+    if (batch > ln_net_reserved_batch(net)) {
+        st = ln_net_reserve(net, batch, err);
+        if (st) return st;
+    }
+    double sum = 0.0;
+    int64_t correct = 0;
+    for (int64_t start = 0; start < data->count; start += batch) {
+        const int n = (int)(data->count - start < batch ? data->count - start : batch);
+        const float *pred;
+        double l;
+        st = ln_net_forward(net, data->images + start * per_sample, n, 0, NULL, &pred, err);
+        if (!st) st = ln_loss(loss, pred, n, classes, data->labels + start, NULL, &l, NULL, err);
+        if (st) return st;
+        sum += l * n;
+        for (int i = 0; i < n; i++) {
+            const float *row = pred + (int64_t)i * classes;
+            int best = 0;
+            for (int c = 1; c < classes; c++)
+                if (row[c] > row[best]) best = c;
+            correct += best == data->labels[start + i];
+        }
+    }
+    if (mean_loss) *mean_loss = sum / (double)data->count;
+    if (accuracy) *accuracy = (double)correct / (double)data->count;
+    return LN_OK;
+}

@@ -1,0 +1,245 @@
+package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
+local plot = require("lunet.plot")
+local Result = require("lunet.result")
+local lfs = require("lfs")
+
+local PNG_SIGNATURE = "\137PNG\r\n\26\n"
+
+local function temp_dir()
+  local base = os.tmpname()
+  os.remove(base)
+  assert(lfs.mkdir(base))
+  return base
+end
+
+local function rm_rf(path)
+  local mode = lfs.attributes(path, "mode")
+  if mode == "directory" then
+    for entry in lfs.dir(path) do
+      if entry ~= "." and entry ~= ".." then
+        rm_rf(path .. "/" .. entry)
+      end
+    end
+    lfs.rmdir(path)
+  elseif mode then
+    os.remove(path)
+  end
+end
+
+local function list_dir(path)
+  local names = {}
+  for entry in lfs.dir(path) do
+    if entry ~= "." and entry ~= ".." then
+      names[#names + 1] = entry
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- A result of `runs` noisy exponential decays towards `floor`.
+local function decay(name, floor, runs)
+  local list = {}
+  for r = 1, runs do
+    local loss = {}
+    for i = 1, 60 do
+      loss[i] = floor + 2 * math.exp(-i / 12) + 0.05 * math.sin(i * r)
+    end
+    list[r] = { loss = loss, seed = r }
+  end
+  return Result.new({ name = name, runs = list })
+end
+
+describe("lunet.plot", function()
+  local dir
+  before_each(function()
+    plot.gnuplot = "gnuplot"
+    dir = temp_dir()
+  end)
+  after_each(function()
+    plot.gnuplot = "gnuplot"
+    rm_rf(dir)
+  end)
+
+  it("finds gnuplot and its terminals", function()
+    assert.is_true(plot.available())
+    local t = plot.terminals()
+    assert.is_true(t.dumb and t.svg and (t.pngcairo or t.png) or false)
+  end)
+
+  describe("results", function()
+    it("writes a PNG atomically, creating the parent directory", function()
+      local a, b = decay("a", 0.2, 4), decay("b", 0.5, 3)
+      local ok, err = plot.results({ a, b }, { file = dir .. "/figs/loss.png", title = "two runs",
+        labels = { "first", "second" } })
+      assert.is_true(ok, err)
+      local png = read(dir .. "/figs/loss.png")
+      assert.are.equal(PNG_SIGNATURE, png:sub(1, 8))
+      assert.is_true(#png > 1000)
+      assert.are.same({ "loss.png" }, list_dir(dir .. "/figs"))
+    end)
+
+    it("writes an SVG with a confidence band and log scale", function()
+      local ok, err = plot.results({ decay("a", 0.2, 4) }, { file = dir .. "/loss.svg", band = "ci",
+        logscale = true, width = 640, height = 480, xlabel = "step", ylabel = "cross-entropy" })
+      assert.is_true(ok, err)
+      local svg = read(dir .. "/loss.svg")
+      assert.matches("<svg", svg, 1, true)
+      assert.matches("cross-entropy", svg, 1, true)
+      assert.matches("width=\"640\"", svg, 1, true)
+      assert.are.same({ "loss.svg" }, list_dir(dir))
+    end)
+
+    it("draws a text plot returned as a string", function()
+      local text = assert(plot.results({ decay("decay", 0.2, 3) }, { output = "string", width = 80, height = 24 }))
+      assert.is_string(text)
+      assert.matches("decay", text, 1, true) -- key entry
+      assert.matches("iteration", text, 1, true) -- x label
+      assert.matches("+----", text, 1, true) -- frame
+      local rows = 0
+      for _ in text:gmatch("\n") do
+        rows = rows + 1
+      end
+      assert.is_true(rows >= 20)
+    end)
+
+    it("prints the text plot on stdout without a file", function()
+      local captured = {}
+      local real = io.stdout
+      -- io.stdout is looked up at call time, so a stand-in captures the plot.
+      io.stdout = { write = function(_, s) captured[#captured + 1] = s end, flush = function() end }
+      local ok, err = plot.results(decay("printed", 0.3, 2), {})
+      io.stdout = real
+      assert.is_true(ok, err)
+      assert.matches("printed", table.concat(captured), 1, true)
+    end)
+
+    it("is reachable as Result:plot", function()
+      local ok, err = decay("m", 0.1, 2):plot({ file = dir .. "/m.png" })
+      assert.is_true(ok, err)
+      assert.are.equal(PNG_SIGNATURE, read(dir .. "/m.png"):sub(1, 8))
+    end)
+
+    it("handles single runs, NaN means and plain tables", function()
+      local r = Result.new({ runs = { { loss = { 1, 0.5, 0 / 0, 0.25 } } } })
+      local ok, err = plot.results({ r }, { file = dir .. "/one.png" })
+      assert.is_true(ok, err)
+      local none = Result.new({ runs = { { loss = { 0 / 0 } } } })
+      local ok2, err2 = plot.results({ none }, { file = dir .. "/none.png" })
+      assert.is_nil(ok2)
+      assert.matches("nothing to plot", err2)
+      assert.are.same({ "one.png" }, list_dir(dir))
+    end)
+
+    it("returns nil and a message when the file cannot be written", function()
+      local f = assert(io.open(dir .. "/plain", "w"))
+      f:write("x")
+      f:close()
+      local ok, err = plot.results({ decay("a", 0.2, 2) }, { file = dir .. "/plain/x.png" })
+      assert.is_nil(ok)
+      assert.is_string(err)
+      assert.are.same({ "plain" }, list_dir(dir))
+    end)
+
+    it("reports a missing gnuplot", function()
+      plot.gnuplot = "lunet-no-such-gnuplot"
+      assert.is_false(plot.available())
+      local ok, err = plot.results({ decay("a", 0.2, 2) }, { file = dir .. "/x.png" })
+      assert.is_nil(ok)
+      assert.are.equal("gnuplot not found: install the Debian package gnuplot-nox (make deps)", err)
+      ok, err = plot.heatmap({ { x = 1, y = 1, value = 1 } }, { file = dir .. "/h.png" })
+      assert.is_nil(ok)
+      assert.matches("gnuplot not found", err, 1, true)
+      assert.are.same({}, list_dir(dir))
+    end)
+
+    it("reports a failing gnuplot and cleans up", function()
+      plot.gnuplot = "false" -- exists, reads nothing, exits 1
+      local ok, err = plot.results({ decay("a", 0.2, 2) }, { file = dir .. "/x.png" })
+      assert.is_nil(ok)
+      assert.matches("gnuplot failed", err, 1, true)
+      assert.are.same({}, list_dir(dir))
+    end)
+
+    it("rejects unknown options and bad values", function()
+      local r = decay("a", 0.2, 2)
+      assert.has_error(function() plot.results({ r }, { fiel = "x.png" }) end,
+        "plot.results: unknown option 'fiel' (valid: band, file, height, labels, logscale, output, "
+        .. "title, width, xlabel, ylabel)")
+      local ok, err = pcall(function() plot.results({ r }, { fiel = "x.png" }) end)
+      assert.is_false(ok)
+      assert.matches("^spec/plot_spec.lua:%d+: plot.results: unknown option", err)
+      assert.has_error(function() plot.results({ r }, { band = "iqr" }) end)
+      assert.has_error(function() plot.results({ r }, { file = dir .. "/x.gif" }) end)
+      assert.has_error(function() plot.results({ r }, { width = -3 }) end)
+      assert.has_error(function() plot.results({}, {}) end)
+      assert.has_error(function() r:plot({ colour = "red" }) end)
+    end)
+  end)
+
+  describe("heatmap", function()
+    local function grid()
+      local cells = {}
+      for _, lr in ipairs({ 0.001, 0.01, 0.1, 1 }) do
+        for _, m in ipairs({ 0, 0.5, 0.9 }) do
+          local v = (lr == 1 and m == 0.9) and 0 / 0 or math.abs(math.log(lr, 10) + 2) + m
+          cells[#cells + 1] = { x = lr, y = m, value = v }
+        end
+      end
+      return cells
+    end
+
+    it("writes a PNG with values on a 2-D grid", function()
+      local ok, err = plot.heatmap(grid(), { file = dir .. "/maps/lr.png", xlabel = "lr",
+        ylabel = "momentum", title = "final loss", logx = true })
+      assert.is_true(ok, err)
+      assert.are.equal(PNG_SIGNATURE, read(dir .. "/maps/lr.png"):sub(1, 8))
+      assert.are.same({ "lr.png" }, list_dir(dir .. "/maps"))
+    end)
+
+    it("labels tics with the actual values and cells with their values", function()
+      local ok, err = plot.heatmap(grid(), { file = dir .. "/lr.svg", logx = true })
+      assert.is_true(ok, err)
+      local svg = read(dir .. "/lr.svg")
+      assert.matches("<svg", svg, 1, true)
+      assert.matches("1e-3", svg, 1, true)
+      assert.matches("0.9", svg, 1, true)
+      assert.matches(">2.5<", svg, 1, true) -- lr = 1, momentum = 0.5: |0 + 2| + 0.5
+      assert.matches("nan", svg, 1, true)
+    end)
+
+    it("draws thin grids and missing cells", function()
+      local ok, err = plot.heatmap({ { x = 1, y = 0, value = 3 }, { x = 2, y = 0, value = 4 } },
+        { file = dir .. "/row.png" })
+      assert.is_true(ok, err)
+      ok, err = plot.heatmap({ { x = 1, y = 0, value = 3 }, { x = 2, y = 1, value = 4 } },
+        { file = dir .. "/sparse.png" })
+      assert.is_true(ok, err)
+      assert.are.same({ "row.png", "sparse.png" }, list_dir(dir))
+    end)
+
+    it("prints values in a text heatmap", function()
+      local text = assert(plot.heatmap(grid(), { output = "string", xlabel = "lr" }))
+      assert.matches("0.001", text, 1, true)
+      assert.matches("2.5", text, 1, true)
+      assert.matches("lr", text, 1, true)
+    end)
+
+    it("rejects bad cells and unknown options", function()
+      assert.has_error(function() plot.heatmap({}, {}) end)
+      assert.has_error(function() plot.heatmap({ { x = 1, value = 2 } }, {}) end)
+      assert.has_error(function()
+        plot.heatmap({ { x = 1, y = 1, value = 2 }, { x = 1, y = 1, value = 3 } }, {})
+      end)
+      assert.has_error(function() plot.heatmap({ { x = 1, y = 1, value = 2 } }, { logy = true }) end,
+        "plot.heatmap: unknown option 'logy' (valid: file, height, logx, output, title, width, xlabel, ylabel)")
+    end)
+  end)
+end)

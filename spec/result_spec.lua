@@ -1,0 +1,347 @@
+package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
+local Result = require("lunet.result")
+local lfs = require("lfs")
+local cjson = require("cjson")
+
+local NAN = 0 / 0
+
+-- Fresh empty directory for one test.
+local function temp_dir()
+  local base = os.tmpname()
+  os.remove(base)
+  assert(lfs.mkdir(base))
+  return base
+end
+
+local function rm_rf(path)
+  local mode = lfs.attributes(path, "mode")
+  if mode == "directory" then
+    for entry in lfs.dir(path) do
+      if entry ~= "." and entry ~= ".." then
+        rm_rf(path .. "/" .. entry)
+      end
+    end
+    lfs.rmdir(path)
+  elseif mode then
+    os.remove(path)
+  end
+end
+
+local function list_dir(path)
+  local names = {}
+  for entry in lfs.dir(path) do
+    if entry ~= "." and entry ~= ".." then
+      names[#names + 1] = entry
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Deep equality where NaN equals NaN (plain same() says NaN ~= NaN).
+local function deep_equal(a, b, path)
+  path = path or "value"
+  if type(a) == "number" and type(b) == "number" then
+    if a ~= a and b ~= b then
+      return true
+    end
+    if a == b then
+      return true
+    end
+    return false, path .. ": " .. tostring(a) .. " ~= " .. tostring(b)
+  end
+  if type(a) ~= type(b) then
+    return false, path .. ": type " .. type(a) .. " ~= " .. type(b)
+  end
+  if type(a) ~= "table" then
+    if a == b then
+      return true
+    end
+    return false, path .. ": " .. tostring(a) .. " ~= " .. tostring(b)
+  end
+  for k, v in pairs(a) do
+    local ok, why = deep_equal(v, b[k], path .. "." .. tostring(k))
+    if not ok then
+      return false, why
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false, path .. "." .. tostring(k) .. " missing on the left"
+    end
+  end
+  return true
+end
+
+local function sample()
+  return Result.new({
+    name = "sgd lr=0.1",
+    config = { optimizer = "sgd", lr = 0.1, momentum = 0.9, batch = 64, iterations = 4, runs = 3 },
+    provenance = { seconds = 12.5, host = "box", git = "abc123" },
+    runs = {
+      { loss = { 2.0, 1.0, 0.5, 0.25 }, seed = 1, diverged = false, interrupted = false,
+        test_loss = 0.3, test_accuracy = 0.91 },
+      { loss = { 2.2, 1.2, 0.7 }, seed = 2, diverged = false, interrupted = true,
+        test_loss = 0.35, test_accuracy = 0.9 },
+      { loss = { 2.5, 40.0, NAN }, seed = 3, diverged = true, interrupted = false,
+        test_loss = NAN, test_accuracy = 0.1 },
+      { loss = { 1.9, 0.9, 0.3, 0.15 }, seed = 4, diverged = false, interrupted = false,
+        test_loss = 0.28, test_accuracy = 1 / 3 },
+    },
+  })
+end
+
+describe("lunet.result", function()
+  describe("new", function()
+    it("computes the per-iteration summary without diverged runs", function()
+      local r = sample()
+      assert.are.equal(4, r.iterations)
+      assert.are.equal(1, r.left_out)
+      assert.are.same({ 3, 3, 3, 2 }, r.n)
+      assert.is_near(2.0333333333, r.mean[1], 1e-9)
+      assert.is_near(1.0333333333, r.mean[2], 1e-9)
+      assert.is_near(0.5, r.mean[3], 1e-12)
+      assert.is_near(0.2, r.mean[4], 1e-12)
+      assert.is_near(0.2, r.std[3], 1e-12) -- {0.5, 0.7, 0.3}
+      local half = 12.7062047362 * math.sqrt(0.005) / math.sqrt(2) -- {0.25, 0.15}
+      assert.is_near(0.2 - half, r.ci_low[4], 1e-9)
+      assert.is_near(0.2 + half, r.ci_high[4], 1e-9)
+    end)
+
+    it("copies its input", function()
+      local loss = { 1, 2 }
+      local r = Result.new({ runs = { { loss = loss } } })
+      loss[1] = 99
+      assert.are.equal(1, r.runs[1].loss[1])
+      assert.are.equal(1, r.mean[1])
+    end)
+
+    it("accepts an empty result", function()
+      local r = Result.new({ name = "empty" })
+      assert.are.equal(0, r.iterations)
+      assert.are.equal(0, #r.runs)
+      local m, sd, at = r:final()
+      assert.is_true(m ~= m and sd ~= sd)
+      assert.is_nil(at)
+      assert.matches("final:   none", tostring(r))
+    end)
+
+    it("rejects unknown keys", function()
+      assert.has_error(function() Result.new({ run = {} }) end,
+        "Result.new: unknown option 'run' (valid: config, name, provenance, runs)")
+    end)
+  end)
+
+  describe("methods", function()
+    it("final gives mean and std at the last iteration", function()
+      local m, sd, at = sample():final()
+      assert.is_near(0.2, m, 1e-12)
+      assert.is_near(math.sqrt(0.005), sd, 1e-12)
+      assert.are.equal(4, at)
+    end)
+
+    it("plateau runs on the mean", function()
+      local runs = {}
+      for r = 1, 3 do
+        local loss = {}
+        for i = 1, 100 do
+          loss[i] = 0.1 * r + math.exp(-i / 5)
+        end
+        runs[r] = { loss = loss }
+      end
+      local res = Result.new({ runs = runs })
+      -- e^{-i/5} - e^{-20} <= 1e-3 from i = 35 (e^{-6.8} = 1.11e-3 > 1e-3)
+      assert.are.equal(35, res:plateau())
+      assert.are.equal(35, res:plateau({ window = 10, tol = 1e-3 }))
+      assert.is_nil(sample():plateau())
+    end)
+
+    it("raises strict option errors that point at the caller", function()
+      local r = sample()
+      assert.has_error(function() r:plateau({ windw = 5 }) end,
+        "plateau: unknown option 'windw' (valid: tol, window)")
+      local ok, err = pcall(function() r:plateau({ windw = 5 }) end)
+      assert.is_false(ok)
+      assert.matches("^spec/result_spec.lua:%d+: plateau: unknown option 'windw' %(valid: tol, window%)$", err)
+    end)
+
+    it("prints a short summary", function()
+      local s = tostring(sample())
+      assert.matches('lunet result "sgd lr=0.1"', s, 1, true)
+      assert.matches("optimizer=sgd lr=0.1 momentum=0.9 batch=64 iterations=4 runs=3", s, 1, true)
+      assert.matches("runs:    4 (1 left out as diverged)", s, 1, true)
+      assert.matches("final:   0.2 ± 0.0707 (iteration 4)", s, 1, true)
+      assert.matches("plateau: none", s, 1, true)
+      assert.matches("time:    12.50 s", s, 1, true)
+      assert.matches("mean:    █▄▂▁", s, 1, true)
+    end)
+
+    it("shows the plateau iteration when there is one", function()
+      local loss = {}
+      for i = 1, 30 do
+        loss[i] = 1
+      end
+      local s = tostring(Result.new({ runs = { { loss = loss } } }))
+      assert.matches("plateau: iteration 1", s, 1, true)
+      assert.matches("(unnamed)", s, 1, true)
+    end)
+  end)
+
+  describe("save", function()
+    local dir
+    before_each(function() dir = temp_dir() end)
+    after_each(function() rm_rf(dir) end)
+
+    it("writes a CSV with summary and run columns", function()
+      local r = sample()
+      assert.is_true(r:save(dir .. "/exp"))
+      local lines = {}
+      for line in read(dir .. "/exp.csv"):gmatch("([^\n]*)\n") do
+        lines[#lines + 1] = line
+      end
+      assert.are.equal(5, #lines)
+      assert.are.equal("iteration,mean,std,ci_low,ci_high,run_1,run_2,run_3,run_4", lines[1])
+      local rows = {}
+      for i = 2, #lines do
+        local cells = {}
+        for cell in (lines[i] .. ","):gmatch("([^,]*),") do
+          cells[#cells + 1] = cell
+        end
+        assert.are.equal(9, #cells)
+        rows[i - 1] = cells
+      end
+      assert.are.equal("1", rows[1][1])
+      assert.are.equal("2.03333333", rows[1][2]) -- %.9g
+      assert.is_near(r.std[1], tonumber(rows[1][3]), 1e-8)
+      assert.is_near(r.ci_low[1], tonumber(rows[1][4]), 1e-7)
+      assert.are.equal("2.5", rows[1][8])
+      assert.are.equal("nan", rows[3][8]) -- diverged run's NaN
+      assert.are.equal("", rows[4][7])    -- run 2 stopped after 3 iterations
+      assert.are.equal("", rows[4][8])
+      assert.are.equal("0.15", rows[4][9])
+      assert.are.equal("0.2", rows[4][2])
+    end)
+
+    it("round-trips through JSON exactly, NaN and infinities included", function()
+      local r = sample()
+      r.runs[3].loss[2] = math.huge
+      r.runs[1].loss[1] = 0.1 + 0.2 -- needs 17 significant digits
+      r = Result.new({ name = r.name, config = r.config, provenance = r.provenance, runs = r.runs })
+      assert.is_true(r:save(dir .. "/rt"))
+      local back = assert(Result.load(dir .. "/rt.json"))
+      assert.are.equal(Result, getmetatable(back))
+      local fields = { "name", "config", "provenance", "runs", "mean", "std", "ci_low", "ci_high",
+        "n", "left_out", "iterations" }
+      for _, k in ipairs(fields) do
+        local ok, why = deep_equal(r[k], back[k], k)
+        assert.is_true(ok, why)
+      end
+      assert.are.equal(0.1 + 0.2, back.runs[1].loss[1])
+      assert.are.equal(math.huge, back.runs[3].loss[2])
+      assert.is_true(back.runs[3].loss[3] ~= back.runs[3].loss[3])
+      assert.is_true(back.runs[3].test_loss ~= back.runs[3].test_loss)
+      assert.are.equal(1 / 3, back.runs[4].test_accuracy)
+      assert.are.equal("integer", math.type(back.config.batch))
+      assert.are.equal(tostring(r), tostring(back))
+      -- a path without the extension loads too
+      assert.is_true(deep_equal(r.mean, assert(Result.load(dir .. "/rt")).mean))
+    end)
+
+    it("writes standard JSON with the format tag", function()
+      assert.is_true(sample():save(dir .. "/std"))
+      local doc = cjson.decode(read(dir .. "/std.json"))
+      assert.are.equal("lunet-result", doc.format)
+      assert.are.equal(1, doc.version)
+      assert.are.equal("sgd lr=0.1", doc.name)
+      assert.are.equal(4, #doc.runs)
+      assert.are.equal("NaN", doc.runs[3].loss[3])
+      assert.are.equal(1, doc.left_out)
+      assert.are.same({ 3, 3, 3, 2 }, doc.n)
+      assert.is_true(doc.runs[3].diverged)
+    end)
+
+    it("creates nested parent directories and leaves no temporary files", function()
+      local r = sample()
+      assert.is_true(r:save(dir .. "/a/b/c/exp"))
+      assert.are.equal("directory", lfs.attributes(dir .. "/a/b/c", "mode"))
+      assert.are.same({ "exp.csv", "exp.json" }, list_dir(dir .. "/a/b/c"))
+      -- saving again replaces the files, still without leftovers
+      assert.is_true(r:save(dir .. "/a/b/c/exp"))
+      assert.is_true(r:save(dir .. "/a/b/c/other"))
+      assert.are.same({ "exp.csv", "exp.json", "other.csv", "other.json" }, list_dir(dir .. "/a/b/c"))
+      assert.are.same({ "a" }, list_dir(dir))
+    end)
+
+    it("returns nil and a message on I/O errors instead of raising", function()
+      local f = assert(io.open(dir .. "/plain", "w"))
+      f:write("x")
+      f:close()
+      local ok, err = sample():save(dir .. "/plain/sub/exp")
+      assert.is_nil(ok)
+      assert.is_string(err)
+      assert.matches("plain", err)
+      ok, err = sample():save(dir .. "/plain/exp")
+      assert.is_nil(ok)
+      assert.is_string(err)
+      assert.are.same({ "plain" }, list_dir(dir))
+    end)
+
+    it("reports values that cannot be encoded", function()
+      local r = Result.new({ config = { callback = print }, runs = { { loss = { 1 } } } })
+      local ok, err = r:save(dir .. "/bad")
+      assert.is_nil(ok)
+      assert.matches("cannot encode", err)
+      assert.are.same({}, list_dir(dir))
+    end)
+  end)
+
+  describe("load", function()
+    local dir
+    before_each(function() dir = temp_dir() end)
+    after_each(function() rm_rf(dir) end)
+
+    local function write(name, text)
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(text)
+      f:close()
+      return dir .. "/" .. name
+    end
+
+    it("fails cleanly on a missing file", function()
+      local r, err = Result.load(dir .. "/nope.json")
+      assert.is_nil(r)
+      assert.matches("cannot open", err)
+    end)
+
+    it("fails cleanly on corrupt JSON", function()
+      local r, err = Result.load(write("bad.json", '{"format": "lunet-result", "runs": ['))
+      assert.is_nil(r)
+      assert.matches("corrupt JSON", err)
+    end)
+
+    it("fails cleanly on a wrong format tag or version", function()
+      local r, err = Result.load(write("other.json", '{"format": "something-else", "version": 1}'))
+      assert.is_nil(r)
+      assert.matches("not a lunet result", err)
+      r, err = Result.load(write("list.json", "[1, 2, 3]"))
+      assert.is_nil(r)
+      assert.matches("not a lunet result", err)
+      r, err = Result.load(write("v2.json", '{"format": "lunet-result", "version": 2}'))
+      assert.is_nil(r)
+      assert.matches("version 2", err)
+    end)
+
+    it("fails cleanly on malformed runs", function()
+      local r, err = Result.load(write("runs.json", '{"format": "lunet-result", "version": 1, "runs": [3]}'))
+      assert.is_nil(r)
+      assert.matches("runs%[1%]", err)
+    end)
+  end)
+end)

@@ -1,0 +1,230 @@
+package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
+local stats = require("lunet.stats")
+
+local function is_nan(x)
+  return x ~= x
+end
+
+describe("lunet.stats", function()
+  local xs = { 2, 4, 4, 4, 5, 5, 7, 9 }
+
+  describe("mean and std", function()
+    it("computes the mean and the sample standard deviation", function()
+      assert.are.equal(5, stats.mean(xs))
+      -- sum of squared deviations = 32, 32 / 7 = 4.571428..., sqrt = 2.138089935
+      assert.is_near(2.138089935, stats.std(xs), 1e-9)
+      assert.is_near(math.sqrt(32 / 7), stats.std(xs), 1e-15)
+    end)
+
+    it("returns NaN where the statistic is undefined", function()
+      assert.is_true(is_nan(stats.mean({})))
+      assert.is_true(is_nan(stats.std({})))
+      assert.is_true(is_nan(stats.std({ 3 })))
+      assert.are.equal(0, stats.std({ 3, 3 }))
+    end)
+
+    it("lets a NaN value propagate", function()
+      assert.is_true(is_nan(stats.mean({ 1, 0 / 0, 2 })))
+    end)
+  end)
+
+  describe("t_quantile_975", function()
+    it("matches the standard table", function()
+      assert.is_near(12.706, stats.t_quantile_975(1), 1e-3)
+      assert.is_near(4.303, stats.t_quantile_975(2), 1e-3)
+      assert.is_near(2.228, stats.t_quantile_975(10), 1e-3)
+      assert.is_near(2.093, stats.t_quantile_975(19), 1e-3)
+      assert.is_near(2.042, stats.t_quantile_975(30), 1e-3)
+    end)
+
+    it("is accurate beyond the table", function()
+      -- Reference values from numerically integrating the t density.
+      assert.is_near(2.0395134464, stats.t_quantile_975(31), 1e-6)
+      assert.is_near(2.0210753903, stats.t_quantile_975(40), 1e-6)
+      assert.is_near(2.0002978220, stats.t_quantile_975(60), 1e-6)
+      assert.is_near(1.984, stats.t_quantile_975(100), 1e-3)
+      assert.is_near(1.9839715185, stats.t_quantile_975(100), 1e-6)
+      assert.is_near(1.9623390808, stats.t_quantile_975(1000), 1e-6)
+      assert.is_near(1.959964, stats.t_quantile_975(math.huge), 1e-6)
+    end)
+
+    it("decreases monotonically with df", function()
+      local prev = math.huge
+      for df = 1, 200 do
+        local q = stats.t_quantile_975(df)
+        assert.is_true(q < prev, "not decreasing at df=" .. df)
+        prev = q
+      end
+    end)
+
+    it("rejects df < 1", function()
+      assert.has_error(function() stats.t_quantile_975(0) end)
+      assert.has_error(function() stats.t_quantile_975(0 / 0) end)
+    end)
+  end)
+
+  describe("ci95", function()
+    it("is mean ± t * sd / sqrt(n)", function()
+      local lo, hi = stats.ci95(xs)
+      -- t(7) = 2.364624252, sd / sqrt(8) = 0.755928946 -> half width 1.787509...
+      local half = 2.3646242516 * 2.138089935 / math.sqrt(8)
+      assert.is_near(5 - half, lo, 1e-8)
+      assert.is_near(5 + half, hi, 1e-8)
+      assert.is_near(1.78749, hi - 5, 1e-5)
+    end)
+
+    it("collapses to the mean for fewer than two values", function()
+      local lo, hi = stats.ci95({ 3.5 })
+      assert.are.equal(3.5, lo)
+      assert.are.equal(3.5, hi)
+      lo, hi = stats.ci95({})
+      assert.is_true(is_nan(lo) and is_nan(hi))
+    end)
+  end)
+
+  describe("summarize", function()
+    it("leaves out diverged runs and handles unequal lengths", function()
+      local s = stats.summarize({
+        { 1, 2, 3 },
+        { 3, 4 },
+        { 100, 0 / 0, 1e9, 1e9 }, -- diverged: must not contaminate anything
+        { 5, 6, 7 },
+      }, { false, false, true, false })
+      assert.are.equal(1, s.left_out)
+      assert.are.same({ 3, 3, 2, 0 }, s.n)
+      assert.are.equal(3, s.mean[1])
+      assert.are.equal(4, s.mean[2])
+      assert.are.equal(5, s.mean[3])
+      assert.are.equal(2, s.std[1])
+      assert.are.equal(2, s.std[2])
+      assert.is_near(math.sqrt(8), s.std[3], 1e-12)
+      -- index 4 is reached only by the diverged run
+      assert.is_true(is_nan(s.mean[4]) and is_nan(s.std[4]))
+      local half1 = 4.3026527297 * 2 / math.sqrt(3)
+      assert.is_near(3 - half1, s.ci_low[1], 1e-9)
+      assert.is_near(3 + half1, s.ci_high[1], 1e-9)
+      local half3 = 12.7062047362 * math.sqrt(8) / math.sqrt(2)
+      assert.is_near(5 + half3, s.ci_high[3], 1e-9)
+    end)
+
+    it("treats missing flags as not diverged", function()
+      local s = stats.summarize({ { 1 }, { 3 } })
+      assert.are.equal(0, s.left_out)
+      assert.are.same({ 2 }, s.mean)
+      assert.are.same({ 2 }, s.n)
+    end)
+
+    it("gives single-run statistics with NaN spread", function()
+      local s = stats.summarize({ { 4, 5 } }, { false })
+      assert.are.same({ 4, 5 }, s.mean)
+      assert.is_true(is_nan(s.std[1]))
+      assert.are.equal(4, s.ci_low[1])
+      assert.are.equal(4, s.ci_high[1])
+    end)
+  end)
+
+  describe("plateau", function()
+    it("finds where an exponential decay settles", function()
+      local s = {}
+      for i = 1, 200 do
+        s[i] = 0.5 + 2 * math.exp(-i / 10)
+      end
+      -- tail range 2e^{-i/10} - 2e^{-20} <= 1e-3 first holds at i = 77
+      -- (2e^{-7.6} = 1.0009e-3 is just too large).
+      assert.are.equal(77, stats.plateau(s, { window = 10, tol = 1e-3 }))
+      assert.are.equal(77, stats.plateau(s))
+      -- a looser tolerance plateaus earlier
+      assert.are.equal(53, stats.plateau(s, { tol = 1e-2 }))
+    end)
+
+    it("never finds one on a linear decline", function()
+      local s = {}
+      for i = 1, 100 do
+        s[i] = 1 - 0.01 * i
+      end
+      assert.is_nil(stats.plateau(s))
+    end)
+
+    it("finds a noisy flat line flat from the start", function()
+      local s = {}
+      for i = 1, 100 do
+        -- deterministic noise of amplitude 4e-4 (range < 1e-3)
+        s[i] = 0.7 + 4e-4 * math.sin(i * 12.9898)
+      end
+      assert.are.equal(1, stats.plateau(s, { window = 10, tol = 1e-3 }))
+    end)
+
+    it("scales the tolerance with large values", function()
+      local s = {}
+      for i = 1, 50 do
+        s[i] = 1000 + 0.4 * math.sin(i) -- range 0.8 <= 1e-3 * 1000
+      end
+      assert.are.equal(1, stats.plateau(s))
+    end)
+
+    it("requires the flat stretch to last a full window", function()
+      local s = {}
+      for i = 1, 20 do
+        s[i] = 20 - i
+      end
+      for i = 21, 25 do
+        s[i] = 0
+      end
+      assert.is_nil(stats.plateau(s, { window = 10 }))
+      assert.are.equal(20, stats.plateau(s, { window = 6 })) -- s[20] = 0 as well
+    end)
+
+    it("returns nil for short or non-finite series", function()
+      assert.is_nil(stats.plateau({ 1, 1, 1 }, { window = 10 }))
+      assert.is_nil(stats.plateau({}))
+      local s = {}
+      for i = 1, 30 do
+        s[i] = 1
+      end
+      s[30] = 0 / 0
+      assert.is_nil(stats.plateau(s))
+      s[30] = 1
+      s[10] = 0 / 0
+      assert.are.equal(11, stats.plateau(s))
+    end)
+
+    it("rejects unknown and invalid options", function()
+      assert.has_error(function() stats.plateau({ 1 }, { windw = 3 }) end,
+        "plateau: unknown option 'windw' (valid: tol, window)")
+      assert.has_error(function() stats.plateau({ 1 }, { window = 0 }) end)
+      assert.has_error(function() stats.plateau({ 1 }, { tol = -1 }) end)
+    end)
+
+    it("reports option errors at the caller's line", function()
+      local ok, err = pcall(function() stats.plateau({ 1 }, { windw = 3 }) end)
+      assert.is_false(ok)
+      assert.matches("stats_spec.lua:%d+: plateau: unknown option 'windw'", err)
+    end)
+  end)
+
+  describe("sparkline", function()
+    it("maps the range onto the eight blocks", function()
+      assert.are.equal("▁▂▃▄▅▆▇█", stats.sparkline({ 0, 1, 2, 3, 4, 5, 6, 7 }, 20))
+      assert.are.equal("█▁", stats.sparkline({ 10, 2 }))
+    end)
+
+    it("draws NaN as a space and constant series at the bottom", function()
+      assert.are.equal("▁ █", stats.sparkline({ 1, 0 / 0, 3 }, 10))
+      assert.are.equal("▁▁▁", stats.sparkline({ 4, 4, 4 }, 10))
+      assert.are.equal("", stats.sparkline({}, 10))
+    end)
+
+    it("resamples long series to the width by bucket means", function()
+      local xs = {}
+      for i = 1, 100 do
+        xs[i] = i
+      end
+      local s = stats.sparkline(xs, 10)
+      assert.are.equal(10, utf8.len(s))
+      assert.are.equal("▁", s:sub(1, 3))
+      assert.are.equal("█", s:sub(-3))
+      -- buckets of 2: means 1.5, 3.5 -> lowest and highest
+      assert.are.equal("▁█", stats.sparkline({ 1, 2, 3, 4 }, 2))
+    end)
+  end)
+end)

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages lunet needs that are missing (apt-get update first).
+set -eu
+PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-filesystem lua-busted lua-cjson zlib1g-dev gnuplot-nox lua-check"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps: all packages present"
+    exit 0
+fi
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
