@@ -1107,6 +1107,7 @@ static const luaL_Reg net_methods[] = {
 /* core.loss(kind, pred, labels | nil, targets | nil) -> loss, grad tensor */
 static int l_loss(lua_State *L)
 {
+    lua_settop(L, 4); /* scratch pushed below must not be mistaken for arguments */
     int kind = luaL_checkoption(L, 1, NULL, loss_names);
     ln_tensor *pred = check_tensor(L, 2);
     if (pred->shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");

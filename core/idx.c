@@ -87,7 +87,8 @@ static ln_status idx_header(const unsigned char *bytes, size_t size, const char 
     if (!fits) {
         char dims[64];
         size_t used = 0;
-        for (int i = 0; i < ndim; i++)
+        dims[0] = '\0';
+        for (int i = 0; i < ndim && used < sizeof dims; i++) /* 4 x 11 chars fit anyway */
             used += (size_t)snprintf(dims + used, sizeof dims - used, i ? "x%lu" : "%lu",
                                      (unsigned long)hdr->dim[i]);
         return ln_fail(err, LN_EFORMAT,

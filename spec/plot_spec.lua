@@ -114,9 +114,12 @@ describe("lunet.plot", function()
       local captured = {}
       local real = io.stdout
       -- io.stdout is looked up at call time, so a stand-in captures the plot.
-      io.stdout = { write = function(_, s) captured[#captured + 1] = s end, flush = function() end }
+      io.stdout = { -- luacheck: ignore 122
+        write = function(_, s) captured[#captured + 1] = s end,
+        flush = function() end,
+      }
       local ok, err = plot.results(decay("printed", 0.3, 2), {})
-      io.stdout = real
+      io.stdout = real -- luacheck: ignore 122
       assert.is_true(ok, err)
       assert.matches("printed", table.concat(captured), 1, true)
     end)
@@ -168,6 +171,22 @@ describe("lunet.plot", function()
       assert.are.same({}, list_dir(dir))
     end)
 
+    it("survives a gnuplot that exits without reading a large script", function()
+      plot.gnuplot = "false"
+      local runs = {}
+      for r = 1, 4 do
+        local loss = {}
+        for i = 1, 50000 do
+          loss[i] = 1 / i + r
+        end
+        runs[r] = { loss = loss }
+      end
+      local big = Result.new({ runs = runs })
+      local ok, err = plot.results({ big, big, big }, { file = dir .. "/big.png" })
+      assert.is_nil(ok)
+      assert.matches("gnuplot failed", err, 1, true)
+    end)
+
     it("rejects unknown options and bad values", function()
       local r = decay("a", 0.2, 2)
       assert.has_error(function() plot.results({ r }, { fiel = "x.png" }) end,
@@ -213,6 +232,16 @@ describe("lunet.plot", function()
       assert.matches("0.9", svg, 1, true)
       assert.matches(">2.5<", svg, 1, true) -- lr = 1, momentum = 0.5: |0 + 2| + 0.5
       assert.matches("nan", svg, 1, true)
+    end)
+
+    it("formats log-spaced tic labels compactly", function()
+      assert.are.equal("1e-3", plot._tic_label(0.001, true))
+      assert.are.equal("3e-3", plot._tic_label(0.003, true))
+      assert.are.equal("2.5e-4", plot._tic_label(2.5e-4, true))
+      assert.are.equal("1e-3", plot._tic_label(9.9996e-4, true))
+      assert.are.equal("1", plot._tic_label(1, true))
+      assert.are.equal("1e2", plot._tic_label(100, true))
+      assert.are.equal("0.001", plot._tic_label(0.001, false))
     end)
 
     it("draws thin grids and missing cells", function()

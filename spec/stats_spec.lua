@@ -215,11 +215,11 @@ describe("lunet.stats", function()
     end)
 
     it("resamples long series to the width by bucket means", function()
-      local xs = {}
+      local ramp = {}
       for i = 1, 100 do
-        xs[i] = i
+        ramp[i] = i
       end
-      local s = stats.sparkline(xs, 10)
+      local s = stats.sparkline(ramp, 10)
       assert.are.equal(10, utf8.len(s))
       assert.are.equal("▁", s:sub(1, 3))
       assert.are.equal("█", s:sub(-3))

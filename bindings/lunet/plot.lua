@@ -177,7 +177,11 @@ local function render(kind, body, opts)
     "unset output",
     "",
   }, "\n")
-  local p = io.popen(shell_quote(plot.gnuplot) .. " >/dev/null 2>" .. shell_quote(errfile), "w")
+  -- If gnuplot stopped reading early (crash, odd binary), our remaining
+  -- writes would hit a closed pipe and SIGPIPE would kill the whole Lua
+  -- process; `cat` drains whatever is left, and gnuplot's status is kept.
+  local p = io.popen(shell_quote(plot.gnuplot) .. " >/dev/null 2>" .. shell_quote(errfile)
+    .. "; status=$?; cat >/dev/null; exit $status", "w")
   if not p then
     os.remove(errfile)
     os.remove(tmp)
@@ -350,6 +354,11 @@ local function tic_label(v, sci)
     end
     local m = v / 10 ^ e
     local ms = string.format("%.3g", m)
+    -- rounding can carry the mantissa to 10 (9.9996e-4 -> "10"): renormalise
+    if ms == "10" or ms == "-10" then
+      e = e + 1
+      ms = ms == "10" and "1" or "-1"
+    end
     if ms == "1" then
       return "1e" .. e
     elseif ms == "-1" then
@@ -359,6 +368,8 @@ local function tic_label(v, sci)
   end
   return string.format("%g", v)
 end
+
+plot._tic_label = tic_label -- exposed for the spec
 
 local function value_label(v)
   if v ~= v then

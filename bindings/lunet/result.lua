@@ -23,10 +23,6 @@ local VERSION = 1
 local NEW_KEYS = { "name", "config", "provenance", "runs" }
 local PLATEAU_KEYS = { "window", "tol" }
 
-local function is_finite(x)
-  return x == x and x ~= math.huge and x ~= -math.huge
-end
-
 local function copy_series(s)
   local out = {}
   for i = 1, #s do

@@ -201,7 +201,7 @@ function stats.plateau(series, opts)
   if type(window) ~= "number" or window < 1 or window ~= math.floor(window) then
     error("plateau: window must be a positive integer, got " .. tostring(window), 2)
   end
-  if type(tol) ~= "number" or not (tol >= 0) then
+  if type(tol) ~= "number" or tol ~= tol or tol < 0 then
     error("plateau: tol must be a non-negative number, got " .. tostring(tol), 2)
   end
   local n = #series
