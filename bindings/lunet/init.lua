@@ -383,7 +383,7 @@ end
 
 -- ---------------------------------------------------------------- training
 
-local train_keys = { data = "userdata", loss = "string", optimizer = "table", batch = "positive_int",
+local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
   progress = "any", quiet = "boolean" }
 

@@ -1,0 +1,142 @@
+-- The IDX reader and MNIST loading, on files the spec writes itself.
+local lunet = require("lunet")
+local lfs = require("lfs")
+
+local dir = os.tmpname()
+os.remove(dir)
+assert(lfs.mkdir(dir))
+
+local function write(name, bytes)
+  local path = dir .. "/" .. name
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+  return path
+end
+
+local function header(type_code, dims)
+  local h = string.pack(">BBBB", 0, 0, type_code, #dims)
+  for _, d in ipairs(dims) do h = h .. string.pack(">I4", d) end
+  return h
+end
+
+local function images(n, h, w, fn)
+  local bytes = {}
+  for i = 0, n * h * w - 1 do bytes[#bytes + 1] = string.char(fn(i) % 256) end
+  return header(8, { n, h, w }) .. table.concat(bytes)
+end
+
+local function labels(list)
+  local b = {}
+  for _, l in ipairs(list) do b[#b + 1] = string.char(l) end
+  return header(8, { #list }) .. table.concat(b)
+end
+
+local function remove_tree(path)
+  for f in lfs.dir(path) do
+    if f ~= "." and f ~= ".." then
+      local full = path .. "/" .. f
+      if lfs.attributes(full, "mode") == "directory" then remove_tree(full) else os.remove(full) end
+    end
+  end
+  lfs.rmdir(path)
+end
+
+describe("IDX", function()
+teardown(function() remove_tree(dir) end)
+
+describe("IDX reader", function()
+
+  it("reads a valid raw file", function()
+    local path = write("ok.idx", images(2, 2, 3, function(i) return i * 10 end))
+    local t = assert(lunet.idx_read(path))
+    assert.equal(8, t.type)
+    assert.same({ 2, 2, 3 }, t.dims)
+    assert.equal(12, t.count)
+    assert.same({ 0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110 }, t.data)
+  end)
+
+  it("reads the same file gzipped", function()
+    local path = write("gz.idx", images(2, 2, 3, function(i) return i * 10 end))
+    assert(os.execute("gzip -f " .. path))
+    local t = assert(lunet.idx_read(path .. ".gz"))
+    assert.same({ 2, 2, 3 }, t.dims)
+    assert.equal(110, t.data[12])
+  end)
+
+  local bad = {
+    { "wrong magic", "\1\0\8\1" .. string.pack(">I4", 1) .. "x", "magic" },
+    { "bad type code", header(7, { 1 }) .. "x", "type" },
+    { "truncated data", header(8, { 10 }) .. "abc", "truncated" },
+    { "dimension overflow", header(8, { 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF }), "overflow" },
+    { "empty file", "", "" },
+    { "zero items", header(8, { 0 }), "no items" },
+    { "trailing bytes", header(8, { 1 }) .. "ab", "trailing" },
+  }
+  for _, case in ipairs(bad) do
+    it("rejects: " .. case[1], function()
+      local path = write(case[1]:gsub(" ", "_") .. ".idx", case[2])
+      local t, err = lunet.idx_read(path)
+      assert.is_nil(t)
+      assert.is_string(err)
+      assert.matches(path, err, 1, true) -- names the file
+      assert.matches(case[3], err, 1, true)
+    end)
+  end
+
+  it("a missing file returns nil and a message naming it", function()
+    local t, err = lunet.idx_read(dir .. "/nope.idx")
+    assert.is_nil(t)
+    assert.matches("nope.idx", err, 1, true)
+  end)
+end)
+
+describe("datasets from IDX files", function()
+  local sub = dir .. "/mn"
+  lfs.mkdir(sub)
+  write("mn/train-images-idx3-ubyte", images(6, 28, 28, function(i) return i end))
+  write("mn/train-labels-idx1-ubyte", labels({ 3, 1, 4, 1, 5, 9 }))
+
+  it("loads, normalises like torchvision and keeps labels", function()
+    local ds = assert(lunet.mnist { dir = sub })
+    assert.equal(6, #ds)
+    assert.same({ 1, 28, 28 }, ds:shape())
+    assert.equal(10, ds:classes())
+    assert.equal(9, ds:label(6))
+    local img = ds:image(1)
+    assert.near((0 / 255 - 0.1307) / 0.3081, img[1], 1e-6)
+    assert.near((5 / 255 - 0.1307) / 0.3081, img[6], 1e-6)
+    local first = assert(lunet.mnist { dir = sub, n = 4 })
+    assert.equal(4, #first)
+    assert.matches("4 samples", tostring(first))
+  end)
+
+  it("subsets: first n, random with a seed, stratified", function()
+    local ds = assert(lunet.mnist { dir = sub })
+    local a = ds:subset { n = 3, mode = "random", seed = 7 }
+    local b = ds:subset { n = 3, mode = "random", seed = 7 }
+    assert.equal(3, #a)
+    for i = 1, 3 do assert.equal(a:label(i), b:label(i)) end
+    assert.equal(4, ds:subset { n = 3 }:label(3))
+    local s = ds:subset { n = 2, mode = "random", seed = 1, stratified = true }
+    assert.equal(2, #s)
+    assert.has_error(function() ds:subset { n = 7 } end)
+    assert.has_error(function() ds:subset { n = 2, mode = "sorted" } end)
+  end)
+
+  it("image and label counts must agree", function()
+    write("mn/t10k-images-idx3-ubyte", images(3, 28, 28, function(i) return i end))
+    write("mn/t10k-labels-idx1-ubyte", labels({ 1, 2 }))
+    local ds, err = lunet.mnist { dir = sub, split = "test" }
+    assert.is_nil(ds)
+    assert.matches("3", err)
+    assert.matches("2", err)
+  end)
+
+  it("a missing directory returns nil and says how to get the data", function()
+    local ds, err = lunet.mnist { dir = dir .. "/none" }
+    assert.is_nil(ds)
+    assert.matches("make mnist", err, 1, true)
+  end)
+end)
+end)

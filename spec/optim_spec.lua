@@ -1,0 +1,98 @@
+-- Each optimizer's step on known numbers equals PyTorch's formula, computed by hand.
+local lunet = require("lunet")
+
+local function run(spec, p0, grads)
+  local p = lunet.tensor(p0, { #p0 })
+  local opt = lunet.optimizer(spec, #p0)
+  local out = {}
+  for k, g in ipairs(grads) do
+    opt:step(p, lunet.tensor(g, { #g }))
+    out[k] = p:totable()
+  end
+  return out
+end
+
+local function near(expected, got, tol)
+  for i = 1, #expected do
+    assert.near(expected[i], got[i], tol or 1e-6 * math.max(1, math.abs(expected[i])))
+  end
+end
+
+describe("SGD", function()
+  it("plain: p -= lr * g", function()
+    local s = run(lunet.sgd { lr = 0.1 }, { 1, -2 }, { { 0.5, 1 }, { 0.5, 1 } })
+    near({ 0.95, -2.1 }, s[1])
+    near({ 0.90, -2.2 }, s[2])
+  end)
+  it("momentum: the first step copies the gradient into the buffer", function()
+    -- buf1 = g1 = 1; p = 1 - 0.1*1 = 0.9; buf2 = 0.9*1 + 2 = 2.9; p = 0.9 - 0.29 = 0.61
+    local s = run(lunet.sgd { lr = 0.1, momentum = 0.9 }, { 1 }, { { 1 }, { 2 } })
+    near({ 0.9 }, s[1])
+    near({ 0.61 }, s[2])
+  end)
+  it("dampening applies from the second step", function()
+    -- buf1 = 1 (no dampening on the first step); buf2 = 0.9*1 + (1-0.5)*2 = 1.9
+    local s = run(lunet.sgd { lr = 0.1, momentum = 0.9, dampening = 0.5 }, { 1 }, { { 1 }, { 2 } })
+    near({ 0.9 }, s[1])
+    near({ 0.9 - 0.19 }, s[2])
+  end)
+  it("nesterov: g + momentum * buf", function()
+    -- step1: buf = 1, g' = 1 + 0.9 = 1.9 -> p = 1 - 0.19 = 0.81
+    -- step2: buf = 0.9 + 2 = 2.9, g' = 2 + 2.61 = 4.61 -> p = 0.81 - 0.461 = 0.349
+    local s = run(lunet.sgd { lr = 0.1, momentum = 0.9, nesterov = true }, { 1 }, { { 1 }, { 2 } })
+    near({ 0.81 }, s[1])
+    near({ 0.349 }, s[2])
+  end)
+  it("weight decay adds wd * p to the gradient", function()
+    -- g = 1 + 0.1*2 = 1.2 -> p = 2 - 0.5*1.2 = 1.4
+    local s = run(lunet.sgd { lr = 0.5, weight_decay = 0.1 }, { 2 }, { { 1 } })
+    near({ 1.4 }, s[1])
+  end)
+end)
+
+describe("Adam", function()
+  it("bias-corrected first and second moments", function()
+    local lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    local p, m, v = 1.0, 0, 0
+    local expected = {}
+    for t, g in ipairs({ 0.5, -1.0 }) do
+      m = b1 * m + (1 - b1) * g
+      v = b2 * v + (1 - b2) * g * g
+      local denom = math.sqrt(v) / math.sqrt(1 - b2 ^ t) + eps
+      p = p - lr / (1 - b1 ^ t) * m / denom
+      expected[t] = p
+    end
+    -- by hand: step 1 moves by lr * sign(g) exactly (m_hat / sqrt(v_hat) = 1)
+    assert.near(0.99, expected[1], 1e-7)
+    local s = run(lunet.adam { lr = lr }, { 1.0 }, { { 0.5 }, { -1.0 } })
+    near({ expected[1] }, s[1])
+    near({ expected[2] }, s[2])
+  end)
+  it("weight decay enters the gradient (L2), AdamW decays the weight instead", function()
+    local s = run(lunet.adam { lr = 0.1, weight_decay = 0.5 }, { 2.0 }, { { 0.0 } })
+    -- g = 0 + 0.5*2 = 1: the first Adam step moves by lr
+    near({ 1.9 }, s[1])
+    local w = run(lunet.adamw { lr = 0.1, weight_decay = 0.5 }, { 2.0 }, { { 1.0 } })
+    -- p = 2*(1 - 0.1*0.5) = 1.9, then the Adam step of g = 1 moves by 0.1 -> 1.8
+    near({ 1.8 }, w[1])
+  end)
+end)
+
+describe("optimizer arguments", function()
+  it("reject bad values with the field named", function()
+    local ok, err = pcall(lunet.sgd, { lr = -1 })
+    assert.is_false(ok); assert.matches("lr", err)
+    ok, err = pcall(lunet.sgd, { lr = 0.1, nesterov = true })
+    assert.is_false(ok); assert.matches("nesterov", err)
+    ok, err = pcall(lunet.adam, { betas = { 0.9, 1.5 } })
+    assert.is_false(ok); assert.matches("betas", err)
+    ok, err = pcall(lunet.sgd, { lerning_rate = 0.1 })
+    assert.is_false(ok); assert.matches("unknown option 'lerning_rate'", err, 1, true)
+    assert.matches("valid: dampening, lr, momentum, nesterov, weight_decay", err, 1, true)
+  end)
+  it("step checks tensor sizes", function()
+    local opt = lunet.optimizer(lunet.sgd { lr = 0.1 }, 3)
+    local ok, err = pcall(opt.step, opt, lunet.tensor({ 1, 2 }, { 2 }), lunet.tensor({ 1, 2 }, { 2 }))
+    assert.is_false(ok); assert.matches("3 parameters", err)
+  end)
+end)

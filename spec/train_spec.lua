@@ -1,0 +1,120 @@
+-- Training end to end: the loss falls, runs are reproducible bit for bit, and the
+-- history says what happened.
+package.path = "spec/support/?.lua;" .. package.path
+local lunet = require("lunet")
+local synthetic = require("synthetic")
+
+local function same_bits(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if string.pack("<d", a[i]) ~= string.pack("<d", b[i]) then return false end
+  end
+  return true
+end
+
+describe("training on synthetic data", function()
+  local data = synthetic(96, 4, 3)
+
+  it("lowers the loss and learns the classes", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, optimizer = lunet.sgd { lr = 0.05, momentum = 0.5 }, batch = 16,
+      iterations = 8, seed = 1, quiet = true }
+    assert.equal(8, #h.loss)
+    assert.equal(8 * 6, #h.step_loss)
+    assert.is_true(h.loss[8] < h.loss[1] * 0.7, ("loss %g -> %g"):format(h.loss[1], h.loss[8]))
+    assert.is_true(net:evaluate(data).accuracy > 0.9)
+    assert.is_false(h.diverged)
+    assert.is_true(h.samples_per_second > 0)
+    assert.equal(8 * 96, h.samples)
+  end)
+
+  it("epoch loss is the sample-weighted mean of its steps (last batch partial)", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, batch = 40, iterations = 1, quiet = true }
+    assert.equal(3, #h.step_loss) -- 40 + 40 + 16
+    local expected = (h.step_loss[1] * 40 + h.step_loss[2] * 40 + h.step_loss[3] * 16) / 96
+    assert.near(expected, h.loss[1], 1e-6)
+  end)
+
+  it("unit = step counts optimizer steps", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, batch = 32, iterations = 5, unit = "step", quiet = true }
+    assert.equal(5, #h.loss)
+    assert.equal(5, #h.step_loss)
+    assert.near(h.step_loss[5], h.loss[5], 1e-6)
+    assert.equal(160, h.samples)
+  end)
+
+  it("the same seed gives the same bits; another seed does not", function()
+    local function run(seed)
+      local net = lunet.models.mnist_cnn { seed = 4 }
+      return net:train { data = data, optimizer = lunet.sgd { lr = 0.01, momentum = 0.5 }, batch = 16,
+        iterations = 2, seed = seed, quiet = true }.step_loss
+    end
+    assert.is_true(same_bits(run(5), run(5)))
+    assert.is_false(same_bits(run(5), run(6)))
+  end)
+
+  it("a huge learning rate diverges and says so", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, optimizer = lunet.sgd { lr = 1e10, momentum = 0.9 }, batch = 16,
+      iterations = 20, quiet = true }
+    assert.is_true(h.diverged)
+    assert.is_true(#h.loss < 20)
+    local last = h.loss[#h.loss]
+    assert.is_true(last ~= last or last == math.huge, tostring(last))
+  end)
+
+  it("a progress function is called every iteration and can stop training", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local calls = {}
+    local h = net:train { data = data, batch = 32, iterations = 5, progress = function(p)
+      calls[#calls + 1] = p.iteration
+      return p.iteration == 2
+    end }
+    assert.same({ 1, 2 }, calls)
+    assert.equal(2, #h.loss)
+    assert.is_true(h.interrupted)
+  end)
+
+  it("predict returns the class and log-probabilities of one image", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local class, logp = net:predict(data:image(1))
+    assert.is_true(class >= 0 and class <= 9)
+    assert.same({ 10 }, logp:shape())
+    local s = 0
+    for i = 1, 10 do s = s + math.exp(logp[i]) end
+    assert.near(1, s, 1e-5)
+  end)
+end)
+
+describe("training on real MNIST", function()
+  local dir = os.getenv("MNIST_DIR")
+  local train = dir and lunet.mnist { dir = dir, split = "train", n = 3000 }
+  if not train then
+    it("needs MNIST_DIR", function() pending("MNIST_DIR not set or MNIST missing: real-data specs skipped") end)
+    return
+  end
+
+  it("the study's net, first 3000 images, lr 0.01, momentum 0.5, batch 64, 3 epochs: loss falls every epoch; same seed, same bits", function()
+    local function run()
+      local net = lunet.models.mnist_cnn()
+      return net:train { data = train, loss = "nll", optimizer = lunet.sgd { lr = 0.01, momentum = 0.5 },
+        batch = 64, iterations = 3, unit = "epoch", seed = 1, quiet = true }, net
+    end
+    local h, net = run()
+    io.write(("\n  epoch losses %.4f %.4f %.4f, %.0f samples/s\n"):format(h.loss[1], h.loss[2], h.loss[3],
+      h.samples_per_second))
+    assert.equal(3, #h.loss)
+    assert.is_true(h.loss[2] < h.loss[1] and h.loss[3] < h.loss[2])
+    assert.is_true(h.loss[3] < h.loss[1])
+    assert.equal(3 * 47, #h.step_loss)
+    local h2 = run()
+    assert.is_true(same_bits(h.loss, h2.loss))
+    assert.is_true(same_bits(h.step_loss, h2.step_loss))
+    local test = assert(lunet.mnist { dir = dir, split = "test" })
+    assert.equal(10000, #test)
+    local r = net:evaluate(test)
+    assert.is_true(r.accuracy > 0.5, "accuracy " .. r.accuracy)
+  end)
+end)
