@@ -23,6 +23,7 @@
 #include "lauxlib.h"
 #include "lua.h"
 #include "lualib.h"
+#include <zlib.h>
 
 #include "../core/lunet.h"
 
@@ -512,6 +513,24 @@ static int dataset_subset(lua_State *L)
     return 1;
 }
 
+/* ds:checksum() -> CRC-32 of the images (as float32) and labels: identifies the
+ * data in result caches, so a cache is never reused for different samples. */
+static int dataset_checksum(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    size_t per = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const unsigned char *img = (const unsigned char *)d->images;
+    size_t bytes = per * (size_t)d->count * sizeof(float);
+    for (size_t off = 0; off < bytes; off += 1u << 30) {
+        size_t n = bytes - off < (1u << 30) ? bytes - off : (1u << 30);
+        crc = crc32(crc, img + off, (uInt)n);
+    }
+    crc = crc32(crc, (const unsigned char *)d->labels, (uInt)((size_t)d->count * sizeof(int32_t)));
+    lua_pushinteger(L, (lua_Integer)crc);
+    return 1;
+}
+
 /* ds:_info() / ds:_info(table): the Lua-side description (split, source ...) */
 static int dataset_info(lua_State *L)
 {
@@ -530,6 +549,7 @@ static const luaL_Reg dataset_methods[] = {
     {"classes", dataset_classes}, {"image", dataset_image},
     {"label", dataset_label},     {"class_counts", dataset_class_counts},
     {"_subset", dataset_subset},  {"_info", dataset_info},
+    {"checksum", dataset_checksum},
     {"free", dataset_free},       {NULL, NULL},
 };
 
@@ -779,6 +799,15 @@ static int net_params(lua_State *L)
     int64_t n = ln_net_param_count(net);
     ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
     memcpy(t->data, ln_net_params(net), sizeof(float) * (size_t)n);
+    return 1;
+}
+
+static int net_grads(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    int64_t n = ln_net_param_count(net);
+    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
+    memcpy(t->data, ln_net_grads(net), sizeof(float) * (size_t)n);
     return 1;
 }
 
@@ -1094,6 +1123,7 @@ static const luaL_Reg net_methods[] = {
     {"param_count", net_param_count},   {"flops", net_flops},
     {"get", net_get},                   {"set", net_set},
     {"_params", net_params},            {"_set_params", net_set_params},
+    {"_grads", net_grads},
     {"forward", net_forward},           {"backward", net_backward},
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},

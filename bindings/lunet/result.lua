@@ -95,6 +95,20 @@ function Result:final()
   return 0 / 0, 0 / 0, nil
 end
 
+--- Mean and sample std of the runs' test accuracy (and test loss), over the runs
+-- that did not diverge and were evaluated; NaN when there are none.
+function Result:test_summary()
+  local acc, loss = {}, {}
+  for _, r in ipairs(self.runs) do
+    if not r.diverged and type(r.test_accuracy) == "number" then
+      acc[#acc + 1] = r.test_accuracy
+      loss[#loss + 1] = r.test_loss
+    end
+  end
+  if #acc == 0 then return 0 / 0, 0 / 0, 0 / 0, 0 / 0, 0 end
+  return stats.mean(acc), stats.std(acc), stats.mean(loss), stats.std(loss), #acc
+end
+
 --- Plot this result (see lunet.plot.results for the options).
 function Result:plot(opts)
   -- Required lazily: plotting is optional and must not slow down or break
@@ -153,6 +167,11 @@ function Result:__tostring()
   end
   local p = self:plateau()
   lines[#lines + 1] = "  plateau: " .. (p and ("iteration " .. p) or "none")
+  local acc, acc_sd, _, _, tested = self:test_summary()
+  if tested > 0 then
+    lines[#lines + 1] = string.format("  test:    accuracy %.2f%%%s over %d runs", 100 * acc,
+      acc_sd == acc_sd and string.format(" ± %.2f", 100 * acc_sd) or "", tested)
+  end
   local secs = self.provenance.seconds
   if type(secs) == "number" then
     lines[#lines + 1] = "  time:    " .. fmt_number(secs, "%.2f") .. " s"

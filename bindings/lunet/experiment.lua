@@ -1,0 +1,412 @@
+--- lunet.experiment: repeat-run experiments and sweeps.
+-- An experiment is R independent training runs of one configuration. The runs go to
+-- the C thread pool (lunet.core.runs); run r draws all its randomness from a seed
+-- derived from (seed, r), so results are bit-identical for any thread count.
+-- Finished runs are cached under the output directory, keyed by a hash of the full
+-- configuration (data checksum and engine revision included), so running the same
+-- script again, or resuming after Ctrl-C, only computes what is missing.
+local core = require("lunet.core")
+local check = require("lunet.check")
+local Result = require("lunet.result")
+local plot = require("lunet.plot")
+local stats = require("lunet.stats")
+local Progress = require("lunet.progress")
+local lfs = require("lfs")
+
+local M = {}
+
+-- ------------------------------------------------------------ small helpers
+
+-- A canonical text form of a value: sorted keys, exact numbers (%a for floats),
+-- so equal configurations hash equally.
+local function canonical(v)
+  local t = type(v)
+  if t == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. canonical(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  elseif t == "number" then
+    if math.type(v) == "integer" then return tostring(v) end
+    return ("%a"):format(v)
+  end
+  return tostring(v)
+end
+
+-- FNV-1a, 64 bits (Lua integers wrap modulo 2^64), printed as 16 hex digits.
+local function hash(s)
+  local h = -3750763034362895579 -- 0xcbf29ce484222325
+  for i = 1, #s do
+    h = h ~ s:byte(i)
+    h = h * 1099511628211
+  end
+  return ("%016x"):format(h)
+end
+M.hash = hash
+
+local function mkdir_p(dir)
+  local path = ""
+  for part in dir:gmatch("[^/]+") do
+    path = (path == "" and (dir:sub(1, 1) == "/" and "/" or "") or path .. "/") .. part
+    if lfs.attributes(path, "mode") == nil then
+      local ok, err = lfs.mkdir(path)
+      if not ok and lfs.attributes(path, "mode") ~= "directory" then return nil, err end
+    end
+  end
+  return true
+end
+
+local function write_atomic(path, content)
+  local tmp = ("%s.tmp-%d-%d"):format(path, os.time(), math.random(1, 1 << 30))
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(content)
+  local cok, cerr = f:close()
+  if not ok or not cok then
+    os.remove(tmp)
+    return nil, werr or cerr
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, rerr
+  end
+  return true
+end
+
+local function cpu_name()
+  local f = io.open("/proc/cpuinfo", "r")
+  if not f then return "unknown" end
+  for line in f:lines() do
+    local name = line:match("^model name%s*:%s*(.-)%s*$")
+    if name then
+      f:close()
+      return name
+    end
+  end
+  f:close()
+  return "unknown"
+end
+
+local function describe_data(ds)
+  local info = ds:_info() or {}
+  return {
+    name = info.name, split = info.split, first = info.first, subset = info.subset,
+    count = ds:size(), shape = ds:shape(), checksum = ds:checksum(),
+  }
+end
+
+local function describe_model(net)
+  local parts = {}
+  for i = 1, net:layer_count() do
+    local l = net:layer(i)
+    local o = {}
+    for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
+      "kernel", "stride", "padding", "p" }) do
+      if l[k] ~= nil then o[#o + 1] = ("%s"):format(l[k]) end
+    end
+    if l.bias == false then o[#o + 1] = "nobias" end
+    parts[#parts + 1] = l.kind .. (#o > 0 and ("(" .. table.concat(o, ",") .. ")") or "")
+  end
+  return table.concat(parts, " ")
+end
+
+-- ------------------------------------------------------------- experiment
+
+local EXPERIMENT_KEYS = {
+  name = "string", model = "any", data = "any", test = "any", loss = "string",
+  optimizer = "any", batch = "positive_int", iterations = "positive_int", unit = "string",
+  runs = "positive_int", seed = "integer", threads = "nonneg_int", shuffle = "boolean",
+  quiet = "boolean", out = "string", fresh = "boolean", keep_steps = "boolean", cache = "boolean",
+}
+M.EXPERIMENT_KEYS = EXPERIMENT_KEYS
+
+local function template_net(model, f)
+  if type(model) == "function" then
+    local net = model()
+    if getmetatable(net) ~= core.Net then
+      error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", 4)
+    end
+    return net
+  elseif getmetatable(model) == core.Net then
+    return model
+  end
+  error(f .. ": option 'model' must be a function returning a net, or a net (got " .. type(model) .. ")", 4)
+end
+
+local function load_cache(path, key)
+  local f = io.open(path, "rb")
+  if not f then return {} end
+  f:close()
+  local res = Result.load(path)
+  if not res or not res.provenance or res.provenance.cache_key ~= key then return {} end
+  local runs = {}
+  for _, r in ipairs(res.runs) do
+    if math.type(r.index) == "integer" then runs[r.index] = r end
+  end
+  return runs
+end
+
+local function save_cache(path, name, config, key, by_index, runs_total)
+  local list = {}
+  for r = 1, runs_total do if by_index[r] then list[#list + 1] = by_index[r] end end
+  local res = Result.new { name = name, config = config, provenance = { cache_key = key }, runs = list }
+  return write_atomic(path, res:to_json())
+end
+
+--- lunet.experiment{name, model, data, test, loss, optimizer, batch, iterations, unit,
+---   runs = 20, seed = 1, threads = cores, out = "out", fresh = false, quiet = false}
+-- Returns a Result (see lunet.result): res.mean / std / ci_low / ci_high per iteration,
+-- res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
+function M.experiment(lunet, opts)
+  local f = "lunet.experiment"
+  opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
+  if opts.model == nil then error(f .. ": option 'model' is required", 3) end
+  if getmetatable(opts.data) ~= core.Dataset then
+    error(f .. ": option 'data' must be a dataset (lunet.mnist{...}), got " .. type(opts.data), 3)
+  end
+  if opts.test ~= nil and getmetatable(opts.test) ~= core.Dataset then
+    error(f .. ": option 'test' must be a dataset, got " .. type(opts.test), 3)
+  end
+  local train = lunet.train_config(opts, f, 3)
+  local net = template_net(opts.model, f)
+  local runs = opts.runs or 20
+  local threads = opts.threads or core.cpu_count()
+  if threads == 0 then threads = core.cpu_count() end
+  local name = opts.name or "experiment"
+
+  -- Everything that decides the numbers, and nothing that does not (threads, out).
+  local optim = {}
+  for k, v in pairs(train.optimizer) do optim[k] = v end
+  local config = {
+    name = name, model = describe_model(net), data = describe_data(opts.data),
+    test = opts.test and describe_data(opts.test) or nil,
+    loss = train.loss, optimizer = optim.kind, batch = train.batch, iterations = train.iterations,
+    unit = train.unit, runs = runs, seed = train.seed, shuffle = train.shuffle,
+    n = opts.data:size(),
+  }
+  for k, v in pairs(optim) do if k ~= "kind" then config[k] = v end end
+  local key = canonical({ config = config, engine = core.engine_revision, version = core.version,
+    steps = opts.keep_steps or false })
+  local digest = hash(key)
+
+  local out = opts.out or "out"
+  local use_cache = opts.cache ~= false
+  local cache_path = ("%s/cache/%s-%s.json"):format(out, name:gsub("[^%w%-_.]", "_"), digest)
+  local by_index = {}
+  if use_cache and not opts.fresh then by_index = load_cache(cache_path, key) end
+
+  local only, missing, cached = {}, 0, 0
+  for r = 1, runs do
+    only[r] = by_index[r] == nil
+    if only[r] then missing = missing + 1 else cached = cached + 1 end
+  end
+
+  local started = os.time()
+  local clock0 = os.clock()
+  local progress = Progress.new { total_runs = runs, total_iterations = train.iterations,
+    enabled = not opts.quiet and core.isatty(2) }
+  local interrupted = false
+  local wall_seconds, samples = 0, 0
+  if missing > 0 then
+    local list
+    list, interrupted = core.runs {
+      net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = threads,
+      only = only,
+      progress = function(p)
+        progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
+          cached * train.iterations, seconds = p.seconds,
+          samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
+        wall_seconds, samples = p.seconds, p.samples
+      end,
+    }
+    for r = 1, runs do
+      local run = list[r]
+      if run and run.done then
+        by_index[r] = {
+          index = r, seed = run.seed, loss = run.loss, diverged = run.diverged,
+          test_loss = run.test_loss, test_accuracy = run.test_accuracy,
+          seconds = run.seconds, samples = run.samples,
+          step_loss = opts.keep_steps and run.step_loss or nil,
+        }
+      end
+    end
+    if use_cache then
+      local ok, err = mkdir_p(out .. "/cache")
+      if ok then ok, err = save_cache(cache_path, name, config, key, by_index, runs) end
+      if not ok then io.stderr:write(("lunet.experiment: cannot write the cache %s: %s\n"):format(cache_path, tostring(err))) end
+    end
+  end
+
+  local kept = {}
+  for r = 1, runs do if by_index[r] then kept[#kept + 1] = by_index[r] end end
+  local res = Result.new {
+    name = name, config = config,
+    provenance = {
+      lunet = core.version, engine_revision = core.engine_revision, lua = _VERSION,
+      threads = threads, cpu = cpu_name(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
+      seconds = wall_seconds, cpu_seconds = os.clock() - clock0,
+      samples_per_second = wall_seconds > 0 and samples / wall_seconds or nil,
+      runs_computed = #kept - cached, runs_cached = cached, interrupted = interrupted or nil,
+      cache = use_cache and cache_path or nil,
+    },
+    runs = kept,
+  }
+  if interrupted then
+    progress:finish()
+    io.stderr:write(("%s: interrupted: %d of %d runs finished and are kept%s\n"):format(name, #kept, runs,
+      use_cache and (" (cached in " .. cache_path .. "; run again to resume)") or ""))
+  elseif missing > 0 then
+    progress:finish(("%s: %d runs in %.1f s%s"):format(name, missing, wall_seconds,
+      cached > 0 and (", %d from the cache"):format(cached) or ""))
+  end
+  return res
+end
+
+-- ------------------------------------------------------------------- sweep
+
+local OPTIMIZER_FIELDS = { lr = true, momentum = true, dampening = true, nesterov = true,
+  weight_decay = true, betas = true, eps = true }
+
+local Sweep = { __name = "lunet.Sweep" }
+Sweep.__index = Sweep
+
+local function metric_of(res, metric)
+  if metric == "final_mean" or metric == "final_std" then
+    local m, s = res:final()
+    return metric == "final_mean" and m or s
+  elseif metric == "plateau" then
+    return res:plateau() or (0 / 0)
+  elseif metric == "test_accuracy" then
+    return (res:test_summary())
+  end
+  error("sweep: unknown metric '" .. tostring(metric) .. "' (valid: final_mean, final_std, plateau, test_accuracy)", 3)
+end
+
+--- lunet.sweep{name, base = {experiment options}, grid = {lr = {...}, momentum = {...}}}
+-- Runs every combination (optimizer fields such as lr and momentum go into the
+-- optimizer). Returns a Sweep: sweep.cells[i] = {params = {...}, result = Result}.
+function M.sweep(lunet, opts)
+  local f = "lunet.sweep"
+  opts = check.options(f, 1, opts, { name = "string", base = "table", grid = "table", quiet = "boolean" })
+  if not opts.base or not opts.grid then error(f .. ": options 'base' and 'grid' are required", 3) end
+  local axes = {}
+  for k, values in pairs(opts.grid) do
+    if not (OPTIMIZER_FIELDS[k] or EXPERIMENT_KEYS[k]) then
+      error(("%s: grid key '%s' is neither an experiment option nor an optimizer field"):format(f, tostring(k)), 3)
+    end
+    if type(values) ~= "table" or #values == 0 then
+      error(("%s: grid '%s' must be a non-empty list of values"):format(f, tostring(k)), 3)
+    end
+    axes[#axes + 1] = k
+  end
+  table.sort(axes)
+  local base_optim = lunet.optimizer_spec(opts.base.optimizer or lunet.sgd {}, f, 3)
+  local name = opts.name or opts.base.name or "sweep"
+  local cells = {}
+  local function walk(i, params)
+    if i > #axes then
+      local cfg, optim = {}, { base_optim.kind }
+      for k, v in pairs(opts.base) do cfg[k] = v end
+      for k, v in pairs(base_optim) do if k ~= "kind" then optim[k] = v end end
+      local label = {}
+      for _, k in ipairs(axes) do
+        if OPTIMIZER_FIELDS[k] then optim[k] = params[k] else cfg[k] = params[k] end
+        label[#label + 1] = ("%s=%s"):format(k, tostring(params[k]))
+      end
+      cfg.optimizer = optim
+      cfg.name = name .. "-" .. table.concat(label, "-")
+      if opts.quiet ~= nil then cfg.quiet = opts.quiet end
+      local p = {}
+      for k, v in pairs(params) do p[k] = v end
+      cells[#cells + 1] = { params = p, result = M.experiment(lunet, cfg) }
+      return
+    end
+    for _, v in ipairs(opts.grid[axes[i]]) do
+      params[axes[i]] = v
+      walk(i + 1, params)
+    end
+    params[axes[i]] = nil
+  end
+  walk(1, {})
+  return setmetatable({ name = name, axes = axes, grid = opts.grid, cells = cells }, Sweep)
+end
+
+--- sweep:heatmap{file, metric = "final_mean", x = first axis, y = second axis, title}
+function Sweep:heatmap(opts)
+  opts = check.options("sweep:heatmap", 1, opts, { file = "string", metric = "string", x = "string",
+    y = "string", title = "string", logx = "boolean", output = "string" })
+  local x, y = opts.x or self.axes[1], opts.y or self.axes[2]
+  if not y then error("sweep:heatmap: needs a grid with two axes", 2) end
+  local metric = opts.metric or "final_mean"
+  local cells = {}
+  for _, c in ipairs(self.cells) do
+    cells[#cells + 1] = { x = c.params[x], y = c.params[y], value = metric_of(c.result, metric) }
+  end
+  return plot.heatmap(cells, { file = opts.file, xlabel = x, ylabel = y, output = opts.output,
+    title = opts.title or (self.name .. ": " .. metric:gsub("_", " ")),
+    logx = opts.logx == nil and x == "lr" or opts.logx })
+end
+
+--- sweep:rows() -> list of {params..., final_mean, final_std, plateau, test_accuracy}
+function Sweep:rows()
+  local rows = {}
+  for _, c in ipairs(self.cells) do
+    local row = {}
+    for k, v in pairs(c.params) do row[k] = v end
+    row.final_mean, row.final_std = c.result:final()
+    row.plateau = c.result:plateau()
+    row.test_accuracy = c.result:test_summary()
+    rows[#rows + 1] = row
+  end
+  return rows
+end
+
+--- sweep:save(prefix): prefix.csv with one row per cell
+function Sweep:save(prefix)
+  local header = {}
+  for _, k in ipairs(self.axes) do header[#header + 1] = k end
+  for _, k in ipairs({ "final_mean", "final_std", "plateau", "test_accuracy" }) do header[#header + 1] = k end
+  local lines = { table.concat(header, ",") }
+  for _, row in ipairs(self:rows()) do
+    local cells = {}
+    for i, k in ipairs(header) do
+      local v = row[k]
+      cells[i] = v == nil and "" or (type(v) == "number" and ("%.9g"):format(v) or tostring(v))
+    end
+    lines[#lines + 1] = table.concat(cells, ",")
+  end
+  local dir = prefix:match("^(.*)/[^/]*$")
+  if dir then
+    local ok, err = mkdir_p(dir)
+    if not ok then return nil, err end
+  end
+  return write_atomic(prefix .. ".csv", table.concat(lines, "\n") .. "\n")
+end
+
+function Sweep:__tostring()
+  local lines = { ("sweep %s: %d cells over %s"):format(self.name, #self.cells, table.concat(self.axes, " x ")) }
+  for _, row in ipairs(self:rows()) do
+    local p = {}
+    for _, k in ipairs(self.axes) do p[#p + 1] = ("%s=%s"):format(k, tostring(row[k])) end
+    lines[#lines + 1] = ("  %-32s final %.4f +- %.4f  plateau %s"):format(table.concat(p, " "),
+      row.final_mean or 0 / 0, row.final_std or 0 / 0, row.plateau and tostring(row.plateau) or "none")
+  end
+  return table.concat(lines, "\n")
+end
+
+-- ---------------------------------------------------------------- install
+
+function M.install(lunet)
+  rawset(lunet, "experiment", function(opts) return M.experiment(lunet, opts) end)
+  rawset(lunet, "sweep", function(opts) return M.sweep(lunet, opts) end)
+  rawset(lunet, "plot", function(results, opts) return plot.results(results, opts) end)
+  rawset(lunet, "load_result", Result.load)
+  rawset(lunet, "Result", Result)
+  rawset(lunet, "stats", stats)
+  rawset(lunet, "Progress", Progress)
+end
+
+return M
