@@ -1,0 +1,188 @@
+-- Repeat-run experiments: thread-count invariance, divergence, caching and resume,
+-- strict configs, result files and plots, sweeps, Ctrl-C.
+package.path = "spec/support/?.lua;" .. package.path
+local lunet = require("lunet")
+local lfs = require("lfs")
+local synthetic = require("synthetic")
+
+local out = os.tmpname()
+os.remove(out)
+
+local function remove_tree(path)
+  if lfs.attributes(path, "mode") ~= "directory" then return os.remove(path) end
+  for f in lfs.dir(path) do
+    if f ~= "." and f ~= ".." then remove_tree(path .. "/" .. f) end
+  end
+  lfs.rmdir(path)
+end
+
+local function small_net()
+  return lunet.sequential {
+    lunet.conv2d(1, 4, 5, { stride = 2 }), lunet.relu(), lunet.maxpool2d(2), lunet.dropout2d(0.2),
+    lunet.flatten(), lunet.linear(144, 4), lunet.log_softmax(),
+  }
+end
+
+local data = synthetic(64, 4, 9)
+
+local function base(extra)
+  local cfg = { name = "spec", model = small_net, data = data, optimizer = lunet.sgd { lr = 0.05, momentum = 0.5 },
+    batch = 16, iterations = 4, runs = 4, seed = 3, out = out, quiet = true }
+  for k, v in pairs(extra or {}) do cfg[k] = v end
+  return cfg
+end
+
+local function bits(res)
+  local parts = {}
+  for _, r in ipairs(res.runs) do
+    for _, v in ipairs(r.loss) do parts[#parts + 1] = string.pack("<d", v) end
+  end
+  return table.concat(parts)
+end
+
+describe("lunet.experiment", function()
+  teardown(function() remove_tree(out) end)
+
+  it("returns every run's series and per-iteration statistics", function()
+    local res = lunet.experiment(base { fresh = true, test = data })
+    assert.equal(4, #res.runs)
+    assert.equal(4, res.iterations)
+    for i = 1, 4 do
+      local xs = {}
+      for r = 1, 4 do xs[r] = res.runs[r].loss[i] end
+      assert.near(lunet.stats.mean(xs), res.mean[i], 1e-12)
+      assert.near(lunet.stats.std(xs), res.std[i], 1e-12)
+      assert.is_true(res.ci_low[i] < res.mean[i] and res.mean[i] < res.ci_high[i])
+    end
+    assert.is_true(res.mean[4] < res.mean[1])
+    assert.is_number(res.runs[1].test_accuracy)
+    assert.equal(16, res.config.batch)
+    assert.equal(0.05, res.config.lr)
+    assert.equal("sgd", res.config.optimizer)
+    assert.is_string(res.provenance.cpu)
+    assert.matches("runs:    4", tostring(res), 1, true)
+    -- seeds differ between runs and so do the curves
+    assert.are_not.equal(res.runs[1].seed, res.runs[2].seed)
+    assert.are_not.equal(res.runs[1].loss[4], res.runs[2].loss[4])
+  end)
+
+  it("gives the same bits with 1 thread and with 2", function()
+    local one = lunet.experiment(base { threads = 1, fresh = true, cache = false })
+    local two = lunet.experiment(base { threads = 2, fresh = true, cache = false })
+    assert.equal(bits(one), bits(two))
+    assert.equal(#bits(one), 4 * 4 * 8)
+  end)
+
+  it("marks diverged runs and leaves them out of the statistics", function()
+    local res = lunet.experiment(base { optimizer = lunet.sgd { lr = 1e10, momentum = 0.9 }, fresh = true, runs = 3 })
+    local diverged = 0
+    for _, r in ipairs(res.runs) do if r.diverged then diverged = diverged + 1 end end
+    assert.is_true(diverged >= 1)
+    assert.equal(diverged, res.left_out)
+    assert.equal(3 - diverged, res.n[1])
+    assert.matches("left out as diverged", tostring(res), 1, true)
+    for _, r in ipairs(res.runs) do
+      if r.diverged then
+        local last = r.loss[#r.loss]
+        assert.is_true(last ~= last or math.abs(last) == math.huge)
+      end
+    end
+  end)
+
+  it("reuses cached runs, and recomputes with fresh = true", function()
+    local first = lunet.experiment(base { fresh = true })
+    assert.equal(4, first.provenance.runs_computed)
+    local again = lunet.experiment(base {})
+    assert.equal(4, again.provenance.runs_cached)
+    assert.equal(0, again.provenance.runs_computed)
+    assert.equal(bits(first), bits(again))
+    -- more runs of the same config: only the new ones are computed
+    local more = lunet.experiment(base { runs = 6 })
+    assert.equal(6, #more.runs)
+    -- a different config is a different cache entry
+    local other = lunet.experiment(base { batch = 8 })
+    assert.equal(0, other.provenance.runs_cached)
+  end)
+
+  it("rejects unknown keys and bad values, naming them", function()
+    local ok, err = pcall(lunet.experiment, base { iteratons = 5 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'iteratons'", err, 1, true)
+    ok, err = pcall(lunet.experiment, base { runs = 0 })
+    assert.is_false(ok)
+    assert.matches("option 'runs' must be a positive integer", err, 1, true)
+    ok, err = pcall(lunet.experiment, base { model = 3 })
+    assert.is_false(ok)
+    assert.matches("option 'model'", err, 1, true)
+    ok, err = pcall(lunet.experiment, base { data = "mnist" })
+    assert.is_false(ok)
+    assert.matches("option 'data' must be a dataset", err, 1, true)
+  end)
+
+  it("saves CSV and JSON that load back, and plots PNG and SVG", function()
+    local res = lunet.experiment(base {})
+    assert.is_true(res:save(out .. "/files/spec"))
+    local back = assert(lunet.load_result(out .. "/files/spec.json"))
+    assert.equal(bits(res), bits(back))
+    assert.same(res.mean, back.mean)
+    local csv = assert(io.open(out .. "/files/spec.csv")):read("a")
+    assert.matches("^iteration,mean,std,ci_low,ci_high,run_1,run_2,run_3,run_4\n", csv)
+    assert.is_true(res:plot { file = out .. "/files/spec.png" })
+    assert.equal("\137PNG\r\n\26\n", assert(io.open(out .. "/files/spec.png", "rb")):read(8))
+    assert.is_true(lunet.plot({ res, back }, { file = out .. "/files/cmp.svg", labels = { "a", "b" } }))
+    assert.matches("<svg", assert(io.open(out .. "/files/cmp.svg")):read("a"))
+  end)
+
+  it("sweeps a grid and draws a heatmap", function()
+    local sw = lunet.sweep { name = "grid", base = base { runs = 2, iterations = 2 },
+      grid = { lr = { 0.01, 0.05 }, momentum = { 0, 0.5 } } }
+    assert.equal(4, #sw.cells)
+    local seen = {}
+    for _, c in ipairs(sw.cells) do
+      seen[c.params.lr .. "/" .. c.params.momentum] = true
+      assert.equal(c.params.lr, c.result.config.lr)
+      assert.equal(c.params.momentum, c.result.config.momentum)
+    end
+    assert.is_true(seen["0.01/0"] and seen["0.05/0.5"])
+    assert.is_true(sw:heatmap { file = out .. "/grid.png" })
+    assert.equal("\137PNG", assert(io.open(out .. "/grid.png", "rb")):read(4))
+    assert.is_true(sw:save(out .. "/grid"))
+    assert.matches("lr,momentum,final_mean", assert(io.open(out .. "/grid.csv")):read("a"), 1, true)
+    local ok, err = pcall(lunet.sweep, { base = base(), grid = { lerning = { 1 } } })
+    assert.is_false(ok)
+    assert.matches("lerning", err, 1, true)
+  end)
+end)
+
+describe("Ctrl-C during an experiment", function()
+  local dir = out .. "-int"
+  teardown(function() remove_tree(dir) end)
+
+  it("stops, keeps finished runs in the cache, and a rerun resumes", function()
+    lfs.mkdir(dir)
+    local script = dir .. "/run.lua"
+    local f = assert(io.open(script, "w"))
+    f:write(([[
+package.path = "spec/support/?.lua;" .. package.path
+local lunet = require("lunet")
+local data = require("synthetic")(256, 4, 1)
+local res = lunet.experiment{ name = "int", model = lunet.models.mnist_cnn, data = data, batch = 8,
+  iterations = %d, runs = 6, threads = 1, out = %q, quiet = true }
+print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
+]]):format(6, dir))
+    f:close()
+    -- one run takes a few tenths of a second here; interrupt in the middle of the runs
+    local cmd = ("lua5.4 %s > %s/out1 2> %s/err1 & pid=$!; sleep 1.5; kill -INT $pid; wait $pid"):format(script, dir, dir)
+    os.execute(cmd)
+    local out1 = assert(io.open(dir .. "/out1")):read("a")
+    local err1 = assert(io.open(dir .. "/err1")):read("a")
+    local kept = tonumber(out1:match("RUNS (%d+)"))
+    assert.is_number(kept, out1 .. err1)
+    assert.is_true(kept < 6, "expected an interruption, got " .. out1)
+    assert.matches("interrupted", err1, 1, true)
+    os.execute(("lua5.4 %s > %s/out2 2> %s/err2"):format(script, dir, dir))
+    local out2 = assert(io.open(dir .. "/out2")):read("a")
+    assert.equal(6, tonumber(out2:match("RUNS (%d+)")))
+    assert.equal(6 - kept, tonumber(out2:match("COMPUTED (%d+)")))
+  end)
+end)
