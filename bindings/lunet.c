@@ -1286,7 +1286,7 @@ typedef struct {
 static void results_release(results_ud *u)
 {
     if (u->r) {
-        for (int i = 0; i < u->n; i++) ln_history_release(&u->r[i].hist);
+        for (int i = 0; i < u->n; i++) ln_run_result_release(&u->r[i]);
         ln_dealloc(u->r);
     }
     u->r = NULL;
@@ -1319,6 +1319,22 @@ static int l_runs(lua_State *L)
     cfg.test = test;
     cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
     cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
+    int64_t *test_at = NULL;
+    lua_getfield(L, 1, "test_at");
+    if (lua_istable(L, -1)) {
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 0 || n > 100000) return luaL_error(L, "option 'test_at': at most 100000 iterations");
+        test_at = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n > 0 ? n : 1), 0);
+        for (lua_Integer i = 0; i < n; i++) {
+            lua_geti(L, -2, i + 1);
+            int ok;
+            test_at[i] = lua_tointegerx(L, -1, &ok);
+            if (!ok || test_at[i] < 1) return luaL_error(L, "option 'test_at': positive integers expected");
+            lua_pop(L, 1);
+        }
+        cfg.test_at = test_at;
+        cfg.test_at_count = (int)n;
+    }
     int *only = NULL;
     lua_getfield(L, 1, "only");
     if (lua_istable(L, -1)) {
@@ -1372,6 +1388,19 @@ static int l_runs(lua_State *L)
                 lua_setfield(L, -2, "test_loss");
                 lua_pushnumber(L, r->test_accuracy);
                 lua_setfield(L, -2, "test_accuracy");
+            }
+            if (r->test_loss_at) {
+                lua_createtable(L, 0, cfg.test_at_count);
+                for (int k = 0; k < cfg.test_at_count; k++) {
+                    if (isnan(r->test_loss_at[k])) continue;
+                    lua_createtable(L, 0, 2);
+                    lua_pushnumber(L, r->test_loss_at[k]);
+                    lua_setfield(L, -2, "loss");
+                    lua_pushnumber(L, r->test_accuracy_at[k]);
+                    lua_setfield(L, -2, "accuracy");
+                    lua_seti(L, -2, test_at[k]);
+                }
+                lua_setfield(L, -2, "tests");
             }
         }
         lua_rawseti(L, -2, i + 1);

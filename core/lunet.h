@@ -359,7 +359,9 @@ typedef struct {
     ln_history hist;
     uint64_t seed;
     int done;
-    double test_loss, test_accuracy; /* NaN when no test set */
+    double test_loss, test_accuracy; /* after the last iteration; NaN when no test set */
+    double *test_loss_at;            /* [test_at_count]: at the iterations of test_at; */
+    double *test_accuracy_at;        /* NaN where not reached (diverged, stopped) */
 } ln_run_result;
 
 typedef struct {
@@ -380,12 +382,15 @@ typedef struct {
     int runs;
     int threads;                /* <= 0: number of cores */
     const int *only;            /* if not NULL: runs[i] is computed only if only[i] */
+    const int64_t *test_at;     /* evaluate on `test` also after these iterations */
+    int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
     ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
     void *user;
 } ln_runs_config;
 
-/* results[runs] must be zeroed by the caller; release each with ln_history_release. */
+/* results[runs] must be zeroed by the caller; release each with ln_run_result_release. */
 ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err);
+void ln_run_result_release(ln_run_result *r); /* idempotent */
 int ln_cpu_count(void);
 
 /* ------------------------------------------------------------ model files */

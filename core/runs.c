@@ -34,16 +34,46 @@ typedef struct {
 
 typedef struct {
     pool *p;
+    ln_net *net;
+    ln_run_result *res;
     int64_t samples_counted; /* of this run, already added to the pool's total */
+    ln_status eval_status;
+    ln_error eval_error;
 } run_watch;
+
+/* Test-set evaluation in eval mode; batches of the training batch size so the net's
+ * activation memory is not resized in the middle of training. */
+static ln_status evaluate_test(const ln_runs_config *cfg, ln_net *net, double *loss, double *acc,
+                               ln_error *err)
+{
+    int batch = cfg->train.batch < 256 ? 256 : cfg->train.batch;
+    if (batch > ln_net_reserved_batch(net)) batch = ln_net_reserved_batch(net);
+    return ln_evaluate(net, cfg->test, cfg->train.loss, batch, loss, acc, err);
+}
 
 static int count_iteration(void *user, const ln_progress *pr)
 {
     run_watch *w = user;
+    const ln_runs_config *cfg = w->p->cfg;
     atomic_fetch_add(&w->p->iterations_done, 1);
     atomic_fetch_add(&w->p->samples, pr->samples - w->samples_counted);
     w->samples_counted = pr->samples;
+    if (cfg->test && w->res->test_loss_at)
+        for (int i = 0; i < cfg->test_at_count; i++)
+            if (cfg->test_at[i] == pr->iteration) {
+                w->eval_status = evaluate_test(cfg, w->net, &w->res->test_loss_at[i],
+                                               &w->res->test_accuracy_at[i], &w->eval_error);
+                if (w->eval_status) return 1; /* stop: the error is reported below */
+            }
     return 0;
+}
+
+void ln_run_result_release(ln_run_result *r)
+{
+    ln_history_release(&r->hist);
+    ln_dealloc(r->test_loss_at);
+    ln_dealloc(r->test_accuracy_at);
+    r->test_loss_at = r->test_accuracy_at = NULL;
 }
 
 static ln_status one_run(pool *p, int r, ln_error *err)
@@ -60,17 +90,34 @@ static ln_status one_run(pool *p, int r, ln_error *err)
     ln_rng_seed(&init, res->seed, LN_STREAM_INIT);
     ln_net_init_params(net, &init);
 
-    run_watch watch = {p, 0};
+    if (cfg->test && cfg->test_at_count > 0) {
+        res->test_loss_at = ln_alloc_zeroed((size_t)cfg->test_at_count, sizeof(double));
+        res->test_accuracy_at = ln_alloc_zeroed((size_t)cfg->test_at_count, sizeof(double));
+        if (!res->test_loss_at || !res->test_accuracy_at) {
+            ln_net_free(net);
+            return ln_fail(err, LN_ENOMEM, "runs: out of memory");
+        }
+        for (int i = 0; i < cfg->test_at_count; i++)
+            res->test_loss_at[i] = res->test_accuracy_at[i] = NAN;
+    }
+    run_watch watch;
+    memset(&watch, 0, sizeof watch);
+    watch.p = p;
+    watch.net = net;
+    watch.res = res;
     ln_train_config tc = cfg->train;
     tc.seed = res->seed;
     tc.on_iteration = count_iteration;
     tc.user = &watch;
     st = ln_train(net, cfg->data, &tc, &res->hist, err);
+    if (!st && watch.eval_status) {
+        st = watch.eval_status;
+        if (err) *err = watch.eval_error;
+    }
     if (!st) {
         atomic_fetch_add(&p->samples, res->hist.samples - watch.samples_counted);
         if (cfg->test && !res->hist.diverged && !res->hist.interrupted)
-            st = ln_evaluate(net, cfg->test, cfg->train.loss, 1000, &res->test_loss,
-                             &res->test_accuracy, err);
+            st = evaluate_test(cfg, net, &res->test_loss, &res->test_accuracy, err);
         res->done = !st && !res->hist.interrupted;
     }
     ln_net_free(net);

@@ -104,6 +104,23 @@ describe("lunet.experiment", function()
     assert.equal(0, other.provenance.runs_cached)
   end)
 
+  it("answers a shorter experiment from a longer one's cached runs, test figures included", function()
+    local long = lunet.experiment(base { name = "prefix", test = data, test_at = { 2 }, fresh = true })
+    local short = lunet.experiment(base { name = "prefix", test = data, iterations = 2 })
+    assert.equal(4, short.provenance.runs_cached)
+    assert.equal(0, short.provenance.runs_computed)
+    local direct = lunet.experiment(base { name = "prefix", test = data, iterations = 2, cache = false })
+    assert.equal(bits(direct), bits(short))
+    for r = 1, 4 do
+      assert.equal(direct.runs[r].test_accuracy, short.runs[r].test_accuracy)
+      assert.equal(direct.runs[r].test_loss, short.runs[r].test_loss)
+      assert.equal(long.runs[r].loss[2], short.runs[r].loss[2])
+    end
+    -- without the test figures at iteration 3, a 3-iteration experiment must recompute
+    local three = lunet.experiment(base { name = "prefix", test = data, iterations = 3 })
+    assert.equal(4, three.provenance.runs_computed)
+  end)
+
   it("rejects unknown keys and bad values, naming them", function()
     local ok, err = pcall(lunet.experiment, base { iteratons = 5 })
     assert.is_false(ok)

@@ -120,6 +120,7 @@ local EXPERIMENT_KEYS = {
   optimizer = "any", batch = "positive_int", iterations = "positive_int", unit = "string",
   runs = "positive_int", seed = "integer", threads = "nonneg_int", shuffle = "boolean",
   quiet = "boolean", out = "string", fresh = "boolean", keep_steps = "boolean", cache = "boolean",
+  test_at = "table",
 }
 M.EXPERIMENT_KEYS = EXPERIMENT_KEYS
 
@@ -136,6 +137,10 @@ local function template_net(model, f)
   error(f .. ": option 'model' must be a function returning a net, or a net (got " .. type(model) .. ")", 4)
 end
 
+-- The cache holds, per run index, the longest run computed so far for this
+-- configuration (iterations are not part of its key: the first I iterations of a
+-- run do not depend on how many follow, so a 100-epoch run also answers a 50-epoch
+-- question, including its test figures when they were recorded at iteration 50).
 local function load_cache(path, key)
   local f = io.open(path, "rb")
   if not f then return {} end
@@ -151,9 +156,37 @@ end
 
 local function save_cache(path, name, config, key, by_index, runs_total)
   local list = {}
-  for r = 1, runs_total do if by_index[r] then list[#list + 1] = by_index[r] end end
+  for r = 1, math.max(runs_total, #by_index) do if by_index[r] then list[#list + 1] = by_index[r] end end
   local res = Result.new { name = name, config = config, provenance = { cache_key = key }, runs = list }
   return write_atomic(path, res:to_json())
+end
+
+local function test_at(record, iteration)
+  for _, t in ipairs(record.tests or {}) do
+    if t.iteration == iteration then return t end
+  end
+  return nil
+end
+
+-- The run as an experiment of `iterations` iterations sees it, or nil when the
+-- cached record cannot answer (too short, or test figures missing).
+local function view_of(record, iterations, need_test)
+  local n = #record.loss
+  if n < iterations then
+    if not record.diverged then return nil end
+    if need_test then return { index = record.index, seed = record.seed, loss = record.loss, diverged = true,
+      seconds = record.seconds, samples = record.samples } end
+  end
+  local t = need_test and test_at(record, iterations) or nil
+  if need_test and not t and not (record.diverged and n <= iterations) then return nil end
+  local loss = {}
+  for i = 1, math.min(n, iterations) do loss[i] = record.loss[i] end
+  return {
+    index = record.index, seed = record.seed, loss = loss,
+    diverged = record.diverged and n <= iterations or false,
+    test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
+    seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
+  }
 end
 
 --- lunet.experiment{name, model, data, test, loss, optimizer, batch, iterations, unit,
@@ -188,9 +221,21 @@ function M.experiment(lunet, opts)
     n = opts.data:size(),
   }
   for k, v in pairs(optim) do if k ~= "kind" then config[k] = v end end
-  local key = canonical({ config = config, engine = core.engine_revision, version = core.version,
+  local keyed = {}
+  for k, v in pairs(config) do if k ~= "iterations" then keyed[k] = v end end
+  local key = canonical({ config = keyed, engine = core.engine_revision, version = core.version,
     steps = opts.keep_steps or false })
   local digest = hash(key)
+
+  local iterations = train.iterations
+  local need_test = opts.test ~= nil
+  local test_iterations = { iterations }
+  for _, i in ipairs(opts.test_at or {}) do
+    if math.type(i) ~= "integer" or i < 1 or i > iterations then
+      error(f .. ": option 'test_at' must list iterations in [1, iterations]", 3)
+    end
+    if i ~= iterations then test_iterations[#test_iterations + 1] = i end
+  end
 
   local out = opts.out or "out"
   local use_cache = opts.cache ~= false
@@ -198,15 +243,16 @@ function M.experiment(lunet, opts)
   local by_index = {}
   if use_cache and not opts.fresh then by_index = load_cache(cache_path, key) end
 
-  local only, missing, cached = {}, 0, 0
+  local views, only, missing, cached = {}, {}, 0, 0
   for r = 1, runs do
-    only[r] = by_index[r] == nil
+    views[r] = by_index[r] and view_of(by_index[r], iterations, need_test)
+    only[r] = views[r] == nil
     if only[r] then missing = missing + 1 else cached = cached + 1 end
   end
 
   local started = os.time()
   local clock0 = os.clock()
-  local progress = Progress.new { total_runs = runs, total_iterations = train.iterations,
+  local progress = Progress.new { total_runs = runs, total_iterations = iterations,
     enabled = not opts.quiet and core.isatty(2) }
   local interrupted = false
   local wall_seconds, samples = 0, 0
@@ -214,10 +260,10 @@ function M.experiment(lunet, opts)
     local list
     list, interrupted = core.runs {
       net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = threads,
-      only = only,
+      only = only, test_at = need_test and test_iterations or nil,
       progress = function(p)
         progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
-          cached * train.iterations, seconds = p.seconds,
+          cached * iterations, seconds = p.seconds,
           samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
         wall_seconds, samples = p.seconds, p.samples
       end,
@@ -225,12 +271,20 @@ function M.experiment(lunet, opts)
     for r = 1, runs do
       local run = list[r]
       if run and run.done then
-        by_index[r] = {
+        local tests = {}
+        for it, t in pairs(run.tests or {}) do
+          tests[#tests + 1] = { iteration = it, loss = t.loss, accuracy = t.accuracy }
+        end
+        table.sort(tests, function(a, b) return a.iteration < b.iteration end)
+        local record = {
           index = r, seed = run.seed, loss = run.loss, diverged = run.diverged,
-          test_loss = run.test_loss, test_accuracy = run.test_accuracy,
-          seconds = run.seconds, samples = run.samples,
+          tests = #tests > 0 and tests or nil, seconds = run.seconds, samples = run.samples,
           step_loss = opts.keep_steps and run.step_loss or nil,
         }
+        -- keep the longer record: it answers every shorter question too
+        local old = by_index[r]
+        if not old or #old.loss <= #record.loss then by_index[r] = record end
+        views[r] = view_of(record, iterations, need_test)
       end
     end
     if use_cache then
@@ -241,7 +295,7 @@ function M.experiment(lunet, opts)
   end
 
   local kept = {}
-  for r = 1, runs do if by_index[r] then kept[#kept + 1] = by_index[r] end end
+  for r = 1, runs do if views[r] then kept[#kept + 1] = views[r] end end
   local res = Result.new {
     name = name, config = config,
     provenance = {

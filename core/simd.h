@@ -1,0 +1,108 @@
+/*
+ * simd.h - the vectorised kernels behind conv2d, linear, maxpool and relu (internal).
+ *
+ * core/simd_impl.h holds every kernel once, written against a small vector vocabulary
+ * (V_LOADU, V_FMA, ...); core/simd.c includes it three times, for AVX-512, for
+ * AVX2+FMA and for portable C (GCC vector extensions), and picks one at run time from
+ * what the CPU supports (no -march needed at build time). The choice is made once per
+ * process; LUNET_ISA=generic|avx2|avx512 in the environment (or ln_simd_force from a
+ * test) overrides it, never above what the CPU has.
+ *
+ * Every kernel sums in an order fixed by the shapes alone, so results are bit-identical
+ * from run to run and independent of thread counts; different ISAs may round
+ * differently (FMA versus separate multiply and add, 16 versus 8 lanes).
+ */
+#ifndef LUNET_SIMD_H
+#define LUNET_SIMD_H
+
+#include "layer.h"
+
+typedef enum { LN_ISA_GENERIC = 0, LN_ISA_AVX2 = 1, LN_ISA_AVX512 = 2 } ln_isa;
+
+/* Lanes the widest vector ISA uses; workspace sizes are computed with it. */
+#define LN_SIMD_MAX_LANES 16
+
+/* Geometry of a convolution as the fast kernels see it.
+ *
+ * The input of one sample is "unfolded" into rows so that the convolution is a
+ * product weight[OC x CK] * rows[CK x P]: row (c, ki, kj) holds, for every output
+ * position p = oy*OW + ox, the input pixel that kernel tap (ki, kj) of channel c sees.
+ * Row (c, ki, kj) starts at base + (c*k + kj)*rs1 + ki*rs2 and is P floats long.
+ *  - stride 1 (shifted): the buffer holds, for each (c, kj), the zero-padded input
+ *    shifted left by kj and cropped to OW columns: Hp x OW floats, Hp = H + 2*pad.
+ *    Row (c, ki, kj) is that block from its row ki on (rs1 = Hp*OW, rs2 = OW): k
+ *    times less memory than im2col, and every row is still contiguous over p.
+ *  - stride > 1 (im2col): the buffer holds the k*k*C rows of P floats each, ordered
+ *    (c, kj, ki) (rs1 = k*P, rs2 = P).
+ */
+typedef struct {
+    int c, h, w, oc, oh, ow, k, stride, pad;
+    int hp;          /* padded input height (shifted layout) */
+    int shifted;     /* 1: stride-1 shifted layout, 0: im2col layout */
+    int64_t ck, p;   /* C*k*k, OH*OW */
+    int64_t ckp;     /* ck rounded up to LN_SIMD_MAX_LANES (transposed columns) */
+    int64_t rs1, rs2;
+    int64_t unf_n;   /* floats of one sample's unfolded input, without slack */
+    int dw_dot;      /* weight gradient strategy: 1 = dot products over p, 0 = transposed columns */
+} ln_conv_geom;
+
+/* Floats of slack after every unfolded buffer: full-vector loads may run past a row. */
+#define LN_SIMD_SLACK (2 * LN_SIMD_MAX_LANES)
+
+void ln_conv_geom_of(const ln_layer *l, ln_conv_geom *g);
+/* Workspace floats the fast conv2d kernels need for this layer (and its partitions). */
+int64_t ln_conv_workspace(const ln_layer *l);
+
+/* One ISA's kernels. All pointers are to float32; see simd_impl.h for each contract. */
+typedef struct {
+    ln_isa isa;
+    int lanes;
+    /* conv2d: y (one sample, OC x P) = W * rows + bias */
+    void (*conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
+                     const float *rows, float *y);
+    /* conv2d: drows += W^T * dy (one sample) */
+    void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, float *drows);
+    /* conv2d weight gradient, dot form: part[(o*ck + k)*lanes + l] += lane partial sums
+     * over p of dy[o][p] * row_k[p]; bpart[o*lanes + l] likewise for the bias */
+    void (*conv_dw_dot)(const ln_conv_geom *g, const float *dy, const float *rows,
+                        float *part, float *bpart);
+    /* conv2d weight gradient, transposed form: dw[o][k] += sum_p dy[o][p] * colt[p][k];
+     * dbias[o] += sum_p dy[o][p] (if dbias) */
+    void (*conv_dw_colt)(const ln_conv_geom *g, const float *dy, const float *colt, float *dw,
+                         float *dbias);
+    /* linear: y = x W^T + b, x: n x in, y: n x out */
+    void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b,
+                       float *y);
+    /* linear: dw += dy^T x; db += column sums of dy (if db); dx = dy W (if dx) */
+    void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *dy,
+                       float *dw, float *db, float *dx);
+    /* relu over n floats: y = x > 0 or NaN ? x : 0;  dx = y > 0 ? dy : 0 */
+    void (*relu_fwd)(int64_t n, const float *x, float *y);
+    void (*relu_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode). */
+    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax);
+    void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
+                         float *dx);
+} ln_simd_kernels;
+
+/* The kernels of the active ISA (detected on first use). */
+const ln_simd_kernels *ln_simd(void);
+/* The kernels of one ISA, or NULL if this CPU cannot run it. */
+const ln_simd_kernels *ln_simd_for(ln_isa isa);
+/* Tests and benchmarks: make `isa` the active one (-1 = back to automatic). Returns the
+ * ISA now active. Not thread-safe: call before starting work. */
+ln_isa ln_simd_force(int isa);
+const char *ln_isa_name(ln_isa isa);
+
+/* Unfolding (plain C, shared by all ISAs). rows must hold g->unf_n + LN_SIMD_SLACK floats. */
+void ln_conv_unfold(const ln_conv_geom *g, const float *x, float *rows);
+/* The adjoint of ln_conv_unfold: dx (one sample, overwritten) from d(rows). */
+void ln_conv_fold(const ln_conv_geom *g, const float *drows, float *dx);
+/* colt[p][k] = row_k[p] for k < ck, 0 for ck <= k < ckp (P x ckp floats). */
+void ln_conv_columns_t(const ln_conv_geom *g, const float *x, float *colt);
+
+/* Test hook: weight gradient strategy for the next conv2d backward calls
+ * (-1 = by shape, 0 = transposed columns, 1 = dot products). */
+void ln_conv_force_dw_strategy(int strategy);
+
+#endif
