@@ -54,20 +54,21 @@ $(STATIC): $(CORE_OBJ)
 	ar rcs $@ $^
 
 $(SHARED): $(CORE_OBJ)
-	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LIBS)
+	$(CC) -shared $(SANFLAGS) -o $@.tmp $^ $(LIBS) && mv -f $@.tmp $@
 
 $(MODULE): bindings/lunet.c core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@ bindings/lunet.c $(STATIC) $(LIBS)
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp bindings/lunet.c $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
 # The products users and the Lua module path see; copies so that a SANITIZE build
 # replaces them and a normal `make` puts the release ones back.
+# (copy, then rename: a process that has the old library mapped keeps it intact)
 core/liblunet.a: $(STATIC)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 core/liblunet.so: $(SHARED)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 bindings/lunet/core.so: $(MODULE)
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
 	@mkdir -p $(dir $@)

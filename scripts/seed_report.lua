@@ -1,0 +1,251 @@
+#!/usr/bin/env lua5.4
+--- seed_report.lua: reproduces the study "Loss Values in Neural Networks" on MNIST.
+--
+-- The first 3000 MNIST training images, NLL loss, the PyTorch MNIST-example CNN,
+-- batch 64, iterations = epochs:
+--   Figure 1: 20 runs x 50 iterations, SGD lr 1e-4, momentum 0.9;
+--   Figure 2: the same with 100 iterations;
+--   Figure 3: 20 runs x 100 iterations, lr 1e-3, momentum 0.4;
+--   an overlay of Figures 2 and 3, and an lr x momentum sweep (fewer runs) as a heatmap.
+-- Writes out/report/: CSV, JSON, PNG and SVG per figure, and report.md.
+-- Usage: lua5.4 scripts/seed_report.lua [options]   (--help lists them)
+local lunet = require("lunet")
+
+local defaults = {
+  runs = 20, iterations1 = 50, iterations = 100, n = 3000, lr = 1e-4, momentum = 0.9,
+  lr3 = 1e-3, momentum3 = 0.4, batch = 64, threads = lunet.cpu_count(), out = "out/report",
+  sweep_runs = 3, sweep_iterations = 20, seed = 1,
+}
+local numeric = { runs = "int", iterations1 = "int", iterations = "int", n = "int", lr = "num",
+  momentum = "num", lr3 = "num", momentum3 = "num", batch = "int", threads = "int",
+  sweep_runs = "int", sweep_iterations = "int", seed = "int" }
+
+local usage = [[
+usage: lua5.4 scripts/seed_report.lua [options]
+  --runs N              runs per figure (20)
+  --iterations1 N       epochs of Figure 1 (50)
+  --iterations N        epochs of Figures 2 and 3 (100)
+  --n N                 training images, the first N of MNIST's training set (3000)
+  --lr X --momentum X   SGD settings of Figures 1 and 2 (1e-4, 0.9)
+  --lr3 X --momentum3 X SGD settings of Figure 3 (1e-3, 0.4)
+  --batch N             mini-batch size (64)
+  --threads N           worker threads (all cores)
+  --sweep-runs N --sweep-iterations N   size of the lr x momentum sweep (3, 20)
+  --seed N              base seed (1)
+  --out DIR             output directory (out/report)
+  --quick               a reduced report for a first look (4 runs, 5/10 epochs, small sweep)
+  --fresh               recompute everything instead of reusing cached runs
+  --help]]
+
+local function fail(msg)
+  io.stderr:write("seed_report: ", msg, "\n", usage, "\n")
+  os.exit(2)
+end
+
+local function parse(args)
+  local o, quick, fresh = {}, false, false
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--help" or a == "-h" then
+      print(usage)
+      os.exit(0)
+    elseif a == "--quick" then
+      quick = true
+    elseif a == "--fresh" then
+      fresh = true
+    else
+      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
+      if not name then
+        name = a:match("^%-%-([%w%-]+)$")
+        value = args[i + 1]
+        i = i + 1
+      end
+      if not name then fail("unexpected argument '" .. a .. "'") end
+      local key = name:gsub("%-", "_")
+      if defaults[key] == nil then fail("unknown option --" .. name) end
+      if value == nil then fail("option --" .. name .. " needs a value") end
+      if numeric[key] then
+        local v = tonumber(value)
+        if not v or (numeric[key] == "int" and math.type(math.tointeger(v)) ~= "integer") then
+          fail(("option --%s needs a %s, got '%s'"):format(name, numeric[key] == "int" and "whole number" or "number", value))
+        end
+        if v <= 0 and key ~= "momentum" and key ~= "momentum3" and key ~= "seed" then
+          fail(("option --%s must be > 0"):format(name))
+        end
+        o[key] = numeric[key] == "int" and math.tointeger(v) or v
+      else
+        o[key] = value
+      end
+    end
+    i = i + 1
+  end
+  local cfg = {}
+  for k, v in pairs(defaults) do cfg[k] = v end
+  if quick then
+    cfg.runs, cfg.iterations1, cfg.iterations, cfg.sweep_runs, cfg.sweep_iterations = 4, 5, 10, 2, 5
+    cfg.out = "out/report-quick"
+  end
+  for k, v in pairs(o) do cfg[k] = v end
+  if cfg.iterations1 > cfg.iterations then fail("--iterations1 must not exceed --iterations") end
+  cfg.quick, cfg.fresh = quick, fresh
+  return cfg
+end
+
+local cfg = parse(arg)
+local t0 = os.time()
+
+local train, err = lunet.mnist { split = "train", n = cfg.n }
+if not train then
+  io.stderr:write("seed_report: ", err, "\n")
+  os.exit(1)
+end
+local test = assert(lunet.mnist { split = "test" })
+
+local wall = {}
+local function timed(name, fn)
+  local start = os.time()
+  local c0 = os.clock()
+  local r = fn()
+  wall[name] = { seconds = os.difftime(os.time(), start), cpu = os.clock() - c0 }
+  return r
+end
+
+local function experiment(name, iterations, lr, momentum, extra)
+  local e = {
+    name = name, model = lunet.models.mnist_cnn, data = train, test = test, loss = "nll",
+    optimizer = lunet.sgd { lr = lr, momentum = momentum }, batch = cfg.batch,
+    iterations = iterations, unit = "epoch", runs = cfg.runs, seed = cfg.seed,
+    threads = cfg.threads, out = cfg.out, fresh = cfg.fresh,
+  }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  io.stderr:write(("%s: %d runs x %d epochs, lr %g, momentum %g\n"):format(name, e.runs, iterations, lr, momentum))
+  return timed(name, function() return lunet.experiment(e) end)
+end
+
+-- Figure 2 first, recording test figures at Figure 1's length too: Figure 1's runs are
+-- then the first iterations of Figure 2's (bit for bit the same as running them
+-- separately, since an epoch never depends on the epochs after it).
+local fig2 = experiment("figure2", cfg.iterations, cfg.lr, cfg.momentum, { test_at = { cfg.iterations1 } })
+local fig1 = experiment("figure1", cfg.iterations1, cfg.lr, cfg.momentum)
+local fig3 = experiment("figure3", cfg.iterations, cfg.lr3, cfg.momentum3)
+
+local sweep = timed("sweep", function()
+  io.stderr:write(("sweep: lr x momentum, %d runs x %d epochs each\n"):format(cfg.sweep_runs, cfg.sweep_iterations))
+  return lunet.sweep {
+    name = "sweep",
+    base = { model = lunet.models.mnist_cnn, data = train, test = test, loss = "nll",
+      optimizer = lunet.sgd { lr = cfg.lr, momentum = cfg.momentum }, batch = cfg.batch,
+      iterations = cfg.sweep_iterations, runs = cfg.sweep_runs, seed = cfg.seed, threads = cfg.threads,
+      out = cfg.out, fresh = cfg.fresh },
+    grid = { lr = { 1e-4, 1e-3, 1e-2 }, momentum = { 0, 0.4, 0.9 } },
+  }
+end)
+
+-- ------------------------------------------------------------------- files
+
+local problems = {}
+local function check(ok, msg)
+  if not ok then problems[#problems + 1] = msg end
+  return ok
+end
+
+local figures = {
+  { key = "figure1", res = fig1, title = ("Figure 1: %d runs x %d epochs, lr %g, momentum %g"):format(cfg.runs, cfg.iterations1, cfg.lr, cfg.momentum) },
+  { key = "figure2", res = fig2, title = ("Figure 2: %d runs x %d epochs, lr %g, momentum %g"):format(cfg.runs, cfg.iterations, cfg.lr, cfg.momentum) },
+  { key = "figure3", res = fig3, title = ("Figure 3: %d runs x %d epochs, lr %g, momentum %g"):format(cfg.runs, cfg.iterations, cfg.lr3, cfg.momentum3) },
+}
+for _, f in ipairs(figures) do
+  local prefix = cfg.out .. "/" .. f.key
+  check(f.res:save(prefix))
+  for _, ext in ipairs({ "png", "svg" }) do
+    local ok, perr = f.res:plot { file = prefix .. "." .. ext, title = f.title, band = "std" }
+    check(ok, perr)
+  end
+end
+local labels = { ("lr %g, momentum %g"):format(cfg.lr, cfg.momentum), ("lr %g, momentum %g"):format(cfg.lr3, cfg.momentum3) }
+for _, ext in ipairs({ "png", "svg" }) do
+  local ok, perr = lunet.plot({ fig2, fig3 }, { file = cfg.out .. "/overlay." .. ext, labels = labels,
+    title = "Figures 2 and 3: mean NLL loss +- std over runs" })
+  check(ok, perr)
+end
+for _, ext in ipairs({ "png", "svg" }) do
+  local ok, perr = sweep:heatmap { file = cfg.out .. "/sweep." .. ext, metric = "final_mean",
+    title = ("final mean loss after %d epochs (%d runs each)"):format(cfg.sweep_iterations, cfg.sweep_runs) }
+  check(ok, perr)
+end
+check(sweep:save(cfg.out .. "/sweep"))
+
+-- ------------------------------------------------------------------ report
+
+local function fmt(v, f) return (v == v and v ~= nil) and (f or "%.4f"):format(v) or "n/a" end
+
+local lines = {
+  "# Loss Values in Neural Networks: reproduction with lunet", "",
+  ("lunet %s, %s, %d threads, %s. Data: the first %d MNIST training images; test: the 10000 test images."):format(
+    lunet.version, fig2.provenance.cpu, cfg.threads, os.date("!%Y-%m-%d %H:%M UTC"), cfg.n),
+  ("Network: PyTorch's MNIST-example CNN; NLL loss; SGD; batch %d; iterations are epochs; seed %d."):format(cfg.batch, cfg.seed),
+  "Every run draws its initialisation, shuffling and dropout from its own seed derived from (seed, run).",
+  "",
+  "| figure | runs | epochs | lr | momentum | final mean loss | std | 95% CI | plateau (window 10, tol 1e-3) | test accuracy | time |",
+  "|---|---|---|---|---|---|---|---|---|---|---|",
+}
+for _, f in ipairs(figures) do
+  local r = f.res
+  local m, sd, at = r:final()
+  local acc, acc_sd = r:test_summary()
+  local p = r:plateau { window = math.min(10, r.iterations), tol = 1e-3 }
+  lines[#lines + 1] = ("| %s | %d%s | %d | %g | %g | %s | %s | [%s, %s] | %s | %s%% +- %s | %s |"):format(
+    f.key, #r.runs, r.left_out > 0 and (" (" .. r.left_out .. " diverged)") or "", r.config.iterations,
+    r.config.lr, r.config.momentum, fmt(m), fmt(sd), fmt(r.ci_low[at or 1]), fmt(r.ci_high[at or 1]),
+    p and ("epoch " .. p) or "none", fmt(100 * acc, "%.2f"), fmt(100 * acc_sd, "%.2f"),
+    f.key == "figure1" and "from figure 2's runs" or ("%.0f s"):format(r.provenance.seconds or 0))
+end
+lines[#lines + 1] = ""
+for _, f in ipairs(figures) do
+  lines[#lines + 1] = "## " .. f.title
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = ("![%s](%s.png)"):format(f.key, f.key)
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "```"
+  lines[#lines + 1] = tostring(f.res)
+  lines[#lines + 1] = "```"
+  lines[#lines + 1] = ("Data: [%s.csv](%s.csv), [%s.json](%s.json), plot also as [SVG](%s.svg)."):format(
+    f.key, f.key, f.key, f.key, f.key)
+  lines[#lines + 1] = ""
+end
+lines[#lines + 1] = "## Figures 2 and 3 overlaid"
+lines[#lines + 1] = ""
+lines[#lines + 1] = "![overlay](overlay.png)"
+lines[#lines + 1] = ""
+local m2, m3 = fig2:final(), fig3:final()
+lines[#lines + 1] = ("With lr %g and momentum %g the mean loss after %d epochs is %s, against %s with lr %g and momentum %g."):format(
+  cfg.lr3, cfg.momentum3, cfg.iterations, fmt(m3), fmt(m2), cfg.lr, cfg.momentum)
+lines[#lines + 1] = ""
+lines[#lines + 1] = ("## Sweep: lr x momentum (%d runs x %d epochs per cell)"):format(cfg.sweep_runs, cfg.sweep_iterations)
+lines[#lines + 1] = ""
+lines[#lines + 1] = "![sweep](sweep.png)"
+lines[#lines + 1] = ""
+lines[#lines + 1] = "| lr | momentum | final mean loss | std | test accuracy |"
+lines[#lines + 1] = "|---|---|---|---|---|"
+for _, row in ipairs(sweep:rows()) do
+  lines[#lines + 1] = ("| %g | %g | %s | %s | %s%% |"):format(row.lr, row.momentum, fmt(row.final_mean),
+    fmt(row.final_std), fmt(100 * (row.test_accuracy or 0 / 0), "%.2f"))
+end
+local total = os.difftime(os.time(), t0)
+lines[#lines + 1] = ""
+lines[#lines + 1] = ("Total time: %d s (runs reused from the cache in %s/cache are not recomputed; `--fresh` recomputes)."):format(
+  total, cfg.out)
+if #problems > 0 then
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Problems: " .. table.concat(problems, "; ")
+end
+
+local path = cfg.out .. "/report.md"
+local tmp = path .. ".tmp"
+local f = assert(io.open(tmp, "w"))
+f:write(table.concat(lines, "\n"), "\n")
+f:close()
+assert(os.rename(tmp, path))
+for _, p in ipairs(problems) do io.stderr:write("seed_report: ", p, "\n") end
+print(("report written to %s (total %d s)"):format(path, total))
