@@ -32,7 +32,7 @@ SHARED    = $(BUILD)/liblunet.so
 MODULE    = $(BUILD)/lunet/core.so
 C_TESTS   = $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all test test-c deps mnist bench report install uninstall clean help lint examples
+.PHONY: all test deps mnist bench report install uninstall clean help lint examples fuzz valgrind doc
 
 all: core/liblunet.a core/liblunet.so bindings/lunet/core.so $(C_TESTS)
 
@@ -89,6 +89,48 @@ report: all
 
 bench: all
 	$(LUA) bench/bench.lua
+
+# ---- install: the Lua module where Lua 5.4 looks for it, the C library, header,
+# pkg-config file and the `lunet` launcher.  DESTDIR is honoured for packaging.
+LUA_LDIR ?= $(PREFIX)/share/lua/5.4
+LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
+LUA_FILES = $(wildcard bindings/lunet/*.lua)
+
+install: all
+	install -d $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(LUA_FILES) $(DESTDIR)$(LUA_LDIR)/lunet/
+	install -m 755 bindings/lunet/core.so $(DESTDIR)$(LUA_CDIR)/lunet/core.so
+	install -m 644 core/lunet.h $(DESTDIR)$(PREFIX)/include/lunet.h
+	install -m 644 core/liblunet.a $(DESTDIR)$(PREFIX)/lib/liblunet.a
+	install -m 755 core/liblunet.so $(DESTDIR)$(PREFIX)/lib/liblunet.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define LUNET_VERSION "\(.*\)"/\1/p' core/lunet.h)|g' \
+	  tools/lunet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lunet.pc
+	if [ -f bin/lunet ]; then install -m 755 bin/lunet $(DESTDIR)$(PREFIX)/bin/lunet; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(LUA_LDIR)/lunet/,$(notdir $(LUA_FILES)))
+	rm -f $(DESTDIR)$(LUA_CDIR)/lunet/core.so $(DESTDIR)$(PREFIX)/include/lunet.h
+	rm -f $(DESTDIR)$(PREFIX)/lib/liblunet.a $(DESTDIR)$(PREFIX)/lib/liblunet.so
+	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/lunet.pc $(DESTDIR)$(PREFIX)/bin/lunet
+	-rmdir $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet 2>/dev/null
+
+# ---- C examples (examples/*.c), linked against the static library
+EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+examples: $(EXAMPLES)
+$(BUILD)/examples/%: examples/%.c $(STATIC) core/lunet.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Icore -o $@ $< $(STATIC) $(LIBS)
+
+# ---- checks beyond the specs (scripts in tools/ and fuzz/)
+lint:
+	sh tools/lint.sh
+doc:
+	sh tools/doc.sh
+fuzz:
+	sh fuzz/run.sh $(FUZZ_SECONDS)
+valgrind: all
+	sh tools/valgrind.sh
 
 clean:
 	rm -rf build core/liblunet.a core/liblunet.so bindings/lunet/core.so
