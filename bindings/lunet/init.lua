@@ -170,22 +170,29 @@ end
 local function fmt_shape(s) return table.concat(s, "x") end
 
 local net_meta = core.Net
+local function layer_options(l)
+  local o = {}
+  if l.in_channels then o[#o + 1] = ("%d->%d"):format(l.in_channels, l.out_channels) end
+  if l.in_features then o[#o + 1] = ("%d->%d"):format(l.in_features, l.out_features) end
+  if l.features then o[#o + 1] = tostring(l.features) end
+  if l.kernel then o[#o + 1] = "k" .. l.kernel end
+  if l.stride and l.stride ~= (l.kind == "conv2d" and 1 or l.kernel) then o[#o + 1] = "s" .. l.stride end
+  if l.padding and l.padding > 0 then o[#o + 1] = "p" .. l.padding end
+  if l.p then o[#o + 1] = ("p=%g"):format(l.p) end
+  if l.bias == false then o[#o + 1] = "no bias" end
+  return table.concat(o, " ")
+end
+
 net_meta.__tostring = function(self)
   local ok, count = pcall(self.layer_count, self)
   if not ok then return "net (freed)" end
   local lines = { ("net: %d layers, input %s"):format(count, fmt_shape(self:input_shape())) }
-  lines[#lines + 1] = ("  %-3s %-12s %-34s %-12s %9s %10s"):format("#", "layer", "options", "output",
-    "params", "MFLOPs")
+  lines[#lines + 1] = ("  %-3s %-12s %-14s %-10s %8s %8s"):format("#", "layer", "options", "output",
+    "params", "MFLOP")
   for i = 1, count do
     local l = self:layer(i)
-    local opts = {}
-    for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
-      "kernel", "stride", "padding", "p" }) do
-      if l[k] ~= nil then opts[#opts + 1] = ("%s=%s"):format(k:gsub("_channels", ""):gsub("_features", ""), l[k]) end
-    end
-    if l.bias == false then opts[#opts + 1] = "bias=false" end
-    lines[#lines + 1] = ("  %-3d %-12s %-34s %-12s %9s %10s"):format(i, l.kind,
-      table.concat(opts, " "), fmt_shape(l.output), l.params > 0 and fmt_count(l.params) or "-",
+    lines[#lines + 1] = ("  %-3d %-12s %-14s %-10s %8s %8s"):format(i, l.kind, layer_options(l),
+      fmt_shape(l.output), l.params > 0 and fmt_count(l.params) or "-",
       l.flops > 0 and ("%.3f"):format(l.flops / 1e6) or "-")
   end
   local fwd, bwd = self:flops()
