@@ -1271,10 +1271,10 @@ static int runs_progress(void *user, const ln_runs_progress *p)
 {
     runs_progress_ctx *c = user;
     static const char *const keys[] = {"runs_done", "runs_total", "iterations_done",
-                                       "iterations_total", "samples", "seconds"};
+                                       "iterations_total", "samples", "seconds", "loss"};
     double vals[] = {p->runs_done, p->runs_total, (double)p->iterations_done,
-                     (double)p->iterations_total, (double)p->samples, p->seconds};
-    return call_progress(c->L, c->fn, 6, keys, vals);
+                     (double)p->iterations_total, (double)p->samples, p->seconds, p->last_loss};
+    return call_progress(c->L, c->fn, 7, keys, vals);
 }
 
 /* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them. */

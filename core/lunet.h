@@ -370,6 +370,7 @@ typedef struct {
     int64_t iterations_total;
     int64_t samples;            /* summed over all runs */
     double seconds;
+    double last_loss;           /* loss of the latest iteration finished by any run */
 } ln_runs_progress;
 
 typedef int (*ln_runs_progress_fn)(void *user, const ln_runs_progress *p);

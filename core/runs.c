@@ -25,6 +25,7 @@ typedef struct {
     atomic_int runs_done;
     atomic_llong iterations_done;
     atomic_llong samples;
+    atomic_ullong last_loss_bits; /* a double's bits: atomics on doubles are not portable */
     atomic_int failed;          /* first failing run + 1, 0 if none */
     ln_error first_error;
     pthread_mutex_t lock;       /* guards first_error and the wake-up */
@@ -56,6 +57,9 @@ static int count_iteration(void *user, const ln_progress *pr)
     run_watch *w = user;
     const ln_runs_config *cfg = w->p->cfg;
     atomic_fetch_add(&w->p->iterations_done, 1);
+    uint64_t bits;
+    memcpy(&bits, &pr->loss, sizeof bits);
+    atomic_store(&w->p->last_loss_bits, bits);
     atomic_fetch_add(&w->p->samples, pr->samples - w->samples_counted);
     w->samples_counted = pr->samples;
     if (cfg->test && w->res->test_loss_at)
@@ -169,6 +173,20 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static ln_runs_progress snapshot(pool *p, int wanted, int64_t per_run, double start)
+{
+    ln_runs_progress pr;
+    pr.runs_done = atomic_load(&p->runs_done);
+    pr.runs_total = wanted;
+    pr.iterations_done = atomic_load(&p->iterations_done);
+    pr.iterations_total = per_run * wanted;
+    pr.samples = atomic_load(&p->samples);
+    pr.seconds = now_seconds() - start;
+    uint64_t bits = atomic_load(&p->last_loss_bits);
+    memcpy(&pr.last_loss, &bits, sizeof bits);
+    return pr;
+}
+
 ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err)
 {
     if (!cfg->template_net || !cfg->data)
@@ -193,6 +211,10 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
     atomic_init(&p.iterations_done, 0);
     atomic_init(&p.samples, 0);
     atomic_init(&p.failed, 0);
+    double nan = NAN;
+    uint64_t nan_bits;
+    memcpy(&nan_bits, &nan, sizeof nan_bits);
+    atomic_init(&p.last_loss_bits, nan_bits);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.wake, NULL);
 
@@ -224,9 +246,7 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
         pthread_cond_timedwait(&p.wake, &p.lock, &until);
         if (cfg->on_progress && p.workers_left > 0) {
             pthread_mutex_unlock(&p.lock);
-            ln_runs_progress pr = {atomic_load(&p.runs_done), wanted,
-                                   atomic_load(&p.iterations_done), per_run * wanted,
-                                   atomic_load(&p.samples), now_seconds() - start};
+            ln_runs_progress pr = snapshot(&p, wanted, per_run, start);
             cfg->on_progress(cfg->user, &pr);
             pthread_mutex_lock(&p.lock);
         }
@@ -234,8 +254,7 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
     pthread_mutex_unlock(&p.lock);
     for (int i = 0; i < started; i++) pthread_join(ids[i], NULL);
     if (cfg->on_progress) {
-        ln_runs_progress pr = {atomic_load(&p.runs_done), wanted, atomic_load(&p.iterations_done),
-                               per_run * wanted, atomic_load(&p.samples), now_seconds() - start};
+        ln_runs_progress pr = snapshot(&p, wanted, per_run, start);
         cfg->on_progress(cfg->user, &pr);
     }
     pthread_mutex_destroy(&p.lock);

@@ -263,7 +263,7 @@ function M.experiment(lunet, opts)
       only = only, test_at = need_test and test_iterations or nil,
       progress = function(p)
         progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
-          cached * iterations, seconds = p.seconds,
+          cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
           samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
         wall_seconds, samples = p.seconds, p.samples
       end,
