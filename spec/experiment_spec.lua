@@ -177,6 +177,11 @@ describe("Ctrl-C during an experiment", function()
 
   it("stops, keeps finished runs in the cache, and a rerun resumes", function()
     lfs.mkdir(dir)
+    -- time one run of the same work here, so the interrupt lands after a couple of runs
+    local t0 = os.clock()
+    lunet.experiment { name = "int-probe", model = lunet.models.mnist_cnn, data = synthetic(256, 4, 1), batch = 8,
+      iterations = 12, runs = 1, threads = 1, cache = false, quiet = true }
+    local one_run = os.clock() - t0
     local script = dir .. "/run.lua"
     local f = assert(io.open(script, "w"))
     f:write(([[
@@ -186,10 +191,11 @@ local data = require("synthetic")(256, 4, 1)
 local res = lunet.experiment{ name = "int", model = lunet.models.mnist_cnn, data = data, batch = 8,
   iterations = %d, runs = 6, threads = 1, out = %q, quiet = true }
 print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
-]]):format(6, dir))
+]]):format(12, dir))
     f:close()
     -- one run takes a few tenths of a second here; interrupt in the middle of the runs
-    local cmd = ("lua5.4 %s > %s/out1 2> %s/err1 & pid=$!; sleep 1.5; kill -INT $pid; wait $pid"):format(script, dir, dir)
+    local cmd = ("lua5.4 %s > %s/out1 2> %s/err1 & pid=$!; sleep %.2f; kill -INT $pid; wait $pid")
+      :format(script, dir, dir, 0.3 + 2.5 * one_run)
     os.execute(cmd)
     local out1 = assert(io.open(dir .. "/out1")):read("a")
     local err1 = assert(io.open(dir .. "/err1")):read("a")
