@@ -442,7 +442,7 @@ function Net:train(opts)
   end
   local h = self:_train(opts.data, cfg, fn)
   if h.interrupted and fn then io.stderr:write("\ninterrupted: kept ", h.iterations, " iterations\n") end
-  return h
+  return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
 --- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =}
@@ -453,7 +453,7 @@ function Net:evaluate(data, opts)
   end
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
   local loss, acc = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
-  return { loss = loss, accuracy = acc }
+  return require("lunet.help").evaluation({ loss = loss, accuracy = acc }) -- print(r) reads well
 end
 
 --- net:predict(x) -> class (0-based label), output tensor (log-probabilities for the
@@ -501,16 +501,23 @@ end
 lunet.cpu_count = core.cpu_count
 lunet.idx_read = core.idx_read
 
+-- lunet.help([what]): the API list, or the doc of a function, name or object (lunet/help.lua).
+function lunet.help(what) return require("lunet.help").help(lunet, what) end
+
 -- Experiments, results and plots load on first use so that `require("lunet")` stays
 -- cheap and works without lua-cjson or gnuplot for engine-only use.
+local lazy = { experiment = true, sweep = true, plot = true, load_result = true, Result = true,
+  stats = true, Progress = true }
 setmetatable(lunet, {
+  __tostring = function() return ("lunet %s: lunet.help() lists the API"):format(core.version) end,
   __index = function(t, k)
+    if not lazy[k] then return nil end
     local ok, ext = pcall(require, "lunet.experiment")
-    if ok and type(ext) == "table" and ext.install then
-      ext.install(t)
-      return rawget(t, k)
+    if not ok then
+      error(("lunet.%s needs lunet.experiment, which failed to load: %s"):format(k, tostring(ext)), 2)
     end
-    return nil
+    ext.install(t)
+    return rawget(t, k)
   end,
 })
 
