@@ -44,6 +44,7 @@ help:
 	@echo "make deps       install missing Debian packages"
 	@echo "make mnist      download MNIST into data/mnist and verify checksums"
 	@echo "make install PREFIX=/usr/local, make uninstall, make clean"
+	@echo "make examples  build the C examples;  make lint, make doc (docs/api), make fuzz, make valgrind"
 
 $(BUILD)/core/%.o: core/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
@@ -75,7 +76,7 @@ $(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIBS)
 
 # The last line of the test output is "N passed, N failed".
-test: all
+test: all examples
 	LUNET_C_TESTS=$(BUILD)/spec $(BUSTED) -o spec/support/summary_handler.lua spec
 
 deps:
@@ -107,12 +108,16 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define LUNET_VERSION "\(.*\)"/\1/p' core/lunet.h)|g' \
 	  tools/lunet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lunet.pc
 	if [ -f bin/lunet ]; then install -m 755 bin/lunet $(DESTDIR)$(PREFIX)/bin/lunet; fi
+	install -d $(DESTDIR)$(PREFIX)/share/lunet/scripts
+	$(if $(wildcard scripts/*.lua),install -m 644 $(wildcard scripts/*.lua) $(DESTDIR)$(PREFIX)/share/lunet/scripts/)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(LUA_LDIR)/lunet/,$(notdir $(LUA_FILES)))
 	rm -f $(DESTDIR)$(LUA_CDIR)/lunet/core.so $(DESTDIR)$(PREFIX)/include/lunet.h
 	rm -f $(DESTDIR)$(PREFIX)/lib/liblunet.a $(DESTDIR)$(PREFIX)/lib/liblunet.so
 	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/lunet.pc $(DESTDIR)$(PREFIX)/bin/lunet
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/lunet/scripts/,$(notdir $(wildcard scripts/*.lua)))
+	-rmdir $(DESTDIR)$(PREFIX)/share/lunet/scripts $(DESTDIR)$(PREFIX)/share/lunet 2>/dev/null
 	-rmdir $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet 2>/dev/null
 
 # ---- C examples (examples/*.c), linked against the static library

@@ -102,14 +102,6 @@ if not train then
 end
 local test = assert(lunet.mnist { split = "test" })
 
-local wall = {}
-local function timed(name, fn)
-  local start = os.time()
-  local c0 = os.clock()
-  local r = fn()
-  wall[name] = { seconds = os.difftime(os.time(), start), cpu = os.clock() - c0 }
-  return r
-end
 
 local function experiment(name, iterations, lr, momentum, extra)
   local e = {
@@ -120,7 +112,7 @@ local function experiment(name, iterations, lr, momentum, extra)
   }
   for k, v in pairs(extra or {}) do e[k] = v end
   io.stderr:write(("%s: %d runs x %d epochs, lr %g, momentum %g\n"):format(name, e.runs, iterations, lr, momentum))
-  return timed(name, function() return lunet.experiment(e) end)
+  return lunet.experiment(e)
 end
 
 -- Figure 2 first, recording test figures at Figure 1's length too: Figure 1's runs are
@@ -130,7 +122,7 @@ local fig2 = experiment("figure2", cfg.iterations, cfg.lr, cfg.momentum, { test_
 local fig1 = experiment("figure1", cfg.iterations1, cfg.lr, cfg.momentum)
 local fig3 = experiment("figure3", cfg.iterations, cfg.lr3, cfg.momentum3)
 
-local sweep = timed("sweep", function()
+local sweep = (function()
   io.stderr:write(("sweep: lr x momentum, %d runs x %d epochs each\n"):format(cfg.sweep_runs, cfg.sweep_iterations))
   return lunet.sweep {
     name = "sweep",
@@ -140,7 +132,7 @@ local sweep = timed("sweep", function()
       out = cfg.out, fresh = cfg.fresh },
     grid = { lr = { 1e-4, 1e-3, 1e-2 }, momentum = { 0, 0.4, 0.9 } },
   }
-end)
+end)()
 
 -- ------------------------------------------------------------------- files
 

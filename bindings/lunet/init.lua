@@ -18,6 +18,9 @@ local Dataset = core.Dataset.methods
 -- ----------------------------------------------------------------- layers
 
 local function layer_meta_tostring(l)
+  if type(l) ~= "table" or type(l.kind) ~= "string" then
+    error("layer:__tostring: argument #1 must be a layer spec, got " .. type(l), 2)
+  end
   local parts = {}
   for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
     "kernel", "stride", "padding", "p", "bias" }) do
@@ -136,6 +139,7 @@ end
 
 --- A copy of every parameter tensor: list of {layer = i, name = "weight"|"bias", tensor = t}.
 function Net:parameters()
+  check.self("net:parameters", self, core.Net, "net")
   local list = {}
   for i = 1, self:layer_count() do
     for _, name in ipairs({ "weight", "bias" }) do
@@ -148,6 +152,7 @@ end
 
 --- The gradient of the last backward pass, like Net:parameters().
 function Net:gradients()
+  check.self("net:gradients", self, core.Net, "net")
   local list = {}
   for _, p in ipairs(self:parameters()) do
     list[#list + 1] = { layer = p.layer, name = p.name, tensor = self:get(p.layer, p.name .. "_grad") }
@@ -157,8 +162,15 @@ end
 
 --- Sets parameters from a list like Net:parameters() returns.
 function Net:set_parameters(list)
+  check.self("net:set_parameters", self, core.Net, "net")
   check.arg_type("net:set_parameters", 1, "list", list, "table")
-  for _, p in ipairs(list) do self:set(p.layer, p.name, p.tensor) end
+  for i, p in ipairs(list) do
+    if type(p) ~= "table" then
+      error(("net:set_parameters: list[%d] must be a table {layer =, name =, tensor =}, got %s")
+        :format(i, type(p)), 2)
+    end
+    self:set(p.layer, p.name, p.tensor)
+  end
 end
 
 local function fmt_count(n)
@@ -184,6 +196,7 @@ local function layer_options(l)
 end
 
 net_meta.__tostring = function(self)
+  check.self("net:__tostring", self, core.Net, "net")
   local ok, count = pcall(self.layer_count, self)
   if not ok then return "net (freed)" end
   local lines = { ("net: %d layers, input %s"):format(count, fmt_shape(self:input_shape())) }
@@ -206,6 +219,7 @@ end
 local Optimizer = { __name = "lunet.OptimizerSpec" }
 Optimizer.__index = Optimizer
 Optimizer.__tostring = function(o)
+  check.self("optimizer:__tostring", o, Optimizer, "optimizer spec")
   local parts = {}
   for _, k in ipairs({ "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps" }) do
     local v = o[k]
@@ -259,7 +273,9 @@ lunet.adamw = optimizer("adamw")
 
 --- An optimizer spec from a spec object or a list form {"sgd", lr = ...}.
 function lunet.optimizer_spec(o, fname, level)
-  level = (level or 1) + 1
+  if type(fname) ~= "string" then fname = "lunet.optimizer_spec" end
+  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
+  level = level + 1
   if getmetatable(o) == Optimizer then return o end
   if type(o) ~= "table" then
     error(("%s: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got %s")
@@ -355,6 +371,7 @@ end
 --- ds:subset{n = , mode = "first"|"random", seed = 1, stratified = false}
 function Dataset:subset(opts)
   local f = "dataset:subset"
+  check.self(f, self, core.Dataset, "dataset")
   opts = check.options(f, 1, opts, { n = "positive_int", mode = "string", seed = "integer",
     stratified = "boolean" })
   if not opts.n then error(f .. ": option 'n' is required", 2) end
@@ -377,6 +394,7 @@ function Dataset:subset(opts)
 end
 
 core.Dataset.__tostring = function(self)
+  check.self("dataset:__tostring", self, core.Dataset, "dataset")
   local ok, n = pcall(self.size, self)
   if not ok then return "dataset (freed)" end
   local info = self:_info() or {}
@@ -396,9 +414,16 @@ local train_keys = { data = "any", loss = "string", optimizer = "table", batch =
 
 local losses = { nll = true, cross_entropy = true, mse = true }
 
+local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+
 --- Checks and completes a training config (shared with experiments).
 function lunet.train_config(opts, f, level)
-  level = (level or 1) + 1
+  if type(f) ~= "string" then f = "lunet.train_config" end
+  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
+  level = level + 1
+  if type(opts) ~= "table" then
+    error(("%s: argument #1 (options) must be a table, got %s"):format(f, type(opts)), level)
+  end
   local cfg = {
     loss = opts.loss or "nll",
     optimizer = lunet.optimizer_spec(opts.optimizer or lunet.sgd {}, f, level),
@@ -409,10 +434,10 @@ function lunet.train_config(opts, f, level)
     shuffle = opts.shuffle ~= false,
   }
   if not losses[cfg.loss] then
-    error(("%s: option 'loss' must be \"nll\", \"cross_entropy\" or \"mse\" (got %q)"):format(f, cfg.loss), level)
+    error(("%s: option 'loss' must be \"nll\", \"cross_entropy\" or \"mse\" (got %s)"):format(f, quoted(cfg.loss)), level)
   end
   if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
-    error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %q)"):format(f, cfg.unit), level)
+    error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %s)"):format(f, quoted(cfg.unit)), level)
   end
   return cfg
 end
@@ -423,6 +448,7 @@ end
 -- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
 function Net:train(opts)
   local f = "net:train"
+  check.self(f, self, core.Net, "net")
   opts = check.options(f, 1, opts, train_keys)
   if getmetatable(opts.data) ~= core.Dataset then
     error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
@@ -448,6 +474,7 @@ end
 --- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =}
 function Net:evaluate(data, opts)
   local f = "net:evaluate"
+  check.self(f, self, core.Net, "net")
   if getmetatable(data) ~= core.Dataset then
     error(f .. ": argument #1 (data) must be a dataset, got " .. type(data), 2)
   end
@@ -460,6 +487,7 @@ end
 -- study's net). x is one sample (e.g. 1x28x28) or a batch; for a batch, returns a
 -- list of classes and the batch output.
 function Net:predict(x)
+  check.self("net:predict", self, core.Net, "net")
   if getmetatable(x) ~= core.Tensor then
     error("net:predict: argument #1 (x) must be a tensor, got " .. type(x), 2)
   end
