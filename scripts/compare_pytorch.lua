@@ -12,7 +12,8 @@
 local lunet = require("lunet")
 local lfs = require("lfs")
 
-local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = "docs/compare", fresh = false, quick = false }
+local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = "docs/compare", fresh = false, quick = false,
+  seed = 1 }
 local i = 1
 while i <= #arg do
   local a = arg[i]
@@ -24,7 +25,7 @@ while i <= #arg do
     if opts[key] == nil then error("option --" .. key .. " needs a value") end
     i = i + 1
   else
-    io.stderr:write("usage: lua5.4 scripts/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--out DIR] [--quick] [--fresh]\n")
+    io.stderr:write("usage: lua5.4 scripts/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--seed N] [--out DIR] [--quick] [--fresh]\n")
     os.exit(2)
   end
   i = i + 1
@@ -66,13 +67,14 @@ local all_ok = true
 for _, f in ipairs(figures) do
   local res = lunet.experiment { name = "compare-" .. f.key, model = lunet.models.mnist_cnn, data = train,
     test = test, loss = "nll", optimizer = lunet.sgd { lr = f.lr, momentum = f.momentum }, batch = 64,
-    iterations = f.iterations, runs = opts.runs, seed = 1, threads = opts.threads, out = "out",
+    iterations = f.iterations, runs = opts.runs, seed = opts.seed, threads = opts.threads, out = "out",
     fresh = opts.fresh }
   local pt_path = ("%s/%s-pytorch.json"):format(opts.out, f.key)
   local pt = not opts.fresh and lunet.load_result(pt_path)
-  if not pt or pt.config.runs ~= opts.runs or pt.config.iterations ~= f.iterations or pt.config.n ~= opts.n then
-    local cmd = ("%s tools/compare_pytorch.py --mnist-dir %q --n %d --runs %d --iterations %d --lr %g --momentum %g --threads %d --name %q --out %q")
-      :format(python, mnist_dir, opts.n, opts.runs, f.iterations, f.lr, f.momentum, opts.threads,
+  if not pt or pt.config.runs ~= opts.runs or pt.config.iterations ~= f.iterations or pt.config.n ~= opts.n
+    or pt.config.seed ~= opts.seed then
+    local cmd = ("%s tools/compare_pytorch.py --mnist-dir %q --n %d --runs %d --iterations %d --lr %g --momentum %g --threads %d --seed %d --name %q --out %q")
+      :format(python, mnist_dir, opts.n, opts.runs, f.iterations, f.lr, f.momentum, opts.threads, opts.seed,
         "pytorch " .. f.key, pt_path)
     io.stderr:write(cmd, "\n")
     assert(os.execute(cmd), "the PyTorch side failed")
