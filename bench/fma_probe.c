@@ -7,17 +7,19 @@
  *   ymm <GFLOP/s>
  *   peak <GFLOP/s>       (the larger of the two the CPU supports: FP32 peak of one core)
  * Build: cc -O2 fma_probe.c -o fma_probe (no -march needed: target attributes select ISAs).
- * Pin with taskset to a single core if the machine is busy; one thread only.
+ * Timed in thread CPU time (robust to other load), best of 5 repeats; one thread.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <immintrin.h>
 #include <stdio.h>
 #include <time.h>
 
+/* CPU time of this thread: the probe measures what a core can do while it runs, so
+ * other work on a shared machine (time-slicing) does not lower the "peak". */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 

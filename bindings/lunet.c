@@ -132,6 +132,7 @@ static ln_shape check_shape(lua_State *L, int arg, const char *name)
     if (n < 1 || n > LN_MAX_DIMS)
         luaL_argerror(L, arg, lua_pushfstring(L, "%s must have 1 to %d dimensions", name, LN_MAX_DIMS));
     int64_t dims[LN_MAX_DIMS];
+    int64_t numel = 1;
     for (int i = 0; i < n; i++) {
         lua_geti(L, arg, i + 1);
         int ok;
@@ -140,6 +141,9 @@ static ln_shape check_shape(lua_State *L, int arg, const char *name)
             luaL_argerror(L, arg,
                           lua_pushfstring(L, "%s: dimension %d must be a positive integer", name, i + 1));
         dims[i] = d;
+        numel *= d; /* below 2^31 * 2^30: checked after every factor */
+        if (numel >= ((int64_t)1 << 31))
+            luaL_argerror(L, arg, lua_pushfstring(L, "%s holds 2^31 elements or more", name));
         lua_pop(L, 1);
     }
     return ln_shape_make((int)n, dims);
@@ -155,7 +159,7 @@ static volatile int interrupt_flag;
 static void on_sigint(int sig)
 {
     (void)sig;
-    interrupt_flag = 1;
+    __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED); /* read by the worker threads */
 }
 
 typedef struct {
@@ -557,12 +561,14 @@ static const luaL_Reg dataset_methods[] = {
 
 typedef struct {
     ln_net *net;
+    int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
 } net_ud;
 
 static net_ud *new_net_ud(lua_State *L)
 {
     net_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->net = NULL;
+    u->forward_batch = 0;
     luaL_setmetatable(L, NET_MT);
     return u;
 }
@@ -849,8 +855,11 @@ static int net_forward(lua_State *L)
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_DROPOUT);
     const float *out;
     ln_error err;
+    net_ud *u = lua_touserdata(L, 1);
+    u->forward_batch = 0;
     if (ln_net_forward(net, x->data, batch, training, &rng, &out, &err))
         return luaL_error(L, "forward: %s", err.msg);
+    u->forward_batch = batch;
     ln_shape os = ln_net_output_shape(net);
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
@@ -871,12 +880,17 @@ static int net_backward(lua_State *L)
     int64_t n = ln_shape_numel(dout->shape);
     if (n % per_out != 0) return luaL_argerror(L, 2, "output gradient does not fit the output shape");
     int batch = (int)(n / per_out);
+    /* The engine goes back through the activations of the last forward pass, so dout
+     * must hold exactly that many samples (more would be ignored, fewer read past it). */
+    int forward_batch = ((net_ud *)lua_touserdata(L, 1))->forward_batch;
+    if (forward_batch == 0) return luaL_error(L, "backward: call net:forward first");
+    if (batch != forward_batch)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "output gradient holds %d samples, the last "
+                                                      "forward pass had %d", batch, forward_batch));
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < in.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = in.dim[i];
     ln_tensor *dx = push_tensor(L, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
     ln_error err;
-    if (batch != ln_net_reserved_batch(net) && batch < 1)
-        return luaL_argerror(L, 2, "output gradient is empty");
     if (ln_net_backward(net, dout->data, dx->data, &err)) return luaL_error(L, "backward: %s", err.msg);
     return 1;
 }
@@ -1032,6 +1046,7 @@ static int net_train(lua_State *L)
     ln_history h;
     ln_error err;
     sigint_guard g;
+    ((net_ud *)lua_touserdata(L, 1))->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
     ln_status st = ln_train(net, data, &cfg, &h, &err);
     sigint_restore(&g);
@@ -1047,10 +1062,10 @@ static int net_evaluate(lua_State *L)
     ln_net *net = check_net(L, 1);
     ln_dataset *data = check_dataset(L, 2);
     int loss = luaL_checkoption(L, 3, "nll", loss_names);
-    int batch = (int)luaL_optinteger(L, 4, 1000);
-    if (batch < 1) return luaL_argerror(L, 4, "batch must be >= 1");
+    int batch = lua_isnoneornil(L, 4) ? 1000 : (int)check_range(L, 4, "batch", 1, 1 << 20);
     double l, acc;
     ln_error err;
+    ((net_ud *)lua_touserdata(L, 1))->forward_batch = 0; /* evaluation overwrites the activations */
     if (ln_evaluate(net, data, (ln_loss_kind)loss, batch, &l, &acc, &err))
         return luaL_error(L, "evaluate: %s", err.msg);
     lua_pushnumber(L, l);
@@ -1449,6 +1464,12 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+static int l_isa(lua_State *L)
+{
+    lua_pushstring(L, ln_kernel_isa());
+    return 1;
+}
+
 static int l_cpu_count(lua_State *L)
 {
     lua_pushinteger(L, ln_cpu_count());
@@ -1499,6 +1520,7 @@ static const luaL_Reg functions[] = {
     {"idx_read", l_idx_read},
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},
+    {"isa", l_isa},
     {"alloc_fail_after", l_alloc_fail_after},
     {NULL, NULL},
 };

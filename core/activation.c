@@ -1,10 +1,32 @@
 /* activation.c - elementwise ReLU, Tanh, Sigmoid; any shape in, same shape out.
- * Backward uses the saved output y (as PyTorch does for all three). */
-#include "layer.h"
+ * Backward uses the saved output y (as PyTorch does for all three). ReLU runs a
+ * vectorised kernel (core/simd_impl.h); the reference twins are the scalar loops. */
+#include "simd.h"
 
 #include <math.h>
 
 void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    if (l->spec.kind == LN_RELU) {
+        ln_simd()->relu_fwd((int64_t)ctx->batch * l->in_n, x, y);
+        return;
+    }
+    activation_forward_reference(l, x, y, ctx);
+}
+
+void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+                         const ln_ctx *ctx)
+{
+    if (l->spec.kind == LN_RELU) {
+        ln_simd()->relu_bwd((int64_t)ctx->batch * l->in_n, y, dy, dx);
+        return;
+    }
+    activation_backward_reference(l, y, dy, dx, ctx);
+}
+
+/* ---- reference twins ---- */
+
+void activation_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     switch (l->spec.kind) {
@@ -23,8 +45,8 @@ void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ct
     }
 }
 
-void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
-                         const ln_ctx *ctx)
+void activation_backward_reference(const ln_layer *l, const float *y, const float *dy, float *dx,
+                                   const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     switch (l->spec.kind) {

@@ -4,12 +4,10 @@
  *   OH = (H + 2*padding - kernel) / stride + 1 (likewise OW),
  *   weight: OC x C x kernel x kernel, bias: OC.
  *
- * Fast path: per sample, unfold the input into columns (im2col, CK = C*k*k rows of
- * P = OH*OW) so the convolution is the product weight[OC x CK] * col[CK x P]. The
- * inner loops run along P with unit stride, which the compiler vectorises.
- * The reference twin below computes the same sums directly from the definition.
+ * The fast path is described below; the reference twin at the end computes the same
+ * sums directly from the definition.
  */
-#include "layer.h"
+#include "simd.h"
 
 #include <string.h>
 
@@ -35,107 +33,79 @@ static conv_dims dims_of(const ln_layer *l)
     return d;
 }
 
-/* col[(c*k + ki)*k + kj][oy*OW + ox] = x[c][oy*stride - pad + ki][ox*stride - pad + kj] */
-static void im2col(const conv_dims *d, const float *restrict x, float *restrict col)
+/* Fast path (core/simd.c, simd_impl.h):
+ *  forward   per sample, unfold x into rows (see simd.h: shifted copies for stride 1,
+ *            im2col otherwise), then y = W * rows + bias with a register-tiled kernel;
+ *  backward  weight and bias gradients as dot products along p: the rows of a chunk of
+ *            samples are unfolded, then register tiles of lane partials sweep over the
+ *            chunk; the partials are summed across lanes once, after the last chunk.
+ *            The input gradient (skipped when dx == NULL, as for the first layer) is
+ *            drows = W^T * dy per sample, folded back onto the input (the adjoint of
+ *            the unfolding).
+ * Every sum runs in an order fixed by the shapes and the batch size. */
+
+typedef struct {
+    float *rows, *drows, *dypad, *part;
+    int64_t unf;
+} conv_ws;
+
+static conv_ws workspace_of(const ln_conv_geom *g, float *ws)
 {
-    for (int c = 0; c < d->c; c++)
-        for (int ki = 0; ki < d->k; ki++)
-            for (int kj = 0; kj < d->k; kj++) {
-                float *row = col + ((int64_t)(c * d->k + ki) * d->k + kj) * d->p;
-                for (int oy = 0; oy < d->oh; oy++) {
-                    int iy = oy * d->stride - d->pad + ki;
-                    float *out = row + (int64_t)oy * d->ow;
-                    if (iy < 0 || iy >= d->h) {
-                        memset(out, 0, sizeof(float) * (size_t)d->ow);
-                        continue;
-                    }
-                    const float *in = x + ((int64_t)c * d->h + iy) * d->w;
-                    for (int ox = 0; ox < d->ow; ox++) {
-                        int ix = ox * d->stride - d->pad + kj;
-                        out[ox] = (ix >= 0 && ix < d->w) ? in[ix] : 0.0f;
-                    }
-                }
-            }
+    conv_ws w;
+    w.unf = g->unf_n + LN_SIMD_SLACK;
+    const int64_t pp = (g->p + LN_SIMD_MAX_LANES - 1) / LN_SIMD_MAX_LANES * LN_SIMD_MAX_LANES;
+    w.rows = ws;
+    w.drows = w.rows + ln_conv_chunk(g) * w.unf;
+    w.dypad = w.drows + w.unf;
+    w.part = w.dypad + (int64_t)g->oc * pp;
+    return w;
 }
 
-/* The adjoint of im2col: adds every column entry back onto the pixel it came from. */
-static void col2im_add(const conv_dims *d, const float *restrict col, float *restrict x)
-{
-    for (int c = 0; c < d->c; c++)
-        for (int ki = 0; ki < d->k; ki++)
-            for (int kj = 0; kj < d->k; kj++) {
-                const float *row = col + ((int64_t)(c * d->k + ki) * d->k + kj) * d->p;
-                for (int oy = 0; oy < d->oh; oy++) {
-                    int iy = oy * d->stride - d->pad + ki;
-                    if (iy < 0 || iy >= d->h) continue;
-                    const float *in = row + (int64_t)oy * d->ow;
-                    float *out = x + ((int64_t)c * d->h + iy) * d->w;
-                    for (int ox = 0; ox < d->ow; ox++) {
-                        int ix = ox * d->stride - d->pad + kj;
-                        if (ix >= 0 && ix < d->w) out[ix] += in[ox];
-                    }
-                }
-            }
-}
+int64_t conv2d_workspace(const ln_layer *l) { return ln_conv_workspace(l); }
 
 void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    conv_dims d = dims_of(l);
-    float *col = ctx->workspace;
+    ln_conv_geom g;
+    ln_conv_geom_of(l, &g);
+    const ln_simd_kernels *K = ln_simd();
+    conv_ws ws = workspace_of(&g, ctx->workspace);
     for (int n = 0; n < ctx->batch; n++) {
-        im2col(&d, x + (int64_t)n * l->in_n, col);
-        float *ys = y + (int64_t)n * l->out_n;
-        for (int o = 0; o < d.oc; o++) {
-            float *restrict yrow = ys + (int64_t)o * d.p;
-            const float *wrow = l->weight + (int64_t)o * d.ck;
-            float b = l->bias ? l->bias[o] : 0.0f;
-            for (int64_t p = 0; p < d.p; p++) yrow[p] = b;
-            for (int64_t k = 0; k < d.ck; k++) {
-                const float wk = wrow[k];
-                const float *restrict crow = col + k * d.p;
-                for (int64_t p = 0; p < d.p; p++) yrow[p] += wk * crow[p];
-            }
-        }
+        K->conv_unfold(&g, x + (int64_t)n * l->in_n, ws.rows);
+        K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n);
     }
 }
 
 void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)
 {
-    conv_dims d = dims_of(l);
-    float *col = ctx->workspace;
-    float *dcol = ctx->workspace + d.ck * d.p;
+    ln_conv_geom g;
+    ln_conv_geom_of(l, &g);
+    const ln_simd_kernels *K = ln_simd();
+    conv_ws ws = workspace_of(&g, ctx->workspace);
+    const int lanes = K->lanes, chunk = ln_conv_chunk(&g);
+    float *part = ws.part, *bpart = ws.part + g.oc * g.ck * lanes;
+    for (int n0 = 0; n0 < ctx->batch; n0 += chunk) {
+        const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
+        for (int s = 0; s < ns; s++)
+            K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
+        K->conv_dw(&g, ns, dy + (int64_t)n0 * l->out_n, l->out_n, ws.rows, ws.unf, part,
+                   l->dbias ? bpart : NULL, n0 == 0);
+    }
+    K->reduce_lanes(g.oc * g.ck, part, l->dweight);
+    if (l->dbias) K->reduce_lanes(g.oc, bpart, l->dbias);
+    if (!dx) return;
+    const int64_t pp = (g.p + lanes - 1) / lanes * lanes;
     for (int n = 0; n < ctx->batch; n++) {
-        const float *dys = dy + (int64_t)n * l->out_n;
-        im2col(&d, x + (int64_t)n * l->in_n, col);
-        for (int o = 0; o < d.oc; o++) {
-            const float *restrict drow = dys + (int64_t)o * d.p;
-            if (l->dbias) {
-                float s = 0.0f;
-                for (int64_t p = 0; p < d.p; p++) s += drow[p];
-                l->dbias[o] += s;
+        const float *d = dy + (int64_t)n * l->out_n;
+        if (pp != g.p) { /* rows of dy zero-padded to whole vectors */
+            for (int o = 0; o < g.oc; o++) {
+                memcpy(ws.dypad + o * pp, d + o * g.p, sizeof(float) * (size_t)g.p);
+                memset(ws.dypad + o * pp + g.p, 0, sizeof(float) * (size_t)(pp - g.p));
             }
-            float *restrict dw = l->dweight + (int64_t)o * d.ck;
-            for (int64_t k = 0; k < d.ck; k++) {
-                const float *restrict crow = col + k * d.p;
-                float s = 0.0f;
-                for (int64_t p = 0; p < d.p; p++) s += drow[p] * crow[p];
-                dw[k] += s;
-            }
+            d = ws.dypad;
         }
-        if (!dx) continue;
-        memset(dcol, 0, sizeof(float) * (size_t)(d.ck * d.p));
-        for (int o = 0; o < d.oc; o++) {
-            const float *restrict drow = dys + (int64_t)o * d.p;
-            const float *wrow = l->weight + (int64_t)o * d.ck;
-            for (int64_t k = 0; k < d.ck; k++) {
-                const float wk = wrow[k];
-                float *restrict crow = dcol + k * d.p;
-                for (int64_t p = 0; p < d.p; p++) crow[p] += wk * drow[p];
-            }
-        }
-        float *dxs = dx + (int64_t)n * l->in_n;
-        memset(dxs, 0, sizeof(float) * (size_t)l->in_n);
-        col2im_add(&d, dcol, dxs);
+        memset(ws.drows, 0, sizeof(float) * (size_t)g.unf_n);
+        K->conv_dx(&g, l->weight, d, pp, ws.drows);
+        K->conv_fold(&g, ws.drows, dx + (int64_t)n * l->in_n);
     }
 }
 
@@ -168,30 +138,58 @@ void conv2d_forward_reference(const ln_layer *l, const float *x, float *y, const
     }
 }
 
+/* Each gradient element is one double sum over everything that touches it:
+ *   dW[o][c][ki][kj] = sum_{n, oy, ox} dy[n][o][oy][ox] * x[n][c][oy*s - pad + ki][ox*s - pad + kj]
+ *   dbias[o]         = sum_{n, oy, ox} dy[n][o][oy][ox]
+ *   dx[n][c][iy][ix] = sum_{o, ki, kj} dy[n][o][oy][ox] * W[o][c][ki][kj]
+ *                      over the (oy, ox) with oy*s - pad + ki = iy, ox*s - pad + kj = ix. */
 void conv2d_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
                                const ln_ctx *ctx)
 {
     conv_dims d = dims_of(l);
-    if (dx) memset(dx, 0, sizeof(float) * (size_t)(l->in_n * ctx->batch));
+    for (int o = 0; o < d.oc; o++) {
+        const float *dyo = dy + (int64_t)o * d.p;
+        if (l->dbias) {
+            double s = 0.0;
+            for (int n = 0; n < ctx->batch; n++)
+                for (int64_t q = 0; q < d.p; q++) s += dyo[(int64_t)n * l->out_n + q];
+            l->dbias[o] += (float)s;
+        }
+        for (int c = 0; c < d.c; c++)
+            for (int ki = 0; ki < d.k; ki++)
+                for (int kj = 0; kj < d.k; kj++) {
+                    double s = 0.0;
+                    for (int n = 0; n < ctx->batch; n++) {
+                        const float *xs = x + (int64_t)n * l->in_n;
+                        const float *g = dyo + (int64_t)n * l->out_n;
+                        for (int oy = 0; oy < d.oh; oy++)
+                            for (int ox = 0; ox < d.ow; ox++)
+                                s += (double)g[oy * d.ow + ox] *
+                                     input_at(&d, xs, c, oy * d.stride - d.pad + ki,
+                                              ox * d.stride - d.pad + kj);
+                    }
+                    l->dweight[((int64_t)(o * d.c + c) * d.k + ki) * d.k + kj] += (float)s;
+                }
+    }
+    if (!dx) return;
     for (int n = 0; n < ctx->batch; n++) {
-        const float *xs = x + (int64_t)n * l->in_n;
         const float *dys = dy + (int64_t)n * l->out_n;
-        float *dxs = dx ? dx + (int64_t)n * l->in_n : NULL;
-        for (int o = 0; o < d.oc; o++)
-            for (int oy = 0; oy < d.oh; oy++)
-                for (int ox = 0; ox < d.ow; ox++) {
-                    float g = dys[((int64_t)o * d.oh + oy) * d.ow + ox];
-                    if (l->dbias) l->dbias[o] += g;
-                    for (int c = 0; c < d.c; c++)
+        float *dxs = dx + (int64_t)n * l->in_n;
+        for (int c = 0; c < d.c; c++)
+            for (int iy = 0; iy < d.h; iy++)
+                for (int ix = 0; ix < d.w; ix++) {
+                    double s = 0.0;
+                    for (int o = 0; o < d.oc; o++)
                         for (int ki = 0; ki < d.k; ki++)
                             for (int kj = 0; kj < d.k; kj++) {
-                                int iy = oy * d.stride - d.pad + ki;
-                                int ix = ox * d.stride - d.pad + kj;
-                                int64_t wi = ((int64_t)(o * d.c + c) * d.k + ki) * d.k + kj;
-                                l->dweight[wi] += g * input_at(&d, xs, c, iy, ix);
-                                if (dxs && iy >= 0 && iy < d.h && ix >= 0 && ix < d.w)
-                                    dxs[((int64_t)c * d.h + iy) * d.w + ix] += g * l->weight[wi];
+                                const int ty = iy + d.pad - ki, tx = ix + d.pad - kj;
+                                if (ty < 0 || tx < 0 || ty % d.stride || tx % d.stride) continue;
+                                const int oy = ty / d.stride, ox = tx / d.stride;
+                                if (oy >= d.oh || ox >= d.ow) continue;
+                                s += (double)dys[((int64_t)o * d.oh + oy) * d.ow + ox] *
+                                     l->weight[((int64_t)(o * d.c + c) * d.k + ki) * d.k + kj];
                             }
+                    dxs[((int64_t)c * d.h + iy) * d.w + ix] = (float)s;
                 }
     }
 }

@@ -258,7 +258,9 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
         const unsigned char *t = in + in_size - 4;
         size_t hint = (size_t)t[0] | ((size_t)t[1] << 8) | ((size_t)t[2] << 16) |
                       ((size_t)t[3] << 24);
-        if (hint > 0 && hint <= LN_IDX_MAX_BYTES) cap = hint + 1;
+        /* deflate expands at most 1032:1, so a larger claim is a lie: ignore it rather
+         * than allocate up to the limit for a few hostile bytes */
+        if (hint > 0 && hint <= LN_IDX_MAX_BYTES && hint / 1032 <= in_size) cap = hint + 1;
     }
     if (cap > LN_IDX_MAX_BYTES + 1) cap = LN_IDX_MAX_BYTES + 1;
 

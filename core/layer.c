@@ -97,6 +97,33 @@ static ln_status spec_error(ln_error *err, const ln_layer *l, int index, const c
                    what);
 }
 
+/* Sizes far beyond any net: products are checked against this before they are
+ * formed, so a hostile spec (a model file, a REPL typo) cannot overflow int64. */
+#define SIZE_LIMIT ((int64_t)1 << 62)
+
+/* *out = a * b for a, b >= 0; 0 if the product exceeds SIZE_LIMIT. */
+static int mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+    if (a < 0 || b < 0 || (a != 0 && b > SIZE_LIMIT / a)) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* Elements of a shape, or -1 when they exceed SIZE_LIMIT. */
+static int64_t checked_numel(ln_shape s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s.ndim; i++)
+        if (!mul_ok(n, s.dim[i], &n)) return -1;
+    return n;
+}
+
+static ln_status too_large(ln_error *err, const ln_layer *l, int index, const char *what)
+{
+    return ln_fail(err, LN_ENOMEM, "layer %d (%s): %s is too large", index,
+                   ln_layer_kind_name(l->spec.kind), what);
+}
+
 /* Output side of a window sliding over `size` cells; < 1 when the window does not fit. */
 static int64_t window_out(int64_t size, int kernel, int stride, int padding)
 {
@@ -130,8 +157,9 @@ ln_status ln_layer_setup(ln_layer *l, int index, ln_error *err)
 {
     const ln_layer_spec *s = &l->spec;
     char buf[SHAPE_BUF + 64];
-    l->in_n = ln_shape_numel(l->in);
+    l->in_n = checked_numel(l->in);
     l->weight_n = l->bias_n = 0;
+    if (l->in_n < 0) return too_large(err, l, index, "the input");
     l->out = l->in;
     switch (s->kind) {
     case LN_CONV2D: {
@@ -144,7 +172,9 @@ ln_status ln_layer_setup(ln_layer *l, int index, ln_error *err)
         }
         ln_status st = setup_window(l, index, s->out_channels, err);
         if (st) return st;
-        l->weight_n = (int64_t)s->out_channels * s->in_channels * s->kernel * s->kernel;
+        if (!mul_ok((int64_t)s->out_channels * s->in_channels, (int64_t)s->kernel * s->kernel,
+                    &l->weight_n))
+            return too_large(err, l, index, "the weight");
         l->bias_n = s->bias ? s->out_channels : 0;
         break;
     }
@@ -204,16 +234,15 @@ ln_status ln_layer_setup(ln_layer *l, int index, ln_error *err)
     default:
         return ln_fail(err, LN_EINVAL, "layer %d: unknown layer kind %d", index, (int)s->kind);
     }
-    l->out_n = ln_shape_numel(l->out);
+    l->out_n = checked_numel(l->out);
+    if (l->out_n < 0) return too_large(err, l, index, "the output");
     return LN_OK;
 }
 
 int64_t ln_layer_workspace(const ln_layer *l)
 {
     if (l->spec.kind != LN_CONV2D) return 0;
-    int64_t ck = (int64_t)l->spec.in_channels * l->spec.kernel * l->spec.kernel;
-    int64_t p = l->out.dim[1] * l->out.dim[2];
-    return 2 * ck * p; /* columns and their gradient */
+    return conv2d_workspace(l);
 }
 
 int64_t ln_layer_mask_per_sample(const ln_layer *l)
@@ -283,12 +312,27 @@ void ln_layer_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
         else
             conv2d_forward(l, x, y, ctx);
         break;
-    case LN_LINEAR: linear_forward(l, x, y, ctx); break;
-    case LN_MAXPOOL2D: maxpool2d_forward(l, x, y, ctx); break;
+    case LN_LINEAR:
+        if (ctx->reference)
+            linear_forward_reference(l, x, y, ctx);
+        else
+            linear_forward(l, x, y, ctx);
+        break;
+    case LN_MAXPOOL2D:
+        if (ctx->reference)
+            maxpool2d_forward_reference(l, x, y, ctx);
+        else
+            maxpool2d_forward(l, x, y, ctx);
+        break;
     case LN_AVGPOOL2D: avgpool2d_forward(l, x, y, ctx); break;
     case LN_RELU:
     case LN_TANH:
-    case LN_SIGMOID: activation_forward(l, x, y, ctx); break;
+    case LN_SIGMOID:
+        if (ctx->reference)
+            activation_forward_reference(l, x, y, ctx);
+        else
+            activation_forward(l, x, y, ctx);
+        break;
     case LN_DROPOUT:
     case LN_DROPOUT2D: dropout_forward(l, x, y, ctx); break;
     case LN_FLATTEN:
@@ -311,17 +355,32 @@ void ln_layer_backward(ln_layer *l, const float *x, const float *y, const float 
         else
             conv2d_backward(l, x, dy, dx, ctx);
         break;
-    case LN_LINEAR: linear_backward(l, x, dy, dx, ctx); break;
+    case LN_LINEAR:
+        if (ctx->reference)
+            linear_backward_reference(l, x, dy, dx, ctx);
+        else
+            linear_backward(l, x, dy, dx, ctx);
+        break;
     case LN_BATCHNORM2D:
     case LN_BATCHNORM1D: batchnorm_backward(l, x, dy, dx, ctx); break;
     default:
         if (!dx) break; /* the rest only pass gradients on */
         switch (l->spec.kind) {
-        case LN_MAXPOOL2D: maxpool2d_backward(l, dy, dx, ctx); break;
+        case LN_MAXPOOL2D:
+            if (ctx->reference)
+                maxpool2d_backward_reference(l, dy, dx, ctx);
+            else
+                maxpool2d_backward(l, dy, dx, ctx);
+            break;
         case LN_AVGPOOL2D: avgpool2d_backward(l, dy, dx, ctx); break;
         case LN_RELU:
         case LN_TANH:
-        case LN_SIGMOID: activation_backward(l, y, dy, dx, ctx); break;
+        case LN_SIGMOID:
+            if (ctx->reference)
+                activation_backward_reference(l, y, dy, dx, ctx);
+            else
+                activation_backward(l, y, dy, dx, ctx);
+            break;
         case LN_DROPOUT:
         case LN_DROPOUT2D: dropout_backward(l, dy, dx, ctx); break;
         case LN_FLATTEN:

@@ -57,18 +57,27 @@ void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, co
 void conv2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void conv2d_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
                                const ln_ctx *ctx);
+int64_t conv2d_workspace(const ln_layer *l); /* floats of scratch the fast kernels need */
 
 void linear_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void linear_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
+void linear_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void linear_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
+                               const ln_ctx *ctx);
 
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 
 void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx);
+void activation_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void activation_backward_reference(const ln_layer *l, const float *y, const float *dy, float *dx,
+                                   const ln_ctx *ctx);
 
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);

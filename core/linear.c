@@ -1,45 +1,61 @@
 /* linear.c - fully connected layer, y = x W^T + b (PyTorch's nn.Linear).
  *
  * Shapes: x: batch x I -> y: batch x O; weight: O x I, bias: O.
+ *
+ * The fast kernels (core/simd_impl.h) work on the whole batch: forward as dot
+ * products over I in vector lanes, weight gradient dW += dy^T x and input gradient
+ * dx = dy W as register-tiled products along I. The reference twins below are the
+ * definition, loop by loop, with double accumulators.
  */
-#include "layer.h"
+#include "simd.h"
 
 #include <string.h>
 
 void linear_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    const int64_t in = l->in_n, out = l->out_n;
-    for (int n = 0; n < ctx->batch; n++) {
-        const float *restrict xs = x + n * in;
-        float *ys = y + n * out;
-        for (int64_t o = 0; o < out; o++) {
-            const float *restrict w = l->weight + o * in;
-            float s = 0.0f;
-            for (int64_t i = 0; i < in; i++) s += w[i] * xs[i];
-            ys[o] = s + (l->bias ? l->bias[o] : 0.0f);
-        }
-    }
+    ln_simd()->linear_fwd(ctx->batch, (int)l->in_n, (int)l->out_n, x, l->weight, l->bias, y);
 }
 
 void linear_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)
 {
+    ln_simd()->linear_bwd(ctx->batch, (int)l->in_n, (int)l->out_n, x, l->weight, dy, l->dweight,
+                          l->dbias, dx);
+}
+
+/* ---- reference twins ---- */
+
+void linear_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
     const int64_t in = l->in_n, out = l->out_n;
-    for (int n = 0; n < ctx->batch; n++) {
-        const float *restrict xs = x + n * in;
-        const float *dys = dy + n * out;
+    for (int n = 0; n < ctx->batch; n++)
         for (int64_t o = 0; o < out; o++) {
-            const float g = dys[o];
-            if (l->dbias) l->dbias[o] += g;
-            float *restrict dw = l->dweight + o * in;
-            for (int64_t i = 0; i < in; i++) dw[i] += g * xs[i];
+            double s = l->bias ? l->bias[o] : 0.0;
+            for (int64_t i = 0; i < in; i++) s += (double)l->weight[o * in + i] * x[n * in + i];
+            y[n * out + o] = (float)s;
         }
-        if (!dx) continue;
-        float *restrict dxs = dx + n * in;
-        memset(dxs, 0, sizeof(float) * (size_t)in);
-        for (int64_t o = 0; o < out; o++) {
-            const float g = dys[o];
-            const float *restrict w = l->weight + o * in;
-            for (int64_t i = 0; i < in; i++) dxs[i] += g * w[i];
+}
+
+void linear_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
+                               const ln_ctx *ctx)
+{
+    const int64_t in = l->in_n, out = l->out_n;
+    for (int64_t o = 0; o < out; o++) {
+        if (l->dbias) {
+            double s = 0.0;
+            for (int n = 0; n < ctx->batch; n++) s += dy[n * out + o];
+            l->dbias[o] += (float)s;
+        }
+        for (int64_t i = 0; i < in; i++) {
+            double s = 0.0;
+            for (int n = 0; n < ctx->batch; n++) s += (double)dy[n * out + o] * x[n * in + i];
+            l->dweight[o * in + i] += (float)s;
         }
     }
+    if (!dx) return;
+    for (int n = 0; n < ctx->batch; n++)
+        for (int64_t i = 0; i < in; i++) {
+            double s = 0.0;
+            for (int64_t o = 0; o < out; o++) s += (double)dy[n * out + o] * l->weight[o * in + i];
+            dx[n * in + i] = (float)s;
+        }
 }

@@ -23,7 +23,7 @@ extern "C" {
 
 #define LUNET_VERSION "0.1.0"
 /* Model files and result caches are keyed by this; bump when results change. */
-#define LUNET_ENGINE_REVISION 1
+#define LUNET_ENGINE_REVISION 2
 
 /* ---------------------------------------------------------------- status */
 
@@ -393,6 +393,10 @@ typedef struct {
 ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err);
 void ln_run_result_release(ln_run_result *r); /* idempotent */
 int ln_cpu_count(void);
+/* The instruction set the fast kernels use here ("avx512", "avx2", "generic"; the
+ * environment variable LUNET_ISA can lower it). Results are bit-identical for any
+ * thread count, but the last digits depend on this, so result caches record it. */
+const char *ln_kernel_isa(void);
 
 /* ------------------------------------------------------------ model files */
 

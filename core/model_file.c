@@ -12,10 +12,11 @@
  * Saving writes a temporary file beside the target, fsyncs it and renames it over the
  * target, so a crash leaves either the old file or the new one, never half of one.
  */
-#include "lunet.h"
+#include "layer.h" /* shape inference (ln_layer_setup) to check a file before allocating */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +103,22 @@ static ln_status write_all(int fd, const unsigned char *p, size_t n)
     return LN_OK;
 }
 
+/* CRC-32 of any number of bytes (zlib counts in uInt). */
+static uint32_t crc_of(const unsigned char *p, size_t n)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
 ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
 {
+    if (!net || !path) return ln_fail(err, LN_EINVAL, "save: %s is NULL", net ? "path" : "net");
     writer w = {NULL, 0, 0};
     serialise(net, &w);
     size_t total = w.used + 4;
@@ -112,18 +127,25 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
     w.cap = total;
     w.used = 0;
     serialise(net, &w);
-    put_u32(&w, (uint32_t)crc32(0L, w.p, (uInt)(w.used)));
+    put_u32(&w, crc_of(w.p, w.used));
 
     size_t plen = strlen(path);
-    char *tmp = ln_alloc(plen + 16);
+    char *tmp = ln_alloc(plen + 48);
     if (!tmp) {
         ln_dealloc(w.p);
         return ln_fail(err, LN_ENOMEM, "%s: out of memory", path);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", 12);
+    /* A fresh temporary name beside the target. Not mkstemp: its files are 0600, and a
+     * model file should get the usual permissions (0666 minus the umask). */
+    static atomic_uint serial;
     ln_status st = LN_OK;
-    int fd = mkstemp(tmp);
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        snprintf(tmp, plen + 48, "%s.tmp-%ld-%u", path, (long)getpid(),
+                 atomic_fetch_add(&serial, 1u));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) {
         st = ln_fail(err, LN_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
     } else {
@@ -181,10 +203,37 @@ static int get_f32(reader *r, float *f)
     return 1;
 }
 
+/* Shape inference over the layer list without allocating anything: the parameter and
+ * buffer counts the layers need, so a file can be checked against them before the
+ * net (whose size follows from the layers, not from the file) is allocated. */
+static ln_status dry_run(const ln_layer_spec *specs, uint32_t count, ln_shape input,
+                         int64_t *params, int64_t *buffers, ln_error *err)
+{
+    *params = *buffers = 0;
+    ln_shape shape = input;
+    for (uint32_t i = 0; i < count; i++) {
+        ln_layer l;
+        memset(&l, 0, sizeof l);
+        l.spec = specs[i];
+        l.in = shape;
+        ln_status st = ln_layer_setup(&l, (int)i + 1, err);
+        if (st) return st;
+        *params += l.weight_n + l.bias_n; /* each below 2^62 (layer setup), count <= 10000 */
+        *buffers += ln_layer_buffer_count(&l);
+        if (*params > ((int64_t)1 << 40) || *buffers > ((int64_t)1 << 40))
+            return ln_fail(err, LN_ENOMEM, "%u layers hold more than 2^40 parameters", i + 1);
+        shape = l.out;
+    }
+    return LN_OK;
+}
+
 ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char *name,
                             ln_net **out, ln_error *err)
 {
+    if (!name) name = "<memory>";
+    if (!out) return ln_fail(err, LN_EINVAL, "%s: output is NULL", name);
     *out = NULL;
+    if (!bytes && size > 0) return ln_fail(err, LN_EINVAL, "%s: bytes is NULL", name);
     if (size < 8 + 4 || memcmp(bytes, MAGIC, 8) != 0)
         return ln_fail(err, LN_EFORMAT, "%s: not a lunet model file (bad magic)", name);
     reader r = {bytes + 8, size - 8};
@@ -196,7 +245,7 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
     if (size < 8 + 4 + 4) return ln_fail(err, LN_EFORMAT, "%s: truncated header", name);
     uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
                           (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
-    if ((uint32_t)crc32(0L, bytes, (uInt)(size - 4)) != stored_crc)
+    if (crc_of(bytes, size - 4) != stored_crc)
         return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the file is corrupt or truncated)",
                        name);
     r.left -= 4; /* the CRC is not part of the body */
@@ -245,30 +294,42 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
         get_f32(&r, &s->eps);
         get_f32(&r, &s->momentum);
     }
-    ln_net *net = NULL;
+    /* The parameter block must be in the file before anything its size depends on is
+     * allocated: a few bytes declaring a huge layer are refused here, not by malloc. */
+    uint64_t np, nb;
+    ln_shape input = ln_shape_make((int)ndim, in_dims);
+    int64_t need_p = 0, need_b = 0;
     ln_error inner;
-    ln_status st = ln_net_create(&net, specs, (int)count, ln_shape_make((int)ndim, in_dims), NULL,
-                                 &inner);
+    ln_status st = dry_run(specs, count, input, &need_p, &need_b, &inner);
+    if (st) {
+        ln_dealloc(specs);
+        return ln_fail(err, LN_EFORMAT, "%s: invalid net: %s", name, inner.msg);
+    }
+    if (!get_u64(&r, &np) || !get_u64(&r, &nb)) {
+        ln_dealloc(specs);
+        return ln_fail(err, LN_EFORMAT, "%s: truncated parameter header", name);
+    }
+    if (np != (uint64_t)need_p || nb != (uint64_t)need_b) {
+        ln_dealloc(specs);
+        return ln_fail(err, LN_EFORMAT,
+                       "%s: holds %llu parameters and %llu buffers, the layers need %lld and %lld",
+                       name, (unsigned long long)np, (unsigned long long)nb, (long long)need_p,
+                       (long long)need_b);
+    }
+    if (r.left / 4 < np + nb || r.left != (np + nb) * 4) { /* np + nb <= 2^41: no overflow */
+        ln_dealloc(specs);
+        return ln_fail(err, LN_EFORMAT, "%s: expected %llu bytes of parameters, found %zu", name,
+                       (unsigned long long)((np + nb) * 4), r.left);
+    }
+    ln_net *net = NULL;
+    st = ln_net_create(&net, specs, (int)count, input, NULL, &inner);
     ln_dealloc(specs);
     if (st)
         return ln_fail(err, st == LN_ENOMEM ? LN_ENOMEM : LN_EFORMAT, "%s: invalid net: %s", name,
                        inner.msg);
-    uint64_t np, nb;
-    if (!get_u64(&r, &np) || !get_u64(&r, &nb)) {
-        ln_net_free(net);
-        return ln_fail(err, LN_EFORMAT, "%s: truncated parameter header", name);
-    }
     if (np != (uint64_t)ln_net_param_count(net) || nb != (uint64_t)ln_net_buffer_count(net)) {
-        ln_net_free(net);
-        return ln_fail(err, LN_EFORMAT,
-                       "%s: holds %llu parameters and %llu buffers, the layers need %lld and %lld",
-                       name, (unsigned long long)np, (unsigned long long)nb,
-                       (long long)ln_net_param_count(net), (long long)ln_net_buffer_count(net));
-    }
-    if (r.left != (np + nb) * 4) {
-        ln_net_free(net);
-        return ln_fail(err, LN_EFORMAT, "%s: expected %llu bytes of parameters, found %zu", name,
-                       (unsigned long long)((np + nb) * 4), r.left);
+        ln_net_free(net); /* cannot happen: dry_run is the same shape inference */
+        return ln_fail(err, LN_EFORMAT, "%s: parameter counts disagree with the layers", name);
     }
     float *params = ln_net_params(net), *buffers = ln_net_buffers(net);
     for (uint64_t i = 0; i < np; i++) get_f32(&r, &params[i]);
@@ -279,7 +340,9 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
 
 ln_status ln_net_load(const char *path, ln_net **out, ln_error *err)
 {
+    if (!out) return ln_fail(err, LN_EINVAL, "load: output is NULL");
     *out = NULL;
+    if (!path) return ln_fail(err, LN_EINVAL, "load: path is NULL");
     FILE *f = fopen(path, "rb");
     if (!f) return ln_fail(err, LN_EIO, "%s: cannot open: %s", path, strerror(errno));
     ln_status st = LN_OK;

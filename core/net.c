@@ -34,6 +34,9 @@ struct ln_net {
     int reference;
 };
 
+/* Most floats (or int32s) of activation memory one net may reserve: 2^32, 16 GiB. */
+#define LN_ACTIVATION_LIMIT ((int64_t)1 << 32)
+
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* Points every layer's views into the net's blocks. */
@@ -72,7 +75,7 @@ static void release_activations(ln_net *net)
     net->grad_a = net->grad_b = NULL;
     net->reserved = 0;
     net->last_batch = 0;
-    for (int i = 0; i < net->count; i++) {
+    for (int i = 0; net->layers && i < net->count; i++) { /* no layers: a failed create */
         net->layers[i].mask = NULL;
         net->layers[i].argmax = NULL;
     }
@@ -98,6 +101,7 @@ static float *floats(int64_t n) { return ln_alloc_zeroed((size_t)(n > 0 ? n : 1)
 ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln_shape input,
                         ln_rng *rng, ln_error *err)
 {
+    if (!out) return ln_fail(err, LN_EINVAL, "net: output is NULL");
     *out = NULL;
     if (count < 1 || !layers) return ln_fail(err, LN_EINVAL, "net: needs at least one layer");
     if (input.ndim < 1 || input.ndim > 3)
@@ -105,6 +109,9 @@ ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln
     for (int i = 0; i < input.ndim; i++)
         if (input.dim[i] < 1 || input.dim[i] > (1 << 24))
             return ln_fail(err, LN_EINVAL, "net: input dimension %d must be in [1, 2^24]", i + 1);
+    /* each dimension is below 2^25, so the product of three fits in int64 */
+    if (ln_shape_numel(input) > ((int64_t)1 << 31))
+        return ln_fail(err, LN_ENOMEM, "net: inputs of more than 2^31 elements per sample are too large");
 
     ln_net *net = ln_alloc_zeroed(1, sizeof *net);
     if (!net) return ln_fail(err, LN_ENOMEM, "net: out of memory");
@@ -128,15 +135,22 @@ ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln
             return st;
         }
         /* Keep sizes far from overflow: 2^31 elements per sample is beyond any CNN here. */
+        /* (the kind is named from the caller's spec: l dies with the net) */
         if (l->out_n < 1 || l->out_n > ((int64_t)1 << 31) || l->weight_n > ((int64_t)1 << 31)) {
             ln_net_free(net);
             return ln_fail(err, LN_ENOMEM, "layer %d (%s): too large", i + 1,
-                           ln_layer_kind_name(l->spec.kind));
+                           ln_layer_kind_name(layers[i].kind));
         }
         net->param_count += l->weight_n + l->bias_n;
         net->buffer_count += ln_layer_buffer_count(l);
         net->saved_count += ln_layer_saved_count(l);
-        net->workspace_n = max64(net->workspace_n, ln_layer_workspace(l));
+        int64_t ws = ln_layer_workspace(l);
+        if (ws < 0 || ws > ((int64_t)1 << 33)) {
+            ln_net_free(net);
+            return ln_fail(err, LN_ENOMEM, "layer %d (%s): its scratch memory is too large", i + 1,
+                           ln_layer_kind_name(layers[i].kind));
+        }
+        net->workspace_n = max64(net->workspace_n, ws);
         shape = l->out;
     }
     net->params = floats(net->param_count);
@@ -144,9 +158,9 @@ ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln
     net->buffers = floats(net->buffer_count);
     net->saved = floats(net->saved_count);
     if (!net->params || !net->grads || !net->buffers || !net->saved) {
+        const long long params = (long long)net->param_count; /* read before the net dies */
         ln_net_free(net);
-        return ln_fail(err, LN_ENOMEM, "net: out of memory for %lld parameters",
-                       (long long)net->param_count);
+        return ln_fail(err, LN_ENOMEM, "net: out of memory for %lld parameters", params);
     }
     bind_views(net);
     ln_rng fallback;
@@ -161,6 +175,7 @@ ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln
 
 ln_status ln_net_clone(const ln_net *net, ln_net **out, ln_error *err)
 {
+    if (!net) return ln_fail(err, LN_EINVAL, "clone: net is NULL");
     ln_status st = ln_net_create(out, net->specs, net->count, net->input, NULL, err);
     if (st) return st;
     memcpy((*out)->params, net->params, sizeof(float) * (size_t)net->param_count);
@@ -281,19 +296,32 @@ ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err)
     if (max_batch < 1) return ln_fail(err, LN_EINVAL, "batch must be >= 1 (got %d)", max_batch);
     if (max_batch == net->reserved) return LN_OK;
     release_activations(net);
+    /* Limit: the activation memory of one net (inputs, outputs, gradients, dropout masks,
+     * pooling indices, scratch) stays below LN_ACTIVATION_LIMIT floats. Per-sample sizes
+     * are below 2^31 each and there are at most 10000 layers, so the per-sample sum
+     * cannot overflow; it is compared with the limit before multiplying by the batch. */
     const int64_t b = max_batch;
-    int64_t act_n = b * ln_shape_numel(net->input), widest = ln_shape_numel(net->input);
-    int64_t mask_n = 0, argmax_n = 0;
+    int64_t per_sample = ln_shape_numel(net->input), widest = ln_shape_numel(net->input);
+    int64_t act_n = 0, mask_n = 0, argmax_n = 0;
+    for (int i = 0; i < net->count; i++) {
+        const ln_layer *l = &net->layers[i];
+        per_sample += l->out_n + ln_layer_mask_per_sample(l) + ln_layer_argmax_per_sample(l);
+        widest = max64(widest, l->out_n);
+    }
+    per_sample += 2 * widest;
+    if (net->workspace_n > LN_ACTIVATION_LIMIT ||
+        per_sample > (LN_ACTIVATION_LIMIT - net->workspace_n) / b)
+        return ln_fail(err, LN_ENOMEM,
+                       "batch %d needs more than %d GiB of activation memory (the limit; "
+                       "use a smaller batch)",
+                       max_batch, (int)(LN_ACTIVATION_LIMIT >> 28));
+    act_n = b * ln_shape_numel(net->input);
     for (int i = 0; i < net->count; i++) {
         const ln_layer *l = &net->layers[i];
         act_n += b * l->out_n;
-        widest = max64(widest, l->out_n);
         mask_n += b * ln_layer_mask_per_sample(l);
         argmax_n += b * ln_layer_argmax_per_sample(l);
     }
-    /* Limits: refuse sizes beyond 2^34 floats (64 GiB) before allocating anything. */
-    if (act_n > ((int64_t)1 << 34) || b * widest > ((int64_t)1 << 33))
-        return ln_fail(err, LN_ENOMEM, "batch %d needs too much activation memory", max_batch);
     net->act = ln_alloc_zeroed((size_t)net->count + 1, sizeof(float *));
     net->act_block = floats(act_n);
     net->grad_block = floats(2 * b * widest);

@@ -79,9 +79,9 @@ ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err)
         return LN_OK;
     }
     if (!(spec->beta1 >= 0.0 && spec->beta1 < 1.0))
-        return ln_fail(err, LN_EINVAL, "%s: beta1 must be in [0, 1) (got %g)", name, spec->beta1);
+        return ln_fail(err, LN_EINVAL, "%s: beta1 (betas[1]) must be in [0, 1) (got %g)", name, spec->beta1);
     if (!(spec->beta2 >= 0.0 && spec->beta2 < 1.0))
-        return ln_fail(err, LN_EINVAL, "%s: beta2 must be in [0, 1) (got %g)", name, spec->beta2);
+        return ln_fail(err, LN_EINVAL, "%s: beta2 (betas[2]) must be in [0, 1) (got %g)", name, spec->beta2);
     if (!(spec->eps > 0.0) || !isfinite(spec->eps))
         return ln_fail(err, LN_EINVAL, "%s: eps must be > 0 and finite (got %g)", name, spec->eps);
     return LN_OK;

@@ -5,11 +5,40 @@
  * NaN win, so a NaN anywhere is never hidden; the chosen input offset is saved for
  * backward.
  */
-#include "layer.h"
+#include "simd.h"
 
 #include <string.h>
 
+/* 2x2 windows with stride 2 (the study's net) go to a vectorised kernel; other windows
+ * to the reference code, which is already as good as a generic loop gets. */
+static int is_2x2(const ln_layer *l)
+{
+    return l->spec.kernel == 2 && l->spec.stride == 2 && l->spec.padding == 0;
+}
+
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    if (!is_2x2(l)) {
+        maxpool2d_forward_reference(l, x, y, ctx);
+        return;
+    }
+    ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
+                            (int)l->in.dim[2], x, y, l->argmax);
+}
+
+void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
+{
+    if (!is_2x2(l)) {
+        maxpool2d_backward_reference(l, dy, dx, ctx);
+        return;
+    }
+    ln_simd()->maxpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
+                            (int)l->in.dim[2], dy, l->argmax, dx);
+}
+
+/* ---- reference twins: any window, scalar ---- */
+
+void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
     const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
@@ -37,7 +66,7 @@ void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
     }
 }
 
-void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
+void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
     const int64_t planes = (int64_t)ctx->batch * l->in.dim[0];
     const int64_t hw = l->in.dim[1] * l->in.dim[2];

@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Most bytes of loss history all the runs of one ln_runs call may keep: 4 GiB. */
+#define LN_RUNS_HISTORY_LIMIT ((double)(1ull << 32))
+
 typedef struct {
     const ln_runs_config *cfg;
     ln_run_result *results;
@@ -134,7 +137,7 @@ static void *worker(void *arg)
     const ln_runs_config *cfg = p->cfg;
     for (;;) {
         if (atomic_load(&p->failed)) break;
-        if (cfg->train.stop && *cfg->train.stop) break;
+        if (cfg->train.stop && __atomic_load_n(cfg->train.stop, __ATOMIC_RELAXED)) break;
         int r = atomic_fetch_add(&p->next_run, 1);
         if (r >= cfg->runs) break;
         if (cfg->only && !cfg->only[r]) continue;
@@ -198,6 +201,24 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
 
     int wanted = 0;
     for (int r = 0; r < cfg->runs; r++) wanted += !cfg->only || cfg->only[r];
+
+    /* Limit: every run keeps its loss history (a double per iteration, a float per
+     * step) until all are done. Refuse up front what could never be held, instead of
+     * failing in the middle (or in the OOM killer) after hours of training. */
+    if (cfg->data->count > 0 && cfg->train.batch > 0) {
+        const double count = (double)cfg->data->count;
+        const double batch = cfg->train.batch < cfg->data->count ? cfg->train.batch : count;
+        const double steps = cfg->train.unit == LN_UNIT_STEP
+                                 ? (double)cfg->train.iterations
+                                 : (double)cfg->train.iterations * ceil(count / batch);
+        const double bytes = (double)wanted * (8.0 * (double)cfg->train.iterations + 4.0 * steps);
+        if (bytes > LN_RUNS_HISTORY_LIMIT)
+            return ln_fail(err, LN_ENOMEM,
+                           "%d runs of %lld iterations (%.0f steps each) would keep %.1f GiB "
+                           "of loss history; the limit is %d GiB (use fewer runs or iterations)",
+                           wanted, (long long)cfg->train.iterations, steps, bytes / (1 << 30),
+                           (int)(LN_RUNS_HISTORY_LIMIT / (1 << 30)));
+    }
     int threads = cfg->threads > 0 ? cfg->threads : ln_cpu_count();
     if (threads > wanted) threads = wanted > 0 ? wanted : 1;
     if (threads > 256) threads = 256;

@@ -40,10 +40,8 @@ typedef struct {
     int hp;          /* padded input height (shifted layout) */
     int shifted;     /* 1: stride-1 shifted layout, 0: im2col layout */
     int64_t ck, p;   /* C*k*k, OH*OW */
-    int64_t ckp;     /* ck rounded up to LN_SIMD_MAX_LANES (transposed columns) */
     int64_t rs1, rs2;
     int64_t unf_n;   /* floats of one sample's unfolded input, without slack */
-    int dw_dot;      /* weight gradient strategy: 1 = dot products over p, 0 = transposed columns */
 } ln_conv_geom;
 
 /* Floats of slack after every unfolded buffer: full-vector loads may run past a row. */
@@ -57,19 +55,25 @@ int64_t ln_conv_workspace(const ln_layer *l);
 typedef struct {
     ln_isa isa;
     int lanes;
+    /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (below) */
+    void (*conv_unfold)(const ln_conv_geom *g, const float *x, float *rows);
+    void (*conv_fold)(const ln_conv_geom *g, const float *drows, float *dx);
     /* conv2d: y (one sample, OC x P) = W * rows + bias */
     void (*conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
                      const float *rows, float *y);
-    /* conv2d: drows += W^T * dy (one sample) */
-    void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, float *drows);
-    /* conv2d weight gradient, dot form: part[(o*ck + k)*lanes + l] += lane partial sums
-     * over p of dy[o][p] * row_k[p]; bpart[o*lanes + l] likewise for the bias */
-    void (*conv_dw_dot)(const ln_conv_geom *g, const float *dy, const float *rows,
-                        float *part, float *bpart);
-    /* conv2d weight gradient, transposed form: dw[o][k] += sum_p dy[o][p] * colt[p][k];
-     * dbias[o] += sum_p dy[o][p] (if dbias) */
-    void (*conv_dw_colt)(const ln_conv_geom *g, const float *dy, const float *colt, float *dw,
-                         float *dbias);
+    /* conv2d: drows += W^T * dy (one sample); dy rows pstride apart, zero-padded to
+     * whole vectors */
+    void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, int64_t pstride,
+                    float *drows);
+    /* conv2d weight gradient of a chunk of ns samples (dy and unfolded rows of sample s
+     * at dy + s*dstride, rows + s*rstride): lane partials
+     * part[(o*ck + k)*lanes + l] += sum over samples and p = v*lanes + l of
+     * dy[o][p] * row_k[p]; bpart[o*lanes + l] likewise for the bias (if bpart).
+     * first != 0: the partials start from zero (= instead of +=) */
+    void (*conv_dw)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride,
+                    const float *rows, int64_t rstride, float *part, float *bpart, int first);
+    /* out[i] += sum of part[i*lanes .. i*lanes + lanes), fixed order */
+    void (*reduce_lanes)(int64_t n, const float *part, float *out);
     /* linear: y = x W^T + b, x: n x in, y: n x out */
     void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b,
                        float *y);
@@ -94,15 +98,13 @@ const ln_simd_kernels *ln_simd_for(ln_isa isa);
 ln_isa ln_simd_force(int isa);
 const char *ln_isa_name(ln_isa isa);
 
-/* Unfolding (plain C, shared by all ISAs). rows must hold g->unf_n + LN_SIMD_SLACK floats. */
-void ln_conv_unfold(const ln_conv_geom *g, const float *x, float *rows);
-/* The adjoint of ln_conv_unfold: dx (one sample, overwritten) from d(rows). */
-void ln_conv_fold(const ln_conv_geom *g, const float *drows, float *dx);
-/* colt[p][k] = row_k[p] for k < ck, 0 for ck <= k < ckp (P x ckp floats). */
-void ln_conv_columns_t(const ln_conv_geom *g, const float *x, float *colt);
-
-/* Test hook: weight gradient strategy for the next conv2d backward calls
- * (-1 = by shape, 0 = transposed columns, 1 = dot products). */
-void ln_conv_force_dw_strategy(int strategy);
+/* Unfolding, in plain C for any geometry (the kernels' versions vectorise the stride-1
+ * cases and call these for the rest). rows must hold g->unf_n + LN_SIMD_SLACK floats. */
+void ln_conv_unfold_c(const ln_conv_geom *g, const float *x, float *rows);
+/* The adjoint of unfolding: dx (one sample, overwritten) from d(rows). */
+void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx);
+/* Samples per chunk of the weight gradient (1 to 8): the register tiles of lane
+ * partials sweep over a whole chunk before going back to memory. */
+int ln_conv_chunk(const ln_conv_geom *g);
 
 #endif

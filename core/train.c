@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Most bytes of loss history one run may record (see ln_train). */
+#define LN_HISTORY_LIMIT ((double)(1u << 30))
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -111,6 +114,15 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     if (steps_needed > ((size_t)1 << 32))
         return ln_fail(err, LN_EINVAL, "iterations: %zu steps is too many to record",
                        steps_needed);
+    /* Limit: the history (a double per iteration, a float per step) is allocated up
+     * front; an absurd request is refused here, not by the allocator or the OOM killer. */
+    const double history_bytes = 8.0 * (double)cfg->iterations + 4.0 * (double)steps_needed;
+    if (history_bytes > LN_HISTORY_LIMIT)
+        return ln_fail(err, LN_ENOMEM,
+                       "iterations: %lld iterations (%zu steps) would record %.1f GiB of losses; "
+                       "the limit is %d GiB per run",
+                       (long long)cfg->iterations, steps_needed, history_bytes / (1 << 30),
+                       (int)(LN_HISTORY_LIMIT / (1 << 30)));
     const int64_t total_steps = (int64_t)steps_needed;
     const int64_t per_sample = (int64_t)data->channels * data->height * data->width;
     const int classes = (int)ln_net_output_shape(net).dim[0];
@@ -145,7 +157,8 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     double iter_sum = 0.0;
     int64_t iter_samples = 0;
     for (int64_t step = 0; step < total_steps; step++) {
-        if (cfg->stop && *cfg->stop) {
+        /* atomic: another thread (or a signal handler) may set it at any time */
+        if (cfg->stop && __atomic_load_n(cfg->stop, __ATOMIC_RELAXED)) {
             hist->interrupted = 1;
             break;
         }

@@ -87,6 +87,14 @@ function check.number_in(fname, argn, name, v, lo, hi)
   end
 end
 
+--- Checks that a method was called on an object whose metatable is mt (`net.train{}`
+-- instead of `net:train{}` passes the options as self).
+function check.self(fname, v, mt, what)
+  if getmetatable(v) ~= mt then
+    fail(("%s: must be called on a %s (with ':'), got %s"):format(fname, what, describe(v)))
+  end
+end
+
 function check.arg_type(fname, argn, name, v, want)
   if type(v) ~= want then
     fail(("%s: argument #%d (%s) must be a %s, got %s"):format(fname, argn, name, want, type(v)))

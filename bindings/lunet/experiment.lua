@@ -224,7 +224,7 @@ function M.experiment(lunet, opts)
   local keyed = {}
   for k, v in pairs(config) do if k ~= "iterations" then keyed[k] = v end end
   local key = canonical({ config = keyed, engine = core.engine_revision, version = core.version,
-    steps = opts.keep_steps or false })
+    isa = core.isa(), steps = opts.keep_steps or false })
   local digest = hash(key)
 
   local iterations = train.iterations
@@ -300,7 +300,7 @@ function M.experiment(lunet, opts)
     name = name, config = config,
     provenance = {
       lunet = core.version, engine_revision = core.engine_revision, lua = _VERSION,
-      threads = threads, cpu = cpu_name(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
+      threads = threads, cpu = cpu_name(), isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
       seconds = wall_seconds, cpu_seconds = os.clock() - clock0,
       samples_per_second = wall_seconds > 0 and samples / wall_seconds or nil,
       runs_computed = #kept - cached, runs_cached = cached, interrupted = interrupted or nil,

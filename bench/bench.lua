@@ -1,0 +1,238 @@
+-- bench/bench.lua - `make bench`: lunet's training speed on the study's CNN, against
+-- PyTorch on the same machine in the same run. See bench/README.md.
+--
+-- For batch 1, 16, 64 and 3000 (the full set), on 1 and 2 threads, it prints training
+-- samples/s (median of BENCH_REPEATS measurements of several epochs each), GFLOP/s
+-- (2.595 MFLOP per training sample), the percentage of the FP32 peak measured just
+-- before by bench/fma_probe.c, PyTorch's samples/s (measured interleaved with lunet's,
+-- when /usr/bin/python3 has torch) and the lunet/PyTorch ratio.
+--
+-- lunet on 2 threads = two training runs at once (ln_runs, one run per thread, as the
+-- study runs its 60 runs); PyTorch on 2 threads = one run with torch.set_num_threads(2).
+--
+-- Environment: MNIST_DIR (3000 real images; random ones otherwise), BENCH_REPEATS (5),
+-- BENCH_BATCHES ("1,16,64,3000"), BENCH_THREADS ("1,2"), BENCH_TORCH=0 to skip PyTorch,
+-- BENCH_TORCH_MAX_SECONDS (8: a PyTorch measurement stops there, mid-epoch if need be),
+-- PYTHON (/usr/bin/python3), CC (cc), BENCH_STUDY=1 to also time scripts/seed_report.lua.
+package.path = "./?.lua;./?/init.lua;" .. package.path
+package.cpath = "./?.so;./bindings/?.so;" .. package.cpath
+local lunet = require("lunet")
+local core = lunet.core
+
+local MFLOP_PER_SAMPLE = 2.595
+local N = 3000
+local repeats = tonumber(os.getenv("BENCH_REPEATS") or "") or 5
+local python = os.getenv("PYTHON") or "/usr/bin/python3"
+
+local function list(s, default)
+  local t = {}
+  for v in (s or default):gmatch("%d+") do t[#t + 1] = tonumber(v) end
+  return t
+end
+local batches = list(os.getenv("BENCH_BATCHES"), "1,16,64,3000")
+local thread_counts = list(os.getenv("BENCH_THREADS"), "1,2")
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+local function median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+-- ------------------------------------------------------------- FMA peak
+
+local function fma_peak()
+  os.execute("mkdir -p build/bench")
+  local cc = os.getenv("CC") or "cc"
+  local _, ok = sh(cc .. " -O2 -o build/bench/fma_probe bench/fma_probe.c 2>&1")
+  if not ok then return nil, "cannot compile bench/fma_probe.c" end
+  local best = {}
+  for _ = 1, 3 do -- best of 3: the probe runs a few hundred ms
+    local out = sh("build/bench/fma_probe")
+    for k, v in out:gmatch("(%a+) ([%d.]+)") do
+      v = tonumber(v)
+      if not best[k] or v > best[k] then best[k] = v end
+    end
+  end
+  return best
+end
+
+-- ------------------------------------------------------------------ data
+
+local function load_data()
+  local dir = os.getenv("MNIST_DIR")
+  if dir and dir ~= "" then
+    local ds = lunet.mnist { n = N }
+    if ds then return ds, "MNIST (first 3000 training images)" end
+  end
+  local rng, vals, labels = 12345, {}, {}
+  local function rnd() -- a small LCG: the same images every run
+    rng = (rng * 1103515245 + 12345) % 2147483648
+    return rng / 2147483648
+  end
+  for i = 1, N * 784 do vals[i] = rnd() * 2 - 0.5 end
+  for i = 1, N do labels[i] = math.floor(rnd() * 10) end
+  return lunet.dataset(lunet.tensor(vals, { N, 1, 28, 28 }), labels, { name = "random" }),
+    "random images (MNIST_DIR unset)"
+end
+
+-- ----------------------------------------------------------------- lunet
+
+local function epochs_for(batch) return batch == 1 and 2 or 3 end
+
+local function lunet_measure(data, batch, threads)
+  local opts = { data = data, batch = batch, iterations = epochs_for(batch),
+    optimizer = lunet.sgd { lr = 0.01, momentum = 0.5 }, quiet = true }
+  if threads == 1 then
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    return net:train(opts).samples_per_second
+  end
+  -- `threads` runs at once, one per thread: total samples over the longest run's time
+  local cfg = lunet.train_config(opts, "bench", 1)
+  local runs = core.runs { net = lunet.models.mnist_cnn { seed = 1 }, data = data, train = cfg,
+    runs = threads, threads = threads }
+  local samples, seconds = 0, 0
+  for _, r in ipairs(runs) do
+    samples = samples + r.samples
+    seconds = math.max(seconds, r.seconds)
+  end
+  return samples / seconds
+end
+
+-- --------------------------------------------------------------- PyTorch
+
+local torch = {}
+-- seconds after which a PyTorch measurement stops (mid-epoch), so that a busy machine
+-- cannot stall the bench; quiet, every measurement finishes its epochs well before
+local torch_cap = tonumber(os.getenv("BENCH_TORCH_MAX_SECONDS") or "") or 8
+
+function torch.start()
+  if os.getenv("BENCH_TORCH") == "0" then return nil, "skipped (BENCH_TORCH=0)" end
+  local _, ok = sh(python .. ' -c "import torch" 2>/dev/null')
+  if not ok then return nil, python .. " cannot import torch" end
+  local fifo = os.tmpname()
+  os.remove(fifo)
+  if not os.execute("mkfifo " .. fifo) then return nil, "mkfifo failed" end
+  -- the server's answers come back through the FIFO; requests go to its stdin
+  local w = io.popen(python .. " bench/torch_bench.py --serve > " .. fifo, "w")
+  local r = io.open(fifo, "r")
+  os.remove(fifo)
+  local hello = r and r:read("l")
+  if not hello or not hello:match("^ready") then return nil, "torch_bench.py did not start" end
+  torch.w, torch.r = w, r
+  return hello:gsub("^ready ", "")
+end
+
+function torch.measure(batch, threads)
+  torch.w:write(("%d %d %d %g\n"):format(batch, threads, epochs_for(batch), torch_cap))
+  torch.w:flush()
+  local line = torch.r:read("l")
+  return tonumber(line), line
+end
+
+function torch.stop()
+  if not torch.w then return end
+  torch.w:write("quit\n")
+  torch.w:close()
+  torch.r:close()
+end
+
+-- ------------------------------------------------------------------ main
+
+local function fmt(v, f) return v and (f):format(v) or "-" end
+
+local function loadavg()
+  local f = io.open("/proc/loadavg")
+  local l = f and f:read("l") or "?"
+  if f then f:close() end
+  return l:match("^(%S+ %S+ %S+)") or l
+end
+
+local t_start = os.time()
+print("lunet " .. lunet.version .. " benchmark: the study's CNN (2.595 MFLOP per training sample)")
+print(("load average at start: %s (other work on the machine skews wall-clock figures)"):format(loadavg()))
+print(("cpu: %s, %d cores, LUNET_ISA=%s"):format(
+  (sh("grep -m1 'model name' /proc/cpuinfo"):gsub(".*: ", ""):gsub("\n", "")), lunet.cpu_count(),
+  os.getenv("LUNET_ISA") or "auto"))
+local peak, perr = fma_peak()
+local per_core = peak and peak.peak
+print(peak and ("FP32 peak per core (bench/fma_probe.c): %.1f GFLOP/s (zmm %.1f, ymm %.1f)")
+  :format(peak.peak, peak.zmm or 0, peak.ymm or 0) or ("FP32 peak: " .. perr))
+local data, source = load_data()
+print("data: " .. source)
+local tinfo, terr = torch.start()
+print("pytorch: " .. (tinfo or terr))
+print(("median of %d measurements; lunet and PyTorch alternate"):format(repeats))
+print()
+print(("%-6s %-7s | %10s %8s %7s | %10s %8s | %7s"):format("batch", "threads", "lunet/s",
+  "GFLOP/s", "% peak", "torch/s", "GFLOP/s", "ratio"))
+print(("-"):rep(80))
+
+local results = {}
+for _, b in ipairs(batches) do
+  for _, t in ipairs(thread_counts) do
+    local ls, ts = {}, {}
+    for _ = 1, repeats do
+      ls[#ls + 1] = lunet_measure(data, b, t)
+      if tinfo then
+        local v = torch.measure(b, t)
+        if v then ts[#ts + 1] = v end
+      end
+    end
+    local l, p = median(ls), median(ts)
+    local gf = l * MFLOP_PER_SAMPLE / 1000
+    local pct = per_core and 100 * gf / (per_core * t)
+    results[b .. "/" .. t] = { lunet = l, torch = p, pct = pct }
+    print(("%-6d %-7d | %10.0f %8.1f %7s | %10s %8s | %7s"):format(b, t, l, gf, fmt(pct, "%.1f%%"),
+      fmt(p, "%.0f"), fmt(p and p * MFLOP_PER_SAMPLE / 1000, "%.1f"), fmt(p and l / p, "%.2fx")))
+    io.stdout:flush()
+  end
+end
+torch.stop()
+
+print()
+local function target(key, ratio, pct)
+  local r = results[key]
+  if not r then return end
+  local b, t = key:match("(%d+)/(%d+)")
+  local parts, pass = {}, true
+  if r.torch then
+    parts[#parts + 1] = ("%.2fx PyTorch (target >= %gx)"):format(r.lunet / r.torch, ratio)
+    pass = pass and r.lunet / r.torch >= ratio
+  else
+    parts[#parts + 1] = "no PyTorch figure"
+  end
+  if pct and r.pct then
+    parts[#parts + 1] = ("%.1f%% of peak (target >= %d%%)"):format(r.pct, pct)
+    pass = pass and r.pct >= pct
+  end
+  print(("target batch %s, %s thread%s: %s -> %s"):format(b, t, t == "1" and "" or "s",
+    table.concat(parts, ", "), r.torch and (pass and "met" or "NOT met") or "unchecked"))
+end
+target("64/1", 3, 50)
+target("64/2", 3)
+target("1/1", 10)
+
+if os.getenv("BENCH_STUDY") == "1" then
+  local f = io.open("scripts/seed_report.lua")
+  if f then
+    f:close()
+    print()
+    print("study (scripts/seed_report.lua), wall time and peak RSS:")
+    local out = sh("/usr/bin/time -f 'study: %e s, peak RSS %M KiB' lua5.4 scripts/seed_report.lua 2>&1 | tail -3")
+    io.write(out)
+  else
+    print("study: scripts/seed_report.lua does not exist yet")
+  end
+end
+print(("\nbench took %d s; load average at end: %s"):format(os.time() - t_start, loadavg()))

@@ -1,0 +1,155 @@
+/* kernel_bench.c - times each layer kernel of the study's CNN in isolation (batch B,
+ * default 64), fast path and reference, and prints microseconds per sample and GFLOP/s.
+ * Build (from the repo root): cc -O2 -Icore bench/kernel_bench.c core/liblunet.a -lz -lm -pthread
+ * Usage: kernel_bench [batch] [isa: generic|avx2|avx512] */
+#define _POSIX_C_SOURCE 200809L
+#include "../core/simd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); /* CPU time: robust to other load */
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static float *fl(int64_t n, ln_rng *r)
+{
+    float *p = ln_alloc(sizeof(float) * (size_t)(n + 64));
+    for (int64_t i = 0; i < n + 64; i++) p[i] = 2.0f * ln_rng_uniform(r) - 1.0f;
+    return p;
+}
+
+static ln_layer make(ln_layer_spec s, int c, int h, int w, ln_rng *r, int batch)
+{
+    ln_layer l;
+    memset(&l, 0, sizeof l);
+    l.spec = s;
+    int64_t d3[3] = {c, h, w};
+    int64_t d1[1] = {(int64_t)c * h * w};
+    l.in = s.kind == LN_LINEAR ? ln_shape_make(1, d1) : ln_shape_make(3, d3);
+    ln_error err;
+    if (ln_layer_setup(&l, 1, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    l.weight = fl(l.weight_n, r);
+    l.dweight = fl(l.weight_n, r);
+    l.bias = l.bias_n ? fl(l.bias_n, r) : NULL;
+    l.dbias = l.bias_n ? fl(l.bias_n, r) : NULL;
+    l.argmax = ln_alloc(sizeof(int32_t) * (size_t)(l.out_n * batch + 64));
+    return l;
+}
+
+typedef void (*fwd_fn)(ln_layer *, const float *, float *, const ln_ctx *);
+
+static void run(const char *name, ln_layer *l, int batch, int reference, int with_dx, double flops)
+{
+    ln_rng r;
+    ln_rng_seed(&r, 7, 1);
+    float *x = fl(l->in_n * batch, &r), *y = fl(l->out_n * batch, &r);
+    float *dy = fl(l->out_n * batch, &r), *dx = fl(l->in_n * batch, &r);
+    int64_t wsn = ln_layer_workspace(l);
+    float *ws = fl(wsn > 0 ? wsn : 1, &r);
+    ln_ctx ctx = {batch, 1, reference, &r, ws};
+    double best_f = 1e30, best_b = 1e30;
+    int reps = reference ? 2 : 30;
+    for (int rep = 0; rep < reps; rep++) {
+        double t0 = now();
+        ln_layer_forward(l, x, y, &ctx);
+        double t1 = now();
+        if (l->spec.kind == LN_RELU) memcpy(dy, y, 0);
+        ln_layer_backward(l, x, y, dy, with_dx ? dx : NULL, &ctx);
+        double t2 = now();
+        if (t1 - t0 < best_f) best_f = t1 - t0;
+        if (t2 - t1 < best_b) best_b = t2 - t1;
+    }
+    double us_f = best_f / batch * 1e6, us_b = best_b / batch * 1e6;
+    printf("%-22s %-9s fwd %7.3f us/sample", name, reference ? "reference" : "fast", us_f);
+    if (flops > 0) printf(" (%6.1f GFLOP/s)", flops / (best_f / batch) * 1e-9);
+    printf("   bwd %7.3f us/sample", us_b);
+    if (flops > 0) printf(" (%6.1f GFLOP/s)", (with_dx ? 2 : 1) * flops / (best_b / batch) * 1e-9);
+    printf("\n");
+    ln_dealloc(x);
+    ln_dealloc(y);
+    ln_dealloc(dy);
+    ln_dealloc(dx);
+    ln_dealloc(ws);
+}
+
+/* Times the sub-steps of the fast conv2d path for one layer, per sample. */
+static void parts(const char *name, ln_layer *l)
+{
+    ln_conv_geom g;
+    ln_conv_geom_of(l, &g);
+    const ln_simd_kernels *K = ln_simd();
+    ln_rng r;
+    ln_rng_seed(&r, 9, 1);
+    float *x = fl(l->in_n, &r), *y = fl(l->out_n, &r), *dx = fl(l->in_n, &r);
+    const int chunk = ln_conv_chunk(&g);
+    const int64_t unf = g.unf_n + LN_SIMD_SLACK;
+    float *rows = fl(chunk * unf, &r), *drows = fl(unf, &r);
+    float *dyc = fl(chunk * l->out_n, &r);
+    float *part = fl((g.oc * g.ck + g.oc) * 16, &r);
+    double t[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
+    const int inner = 200;
+    for (int rep = 0; rep < 15; rep++) {
+        double v[7];
+        v[0] = now();
+        for (int i = 0; i < inner; i++) K->conv_unfold(&g, x, rows);
+        v[1] = now();
+        for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y);
+        v[2] = now();
+        for (int i = 0; i < inner / chunk; i++)
+            K->conv_dw(&g, chunk, dyc, l->out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
+        v[3] = now();
+        for (int i = 0; i < inner; i++) K->reduce_lanes(g.oc * g.ck, part, l->dweight);
+        v[4] = now();
+        for (int i = 0; i < inner; i++) K->conv_dx(&g, l->weight, y, g.p, drows);
+        v[5] = now();
+        for (int i = 0; i < inner; i++) K->conv_fold(&g, drows, dx);
+        v[6] = now();
+        v[3] = v[2] + (v[3] - v[2]) * inner / (inner / chunk * chunk); /* per sample */
+        for (int j = 0; j < 6; j++)
+            if ((v[j + 1] - v[j]) / inner < t[j]) t[j] = (v[j + 1] - v[j]) / inner;
+    }
+    printf("%-12s us/sample: unfold %.3f  fwd %.3f  dw(chunk %d) %.3f  dx %.3f  fold %.3f;"
+           "  reduce %.3f us/batch\n",
+           name, t[0] * 1e6, t[1] * 1e6, chunk, t[2] * 1e6, t[4] * 1e6, t[5] * 1e6, t[3] * 1e6);
+}
+
+int main(int argc, char **argv)
+{
+    int batch = argc > 1 ? atoi(argv[1]) : 64;
+    if (argc > 2) {
+        int isa = !strcmp(argv[2], "avx512") ? LN_ISA_AVX512 : !strcmp(argv[2], "avx2") ? LN_ISA_AVX2 : LN_ISA_GENERIC;
+        ln_simd_force(isa);
+    }
+    printf("isa %s, batch %d\n", ln_isa_name(ln_simd()->isa), batch);
+    ln_rng r;
+    ln_rng_seed(&r, 1, 1);
+    ln_layer conv1 = make(ln_conv2d(1, 10, 5, 1, 0), 1, 28, 28, &r, batch);
+    ln_layer conv2 = make(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, &r, batch);
+    ln_layer pool1 = make(ln_maxpool2d(2, 0), 10, 24, 24, &r, batch);
+    ln_layer pool2 = make(ln_maxpool2d(2, 0), 20, 8, 8, &r, batch);
+    ln_layer relu1 = make(ln_simple_layer(LN_RELU), 10, 12, 12, &r, batch);
+    ln_layer lin1 = make(ln_linear(320, 50), 320, 1, 1, &r, batch);
+    ln_layer lin2 = make(ln_linear(50, 10), 50, 1, 1, &r, batch);
+    parts("conv1 parts", &conv1);
+    parts("conv2 parts", &conv2);
+    if (getenv("PARTS_ONLY")) return 0;
+    for (int ref = 0; ref < 2; ref++) {
+        run("conv1 1->10 k5 28x28", &conv1, batch, ref, 0, 2.0 * 10 * 25 * 576);
+        run("conv2 10->20 k5 12x12", &conv2, batch, ref, 1, 2.0 * 20 * 250 * 64);
+        run("maxpool 10x24x24", &pool1, batch, ref, 1, 0);
+        run("maxpool 20x8x8", &pool2, batch, ref, 1, 0);
+        run("relu 10x12x12", &relu1, batch, ref, 1, 0);
+        run("linear 320->50", &lin1, batch, ref, 1, 2.0 * 320 * 50);
+        run("linear 50->10", &lin2, batch, ref, 1, 2.0 * 50 * 10);
+    }
+    return 0;
+}

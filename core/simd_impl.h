@@ -1,0 +1,703 @@
+/*
+ * simd_impl.h - the fast kernels, written once against a vector vocabulary and
+ * compiled once per ISA by core/simd.c (do not include it anywhere else).
+ *
+ * The including file defines:
+ *   vf, vi          vector of VL floats / VL int32 (GCC vector extensions)
+ *   VL              lanes
+ *   SFX(name)       name with the ISA's suffix
+ *   V_LOADU(p), V_STOREU(p, v), V_SET1(x), V_ZERO(), V_ADD(a, b)
+ *   V_FMA(a, b, c)  a*b + c (fused where the ISA has FMA)
+ *   V_LOADU_N(p, n), V_STOREU_N(p, v, n)   first n lanes (0 < n <= VL), zeros beyond
+ *   V_HSUM(v)       sum of the lanes, in a fixed order
+ *   V_LOADU_LANES(p, l0, l1)     lanes [l0, l1) from p + lane, zeros elsewhere; p + lane
+ *                                is only dereferenced for those lanes
+ *   V_LMASK, V_LMASK_MAKE(l0, l1), V_LOADU_LMASK(p, m)   the same as V_LOADU_LANES with
+ *                                a lane mask made once
+ *   V_COPY8(d, s, n)             d[0..n) = s[0..n), n <= 8; may write d[n..8) (garbage)
+ *   V_REDUCE16(part, out)        optional: out[i] += sum of lanes of part[i*VL..], i < 16
+ *   TM, TN          register tile of the GEMM-like kernels: TM rows x TN vectors
+ *   LIN_N           samples per tile of linear forward
+ *
+ * Every kernel is a loop nest over tiles of TM x TN accumulators that stay in registers
+ * for the whole reduction; the reduction order depends only on the shapes.
+ */
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Calls fn(M, N, ...) with M = mr and N = nr as compile-time constants, so that the
+ * tile's loops unroll and its accumulators live in registers. Only M <= TM, N <= TN. */
+#define TCASE(fn, LM, LN, M, N, ...)                         \
+    case (M)*8 + (N):                                        \
+        if ((M) <= (LM) && (N) <= (LN)) fn(M, N, __VA_ARGS__); \
+        break;
+#define TROW(fn, LM, LN, M, ...)                                           \
+    TCASE(fn, LM, LN, M, 1, __VA_ARGS__) TCASE(fn, LM, LN, M, 2, __VA_ARGS__) \
+    TCASE(fn, LM, LN, M, 3, __VA_ARGS__) TCASE(fn, LM, LN, M, 4, __VA_ARGS__)
+/* mr <= LM <= 6 rows, nr <= LN <= 4 vectors */
+#define TILE_SWITCH_LIM(fn, LM, LN, mr, nr, ...)                          \
+    switch ((mr) * 8 + (nr)) {                                            \
+        TROW(fn, LM, LN, 1, __VA_ARGS__) TROW(fn, LM, LN, 2, __VA_ARGS__) \
+        TROW(fn, LM, LN, 3, __VA_ARGS__) TROW(fn, LM, LN, 4, __VA_ARGS__) \
+        TROW(fn, LM, LN, 5, __VA_ARGS__) TROW(fn, LM, LN, 6, __VA_ARGS__) \
+    default: break;                                                       \
+    }
+#define TILE_SWITCH(fn, mr, nr, ...) TILE_SWITCH_LIM(fn, TM, TN, mr, nr, __VA_ARGS__)
+
+#define TMAX_M 6
+#define TMAX_N 4
+
+/* ================================================================== conv2d */
+
+/* Copies n floats (n >= 1) with whole-vector stores that may write up to VL - 1 floats
+ * of garbage after d[n): only for buffers filled in increasing address order, where
+ * the garbage is overwritten next (or lands in the buffer's slack). Reads are exact. */
+ALWAYS_INLINE void SFX(copy_spill)(float *d, const float *src, int n)
+{
+    if (n <= 8) {
+        V_COPY8(d, src, n);
+        return;
+    }
+    int i = 0;
+    for (; i + VL <= n; i += VL) V_STOREU(d + i, V_LOADU(src + i));
+    if (i < n) V_STOREU(d + i, V_LOADU_N(src + i, n - i));
+}
+
+/* ln_conv_unfold for the shifted (stride 1) layout; im2col goes to the plain C one.
+ * The buffer is written row after row in increasing address order, so each row can
+ * be one spilling copy; the zero columns of padded rows are written after the copy. */
+static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
+{
+    if (!g->shifted) {
+        ln_conv_unfold_c(g, x, rows);
+        return;
+    }
+    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
+    if (pad == 0) { /* every row is a plain copy of OW floats */
+        for (int c = 0; c < g->c; c++)
+            for (int kj = 0; kj < k; kj++) {
+                float *dst = rows + (int64_t)(c * k + kj) * g->rs1;
+                const float *src = x + (int64_t)c * h * w + kj;
+                if (ow <= 8)
+                    for (int iy = 0; iy < h; iy++, dst += ow, src += w) V_COPY8(dst, src, ow);
+                else
+                    for (int iy = 0; iy < h; iy++, dst += ow, src += w) SFX(copy_spill)(dst, src, ow);
+            }
+        return;
+    }
+    for (int c = 0; c < g->c; c++)
+        for (int kj = 0; kj < k; kj++) {
+            /* columns ox with 0 <= ox + kj - pad < w */
+            const int lo = pad - kj > 0 ? pad - kj : 0;
+            const int hi = w + pad - kj < ow ? w + pad - kj : ow;
+            float *dst = rows + (int64_t)(c * k + kj) * g->rs1;
+            for (int iy = 0; iy < g->hp; iy++, dst += ow) {
+                const int sy = iy - pad;
+                if (sy < 0 || sy >= h || hi <= lo) {
+                    for (int ox = 0; ox < ow; ox++) dst[ox] = 0.0f;
+                    continue;
+                }
+                const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
+                SFX(copy_spill)(dst + lo, src + lo, hi - lo);
+                for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                for (int ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
+            }
+        }
+}
+
+/* ln_conv_fold for the shifted layout: dx[c][sy][sx] = sum over kj (in order) of
+ * drows(c, kj)[sy + pad][sx - kj + pad], a vector of sx at a time in registers. The
+ * lane masks depend only on (sx0, kj): they are made once per vector column. */
+static void SFX(conv_fold)(const ln_conv_geom *g, const float *drows, float *dx)
+{
+    if (!g->shifted || g->k > 16) {
+        ln_conv_fold_c(g, drows, dx);
+        return;
+    }
+    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
+    const int64_t end = (int64_t)g->c * h * w;
+    for (int sx0 = 0; sx0 < w; sx0 += VL) {
+        V_LMASK mask[16];
+        int64_t off[16];
+        int nk = 0;
+        for (int kj = 0; kj < k; kj++) {
+            /* lanes l with 0 <= sx0 + l - kj + pad < ow (and sx0 + l < w) */
+            int l0 = kj - pad - sx0, l1 = ow + kj - pad - sx0;
+            if (l0 < 0) l0 = 0;
+            if (l1 > VL) l1 = VL;
+            if (l1 > w - sx0) l1 = w - sx0;
+            if (l0 >= l1) continue;
+            mask[nk] = V_LMASK_MAKE(l0, l1);
+            off[nk] = (int64_t)kj * g->rs1 + (sx0 - kj + pad);
+            nk++;
+        }
+        const int n = w - sx0 < VL ? w - sx0 : VL;
+        for (int c = 0; c < g->c; c++) {
+            const float *blk = drows + (int64_t)c * k * g->rs1;
+            float *out = dx + (int64_t)c * h * w + sx0;
+            for (int sy = 0; sy < h; sy++, out += w) {
+                const float *row = blk + (int64_t)(sy + pad) * ow;
+                vf acc = V_ZERO();
+                for (int q = 0; q < nk; q++) acc = V_ADD(acc, V_LOADU_LMASK(row + off[q], mask[q]));
+                /* a row in one vector: a full store spills into the next row, which is
+                 * written after this one; otherwise the last vector is masked */
+                if (n == VL || (sx0 == 0 && (out - dx) + VL <= end))
+                    V_STOREU(out, acc);
+                else
+                    V_STOREU_N(out, acc, n);
+            }
+        }
+    }
+}
+
+/* Offsets of the unfolded rows k0, k0 + 1, ... (n of them) given the position (c, ki, kj)
+ * of row k0, which is advanced past them: no divisions in the tile loops. */
+ALWAYS_INLINE void SFX(row_offsets)(const ln_conv_geom *g, int pos[3], int n, int64_t *off)
+{
+    for (int i = 0; i < n; i++) {
+        off[i] = (int64_t)(pos[0] * g->k + pos[2]) * g->rs1 + pos[1] * g->rs2;
+        if (++pos[2] == g->k) {
+            pos[2] = 0;
+            if (++pos[1] == g->k) {
+                pos[1] = 0;
+                pos[0]++;
+            }
+        }
+    }
+}
+
+/* y[m][p0 + ...] = bias[m] + sum_k w[m*ck + k] * row_k[p0 + ...] for MR rows and NR
+ * vectors; the last vector keeps `last` lanes. rows/y point at p0 already. */
+ALWAYS_INLINE void SFX(conv_fwd_tile)(const int MR, const int NR, const ln_conv_geom *g,
+                                      const float *w, const float *bias, const float *rows,
+                                      float *y, int last)
+{
+    vf acc[TMAX_M][TMAX_N];
+    for (int m = 0; m < MR; m++) {
+        const vf b = V_SET1(bias ? bias[m] : 0.0f);
+        for (int j = 0; j < NR; j++) acc[m][j] = b;
+    }
+    const int k = g->k;
+    const int64_t ck = g->ck, rs1 = g->rs1, rs2 = g->rs2;
+    const float *wk = w;
+    for (int c = 0; c < g->c; c++)
+        for (int ki = 0; ki < k; ki++) {
+            const float *r = rows + (int64_t)c * k * rs1 + ki * rs2;
+            for (int kj = 0; kj < k; kj++, r += rs1, wk++) {
+                vf xv[TMAX_N];
+                for (int j = 0; j < NR; j++) xv[j] = V_LOADU(r + j * VL);
+                for (int m = 0; m < MR; m++) {
+                    const vf wv = V_SET1(wk[m * ck]);
+                    for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(wv, xv[j], acc[m][j]);
+                }
+            }
+        }
+    const int64_t P = g->p;
+    for (int m = 0; m < MR; m++) {
+        for (int j = 0; j < NR - 1; j++) V_STOREU(y + m * P + j * VL, acc[m][j]);
+        if (last == VL)
+            V_STOREU(y + m * P + (NR - 1) * VL, acc[m][NR - 1]);
+        else
+            V_STOREU_N(y + m * P + (NR - 1) * VL, acc[m][NR - 1], last);
+    }
+}
+
+static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
+                          const float *rows, float *y)
+{
+    const int64_t P = g->p, nvec = (P + VL - 1) / VL;
+    const int tail = (int)(P - (nvec - 1) * VL);
+    for (int o0 = 0; o0 < g->oc; o0 += TM) {
+        const int mr = g->oc - o0 < TM ? g->oc - o0 : TM;
+        for (int64_t v0 = 0; v0 < nvec; v0 += TN) {
+            const int nr = (int)(nvec - v0 < TN ? nvec - v0 : TN);
+            const int last = v0 + nr == nvec ? tail : VL;
+            TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck,
+                        bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last)
+        }
+    }
+}
+
+/* For MR consecutive rows k0.. (in (c, ki, kj) order) and NR vectors of p:
+ * acc = sum_o w[o][k] * dy[o][p], then added onto the rows' places in drows.
+ * dy has P floats per channel and is readable (zero-padded) to a whole vector. */
+ALWAYS_INLINE void SFX(conv_dx_tile)(const int MR, const int NR, const ln_conv_geom *g,
+                                     const float *w, int64_t k0, const int64_t *roff,
+                                     const float *dy, float *drows, int64_t pstride, int last)
+{
+    vf acc[TMAX_M][TMAX_N];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < NR; j++) acc[m][j] = V_ZERO();
+    const int64_t ck = g->ck;
+    const float *wo = w + k0;
+    for (int o = 0; o < g->oc; o++, wo += ck) {
+        vf dv[TMAX_N];
+        for (int j = 0; j < NR; j++) dv[j] = V_LOADU(dy + o * pstride + j * VL);
+        for (int m = 0; m < MR; m++) {
+            const vf wv = V_SET1(wo[m]);
+            for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(wv, dv[j], acc[m][j]);
+        }
+    }
+    for (int m = 0; m < MR; m++) {
+        float *r = drows + roff[m];
+        for (int j = 0; j < NR - 1; j++)
+            V_STOREU(r + j * VL, V_ADD(V_LOADU(r + j * VL), acc[m][j]));
+        float *t = r + (NR - 1) * VL;
+        if (last == VL)
+            V_STOREU(t, V_ADD(V_LOADU(t), acc[m][NR - 1]));
+        else
+            V_STOREU_N(t, V_ADD(V_LOADU_N(t, last), acc[m][NR - 1]), last);
+    }
+}
+
+/* drows += W^T dy for one sample; dy: OC rows of pstride floats, each readable up to a
+ * whole number of vectors with zeros after P (the caller pads when P % VL != 0). Tiles go row block by row block, then along p, so that rows
+ * sharing a place in drows are added in a fixed order. */
+static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
+                         int64_t pstride, float *drows)
+{
+    const int64_t P = g->p, nvec = (P + VL - 1) / VL;
+    const int tail = (int)(P - (nvec - 1) * VL);
+    int pos[3] = {0, 0, 0};
+    for (int64_t k0 = 0; k0 < g->ck; k0 += TM) {
+        const int mr = (int)(g->ck - k0 < TM ? g->ck - k0 : TM);
+        int64_t roff[TMAX_M];
+        SFX(row_offsets)(g, pos, mr, roff);
+        for (int64_t v0 = 0; v0 < nvec; v0 += TN) {
+            const int nr = (int)(nvec - v0 < TN ? nvec - v0 : TN);
+            const int last = v0 + nr == nvec ? tail : VL;
+            TILE_SWITCH(SFX(conv_dx_tile), mr, nr, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL,
+                        pstride, last)
+        }
+    }
+}
+
+/* Lane partials of the weight gradient for MR channels o0.. and NK rows k0.., over the
+ * `ns` samples of a chunk (unfolded rows `rstride` floats apart, dy `dstride` apart):
+ * part[(o*ck + k)*VL + l] += sum over samples and vectors v of dy[o][v*VL + l] *
+ * row_k[v*VL + l]. The accumulators stay in registers for the whole chunk. */
+ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_conv_geom *g,
+                                         int o0, int64_t k0, const int64_t *roff, int ns,
+                                         const float *dy, int64_t dstride, const float *rows,
+                                         int64_t rstride, float *part, int first)
+{
+    const int64_t P = g->p, full = P / VL, ck = g->ck;
+    const int tail = (int)(P - full * VL);
+    vf acc[TMAX_M][TMAX_N];
+    for (int m = 0; m < MR; m++)
+        for (int n = 0; n < NK; n++)
+            acc[m][n] = first ? V_ZERO() : V_LOADU(part + ((o0 + m) * ck + k0 + n) * VL);
+    for (int smp = 0; smp < ns; smp++) {
+        const float *d = dy + smp * dstride + (int64_t)o0 * P;
+        const float *r = rows + smp * rstride;
+        for (int64_t v = 0; v < full; v++) {
+            vf xv[TMAX_N], dv[TMAX_M];
+            for (int n = 0; n < NK; n++) xv[n] = V_LOADU(r + roff[n] + v * VL);
+            for (int m = 0; m < MR; m++) dv[m] = V_LOADU(d + m * P + v * VL);
+            for (int m = 0; m < MR; m++)
+                for (int n = 0; n < NK; n++) acc[m][n] = V_FMA(dv[m], xv[n], acc[m][n]);
+        }
+        if (tail) {
+            vf xv[TMAX_N], dv[TMAX_M];
+            for (int n = 0; n < NK; n++) xv[n] = V_LOADU_N(r + roff[n] + full * VL, tail);
+            for (int m = 0; m < MR; m++) dv[m] = V_LOADU_N(d + m * P + full * VL, tail);
+            for (int m = 0; m < MR; m++)
+                for (int n = 0; n < NK; n++) acc[m][n] = V_FMA(dv[m], xv[n], acc[m][n]);
+        }
+    }
+    for (int m = 0; m < MR; m++)
+        for (int n = 0; n < NK; n++) V_STOREU(part + ((o0 + m) * ck + k0 + n) * VL, acc[m][n]);
+}
+
+/* Weight and bias gradient partials of a chunk of `ns` samples. Channel blocks outside,
+ * so the chunk's dy for a block stays in L1 while the unfolded rows stream from L2. */
+static void SFX(conv_dw)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride,
+                         const float *rows, int64_t rstride, float *part, float *bpart, int first)
+{
+    for (int o0 = 0; o0 < g->oc; o0 += TM) {
+        const int mr = g->oc - o0 < TM ? g->oc - o0 : TM;
+        int pos[3] = {0, 0, 0};
+        for (int64_t k0 = 0; k0 < g->ck; k0 += TN) {
+            const int nk = (int)(g->ck - k0 < TN ? g->ck - k0 : TN);
+            int64_t roff[TMAX_N];
+            SFX(row_offsets)(g, pos, nk, roff);
+            TILE_SWITCH(SFX(conv_dw_dot_tile), mr, nk, g, o0, k0, roff, ns, dy, dstride, rows,
+                        rstride, part, first)
+        }
+    }
+    if (!bpart) return;
+    const int64_t P = g->p, full = P / VL;
+    const int tail = (int)(P - full * VL);
+    for (int o = 0; o < g->oc; o++) {
+        vf s = first ? V_ZERO() : V_LOADU(bpart + o * VL);
+        for (int smp = 0; smp < ns; smp++) {
+            const float *d = dy + smp * dstride + o * P;
+            for (int64_t v = 0; v < full; v++) s = V_ADD(s, V_LOADU(d + v * VL));
+            if (tail) s = V_ADD(s, V_LOADU_N(d + full * VL, tail));
+        }
+        V_STOREU(bpart + o * VL, s);
+    }
+}
+
+/* out[i] += sum of the VL lane partials part[i*VL ..], for i < n, in a fixed order. */
+static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
+{
+    int64_t i = 0;
+#ifdef V_REDUCE16
+    for (; i + 16 <= n; i += 16) V_REDUCE16(part + i * VL, out + i);
+#endif
+    for (; i < n; i++) out[i] += V_HSUM(V_LOADU(part + i * VL));
+}
+
+/* ================================================================== linear */
+
+/* y[n][o] = b[o] + x[n] . w[o] for NN samples and NO outputs: dot products over the
+ * inputs in VL lanes, then each lane set summed. */
+ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int out,
+                                        const float *x, const float *w, const float *b,
+                                        float *y)
+{
+    const int full = in / VL, tail = in - full * VL;
+    vf acc[TMAX_M][TMAX_N];
+    for (int a = 0; a < NN; a++)
+        for (int o = 0; o < NO; o++) acc[a][o] = V_ZERO();
+    for (int v = 0; v < full; v++) {
+        vf xv[TMAX_M];
+        for (int a = 0; a < NN; a++) xv[a] = V_LOADU(x + (int64_t)a * in + v * VL);
+        for (int o = 0; o < NO; o++) {
+            const vf wv = V_LOADU(w + (int64_t)o * in + v * VL);
+            for (int a = 0; a < NN; a++) acc[a][o] = V_FMA(xv[a], wv, acc[a][o]);
+        }
+    }
+    if (tail) {
+        vf xv[TMAX_M];
+        for (int a = 0; a < NN; a++) xv[a] = V_LOADU_N(x + (int64_t)a * in + full * VL, tail);
+        for (int o = 0; o < NO; o++) {
+            const vf wv = V_LOADU_N(w + (int64_t)o * in + full * VL, tail);
+            for (int a = 0; a < NN; a++) acc[a][o] = V_FMA(xv[a], wv, acc[a][o]);
+        }
+    }
+    for (int a = 0; a < NN; a++)
+        for (int o = 0; o < NO; o++)
+            y[(int64_t)a * out + o] = V_HSUM(acc[a][o]) + (b ? b[o] : 0.0f);
+}
+
+static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float *w,
+                            const float *b, float *y)
+{
+    for (int a0 = 0; a0 < n; a0 += LIN_N) {
+        const int na = n - a0 < LIN_N ? n - a0 : LIN_N;
+        for (int o0 = 0; o0 < out; o0 += TN) {
+            const int no = out - o0 < TN ? out - o0 : TN;
+            TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_N, TN, na, no, in, out, x + (int64_t)a0 * in,
+                        w + (int64_t)o0 * in, b ? b + o0 : NULL, y + (int64_t)a0 * out + o0)
+        }
+    }
+}
+
+/* dw[o][i] += sum_n dy[n][o] * x[n][i] for MR outputs and NR vectors of inputs. */
+ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in, int out,
+                                       const float *x, const float *dy, float *dw, int last)
+{
+    vf acc[TMAX_M][TMAX_N];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < NR; j++) acc[m][j] = V_ZERO();
+    for (int a = 0; a < n; a++) {
+        vf xv[TMAX_N];
+        const float *xa = x + (int64_t)a * in;
+        for (int j = 0; j < NR - 1; j++) xv[j] = V_LOADU(xa + j * VL);
+        xv[NR - 1] = last == VL ? V_LOADU(xa + (NR - 1) * VL) : V_LOADU_N(xa + (NR - 1) * VL, last);
+        for (int m = 0; m < MR; m++) {
+            const vf dv = V_SET1(dy[(int64_t)a * out + m]);
+            for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(dv, xv[j], acc[m][j]);
+        }
+    }
+    for (int m = 0; m < MR; m++) {
+        float *t = dw + (int64_t)m * in;
+        for (int j = 0; j < NR - 1; j++)
+            V_STOREU(t + j * VL, V_ADD(V_LOADU(t + j * VL), acc[m][j]));
+        t += (NR - 1) * VL;
+        if (last == VL)
+            V_STOREU(t, V_ADD(V_LOADU(t), acc[m][NR - 1]));
+        else
+            V_STOREU_N(t, V_ADD(V_LOADU_N(t, last), acc[m][NR - 1]), last);
+    }
+}
+
+/* dx[n][i] = sum_o dy[n][o] * w[o][i] for MR samples and NR vectors of inputs. */
+ALWAYS_INLINE void SFX(linear_dx_tile)(const int MR, const int NR, int in, int out,
+                                       const float *w, const float *dy, float *dx, int last)
+{
+    vf acc[TMAX_M][TMAX_N];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < NR; j++) acc[m][j] = V_ZERO();
+    for (int o = 0; o < out; o++) {
+        vf wv[TMAX_N];
+        const float *wo = w + (int64_t)o * in;
+        for (int j = 0; j < NR - 1; j++) wv[j] = V_LOADU(wo + j * VL);
+        wv[NR - 1] = last == VL ? V_LOADU(wo + (NR - 1) * VL) : V_LOADU_N(wo + (NR - 1) * VL, last);
+        for (int m = 0; m < MR; m++) {
+            const vf dv = V_SET1(dy[(int64_t)m * out + o]);
+            for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(dv, wv[j], acc[m][j]);
+        }
+    }
+    for (int m = 0; m < MR; m++) {
+        float *t = dx + (int64_t)m * in;
+        for (int j = 0; j < NR - 1; j++) V_STOREU(t + j * VL, acc[m][j]);
+        if (last == VL)
+            V_STOREU(t + (NR - 1) * VL, acc[m][NR - 1]);
+        else
+            V_STOREU_N(t + (NR - 1) * VL, acc[m][NR - 1], last);
+    }
+}
+
+static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float *w,
+                            const float *dy, float *dw, float *db, float *dx)
+{
+    const int nvec = (in + VL - 1) / VL, tail = in - (nvec - 1) * VL;
+    for (int v0 = 0; v0 < nvec; v0 += TN) {
+        const int nr = nvec - v0 < TN ? nvec - v0 : TN;
+        const int last = v0 + nr == nvec ? tail : VL;
+        for (int o0 = 0; o0 < out; o0 += TM) {
+            const int mr = out - o0 < TM ? out - o0 : TM;
+            TILE_SWITCH(SFX(linear_dw_tile), mr, nr, n, in, out, x + v0 * VL, dy + o0,
+                        dw + (int64_t)o0 * in + v0 * VL, last)
+        }
+    }
+    if (db) {
+        /* column sums of dy, sample after sample */
+        for (int o = 0; o < out; o++) {
+            float s = db[o];
+            for (int a = 0; a < n; a++) s += dy[(int64_t)a * out + o];
+            db[o] = s;
+        }
+    }
+    if (!dx) return;
+    for (int a0 = 0; a0 < n; a0 += TM) {
+        const int mr = n - a0 < TM ? n - a0 : TM;
+        for (int v0 = 0; v0 < nvec; v0 += TN) {
+            const int nr = nvec - v0 < TN ? nvec - v0 : TN;
+            const int last = v0 + nr == nvec ? tail : VL;
+            TILE_SWITCH(SFX(linear_dx_tile), mr, nr, in, out, w + v0 * VL,
+                        dy + (int64_t)a0 * out, dx + (int64_t)a0 * in + v0 * VL, last)
+        }
+    }
+}
+
+/* ==================================================================== relu */
+
+static void SFX(relu_fwd)(int64_t n, const float *x, float *y)
+{
+    const vf zero = V_ZERO();
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        const vf v = V_LOADU(x + i);
+        const vi keep = (v > zero) | (v != v); /* NaN passes, as in PyTorch */
+        V_STOREU(y + i, (vf)((vi)v & keep));
+    }
+    for (; i < n; i++) y[i] = (x[i] > 0.0f || x[i] != x[i]) ? x[i] : 0.0f;
+}
+
+static void SFX(relu_bwd)(int64_t n, const float *y, const float *dy, float *dx)
+{
+    const vf zero = V_ZERO();
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        const vi keep = V_LOADU(y + i) > zero;
+        V_STOREU(dx + i, (vf)((vi)V_LOADU(dy + i) & keep));
+    }
+    for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* ================================================================= maxpool */
+
+/* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
+ * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
+#ifdef SIMD_MAXPOOL_AVX512
+/* Whether b replaces a as the window's pick when b comes later in the window order:
+ * strictly greater, or NaN where a is not. For two picks, the later one in window order
+ * wins ties only through its own earlier position (see maxpool2_fwd). */
+static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
+{
+    return _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) |
+           (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
+}
+
+static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
+                              int32_t *argmax)
+{
+    const int oh = h / 2, ow = w / 2;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(w);
+    const float *yend = y + planes * oh * ow;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * w;
+        float *yp = y + pl * oh * ow;
+        int32_t *ap = argmax + pl * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += 16) {
+                const int n = ow - ox < 16 ? ow - ox : 16;
+                const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
+                const __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
+                const __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox);
+                const __m512 a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
+                const __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox);
+                const __m512 b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+                const __m512 tl = _mm512_permutex2var_ps(a0, even, a1), tr = _mm512_permutex2var_ps(a0, odd, a1);
+                const __m512 bl = _mm512_permutex2var_ps(b0, even, b1), br = _mm512_permutex2var_ps(b0, odd, b1);
+                /* window order tl, tr, bl, br: first maximum, first NaN. Pick within each
+                 * row, then the bottom pick wins only if it beats the top pick strictly
+                 * (or is NaN where the top is not): the same as scanning in order. */
+                const __mmask16 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
+                const __m512 top = _mm512_mask_mov_ps(tl, t, tr), bot = _mm512_mask_mov_ps(bl, b, br);
+                const __mmask16 v = SFX(later_wins)(top, bot);
+                const __m512 best = _mm512_mask_mov_ps(top, v, bot);
+                __m512i off = _mm512_maskz_mov_epi32(t, one);
+                off = _mm512_mask_mov_epi32(off, v, _mm512_mask_add_epi32(wv, b, wv, one));
+                const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), even);
+                const __m512i idx = _mm512_add_epi32(base, off);
+                float *yo = yp + oy * ow + ox;
+                /* a full store runs into the next output row, written after this one */
+                if (yo + 16 <= yend) {
+                    _mm512_storeu_ps(yo, best);
+                    _mm512_storeu_si512(ap + oy * ow + ox, idx);
+                } else {
+                    const __mmask16 mn = (__mmask16)((1u << n) - 1);
+                    _mm512_mask_storeu_ps(yo, mn, best);
+                    _mm512_mask_storeu_epi32(ap + oy * ow + ox, mn, idx);
+                }
+            }
+        }
+    }
+}
+
+static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
+                              const int32_t *argmax, float *dx)
+{
+    const int oh = h / 2, ow = w / 2;
+    const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
+    const __m512i c1 = _mm512_set1_epi32(1), cw = _mm512_set1_epi32(w), cw1 = _mm512_set1_epi32(w + 1);
+    const float *dxend = dx + planes * h * w;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *gp = dy + pl * oh * ow;
+        const int32_t *ap = argmax + pl * oh * ow;
+        float *xp = dx + pl * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += 16) {
+                const int n = ow - ox < 16 ? ow - ox : 16;
+                const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
+                const __mmask16 mn = (__mmask16)((1u << n) - 1);
+                const __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), two_iota);
+                const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(mn, ap + oy * ow + ox), base);
+                const __m512 v00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512()), g);
+                const __m512 v01 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, c1), g);
+                const __m512 v10 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw), g);
+                const __m512 v11 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw1), g);
+                const __m512 t0 = _mm512_permutex2var_ps(v00, ilo, v01), t1 = _mm512_permutex2var_ps(v00, ihi, v01);
+                const __m512 b0 = _mm512_permutex2var_ps(v10, ilo, v11), b1 = _mm512_permutex2var_ps(v10, ihi, v11);
+                /* Full stores are safe inside the row, or when the row is one chunk:
+                 * then r0's spill lands in r1 (stored next) and r1's in the next row
+                 * pair (stored later); the end of the buffer is masked. */
+                if (2 * ox + 32 <= w || (ow <= 16 && r1 + 32 <= dxend)) {
+                    _mm512_storeu_ps(r0 + 2 * ox, t0);
+                    if (hi) _mm512_storeu_ps(r0 + 2 * ox + 16, t1);
+                    _mm512_storeu_ps(r1 + 2 * ox, b0);
+                    if (hi) _mm512_storeu_ps(r1 + 2 * ox + 16, b1);
+                } else {
+                    const __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
+                    _mm512_mask_storeu_ps(r0 + 2 * ox, mlo, t0);
+                    _mm512_mask_storeu_ps(r0 + 2 * ox + 16, mhi, t1);
+                    _mm512_mask_storeu_ps(r1 + 2 * ox, mlo, b0);
+                    _mm512_mask_storeu_ps(r1 + 2 * ox + 16, mhi, b1);
+                }
+            }
+            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
+    }
+}
+#else
+static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
+                              int32_t *argmax)
+{
+    const int oh = h / 2, ow = w / 2;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * w;
+        float *yp = y + pl * oh * ow;
+        int32_t *ap = argmax + pl * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox++) {
+                const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+                const int offs[4] = {0, 1, w, w + 1};
+                float bv = v[0];
+                int bo = 0;
+                for (int q = 1; q < 4; q++)
+                    if (v[q] > bv || (v[q] != v[q] && bv == bv)) {
+                        bv = v[q];
+                        bo = offs[q];
+                    }
+                yp[oy * ow + ox] = bv;
+                ap[oy * ow + ox] = 2 * oy * w + 2 * ox + bo;
+            }
+        }
+    }
+}
+
+static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
+                              const int32_t *argmax, float *dx)
+{
+    const int oh = h / 2, ow = w / 2;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *gp = dy + pl * oh * ow;
+        const int32_t *ap = argmax + pl * oh * ow;
+        float *xp = dx + pl * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox++) {
+                const int rel = ap[oy * ow + ox] - (2 * oy * w + 2 * ox);
+                const float g = gp[oy * ow + ox];
+                r0[2 * ox] = rel == 0 ? g : 0.0f;
+                r0[2 * ox + 1] = rel == 1 ? g : 0.0f;
+                r1[2 * ox] = rel == w ? g : 0.0f;
+                r1[2 * ox + 1] = rel == w + 1 ? g : 0.0f;
+            }
+            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
+    }
+}
+#endif
+
+/* ================================================================== table */
+
+static const ln_simd_kernels SFX(kernels) = {
+    .isa = SIMD_ISA,
+    .lanes = VL,
+    .conv_unfold = SFX(conv_unfold),
+    .conv_fold = SFX(conv_fold),
+    .conv_fwd = SFX(conv_fwd),
+    .conv_dx = SFX(conv_dx),
+    .conv_dw = SFX(conv_dw),
+    .reduce_lanes = SFX(reduce_lanes),
+    .linear_fwd = SFX(linear_fwd),
+    .linear_bwd = SFX(linear_bwd),
+    .relu_fwd = SFX(relu_fwd),
+    .relu_bwd = SFX(relu_bwd),
+    .maxpool2_fwd = SFX(maxpool2_fwd),
+    .maxpool2_bwd = SFX(maxpool2_bwd),
+};
+
+#undef ALWAYS_INLINE
+#undef TCASE
+#undef TROW
+#undef TILE_SWITCH
+#undef TILE_SWITCH_LIM
+#undef TMAX_M
+#undef TMAX_N
