@@ -3,63 +3,24 @@
 -- for bad input, so that no example rots. embed.c is built by `make examples`.
 local lfs = require("lfs")
 local lunet = require("lunet")
+local util = require("spec.support.util")
+local shell_quote = util.shell_quote
+local read = util.read
+local write = util.write
+local temp_dir = util.temp_dir
+local rm_rf = util.rm_rf
+local run = util.run
+local explain = util.explain
 
 local ROOT = lfs.currentdir()
 local LUNET = ROOT .. "/bin/lunet"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function temp_dir()
-  local base = os.tmpname()
-  os.remove(base)
-  assert(lfs.mkdir(base))
-  return base
-end
-
-local function rm_rf(path)
-  local mode = lfs.symlinkattributes(path, "mode")
-  if mode == "directory" then
-    for e in lfs.dir(path) do
-      if e ~= "." and e ~= ".." then rm_rf(path .. "/" .. e) end
-    end
-    lfs.rmdir(path)
-  elseif mode then
-    os.remove(path)
-  end
-end
-
 -- Runs a shell command; returns {code =, out =, err =} (stdin from `input` or empty).
-local function run(cmd, input)
-  local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
-  write(inp, input or "")
-  local ok, how, code = os.execute(("(%s) <%s >%s 2>%s"):format(cmd, inp, out, err))
-  local r = { ok = ok, code = how == "exit" and code or 128 + code, out = read(out) or "", err = read(err) or "" }
-  os.remove(out)
-  os.remove(err)
-  os.remove(inp)
-  return r
-end
 
 local function lunet_run(script, args, input)
   return run(("%s run %s %s"):format(shell_quote(LUNET), shell_quote(ROOT .. "/examples/" .. script), args or ""),
     input)
 end
-
-local function explain(r) return ("exit %s\n--- stdout:\n%s\n--- stderr:\n%s"):format(r.code, r.out, r.err) end
 
 -- The 3x5 font of the synthetic digits, drawn 4x: a PGM writer independent of the
 -- examples' own code (examples/digits.lua), so the spec checks what users would give.

@@ -4,17 +4,11 @@ package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local lfs = require("lfs")
 local synthetic = require("synthetic")
+local util = require("spec.support.util")
+local remove_tree = util.rm_rf
 
 local out = os.tmpname()
 os.remove(out)
-
-local function remove_tree(path)
-  if lfs.attributes(path, "mode") ~= "directory" then return os.remove(path) end
-  for f in lfs.dir(path) do
-    if f ~= "." and f ~= ".." then remove_tree(path .. "/" .. f) end
-  end
-  lfs.rmdir(path)
-end
 
 local function small_net()
   return lunet.sequential {

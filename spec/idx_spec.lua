@@ -1,6 +1,8 @@
 -- The IDX reader and MNIST loading, on files the spec writes itself.
 local lunet = require("lunet")
 local lfs = require("lfs")
+local util = require("spec.support.util")
+local remove_tree = util.rm_rf
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -30,16 +32,6 @@ local function labels(list)
   local b = {}
   for _, l in ipairs(list) do b[#b + 1] = string.char(l) end
   return header(8, { #list }) .. table.concat(b)
-end
-
-local function remove_tree(path)
-  for f in lfs.dir(path) do
-    if f ~= "." and f ~= ".." then
-      local full = path .. "/" .. f
-      if lfs.attributes(full, "mode") == "directory" then remove_tree(full) else os.remove(full) end
-    end
-  end
-  lfs.rmdir(path)
 end
 
 describe("IDX", function()

@@ -1,48 +1,13 @@
 package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
 local plot = require("lunet.plot")
 local Result = require("lunet.result")
-local lfs = require("lfs")
+local util = require("spec.support.util")
+local temp_dir = util.temp_dir
+local rm_rf = util.rm_rf
+local list_dir = util.list_dir
+local read = util.read
 
 local PNG_SIGNATURE = "\137PNG\r\n\26\n"
-
-local function temp_dir()
-  local base = os.tmpname()
-  os.remove(base)
-  assert(lfs.mkdir(base))
-  return base
-end
-
-local function rm_rf(path)
-  local mode = lfs.attributes(path, "mode")
-  if mode == "directory" then
-    for entry in lfs.dir(path) do
-      if entry ~= "." and entry ~= ".." then
-        rm_rf(path .. "/" .. entry)
-      end
-    end
-    lfs.rmdir(path)
-  elseif mode then
-    os.remove(path)
-  end
-end
-
-local function list_dir(path)
-  local names = {}
-  for entry in lfs.dir(path) do
-    if entry ~= "." and entry ~= ".." then
-      names[#names + 1] = entry
-    end
-  end
-  table.sort(names)
-  return names
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- A result of `runs` noisy exponential decays towards `floor`.
 local function decay(name, floor, runs)

@@ -2,48 +2,15 @@ package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
 local Result = require("lunet.result")
 local lfs = require("lfs")
 local cjson = require("cjson")
+local util = require("spec.support.util")
+local temp_dir = util.temp_dir
+local rm_rf = util.rm_rf
+local list_dir = util.list_dir
+local read = util.read
 
 local NAN = 0 / 0
 
 -- Fresh empty directory for one test.
-local function temp_dir()
-  local base = os.tmpname()
-  os.remove(base)
-  assert(lfs.mkdir(base))
-  return base
-end
-
-local function rm_rf(path)
-  local mode = lfs.attributes(path, "mode")
-  if mode == "directory" then
-    for entry in lfs.dir(path) do
-      if entry ~= "." and entry ~= ".." then
-        rm_rf(path .. "/" .. entry)
-      end
-    end
-    lfs.rmdir(path)
-  elseif mode then
-    os.remove(path)
-  end
-end
-
-local function list_dir(path)
-  local names = {}
-  for entry in lfs.dir(path) do
-    if entry ~= "." and entry ~= ".." then
-      names[#names + 1] = entry
-    end
-  end
-  table.sort(names)
-  return names
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Deep equality where NaN equals NaN (plain same() says NaN ~= NaN).
 local function deep_equal(a, b, path)

@@ -11,7 +11,7 @@ local Result = require("lunet.result")
 local plot = require("lunet.plot")
 local stats = require("lunet.stats")
 local Progress = require("lunet.progress")
-local lfs = require("lfs")
+local fs = require("lunet.fs")
 
 local M = {}
 
@@ -46,35 +46,7 @@ local function hash(s)
 end
 M.hash = hash
 
-local function mkdir_p(dir)
-  local path = ""
-  for part in dir:gmatch("[^/]+") do
-    path = (path == "" and (dir:sub(1, 1) == "/" and "/" or "") or path .. "/") .. part
-    if lfs.attributes(path, "mode") == nil then
-      local ok, err = lfs.mkdir(path)
-      if not ok and lfs.attributes(path, "mode") ~= "directory" then return nil, err end
-    end
-  end
-  return true
-end
-
-local function write_atomic(path, content)
-  local tmp = ("%s.tmp-%d-%d"):format(path, os.time(), math.random(1, 1 << 30))
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(content)
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    return nil, werr or cerr
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    return nil, rerr
-  end
-  return true
-end
+local mkdir_p, write_atomic = fs.mkdir_p, fs.write_atomic
 
 local function cpu_name()
   local f = io.open("/proc/cpuinfo", "r")

@@ -9,6 +9,7 @@
 -- failures (gnuplot missing or failing, I/O) return nil, message.
 
 local stats = require("lunet.stats")
+local fs = require("lunet.fs")
 local lfs = require("lfs")
 
 local plot = {}
@@ -75,38 +76,7 @@ function plot.terminals()
   return set
 end
 
-local function mkdir_p(dir)
-  if dir == "" or dir == "." or dir == "/" then
-    return true
-  end
-  local mode = lfs.attributes(dir, "mode")
-  if mode == "directory" then
-    return true
-  elseif mode then
-    return nil, dir .. ": exists and is not a directory"
-  end
-  local parent = dir:match("^(.*)/[^/]+/?$")
-  if parent and parent ~= "" then
-    local ok, err = mkdir_p(parent)
-    if not ok then
-      return nil, err
-    end
-  end
-  local ok, err = lfs.mkdir(dir)
-  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
-    return nil, dir .. ": " .. tostring(err)
-  end
-  return true
-end
-
-local seeded = false
-local function temp_suffix()
-  if not seeded then
-    math.randomseed(os.time(), math.floor(os.clock() * 1e6))
-    seeded = true
-  end
-  return string.format("%08x%04x", math.random(0, 0x7fffffff), math.random(0, 0xffff))
-end
+local mkdir_p, temp_suffix = fs.mkdir_p, fs.temp_suffix
 
 local function read_file(path)
   local f = io.open(path, "rb")

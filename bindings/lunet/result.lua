@@ -7,7 +7,7 @@
 --   <prefix>.json  everything needed to rebuild the Result (Result.load).
 
 local stats = require("lunet.stats")
-local lfs = require("lfs")
+local fs = require("lunet.fs")
 local cjson = require("cjson")
 
 -- A private cjson instance so that settings made here never leak into (or
@@ -186,78 +186,9 @@ end
 -- Files
 ---------------------------------------------------------------------------
 
--- Create `dir` and all its missing parents (like mkdir -p) through lfs.
--- Returns true or nil, message.
-local function mkdir_p(dir)
-  if dir == "" or dir == "." or dir == "/" then
-    return true
-  end
-  local attr = lfs.attributes(dir)
-  if attr then
-    if attr.mode == "directory" then
-      return true
-    end
-    return nil, dir .. ": exists and is not a directory"
-  end
-  local parent = dir:match("^(.*)/[^/]+/?$")
-  if parent and parent ~= "" then
-    local ok, err = mkdir_p(parent)
-    if not ok then
-      return nil, err
-    end
-  end
-  local ok, err = lfs.mkdir(dir)
-  -- Another process may have created it between the check and mkdir.
-  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
-    return nil, dir .. ": " .. tostring(err)
-  end
-  return true
-end
-
-local function parent_dir(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
-local random_seeded = false
-
--- A suffix that keeps concurrent writers (several processes saving into the
--- same directory) from sharing one temporary file.
-local function temp_suffix()
-  if not random_seeded then
-    math.randomseed(os.time(), math.floor(os.clock() * 1e6))
-    random_seeded = true
-  end
-  return string.format("%08x%04x", math.random(0, 0x7fffffff), math.random(0, 0xffff))
-end
-
---- Write `content` to `path` atomically: a reader sees either the old file
--- or the complete new one, never a partial write. Creates parent dirs.
-local function write_atomic(path, content)
-  local ok, err = mkdir_p(parent_dir(path))
-  if not ok then
-    return nil, err
-  end
-  local tmp = path .. ".tmp-" .. temp_suffix()
-  local f, ferr = io.open(tmp, "wb")
-  if not f then
-    return nil, ferr
-  end
-  local wok, werr = f:write(content)
-  local cok, cerr = f:close()
-  if not wok or not cok then
-    os.remove(tmp)
-    return nil, tmp .. ": " .. tostring(werr or cerr)
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    return nil, rerr
-  end
-  return true
-end
-
-Result._mkdir_p = mkdir_p
-Result._write_atomic = write_atomic
+local write_atomic = fs.write_atomic
+Result._mkdir_p = fs.mkdir_p
+Result._write_atomic = fs.write_atomic
 
 local function csv_number(v)
   if v == nil then

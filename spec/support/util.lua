@@ -1,0 +1,71 @@
+-- Helpers shared by the specs: temporary directories, whole-file reads and writes,
+-- and running shell commands with their output captured.
+local lfs = require("lfs")
+
+local util = {}
+
+function util.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- The whole file, or nil when it cannot be opened.
+function util.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function util.write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+-- A new empty directory under /tmp.
+function util.temp_dir()
+  local base = os.tmpname()
+  os.remove(base)
+  assert(lfs.mkdir(base))
+  return base
+end
+
+-- Removes a file or a directory tree (symbolic links are removed, not followed).
+function util.rm_rf(path)
+  local mode = lfs.symlinkattributes(path, "mode")
+  if mode == "directory" then
+    for e in lfs.dir(path) do
+      if e ~= "." and e ~= ".." then util.rm_rf(path .. "/" .. e) end
+    end
+    lfs.rmdir(path)
+  elseif mode then
+    os.remove(path)
+  end
+end
+
+-- The entries of a directory, sorted, without "." and "..".
+function util.list_dir(path)
+  local names = {}
+  for entry in lfs.dir(path) do
+    if entry ~= "." and entry ~= ".." then names[#names + 1] = entry end
+  end
+  table.sort(names)
+  return names
+end
+
+-- Runs a shell command with `input` on stdin; returns {ok =, code =, out =, err =}.
+function util.run(cmd, input)
+  local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
+  util.write(inp, input or "")
+  local ok, how, code = os.execute(("(%s) <%s >%s 2>%s"):format(cmd, inp, out, err))
+  local r = { ok = ok, code = how == "exit" and code or 128 + code, out = util.read(out) or "",
+    err = util.read(err) or "" }
+  os.remove(out)
+  os.remove(err)
+  os.remove(inp)
+  return r
+end
+
+-- A command's result as text, for assertion messages.
+function util.explain(r) return ("exit %s\n--- stdout:\n%s\n--- stderr:\n%s"):format(r.code, r.out, r.err) end
+
+return util
