@@ -535,10 +535,11 @@ static int dataset_checksum(lua_State *L)
     return 1;
 }
 
-/* ds:_info() / ds:_info(table): the Lua-side description (split, source ...) */
-static int dataset_info(lua_State *L)
+/* obj:_info() / obj:_info(table): the Lua-side description of a dataset or net
+ * (split, source ...), kept in the userdata's first user value. */
+static int info_slot(lua_State *L, const char *mt)
 {
-    luaL_checkudata(L, 1, DATASET_MT);
+    luaL_checkudata(L, 1, mt);
     if (lua_gettop(L) >= 2) {
         lua_settop(L, 2);
         lua_setiuservalue(L, 1, 1);
@@ -547,6 +548,8 @@ static int dataset_info(lua_State *L)
     lua_getiuservalue(L, 1, 1);
     return 1;
 }
+
+static int dataset_info(lua_State *L) { return info_slot(L, DATASET_MT); }
 
 static const luaL_Reg dataset_methods[] = {
     {"size", dataset_size},       {"shape", dataset_shape},
@@ -799,22 +802,25 @@ static int net_set(lua_State *L)
 }
 
 /* net:_params() -> flat tensor copy of all parameters; net:_set_params(tensor) */
+/* A flat tensor copy of a parameter-sized block (parameters or gradients). */
+static int push_param_block(lua_State *L, ln_net *net, const float *block)
+{
+    int64_t n = ln_net_param_count(net);
+    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
+    memcpy(t->data, block, sizeof(float) * (size_t)n);
+    return 1;
+}
+
 static int net_params(lua_State *L)
 {
     ln_net *net = check_net(L, 1);
-    int64_t n = ln_net_param_count(net);
-    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
-    memcpy(t->data, ln_net_params(net), sizeof(float) * (size_t)n);
-    return 1;
+    return push_param_block(L, net, ln_net_params(net));
 }
 
 static int net_grads(lua_State *L)
 {
     ln_net *net = check_net(L, 1);
-    int64_t n = ln_net_param_count(net);
-    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
-    memcpy(t->data, ln_net_grads(net), sizeof(float) * (size_t)n);
-    return 1;
+    return push_param_block(L, net, ln_net_grads(net));
 }
 
 static int net_set_params(lua_State *L)
@@ -1120,17 +1126,7 @@ static int l_load(lua_State *L)
     return 1;
 }
 
-static int net_info(lua_State *L)
-{
-    luaL_checkudata(L, 1, NET_MT);
-    if (lua_gettop(L) >= 2) {
-        lua_settop(L, 2);
-        lua_setiuservalue(L, 1, 1);
-        return 0;
-    }
-    lua_getiuservalue(L, 1, 1);
-    return 1;
-}
+static int net_info(lua_State *L) { return info_slot(L, NET_MT); }
 
 static const luaL_Reg net_methods[] = {
     {"layer_count", net_layer_count},   {"layer", net_layer},
