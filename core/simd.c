@@ -73,30 +73,7 @@ typedef struct {
 #define TN 2
 #define LIN_N 2
 #include "simd_impl.h"
-#undef vf
-#undef vi
-#undef VL
-#undef SFX
-#undef SIMD_ISA
-#undef V_LOADU
-#undef V_STOREU
-#undef V_SET1
-#undef V_ZERO
-#undef V_ADD
-#undef V_FMA
-#undef V_LOADU_N
-#undef V_STOREU_N
-#undef V_HSUM
-#undef V_LMASK
-#undef V_LMASK_MAKE
-#undef V_LOADU_LMASK
-#undef V_REDUCE16
-#undef A5_LANES
-#undef V_COPY8
-#undef V_LOADU_LANES
-#undef TM
-#undef TN
-#undef LIN_N
+#include "simd_undef.h"
 
 #if LN_SIMD_X86
 /* ============================================================ AVX2 + FMA */
@@ -151,30 +128,7 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define TN 2
 #define LIN_N 2
 #include "simd_impl.h"
-#undef vf
-#undef vi
-#undef VL
-#undef SFX
-#undef SIMD_ISA
-#undef V_LOADU
-#undef V_STOREU
-#undef V_SET1
-#undef V_ZERO
-#undef V_ADD
-#undef V_FMA
-#undef V_LOADU_N
-#undef V_STOREU_N
-#undef V_HSUM
-#undef V_LMASK
-#undef V_LMASK_MAKE
-#undef V_LOADU_LMASK
-#undef V_REDUCE16
-#undef A5_LANES
-#undef V_COPY8
-#undef V_LOADU_LANES
-#undef TM
-#undef TN
-#undef LIN_N
+#include "simd_undef.h"
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
