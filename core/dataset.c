@@ -73,7 +73,10 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
 
     ln_idx img, lab;
     memset(&lab, 0, sizeof lab);
-    ln_status st = ln_idx_read(images_path, &img, err);
+    /* Only the first `limit` samples are kept in memory (the files are still checked
+     * whole). */
+    const size_t keep = limit > 0 ? (size_t)limit : 0;
+    ln_status st = ln_idx_read_items(images_path, keep, &img, err);
     if (st != LN_OK) return st;
     if (img.type != 0x08 || (img.ndim != 3 && img.ndim != 4)) {
         st = img.type != 0x08
@@ -85,7 +88,7 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
                            "found %d", images_path, img.ndim);
         goto done;
     }
-    st = ln_idx_read(labels_path, &lab, err);
+    st = ln_idx_read_items(labels_path, keep, &lab, err);
     if (st != LN_OK) goto done;
     if (lab.type != 0x08 || lab.ndim != 1) {
         st = lab.type != 0x08
@@ -96,12 +99,12 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
                            labels_path, lab.ndim);
         goto done;
     }
-    if (img.dim[0] != lab.dim[0]) {
+    if (img.file_items != lab.file_items) {
         st = ln_fail(err, LN_EFORMAT, "%s holds %lu images but %s holds %lu labels", images_path,
-                     (unsigned long)img.dim[0], labels_path, (unsigned long)lab.dim[0]);
+                     (unsigned long)img.file_items, labels_path, (unsigned long)lab.file_items);
         goto done;
     }
-    int64_t available = (int64_t)img.dim[0];
+    int64_t available = (int64_t)img.file_items;
     if (limit > available) {
         st = ln_fail(err, LN_EINVAL, "dataset: limit %lld is more than the %lld samples %s holds",
                      (long long)limit, (long long)available, images_path);

@@ -127,6 +127,7 @@ ln_status ln_idx_parse(const unsigned char *bytes, size_t size, const char *name
     if (!hdr.data)
         return ln_fail(err, LN_ENOMEM, "%s: cannot allocate %zu bytes of data", name, data_bytes);
     memcpy(hdr.data, bytes + header, data_bytes);
+    hdr.file_items = hdr.dim[0];
     *out = hdr;
     return LN_OK;
 }
@@ -244,11 +245,36 @@ static void z_free(voidpf opaque, voidpf p)
 
 /* Decompresses a whole gzip file (one or more concatenated members, as gzip(1)
  * writes with `cat a.gz b.gz`) into a fresh block. */
+/* The bytes worth storing when only the first keep_items items are wanted: the header
+ * plus those items, once the header has been decoded (len bytes so far); 0 while it is
+ * not known yet or when everything must be kept (then the usual checks report any
+ * problem with the header). */
+static size_t kept_prefix(const unsigned char *buf, size_t len, size_t keep_items)
+{
+    if (keep_items == 0 || len < 4) return 0;
+    size_t elem = idx_elem_size(buf[2]);
+    int ndim = buf[3];
+    if (elem == 0 || ndim < 1 || ndim > LN_MAX_DIMS) return SIZE_MAX;
+    size_t header = 4 + 4 * (size_t)ndim;
+    if (len < header) return 0;
+    if (be32(buf + 4) <= keep_items) return SIZE_MAX;
+    size_t item = elem, bytes;
+    for (int i = 1; i < ndim; i++)
+        if (!ln_mul_size(item, be32(buf + 4 + 4 * (size_t)i), &item)) return SIZE_MAX;
+    if (!ln_mul_size(item, keep_items, &bytes) || bytes > SIZE_MAX - header) return SIZE_MAX;
+    return header + bytes;
+}
+
 static ln_status gunzip(const unsigned char *in, size_t in_size, const char *path,
-                        unsigned char **out_buf, size_t *out_len, ln_error *err)
+                        size_t keep_items, unsigned char **out_buf, size_t *out_len,
+                        size_t *out_total, ln_error *err)
 {
     *out_buf = NULL;
     *out_len = 0;
+    *out_total = 0;
+    size_t keep = 0;          /* bytes to store; 0 = not known yet, SIZE_MAX = all */
+    size_t discarded = 0;     /* decoded past `keep`, counted but not stored */
+    unsigned char scratch[1 << 14];
 
     /* The gzip trailer stores the uncompressed size mod 2^32: a good first guess
      * (plus one spare byte so the end is seen without regrowing), never trusted
@@ -293,6 +319,19 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
             zs.avail_in = (uInt)chunk;
             in_pos += chunk;
         }
+        if (keep == 0) keep = kept_prefix(buf, len, keep_items);
+        if (keep == 0 && keep_items == 0) keep = SIZE_MAX;
+        const int discarding = keep != 0 && keep != SIZE_MAX && len >= keep;
+        if (discarding) {
+            zs.next_out = scratch;
+            zs.avail_out = sizeof scratch;
+            zr = inflate(&zs, Z_NO_FLUSH);
+            discarded += sizeof scratch - zs.avail_out;
+            if (len + discarded > LN_IDX_MAX_BYTES) {
+                st = too_big(path, "decompressed size", err);
+                break;
+            }
+        } else {
         if (len == cap) {
             size_t bigger = next_cap(cap);
             if (!grow(&buf, len, bigger)) {
@@ -312,6 +351,7 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
             st = too_big(path, "decompressed size", err);
             break;
         }
+        }
         if (zr == Z_STREAM_END) {
             if (zs.avail_in == 0 && in_pos == in_size) break;
             /* More input after a complete member: decode it as the next member;
@@ -328,7 +368,7 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
             if (zs.avail_in == 0 && in_pos == in_size) {
                 st = ln_fail(err, LN_EFORMAT,
                              "%s: gzip data is truncated (ends after %zu decompressed bytes)",
-                             path, len);
+                             path, len + discarded);
                 break;
             }
             continue;
@@ -348,10 +388,16 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
     }
     *out_buf = buf;
     *out_len = len;
+    *out_total = len + discarded;
     return LN_OK;
 }
 
 ln_status ln_idx_read(const char *path, ln_idx *out, ln_error *err)
+{
+    return ln_idx_read_items(path, 0, out, err);
+}
+
+ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_error *err)
 {
     if (!out) return ln_fail(err, LN_EINVAL, "ln_idx_read: output is NULL");
     memset(out, 0, sizeof *out);
@@ -361,12 +407,13 @@ ln_status ln_idx_read(const char *path, ln_idx *out, ln_error *err)
     size_t size = 0;
     ln_status st = read_file(path, &bytes, &size, err);
     if (st != LN_OK) return st;
+    size_t total = size; /* the decoded file's length; only `size` bytes are in memory */
 
     /* IDX files start with 00 00, so the gzip magic cannot be mistaken for one. */
     if (size >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
         unsigned char *plain = NULL;
         size_t plain_size = 0;
-        st = gunzip(bytes, size, path, &plain, &plain_size, err);
+        st = gunzip(bytes, size, path, max_items, &plain, &plain_size, &total, err);
         ln_dealloc(bytes);
         if (st != LN_OK) return st;
         bytes = plain;
@@ -376,10 +423,16 @@ ln_status ln_idx_read(const char *path, ln_idx *out, ln_error *err)
     ln_idx hdr;
     memset(&hdr, 0, sizeof hdr);
     size_t header = 0;
-    st = idx_header(bytes, size, path, &hdr, &header, err);
+    st = idx_header(bytes, total, path, &hdr, &header, err);
     if (st != LN_OK) {
         ln_dealloc(bytes);
         return st;
+    }
+    hdr.file_items = hdr.dim[0];
+    if (max_items > 0 && max_items < hdr.dim[0]) {
+        hdr.count = hdr.count / hdr.dim[0] * max_items;
+        hdr.dim[0] = (uint32_t)max_items;
+        size = header + hdr.count * hdr.elem_size; /* what a raw file keeps, too */
     }
     /* Keep the block we already have instead of copying tens of megabytes: slide the
      * data down over the header (the block stays ours to free via ln_dealloc). */

@@ -103,6 +103,26 @@ describe("datasets from IDX files", function()
     assert.matches("4 samples", tostring(first))
   end)
 
+  it("a gzipped file read for its first n items keeps those and still checks the rest", function()
+    local gz = dir .. "/gz"
+    lfs.mkdir(gz)
+    local imgs = images(6, 28, 28, function(i) return i * 7 end)
+    write("gz/train-images-idx3-ubyte", imgs)
+    write("gz/train-labels-idx1-ubyte", labels({ 3, 1, 4, 1, 5, 9 }))
+    assert(os.execute("gzip -f " .. gz .. "/train-images-idx3-ubyte " .. gz .. "/train-labels-idx1-ubyte"))
+    local all = assert(lunet.mnist { dir = gz })
+    local first = assert(lunet.mnist { dir = gz, n = 2 })
+    assert.equal(2, #first)
+    assert.equal(1, first:label(2))
+    assert.same(all:image(2):totable(), first:image(2):totable())
+    -- a file cut short after the kept items is still reported
+    write("gz/train-images-idx3-ubyte", imgs:sub(1, #imgs - 100))
+    assert(os.execute("gzip -f " .. gz .. "/train-images-idx3-ubyte"))
+    local ds, err = lunet.mnist { dir = gz, n = 2 }
+    assert.is_nil(ds)
+    assert.matches("truncated", err, 1, true)
+  end)
+
   it("subsets: first n, random with a seed, stratified", function()
     local ds = assert(lunet.mnist { dir = sub })
     local a = ds:subset { n = 3, mode = "random", seed = 7 }
