@@ -231,7 +231,8 @@ static void draw_front(int64_t *pool, int64_t m, int64_t k, ln_rng *rng)
  * remainder first, lower class index on ties. */
 static int remainder_before(const uint64_t *rem, int64_t c, int64_t d)
 {
-    return rem[c] > rem[d] || (rem[c] == rem[d] && c < d);
+    if (rem[c] != rem[d]) return rem[c] > rem[d];
+    return c < d;
 }
 
 static void sift_down(int64_t *order, int64_t root, int64_t end, const uint64_t *rem)

@@ -23,6 +23,8 @@ void log_softmax_forward(const ln_layer *l, const float *x, float *y, const ln_c
             if (xs[i] > m) m = xs[i];
         double sum = 0.0;
         for (int64_t i = 0; i < n; i++) sum += exp((double)xs[i] - (double)m);
+        /* the maximum's own term is exp(0) = 1, so the sum is >= 1 */
+        // cppcheck-suppress invalidFunctionArg
         const double shift = (double)m + log(sum);
         for (int64_t i = 0; i < n; i++) ys[i] = (float)((double)xs[i] - shift);
     }
