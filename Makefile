@@ -63,21 +63,29 @@ $(MODULE): bindings/lunet.c core/lunet.h $(STATIC)
 
 # The products users and the Lua module path see; copies so that a SANITIZE build
 # replaces them and a normal `make` puts the release ones back.
-# (copy, then rename: a process that has the old library mapped keeps it intact)
-core/liblunet.a: $(STATIC)
-	cp $< $@.tmp && mv -f $@.tmp $@
-core/liblunet.so: $(SHARED)
-	cp $< $@.tmp && mv -f $@.tmp $@
-bindings/lunet/core.so: $(MODULE)
-	cp $< $@.tmp && mv -f $@.tmp $@
+# (copy, then rename: a process that has the old library mapped keeps it intact;
+# compared every time, so that `make` after a SANITIZE=1 build puts the release ones back)
+.PHONY: FORCE
+FORCE:
+core/liblunet.a: $(STATIC) FORCE
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
+core/liblunet.so: $(SHARED) FORCE
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
+bindings/lunet/core.so: $(MODULE) FORCE
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
 
 $(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIBS)
 
 # The last line of the test output is "N passed, N failed".
+# With SANITIZE=1 the instrumented module needs the sanitizer runtimes in the (not
+# instrumented) lua5.4 process; tools/sanitize.sh is the full ASan/UBSan/TSan run.
+ifeq ($(SANITIZE),1)
+  TEST_ENV = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0
+endif
 test: all examples
-	LUNET_C_TESTS=$(BUILD)/spec $(BUSTED) -o spec/support/summary_handler.lua spec
+	LUNET_C_TESTS=$(BUILD)/spec $(TEST_ENV) $(BUSTED) -o spec/support/summary_handler.lua spec
 
 deps:
 	sh tools/deps.sh

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages lunet needs that are missing (apt-get update first).
 set -eu
-PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-filesystem lua-busted lua-cjson zlib1g-dev gnuplot-nox lua-check lua-ldoc cppcheck"
+PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-filesystem lua-busted lua-cjson zlib1g-dev gnuplot-nox lua-check lua-ldoc cppcheck clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

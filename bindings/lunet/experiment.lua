@@ -178,6 +178,8 @@ function M.experiment(lunet, opts)
   local train = lunet.train_config(opts, f, 3)
   local net = template_net(opts.model, f)
   local runs = opts.runs or 20
+  if runs > 1000000 then error(f .. ": option 'runs' must be at most 1000000 (got " .. runs .. ")", 3) end
+  if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", 3) end
   local threads = opts.threads or core.cpu_count()
   if threads == 0 then threads = core.cpu_count() end
   local name = opts.name or "experiment"

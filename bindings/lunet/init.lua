@@ -301,13 +301,22 @@ end
 
 -- ----------------------------------------------------------------- tensors
 
---- tensor(shape) -> zeros; tensor(data, shape) -> from a flat list; tensor(data) -> 1-D
+--- zeros(shape) -> a tensor of zeros, e.g. lunet.zeros{1, 28, 28}
+function lunet.zeros(shape)
+  check.arg_type("lunet.zeros", 1, "shape", shape, "table")
+  return core.tensor(shape)
+end
+
+--- tensor(data, shape) -> from a flat list of numbers (row-major); tensor(data) -> a vector.
+-- For zeros use lunet.zeros(shape).
 function lunet.tensor(a, b)
   if b == nil and type(a) == "table" and type(a[1]) == "number" and a.shape == nil then
     -- a flat list of numbers: a vector, unless it looks like a shape and b is absent
     return core.tensor({ #a }, a)
   end
-  if b == nil then return core.tensor(a) end
+  if b == nil then
+    error("lunet.tensor: argument #2 (shape) is required unless argument #1 is a list of numbers (lunet.zeros(shape) makes zeros)", 2)
+  end
   return core.tensor(b, a)
 end
 

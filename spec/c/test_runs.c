@@ -1,0 +1,230 @@
+/* test_runs.c - repeat runs on the thread pool (core/runs.c): results independent of
+ * the thread count, progress on the calling thread, and stopping from the progress
+ * callback and from another thread (as Ctrl-C does) with finished runs kept.
+ *
+ * This is also the ThreadSanitizer target: tools/sanitize.sh builds it with
+ * -fsanitize=thread and requires a clean run.
+ *
+ * Output: "ok N - desc" or "not ok N - desc: detail", then "# passed P failed F";
+ * the exit status is 0 iff nothing failed.
+ */
+#include "../../core/lunet.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int tests, failures;
+
+static void report(int ok, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    tests++;
+    if (!ok) failures++;
+    printf("%s %d - %s\n", ok ? "ok" : "not ok", tests, what);
+    fflush(stdout);
+}
+
+#define RUNS 6
+
+static ln_net *template_net(void)
+{
+    ln_layer_spec layers[] = {
+        ln_conv2d(1, 3, 3, 1, 0), ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
+        ln_dropout(LN_DROPOUT2D, 0.2f), ln_simple_layer(LN_FLATTEN), ln_linear(27, 4),
+        ln_simple_layer(LN_LOG_SOFTMAX),
+    };
+    ln_net *net = NULL;
+    ln_error err;
+    if (ln_net_create(&net, layers, 7, ln_shape_make(3, (int64_t[]){1, 8, 8}), NULL, &err)) {
+        fprintf(stderr, "net: %s\n", err.msg);
+        exit(2);
+    }
+    return net;
+}
+
+static ln_dataset *dataset(int64_t n, int salt)
+{
+    float *x = malloc(sizeof(float) * (size_t)n * 64);
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = (int32_t)(i % 4);
+        for (int p = 0; p < 64; p++)
+            x[i * 64 + p] = (p / 16 == y[i] ? 1.0f : 0.0f) + (float)((i * 13 + p * 7 + salt) % 10) * 0.03f;
+    }
+    ln_dataset *ds = NULL;
+    ln_error err;
+    if (ln_dataset_from_arrays(x, y, n, 1, 8, 8, &ds, &err)) {
+        fprintf(stderr, "data: %s\n", err.msg);
+        exit(2);
+    }
+    free(x);
+    free(y);
+    return ds;
+}
+
+typedef struct {
+    int calls;
+    int stop_after; /* set *stop once runs_done reaches this (-1: never) */
+    volatile int *stop;
+} progress_state;
+
+static int on_progress(void *user, const ln_runs_progress *p)
+{
+    progress_state *s = user;
+    s->calls++;
+    if (s->stop_after >= 0 && p->runs_done >= s->stop_after && s->stop)
+        __atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static ln_runs_config config(const ln_net *net, const ln_dataset *data, const ln_dataset *test,
+                             int threads)
+{
+    static const int64_t test_at[] = {2};
+    ln_runs_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.template_net = net;
+    cfg.data = data;
+    cfg.test = test;
+    ln_train_config_defaults(&cfg.train);
+    cfg.train.batch = 8;
+    cfg.train.iterations = 4;
+    cfg.train.seed = 11;
+    cfg.train.optim = ln_sgd_spec(0.05, 0.5);
+    cfg.runs = RUNS;
+    cfg.threads = threads;
+    cfg.test_at = test_at;
+    cfg.test_at_count = 1;
+    return cfg;
+}
+
+static void release_all(ln_run_result *r)
+{
+    for (int i = 0; i < RUNS; i++) ln_run_result_release(&r[i]);
+}
+
+/* Stops training from another thread, as a signal handler would: once the training
+ * thread has reported its first finished iteration (so even a slow build has some). */
+typedef struct {
+    volatile int *stop;
+    int iterations; /* set by the training thread's callback, read here (atomically) */
+} stopper;
+
+static int count_iterations(void *user, const ln_progress *p)
+{
+    stopper *s = user;
+    __atomic_store_n(&s->iterations, (int)p->iteration, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void *stop_later(void *arg)
+{
+    stopper *s = arg;
+    struct timespec ts = {0, 5 * 1000000L};
+    while (__atomic_load_n(&s->iterations, __ATOMIC_RELAXED) < 1) nanosleep(&ts, NULL);
+    nanosleep(&ts, NULL);
+    __atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+int main(void)
+{
+    ln_net *net = template_net();
+    ln_dataset *data = dataset(96, 0), *test = dataset(40, 5);
+    ln_error err;
+
+    /* 1, 2 and 4 threads give bit-identical runs */
+    ln_run_result ref[RUNS], got[RUNS];
+    memset(ref, 0, sizeof ref);
+    ln_runs_config cfg = config(net, data, test, 1);
+    progress_state ps = {0, -1, NULL};
+    cfg.on_progress = on_progress;
+    cfg.user = &ps;
+    ln_status st = ln_runs(&cfg, ref, &err);
+    report(st == LN_OK, "runs on 1 thread: %s", st ? err.msg : "ok");
+    int all_done = 1;
+    for (int r = 0; r < RUNS; r++) all_done &= ref[r].done && ref[r].hist.iterations == 4;
+    report(all_done, "every run finished its 4 iterations");
+    report(ps.calls >= 1, "progress reported on the calling thread (%d calls)", ps.calls);
+    for (int threads = 2; threads <= 4; threads += 2) {
+        memset(got, 0, sizeof got);
+        cfg = config(net, data, test, threads);
+        st = ln_runs(&cfg, got, &err);
+        int same = st == LN_OK;
+        for (int r = 0; r < RUNS && same; r++) {
+            same = got[r].seed == ref[r].seed && got[r].hist.steps == ref[r].hist.steps &&
+                   memcmp(got[r].hist.loss, ref[r].hist.loss, sizeof(double) * 4) == 0 &&
+                   memcmp(got[r].hist.step_loss, ref[r].hist.step_loss,
+                          sizeof(float) * (size_t)ref[r].hist.steps) == 0 &&
+                   got[r].test_accuracy == ref[r].test_accuracy &&
+                   got[r].test_loss_at[0] == ref[r].test_loss_at[0];
+        }
+        report(same, "%d threads give bit-identical losses and test figures", threads);
+        release_all(got);
+    }
+    release_all(ref);
+
+    /* stop from the progress callback (the calling thread) at its first report, about
+     * 0.1 s in, while runs of 2000 epochs are going on */
+    volatile int stop = 0;
+    memset(got, 0, sizeof got);
+    cfg = config(net, data, test, 2);
+    cfg.train.iterations = 2000;
+    cfg.train.stop = &stop;
+    progress_state stopper_ps = {0, 0, &stop};
+    cfg.on_progress = on_progress;
+    cfg.user = &stopper_ps;
+    st = ln_runs(&cfg, got, &err);
+    int done = 0, partial = 0, consistent = 1;
+    for (int r = 0; r < RUNS; r++) {
+        done += got[r].done;
+        if (got[r].done) {
+            consistent &= got[r].hist.iterations == 2000 && !got[r].hist.interrupted;
+        } else if (got[r].hist.iterations > 0 || got[r].hist.steps > 0) {
+            partial++;
+            consistent &= got[r].hist.interrupted && got[r].hist.iterations < 2000;
+        }
+    }
+    report(st == LN_OK && done < RUNS && partial >= 1 && consistent,
+           "a stop request keeps finished runs whole (%d) and marks the stopped ones (%d) "
+           "interrupted", done, partial);
+    release_all(got);
+
+    /* stop a single ln_train from another thread, as SIGINT does */
+    stop = 0;
+    ln_train_config tc;
+    ln_train_config_defaults(&tc);
+    tc.batch = 4;
+    tc.iterations = 100000;
+    tc.stop = &stop;
+    ln_net *solo = NULL;
+    ln_net_clone(net, &solo, &err);
+    stopper s = {&stop, 0};
+    tc.on_iteration = count_iterations;
+    tc.user = &s;
+    pthread_t id;
+    pthread_create(&id, NULL, stop_later, &s);
+    ln_history h;
+    st = ln_train(solo, data, &tc, &h, &err);
+    pthread_join(id, NULL);
+    report(st == LN_OK && h.interrupted && h.iterations > 0 && h.iterations < 100000 &&
+               h.steps >= h.iterations,
+           "a stop from another thread ends ln_train at the next step (%lld iterations kept)",
+           (long long)h.iterations);
+    ln_history_release(&h);
+    ln_net_free(solo);
+
+    ln_dataset_free(data);
+    ln_dataset_free(test);
+    ln_net_free(net);
+    printf("# passed %d failed %d\n", tests - failures, failures);
+    return failures ? 1 : 0;
+}

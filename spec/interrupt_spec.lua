@@ -1,0 +1,90 @@
+-- Ctrl-C (SIGINT) during net:train: training stops at the next step and returns
+-- what was done (h.interrupted = true, the finished iterations), and the
+-- interpreter keeps working: code after the call runs, and a second net:train in the
+-- same process trains normally. (Ctrl-C during lunet.experiment is covered in
+-- spec/experiment_spec.lua.)
+local lfs = require("lfs")
+
+local function read(path)
+  local f = io.open(path, "r")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("Ctrl-C during net:train", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  lfs.mkdir(dir)
+  teardown(function()
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then os.remove(dir .. "/" .. name) end
+    end
+    lfs.rmdir(dir)
+  end)
+
+  it("stops at the next step, keeps the finished epochs, and the interpreter goes on", function()
+    local script = dir .. "/train.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+package.path = "spec/support/?.lua;" .. package.path
+io.stdout:setvbuf("no")
+local lunet = require("lunet")
+local data = require("synthetic")(256, 4, 1)
+local net = lunet.models.mnist_cnn()
+print("START")
+-- 32 steps per epoch; 100000 epochs would take hours: only Ctrl-C ends this
+local h = net:train { data = data, batch = 8, iterations = 100000, quiet = true,
+  progress = function(p) print("EPOCH " .. p.iteration) end }
+local finite = true
+for _, v in ipairs(h.loss) do finite = finite and v == v and v < math.huge end
+for _, v in ipairs(h.step_loss) do finite = finite and v == v and v < math.huge end
+print(("TRAINED interrupted=%s diverged=%s iterations=%d losses=%d steps=%d step_losses=%d finite=%s")
+  :format(tostring(h.interrupted), tostring(h.diverged), h.iterations, #h.loss, h.steps, #h.step_loss,
+    tostring(finite)))
+print("AFTER " .. table.concat({ 1, 2, 3 }, "+"))
+local h2 = net:train { data = data, batch = 8, iterations = 2, quiet = true }
+print(("SECOND interrupted=%s iterations=%d steps=%d"):format(tostring(h2.interrupted), h2.iterations, h2.steps))
+local r = net:evaluate(data)
+print(("EVALUATED accuracy=%.3f"):format(r.accuracy))
+]])
+    f:close()
+    local out, err = dir .. "/out", dir .. "/err"
+    -- start it, wait until the first epoch is done (slow under valgrind), let it train
+    -- a little longer, then send SIGINT as a terminal's Ctrl-C would; timeout guards
+    -- against a hang
+    local cmd = ([[
+timeout 300 lua5.4 %s > %s 2> %s &
+pid=$!
+i=0
+while [ $i -lt 1200 ] && ! grep -q "EPOCH 1" %s 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -INT $pid
+wait $pid
+echo "exit $?" >> %s
+]]):format(script, out, err, out, out)
+    os.execute(cmd)
+    local o, e = read(out), read(err)
+    local diag = "\nstdout:\n" .. o .. "\nstderr:\n" .. e
+    assert.matches("START", o, 1, true)
+    local interrupted, diverged, iterations, losses, steps, step_losses, finite =
+      o:match("TRAINED interrupted=(%w+) diverged=(%w+) iterations=(%d+) losses=(%d+) steps=(%d+) " ..
+        "step_losses=(%d+) finite=(%w+)")
+    assert.equal("true", interrupted, "training did not report the interruption" .. diag)
+    assert.equal("false", diverged, diag)
+    iterations, losses, steps, step_losses = tonumber(iterations), tonumber(losses), tonumber(steps),
+      tonumber(step_losses)
+    assert.is_true(iterations >= 1, "no epoch finished in a second" .. diag)
+    assert.is_true(iterations < 100000, diag)
+    assert.equal(iterations, losses, "one loss per finished epoch" .. diag)
+    assert.equal(steps, step_losses, "one loss per step taken" .. diag)
+    -- the epoch in progress is not counted, its steps are; at most one partial epoch
+    assert.is_true(steps >= iterations * 32 and steps < (iterations + 1) * 32, diag)
+    assert.equal("true", finite, diag)
+    assert.matches("AFTER 1+2+3", o, 1, true) -- the interpreter kept going
+    assert.matches("SECOND interrupted=false iterations=2 steps=64", o, 1, true)
+    assert.matches("EVALUATED accuracy=", o, 1, true)
+    assert.matches("exit 0", o, 1, true)
+  end)
+end)
