@@ -229,7 +229,7 @@ if os.getenv("BENCH_STUDY") == "1" then
     f:close()
     print()
     print("study (scripts/seed_report.lua), wall time and peak RSS:")
-    local out = sh("/usr/bin/time -f 'study: %e s, peak RSS %M KiB' lua5.4 scripts/seed_report.lua 2>&1 | tail -3")
+    local out = sh("/usr/bin/time -f 'study: %e s, peak RSS %M KiB' lua5.4 scripts/seed_report.lua --fresh --out build/bench/report 2>&1 | tail -3")
     io.write(out)
   else
     print("study: scripts/seed_report.lua does not exist yet")
