@@ -5,6 +5,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static atomic_long fail_countdown = -1; /* < 0: never fail */
 static atomic_long alloc_total = 0;
@@ -47,3 +50,12 @@ void *ln_alloc_zeroed(size_t count, size_t size)
 }
 
 void ln_dealloc(void *p) { free(p); }
+
+void ln_release_free_memory(void)
+{
+#if defined(__GLIBC__)
+    /* glibc keeps freed blocks below its (adaptive) mmap threshold in the heap; after a
+     * large temporary block (a decompressed IDX file) that can be tens of MB of RSS. */
+    malloc_trim(0);
+#endif
+}

@@ -136,6 +136,7 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
 done:
     ln_idx_release(&img);
     ln_idx_release(&lab);
+    ln_release_free_memory();
     return st;
 }
 

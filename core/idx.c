@@ -287,6 +287,8 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
         /* deflate expands at most 1032:1, so a larger claim is a lie: ignore it rather
          * than allocate up to the limit for a few hostile bytes */
         if (hint > 0 && hint <= LN_IDX_MAX_BYTES && hint / 1032 <= in_size) cap = hint + 1;
+        /* a prefix is wanted: grow from small instead of reserving the whole file */
+        if (keep_items > 0) cap = LN_IDX_FIRST_READ;
     }
     if (cap > LN_IDX_MAX_BYTES + 1) cap = LN_IDX_MAX_BYTES + 1;
 

@@ -60,6 +60,10 @@ void ln_dealloc(void *p);
  * (countdown < 0 disables the hook). Returns the number of allocations so far. */
 long ln_alloc_fail_after(long countdown);
 
+/* Gives memory freed by the engine back to the system where the C library allows it
+ * (called after loading data and after each repeat run, to keep peak RSS low). */
+void ln_release_free_memory(void);
+
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 int ln_mul_size(size_t a, size_t b, size_t *out);
 

@@ -128,6 +128,7 @@ static ln_status one_run(pool *p, int r, ln_error *err)
         res->done = !st && !res->hist.interrupted;
     }
     ln_net_free(net);
+    ln_release_free_memory();
     return st;
 }
 
