@@ -172,8 +172,9 @@ describe("Ctrl-C during an experiment", function()
   it("stops, keeps finished runs in the cache, and a rerun resumes", function()
     lfs.mkdir(dir)
     -- time one run of the same work here, so the interrupt lands after a couple of runs
+    local probe_data = synthetic(256, 4, 1)
     local t0 = os.clock()
-    lunet.experiment { name = "int-probe", model = lunet.models.mnist_cnn, data = synthetic(256, 4, 1), batch = 8,
+    lunet.experiment { name = "int-probe", model = lunet.models.mnist_cnn, data = probe_data, batch = 8,
       iterations = 12, runs = 1, threads = 1, cache = false, quiet = true }
     local one_run = os.clock() - t0
     local script = dir .. "/run.lua"
