@@ -971,7 +971,7 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
     lua_pop(L, 1);
 }
 
-static void push_history(lua_State *L, const ln_history *h)
+static void push_history(lua_State *L, const ln_history *h, int with_steps)
 {
     lua_createtable(L, 0, 8);
     lua_createtable(L, (int)h->iterations, 0);
@@ -980,12 +980,14 @@ static void push_history(lua_State *L, const ln_history *h)
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "loss");
-    lua_createtable(L, (int)h->steps, 0);
-    for (int64_t i = 0; i < h->steps; i++) {
-        lua_pushnumber(L, h->step_loss[i]);
-        lua_rawseti(L, -2, i + 1);
+    if (with_steps) {
+        lua_createtable(L, (int)h->steps, 0);
+        for (int64_t i = 0; i < h->steps; i++) {
+            lua_pushnumber(L, h->step_loss[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "step_loss");
     }
-    lua_setfield(L, -2, "step_loss");
     lua_pushinteger(L, h->iterations);
     lua_setfield(L, -2, "iterations");
     lua_pushinteger(L, h->steps);
@@ -1057,7 +1059,7 @@ static int net_train(lua_State *L)
     ln_status st = ln_train(net, data, &cfg, &h, &err);
     sigint_restore(&g);
     if (st) return luaL_error(L, "train: %s", err.msg);
-    push_history(L, &h);
+    push_history(L, &h, 1);
     ln_history_release(&h);
     return 1;
 }
@@ -1330,6 +1332,8 @@ static int l_runs(lua_State *L)
     cfg.test = test;
     cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
     cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
+    /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
+    const int keep_steps = field_bool(L, 1, "keep_steps", 0);
     int64_t *test_at = NULL;
     lua_getfield(L, 1, "test_at");
     if (lua_istable(L, -1)) {
@@ -1389,7 +1393,7 @@ static int l_runs(lua_State *L)
         if (only && !only[i]) {
             lua_pushboolean(L, 0);
         } else {
-            push_history(L, &r->hist);
+            push_history(L, &r->hist, keep_steps);
             lua_pushinteger(L, (lua_Integer)r->seed);
             lua_setfield(L, -2, "seed");
             lua_pushboolean(L, r->done);

@@ -184,7 +184,7 @@ package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local data = require("synthetic")(256, 4, 1)
 local res = lunet.experiment{ name = "int", model = lunet.models.mnist_cnn, data = data, batch = 8,
-  iterations = %d, runs = 6, threads = 1, out = %q, quiet = true }
+  iterations = %d, runs = 40, threads = 1, out = %q, quiet = true }
 print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
 ]]):format(12, dir))
     f:close()
@@ -196,11 +196,11 @@ print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
     local err1 = assert(io.open(dir .. "/err1")):read("a")
     local kept = tonumber(out1:match("RUNS (%d+)"))
     assert.is_number(kept, out1 .. err1)
-    assert.is_true(kept < 6, "expected an interruption, got " .. out1)
+    assert.is_true(kept < 40, "expected an interruption, got " .. out1)
     assert.matches("interrupted", err1, 1, true)
     os.execute(("lua5.4 %s > %s/out2 2> %s/err2"):format(script, dir, dir))
     local out2 = assert(io.open(dir .. "/out2")):read("a")
-    assert.equal(6, tonumber(out2:match("RUNS (%d+)")))
-    assert.equal(6 - kept, tonumber(out2:match("COMPUTED (%d+)")))
+    assert.equal(40, tonumber(out2:match("RUNS (%d+)")))
+    assert.equal(40 - kept, tonumber(out2:match("COMPUTED (%d+)")))
   end)
 end)

@@ -234,7 +234,7 @@ function M.experiment(lunet, opts)
     local list
     list, interrupted = core.runs {
       net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = threads,
-      only = only, test_at = need_test and test_iterations or nil,
+      only = only, test_at = need_test and test_iterations or nil, keep_steps = opts.keep_steps or false,
       progress = function(p)
         progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
           cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
@@ -270,6 +270,7 @@ function M.experiment(lunet, opts)
 
   local kept = {}
   for r = 1, runs do if views[r] then kept[#kept + 1] = views[r] end end
+  collectgarbage() -- the run tables of a long experiment are garbage now
   local res = Result.new {
     name = name, config = config,
     provenance = {
