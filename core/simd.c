@@ -199,31 +199,8 @@ static inline void a5_reduce16(const float *part, float *out)
 #define TN 4
 #define LIN_N 4
 #include "simd_impl.h"
-#undef vf
-#undef vi
-#undef VL
-#undef SFX
-#undef SIMD_ISA
+#include "simd_undef.h"
 #undef SIMD_MAXPOOL_AVX512
-#undef V_LOADU
-#undef V_STOREU
-#undef V_SET1
-#undef V_ZERO
-#undef V_ADD
-#undef V_FMA
-#undef V_LOADU_N
-#undef V_STOREU_N
-#undef V_HSUM
-#undef V_LMASK
-#undef V_LMASK_MAKE
-#undef V_LOADU_LMASK
-#undef V_REDUCE16
-#undef A5_LANES
-#undef V_COPY8
-#undef V_LOADU_LANES
-#undef TM
-#undef TN
-#undef LIN_N
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
