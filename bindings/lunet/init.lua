@@ -311,7 +311,7 @@ end
 -- For zeros use lunet.zeros(shape).
 function lunet.tensor(a, b)
   if b == nil and type(a) == "table" and type(a[1]) == "number" and a.shape == nil then
-    -- a flat list of numbers: a vector, unless it looks like a shape and b is absent
+    -- a flat list of numbers and no shape: a vector
     return core.tensor({ #a }, a)
   end
   if b == nil then

@@ -187,8 +187,6 @@ end
 ---------------------------------------------------------------------------
 
 local write_atomic = fs.write_atomic
-Result._mkdir_p = fs.mkdir_p
-Result._write_atomic = fs.write_atomic
 
 local function csv_number(v)
   if v == nil then
