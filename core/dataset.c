@@ -11,24 +11,28 @@
 #include <math.h>
 #include <string.h>
 
-/* A dataset with room for count samples (contents uninitialised, classes 1). */
-static ln_status dataset_new(int64_t count, int channels, int height, int width,
+/* A dataset with room for count samples (contents uninitialised, classes 1), stored as
+ * bytes (as_bytes: pixels + pixel_value) or as float32 (images). */
+static ln_status dataset_new(int64_t count, int channels, int height, int width, int as_bytes,
                              const char *what, ln_dataset **out, ln_error *err)
 {
     *out = NULL;
-    size_t per = 0, floats = 0, image_bytes = 0, label_bytes = 0;
+    size_t per = 0, values = 0, image_bytes = 0, label_bytes = 0;
     if (!ln_mul_size((size_t)channels, (size_t)height, &per) ||
-        !ln_mul_size(per, (size_t)width, &per) || !ln_mul_size(per, (size_t)count, &floats) ||
-        !ln_mul_size(floats, sizeof(float), &image_bytes) ||
+        !ln_mul_size(per, (size_t)width, &per) || !ln_mul_size(per, (size_t)count, &values) ||
+        !ln_mul_size(values, as_bytes ? 1 : sizeof(float), &image_bytes) ||
         !ln_mul_size((size_t)count, sizeof(int32_t), &label_bytes)) {
         return ln_fail(err, LN_ENOMEM, "%s: %lld samples of %dx%dx%d do not fit in memory",
                        what, (long long)count, channels, height, width);
     }
     ln_dataset *ds = ln_alloc_zeroed(1, sizeof *ds);
     if (!ds) return ln_fail(err, LN_ENOMEM, "%s: out of memory", what);
-    ds->images = ln_alloc(image_bytes);
+    if (as_bytes)
+        ds->pixels = ln_alloc(image_bytes);
+    else
+        ds->images = ln_alloc(image_bytes);
     ds->labels = ln_alloc(label_bytes);
-    if (!ds->images || !ds->labels) {
+    if (!(ds->images || ds->pixels) || !ds->labels) {
         ln_dataset_free(ds);
         return ln_fail(err, LN_ENOMEM, "%s: cannot allocate %lld samples of %dx%dx%d", what,
                        (long long)count, channels, height, width);
@@ -46,8 +50,52 @@ void ln_dataset_free(ln_dataset *ds)
 {
     if (!ds) return;
     ln_dealloc(ds->images);
+    ln_dealloc(ds->pixels);
     ln_dealloc(ds->labels);
     ln_dealloc(ds);
+}
+
+static size_t sample_size(const ln_dataset *ds)
+{
+    return (size_t)ds->channels * (size_t)ds->height * (size_t)ds->width;
+}
+
+/* One sample as float32: a copy, or a table lookup per byte (the same values). */
+static void read_sample(const ln_dataset *ds, int64_t index, size_t per, float *out)
+{
+    if (ds->images) {
+        memcpy(out, ds->images + (size_t)index * per, per * sizeof(float));
+        return;
+    }
+    const uint8_t *px = ds->pixels + (size_t)index * per;
+    for (size_t i = 0; i < per; i++) out[i] = ds->pixel_value[px[i]];
+}
+
+void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out)
+{
+    const size_t per = sample_size(ds);
+    if (ds->images) {
+        memcpy(out, ds->images + (size_t)first * per, (size_t)n * per * sizeof(float));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) read_sample(ds, first + i, per, out + (size_t)i * per);
+}
+
+void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
+                       int32_t *labels)
+{
+    const size_t per = sample_size(ds);
+    for (int64_t i = 0; i < n; i++) {
+        read_sample(ds, indices[i], per, out + (size_t)i * per);
+        if (labels) labels[i] = ds->labels[indices[i]];
+    }
+}
+
+size_t ln_dataset_bytes(const ln_dataset *ds)
+{
+    if (!ds) return 0;
+    const size_t values = sample_size(ds) * (size_t)ds->count;
+    return values * (ds->images ? sizeof(float) : 1) + (size_t)ds->count * sizeof(int32_t);
 }
 
 static int max_label_classes(const int32_t *labels, int64_t count)
@@ -120,15 +168,15 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
         goto done;
     }
     ln_dataset *ds = NULL;
-    st = dataset_new(n, (int)c, (int)h, (int)w, images_path, &ds, err);
+    st = dataset_new(n, (int)c, (int)h, (int)w, 1, images_path, &ds, err);
     if (st != LN_OK) goto done;
 
     /* 256 possible pixel values: normalise each once. The formula is the one the
-     * header promises, evaluated in float so results match float32 frameworks. */
-    float table[256];
-    for (int x = 0; x < 256; x++) table[x] = ((float)x / 255.0f - mean) / std;
+     * header promises, evaluated in float so results match float32 frameworks. The
+     * bytes stay bytes: a quarter of the memory of float storage. */
+    for (int x = 0; x < 256; x++) ds->pixel_value[x] = ((float)x / 255.0f - mean) / std;
     size_t pixels = (size_t)n * c * h * w; /* fits: the file held at least this many */
-    for (size_t i = 0; i < pixels; i++) ds->images[i] = table[img.data[i]];
+    memcpy(ds->pixels, img.data, pixels);
     for (int64_t i = 0; i < n; i++) ds->labels[i] = lab.data[i];
     ds->classes = max_label_classes(ds->labels, n);
     *out = ds;
@@ -161,7 +209,7 @@ ln_status ln_dataset_from_arrays(const float *images, const int32_t *labels, int
                                (long long)i, (long)labels[i], (long)INT32_MAX);
     }
     ln_dataset *ds = NULL;
-    ln_status st = dataset_new(count, channels, height, width, "dataset", &ds, err);
+    ln_status st = dataset_new(count, channels, height, width, 0, "dataset", &ds, err);
     if (st != LN_OK) return st;
     size_t floats = (size_t)count * (size_t)channels * (size_t)height * (size_t)width;
     memcpy(ds->images, images, floats * sizeof(float));
@@ -192,14 +240,19 @@ ln_status ln_dataset_select(const ln_dataset *src, const int64_t *indices, int64
                            "select: indices[%lld] = %lld is out of range for a dataset of %lld "
                            "samples", (long long)i, (long long)indices[i], (long long)src->count);
     ln_dataset *ds = NULL;
-    ln_status st = dataset_new(count, src->channels, src->height, src->width, "select", &ds, err);
+    ln_status st = dataset_new(count, src->channels, src->height, src->width, src->pixels != NULL,
+                               "select", &ds, err);
     if (st != LN_OK) return st;
-    size_t per = (size_t)src->channels * (size_t)src->height * (size_t)src->width;
+    const size_t per = sample_size(src);
     for (int64_t i = 0; i < count; i++) {
-        memcpy(ds->images + (size_t)i * per, src->images + (size_t)indices[i] * per,
-               per * sizeof(float));
+        if (src->pixels)
+            memcpy(ds->pixels + (size_t)i * per, src->pixels + (size_t)indices[i] * per, per);
+        else
+            memcpy(ds->images + (size_t)i * per, src->images + (size_t)indices[i] * per,
+                   per * sizeof(float));
         ds->labels[i] = src->labels[indices[i]];
     }
+    memcpy(ds->pixel_value, src->pixel_value, sizeof ds->pixel_value);
     ds->classes = src->classes;
     *out = ds;
     return LN_OK;

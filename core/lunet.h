@@ -199,6 +199,10 @@ int ln_net_reserved_batch(const ln_net *net);
  * *out points into the net's activation memory, valid until the next call. */
 ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, ln_rng *rng,
                          const float **out, ln_error *err);
+/* The net's own input slot (reserved batch x input shape floats): a caller that
+ * writes a batch there and passes this pointer as x to ln_net_forward saves a copy.
+ * Valid until the next ln_net_reserve that grows the batch. */
+float *ln_net_input(ln_net *net);
 /* Backward pass after a forward pass with the same batch: dout is d(loss)/d(output).
  * Gradients are overwritten (not accumulated). If dx is not NULL it receives
  * d(loss)/d(input). */
@@ -277,13 +281,21 @@ ln_status ln_idx_parse(const unsigned char *bytes, size_t size, const char *name
 ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_error *err);
 void ln_idx_release(ln_idx *idx); /* idempotent */
 
-/* A labelled image dataset held in memory as normalised float32. */
+/* A labelled image dataset in memory. Samples are stored one of two ways:
+ * - images: normalised float32 (datasets made from arrays), or
+ * - pixels: the file's bytes with the normalised value of each of the 256 byte values
+ *   in pixel_value[] (datasets read from IDX files: a quarter of the memory, and the
+ *   values are exactly those the float storage would hold).
+ * Exactly one of images / pixels is non-NULL. Read samples with ln_dataset_read /
+ * ln_dataset_gather, which hide the difference. */
 typedef struct {
     int64_t count;
     int channels, height, width;
-    int classes;           /* max label + 1, at least 1 */
-    float *images;         /* count x channels x height x width */
-    int32_t *labels;       /* count */
+    int classes;             /* max label + 1, at least 1 */
+    float *images;           /* count x channels x height x width, or NULL */
+    uint8_t *pixels;         /* count x channels x height x width, or NULL */
+    float pixel_value[256];  /* pixels: byte -> normalised value */
+    int32_t *labels;         /* count */
 } ln_dataset;
 
 /* Loads `limit` samples (limit <= 0: all) from IDX image and label files; pixels become
@@ -304,6 +316,15 @@ ln_status ln_dataset_subset(const ln_dataset *src, int64_t n, int random, int st
 void ln_dataset_free(ln_dataset *ds);
 /* counts[classes]: samples per class. */
 void ln_dataset_class_counts(const ln_dataset *ds, int64_t *counts, int classes);
+/* Samples first .. first+n-1 as normalised float32 into out (n x C x H x W). The
+ * range must be inside the dataset (not checked: this is the hot path). */
+void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out);
+/* The samples at indices[0..n-1] into out (n x C x H x W) and, if labels is not NULL,
+ * their labels; indices must be in range. */
+void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
+                       int32_t *labels);
+/* Bytes the dataset holds in memory (samples and labels). */
+size_t ln_dataset_bytes(const ln_dataset *ds);
 
 /* -------------------------------------------------------------- training */
 

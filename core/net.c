@@ -386,7 +386,8 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
                                "batch (as PyTorch)",
                                i + 1);
     ln_ctx ctx = {batch, training ? 1 : 0, net->reference, rng, net->workspace};
-    memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
+    if (x != net->act[0]) /* the caller may have gathered the batch in place */
+        memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
     for (int i = 0; i < net->count; i++)
         ln_layer_forward(&net->layers[i], net->act[i], net->act[i + 1], &ctx);
     net->last_batch = batch;
@@ -394,6 +395,8 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
     if (out) *out = net->act[net->count];
     return LN_OK;
 }
+
+float *ln_net_input(ln_net *net) { return net->act[0]; }
 
 ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err)
 {

@@ -69,17 +69,6 @@ static ln_status check_fit(ln_net *net, const ln_dataset *data, ln_loss_kind los
     return LN_OK;
 }
 
-static void gather(const ln_dataset *data, const int64_t *order, int64_t start, int n,
-                   int64_t per_sample, float *x, int32_t *labels)
-{
-    for (int i = 0; i < n; i++) {
-        int64_t s = order[start + i];
-        memcpy(x + (int64_t)i * per_sample, data->images + s * per_sample,
-               sizeof(float) * (size_t)per_sample);
-        labels[i] = data->labels[s];
-    }
-}
-
 static void shuffle(int64_t *order, int64_t n, int enabled, ln_rng *rng)
 {
     for (int64_t i = 0; i < n; i++) order[i] = i;
@@ -124,7 +113,6 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
                        (long long)cfg->iterations, steps_needed, history_bytes / (1 << 30),
                        (int)(LN_HISTORY_LIMIT / (1 << 30)));
     const int64_t total_steps = (int64_t)steps_needed;
-    const int64_t per_sample = (int64_t)data->channels * data->height * data->width;
     const int classes = (int)ln_net_output_shape(net).dim[0];
 
     st = ln_net_reserve(net, batch, err);
@@ -134,13 +122,12 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     st = ln_optim_init(&opt, &cfg->optim, ln_net_param_count(net), err);
     if (st) return st;
 
-    float *x = ln_alloc_zeroed((size_t)batch * (size_t)per_sample, sizeof(float));
     float *dpred = ln_alloc_zeroed((size_t)batch * (size_t)classes, sizeof(float));
     int32_t *labels = ln_alloc_zeroed((size_t)batch, sizeof(int32_t));
     int64_t *order = ln_alloc_zeroed((size_t)count, sizeof(int64_t));
     hist->loss = ln_alloc_zeroed((size_t)cfg->iterations, sizeof(double));
     hist->step_loss = ln_alloc_zeroed((size_t)total_steps, sizeof(float));
-    if (!x || !dpred || !labels || !order || !hist->loss || !hist->step_loss) {
+    if (!dpred || !labels || !order || !hist->loss || !hist->step_loss) {
         st = ln_fail(err, LN_ENOMEM, "train: out of memory (%lld steps of batch %d)",
                      (long long)total_steps, batch);
         goto done;
@@ -167,7 +154,9 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
             pos = 0;
         }
         const int n = (int)(count - pos < batch ? count - pos : batch);
-        gather(data, order, pos, n, per_sample, x, labels);
+        /* straight into the net's input slot: no batch buffer, no second copy */
+        float *x = ln_net_input(net);
+        ln_dataset_gather(data, order + pos, n, x, labels);
         pos += n;
 
         const float *pred;
@@ -213,7 +202,6 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     hist->seconds = now_seconds() - start;
     st = LN_OK;
 done:
-    ln_dealloc(x);
     ln_dealloc(dpred);
     ln_dealloc(labels);
     ln_dealloc(order);
@@ -241,7 +229,10 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
         const int n = (int)(data->count - start < batch ? data->count - start : batch);
         const float *pred;
         double l;
-        st = ln_net_forward(net, data->images + start * per_sample, n, 0, NULL, &pred, err);
+        /* float storage is read in place; bytes are converted into the net's input slot */
+        const float *x = data->images ? data->images + start * per_sample : ln_net_input(net);
+        if (!data->images) ln_dataset_read(data, start, n, ln_net_input(net));
+        st = ln_net_forward(net, x, n, 0, NULL, &pred, err);
         if (!st) st = ln_loss(loss, pred, n, classes, data->labels + start, NULL, &l, NULL, err);
         if (st) return st;
         sum += l * n;

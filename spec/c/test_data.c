@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,17 @@ static void write_fixture(const tap *t, fixture *fx)
 }
 
 static float norm(unsigned char x, float mean, float std) { return ((float)x / 255.0f - mean) / std; }
+
+/* Value k of the dataset's samples laid end to end, read through the public accessor
+ * (IDX datasets keep bytes, so there is no float array to index). */
+static float value_at(const ln_dataset *ds, int64_t k)
+{
+    const int64_t per = (int64_t)ds->channels * ds->height * ds->width;
+    float sample[64];
+    if (per > 64) return NAN;
+    ln_dataset_read(ds, k / per, 1, sample);
+    return sample[k % per];
+}
 
 /* ------------------------------------------------------------ IDX: valid files */
 
@@ -444,13 +456,35 @@ static void test_dataset_load(tap *t, const fixture *fx)
     if (!ds) return;
     int same = 1;
     for (int i = 0; i < FX_PIX; i++)
-        if (ds->images[i] != norm(fx_pixels[i], mean, std)) same = 0;
+        if (value_at(ds, i) != norm(fx_pixels[i], mean, std)) same = 0;
     CHECK(t, same, "pixels are ((float)x/255 - mean)/std exactly");
+    CHECK(t, ds->images == NULL && ds->pixels != NULL && memcmp(ds->pixels, fx_pixels, FX_PIX) == 0 &&
+                 ln_dataset_bytes(ds) == FX_PIX + FX_N * sizeof(int32_t),
+          "an IDX dataset keeps the file's bytes (1 byte per pixel + the labels)");
+    float all_read[FX_PIX], all_gathered[FX_PIX];
+    int32_t gathered_labels[FX_N];
+    int64_t backwards[FX_N] = {2, 1, 0};
+    ln_dataset_read(ds, 0, FX_N, all_read);
+    ln_dataset_gather(ds, backwards, FX_N, all_gathered, gathered_labels);
+    const int per = FX_PIX / FX_N;
+    int gather_ok = gathered_labels[0] == 2 && gathered_labels[2] == 1;
+    for (int i = 0; i < FX_N; i++)
+        if (memcmp(all_gathered + i * per, all_read + (FX_N - 1 - i) * per, per * sizeof(float)))
+            gather_ok = 0;
+    CHECK(t, gather_ok, "gather in reverse order = read, reversed, with the labels");
+    int64_t pick[2] = {2, 0};
+    ln_dataset *sel = NULL;
+    st = ln_dataset_select(ds, pick, 2, &sel, &t->err);
+    CHECK(t, st == LN_OK && sel->pixels && !sel->images && value_at(sel, 0) == value_at(ds, 2 * per) &&
+                 value_at(sel, per + 1) == value_at(ds, 1) && sel->labels[0] == 2,
+          "select from a byte dataset keeps bytes and the same values");
+    ln_dataset_free(sel);
     CHECK(t, ds->labels[0] == 1 && ds->labels[1] == 0 && ds->labels[2] == 2, "labels 1 0 2");
 
     st = ln_dataset_load_idx(fx->img_gz, fx->lab_gz, 0, mean, std, &dz, &t->err);
     CHECK(t, st == LN_OK && dz && dz->count == ds->count &&
-                 memcmp(dz->images, ds->images, FX_PIX * sizeof(float)) == 0 &&
+                 memcmp(dz->pixels, ds->pixels, FX_PIX) == 0 &&
+                 memcmp(dz->pixel_value, ds->pixel_value, sizeof ds->pixel_value) == 0 &&
                  memcmp(dz->labels, ds->labels, FX_N * sizeof(int32_t)) == 0 &&
                  dz->classes == ds->classes,
           "gzipped dataset is identical to the raw one");
@@ -458,18 +492,18 @@ static void test_dataset_load(tap *t, const fixture *fx)
     ln_dataset_free(ds);
 
     st = ln_dataset_load_idx(fx->img, fx->lab_gz, 0, 0.5f, 0.25f, &ds, &t->err);
-    CHECK(t, st == LN_OK && ds->images[0] == -2.0f && ds->images[1] == 2.0f,
+    CHECK(t, st == LN_OK && value_at(ds, 0) == -2.0f && value_at(ds, 1) == 2.0f,
           "mean 0.5 std 0.25: 0 -> -2, 255 -> 2 (raw images, gzipped labels)");
     ln_dataset_free(ds);
     st = ln_dataset_load_idx(fx->img, fx->lab, 0, 0.0f, 1.0f, &ds, &t->err);
-    CHECK(t, st == LN_OK && ds->images[2] == 0.2f && ds->images[3] == 0.4f && ds->images[1] == 1.0f,
+    CHECK(t, st == LN_OK && value_at(ds, 2) == 0.2f && value_at(ds, 3) == 0.4f && value_at(ds, 1) == 1.0f,
           "mean 0 std 1: 51 -> 0.2f, 102 -> 0.4f, 255 -> 1");
     ln_dataset_free(ds);
 
     /* limit */
     st = ln_dataset_load_idx(fx->img, fx->lab, 2, 0.0f, 1.0f, &ds, &t->err);
     CHECK(t, st == LN_OK && ds->count == 2 && ds->classes == 2 && ds->labels[1] == 0 &&
-                 ds->images[11] == norm(fx_pixels[11], 0.0f, 1.0f),
+                 value_at(ds, 11) == norm(fx_pixels[11], 0.0f, 1.0f),
           "limit 2 loads the first two samples (classes from them: 2)");
     ln_dataset_free(ds);
     int all = 1;
@@ -499,7 +533,7 @@ static void test_dataset_load(tap *t, const fixture *fx)
     write_gz(t, "lab4.idx.gz", lbb, lsz, "wb", lp, sizeof lp);
     st = ln_dataset_load_idx(ip, lp, 0, 0.0f, 1.0f, &ds, &t->err);
     CHECK(t, st == LN_OK && ds->count == 2 && ds->channels == 3 && ds->height == 2 &&
-                 ds->width == 2 && ds->classes == 5 && ds->images[23] == norm(230, 0.0f, 1.0f),
+                 ds->width == 2 && ds->classes == 5 && value_at(ds, 23) == norm(230, 0.0f, 1.0f),
           "4-D image file: 2 samples of 3x2x2, classes 5");
     ln_dataset_free(ds);
     free(ib);
@@ -922,11 +956,13 @@ static void check_mnist_set(tap *t, const char *dir, const char *prefix, int64_t
     int64_t counts[10];
     ln_dataset_class_counts(ds, counts, 10);
     CHECK(t, memcmp(counts, per_class, sizeof counts) == 0, "MNIST %s: images per class", prefix);
-    float lo = ds->images[0], hi = ds->images[0];
-    size_t total = (size_t)ds->count * 784;
-    for (size_t i = 1; i < total; i++) {
-        if (ds->images[i] < lo) lo = ds->images[i];
-        if (ds->images[i] > hi) hi = ds->images[i];
+    float lo = INFINITY, hi = -INFINITY, sample[784];
+    for (int64_t k = 0; k < ds->count; k++) {
+        ln_dataset_read(ds, k, 1, sample);
+        for (int i = 0; i < 784; i++) {
+            if (sample[i] < lo) lo = sample[i];
+            if (sample[i] > hi) hi = sample[i];
+        }
     }
     CHECK(t, lo == norm(0, mean, std) && hi == norm(255, mean, std),
           "MNIST %s: pixels span (0 - mean)/std .. (1 - mean)/std", prefix);
