@@ -130,6 +130,23 @@ describe("lunet.experiment", function()
     assert.matches("option 'data' must be a dataset", err, 1, true)
   end)
 
+  it("refuses absurd run counts before doing anything else", function()
+    local built = 0
+    local function counted_net()
+      built = built + 1
+      return small_net()
+    end
+    for _, runs in ipairs({ 1000001, math.maxinteger }) do
+      local ok, err = pcall(lunet.experiment, base { runs = runs, model = counted_net })
+      assert.is_false(ok)
+      assert.matches(("lunet.experiment: option 'runs' must be at most 1000000 (got %d)"):format(runs), err, 1, true)
+      ok, err = pcall(lunet.sweep, { base = base { runs = runs, model = counted_net }, grid = { lr = { 0.1 } } })
+      assert.is_false(ok)
+      assert.matches("option 'runs' must be at most 1000000", err, 1, true)
+    end
+    assert.equal(0, built) -- refused before the model was even built
+  end)
+
   it("saves CSV and JSON that load back, and plots PNG and SVG", function()
     local res = lunet.experiment(base {})
     assert.is_true(res:save(out .. "/files/spec"))
@@ -162,6 +179,22 @@ describe("lunet.experiment", function()
     local ok, err = pcall(lunet.sweep, { base = base(), grid = { lerning = { 1 } } })
     assert.is_false(ok)
     assert.matches("lerning", err, 1, true)
+    -- the methods check self, and their arguments
+    for _, name in ipairs({ "heatmap", "rows", "save", "__tostring" }) do
+      ok, err = pcall(sw[name], { file = out .. "/x.png" })
+      assert.is_false(ok)
+      assert.equal(("sweep:%s: must be called on a sweep (with ':'), got table"):format(name), err)
+    end
+    ok, err = pcall(sw.save, sw)
+    assert.is_false(ok)
+    assert.equal("sweep:save: argument #1 (prefix) must be a non-empty string, got nil", err)
+    ok, err = pcall(sw.heatmap, sw, { x = "batch" })
+    assert.is_false(ok)
+    assert.equal("sweep:heatmap: option 'x' must be an axis of the grid (lr, momentum), got \"batch\"", err)
+    ok, err = pcall(sw.heatmap, sw, { metric = "best" })
+    assert.is_false(ok)
+    assert.equal("sweep:heatmap: option 'metric' must be one of final_mean, final_std, plateau, test_accuracy "
+      .. "(got \"best\")", err)
   end)
 end)
 

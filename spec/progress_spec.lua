@@ -106,6 +106,47 @@ describe("lunet.progress", function()
       "Progress.new: unknown option 'total' (valid: enabled, now, stream, total_iterations, total_runs)")
     local p = Progress.new({ stream = sink() })
     assert.has_error(function() p:update({ los = 1 }) end,
-      "update: unknown option 'los' (valid: iterations_done, loss, runs_done, samples_per_second, seconds)")
+      "progress:update: unknown option 'los' (valid: iterations_done, loss, runs_done, samples_per_second, seconds)")
+  end)
+
+  it("rejects bad option values, naming them", function()
+    assert.has_error(function() Progress.new({ total_runs = -1 }) end,
+      "Progress.new: option 'total_runs' must be an integer >= 0, got -1")
+    assert.has_error(function() Progress.new({ total_iterations = 0.5 }) end,
+      "Progress.new: option 'total_iterations' must be an integer >= 0, got 0.5")
+    assert.has_error(function() Progress.new({ enabled = 1 }) end,
+      "Progress.new: option 'enabled' must be a boolean, got 1")
+    assert.has_error(function() Progress.new({ now = 5 }) end, "Progress.new: option 'now' must be a function, got 5")
+    assert.has_error(function() Progress.new({ stream = {} }) end,
+      "Progress.new: option 'stream' must be a file (or an object with write and flush methods), got table")
+    local p = Progress.new({ stream = sink(), enabled = false })
+    assert.has_error(function() p:update({ runs_done = 0.5 }) end,
+      "progress:update: option 'runs_done' must be an integer >= 0, got 0.5")
+    assert.has_error(function() p:update({ seconds = "1" }) end,
+      'progress:update: option \'seconds\' must be a finite number >= 0, got "1"')
+    assert.has_error(function() p:update({ loss = {} }) end,
+      "progress:update: option 'loss' must be a number, got table")
+    assert.has_error(function() p:finish({}) end, "progress:finish: argument #1 (message) must be a string, got table")
+    -- a NaN loss is a value (a diverged run), not an error
+    assert.is_false(p:update({ loss = 0 / 0 }))
+  end)
+
+  it("methods must be called on a progress display, with ':'", function()
+    local p = Progress.new({ stream = sink() })
+    for _, name in ipairs({ "fraction", "line", "update", "finish" }) do
+      local ok, err = pcall(p[name], { loss = 1 })
+      assert.is_false(ok)
+      assert.are.equal(("progress:%s: must be called on a progress display (with ':'), got table"):format(name), err)
+    end
+  end)
+
+  it("formats only numbers as durations, and absurd ones as unknown", function()
+    assert.has_error(function() Progress.format_duration() end,
+      "Progress.format_duration: argument #1 (seconds) must be a number, got nil")
+    assert.has_error(function() Progress.format_duration("5") end,
+      'Progress.format_duration: argument #1 (seconds) must be a number, got "5"')
+    assert.are.equal("?", Progress.format_duration(1e308))
+    assert.are.equal("?", Progress.format_duration(-1))
+    assert.are.equal("2501999792983h36m32s", Progress.format_duration(2 ^ 53))
   end)
 end)

@@ -104,6 +104,21 @@ describe("lunet.result", function()
       assert.has_error(function() Result.new({ run = {} }) end,
         "Result.new: unknown option 'run' (valid: config, name, provenance, runs)")
     end)
+
+    it("rejects values of the wrong type, naming them", function()
+      assert.has_error(function() Result.new({ name = {} }) end, "Result.new: option 'name' must be a string, got table")
+      assert.has_error(function() Result.new({ config = "lr=1" }) end,
+        "Result.new: option 'config' must be a table, got string")
+      assert.has_error(function() Result.new({ provenance = 3 }) end,
+        "Result.new: option 'provenance' must be a table, got number")
+      assert.has_error(function() Result.new({ runs = { { loss = 1 } } }) end,
+        "Result.new: runs[1].loss must be an array of numbers, got number")
+      assert.has_error(function() Result.new({ runs = { { loss = { 1 } }, { loss = { 1, "2" } } } }) end,
+        "Result.new: runs[2].loss must be an array of numbers, got string at index 2")
+      -- absent values (holes) are skipped, as before
+      local r = Result.new({ runs = { { loss = { nil, 2 } }, { loss = { 4, 6 } } } })
+      assert.are.same({ 4, 4 }, r.mean)
+    end)
   end)
 
   describe("methods", function()
@@ -133,10 +148,31 @@ describe("lunet.result", function()
     it("raises strict option errors that point at the caller", function()
       local r = sample()
       assert.has_error(function() r:plateau({ windw = 5 }) end,
-        "plateau: unknown option 'windw' (valid: tol, window)")
+        "result:plateau: unknown option 'windw' (valid: tol, window)")
       local ok, err = pcall(function() r:plateau({ windw = 5 }) end)
       assert.is_false(ok)
-      assert.matches("^spec/result_spec.lua:%d+: plateau: unknown option 'windw' %(valid: tol, window%)$", err)
+      assert.matches("^spec/result_spec.lua:%d+: result:plateau: unknown option 'windw' %(valid: tol, window%)$", err)
+      ok, err = pcall(function() r:plateau({ window = -2 }) end)
+      assert.is_false(ok)
+      assert.matches("^spec/result_spec.lua:%d+: result:plateau: option 'window' must be a positive integer, got %-2$",
+        err)
+    end)
+
+    it("must be called on a result, with ':'", function()
+      local r = sample()
+      for _, name in ipairs({ "plateau", "final", "test_summary", "plot", "to_csv", "to_json", "save",
+        "__tostring" }) do
+        local ok, err = pcall(r[name], { window = 2 })
+        assert.is_false(ok)
+        assert.are.equal(("result:%s: must be called on a result (with ':'), got table"):format(name), err)
+        ok, err = pcall(r[name])
+        assert.is_false(ok)
+        assert.are.equal(("result:%s: must be called on a result (with ':'), got nil"):format(name), err)
+      end
+      local ok, err = pcall(function() r.final("x") end)
+      assert.is_false(ok)
+      assert.matches('^spec/result_spec.lua:%d+: result:final: must be called on a result %(with \':\'%), got "x"$',
+        err)
     end)
 
     it("prints a short summary", function()
@@ -280,6 +316,11 @@ describe("lunet.result", function()
       f:close()
       return dir .. "/" .. name
     end
+
+    it("raises on a path that is not a string", function()
+      assert.has_error(function() Result.load() end, "Result.load: argument #1 (path) must be a string, got nil")
+      assert.has_error(function() Result.load({}) end, "Result.load: argument #1 (path) must be a string, got table")
+    end)
 
     it("fails cleanly on a missing file", function()
       local r, err = Result.load(dir .. "/nope.json")

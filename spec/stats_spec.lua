@@ -190,7 +190,7 @@ describe("lunet.stats", function()
 
     it("rejects unknown and invalid options", function()
       assert.has_error(function() stats.plateau({ 1 }, { windw = 3 }) end,
-        "plateau: unknown option 'windw' (valid: tol, window)")
+        "lunet.stats.plateau: unknown option 'windw' (valid: tol, window)")
       assert.has_error(function() stats.plateau({ 1 }, { window = 0 }) end)
       assert.has_error(function() stats.plateau({ 1 }, { tol = -1 }) end)
     end)
@@ -198,7 +198,81 @@ describe("lunet.stats", function()
     it("reports option errors at the caller's line", function()
       local ok, err = pcall(function() stats.plateau({ 1 }, { windw = 3 }) end)
       assert.is_false(ok)
-      assert.matches("stats_spec.lua:%d+: plateau: unknown option 'windw'", err)
+      assert.matches("stats_spec.lua:%d+: lunet%.stats%.plateau: unknown option 'windw'", err)
+    end)
+
+    it("names the option that has a bad value", function()
+      assert.has_error(function() stats.plateau({ 1 }, { window = 0 }) end,
+        "lunet.stats.plateau: option 'window' must be a positive integer, got 0")
+      assert.has_error(function() stats.plateau({ 1 }, { window = math.huge }) end,
+        "lunet.stats.plateau: option 'window' must be a positive integer, got inf")
+      assert.has_error(function() stats.plateau({ 1 }, { tol = 0 / 0 }) end,
+        "lunet.stats.plateau: option 'tol' must be a finite number >= 0, got " .. tostring(0 / 0))
+      -- an integral float is a fine window
+      assert.are.equal(1, stats.plateau({ 2, 2, 2 }, { window = 3.0 }))
+    end)
+  end)
+
+  describe("bad arguments", function()
+    local function err_of(f, ...)
+      local ok, err = pcall(f, ...)
+      assert.is_false(ok, "expected an error")
+      return err
+    end
+
+    it("need a list of numbers, and say which argument is wrong", function()
+      for _, name in ipairs({ "mean", "std", "ci95", "sparkline", "plateau" }) do
+        local arg = name == "plateau" and "series" or "xs"
+        assert.are.equal(("lunet.stats.%s: argument #1 (%s) must be a list of numbers, got nil"):format(name, arg),
+          err_of(stats[name]))
+        assert.are.equal(('lunet.stats.%s: argument #1 (%s) must be a list of numbers, got "1 2"'):format(name, arg),
+          err_of(stats[name], "1 2"))
+        assert.are.equal(('lunet.stats.%s: argument #1 (%s) must be a list of numbers, got "x" at index 2')
+          :format(name, arg), err_of(stats[name], { 1, "x", 3 }))
+        assert.are.equal(("lunet.stats.%s: argument #1 (%s) must be a list of numbers, got nil at index 1")
+          :format(name, arg), err_of(stats[name], { nil, 2, 3 }))
+      end
+    end)
+
+    it("are reported at the caller's line", function()
+      assert.matches("^spec/stats_spec.lua:%d+: lunet%.stats%.mean: argument #1",
+        err_of(function() stats.mean({ true }) end))
+      assert.matches("^spec/stats_spec.lua:%d+: lunet%.stats%.summarize: argument #1",
+        err_of(function() stats.summarize({ { 1 }, 7 }) end))
+      assert.matches("^spec/stats_spec.lua:%d+: lunet%.stats%.plateau: option 'tol'",
+        err_of(function() stats.plateau({ 1 }, { tol = -1 }) end))
+    end)
+
+    it("check every series of summarize, which allows absent values", function()
+      assert.are.equal("lunet.stats.summarize: argument #1 (series_list) must be a list of lists of numbers, got 3",
+        err_of(stats.summarize, 3))
+      assert.are.equal("lunet.stats.summarize: argument #1 (series_list[2]) must be a list of numbers, got nil",
+        err_of(stats.summarize, { { 1 }, nil, { 2 } }))
+      assert.are.equal('lunet.stats.summarize: argument #1 (series_list[1]) must be a list of numbers, got "a" '
+        .. "at index 2", err_of(stats.summarize, { { 1, "a" } }))
+      assert.are.equal("lunet.stats.summarize: argument #2 (diverged_flags) must be a list of booleans, got boolean",
+        err_of(stats.summarize, { { 1 } }, true))
+      local s = stats.summarize({ { nil, 2 }, { 4, 6 } })
+      assert.are.same({ 1, 2 }, s.n)
+      assert.are.same({ 4, 4 }, s.mean)
+    end)
+
+    it("check the other arguments", function()
+      assert.are.equal("lunet.stats.sparkline: argument #2 (width) must be a number >= 0, got -1",
+        err_of(stats.sparkline, { 1, 2 }, -1))
+      assert.matches("^lunet%.stats%.sparkline: argument #2 %(width%) must be a number >= 0, got %-?nan",
+        err_of(stats.sparkline, { 1, 2 }, 0 / 0))
+      assert.are.equal("", stats.sparkline({ 1, 2 }, 0))
+      assert.are.equal("lunet.stats.t_quantile_975: argument #1 (df) must be a number >= 1, got 0",
+        err_of(stats.t_quantile_975, 0))
+      assert.are.equal("lunet.stats.check_options: argument #1 (fname) must be a string, got nil",
+        err_of(stats.check_options, nil, {}, { "a" }))
+      assert.are.equal("lunet.stats.check_options: argument #3 (valid) must be a list of option names, got nil",
+        err_of(stats.check_options, "f", {}))
+      assert.are.equal("lunet.stats.check_options: argument #3 (valid) must be a list of option names, got "
+        .. "table at index 1", err_of(stats.check_options, "f", {}, { {} }))
+      assert.are.equal("lunet.stats.check_options: argument #4 (level) must be an integer >= 0, got 0.5",
+        err_of(stats.check_options, "f", {}, { "a" }, 0.5))
     end)
   end)
 

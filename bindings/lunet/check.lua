@@ -3,7 +3,8 @@
 -- the public function (level 3 from here).
 local check = {}
 
-local function fail(msg) error(msg, 4) end
+-- extra: how many more functions of this file are between the public function and fail
+local function fail(msg, extra) error(msg, 4 + (extra or 0)) end
 
 local function describe(v)
   if type(v) == "number" then return tostring(v) end
@@ -22,6 +23,7 @@ local kinds = {
   userdata = function(v) if type(v) ~= "userdata" then return "a userdata" end end,
   ["function"] = function(v) if type(v) ~= "function" then return "a function" end end,
   number = function(v) if type(v) ~= "number" or v ~= v then return "a number" end end,
+  any_number = function(v) if type(v) ~= "number" then return "a number" end end, -- NaN and inf too
   integer = function(v) if not is_int(v) then return "an integer" end end,
   positive_int = function(v) if not is_int(v) or v < 1 then return "a positive integer" end end,
   nonneg_int = function(v) if not is_int(v) or v < 0 then return "an integer >= 0" end end,
@@ -70,15 +72,81 @@ function check.options(fname, argn, opts, spec)
   return out
 end
 
-local function check_value(kind, fname, argn, name, v)
+-- The message for an argument that is not of `kind`, or nil when it is. (The checks
+-- below call fail themselves, so that the level of the error is the same for all.)
+local function bad_value(kind, fname, argn, name, v)
   local expected = kinds[kind](v)
   if expected then
-    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, expected, describe(v)))
+    return ("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, expected, describe(v))
   end
+  return nil
 end
 
-function check.positive_int(fname, argn, name, v) check_value("positive_int", fname, argn, name, v) end
-function check.integer(fname, argn, name, v) check_value("integer", fname, argn, name, v) end
+function check.positive_int(fname, argn, name, v)
+  local msg = bad_value("positive_int", fname, argn, name, v)
+  if msg then fail(msg) end
+end
+function check.integer(fname, argn, name, v)
+  local msg = bad_value("integer", fname, argn, name, v)
+  if msg then fail(msg) end
+end
+
+--- Checks an argument against one of the kinds above ("string", "nonneg_int", ...).
+function check.arg(kind, fname, argn, name, v)
+  local msg = bad_value(kind, fname, argn, name, v)
+  if msg then fail(msg) end
+end
+
+--- The same for an optional argument: nil is fine.
+function check.optional(kind, fname, argn, name, v)
+  local msg = v ~= nil and bad_value(kind, fname, argn, name, v)
+  if msg then fail(msg) end
+end
+
+-- The length of v when it is a list: a table, or a userdata with a length and
+-- indexing (a tensor); else nil and, for a userdata whose length cannot be read
+-- (a freed tensor), why.
+local function list_length(v)
+  if type(v) == "table" then return #v end
+  local mt = type(v) == "userdata" and getmetatable(v)
+  if type(mt) ~= "table" or mt.__len == nil or mt.__index == nil then return nil end
+  local ok, n = pcall(function() return #v end)
+  if not ok then return nil, tostring(n):match("%(([^()]*)%)$") or tostring(n) end
+  return n
+end
+
+-- Raises unless v is a list (what: "a list of numbers" etc.); returns its length.
+local function check_list(fname, argn, name, v, what)
+  local n, why = list_length(v)
+  if why then
+    fail(("%s: argument #%d (%s) must be %s, got a userdata that cannot be read: %s"):format(fname, argn, name,
+      what, why), 1)
+  elseif n == nil then
+    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, what, describe(v)), 1)
+  elseif math.type(n) ~= "integer" then
+    fail(("%s: argument #%d (%s) must be %s, got a length of %s"):format(fname, argn, name, what, describe(n)), 1)
+  end
+  return n
+end
+
+--- Checks that v is a list (a table or a tensor); returns its length.
+function check.list(fname, argn, name, v, what)
+  return (check_list(fname, argn, name, v, what or "a list"))
+end
+
+--- Checks that v is a list of numbers (NaN and infinities included); with holes_ok,
+-- nil elements (absent values) are allowed too. Returns its length.
+function check.number_list(fname, argn, name, v, holes_ok)
+  local n = check_list(fname, argn, name, v, "a list of numbers")
+  for i = 1, n do
+    local x = v[i]
+    if type(x) ~= "number" and not (holes_ok and x == nil) then
+      fail(("%s: argument #%d (%s) must be a list of numbers, got %s at index %d"):format(fname, argn, name,
+        describe(x), i))
+    end
+  end
+  return n
+end
 
 function check.number_in(fname, argn, name, v, lo, hi)
   if type(v) ~= "number" or not (v >= lo and v <= hi) then

@@ -95,6 +95,8 @@ local EXPERIMENT_KEYS = {
   test_at = "table",
 }
 M.EXPERIMENT_KEYS = EXPERIMENT_KEYS
+-- Most runs one experiment may have (the engine's limit, lunet.core.runs).
+local MAX_RUNS = 1000000
 
 local function template_net(model, f)
   if type(model) == "function" then
@@ -168,6 +170,10 @@ end
 function M.experiment(lunet, opts)
   local f = "lunet.experiment"
   opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
+  -- the limits first: everything below may loop over the runs
+  local runs = opts.runs or 20
+  if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), 3) end
+  if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", 3) end
   if opts.model == nil then error(f .. ": option 'model' is required", 3) end
   if getmetatable(opts.data) ~= core.Dataset then
     error(f .. ": option 'data' must be a dataset (lunet.mnist{...}), got " .. type(opts.data), 3)
@@ -177,9 +183,6 @@ function M.experiment(lunet, opts)
   end
   local train = lunet.train_config(opts, f, 3)
   local net = template_net(opts.model, f)
-  local runs = opts.runs or 20
-  if runs > 1000000 then error(f .. ": option 'runs' must be at most 1000000 (got " .. runs .. ")", 3) end
-  if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", 3) end
   local threads = opts.threads or core.cpu_count()
   if threads == 0 then threads = core.cpu_count() end
   local name = opts.name or "experiment"
@@ -302,16 +305,16 @@ local OPTIMIZER_FIELDS = { lr = true, momentum = true, dampening = true, nestero
 local Sweep = { __name = "lunet.Sweep" }
 Sweep.__index = Sweep
 
+local METRICS = { final_mean = true, final_std = true, plateau = true, test_accuracy = true }
+
 local function metric_of(res, metric)
   if metric == "final_mean" or metric == "final_std" then
     local m, s = res:final()
     return metric == "final_mean" and m or s
   elseif metric == "plateau" then
     return res:plateau() or (0 / 0)
-  elseif metric == "test_accuracy" then
-    return (res:test_summary())
   end
-  error("sweep: unknown metric '" .. tostring(metric) .. "' (valid: final_mean, final_std, plateau, test_accuracy)", 3)
+  return (res:test_summary()) -- test_accuracy
 end
 
 --- lunet.sweep{name, base = {experiment options}, grid = {lr = {...}, momentum = {...}}}
@@ -365,11 +368,24 @@ end
 
 --- sweep:heatmap{file, metric = "final_mean", x = first axis, y = second axis, title}
 function Sweep:heatmap(opts)
-  opts = check.options("sweep:heatmap", 1, opts, { file = "string", metric = "string", x = "string",
+  local f = "sweep:heatmap"
+  check.self(f, self, Sweep, "sweep")
+  opts = check.options(f, 1, opts, { file = "string", metric = "string", x = "string",
     y = "string", title = "string", logx = "boolean", output = "string" })
   local x, y = opts.x or self.axes[1], opts.y or self.axes[2]
-  if not y then error("sweep:heatmap: needs a grid with two axes", 2) end
+  if not y then error(f .. ": needs a grid with two axes", 2) end
+  for _, k in ipairs({ "x", "y" }) do
+    local axis = opts[k]
+    if axis ~= nil and self.grid[axis] == nil then
+      error(("%s: option '%s' must be an axis of the grid (%s), got %q"):format(f, k,
+        table.concat(self.axes, ", "), axis), 2)
+    end
+  end
   local metric = opts.metric or "final_mean"
+  if not METRICS[metric] then
+    error(("%s: option 'metric' must be one of final_mean, final_std, plateau, test_accuracy (got %q)")
+      :format(f, metric), 2)
+  end
   local cells = {}
   for _, c in ipairs(self.cells) do
     cells[#cells + 1] = { x = c.params[x], y = c.params[y], value = metric_of(c.result, metric) }
@@ -381,6 +397,7 @@ end
 
 --- sweep:rows() -> list of {params..., final_mean, final_std, plateau, test_accuracy}
 function Sweep:rows()
+  check.self("sweep:rows", self, Sweep, "sweep")
   local rows = {}
   for _, c in ipairs(self.cells) do
     local row = {}
@@ -395,6 +412,11 @@ end
 
 --- sweep:save(prefix): prefix.csv with one row per cell
 function Sweep:save(prefix)
+  check.self("sweep:save", self, Sweep, "sweep")
+  if type(prefix) ~= "string" or prefix == "" then
+    error("sweep:save: argument #1 (prefix) must be a non-empty string, got " ..
+      (type(prefix) == "string" and '""' or type(prefix)), 2)
+  end
   local header = {}
   for _, k in ipairs(self.axes) do header[#header + 1] = k end
   for _, k in ipairs({ "final_mean", "final_std", "plateau", "test_accuracy" }) do header[#header + 1] = k end
@@ -416,6 +438,7 @@ function Sweep:save(prefix)
 end
 
 function Sweep:__tostring()
+  check.self("sweep:__tostring", self, Sweep, "sweep")
   local lines = { ("sweep %s: %d cells over %s"):format(self.name, #self.cells, table.concat(self.axes, " x ")) }
   for _, row in ipairs(self:rows()) do
     local p = {}

@@ -4,13 +4,16 @@
 -- sequence, so it only makes sense on a terminal; whether the stream is one
 -- is decided by the caller (which has isatty) and passed in as `enabled`.
 
-local stats = require("lunet.stats")
+local check = require("lunet.check")
 
 local Progress = {}
 Progress.__index = Progress
 
-local NEW_KEYS = { "total_runs", "total_iterations", "stream", "enabled", "now" }
-local UPDATE_KEYS = { "runs_done", "iterations_done", "loss", "samples_per_second", "seconds" }
+local NEW_KEYS = { total_runs = "nonneg_int", total_iterations = "nonneg_int", stream = "any",
+  enabled = "boolean", now = "function" }
+-- loss and samples_per_second may be NaN (a diverged run): the line shows it as such.
+local UPDATE_KEYS = { runs_done = "nonneg_int", iterations_done = "nonneg_number", loss = "any_number",
+  samples_per_second = "any_number", seconds = "nonneg_number" }
 
 -- At most 10 redraws per second: fast enough to look live, slow enough that
 -- a training loop calling update every iteration does not spend its time
@@ -21,10 +24,14 @@ local CLEAR_EOL = "\27[K"
 
 --- Format a duration in seconds as 42s, 1m05s or 2h03m09s.
 function Progress.format_duration(seconds)
-  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds == math.huge then
+  check.arg("any_number", "Progress.format_duration", 1, "seconds", seconds)
+  if seconds ~= seconds or seconds < 0 or seconds == math.huge then
     return "?"
   end
   local s = math.floor(seconds + 0.5)
+  if math.type(s) ~= "integer" then
+    return "?" -- more than 2^63 s (the age of the universe is 2^59 s): as good as infinite
+  end
   if s < 60 then
     return string.format("%ds", s)
   elseif s < 3600 then
@@ -49,7 +56,15 @@ end
 -- update is not given `seconds`; default os.time, which is coarse but
 -- wall-clock - os.clock would measure CPU time of all threads instead).
 function Progress.new(opts)
-  opts = stats.check_options("Progress.new", opts, NEW_KEYS, 2)
+  opts = check.options("Progress.new", 1, opts, NEW_KEYS)
+  local stream = opts.stream
+  if stream ~= nil then
+    local ok, write, flush = pcall(function() return stream.write, stream.flush end)
+    if not ok or type(write) ~= "function" or type(flush) ~= "function" then
+      error("Progress.new: option 'stream' must be a file (or an object with write and flush methods), got "
+        .. type(stream), 2)
+    end
+  end
   local self = setmetatable({}, Progress)
   self.total_runs = opts.total_runs
   self.total_iterations = opts.total_iterations
@@ -66,6 +81,7 @@ end
 -- iterations_done counts iterations over all runs together (finished runs
 -- included), so the whole experiment is total_runs * total_iterations.
 function Progress:fraction()
+  check.self("progress:fraction", self, Progress, "progress display")
   local st = self.state
   local f
   if st.iterations_done and self.total_iterations and self.total_runs
@@ -82,6 +98,7 @@ end
 
 --- The status line for the current state (without control characters).
 function Progress:line()
+  check.self("progress:line", self, Progress, "progress display")
   local st = self.state
   local parts = {}
   if self.total_runs then
@@ -111,7 +128,8 @@ end
 -- samples_per_second, seconds (elapsed since the start; also the clock for
 -- throttling when given). Returns true when the line was redrawn.
 function Progress:update(fields)
-  fields = stats.check_options("update", fields, UPDATE_KEYS, 2)
+  check.self("progress:update", self, Progress, "progress display")
+  fields = check.options("progress:update", 1, fields, UPDATE_KEYS)
   for k, v in pairs(fields) do
     self.state[k] = v
   end
@@ -132,6 +150,8 @@ end
 --- End the display: print `message` (default: the current status line) on
 -- the progress line and move to a new line.
 function Progress:finish(message)
+  check.self("progress:finish", self, Progress, "progress display")
+  check.optional("string", "progress:finish", 1, "message", message)
   if not self.enabled then
     return
   end

@@ -7,6 +7,7 @@
 --   <prefix>.json  everything needed to rebuild the Result (Result.load).
 
 local stats = require("lunet.stats")
+local check = require("lunet.check")
 local fs = require("lunet.fs")
 local cjson = require("cjson")
 
@@ -21,7 +22,7 @@ local FORMAT = "lunet-result"
 local VERSION = 1
 
 local NEW_KEYS = { "name", "config", "provenance", "runs" }
-local PLATEAU_KEYS = { "window", "tol" }
+local PLATEAU_KEYS = { window = "positive_int", tol = "nonneg_number" } -- as in stats.plateau
 
 local function copy_series(s)
   local out = {}
@@ -49,6 +50,14 @@ end
 function Result.new(t)
   stats.check_options("Result.new", t, NEW_KEYS, 2)
   t = t or {}
+  if t.name ~= nil and type(t.name) ~= "string" and type(t.name) ~= "number" then
+    error("Result.new: option 'name' must be a string, got " .. type(t.name), 2)
+  end
+  for _, k in ipairs({ "config", "provenance" }) do
+    if t[k] ~= nil and type(t[k]) ~= "table" then
+      error(("Result.new: option '%s' must be a table, got %s"):format(k, type(t[k])), 2)
+    end
+  end
   if t.runs ~= nil and type(t.runs) ~= "table" then
     error("Result.new: runs must be an array of run tables, got " .. type(t.runs), 2)
   end
@@ -63,7 +72,14 @@ function Result.new(t)
       error(string.format("Result.new: runs[%d] must be a table, got %s", r, type(run)), 2)
     end
     if run.loss ~= nil and type(run.loss) ~= "table" then
-      error(string.format("Result.new: runs[%d].loss must be an array of numbers", r), 2)
+      error(string.format("Result.new: runs[%d].loss must be an array of numbers, got %s", r, type(run.loss)), 2)
+    end
+    for i = 1, run.loss and #run.loss or 0 do
+      local v = run.loss[i]
+      if v ~= nil and type(v) ~= "number" then -- nil: an absent value, as in stats.summarize
+        error(string.format("Result.new: runs[%d].loss must be an array of numbers, got %s at index %d", r,
+          type(v), i), 2)
+      end
     end
     local c = copy_run(run)
     self.runs[r] = c
@@ -80,13 +96,15 @@ end
 
 --- Iteration at which the mean curve plateaus (see stats.plateau), or nil.
 function Result:plateau(opts)
-  stats.check_options("plateau", opts, PLATEAU_KEYS, 2)
+  check.self("result:plateau", self, Result, "result")
+  opts = check.options("result:plateau", 1, opts, PLATEAU_KEYS)
   return stats.plateau(self.mean, opts)
 end
 
 --- Mean and std at the last iteration that some kept run reached, plus that
 -- iteration index. Returns NaN, NaN, nil when no run was kept.
 function Result:final()
+  check.self("result:final", self, Result, "result")
   for i = self.iterations, 1, -1 do
     if (self.n[i] or 0) > 0 then
       return self.mean[i], self.std[i], i
@@ -98,6 +116,7 @@ end
 --- Mean and sample std of the runs' test accuracy (and test loss), over the runs
 -- that did not diverge and were evaluated; NaN when there are none.
 function Result:test_summary()
+  check.self("result:test_summary", self, Result, "result")
   local acc, loss = {}, {}
   for _, r in ipairs(self.runs) do
     if not r.diverged and type(r.test_accuracy) == "number" then
@@ -111,6 +130,7 @@ end
 
 --- Plot this result (see lunet.plot.results for the options).
 function Result:plot(opts)
+  check.self("result:plot", self, Result, "result")
   -- Required lazily: plotting is optional and must not slow down or break
   -- loading results on machines without gnuplot.
   return require("lunet.plot").results({ self }, opts)
@@ -140,6 +160,7 @@ end
 local CONFIG_SHOWN = { "optimizer", "lr", "momentum", "batch", "iterations", "unit", "runs", "n" }
 
 function Result:__tostring()
+  check.self("result:__tostring", self, Result, "result")
   local lines = {}
   lines[#lines + 1] = "lunet result " .. (self.name and string.format("%q", tostring(self.name)) or "(unnamed)")
   local cfg = {}
@@ -205,6 +226,7 @@ local function csv_number(v)
 end
 
 function Result:to_csv()
+  check.self("result:to_csv", self, Result, "result")
   local out = {}
   local header = { "iteration", "mean", "std", "ci_low", "ci_high" }
   for r = 1, #self.runs do
@@ -364,6 +386,7 @@ local function revive(v, integers)
 end
 
 function Result:to_json()
+  check.self("result:to_json", self, Result, "result")
   local doc = {
     format = FORMAT,
     version = VERSION,
@@ -398,8 +421,10 @@ end
 --- Write prefix..".csv" and prefix..".json" atomically (parent directories
 -- are created). Returns true, or nil and a message; never raises on I/O.
 function Result:save(prefix)
+  check.self("result:save", self, Result, "result")
   if type(prefix) ~= "string" or prefix == "" then
-    error("save: prefix must be a non-empty string", 2)
+    error("result:save: argument #1 (prefix) must be a non-empty string, got " ..
+      (type(prefix) == "string" and '""' or type(prefix)), 2)
   end
   local text, err = self:to_json()
   if not text then
@@ -417,11 +442,10 @@ function Result:save(prefix)
 end
 
 --- Read a result written by Result:save (the .json file; a path without the
--- .json extension is accepted too). Returns the Result or nil, message.
+-- .json extension is accepted too). Returns the Result or nil, message; raises
+-- only when path is not a string.
 function Result.load(path)
-  if type(path) ~= "string" then
-    return nil, "load: path must be a string"
-  end
+  check.arg_type("Result.load", 1, "path", path, "string")
   local f = io.open(path, "rb")
   if not f and not path:match("%.json$") then
     path = path .. ".json"

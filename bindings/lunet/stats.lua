@@ -5,6 +5,11 @@
 -- NaN handling follows one rule throughout: a NaN that is present in the data
 -- is a value (it propagates into means), while an *absent* value (a series that
 -- is shorter than the iteration index) is simply skipped.
+--
+-- Arguments are checked (a list of numbers is a table or a tensor): a bad one
+-- raises an error that names the function and the argument.
+
+local check = require("lunet.check")
 
 local stats = {}
 
@@ -23,6 +28,16 @@ end
 -- already depends on. `level` is passed straight to error(): callers pass the
 -- level that points at *their* caller so the message blames user code.
 function stats.check_options(fname, opts, valid, level)
+  local f = "lunet.stats.check_options"
+  check.arg("string", f, 1, "fname", fname)
+  local nvalid = check.list(f, 3, "valid", valid, "a list of option names")
+  for i = 1, nvalid do
+    if type(valid[i]) ~= "string" then
+      error(("%s: argument #3 (valid) must be a list of option names, got %s at index %d"):format(f,
+        type(valid[i]), i), 2)
+    end
+  end
+  check.optional("nonneg_int", f, 4, "level", level)
   level = level or 2
   if opts == nil then
     return {}
@@ -48,9 +63,11 @@ function stats.check_options(fname, opts, valid, level)
   return opts
 end
 
---- Arithmetic mean of the array `xs`. Returns NaN for an empty array.
-function stats.mean(xs)
-  local n = #xs
+-- The unchecked versions of mean, std and ci95 (for lists already checked), each
+-- given the length n of xs.
+local mean_of, std_of, ci95_of
+
+function mean_of(xs, n)
   if n == 0 then
     return NAN
   end
@@ -61,15 +78,11 @@ function stats.mean(xs)
   return s / n
 end
 
---- Sample standard deviation (divisor n-1) of `xs`.
--- Returns NaN when n < 2: a single observation carries no information about
--- spread, and NaN makes that visible instead of pretending the spread is 0.
-function stats.std(xs)
-  local n = #xs
+function std_of(xs, n)
   if n < 2 then
     return NAN
   end
-  local m = stats.mean(xs)
+  local m = mean_of(xs, n)
   -- Two-pass formula: numerically stable for losses that are close together.
   local ss = 0
   for i = 1, n do
@@ -77,6 +90,20 @@ function stats.std(xs)
     ss = ss + d * d
   end
   return math.sqrt(ss / (n - 1))
+end
+
+--- Arithmetic mean of the array `xs`. Returns NaN for an empty array.
+function stats.mean(xs)
+  local n = check.number_list("lunet.stats.mean", 1, "xs", xs)
+  return mean_of(xs, n)
+end
+
+--- Sample standard deviation (divisor n-1) of `xs`.
+-- Returns NaN when n < 2: a single observation carries no information about
+-- spread, and NaN makes that visible instead of pretending the spread is 0.
+function stats.std(xs)
+  local n = check.number_list("lunet.stats.std", 1, "xs", xs)
+  return std_of(xs, n)
 end
 
 -- Student's t 0.975 quantiles for df = 1..30 (two-sided 95% interval).
@@ -98,7 +125,7 @@ local Z975 = 1.959963984540054
 -- df = math.huge gives the normal quantile 1.95996...
 function stats.t_quantile_975(df)
   if type(df) ~= "number" or is_nan(df) or df < 1 then
-    error("t_quantile_975: df must be a number >= 1, got " .. tostring(df), 2)
+    error("lunet.stats.t_quantile_975: argument #1 (df) must be a number >= 1, got " .. tostring(df), 2)
   end
   if df == math.huge then
     return Z975
@@ -120,17 +147,21 @@ function stats.t_quantile_975(df)
   return z + g1 / df + g2 / df ^ 2 + g3 / df ^ 3 + g4 / df ^ 4
 end
 
+function ci95_of(xs, n)
+  local m = mean_of(xs, n)
+  if n < 2 then
+    return m, m
+  end
+  local half = stats.t_quantile_975(n - 1) * std_of(xs, n) / math.sqrt(n)
+  return m - half, m + half
+end
+
 --- 95% confidence interval of the mean: mean ± t(n-1) * sd / sqrt(n).
 -- Returns low, high. For n < 2 both bounds equal the mean (NaN when n = 0):
 -- the interval is undefined, and a zero-width band keeps plots drawable.
 function stats.ci95(xs)
-  local n = #xs
-  local m = stats.mean(xs)
-  if n < 2 then
-    return m, m
-  end
-  local half = stats.t_quantile_975(n - 1) * stats.std(xs) / math.sqrt(n)
-  return m - half, m + half
+  local n = check.number_list("lunet.stats.ci95", 1, "xs", xs)
+  return ci95_of(xs, n)
 end
 
 --- Per-iteration summary of several runs.
@@ -143,14 +174,23 @@ end
 -- value at i, n[i] counts them, and an index no kept run reaches gets NaN
 -- statistics with n = 0. left_out is the number of diverged runs.
 function stats.summarize(series_list, diverged_flags)
+  local f = "lunet.stats.summarize"
+  local runs = check.list(f, 1, "series_list", series_list, "a list of lists of numbers")
+  local lengths = {}
+  for r = 1, runs do
+    lengths[r] = check.number_list(f, 1, ("series_list[%d]"):format(r), series_list[r], true)
+  end
+  if diverged_flags ~= nil then
+    check.list(f, 2, "diverged_flags", diverged_flags, "a list of booleans")
+  end
   diverged_flags = diverged_flags or {}
   local kept = {}
   local left_out = 0
   local len = 0
-  for r = 1, #series_list do
+  for r = 1, runs do
     local s = series_list[r]
-    if #s > len then
-      len = #s
+    if lengths[r] > len then
+      len = lengths[r]
     end
     if diverged_flags[r] then
       left_out = left_out + 1
@@ -173,14 +213,16 @@ function stats.summarize(series_list, diverged_flags)
       column[j] = nil
     end
     out.n[i] = c
-    out.mean[i] = stats.mean(column)
-    out.std[i] = stats.std(column)
-    out.ci_low[i], out.ci_high[i] = stats.ci95(column)
+    out.mean[i] = mean_of(column, c)
+    out.std[i] = std_of(column, c)
+    out.ci_low[i], out.ci_high[i] = ci95_of(column, c)
   end
   return out
 end
 
-local PLATEAU_OPTIONS = { "window", "tol" }
+-- window: a count of points; tol: a finite tolerance (an infinite one would make
+-- every curve flat).
+local PLATEAU_OPTIONS = { window = "positive_int", tol = "nonneg_number" }
 
 --- First iteration from which a curve stays flat until its end.
 -- Definition: with n = #series and scale = max(1, |series[n]|), the plateau
@@ -195,16 +237,11 @@ local PLATEAU_OPTIONS = { "window", "tol" }
 -- last `window` values contain a non-finite number (a NaN tail is not flat).
 -- opts: {window = 10, tol = 1e-3}.
 function stats.plateau(series, opts)
-  opts = stats.check_options("plateau", opts, PLATEAU_OPTIONS, 2)
+  local f = "lunet.stats.plateau"
+  local n = check.number_list(f, 1, "series", series)
+  opts = check.options(f, 2, opts, PLATEAU_OPTIONS)
   local window = opts.window or 10
   local tol = opts.tol or 1e-3
-  if type(window) ~= "number" or window < 1 or window ~= math.floor(window) then
-    error("plateau: window must be a positive integer, got " .. tostring(window), 2)
-  end
-  if type(tol) ~= "number" or tol ~= tol or tol < 0 then
-    error("plateau: tol must be a non-negative number, got " .. tostring(tol), 2)
-  end
-  local n = #series
   if n < window then
     return nil
   end
@@ -244,10 +281,14 @@ local BLOCKS = { "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█" }
 -- When #xs > width the series is resampled into `width` buckets, each drawn
 -- at the mean of its finite values; non-finite values (NaN, ±inf) and
 -- buckets with no finite value are drawn as a space. A constant series is
--- drawn at the lowest level. width defaults to 60.
+-- drawn at the lowest level. width (a number >= 0) defaults to 60; below 1
+-- it gives "".
 function stats.sparkline(xs, width)
+  local n = check.number_list("lunet.stats.sparkline", 1, "xs", xs)
+  if width ~= nil and (type(width) ~= "number" or not (width >= 0)) then
+    error("lunet.stats.sparkline: argument #2 (width) must be a number >= 0, got " .. tostring(width), 2)
+  end
   width = width or 60
-  local n = #xs
   if n == 0 or width < 1 then
     return ""
   end
