@@ -478,6 +478,15 @@ static int dataset_image(lua_State *L)
     return 1;
 }
 
+/* ds:memory() -> bytes held, "bytes" | "float32" (how the samples are stored) */
+static int dataset_memory(lua_State *L)
+{
+    ln_dataset *d = check_dataset(L, 1);
+    lua_pushinteger(L, (lua_Integer)ln_dataset_bytes(d));
+    lua_pushstring(L, d->pixels ? "bytes" : "float32");
+    return 2;
+}
+
 static int dataset_label(lua_State *L)
 {
     ln_dataset *d = check_dataset(L, 1);
@@ -566,7 +575,7 @@ static const luaL_Reg dataset_methods[] = {
     {"classes", dataset_classes}, {"image", dataset_image},
     {"label", dataset_label},     {"class_counts", dataset_class_counts},
     {"_subset", dataset_subset},  {"_info", dataset_info},
-    {"checksum", dataset_checksum},
+    {"checksum", dataset_checksum}, {"memory", dataset_memory},
     {"free", dataset_free},       {NULL, NULL},
 };
 

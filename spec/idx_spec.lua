@@ -123,6 +123,30 @@ describe("datasets from IDX files", function()
     assert.matches("truncated", err, 1, true)
   end)
 
+  it("keeps the file's bytes, yet reads, checksums and trains exactly like the same samples as floats", function()
+    local ds = assert(lunet.mnist { dir = sub })
+    local values, labs = {}, {}
+    for i = 1, #ds do
+      for _, x in ipairs(ds:image(i):totable()) do values[#values + 1] = x end
+      labs[i] = ds:label(i)
+    end
+    local floats = lunet.dataset(lunet.tensor(values, { #ds, 1, 28, 28 }), labs)
+    assert.equal(floats:checksum(), ds:checksum())
+    assert.equal(floats:subset { n = 3, mode = "random", seed = 2 }:checksum(),
+      ds:subset { n = 3, mode = "random", seed = 2 }:checksum())
+    local function losses(data)
+      local net = lunet.sequential { lunet.conv2d(1, 2, 5), lunet.maxpool2d(4), lunet.relu(), lunet.flatten(),
+        lunet.linear(72, 10), lunet.log_softmax(), input = { 1, 28, 28 }, seed = 3 }
+      local h = net:train { data = data, loss = "nll", optimizer = lunet.sgd { lr = 0.1, momentum = 0.5 },
+        batch = 4, iterations = 3, seed = 5, quiet = true }
+      local ev = net:evaluate(data)
+      return { h.loss[1], h.loss[2], h.loss[3], ev.loss, ev.accuracy }
+    end
+    local a, b = losses(ds), losses(floats)
+    assert.same(b, a) -- bit for bit: the byte table holds the float storage's values
+    assert.is_true(a[1] ~= a[3])
+  end)
+
   it("subsets: first n, random with a seed, stratified", function()
     local ds = assert(lunet.mnist { dir = sub })
     local a = ds:subset { n = 3, mode = "random", seed = 7 }

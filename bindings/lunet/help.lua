@@ -84,6 +84,7 @@ local C_DOCS = {
   { "datasets", "dataset:label(i) -> label", "Label of sample i (1-based index; labels are 0-based classes)." },
   { "datasets", "dataset:class_counts() -> {n0, n1, ...}", "Samples per class; entry c + 1 counts class c." },
   { "datasets", "dataset:checksum() -> crc", "CRC-32 of images and labels (identifies the data in result caches)." },
+  { "datasets", "dataset:memory() -> bytes, storage", "Memory held; storage \"bytes\" (IDX files: 1 byte per pixel) or \"float32\"." },
   { "datasets", "dataset:free()", "Releases the memory now (also done by __gc and <close>)." },
   { "other", "lunet.version", "The version string, e.g. \"0.1.0\"." },
   { "other", "lunet.engine_revision", "Bumped whenever the engine's numbers change (keys model files and caches)." },

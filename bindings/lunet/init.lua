@@ -411,8 +411,9 @@ core.Dataset.__tostring = function(self)
   if info.subset then name = name .. (" (%s %d)"):format(info.subset.mode, info.subset.n) end
   local counts = {}
   for c, k in ipairs(self:class_counts()) do counts[#counts + 1] = ("%d:%d"):format(c - 1, k) end
-  return ("dataset %s: %d samples of %s, %d classes\n  per class %s"):format(name, n,
-    table.concat(self:shape(), "x"), self:classes(), table.concat(counts, " "))
+  local bytes, storage = self:memory()
+  return ("dataset %s: %d samples of %s, %d classes, %.1f MB (%s)\n  per class %s"):format(name, n,
+    table.concat(self:shape(), "x"), self:classes(), bytes / 1e6, storage, table.concat(counts, " "))
 end
 
 -- ---------------------------------------------------------------- training
