@@ -90,6 +90,28 @@ def one_run(job):
             "seconds": time.time() - start}
 
 
+def dump_init(args):
+    """Writes the initial parameters of every run (what one_run starts from) as JSON:
+    {"runs": [{"index", "seed", "params": {"<lunet layer>": {"weight": {"shape", "data"}}}}]}.
+    The Sequential's module i is lunet's layer i + 1 (the nets have the same layers)."""
+    import torch
+    runs = []
+    for r in range(args.runs):
+        seed = args.seed * 1000 + r
+        torch.manual_seed(seed)
+        net = make_net()
+        params = {}
+        for name, t in net.named_parameters():
+            module, kind = name.split(".")
+            params.setdefault(str(int(module) + 1), {})[kind] = {
+                "shape": list(t.shape), "data": t.detach().reshape(-1).tolist()}
+        runs.append({"index": r + 1, "seed": seed, "params": params})
+    tmp = args.dump_init + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"format": "pytorch-initial-parameters", "seed": args.seed, "runs": runs}, f)
+    os.replace(tmp, args.dump_init)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mnist-dir", required=True)
@@ -102,8 +124,14 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--name", default="pytorch")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--dump-init", help="write each run's initial parameters to this file and stop")
     args = p.parse_args()
+    if args.dump_init:
+        dump_init(args)
+        return
+    if not args.out:
+        p.error("--out is required")
     import torch
     start = time.time()
     with mp.get_context("spawn").Pool(args.threads) as pool:
