@@ -7,7 +7,11 @@
  *     trailers, size hints, concatenated members) and anything else takes the raw
  *     file path (read loop, header, memmove);
  *  3. for inputs that are not gzip: ln_idx_read on a gzip-compressed copy, so valid
- *     streams of fuzzed content reach the parser through the decompressor too.
+ *     streams of fuzzed content reach the parser through the decompressor too;
+ *  4. the dataset path: ln_idx_read_items with a small item limit, and
+ *     ln_dataset_load_idx with the input as the image file and a labels file of as
+ *     many items as the input claims (when that is small), every sample then read
+ *     back through ln_dataset_read (byte storage) and ln_dataset_gather.
  * The file is one memfd, rewritten for each input and opened as /proc/self/fd/N.
  * Any result is fine; what must never happen is a crash, a leak, undefined
  * behaviour, or a successful parse whose header disagrees with its size.
@@ -67,6 +71,68 @@ static void read_as_file(const unsigned char *data, size_t size)
     ln_idx_release(&idx);
 }
 
+static int labels_fd = -1;
+static char labels_path[64];
+
+/* A labels file (IDX ubyte, 1-D) of `count` items, labels 0..9. */
+static void write_labels(uint32_t count)
+{
+    if (labels_fd < 0) {
+        labels_fd = memfd_create("fuzz_idx_labels", 0);
+        if (labels_fd < 0) abort();
+        snprintf(labels_path, sizeof labels_path, "/proc/self/fd/%d", labels_fd);
+    }
+    unsigned char buf[8 + 4096];
+    buf[0] = buf[1] = 0;
+    buf[2] = 0x08;
+    buf[3] = 1;
+    buf[4] = (unsigned char)(count >> 24);
+    buf[5] = (unsigned char)(count >> 16);
+    buf[6] = (unsigned char)(count >> 8);
+    buf[7] = (unsigned char)count;
+    for (uint32_t i = 0; i < count; i++) buf[8 + i] = (unsigned char)(i % 10);
+    if (ftruncate(labels_fd, 0) != 0) abort();
+    if (pwrite(labels_fd, buf, 8 + count, 0) != (ssize_t)(8 + count)) abort();
+}
+
+/* Step 4: the input (already in the memfd) as a dataset's image file. */
+static void read_as_dataset(const unsigned char *data, size_t size)
+{
+    const size_t max_items = size > 0 ? data[size - 1] % 4 : 0; /* 0 = all */
+    ln_idx idx;
+    ln_error err;
+    memset(&err, 0, sizeof err);
+    ln_status st = ln_idx_read_items(memfd_path, max_items, &idx, &err);
+    check_result(st, &idx, &err);
+    ln_idx_release(&idx);
+
+    /* labels for as many items as the header claims, when that is small */
+    uint32_t claimed = size >= 8 ? (uint32_t)data[4] << 24 | (uint32_t)data[5] << 16 |
+                                       (uint32_t)data[6] << 8 | data[7]
+                                 : 0;
+    if (claimed > 4096) return;
+    write_labels(claimed);
+    ln_dataset *ds = NULL;
+    st = ln_dataset_load_idx(memfd_path, labels_path, (int64_t)max_items, 0.1307f, 0.3081f, &ds,
+                             &err);
+    if (st != LN_OK) {
+        if (ds != NULL || err.msg[0] == '\0') abort();
+        return;
+    }
+    const size_t per = (size_t)ds->channels * (size_t)ds->height * (size_t)ds->width;
+    if (!ds->pixels || ds->images || ds->count < 1 || per == 0 || per > ((size_t)1 << 24)) abort();
+    float *sample = malloc(per * sizeof(float) * 2);
+    if (!sample) abort();
+    int32_t label;
+    for (int64_t i = 0; i < ds->count; i++) {
+        ln_dataset_read(ds, i, 1, sample);
+        ln_dataset_gather(ds, &i, 1, sample + per, &label);
+        if (memcmp(sample, sample + per, per * sizeof(float)) != 0 || label != ds->labels[i]) abort();
+    }
+    free(sample);
+    ln_dataset_free(ds);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     ln_idx idx;
@@ -77,6 +143,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     ln_idx_release(&idx);
 
     read_as_file(data, size);
+    read_as_dataset(data, size);
 
     if (!(size >= 2 && data[0] == 0x1f && data[1] == 0x8b)) {
         /* gzip-compress the input (gzip wrapper: windowBits 15 + 16) and read that */
