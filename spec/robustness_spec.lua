@@ -237,7 +237,6 @@ end
 T["lunet.core.isatty"] = function() return pack(2) end
 T["lunet.core.alloc_fail_after"] = function() return pack(-1) end
 -- stats, progress, results
-T["lunet.stats.check_options"] = function() return pack("f", { a = 1 }, { "a" }, 1) end
 T["lunet.stats.mean"] = function() return pack { 1, 2, 3 } end
 T["lunet.stats.std"] = function() return pack { 1, 2, 3 } end
 T["lunet.stats.ci95"] = function() return pack { 1, 2, 3 } end
@@ -279,7 +278,7 @@ for _, k in ipairs({ "__len", "__tostring", "__gc" }) do
   T["Tensor." .. k] = function() return pack(tensor()) end
 end
 -- datasets
-for _, k in ipairs({ "size", "shape", "classes", "class_counts", "checksum", "_info", "free" }) do
+for _, k in ipairs({ "size", "shape", "classes", "class_counts", "checksum", "memory", "_info", "free" }) do
   T["Dataset:" .. k] = function() return pack(data()) end
 end
 T["Dataset:image"] = function() return pack(data(), 3) end

@@ -265,14 +265,6 @@ describe("lunet.stats", function()
       assert.are.equal("", stats.sparkline({ 1, 2 }, 0))
       assert.are.equal("lunet.stats.t_quantile_975: argument #1 (df) must be a number >= 1, got 0",
         err_of(stats.t_quantile_975, 0))
-      assert.are.equal("lunet.stats.check_options: argument #1 (fname) must be a string, got nil",
-        err_of(stats.check_options, nil, {}, { "a" }))
-      assert.are.equal("lunet.stats.check_options: argument #3 (valid) must be a list of option names, got nil",
-        err_of(stats.check_options, "f", {}))
-      assert.are.equal("lunet.stats.check_options: argument #3 (valid) must be a list of option names, got "
-        .. "table at index 1", err_of(stats.check_options, "f", {}, { {} }))
-      assert.are.equal("lunet.stats.check_options: argument #4 (level) must be an integer >= 0, got 0.5",
-        err_of(stats.check_options, "f", {}, { "a" }, 0.5))
     end)
   end)
 

@@ -8,7 +8,7 @@
 -- Argument mistakes (unknown options, wrong types) raise errors; runtime
 -- failures (gnuplot missing or failing, I/O) return nil, message.
 
-local stats = require("lunet.stats")
+local check = require("lunet.check")
 local fs = require("lunet.fs")
 local lfs = require("lfs")
 
@@ -20,9 +20,11 @@ plot.gnuplot = "gnuplot"
 
 local MISSING = "gnuplot not found: install the Debian package gnuplot-nox (make deps)"
 
-local RESULTS_KEYS = { "file", "labels", "title", "band", "width", "height", "logscale",
-  "xlabel", "ylabel", "output" }
-local HEATMAP_KEYS = { "file", "title", "xlabel", "ylabel", "logx", "width", "height", "output" }
+-- The option names; their values are checked by check_common and the functions.
+local RESULTS_KEYS = { file = "any", labels = "any", title = "any", band = "any", width = "any", height = "any",
+  logscale = "any", xlabel = "any", ylabel = "any", output = "any" }
+local HEATMAP_KEYS = { file = "any", title = "any", xlabel = "any", ylabel = "any", logx = "any", width = "any",
+  height = "any", output = "any" }
 
 -- Colours for successive results (the widely used "category10" set: distinct
 -- hues that stay distinguishable when shaded at 25%).
@@ -224,7 +226,7 @@ end
 -- On a log axis the band's lower edge is clipped to stay above zero.
 -- Returns true (or the text with output="string"), or nil, message.
 function plot.results(results_list, opts)
-  opts = stats.check_options("plot.results", opts, RESULTS_KEYS, 2)
+  opts = check.options("plot.results", 2, opts, RESULTS_KEYS)
   check_common("plot.results", opts)
   if type(results_list) ~= "table" then
     error("plot.results: expected an array of results", 2)
@@ -361,7 +363,7 @@ end
 -- height, output (as in plot.results).
 -- Returns true (or the text with output="string"), or nil, message.
 function plot.heatmap(cells, opts)
-  opts = stats.check_options("plot.heatmap", opts, HEATMAP_KEYS, 2)
+  opts = check.options("plot.heatmap", 2, opts, HEATMAP_KEYS)
   check_common("plot.heatmap", opts)
   if type(cells) ~= "table" or #cells == 0 then
     error("plot.heatmap: cells must be a non-empty array of {x=, y=, value=}", 2)

@@ -21,7 +21,7 @@ Result.__index = Result
 local FORMAT = "lunet-result"
 local VERSION = 1
 
-local NEW_KEYS = { "name", "config", "provenance", "runs" }
+local NEW_KEYS = { name = "any", config = "any", provenance = "any", runs = "any" } -- checked below
 local PLATEAU_KEYS = { window = "positive_int", tol = "nonneg_number" } -- as in stats.plateau
 
 local function copy_series(s)
@@ -48,8 +48,7 @@ end
 -- test_loss=, test_accuracy=, ...}; extra run fields are kept as they are.
 -- Diverged runs are left out of the statistics (counted in left_out).
 function Result.new(t)
-  stats.check_options("Result.new", t, NEW_KEYS, 2)
-  t = t or {}
+  t = check.options("Result.new", 1, t, NEW_KEYS)
   if t.name ~= nil and type(t.name) ~= "string" and type(t.name) ~= "number" then
     error("Result.new: option 'name' must be a string, got " .. type(t.name), 2)
   end

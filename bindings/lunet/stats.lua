@@ -23,46 +23,6 @@ local function is_finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
 end
 
--- Options validation shared by the lunet Lua modules (result, plot, progress
--- use it too). Kept here because stats is the one module every other module
--- already depends on. `level` is passed straight to error(): callers pass the
--- level that points at *their* caller so the message blames user code.
-function stats.check_options(fname, opts, valid, level)
-  local f = "lunet.stats.check_options"
-  check.arg("string", f, 1, "fname", fname)
-  local nvalid = check.list(f, 3, "valid", valid, "a list of option names")
-  for i = 1, nvalid do
-    if type(valid[i]) ~= "string" then
-      error(("%s: argument #3 (valid) must be a list of option names, got %s at index %d"):format(f,
-        type(valid[i]), i), 2)
-    end
-  end
-  check.optional("nonneg_int", f, 4, "level", level)
-  level = level or 2
-  if opts == nil then
-    return {}
-  end
-  if type(opts) ~= "table" then
-    error(string.format("%s: options must be a table, got %s", fname, type(opts)), level + 1)
-  end
-  local allowed = {}
-  for _, k in ipairs(valid) do
-    allowed[k] = true
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for _, v in ipairs(valid) do
-        names[#names + 1] = v
-      end
-      table.sort(names)
-      error(string.format("%s: unknown option '%s' (valid: %s)", fname, tostring(k),
-        table.concat(names, ", ")), level + 1)
-    end
-  end
-  return opts
-end
-
 -- The unchecked versions of mean, std and ci95 (for lists already checked), each
 -- given the length n of xs.
 local mean_of, std_of, ci95_of
