@@ -82,20 +82,15 @@ local function bad_value(kind, fname, argn, name, v)
   return nil
 end
 
-function check.positive_int(fname, argn, name, v)
-  local msg = bad_value("positive_int", fname, argn, name, v)
-  if msg then fail(msg) end
-end
-function check.integer(fname, argn, name, v)
-  local msg = bad_value("integer", fname, argn, name, v)
-  if msg then fail(msg) end
-end
-
 --- Checks an argument against one of the kinds above ("string", "nonneg_int", ...).
 function check.arg(kind, fname, argn, name, v)
   local msg = bad_value(kind, fname, argn, name, v)
   if msg then fail(msg) end
 end
+
+-- Shorthands; tail calls, so the error still blames the public function's caller.
+function check.positive_int(...) return check.arg("positive_int", ...) end
+function check.integer(...) return check.arg("integer", ...) end
 
 --- The same for an optional argument: nil is fine.
 function check.optional(kind, fname, argn, name, v)
