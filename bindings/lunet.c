@@ -533,22 +533,13 @@ static int dataset_checksum(lua_State *L)
     ln_dataset *d = check_dataset(L, 1);
     size_t per = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
     uLong crc = crc32(0L, Z_NULL, 0);
-    if (d->images) {
-        const unsigned char *img = (const unsigned char *)d->images;
-        size_t bytes = per * (size_t)d->count * sizeof(float);
-        for (size_t off = 0; off < bytes; off += 1u << 30) {
-            size_t n = bytes - off < (1u << 30) ? bytes - off : (1u << 30);
-            crc = crc32(crc, img + off, (uInt)n);
-        }
-    } else {
-        /* one sample at a time through a scratch buffer that Lua owns (freed on error) */
-        float *sample = lua_newuserdatauv(L, per * sizeof(float), 0);
-        for (int64_t i = 0; i < d->count; i++) {
-            ln_dataset_read(d, i, 1, sample);
-            crc = crc32(crc, (const unsigned char *)sample, (uInt)(per * sizeof(float)));
-        }
-        lua_pop(L, 1);
+    /* one sample at a time through a scratch buffer that Lua owns (freed on error) */
+    float *sample = lua_newuserdatauv(L, per * sizeof(float), 0);
+    for (int64_t i = 0; i < d->count; i++) {
+        ln_dataset_read(d, i, 1, sample);
+        crc = crc32(crc, (const unsigned char *)sample, (uInt)(per * sizeof(float)));
     }
+    lua_pop(L, 1);
     crc = crc32(crc, (const unsigned char *)d->labels, (uInt)((size_t)d->count * sizeof(int32_t)));
     lua_pushinteger(L, (lua_Integer)crc);
     return 1;
