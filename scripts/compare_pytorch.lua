@@ -18,6 +18,7 @@
 -- Usage: lua5.4 scripts/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--seed N] [--out DIR]
 --        [--quick] [--fresh] [--shared-init]
 local lunet = require("lunet")
+local common = require("scripts.compare_common")
 local lfs = require("lfs")
 
 local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = "docs/compare", fresh = false, quick = false,
@@ -49,10 +50,7 @@ local mnist_dir = os.getenv("MNIST_DIR") or "data/mnist"
 local train = assert(lunet.mnist { split = "train", n = opts.n })
 local test = assert(lunet.mnist { split = "test" })
 
-local figures = {
-  { key = "figure1", lr = 1e-4, momentum = 0.9, iterations = 50 },
-  { key = "figure3", lr = 1e-3, momentum = 0.4, iterations = 100 },
-}
+local figures = common.figures()
 if opts.quick then
   opts.runs = 4
   figures[1].iterations, figures[2].iterations = 5, 10
@@ -83,9 +81,7 @@ local function compare(a, b, iterations, paired)
   if paired then header = header .. ",paired_diff_mean,paired_diff_ci_low,paired_diff_ci_high" end
   local rows = { header }
   for it = 1, iterations do
-    local a_in_b = a.mean[it] >= b.ci_low[it] and a.mean[it] <= b.ci_high[it]
-    local b_in_a = b.mean[it] >= a.ci_low[it] and b.mean[it] <= a.ci_high[it]
-    local both = a_in_b and b_in_a
+    local both = common.both_inside(a, b, it)
     if both then inside = inside + 1 end
     local row = ("%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s"):format(it, a.mean[it], a.ci_low[it], a.ci_high[it],
       b.mean[it], b.ci_low[it], b.ci_high[it], both and "yes" or "no")
@@ -93,11 +89,11 @@ local function compare(a, b, iterations, paired)
       local diffs = {}
       for r = 1, math.min(#a.runs, #b.runs) do
         local x, y = a.runs[r].loss[it], b.runs[r].loss[it]
-        if x and y then diffs[#diffs + 1] = { x - y } end
+        if x and y then diffs[#diffs + 1] = x - y end
       end
-      local s = lunet.stats.summarize(diffs)
-      if s.ci_low[1] <= 0 and s.ci_high[1] >= 0 then covers_zero = covers_zero + 1 end
-      row = row .. ("," .. "%.6f,%.6f,%.6f"):format(s.mean[1], s.ci_low[1], s.ci_high[1])
+      local low, high = lunet.stats.ci95(diffs)
+      if low <= 0 and high >= 0 then covers_zero = covers_zero + 1 end
+      row = row .. (",%.6f,%.6f,%.6f"):format(lunet.stats.mean(diffs), low, high)
     end
     rows[#rows + 1] = row
   end
@@ -178,6 +174,7 @@ for _, f in ipairs(figures) do
   res.name = "lunet"
   pt.name = "PyTorch"
   local inside, rows = compare(res, pt, f.iterations, false)
+  local _, diff = common.criterion(res, pt, f.iterations)
   write_csv(("%s/%s.csv"):format(opts.out, f.key), rows)
   for _, ext in ipairs({ "png", "svg" }) do
     assert(lunet.plot({ res, pt }, { file = ("%s/%s.%s"):format(opts.out, f.key, ext), band = "ci",
@@ -186,8 +183,7 @@ for _, f in ipairs(figures) do
   end
   local share = inside / f.iterations
   local acc_l, acc_p = res:test_summary(), pt:test_summary()
-  local diff = 100 * (acc_l - acc_p)
-  local ok = share >= 0.95 and math.abs(diff) <= 0.5
+  local ok = common.met(inside, f.iterations, diff)
   all_ok = all_ok and ok
   md[#md + 1] = ("| %s | %g | %g | %d | %s | %s | %d of %d (%.0f%%) | %s%% | %s%% | %+.2f pp |"):format(f.key, f.lr,
     f.momentum, f.iterations, fmt((res:final())), fmt((pt:final())), inside, f.iterations, 100 * share,
@@ -211,8 +207,8 @@ for _, f in ipairs(figures) do
         title = ("%s, shared initial weights: mean NLL loss and 95%% CI over %d runs"):format(f.key, opts.runs) }))
     end
     local acc_s = sh:test_summary()
-    local s_diff = 100 * (acc_s - acc_p)
-    local s_ok = s_inside / f.iterations >= 0.95 and math.abs(s_diff) <= 0.5
+    local _, s_diff = common.criterion(sh, pt, f.iterations)
+    local s_ok = common.met(s_inside, f.iterations, s_diff)
     shared_md[#shared_md + 1] = ("| %s | %s | %s | %d of %d (%.0f%%) | %d of %d | %s%% | %s%% | %+.2f pp | %s |")
       :format(f.key, fmt((sh:final())), fmt((pt:final())), s_inside, f.iterations, 100 * s_inside / f.iterations,
         zero, f.iterations, fmt(100 * acc_s, "%.2f"), fmt(100 * acc_p, "%.2f"), s_diff, s_ok and "met" or "NOT met")

@@ -12,6 +12,7 @@
 -- difference of the final mean test accuracies.
 -- Usage: lua5.4 scripts/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]
 local lunet = require("lunet")
+local common = require("scripts.compare_common")
 
 local opts = { a = "docs/compare", b = "docs/compare-seed2", runs = 20, n = 3000 }
 local i = 1
@@ -26,22 +27,8 @@ while i <= #arg do
   i = i + 2
 end
 
-local figures = {
-  { key = "figure1", lr = 1e-4, momentum = 0.9, iterations = 50 },
-  { key = "figure3", lr = 1e-3, momentum = 0.4, iterations = 100 },
-}
+local figures = common.figures()
 local dirs = { opts.a, opts.b }
-
-local function criterion(x, y, iterations)
-  local inside = 0
-  for it = 1, iterations do
-    if x.mean[it] >= y.ci_low[it] and x.mean[it] <= y.ci_high[it] and y.mean[it] >= x.ci_low[it]
-      and y.mean[it] <= x.ci_high[it] then
-      inside = inside + 1
-    end
-  end
-  return inside, 100 * (x:test_summary() - y:test_summary())
-end
 
 local function pooled(results, name)
   local runs = {}
@@ -71,7 +58,7 @@ for _, f in ipairs(figures) do
       pooled(ln, "lunet"), pooled(pt, "PyTorch") },
   }
   for _, row in ipairs(rows) do
-    local inside, diff = criterion(row[2], row[3], f.iterations)
+    local inside, diff = common.criterion(row[2], row[3], f.iterations)
     print(("| %s | %s | %d of %d (%.0f%%) | %+.2f pp |"):format(f.key, row[1], inside, f.iterations,
       100 * inside / f.iterations, diff))
   end
