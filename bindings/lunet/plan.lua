@@ -1,0 +1,255 @@
+--- lunet.plan: the plan of a sweep, for `bin/lunet sweep` (plan, task, merge).
+-- A script is planned by running it with plan mode on: every lunet.experiment call
+-- (each sweep cell is one) records what it would compute and returns a placeholder
+-- instead of training. The placeholder prints as "planned"; the first read of its
+-- numbers ends the stage: everything after such a line depends on results that do
+-- not exist yet, so it cannot be planned in the same pass.
+-- A task is one configuration's runs first..last (runs_per_task of them, or all);
+-- task indices are 0-based positions in the plan, the same on every machine for the
+-- same script and arguments.
+--
+-- The run store (issue 13) answers two questions here, each in one function below:
+-- which runs of a configuration are stored (M.stored_runs) and how a task's runs are
+-- computed into it (M.compute_task). Until it lands they use the per-experiment cache
+-- files of lunet.experiment, which can only hold whole configurations: a task is then
+-- always all the runs of one configuration (runs_per_task must be nil).
+local fs = require("lunet.fs")
+local cjson = require("cjson")
+
+local json = cjson.new()
+local M = {}
+
+--- nil (a normal run) or "plan" while a script is being planned. lunet.experiment
+-- hands its call to M.experiment when this is set.
+M.mode = nil
+
+local FORMAT = "lunet-sweep-plan"
+M.FORMAT = FORMAT
+
+-- The error value that ends a planning pass early (a placeholder was read). It is not
+-- a failure of the script: the plan up to that point stands.
+local Stop = { __name = "lunet.plan.Stop" }
+Stop.__tostring = function(s) return s.message end
+M.Stop = Stop
+
+local state = { entries = {}, script = nil, keep = nil }
+
+--- M.begin{script = path}: turns plan mode on with an empty plan.
+function M.begin(opts)
+  M.mode = "plan"
+  state = { entries = {}, script = opts and opts.script, keep = opts and opts.keep }
+end
+
+--- M.finish() -> entries: turns plan mode off and hands back what was planned.
+function M.finish()
+  M.mode = nil
+  local entries = state.entries
+  state = { entries = {} }
+  return entries
+end
+
+-- "file:line" of the innermost frame that belongs to the script being planned (the
+-- line a user looks for), else of the caller of lunet.experiment.
+local function script_line(level)
+  local want = state.script and ("@" .. state.script)
+  local fallback
+  for l = level, level + 40 do
+    local info = debug.getinfo(l, "Sl")
+    if not info then break end
+    if info.currentline and info.currentline > 0 then
+      if want and info.source == want then return info.short_src .. ":" .. info.currentline end
+      if not fallback and info.what ~= "C" and not info.source:match("lunet/[%w_]+%.lua$") then
+        fallback = info.short_src .. ":" .. info.currentline
+      end
+    end
+  end
+  return fallback or "?"
+end
+
+local Placeholder = { __name = "lunet.plan.Placeholder" }
+
+local function describe_entry(e)
+  return ("planned: %s (%d runs x %d %ss, %s)"):format(e.name, e.runs, e.iterations, e.unit, e.summary)
+end
+
+Placeholder.__tostring = function(p) return describe_entry(rawget(p, "_entry")) end
+-- Every read of a field (res.mean, res:save, res.runs, ...) needs numbers that are
+-- not computed in this pass.
+Placeholder.__index = function(p, k)
+  local e = rawget(p, "_entry")
+  local where = script_line(3)
+  error(setmetatable({
+    stop = true, entry = e, where = where,
+    message = ("planning stops at %s: it reads '%s' of experiment '%s' (planned at %s), whose runs are not computed yet. "
+      .. "Everything up to here is planned: plan, run and merge this stage, then plan again to see the rest."):format(
+      where, tostring(k), e.name, e.line),
+  }, Stop), 0)
+end
+Placeholder.__newindex = function(p, k) return Placeholder.__index(p, k) end
+Placeholder.__len = function(p) return Placeholder.__index(p, "#") end
+
+--- Whether v is a placeholder of the plan (what lunet.experiment returns while planning).
+function M.is_placeholder(v) return getmetatable(v) == Placeholder end
+
+-- A one-line summary of the settings that differ between experiments of a sweep.
+local function summary(config)
+  local parts = { config.optimizer or "?" }
+  for _, k in ipairs({ "lr", "momentum", "weight_decay", "betas", "nesterov" }) do
+    local v = config[k]
+    if v ~= nil then
+      if type(v) == "table" then v = table.concat(v, "/") end
+      parts[#parts + 1] = ("%s=%s"):format(k, tostring(v))
+    end
+  end
+  parts[#parts + 1] = ("batch=%s"):format(tostring(config.batch))
+  parts[#parts + 1] = ("n=%s"):format(tostring(config.n))
+  parts[#parts + 1] = ("seed=%s"):format(tostring(config.seed))
+  return table.concat(parts, " ")
+end
+
+--- Called by lunet.experiment in plan mode, once it has checked the options and
+-- computed the configuration's key (info = {config, digest, net, cache_path,
+-- need_test}). Records the experiment and returns its placeholder.
+function M.experiment(_, opts, info)
+  local config = info.config
+  local fwd, bwd = info.net:flops()
+  local passes = config.unit == "step" and config.batch or config.n
+  local e = {
+    index = #state.entries + 1,
+    name = config.name, key = info.digest, runs = config.runs, iterations = config.iterations,
+    unit = config.unit, summary = summary(config), line = script_line(3),
+    -- training FLOPs: forward and backward of every sample of every iteration of every run
+    cost = (fwd + bwd) * passes * config.iterations * config.runs,
+    cache = info.cache_path, need_test = info.need_test or nil,
+  }
+  state.entries[#state.entries + 1] = e
+  if state.keep and state.keep(e) then e.opts = opts end
+  return setmetatable({ _entry = e }, Placeholder)
+end
+
+--- M.tasks(entries, runs_per_task) -> list of tasks {index (0-based), experiment (entry
+-- index), name, key, first, last (run indices, 1-based)}: every configuration cut into
+-- chunks of runs_per_task runs (nil: one task per configuration), in plan order.
+function M.tasks(entries, runs_per_task)
+  local list = {}
+  for _, e in ipairs(entries) do
+    local k = runs_per_task or e.runs
+    for first = 1, e.runs, k do
+      list[#list + 1] = { index = #list, experiment = e.index, name = e.name, key = e.key,
+        first = first, last = math.min(first + k - 1, e.runs) }
+    end
+  end
+  return list
+end
+
+--- The plan's identity: the same script, arguments, lunet build and runs_per_task give
+-- the same fingerprint on every machine (the task list and what each task computes).
+function M.fingerprint(entries, runs_per_task)
+  local lines = { "runs_per_task=" .. tostring(runs_per_task) }
+  for _, e in ipairs(entries) do
+    lines[#lines + 1] = ("%s %s %d %d %s"):format(e.key, e.name, e.runs, e.iterations, e.unit)
+  end
+  return require("lunet.experiment").hash(table.concat(lines, "\n"))
+end
+
+--- Where `sweep plan` writes the plan of `script`: OUT/sweep/<script name>.plan.json.
+function M.path(out, script)
+  local base = script:match("([^/]+)$"):gsub("%.lua$", ""):gsub("[^%w%-_.]", "_")
+  return ("%s/sweep/%s.plan.json"):format(out, base)
+end
+
+--- M.document{script, args, runs_per_task, entries} -> the plan as a table (what the
+-- plan file holds, and `sweep plan --json` prints).
+function M.document(t)
+  local entries = {}
+  for i, e in ipairs(t.entries) do
+    entries[i] = { index = e.index, name = e.name, key = e.key, runs = e.runs, iterations = e.iterations,
+      unit = e.unit, summary = e.summary, line = e.line, cost = e.cost }
+  end
+  return {
+    format = FORMAT, version = 1, script = t.script, args = t.args or {},
+    runs_per_task = t.runs_per_task or cjson.null,
+    fingerprint = M.fingerprint(t.entries, t.runs_per_task),
+    stopped_at = t.stopped_at or cjson.null,
+    experiments = entries, tasks = M.tasks(t.entries, t.runs_per_task),
+  }
+end
+
+function M.encode(doc) return json.encode(doc) end
+
+--- Writes the plan file atomically. true or nil, message.
+function M.write(path, doc) return fs.write_atomic(path, json.encode(doc) .. "\n") end
+
+--- Reads a plan file: the document, or nil, message.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil, "no plan at " .. path end
+  local text = f:read("a")
+  f:close()
+  local ok, doc = pcall(json.decode, text or "")
+  if not ok or type(doc) ~= "table" or doc.format ~= FORMAT then
+    return nil, path .. ": not a lunet sweep plan"
+  end
+  -- cjson reads every number as a float; indices are integers
+  if doc.runs_per_task == cjson.null then doc.runs_per_task = nil end
+  doc.runs_per_task = doc.runs_per_task and math.tointeger(doc.runs_per_task)
+  for _, t in ipairs(type(doc.tasks) == "table" and doc.tasks or {}) do
+    for _, k in ipairs({ "index", "experiment", "first", "last" }) do t[k] = math.tointeger(t[k]) end
+  end
+  if doc.stopped_at == cjson.null then doc.stopped_at = nil end
+  return doc
+end
+
+-- ------------------------------------------------------------------ the store
+-- Provisional (until the run store of issue 13): the experiment cache file of one
+-- configuration, which lunet.experiment rewrites whole after its last run.
+
+--- M.stored_runs(entry) -> set {[run index] = true} of the runs of the entry's
+-- configuration that are on disk and answer its iterations.
+function M.stored_runs(entry)
+  local set = {}
+  local f = entry.cache and io.open(entry.cache, "rb")
+  if not f then return set end
+  f:close()
+  local res = require("lunet.result").load(entry.cache)
+  if not res then return set end
+  for _, r in ipairs(res.runs) do
+    local answers = #r.loss >= entry.iterations or r.diverged
+    if math.type(r.index) == "integer" and answers then set[r.index] = true end
+  end
+  return set
+end
+
+--- M.missing(entries, tasks) -> the tasks not all of whose runs are stored.
+function M.missing(entries, tasks)
+  local stored, list = {}, {}
+  for _, t in ipairs(tasks) do
+    local e = entries[t.experiment]
+    stored[e.index] = stored[e.index] or M.stored_runs(e)
+    for r = t.first, t.last do
+      if not stored[e.index][r] then
+        list[#list + 1] = t
+        break
+      end
+    end
+  end
+  return list
+end
+
+--- M.compute_task(lunet, entry, task, opts) computes the task's runs into the store
+-- and returns the experiment's result. opts are the experiment's own options (kept
+-- from the planning pass); threads come from $LUNET_THREADS when set (the Slurm
+-- script sets it to --cpus-per-task).
+function M.compute_task(lunet, entry, task, opts)
+  if task.first ~= 1 or task.last ~= entry.runs then
+    error(("sweep task: task %d is runs %d-%d of '%s': computing part of a configuration needs the run store "
+      .. "(issue 13); plan without --runs-per-task"):format(task.index, task.first, task.last, entry.name), 0)
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  local threads = tonumber(os.getenv("LUNET_THREADS") or "")
+  if threads and threads >= 1 then o.threads = math.floor(threads) end
+  return lunet.experiment(o)
+end
+
+return M
