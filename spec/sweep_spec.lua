@@ -1,0 +1,268 @@
+-- `bin/lunet sweep` without a batch system: option parsing, the task-index rule, array
+-- ranges and splitting (lunet.cluster), plan mode and its placeholders (lunet.plan), and
+-- plan / task / merge / parallel on one machine with real processes. The Slurm and ssh
+-- recipes with real daemons are in spec/cluster_spec.lua.
+package.path = "spec/support/?.lua;" .. package.path
+local util = require("util")
+local lfs = require("lfs")
+local cluster = require("lunet.cluster")
+
+local ROOT = lfs.currentdir()
+local LUNET = ROOT .. "/bin/lunet"
+
+describe("lunet.cluster.parse", function()
+  it("takes the options before SCRIPT and leaves everything after it to the script", function()
+    local o, script, args = cluster.parse("slurm", { "--partition", "gpu", "--time=1:00:00", "--cpus-per-task", "4",
+      "--mem=8G", "--max-parallel", "10", "--sbatch", "--qos=low -A proj", "--wait", "--isa", "avx2",
+      "run.lua", "--wait", "--out", "x" })
+    assert.are.same({ partition = "gpu", time = "1:00:00", ["cpus-per-task"] = 4, mem = "8G", ["max-parallel"] = 10,
+      sbatch = "--qos=low -A proj", wait = true, isa = "avx2", out = "out" }, o)
+    assert.are.equal("run.lua", script)
+    assert.are.same({ "--wait", "--out", "x" }, args)
+  end)
+
+  it("knows each subcommand's options, -j N and -jN, and -- before a script named like an option", function()
+    local o, s = cluster.parse("parallel", { "-j", "3", "--sshloginfile", "hosts", "a.lua" })
+    assert.are.same({ j = 3, sshloginfile = "hosts", out = "out" }, o)
+    assert.are.equal("a.lua", s)
+    o = cluster.parse("parallel", { "-j2", "a.lua" })
+    assert.are.equal(2, o.j)
+    local _, s2, a2 = cluster.parse("task", { "--index", "0", "--", "--odd.lua", "x" })
+    assert.are.equal("--odd.lua", s2)
+    assert.are.same({ "x" }, a2)
+    o = cluster.parse("plan", { "--missing", "--json", "--runs-per-task", "5", "--out", "/s", "p.lua" })
+    assert.are.same({ missing = true, json = true, ["runs-per-task"] = 5, out = "/s" }, o)
+    o = cluster.parse("merge", { "--compute-missing", "m.lua" })
+    assert.is_true(o["compute-missing"])
+    o = cluster.parse("task", { "--index-offset=1000", "t.lua" })
+    assert.are.equal(1000, o["index-offset"])
+  end)
+
+  it("names what is wrong", function()
+    local function err(cmd, argv)
+      local o, msg = cluster.parse(cmd, argv)
+      assert.is_nil(o)
+      return msg
+    end
+    assert.matches("unknown option '%-%-wait' %(valid: .*%-%-index", err("task", { "--wait", "s.lua" }))
+    assert.matches("option %-%-index must be an integer >= 0 %(got \"%-1\"%)", err("task", { "--index", "-1", "s.lua" }))
+    assert.matches("option %-%-cpus%-per%-task must be an integer >= 1 %(got \"0\"%)",
+      err("slurm", { "--cpus-per-task", "0", "s.lua" }))
+    assert.matches("option %-%-partition needs a value", err("slurm", { "--partition" }))
+    assert.matches("option %-%-wait takes no value", err("slurm", { "--wait=yes", "s.lua" }))
+    assert.matches("missing SCRIPT", err("plan", { "--json" }))
+    assert.matches("unknown command 'run'", err("run", { "s.lua" }))
+    assert.matches("unknown option '%-%-j'", err("parallel", { "--j", "2", "s.lua" }))
+  end)
+end)
+
+describe("lunet.cluster.task_index", function()
+  local function env(t) return function(k) return t[k] end end
+  it("is --index, else $SLURM_ARRAY_TASK_ID + --index-offset, else $JOB_COMPLETION_INDEX", function()
+    assert.are.equal(7, cluster.task_index({ index = 7 }, env { SLURM_ARRAY_TASK_ID = "2", JOB_COMPLETION_INDEX = "3" }))
+    assert.are.equal(2, cluster.task_index({}, env { SLURM_ARRAY_TASK_ID = "2", JOB_COMPLETION_INDEX = "3" }))
+    assert.are.equal(1002, cluster.task_index({ ["index-offset"] = 1000 }, env { SLURM_ARRAY_TASK_ID = "2" }))
+    assert.are.equal(3, cluster.task_index({}, env { JOB_COMPLETION_INDEX = "3" }))
+    assert.are.equal(3, cluster.task_index({}, env { SLURM_ARRAY_TASK_ID = "", JOB_COMPLETION_INDEX = "3" }))
+  end)
+  it("says how to give one when there is none, and rejects a malformed one", function()
+    local i, msg = cluster.task_index({}, env {})
+    assert.is_nil(i)
+    assert.matches("give %-%-index I.*SLURM_ARRAY_TASK_ID.*JOB_COMPLETION_INDEX", msg)
+    i, msg = cluster.task_index({}, env { SLURM_ARRAY_TASK_ID = "4294967294x" })
+    assert.is_nil(i)
+    assert.matches("SLURM_ARRAY_TASK_ID is \"4294967294x\", not a task index", msg)
+  end)
+end)
+
+describe("lunet.cluster arrays", function()
+  it("writes index lists as Slurm ranges", function()
+    assert.are.equal("0-3,7,9-10", cluster.ranges({ 10, 0, 1, 2, 3, 7, 9, 3 }))
+    assert.are.equal("5", cluster.ranges({ 5 }))
+    assert.are.equal("", cluster.ranges({}))
+  end)
+  it("splits indices at MaxArraySize into arrays with offsets", function()
+    assert.are.same({ { offset = 0, indices = { 0, 1, 2 } }, { offset = 3, indices = { 0, 1, 2 } },
+      { offset = 6, indices = { 0 } } }, cluster.split({ 0, 1, 2, 3, 4, 5, 6 }, 3))
+    -- resubmitting a sparse list: every array id stays below MaxArraySize
+    local chunks = cluster.split({ 1, 2, 1500, 2999, 3000 }, 1001)
+    assert.are.same({ { offset = 1, indices = { 0, 1 } }, { offset = 1500, indices = { 0 } },
+      { offset = 2999, indices = { 0, 1 } } }, chunks)
+    assert.are.same({ { offset = 0, indices = { 0, 1, 2, 3 } } }, cluster.split({ 0, 1, 2, 3 }, 1001))
+  end)
+  it("reads scontrol's config and job records", function()
+    local c = cluster.parse_config("Configuration data as of 2026-01-01T00:00:00\nMaxArraySize            = 4\n"
+      .. "AuthInfo                = socket=/tmp/x/munge.socket\n")
+    assert.are.equal("4", c.MaxArraySize)
+    assert.are.equal("socket=/tmp/x/munge.socket", c.AuthInfo)
+    local recs = cluster.parse_job_records(
+      "JobId=5 ArrayJobId=4 ArrayTaskId=1 JobName=x JobState=FAILED Reason=NonZeroExitCode ExitCode=3:0\n"
+      .. "JobId=4 ArrayJobId=4 ArrayTaskId=2-3 JobState=PENDING Reason=None ExitCode=0:0\n")
+    assert.are.equal(2, #recs)
+    assert.are.same({ "5", "1", "FAILED", "3:0" }, { recs[1].JobId, recs[1].ArrayTaskId, recs[1].JobState, recs[1].ExitCode })
+    assert.are.same({ "2-3", "PENDING" }, { recs[2].ArrayTaskId, recs[2].JobState })
+  end)
+  it("quotes for sh", function()
+    assert.are.equal("plain/path.lua", cluster.quote("plain/path.lua"))
+    assert.are.equal("'it'\\''s here'", cluster.quote("it's here"))
+    local r = util.run("printf '%s|' " .. cluster.command_line({ "a b", "$HOME", "x'y", "" }))
+    assert.are.equal("a b|$HOME|x'y||", r.out)
+  end)
+end)
+
+-- A sweep of 2 learning rates x 2 momenta x 2 runs x 2 epochs of 64 synthetic images.
+local SCRIPT = [[
+package.path = %q .. "/spec/support/?.lua;" .. package.path
+local lunet = require("lunet")
+if os.getenv("FAIL_TASK") and os.getenv("FAIL_TASK") == os.getenv("SLURM_ARRAY_TASK_ID") then
+  error("failing on purpose in task " .. os.getenv("FAIL_TASK"))
+end
+local data = require("synthetic")(64, 4, 1)
+local out = arg[1] or "out"
+local sw = lunet.sweep { name = "tiny", base = { model = lunet.models.mnist_cnn, data = data, batch = 16,
+  iterations = 2, runs = 2, seed = 3, threads = 1, quiet = true, out = out, optimizer = { "sgd" } },
+  grid = { lr = { 0.01, 0.05 }, momentum = { 0, 0.9 } } }
+print(sw)
+assert(sw:save(out .. "/tiny"))
+]]
+
+local function write_script(dir)
+  local path = dir .. "/tiny.lua"
+  util.write(path, SCRIPT:format(ROOT))
+  return path
+end
+
+describe("plan mode", function()
+  local planning = require("lunet.plan")
+  local lunet = require("lunet")
+  after_each(function() planning.finish() end)
+
+  it("records every experiment and returns placeholders that print as planned", function()
+    local data = require("synthetic")(16, 4, 1)
+    planning.begin {}
+    local res = lunet.experiment { name = "p", model = lunet.models.mnist_cnn, data = data, runs = 3, iterations = 2,
+      optimizer = { "sgd", lr = 0.1 }, quiet = true, out = "/nonexistent/never-written" }
+    local entries = planning.finish()
+    assert.is_true(planning.is_placeholder(res))
+    assert.matches("^planned: p %(3 runs x 2 epochs, sgd lr=0.1 .*n=16", tostring(res))
+    assert.are.equal(1, #entries)
+    assert.are.same({ "p", 3, 2 }, { entries[1].name, entries[1].runs, entries[1].iterations })
+    assert.matches("^spec/sweep_spec.lua:%d+$", entries[1].line)
+    assert.is_true(entries[1].cost > 0)
+    assert.is_nil(lfs.attributes("/nonexistent/never-written"))
+  end)
+
+  it("stops at the first read of a placeholder's numbers, naming the line", function()
+    local data = require("synthetic")(16, 4, 1)
+    planning.begin {}
+    local res = lunet.experiment { name = "q", model = lunet.models.mnist_cnn, data = data, runs = 1, iterations = 1,
+      quiet = true }
+    local ok, err = pcall(function() return res.mean[1] end)
+    planning.finish()
+    assert.is_false(ok)
+    assert.are.equal(planning.Stop, getmetatable(err))
+    assert.matches("planning stops at spec/sweep_spec.lua:%d+: it reads 'mean' of experiment 'q'", tostring(err))
+  end)
+
+  it("cuts configurations into tasks of K runs, in a fixed order with a fingerprint", function()
+    local entries = { { index = 1, name = "a", key = "k1", runs = 5, iterations = 2, unit = "epoch" },
+      { index = 2, name = "b", key = "k2", runs = 2, iterations = 2, unit = "epoch" } }
+    local tasks = planning.tasks(entries, 2)
+    local got = {}
+    for _, t in ipairs(tasks) do got[#got + 1] = ("%d:%s:%d-%d"):format(t.index, t.name, t.first, t.last) end
+    assert.are.same({ "0:a:1-2", "1:a:3-4", "2:a:5-5", "3:b:1-2" }, got)
+    assert.are.equal(2, #planning.tasks(entries, nil))
+    assert.are_not.equal(planning.fingerprint(entries, 2), planning.fingerprint(entries, nil))
+    assert.are.equal(planning.fingerprint(entries, 2), planning.fingerprint(entries, 2))
+  end)
+end)
+
+describe("bin/lunet sweep on one machine", function()
+  local dir
+  before_each(function() dir = util.temp_dir() end)
+  after_each(function() util.rm_rf(dir) end)
+
+  local function lunet(args) return util.run(("cd %s && %s %s"):format(util.shell_quote(dir), LUNET, args)) end
+
+  it("plans without training, runs tasks by index, refuses a merge with missing runs, and merges", function()
+    write_script(dir)
+    local r = lunet("sweep plan tiny.lua")
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches("plan of tiny.lua: 4 tasks, 4 experiments", r.out)
+    assert.matches("\n%s+3%s+tiny%-lr=0.05%-momentum=0.9%s+sgd lr=0.05 momentum=0.9", r.out)
+    assert.matches("planning stops at tiny.lua:11: it reads", r.out)
+    assert.is_nil(lfs.attributes(dir .. "/out/cache"))  -- nothing trained
+    r = lunet("sweep plan --json tiny.lua")
+    assert.is_true(r.ok, util.explain(r))
+    local doc = require("cjson").decode(r.out)
+    assert.are.equal("lunet-sweep-plan", doc.format)
+    assert.are.equal(4, #doc.tasks)
+
+    r = lunet("sweep task --index 4 tiny.lua")
+    assert.are.equal(1, r.code)
+    assert.matches("task 4 does not exist: the plan in out/sweep/tiny.plan.json has 4 tasks %(0%-3%)", r.err)
+    r = lunet("sweep task tiny.lua")
+    assert.are.equal(1, r.code)
+    assert.matches("which task%?", r.err)
+    r = util.run(("cd %s && SLURM_ARRAY_TASK_ID=0 %s sweep task --index-offset 1 tiny.lua"):format(dir, LUNET))
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches("sweep task 1: tiny%-lr=0.01%-momentum=0.9 runs 1%-2: 2 computed", r.err)
+    r = util.run(("cd %s && JOB_COMPLETION_INDEX=2 %s sweep task tiny.lua"):format(dir, LUNET))
+    assert.is_true(r.ok, util.explain(r))
+
+    r = lunet("sweep plan --missing tiny.lua")
+    assert.matches("2 of 4 tasks are missing: %-%-array=0,3", r.out)
+    r = lunet("sweep merge tiny.lua")
+    assert.are.equal(1, r.code, util.explain(r))
+    assert.matches("2 of 4 tasks have runs missing from the store: %-%-array=0,3", r.err)
+    assert.is_nil(lfs.attributes(dir .. "/out/tiny.csv"))
+
+    r = lunet("sweep merge --compute-missing tiny.lua")
+    assert.is_true(r.ok, util.explain(r))
+    local merged = util.read(dir .. "/out/tiny.csv")
+    util.rm_rf(dir .. "/out")
+    r = lunet("run tiny.lua")
+    assert.is_true(r.ok, util.explain(r))
+    assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
+  end)
+
+  it("refuses a task against a different plan, and a pinned ISA this machine does not compute with", function()
+    write_script(dir)
+    assert.is_true(lunet("sweep plan tiny.lua").ok)
+    util.write(dir .. "/tiny.lua", SCRIPT:format(ROOT):gsub("iterations = 2", "iterations = 3"))
+    local r = lunet("sweep task --index 0 tiny.lua")
+    assert.are.equal(1, r.code)
+    assert.matches("plans differently from the plan in out/sweep/tiny.plan.json", r.err)
+    r = util.run(("cd %s && LUNET_ISA=avx9000 %s sweep task --index 0 tiny.lua"):format(dir, LUNET))
+    assert.are.equal(1, r.code)
+    assert.matches("LUNET_ISA is avx9000 but this machine computes with " .. require("lunet.core").isa(), r.err)
+  end)
+
+  it("sweep parallel -j 2 runs every task through GNU parallel with a joblog, then merges", function()
+    if os.execute("command -v parallel >/dev/null 2>&1") ~= true then
+      pending("GNU parallel not installed (Debian package parallel; `make deps`)")
+      return
+    end
+    write_script(dir)
+    local r = lunet("sweep parallel -j 2 tiny.lua")
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches("sweep tiny: 4 cells", r.out)
+    local joblog = util.read(dir .. "/out/parallel/tiny.joblog")
+    local n = 0
+    for line in joblog:gmatch("[^\n]+") do
+      if line:match("sweep task %-%-out") then
+        n = n + 1
+        assert.matches("^%d+\t:\t.-\t0\t0\t", line) -- exit 0, no signal
+      end
+    end
+    assert.are.equal(4, n)
+    local merged = util.read(dir .. "/out/tiny.csv")
+    -- a second run finds every task done in the joblog and only merges
+    r = lunet("sweep parallel -j 2 tiny.lua")
+    assert.is_true(r.ok, util.explain(r))
+    assert.are.equal(joblog, util.read(dir .. "/out/parallel/tiny.joblog"))
+    util.rm_rf(dir .. "/out")
+    r = lunet("run tiny.lua")
+    assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
+  end)
+end)
