@@ -110,27 +110,8 @@ describe("lunet.cluster arrays", function()
   end)
 end)
 
--- A sweep of 2 learning rates x 2 momenta x 2 runs x 2 epochs of 64 synthetic images.
-local SCRIPT = [[
-package.path = %q .. "/spec/support/?.lua;" .. package.path
-local lunet = require("lunet")
-if os.getenv("FAIL_TASK") and os.getenv("FAIL_TASK") == os.getenv("SLURM_ARRAY_TASK_ID") then
-  error("failing on purpose in task " .. os.getenv("FAIL_TASK"))
-end
-local data = require("synthetic")(64, 4, 1)
-local out = arg[1] or "out"
-local sw = lunet.sweep { name = "tiny", base = { model = lunet.models.mnist_cnn, data = data, batch = 16,
-  iterations = 2, runs = 2, seed = 3, threads = 1, quiet = true, out = out, optimizer = { "sgd" } },
-  grid = { lr = { 0.01, 0.05 }, momentum = { 0, 0.9 } } }
-print(sw)
-assert(sw:save(out .. "/tiny"))
-]]
-
-local function write_script(dir)
-  local path = dir .. "/tiny.lua"
-  util.write(path, SCRIPT:format(ROOT))
-  return path
-end
+-- 2 learning rates x 2 momenta x 2 runs x 2 epochs of 64 synthetic images
+local TINY = ROOT .. "/spec/support/tiny_sweep.lua"
 
 describe("plan mode", function()
   local planning = require("lunet.plan")
@@ -185,55 +166,52 @@ describe("bin/lunet sweep on one machine", function()
   local function lunet(args) return util.run(("cd %s && %s %s"):format(util.shell_quote(dir), LUNET, args)) end
 
   it("plans without training, runs tasks by index, refuses a merge with missing runs, and merges", function()
-    write_script(dir)
-    local r = lunet("sweep plan tiny.lua")
+    local r = lunet("sweep plan " .. TINY)
     assert.is_true(r.ok, util.explain(r))
-    assert.matches("plan of tiny.lua: 4 tasks, 4 experiments", r.out)
+    assert.matches("plan of " .. TINY .. ": 4 tasks, 4 experiments", r.out)
     assert.matches("\n%s+3%s+tiny%-lr=0.05%-momentum=0.9%s+sgd lr=0.05 momentum=0.9", r.out)
-    assert.matches("planning stops at tiny.lua:11: it reads", r.out)
+    assert.matches("planning stops at " .. TINY .. ":15: it reads", r.out)
     assert.is_nil(lfs.attributes(dir .. "/out/cache"))  -- nothing trained
-    r = lunet("sweep plan --json tiny.lua")
+    r = lunet("sweep plan --json " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     local doc = require("cjson").decode(r.out)
     assert.are.equal("lunet-sweep-plan", doc.format)
     assert.are.equal(4, #doc.tasks)
 
-    r = lunet("sweep task --index 4 tiny.lua")
+    r = lunet("sweep task --index 4 " .. TINY)
     assert.are.equal(1, r.code)
-    assert.matches("task 4 does not exist: the plan in out/sweep/tiny.plan.json has 4 tasks %(0%-3%)", r.err)
-    r = lunet("sweep task tiny.lua")
+    assert.matches("task 4 does not exist: the plan in out/sweep/tiny_sweep.plan.json has 4 tasks %(0%-3%)", r.err)
+    r = lunet("sweep task " .. TINY)
     assert.are.equal(1, r.code)
     assert.matches("which task%?", r.err)
-    r = util.run(("cd %s && SLURM_ARRAY_TASK_ID=0 %s sweep task --index-offset 1 tiny.lua"):format(dir, LUNET))
+    r = util.run(("cd %s && SLURM_ARRAY_TASK_ID=0 %s sweep task --index-offset 1 " .. TINY):format(dir, LUNET))
     assert.is_true(r.ok, util.explain(r))
     assert.matches("sweep task 1: tiny%-lr=0.01%-momentum=0.9 runs 1%-2: 2 computed", r.err)
-    r = util.run(("cd %s && JOB_COMPLETION_INDEX=2 %s sweep task tiny.lua"):format(dir, LUNET))
+    r = util.run(("cd %s && JOB_COMPLETION_INDEX=2 %s sweep task " .. TINY):format(dir, LUNET))
     assert.is_true(r.ok, util.explain(r))
 
-    r = lunet("sweep plan --missing tiny.lua")
+    r = lunet("sweep plan --missing " .. TINY)
     assert.matches("2 of 4 tasks are missing: %-%-array=0,3", r.out)
-    r = lunet("sweep merge tiny.lua")
+    r = lunet("sweep merge " .. TINY)
     assert.are.equal(1, r.code, util.explain(r))
     assert.matches("2 of 4 tasks have runs missing from the store: %-%-array=0,3", r.err)
     assert.is_nil(lfs.attributes(dir .. "/out/tiny.csv"))
 
-    r = lunet("sweep merge --compute-missing tiny.lua")
+    r = lunet("sweep merge --compute-missing " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     local merged = util.read(dir .. "/out/tiny.csv")
     util.rm_rf(dir .. "/out")
-    r = lunet("run tiny.lua")
+    r = lunet("run " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
   end)
 
   it("refuses a task against a different plan, and a pinned ISA this machine does not compute with", function()
-    write_script(dir)
-    assert.is_true(lunet("sweep plan tiny.lua").ok)
-    util.write(dir .. "/tiny.lua", SCRIPT:format(ROOT):gsub("iterations = 2", "iterations = 3"))
-    local r = lunet("sweep task --index 0 tiny.lua")
+    assert.is_true(lunet("sweep plan " .. TINY).ok)
+    local r = lunet("sweep task --index 0 " .. TINY .. " out 3") -- 3 epochs: other configurations
     assert.are.equal(1, r.code)
-    assert.matches("plans differently from the plan in out/sweep/tiny.plan.json", r.err)
-    r = util.run(("cd %s && LUNET_ISA=avx9000 %s sweep task --index 0 tiny.lua"):format(dir, LUNET))
+    assert.matches("plans differently from the plan in out/sweep/tiny_sweep.plan.json", r.err)
+    r = util.run(("cd %s && LUNET_ISA=avx9000 %s sweep task --index 0 " .. TINY):format(dir, LUNET))
     assert.are.equal(1, r.code)
     assert.matches("LUNET_ISA is avx9000 but this machine computes with " .. require("lunet.core").isa(), r.err)
   end)
@@ -243,11 +221,10 @@ describe("bin/lunet sweep on one machine", function()
       pending("GNU parallel not installed (Debian package parallel; `make deps`)")
       return
     end
-    write_script(dir)
-    local r = lunet("sweep parallel -j 2 tiny.lua")
+    local r = lunet("sweep parallel -j 2 " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     assert.matches("sweep tiny: 4 cells", r.out)
-    local joblog = util.read(dir .. "/out/parallel/tiny.joblog")
+    local joblog = util.read(dir .. "/out/parallel/tiny_sweep.joblog")
     local n = 0
     for line in joblog:gmatch("[^\n]+") do
       if line:match("sweep task %-%-out") then
@@ -258,11 +235,11 @@ describe("bin/lunet sweep on one machine", function()
     assert.are.equal(4, n)
     local merged = util.read(dir .. "/out/tiny.csv")
     -- a second run finds every task done in the joblog and only merges
-    r = lunet("sweep parallel -j 2 tiny.lua")
+    r = lunet("sweep parallel -j 2 " .. TINY)
     assert.is_true(r.ok, util.explain(r))
-    assert.are.equal(joblog, util.read(dir .. "/out/parallel/tiny.joblog"))
+    assert.are.equal(joblog, util.read(dir .. "/out/parallel/tiny_sweep.joblog"))
     util.rm_rf(dir .. "/out")
-    r = lunet("run tiny.lua")
+    r = lunet("run " .. TINY)
     assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
   end)
 end)

@@ -57,7 +57,7 @@ local function script_line(level)
     local info = debug.getinfo(l, "Sl")
     if not info then break end
     if info.currentline and info.currentline > 0 then
-      if want and info.source == want then return info.short_src .. ":" .. info.currentline end
+      if want and info.source == want then return state.script .. ":" .. info.currentline end
       if not fallback and info.what ~= "C" and not info.source:match("lunet/[%w_]+%.lua$") then
         fallback = info.short_src .. ":" .. info.currentline
       end
