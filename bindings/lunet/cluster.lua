@@ -563,7 +563,7 @@ local function indices_of_chunk(c)
   return t
 end
 
-local function cmd_slurm(opts, script, args, lunet, ctx)
+local function cmd_slurm(opts, script, args, _, ctx)
   local planning = require("lunet.plan")
   for _, p in ipairs({ "sbatch", "scontrol" }) do
     if not have(p) then fail(("sweep slurm: %s not found (Debian package slurm-client)"):format(p)) end
@@ -666,9 +666,10 @@ local function cmd_slurm(opts, script, args, lunet, ctx)
       if st ~= "COMPLETED" and tid then failed[#failed + 1] = tid + s.offset end
     end
   end
-  local summary = {}
-  for st, n in pairs(counts) do summary[#summary + 1] = ("%d %s"):format(n, st) end
-  table.sort(summary)
+  local states, summary = {}, {}
+  for st in pairs(counts) do states[#states + 1] = st end
+  table.sort(states)
+  for i, st in ipairs(states) do summary[i] = ("%d %s"):format(counts[st], st) end
   print(("tasks: %s"):format(table.concat(summary, ", ")))
   if #failed > 0 then
     print(("failed tasks (plan indices): %s; logs in %s/logs; resubmit with `bin/lunet sweep slurm --missing ...`")
@@ -684,7 +685,7 @@ end
 
 -- ------------------------------------------------------- sweep parallel
 
-local function cmd_parallel(opts, script, args, lunet, ctx)
+local function cmd_parallel(opts, script, args, _, ctx)
   if not have("parallel") then fail("sweep parallel: GNU parallel not found (Debian package parallel)") end
   local doc, _, plan_file, stopped = make_plan(opts, script, args)
   if stopped then io.stderr:write(stopped.message, "\n") end

@@ -1,0 +1,238 @@
+-- The cluster recipes with real daemons: a one-node Slurm (munged, slurmctld, slurmd from
+-- tools/cluster/slurm.sh) running array jobs, dependencies and `bin/lunet sweep slurm`, and
+-- an sshd on 127.0.0.1 (tools/cluster/sshd.sh) that GNU parallel and `bin/lunet sweep
+-- parallel` reach under two host aliases. The daemons run as root; elsewhere (not root,
+-- packages missing) these skip, saying why. Every daemon is stopped by its pid at the end,
+-- also when a test failed, and the last test of each group checks that none is left.
+package.path = "spec/support/?.lua;" .. package.path
+local util = require("util")
+local lfs = require("lfs")
+
+local ROOT = lfs.currentdir()
+local LUNET = ROOT .. "/bin/lunet"
+local TINY = ROOT .. "/spec/support/tiny_sweep.lua"
+local q = util.shell_quote
+
+local function why_not(programs)
+  if util.run("id -u").out ~= "0\n" then return "needs root: the daemons run as root (CI runs as root)" end
+  local missing = {}
+  for _, p in ipairs(programs) do
+    if not util.run("command -v " .. q(p)).ok and not util.run("test -x " .. q(p)).ok then missing[#missing + 1] = p end
+  end
+  if #missing > 0 then return "not installed: " .. table.concat(missing, ", ") .. " (`make deps`)" end
+  return nil
+end
+
+-- "K=V; export K" lines, as the cluster scripts print them
+local function env_of(text)
+  local env = {}
+  for k, v in text:gmatch("([%w_]+)=([^;\n]*); export") do env[k] = v end
+  return env
+end
+
+local function alive(pid) return util.run("kill -0 " .. pid).ok == true end
+
+local function wait_until(seconds, f)
+  for _ = 1, seconds * 10 do
+    if f() then return true end
+    util.run("sleep 0.1")
+  end
+  return false
+end
+
+describe("a one-node Slurm (tools/cluster/slurm.sh) #cluster", function()
+  local reason = why_not({ "munged", "slurmctld", "slurmd", "sbatch", "scontrol", "squeue", "scancel", "sinfo" })
+  if reason then
+    it("is skipped", function() pending(reason) end)
+    return
+  end
+  local dir, S, pids, work
+
+  setup(function()
+    -- MaxArraySize 4: a 4-task array fits, a sweep of 6 tasks is split in two arrays
+    local r = util.run("LUNET_SLURM_MAX_ARRAY=4 sh tools/cluster/slurm.sh start")
+    assert(r.ok, util.explain(r))
+    local env = env_of(r.out)
+    dir = env.LUNET_SLURM_DIR
+    S = "SLURM_CONF=" .. q(env.SLURM_CONF) .. " "
+    pids = {}
+    for _, n in ipairs({ "munged", "slurmctld", "slurmd" }) do pids[n] = util.read(dir .. "/pids/" .. n):match("%d+") end
+    work = util.temp_dir()
+  end)
+  teardown(function()
+    if dir and lfs.attributes(dir) then util.run("sh tools/cluster/slurm.sh stop " .. q(dir)) end
+    if work then util.rm_rf(work) end
+  end)
+
+  local function slurm(cmd) return util.run(S .. cmd) end
+  local function wait_jobs(ids)
+    local r = slurm(("timeout 120 sh -c 'while squeue -h -j %s | grep -q .; do sleep 0.2; done'"):format(ids))
+    assert(r.ok, "jobs did not finish within 120 s: " .. util.explain(slurm("squeue")))
+  end
+
+  it("is up: one idle node with every CPU of this host", function()
+    local r = slurm("sinfo -h -o '%t %c %D'")
+    assert.are.equal(("idle %d 1\n"):format(tonumber(util.run("nproc").out)), r.out)
+    assert.matches("MaxArraySize%s+= 4\n", slurm("scontrol show config").out)
+  end)
+
+  it("runs a 4-task array job, then a job that depends on it (afterany)", function()
+    local r = slurm(("sbatch --parsable --array=0-3 -o %s/arr-%%a.out --wrap 'echo task $SLURM_ARRAY_TASK_ID; sleep 0.3'")
+      :format(work))
+    assert.is_true(r.ok, util.explain(r))
+    local array = r.out:match("^(%d+)")
+    r = slurm(("sbatch --parsable --dependency=afterany:%s -o %s/after.out --wrap 'cat %s/arr-*.out | wc -l'")
+      :format(array, work, work))
+    assert.is_true(r.ok, util.explain(r))
+    local after = r.out:match("^(%d+)")
+    wait_jobs(array .. "," .. after)
+    for i = 0, 3 do assert.are.equal("task " .. i .. "\n", util.read(("%s/arr-%d.out"):format(work, i))) end
+    assert.are.equal("4\n", util.read(work .. "/after.out")) -- it ran once all four had written
+    local states = slurm("scontrol -o show job " .. array).out
+    local n = 0
+    for st in states:gmatch("JobState=(%u+)") do
+      assert.are.equal("COMPLETED", st)
+      n = n + 1
+    end
+    assert.are.equal(4, n)
+    r = slurm("sbatch --parsable --array=0-4 --wrap true")
+    assert.is_not_true(r.ok) -- beyond MaxArraySize
+    assert.matches("[Ii]nvalid job array", r.err)
+  end)
+
+  it("sweep slurm: splits the arrays, a failed task is reported by the merge job, --missing resubmits it, "
+    .. "and the merge equals bin/lunet run", function()
+    local sweep = ("cd %s && %%s %s%s sweep slurm --wait --cpus-per-task 1 %%s %s out 2 0.01,0.05,0.1"):format(
+      q(work), S, LUNET, TINY)
+    -- 3 x 2 cells = 6 tasks: arrays 0-3 and 4-5 (--index-offset 4); array task 1 fails in both
+    local r = util.run(sweep:format("FAIL_TASK=1", ""))
+    assert.are.equal(1, r.code, util.explain(r))
+    assert.matches("submitted array job %d+: tasks 0%-3 %(", r.out)
+    assert.matches("submitted array job %d+: tasks 4%-5 %(", r.out)
+    assert.matches("tasks: 4 COMPLETED, 2 FAILED", r.out)
+    assert.matches("failed tasks %(plan indices%): 1,5", r.out)
+    assert.matches("merge job %d+: FAILED", r.out)
+    local logs = {}
+    for name in lfs.dir(work .. "/out/slurm/logs") do logs[#logs + 1] = name end
+    table.sort(logs)
+    local merge_log = ""
+    for _, name in ipairs(logs) do
+      if name:match("merge") then merge_log = util.read(work .. "/out/slurm/logs/" .. name) end
+    end
+    assert.matches("2 of 6 tasks have runs missing from the store: %-%-array=1,5", merge_log)
+    local first = util.read(work .. "/out/slurm/tiny_sweep.sbatch")
+    assert.matches("#SBATCH %-%-array=0%-3\n", first)
+    local second = util.read(work .. "/out/slurm/tiny_sweep-from-4.sbatch")
+    assert.matches("#SBATCH %-%-array=0%-1\n", second)
+    assert.matches("sweep task %-%-out [^\n]* %-%-index%-offset 4 %-%- ", second)
+    assert.matches("LUNET_ISA=" .. require("lunet.core").isa() .. "; export LUNET_ISA", second)
+    assert.matches("LUNET_THREADS=1; export LUNET_THREADS", second)
+
+    r = util.run(("cd %s && %s sweep plan --missing %s out 2 0.01,0.05,0.1"):format(q(work), LUNET, TINY))
+    assert.matches("2 of 6 tasks are missing: %-%-array=1,5", r.out)
+    r = util.run(sweep:format("", "--missing"))
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches("tasks: 2 COMPLETED\n", r.out)
+    assert.matches("merge job %d+: COMPLETED", r.out)
+    local merged = util.read(work .. "/out/tiny.csv")
+    local here = util.run(("cd %s && %s run %s local 2 0.01,0.05,0.1"):format(q(work), LUNET, TINY))
+    assert.is_true(here.ok, util.explain(here))
+    assert.are.equal(util.read(work .. "/local/tiny.csv"), merged)
+    assert.matches(here.out:gsub("%p", "%%%0"), r.out) -- the merge job's printed results, in its log
+
+    -- every task checks that it sees the submitter's output directory
+    local marker = work .. "/out/.lunet-shared"
+    local token = util.read(marker)
+    util.write(marker, "another machine's directory")
+    r = util.run("SLURM_ARRAY_TASK_ID=0 sh " .. q(work .. "/out/slurm/tiny_sweep.sbatch"))
+    util.write(marker, token)
+    assert.are.equal(3, r.code, util.explain(r))
+    assert.matches("out is not shared with .*: the marker .* is not there", r.err)
+  end)
+
+  it("stop ends every daemon it started and the jobs still running, and removes its directory", function()
+    local r = slurm(("sbatch --parsable -o /dev/null --wrap 'echo $$ > %s/job.pid; exec sleep 300'"):format(work))
+    assert.is_true(r.ok, util.explain(r))
+    assert.is_true(wait_until(30, function() return util.read(work .. "/job.pid") ~= nil end))
+    local job_pid = util.read(work .. "/job.pid"):match("%d+")
+    assert.is_true(alive(job_pid))
+    r = util.run("sh tools/cluster/slurm.sh stop " .. q(dir))
+    assert.is_true(r.ok, util.explain(r))
+    for n, pid in pairs(pids) do assert.is_false(alive(pid), n .. " (pid " .. pid .. ") still runs") end
+    assert.is_true(wait_until(5, function() return not alive(job_pid) end), "the job's process still runs")
+    assert.is_nil(lfs.attributes(dir))
+  end)
+end)
+
+describe("an sshd on 127.0.0.1 with two host aliases (tools/cluster/sshd.sh) #cluster", function()
+  local reason = why_not({ "/usr/sbin/sshd", "ssh", "ssh-keygen", "parallel" })
+  if reason then
+    it("is skipped", function() pending(reason) end)
+    return
+  end
+  local env, pid, work
+
+  setup(function()
+    local r = util.run("sh tools/cluster/sshd.sh start")
+    assert(r.ok, util.explain(r))
+    env = env_of(r.out)
+    pid = util.read(env.LUNET_SSHD_DIR .. "/sshd.pid.started"):match("%d+")
+    work = util.temp_dir()
+  end)
+  teardown(function()
+    if env and lfs.attributes(env.LUNET_SSHD_DIR) then util.run("sh tools/cluster/sshd.sh stop " .. q(env.LUNET_SSHD_DIR)) end
+    if work then util.rm_rf(work) end
+  end)
+
+  local function hosts_in(joblog)
+    local seen = {}
+    for line in joblog:gmatch("[^\n]+") do
+      local host, exit = line:match("^%d+\t[^\t]*(lunet%-%a)\t[^\t]*\t[^\t]*\t[^\t]*\t[^\t]*\t(%d+)\t")
+      if host then
+        assert.are.equal("0", exit, line)
+        seen[host] = (seen[host] or 0) + 1
+      end
+    end
+    return seen
+  end
+
+  it("listens on 127.0.0.1 only and lets in the key it made", function()
+    local config = util.read(env.LUNET_SSHD_DIR .. "/sshd_config")
+    local listen = {}
+    for addr in config:gmatch("\nListenAddress (%S+)") do listen[#listen + 1] = addr end
+    assert.are.equal(1, #listen)
+    assert.matches("^127%.0%.0%.1:%d+$", listen[1])
+    local r = util.run(("ssh -F %s lunet-b 'echo $SSH_CONNECTION'"):format(q(env.LUNET_SSH_CONFIG)))
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches("^127%.0%.0%.1 %d+ 127%.0%.0%.1 %d+\n$", r.out)
+  end)
+
+  it("GNU parallel runs jobs on both aliases", function()
+    local joblog = work .. "/plain.joblog"
+    local r = util.run(("parallel --will-cite --joblog %s --sshloginfile %s 'sleep 0.5; echo {}' ::: 1 2 3 4"):format(
+      q(joblog), q(env.LUNET_SSHLOGINFILE)))
+    assert.is_true(r.ok, util.explain(r))
+    local seen = hosts_in(util.read(joblog))
+    assert.is_true((seen["lunet-a"] or 0) >= 1 and (seen["lunet-b"] or 0) >= 1, util.read(joblog))
+    assert.are.equal(4, (seen["lunet-a"] or 0) + (seen["lunet-b"] or 0))
+  end)
+
+  it("bin/lunet sweep parallel --sshloginfile runs the tasks on both, then merges", function()
+    local r = util.run(("cd %s && %s sweep parallel --sshloginfile %s %s"):format(q(work), LUNET,
+      q(env.LUNET_SSHLOGINFILE), TINY))
+    assert.is_true(r.ok, util.explain(r))
+    local seen = hosts_in(util.read(work .. "/out/parallel/tiny_sweep.joblog"))
+    assert.is_true((seen["lunet-a"] or 0) >= 1 and (seen["lunet-b"] or 0) >= 1)
+    assert.are.equal(4, seen["lunet-a"] + seen["lunet-b"])
+    local here = util.run(("cd %s && %s run %s local"):format(q(work), LUNET, TINY))
+    assert.is_true(here.ok, util.explain(here))
+    assert.are.equal(util.read(work .. "/local/tiny.csv"), util.read(work .. "/out/tiny.csv"))
+  end)
+
+  it("stop ends that sshd and removes its directory", function()
+    local r = util.run("sh tools/cluster/sshd.sh stop " .. q(env.LUNET_SSHD_DIR))
+    assert.is_true(r.ok, util.explain(r))
+    assert.is_false(alive(pid))
+    assert.is_nil(lfs.attributes(env.LUNET_SSHD_DIR))
+  end)
+end)
