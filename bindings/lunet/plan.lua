@@ -81,7 +81,8 @@ Placeholder.__index = function(p, k)
   error(setmetatable({
     stop = true, entry = e, where = where,
     message = ("planning stops at %s: it reads '%s' of experiment '%s' (planned at %s), whose runs are not computed yet. "
-      .. "Everything up to here is planned: plan, run and merge this stage, then plan again to see the rest."):format(
+      .. "The experiments before it are planned; if later ones depend on these numbers, plan, run and merge this "
+      .. "stage, then plan again."):format(
       where, tostring(k), e.name, e.line),
   }, Stop), 0)
 end
