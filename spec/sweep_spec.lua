@@ -243,4 +243,46 @@ describe("bin/lunet sweep on one machine", function()
     assert.is_true(r.ok, util.explain(r))
     assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
   end)
+
+  it("sweep parallel killed midway runs only the tasks not done when run again", function()
+    if os.execute("command -v parallel >/dev/null 2>&1") ~= true then
+      pending("GNU parallel not installed (Debian package parallel; `make deps`)")
+      return
+    end
+    local joblog = dir .. "/out/parallel/tiny_sweep.joblog"
+    local function done_lines()
+      local seqs = {}
+      for seq, exit, sig in (util.read(joblog) or ""):gmatch("\n(%d+)\t[^\n]-\t(%d+)\t(%d+)\t[^\n]*sweep task") do
+        if exit == "0" and sig == "0" then seqs[#seqs + 1] = seq end
+      end
+      return seqs
+    end
+    -- -j 1: one task after another (of 10 epochs, so that the kill comes in the middle),
+    -- in a session of its own: the kill reaches lunet, GNU parallel and the running task
+    os.execute(("cd %s && (setsid sh -c 'echo $$ > sid; exec %s sweep parallel -j 1 %s out 10' >/dev/null 2>&1 &)")
+      :format(util.shell_quote(dir), LUNET, TINY))
+    local waited = 0
+    while #done_lines() < 1 and waited < 1200 do
+      os.execute("sleep 0.05")
+      waited = waited + 1
+    end
+    local sid = util.read(dir .. "/sid"):match("%d+")
+    os.execute("pkill -TERM -s " .. sid)
+    waited = 0
+    while os.execute("pgrep -s " .. sid .. " >/dev/null") == true and waited < 600 do
+      os.execute("sleep 0.05")
+      waited = waited + 1
+    end
+    local before = #done_lines()
+    assert.is_true(before >= 1 and before < 4, util.read(joblog))
+    local r = lunet("sweep parallel -j 1 " .. TINY .. " out 10")
+    assert.is_true(r.ok, util.explain(r))
+    local seqs = done_lines()
+    table.sort(seqs)
+    assert.are.same({ "1", "2", "3", "4" }, seqs, util.read(joblog)) -- each task done once: none ran again
+    local merged = util.read(dir .. "/out/tiny.csv")
+    r = lunet("run " .. TINY .. " local 10")
+    assert.is_true(r.ok, util.explain(r))
+    assert.are.equal(util.read(dir .. "/local/tiny.csv"), merged)
+  end)
 end)
