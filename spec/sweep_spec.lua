@@ -164,6 +164,16 @@ describe("bin/lunet sweep on one machine", function()
   after_each(function() util.rm_rf(dir) end)
 
   local function lunet(args) return util.run(("cd %s && %s %s"):format(util.shell_quote(dir), LUNET, args)) end
+  -- the CSV a sweep wrote equals that of `bin/lunet run` of the same script and arguments
+  local function equals_local_run(merged, args)
+    local r = lunet("run " .. TINY .. " local " .. (args or ""))
+    assert.is_true(r.ok, util.explain(r))
+    assert.are.equal(util.read(dir .. "/local/tiny.csv"), merged)
+  end
+  local function have_parallel()
+    if os.execute("command -v parallel >/dev/null 2>&1") == true then return true end
+    pending("GNU parallel not installed (Debian package parallel; `make deps`)")
+  end
 
   it("plans without training, runs tasks by index, refuses a merge with missing runs, and merges", function()
     local r = lunet("sweep plan " .. TINY)
@@ -199,11 +209,7 @@ describe("bin/lunet sweep on one machine", function()
 
     r = lunet("sweep merge --compute-missing " .. TINY)
     assert.is_true(r.ok, util.explain(r))
-    local merged = util.read(dir .. "/out/tiny.csv")
-    util.rm_rf(dir .. "/out")
-    r = lunet("run " .. TINY)
-    assert.is_true(r.ok, util.explain(r))
-    assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
+    equals_local_run(util.read(dir .. "/out/tiny.csv"))
   end)
 
   it("refuses a task against a different plan, and a pinned ISA this machine does not compute with", function()
@@ -217,10 +223,7 @@ describe("bin/lunet sweep on one machine", function()
   end)
 
   it("sweep parallel -j 2 runs every task through GNU parallel with a joblog, then merges", function()
-    if os.execute("command -v parallel >/dev/null 2>&1") ~= true then
-      pending("GNU parallel not installed (Debian package parallel; `make deps`)")
-      return
-    end
+    if not have_parallel() then return end
     local r = lunet("sweep parallel -j 2 " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     assert.matches("sweep tiny: 4 cells", r.out)
@@ -238,17 +241,11 @@ describe("bin/lunet sweep on one machine", function()
     r = lunet("sweep parallel -j 2 " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     assert.are.equal(joblog, util.read(dir .. "/out/parallel/tiny_sweep.joblog"))
-    util.rm_rf(dir .. "/out")
-    r = lunet("run " .. TINY)
-    assert.is_true(r.ok, util.explain(r))
-    assert.are.equal(util.read(dir .. "/out/tiny.csv"), merged)
+    equals_local_run(merged)
   end)
 
   it("sweep parallel killed midway runs only the tasks not done when run again", function()
-    if os.execute("command -v parallel >/dev/null 2>&1") ~= true then
-      pending("GNU parallel not installed (Debian package parallel; `make deps`)")
-      return
-    end
+    if not have_parallel() then return end
     local joblog = dir .. "/out/parallel/tiny_sweep.joblog"
     local function done_lines()
       local seqs = {}
@@ -280,9 +277,6 @@ describe("bin/lunet sweep on one machine", function()
     local seqs = done_lines()
     table.sort(seqs)
     assert.are.same({ "1", "2", "3", "4" }, seqs, util.read(joblog)) -- each task done once: none ran again
-    local merged = util.read(dir .. "/out/tiny.csv")
-    r = lunet("run " .. TINY .. " local 10")
-    assert.is_true(r.ok, util.explain(r))
-    assert.are.equal(util.read(dir .. "/local/tiny.csv"), merged)
+    equals_local_run(util.read(dir .. "/out/tiny.csv"), "10")
   end)
 end)

@@ -185,6 +185,14 @@ marked_pids() {
     done
 }
 
+# signal_daemons SIG: each daemon still running, by its recorded pid
+signal_daemons() {
+    for n in slurmd slurmctld munged; do
+        p=$(pid_of $n)
+        if [ -n "$p" ]; then kill -"$1" "$p" 2>/dev/null || true; fi
+    done
+}
+
 stop_daemons() {
     # jobs first, while slurmctld can still end them (their processes go with their steps)
     if [ -n "$(pid_of slurmctld)" ]; then
@@ -195,20 +203,14 @@ stop_daemons() {
             i=$((i + 1))
         done
     fi
-    for n in slurmd slurmctld munged; do
-        p=$(pid_of $n)
-        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
-    done
+    signal_daemons TERM
     i=0
     while [ $i -lt 50 ]; do
         [ -z "$(pid_of slurmd)$(pid_of slurmctld)$(pid_of munged)" ] && break
         sleep 0.1
         i=$((i + 1))
     done
-    for n in slurmd slurmctld munged; do
-        p=$(pid_of $n)
-        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
-    done
+    signal_daemons KILL
     for p in $(marked_pids); do kill -KILL "$p" 2>/dev/null || true; done
     rm -f "$DIR/pids/slurmd" "$DIR/pids/slurmctld" "$DIR/pids/munged"
 }
