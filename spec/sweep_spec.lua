@@ -217,6 +217,11 @@ describe("bin/lunet sweep on one machine", function()
     local r = lunet("sweep task --index 0 " .. TINY .. " out 3") -- 3 epochs: other configurations
     assert.are.equal(1, r.code)
     assert.matches("plans differently from the plan in out/sweep/tiny_sweep.plan.json", r.err)
+    -- until the run store keeps runs one by one, a task is a whole configuration
+    r = lunet("sweep parallel --runs-per-task 1 " .. TINY)
+    assert.are.equal(1, r.code)
+    assert.matches("%-%-runs%-per%-task 1 splits 'tiny%-lr=0.01%-momentum=0' %(2 runs%).*need the run store", r.err)
+    assert.is_nil(lfs.attributes(dir .. "/out/parallel"))
     r = util.run(("cd %s && LUNET_ISA=avx9000 %s sweep task --index 0 " .. TINY):format(dir, LUNET))
     assert.are.equal(1, r.code)
     assert.matches("LUNET_ISA is avx9000 but this machine computes with " .. require("lunet.core").isa(), r.err)

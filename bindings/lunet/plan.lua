@@ -237,6 +237,10 @@ function M.missing(entries, tasks)
   return list
 end
 
+--- Whether a task may be part of a configuration's runs (runs_per_task below the runs):
+-- only once the store keeps each run on its own (issue 13).
+M.SPLITS_RUNS = false
+
 --- M.compute_task(lunet, entry, task, opts) computes the task's runs into the store
 -- and returns the experiment's result. opts are the experiment's own options (kept
 -- from the planning pass); threads come from $LUNET_THREADS when set (the Slurm
