@@ -104,6 +104,7 @@ report: all
 
 bench: all
 	$(LUA) bench/bench.lua
+	$(LUA) bench/sweep.lua
 
 # ---- install: the Lua module where Lua 5.4 looks for it, the C library, header,
 # pkg-config file and the `lunet` launcher.  DESTDIR is honoured for packaging.

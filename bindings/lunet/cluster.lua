@@ -601,9 +601,15 @@ local function cmd_slurm(opts, script, args, _, ctx)
   local cwd = abspath(".")
   local env = { { "LUNET_ISA", isa } }
   if opts["cpus-per-task"] then env[#env + 1] = { "LUNET_THREADS", tostring(opts["cpus-per-task"]) } end
-  local token = random_token()
+  -- one token per output directory: tasks of an earlier submission still queued check the same
   local marker = out .. "/.lunet-shared"
-  write_file(marker, token)
+  local f = io.open(marker, "r")
+  local token = f and f:read("l")
+  if f then f:close() end
+  if not token or not token:match("^%x+$") then
+    token = random_token()
+    write_file(marker, token)
+  end
   local base_words = {}
   for _, kv in ipairs({ { "partition", opts.partition }, { "time", opts.time }, { "mem", opts.mem } }) do
     if kv[2] then base_words[#base_words + 1] = ("#SBATCH --%s=%s"):format(kv[1], kv[2]) end
