@@ -502,7 +502,7 @@ function M.sbatch_script(t)
   lines[#lines + 1] = "    exit 3"
   lines[#lines + 1] = "fi"
   for _, kv in ipairs(t.env or {}) do
-    lines[#lines + 1] = ("%s=%s; export %s"):format(kv[1], M.quote(kv[2]), kv[1])
+    lines[#lines + 1] = ("%s=%s; export %s"):format(kv[1], kv.raw and kv[2] or M.quote(kv[2]), kv[1])
   end
   lines[#lines + 1] = "exec " .. command_line(t.command)
   return table.concat(lines, "\n") .. "\n"
@@ -600,7 +600,9 @@ local function cmd_slurm(opts, script, args, _, ctx)
   local isa = opts.isa or os.getenv("LUNET_ISA") or require("lunet.core").isa()
   local cwd = abspath(".")
   local env = { { "LUNET_ISA", isa } }
-  if opts["cpus-per-task"] then env[#env + 1] = { "LUNET_THREADS", tostring(opts["cpus-per-task"]) } end
+  -- threads per task = the CPUs Slurm gives it (one unless --cpus-per-task says more)
+  env[#env + 1] = opts["cpus-per-task"] and { "LUNET_THREADS", tostring(opts["cpus-per-task"]) }
+    or { "LUNET_THREADS", "${SLURM_CPUS_PER_TASK:-1}", raw = true }
   -- one token per output directory: tasks of an earlier submission still queued check the same
   local marker = out .. "/.lunet-shared"
   local f = io.open(marker, "r")
@@ -667,7 +669,11 @@ local function cmd_slurm(opts, script, args, _, ctx)
   record[#record + 1] = merge_cmd .. "    # job " .. merge_id
   write_file(("%s/%s.submitted"):format(dir, base), table.concat(record, "\n") .. "\n")
 
-  if not opts.wait then return end
+  if not opts.wait then
+    print(("follow it with `squeue -j %s,%s`; the merge writes %s/logs/%s-merge-%s.out"):format(
+      table.concat(ids, ","), merge_id, dir, base, merge_id))
+    return
+  end
   local all = {}
   for _, id in ipairs(ids) do all[#all + 1] = id end
   all[#all + 1] = merge_id
