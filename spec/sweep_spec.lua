@@ -102,6 +102,30 @@ describe("lunet.cluster arrays", function()
     assert.are.same({ "5", "1", "FAILED", "3:0" }, { recs[1].JobId, recs[1].ArrayTaskId, recs[1].JobState, recs[1].ExitCode })
     assert.are.same({ "2-3", "PENDING" }, { recs[2].ArrayTaskId, recs[2].JobState })
   end)
+  it("writes sbatch scripts that check the shared directory, pin the ISA and run the task", function()
+    local dir = util.temp_dir()
+    util.write(dir .. "/marker", "abc123")
+    local text = cluster.sbatch_script { comment = "a test\nsecond line", job_name = "lunet-x",
+      output = dir .. "/%A_%a.out", chdir = dir, array = "0-3%2", cpus = 2, marker = dir .. "/marker",
+      token = "abc123", out = dir, env = { { "LUNET_ISA", "avx2" }, { "LUNET_THREADS", "${SLURM_CPUS_PER_TASK:-1}", raw = true } },
+      command = { "sh", "-c", "echo ran $LUNET_ISA $LUNET_THREADS \"$0\"", "it's" } }
+    assert.matches("^#!/bin/sh\n# a test\n# second line\n#SBATCH %-%-job%-name=lunet%-x\n", text)
+    assert.matches("\n#SBATCH %-%-array=0%-3%%2\n#SBATCH %-%-cpus%-per%-task=2\n#SBATCH %-%-ntasks=1\n", text)
+    local file = dir .. "/job.sbatch"
+    util.write(file, text)
+    local r = util.run("sh " .. file)
+    assert.is_true(r.ok, util.explain(r))
+    assert.are.equal("ran avx2 1 it's\n", r.out)
+    r = util.run("SLURM_CPUS_PER_TASK=4 sh " .. file)
+    assert.are.equal("ran avx2 4 it's\n", r.out)
+    util.write(dir .. "/marker", "another")
+    r = util.run("sh " .. file)
+    util.rm_rf(dir)
+    assert.are.equal(3, r.code)
+    assert.are.equal("", r.out)
+    assert.matches("is not shared with .*: the marker .* is not there", r.err)
+  end)
+
   it("quotes for sh", function()
     assert.are.equal("plain/path.lua", cluster.quote("plain/path.lua"))
     assert.are.equal("'it'\\''s here'", cluster.quote("it's here"))
