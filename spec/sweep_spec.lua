@@ -236,6 +236,32 @@ describe("bin/lunet sweep on one machine", function()
     equals_local_run(util.read(dir .. "/out/tiny.csv"))
   end)
 
+  it("plans a script in stages: each plan goes as far as the stored runs allow, with the same task indices",
+    function()
+    local STAGED = ROOT .. "/spec/support/staged_sweep.lua"
+    local r = lunet("sweep plan " .. STAGED)
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches(": 1 tasks, 1 experiments", r.out)
+    assert.matches("planning stops at " .. STAGED .. ":17: it reads 'final' of experiment 'first'", r.out)
+    assert.is_true(lunet("sweep task --index 0 " .. STAGED).ok)
+    -- stage 1 is stored: its merge gets as far as the unplanned stage 2, and refuses to compute it
+    r = lunet("sweep merge " .. STAGED)
+    assert.are.equal(1, r.code)
+    assert.matches("experiment 'second' %(" .. STAGED .. ":18%) is not in the store and was not planned", r.err)
+    r = lunet("sweep plan --missing " .. STAGED)
+    assert.matches(": 2 tasks, 2 experiments", r.out)
+    assert.matches("1 of 2 tasks are missing: %-%-array=1\n", r.out)
+    assert.matches("\n%s+1%s+second%s+sgd lr=0.05", r.out)
+    r = lunet("sweep task --index 1 " .. STAGED)
+    assert.is_true(r.ok, util.explain(r))
+    r = lunet("sweep merge " .. STAGED)
+    assert.is_true(r.ok, util.explain(r))
+    local merged = util.read(dir .. "/out/second.csv")
+    r = lunet("run " .. STAGED .. " local")
+    assert.is_true(r.ok, util.explain(r))
+    assert.are.equal(util.read(dir .. "/local/second.csv"), merged)
+  end)
+
   it("refuses a task against a different plan, and a pinned ISA this machine does not compute with", function()
     assert.is_true(lunet("sweep plan " .. TINY).ok)
     local r = lunet("sweep task --index 0 " .. TINY .. " out 3") -- 3 epochs: other configurations

@@ -305,7 +305,7 @@ local function plan_pass(script, args, keep)
     for i = 1, t.n do t[i] = tostring(t[i]) end
     io.stderr:write(table.concat(t, "\t", 1, t.n), "\n")
   end
-  planning.begin { script = script, keep = keep }
+  planning.begin { script = script, keep = keep, mode = "plan" }
   local ok, err = run_chunk(script, args)
   print = saved_print -- luacheck: ignore 121
   local entries = planning.finish()
@@ -352,8 +352,10 @@ local function checked_plan(cmd, opts, script, args, keep)
       :format(cmd, err, opts.out, script))
   end
   local entries, stopped = plan_pass(script, args, keep and keep(doc))
-  local fp = planning.fingerprint(entries, doc.runs_per_task)
-  if fp ~= doc.fingerprint then
+  -- the plan may go further now that earlier stages are stored; its beginning must not change
+  local n = #(doc.experiments or {})
+  local fp = planning.fingerprint(entries, doc.runs_per_task, n)
+  if #entries < n or fp ~= doc.fingerprint then
     fail(("sweep %s: this script plans differently from the plan in %s (fingerprint %s, now %s: changed script, "
       .. "arguments, data or lunet build?); plan again, and rerun its tasks"):format(cmd, path, doc.fingerprint, fp))
   end
@@ -458,7 +460,10 @@ local function cmd_merge(opts, script, args)
     io.stderr:write(("sweep merge: computing %d missing tasks here (--compute-missing): %s\n"):format(#missing,
       M.ranges(idx)))
   end
+  -- the merge answers from the store only (--compute-missing: computes what is missing)
+  if not opts["compute-missing"] then planning.begin { script = script, mode = "merge" } end
   local ok, err = run_chunk(script, args)
+  planning.finish()
   if not ok then fail(tostring(err)) end
 end
 

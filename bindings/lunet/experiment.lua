@@ -219,7 +219,8 @@ function M.experiment(lunet, opts)
   local cache_path = ("%s/cache/%s-%s.json"):format(out, name:gsub("[^%w%-_.]", "_"), digest)
   -- `bin/lunet sweep` plans here: the options are checked and the key is known (bindings/lunet/plan.lua)
   local planning = package.loaded["lunet.plan"]
-  if planning and planning.mode then return planning.experiment(lunet, opts, { config = config, digest = digest, net = net, cache_path = cache_path, need_test = need_test }) end
+  local planned = planning and planning.mode and planning.experiment(lunet, opts, { config = config, digest = digest, net = net, cache_path = cache_path, need_test = need_test })
+  if planned then return planned end -- a placeholder; nil: the stored runs answer, go on
   local by_index = {}
   if use_cache and not opts.fresh then by_index = load_cache(cache_path, key) end
 

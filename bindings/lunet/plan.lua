@@ -19,8 +19,8 @@ local cjson = require("cjson")
 local json = cjson.new()
 local M = {}
 
---- nil (a normal run) or "plan" while a script is being planned. lunet.experiment
--- hands its call to M.experiment when this is set.
+--- nil (a normal run), "plan" while a script is being planned, "merge" while `sweep
+-- merge` runs it. lunet.experiment hands its call to M.experiment when this is set.
 M.mode = nil
 
 local FORMAT = "lunet-sweep-plan"
@@ -34,9 +34,10 @@ M.Stop = Stop
 
 local state = { entries = {}, script = nil, keep = nil }
 
---- M.begin{script = path}: turns plan mode on with an empty plan.
+--- M.begin{script = path, mode = "plan" | "merge", keep = function(entry) -> keep its options}:
+-- turns plan (or merge) mode on with an empty plan.
 function M.begin(opts)
-  M.mode = "plan"
+  M.mode = opts and opts.mode or "plan"
   state = { entries = {}, script = opts and opts.script, keep = opts and opts.keep }
 end
 
@@ -108,9 +109,13 @@ local function summary(config)
   return table.concat(parts, " ")
 end
 
---- Called by lunet.experiment in plan mode, once it has checked the options and
--- computed the configuration's key (info = {config, digest, net, cache_path,
--- need_test}). Records the experiment and returns its placeholder.
+--- Called by lunet.experiment in plan and merge modes, once it has checked the options
+-- and computed the configuration's key (info = {config, digest, net, cache_path,
+-- need_test}). Records the experiment. When every run of it is stored it returns nil:
+-- the experiment goes on and answers from the store, so that planning gets past it to
+-- the experiments that depend on its numbers (the next stage). Otherwise, in plan mode
+-- it returns the experiment's placeholder; in merge mode it is an error (the merge never
+-- computes: this experiment comes after the stage that was planned).
 function M.experiment(_, opts, info)
   local config = info.config
   local fwd, bwd = info.net:flops()
@@ -125,6 +130,20 @@ function M.experiment(_, opts, info)
   }
   state.entries[#state.entries + 1] = e
   if state.keep and state.keep(e) then e.opts = opts end
+  local stored = M.stored_runs(e)
+  local complete = true
+  for r = 1, e.runs do
+    if not stored[r] then
+      complete = false
+      break
+    end
+  end
+  if complete then return nil end
+  if M.mode == "merge" then
+    error(setmetatable({ message = ("sweep merge: experiment '%s' (%s) is not in the store and was not planned: it "
+      .. "comes after the stage that was planned. Plan again (`bin/lunet sweep plan`) now that this stage's runs are "
+      .. "stored, and run the new tasks"):format(e.name, e.line) }, Stop), 0)
+  end
   return setmetatable({ _entry = e }, Placeholder)
 end
 
@@ -145,9 +164,12 @@ end
 
 --- The plan's identity: the same script, arguments, lunet build and runs_per_task give
 -- the same fingerprint on every machine (the task list and what each task computes).
-function M.fingerprint(entries, runs_per_task)
+-- count: of the first `count` experiments only (a plan made before a stage's runs were
+-- stored is the beginning of the plan made after).
+function M.fingerprint(entries, runs_per_task, count)
   local lines = { "runs_per_task=" .. tostring(runs_per_task) }
-  for _, e in ipairs(entries) do
+  for i = 1, math.min(count or #entries, #entries) do
+    local e = entries[i]
     lines[#lines + 1] = ("%s %s %d %d %s"):format(e.key, e.name, e.runs, e.iterations, e.unit)
   end
   return require("lunet.experiment").hash(table.concat(lines, "\n"))
