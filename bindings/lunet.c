@@ -365,12 +365,16 @@ static const luaL_Reg tensor_methods[] = {
 
 typedef struct {
     ln_dataset *ds;
+    int has_checksum; /* a dataset never changes: ds:checksum() is computed once */
+    lua_Integer checksum;
 } dataset_ud;
 
 static dataset_ud *new_dataset_ud(lua_State *L)
 {
     dataset_ud *u = lua_newuserdatauv(L, sizeof *u, 1); /* uservalue 1: Lua-side info table */
     u->ds = NULL;
+    u->has_checksum = 0;
+    u->checksum = 0;
     luaL_setmetatable(L, DATASET_MT);
     return u;
 }
@@ -527,10 +531,15 @@ static int dataset_subset(lua_State *L)
 
 /* ds:checksum() -> CRC-32 of the images (as float32, whatever the storage) and labels:
  * identifies the data in result caches, so a cache is never reused for different
- * samples. */
+ * samples. Every experiment asks for it (a sweep planned in one process, many times). */
 static int dataset_checksum(lua_State *L)
 {
     ln_dataset *d = check_dataset(L, 1);
+    dataset_ud *u = lua_touserdata(L, 1);
+    if (u->has_checksum) {
+        lua_pushinteger(L, u->checksum);
+        return 1;
+    }
     size_t per = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
     uLong crc = crc32(0L, Z_NULL, 0);
     /* one sample at a time through a scratch buffer that Lua owns (freed on error) */
@@ -541,7 +550,9 @@ static int dataset_checksum(lua_State *L)
     }
     lua_pop(L, 1);
     crc = crc32(crc, (const unsigned char *)d->labels, (uInt)((size_t)d->count * sizeof(int32_t)));
-    lua_pushinteger(L, (lua_Integer)crc);
+    u->checksum = (lua_Integer)crc;
+    u->has_checksum = 1;
+    lua_pushinteger(L, u->checksum);
     return 1;
 }
 
