@@ -57,9 +57,10 @@ $(STATIC): $(CORE_OBJ)
 $(SHARED): $(CORE_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@.tmp $^ $(LIBS) && mv -f $@.tmp $@
 
-$(MODULE): bindings/lunet.c core/lunet.h $(STATIC)
+MODULE_SRC = bindings/lunet.c bindings/sys.c
+$(MODULE): $(MODULE_SRC) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp bindings/lunet.c $(STATIC) $(LIBS) && mv -f $@.tmp $@
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
 # The products users and the Lua module path see; copies so that a SANITIZE build
 # replaces them and a normal `make` puts the release ones back.

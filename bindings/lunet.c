@@ -151,20 +151,25 @@ static ln_shape check_shape(lua_State *L, int arg, const char *name)
 
 /* ------------------------------------------------------------------- SIGINT */
 
-/* Ctrl-C during a long call sets this flag; the engine checks it before every step.
- * The previous handler is restored when the call returns, so the REPL's own
- * handling is untouched outside training. */
+/* SIGINT (Ctrl-C), SIGTERM (kill, Slurm, systemd) and SIGHUP (a closed terminal) during
+ * a long call set this flag; the engine checks it before every step. The signal's
+ * number is kept for core.interrupt_signal(), so that the Lua side can end a script
+ * with 128 + signal. The previous handlers are restored when the call returns, so the
+ * REPL's own handling (and the default action of SIGTERM) is untouched outside training. */
 static volatile int interrupt_flag;
+static volatile sig_atomic_t interrupt_signal;
+static const int caught_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_CAUGHT ((int)(sizeof caught_signals / sizeof caught_signals[0]))
 
 static void on_sigint(int sig)
 {
-    (void)sig;
+    if (!interrupt_signal) interrupt_signal = sig; /* the first one says why */
     __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED); /* read by the worker threads */
 }
 
 typedef struct {
-    struct sigaction old;
-    int installed;
+    struct sigaction old[N_CAUGHT];
+    int installed[N_CAUGHT];
 } sigint_guard;
 
 static void sigint_catch(sigint_guard *g)
@@ -174,13 +179,24 @@ static void sigint_catch(sigint_guard *g)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     interrupt_flag = 0;
-    g->installed = sigaction(SIGINT, &sa, &g->old) == 0;
+    interrupt_signal = 0;
+    for (int i = 0; i < N_CAUGHT; i++)
+        g->installed[i] = sigaction(caught_signals[i], &sa, &g->old[i]) == 0;
 }
 
 static void sigint_restore(sigint_guard *g)
 {
-    if (g->installed) sigaction(SIGINT, &g->old, NULL);
-    g->installed = 0;
+    for (int i = 0; i < N_CAUGHT; i++) {
+        if (g->installed[i]) sigaction(caught_signals[i], &g->old[i], NULL);
+        g->installed[i] = 0;
+    }
+}
+
+/* core.interrupt_signal() -> the signal that stopped the last training call, or 0 */
+static int l_interrupt_signal(lua_State *L)
+{
+    lua_pushinteger(L, interrupt_signal);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ Tensor */
@@ -1287,7 +1303,15 @@ static const luaL_Reg optim_methods[] = {
 
 typedef struct {
     lua_State *L;
-    int fn;
+    int fn;                   /* stack index of progress, on_run and claim (0: none) */
+    int on_run, claim;
+    int keep_steps;
+    const int64_t *test_at;
+    int test_at_count;
+    int run;                  /* the run being handed over or claimed (0-based) */
+    ln_run_result *result;
+    int claimed;              /* the claim function's answer */
+    char error[512];          /* the first error of on_run or claim, "" if none */
 } runs_progress_ctx;
 
 static int runs_progress(void *user, const ln_runs_progress *p)
@@ -1321,8 +1345,92 @@ static int results_gc(lua_State *L)
     return 0;
 }
 
+/* Pushes the table of one finished (or stopped) run. */
+static void push_run(lua_State *L, const runs_progress_ctx *c, const ln_run_result *r)
+{
+    push_history(L, &r->hist, c->keep_steps);
+    lua_pushinteger(L, (lua_Integer)r->seed);
+    lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, r->done);
+    lua_setfield(L, -2, "done");
+    if (!isnan(r->test_loss)) {
+        lua_pushnumber(L, r->test_loss);
+        lua_setfield(L, -2, "test_loss");
+        lua_pushnumber(L, r->test_accuracy);
+        lua_setfield(L, -2, "test_accuracy");
+    }
+    if (r->test_loss_at) {
+        lua_createtable(L, 0, c->test_at_count);
+        for (int k = 0; k < c->test_at_count; k++) {
+            if (isnan(r->test_loss_at[k])) continue;
+            lua_createtable(L, 0, 2);
+            lua_pushnumber(L, r->test_loss_at[k]);
+            lua_setfield(L, -2, "loss");
+            lua_pushnumber(L, r->test_accuracy_at[k]);
+            lua_setfield(L, -2, "accuracy");
+            lua_seti(L, -2, c->test_at[k]);
+        }
+        lua_setfield(L, -2, "tests");
+    }
+}
+
+/* on_run(index, run) and claim(index), called in protected mode: an error in Lua (or
+ * out of memory while building the run's table) must not jump out of ln_runs while its
+ * threads run. Arguments: the context (a light userdata) and the Lua function. */
+static int runs_hook_protected(lua_State *L)
+{
+    runs_progress_ctx *c = lua_touserdata(L, 1);
+    lua_pushvalue(L, 2); /* on_run or claim */
+    if (c->result) {
+        lua_pushinteger(L, c->run + 1);
+        push_run(L, c, c->result);
+        lua_call(L, 2, 0);
+    } else {
+        lua_pushinteger(L, c->run + 1);
+        lua_call(L, 1, 1);
+        c->claimed = lua_toboolean(L, -1);
+    }
+    return 0;
+}
+
+static int runs_hook(runs_progress_ctx *c, int run, ln_run_result *result)
+{
+    lua_State *L = c->L;
+    c->run = run;
+    c->result = result;
+    lua_pushcfunction(L, runs_hook_protected);
+    lua_pushlightuserdata(L, c);
+    lua_pushvalue(L, result ? c->on_run : c->claim);
+    int st = lua_pcall(L, 2, 0, 0);
+    if (st != LUA_OK) {
+        if (!c->error[0])
+            snprintf(c->error, sizeof c->error, "%s",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error in a runs callback");
+        lua_pop(L, 1);
+    }
+    return st;
+}
+
+static int runs_on_run(void *user, int run, ln_run_result *res)
+{
+    runs_progress_ctx *c = user;
+    int st = runs_hook(c, run, res);
+    ln_run_result_release(res); /* its table was handed over: the history is Lua's now */
+    return st != LUA_OK;
+}
+
+static int runs_claim(void *user, int run)
+{
+    runs_progress_ctx *c = user;
+    c->claimed = 0;
+    if (runs_hook(c, run, NULL) != LUA_OK) return -1;
+    return c->claimed ? 1 : 0;
+}
+
 /* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
- *           progress=fn} -> list of run tables, interrupted flag */
+ *           progress=fn, on_run=fn, claim=fn} -> list of run tables, interrupted flag
+ * on_run(index, run) receives each finished run as soon as it finished (its entry in
+ * the list is then false); claim(index) -> true to compute run `index` (1-based). */
 static int l_runs(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1371,12 +1479,26 @@ static int l_runs(lua_State *L)
         }
         cfg.only = only;
     }
-    lua_getfield(L, 1, "progress");
-    runs_progress_ctx pc = {L, lua_gettop(L)};
+    runs_progress_ctx pc;
+    memset(&pc, 0, sizeof pc);
+    pc.L = L;
+    pc.keep_steps = keep_steps;
+    pc.test_at = test_at;
+    pc.test_at_count = cfg.test_at_count;
+    cfg.user = &pc;
+    lua_getfield(L, 1, "on_run");
     if (lua_isfunction(L, -1)) {
-        cfg.on_progress = runs_progress;
-        cfg.user = &pc;
+        pc.on_run = lua_gettop(L);
+        cfg.on_run = runs_on_run;
     }
+    lua_getfield(L, 1, "claim");
+    if (lua_isfunction(L, -1)) {
+        pc.claim = lua_gettop(L);
+        cfg.claim = runs_claim;
+    }
+    lua_getfield(L, 1, "progress");
+    pc.fn = lua_gettop(L);
+    if (lua_isfunction(L, -1)) cfg.on_progress = runs_progress;
     results_ud *ru = lua_newuserdatauv(L, sizeof *ru, 0);
     ru->r = NULL;
     ru->n = 0;
@@ -1393,6 +1515,10 @@ static int l_runs(lua_State *L)
     sigint_catch(&g);
     ln_status st = ln_runs(&cfg, ru->r, &err);
     sigint_restore(&g);
+    if (pc.error[0]) { /* an error in on_run or claim: it is the cause */
+        results_release(ru);
+        return luaL_error(L, "runs: %s", pc.error);
+    }
     if (st) {
         results_release(ru);
         return luaL_error(L, "runs: %s", err.msg);
@@ -1400,34 +1526,10 @@ static int l_runs(lua_State *L)
     lua_createtable(L, cfg.runs, 0);
     for (int i = 0; i < cfg.runs; i++) {
         ln_run_result *r = &ru->r[i];
-        if (only && !only[i]) {
-            lua_pushboolean(L, 0);
-        } else {
-            push_history(L, &r->hist, keep_steps);
-            lua_pushinteger(L, (lua_Integer)r->seed);
-            lua_setfield(L, -2, "seed");
-            lua_pushboolean(L, r->done);
-            lua_setfield(L, -2, "done");
-            if (!isnan(r->test_loss)) {
-                lua_pushnumber(L, r->test_loss);
-                lua_setfield(L, -2, "test_loss");
-                lua_pushnumber(L, r->test_accuracy);
-                lua_setfield(L, -2, "test_accuracy");
-            }
-            if (r->test_loss_at) {
-                lua_createtable(L, 0, cfg.test_at_count);
-                for (int k = 0; k < cfg.test_at_count; k++) {
-                    if (isnan(r->test_loss_at[k])) continue;
-                    lua_createtable(L, 0, 2);
-                    lua_pushnumber(L, r->test_loss_at[k]);
-                    lua_setfield(L, -2, "loss");
-                    lua_pushnumber(L, r->test_accuracy_at[k]);
-                    lua_setfield(L, -2, "accuracy");
-                    lua_seti(L, -2, test_at[k]);
-                }
-                lua_setfield(L, -2, "tests");
-            }
-        }
+        if ((only && !only[i]) || (cfg.on_run && r->done) || (cfg.claim && !r->hist.loss && !r->done))
+            lua_pushboolean(L, 0); /* not asked for, handed over, or not claimed */
+        else
+            push_run(L, &pc, r);
         lua_rawseti(L, -2, i + 1);
     }
     lua_pushboolean(L, interrupt_flag);
@@ -1532,12 +1634,16 @@ static const luaL_Reg functions[] = {
     {"cpu_count", l_cpu_count},
     {"isa", l_isa},
     {"alloc_fail_after", l_alloc_fail_after},
+    {"interrupt_signal", l_interrupt_signal},
     {NULL, NULL},
 };
+
+int lunet_open_sys(lua_State *L); /* bindings/sys.c: the run store's system calls */
 
 int luaopen_lunet_core(lua_State *L)
 {
     luaL_newlib(L, functions);
+    lunet_open_sys(L);
     register_class(L, TENSOR_MT, tensor_methods, tensor_free, tensor_tostring, tensor_index);
     lua_pushcfunction(L, tensor_len);
     lua_setfield(L, -2, "__len");

@@ -193,7 +193,7 @@ describe("lunet-scm-1.rockspec", function()
       rm_rf(src)
       rm_rf(tree)
     end)
-    local r = run(("cd %s && tar cf - Makefile core/*.c core/*.h bindings/lunet.c bindings/lunet/*.lua bin "
+    local r = run(("cd %s && tar cf - Makefile core/*.c core/*.h bindings/lunet.c bindings/sys.c bindings/lunet/*.lua bin "
       .. "tools/lunet.pc.in lunet-scm-1.rockspec | (cd %s && tar xf -)"):format(shell_quote(ROOT), shell_quote(src)))
     assert.equal(0, r.code, explain(r))
     -- no network: the Lua dependencies are the Debian packages already installed;
