@@ -186,7 +186,6 @@ local function legacy_path(p)
     isa = core.isa(), steps = p.opts.keep_steps or false })
   return ("%s/cache/%s-%s.json"):format(p.out, p.name:gsub("[^%w%-_.]", "_"), hash(key)), key
 end
-M.legacy_path = legacy_path
 
 local function import_legacy(p, s)
   local path, key = legacy_path(p)
@@ -259,6 +258,11 @@ local function execute(p, wanted)
   if s and not p.fresh then import_legacy(p, s) end
   local pending = {}
   local files = s and s:scan() or {}
+  local scanned = core.now()
+  local function recent_files() -- a listing at most a second old: one per claim would be O(runs^2)
+    if core.now() - scanned > 1 then files, scanned = s:scan(), core.now() end
+    return files
+  end
   for _, r in ipairs(wanted) do
     if not answer(r, files[r] or {}) then pending[#pending + 1] = r end
   end
@@ -273,12 +277,20 @@ local function execute(p, wanted)
       net = p.net, data = p.opts.data, test = p.opts.test, train = p.train, runs = p.runs, threads = p.threads,
       only = only, test_at = need_test and p.test_iterations or nil, keep_steps = p.opts.keep_steps or false,
       claim = s and function(r)
-        -- another process may have stored it meanwhile (a cheap look: this length only)
+        -- another process may have stored it meanwhile
+        if answer(r, recent_files()[r] or {}) then return false end
+        if not s:claim(r, iterations) then
+          waiting[#waiting + 1] = r
+          return false
+        end
+        -- a writer stores its record before it releases its claim: a claim won just
+        -- after that release must see the record, or the run would be computed twice
         local exact = s.dir .. "/" .. store.record_name(r, iterations)
-        if answer(r, { { iterations = iterations, path = exact } }) then return false end
-        if s:claim(r, iterations) then return true end
-        waiting[#waiting + 1] = r
-        return false
+        if answer(r, { { iterations = iterations, path = exact } }) then
+          s:release(r, iterations)
+          return false
+        end
+        return true
       end or nil,
       on_run = function(r, run)
         local rec = record_of(p, r, run)
@@ -316,10 +328,13 @@ local function execute(p, wanted)
     local delay = 0.05
     while #waiting > 0 do
       local still = {}
-      files = s:scan()
+      -- the claims first, then the records: a record is stored before its claim goes
+      local states = {}
+      for _, r in ipairs(waiting) do states[r] = s:claim_state(r, iterations) end
+      files, scanned = s:scan(), core.now()
       for _, r in ipairs(waiting) do
         if not answer(r, files[r] or {}) then
-          if s:claim_state(r, iterations) == "live" then still[#still + 1] = r else pending[#pending + 1] = r end
+          if states[r] == "live" then still[#still + 1] = r else pending[#pending + 1] = r end
         end
       end
       waiting = still
@@ -421,6 +436,12 @@ end
 function M.key(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.key")
   return store.key(p.settings)
+end
+
+--- experiment.legacy_cache(lunet, opts) -> path, key of the experiment's cache file in
+-- the format before the run store (read and converted once when present)
+function M.legacy_cache(lunet, opts)
+  return legacy_path(plan_of(lunet, opts, "experiment.legacy_cache"))
 end
 
 --- experiment.missing(lunet, opts) -> sorted list of the run indices the store cannot answer

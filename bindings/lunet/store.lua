@@ -108,16 +108,18 @@ function store.decode_record(text)
   return doc
 end
 
+local function show(v) return tostring(math.tointeger(v) or v) end
+
 -- Checks a decoded record against what its place says it must be. nil or the reason.
 local function invalid(rec, want)
   if rec.format ~= RECORD_FORMAT or integer(rec.version) ~= VERSION then return "not a lunet-run record of version 1" end
   if rec.key ~= want.key then return "it belongs to another configuration (its key differs)" end
   if integer(rec.index) ~= want.index then
-    return ("it holds run %s, not run %d (a copy of another record?)"):format(tostring(rec.index), want.index)
+    return ("it holds run %s, not run %d (a copy of another record?)"):format(show(rec.index), want.index)
   end
   local iterations = integer(rec.iterations)
   if iterations ~= want.iterations then
-    return ("it holds %s iterations, its name says %d"):format(tostring(rec.iterations), want.iterations)
+    return ("it holds %s iterations, its name says %d"):format(show(rec.iterations), want.iterations)
   end
   local seed = math.tointeger(tonumber(rec.seed or ""))
   if want.seed and seed ~= core.seed_derive(want.seed, want.index - 1) then
