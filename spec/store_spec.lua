@@ -293,6 +293,32 @@ wait $p2
     assert.is_nil(lfs.attributes(path, "mode"))
   end)
 
+  it("gives the study's Figure 1 from Figure 2's runs, and the report says so because the store does", function()
+    local mnist = os.getenv("MNIST_DIR")
+    if not mnist or not lunet.mnist { dir = mnist, split = "test", n = 1 } then
+      pending("MNIST not found: set MNIST_DIR")
+      return
+    end
+    local out = dir .. "/report"
+    local r = util.run(("cd %s && timeout 600 lua5.4 scripts/seed_report.lua --runs 2 --iterations1 2 --iterations 3 "
+      .. "--n 200 --sweep-runs 1 --sweep-iterations 1 --threads 2 --fresh --out %s"):format(q(ROOT), q(out)))
+    assert.equal(0, r.code, util.explain(r))
+    local fig1 = assert(lunet.load_result(out .. "/figure1.json"))
+    local fig2 = assert(lunet.load_result(out .. "/figure2.json"))
+    assert.equal(0, fig1.provenance.runs_computed)
+    assert.same({ "figure2" }, fig1.provenance.reused_from)
+    assert.equal(fig2.provenance.store, fig1.provenance.store) -- one key: the same settings
+    -- the store holds Figure 2's 3-epoch records (and the sweep's), none of Figure 1's 2 epochs
+    assert.equal(0, #records(out, 2))
+    for rr = 1, 2 do
+      assert.equal(fig2.runs[rr].loss[2], fig1.runs[rr].loss[2])
+      assert.equal("file", lfs.attributes(fig1.provenance.store .. "/" .. lunet.store.record_name(rr, 3), "mode"))
+    end
+    local report = util.read(out .. "/report.md")
+    assert.matches("| figure1 | 2 | 2 |[^\n]*| from figure 2's runs |", report)
+    assert.matches("| figure2 | 2 | 3 |[^\n]*| %d+ s |", report)
+  end)
+
   it("is listed, verified and pruned by `lunet store`", function()
     ref(ITER)
     local out = dir .. "/ref" .. ITER

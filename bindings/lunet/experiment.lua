@@ -118,6 +118,15 @@ local function view_of(record, iterations, need_test)
   }
 end
 
+local function optimizer_text(optim)
+  local fields = {}
+  for k, v in pairs(optim) do
+    if k ~= "kind" then fields[#fields + 1] = ("%s=%s"):format(k, type(v) == "table" and canonical(v) or tostring(v)) end
+  end
+  table.sort(fields)
+  return optim.kind .. " " .. table.concat(fields, " ")
+end
+
 -- Checks the options and decides everything before any run: the settings (the
 -- store's key), the config shown in results, the iterations tested. Errors at `level`.
 local function prepare(lunet, opts, f, level)
@@ -169,8 +178,8 @@ local function prepare(lunet, opts, f, level)
     opts = opts, name = name, runs = runs, threads = threads, train = train, net = net, config = config,
     settings = settings, iterations = iterations, need_test = opts.test ~= nil, test_iterations = test_iterations,
     out = opts.out or "out", use_store = opts.cache ~= false, fresh = opts.fresh or false,
-    summary = ("%s; %s; %s lr=%s; batch %d; %s; seed %d; data %d (crc %s)"):format(config.model, train.loss,
-      optim.kind, tostring(optim.lr), train.batch, train.unit, train.seed, config.n, tostring(config.data.checksum)),
+    summary = ("%s; %s; %s; batch %d; %s; seed %d; data %d (crc %s)"):format(config.model, train.loss,
+      optimizer_text(optim), train.batch, train.unit, train.seed, config.n, tostring(config.data.checksum)),
   }
 end
 
