@@ -51,10 +51,6 @@ print(("EVALUATED accuracy=%.3f"):format(r.accuracy))
     f:close()
     local out, err = dir .. "/out", dir .. "/err"
     -- start it, wait until the first epoch is done (slow under valgrind), let it train
-    -- a little longer, then send SIGINT as a terminal's Ctrl-C would; timeout guards
-    -- against a hang
-    local out, err = dir .. "/out", dir .. "/err"
-    -- start it, wait until the first epoch is done (slow under valgrind), let it train
     -- a little longer, then send SIGINT as a terminal's Ctrl-C would. $! must be the
     -- Lua process itself (bin/lunet execs the session; no timeout in between).
     local start = how == "session" and ("exec bin/lunet < %s"):format(script)
