@@ -426,8 +426,7 @@ typedef struct {
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
     ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
     ln_runs_claim_fn claim;     /* may be NULL: every run of `only` is computed */
-    ln_runs_done_fn on_run;     /* may be NULL; if set, the history limit counts only the
-                                   runs in flight (on_run is expected to release them) */
+    ln_runs_done_fn on_run;     /* may be NULL */
     void *user;                 /* passed to on_progress, claim and on_run */
 } ln_runs_config;
 

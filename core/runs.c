@@ -273,10 +273,11 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
     if (threads > LN_RUNS_MAX_THREADS) threads = LN_RUNS_MAX_THREADS;
 
     /* Limit: every run keeps its loss history (a double per iteration, a float per
-     * step) until it is handed over (on_run) or until all are done. Refuse up front
-     * what could never be held, instead of failing in the middle (or in the OOM
-     * killer) after hours of training. */
-    const int held = cfg->on_run ? threads : wanted;
+     * step) until all are done, here or in the caller that on_run hands it to (the
+     * Lua side keeps every run's losses for the result). Refuse up front what could
+     * never be held, instead of failing in the middle (or in the OOM killer) after
+     * hours of training. */
+    const int held = wanted;
     if (cfg->data->count > 0 && cfg->train.batch > 0) {
         const double count = (double)cfg->data->count;
         const double batch = cfg->train.batch < cfg->data->count ? cfg->train.batch : count;

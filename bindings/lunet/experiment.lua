@@ -19,7 +19,7 @@ local M = {}
 
 -- ------------------------------------------------------------ small helpers
 
-local canonical, hash = store.canonical, store.hash
+local hash = store.hash
 M.hash = hash
 
 local mkdir_p, write_atomic = fs.mkdir_p, fs.write_atomic
@@ -121,7 +121,7 @@ end
 local function optimizer_text(optim)
   local fields = {}
   for k, v in pairs(optim) do
-    if k ~= "kind" then fields[#fields + 1] = ("%s=%s"):format(k, type(v) == "table" and canonical(v) or tostring(v)) end
+    if k ~= "kind" then fields[#fields + 1] = ("%s=%s"):format(k, type(v) == "table" and (store.key(v)) or tostring(v)) end
   end
   table.sort(fields)
   return optim.kind .. " " .. table.concat(fields, " ")
@@ -191,9 +191,9 @@ end
 local function legacy_path(p)
   local keyed = {}
   for k, v in pairs(p.config) do if k ~= "iterations" then keyed[k] = v end end
-  local key = canonical({ config = keyed, engine = core.engine_revision, version = core.version,
+  local key, digest = store.key({ config = keyed, engine = core.engine_revision, version = core.version,
     isa = core.isa(), steps = p.opts.keep_steps or false })
-  return ("%s/cache/%s-%s.json"):format(p.out, p.name:gsub("[^%w%-_.]", "_"), hash(key)), key
+  return ("%s/cache/%s-%s.json"):format(p.out, p.name:gsub("[^%w%-_.]", "_"), digest), key
 end
 
 local function import_legacy(p, s)
@@ -254,7 +254,8 @@ local function execute(p, wanted)
   local s = open_store(p)
   local iterations, need_test = p.iterations, p.need_test
   local since = p.fresh and core.now() or nil -- fresh: only records written from now on
-  local st = { views = {}, cached = {}, computed = 0, from = {}, store = s, seconds = 0, samples = 0 }
+  local st = { views = {}, cached = {}, computed = 0, from = {}, store = s, seconds = 0, samples = 0,
+    store_seconds = 0 }
   local function answer(r, files)
     if not s then return nil end
     local v, rec = s:find(r, function(x) return view_of(x, iterations, need_test) end, files, since)
@@ -276,6 +277,35 @@ local function execute(p, wanted)
     if not answer(r, files[r] or {}) then pending[#pending + 1] = r end
   end
 
+  local function claim(r, waiting)
+    -- another process may have stored it meanwhile
+    if answer(r, recent_files()[r] or {}) then return false end
+    if not s:claim(r, iterations) then
+      waiting[#waiting + 1] = r
+      return false
+    end
+    -- a writer stores its record before it releases its claim: a claim won just
+    -- after that release must see the record, or the run would be computed twice
+    local exact = s.dir .. "/" .. store.record_name(r, iterations)
+    if answer(r, { { iterations = iterations, path = exact } }) then
+      s:release(r, iterations)
+      return false
+    end
+    return true
+  end
+  local function on_run(r, run)
+    local rec = record_of(p, r, run)
+    st.views[r] = view_of(rec, iterations, need_test)
+    st.computed = st.computed + 1
+    if s then
+      local path, err = s:write(rec)
+      if not path then
+        io.stderr:write(("%s: cannot store run %d: %s\n"):format(p.name, r, tostring(err)))
+      end
+      s:release(r, iterations)
+    end
+  end
+
   local progress = Progress.new { total_runs = #wanted, total_iterations = iterations,
     enabled = not p.opts.quiet and core.isatty(2) }
   local done_before = #wanted - #pending
@@ -286,32 +316,15 @@ local function execute(p, wanted)
       net = p.net, data = p.opts.data, test = p.opts.test, train = p.train, runs = p.runs, threads = p.threads,
       only = only, test_at = need_test and p.test_iterations or nil, keep_steps = p.opts.keep_steps or false,
       claim = s and function(r)
-        -- another process may have stored it meanwhile
-        if answer(r, recent_files()[r] or {}) then return false end
-        if not s:claim(r, iterations) then
-          waiting[#waiting + 1] = r
-          return false
-        end
-        -- a writer stores its record before it releases its claim: a claim won just
-        -- after that release must see the record, or the run would be computed twice
-        local exact = s.dir .. "/" .. store.record_name(r, iterations)
-        if answer(r, { { iterations = iterations, path = exact } }) then
-          s:release(r, iterations)
-          return false
-        end
-        return true
+        local t0 = core.now()
+        local ok = claim(r, waiting)
+        st.store_seconds = st.store_seconds + (core.now() - t0)
+        return ok
       end or nil,
       on_run = function(r, run)
-        local rec = record_of(p, r, run)
-        st.views[r] = view_of(rec, iterations, need_test)
-        st.computed = st.computed + 1
-        if s then
-          local path, err = s:write(rec)
-          if not path then
-            io.stderr:write(("%s: cannot store run %d: %s\n"):format(p.name, r, tostring(err)))
-          end
-          s:release(r, iterations)
-        end
+        local t0 = core.now()
+        on_run(r, run)
+        st.store_seconds = st.store_seconds + (core.now() - t0)
       end,
       progress = function(pr)
         if s then s:heartbeat() end
@@ -380,6 +393,7 @@ local function result_of(p, st, wanted, started, clock0)
       runs_computed = #kept - cached, runs_cached = cached, interrupted = st.interrupted or nil,
       signal = st.signal and SIGNALS[st.signal] or nil,
       store = st.store and st.store.dir or nil, key = st.store and st.store.digest or nil,
+      store_seconds = st.store_seconds, -- spent claiming and writing records
       reused_from = cached > 0 and from or nil,
     },
     runs = kept,

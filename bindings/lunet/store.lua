@@ -11,6 +11,7 @@
 -- `,"crc32"` followed by `}`). Records are written to a temporary name unique per host
 -- and process, fsynced, renamed into place, and the directory fsynced.
 local core = require("lunet.core")
+local check = require("lunet.check")
 local lfs = require("lfs")
 local fs = require("lunet.fs")
 local Result = require("lunet.result")
@@ -27,26 +28,33 @@ local FLOAT_MAX = 3.4028234663852886e38
 
 -- ------------------------------------------------------------------ keys
 
---- A canonical text form of a value: sorted keys, exact numbers (%a for floats), so
+-- A canonical text form of a value: sorted keys, exact numbers (%a for floats), so
 -- equal settings give equal text.
-function store.canonical(v)
+-- Settings are plain values (strings, numbers, booleans, tables of them); `where`
+-- names the value for an error.
+local function canonical(v, depth, where)
   local t = type(v)
   if t == "table" then
+    if depth > 16 then error(("store.key: %s nests more than 16 deep (a table holding itself?)"):format(where), 0) end
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
     table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
     local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. store.canonical(v[k]) end
+    for _, k in ipairs(keys) do
+      parts[#parts + 1] = tostring(k) .. "=" .. canonical(v[k], depth + 1, where .. "." .. tostring(k))
+    end
     return "{" .. table.concat(parts, ",") .. "}"
   elseif t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
     return ("%a"):format(v)
+  elseif t ~= "string" and t ~= "boolean" then
+    error(("store.key: %s must be a string, number, boolean or table of them, got %s"):format(where, t), 0)
   end
   return tostring(v)
 end
 
---- FNV-1a, 64 bits (Lua integers wrap modulo 2^64), as 16 hex digits.
-function store.hash(s)
+-- FNV-1a, 64 bits (Lua integers wrap modulo 2^64), as 16 hex digits.
+local function hash(s)
   local h = -3750763034362895579 -- 0xcbf29ce484222325
   for i = 1, #s do
     h = h ~ s:byte(i)
@@ -55,12 +63,21 @@ function store.hash(s)
   return ("%016x"):format(h)
 end
 
---- key(settings) -> key text, digest. `settings` is everything that decides a run's
--- numbers (experiment.settings builds it): not the experiment's name, not the
--- iterations (the first I iterations of a run do not depend on how many follow).
+--- store.hash(s) -> FNV-1a (64 bits) of the string, as 16 hex digits
+function store.hash(s)
+  check.arg_type("store.hash", 1, "s", s, "string")
+  return hash(s)
+end
+
+--- store.key(settings) -> key text, digest. `settings` is everything that decides a
+-- run's numbers (lunet.experiment builds it): not the experiment's name, not the
+-- iterations (the first I iterations of a run do not depend on how many follow). The
+-- text is canonical: sorted keys, floats exact (%a).
 function store.key(settings)
-  local text = store.canonical(settings)
-  return text, store.hash(text)
+  check.arg_type("store.key", 1, "settings", settings, "table")
+  local ok, text = pcall(canonical, settings, 0, "settings")
+  if not ok then error(text, 2) end
+  return text, hash(text)
 end
 
 -- ----------------------------------------------------------------- helpers
@@ -80,7 +97,13 @@ end
 
 local function record_name(index, iterations) return ("run-%06d-i%06d.json"):format(index, iterations) end
 local function claim_name(index, iterations) return ("claim-%06d-i%06d"):format(index, iterations) end
-store.record_name = record_name
+
+--- store.record_name(index, iterations) -> the file name of run `index`'s record of `iterations`
+function store.record_name(index, iterations)
+  check.positive_int("store.record_name", 1, "index", index)
+  check.positive_int("store.record_name", 2, "iterations", iterations)
+  return record_name(index, iterations)
+end
 
 local function is_finite(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
 
@@ -88,15 +111,19 @@ local function integer(v) return math.type(v) == "integer" and v or (type(v) == 
 
 -- --------------------------------------------------------------- records
 
---- The text of a record (a table of plain values): exact JSON plus its CRC-32.
+--- store.encode_record(rec) -> the text of a record (a table of plain values): exact
+-- JSON plus its CRC-32 | nil, message
 function store.encode_record(rec)
+  check.arg_type("store.encode_record", 1, "rec", rec, "table")
   local body, err = Result.encode_json(rec)
   if not body then return nil, err end
   return body:sub(1, -2) .. (',"crc32":"%08x"}\n'):format(core.crc32(body))
 end
 
---- The table of a record's text, or nil and why not (truncated, checksum, JSON).
+--- store.decode_record(text) -> the table of a record's text | nil, why not (truncated,
+-- checksum, JSON). The values are not checked here (Store:load does).
 function store.decode_record(text)
+  check.arg_type("store.decode_record", 1, "text", text, "string")
   local prefix, hex = text:match('^(.*),"crc32":"(%x%x%x%x%x%x%x%x)"}\n$')
   if not prefix then return nil, "truncated or not a run record (no checksum at its end)" end
   local body = prefix .. "}"
@@ -162,17 +189,20 @@ end
 
 -- ------------------------------------------------------------------ Store
 
+-- One configuration's directory, as a process uses it: its claims, the records it has
+-- checked, the files it has warned about. Made by store.open; not exported as a class.
 local Store = { __name = "lunet.Store" }
 Store.__index = Store
-store.Store = Store
 
 local function write_config(dir, key, digest, settings, summary)
   local path = dir .. "/config.json"
   if lfs.attributes(path, "mode") == "file" then return true end
-  local text = assert(Result.encode_json { format = CONFIG_FORMAT, version = VERSION, digest = digest, key = key,
-    settings = settings, summary = summary }) .. "\n"
-  local ok, err, why = core.create_excl(path, text)
-  if not ok and why ~= "exists" then return nil, err end
+  local text, err = Result.encode_json { format = CONFIG_FORMAT, version = VERSION, digest = digest, key = key,
+    settings = settings, summary = summary }
+  if not text then return nil, "config.json: " .. tostring(err) end
+  text = text .. "\n"
+  local ok, cerr, why = core.create_excl(path, text)
+  if not ok and why ~= "exists" then return nil, cerr end
   return core.fsync_dir(dir)
 end
 
@@ -180,8 +210,14 @@ end
 -- Creates <out>/store/<digest>/ and its config.json when missing. `seed` is the base
 -- seed, against which every record's seed is checked.
 function store.open(out, settings, opts)
-  opts = opts or {}
-  local key, digest = store.key(settings)
+  local f = "store.open"
+  check.arg_type(f, 1, "out", out, "string")
+  if out == "" then error(f .. ": argument #1 (out) must be a directory name, got \"\"", 2) end
+  check.arg_type(f, 2, "settings", settings, "table")
+  opts = check.options(f, 3, opts, { summary = "string", seed = "integer" })
+  local ok_key, key = pcall(canonical, settings, 0, "settings")
+  if not ok_key then error(key, 2) end
+  local digest = hash(key)
   local dir = out .. "/store/" .. digest
   local ok, err = fs.mkdir_p(dir)
   if ok then ok, err = write_config(dir, key, digest, settings, opts.summary) end
@@ -372,7 +408,7 @@ local function configurations(out)
       local text = read_file(dir .. "/config.json")
       local doc = text and Result.decode_json(text)
       if type(doc) == "table" and doc.format == CONFIG_FORMAT and type(doc.key) == "string"
-        and store.hash(doc.key) == digest then
+        and hash(doc.key) == digest then
         c.config = doc
       end
       local seen = {}
@@ -399,9 +435,15 @@ end
 
 --- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary,
 -- runs, records, iterations (longest), bytes, last (time of the newest file)}
+local function check_out(f, out)
+  if out ~= nil then check.arg_type(f, 1, "out", out, "string") end
+  return out or "out"
+end
+
 function store.list(out)
+  out = check_out("store.list", out)
   local list = {}
-  for _, c in ipairs(configurations(out or "out")) do
+  for _, c in ipairs(configurations(out)) do
     list[#list + 1] = { digest = c.digest, dir = c.dir, names = c.names, runs = c.runs, records = c.records,
       iterations = c.iterations, bytes = c.bytes, last = c.last,
       summary = c.config and c.config.summary or "(config.json missing or damaged)" }
@@ -412,8 +454,9 @@ end
 --- store.verify(out = "out") -> {configurations =, records =, bad = {{path =, reason =}, ...}}
 -- Checks every record's checksum and consistency, and every config.json.
 function store.verify(out)
+  out = check_out("store.verify", out)
   local report = { configurations = 0, records = 0, bad = {} }
-  for _, c in ipairs(configurations(out or "out")) do
+  for _, c in ipairs(configurations(out)) do
     report.configurations = report.configurations + 1
     if not c.config then
       report.bad[#report.bad + 1] = { path = c.dir .. "/config.json", reason = "missing, damaged or of another digest" }
@@ -444,13 +487,14 @@ end
 -- any text), and/or whose newest file is older than `older_than` seconds. A
 -- configuration that another experiment shares is kept.
 function store.prune(out, opts)
-  opts = opts or {}
+  out = check_out("store.prune", out)
+  opts = check.options("store.prune", 2, opts, { name = "string", older_than = "nonneg_number", dry_run = "boolean" })
   if opts.name == nil and opts.older_than == nil then
-    error("store.prune: give 'name' and/or 'older_than'", 2)
+    error("store.prune: give option 'name' and/or option 'older_than'", 2)
   end
   local removed = {}
   local now = core.now()
-  for _, c in ipairs(configurations(out or "out")) do
+  for _, c in ipairs(configurations(out)) do
     local ok = true
     if opts.name then
       ok = #c.names > 0
