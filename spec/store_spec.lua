@@ -110,8 +110,8 @@ echo "exit $?" > %s/status
     end)
   end
 
-  it("returns the partial result after Ctrl-C in the interactive session, which goes on", function()
-    local out = dir .. "/session"
+  local function session(sig)
+    local out = dir .. "/session" .. sig
     util.write(dir .. "/session.lua", ([[
 package.path = %q .. "/spec/support/?.lua;" .. package.path
 res = lunet.experiment { name = "store-spec", model = lunet.models.mnist_cnn, data = require("synthetic")(256, 4, 1), batch = 8, iterations = %d, runs = %d, threads = 2, out = %q, quiet = true, seed = 5 }
@@ -122,18 +122,30 @@ print("AFTER", #res.runs, res.provenance.interrupted)
 cd %s && exec bin/lunet < %s/session.lua > %s/out 2> %s/err &
 pid=$!
 %s
-kill -INT $pid
-wait $pid 2>/dev/null
+kill -%s $pid
+wait $pid
 echo "exit $?" > %s/status
-]]):format(q(ROOT), q(dir), q(dir), q(dir), wait_records(out, 2, ITER), q(dir)))
+]]):format(q(ROOT), q(dir), q(dir), q(dir), wait_records(out, 2, ITER), sig, q(dir)))
     local o, e = util.read(dir .. "/out") or "", util.read(dir .. "/err") or ""
-    local diag = "\nstdout: " .. o .. "\nstderr: " .. e
-    assert.equal("exit 0\n", util.read(dir .. "/status"), diag)
+    return o, e, util.read(dir .. "/status"), "\nstdout: " .. o .. "\nstderr: " .. e, out
+  end
+
+  it("returns the partial result after Ctrl-C in the interactive session, which goes on", function()
+    local o, _, status, diag, out = session("INT")
+    assert.equal("exit 0\n", status, diag)
     local k = tonumber(o:match("interrupted: (%d+) of 8 runs"))
     assert.is_number(k, diag)
     assert.is_true(k >= 2 and k < RUNS, diag)
     assert.matches("AFTER\t" .. k .. "\ttrue", o, 1, true)
     assert.equal(k, #records(out, ITER))
+  end)
+
+  it("ends the interactive session with 143 after SIGTERM, the finished runs stored", function()
+    local o, e, status, diag, out = session("TERM")
+    assert.equal("exit 143\n", status, diag)
+    assert.is_nil(o:find("AFTER", 1, true), diag)
+    local k = tonumber(e:match("interrupted by SIGTERM: (%d+) of 8 runs finished and are kept"))
+    assert.equal(#records(out, ITER), k, diag)
   end)
 
   it("loses nothing in the A/B race (4 and 12 iterations), and B run again computes nothing", function()
