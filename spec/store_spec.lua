@@ -198,12 +198,18 @@ wait $p2
     assert.same({}, lunet.store.verify(out).bad)
   end)
 
-  it("detects a changed digit, a truncation, a duplicate and a flipped byte, and recomputes them", function()
+  -- A copy of the reference store, to damage: its directory and its record files.
+  local function copy_of_reference(name)
     ref(ITER)
-    local out = dir .. "/tamper"
+    local out = dir .. "/" .. name
     os.execute(("cp -r %s %s"):format(q(dir .. "/ref" .. ITER), q(out)))
     local files = records(out, ITER)
     assert.equal(RUNS, #files)
+    return out, files
+  end
+
+  it("detects a changed digit, a truncation, a duplicate and a flipped byte, and recomputes them", function()
+    local out, files = copy_of_reference("tamper")
     local text = util.read(files[1])
     local changed = text:gsub('"loss":%[(%d)%.(%d)', function(a, b) return '"loss":[' .. a .. "." .. (b + 1) % 10 end, 1)
     assert.are_not.equal(text, changed)
@@ -230,10 +236,7 @@ wait $p2
   end)
 
   it("refuses records whose checksum is right but whose values cannot be", function()
-    ref(ITER)
-    local out = dir .. "/values"
-    os.execute(("cp -r %s %s"):format(q(dir .. "/ref" .. ITER), q(out)))
-    local files = records(out, ITER)
+    local out, files = copy_of_reference("values")
     local store = lunet.store
     local function rewrite(path, change)
       local rec = assert(store.decode_record(util.read(path)))

@@ -87,13 +87,7 @@ local counter = 0
 
 local function warn(msg) io.stderr:write("lunet.store: ", msg, "\n") end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = fs.read
 
 local function record_name(index, iterations) return ("run-%06d-i%06d.json"):format(index, iterations) end
 local function claim_name(index, iterations) return ("claim-%06d-i%06d"):format(index, iterations) end

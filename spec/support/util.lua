@@ -7,13 +7,7 @@ local util = {}
 function util.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- The whole file, or nil when it cannot be opened.
-function util.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+util.read = require("lunet.fs").read
 
 function util.write(path, s)
   local f = assert(io.open(path, "wb"))
