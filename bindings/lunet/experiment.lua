@@ -448,26 +448,29 @@ function M.experiment(lunet, opts)
   return run_experiment(lunet, p, all_runs(p))
 end
 
--- ------------------------------------------- the store, run by run (issue 15)
+-- ------------------------------------------- the store, run by run
+-- For running parts of an experiment (one run index per cluster task, say) and
+-- merging from the store: require("lunet.experiment").key / missing / run_indices /
+-- from_store. (Not in lunet.help's list: they take `lunet` first.)
 
 local function plan_of(lunet, opts, f)
   opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
   return prepare(lunet, opts, f, 4)
 end
 
---- experiment.key(lunet, opts) -> key text, digest (the store directory's name)
+-- experiment.key(lunet, opts) -> key text, digest (the store directory's name)
 function M.key(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.key")
   return store.key(p.settings)
 end
 
---- experiment.legacy_cache(lunet, opts) -> path, key of the experiment's cache file in
+-- experiment.legacy_cache(lunet, opts) -> path, key of the experiment's cache file in
 -- the format before the run store (read and converted once when present)
 function M.legacy_cache(lunet, opts)
   return legacy_path(plan_of(lunet, opts, "experiment.legacy_cache"))
 end
 
---- experiment.missing(lunet, opts) -> sorted list of the run indices the store cannot answer
+-- experiment.missing(lunet, opts) -> sorted list of the run indices the store cannot answer
 function M.missing(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.missing")
   local s = open_store(p)
@@ -481,7 +484,7 @@ function M.missing(lunet, opts)
   return list
 end
 
---- experiment.run_indices(lunet, opts, indices) -> Result of those runs only: computes
+-- experiment.run_indices(lunet, opts, indices) -> Result of those runs only: computes
 -- (and stores) the ones the store cannot answer; other processes' claims are honoured.
 function M.run_indices(lunet, opts, indices)
   local p = plan_of(lunet, opts, "experiment.run_indices")
@@ -496,7 +499,7 @@ function M.run_indices(lunet, opts, indices)
   return run_experiment(lunet, p, wanted)
 end
 
---- experiment.from_store(lunet, opts) -> Result | nil, missing indices: the experiment
+-- experiment.from_store(lunet, opts) -> Result | nil, missing indices: the experiment
 -- answered wholly from the store, computing nothing.
 function M.from_store(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.from_store")

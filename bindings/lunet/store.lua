@@ -427,13 +427,13 @@ local function configurations(out)
   return list
 end
 
---- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary,
--- runs, records, iterations (longest), bytes, last (time of the newest file)}
 local function check_out(f, out)
   if out ~= nil then check.arg_type(f, 1, "out", out, "string") end
   return out or "out"
 end
 
+--- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary,
+-- runs, records, iterations (longest), bytes, last (time of the newest file)}
 function store.list(out)
   out = check_out("store.list", out)
   local list = {}
