@@ -238,6 +238,11 @@ function Store:scan(index)
   local runs = {}
   for name in lfs.dir(self.dir) do
     local r, it = name:match("^run%-(%d+)%-i(%d+)%.json$")
+    local tmp_host, tmp_pid = name:match("^%.tmp%-(.+)%-(%d+)%-%d+%-run%-")
+    if tmp_host and tmp_host == host:gsub("[^%w%-.]", "_") and tonumber(tmp_pid) ~= pid
+      and not core.pid_alive(math.tointeger(tonumber(tmp_pid)) or 0) then
+      os.remove(self.dir .. "/" .. name) -- a write cut short by a kill on this host
+    end
     if r then
       r, it = math.tointeger(tonumber(r)), math.tointeger(tonumber(it))
       local path = self.dir .. "/" .. name
@@ -321,8 +326,10 @@ function Store:claim_state(index, iterations)
   if not mtime then return "free" end
   p = math.tointeger(tonumber(p or ""))
   if h == host and p then
-    -- on this host the process table answers; a stopped (SIGSTOP) owner is alive
-    if p == pid or not core.pid_alive(p) then return "stale", text end
+    -- on this host the process table answers; a stopped (SIGSTOP) owner is alive, but
+    -- not for ever: after ten timeouts without a heartbeat the pid may well be another
+    -- process's by now
+    if p == pid or not core.pid_alive(p) or core.now() - mtime > 10 * store.STALE then return "stale", text end
     return "live", text
   end
   -- another host (or a claim still being written): only its heartbeat tells
