@@ -406,9 +406,10 @@ end
 local function on_interrupt(lunet, what, kept, total, where)
   local sig = core.interrupt_signal()
   local exits = sig ~= 0 and (sig ~= 2 or not rawget(lunet, "interactive"))
-  io.stderr:write(("%s: interrupted%s: %d of %d runs finished and are kept%s%s\n"):format(what,
+  io.stderr:write(("%s: interrupted%s: %d of %d runs finished and are %s\n"):format(what,
     sig ~= 0 and (" by " .. (SIGNALS[sig] or ("signal " .. sig))) or "", kept, total,
-    where and (" in " .. where) or "", where and "; run the same command again to resume" or ""))
+    where and ("kept in " .. where .. "; run the same command again to resume")
+      or (exits and "lost (cache = false: no run store)" or "in the result only (cache = false: no run store)")))
   if exits then os.exit(128 + sig, true) end
   return sig
 end
