@@ -288,6 +288,35 @@ wait $p2
     for r = 1, 6 do assert.same(direct.runs[r].loss, res.runs[r].loss) end
   end)
 
+  it("runs an experiment in parts (missing, run_indices) and answers it wholly from the store", function()
+    local ex = require("lunet.experiment")
+    local c = { name = "parts", model = lunet.models.mnist_cnn, data = synthetic(64, 4, 9), batch = 16,
+      iterations = 2, runs = 4, threads = 2, seed = 8, out = dir .. "/parts", quiet = true }
+    local key, digest = ex.key(lunet, c)
+    assert.equal(lunet.store.hash(key), digest)
+    assert.same({ 1, 2, 3, 4 }, ex.missing(lunet, c))
+    local part = ex.run_indices(lunet, c, { 2, 4 })
+    assert.equal(2, #part.runs)
+    assert.equal(2, part.provenance.runs_computed)
+    assert.same({ 1, 3 }, ex.missing(lunet, c))
+    local none, missing = ex.from_store(lunet, c)
+    assert.is_nil(none)
+    assert.same({ 1, 3 }, missing)
+    ex.run_indices(lunet, c, { 1, 3 })
+    local whole = assert(ex.from_store(lunet, c))
+    assert.equal(0, whole.provenance.runs_computed)
+    assert.equal(4, whole.provenance.runs_cached)
+    assert.equal(dir .. "/parts/store/" .. digest, whole.provenance.store)
+    local copy = {}
+    for k, v in pairs(c) do copy[k] = v end
+    copy.cache = false
+    local direct = lunet.experiment(copy)
+    for r = 1, 4 do assert.same(direct.runs[r].loss, whole.runs[r].loss) end
+    local ok, err = pcall(ex.run_indices, lunet, c, { 5 })
+    assert.is_false(ok)
+    assert.matches("indices%[1%] must be a run index in %[1, 4%]", err)
+  end)
+
   it("converts a cache file of the previous format once, so nothing is recomputed", function()
     local data = synthetic(64, 4, 9)
     local c = { name = "legacy", model = lunet.models.mnist_cnn, data = data, batch = 16, iterations = 2, runs = 3,
