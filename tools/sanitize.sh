@@ -92,6 +92,7 @@ asan)
         export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
+        export LUNET_LUA=lua5.4 # the session bin/lunet execs: the wrapper, not the bare interpreter
         export LUNET_C_TESTS=build/sanitize/spec
         exec lua5.4 "$BUSTED" -o spec/support/summary_handler.lua $SPECS
     ) >"$LOGS/busted.asan.log" 2>&1 || status=$?
@@ -131,6 +132,7 @@ tsan)
         export PATH="$(pwd)/build/tsan/bin:$PATH"
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
         export LUA_CPATH_5_4="$(pwd)/build/tsan/?.so;;"
+        export LUNET_LUA=lua5.4
         exec lua5.4 "$BUSTED" -o spec/support/summary_handler.lua spec/experiment_spec.lua spec/interrupt_spec.lua
     ) >"$LOGS/busted.tsan.log" 2>&1 || status=$?
     check "TSan experiment + interrupt specs ($(tail -n 1 "$LOGS/busted.tsan.log"))" "$status" \
