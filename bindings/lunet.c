@@ -1252,10 +1252,13 @@ static int raise_progress_error(lua_State *L, const lua_progress *lp)
     if (lua_isnil(L, -1)) return luaL_error(L, "%s: no Lua stack left for the progress callback", lp->caller);
     if (lua_type(L, -1) != LUA_TSTRING) return lua_error(L); /* an error object, unchanged */
     const char *msg = lua_tostring(L, -1);
-    if (strstr(msg, "attempt to yield across a C-call boundary"))
-        msg = luaL_gsub(L, msg, "attempt to yield across a C-call boundary",
-                        lua_pushfstring(L, "a progress callback cannot yield (coroutine.yield) "
-                                           "inside %s", lp->caller));
+    static const char *const yields[] = {"attempt to yield across a C-call boundary",
+                                         "attempt to yield from outside a coroutine"};
+    for (int i = 0; i < 2; i++)
+        if (strstr(msg, yields[i]))
+            msg = luaL_gsub(L, msg, yields[i],
+                            lua_pushfstring(L, "a progress callback cannot yield (coroutine.yield) "
+                                               "inside %s", lp->caller));
     lua_pushfstring(L, "%s: progress callback failed: %s", lp->caller, msg);
     return lua_error(L);
 }
