@@ -100,7 +100,12 @@ local MAX_RUNS = 1000000
 
 local function template_net(model, f)
   if type(model) == "function" then
-    local net = model()
+    local ok, net = xpcall(model, debug.traceback)
+    if not ok then
+      if type(net) ~= "string" then error(net, 0) end -- an error object, unchanged
+      net = net:gsub("attempt to yield from outside a coroutine", "the model function cannot yield")
+      error(f .. ": option 'model' failed: " .. net, 4)
+    end
     if getmetatable(net) ~= core.Net then
       error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", 4)
     end
