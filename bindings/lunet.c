@@ -312,8 +312,10 @@ static void *pin_field(lua_State *L, int guard, int t, const char *key, const ob
 {
     lua_getfield(L, t, key);
     obj_head *h = luaL_testudata(L, -1, c->mt);
-    if (!h) luaL_error(L, "%s: option '%s' must be a %s, got %s", user, key, c->noun, luaL_typename(L, -1));
-    if (!h->live) luaL_error(L, "%s: option '%s': %s has been freed", user, key, c->noun);
+    if (!h)
+        luaL_error(L, "%s: option '%s' must be a %s, got %s", user, key, c->noun, luaL_typename(L, -1));
+    else if (!h->live)
+        luaL_error(L, "%s: option '%s': %s has been freed", user, key, c->noun);
     return pin(L, guard, lua_gettop(L), c, user, exclusive);
 }
 
