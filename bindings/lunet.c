@@ -199,7 +199,9 @@ static void sigint_restore(sigint_guard *g)
  *     allocation through the Lua API (strings, tables, userdata, number-to-string
  *     conversions) may start; any of them may call :free(). So an entry point
  *     either reads its Lua input and creates its results before it takes the
- *     pointers, or pins the objects for the whole call (pin_open + pin).
+ *     pointers (checking the object again after the last Lua call: it cannot
+ *     change but for being freed), or pins the objects for the whole call
+ *     (pin_open + pin): the calls that run callbacks while the engine works.
  *  3. A pinned object cannot be freed -- :free(), __close and __gc raise "net is in
  *     use by net:train" -- nor collected: the pin guard, a to-be-closed value on the
  *     call's stack, references it. Closing the guard (the call returns or raises)
@@ -298,12 +300,6 @@ static void *pin(lua_State *L, int guard, int arg, const obj_class *c, const cha
     if (h->pins++ == 0) h->user = user;
     if (exclusive) h->busy = user;
     return h;
-}
-
-/* The usual case: one object (self) pinned for a method. */
-static void *pin_self(lua_State *L, int nargs, const obj_class *c, const char *user)
-{
-    return pin(L, pin_open(L, nargs), 1, c, user, 0);
 }
 
 /* Checks and pins the object in option `key` of the table at `t` (it stays pushed). */
@@ -441,21 +437,23 @@ static int tensor_set(lua_State *L)
 
 static int tensor_clone(lua_State *L)
 {
-    ln_tensor *t = &((tensor_ud *)pin_self(L, 1, &TENSOR_CLASS, "tensor:clone"))->t;
-    ln_tensor *c = push_tensor(L, t->shape);
-    memcpy(c->data, t->data, sizeof(float) * (size_t)ln_shape_numel(t->shape));
+    check_tensor(L, 1);
+    tensor_ud *c = new_tensor_ud(L);
+    ln_tensor *t = check_tensor(L, 1); /* again: the allocation may have run a finalizer */
+    memcpy(alloc_tensor(L, c, t->shape)->data, t->data, sizeof(float) * (size_t)ln_shape_numel(t->shape));
     return 1;
 }
 
 /* t:reshape(shape) -> a new tensor with the same data */
 static int tensor_reshape(lua_State *L)
 {
-    ln_tensor *t = &((tensor_ud *)pin_self(L, 2, &TENSOR_CLASS, "tensor:reshape"))->t;
-    ln_shape s = check_shape(L, 2, "shape");
+    check_tensor(L, 1);
+    ln_shape s = check_shape(L, 2, "shape"); /* its metamethods may run any Lua code */
+    tensor_ud *c = new_tensor_ud(L);
+    ln_tensor *t = check_tensor(L, 1);
     if (ln_shape_numel(s) != ln_shape_numel(t->shape))
         return luaL_argerror(L, 2, "shape must hold as many elements as the tensor");
-    ln_tensor *c = push_tensor(L, s);
-    memcpy(c->data, t->data, sizeof(float) * (size_t)ln_shape_numel(s));
+    memcpy(alloc_tensor(L, c, s)->data, t->data, sizeof(float) * (size_t)ln_shape_numel(s));
     return 1;
 }
 
@@ -491,8 +489,8 @@ static int tensor_tostring(lua_State *L)
  * table, so that a changed metatable cannot make this index a non-table). */
 static int tensor_index(lua_State *L)
 {
-    luaL_checkudata(L, 1, TENSOR_MT); /* freed tensors still find :free() */
-    if (lua_type(L, 2) == LUA_TNUMBER) return tensor_get(L);
+    if (lua_type(L, 2) == LUA_TNUMBER) return tensor_get(L); /* checks self */
+    luaL_checkudata(L, 1, TENSOR_MT); /* (freed tensors still find :free()) */
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1));
     return 1;
@@ -555,8 +553,8 @@ static int l_dataset_load(lua_State *L)
 /* core.dataset_from(images_tensor N x C x H x W (or N x H x W), labels list) */
 static int l_dataset_from(lua_State *L)
 {
-    ln_tensor *t = &((tensor_ud *)pin_self(L, 2, &TENSOR_CLASS, "lunet.core.dataset_from"))->t;
-    ln_shape s = t->shape;
+    lua_settop(L, 2);
+    ln_shape s = check_tensor(L, 1)->shape;
     if (s.ndim != 3 && s.ndim != 4)
         return luaL_argerror(L, 1, "images must be N x H x W or N x C x H x W");
     int64_t n = s.dim[0];
@@ -581,6 +579,7 @@ static int l_dataset_from(lua_State *L)
         }
     }
     dataset_ud *u = new_dataset_ud(L);
+    ln_tensor *t = check_tensor(L, 1); /* after the labels' metamethods and the allocations */
     ln_error err;
     if (ln_dataset_from_arrays(t->data, labels, n, c, h, w, &u->ds, &err))
         return luaL_error(L, "%s", err.msg);
@@ -615,11 +614,12 @@ static int dataset_classes(lua_State *L)
 /* ds:image(i) -> C x H x W tensor (a copy) */
 static int dataset_image(lua_State *L)
 {
-    ln_dataset *d = ((dataset_ud *)pin_self(L, 2, &DATASET_CLASS, "dataset:image"))->ds;
+    ln_dataset *d = check_dataset(L, 1);
     lua_Integer i = check_range(L, 2, "index", 1, d->count);
     int64_t dims[3] = {d->channels, d->height, d->width};
-    ln_tensor *t = push_tensor(L, ln_shape_make(3, dims));
-    ln_dataset_read(d, i - 1, 1, t->data);
+    tensor_ud *u = new_tensor_ud(L);
+    d = check_dataset(L, 1); /* again after the allocation */
+    ln_dataset_read(d, i - 1, 1, alloc_tensor(L, u, ln_shape_make(3, dims))->data);
     return 1;
 }
 
@@ -643,11 +643,11 @@ static int dataset_label(lua_State *L)
 /* ds:class_counts() -> {count of class 0, count of class 1, ...} (list, 1-based) */
 static int dataset_class_counts(lua_State *L)
 {
-    ln_dataset *d = ((dataset_ud *)pin_self(L, 1, &DATASET_CLASS, "dataset:class_counts"))->ds;
-    int64_t *counts = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)d->classes, 0);
-    ln_dataset_class_counts(d, counts, d->classes);
-    lua_createtable(L, d->classes, 0);
-    for (int c = 0; c < d->classes; c++) {
+    const int classes = check_dataset(L, 1)->classes;
+    int64_t *counts = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)classes, 0);
+    lua_createtable(L, classes, 0);
+    ln_dataset_class_counts(check_dataset(L, 1), counts, classes); /* after the allocations */
+    for (int c = 0; c < classes; c++) {
         lua_pushinteger(L, counts[c]);
         lua_rawseti(L, -2, c + 1);
     }
@@ -657,13 +657,13 @@ static int dataset_class_counts(lua_State *L)
 /* ds:_subset(n, random, stratified, seed) -> dataset */
 static int dataset_subset(lua_State *L)
 {
-    ln_dataset *d = ((dataset_ud *)pin_self(L, 5, &DATASET_CLASS, "dataset:subset"))->ds;
-    lua_Integer n = check_range(L, 2, "n", 1, d->count);
+    lua_Integer n = check_range(L, 2, "n", 1, check_dataset(L, 1)->count);
     int random = lua_toboolean(L, 3), stratified = lua_toboolean(L, 4);
     lua_Integer seed = luaL_optinteger(L, 5, 1);
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_SUBSET);
     dataset_ud *u = new_dataset_ud(L);
+    ln_dataset *d = check_dataset(L, 1); /* after the allocation */
     ln_error err;
     if (ln_dataset_subset(d, n, random, stratified, &rng, &u->ds, &err))
         return luaL_error(L, "subset: %s", err.msg);
@@ -676,11 +676,12 @@ static int dataset_subset(lua_State *L)
  * samples. */
 static int dataset_checksum(lua_State *L)
 {
-    ln_dataset *d = ((dataset_ud *)pin_self(L, 1, &DATASET_CLASS, "dataset:checksum"))->ds;
+    ln_dataset *d = check_dataset(L, 1);
     size_t per = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
     uLong crc = crc32(0L, Z_NULL, 0);
     /* one sample at a time through a scratch buffer that Lua owns (freed on error) */
     float *sample = lua_newuserdatauv(L, per * sizeof(float), 0);
+    d = check_dataset(L, 1); /* after the allocation */
     for (int64_t i = 0; i < d->count; i++) {
         ln_dataset_read(d, i, 1, sample);
         crc = crc32(crc, (const unsigned char *)sample, (uInt)(per * sizeof(float)));
@@ -741,16 +742,6 @@ static ln_net *check_net(lua_State *L, int arg)
 static net_ud *check_net_mutable(lua_State *L, int arg)
 {
     return check_mutable(L, arg, &NET_CLASS);
-}
-
-/* Pins self for a method that runs Lua code (or allocates) while it uses the net;
- * `mutates`: the method changes the net, so it is refused while the net is shared
- * with worker threads. */
-static net_ud *pin_net(lua_State *L, int nargs, const char *user, int mutates)
-{
-    int guard = pin_open(L, nargs);
-    if (mutates) check_net_mutable(L, 1);
-    return pin(L, guard, 1, &NET_CLASS, user, 0);
 }
 
 static int net_free(lua_State *L)
@@ -834,19 +825,24 @@ static int net_layer_count(lua_State *L)
 /* net:layer(i) -> {kind, output = shape, params, flops, and the spec's fields} */
 static int net_layer(lua_State *L)
 {
-    ln_net *net = pin_net(L, 2, "net:layer", 0)->net;
+    ln_net *net = check_net(L, 1);
     int i = (int)check_range(L, 2, "layer", 1, ln_net_layer_count(net)) - 1;
-    const ln_layer_spec *s = ln_net_layer_spec(net, i);
+    /* everything copied out before the first allocation (which may run a finalizer) */
+    const ln_layer_spec spec = *ln_net_layer_spec(net, i), *s = &spec;
+    const ln_shape out = ln_net_layer_output_shape(net, i);
+    const ln_shape in = i ? ln_net_layer_output_shape(net, i - 1) : ln_net_input_shape(net);
+    const int64_t params = ln_net_layer_param_count(net, i);
+    const double flops = ln_net_layer_flops(net, i);
     lua_newtable(L);
     lua_pushstring(L, ln_layer_kind_name(s->kind));
     lua_setfield(L, -2, "kind");
-    push_shape(L, ln_net_layer_output_shape(net, i));
+    push_shape(L, out);
     lua_setfield(L, -2, "output");
-    push_shape(L, i ? ln_net_layer_output_shape(net, i - 1) : ln_net_input_shape(net));
+    push_shape(L, in);
     lua_setfield(L, -2, "input");
-    lua_pushinteger(L, ln_net_layer_param_count(net, i));
+    lua_pushinteger(L, params);
     lua_setfield(L, -2, "params");
-    lua_pushnumber(L, ln_net_layer_flops(net, i));
+    lua_pushnumber(L, flops);
     lua_setfield(L, -2, "flops");
 #define INT_FIELD(f)                                                                              \
     do {                                                                                          \
@@ -922,13 +918,17 @@ static int net_flops(lua_State *L)
     return 2;
 }
 
-static ln_tensor layer_view(lua_State *L, ln_net *net, int layer_arg, int name_arg)
+/* The view of tensor `name` (argument 3) of layer i (argument 2) of the net (argument
+ * 1): the arguments are read first (a number name becomes a string, which may run a
+ * finalizer), the net is checked last. */
+static ln_tensor layer_view(lua_State *L, int mutates)
 {
-    int i = (int)check_range(L, layer_arg, "layer", 1, ln_net_layer_count(net)) - 1;
-    const char *name = luaL_checkstring(L, name_arg);
+    int i = (int)check_range(L, 2, "layer", 1, ln_net_layer_count(check_net(L, 1))) - 1;
+    const char *name = luaL_checkstring(L, 3);
+    ln_net *net = mutates ? check_net_mutable(L, 1)->net : check_net(L, 1);
     ln_tensor view;
     ln_error err;
-    if (ln_net_layer_tensor(net, i, name, &view, &err)) luaL_argerror(L, name_arg, err.msg);
+    if (ln_net_layer_tensor(net, i, name, &view, &err)) luaL_argerror(L, 3, err.msg);
     return view;
 }
 
@@ -936,31 +936,35 @@ static ln_tensor layer_view(lua_State *L, ln_net *net, int layer_arg, int name_a
  * "running_var", "weight_grad" or "bias_grad" */
 static int net_get(lua_State *L)
 {
-    ln_net *net = pin_net(L, 3, "net:get", 0)->net;
-    ln_tensor view = layer_view(L, net, 2, 3);
-    ln_tensor *t = push_tensor(L, view.shape);
-    memcpy(t->data, view.data, sizeof(float) * (size_t)ln_shape_numel(view.shape));
+    lua_settop(L, 3);
+    tensor_ud *u = new_tensor_ud(L); /* first: the view must not meet an allocation */
+    ln_tensor view = layer_view(L, 0);
+    memcpy(alloc_tensor(L, u, view.shape)->data, view.data, sizeof(float) * (size_t)ln_shape_numel(view.shape));
     return 1;
 }
 
 /* net:set(layer, name, tensor | flat list) */
 static int net_set(lua_State *L)
 {
-    ln_net *net = pin_net(L, 4, "net:set", 1)->net;
-    ln_tensor view = layer_view(L, net, 2, 3);
+    lua_settop(L, 4);
+    ln_tensor view = layer_view(L, 1);
     int64_t n = ln_shape_numel(view.shape);
     if (lua_istable(L, 4)) {
         if (luaL_len(L, 4) != n)
             return luaL_argerror(L, 4, lua_pushfstring(L, "needs %I numbers, got %I", (lua_Integer)n,
                                                        luaL_len(L, 4)));
+        /* read into Lua-owned scratch first: the list's metamethods may run any code */
+        float *values = lua_newuserdatauv(L, sizeof(float) * (size_t)n, 0);
         for (int64_t k = 0; k < n; k++) {
             lua_geti(L, 4, k + 1);
             int ok;
             lua_Number v = lua_tonumberx(L, -1, &ok);
             if (!ok) return luaL_argerror(L, 4, lua_pushfstring(L, "[%I] is not a number", (lua_Integer)k + 1));
-            view.data[k] = (float)v;
+            values[k] = (float)v;
             lua_pop(L, 1);
         }
+        view = layer_view(L, 1); /* the net again, after them */
+        memcpy(view.data, values, sizeof(float) * (size_t)n);
         return 0;
     }
     ln_tensor *t = check_tensor(L, 4);
@@ -976,25 +980,20 @@ static int net_set(lua_State *L)
 
 /* net:_params() -> flat tensor copy of all parameters; net:_set_params(tensor) */
 /* A flat tensor copy of a parameter-sized block (parameters or gradients). */
-static int push_param_block(lua_State *L, ln_net *net, const float *block)
+static int push_param_block(lua_State *L, int grads)
 {
+    check_net(L, 1);
+    tensor_ud *u = new_tensor_ud(L);
+    ln_net *net = check_net(L, 1); /* after the allocation */
     int64_t n = ln_net_param_count(net);
-    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
-    memcpy(t->data, block, sizeof(float) * (size_t)n);
+    ln_tensor *t = alloc_tensor(L, u, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
+    memcpy(t->data, grads ? ln_net_grads(net) : ln_net_params(net), sizeof(float) * (size_t)n);
     return 1;
 }
 
-static int net_params(lua_State *L)
-{
-    ln_net *net = pin_net(L, 1, "net:_params", 0)->net;
-    return push_param_block(L, net, ln_net_params(net));
-}
+static int net_params(lua_State *L) { return push_param_block(L, 0); }
 
-static int net_grads(lua_State *L)
-{
-    ln_net *net = pin_net(L, 1, "net:_grads", 0)->net;
-    return push_param_block(L, net, ln_net_grads(net));
-}
+static int net_grads(lua_State *L) { return push_param_block(L, 1); }
 
 static int net_set_params(lua_State *L)
 {
@@ -1025,26 +1024,27 @@ static int input_batch(lua_State *L, ln_net *net, ln_tensor *x, int arg)
 /* net:forward(x [, training [, seed]]) -> output tensor (batch x output shape) */
 static int net_forward(lua_State *L)
 {
-    net_ud *u = pin_net(L, 4, "net:forward", 1);
-    ln_net *net = u->net;
-    ln_tensor *x = check_tensor(L, 2); /* read by the engine before anything is allocated */
-    int batch = input_batch(L, net, x, 2);
+    lua_settop(L, 4);
+    ln_net *net = check_net_mutable(L, 1)->net;
+    int batch = input_batch(L, net, check_tensor(L, 2), 2);
     int training = lua_toboolean(L, 3);
     lua_Integer seed = luaL_optinteger(L, 4, 0);
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_DROPOUT);
-    const float *out;
-    ln_error err;
-    u->forward_batch = 0;
-    if (ln_net_forward(net, x->data, batch, training, &rng, &out, &err))
-        return luaL_error(L, "forward: %s", err.msg);
-    u->forward_batch = batch;
     ln_shape os = ln_net_output_shape(net);
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
     int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
-    ln_tensor *y = push_tensor(L, ln_shape_make(nd, dims));
-    memcpy(y->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
+    tensor_ud *y = new_tensor_ud(L);
+    net_ud *u = check_net_mutable(L, 1); /* the pointers after the allocation */
+    ln_tensor *x = check_tensor(L, 2);
+    const float *out;
+    ln_error err;
+    u->forward_batch = 0;
+    if (ln_net_forward(u->net, x->data, batch, training, &rng, &out, &err))
+        return luaL_error(L, "forward: %s", err.msg);
+    u->forward_batch = batch;
+    memcpy(alloc_tensor(L, y, ln_shape_make(nd, dims))->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
     return 1;
 }
 
@@ -1052,11 +1052,10 @@ static int net_forward(lua_State *L)
  * gradients can then be read with net:get(i, "weight_grad") */
 static int net_backward(lua_State *L)
 {
-    int guard = pin_open(L, 2);
-    check_net_mutable(L, 1);
-    net_ud *u = pin(L, guard, 1, &NET_CLASS, "net:backward", 0);
+    lua_settop(L, 2);
+    net_ud *u = check_net_mutable(L, 1);
     ln_net *net = u->net;
-    ln_tensor *dout = &((tensor_ud *)pin(L, guard, 2, &TENSOR_CLASS, "net:backward", 0))->t;
+    ln_tensor *dout = check_tensor(L, 2);
     ln_shape in = ln_net_input_shape(net);
     int64_t per_out = ln_shape_numel(ln_net_output_shape(net));
     int64_t n = ln_shape_numel(dout->shape);
@@ -1071,7 +1070,10 @@ static int net_backward(lua_State *L)
                                                       "forward pass had %d", batch, forward_batch));
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < in.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = in.dim[i];
-    ln_tensor *dx = push_tensor(L, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
+    tensor_ud *dxu = new_tensor_ud(L);
+    net = check_net_mutable(L, 1)->net; /* the pointers after the allocation */
+    dout = check_tensor(L, 2);
+    ln_tensor *dx = alloc_tensor(L, dxu, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
     ln_error err;
     if (ln_net_backward(net, dout->data, dx->data, &err)) return luaL_error(L, "backward: %s", err.msg);
     return 1;
@@ -1403,13 +1405,12 @@ static const luaL_Reg net_methods[] = {
 /* core.loss(kind, pred, labels | nil, targets | nil) -> loss, grad tensor */
 static int l_loss(lua_State *L)
 {
-    int guard = pin_open(L, 4); /* scratch pushed below must not be mistaken for arguments */
+    lua_settop(L, 4); /* scratch pushed below must not be mistaken for arguments */
     int kind = luaL_checkoption(L, 1, NULL, loss_names);
-    ln_tensor *pred = &((tensor_ud *)pin(L, guard, 2, &TENSOR_CLASS, "lunet.core.loss", 0))->t;
-    if (pred->shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");
-    int batch = (int)pred->shape.dim[0], classes = (int)pred->shape.dim[1];
+    const ln_shape shape = check_tensor(L, 2)->shape;
+    if (shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");
+    int batch = (int)shape.dim[0], classes = (int)shape.dim[1];
     int32_t *labels = NULL;
-    const float *targets = NULL;
     if (!lua_isnoneornil(L, 3)) {
         luaL_argexpected(L, lua_istable(L, 3), 3, "table (labels)");
         if (luaL_len(L, 3) != batch)
@@ -1425,14 +1426,16 @@ static int l_loss(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    if (!lua_isnoneornil(L, 4)) {
-        ln_tensor *t = &((tensor_ud *)pin(L, guard, 4, &TENSOR_CLASS, "lunet.core.loss", 0))->t;
-        if (!ln_shape_equal(t->shape, pred->shape)) return luaL_argerror(L, 4, "targets must have pred's shape");
-        targets = t->data;
-    }
-    if (!labels && !(kind == LN_LOSS_MSE && targets))
+    const int has_targets = !lua_isnoneornil(L, 4);
+    if (has_targets && !ln_shape_equal(check_tensor(L, 4)->shape, shape))
+        return luaL_argerror(L, 4, "targets must have pred's shape");
+    if (!labels && !(kind == LN_LOSS_MSE && has_targets))
         return luaL_argerror(L, 3, "labels expected");
-    ln_tensor *grad = push_tensor(L, pred->shape);
+    tensor_ud *g = new_tensor_ud(L);
+    /* the pointers after the labels' metamethods and the allocations */
+    const ln_tensor *pred = check_tensor(L, 2);
+    const float *targets = has_targets ? check_tensor(L, 4)->data : NULL;
+    ln_tensor *grad = alloc_tensor(L, g, shape);
     double loss;
     ln_error err;
     if (ln_loss((ln_loss_kind)kind, pred->data, batch, classes, labels, targets, &loss, grad->data, &err))
