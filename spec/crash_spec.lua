@@ -200,6 +200,27 @@ describe("no Lua code crashes lunet", function()
     ]]
   end)
 
+  it("lunet.experiment: an error in the progress display stops the runs, keeps the finished ones", function()
+    local dir = util.temp_dir()
+    finally(function() util.rm_rf(dir) end)
+    child(([[
+      local Progress = require("lunet.progress")
+      local update = Progress.update
+      Progress.update = function(self, fields)
+        if fields.runs_done >= 1 then error("display broke") end
+        return update(self, fields)
+      end
+      local opts = { name = "e", model = small_net, data = small_data(32), runs = 6, threads = 1, batch = 4,
+        iterations = 3000, unit = "step", quiet = true, out = %q }
+      local err = raises("the progress display failed", lunet.experiment, opts)
+      assert(err:find("display broke", 1, true) and err:find("stack traceback", 1, true), err)
+      Progress.update = update
+      local res = lunet.experiment(opts)
+      local cached = res.provenance.runs_cached
+      assert(cached >= 1 and cached < 6, cached)
+    ]]):format(dir))
+  end)
+
   it("finalizers that free objects during a method's allocations are refused or harmless", function()
     child [[
       local n, t, d = small_net(), core.tensor({ 3, 1, 28, 28 }), small_data(8)
