@@ -230,7 +230,7 @@ function M.experiment(lunet, opts)
   local started = os.time()
   local clock0 = os.clock()
   local progress = Progress.new { total_runs = runs, total_iterations = iterations,
-    enabled = not opts.quiet and core.isatty(2) }
+    mode = Progress.mode(opts.quiet, core.isatty(2)), label = name }
   local interrupted = false
   local wall_seconds, samples = 0, 0
   if missing > 0 then

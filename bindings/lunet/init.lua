@@ -452,6 +452,28 @@ function lunet.train_config(opts, f, level)
   return cfg
 end
 
+-- The progress callback of net:train: the user's function (its counts given as
+-- integers), or a display on stderr (lunet.progress: redrawn on a terminal, a plain
+-- line every 10 s in a log, nothing with quiet = true; LUNET_PROGRESS overrides).
+local TRAIN_COUNTS = { "iteration", "iterations", "step", "samples" }
+local function train_progress(opts, cfg)
+  local progress = opts.progress
+  if type(progress) == "function" then
+    return function(p)
+      for _, k in ipairs(TRAIN_COUNTS) do p[k] = math.tointeger(p[k]) or p[k] end
+      return progress(p)
+    end
+  end
+  if progress == false then return nil end
+  local mode = require("lunet.progress").mode(opts.quiet and progress ~= true, core.isatty(2))
+  if mode == "off" then return nil end
+  local display = require("lunet.progress").new { unit = cfg.unit, total_iterations = cfg.iterations, mode = mode }
+  return function(p)
+    display:update { iterations_done = math.tointeger(p.iteration) or 0, loss = p.loss, seconds = p.seconds,
+      samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
+  end, display
+end
+
 --- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
 ---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet}
 -- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
@@ -464,20 +486,11 @@ function Net:train(opts)
     error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
   end
   local cfg = lunet.train_config(opts, f, 2)
-  local progress = opts.progress
-  if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
-  local fn
-  if type(progress) == "function" then
-    fn = progress
-  elseif progress == true then
-    fn = function(p)
-      io.stderr:write(("\r\27[K%s %d/%d  loss %.4f  %.0f samples/s"):format(cfg.unit, p.iteration,
-        p.iterations, p.loss, p.samples / math.max(p.seconds, 1e-9)))
-      if p.iteration == p.iterations then io.stderr:write("\n") end
-    end
-  end
+  local fn, display = train_progress(opts, cfg)
   local h = self:_train(opts.data, cfg, fn)
-  if h.interrupted and fn then io.stderr:write("\ninterrupted: kept ", h.iterations, " iterations\n") end
+  if display then
+    display:finish(h.interrupted and ("interrupted: kept %d iterations"):format(h.iterations) or nil)
+  end
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
