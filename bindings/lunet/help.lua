@@ -505,6 +505,13 @@ help.repr = function(v) return repr(v, 0) end
 function help.repl_print(print)
   return function(...)
     local n = select("#", ...)
+    -- h:plot() and res:plot() draw on stdout and return true; the session would
+    -- print that true under the plot. lunet.plot marks a drawing made since the
+    -- last print; a lone true right after one is not shown.
+    local plot = package.loaded["lunet.plot"]
+    local drawn = type(plot) == "table" and plot.drawn_on_stdout
+    if drawn then plot.drawn_on_stdout = false end
+    if drawn and n == 1 and (...) == true then return end
     local args = { ... }
     for i = 1, n do
       if type(args[i]) == "table" then args[i] = repr(args[i], 0) end
@@ -549,10 +556,12 @@ end
 -- or, with opts.file (.png, .svg, .txt), to a file; opts as lunet.plot's.
 function History:plot(opts)
   local Result = require("lunet.result")
-  local res = Result.new { name = "train", runs = { { loss = rawget(self, "loss") or {} } } }
+  local unit = rawget(self, "unit") or "iteration"
+  local res = Result.new { name = unit == "epoch" and "mean batch loss of each epoch" or "batch loss of each step",
+    config = { unit = unit }, runs = { { loss = rawget(self, "loss") or {} } } }
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
-  if o.xlabel == nil then o.xlabel = rawget(self, "unit") or "iteration" end
+  if o.ylabel == nil then o.ylabel = "training loss" end
   return res:plot(o)
 end
 
