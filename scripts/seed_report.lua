@@ -167,7 +167,7 @@ for _, ext in ipairs({ "png", "svg" }) do
 end
 for _, ext in ipairs({ "png", "svg" }) do
   local ok, perr = sweep:heatmap { file = cfg.out .. "/sweep." .. ext, metric = "final_mean",
-    title = ("final mean loss after %d epochs (%d runs each)"):format(cfg.sweep_iterations, cfg.sweep_runs) }
+    title = ("final mean training loss (NLL) after %d epochs (%d runs each)"):format(cfg.sweep_iterations, cfg.sweep_runs) }
   check(ok, perr)
 end
 check(sweep:save(cfg.out .. "/sweep"))
