@@ -287,8 +287,13 @@ function plot.results(results_list, opts)
   if band ~= "std" and band ~= "ci" then
     error("plot.results: band must be 'std' or 'ci', got " .. tostring(band), 2)
   end
-  if opts.labels ~= nil and type(opts.labels) ~= "table" then
-    error("plot.results: labels must be an array of strings", 2)
+  if opts.labels ~= nil then
+    if type(opts.labels) ~= "table" then error("plot.results: labels must be an array of strings", 2) end
+    for i, l in ipairs(opts.labels) do
+      if type(l) ~= "string" and type(l) ~= "number" then
+        error(("plot.results: labels[%d] must be a string, got %s"):format(i, type(l)), 2)
+      end
+    end
   end
   local kind = output_kind(opts.file)
   local labels = opts.labels or {}
@@ -316,9 +321,15 @@ function plot.results(results_list, opts)
     -- line: its mean, then what its band is
     "set key outside below left vertical maxcols 1 Left reverse",
     "set xlabel " .. gp_quote(opts.xlabel or unit or "iteration"),
-    "set ylabel " .. gp_quote(opts.ylabel or (loss and ("training loss (" .. (LOSS_NAMES[loss] or loss) .. ")"))
-      or "loss"),
   }
+  local ylabel = opts.ylabel or (loss and ("training loss (" .. (LOSS_NAMES[loss] or loss) .. ")")) or "loss"
+  local title = opts.title
+  if kind == "text" then
+    -- the dumb terminal draws no y label: the title names the y axis instead
+    title = (title and (title .. "; ") or "") .. "y: " .. ylabel
+  else
+    lines[#lines + 1] = "set ylabel " .. gp_quote(ylabel)
+  end
   -- iterations are whole numbers: integer ticks only, at a round step
   if longest <= 1 then
     lines[#lines + 1] = "set xrange [0.5:1.5]"
@@ -332,8 +343,8 @@ function plot.results(results_list, opts)
   if kind ~= "text" then
     lines[#lines + 1] = "set grid"
   end
-  if opts.title then
-    lines[#lines + 1] = "set title " .. gp_quote(opts.title)
+  if title then
+    lines[#lines + 1] = "set title " .. gp_quote(title)
   end
   if log then
     lines[#lines + 1] = "set logscale y"

@@ -127,7 +127,7 @@ function Result:test_summary()
   return stats.mean(acc), stats.std(acc), stats.mean(loss), stats.std(loss), #acc
 end
 
---- Plot this result (see lunet.plot.results for the options).
+--- Plot this result (see lunet.plot for the options).
 function Result:plot(opts)
   check.self("result:plot", self, Result, "result")
   -- Required lazily: plotting is optional and must not slow down or break
@@ -184,8 +184,8 @@ local function fmt_setting(v)
   return fmt_value(v)
 end
 
---- Result.optimizer_settings(config) -> {"lr=0.001", "momentum=0.4", ...}: the
--- optimizer's settings as print(res) shows them: lr, momentum (SGD), and every
+--- Result.optimizer_settings(config) -> {"lr=0.001", "momentum=0.4", ...}
+-- The optimizer's settings as print(res) shows them: lr, momentum (SGD), and every
 -- other setting (dampening, nesterov, weight_decay, betas, eps) that is not the
 -- optimizer's default.
 function Result.optimizer_settings(config)
