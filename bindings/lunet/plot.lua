@@ -319,7 +319,7 @@ function plot.results(results_list, opts)
     "set style fill transparent solid " .. BAND_ALPHA .. " noborder",
     -- below the plot area: the legend never covers a curve; one row per result
     -- line: its mean, then what its band is
-    "set key outside below left vertical maxcols 1 Left reverse",
+    "set key outside below left vertical maxcols 1 Left reverse height 1",
     "set xlabel " .. gp_quote(opts.xlabel or unit or "iteration"),
   }
   local ylabel = opts.ylabel or (loss and ("training loss (" .. (LOSS_NAMES[loss] or loss) .. ")")) or "loss"
@@ -505,9 +505,15 @@ function plot.heatmap(cells, opts)
     string.format("set yrange [-0.5:%g]", #ys - 0.5),
     "set tics out nomirror",
   }
+  local labels = { title = opts.title, xlabel = opts.xlabel, ylabel = opts.ylabel }
+  if kind == "text" and opts.ylabel then
+    -- the dumb terminal draws no y label: the title names the y axis instead
+    labels.title = (opts.title and (opts.title .. "; ") or "") .. "y: " .. opts.ylabel
+    labels.ylabel = nil
+  end
   for _, k in ipairs({ "title", "xlabel", "ylabel" }) do
-    if opts[k] then
-      lines[#lines + 1] = "set " .. k .. " " .. gp_quote(opts[k])
+    if labels[k] then
+      lines[#lines + 1] = "set " .. k .. " " .. gp_quote(labels[k])
     end
   end
   local xt, yt = {}, {}
