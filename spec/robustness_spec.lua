@@ -268,6 +268,15 @@ T["lunet.stats.t_quantile_975"] = function() return pack(5) end
 T["lunet.stats.summarize"] = function() return pack({ { 1, 2 }, { 1.5, 2.5 } }, { false, false }) end
 T["lunet.stats.plateau"] = function() return pack({ 1, 0.5, 0.4, 0.39, 0.39, 0.39 }, { window = 2, tol = 0.1 }) end
 T["lunet.stats.sparkline"] = function() return pack({ 1, 2, 3 }, 10) end
+T["lunet.stats.welch"] = function() return pack({ 1, 2, 3 }, { 2, 3, 5 }) end
+T["lunet.stats.first_below"] = function() return pack({ 3, 2, 1 }, 1.5) end
+T["lunet.stats.t_two_sided_p"] = function() return pack(2, 5) end
+T["Result.optimizer_settings"] = function() return pack { optimizer = "sgd", lr = 0.1, nesterov = true } end
+T["Progress.mode"] = function() return pack(false, true) end
+T["Progress.plain_line"] = function() return pack(progress()) end
+T["lunet._data_error"] = function() return pack("lunet.experiment", "data", nil) end
+T["lunet._check_datasets"] = function() return pack("lunet.experiment", { data = data }, 1, true) end
+T["lunet.zeros"] = function() return pack { 2, 3 } end
 T["Progress.format_duration"] = function() return pack(75) end
 T["Progress.new"] = function() return pack { total_runs = 2, total_iterations = 3, enabled = false, stream = io.stderr } end
 T["Progress.fraction"] = function() return pack(progress()) end
