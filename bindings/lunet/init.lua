@@ -554,8 +554,7 @@ end
 -- silences it).
 -- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
 -- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
--- progress(p) is called after every iteration with {iteration, iterations, step,
--- samples, loss, seconds}; returning true stops training (interrupted = true). An error
+-- A progress function that returns true stops training (interrupted = true); an error
 -- in it stops training and is raised again by net:train, with its traceback; it
 -- cannot yield. While training, the net and the data are in use: :free() of either
 -- raises "net is in use by net:train".
