@@ -1,6 +1,6 @@
 -- tools/lua_fuzz.lua - random Lua programs against lunet: no Lua program may crash it.
 --
---   lua5.4 tools/lua_fuzz.lua [seconds=60] [first_seed=1]
+--   lua5.4 tools/lua_fuzz.lua [seconds=60] [first_seed=the clock's seconds]
 --       runs batches of generated programs in child processes (the `lua5.4` on PATH,
 --       so under tools/sanitize.sh the sanitized interpreter and module) until the time
 --       is up; prints the programs run and the crashes found; exits 1 on any crash,
@@ -235,7 +235,8 @@ end
 
 -- the driver
 local seconds = tonumber(mode or "") or 60
-local seed = tonumber(arg[2] or "") or 1
+local seed = tonumber(arg[2] or "") or os.time() % 100000000 -- new programs every run
+local first_seed = seed
 local BATCH = 25
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local artifacts = "build/fuzz/artifacts"
@@ -274,5 +275,6 @@ while os.time() < deadline do
     seed = bad + 1
   end
 end
-print(("lua_fuzz: %d programs in %d batches, %d s, %d crashes"):format(programs, batches, seconds, crashes))
+print(("lua_fuzz: %d programs (seeds %d to %d) in %d batches, %d s, %d crashes"):format(programs, first_seed,
+  seed - 1, batches, seconds, crashes))
 os.exit(crashes == 0 and 0 or 1)
