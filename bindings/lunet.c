@@ -1563,7 +1563,10 @@ static int results_gc(lua_State *L)
 }
 
 /* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
- *           progress=fn} -> list of run tables, interrupted flag */
+ *           progress=fn} -> list of run tables, interrupted flag
+ * progress(p) returning true stops the runs (interrupted = true, finished runs
+ * returned); an error in it stops them and, once the workers are joined, is raised
+ * again (with its traceback) instead of returning. */
 static int l_runs(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
