@@ -554,6 +554,10 @@ end
 -- silences it).
 -- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
 -- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
+-- A progress function that returns true stops training (interrupted = true); an error
+-- in it stops training and is raised again by net:train, with its traceback; it
+-- cannot yield. While training, the net and the data are in use: :free() of either
+-- raises "net is in use by net:train".
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
