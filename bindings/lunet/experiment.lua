@@ -77,7 +77,12 @@ local SIGNALS = { [1] = "SIGHUP", [2] = "SIGINT", [15] = "SIGTERM" }
 
 local function template_net(model, f, level)
   if type(model) == "function" then
-    local net = model()
+    local ok, net = xpcall(model, debug.traceback)
+    if not ok then
+      if type(net) ~= "string" then error(net, 0) end -- an error object, unchanged
+      net = net:gsub("attempt to yield from outside a coroutine", "the model function cannot yield")
+      error(f .. ": option 'model' failed: " .. net, level)
+    end
     if getmetatable(net) ~= core.Net then
       error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", level)
     end
@@ -135,12 +140,7 @@ local function prepare(lunet, opts, f, level)
   if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), level) end
   if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", level) end
   if opts.model == nil then error(f .. ": option 'model' is required", level) end
-  if getmetatable(opts.data) ~= core.Dataset then
-    error(f .. ": option 'data' must be a dataset (lunet.mnist{...}), got " .. type(opts.data), level)
-  end
-  if opts.test ~= nil and getmetatable(opts.test) ~= core.Dataset then
-    error(f .. ": option 'test' must be a dataset, got " .. type(opts.test), level)
-  end
+  lunet._check_datasets(f, opts, level, true)
   local train = lunet.train_config(opts, f, level)
   local net = template_net(opts.model, f, level + 1)
   local threads = opts.threads or core.cpu_count()
@@ -304,11 +304,20 @@ local function execute(p, wanted)
       end
       s:release(r, iterations)
     end
+    if failure then error(("%s: the progress display failed (finished runs are cached): %s"):format(f, tostring(failure)), 3) end
   end
 
   local progress = Progress.new { total_runs = #wanted, total_iterations = iterations,
-    enabled = not p.opts.quiet and core.isatty(2) }
+    mode = Progress.mode(p.opts.quiet, core.isatty(2)), label = p.name }
   local done_before = #wanted - #pending
+  local failure
+  local function report(pr)
+    if s then s:heartbeat() end
+    progress:update { runs_done = done_before + pr.runs_done, iterations_done = pr.iterations_done
+      + done_before * iterations, seconds = pr.seconds, loss = pr.loss == pr.loss and pr.loss or nil,
+      samples_per_second = pr.seconds > 0 and pr.samples / pr.seconds or nil }
+    st.seconds, st.samples = pr.seconds, pr.samples
+  end
   while #pending > 0 do
     local only, waiting = {}, {}
     for _, r in ipairs(pending) do only[r] = true end
@@ -326,19 +335,23 @@ local function execute(p, wanted)
         on_run(r, run)
         st.store_seconds = st.store_seconds + (core.now() - t0)
       end,
+      -- a failing progress display stops the runs (true) instead of raising through
+      -- lunet.core.runs; the finished ones are stored already
       progress = function(pr)
-        if s then s:heartbeat() end
-        local finished = done_before + pr.runs_done
-        progress:update { runs_done = finished, iterations_done = pr.iterations_done + done_before * iterations,
-          seconds = pr.seconds, loss = pr.loss == pr.loss and pr.loss or nil,
-          samples_per_second = pr.seconds > 0 and pr.samples / pr.seconds or nil }
-        st.seconds, st.samples = pr.seconds, pr.samples
+        local rok, err = xpcall(report, debug.traceback, pr)
+        if not rok then
+          failure = failure or err
+          return true
+        end
       end,
     })
     if s then s:release_all() end
     if not ok then
       progress:finish()
       error(list, 0) -- every run finished before the error is stored already
+    end
+    if failure then
+      error(("lunet.experiment: the progress display failed (finished runs are stored): %s"):format(tostring(failure)), 0)
     end
     if interrupted then
       st.interrupted = true
@@ -435,13 +448,19 @@ local function all_runs(p)
   return wanted
 end
 
---- lunet.experiment{name, model, data, test, loss, optimizer, batch, iterations, unit,
----   runs = 20, seed = 1, threads = cores, out = "out", fresh = false, quiet = false}
--- Returns a Result (see lunet.result): res.mean / std / ci_low / ci_high per iteration,
--- res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
--- Every run is stored under <out>/store/ as it finishes (cache = false: not at all);
--- fresh = true recomputes instead of reading the store. In a script, SIGINT, SIGTERM
--- and SIGHUP end the process (130, 143, 129) with the finished runs stored.
+--- lunet.experiment{name = "experiment", model, data, test = none, loss = "nll",
+---   optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1, unit = "epoch",
+---   runs = 20, seed = 1, threads = cores, shuffle = true, out = "out", cache = true,
+---   fresh = false, test_at = {}, keep_steps = false, quiet = false}
+-- model: a function returning a fresh net (or a net); data: the training dataset;
+-- test: a dataset for every run's final loss and accuracy, also recorded at the
+-- iterations listed in test_at. Every run is stored under out/store as it finishes
+-- (cache = false: not at all; fresh = true: recompute instead of reading the store);
+-- keep_steps keeps every step's loss (res.runs[r].step_loss); quiet silences the
+-- progress display. In a script, SIGINT, SIGTERM and SIGHUP end the process (130,
+-- 143, 129) with the finished runs stored.
+-- Returns a Result (lunet.help("result")): res.mean / std / ci_low / ci_high per
+-- iteration, res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
 function M.experiment(lunet, opts)
   local f = "lunet.experiment"
   opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
@@ -536,7 +555,8 @@ local function metric_of(res, metric)
   return (res:test_summary()) -- test_accuracy
 end
 
---- lunet.sweep{name, base = {experiment options}, grid = {lr = {...}, momentum = {...}}}
+--- lunet.sweep{name = base.name or "sweep", base = {experiment options},
+---   grid = {lr = {...}, momentum = {...}}, quiet = base.quiet}
 -- Runs every combination (optimizer fields such as lr and momentum go into the
 -- optimizer). Returns a Sweep: sweep.cells[i] = {params = {...}, result = Result}.
 function M.sweep(lunet, opts)
@@ -592,7 +612,8 @@ function M.sweep(lunet, opts)
     interrupted = interrupted or nil }, Sweep)
 end
 
---- sweep:heatmap{file, metric = "final_mean", x = first axis, y = second axis, title}
+--- sweep:heatmap{file = none (the terminal), metric = "final_mean", x = first axis,
+---   y = second axis, title = "NAME: final mean", logx = (x is lr), output = "stdout"}
 function Sweep:heatmap(opts)
   local f = "sweep:heatmap"
   check.self(f, self, Sweep, "sweep")
@@ -678,8 +699,15 @@ end
 -- ---------------------------------------------------------------- install
 
 function M.install(lunet)
-  rawset(lunet, "experiment", function(opts) return M.experiment(lunet, opts) end)
-  rawset(lunet, "sweep", function(opts) return M.sweep(lunet, opts) end)
+  -- not tail calls: the errors raised at level 3 must land on the caller's line
+  rawset(lunet, "experiment", function(opts)
+    local res = M.experiment(lunet, opts)
+    return res
+  end)
+  rawset(lunet, "sweep", function(opts)
+    local sw = M.sweep(lunet, opts)
+    return sw
+  end)
   rawset(lunet, "plot", function(results, opts) return plot.results(results, opts) end)
   rawset(lunet, "load_result", Result.load)
   rawset(lunet, "Result", Result)
