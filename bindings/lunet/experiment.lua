@@ -304,7 +304,6 @@ local function execute(p, wanted)
       end
       s:release(r, iterations)
     end
-    if failure then error(("%s: the progress display failed (finished runs are cached): %s"):format(f, tostring(failure)), 3) end
   end
 
   local progress = Progress.new { total_runs = #wanted, total_iterations = iterations,
@@ -351,7 +350,7 @@ local function execute(p, wanted)
       error(list, 0) -- every run finished before the error is stored already
     end
     if failure then
-      error(("lunet.experiment: the progress display failed (finished runs are stored): %s"):format(tostring(failure)), 0)
+      error(("lunet.experiment: the progress display failed (finished runs are stored): %s"):format(tostring(failure)), 5)
     end
     if interrupted then
       st.interrupted = true
