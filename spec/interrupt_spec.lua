@@ -95,8 +95,7 @@ echo "exit $?" >> %s
 
   it("ends a script with 130 and one line on stderr; the code after net:train does not run", function()
     local o, e, diag = interrupted_run("script")
-    assert.matches("START", o, 1, true)
-    assert.matches("EPOCH 1", o, 1, true)
+    assert.matches("START", o, 1, true) -- (under a sanitizer the signal may come before the first epoch)
     assert.is_nil(o:find("TRAINED", 1, true), diag)
     assert.is_nil(o:find("AFTER", 1, true), diag)
     assert.matches("exit 130", o, 1, true)
