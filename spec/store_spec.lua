@@ -338,11 +338,7 @@ wait $p2
   end)
 
   it("gives the study's Figure 1 from Figure 2's runs, and the report says so because the store does", function()
-    local mnist = os.getenv("MNIST_DIR")
-    if not mnist or not lunet.mnist { dir = mnist, split = "test", n = 1 } then
-      pending("MNIST not found: set MNIST_DIR")
-      return
-    end
+    if not util.mnist_dir() then return pending(util.NO_MNIST) end
     local out = dir .. "/report"
     local r = util.run(("cd %s && timeout 600 lua5.4 scripts/seed_report.lua --runs 2 --iterations1 2 --iterations 3 "
       .. "--n 200 --sweep-runs 1 --sweep-iterations 1 --threads 2 --fresh --out %s"):format(q(ROOT), q(out)))

@@ -15,6 +15,15 @@ function util.write(path, s)
   f:close()
 end
 
+-- $MNIST_DIR when MNIST is readable there, else nil (the spec then calls
+-- pending(util.NO_MNIST): specs that need real data skip elsewhere, visibly).
+util.NO_MNIST = "MNIST not found: set MNIST_DIR"
+function util.mnist_dir()
+  local dir = os.getenv("MNIST_DIR")
+  if dir and require("lunet").mnist { dir = dir, split = "test", n = 1 } then return dir end
+  return nil
+end
+
 -- A new empty directory under /tmp.
 function util.temp_dir()
   local base = os.tmpname()
