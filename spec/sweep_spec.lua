@@ -205,7 +205,7 @@ describe("bin/lunet sweep on one machine", function()
     assert.matches("plan of " .. TINY .. ": 4 tasks, 4 experiments", r.out)
     assert.matches("\n%s+3%s+tiny%-lr=0.05%-momentum=0.9%s+sgd lr=0.05 momentum=0.9", r.out)
     assert.matches("planning stops at " .. TINY .. ":17: it reads", r.out)
-    assert.is_nil(lfs.attributes(dir .. "/out/cache"))  -- nothing trained
+    assert.is_nil(lfs.attributes(dir .. "/out/store"))  -- nothing trained, nothing written
     r = lunet("sweep plan --json " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     local doc = require("cjson").decode(r.out)
@@ -267,14 +267,23 @@ describe("bin/lunet sweep on one machine", function()
     local r = lunet("sweep task --index 0 " .. TINY .. " out 3") -- 3 epochs: other configurations
     assert.are.equal(1, r.code)
     assert.matches("plans differently from the plan in out/sweep/tiny_sweep.plan.json", r.err)
-    -- until the run store keeps runs one by one, a task is a whole configuration
-    r = lunet("sweep parallel --runs-per-task 1 " .. TINY)
-    assert.are.equal(1, r.code)
-    assert.matches("%-%-runs%-per%-task 1 splits 'tiny%-lr=0.01%-momentum=0' %(2 runs%).*need the run store", r.err)
-    assert.is_nil(lfs.attributes(dir .. "/out/parallel"))
     r = util.run(("cd %s && LUNET_ISA=avx9000 %s sweep task --index 0 " .. TINY):format(dir, LUNET))
     assert.are.equal(1, r.code)
     assert.matches("LUNET_ISA is avx9000 but this machine computes with " .. require("lunet.core").isa(), r.err)
+  end)
+
+  it("sweep parallel --runs-per-task 1: one task per run, merged equal to the local run", function()
+    if not have_parallel() then return end
+    local r = lunet("sweep plan --runs-per-task 1 " .. TINY)
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches("8 tasks, 4 experiments", r.out)
+    r = lunet("sweep parallel -j 2 --runs-per-task 1 " .. TINY)
+    assert.is_true(r.ok, util.explain(r))
+    -- every task computed its one run: none twice, none from another task
+    local computed = 0
+    for n in r.err:gmatch("runs %d+%-%d+: (%d+) computed") do computed = computed + tonumber(n) end
+    assert.are.equal(8, computed)
+    equals_local_run(util.read(dir .. "/out/tiny.csv"))
   end)
 
   it("sweep parallel -j 2 runs every task through GNU parallel with a joblog, then merges", function()

@@ -322,18 +322,9 @@ local function human_flops(x)
 end
 
 -- Plans the script and writes the plan file: doc, entries, path.
-local function make_plan(opts, script, args, cmd)
+local function make_plan(opts, script, args)
   local planning = require("lunet.plan")
   local entries, stopped = plan_pass(script, args)
-  local k = opts["runs-per-task"]
-  if cmd ~= "plan" and k and not planning.SPLITS_RUNS then
-    for _, e in ipairs(entries) do
-      if e.runs > k then
-        fail(("sweep %s: --runs-per-task %d splits '%s' (%d runs): tasks of part of a configuration need the run "
-          .. "store (issue 13); leave it out for one task per configuration"):format(cmd, k, e.name, e.runs))
-      end
-    end
-  end
   local doc = planning.document { script = script, args = args, runs_per_task = opts["runs-per-task"],
     entries = entries, stopped_at = stopped and stopped.where or nil }
   local path = planning.path(opts.out, script)
@@ -387,7 +378,7 @@ end
 
 local function cmd_plan(opts, script, args)
   local planning = require("lunet.plan")
-  local doc, entries, path, stopped = make_plan(opts, script, args, "plan")
+  local doc, entries, path, stopped = make_plan(opts, script, args)
   local tasks = doc.tasks
   if opts.missing then tasks = planning.missing(entries, tasks) end
   if opts.json then
@@ -587,7 +578,7 @@ local function cmd_slurm(opts, script, args, _, ctx)
   local max_array = math.tointeger(tonumber(M.parse_config(config_text).MaxArraySize or "1001")) or 1001
   if max_array < 1 then max_array = 1001 end
 
-  local doc, entries, plan_file, stopped = make_plan(opts, script, args, "slurm")
+  local doc, entries, plan_file, stopped = make_plan(opts, script, args)
   if stopped then io.stderr:write(stopped.message, "\n") end
   local tasks = opts.missing and planning.missing(entries, doc.tasks) or doc.tasks
   if #tasks == 0 then
@@ -713,7 +704,7 @@ end
 
 local function cmd_parallel(opts, script, args, _, ctx)
   if not have("parallel") then fail("sweep parallel: GNU parallel not found (Debian package parallel)") end
-  local doc, _, plan_file, stopped = make_plan(opts, script, args, "parallel")
+  local doc, _, plan_file, stopped = make_plan(opts, script, args)
   if stopped then io.stderr:write(stopped.message, "\n") end
   local out = abspath(opts.out)
   local dir = out .. "/parallel"

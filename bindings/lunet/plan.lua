@@ -8,11 +8,11 @@
 -- task indices are 0-based positions in the plan, the same on every machine for the
 -- same script and arguments.
 --
--- The run store (issue 13) answers two questions here, each in one function below:
--- which runs of a configuration are stored (M.stored_runs) and how a task's runs are
--- computed into it (M.compute_task). Until it lands they use the per-experiment cache
--- files of lunet.experiment, which can only hold whole configurations: a task is then
--- always all the runs of one configuration (runs_per_task must be nil).
+-- The run store (README, "Results on disk") answers two questions here, each in one
+-- function below: which runs of a configuration are stored (M.stored_runs) and how a
+-- task's runs are computed into it (M.compute_task). Its key is the settings, not the
+-- experiment's name, so an experiment whose runs an earlier one of the plan computes
+-- (same key, no more runs or iterations) gets no tasks of its own (M.tasks).
 local fs = require("lunet.fs")
 local cjson = require("cjson")
 
@@ -110,8 +110,8 @@ local function summary(config)
 end
 
 --- Called by lunet.experiment in plan and merge modes, once it has checked the options
--- and computed the configuration's key (info = {config, digest, net, cache_path,
--- need_test}). Records the experiment. When every run of it is stored it returns nil:
+-- and computed the configuration's key (info = {config, digest (the store's key of the
+-- settings), net, need_test, test_iterations, stored = function -> set of stored runs}). Records the experiment. When every run of it is stored it returns nil:
 -- the experiment goes on and answers from the store, so that planning gets past it to
 -- the experiments that depend on its numbers (the next stage). Otherwise, in plan mode
 -- it returns the experiment's placeholder; in merge mode it is an error (the merge never
@@ -126,7 +126,7 @@ function M.experiment(_, opts, info)
     unit = config.unit, summary = summary(config), line = script_line(3),
     -- training FLOPs: forward and backward of every sample of every iteration of every run
     cost = (fwd + bwd) * passes * config.iterations * config.runs,
-    cache = info.cache_path, need_test = info.need_test or nil,
+    need_test = info.need_test or nil, test_iterations = info.test_iterations, stored = info.stored,
   }
   state.entries[#state.entries + 1] = e
   if state.keep and state.keep(e) then e.opts = opts end
@@ -147,14 +147,42 @@ function M.experiment(_, opts, info)
   return setmetatable({ _entry = e }, Placeholder)
 end
 
+-- Whether the runs of entry `a` answer entry `b`: the same key (settings), at least
+-- as many runs and iterations, and the test figures b needs recorded at b's iterations.
+local function covers(a, b)
+  if a.key ~= b.key or a.runs < b.runs or a.iterations < b.iterations then return false end
+  if not b.need_test or a.iterations == b.iterations then return not b.need_test or a.need_test == true end
+  if not a.need_test then return false end
+  for _, it in ipairs(a.test_iterations or {}) do
+    if it == b.iterations then return true end
+  end
+  return false
+end
+
+--- M.covering(entries) -> {[entry index] = index of the earlier entry whose runs answer it}
+-- (the study's Figure 1 is answered by Figure 2's runs: same settings, fewer epochs).
+function M.covering(entries)
+  local by = {}
+  for i, b in ipairs(entries) do
+    for j = 1, i - 1 do
+      if not by[j] and covers(entries[j], b) then
+        by[i] = j
+        break
+      end
+    end
+  end
+  return by
+end
+
 --- M.tasks(entries, runs_per_task) -> list of tasks {index (0-based), experiment (entry
 -- index), name, key, first, last (run indices, 1-based)}: every configuration cut into
--- chunks of runs_per_task runs (nil: one task per configuration), in plan order.
+-- chunks of runs_per_task runs (nil: one task per configuration), in plan order. An
+-- experiment answered by an earlier one's runs (M.covering) has no tasks.
 function M.tasks(entries, runs_per_task)
-  local list = {}
-  for _, e in ipairs(entries) do
+  local list, covered = {}, M.covering(entries)
+  for i, e in ipairs(entries) do
     local k = runs_per_task or e.runs
-    for first = 1, e.runs, k do
+    for first = 1, covered[i] and 0 or e.runs, k do
       list[#list + 1] = { index = #list, experiment = e.index, name = e.name, key = e.key,
         first = first, last = math.min(first + k - 1, e.runs) }
     end
@@ -189,6 +217,7 @@ function M.document(t)
     entries[i] = { index = e.index, name = e.name, key = e.key, runs = e.runs, iterations = e.iterations,
       unit = e.unit, summary = e.summary, line = e.line, cost = e.cost }
   end
+  for i, j in pairs(M.covering(t.entries)) do entries[i].answered_by = t.entries[j].name end
   return {
     format = FORMAT, version = 1, script = t.script, args = t.args or {},
     runs_per_task = t.runs_per_task or cjson.null,
@@ -224,23 +253,13 @@ function M.read(path)
 end
 
 -- ------------------------------------------------------------------ the store
--- Provisional (until the run store of issue 13): the experiment cache file of one
--- configuration, which lunet.experiment rewrites whole after its last run.
 
---- M.stored_runs(entry) -> set {[run index] = true} of the runs of the entry's
--- configuration that are on disk and answer its iterations.
+--- M.stored_runs(entry) -> set {[run index] = true} of the runs 1..entry.runs of the
+-- entry's configuration that the store answers: a valid record of at least
+-- entry.iterations iterations (or diverged), with its test figures at that iteration
+-- when the experiment has test data. One listing of the configuration's directory.
 function M.stored_runs(entry)
-  local set = {}
-  local f = entry.cache and io.open(entry.cache, "rb")
-  if not f then return set end
-  f:close()
-  local res = require("lunet.result").load(entry.cache)
-  if not res then return set end
-  for _, r in ipairs(res.runs) do
-    local answers = #r.loss >= entry.iterations or r.diverged
-    if math.type(r.index) == "integer" and answers then set[r.index] = true end
-  end
-  return set
+  return entry.stored and entry.stored() or {}
 end
 
 --- M.missing(entries, tasks) -> the tasks not all of whose runs are stored.
@@ -259,24 +278,26 @@ function M.missing(entries, tasks)
   return list
 end
 
---- Whether a task may be part of a configuration's runs (runs_per_task below the runs):
--- only once the store keeps each run on its own (issue 13).
-M.SPLITS_RUNS = false
-
---- M.compute_task(lunet, entry, task, opts) computes the task's runs into the store
--- and returns the experiment's result. opts are the experiment's own options (kept
--- from the planning pass); threads come from $LUNET_THREADS when set (the Slurm
--- script sets it to --cpus-per-task).
+--- M.compute_task(lunet, entry, task, opts) computes runs task.first..task.last of the
+-- entry's configuration into the store (claimed one by one, each written as it
+-- finishes; runs already stored or claimed by a live process are not computed here)
+-- and returns their result, whose provenance says runs_computed, runs_cached and
+-- interrupted. opts are the experiment's own options (kept from the planning pass);
+-- threads come from $LUNET_THREADS when set (the Slurm script sets it to
+-- --cpus-per-task). SIGINT, SIGTERM and SIGHUP end the process with 128 + signal once
+-- the finished runs are stored (lunet.experiment's rule for scripts).
 function M.compute_task(lunet, entry, task, opts)
-  if task.first ~= 1 or task.last ~= entry.runs then
-    error(("sweep task: task %d is runs %d-%d of '%s': computing part of a configuration needs the run store "
-      .. "(issue 13); plan without --runs-per-task"):format(task.index, task.first, task.last, entry.name), 0)
+  if task.first < 1 or task.last > entry.runs or task.first > task.last then
+    error(("sweep task %d: runs %d-%d are not runs of '%s' (1-%d)"):format(task.index, task.first, task.last,
+      entry.name, entry.runs), 0)
   end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   local threads = tonumber(os.getenv("LUNET_THREADS") or "")
   if threads and threads >= 1 then o.threads = math.floor(threads) end
-  return lunet.experiment(o)
+  local indices = {}
+  for r = task.first, task.last do indices[#indices + 1] = r end
+  return require("lunet.experiment").run_indices(lunet, o, indices)
 end
 
 return M
