@@ -100,17 +100,19 @@ describe("a one-node Slurm (tools/cluster/slurm.sh) #cluster", function()
     assert.matches("[Ii]nvalid job array", r.err)
   end)
 
-  it("sweep slurm: splits the arrays, a failed task is reported by the merge job, --missing resubmits it, "
-    .. "and the merge equals bin/lunet run", function()
-    local sweep = ("cd %s && %%s %s%s sweep slurm --wait --cpus-per-task 1 %%s %s out 2 0.01,0.05,0.1"):format(
-      q(work), S, LUNET, TINY)
-    -- 3 x 2 cells = 6 tasks: arrays 0-3 and 4-5 (--index-offset 4); array task 1 fails in both
-    local r = util.run(sweep:format("FAIL_TASK=1", ""))
+  it("sweep slurm: 2 lr x 2 momenta x 3 runs x 3 epochs of 500 images, one task per run, split arrays, failed tasks "
+    .. "reported by the merge job and resubmitted from --missing; the merge equals bin/lunet run", function()
+    local args = " out 3 0.01,0.05 3 500"
+    local sweep = ("cd %s && %%s %s%s sweep slurm --wait --cpus-per-task 1 %%s %s" .. args):format(q(work), S, LUNET,
+      TINY)
+    -- 4 cells x 3 runs = 12 tasks: arrays 0-3, 4-7 (--index-offset 4), 8-11; array task 1 fails in each
+    local r = util.run(sweep:format("FAIL_TASK=1", "--runs-per-task 1"))
     assert.are.equal(1, r.code, util.explain(r))
     assert.matches("submitted array job %d+: tasks 0%-3 %(", r.out)
-    assert.matches("submitted array job %d+: tasks 4%-5 %(", r.out)
-    assert.matches("tasks: 4 COMPLETED, 2 FAILED", r.out)
-    assert.matches("failed tasks %(plan indices%): 1,5", r.out)
+    assert.matches("submitted array job %d+: tasks 4%-7 %(", r.out)
+    assert.matches("submitted array job %d+: tasks 8%-11 %(", r.out)
+    assert.matches("tasks: 9 COMPLETED, 3 FAILED", r.out)
+    assert.matches("failed tasks %(plan indices%): 1,5,9", r.out)
     assert.matches("merge job %d+: FAILED", r.out)
     local logs = {}
     for name in lfs.dir(work .. "/out/slurm/logs") do logs[#logs + 1] = name end
@@ -119,25 +121,41 @@ describe("a one-node Slurm (tools/cluster/slurm.sh) #cluster", function()
     for _, name in ipairs(logs) do
       if name:match("merge") then merge_log = util.read(work .. "/out/slurm/logs/" .. name) end
     end
-    assert.matches("2 of 6 tasks have runs missing from the store: %-%-array=1,5", merge_log)
+    assert.matches("3 of 12 tasks have runs missing from the store: %-%-array=1,5,9", merge_log)
+    assert.matches("task 5: tiny%-lr=0.01%-momentum=0.9 runs 3%-3", merge_log)
     local first = util.read(work .. "/out/slurm/tiny_sweep.sbatch")
     assert.matches("#SBATCH %-%-array=0%-3\n", first)
     local second = util.read(work .. "/out/slurm/tiny_sweep-from-4.sbatch")
-    assert.matches("#SBATCH %-%-array=0%-1\n", second)
+    assert.matches("#SBATCH %-%-array=0%-3\n", second)
     assert.matches("sweep task %-%-out [^\n]* %-%-index%-offset 4 %-%- ", second)
     assert.matches("LUNET_ISA=" .. require("lunet.core").isa() .. "; export LUNET_ISA", second)
     assert.matches("LUNET_THREADS=1; export LUNET_THREADS", second)
+    assert.matches("%-%-index%-offset 8 ", util.read(work .. "/out/slurm/tiny_sweep-from-8.sbatch"))
 
-    r = util.run(("cd %s && %s sweep plan --missing %s out 2 0.01,0.05,0.1"):format(q(work), LUNET, TINY))
-    assert.matches("2 of 6 tasks are missing: %-%-array=1,5", r.out)
+    -- --missing keeps the plan's --runs-per-task and task indices
+    r = util.run(("cd %s && %s sweep plan --missing %s" .. args):format(q(work), LUNET, TINY))
+    assert.matches("3 of 12 tasks are missing: %-%-array=1,5,9", r.out)
     r = util.run(sweep:format("", "--missing"))
     assert.is_true(r.ok, util.explain(r))
-    assert.matches("tasks: 2 COMPLETED\n", r.out)
+    assert.matches("tasks: 3 COMPLETED\n", r.out)
     assert.matches("merge job %d+: COMPLETED", r.out)
-    local merged = util.read(work .. "/out/tiny.csv")
-    local here = util.run(("cd %s && %s run %s local 2 0.01,0.05,0.1"):format(q(work), LUNET, TINY))
+    local here = util.run(("cd %s && %s run %s" .. args:gsub(" out ", " local ")):format(q(work), LUNET, TINY))
     assert.is_true(here.ok, util.explain(here))
-    assert.are.equal(util.read(work .. "/local/tiny.csv"), merged)
+    -- CSV byte for byte; JSON equal but for the provenance (date, host, threads, origin)
+    -- and the time each run took (measured where it ran)
+    local cjson = require("cjson")
+    local function without_provenance(path)
+      local doc = cjson.decode(util.read(path))
+      doc.provenance = nil
+      for _, run in ipairs(doc.runs) do run.seconds = nil end
+      return doc
+    end
+    assert.are.equal(util.read(work .. "/local/tiny.csv"), util.read(work .. "/out/tiny.csv"))
+    for i = 1, 4 do
+      assert.are.equal(util.read(("%s/local/cell%d.csv"):format(work, i)), util.read(("%s/out/cell%d.csv"):format(work, i)))
+      assert.are.same(without_provenance(("%s/local/cell%d.json"):format(work, i)),
+        without_provenance(("%s/out/cell%d.json"):format(work, i)))
+    end
     assert.matches(here.out:gsub("%p", "%%%0"), r.out) -- the merge job's printed results, in its log
 
     -- every task checks that it sees the submitter's output directory

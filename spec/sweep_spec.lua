@@ -169,6 +169,70 @@ describe("plan mode", function()
     assert.matches("planning stops at spec/sweep_spec.lua:%d+: it reads 'mean' of experiment 'q'", tostring(err))
   end)
 
+  it("asks the store which runs are stored, and computes a task's runs into it (run by run)", function()
+    local out = util.temp_dir()
+    local data = require("synthetic")(16, 4, 1)
+    local function plan(iterations)
+      planning.begin { keep = function() return true end }
+      lunet.experiment { name = "s", model = lunet.models.mnist_cnn, data = data, runs = 3, iterations = iterations,
+        optimizer = { "sgd", lr = 0.1 }, threads = 1, quiet = true, out = out }
+      return planning.finish()[1]
+    end
+    local e = plan(2)
+    assert.are.same({}, planning.stored_runs(e))
+    assert.is_nil(lfs.attributes(out .. "/store")) -- planning writes nothing
+    local res = planning.compute_task(lunet, e, { index = 1, first = 2, last = 3 }, e.opts)
+    assert.are.same({ 2, 0 }, { res.provenance.runs_computed, res.provenance.runs_cached })
+    assert.are.equal(2, #res.runs)
+    assert.are.same({ [2] = true, [3] = true }, planning.stored_runs(e))
+    -- again: nothing computed; a longer question is not answered by 2-iteration runs
+    res = planning.compute_task(lunet, e, { index = 1, first = 1, last = 3 }, e.opts)
+    assert.are.same({ 1, 2 }, { res.provenance.runs_computed, res.provenance.runs_cached })
+    assert.are.same({ [1] = true, [2] = true, [3] = true }, planning.stored_runs(e))
+    assert.are.same({}, planning.stored_runs(plan(3)))
+    -- the stored runs are those of an ordinary experiment: it computes none
+    local whole = lunet.experiment { name = "s", model = lunet.models.mnist_cnn, data = data, runs = 3,
+      iterations = 2, optimizer = { "sgd", lr = 0.1 }, threads = 1, quiet = true, out = out }
+    assert.are.same({ 0, 3 }, { whole.provenance.runs_computed, whole.provenance.runs_cached })
+    assert.are.same(res.runs[1].loss, whole.runs[1].loss)
+    assert.has_error(function() planning.compute_task(lunet, e, { index = 7, first = 3, last = 4 }, e.opts) end,
+      "sweep task 7: runs 3-4 are not runs of 's' (1-3)")
+    util.rm_rf(out)
+  end)
+
+  it("gives no tasks to an experiment that an earlier one's runs answer (same settings, under any name)",
+    function()
+    local data = require("synthetic")(16, 4, 1)
+    local test = require("synthetic")(8, 4, 2)
+    local base = { model = lunet.models.mnist_cnn, data = data, optimizer = { "sgd", lr = 0.1 }, quiet = true,
+      out = "/nonexistent/never-written" }
+    local function with(t)
+      local o = {}
+      for k, v in pairs(base) do o[k] = v end
+      for k, v in pairs(t) do o[k] = v end
+      return o
+    end
+    planning.begin {}
+    lunet.experiment(with { name = "figure2", runs = 4, iterations = 3, test = test, test_at = { 2 } })
+    lunet.experiment(with { name = "figure1", runs = 3, iterations = 2, test = test }) -- answered
+    lunet.experiment(with { name = "longer", runs = 3, iterations = 4 })               -- not: more iterations
+    lunet.experiment(with { name = "more", runs = 5, iterations = 1 })                 -- not: more runs
+    lunet.experiment(with { name = "untested", runs = 2, iterations = 1, test = test }) -- not: no test at 1
+    lunet.experiment(with { name = "other", runs = 2, iterations = 2, optimizer = { "sgd", lr = 0.2 } })
+    local entries = planning.finish()
+    assert.are.equal(entries[1].key, entries[2].key)
+    assert.are.equal(entries[3].key, entries[4].key)
+    assert.are_not.equal(entries[1].key, entries[3].key) -- the test data is part of the key
+    local names = {}
+    for _, t in ipairs(planning.tasks(entries, 2)) do names[#names + 1] = t.name .. ":" .. t.first end
+    assert.are.same({ "figure2:1", "figure2:3", "longer:1", "longer:3", "more:1", "more:3", "more:5",
+      "untested:1", "other:1" }, names)
+    local doc = planning.document { script = "x.lua", entries = entries }
+    assert.are.equal("figure2", doc.experiments[2].answered_by)
+    assert.is_nil(doc.experiments[3].answered_by)
+    assert.is_nil(lfs.attributes("/nonexistent/never-written"))
+  end)
+
   it("cuts configurations into tasks of K runs, in a fixed order with a fingerprint", function()
     local entries = { { index = 1, name = "a", key = "k1", runs = 5, iterations = 2, unit = "epoch" },
       { index = 2, name = "b", key = "k2", runs = 2, iterations = 2, unit = "epoch" } }
@@ -204,7 +268,7 @@ describe("bin/lunet sweep on one machine", function()
     assert.is_true(r.ok, util.explain(r))
     assert.matches("plan of " .. TINY .. ": 4 tasks, 4 experiments", r.out)
     assert.matches("\n%s+3%s+tiny%-lr=0.05%-momentum=0.9%s+sgd lr=0.05 momentum=0.9", r.out)
-    assert.matches("planning stops at " .. TINY .. ":17: it reads", r.out)
+    assert.matches("planning stops at " .. TINY .. ":18: it reads", r.out)
     assert.is_nil(lfs.attributes(dir .. "/out/store"))  -- nothing trained, nothing written
     r = lunet("sweep plan --json " .. TINY)
     assert.is_true(r.ok, util.explain(r))
@@ -270,6 +334,30 @@ describe("bin/lunet sweep on one machine", function()
     r = util.run(("cd %s && LUNET_ISA=avx9000 %s sweep task --index 0 " .. TINY):format(dir, LUNET))
     assert.are.equal(1, r.code)
     assert.matches("LUNET_ISA is avx9000 but this machine computes with " .. require("lunet.core").isa(), r.err)
+  end)
+
+  it("refuses to merge runs of mixed instruction sets unless asked", function()
+    local isa = require("lunet.core").isa()
+    if isa == "generic" then return pending("this machine computes with the generic kernels only") end
+    assert.is_true(lunet("sweep plan " .. TINY).ok)
+    -- task 0 on a "node" computing with the generic kernels, the others here
+    local r = util.run(("cd %s && LUNET_ISA=generic %s sweep task --index 0 " .. TINY):format(util.shell_quote(dir),
+      LUNET))
+    assert.is_true(r.ok, util.explain(r))
+    for i = 1, 3 do assert.is_true(lunet("sweep task --index " .. i .. " " .. TINY).ok) end
+    r = lunet("sweep merge " .. TINY)
+    assert.are.equal(1, r.code, util.explain(r))
+    assert.matches("'tiny%-lr=0.01%-momentum=0': 2 runs in out/store/%x+ were computed with generic, not " .. isa, r.err)
+    assert.matches("runs of mixed instruction sets", r.err)
+    -- allowed: the generic runs are not this machine's, so task 0 is missing
+    r = lunet("sweep merge --allow-mixed-isa " .. TINY)
+    assert.are.equal(1, r.code, util.explain(r))
+    assert.matches("1 of 4 tasks have runs missing from the store: %-%-array=0\n", r.err)
+    assert.is_true(lunet("sweep task --index 0 " .. TINY).ok)
+    assert.are.equal(1, lunet("sweep merge " .. TINY).code)
+    r = lunet("sweep merge --allow-mixed-isa " .. TINY)
+    assert.is_true(r.ok, util.explain(r))
+    equals_local_run(util.read(dir .. "/out/tiny.csv"))
   end)
 
   it("sweep parallel --runs-per-task 1: one task per run, merged equal to the local run", function()

@@ -7,7 +7,7 @@
 --
 --   bin/lunet sweep plan [--missing] [--json] [--runs-per-task K] [--out DIR] SCRIPT [ARGS...]
 --   bin/lunet sweep task [--index I] [--index-offset K] [--out DIR] SCRIPT [ARGS...]
---   bin/lunet sweep merge [--compute-missing] [--out DIR] SCRIPT [ARGS...]
+--   bin/lunet sweep merge [--compute-missing] [--allow-mixed-isa] [--out DIR] SCRIPT [ARGS...]
 --   bin/lunet sweep slurm [--partition P] [--time T] [--cpus-per-task C] [--mem M]
 --       [--max-parallel K] [--sbatch "more sbatch options"] [--wait] [--isa ISA]
 --       [--runs-per-task K] [--missing] [--check-timeout S] [--out DIR] SCRIPT [ARGS...]
@@ -25,7 +25,7 @@ local COMMON = { out = "string" }
 M.COMMANDS = {
   plan = { missing = "flag", json = "flag", ["runs-per-task"] = "count" },
   task = { index = "index", ["index-offset"] = "index" },
-  merge = { ["compute-missing"] = "flag" },
+  merge = { ["compute-missing"] = "flag", ["allow-mixed-isa"] = "flag" },
   slurm = { partition = "string", time = "string", ["cpus-per-task"] = "count", mem = "string",
     ["max-parallel"] = "count", sbatch = "string", wait = "flag", isa = "string",
     ["runs-per-task"] = "count", missing = "flag", ["check-timeout"] = "index" },
@@ -36,7 +36,7 @@ local SHORT = { j = true } -- options written with one dash
 M.USAGE = [[
 usage: lunet sweep plan [--missing] [--json] [--runs-per-task K] [--out DIR] SCRIPT [ARGS...]
        lunet sweep task [--index I] [--index-offset K] [--out DIR] SCRIPT [ARGS...]
-       lunet sweep merge [--compute-missing] [--out DIR] SCRIPT [ARGS...]
+       lunet sweep merge [--compute-missing] [--allow-mixed-isa] [--out DIR] SCRIPT [ARGS...]
        lunet sweep slurm [--partition P] [--time T] [--cpus-per-task C] [--mem M] [--max-parallel K]
                          [--sbatch "more sbatch options"] [--wait] [--isa ISA] [--runs-per-task K]
                          [--missing] [--check-timeout S] [--out DIR] SCRIPT [ARGS...]
@@ -325,9 +325,14 @@ end
 local function make_plan(opts, script, args)
   local planning = require("lunet.plan")
   local entries, stopped = plan_pass(script, args)
+  local path = planning.path(opts.out, script)
+  -- --missing lists the tasks of the plan already made: its task indices, its --runs-per-task
+  if opts.missing and opts["runs-per-task"] == nil then
+    local old = planning.read(path)
+    opts["runs-per-task"] = old and old.runs_per_task
+  end
   local doc = planning.document { script = script, args = args, runs_per_task = opts["runs-per-task"],
     entries = entries, stopped_at = stopped and stopped.where or nil }
-  local path = planning.path(opts.out, script)
   local ok, err = planning.write(path, doc)
   if not ok then fail(("cannot write the plan %s: %s"):format(path, tostring(err))) end
   return doc, entries, path, stopped
@@ -434,6 +439,22 @@ local function cmd_merge(opts, script, args)
   local planning = require("lunet.plan")
   check_isa("merge")
   local doc, entries = checked_plan("merge", opts, script, args)
+  -- runs of these settings computed with another instruction set: a sweep whose tasks ran
+  -- on nodes of different ISAs (no --isa pin) is not one experiment
+  local others = planning.other_isas(entries)
+  if #others > 0 then
+    local this_isa = require("lunet.core").isa()
+    for _, o in ipairs(others) do
+      io.stderr:write(("sweep merge: '%s': %d runs in %s were computed with %s, not %s\n"):format(o.name, o.records,
+        o.dir, o.isa, this_isa))
+    end
+    if not opts["allow-mixed-isa"] then
+      fail(("sweep merge: runs of mixed instruction sets (the last bits of every loss differ between them): this "
+        .. "merge uses only %s runs. Merge where LUNET_ISA=%s computes, or rerun the sweep pinned with --isa %s, or "
+        .. "pass --allow-mixed-isa to merge from the %s runs anyway (the others count as missing)"):format(have,
+        others[1].isa, have, have))
+    end
+  end
   local missing = planning.missing(entries, doc.tasks)
   if #missing > 0 then
     local idx = {}

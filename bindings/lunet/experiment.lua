@@ -484,7 +484,7 @@ function M.experiment(lunet, opts)
   if planning and planning.mode then
     local _, digest = store.key(p.settings)
     local planned = planning.experiment(lunet, opts, { config = p.config, digest = digest, net = p.net,
-      need_test = p.need_test, test_iterations = p.test_iterations, out = p.out,
+      need_test = p.need_test, test_iterations = p.test_iterations, out = p.out, settings = p.settings,
       -- the runs stored for this configuration (without marking it used by this experiment)
       -- (planning writes nothing: no store yet, no runs)
       stored = function()

@@ -111,7 +111,8 @@ end
 
 --- Called by lunet.experiment in plan and merge modes, once it has checked the options
 -- and computed the configuration's key (info = {config, digest (the store's key of the
--- settings), net, need_test, test_iterations, stored = function -> set of stored runs}). Records the experiment. When every run of it is stored it returns nil:
+-- settings), net, need_test, test_iterations, out, settings (what the key is made of),
+-- stored = function -> set of stored runs}). Records the experiment. When every run of it is stored it returns nil:
 -- the experiment goes on and answers from the store, so that planning gets past it to
 -- the experiments that depend on its numbers (the next stage). Otherwise, in plan mode
 -- it returns the experiment's placeholder; in merge mode it is an error (the merge never
@@ -127,7 +128,15 @@ function M.experiment(_, opts, info)
     -- training FLOPs: forward and backward of every sample of every iteration of every run
     cost = (fwd + bwd) * passes * config.iterations * config.runs,
     need_test = info.need_test or nil, test_iterations = info.test_iterations, stored = info.stored,
+    out = info.out, settings = info.settings,
   }
+  -- the plan's identity leaves the ISA out: a plan made on the submitting machine holds
+  -- for nodes pinned to another instruction set (--isa)
+  if info.settings then
+    local portable = {}
+    for k, v in pairs(info.settings) do if k ~= "isa" then portable[k] = v end end
+    e.portable_key = select(2, require("lunet.store").key(portable))
+  end
   state.entries[#state.entries + 1] = e
   if state.keep and state.keep(e) then e.opts = opts end
   local stored = M.stored_runs(e)
@@ -191,14 +200,15 @@ function M.tasks(entries, runs_per_task)
 end
 
 --- The plan's identity: the same script, arguments, lunet build and runs_per_task give
--- the same fingerprint on every machine (the task list and what each task computes).
+-- the same fingerprint on every machine (the task list and what each task computes),
+-- whatever instruction set it computes with.
 -- count: of the first `count` experiments only (a plan made before a stage's runs were
 -- stored is the beginning of the plan made after).
 function M.fingerprint(entries, runs_per_task, count)
   local lines = { "runs_per_task=" .. tostring(runs_per_task) }
   for i = 1, math.min(count or #entries, #entries) do
     local e = entries[i]
-    lines[#lines + 1] = ("%s %s %d %d %s"):format(e.key, e.name, e.runs, e.iterations, e.unit)
+    lines[#lines + 1] = ("%s %s %d %d %s"):format(e.portable_key or e.key, e.name, e.runs, e.iterations, e.unit)
   end
   return require("lunet.experiment").hash(table.concat(lines, "\n"))
 end
@@ -276,6 +286,57 @@ function M.missing(entries, tasks)
     end
   end
   return list
+end
+
+--- M.other_isas(entries) -> list of {name, isa, records, dir}: for each experiment, the
+-- store directories holding runs of the same settings computed with another instruction
+-- set (the key includes the ISA: their last bits differ, so they are never this
+-- machine's runs). One read of each config.json under the store.
+function M.other_isas(entries)
+  local store = require("lunet.store")
+  local lfs = require("lfs")
+  local configs = {} -- out -> list of {key, dir}
+  local function configs_of(out)
+    if configs[out] then return configs[out] end
+    local list, root = {}, out .. "/store"
+    if lfs.attributes(root, "mode") == "directory" then
+      for d in lfs.dir(root) do
+        local text = d:sub(1, 1) ~= "." and fs.read(root .. "/" .. d .. "/config.json")
+        local ok, doc = pcall(json.decode, text or "")
+        if ok and type(doc) == "table" and type(doc.key) == "string" then
+          list[#list + 1] = { key = doc.key, dir = root .. "/" .. d }
+        end
+      end
+    end
+    table.sort(list, function(a, b) return a.dir < b.dir end)
+    configs[out] = list
+    return list
+  end
+  local found, seen = {}, {}
+  for _, e in ipairs(entries) do
+    if e.settings and e.out and not seen[e.key] then
+      seen[e.key] = true
+      -- the key text around the ISA's value: another ISA's key differs only there
+      local probe = {}
+      for k, v in pairs(e.settings) do probe[k] = v end
+      probe.isa = "\0"
+      local text = store.key(probe)
+      local at = text:find("\0", 1, true)
+      local before, after = text:sub(1, at - 1), text:sub(at + 1)
+      for _, c in ipairs(configs_of(e.out)) do
+        local isa = c.key:sub(1, #before) == before and c.key:sub(-#after) == after
+          and c.key:sub(#before + 1, #c.key - #after)
+        if isa and isa ~= e.settings.isa and not isa:find("[,{}=]") then
+          local records = 0
+          for f in lfs.dir(c.dir) do
+            if f:match("^run%-%d+%-i%d+%.json$") then records = records + 1 end
+          end
+          if records > 0 then found[#found + 1] = { name = e.name, isa = isa, records = records, dir = c.dir } end
+        end
+      end
+    end
+  end
+  return found
 end
 
 --- M.compute_task(lunet, entry, task, opts) computes runs task.first..task.last of the
