@@ -451,8 +451,8 @@ local function cmd_merge(opts, script, args)
     if not opts["allow-mixed-isa"] then
       fail(("sweep merge: runs of mixed instruction sets (the last bits of every loss differ between them): this "
         .. "merge uses only %s runs. Merge where LUNET_ISA=%s computes, or rerun the sweep pinned with --isa %s, or "
-        .. "pass --allow-mixed-isa to merge from the %s runs anyway (the others count as missing)"):format(have,
-        others[1].isa, have, have))
+        .. "pass --allow-mixed-isa to merge from the %s runs anyway (the others count as missing)"):format(this_isa,
+        others[1].isa, this_isa, this_isa))
     end
   end
   local missing = planning.missing(entries, doc.tasks)
