@@ -195,6 +195,9 @@ describe("plan mode", function()
       iterations = 2, optimizer = { "sgd", lr = 0.1 }, threads = 1, quiet = true, out = out }
     assert.are.same({ 0, 3 }, { whole.provenance.runs_computed, whole.provenance.runs_cached })
     assert.are.same(res.runs[1].loss, whole.runs[1].loss)
+    -- a seed reads the same computed (res) and from the store (whole): an integer
+    assert.are.equal("integer", math.type(res.runs[1].seed))
+    assert.are.equal(res.runs[1].seed, whole.runs[1].seed)
     assert.has_error(function() planning.compute_task(lunet, e, { index = 7, first = 3, last = 4 }, e.opts) end,
       "sweep task 7: runs 3-4 are not runs of 's' (1-3)")
     util.rm_rf(out)
@@ -358,6 +361,46 @@ describe("bin/lunet sweep on one machine", function()
     r = lunet("sweep merge --allow-mixed-isa " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     equals_local_run(util.read(dir .. "/out/tiny.csv"))
+  end)
+
+  it("a task killed at its time limit (SIGTERM, or SIGKILL) keeps its finished runs; run again, it computes the rest",
+    function()
+    local args = TINY .. " out 10 0.01,0.05 4 500" -- task 0: 4 runs of 10 epochs, about a second each
+    assert.is_true(lunet("sweep plan " .. args).ok)
+    local function kill_after_next_run(sig, before)
+      -- started in the background; killed once one more record is on disk
+      local r = util.run(("cd %s && { %s sweep task --index 0 %s & pid=$!; i=0; "
+        .. "while [ \"$(ls out/store/*/run-*.json 2>/dev/null | wc -l)\" -le %d ] && [ $i -lt 1200 ]; do "
+        .. "sleep 0.05; i=$((i+1)); done; kill -%s $pid; wait $pid; echo \"exit $?\"; }"):format(
+        util.shell_quote(dir), LUNET, args, before, sig))
+      return tonumber(r.out:match("exit (%d+)")), r
+    end
+    local function records()
+      local n = 0
+      for d in lfs.dir(dir .. "/out/store") do
+        if d:sub(1, 1) ~= "." then
+          for f in lfs.dir(dir .. "/out/store/" .. d) do if f:match("^run%-") then n = n + 1 end end
+        end
+      end
+      return n
+    end
+    -- SIGKILL (what follows SIGTERM after Slurm's KillWait) once a run is stored: it stays
+    local code, r = kill_after_next_run("KILL", 0)
+    assert.are.equal(137, code, util.explain(r))
+    local kept = records()
+    assert.is_true(kept >= 1 and kept < 4, kept .. " records")
+    -- SIGTERM once one more is stored: one stderr line, exit 143, every finished run kept
+    code, r = kill_after_next_run("TERM", kept)
+    assert.are.equal(143, code, util.explain(r))
+    assert.matches("interrupted by SIGTERM: %d of %d runs finished and are kept in out/store/", r.err)
+    assert.is_true(records() > kept)
+    kept = records()
+    assert.is_true(kept < 4, kept .. " records")
+    r = lunet("sweep task --index 0 " .. args)
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches(("runs 1%%-4: %d computed, %d already stored"):format(4 - kept, kept), r.err)
+    assert.are.equal(4, records())
+    assert.matches("3 of 4 tasks are missing: %-%-array=1%-3", lunet("sweep plan --missing " .. args).out)
   end)
 
   it("sweep parallel --runs-per-task 1: one task per run, merged equal to the local run", function()

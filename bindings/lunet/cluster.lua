@@ -430,7 +430,9 @@ local function cmd_task(opts, script, args, lunet)
   local p = res.provenance or {}
   io.stderr:write(("sweep task %d: %s runs %d-%d: %d computed, %d already stored (%d s)\n"):format(index, e.name,
     target.first, target.last, p.runs_computed or 0, p.runs_cached or 0, os.time() - t0))
-  if p.interrupted then os.exit(130) end
+  -- (lunet.experiment has ended the process with 128 + signal already; this is for a
+  -- stop without a signal)
+  if p.interrupted then os.exit(128 + math.max(require("lunet.core").interrupt_signal(), 2)) end
 end
 
 -- ---------------------------------------------------------- sweep merge

@@ -106,9 +106,12 @@ end
 -- answers a 50-epoch question, test figures included when recorded at iteration 50.
 local function view_of(record, iterations, need_test)
   local n = #record.loss
+  -- a record holds its seed as text (64 bits do not survive a JSON double); a result, as
+  -- an integer, whether the run was just computed or read from the store
+  local seed = math.tointeger(tonumber(record.seed)) or record.seed
   if n < iterations then
     if not record.diverged then return nil end
-    if need_test then return { index = record.index, seed = record.seed, loss = record.loss, diverged = true,
+    if need_test then return { index = record.index, seed = seed, loss = record.loss, diverged = true,
       seconds = record.seconds, samples = record.samples } end
   end
   local t = need_test and test_at(record, iterations) or nil
@@ -116,7 +119,7 @@ local function view_of(record, iterations, need_test)
   local loss = {}
   for i = 1, math.min(n, iterations) do loss[i] = record.loss[i] end
   return {
-    index = record.index, seed = record.seed, loss = loss,
+    index = record.index, seed = seed, loss = loss,
     diverged = record.diverged and n <= iterations or false,
     test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
     seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
