@@ -405,6 +405,10 @@ local function cmd_plan(opts, script, args)
       #tasks > 0 and (": --array=" .. M.ranges(idx)) or ""))
   end
   if #tasks > 0 then print_tasks(entries, tasks) end
+  for _, e in ipairs(doc.experiments) do
+    if e.answered_by then print(("%s: no tasks, answered by %s's runs (the same settings)"):format(e.name,
+      e.answered_by)) end
+  end
   if stopped then print(stopped.message) end
 end
 
