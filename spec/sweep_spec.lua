@@ -449,9 +449,9 @@ describe("bin/lunet sweep on one machine", function()
       end
       return seqs
     end
-    -- -j 1: one task after another (of 10 epochs, so that the kill comes in the middle),
-    -- in a session of its own: the kill reaches lunet, GNU parallel and the running task
-    os.execute(("cd %s && (setsid sh -c 'echo $$ > sid; exec %s sweep parallel -j 1 %s out 10' >/dev/null 2>&1 &)")
+    -- -j 2: two tasks at a time (of 10 epochs, so that the kill comes in the middle), in a
+    -- session of its own: the kill reaches lunet, GNU parallel and the running tasks
+    os.execute(("cd %s && (setsid sh -c 'echo $$ > sid; exec %s sweep parallel -j 2 %s out 10' >/dev/null 2>&1 &)")
       :format(util.shell_quote(dir), LUNET, TINY))
     local waited = 0
     while #done_lines() < 1 and waited < 1200 do
@@ -467,8 +467,17 @@ describe("bin/lunet sweep on one machine", function()
     end
     local before = #done_lines()
     assert.is_true(before >= 1 and before < 4, util.read(joblog))
-    local r = lunet("sweep parallel -j 1 " .. TINY .. " out 10")
+    local stored = 0 -- the runs on disk, also those that the killed tasks finished
+    for d in lfs.dir(dir .. "/out/store") do
+      if d:sub(1, 1) ~= "." then
+        for f in lfs.dir(dir .. "/out/store/" .. d) do if f:match("^run%-") then stored = stored + 1 end end
+      end
+    end
+    local r = lunet("sweep parallel -j 2 " .. TINY .. " out 10")
     assert.is_true(r.ok, util.explain(r))
+    local computed = 0 -- no run is computed twice
+    for n in r.err:gmatch("runs %d+%-%d+: (%d+) computed") do computed = computed + tonumber(n) end
+    assert.are.equal(8 - stored, computed)
     local seqs = done_lines()
     table.sort(seqs)
     assert.are.same({ "1", "2", "3", "4" }, seqs, util.read(joblog)) -- each task done once: none ran again
