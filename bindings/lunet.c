@@ -1111,6 +1111,20 @@ static int net_init(lua_State *L)
     return 0;
 }
 
+/* net:_threads([n]) -> threads: sets the threads every pass of the net uses (results do
+ * not depend on them), returns the count now in force */
+static int net_threads(lua_State *L)
+{
+    ln_net *net = check_net(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        ln_error err;
+        if (ln_net_set_threads(net, (int)check_range(L, 2, "threads", 1, 256), &err))
+            return luaL_error(L, "threads: %s", err.msg);
+    }
+    lua_pushinteger(L, ln_net_threads(net));
+    return 1;
+}
+
 static int net_use_reference(lua_State *L)
 {
     ln_net_use_reference_kernels(check_net(L, 1), lua_toboolean(L, 2));
@@ -1150,7 +1164,7 @@ static const luaL_Reg net_methods[] = {
     {"forward", net_forward},           {"backward", net_backward},
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},
-    {"use_reference_kernels", net_use_reference},
+    {"use_reference_kernels", net_use_reference}, {"_threads", net_threads},
     {"save", net_save},                 {"_info", net_info},
     {"free", net_free},                 {NULL, NULL},
 };

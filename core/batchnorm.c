@@ -12,6 +12,7 @@
  * variance (m/(m-1)), as PyTorch. Eval: the running stats take the batch's place.
  * Sums are kept in double: a channel can hold hundreds of thousands of values.
  */
+#include "workers.h"
 #include "layer.h"
 
 #include <math.h>
@@ -48,10 +49,25 @@ static void normalise_channel(const bn_dims *d, int64_t c, const float *x, float
 
 void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
+    batchnorm_forward_part(l, x, y, ctx, 0, 1);
+}
+
+void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
+                        const ln_ctx *ctx)
+{
+    batchnorm_backward_part(l, x, dy, dx, ctx, 0, 1);
+}
+
+/* Thread t of T takes the channels [c0, c1): every statistic, running stat and
+ * gradient belongs to one channel, so the split changes no bit. */
+void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
+{
     const bn_dims d = dims_of(l, ctx);
     const double eps = (double)l->spec.eps;
+    int64_t c0, c1;
+    ln_split(d.c, t, T, &c0, &c1);
     if (!ctx->training) {
-        for (int64_t c = 0; c < d.c; c++) {
+        for (int64_t c = c0; c < c1; c++) {
             const double invstd = 1.0 / sqrt((double)l->running_var[c] + eps);
             normalise_channel(&d, c, x, y, l->running_mean[c], (float)(invstd * gamma_of(l, c)),
                               beta_of(l, c), ctx->batch);
@@ -61,7 +77,7 @@ void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 
     const double momentum = (double)l->spec.momentum;
     float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
-    for (int64_t c = 0; c < d.c; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         /* Two passes (mean, then squared deviations) rather than sum and sum of
          * squares, which cancels badly when the mean is large against the spread. */
         double sum = 0.0;
@@ -94,12 +110,14 @@ void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
     }
 }
 
-void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
-                        const ln_ctx *ctx)
+void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                             const ln_ctx *ctx, int t, int T)
 {
     const bn_dims d = dims_of(l, ctx);
     const double eps = (double)l->spec.eps;
-    for (int64_t c = 0; c < d.c; c++) {
+    int64_t c0, c1;
+    ln_split(d.c, t, T, &c0, &c1);
+    for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
         if (ctx->training) {
             mean = l->saved[c];

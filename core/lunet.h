@@ -428,6 +428,24 @@ int ln_cpu_count(void);
  * thread count, but the last digits depend on this, so result caches record it. */
 const char *ln_kernel_isa(void);
 
+/* ------------------------------------------------ threads inside one run */
+
+/* A net can spread every forward and backward pass (and ln_train's optimizer step)
+ * over a persistent pool of `threads` threads (1 = none, the default; at most 256).
+ * Each thread computes whole output elements exactly as one thread would (samples,
+ * output channels, parameter ranges), so results are bit-identical for any thread
+ * count. The pool lives until the count changes or the net is freed. A net must not
+ * be used by two threads at once (it never was). */
+ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err);
+int ln_net_threads(const ln_net *net);
+/* ln_optim_step on the net's parameters and gradients, over its threads. */
+void ln_net_optim_step(ln_net *net, ln_optim *opt);
+/* ln_optim_step in two halves for a step split over threads: ln_optim_step_begin once,
+ * then ln_optim_step_range on disjoint ranges that cover [0, count). */
+void ln_optim_step_begin(ln_optim *opt);
+void ln_optim_step_range(ln_optim *opt, float *params, const float *grads, int64_t begin,
+                         int64_t end);
+
 /* ------------------------------------------------------------ model files */
 
 ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);

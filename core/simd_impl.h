@@ -309,26 +309,35 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
         for (int n = 0; n < NK; n++) V_STOREU(part + ((o0 + m) * ck + k0 + n) * VL, acc[m][n]);
 }
 
-/* Weight and bias gradient partials of a chunk of `ns` samples. Channel blocks outside,
- * so the chunk's dy for a block stays in L1 while the unfolded rows stream from L2. */
-static void SFX(conv_dw)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride,
-                         const float *rows, int64_t rstride, float *part, float *bpart, int first)
+/* Weight and bias gradient partials of a chunk of `ns` samples, for channels [o_begin,
+ * o_end) and unfolded rows [k_begin, k_end) (the bias partials of those channels go
+ * with k_begin == 0). Channel blocks outside, so the chunk's dy for a block stays in L1
+ * while the unfolded rows stream from L2. Every partial sums over the samples and
+ * vectors in the same order whatever the ranges: a split of the ranges over threads
+ * gives the same bits. */
+static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t k_begin,
+                         int64_t k_end, int ns, const float *dy, int64_t dstride, const float *rows,
+                         int64_t rstride, float *part, float *bpart, int first)
 {
-    for (int o0 = 0; o0 < g->oc; o0 += TM) {
-        const int mr = g->oc - o0 < TM ? g->oc - o0 : TM;
-        int pos[3] = {0, 0, 0};
-        for (int64_t k0 = 0; k0 < g->ck; k0 += TN) {
-            const int nk = (int)(g->ck - k0 < TN ? g->ck - k0 : TN);
+    int start[3];
+    start[0] = (int)(k_begin / ((int64_t)g->k * g->k));
+    start[1] = (int)(k_begin / g->k % g->k);
+    start[2] = (int)(k_begin % g->k);
+    for (int o0 = o_begin; o0 < o_end; o0 += TM) {
+        const int mr = o_end - o0 < TM ? o_end - o0 : TM;
+        int pos[3] = {start[0], start[1], start[2]};
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += TN) {
+            const int nk = (int)(k_end - k0 < TN ? k_end - k0 : TN);
             int64_t roff[TMAX_N];
             SFX(row_offsets)(g, pos, nk, roff);
             TILE_SWITCH(SFX(conv_dw_dot_tile), mr, nk, g, o0, k0, roff, ns, dy, dstride, rows,
                         rstride, part, first)
         }
     }
-    if (!bpart) return;
+    if (!bpart || k_begin != 0) return;
     const int64_t P = g->p, full = P / VL;
     const int tail = (int)(P - full * VL);
-    for (int o = 0; o < g->oc; o++) {
+    for (int o = o_begin; o < o_end; o++) {
         vf s = first ? V_ZERO() : V_LOADU(bpart + o * VL);
         for (int smp = 0; smp < ns; smp++) {
             const float *d = dy + smp * dstride + o * P;
@@ -451,30 +460,34 @@ ALWAYS_INLINE void SFX(linear_dx_tile)(const int MR, const int NR, int in, int o
     }
 }
 
+/* dw rows [o_begin, o_end) (and those entries of db) over all n samples; dx rows
+ * [a_begin, a_end). Each output element is one sum in a fixed order, so the ranges (a
+ * split over threads) do not change any bit. */
 static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float *w,
-                            const float *dy, float *dw, float *db, float *dx)
+                            const float *dy, float *dw, float *db, float *dx, int o_begin,
+                            int o_end, int a_begin, int a_end)
 {
     const int nvec = (in + VL - 1) / VL, tail = in - (nvec - 1) * VL;
     for (int v0 = 0; v0 < nvec; v0 += TN) {
         const int nr = nvec - v0 < TN ? nvec - v0 : TN;
         const int last = v0 + nr == nvec ? tail : VL;
-        for (int o0 = 0; o0 < out; o0 += TM) {
-            const int mr = out - o0 < TM ? out - o0 : TM;
+        for (int o0 = o_begin; o0 < o_end; o0 += TM) {
+            const int mr = o_end - o0 < TM ? o_end - o0 : TM;
             TILE_SWITCH(SFX(linear_dw_tile), mr, nr, n, in, out, x + v0 * VL, dy + o0,
                         dw + (int64_t)o0 * in + v0 * VL, last)
         }
     }
     if (db) {
         /* column sums of dy, sample after sample */
-        for (int o = 0; o < out; o++) {
+        for (int o = o_begin; o < o_end; o++) {
             float s = db[o];
             for (int a = 0; a < n; a++) s += dy[(int64_t)a * out + o];
             db[o] = s;
         }
     }
     if (!dx) return;
-    for (int a0 = 0; a0 < n; a0 += TM) {
-        const int mr = n - a0 < TM ? n - a0 : TM;
+    for (int a0 = a_begin; a0 < a_end; a0 += TM) {
+        const int mr = a_end - a0 < TM ? a_end - a0 : TM;
         for (int v0 = 0; v0 < nvec; v0 += TN) {
             const int nr = nvec - v0 < TN ? nvec - v0 : TN;
             const int last = v0 + nr == nvec ? tail : VL;
@@ -675,11 +688,58 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 }
 #endif
 
+/* ============================================================= optimizers */
+
+/* SGD with momentum (no weight decay, not the first step): per element
+ * buf = buf*mom + keep*g; p = p + neg_lr*buf, rounded after every operation. */
+static void SFX(sgd_momentum)(int64_t n, float *p, const float *g, float *buf, float mom,
+                              float keep, float neg_lr)
+{
+    const vf vm = V_SET1(mom), vk = V_SET1(keep), vl = V_SET1(neg_lr);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        const vf b = V_ADD(V_MUL(V_LOADU(buf + i), vm), V_MUL(vk, V_LOADU(g + i)));
+        V_STOREU(buf + i, b);
+        V_STOREU(p + i, V_ADD(V_LOADU(p + i), V_MUL(vl, b)));
+    }
+    for (; i < n; i++) {
+        const float decayed = buf[i] * mom;
+        buf[i] = decayed + keep * g[i];
+        p[i] = p[i] + neg_lr * buf[i];
+    }
+}
+
+/* Adam / AdamW: ln_adam_reference (optim.c) a vector at a time, the same operations. */
+static void SFX(adam)(int64_t n, float *p, const float *g, float *m, float *v,
+                      const ln_adam_consts *k)
+{
+    const vf b1 = V_SET1(k->b1), c1 = V_SET1(k->c1), b2 = V_SET1(k->b2), c2 = V_SET1(k->c2);
+    const vf eps = V_SET1(k->eps), wd = V_SET1(k->wd), shrink = V_SET1(k->shrink);
+    const vf step = V_SET1(k->neg_step), bc2 = V_SET1(k->bc2_sqrt);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf gv = V_LOADU(g + i), pv = V_LOADU(p + i);
+        if (k->decay == LN_DECAY_DECOUPLED)
+            pv = V_MUL(pv, shrink);
+        else if (k->decay == LN_DECAY_L2)
+            gv = V_ADD(gv, V_MUL(wd, pv));
+        const vf mv = V_ADD(V_MUL(V_LOADU(m + i), b1), V_MUL(c1, gv));
+        const vf vv = V_ADD(V_MUL(V_LOADU(v + i), b2), V_MUL(V_MUL(c2, gv), gv));
+        V_STOREU(m + i, mv);
+        V_STOREU(v + i, vv);
+        const vf denom = V_ADD(V_DIV(V_SQRT(vv), bc2), eps);
+        V_STOREU(p + i, V_ADD(pv, V_DIV(V_MUL(step, mv), denom)));
+    }
+    if (i < n) ln_adam_reference(n - i, p + i, g + i, m + i, v + i, k);
+}
+
 /* ================================================================== table */
 
 static const ln_simd_kernels SFX(kernels) = {
     .isa = SIMD_ISA,
     .lanes = VL,
+    .tile_rows = TM,
+    .tile_vectors = TN,
     .conv_unfold = SFX(conv_unfold),
     .conv_fold = SFX(conv_fold),
     .conv_fwd = SFX(conv_fwd),
@@ -692,6 +752,8 @@ static const ln_simd_kernels SFX(kernels) = {
     .relu_bwd = SFX(relu_bwd),
     .maxpool2_fwd = SFX(maxpool2_fwd),
     .maxpool2_bwd = SFX(maxpool2_bwd),
+    .sgd_momentum = SFX(sgd_momentum),
+    .adam = SFX(adam),
 };
 
 #undef ALWAYS_INLINE

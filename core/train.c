@@ -136,8 +136,6 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     ln_rng shuffle_rng, dropout_rng;
     ln_rng_seed(&shuffle_rng, cfg->seed, LN_STREAM_SHUFFLE);
     ln_rng_seed(&dropout_rng, cfg->seed, LN_STREAM_DROPOUT);
-    float *params = ln_net_params(net);
-    const float *grads = ln_net_grads(net);
     const double start = now_seconds();
 
     int64_t pos = count; /* position in the current epoch; count = start a new one */
@@ -174,7 +172,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         if (!diverged) {
             st = ln_net_backward(net, dpred, NULL, err);
             if (st) goto done;
-            ln_optim_step(&opt, params, grads);
+            ln_net_optim_step(net, &opt); /* ln_optim_step over the net's threads */
         }
         const int iteration_done =
             diverged || cfg->unit == LN_UNIT_STEP || pos >= count;

@@ -420,7 +420,17 @@ end
 
 local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
-  progress = "any", quiet = "boolean" }
+  progress = "any", quiet = "boolean", threads = "positive_int" }
+
+-- The threads a call of net:train/evaluate/predict uses (default 1): every pass is
+-- split over them and the results are bit for bit those of one thread.
+local function use_threads(net, f, threads, level)
+  threads = threads or 1
+  if threads > 256 then
+    error(("%s: option 'threads' must be at most 256 (got %d)"):format(f, threads), level + 1)
+  end
+  net:_threads(threads)
+end
 
 local losses = { nll = true, cross_entropy = true, mse = true }
 
@@ -453,7 +463,8 @@ function lunet.train_config(opts, f, level)
 end
 
 --- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
----           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet}
+---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
+---           threads = 1}
 -- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
 -- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
 function Net:train(opts)
@@ -464,6 +475,7 @@ function Net:train(opts)
     error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
   end
   local cfg = lunet.train_config(opts, f, 2)
+  use_threads(self, f, opts.threads, 2)
   local progress = opts.progress
   if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
   local fn
@@ -481,26 +493,29 @@ function Net:train(opts)
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
---- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =}
+--- net:evaluate(data [, {loss = "nll", batch = 1000, threads = 1}]) -> {loss =, accuracy =}
 function Net:evaluate(data, opts)
   local f = "net:evaluate"
   check.self(f, self, core.Net, "net")
   if getmetatable(data) ~= core.Dataset then
     error(f .. ": argument #1 (data) must be a dataset, got " .. type(data), 2)
   end
-  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
+  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
+  use_threads(self, f, opts.threads, 2)
   local loss, acc = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
   return require("lunet.help").evaluation({ loss = loss, accuracy = acc }) -- print(r) reads well
 end
 
---- net:predict(x) -> class (0-based label), output tensor (log-probabilities for the
--- study's net). x is one sample (e.g. 1x28x28) or a batch; for a batch, returns a
--- list of classes and the batch output.
-function Net:predict(x)
+--- net:predict(x [, {threads = 1}]) -> class (0-based label), output tensor
+-- (log-probabilities for the study's net). x is one sample (e.g. 1x28x28) or a batch;
+-- for a batch, returns a list of classes and the batch output.
+function Net:predict(x, opts)
   check.self("net:predict", self, core.Net, "net")
   if getmetatable(x) ~= core.Tensor then
     error("net:predict: argument #1 (x) must be a tensor, got " .. type(x), 2)
   end
+  opts = check.options("net:predict", 2, opts, { threads = "positive_int" })
+  use_threads(self, "net:predict", opts.threads, 2)
   local y = self:forward(x)
   local shape = y:shape()
   local n, k = shape[1], shape[2]

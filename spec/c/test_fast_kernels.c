@@ -141,7 +141,7 @@ static void run_pass(owned_layer *o, const float *x, const float *dy, int batch,
     ln_layer *l = &o->l;
     int64_t wsn = ln_layer_workspace(l);
     float *ws = falloc(wsn);
-    ln_ctx ctx = {batch, 1, reference, NULL, ws};
+    ln_ctx ctx = {batch, 1, reference, NULL, ws, NULL};
     out->y = falloc(l->out_n * batch);
     out->dx = want_dx ? falloc(l->in_n * batch) : NULL;
     ln_layer_forward(l, x, out->y, &ctx);
