@@ -97,6 +97,11 @@ typedef struct {
     /* relu over n floats: y = x > 0 or NaN ? x : 0;  dx = y > 0 ? dy : 0 */
     void (*relu_fwd)(int64_t n, const float *x, float *y);
     void (*relu_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+    /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
+     * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
+     * reference's dy*(1-y*y) and dy*y*(1-y) */
+    void (*squash_fwd)(int kind, int64_t n, const float *x, float *y);
+    void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
     /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode). */
     void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,

@@ -522,6 +522,99 @@ static void SFX(relu_bwd)(int64_t n, const float *y, const float *dy, float *dx)
     for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+/* ========================================================== tanh, sigmoid */
+
+/* Lanes of a where m is set, b elsewhere (m: all-ones or all-zeros lanes). */
+ALWAYS_INLINE vf SFX(select)(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+/* exp(a) for a <= 0 (0 below -87, where expf is below 1.7e-38 and the callers cannot
+ * tell it from 0; NaN stays NaN). Cephes' expf scheme: a = n ln2
+ * + r with |r| <= ln2/2, a degree-7 polynomial for exp(r), 2^n from the exponent bits;
+ * within 2 ulp of expf. */
+ALWAYS_INLINE vf SFX(exp_nonpos)(vf a)
+{
+    const vf lo = V_SET1(-87.0f), magic = V_SET1(12582912.0f); /* 1.5 * 2^23 */
+    const vi under = a < lo;
+    a = SFX(select)(under, lo, a);
+    const vf t = V_FMA(a, V_SET1(1.44269504088896341f), magic); /* n + magic, n rounded */
+    const vf n = t - magic;
+    vf r = V_FMA(n, V_SET1(-0.693359375f), a);                    /* ln2 in two parts */
+    r = V_FMA(n, V_SET1(2.12194440e-4f), r);
+    vf p = V_SET1(1.9875691500e-4f);
+    p = V_FMA(p, r, V_SET1(1.3981999507e-3f));
+    p = V_FMA(p, r, V_SET1(8.3334519073e-3f));
+    p = V_FMA(p, r, V_SET1(4.1665795894e-2f));
+    p = V_FMA(p, r, V_SET1(1.6666665459e-1f));
+    p = V_FMA(p, r, V_SET1(5.0000001201e-1f));
+    p = V_FMA(p, r * r, r + V_SET1(1.0f));
+    const vi e = ((vi)t - (vi)magic + 127) << 23;                 /* 2^n */
+    return (vf)((vi)(p * (vf)e) & ~under);
+}
+
+/* tanh: for |x| < 0.625 the odd polynomial x + x^3 P(x^2) (Cephes' tanhf), else
+ * (1 - e) / (1 + e) with e = exp(-2|x|) and x's sign; NaN stays NaN. */
+ALWAYS_INLINE vf SFX(tanh_v)(vf x)
+{
+    const vi sign = (vi)V_SET1(-0.0f);
+    const vf ax = (vf)((vi)x & ~sign);
+    const vf e = SFX(exp_nonpos)(V_SET1(-2.0f) * ax);
+    const vf one = V_SET1(1.0f);
+    const vf big = (one - e) / (one + e);
+    const vf z = x * x;
+    vf p = V_SET1(-5.70498872745e-3f);
+    p = V_FMA(p, z, V_SET1(2.06390887954e-2f));
+    p = V_FMA(p, z, V_SET1(-5.37397155531e-2f));
+    p = V_FMA(p, z, V_SET1(1.33314422036e-1f));
+    p = V_FMA(p, z, V_SET1(-3.33332819422e-1f));
+    const vf small = V_FMA(p * z, ax, ax);
+    return (vf)((vi)SFX(select)(ax < V_SET1(0.625f), small, big) | ((vi)x & sign));
+}
+
+/* sigmoid: with e = exp(-|x|), 1 / (1 + e) for x >= 0 and e / (1 + e) below, so
+ * nothing overflows and small outputs keep their relative precision. */
+ALWAYS_INLINE vf SFX(sigmoid_v)(vf x)
+{
+    const vf ax = (vf)((vi)x & ~(vi)V_SET1(-0.0f));
+    const vf e = SFX(exp_nonpos)(V_ZERO() - ax);
+    const vf one = V_SET1(1.0f);
+    const vf d = one + e;
+    return SFX(select)(x >= V_ZERO(), one / d, e / d);
+}
+
+/* kind: LN_TANH or LN_SIGMOID; y = f(x) over n floats, the tail through masked loads. */
+static void SFX(squash_fwd)(int kind, int64_t n, const float *x, float *y)
+{
+    int64_t i = 0;
+    if (kind == LN_TANH) {
+        for (; i + VL <= n; i += VL) V_STOREU(y + i, SFX(tanh_v)(V_LOADU(x + i)));
+        if (i < n) V_STOREU_N(y + i, SFX(tanh_v)(V_LOADU_N(x + i, (int)(n - i))), (int)(n - i));
+    } else {
+        for (; i + VL <= n; i += VL) V_STOREU(y + i, SFX(sigmoid_v)(V_LOADU(x + i)));
+        if (i < n) V_STOREU_N(y + i, SFX(sigmoid_v)(V_LOADU_N(x + i, (int)(n - i))), (int)(n - i));
+    }
+}
+
+/* From the saved output y, the reference's operations in its order (bit for bit):
+ * tanh: dx = dy * (1 - y*y); sigmoid: dx = (dy * y) * (1 - y). */
+static void SFX(squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx)
+{
+    const vf one = V_SET1(1.0f);
+    int64_t i = 0;
+    if (kind == LN_TANH) {
+        for (; i + VL <= n; i += VL) {
+            const vf v = V_LOADU(y + i);
+            V_STOREU(dx + i, V_LOADU(dy + i) * (one - v * v));
+        }
+        for (; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    } else {
+        for (; i + VL <= n; i += VL) {
+            const vf v = V_LOADU(y + i);
+            V_STOREU(dx + i, (V_LOADU(dy + i) * v) * (one - v));
+        }
+        for (; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    }
+}
+
 /* ================================================================= maxpool */
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
@@ -752,6 +845,8 @@ static const ln_simd_kernels SFX(kernels) = {
     .relu_bwd = SFX(relu_bwd),
     .maxpool2_fwd = SFX(maxpool2_fwd),
     .maxpool2_bwd = SFX(maxpool2_bwd),
+    .squash_fwd = SFX(squash_fwd),
+    .squash_bwd = SFX(squash_bwd),
     .sgd_momentum = SFX(sgd_momentum),
     .adam = SFX(adam),
 };
