@@ -80,6 +80,8 @@ void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln
 void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+void avgpool2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 
 void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,

@@ -97,6 +97,10 @@ typedef struct {
     /* relu over n floats: y = x > 0 or NaN ? x : 0;  dx = y > 0 ? dy : 0 */
     void (*relu_fwd)(int64_t n, const float *x, float *y);
     void (*relu_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+    /* 2x2 average pooling, stride 2, over `planes` planes of h x w (floor mode), bit for
+     * bit pool.c's reference */
+    void (*avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y);
+    void (*avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */

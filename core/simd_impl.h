@@ -615,6 +615,45 @@ static void SFX(squash_bwd)(int kind, int64_t n, const float *y, const float *dy
     }
 }
 
+/* ================================================================= avgpool */
+
+/* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
+ * times 0.25, bit for bit (plain loops that the compiler vectorises for this ISA). */
+static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y)
+{
+    const int oh = h / 2, ow = w / 2;
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < oh; oy++) {
+            const float *restrict r0 = x + (pl * h + 2 * oy) * w, *restrict r1 = r0 + w;
+            float *restrict yo = y + (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++)
+                yo[ox] = ((((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) * 0.25f;
+        }
+}
+
+/* Backward: every input position written once (0 + dy/4, as the reference's zeroed
+ * buffer plus one contribution; the odd last row and column get 0). */
+static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx)
+{
+    const int oh = h / 2, ow = w / 2;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *xp = dx + pl * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            float *restrict r0 = xp + (int64_t)(2 * oy) * w, *restrict r1 = r0 + w;
+            const float *restrict g = dy + (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                const float v = 0.0f + g[ox] * 0.25f;
+                r0[2 * ox] = v;
+                r0[2 * ox + 1] = v;
+                r1[2 * ox] = v;
+                r1[2 * ox + 1] = v;
+            }
+            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
+    }
+}
+
 /* ================================================================= maxpool */
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
@@ -845,6 +884,8 @@ static const ln_simd_kernels SFX(kernels) = {
     .relu_bwd = SFX(relu_bwd),
     .maxpool2_fwd = SFX(maxpool2_fwd),
     .maxpool2_bwd = SFX(maxpool2_bwd),
+    .avgpool2_fwd = SFX(avgpool2_fwd),
+    .avgpool2_bwd = SFX(avgpool2_bwd),
     .squash_fwd = SFX(squash_fwd),
     .squash_bwd = SFX(squash_bwd),
     .sgd_momentum = SFX(sgd_momentum),

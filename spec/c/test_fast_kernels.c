@@ -303,6 +303,33 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
     free_layer(&o);
 }
 
+/* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
+static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {c, h, w};
+    make_layer(&o, ln_avgpool2d(2, 2), ln_shape_make(3, d), batch, rng);
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
+    float *x = falloc(n), *dy = falloc(m);
+    fill(x, n, rng);
+    fill(dy, m, rng);
+    for (int64_t i = 0; i < n; i += 7) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? NAN : INFINITY;
+    for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
+    pass_out fast, ref;
+    run_pass(&o, x, dy, batch, 0, 1, &fast);
+    run_pass(&o, x, dy, batch, 1, 1, &ref);
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s avgpool2d 2x2 on %dx%dx%d batch %d (bit for bit)", isa, c, h, w, batch);
+    int ok = same_bits(fast.y, ref.y, sizeof(float) * (size_t)m, detail, sizeof detail);
+    if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
+    report(ok, desc, detail);
+    free_pass(&fast);
+    free_pass(&ref);
+    free(x);
+    free(dy);
+    free_layer(&o);
+}
+
 static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *isa)
 {
     owned_layer o;
@@ -762,6 +789,8 @@ int main(void)
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
         }
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
         test_relu(1440, 7, &rng, name);
         test_relu(13, 1, &rng, name);
         test_squash(LN_TANH, 1440, 7, &rng, name);
