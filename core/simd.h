@@ -101,6 +101,18 @@ typedef struct {
      * bit pool.c's reference */
     void (*avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y);
     void (*avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx);
+    /* batchnorm over one run of n floats of a channel (batchnorm.c's fast path):
+     * the sum of x; the sum of (x - mean)^2; y = (x - mean) * alpha + beta (the
+     * reference's operations: bit for bit); the sums of dy and of dy * xhat with
+     * xhat = (x - mean) * invstd; dx = k * (dy - mdy - xhat * mdyx) in training and
+     * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
+    double (*bn_sum)(int64_t n, const float *x);
+    double (*bn_sqdev)(int64_t n, const float *x, float mean);
+    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta);
+    void (*bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
+                         double *sum_dy, double *sum_dy_xhat);
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean, float invstd,
+                  float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */

@@ -615,6 +615,97 @@ static void SFX(squash_bwd)(int kind, int64_t n, const float *y, const float *dy
     }
 }
 
+/* =============================================================== batchnorm */
+
+/* Lane sums of a vector in a fixed order, in double. */
+ALWAYS_INLINE double SFX(hsum_d)(vf v)
+{
+    double s = 0.0;
+    for (int l = 0; l < VL; l++) s += (double)v[l];
+    return s;
+}
+
+static double SFX(bn_sum)(int64_t n, const float *x)
+{
+    vf a = V_ZERO(), b = V_ZERO();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        a = V_ADD(a, V_LOADU(x + i));
+        b = V_ADD(b, V_LOADU(x + i + VL));
+    }
+    for (; i + VL <= n; i += VL) a = V_ADD(a, V_LOADU(x + i));
+    if (i < n) b = V_ADD(b, V_LOADU_N(x + i, (int)(n - i)));
+    return SFX(hsum_d)(a) + SFX(hsum_d)(b);
+}
+
+static double SFX(bn_sqdev)(int64_t n, const float *x, float mean)
+{
+    const vf m = V_SET1(mean);
+    vf a = V_ZERO(), b = V_ZERO();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        const vf d0 = V_LOADU(x + i) - m, d1 = V_LOADU(x + i + VL) - m;
+        a = V_FMA(d0, d0, a);
+        b = V_FMA(d1, d1, b);
+    }
+    for (; i + VL <= n; i += VL) {
+        const vf d0 = V_LOADU(x + i) - m;
+        a = V_FMA(d0, d0, a);
+    }
+    double s = SFX(hsum_d)(a) + SFX(hsum_d)(b);
+    for (; i < n; i++) s += ((double)x[i] - mean) * ((double)x[i] - mean);
+    return s;
+}
+
+static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta)
+{
+    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) V_STOREU(y + i, V_ADD(V_MUL(V_LOADU(x + i) - m, a), b));
+    for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
+}
+
+static void SFX(bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
+                              double *sum_dy, double *sum_dy_xhat)
+{
+    const vf m = V_SET1(mean), is = V_SET1(invstd);
+    vf a = V_ZERO(), b = V_ZERO();
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        const vf g = V_LOADU(dy + i);
+        a = V_ADD(a, g);
+        b = V_FMA(g, V_MUL(V_LOADU(x + i) - m, is), b);
+    }
+    double sa = SFX(hsum_d)(a), sb = SFX(hsum_d)(b);
+    for (; i < n; i++) {
+        sa += dy[i];
+        sb += (double)dy[i] * (double)((x[i] - mean) * invstd);
+    }
+    *sum_dy = sa;
+    *sum_dy_xhat = sb;
+}
+
+static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean,
+                       float invstd, float k, float mdy, float mdyx, int training)
+{
+    const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
+    const vf md = V_SET1(mdy), mx = V_SET1(mdyx);
+    int64_t i = 0;
+    if (!training) {
+        for (; i + VL <= n; i += VL) V_STOREU(dx + i, V_MUL(V_LOADU(dy + i), kv));
+        for (; i < n; i++) dx[i] = dy[i] * k;
+        return;
+    }
+    for (; i + VL <= n; i += VL) {
+        const vf xhat = V_MUL(V_LOADU(x + i) - m, is);
+        V_STOREU(dx + i, V_MUL(kv, (V_LOADU(dy + i) - md) - V_MUL(xhat, mx)));
+    }
+    for (; i < n; i++) {
+        const float xhat = (x[i] - mean) * invstd;
+        dx[i] = k * (dy[i] - mdy - xhat * mdyx);
+    }
+}
+
 /* ================================================================= avgpool */
 
 /* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
@@ -884,6 +975,11 @@ static const ln_simd_kernels SFX(kernels) = {
     .relu_bwd = SFX(relu_bwd),
     .maxpool2_fwd = SFX(maxpool2_fwd),
     .maxpool2_bwd = SFX(maxpool2_bwd),
+    .bn_sum = SFX(bn_sum),
+    .bn_sqdev = SFX(bn_sqdev),
+    .bn_affine = SFX(bn_affine),
+    .bn_grad_sums = SFX(bn_grad_sums),
+    .bn_dx = SFX(bn_dx),
     .avgpool2_fwd = SFX(avgpool2_fwd),
     .avgpool2_bwd = SFX(avgpool2_bwd),
     .squash_fwd = SFX(squash_fwd),

@@ -330,6 +330,63 @@ static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char
     free_layer(&o);
 }
 
+/* Batchnorm (the fast path sums each sample's run in vector lanes) against the
+ * reference twin, in training and in eval mode: outputs, running statistics and all
+ * gradients within the tolerance. */
+static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {c, h, w};
+    const ln_layer_kind kind = h ? LN_BATCHNORM2D : LN_BATCHNORM1D;
+    make_layer(&o, ln_batchnorm(kind, c), ln_shape_make(h ? 3 : 1, d), batch, rng);
+    const int64_t n = o.l.in_n * batch;
+    float *x = falloc(n), *dy = falloc(n), *buf[2], *saved[2];
+    fill(x, n, rng);
+    fill(dy, n, rng);
+    for (int64_t i = 0; i < n; i++) x[i] = 3.0f + 2.0f * x[i]; /* a mean well away from 0 */
+    float *out[2][5];
+    for (int r = 0; r < 2; r++) {
+        buf[r] = falloc(2 * c);
+        saved[r] = falloc(2 * c);
+        for (int i = 0; i < c; i++) {
+            buf[r][i] = 0.1f * (float)i;
+            buf[r][c + i] = 1.0f + 0.2f * (float)i;
+        }
+        o.l.running_mean = buf[r];
+        o.l.running_var = buf[r] + c;
+        o.l.saved = saved[r];
+        ln_ctx ctx = {batch, training, r, NULL, NULL, NULL};
+        out[r][0] = falloc(n);
+        out[r][1] = falloc(n);
+        memset(o.dweight, 0, sizeof(float) * (size_t)c);
+        memset(o.dbias, 0, sizeof(float) * (size_t)c);
+        ln_layer_forward(&o.l, x, out[r][0], &ctx);
+        ln_layer_backward(&o.l, x, out[r][0], dy, out[r][1], &ctx);
+        out[r][2] = falloc(c);
+        out[r][3] = falloc(c);
+        memcpy(out[r][2], o.dweight, sizeof(float) * (size_t)c);
+        memcpy(out[r][3], o.dbias, sizeof(float) * (size_t)c);
+        out[r][4] = buf[r];
+    }
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s on %dx%dx%d batch %d, %s: fast = reference", isa,
+             ln_layer_kind_name(kind), c, h, w, batch, training ? "training" : "eval");
+    int ok = close_all(out[0][0], out[1][0], n, detail, sizeof detail) &&
+             close_all(out[0][1], out[1][1], n, detail, sizeof detail) &&
+             close_all(out[0][2], out[1][2], c, detail, sizeof detail) &&
+             close_all(out[0][3], out[1][3], c, detail, sizeof detail) &&
+             close_all(out[0][4], out[1][4], 2 * c, detail, sizeof detail);
+    report(ok, desc, detail);
+    for (int r = 0; r < 2; r++) {
+        for (int j = 0; j < 4; j++) free(out[r][j]);
+        free(buf[r]);
+        free(saved[r]);
+    }
+    free(x);
+    free(dy);
+    free_layer(&o);
+}
+
 static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *isa)
 {
     owned_layer o;
@@ -791,6 +848,11 @@ int main(void)
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
+        for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
+            test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
+            test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 4, 0, &rng, name);
+        }
         test_relu(1440, 7, &rng, name);
         test_relu(13, 1, &rng, name);
         test_squash(LN_TANH, 1440, 7, &rng, name);
