@@ -119,6 +119,7 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define VL 8
 #define SFX(name) name##_avx2
 #define SIMD_ISA LN_ISA_AVX2
+#define SIMD_MAXPOOL_AVX2 1
 #define V_LOADU(p) _mm256_loadu_ps(p)
 #define V_STOREU(p, v) _mm256_storeu_ps((p), (v))
 #define V_SET1(x) _mm256_set1_ps(x)
@@ -141,6 +142,7 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define LIN_N 2
 #include "simd_impl.h"
 #include "simd_undef.h"
+#undef SIMD_MAXPOOL_AVX2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -858,6 +858,129 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
+#elif defined(SIMD_MAXPOOL_AVX2)
+/* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time; even
+ * and odd columns separated with shuffles, masks as vectors. */
+static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
+{
+    return _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ),
+                        _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_UNORD_Q), _mm256_cmp_ps(a, a, _CMP_ORD_Q)));
+}
+
+/* the even and odd lanes of the 16 floats a:b, in order */
+static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
+{
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
+                              int32_t *argmax)
+{
+    const int oh = h / 2, ow = w / 2;
+    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(w);
+    const float *yend = y + planes * oh * ow;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * w;
+        float *yp = y + pl * oh * ow;
+        int32_t *ap = argmax + pl * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += 8) {
+                const int n = ow - ox < 8 ? ow - ox : 8;
+                __m256 a0, a1, b0, b1;
+                if (n == 8) {
+                    a0 = _mm256_loadu_ps(r0 + 2 * ox);
+                    a1 = _mm256_loadu_ps(r0 + 2 * ox + 8);
+                    b0 = _mm256_loadu_ps(r1 + 2 * ox);
+                    b1 = _mm256_loadu_ps(r1 + 2 * ox + 8);
+                } else {
+                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
+                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
+                    a0 = _mm256_maskload_ps(r0 + 2 * ox, mlo);
+                    a1 = _mm256_maskload_ps(r0 + 2 * ox + 8, mhi);
+                    b0 = _mm256_maskload_ps(r1 + 2 * ox, mlo);
+                    b1 = _mm256_maskload_ps(r1 + 2 * ox + 8, mhi);
+                }
+                __m256 tl, tr, bl, br;
+                SFX(deinterleave)(a0, a1, &tl, &tr);
+                SFX(deinterleave)(b0, b1, &bl, &br);
+                /* window order tl, tr, bl, br: first maximum, first NaN (see AVX-512) */
+                const __m256 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
+                const __m256 top = _mm256_blendv_ps(tl, tr, t), bot = _mm256_blendv_ps(bl, br, b);
+                const __m256 v = SFX(later_wins)(top, bot);
+                const __m256 best = _mm256_blendv_ps(top, bot, v);
+                const __m256i toff = _mm256_and_si256(_mm256_castps_si256(t), one);
+                const __m256i boff = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(b), one));
+                const __m256i off = _mm256_castps_si256(
+                    _mm256_blendv_ps(_mm256_castsi256_ps(toff), _mm256_castsi256_ps(boff), v));
+                const __m256i idx = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota), off);
+                float *yo = yp + oy * ow + ox;
+                /* a full store runs into the next output row, written after this one */
+                if (yo + 8 <= yend) {
+                    _mm256_storeu_ps(yo, best);
+                    _mm256_storeu_si256((__m256i *)(ap + oy * ow + ox), idx);
+                } else {
+                    const __m256i mn = a2_mask(n);
+                    _mm256_maskstore_ps(yo, mn, best);
+                    _mm256_maskstore_epi32(ap + oy * ow + ox, mn, idx);
+                }
+            }
+        }
+    }
+}
+
+static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
+                              const int32_t *argmax, float *dx)
+{
+    const int oh = h / 2, ow = w / 2;
+    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_set1_epi32(1);
+    const __m256i cw = _mm256_set1_epi32(w), cw1 = _mm256_set1_epi32(w + 1);
+    const float *dxend = dx + planes * h * w;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *gp = dy + pl * oh * ow;
+        const int32_t *ap = argmax + pl * oh * ow;
+        float *xp = dx + pl * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += 8) {
+                const int n = ow - ox < 8 ? ow - ox : 8;
+                const __m256i mn = a2_mask(n);
+                const __m256 g = _mm256_maskload_ps(gp + oy * ow + ox, mn);
+                const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota);
+                const __m256i rel = _mm256_sub_epi32(_mm256_maskload_epi32(ap + oy * ow + ox, mn), base);
+                const __m256 v00 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c0)), g);
+                const __m256 v01 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c1)), g);
+                const __m256 v10 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw)), g);
+                const __m256 v11 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw1)), g);
+                const __m256 tlo = _mm256_unpacklo_ps(v00, v01), thi = _mm256_unpackhi_ps(v00, v01);
+                const __m256 blo = _mm256_unpacklo_ps(v10, v11), bhi = _mm256_unpackhi_ps(v10, v11);
+                const __m256 t0 = _mm256_permute2f128_ps(tlo, thi, 0x20), t1 = _mm256_permute2f128_ps(tlo, thi, 0x31);
+                const __m256 b0 = _mm256_permute2f128_ps(blo, bhi, 0x20), b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
+                /* as the AVX-512 kernel: full stores inside the row, or when the row is
+                 * one chunk (the spill lands in rows stored later); else masked */
+                if (2 * ox + 16 <= w || (ow <= 8 && r1 + 16 <= dxend)) {
+                    _mm256_storeu_ps(r0 + 2 * ox, t0);
+                    if (n > 4) _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
+                    _mm256_storeu_ps(r1 + 2 * ox, b0);
+                    if (n > 4) _mm256_storeu_ps(r1 + 2 * ox + 8, b1);
+                } else {
+                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
+                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
+                    _mm256_maskstore_ps(r0 + 2 * ox, mlo, t0);
+                    _mm256_maskstore_ps(r0 + 2 * ox + 8, mhi, t1);
+                    _mm256_maskstore_ps(r1 + 2 * ox, mlo, b0);
+                    _mm256_maskstore_ps(r1 + 2 * ox + 8, mhi, b1);
+                }
+            }
+            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
+    }
+}
 #else
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
                               int32_t *argmax)
