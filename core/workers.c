@@ -10,6 +10,7 @@
 #include "workers.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -20,8 +21,11 @@
 #endif
 
 /* Spins before sleeping: about 10-50 microseconds, longer than the gap between two
- * regions of a training step, much shorter than anything a human notices. */
+ * regions of a training step, much shorter than anything a human notices. Every
+ * YIELD_EVERY spins the thread yields, so that on a machine with more runnable
+ * threads than cores a spinning thread hands its core to the one it waits for. */
 #define SPIN_LIMIT 4000
+#define YIELD_EVERY 256
 
 typedef struct {
     ln_workers *pool;
@@ -42,6 +46,15 @@ struct ln_workers {
     void *arg;
 };
 
+/* One step of a spin-wait: a pause, and now and then a yield. */
+static inline void spin_once(int spins)
+{
+    if (spins % YIELD_EVERY == 0)
+        sched_yield();
+    else
+        CPU_RELAX();
+}
+
 static void *worker_main(void *p)
 {
     worker_slot *slot = p;
@@ -52,7 +65,7 @@ static void *worker_main(void *p)
         int spins = 0;
         while ((g = atomic_load_explicit(&w->generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_LIMIT) {
-                CPU_RELAX();
+                spin_once(spins);
                 continue;
             }
             pthread_mutex_lock(&w->lock);
@@ -88,7 +101,7 @@ static void wait_idle(ln_workers *w)
     int spins = 0;
     while (atomic_load_explicit(&w->pending, memory_order_acquire) > 0) {
         if (++spins < SPIN_LIMIT) {
-            CPU_RELAX();
+            spin_once(spins);
             continue;
         }
         pthread_mutex_lock(&w->lock);
