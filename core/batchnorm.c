@@ -109,20 +109,27 @@ static void forward_reference(ln_layer *l, const float *x, float *y, const ln_ct
     }
 }
 
+/* The statistics backward differentiates through: the training forward's saved batch
+ * mean and invstd, or the running ones in eval mode. */
+static void backward_stats(const ln_layer *l, const ln_ctx *ctx, const bn_dims *d, int64_t c,
+                           float *mean, float *invstd)
+{
+    if (ctx->training) {
+        *mean = l->saved[c];
+        *invstd = l->saved[d->c + c];
+    } else {
+        *mean = l->running_mean[c];
+        *invstd = (float)(1.0 / sqrt((double)l->running_var[c] + (double)l->spec.eps));
+    }
+}
+
 static void backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
                                const ln_ctx *ctx, int64_t c0, int64_t c1)
 {
     const bn_dims d = dims_of(l, ctx);
-    const double eps = (double)l->spec.eps;
     for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
-        if (ctx->training) {
-            mean = l->saved[c];
-            invstd = l->saved[d.c + c];
-        } else {
-            mean = l->running_mean[c];
-            invstd = (float)(1.0 / sqrt((double)l->running_var[c] + eps));
-        }
+        backward_stats(l, ctx, &d, c, &mean, &invstd);
         /* dbeta = sum(dy), dgamma = sum(dy * xhat) over the channel. */
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int n = 0; n < ctx->batch; n++) {
@@ -212,16 +219,9 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const double eps = (double)l->spec.eps;
     for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
-        if (ctx->training) {
-            mean = l->saved[c];
-            invstd = l->saved[d.c + c];
-        } else {
-            mean = l->running_mean[c];
-            invstd = (float)(1.0 / sqrt((double)l->running_var[c] + eps));
-        }
+        backward_stats(l, ctx, &d, c, &mean, &invstd);
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int n = 0; n < ctx->batch; n++) {
             double a, b;
