@@ -1335,8 +1335,8 @@ static int results_gc(lua_State *L)
     return 0;
 }
 
-/* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
- *           progress=fn} -> list of run tables, interrupted flag */
+/* core.runs{net=, data=, test=, train={...}, runs=, threads=, threads_per_run=,
+ *           only={bool...}, progress=fn} -> list of run tables, interrupted flag */
 static int l_runs(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1356,6 +1356,7 @@ static int l_runs(lua_State *L)
     cfg.test = test;
     cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
     cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
+    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, 256);
     /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
     const int keep_steps = field_bool(L, 1, "keep_steps", 0);
     int64_t *test_at = NULL;

@@ -417,6 +417,7 @@ typedef struct {
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
     ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
     void *user;
+    int threads_per_run;        /* threads inside each run (ln_net_set_threads); <= 1: one */
 } ln_runs_config;
 
 /* results[runs] must be zeroed by the caller; release each with ln_run_result_release. */

@@ -660,9 +660,23 @@ static void test_determinism(const char *isa, ln_rng *rng)
     }
     snprintf(desc, sizeof desc, "%s ln_runs: 1 and 2 threads give bit-identical step losses", isa);
     report(ok, desc, ok ? "" : (*detail ? detail : err.msg));
+    /* one run at a time with 3 threads inside it (what lunet.experiment does when it
+     * has fewer runs than threads) */
+    ln_run_result r3[3];
+    memset(r3, 0, sizeof r3);
+    rc.threads = 1;
+    rc.threads_per_run = 3;
+    ok = !ln_runs(&rc, r3, &err);
+    for (int r = 0; ok && r < 3; r++)
+        ok = r1[r].hist.steps == r3[r].hist.steps &&
+             same_bits(r1[r].hist.step_loss, r3[r].hist.step_loss,
+                       sizeof(float) * (size_t)r1[r].hist.steps, detail, sizeof detail);
+    snprintf(desc, sizeof desc, "%s ln_runs: 3 threads inside each run give bit-identical step losses", isa);
+    report(ok, desc, ok ? "" : (*detail ? detail : err.msg));
     for (int r = 0; r < 3; r++) {
         ln_history_release(&r1[r].hist);
         ln_history_release(&r2[r].hist);
+        ln_history_release(&r3[r].hist);
     }
     ln_net_free(tmpl);
     ln_dataset_free(ds);
