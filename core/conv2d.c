@@ -107,10 +107,29 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     conv_ws shared = workspace_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
     const int lanes = K->lanes, chunk = ln_conv_chunk(&g);
     float *part = shared.part, *bpart = shared.part + g.oc * g.ck * lanes;
-    int64_t kblock, items, it0, it1;
+    int64_t kblock, items, it0 = 0, it1 = 0;
     dw_items(&g, K, T, &kblock, &items);
-    ln_split(items, t, T, &it0, &it1);
     const int64_t kblocks = (g.ck + kblock - 1) / kblock;
+    /* contiguous items of about equal cost (channels x rows) per thread: item i goes to
+     * the thread whose share of the total cost holds the middle of the item */
+    {
+        const int64_t total = (int64_t)g.oc * g.ck;
+        int64_t before = 0;
+        int found = 0;
+        for (int64_t it = 0; it < items; it++) {
+            const int o0 = (int)(it / kblocks) * K->tile_rows;
+            const int64_t k0 = it % kblocks * kblock;
+            const int64_t cost = (int64_t)((o0 + K->tile_rows < g.oc ? K->tile_rows : g.oc - o0)) *
+                                 (k0 + kblock < g.ck ? kblock : g.ck - k0);
+            const int owner = (int)((2 * before + cost) * T / (2 * total));
+            before += cost;
+            if (owner == t && !found) {
+                it0 = it;
+                found = 1;
+            }
+            if (owner == t) it1 = it + 1;
+        }
+    }
     for (int n0 = 0; it0 < it1 && n0 < ctx->batch; n0 += chunk) {
         const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
         for (int s = 0; s < ns; s++)
