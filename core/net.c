@@ -465,6 +465,24 @@ void ln_net_optim_step(ln_net *net, ln_optim *opt)
     ln_workers_run(net->workers, optim_region, &j);
 }
 
+/* Gradients are overwritten by a backward pass: zeroed first, over the threads when there
+ * are many (the Fashion-MNIST net has 3.3 million). */
+static void zero_range(void *arg, int t, int T)
+{
+    ln_net *net = arg;
+    int64_t b, e;
+    ln_split(net->param_count, t, T, &b, &e);
+    memset(net->grads + b, 0, sizeof(float) * (size_t)(e - b));
+}
+
+static void zero_grads(ln_net *net)
+{
+    if (net->workers && net->param_count >= 65536)
+        ln_workers_run(net->workers, zero_range, net);
+    else
+        memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
+}
+
 static int has_dropout(const ln_net *net)
 {
     for (int i = 0; i < net->count; i++)
@@ -510,7 +528,7 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
     if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
     ln_ctx ctx = {net->last_batch, net->last_training, net->reference, NULL, net->workspace, NULL};
-    memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
+    zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
     const int stop = dx ? 0 : first_param_layer(net);
     const float *dy = dout;
