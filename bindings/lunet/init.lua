@@ -467,6 +467,7 @@ end
 ---           threads = 1}
 -- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
 -- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
+-- threads = N splits every step over N threads; the results are the same bit for bit.
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
