@@ -137,8 +137,12 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define V_LMASK __m256i
 #define V_LMASK_MAKE(l0, l1) a2_lanes((l0), (l1))
 #define V_LOADU_LMASK(p, m) _mm256_maskload_ps((p), (m))
+/* 4 x 3 tiles: 12 accumulators, 3 vector loads and a broadcast fill the 16 ymm registers
+ * (7 loads per 12 FMAs, where 4 x 2 needed 6 per 8); the weight gradient's tile, which
+ * also holds its 4 dy vectors, keeps 2 rows */
 #define TM 4
-#define TN 2
+#define TN 3
+#define DW_TN 2
 #define LIN_N 2
 #include "simd_impl.h"
 #include "simd_undef.h"

@@ -65,7 +65,8 @@ void ln_adam_reference(int64_t n, float *p, const float *grad, float *m, float *
 typedef struct {
     ln_isa isa;
     int lanes;
-    int tile_rows, tile_vectors; /* register tile of the GEMM-like kernels (TM x TN) */
+    int tile_rows;    /* rows (output channels, samples) of the GEMM-like kernels' register tiles */
+    int tile_vectors; /* unfolded rows per tile of the conv2d weight gradient */
     /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (below) */
     void (*conv_unfold)(const ln_conv_geom *g, const float *x, float *rows);
     void (*conv_fold)(const ln_conv_geom *g, const float *drows, float *dx);

@@ -46,6 +46,11 @@
 
 #define TMAX_M 6
 #define TMAX_N 4
+/* rows per register tile of the conv2d weight gradient (its tile also holds TM + DW_TN
+ * loaded vectors, so it may need to be narrower than TN) */
+#ifndef DW_TN
+#define DW_TN TN
+#endif
 
 /* ================================================================== conv2d */
 
@@ -326,12 +331,12 @@ static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t 
     for (int o0 = o_begin; o0 < o_end; o0 += TM) {
         const int mr = o_end - o0 < TM ? o_end - o0 : TM;
         int pos[3] = {start[0], start[1], start[2]};
-        for (int64_t k0 = k_begin; k0 < k_end; k0 += TN) {
-            const int nk = (int)(k_end - k0 < TN ? k_end - k0 : TN);
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += DW_TN) {
+            const int nk = (int)(k_end - k0 < DW_TN ? k_end - k0 : DW_TN);
             int64_t roff[TMAX_N];
             SFX(row_offsets)(g, pos, nk, roff);
-            TILE_SWITCH(SFX(conv_dw_dot_tile), mr, nk, g, o0, k0, roff, ns, dy, dstride, rows,
-                        rstride, part, first)
+            TILE_SWITCH_LIM(SFX(conv_dw_dot_tile), TM, DW_TN, mr, nk, g, o0, k0, roff, ns, dy,
+                            dstride, rows, rstride, part, first)
         }
     }
     if (!bpart || k_begin != 0) return;
@@ -1085,7 +1090,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .isa = SIMD_ISA,
     .lanes = VL,
     .tile_rows = TM,
-    .tile_vectors = TN,
+    .tile_vectors = DW_TN,
     .conv_unfold = SFX(conv_unfold),
     .conv_fold = SFX(conv_fold),
     .conv_fwd = SFX(conv_fwd),
@@ -1118,3 +1123,4 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef TILE_SWITCH_LIM
 #undef TMAX_M
 #undef TMAX_N
+#undef DW_TN
