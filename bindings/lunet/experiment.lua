@@ -100,7 +100,12 @@ local MAX_RUNS = 1000000
 
 local function template_net(model, f)
   if type(model) == "function" then
-    local net = model()
+    local ok, net = xpcall(model, debug.traceback)
+    if not ok then
+      if type(net) ~= "string" then error(net, 0) end -- an error object, unchanged
+      net = net:gsub("attempt to yield from outside a coroutine", "the model function cannot yield")
+      error(f .. ": option 'model' failed: " .. net, 4)
+    end
     if getmetatable(net) ~= core.Net then
       error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", 4)
     end
@@ -163,10 +168,17 @@ local function view_of(record, iterations, need_test)
   }
 end
 
---- lunet.experiment{name, model, data, test, loss, optimizer, batch, iterations, unit,
----   runs = 20, seed = 1, threads = cores, out = "out", fresh = false, quiet = false}
--- Returns a Result (see lunet.result): res.mean / std / ci_low / ci_high per iteration,
--- res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
+--- lunet.experiment{name = "experiment", model, data, test = none, loss = "nll",
+---   optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1, unit = "epoch",
+---   runs = 20, seed = 1, threads = cores, shuffle = true, out = "out", cache = true,
+---   fresh = false, test_at = {}, keep_steps = false, quiet = false}
+-- model: a function returning a fresh net (or a net); data: the training dataset;
+-- test: a dataset for every run's final loss and accuracy, also recorded at the
+-- iterations listed in test_at. Finished runs are cached under out/cache (cache =
+-- false: not at all; fresh = true: recompute); keep_steps keeps every step's loss
+-- (res.runs[r].step_loss); quiet silences the progress display.
+-- Returns a Result (lunet.help("result")): res.mean / std / ci_low / ci_high per
+-- iteration, res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
 function M.experiment(lunet, opts)
   local f = "lunet.experiment"
   opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
@@ -175,12 +187,7 @@ function M.experiment(lunet, opts)
   if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), 3) end
   if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", 3) end
   if opts.model == nil then error(f .. ": option 'model' is required", 3) end
-  if getmetatable(opts.data) ~= core.Dataset then
-    error(f .. ": option 'data' must be a dataset (lunet.mnist{...}), got " .. type(opts.data), 3)
-  end
-  if opts.test ~= nil and getmetatable(opts.test) ~= core.Dataset then
-    error(f .. ": option 'test' must be a dataset, got " .. type(opts.test), 3)
-  end
+  lunet._check_datasets(f, opts, 3, true)
   local train = lunet.train_config(opts, f, 3)
   local net = template_net(opts.model, f)
   local threads = opts.threads or core.cpu_count()
@@ -230,7 +237,7 @@ function M.experiment(lunet, opts)
   local started = os.time()
   local clock0 = os.clock()
   local progress = Progress.new { total_runs = runs, total_iterations = iterations,
-    enabled = not opts.quiet and core.isatty(2) }
+    mode = Progress.mode(opts.quiet, core.isatty(2)), label = name }
   local interrupted = false
   local wall_seconds, samples = 0, 0
   -- Runs side by side while there are as many runs to compute as threads (they share
@@ -238,16 +245,25 @@ function M.experiment(lunet, opts)
   local side = math.max(1, math.min(threads, missing))
   local per_run = math.max(1, threads // side)
   if missing > 0 then
-    local list
+    local list, failure
+    local function report(p)
+      progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
+        cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
+        samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
+      wall_seconds, samples = p.seconds, p.samples
+    end
     list, interrupted = core.runs {
       net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = side,
       threads_per_run = per_run,
       only = only, test_at = need_test and test_iterations or nil, keep_steps = opts.keep_steps or false,
+      -- a failing progress display stops the runs (true) instead of raising through
+      -- lunet.core.runs, so the finished ones reach the cache before the error is raised
       progress = function(p)
-        progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
-          cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
-          samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
-        wall_seconds, samples = p.seconds, p.samples
+        local ok, err = xpcall(report, debug.traceback, p)
+        if not ok then
+          failure = failure or err
+          return true
+        end
       end,
     }
     for r = 1, runs do
@@ -274,6 +290,7 @@ function M.experiment(lunet, opts)
       if ok then ok, err = save_cache(cache_path, name, config, key, by_index, runs) end
       if not ok then io.stderr:write(("lunet.experiment: cannot write the cache %s: %s\n"):format(cache_path, tostring(err))) end
     end
+    if failure then error(("%s: the progress display failed (finished runs are cached): %s"):format(f, tostring(failure)), 3) end
   end
 
   local kept = {}
@@ -322,7 +339,8 @@ local function metric_of(res, metric)
   return (res:test_summary()) -- test_accuracy
 end
 
---- lunet.sweep{name, base = {experiment options}, grid = {lr = {...}, momentum = {...}}}
+--- lunet.sweep{name = base.name or "sweep", base = {experiment options},
+---   grid = {lr = {...}, momentum = {...}}, quiet = base.quiet}
 -- Runs every combination (optimizer fields such as lr and momentum go into the
 -- optimizer). Returns a Sweep: sweep.cells[i] = {params = {...}, result = Result}.
 function M.sweep(lunet, opts)
@@ -371,7 +389,8 @@ function M.sweep(lunet, opts)
   return setmetatable({ name = name, axes = axes, grid = opts.grid, cells = cells }, Sweep)
 end
 
---- sweep:heatmap{file, metric = "final_mean", x = first axis, y = second axis, title}
+--- sweep:heatmap{file = none (the terminal), metric = "final_mean", x = first axis,
+---   y = second axis, title = "NAME: final mean", logx = (x is lr), output = "stdout"}
 function Sweep:heatmap(opts)
   local f = "sweep:heatmap"
   check.self(f, self, Sweep, "sweep")
@@ -457,8 +476,15 @@ end
 -- ---------------------------------------------------------------- install
 
 function M.install(lunet)
-  rawset(lunet, "experiment", function(opts) return M.experiment(lunet, opts) end)
-  rawset(lunet, "sweep", function(opts) return M.sweep(lunet, opts) end)
+  -- not tail calls: the errors raised at level 3 must land on the caller's line
+  rawset(lunet, "experiment", function(opts)
+    local res = M.experiment(lunet, opts)
+    return res
+  end)
+  rawset(lunet, "sweep", function(opts)
+    local sw = M.sweep(lunet, opts)
+    return sw
+  end)
   rawset(lunet, "plot", function(results, opts) return plot.results(results, opts) end)
   rawset(lunet, "load_result", Result.load)
   rawset(lunet, "Result", Result)

@@ -301,10 +301,29 @@ end
 
 -- ----------------------------------------------------------------- tensors
 
+-- Calls a lunet.core function for the public function `fname`, whose arguments
+-- the C function takes in another order or under another name: an argument error
+-- ("bad argument #2 to 'dataset_from' (...)") is raised again in the caller's
+-- terms ("lunet.dataset: argument #2 (labels): ..."). args maps the C argument
+-- index to {index, name} of the public one.
+local function call_core(fname, args, fn, ...)
+  local result = table.pack(pcall(fn, ...))
+  if result[1] then return table.unpack(result, 2, result.n) end
+  local msg = tostring(result[2]):gsub("^[^:]*:%d+: ", "")
+  local n, detail = msg:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+  local a = n and args[tonumber(n)]
+  if a then
+    msg = ("%s: argument #%d (%s): %s"):format(fname, a[1], a[2], detail)
+  elseif not msg:find("^" .. fname:gsub("%p", "%%%0")) then
+    msg = fname .. ": " .. msg
+  end
+  error(msg, 3)
+end
+
 --- zeros(shape) -> a tensor of zeros, e.g. lunet.zeros{1, 28, 28}
 function lunet.zeros(shape)
   check.arg_type("lunet.zeros", 1, "shape", shape, "table")
-  return core.tensor(shape)
+  return call_core("lunet.zeros", { { 1, "shape" } }, core.tensor, shape)
 end
 
 --- tensor(data, shape) -> from a flat list of numbers (row-major); tensor(data) -> a vector.
@@ -312,19 +331,20 @@ end
 function lunet.tensor(a, b)
   if b == nil and type(a) == "table" and type(a[1]) == "number" and a.shape == nil then
     -- a flat list of numbers and no shape: a vector
-    return core.tensor({ #a }, a)
+    return call_core("lunet.tensor", { { 1, "shape" }, { 1, "data" } }, core.tensor, { #a }, a)
   end
   if b == nil then
     error("lunet.tensor: argument #2 (shape) is required unless argument #1 is a list of numbers (lunet.zeros(shape) makes zeros)", 2)
   end
-  return core.tensor(b, a)
+  return call_core("lunet.tensor", { { 2, "shape" }, { 1, "data" } }, core.tensor, b, a)
 end
 
 --- loss(kind, pred, labels | targets) -> value, gradient tensor
 -- kind: "nll" (pred are log-probabilities), "cross_entropy" (raw scores), "mse".
 function lunet.loss(kind, pred, labels)
-  if getmetatable(labels) == core.Tensor then return core.loss(kind, pred, nil, labels) end
-  return core.loss(kind, pred, labels)
+  local args = { { 1, "kind" }, { 2, "pred" }, { 3, "labels" }, { 3, "targets" } }
+  if getmetatable(labels) == core.Tensor then return call_core("lunet.loss", args, core.loss, kind, pred, nil, labels) end
+  return call_core("lunet.loss", args, core.loss, kind, pred, labels)
 end
 
 -- ---------------------------------------------------------------- datasets
@@ -346,6 +366,56 @@ local function find_file(dir, base)
   return nil
 end
 
+-- The last loader failure of this process, {loader =, message =}. Loaders return
+-- nil, message (scripts test it); a script that does not is told the cause when
+-- it passes the nil on: net:train and lunet.experiment name this failure when
+-- their data is nil (lunet._data_error).
+local last_failure
+
+-- Records a loader's failure and returns nil, message. In the interactive session
+-- (bin/lunet sets lunet.interactive) the message is also written to stderr, since
+-- `ds = lunet.mnist{...}` shows nothing there.
+local function loader_failed(loader, message)
+  last_failure = { loader = loader, message = message }
+  if rawget(lunet, "interactive") then io.stderr:write(loader, ": ", message, "\n") end
+  return nil, loader .. ": " .. message
+end
+
+-- The error message for a data option (data, test, validate) of function f that is
+-- not a dataset; when it is nil, the last loader failure is the likely cause.
+function lunet._data_error(f, option, value)
+  check.arg_type("lunet._data_error", 1, "f", f, "string")
+  check.arg_type("lunet._data_error", 2, "option", option, "string")
+  if value == nil and last_failure then
+    return ("%s: option '%s' is nil; %s returned nil before: %s"):format(f, option, last_failure.loader,
+      last_failure.message)
+  end
+  return ("%s: option '%s' must be a dataset (lunet.mnist{...} or lunet.dataset(...)), got %s"):format(f, option,
+    type(value))
+end
+
+-- Checks the dataset options of f (data required; test and validate optional):
+-- raises at `level` above the caller for a non-dataset. With `takes_test`, a nil
+-- test after a loader failed gets a warning on stderr (once): `test =
+-- lunet.mnist{...}` that returned nil would otherwise silently mean "no test set".
+function lunet._check_datasets(f, opts, level, takes_test)
+  check.arg_type("lunet._check_datasets", 1, "f", f, "string")
+  check.arg_type("lunet._check_datasets", 2, "opts", opts, "table")
+  level = ((math.type(level) == "integer" and level >= 1 and level <= 100) and level or 1) + 1
+  if getmetatable(opts.data) ~= core.Dataset then error(lunet._data_error(f, "data", opts.data), level) end
+  for _, k in ipairs({ "test", "validate" }) do
+    local v = opts[k]
+    if v ~= nil and getmetatable(v) ~= core.Dataset then error(lunet._data_error(f, k, v), level) end
+  end
+  if takes_test and opts.test == nil and last_failure and not last_failure.warned then
+    last_failure.warned = true
+    io.stderr:write(("%s: no test set (option 'test' is nil); note that %s returned nil before: %s\n")
+      :format(f, last_failure.loader, last_failure.message))
+  end
+end
+
+local GET_MNIST = "get the files with `make mnist` (downloads into data/mnist) or set MNIST_DIR to their directory"
+
 --- mnist{dir = $MNIST_DIR or ./data/mnist, split = "train"|"test", n = all,
 ---       mean = 0.1307, std = 0.3081} -> dataset | nil, message
 function lunet.mnist(opts)
@@ -361,18 +431,18 @@ function lunet.mnist(opts)
   if not dir or dir == "" then dir = "data/mnist" end
   local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
   if not images or not labels then
-    return nil, ("%s: MNIST %s files not found in %s (expected %s.gz and %s.gz; set MNIST_DIR or run `make mnist`)")
-      :format(f, split, dir, names[1], names[2])
+    return loader_failed(f, ("cannot open %s/%s.gz (the MNIST %s files are not in %s); %s")
+      :format(dir, images and names[2] or names[1], split, dir, GET_MNIST))
   end
   local ds, err = core.dataset_load(images, labels, opts.n or 0, opts.mean or 0.1307, opts.std or 0.3081)
-  if not ds then return nil, err end
+  if not ds then return loader_failed(f, tostring(err) .. "; " .. GET_MNIST) end
   ds:_info({ name = "mnist", split = split, source = dir, first = opts.n })
   return ds
 end
 
 --- dataset(images_tensor, labels) : N x H x W or N x C x H x W images, labels 0-based
 function lunet.dataset(images, labels, info)
-  local ds = core.dataset_from(images, labels)
+  local ds = call_core("lunet.dataset", { { 1, "images" }, { 2, "labels" } }, core.dataset_from, images, labels)
   ds:_info(info or { name = "custom" })
   return ds
 end
@@ -462,35 +532,55 @@ function lunet.train_config(opts, f, level)
   return cfg
 end
 
---- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
----           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
----           threads = 1}
+-- The progress callback of net:train: the user's function (its counts given as
+-- integers), or a display on stderr (lunet.progress: redrawn on a terminal, a plain
+-- line every 10 s in a log, nothing with quiet = true; LUNET_PROGRESS overrides).
+local TRAIN_COUNTS = { "iteration", "iterations", "step", "samples" }
+local function train_progress(opts, cfg)
+  local progress = opts.progress
+  if type(progress) == "function" then
+    return function(p)
+      for _, k in ipairs(TRAIN_COUNTS) do p[k] = math.tointeger(p[k]) or p[k] end
+      return progress(p)
+    end
+  end
+  if progress == false then return nil end
+  local mode = require("lunet.progress").mode(opts.quiet and progress ~= true, core.isatty(2))
+  if mode == "off" then return nil end
+  local display = require("lunet.progress").new { unit = cfg.unit, total_iterations = cfg.iterations, mode = mode }
+  return function(p)
+    display:update { iterations_done = math.tointeger(p.iteration) or 0, loss = p.loss, seconds = p.seconds,
+      samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
+  end, display
+end
+
+--- net:train{data, loss = "nll", optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1,
+---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = a display on stderr,
+---           quiet = false, threads = 1}
+-- progress: a function called after every iteration with {iteration, iterations, step,
+-- samples, loss, seconds} (counts are integers), or true / false to force the display
+-- on stderr on or off; by default it is redrawn on a terminal and written as a plain
+-- line every 10 s otherwise (LUNET_PROGRESS=tty|plain|off overrides; quiet = true
+-- silences it).
 -- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
 -- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
 -- threads = N splits every step over N threads; the results are the same bit for bit.
+-- A progress function that returns true stops training (interrupted = true); an error
+-- in it stops training and is raised again by net:train, with its traceback; it
+-- cannot yield. While training, the net and the data are in use: :free() of either
+-- raises "net is in use by net:train".
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
   opts = check.options(f, 1, opts, train_keys)
-  if getmetatable(opts.data) ~= core.Dataset then
-    error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
-  end
+  lunet._check_datasets(f, opts, 2)
   local cfg = lunet.train_config(opts, f, 2)
   use_threads(self, f, opts.threads, 2)
-  local progress = opts.progress
-  if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
-  local fn
-  if type(progress) == "function" then
-    fn = progress
-  elseif progress == true then
-    fn = function(p)
-      io.stderr:write(("\r\27[K%s %d/%d  loss %.4f  %.0f samples/s"):format(cfg.unit, p.iteration,
-        p.iterations, p.loss, p.samples / math.max(p.seconds, 1e-9)))
-      if p.iteration == p.iterations then io.stderr:write("\n") end
-    end
-  end
+  local fn, display = train_progress(opts, cfg)
   local h = self:_train(opts.data, cfg, fn)
-  if h.interrupted and fn then io.stderr:write("\ninterrupted: kept ", h.iterations, " iterations\n") end
+  if display then
+    display:finish(h.interrupted and ("interrupted: kept %d iterations"):format(h.iterations) or nil)
+  end
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
@@ -499,7 +589,7 @@ function Net:evaluate(data, opts)
   local f = "net:evaluate"
   check.self(f, self, core.Net, "net")
   if getmetatable(data) ~= core.Dataset then
-    error(f .. ": argument #1 (data) must be a dataset, got " .. type(data), 2)
+    error((lunet._data_error(f, "data", data):gsub("option 'data'", "argument #1 (data)")), 2)
   end
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
   use_threads(self, f, opts.threads, 2)
