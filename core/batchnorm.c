@@ -58,6 +58,23 @@ void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
     batchnorm_backward_part(l, x, dy, dx, ctx, 0, 1);
 }
 
+/* From a channel's batch mean and sum of squared deviations: the saved mean and invstd
+ * (for backward) and the running statistics. */
+static void store_stats(ln_layer *l, const bn_dims *d, int64_t c, double mean, double sq)
+{
+    const double momentum = (double)l->spec.momentum;
+    const double var = d->m > 0 ? sq / (double)d->m : 0.0;
+    const double invstd = 1.0 / sqrt(var + (double)l->spec.eps);
+    /* PyTorch refuses a single value per channel in training; the net is expected
+     * to reject it too. Should one arrive, the biased variance (0) keeps the running
+     * variance finite instead of dividing by zero. */
+    const double unbiased = d->m > 1 ? sq / (double)(d->m - 1) : var;
+    l->running_mean[c] = (float)((1.0 - momentum) * l->running_mean[c] + momentum * mean);
+    l->running_var[c] = (float)((1.0 - momentum) * l->running_var[c] + momentum * unbiased);
+    l->saved[c] = (float)mean;
+    l->saved[d->c + c] = (float)invstd;
+}
+
 /* ---- reference twin: channel by channel, element by element, sums in double ---- */
 
 static void forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx,
@@ -74,7 +91,6 @@ static void forward_reference(ln_layer *l, const float *x, float *y, const ln_ct
         return;
     }
 
-    const double momentum = (double)l->spec.momentum;
     float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
     for (int64_t c = c0; c < c1; c++) {
         /* Two passes (mean, then squared deviations) rather than sum and sum of
@@ -93,16 +109,7 @@ static void forward_reference(ln_layer *l, const float *x, float *y, const ln_ct
                 sq += dev * dev;
             }
         }
-        const double var = d.m > 0 ? sq / (double)d.m : 0.0;
-        const double invstd = 1.0 / sqrt(var + eps);
-        /* PyTorch refuses a single value per channel in training; the net is expected
-         * to reject it too. Should one arrive, the biased variance (0) keeps the running
-         * variance finite instead of dividing by zero. */
-        const double unbiased = d.m > 1 ? sq / (double)(d.m - 1) : var;
-        l->running_mean[c] = (float)((1.0 - momentum) * l->running_mean[c] + momentum * mean);
-        l->running_var[c] = (float)((1.0 - momentum) * l->running_var[c] + momentum * unbiased);
-        saved_mean[c] = (float)mean;
-        saved_invstd[c] = (float)invstd;
+        store_stats(l, &d, c, mean, sq);
         normalise_channel(&d, c, x, y, saved_mean[c],
                           (float)((double)saved_invstd[c] * gamma_of(l, c)), beta_of(l, c),
                           ctx->batch);
@@ -182,7 +189,7 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const double eps = (double)l->spec.eps, momentum = (double)l->spec.momentum;
+    const double eps = (double)l->spec.eps;
     float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
     for (int64_t c = c0; c < c1; c++) {
         float mean_f, alpha;
@@ -193,13 +200,7 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
             double sq = 0.0;
             for (int n = 0; n < ctx->batch; n++)
                 sq += K->bn_sqdev(d.s, x + n * d.stride + c * d.s, (float)mean);
-            const double var = d.m > 0 ? sq / (double)d.m : 0.0;
-            const double invstd = 1.0 / sqrt(var + eps);
-            const double unbiased = d.m > 1 ? sq / (double)(d.m - 1) : var;
-            l->running_mean[c] = (float)((1.0 - momentum) * l->running_mean[c] + momentum * mean);
-            l->running_var[c] = (float)((1.0 - momentum) * l->running_var[c] + momentum * unbiased);
-            saved_mean[c] = (float)mean;
-            saved_invstd[c] = (float)invstd;
+            store_stats(l, &d, c, mean, sq);
             mean_f = saved_mean[c];
             alpha = (float)((double)saved_invstd[c] * gamma_of(l, c));
         } else {
