@@ -575,6 +575,7 @@ static const luaL_Reg dataset_methods[] = {
 typedef struct {
     ln_net *net;
     int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
+    ln_train_state train; /* kept between net:train calls (optimizer, streams, counters) */
 } net_ud;
 
 static net_ud *new_net_ud(lua_State *L)
@@ -582,6 +583,7 @@ static net_ud *new_net_ud(lua_State *L)
     net_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->net = NULL;
     u->forward_batch = 0;
+    memset(&u->train, 0, sizeof u->train);
     luaL_setmetatable(L, NET_MT);
     return u;
 }
@@ -598,6 +600,7 @@ static int net_free(lua_State *L)
     net_ud *u = luaL_checkudata(L, 1, NET_MT);
     ln_net_free(u->net);
     u->net = NULL;
+    ln_train_state_release(&u->train);
     return 0;
 }
 
@@ -949,6 +952,63 @@ static ln_optim_spec read_optim_spec(lua_State *L, int t)
     return s;
 }
 
+static const char *const schedule_names[] = {"none", "step", "multistep", "exponential", "cosine", NULL};
+
+/* A schedule from {kind = "step", per = "epoch"|"step", step_size =, milestones = {...},
+ * gamma =, t_max =, eta_min =} (keys checked by the Lua side, values by the engine). */
+static void read_schedule(lua_State *L, int t, ln_schedule *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *kind = field_str(L, t, "kind", "none");
+    int k = -1;
+    for (int i = 0; schedule_names[i]; i++)
+        if (!strcmp(kind, schedule_names[i])) k = i;
+    if (k < 0)
+        luaL_error(L, "option 'schedule': unknown kind '%s' (valid: step, multistep, exponential, cosine)",
+                   kind);
+    s->kind = (ln_schedule_kind)k;
+    const char *per = field_str(L, t, "per", "epoch");
+    if (!strcmp(per, "epoch"))
+        s->per = LN_UNIT_EPOCH;
+    else if (!strcmp(per, "step"))
+        s->per = LN_UNIT_STEP;
+    else
+        luaL_error(L, "option 'schedule': per must be \"epoch\" or \"step\" (got \"%s\")", per);
+    s->step_size = field_int(L, t, "step_size", 0, 0, (lua_Integer)1 << 40);
+    s->gamma = field_num(L, t, "gamma", 0.1);
+    s->t_max = field_int(L, t, "t_max", 0, 0, (lua_Integer)1 << 40);
+    s->eta_min = field_num(L, t, "eta_min", 0.0);
+    lua_getfield(L, t, "milestones");
+    if (lua_istable(L, -1)) {
+        lua_Integer n = luaL_len(L, -1);
+        if (n > LN_MAX_MILESTONES)
+            luaL_error(L, "option 'schedule': at most %d milestones (got %I)", LN_MAX_MILESTONES, n);
+        for (lua_Integer i = 0; i < n; i++) {
+            lua_geti(L, -1, i + 1);
+            int ok;
+            s->milestones[i] = lua_tointegerx(L, -1, &ok);
+            if (!ok) luaL_error(L, "option 'schedule': milestones[%I] must be an integer", i + 1);
+            lua_pop(L, 1);
+        }
+        s->milestone_count = (int)n;
+    }
+    lua_pop(L, 1);
+}
+
+/* core.schedule_lr(schedule_table, base_lr, t) -> the rate at scheduler time t */
+static int l_schedule_lr(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ln_schedule s;
+    read_schedule(L, 1, &s);
+    double base = luaL_checknumber(L, 2);
+    lua_Integer t = luaL_checkinteger(L, 3);
+    ln_error err;
+    if (ln_schedule_check(&s, &err)) return luaL_error(L, "%s", err.msg);
+    lua_pushnumber(L, ln_schedule_lr(&s, base, (int64_t)t));
+    return 1;
+}
+
 static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
 {
     ln_train_config_defaults(cfg);
@@ -979,6 +1039,29 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
         if (!ok) luaL_error(L, "option 'seed': integer expected");
     }
     lua_pop(L, 1);
+    lua_getfield(L, t, "schedule");
+    if (lua_istable(L, -1)) read_schedule(L, lua_gettop(L), &cfg->schedule);
+    lua_pop(L, 1);
+    lua_getfield(L, t, "validate");
+    if (!lua_isnil(L, -1)) cfg->validate = check_dataset(L, lua_gettop(L));
+    lua_pop(L, 1); /* the caller's options table keeps the dataset alive */
+    cfg->validate_every = field_int(L, t, "validate_every", 1, 1, (lua_Integer)1 << 32);
+    lua_getfield(L, t, "stop");
+    if (lua_istable(L, -1)) {
+        int s = lua_gettop(L);
+        const char *metric = field_str(L, s, "metric", "val_loss");
+        if (!strcmp(metric, "loss"))
+            cfg->early.metric = LN_STOP_LOSS;
+        else if (!strcmp(metric, "val_loss"))
+            cfg->early.metric = LN_STOP_VAL_LOSS;
+        else
+            luaL_error(L, "option 'stop': metric must be \"val_loss\" or \"loss\" (got \"%s\")", metric);
+        cfg->early.patience = field_int(L, s, "patience", 0, 0, (lua_Integer)1 << 40);
+        cfg->early.min_delta = field_num(L, s, "min_delta", 0.0);
+    }
+    lua_pop(L, 1);
+    ln_error err;
+    if (ln_schedule_check(&cfg->schedule, &err)) luaL_error(L, "option 'schedule': %s", err.msg);
 }
 
 static void push_history(lua_State *L, const ln_history *h, int with_steps)
@@ -1012,6 +1095,32 @@ static void push_history(lua_State *L, const ln_history *h, int with_steps)
     lua_setfield(L, -2, "diverged");
     lua_pushboolean(L, h->interrupted);
     lua_setfield(L, -2, "interrupted");
+    lua_createtable(L, (int)h->iterations, 0);
+    for (int64_t i = 0; i < h->iterations; i++) {
+        lua_pushnumber(L, h->lr[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "lr");
+    if (h->val_loss) {
+        lua_createtable(L, (int)h->validations, 0);
+        lua_createtable(L, (int)h->validations, 0);
+        lua_createtable(L, (int)h->validations, 0);
+        for (int64_t i = 0; i < h->validations; i++) {
+            lua_pushinteger(L, h->val_iteration[i]);
+            lua_rawseti(L, -4, i + 1);
+            lua_pushnumber(L, h->val_loss[i]);
+            lua_rawseti(L, -3, i + 1);
+            lua_pushnumber(L, h->val_accuracy[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -4, "val_accuracy");
+        lua_setfield(L, -3, "val_loss");
+        lua_setfield(L, -2, "val_iterations");
+    }
+    if (h->stopped_at > 0) {
+        lua_pushinteger(L, h->stopped_at);
+        lua_setfield(L, -2, "stopped_at");
+    }
 }
 
 /* Progress from ln_train: calls the Lua function at stack index `fn` with a table. */
@@ -1061,10 +1170,14 @@ static int net_train(lua_State *L)
         cfg.user = &lp;
     }
     cfg.stop = &interrupt_flag;
+    net_ud *u = lua_touserdata(L, 1);
+    /* fresh = true: forget the optimizer state, streams and counters of earlier calls */
+    if (field_bool(L, 3, "fresh", 0)) ln_train_state_release(&u->train);
+    cfg.state = &u->train;
     ln_history h;
     ln_error err;
     sigint_guard g;
-    ((net_ud *)lua_touserdata(L, 1))->forward_batch = 0; /* training overwrites the activations */
+    u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
     ln_status st = ln_train(net, data, &cfg, &h, &err);
     sigint_restore(&g);
@@ -1108,6 +1221,8 @@ static int net_init(lua_State *L)
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
     ln_net_init_params(net, &rng);
+    /* new parameters: the next net:train starts over */
+    ln_train_state_release(&((net_ud *)lua_touserdata(L, 1))->train);
     return 0;
 }
 
@@ -1527,6 +1642,7 @@ static const luaL_Reg functions[] = {
     {"loss", l_loss},
     {"optimizer", l_optimizer},
     {"runs", l_runs},
+    {"schedule_lr", l_schedule_lr},
     {"idx_read", l_idx_read},
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},

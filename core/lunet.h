@@ -342,6 +342,62 @@ typedef struct {
 /* Return nonzero to stop training after this iteration. */
 typedef int (*ln_progress_fn)(void *user, const ln_progress *p);
 
+/* Learning-rate schedules, as torch.optim.lr_scheduler (see core/schedule.c). */
+typedef enum {
+    LN_SCHED_NONE = 0,
+    LN_SCHED_STEP,        /* lr * gamma^floor(t / step_size)            (StepLR) */
+    LN_SCHED_MULTISTEP,   /* lr * gamma^(milestones <= t)               (MultiStepLR) */
+    LN_SCHED_EXPONENTIAL, /* lr * gamma^t                               (ExponentialLR) */
+    LN_SCHED_COSINE       /* eta_min + (lr - eta_min)(1 + cos(pi t / t_max)) / 2 (CosineAnnealingLR) */
+} ln_schedule_kind;
+
+#define LN_MAX_MILESTONES 32
+
+typedef struct {
+    ln_schedule_kind kind;
+    ln_unit per;          /* t counts finished epochs (LN_UNIT_EPOCH) or optimizer steps */
+    int64_t step_size;    /* step */
+    int64_t milestones[LN_MAX_MILESTONES]; /* multistep, non-decreasing */
+    int milestone_count;
+    double gamma;         /* step, multistep, exponential */
+    int64_t t_max;        /* cosine */
+    double eta_min;       /* cosine */
+} ln_schedule;
+
+const char *ln_schedule_name(ln_schedule_kind k);
+ln_status ln_schedule_check(const ln_schedule *s, ln_error *err);
+/* The rate used at scheduler time t (t = 0 before the first scheduler step). */
+double ln_schedule_lr(const ln_schedule *s, double base_lr, int64_t t);
+
+/* Early stopping as Keras' EarlyStopping and Lightning's: a check improves when its
+ * value < best - min_delta; after `patience` checks in a row without improvement the
+ * run stops. */
+typedef enum { LN_STOP_NONE = 0, LN_STOP_LOSS, LN_STOP_VAL_LOSS } ln_stop_metric;
+
+typedef struct {
+    ln_stop_metric metric; /* loss: checked every iteration; val_loss: every validation */
+    int64_t patience;
+    double min_delta;
+} ln_stop_rule;
+
+/* What a net keeps between ln_train calls so that training twice for k iterations is
+ * bit-identical to training once for 2k: the optimizer (its state and step count), the
+ * random streams, the step and epoch counters and the position in the current epoch.
+ * Zero it (or ln_train_state_release it) to start over. */
+typedef struct {
+    int active;            /* 0: the next ln_train starts over */
+    uint64_t seed;         /* the seed the streams were drawn from */
+    ln_optim opt;
+    ln_rng shuffle_rng, dropout_rng;
+    int64_t steps;         /* optimizer steps over all calls */
+    int64_t epochs;        /* epochs finished over all calls */
+    int64_t pos;           /* next sample of the current epoch's order; == count: new epoch */
+    int64_t count;         /* samples in order[] */
+    int64_t *order;        /* the current epoch's order */
+} ln_train_state;
+
+void ln_train_state_release(ln_train_state *s); /* idempotent; leaves it zeroed */
+
 typedef struct {
     ln_loss_kind loss;
     ln_optim_spec optim;
@@ -353,6 +409,11 @@ typedef struct {
     ln_progress_fn on_iteration; /* called after every iteration, may be NULL */
     void *user;
     volatile int *stop;    /* if not NULL, checked before every step */
+    ln_schedule schedule;  /* kind LN_SCHED_NONE: a constant rate */
+    const ln_dataset *validate; /* if not NULL: evaluated every validate_every iterations */
+    int64_t validate_every;     /* and after the last one; <= 0 means 1 */
+    ln_stop_rule early;         /* early stopping; metric LN_STOP_NONE: off */
+    ln_train_state *state;      /* NULL: start over; else continue from and update it */
 } ln_train_config;
 
 /* Filled by ln_train; arrays allocated by it, freed by ln_history_release. */
@@ -365,6 +426,11 @@ typedef struct {
     double seconds;
     int diverged;          /* a NaN or Inf loss stopped the run */
     int interrupted;       /* stopped by *stop or the callback */
+    double *lr;            /* per iteration: the rate its first step used */
+    int64_t validations;   /* entries of the three val_ arrays */
+    int64_t *val_iteration;/* the iteration (1-based, of this call) after which it ran */
+    double *val_loss, *val_accuracy;
+    int64_t stopped_at;    /* early stopping: the iteration it stopped after, else 0 */
 } ln_history;
 
 void ln_train_config_defaults(ln_train_config *cfg);

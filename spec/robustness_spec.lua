@@ -212,6 +212,11 @@ T["lunet.load"] = function() return pack(tmp .. "/missing.lunet") end
 T["lunet.idx_read"] = function() return pack(tmp .. "/missing.idx") end
 T["lunet.train_config"] = function() return pack({ batch = 8, iterations = 1 }, "lunet.train_config", 1) end
 T["lunet.cpu_count"] = function() return pack() end
+T["lunet.schedule_spec"] = function() return pack({ "step", step_size = 2, gamma = 0.5 }, "lunet.schedule_spec", 1) end
+T["lunet.schedule_lr"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, 0.1, 3) end
+T["lunet.core.schedule_lr"] = function()
+  return pack({ kind = "multistep", per = "epoch", milestones = { 2, 4 }, gamma = 0.5 }, 0.1, 3)
+end
 -- experiments
 T["lunet.experiment"] = function() return pack(experiment_opts()) end
 T["lunet.sweep"] = function()

@@ -88,6 +88,86 @@ describe("training on synthetic data", function()
   end)
 end)
 
+describe("continuing in memory", function()
+  local data = synthetic(96, 4, 3)
+  local sgd = lunet.sgd { lr = 0.05, momentum = 0.5 }
+
+  -- Trains a fresh net with calls of the given iteration counts; returns the iteration
+  -- and step losses of all calls in order, and the net.
+  local function train_in(calls, opts)
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local loss, steps = {}, {}
+    for _, k in ipairs(calls) do
+      local o = { data = data, optimizer = sgd, batch = 40, iterations = k, quiet = true }
+      for key, v in pairs(opts or {}) do o[key] = v end
+      local h = net:train(o)
+      table.move(h.loss, 1, #h.loss, #loss + 1, loss)
+      table.move(h.step_loss, 1, #h.step_loss, #steps + 1, steps)
+    end
+    return loss, steps, net
+  end
+
+  it("train{iterations = 2} twice is bit-identical to train{iterations = 4} once", function()
+    local once, once_steps, net1 = train_in({ 4 })
+    local twice, twice_steps, net2 = train_in({ 2, 2 })
+    assert.equal(4, #twice)
+    assert.is_true(same_bits(once, twice))
+    assert.is_true(same_bits(once_steps, twice_steps))
+    assert.is_true(same_bits(net1:_params():totable(), net2:_params():totable()))
+  end)
+
+  it("unit = step continues in the middle of an epoch (2 + 3 steps = 5 steps)", function()
+    local once = train_in({ 5 }, { unit = "step" })
+    local parts = train_in({ 2, 3 }, { unit = "step" })
+    assert.is_true(same_bits(once, parts))
+    -- an epoch call after 2 steps finishes the epoch those steps began (1 step of 16 left)
+    local _, steps = train_in({ 2, 1 }, { unit = "step" })
+    local _, mixed = (function()
+      local net = lunet.models.mnist_cnn { seed = 1 }
+      local s = {}
+      for _, o in ipairs({ { unit = "step", iterations = 2 }, { unit = "epoch", iterations = 1 } }) do
+        local h = net:train { data = data, optimizer = sgd, batch = 40, iterations = o.iterations,
+          unit = o.unit, quiet = true }
+        table.move(h.step_loss, 1, #h.step_loss, #s + 1, s)
+      end
+      return nil, s
+    end)()
+    assert.is_true(same_bits(steps, mixed))
+  end)
+
+  it("fresh = true, another optimizer kind or another seed start over", function()
+    local once = train_in({ 2 })
+    local again = train_in({ 2, 2 }, { fresh = true })
+    local first_two = { once[1], once[2] }
+    assert.is_false(same_bits(first_two, { again[3], again[4] })) -- the net has learnt
+    -- starting over = the same as a new net from the trained parameters, new streams
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    net:train { data = data, optimizer = sgd, batch = 40, iterations = 2, quiet = true }
+    local copy = net:clone()
+    local a = net:train { data = data, optimizer = sgd, batch = 40, iterations = 2, fresh = true, quiet = true }
+    local b = copy:train { data = data, optimizer = sgd, batch = 40, iterations = 2, quiet = true }
+    assert.is_true(same_bits(a.loss, b.loss))
+    local adam_after = net:clone()
+    local c = net:train { data = data, optimizer = lunet.adam {}, batch = 40, iterations = 1, quiet = true }
+    local d = adam_after:train { data = data, optimizer = lunet.adam {}, batch = 40, iterations = 1, quiet = true }
+    assert.is_true(same_bits(c.loss, d.loss))
+  end)
+
+  it("a lower lr in the second call applies from its first step", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    net:train { data = data, optimizer = sgd, batch = 40, iterations = 1, quiet = true }
+    local before = net:_params():totable()
+    local h = net:train { data = data, optimizer = lunet.sgd { lr = 1e-30, momentum = 0.5 }, batch = 40,
+      iterations = 1, quiet = true }
+    assert.equal(1e-30, h.lr[1])
+    local after = net:_params():totable()
+    -- the momentum buffer is kept, but the step uses the new rate: nothing moves
+    local moved = 0
+    for i = 1, #before do if math.abs(after[i] - before[i]) > 1e-20 then moved = moved + 1 end end
+    assert.equal(0, moved)
+  end)
+end)
+
 describe("training on real MNIST", function()
   local dir = os.getenv("MNIST_DIR")
   local train = dir and lunet.mnist { dir = dir, split = "train", n = 3000 }

@@ -418,13 +418,101 @@ end
 
 -- ---------------------------------------------------------------- training
 
+local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+
 local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
-  progress = "any", quiet = "boolean" }
+  progress = "any", quiet = "boolean", schedule = "table", validate = "any",
+  validate_every = "positive_int", stop = "table", fresh = "boolean" }
+
+-- Learning-rate schedules (torch.optim.lr_scheduler): their options and which are required.
+local schedule_keys = {
+  step = { keys = { step_size = "positive_int", gamma = "positive_number" }, required = { "step_size" } },
+  multistep = { keys = { milestones = "table", gamma = "positive_number" }, required = { "milestones" } },
+  exponential = { keys = { gamma = "positive_number" }, required = { "gamma" } },
+  cosine = { keys = { t_max = "positive_int", eta_min = "nonneg_number" }, required = { "t_max" } },
+}
+
+--- A schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
+-- per = "epoch"|"step"} (or kind = "step"); PyTorch's defaults: gamma = 0.1, eta_min = 0.
+function lunet.schedule_spec(s, fname, level)
+  if type(fname) ~= "string" then fname = "lunet.schedule_spec" end
+  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
+  level = level + 1
+  if type(s) ~= "table" then
+    error(("%s: option 'schedule' must be a table such as {\"step\", step_size = 10}, got %s")
+      :format(fname, type(s)), level)
+  end
+  local kind = s[1] or s.kind
+  local def = schedule_keys[kind]
+  if not def then
+    error(("%s: option 'schedule': unknown kind %s (valid: cosine, exponential, multistep, step)")
+      :format(fname, quoted(kind)), level)
+  end
+  local spec = { per = "string" }
+  for k, v in pairs(def.keys) do spec[k] = v end
+  local opts = {}
+  for k, v in pairs(s) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
+  local ok, checked = pcall(check.options, fname .. ": option 'schedule'", 1, opts, spec)
+  if not ok then error((tostring(checked):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
+  for _, k in ipairs(def.required) do
+    if checked[k] == nil then
+      error(("%s: option 'schedule': %s needs %s"):format(fname, kind, k), level)
+    end
+  end
+  local per = checked.per or "epoch"
+  if per ~= "epoch" and per ~= "step" then
+    error(("%s: option 'schedule': per must be \"epoch\" or \"step\" (got %s)"):format(fname, quoted(per)), level)
+  end
+  local out = { kind = kind, per = per }
+  if kind == "step" or kind == "multistep" or kind == "exponential" then out.gamma = checked.gamma or 0.1 end
+  if kind == "step" then out.step_size = checked.step_size end
+  if kind == "cosine" then out.t_max, out.eta_min = checked.t_max, checked.eta_min or 0 end
+  if kind == "multistep" then
+    local m = {}
+    for i, v in ipairs(checked.milestones) do
+      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 1 then
+        error(("%s: option 'schedule': milestones[%d] must be a positive integer, got %s"):format(fname, i,
+          quoted(v)), level)
+      end
+      if i > 1 and v < m[i - 1] then
+        error(("%s: option 'schedule': milestones must be increasing"):format(fname), level)
+      end
+      m[i] = math.tointeger(v)
+    end
+    if #m ~= #checked.milestones or next(checked.milestones, #m > 0 and #m or nil) ~= nil then
+      error(("%s: option 'schedule': milestones must be a list of integers"):format(fname), level)
+    end
+    out.milestones = m
+  end
+  return out
+end
+
+--- The learning rate of a schedule at scheduler time t (finished epochs or steps).
+function lunet.schedule_lr(schedule, lr, t)
+  local s = lunet.schedule_spec(schedule, "lunet.schedule_lr", 2)
+  check.arg("positive_number", "lunet.schedule_lr", 2, "lr", lr)
+  check.arg("nonneg_int", "lunet.schedule_lr", 3, "t", t)
+  return core.schedule_lr(s, lr, math.tointeger(t))
+end
+
+--- Early stopping in canonical form {metric =, patience =, min_delta =}.
+local function stop_spec(s, fname, level, has_validation)
+  level = (math.type(level) == "integer" and level or 1) + 1
+  local ok, c = pcall(check.options, fname .. ": option 'stop'", 1, s,
+    { metric = "string", patience = "nonneg_int", min_delta = "nonneg_number" })
+  if not ok then error((tostring(c):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
+  local metric = c.metric or (has_validation and "val_loss" or "loss")
+  if metric ~= "loss" and metric ~= "val_loss" then
+    error(("%s: option 'stop': metric must be \"val_loss\" or \"loss\" (got %s)"):format(fname, quoted(metric)), level)
+  end
+  if metric == "val_loss" and not has_validation then
+    error(("%s: option 'stop': metric \"val_loss\" needs option 'validate' (a dataset)"):format(fname), level)
+  end
+  return { metric = metric, patience = c.patience or 0, min_delta = c.min_delta or 0 }
+end
 
 local losses = { nll = true, cross_entropy = true, mse = true }
-
-local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
 --- Checks and completes a training config (shared with experiments).
 function lunet.train_config(opts, f, level)
@@ -449,13 +537,32 @@ function lunet.train_config(opts, f, level)
   if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
     error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %s)"):format(f, quoted(cfg.unit)), level)
   end
+  if opts.schedule ~= nil then cfg.schedule = lunet.schedule_spec(opts.schedule, f, level) end
+  if opts.validate ~= nil then
+    if getmetatable(opts.validate) ~= core.Dataset then
+      error(("%s: option 'validate' must be a dataset, got %s"):format(f, type(opts.validate)), level)
+    end
+    cfg.validate = opts.validate
+    cfg.validate_every = opts.validate_every or 1
+  elseif opts.validate_every ~= nil then
+    error(("%s: option 'validate_every' needs option 'validate' (a dataset)"):format(f), level)
+  end
+  if opts.stop ~= nil then cfg.stop = stop_spec(opts.stop, f, level, cfg.validate ~= nil) end
   return cfg
 end
 
 --- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
----           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet}
--- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
--- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
+---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
+---           fresh = false}
+-- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
+-- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
+-- step and keeps what was done; so does a progress function that returns true).
+-- Continuing: a net keeps its optimizer state (momentum, Adam's moments and step count),
+-- its random streams, its step and epoch counters and its place in the epoch between
+-- calls, so train{iterations = 2} twice is bit-identical to train{iterations = 4} once.
+-- Hyperparameters given in a later call (a lower lr) apply from its first step.
+-- fresh = true, another optimizer kind (or SGD with/without momentum), another seed or
+-- net:init() start over: new optimizer state, streams drawn from the seed, counters at 0.
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
@@ -464,6 +571,7 @@ function Net:train(opts)
     error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
   end
   local cfg = lunet.train_config(opts, f, 2)
+  cfg.fresh = opts.fresh
   local progress = opts.progress
   if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
   local fn
