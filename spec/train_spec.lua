@@ -168,6 +168,63 @@ describe("continuing in memory", function()
   end)
 end)
 
+describe("learning-rate schedules", function()
+  local data = synthetic(96, 4, 3)
+  local sgd = lunet.sgd { lr = 0.1, momentum = 0.5 }
+
+  it("h.lr records the rate of each iteration: per epoch and per step", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, optimizer = sgd, batch = 40, iterations = 5, quiet = true,
+      schedule = { "step", step_size = 2, gamma = 0.5 } }
+    assert.same({ 0.1, 0.1, 0.05, 0.05, 0.025 }, h.lr)
+    -- per step: 3 steps an epoch, so epoch i starts at step 3(i - 1)
+    h = net:train { data = data, optimizer = sgd, batch = 40, iterations = 3, quiet = true, fresh = true,
+      schedule = { "exponential", gamma = 0.9, per = "step" } }
+    for i = 1, 3 do assert.near(0.1 * 0.9 ^ (3 * (i - 1)), h.lr[i], 1e-15) end
+    h = net:train { data = data, optimizer = sgd, batch = 40, iterations = 3, quiet = true, fresh = true,
+      schedule = { "cosine", t_max = 2, eta_min = 0.01 } }
+    assert.near(0.1, h.lr[1], 1e-15)
+    assert.near(0.055, h.lr[2], 1e-15)
+    assert.near(0.01, h.lr[3], 1e-15)
+    h = net:train { data = data, optimizer = sgd, batch = 40, iterations = 4, quiet = true, fresh = true,
+      schedule = { "multistep", milestones = { 1, 3 }, gamma = 0.1 } }
+    assert.near(0.1, h.lr[1], 1e-15)
+    assert.near(0.01, h.lr[2], 1e-15)
+    assert.near(0.01, h.lr[3], 1e-15)
+    assert.near(0.001, h.lr[4], 1e-15)
+  end)
+
+  it("a schedule continues across calls bit for bit (2 + 2 epochs = 4)", function()
+    local function run(calls)
+      local net = lunet.models.mnist_cnn { seed = 2 }
+      local out = {}
+      for _, k in ipairs(calls) do
+        local h = net:train { data = data, optimizer = sgd, batch = 40, iterations = k, quiet = true,
+          schedule = { "cosine", t_max = 4, per = "step" } }
+        table.move(h.step_loss, 1, #h.step_loss, #out + 1, out)
+      end
+      return out
+    end
+    assert.is_true(same_bits(run({ 4 }), run({ 2, 2 })))
+  end)
+
+  it("bad schedules are errors naming the option", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local function err(schedule)
+      local ok, e = pcall(net.train, net, { data = data, iterations = 1, quiet = true, schedule = schedule })
+      assert.is_false(ok)
+      return tostring(e)
+    end
+    assert.matches("cosine needs t_max", err({ "cosine" }), 1, true)
+    assert.matches("unknown kind \"linear\"", err({ "linear" }), 1, true)
+    assert.matches("step needs step_size", err({ "step", gamma = 0.5 }), 1, true)
+    assert.matches("per must be", err({ "exponential", gamma = 0.5, per = "batch" }), 1, true)
+    assert.matches("unknown option 'tmax'", err({ "cosine", tmax = 3 }), 1, true)
+    assert.matches("milestones must be increasing", err({ "multistep", milestones = { 3, 2 } }), 1, true)
+    assert.matches("option 'schedule' must be a table", tostring(select(2, pcall(lunet.schedule_lr, 3, 0.1, 0))), 1, true)
+  end)
+end)
+
 describe("training on real MNIST", function()
   local dir = os.getenv("MNIST_DIR")
   local train = dir and lunet.mnist { dir = dir, split = "train", n = 3000 }

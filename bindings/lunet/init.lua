@@ -553,7 +553,7 @@ end
 
 --- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
 ---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
----           fresh = false}
+---           fresh = false, schedule = {...}}
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
 -- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
 -- step and keeps what was done; so does a progress function that returns true).
@@ -563,6 +563,13 @@ end
 -- Hyperparameters given in a later call (a lower lr) apply from its first step.
 -- fresh = true, another optimizer kind (or SGD with/without momentum), another seed or
 -- net:init() start over: new optimizer state, streams drawn from the seed, counters at 0.
+-- schedule (torch.optim.lr_scheduler's rates; lr is the base rate; t counts finished
+-- epochs, or optimizer steps with per = "step"; a continued run goes on counting):
+--   {"step", step_size = k, gamma = 0.1}         lr * gamma^floor(t / k)
+--   {"multistep", milestones = {a, b}, gamma = 0.1}  lr * gamma^(milestones passed)
+--   {"exponential", gamma = g}                   lr * g^t
+--   {"cosine", t_max = T, eta_min = 0}           eta_min + (lr - eta_min)(1 + cos(pi t/T))/2
+--   each with per = "epoch" (default) or "step"; lunet.schedule_lr(s, lr, t) gives a rate.
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
