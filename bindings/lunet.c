@@ -1187,7 +1187,7 @@ static int net_train(lua_State *L)
     return 1;
 }
 
-/* net:_evaluate(data, loss, batch) -> loss, accuracy */
+/* net:_evaluate(data, loss, batch) -> loss, accuracy, confusion rows (true class) */
 static int net_evaluate(lua_State *L)
 {
     ln_net *net = check_net(L, 1);
@@ -1196,12 +1196,26 @@ static int net_evaluate(lua_State *L)
     int batch = lua_isnoneornil(L, 4) ? 1000 : (int)check_range(L, 4, "batch", 1, 1 << 20);
     double l, acc;
     ln_error err;
+    const int classes = (int)ln_net_output_shape(net).dim[0];
+    int64_t *confusion = NULL;
+    if (classes > 0 && classes <= 100000) /* freed by the GC */
+        confusion = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)classes * (size_t)classes, 0);
     ((net_ud *)lua_touserdata(L, 1))->forward_batch = 0; /* evaluation overwrites the activations */
-    if (ln_evaluate(net, data, (ln_loss_kind)loss, batch, &l, &acc, &err))
+    if (ln_evaluate_confusion(net, data, (ln_loss_kind)loss, batch, &l, &acc, confusion, &err))
         return luaL_error(L, "evaluate: %s", err.msg);
     lua_pushnumber(L, l);
     lua_pushnumber(L, acc);
-    return 2;
+    if (!confusion) return 2;
+    lua_createtable(L, classes, 0); /* rows = true class */
+    for (int i = 0; i < classes; i++) {
+        lua_createtable(L, classes, 0);
+        for (int j = 0; j < classes; j++) {
+            lua_pushinteger(L, confusion[(int64_t)i * classes + j]);
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 3;
 }
 
 static int net_clone(lua_State *L)

@@ -445,6 +445,12 @@ void ln_history_release(ln_history *hist); /* idempotent */
 ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
                       double *mean_loss, double *accuracy, ln_error *err);
 
+/* The same, and if confusion is not NULL the confusion matrix into it: classes x classes
+ * counts (classes = the net's outputs), row = true class, column = predicted class. */
+ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
+                                double *mean_loss, double *accuracy, int64_t *confusion,
+                                ln_error *err);
+
 /* ---------------------------------------------------------- repeat runs */
 
 /* R independent runs of the same training config. Run r starts from a copy of the

@@ -351,6 +351,13 @@ done:
 ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
                       double *mean_loss, double *accuracy, ln_error *err)
 {
+    return ln_evaluate_confusion(net, data, loss, batch, mean_loss, accuracy, NULL, err);
+}
+
+ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
+                                double *mean_loss, double *accuracy, int64_t *confusion,
+                                ln_error *err)
+{
     ln_status st = check_fit(net, data, loss, err);
     if (st) return st;
     if (batch < 1) return ln_fail(err, LN_EINVAL, "evaluate: batch must be >= 1 (got %d)", batch);
@@ -363,6 +370,7 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
     }
     double sum = 0.0;
     int64_t correct = 0;
+    if (confusion) memset(confusion, 0, sizeof *confusion * (size_t)classes * (size_t)classes);
     for (int64_t start = 0; start < data->count; start += batch) {
         const int n = (int)(data->count - start < batch ? data->count - start : batch);
         const float *pred;
@@ -379,7 +387,9 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
             int best = 0;
             for (int c = 1; c < classes; c++)
                 if (row[c] > row[best]) best = c;
-            correct += best == data->labels[start + i];
+            const int32_t truth = data->labels[start + i];
+            correct += best == truth;
+            if (confusion) confusion[(int64_t)truth * classes + best]++; /* truth < classes: checked */
         }
     }
     if (mean_loss) *mean_loss = sum / (double)data->count;

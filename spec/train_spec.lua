@@ -225,6 +225,119 @@ describe("learning-rate schedules", function()
   end)
 end)
 
+describe("validation, early stopping, confusion matrix", function()
+  local data = synthetic(96, 4, 3)
+  local val = synthetic(40, 4, 9)
+  local sgd = lunet.sgd { lr = 0.05, momentum = 0.5 }
+
+  it("validate_every = 2 over 5 epochs validates after 2, 4 and the last; the values are net:evaluate's", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, validate = val, validate_every = 2, optimizer = sgd, batch = 16,
+      iterations = 5, quiet = true }
+    assert.same({ 2, 4, 5 }, h.val_iterations)
+    assert.equal(3, #h.val_loss)
+    assert.equal(3, #h.val_accuracy)
+    local r = net:evaluate(val, { batch = 16 })
+    assert.equal(r.loss, h.val_loss[3])
+    assert.equal(r.accuracy, h.val_accuracy[3])
+    assert.is_true(h.val_loss[3] < h.val_loss[1])
+    -- validation does not change training: the same losses as without it
+    local plain = lunet.models.mnist_cnn { seed = 1 }:train { data = data, optimizer = sgd, batch = 16,
+      iterations = 5, quiet = true }
+    assert.is_true(same_bits(plain.step_loss, h.step_loss))
+    assert.is_nil(plain.val_loss)
+  end)
+
+  -- Keras' EarlyStopping and Lightning's: the first check always improves (best starts at
+  -- +inf); after `patience` checks in a row that do not beat best - min_delta, stop.
+  local function keras_stop(values, patience, min_delta)
+    local best, wait = math.huge, 0
+    for i, v in ipairs(values) do
+      if v < best - min_delta then
+        best, wait = v, 0
+      else
+        wait = wait + 1
+        if wait >= patience then return i end
+      end
+    end
+    return nil
+  end
+
+  it("patience counts checks without improvement as Keras and Lightning do", function()
+    -- lr 1e-30 moves no parameter: the validation loss is the same every epoch, so
+    -- epoch 1 improves (on +inf) and epochs 2, 3, ... do not
+    local frozen = lunet.sgd { lr = 1e-30 }
+    for _, patience in ipairs({ 0, 1, 2, 4 }) do
+      local net = lunet.models.mnist_cnn { seed = 1 }
+      local h = net:train { data = data, validate = val, optimizer = frozen, batch = 32, iterations = 10,
+        quiet = true, stop = { metric = "val_loss", patience = patience } }
+      -- patience 0 and 1 both stop at the first check that does not improve
+      assert.equal(math.max(patience, 1) + 1, h.stopped_at, "patience " .. patience)
+      assert.equal(h.stopped_at, #h.loss)
+      assert.equal(h.stopped_at, keras_stop(h.val_loss, patience, 0))
+    end
+    -- min_delta: improvements smaller than it do not count
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local h = net:train { data = data, optimizer = sgd, batch = 16, iterations = 10, quiet = true,
+      stop = { metric = "loss", patience = 3, min_delta = 0.2 } }
+    assert.equal(keras_stop(h.loss, 3, 0.2), h.stopped_at)
+    assert.is_true(h.stopped_at < 10)
+    -- and a run that keeps improving is not stopped
+    net = lunet.models.mnist_cnn { seed = 1 }
+    h = net:train { data = data, optimizer = sgd, batch = 16, iterations = 4, quiet = true,
+      stop = { metric = "loss", patience = 1 } }
+    assert.is_nil(keras_stop(h.loss, 1, 0))
+    assert.is_nil(h.stopped_at)
+    assert.equal(4, #h.loss)
+  end)
+
+  it("stop needs a validation set for val_loss; bad values are errors naming the option", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local function err(o)
+      o.data, o.quiet = data, true
+      local ok, e = pcall(net.train, net, o)
+      assert.is_false(ok)
+      return tostring(e)
+    end
+    assert.matches("metric \"val_loss\" needs option 'validate'", err { stop = { metric = "val_loss", patience = 1 } }, 1, true)
+    assert.matches("option 'stop': metric must be", err { validate = val, stop = { metric = "acc" } }, 1, true)
+    assert.matches("option 'patience' must be an integer >= 0", err { validate = val, stop = { patience = -1 } }, 1, true)
+    assert.matches("option 'validate' must be a dataset", err { validate = {} }, 1, true)
+    assert.matches("'validate_every' needs option 'validate'", err { validate_every = 2 }, 1, true)
+    local wide = lunet.dataset(lunet.zeros { 2, 1, 8, 8 }, { 0, 1 })
+    assert.matches("validate: data: samples are 1x8x8", err { validate = wide }, 1, true)
+  end)
+
+  it("the confusion matrix: k x k, rows = true class, rows sum to the class counts", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    net:train { data = data, optimizer = sgd, batch = 16, iterations = 3, quiet = true }
+    local r = net:evaluate(val)
+    local m = r.confusion
+    assert.equal(10, #m)
+    local counts = val:class_counts()
+    local diagonal, total = 0, 0
+    for i = 1, 10 do
+      assert.equal(10, #m[i])
+      local row = 0
+      for j = 1, 10 do row = row + m[i][j] end
+      assert.equal(counts[i] or 0, row, "row " .. i)
+      diagonal, total = diagonal + m[i][i], total + row
+    end
+    assert.equal(#val, total)
+    assert.near(r.accuracy, diagonal / total, 1e-12)
+    local text = tostring(m)
+    assert.matches("^true\\pred +0 +1", text)
+    local lines = select(2, text:gsub("\n", "")) + 1
+    assert.equal(11, lines) -- a header and a row per true class
+    local plot = require("lunet.plot")
+    if plot.available() then
+      local drawn = assert(m:plot { output = "string", width = 70, height = 24 })
+      assert.matches("confusion matrix", drawn, 1, true)
+      assert.matches("predicted class", drawn, 1, true)
+    end
+  end)
+end)
+
 describe("training on real MNIST", function()
   local dir = os.getenv("MNIST_DIR")
   local train = dir and lunet.mnist { dir = dir, split = "train", n = 3000 }

@@ -553,7 +553,8 @@ end
 
 --- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
 ---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
----           fresh = false, schedule = {...}}
+---           fresh = false, schedule = {...}, validate = dataset, validate_every = 1,
+---           stop = {metric =, patience = 0, min_delta = 0}}
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
 -- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
 -- step and keeps what was done; so does a progress function that returns true).
@@ -570,6 +571,13 @@ end
 --   {"exponential", gamma = g}                   lr * g^t
 --   {"cosine", t_max = T, eta_min = 0}           eta_min + (lr - eta_min)(1 + cos(pi t/T))/2
 --   each with per = "epoch" (default) or "step"; lunet.schedule_lr(s, lr, t) gives a rate.
+-- validate = dataset: evaluated (eval mode, batches of `batch`) every validate_every
+-- iterations and after the last: h.val_iterations, h.val_loss, h.val_accuracy (one entry
+-- per validation).
+-- stop: early stopping as Keras' EarlyStopping / Lightning's: metric "val_loss" (the
+-- default with validate) or "loss" (without); a check improves when value < best -
+-- min_delta (the first always does); after `patience` checks in a row without improvement
+-- training stops and h.stopped_at is the iteration it stopped after.
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
@@ -596,7 +604,10 @@ function Net:train(opts)
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
---- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =}
+--- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =, confusion =}
+-- confusion[t + 1][p + 1]: how many samples of true class t the net called p (k x k, k =
+-- the net's outputs; rows sum to the class counts). print(r.confusion) shows a table;
+-- r.confusion:plot{file = "confusion.png"} draws it as a heatmap.
 function Net:evaluate(data, opts)
   local f = "net:evaluate"
   check.self(f, self, core.Net, "net")
@@ -604,8 +615,8 @@ function Net:evaluate(data, opts)
     error(f .. ": argument #1 (data) must be a dataset, got " .. type(data), 2)
   end
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
-  local loss, acc = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
-  return require("lunet.help").evaluation({ loss = loss, accuracy = acc }) -- print(r) reads well
+  local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
+  return require("lunet.help").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 
 --- net:predict(x) -> class (0-based label), output tensor (log-probabilities for the
