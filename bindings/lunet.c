@@ -407,6 +407,143 @@ static int l_dataset_load(lua_State *L)
     return 1;
 }
 
+/* A normalisation from {mean = number | list, std = number | list, normalize = "auto" |
+ * false} (the Lua side has checked the kinds; this checks the values). */
+static void read_norm(lua_State *L, int t, ln_norm *norm)
+{
+    memset(norm, 0, sizeof *norm);
+    lua_getfield(L, t, "normalize");
+    int none = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, t, "mean");
+    lua_getfield(L, t, "std");
+    const int given = !lua_isnil(L, -2) || !lua_isnil(L, -1);
+    if (none && given) luaL_error(L, "normalize = false takes no mean or std");
+    if (given && (lua_isnil(L, -2) || lua_isnil(L, -1)))
+        luaL_error(L, "option '%s' needs option '%s' too", lua_isnil(L, -2) ? "std" : "mean",
+                   lua_isnil(L, -2) ? "mean" : "std");
+    norm->mode = none ? LN_NORM_NONE : given ? LN_NORM_GIVEN : LN_NORM_AUTO;
+    if (given) {
+        double *dst[2] = {norm->mean, norm->std};
+        const char *names[2] = {"mean", "std"};
+        int counts[2];
+        for (int k = 0; k < 2; k++) {
+            int at = lua_gettop(L) - 1 + k;
+            if (lua_type(L, at) == LUA_TNUMBER) {
+                dst[k][0] = lua_tonumber(L, at);
+                counts[k] = 1;
+            } else if (lua_istable(L, at)) {
+                lua_Integer n = luaL_len(L, at);
+                if (n < 1 || n > LN_MAX_NORM_CHANNELS)
+                    luaL_error(L, "option '%s': 1 to %d values (one per channel), got %I", names[k],
+                               LN_MAX_NORM_CHANNELS, n);
+                for (lua_Integer i = 0; i < n; i++) {
+                    lua_geti(L, at, i + 1);
+                    int ok;
+                    dst[k][i] = lua_tonumberx(L, -1, &ok);
+                    if (!ok) luaL_error(L, "option '%s'[%I]: number expected", names[k], i + 1);
+                    lua_pop(L, 1);
+                }
+                counts[k] = (int)n;
+            } else {
+                luaL_error(L, "option '%s': a number or a list of numbers (one per channel) expected",
+                           names[k]);
+            }
+        }
+        if (counts[0] != counts[1])
+            luaL_error(L, "options 'mean' and 'std' have %d and %d values", counts[0], counts[1]);
+        norm->count = counts[0];
+    }
+    lua_pop(L, 2);
+}
+
+static void push_list(lua_State *L, const double *v, int n)
+{
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* After a loader: dataset (already on the stack), mean list, std list | nil, message */
+static int push_loaded(lua_State *L, ln_status st, const ln_error *err, const ln_norm *norm)
+{
+    if (st) return push_fail(L, err);
+    push_list(L, norm->mean, norm->count);
+    push_list(L, norm->std, norm->count);
+    return 3;
+}
+
+/* core.dataset_idx(images_path, labels_path, limit, {mean, std, normalize}) */
+static int l_dataset_idx(lua_State *L)
+{
+    const char *images = luaL_checkstring(L, 1);
+    const char *labels = luaL_checkstring(L, 2);
+    lua_Integer limit = luaL_optinteger(L, 3, 0);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    ln_norm norm;
+    read_norm(L, 4, &norm);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    ln_status st = ln_dataset_load_idx_norm(images, labels, limit, &norm, &u->ds, &err);
+    return push_loaded(L, st, &err, &norm);
+}
+
+/* core.dataset_csv(path, {label_column, shape = {C, H, W}, header, n, mean, std, normalize}) */
+static int l_dataset_csv(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int label_column = (int)field_int(L, 2, "label_column", 1, 1, 1 << 24);
+    int shape[3] = {1, 28, 28};
+    lua_getfield(L, 2, "shape");
+    if (lua_istable(L, -1)) {
+        if (luaL_len(L, -1) != 3) luaL_error(L, "option 'shape': {C, H, W} expected");
+        for (int i = 0; i < 3; i++) {
+            lua_geti(L, -1, i + 1);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok || v < 1 || v > (1 << 24)) luaL_error(L, "option 'shape': {C, H, W} of positive integers expected");
+            shape[i] = (int)v;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    int header = field_bool(L, 2, "header", 1);
+    lua_Integer limit = field_int(L, 2, "n", 0, 0, (lua_Integer)1 << 40);
+    ln_norm norm;
+    read_norm(L, 2, &norm);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    ln_status st = ln_dataset_load_csv(path, label_column, shape[0], shape[1], shape[2], header,
+                                       limit, &norm, &u->ds, &err);
+    return push_loaded(L, st, &err, &norm);
+}
+
+/* core.dataset_cifar({paths...}, limit, {mean, std, normalize}) */
+static int l_dataset_cifar(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    if (n < 1 || n > 64) return luaL_argerror(L, 1, "1 to 64 file names expected");
+    const char *paths[64];
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 1, i + 1);
+        paths[i] = lua_tostring(L, -1);
+        if (!paths[i]) return luaL_argerror(L, 1, "file names must be strings");
+        lua_pop(L, 1); /* the table keeps the string alive */
+    }
+    lua_Integer limit = luaL_optinteger(L, 2, 0);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    ln_norm norm;
+    read_norm(L, 3, &norm);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    ln_status st = ln_dataset_load_cifar(paths, (int)n, limit, &norm, &u->ds, &err);
+    return push_loaded(L, st, &err, &norm);
+}
+
 /* core.dataset_from(images_tensor N x C x H x W (or N x H x W), labels list) */
 static int l_dataset_from(lua_State *L)
 {
@@ -1651,6 +1788,9 @@ static const luaL_Reg functions[] = {
     {"tensor", l_tensor},
     {"dataset_load", l_dataset_load},
     {"dataset_from", l_dataset_from},
+    {"dataset_idx", l_dataset_idx},
+    {"dataset_csv", l_dataset_csv},
+    {"dataset_cifar", l_dataset_cifar},
     {"net", l_net},
     {"load", l_load},
     {"loss", l_loss},

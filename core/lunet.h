@@ -281,11 +281,15 @@ ln_status ln_idx_parse(const unsigned char *bytes, size_t size, const char *name
 ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_error *err);
 void ln_idx_release(ln_idx *idx); /* idempotent */
 
+/* Byte storage keeps a table per channel for up to this many channels; datasets of
+ * bytes with more channels are stored as float32. */
+#define LN_PIXEL_CHANNELS 4
+
 /* A labelled image dataset in memory. Samples are stored one of two ways:
- * - images: normalised float32 (datasets made from arrays), or
+ * - images: normalised float32 (datasets made from arrays, float files), or
  * - pixels: the file's bytes with the normalised value of each of the 256 byte values
- *   in pixel_value[] (datasets read from IDX files: a quarter of the memory, and the
- *   values are exactly those the float storage would hold).
+ *   of channel c in pixel_value[c] (datasets read from byte files: a quarter of the
+ *   memory, and the values are exactly those the float storage would hold).
  * Exactly one of images / pixels is non-NULL. Read samples with ln_dataset_read /
  * ln_dataset_gather, which hide the difference. */
 typedef struct {
@@ -294,14 +298,52 @@ typedef struct {
     int classes;             /* max label + 1, at least 1 */
     float *images;           /* count x channels x height x width, or NULL */
     uint8_t *pixels;         /* count x channels x height x width, or NULL */
-    float pixel_value[256];  /* pixels: byte -> normalised value */
+    float pixel_value[LN_PIXEL_CHANNELS][256]; /* pixels: channel, byte -> normalised value */
     int32_t *labels;         /* count */
 } ln_dataset;
+
+/* How a loader normalises: x' = (x - mean[c]) / std[c], where x is byte / 255 for byte
+ * data and the value itself for float data. */
+#define LN_MAX_NORM_CHANNELS 16
+typedef enum {
+    LN_NORM_GIVEN = 0, /* mean/std as given: count 1 (every channel) or one per channel */
+    LN_NORM_AUTO,      /* per-channel mean and (population) std of the loaded samples */
+    LN_NORM_NONE       /* mean 0, std 1: bytes become byte / 255 */
+} ln_norm_mode;
+
+typedef struct {
+    ln_norm_mode mode;
+    int count;                            /* LN_NORM_GIVEN: 1 or channels; on return: channels */
+    double mean[LN_MAX_NORM_CHANNELS];    /* on return: the values used, per channel */
+    double std[LN_MAX_NORM_CHANNELS];
+} ln_norm;
+
+/* A dataset from raw samples: bytes (count x C x H x W, scaled by 1/255) or float
+ * values (exactly one of the two), normalised as *norm says (and *norm then holds the
+ * per-channel values used). labels: count entries in [0, 65535]. `what` names the source
+ * in errors. */
+ln_status ln_dataset_from_raw(const uint8_t *bytes, const float *values, const int32_t *labels,
+                              int64_t count, int channels, int height, int width, ln_norm *norm,
+                              const char *what, ln_dataset **out, ln_error *err);
 
 /* Loads `limit` samples (limit <= 0: all) from IDX image and label files; pixels become
  * (x / 255 - mean) / std. The counts of the two files must agree. */
 ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, int64_t limit,
                               float mean, float std, ln_dataset **out, ln_error *err);
+/* The same for uint8 (0x08) or float32 (0x0D) images, normalised as *norm says. */
+ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_path,
+                                   int64_t limit, ln_norm *norm, ln_dataset **out, ln_error *err);
+/* A CSV file of one sample per line: a label column (1-based label_column) and C*H*W
+ * values. Integer values in [0, 255] everywhere make byte data (scaled by 1/255); any
+ * other number makes float data. header: skip the first line. limit <= 0: all rows.
+ * Errors name the file, line and column. */
+ln_status ln_dataset_load_csv(const char *path, int label_column, int channels, int height,
+                              int width, int header, int64_t limit, ln_norm *norm,
+                              ln_dataset **out, ln_error *err);
+/* CIFAR-10 binary batches: records of one label byte (0-9) and 3072 pixel bytes (3 x 32 x 32,
+ * red, green, blue planes), the files read one after the other (gzip or raw). */
+ln_status ln_dataset_load_cifar(const char *const *paths, int path_count, int64_t limit,
+                                ln_norm *norm, ln_dataset **out, ln_error *err);
 /* A dataset from memory (copied); labels may be NULL (then all 0). */
 ln_status ln_dataset_from_arrays(const float *images, const int32_t *labels, int64_t count,
                                  int channels, int height, int width, ln_dataset **out,

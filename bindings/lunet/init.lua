@@ -331,9 +331,82 @@ end
 
 local lfs = require("lfs")
 
+local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+
 local function exists(path) return lfs.attributes(path, "mode") == "file" end
 
-local mnist_files = {
+-- The options every loader shares: how many samples and how to normalise them.
+local norm_keys = { n = "positive_int", mean = "any", std = "any", normalize = "any" }
+
+local function loader_keys(extra)
+  local keys = {}
+  for k, v in pairs(norm_keys) do keys[k] = v end
+  for k, v in pairs(extra) do keys[k] = v end
+  return keys
+end
+
+-- Checks mean/std (a number or a per-channel list of numbers) and normalize ("auto" or
+-- false); returns the table the engine reads, with the preset's values where none given.
+local function norm_options(f, opts, preset_mean, preset_std)
+  for _, k in ipairs({ "mean", "std" }) do
+    local v = opts[k]
+    local ok = v == nil or (type(v) == "number" and v == v and math.abs(v) ~= math.huge)
+    if type(v) == "table" then
+      ok = #v >= 1
+      for i = 1, #v do
+        if type(v[i]) ~= "number" or v[i] ~= v[i] or math.abs(v[i]) == math.huge then ok = false end
+      end
+    end
+    if not ok then
+      error(("%s: option '%s' must be a finite number or a list of them (one per channel), got %s")
+        :format(f, k, type(v) == "table" and "a table that is not such a list" or tostring(v)), 3)
+    end
+  end
+  local nz = opts.normalize
+  if nz ~= nil and nz ~= "auto" and nz ~= false then
+    error(("%s: option 'normalize' must be \"auto\" or false, got %s"):format(f, quoted(nz)), 3)
+  end
+  if (opts.mean == nil) ~= (opts.std == nil) then
+    error(("%s: options 'mean' and 'std' go together (give both or neither)"):format(f), 3)
+  end
+  if nz ~= nil and opts.mean ~= nil then
+    error(("%s: option 'normalize' = %s takes no mean or std"):format(f, quoted(nz)), 3)
+  end
+  if opts.mean ~= nil then return { mean = opts.mean, std = opts.std } end
+  if nz == nil and preset_mean ~= nil then return { mean = preset_mean, std = preset_std } end
+  return { normalize = nz == nil and "auto" or nz }
+end
+
+-- One value for every channel is written as a number, else a list.
+local function stat(list) return #list > 1 and list or list[1] end
+
+local function record(ds, mean, std, info)
+  info.mean, info.std = stat(mean), stat(std)
+  ds:_info(info)
+  return ds
+end
+
+local function file_error(f, msg) return nil, f .. ": " .. tostring(msg) end
+
+--- idx{images = path, labels = path, n = all, mean =, std =, normalize = "auto"|false,
+---     name = "idx"} -> dataset | nil, message
+-- Any pair of IDX files (uint8 or float32 images, uint8 labels; gzip or raw). Bytes are
+-- scaled to [0, 1], then (x - mean) / std; mean and std are numbers or per-channel lists.
+-- Without them, normalize = "auto" (the default) uses the loaded samples' own per-channel
+-- mean and std; normalize = false keeps x. The values used are in ds:info().mean/.std.
+function lunet.idx(opts)
+  local f = "lunet.idx"
+  opts = check.options(f, 1, opts, loader_keys { images = "string", labels = "string", name = "string" })
+  if not opts.images or not opts.labels then
+    error(f .. ": options 'images' and 'labels' (paths of the two IDX files) are required", 2)
+  end
+  local norm = norm_options(f, opts)
+  local ds, mean, std = core.dataset_idx(opts.images, opts.labels, opts.n or 0, norm)
+  if not ds then return file_error(f, mean) end
+  return record(ds, mean, std, { name = opts.name or "idx", source = opts.images, first = opts.n })
+end
+
+local idx_files = {
   train = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte" },
   test = { "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" },
 }
@@ -346,28 +419,115 @@ local function find_file(dir, base)
   return nil
 end
 
+-- A preset of lunet.idx for a set laid out like MNIST (train-/t10k- files in one dir).
+local function idx_preset(p)
+  return function(opts)
+    local f = p.fname
+    opts = check.options(f, 1, opts, loader_keys { dir = "string", split = "string" })
+    local split = opts.split or "train"
+    local names = idx_files[split]
+    if not names then
+      error(("%s: option 'split' must be \"train\" or \"test\" (got %s)"):format(f, quoted(split)), 2)
+    end
+    local norm = norm_options(f, opts, p.mean, p.std)
+    local dir = opts.dir or p.dir()
+    local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
+    if not images or not labels then
+      return nil, ("%s: %s %s files not found in %s (expected %s.gz and %s.gz; %s)")
+        :format(f, p.title, split, dir, names[1], names[2], p.hint)
+    end
+    local ds, mean, std = core.dataset_idx(images, labels, opts.n or 0, norm)
+    if not ds then return nil, mean end
+    return record(ds, mean, std, { name = p.name, split = split, source = dir, first = opts.n })
+  end
+end
+
 --- mnist{dir = $MNIST_DIR or ./data/mnist, split = "train"|"test", n = all,
----       mean = 0.1307, std = 0.3081} -> dataset | nil, message
-function lunet.mnist(opts)
-  local f = "lunet.mnist"
-  opts = check.options(f, 1, opts, { dir = "string", split = "string", n = "positive_int",
-    mean = "number", std = "positive_number" })
+---       mean = 0.1307, std = 0.3081, normalize} -> dataset | nil, message
+-- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead.
+lunet.mnist = idx_preset {
+  fname = "lunet.mnist", name = "mnist", title = "MNIST", mean = 0.1307, std = 0.3081,
+  dir = function()
+    local dir = os.getenv("MNIST_DIR")
+    if not dir or dir == "" then dir = "data/mnist" end
+    return dir
+  end,
+  hint = "set MNIST_DIR or run `make mnist`",
+}
+
+--- fashion_mnist{dir = /usr/share/datasets/fashion-mnist, split = "train"|"test", n = all,
+---               mean = 0.2860, std = 0.3530, normalize} -> dataset | nil, message
+-- Fashion-MNIST (Debian's dataset-fashion-mnist), 10 kinds of clothing in MNIST's format;
+-- its own normalisation (its training set's mean and std). Named "fashion-mnist".
+lunet.fashion_mnist = idx_preset {
+  fname = "lunet.fashion_mnist", name = "fashion-mnist", title = "Fashion-MNIST", mean = 0.2860,
+  std = 0.3530,
+  dir = function()
+    local dir = os.getenv("FASHION_MNIST_DIR")
+    if not dir or dir == "" then dir = "/usr/share/datasets/fashion-mnist" end
+    return dir
+  end,
+  hint = "install the Debian package dataset-fashion-mnist (make deps) or give dir",
+}
+
+--- csv{path =, label_column = 1, shape = {1, 28, 28}, header = true, n = all, mean =, std =,
+---     normalize = "auto"|false, name = "csv"} -> dataset | nil, message
+-- One sample per line: a label column and C*H*W values (the digit-recognizer layout:
+-- label,pixel0,...,pixel783). If every value is an integer in [0, 255] they are pixel
+-- bytes, scaled to [0, 1] as lunet.idx does; otherwise numbers used as they are. Then
+-- normalised as lunet.idx. Errors name the line and column.
+function lunet.csv(opts)
+  local f = "lunet.csv"
+  opts = check.options(f, 1, opts, loader_keys { path = "string", label_column = "positive_int",
+    shape = "table", header = "boolean", name = "string" })
+  if not opts.path then error(f .. ": option 'path' is required", 2) end
+  local shape = opts.shape or { 1, 28, 28 }
+  if #shape ~= 3 or math.type(shape[1]) ~= "integer" or math.type(shape[2]) ~= "integer"
+    or math.type(shape[3]) ~= "integer" or shape[1] < 1 or shape[2] < 1 or shape[3] < 1 then
+    error(f .. ": option 'shape' must be {C, H, W} of positive integers", 2)
+  end
+  if opts.label_column and opts.label_column > shape[1] * shape[2] * shape[3] + 1 then
+    error(("%s: option 'label_column' (%d) is beyond the %d columns of shape %s"):format(f, opts.label_column,
+      shape[1] * shape[2] * shape[3] + 1, table.concat(shape, "x")), 2)
+  end
+  local norm = norm_options(f, opts)
+  norm.label_column, norm.shape, norm.header, norm.n = opts.label_column, shape, opts.header, opts.n
+  local ds, mean, std = core.dataset_csv(opts.path, norm)
+  if not ds then return file_error(f, mean) end
+  return record(ds, mean, std, { name = opts.name or "csv", source = opts.path, first = opts.n })
+end
+
+local cifar_files = {
+  train = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin" },
+  test = { "test_batch.bin" },
+}
+
+--- cifar10{dir = "data/cifar-10-batches-bin", split = "train"|"test", n = all,
+---         mean = {0.4914, 0.4822, 0.4465}, std = {0.2470, 0.2435, 0.2616}, normalize}
+---         -> dataset | nil, message
+-- CIFAR-10's binary batches (data_batch_1.bin .. 5, test_batch.bin; .gz too): 3x32x32
+-- images, normalised per channel (the training set's mean and std by default).
+function lunet.cifar10(opts)
+  local f = "lunet.cifar10"
+  opts = check.options(f, 1, opts, loader_keys { dir = "string", split = "string" })
   local split = opts.split or "train"
-  local names = mnist_files[split]
+  local names = cifar_files[split]
   if not names then
-    error(("%s: option 'split' must be \"train\" or \"test\" (got %q)"):format(f, split), 2)
+    error(("%s: option 'split' must be \"train\" or \"test\" (got %s)"):format(f, quoted(split)), 2)
   end
-  local dir = opts.dir or os.getenv("MNIST_DIR")
-  if not dir or dir == "" then dir = "data/mnist" end
-  local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
-  if not images or not labels then
-    return nil, ("%s: MNIST %s files not found in %s (expected %s.gz and %s.gz; set MNIST_DIR or run `make mnist`)")
-      :format(f, split, dir, names[1], names[2])
+  local norm = norm_options(f, opts, { 0.4914, 0.4822, 0.4465 }, { 0.2470, 0.2435, 0.2616 })
+  local dir = opts.dir or "data/cifar-10-batches-bin"
+  local paths = {}
+  for i, name in ipairs(names) do
+    paths[i] = find_file(dir, name)
+    if not paths[i] then
+      return nil, ("%s: %s not found in %s (CIFAR-10 binary version: %s)"):format(f, name, dir,
+        table.concat(names, ", "))
+    end
   end
-  local ds, err = core.dataset_load(images, labels, opts.n or 0, opts.mean or 0.1307, opts.std or 0.3081)
-  if not ds then return nil, err end
-  ds:_info({ name = "mnist", split = split, source = dir, first = opts.n })
-  return ds
+  local ds, mean, std = core.dataset_cifar(paths, opts.n or 0, norm)
+  if not ds then return file_error(f, mean) end
+  return record(ds, mean, std, { name = "cifar10", split = split, source = dir, first = opts.n })
 end
 
 --- dataset(images_tensor, labels) : N x H x W or N x C x H x W images, labels 0-based
@@ -375,6 +535,19 @@ function lunet.dataset(images, labels, info)
   local ds = core.dataset_from(images, labels)
   ds:_info(info or { name = "custom" })
   return ds
+end
+
+--- ds:info() -> what the dataset is: {name =, split =, source =, first =, subset =, mean =,
+-- std =} (mean and std: the normalisation used, a number or a per-channel list), a copy.
+function Dataset:info()
+  check.self("dataset:info", self, core.Dataset, "dataset")
+  local function copy(v)
+    if type(v) ~= "table" then return v end
+    local c = {}
+    for k, x in pairs(v) do c[k] = copy(x) end
+    return c
+  end
+  return copy(self:_info() or {})
 end
 
 --- ds:subset{n = , mode = "first"|"random", seed = 1, stratified = false}
@@ -417,8 +590,6 @@ core.Dataset.__tostring = function(self)
 end
 
 -- ---------------------------------------------------------------- training
-
-local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
 local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
