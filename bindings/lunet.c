@@ -1197,6 +1197,13 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
         cfg->early.min_delta = field_num(L, s, "min_delta", 0.0);
     }
     lua_pop(L, 1);
+    lua_getfield(L, t, "checkpoint");
+    if (lua_istable(L, -1)) {
+        cfg->checkpoint = field_str(L, lua_gettop(L), "path", NULL);
+        if (!cfg->checkpoint) luaL_error(L, "option 'checkpoint': path is required");
+        cfg->checkpoint_every = field_int(L, lua_gettop(L), "every", 1, 1, (lua_Integer)1 << 40);
+    }
+    lua_pop(L, 1); /* the options table keeps the path alive */
     ln_error err;
     if (ln_schedule_check(&cfg->schedule, &err)) luaL_error(L, "option 'schedule': %s", err.msg);
 }
@@ -1232,6 +1239,14 @@ static void push_history(lua_State *L, const ln_history *h, int with_steps)
     lua_setfield(L, -2, "diverged");
     lua_pushboolean(L, h->interrupted);
     lua_setfield(L, -2, "interrupted");
+    if (h->first_iteration > 0) {
+        lua_pushinteger(L, h->first_iteration);
+        lua_setfield(L, -2, "resumed_after");
+    }
+    if (h->checkpoint_error[0]) {
+        lua_pushstring(L, h->checkpoint_error);
+        lua_setfield(L, -2, "checkpoint_error");
+    }
     lua_createtable(L, (int)h->iterations, 0);
     for (int64_t i = 0; i < h->iterations; i++) {
         lua_pushnumber(L, h->lr[i]);
@@ -1313,6 +1328,12 @@ static int net_train(lua_State *L)
     cfg.state = &u->train;
     ln_history h;
     ln_error err;
+    /* resume = path: the net's parameters and training state from a checkpoint */
+    const char *resume = field_str(L, 3, "resume", NULL);
+    if (resume) {
+        if (ln_checkpoint_load(resume, net, &u->train, &err)) return push_fail(L, &err);
+        cfg.resume = 1;
+    }
     sigint_guard g;
     u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);

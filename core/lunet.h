@@ -436,6 +436,9 @@ typedef struct {
     int64_t pos;           /* next sample of the current epoch's order; == count: new epoch */
     int64_t count;         /* samples in order[] */
     int64_t *order;        /* the current epoch's order */
+    int64_t call_done;     /* iterations the current call has finished (for a resume) */
+    double stop_best;      /* early stopping: best value so far (+inf: none) */
+    int64_t stop_wait;     /* and checks since it */
 } ln_train_state;
 
 void ln_train_state_release(ln_train_state *s); /* idempotent; leaves it zeroed */
@@ -456,6 +459,9 @@ typedef struct {
     int64_t validate_every;     /* and after the last one; <= 0 means 1 */
     ln_stop_rule early;         /* early stopping; metric LN_STOP_NONE: off */
     ln_train_state *state;      /* NULL: start over; else continue from and update it */
+    const char *checkpoint;     /* if not NULL: ln_checkpoint_save there after every */
+    int64_t checkpoint_every;   /* checkpoint_every iterations (<= 0: 1), the last and a stop */
+    int resume;                 /* 1: state holds a loaded checkpoint: finish its call */
 } ln_train_config;
 
 /* Filled by ln_train; arrays allocated by it, freed by ln_history_release. */
@@ -473,6 +479,8 @@ typedef struct {
     int64_t *val_iteration;/* the iteration (1-based, of this call) after which it ran */
     double *val_loss, *val_accuracy;
     int64_t stopped_at;    /* early stopping: the iteration it stopped after, else 0 */
+    int64_t first_iteration; /* a resumed call: iterations done before it (else 0) */
+    char checkpoint_error[512]; /* a checkpoint that could not be written stopped the run */
 } ln_history;
 
 void ln_train_config_defaults(ln_train_config *cfg);
@@ -551,6 +559,14 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);
 ln_status ln_net_load(const char *path, ln_net **out, ln_error *err);
 ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char *name,
                             ln_net **out, ln_error *err);
+
+/* Checkpoints: the model file image plus the training state (optimizer state, random
+ * streams, counters, the epoch's order, early stopping), written atomically; format in
+ * core/model_file.c. Loading checks the file (magic, version, engine revision, CRC) and
+ * that its net has `net`'s layers, then replaces net's parameters and buffers and *state. */
+ln_status ln_checkpoint_save(const ln_net *net, const ln_train_state *state, const char *path,
+                             ln_error *err);
+ln_status ln_checkpoint_load(const char *path, ln_net *net, ln_train_state *state, ln_error *err);
 
 #ifdef __cplusplus
 }

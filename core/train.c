@@ -3,6 +3,7 @@
 #include "lunet.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -177,6 +178,30 @@ static ln_status check_extras(ln_net *net, const ln_train_config *cfg, ln_error 
     return LN_OK;
 }
 
+/* A resume finishes the call its checkpoint was written by: same seed, optimizer kind
+ * and dataset size, and iterations left to do. */
+static ln_status check_resume(const ln_train_state *ts, const ln_train_config *cfg,
+                              int64_t params, int64_t count, ln_error *err)
+{
+    if (!cfg->state || !ts->active)
+        return ln_fail(err, LN_EINVAL, "resume: no checkpoint loaded");
+    if (ts->seed != cfg->seed)
+        return ln_fail(err, LN_EINVAL, "resume: the checkpoint was written with seed %llu, not %llu",
+                       (unsigned long long)ts->seed, (unsigned long long)cfg->seed);
+    if (!optim_continues(&ts->opt, &cfg->optim, params))
+        return ln_fail(err, LN_EINVAL, "resume: the checkpoint holds the state of %s, not of %s",
+                       ln_optim_name(ts->opt.spec.kind), ln_optim_name(cfg->optim.kind));
+    if (ts->count != count)
+        return ln_fail(err, LN_EINVAL,
+                       "resume: the checkpoint was trained on %lld samples, this data has %lld",
+                       (long long)ts->count, (long long)count);
+    if (ts->call_done >= cfg->iterations)
+        return ln_fail(err, LN_EINVAL,
+                       "resume: the checkpoint has done %lld of the %lld iterations already",
+                       (long long)ts->call_done, (long long)cfg->iterations);
+    return LN_OK;
+}
+
 ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *cfg,
                    ln_history *hist, ln_error *err)
 {
@@ -191,18 +216,28 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         return ln_fail(err, LN_EINVAL, "data: more than 2^32 samples");
 
     const int64_t count = data->count;
+    ln_train_state local;
+    memset(&local, 0, sizeof local);
+    ln_train_state *ts = cfg->state ? cfg->state : &local;
+    if (cfg->resume) {
+        st = check_resume(ts, cfg, ln_net_param_count(net), count, err);
+        if (st) return st;
+    }
+    /* A resumed call finishes the iterations its checkpoint had not done. */
+    const int64_t first = cfg->resume ? ts->call_done : 0;
+    const int64_t remaining = cfg->iterations - first;
     const int batch = (int)(cfg->batch < count ? cfg->batch : count);
     const int64_t steps_per_epoch = (count + batch - 1) / batch;
-    size_t steps_needed = (size_t)cfg->iterations;
+    size_t steps_needed = (size_t)remaining;
     if (cfg->unit == LN_UNIT_EPOCH &&
-        !ln_mul_size((size_t)cfg->iterations, (size_t)steps_per_epoch, &steps_needed))
+        !ln_mul_size((size_t)remaining, (size_t)steps_per_epoch, &steps_needed))
         return ln_fail(err, LN_EINVAL, "iterations: too many steps");
     if (steps_needed > ((size_t)1 << 32))
         return ln_fail(err, LN_EINVAL, "iterations: %zu steps is too many to record",
                        steps_needed);
     /* Limit: the history (two doubles per iteration, a float per step) is allocated up
      * front; an absurd request is refused here, not by the allocator or the OOM killer. */
-    const double history_bytes = 16.0 * (double)cfg->iterations + 4.0 * (double)steps_needed;
+    const double history_bytes = 16.0 * (double)remaining + 4.0 * (double)steps_needed;
     if (history_bytes > LN_HISTORY_LIMIT)
         return ln_fail(err, LN_ENOMEM,
                        "iterations: %lld iterations (%zu steps) would record %.1f GiB of losses; "
@@ -216,22 +251,26 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         (int64_t)steps_needed + (cfg->unit == LN_UNIT_EPOCH ? steps_per_epoch : 0);
     const int classes = (int)ln_net_output_shape(net).dim[0];
     const int64_t every = cfg->validate_every > 0 ? cfg->validate_every : 1;
-    const int64_t max_validations = cfg->validate ? cfg->iterations / every + 1 : 0;
+    const int64_t max_validations = cfg->validate ? remaining / every + 2 : 0;
+    const int64_t checkpoint_every = cfg->checkpoint_every > 0 ? cfg->checkpoint_every : 1;
 
     st = ln_net_reserve(net, batch, err);
     if (st) return st;
-    ln_train_state local;
-    memset(&local, 0, sizeof local);
-    ln_train_state *ts = cfg->state ? cfg->state : &local;
     st = state_prepare(ts, cfg, ln_net_param_count(net), count, err);
     if (st) return st;
+    if (!cfg->resume) {
+        ts->call_done = 0;
+        ts->stop_best = INFINITY;
+        ts->stop_wait = 0;
+    }
+    hist->first_iteration = first;
     ln_optim *opt = &ts->opt;
     const double base_lr = cfg->optim.lr;
 
     float *dpred = ln_alloc_zeroed((size_t)batch * (size_t)classes, sizeof(float));
     int32_t *labels = ln_alloc_zeroed((size_t)batch, sizeof(int32_t));
-    hist->loss = ln_alloc_zeroed((size_t)cfg->iterations, sizeof(double));
-    hist->lr = ln_alloc_zeroed((size_t)cfg->iterations, sizeof(double));
+    hist->loss = ln_alloc_zeroed((size_t)remaining, sizeof(double));
+    hist->lr = ln_alloc_zeroed((size_t)remaining, sizeof(double));
     hist->step_loss = ln_alloc_zeroed((size_t)total_steps, sizeof(float));
     if (max_validations > 0) {
         hist->val_iteration = ln_alloc_zeroed((size_t)max_validations, sizeof(int64_t));
@@ -248,7 +287,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     float *params = ln_net_params(net);
     const float *grads = ln_net_grads(net);
     const double start = now_seconds();
-    stop_watch watch = {INFINITY, 0};
+    stop_watch watch = {ts->stop_best, ts->stop_wait};
 
     double iter_sum = 0.0;
     int64_t iter_samples = 0;
@@ -299,9 +338,9 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
             diverged || cfg->unit == LN_UNIT_STEP || ts->pos >= count;
         if (iteration_done) {
             /* Epoch loss: the sample-weighted mean of its steps' batch means. */
-            const int64_t it = ++hist->iterations;
+            const int64_t it = first + ++hist->iterations; /* the call's iteration number */
             const double it_loss = diverged ? loss : iter_sum / (double)iter_samples;
-            hist->loss[it - 1] = it_loss;
+            hist->loss[hist->iterations - 1] = it_loss;
             iter_sum = 0.0;
             iter_samples = 0;
             iteration_started = 0;
@@ -320,6 +359,18 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
                 if (st) goto done;
                 if (cfg->early.metric == LN_STOP_VAL_LOSS)
                     stop_now = stop_check(&cfg->early, &watch, hist->val_loss[v]);
+            }
+            if (cfg->checkpoint && (it % checkpoint_every == 0 || it == cfg->iterations || stop_now)) {
+                ts->call_done = it;
+                ts->stop_best = watch.best;
+                ts->stop_wait = watch.wait;
+                ln_error ck;
+                if (ln_checkpoint_save(net, ts, cfg->checkpoint, &ck)) {
+                    /* the results so far are kept; the run stops and says why */
+                    snprintf(hist->checkpoint_error, sizeof hist->checkpoint_error, "%s", ck.msg);
+                    hist->interrupted = it < cfg->iterations;
+                    break;
+                }
             }
             if (cfg->on_iteration) {
                 ln_progress p = {it, cfg->iterations, hist->steps, hist->samples, it_loss,

@@ -548,6 +548,12 @@ function History:__tostring()
   end
   local stopped = rawget(self, "stopped_at")
   if stopped then lines[#lines + 1] = ("  early stopping: stopped after %s %d"):format(unit, stopped) end
+  if rawget(self, "resumed_after") then
+    lines[#lines + 1] = ("  resumed from a checkpoint after %s %d"):format(unit, self.resumed_after)
+  end
+  if rawget(self, "checkpoint_error") then
+    lines[#lines + 1] = "  checkpoint failed, training stopped: " .. self.checkpoint_error
+  end
   if rawget(self, "interrupted") then lines[#lines + 1] = "  interrupted: stopped early (Ctrl-C or progress)" end
   return table.concat(lines, "\n")
 end

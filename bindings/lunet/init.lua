@@ -594,7 +594,8 @@ end
 local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
   progress = "any", quiet = "boolean", schedule = "table", validate = "any",
-  validate_every = "positive_int", stop = "table", fresh = "boolean" }
+  validate_every = "positive_int", stop = "table", fresh = "boolean", checkpoint = "table",
+  resume = "string" }
 
 -- Learning-rate schedules (torch.optim.lr_scheduler): their options and which are required.
 local schedule_keys = {
@@ -725,7 +726,8 @@ end
 --- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
 ---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
 ---           fresh = false, schedule = {...}, validate = dataset, validate_every = 1,
----           stop = {metric =, patience = 0, min_delta = 0}}
+---           stop = {metric =, patience = 0, min_delta = 0}, checkpoint = {path =, every = 1},
+---           resume = path} -> history | nil, message (resume: a bad checkpoint file)
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
 -- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
 -- step and keeps what was done; so does a progress function that returns true).
@@ -749,6 +751,13 @@ end
 -- default with validate) or "loss" (without); a check improves when value < best -
 -- min_delta (the first always does); after `patience` checks in a row without improvement
 -- training stops and h.stopped_at is the iteration it stopped after.
+-- checkpoint = {path, every = k}: after every k-th iteration, the last and an early stop,
+-- the net and its training state (optimizer, streams, counters, early stopping) are
+-- written atomically to path (lunet.load cannot read it; net:train{resume} can). A write
+-- that fails stops the run (h.checkpoint_error, h.interrupted) and keeps what was done.
+-- resume = path: the net takes the checkpoint's parameters and state and finishes the
+-- call that wrote it (the same options: iterations is that call's total); the result is
+-- bit-identical to a run that never stopped. h.resumed_after = the iterations done before.
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
@@ -758,6 +767,15 @@ function Net:train(opts)
   end
   local cfg = lunet.train_config(opts, f, 2)
   cfg.fresh = opts.fresh
+  if opts.checkpoint ~= nil then
+    local ok, c = pcall(check.options, f .. ": option 'checkpoint'", 1, opts.checkpoint,
+      { path = "string", every = "positive_int" })
+    if not ok then error((tostring(c):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), 2) end
+    if not c.path then error(f .. ": option 'checkpoint' needs a path", 2) end
+    cfg.checkpoint = { path = c.path, every = c.every or 1 }
+  end
+  if opts.resume ~= nil and opts.fresh then error(f .. ": options 'resume' and 'fresh' exclude each other", 2) end
+  cfg.resume = opts.resume
   local progress = opts.progress
   if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
   local fn
@@ -770,7 +788,9 @@ function Net:train(opts)
       if p.iteration == p.iterations then io.stderr:write("\n") end
     end
   end
-  local h = self:_train(opts.data, cfg, fn)
+  local h, msg = self:_train(opts.data, cfg, fn)
+  if not h then return nil, f .. ": " .. msg end
+  if h.checkpoint_error and fn then io.stderr:write("\ncheckpoint failed: ", h.checkpoint_error, "\n") end
   if h.interrupted and fn then io.stderr:write("\ninterrupted: kept ", h.iterations, " iterations\n") end
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
