@@ -1089,6 +1089,16 @@ static ln_optim_spec read_optim_spec(lua_State *L, int t)
     return s;
 }
 
+/* t[key] as "epoch" (the default) or "step"; `what` names it in the error. */
+static ln_unit read_unit(lua_State *L, int t, const char *key, const char *what)
+{
+    const char *unit = field_str(L, t, key, "epoch");
+    if (!strcmp(unit, "epoch")) return LN_UNIT_EPOCH;
+    if (!strcmp(unit, "step")) return LN_UNIT_STEP;
+    luaL_error(L, "%s must be \"epoch\" or \"step\" (got \"%s\")", what, unit);
+    return LN_UNIT_EPOCH;
+}
+
 static const char *const schedule_names[] = {"none", "step", "multistep", "exponential", "cosine", NULL};
 
 /* A schedule from {kind = "step", per = "epoch"|"step", step_size =, milestones = {...},
@@ -1104,13 +1114,7 @@ static void read_schedule(lua_State *L, int t, ln_schedule *s)
         luaL_error(L, "option 'schedule': unknown kind '%s' (valid: step, multistep, exponential, cosine)",
                    kind);
     s->kind = (ln_schedule_kind)k;
-    const char *per = field_str(L, t, "per", "epoch");
-    if (!strcmp(per, "epoch"))
-        s->per = LN_UNIT_EPOCH;
-    else if (!strcmp(per, "step"))
-        s->per = LN_UNIT_STEP;
-    else
-        luaL_error(L, "option 'schedule': per must be \"epoch\" or \"step\" (got \"%s\")", per);
+    s->per = read_unit(L, t, "per", "option 'schedule': per");
     s->step_size = field_int(L, t, "step_size", 0, 0, (lua_Integer)1 << 40);
     s->gamma = field_num(L, t, "gamma", 0.1);
     s->t_max = field_int(L, t, "t_max", 0, 0, (lua_Integer)1 << 40);
@@ -1161,13 +1165,7 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
     lua_pop(L, 1);
     cfg->batch = (int)field_int(L, t, "batch", 64, 1, 1 << 20);
     cfg->iterations = field_int(L, t, "iterations", 1, 1, (lua_Integer)1 << 32);
-    const char *unit = field_str(L, t, "unit", "epoch");
-    if (!strcmp(unit, "epoch"))
-        cfg->unit = LN_UNIT_EPOCH;
-    else if (!strcmp(unit, "step"))
-        cfg->unit = LN_UNIT_STEP;
-    else
-        luaL_error(L, "option 'unit' must be \"epoch\" or \"step\" (got \"%s\")", unit);
+    cfg->unit = read_unit(L, t, "unit", "option 'unit'");
     cfg->shuffle = field_bool(L, t, "shuffle", 1);
     lua_getfield(L, t, "seed");
     if (!lua_isnil(L, -1)) {

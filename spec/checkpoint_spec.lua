@@ -6,13 +6,7 @@ local util = require("spec.support.util")
 package.path = "spec/support/?.lua;" .. package.path
 local synthetic = require("synthetic")
 
-local function same_bits(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do
-    if string.pack("<d", a[i]) ~= string.pack("<d", b[i]) then return false end
-  end
-  return true
-end
+local same_bits = require("spec.support.util").same_bits
 
 local function slice(t, i, j) return table.move(t, i, j, 1, {}) end
 

@@ -4,13 +4,7 @@ package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 
-local function same_bits(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do
-    if string.pack("<d", a[i]) ~= string.pack("<d", b[i]) then return false end
-  end
-  return true
-end
+local same_bits = require("spec.support.util").same_bits
 
 describe("training on synthetic data", function()
   local data = synthetic(96, 4, 3)

@@ -559,11 +559,14 @@ function History:__tostring()
 end
 
 --- history:plot([opts])
--- Plots the loss per iteration of this training (net:train's result) in the terminal
--- or, with opts.file (.png, .svg, .txt), to a file; opts as lunet.plot's.
+-- Plots the loss per iteration of this training (net:train's result), and the
+-- validation loss when it was validated, in the terminal or, with opts.file (.png, .svg,
+-- .txt), to a file; opts as lunet.plot's.
 function History:plot(opts)
   local Result = require("lunet.result")
-  local res = Result.new { name = "train", runs = { { loss = rawget(self, "loss") or {} } } }
+  local res = Result.new { name = "train", runs = { { loss = rawget(self, "loss") or {},
+    val_iterations = rawget(self, "val_iterations"), val_loss = rawget(self, "val_loss"),
+    val_accuracy = rawget(self, "val_accuracy"), stopped_at = rawget(self, "stopped_at") } } }
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   if o.xlabel == nil then o.xlabel = rawget(self, "unit") or "iteration" end

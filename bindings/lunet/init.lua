@@ -419,18 +419,25 @@ local function find_file(dir, base)
   return nil
 end
 
+-- The options of a loader of a set with a train and a test split in one dir; returns
+-- them checked, the split and its file names (from files[split]).
+local function split_options(f, opts, files)
+  opts = check.options(f, 1, opts, loader_keys { dir = "string", split = "string" })
+  local split = opts.split or "train"
+  if not files[split] then
+    error(("%s: option 'split' must be \"train\" or \"test\" (got %s)"):format(f, quoted(split)), 3)
+  end
+  return opts, split, files[split]
+end
+
 -- A preset of lunet.idx for a set laid out like MNIST (train-/t10k- files in one dir).
 local function idx_preset(p)
   return function(opts)
     local f = p.fname
-    opts = check.options(f, 1, opts, loader_keys { dir = "string", split = "string" })
-    local split = opts.split or "train"
-    local names = idx_files[split]
-    if not names then
-      error(("%s: option 'split' must be \"train\" or \"test\" (got %s)"):format(f, quoted(split)), 2)
-    end
+    local split, names
+    opts, split, names = split_options(f, opts, idx_files)
     local norm = norm_options(f, opts, p.mean, p.std)
-    local dir = opts.dir or p.dir()
+    local dir = opts.dir or (p.env and os.getenv(p.env) ~= "" and os.getenv(p.env)) or p.default_dir
     local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
     if not images or not labels then
       return nil, ("%s: %s %s files not found in %s (expected %s.gz and %s.gz; %s)")
@@ -447,11 +454,7 @@ end
 -- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead.
 lunet.mnist = idx_preset {
   fname = "lunet.mnist", name = "mnist", title = "MNIST", mean = 0.1307, std = 0.3081,
-  dir = function()
-    local dir = os.getenv("MNIST_DIR")
-    if not dir or dir == "" then dir = "data/mnist" end
-    return dir
-  end,
+  env = "MNIST_DIR", default_dir = "data/mnist",
   hint = "set MNIST_DIR or run `make mnist`",
 }
 
@@ -462,11 +465,7 @@ lunet.mnist = idx_preset {
 lunet.fashion_mnist = idx_preset {
   fname = "lunet.fashion_mnist", name = "fashion-mnist", title = "Fashion-MNIST", mean = 0.2860,
   std = 0.3530,
-  dir = function()
-    local dir = os.getenv("FASHION_MNIST_DIR")
-    if not dir or dir == "" then dir = "/usr/share/datasets/fashion-mnist" end
-    return dir
-  end,
+  default_dir = "/usr/share/datasets/fashion-mnist",
   hint = "install the Debian package dataset-fashion-mnist (make deps) or give dir",
 }
 
@@ -509,12 +508,8 @@ local cifar_files = {
 -- images, normalised per channel (the training set's mean and std by default).
 function lunet.cifar10(opts)
   local f = "lunet.cifar10"
-  opts = check.options(f, 1, opts, loader_keys { dir = "string", split = "string" })
-  local split = opts.split or "train"
-  local names = cifar_files[split]
-  if not names then
-    error(("%s: option 'split' must be \"train\" or \"test\" (got %s)"):format(f, quoted(split)), 2)
-  end
+  local split, names
+  opts, split, names = split_options(f, opts, cifar_files)
   local norm = norm_options(f, opts, { 0.4914, 0.4822, 0.4465 }, { 0.2470, 0.2435, 0.2616 })
   local dir = opts.dir or "data/cifar-10-batches-bin"
   local paths = {}
