@@ -43,6 +43,29 @@ local function copy_run(run)
   return out
 end
 
+-- Validation curves (runs trained with validate =): the k-th validation of every run is
+-- at the same iteration (every validate_every iterations; a run that stopped early has
+-- fewer), so they are summarised by index like the loss, and val_iterations is the
+-- longest run's list. Like the loss, each point is over the runs that reached it (n).
+local function validation_stats(self, flags)
+  local vl, va, at = {}, {}, {}
+  for r, run in ipairs(self.runs) do
+    if type(run.val_loss) == "table" and type(run.val_iterations) == "table" then
+      vl[r], va[r] = run.val_loss, run.val_accuracy or {}
+      if #run.val_iterations > #at then at = run.val_iterations end
+    else
+      vl[r], va[r] = {}, {}
+    end
+  end
+  if #at == 0 then return end
+  local s = stats.summarize(vl, flags)
+  local a = stats.summarize(va, flags)
+  self.val_iterations = copy_series(at)
+  self.val_mean, self.val_std, self.val_ci_low, self.val_ci_high = s.mean, s.std, s.ci_low, s.ci_high
+  self.val_n = s.n
+  self.val_accuracy_mean, self.val_accuracy_std = a.mean, a.std
+end
+
 --- Build a result from {name=, config=, provenance=, runs={...}}.
 -- Each run is a table {loss={...}, seed=, diverged=bool, interrupted=bool,
 -- test_loss=, test_accuracy=, ...}; extra run fields are kept as they are.
@@ -90,31 +113,8 @@ function Result.new(t)
   self.ci_low, self.ci_high = s.ci_low, s.ci_high
   self.n, self.left_out = s.n, s.left_out
   self.iterations = #s.mean
-  self:_validation_stats(flags)
+  validation_stats(self, flags)
   return self
-end
-
--- Validation curves (runs trained with validate =): the k-th validation of every run is
--- at the same iteration (every validate_every iterations; a run that stopped early has
--- fewer), so they are summarised by index like the loss, and val_iterations is the
--- longest run's list. Like the loss, each point is over the runs that reached it (n).
-function Result:_validation_stats(flags)
-  local vl, va, at = {}, {}, {}
-  for r, run in ipairs(self.runs) do
-    if type(run.val_loss) == "table" and type(run.val_iterations) == "table" then
-      vl[r], va[r] = run.val_loss, run.val_accuracy or {}
-      if #run.val_iterations > #at then at = run.val_iterations end
-    else
-      vl[r], va[r] = {}, {}
-    end
-  end
-  if #at == 0 then return end
-  local s = stats.summarize(vl, flags)
-  local a = stats.summarize(va, flags)
-  self.val_iterations = copy_series(at)
-  self.val_mean, self.val_std, self.val_ci_low, self.val_ci_high = s.mean, s.std, s.ci_low, s.ci_high
-  self.val_n = s.n
-  self.val_accuracy_mean, self.val_accuracy_std = a.mean, a.std
 end
 
 --- The runs that early stopping ended, as {iteration = stopped_at, count = runs}, sorted.
