@@ -41,7 +41,7 @@ static int grow_push(growing *g, const void *elem, size_t n)
 }
 
 /* Reads one line (without its end of line) into *buf, growing it; 0 at end of file,
- * -1 on a read error or out of memory. */
+ * -1 on a read error, -2 out of memory. */
 static int read_line(gzFile f, char **buf, size_t *cap, size_t *len)
 {
     *len = 0;
@@ -50,7 +50,7 @@ static int read_line(gzFile f, char **buf, size_t *cap, size_t *len)
         if (*len + 2 > *cap) {
             size_t ncap = *cap ? *cap * 2 : 65536;
             char *p = ln_alloc(ncap);
-            if (!p) return -1;
+            if (!p) return -2;
             if (*len) memcpy(p, *buf, *len);
             ln_dealloc(*buf);
             *buf = p;
@@ -112,8 +112,10 @@ ln_status ln_dataset_load_csv(const char *path, int label_column, int channels, 
         if (limit > 0 && rows >= limit) break;
         int r = read_line(f, &line, &cap, &len);
         if (r < 0) {
-            st = ln_fail(err, LN_EIO, "%s: line %lld: cannot read (corrupt gzip data or out of memory)",
-                         path, (long long)lineno + 1);
+            st = r == -2 ? ln_fail(err, LN_ENOMEM, "%s: line %lld: out of memory", path,
+                                   (long long)lineno + 1)
+                         : ln_fail(err, LN_EIO, "%s: line %lld: cannot read (corrupt gzip data?)",
+                                   path, (long long)lineno + 1);
             goto done;
         }
         if (r == 0) break;

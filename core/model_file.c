@@ -575,7 +575,8 @@ static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const
     if (st || n != (uint64_t)optim_state_floats(&s.opt) || r.left / 4 < n) {
         ln_net_free(saved);
         ln_optim_release(&s.opt);
-        return ln_fail(err, LN_EFORMAT, "%s: bad optimizer state%s%s", name, st ? ": " : "",
+        return ln_fail(err, st == LN_ENOMEM ? LN_ENOMEM : LN_EFORMAT, "%s: %s%s%s", name,
+                       st == LN_ENOMEM ? "" : "bad optimizer state", st && st != LN_ENOMEM ? ": " : "",
                        st ? inner.msg : "");
     }
     s.opt.steps = (int64_t)steps;
