@@ -15,6 +15,7 @@
 #include "layer.h" /* shape inference (ln_layer_setup) to check a file before allocating */
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -592,7 +593,10 @@ static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const
     s.epochs = (int64_t)v[5];
     s.pos = (int64_t)v[6];
     s.count = (int64_t)v[7];
-    if (!ok || v[7] < 1 || v[7] > UINT32_MAX || v[6] > v[7] || r.left / 4 < v[7]) {
+    /* counters far below 2^62, so that training on from them cannot overflow */
+    const uint64_t counter_max = (uint64_t)1 << 62;
+    if (!ok || v[7] < 1 || v[7] > UINT32_MAX || v[6] > v[7] || r.left / 4 < v[7] ||
+        v[4] > counter_max || v[5] > counter_max || steps > counter_max) {
         ln_net_free(saved);
         ln_optim_release(&s.opt);
         return ln_fail(err, LN_EFORMAT, "%s: bad training counters", name);
@@ -610,7 +614,8 @@ static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const
         if ((int64_t)k >= s.count) ok = 0;
     }
     uint64_t done = 0, wait = 0;
-    ok = ok && get_u64(&r, &done) && get_f64(&r, &s.stop_best) && get_u64(&r, &wait) && r.left == 0;
+    ok = ok && get_u64(&r, &done) && get_f64(&r, &s.stop_best) && get_u64(&r, &wait) && r.left == 0 &&
+         done <= counter_max && wait <= counter_max && !isnan(s.stop_best);
     if (!ok) {
         ln_net_free(saved);
         ln_train_state_release(&s);
