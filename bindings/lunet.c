@@ -1326,10 +1326,23 @@ static int net_train(lua_State *L)
     cfg.state = &u->train;
     ln_history h;
     ln_error err;
-    /* resume = path: the net's parameters and training state from a checkpoint */
+    /* resume = path: the net's parameters and training state from a checkpoint. If the
+     * checkpoint does not fit this call (ln_train refuses it before any step), the net
+     * gets its own parameters and state back. */
     const char *resume = field_str(L, 3, "resume", NULL);
+    ln_net *before = NULL;
+    ln_train_state kept;
+    memset(&kept, 0, sizeof kept);
     if (resume) {
-        if (ln_checkpoint_load(resume, net, &u->train, &err)) return push_fail(L, &err);
+        if (ln_net_clone(net, &before, &err)) return luaL_error(L, "train: %s", err.msg);
+        ln_train_state loaded;
+        memset(&loaded, 0, sizeof loaded);
+        if (ln_checkpoint_load(resume, net, &loaded, &err)) {
+            ln_net_free(before);
+            return push_fail(L, &err);
+        }
+        kept = u->train;
+        u->train = loaded;
         cfg.resume = 1;
     }
     sigint_guard g;
@@ -1337,6 +1350,19 @@ static int net_train(lua_State *L)
     sigint_catch(&g);
     ln_status st = ln_train(net, data, &cfg, &h, &err);
     sigint_restore(&g);
+    if (resume) {
+        if (st) {
+            memcpy(ln_net_params(net), ln_net_params(before),
+                   sizeof(float) * (size_t)ln_net_param_count(net));
+            memcpy(ln_net_buffers(net), ln_net_buffers(before),
+                   sizeof(float) * (size_t)ln_net_buffer_count(net));
+            ln_train_state_release(&u->train);
+            u->train = kept;
+        } else {
+            ln_train_state_release(&kept);
+        }
+        ln_net_free(before);
+    }
     if (st) return luaL_error(L, "train: %s", err.msg);
     push_history(L, &h, 1);
     ln_history_release(&h);

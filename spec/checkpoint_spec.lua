@@ -122,6 +122,10 @@ net:train { data = synthetic(64, 4, 3), validate = synthetic(24, 4, 9),
     ok, e = pcall(net.train, net, opts { resume = ckpt, optimizer = lunet.adam {} })
     assert.is_false(ok)
     assert.matches("the state of sgd, not of adam", tostring(e), 1, true)
+    -- and the net kept its own parameters and its own training state
+    assert.is_true(same_bits(before, net:_params():totable()))
+    local own = lunet.models.mnist_cnn { seed = 2 }
+    assert.is_true(same_bits(net:train(opts { iterations = 1 }).step_loss, own:train(opts { iterations = 1 }).step_loss))
   end)
 
   it("a checkpoint that cannot be written stops the run and keeps what was done", function()
