@@ -104,26 +104,31 @@ bench: all
 LUA_LDIR ?= $(PREFIX)/share/lua/5.4
 LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_FILES = $(wildcard bindings/lunet/*.lua)
+# The C library, its header and lunet.pc go under C_PREFIX (include/, lib/,
+# lib/pkgconfig/); the rockspec keeps them inside the rock (LuaRocks would move a
+# rock's lib/ into Lua's module directory).
+C_PREFIX ?= $(PREFIX)
+VERSION  := $(shell sed -n 's/^\#define LUNET_VERSION "\(.*\)"/\1/p' core/lunet.h)
 
 install: all
-	install -d $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet $(DESTDIR)$(C_PREFIX)/include \
+	  $(DESTDIR)$(C_PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LUA_FILES) $(DESTDIR)$(LUA_LDIR)/lunet/
 	install -m 755 bindings/lunet/core.so $(DESTDIR)$(LUA_CDIR)/lunet/core.so
-	install -m 644 core/lunet.h $(DESTDIR)$(PREFIX)/include/lunet.h
-	install -m 644 core/liblunet.a $(DESTDIR)$(PREFIX)/lib/liblunet.a
-	install -m 755 core/liblunet.so $(DESTDIR)$(PREFIX)/lib/liblunet.so
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define LUNET_VERSION "\(.*\)"/\1/p' core/lunet.h)|g' \
-	  tools/lunet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lunet.pc
+	install -m 644 core/lunet.h $(DESTDIR)$(C_PREFIX)/include/lunet.h
+	install -m 644 core/liblunet.a $(DESTDIR)$(C_PREFIX)/lib/liblunet.a
+	install -m 755 core/liblunet.so $(DESTDIR)$(C_PREFIX)/lib/liblunet.so
+	sed -e 's|@PREFIX@|$(C_PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  tools/lunet.pc.in > $(DESTDIR)$(C_PREFIX)/lib/pkgconfig/lunet.pc
 	if [ -f bin/lunet ]; then install -m 755 bin/lunet $(DESTDIR)$(PREFIX)/bin/lunet; fi
 	install -d $(DESTDIR)$(PREFIX)/share/lunet/scripts
 	$(if $(wildcard scripts/*.lua),install -m 644 $(wildcard scripts/*.lua) $(DESTDIR)$(PREFIX)/share/lunet/scripts/)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(LUA_LDIR)/lunet/,$(notdir $(LUA_FILES)))
-	rm -f $(DESTDIR)$(LUA_CDIR)/lunet/core.so $(DESTDIR)$(PREFIX)/include/lunet.h
-	rm -f $(DESTDIR)$(PREFIX)/lib/liblunet.a $(DESTDIR)$(PREFIX)/lib/liblunet.so
-	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/lunet.pc $(DESTDIR)$(PREFIX)/bin/lunet
+	rm -f $(DESTDIR)$(LUA_CDIR)/lunet/core.so $(DESTDIR)$(C_PREFIX)/include/lunet.h
+	rm -f $(DESTDIR)$(C_PREFIX)/lib/liblunet.a $(DESTDIR)$(C_PREFIX)/lib/liblunet.so
+	rm -f $(DESTDIR)$(C_PREFIX)/lib/pkgconfig/lunet.pc $(DESTDIR)$(PREFIX)/bin/lunet
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/lunet/scripts/,$(notdir $(wildcard scripts/*.lua)))
 	-rmdir $(DESTDIR)$(PREFIX)/share/lunet/scripts $(DESTDIR)$(PREFIX)/share/lunet 2>/dev/null
 	-rmdir $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet 2>/dev/null

@@ -1,8 +1,9 @@
 -- LuaRocks package of lunet, built with the project's Makefile:
 --   luarocks --lua-version 5.4 make lunet-scm-1.rockspec
 -- `make` builds the C engine and the module; `make install` puts the Lua files in
--- LUA_LDIR (the rock's $(LUADIR)), lunet.core in LUA_CDIR ($(LIBDIR)) and the launcher,
--- header, C libraries and lunet.pc under PREFIX (the rock's directory).
+-- LUA_LDIR (the rock's $(LUADIR)), lunet.core in LUA_CDIR ($(LIBDIR)), the launcher
+-- and the scripts under PREFIX (the rock's directory), and the header, C libraries
+-- and lunet.pc under C_PREFIX (c/ in the rock's directory).
 rockspec_format = "3.0"
 package = "lunet"
 version = "scm-1"
@@ -18,10 +19,12 @@ experiments on a thread pool with loss statistics, result files and gnuplot plot
   license = "unspecified",
   labels = { "neural-networks", "cnn", "machine-learning" },
 }
+-- Only Lua itself: lunet also needs luafilesystem and lua-cjson, which Debian ships as
+-- lua-filesystem and lua-cjson. LuaRocks cannot see Debian's packages, so listing the
+-- two rocks here would make `luarocks make` fetch them (and fail offline) although Lua
+-- finds them; without Debian's packages: luarocks install luafilesystem lua-cjson.
 dependencies = {
   "lua >= 5.4, < 5.5",
-  "luafilesystem",
-  "lua-cjson",
 }
 external_dependencies = {
   ZLIB = { header = "zlib.h", library = "z" },
@@ -37,5 +40,8 @@ build = {
     PREFIX = "$(PREFIX)",
     LUA_LDIR = "$(LUADIR)",
     LUA_CDIR = "$(LIBDIR)",
+    -- the C library, lunet.h and lunet.pc: c/lib, c/include and c/lib/pkgconfig in the
+    -- rock (`luarocks show --rock-dir lunet`), not in Lua's module directory
+    C_PREFIX = "$(PREFIX)/c",
   },
 }

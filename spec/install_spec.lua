@@ -83,7 +83,7 @@ describe("make install", function()
     assert.equal(prefix .. "/share/lua/5.4/lunet/init.lua", lines[2])
     assert.equal(prefix .. "/lib/lua/5.4/lunet/core.so", lines[3])
     assert.equal("2", lines[4])
-    assert.matches("net:train{data =", r.out, 1, true)  -- help reads the installed sources
+    assert.matches("net:train{data, loss =", r.out, 1, true)  -- help reads the installed sources
     assert.matches(prefix .. "/share/lua/5.4/lunet/init.lua:", r.out, 1, true)
   end)
 
@@ -112,17 +112,19 @@ describe("make install", function()
     local flags = run(pc .. "--cflags --libs lunet")
     assert.equal(0, flags.code, explain(flags))
     assert.matches("-I" .. prefix .. "/include", flags.out, 1, true)
-    assert.matches("-L" .. prefix .. "/lib -llunet", flags.out, 1, true)
+    assert.matches("-L" .. prefix .. "/lib -Wl,-rpath," .. prefix .. "/lib -llunet", flags.out, 1, true)
     -- a copy outside the source tree, so that only the installed lunet.h can be found
     write(work .. "/embed.c", assert(read(ROOT .. "/examples/embed.c")))
     -- (a sanitizer build installs an instrumented library: the program must be one too)
     local san = (os.getenv("LUNET_C_TESTS") or ""):match("sanitize") and " -fsanitize=address,undefined" or ""
-    local cc = ("cd %s && cc -std=c11 -O1 -Wall -Wextra%s -o embed embed.c $(%s --cflags --libs lunet) -lm -Wl,-rpath,%s")
-      :format(shell_quote(work), san, pc, shell_quote(prefix .. "/lib"))
+    -- the README's line, nothing more: lunet.pc carries the rpath, so the program runs
+    -- without LD_LIBRARY_PATH or ldconfig
+    local cc = ("cd %s && cc -std=c11 -O1 -Wall -Wextra%s -o embed embed.c $(%s --cflags --libs lunet) -lm")
+      :format(shell_quote(work), san, pc)
     local r = run(cc)
     assert.equal(0, r.code, explain(r))
     assert.equal("", r.err, explain(r)) -- no warnings
-    r = run(("cd %s && ./embed model.lnet"):format(shell_quote(work)))
+    r = run(("cd %s && env -u LD_LIBRARY_PATH ./embed model.lnet"):format(shell_quote(work)))
     assert.equal(0, r.code, explain(r))
     assert.matches("saved and loaded model.lnet", r.out, 1, true)
     local ldd = run("ldd " .. shell_quote(work .. "/embed"))
@@ -182,7 +184,7 @@ describe("lunet-scm-1.rockspec", function()
     end
   end)
 
-  it("installs through luarocks into a local tree", function()
+  it("installs through luarocks into a local tree, offline, next to Debian's Lua packages", function()
     if not run("command -v luarocks").ok then
       pending("luarocks not installed (Debian package luarocks)")
       return
@@ -193,13 +195,13 @@ describe("lunet-scm-1.rockspec", function()
       rm_rf(src)
       rm_rf(tree)
     end)
-    local r = run(("cd %s && tar cf - Makefile core/*.c core/*.h bindings/lunet.c bindings/lunet/*.lua bin "
+    local r = run(("cd %s && tar cf - Makefile core/*.c core/*.h bindings/lunet.c bindings/lunet/*.lua bin scripts "
       .. "tools/lunet.pc.in lunet-scm-1.rockspec | (cd %s && tar xf -)"):format(shell_quote(ROOT), shell_quote(src)))
     assert.equal(0, r.code, explain(r))
-    -- no network: the Lua dependencies are the Debian packages already installed;
-    -- OPT=-O0 only to build quickly
-    r = run(("cd %s && MAKEFLAGS=-j2 OPT=-O0 luarocks --lua-version 5.4 --tree %s make --deps-mode none "
-      .. "lunet-scm-1.rockspec"):format(shell_quote(src), shell_quote(tree)))
+    -- as a user types it (no --deps-mode): nothing to download, lfs and cjson are
+    -- Debian's; OPT=-O0 only to build quickly
+    r = run(("cd %s && MAKEFLAGS=-j2 OPT=-O0 luarocks --lua-version 5.4 --tree %s make lunet-scm-1.rockspec")
+      :format(shell_quote(src), shell_quote(tree)))
     assert.equal(0, r.code, explain(r))
     local q = run(("cd %s && LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(shell_quote(src),
       shell_quote(tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua;;"),
@@ -207,9 +209,26 @@ describe("lunet-scm-1.rockspec", function()
       shell_quote('local l = require("lunet"); print(l.version, package.searchpath("lunet", package.path))')))
     assert.equal(0, q.code, explain(q))
     assert.matches("^%d+%.%d+%.%d+\t" .. tree:gsub("%p", "%%%0") .. "/share/lua/5.4/lunet/init.lua\n$", q.out)
-    -- the launcher, wrapped by luarocks, finds the module in the rock
-    q = run(shell_quote(tree .. "/bin/lunet") .. " --version")
+    -- Lua's module directory holds the module only; the C part is a prefix of its own
+    assert.same({ "lunet/core.so" }, files_under(tree .. "/lib/lua/5.4"))
+    local rock = tree .. "/lib/luarocks/rocks-5.4/lunet/scm-1"
+    for _, f in ipairs({ "c/lib/liblunet.so", "c/lib/liblunet.a", "c/lib/pkgconfig/lunet.pc", "c/include/lunet.h" }) do
+      assert.equal("file", lfs.attributes(rock .. "/" .. f, "mode"), f)
+    end
+    assert.matches("^prefix=" .. rock:gsub("%p", "%%%0") .. "/c\n", read(rock .. "/c/lib/pkgconfig/lunet.pc"))
+    -- the launcher, from a directory with no lunet in it, without `luarocks path`:
+    -- LuaRocks' wrapper in TREE/bin, and the rock's own copy run directly
+    for _, launcher in ipairs({ tree .. "/bin/lunet", rock .. "/bin/lunet" }) do
+      q = run(("cd %s && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 %s --version")
+        :format(shell_quote(tree), shell_quote(launcher)))
+      assert.equal(0, q.code, explain(q))
+      assert.matches("^lunet %d+%.%d+%.%d+ ", q.out)
+      q = run(("cd %s && %s"):format(shell_quote(tree), shell_quote(launcher)), "print(lunet.version)\n")
+      assert.equal(0, q.code, explain(q))
+      assert.matches("> print%(lunet%.version%)\n%d+%.%d+%.%d+\n", q.out)
+    end
+    q = run(shell_quote(tree .. "/bin/lunet") .. " report --help")
     assert.equal(0, q.code, explain(q))
-    assert.matches("^lunet %d+%.%d+%.%d+ ", q.out)
+    assert.matches("--runs N", q.out, 1, true)
   end)
 end)

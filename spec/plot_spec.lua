@@ -22,6 +22,31 @@ local function decay(name, floor, runs)
   return Result.new({ name = name, runs = list })
 end
 
+-- The text elements of a gnuplot SVG: {x =, y =, anchor =, text =}, in order.
+local function svg_texts(svg)
+  local out = {}
+  for x, y, anchor, text in svg:gmatch('<g transform="translate%(([%d.]+),([%d.]+)%)[^"]*"[^>]-text%-anchor="(%a+)">%s*<text>([^<]*)</text>') do
+    out[#out + 1] = { x = tonumber(x), y = tonumber(y), anchor = anchor, text = text:gsub("^%s+", "") }
+  end
+  return out
+end
+
+-- The tick labels of the x axis (centred numbers) and of the y axis (right-aligned).
+local function ticks(svg)
+  local xs, ys = {}, {}
+  for _, t in ipairs(svg_texts(svg)) do
+    if tonumber(t.text) then
+      if t.anchor == "middle" then xs[#xs + 1] = t.text elseif t.anchor == "end" then ys[#ys + 1] = t.text end
+    end
+  end
+  return xs, ys
+end
+
+local function text_at(svg, text)
+  for _, t in ipairs(svg_texts(svg)) do if t.text == text then return t end end
+  return nil
+end
+
 describe("lunet.plot", function()
   local dir
   before_each(function()
@@ -60,6 +85,71 @@ describe("lunet.plot", function()
       assert.matches("cross-entropy", svg, 1, true)
       assert.matches("width=\"640\"", svg, 1, true)
       assert.are.same({ "loss.svg" }, list_dir(dir))
+    end)
+
+    it("names the x axis by the unit with integer ticks, and the y axis by the loss", function()
+      local runs = {}
+      for r = 1, 4 do runs[r] = { loss = { 300 + r, 200 + r, 100 + r } } end
+      local res = Result.new({ name = "short", runs = runs, config = { unit = "epoch", loss = "nll" } })
+      assert.is_true(res:plot({ file = dir .. "/short.svg" }))
+      local svg = read(dir .. "/short.svg")
+      assert.is_table(text_at(svg, "epoch"))
+      assert.is_table(text_at(svg, "training loss (NLL)"))
+      local xs, ys = ticks(svg)
+      assert.are.same({ "1", "2", "3" }, xs) -- not 1.5 and 2.5
+      assert.is_true(#ys >= 3)
+      -- a long run: round whole steps
+      local long = {}
+      for r = 1, 2 do
+        long[r] = { loss = {} }
+        for i = 1, 100 do long[r].loss[i] = 1000 + i * r end
+      end
+      assert.is_true(Result.new({ runs = long, config = { unit = "step", loss = "cross_entropy" } })
+        :plot({ file = dir .. "/long.svg" }))
+      svg = read(dir .. "/long.svg")
+      xs = ticks(svg)
+      assert.are.same({ "10", "20", "30", "40", "50", "60", "70", "80", "90", "100" }, xs)
+      assert.is_table(text_at(svg, "step"))
+      assert.is_table(text_at(svg, "training loss (cross-entropy)"))
+      assert.are.equal(1, plot._integer_step(3, 10))
+      assert.are.equal(2, plot._integer_step(11, 10))
+      assert.are.equal(5, plot._integer_step(50, 10))
+      assert.are.equal(50, plot._integer_step(500, 10))
+    end)
+
+    it("states the band in the legend, which sits below the plot area", function()
+      local a, b = decay("SGD", 0.2, 20), decay("SGD + Nesterov", 0.25, 20)
+      assert.is_true(plot.results({ a, b }, { file = dir .. "/two.svg" }))
+      local svg = read(dir .. "/two.svg")
+      local bottom = 0
+      for _, t in ipairs(svg_texts(svg)) do
+        if tonumber(t.text) then bottom = math.max(bottom, t.y) end -- the x tick labels are lowest
+      end
+      local entries = {}
+      for _, t in ipairs(svg_texts(svg)) do
+        if t.anchor == "start" then
+          entries[#entries + 1] = t.text
+          assert.is_true(t.y > bottom, t.text .. " is inside the plot area")
+        end
+      end
+      assert.are.same({ "SGD: mean", "mean +- 1 std over 20 runs", "SGD + Nesterov: mean",
+        "mean +- 1 std over 20 runs" }, entries)
+      -- distinct colours, light fills, and each band outlined in its colour
+      assert.matches("fill = 'rgb%(%s*0,%s*114,%s*178%)' fill%-opacity = '0%.15", svg)
+      assert.matches("fill = 'rgb%(213,%s*94,%s*0%)' fill%-opacity = '0%.15", svg)
+      assert.matches("stroke=\"rgb%(213,%s*94,%s*0%)\" stroke%-width=\"1%.00\"", svg) -- the outline
+      assert.is_true(plot.results({ a }, { file = dir .. "/ci.svg", band = "ci", labels = { "Figure 3: lr 1e-3" } }))
+      svg = read(dir .. "/ci.svg")
+      assert.is_table(text_at(svg, "Figure 3: lr 1e-3: mean"))
+      assert.is_table(text_at(svg, "95% CI of the mean over 20 runs"))
+      -- a single run has no band to explain
+      assert.is_true(plot.results({ Result.new({ name = "one", runs = { { loss = { 3, 2, 1 } } } }) },
+        { file = dir .. "/one.svg" }))
+      svg = read(dir .. "/one.svg")
+      assert.is_table(text_at(svg, "one"))
+      assert.is_nil(svg:find("std over", 1, true))
+      assert.is_table(text_at(svg, "iteration")) -- no unit known
+      assert.is_table(text_at(svg, "loss"))
     end)
 
     it("draws a text plot returned as a string", function()

@@ -103,7 +103,8 @@ describe("lunet.progress", function()
 
   it("rejects unknown options", function()
     assert.has_error(function() Progress.new({ total = 3 }) end,
-      "Progress.new: unknown option 'total' (valid: enabled, now, stream, total_iterations, total_runs)")
+      "Progress.new: unknown option 'total' (valid: enabled, interval, label, mode, now, stream, total_iterations, "
+      .. "total_runs, unit)")
     local p = Progress.new({ stream = sink() })
     assert.has_error(function() p:update({ los = 1 }) end,
       "progress:update: unknown option 'los' (valid: iterations_done, loss, runs_done, samples_per_second, seconds)")
@@ -140,6 +141,71 @@ describe("lunet.progress", function()
     end
   end)
 
+  describe("plain mode (stderr is not a terminal)", function()
+    it("writes whole lines, no control characters, at most every 10 s", function()
+      local out = sink()
+      local p = Progress.new({ total_runs = 4, total_iterations = 100, stream = out, mode = "plain",
+        label = "figure2" })
+      local lines = 0
+      -- an update every 0.5 s for 60 s: the first line after 10 s, then one per 10 s
+      for i = 0, 120 do
+        if p:update({ runs_done = i // 30, iterations_done = i * 400 // 120, loss = 2 - i / 100,
+          samples_per_second = 1234, seconds = i * 0.5 }) then
+          lines = lines + 1
+        end
+      end
+      assert.are.equal(6, lines)
+      p:finish("figure2: 4 runs in 60.0 s")
+      local text = out:text()
+      assert.is_nil(text:find("[\r\27]"))
+      local got = {}
+      for l in text:gmatch("[^\n]+") do got[#got + 1] = l end
+      assert.are.equal(7, #got)
+      -- at 10 s: 20 updates done, 66 of 400 iterations
+      assert.are.equal("figure2: runs 0/4   16%  loss 1.8  1234 samples/s  ETA 51s", got[1])
+      assert.are.equal("figure2: 4 runs in 60.0 s", got[7])
+      assert.are.equal("\n", text:sub(-1))
+    end)
+
+    it("stays silent for a run shorter than the interval unless given a message", function()
+      local out = sink()
+      local p = Progress.new({ total_iterations = 3, unit = "epoch", stream = out, mode = "plain" })
+      assert.is_false(p:update({ iterations_done = 1, seconds = 0.2 }))
+      assert.is_false(p:update({ iterations_done = 3, seconds = 0.6 }))
+      p:finish()
+      assert.are.equal("", out:text())
+    end)
+
+    it("shows a single training as 'epoch i/n'", function()
+      local out = sink()
+      local p = Progress.new({ total_iterations = 10, unit = "epoch", stream = out })
+      p:update({ iterations_done = 3, loss = 0.5, samples_per_second = 100, seconds = 3 })
+      assert.are.equal("\repoch 3/10   30%  loss 0.5  100 samples/s  ETA 7s\27[K", out:text())
+    end)
+
+    it("is chosen by Progress.mode: quiet, LUNET_PROGRESS, then whether stderr is a terminal", function()
+      local real = os.getenv
+      local env
+      os.getenv = function(k) if k == "LUNET_PROGRESS" then return env end return real(k) end -- luacheck: ignore 122
+      finally(function() os.getenv = real end) -- luacheck: ignore 122
+      env = nil
+      assert.are.equal("tty", Progress.mode(false, true))
+      assert.are.equal("plain", Progress.mode(false, false))
+      assert.are.equal("off", Progress.mode(true, true))
+      env = "plain"
+      assert.are.equal("plain", Progress.mode(false, true))
+      env = "tty"
+      assert.are.equal("tty", Progress.mode(false, false))
+      env = "off"
+      assert.are.equal("off", Progress.mode(false, true))
+      assert.are.equal("off", Progress.mode(true, false))
+      env = "loud" -- not a mode: ignored
+      assert.are.equal("plain", Progress.mode(false, false))
+      assert.has_error(function() Progress.new({ mode = "loud" }) end,
+        'Progress.new: option \'mode\' must be "tty", "plain" or "off", got "loud"')
+    end)
+  end)
+
   it("formats only numbers as durations, and absurd ones as unknown", function()
     assert.has_error(function() Progress.format_duration() end,
       "Progress.format_duration: argument #1 (seconds) must be a number, got nil")
@@ -148,5 +214,47 @@ describe("lunet.progress", function()
     assert.are.equal("?", Progress.format_duration(1e308))
     assert.are.equal("?", Progress.format_duration(-1))
     assert.are.equal("2501999792983h36m32s", Progress.format_duration(2 ^ 53))
+  end)
+end)
+
+describe("progress of a real training whose stderr is a file", function()
+  local util = require("spec.support.util")
+  -- a tiny synthetic training in a child process, stderr captured by util.run
+  local script = [[
+    package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
+    package.cpath = "bindings/?.so;" .. package.cpath
+    local lunet = require("lunet")
+    local ds = lunet.dataset(lunet.tensor({ 0, 1, 1, 0, 1, 1, 0, 0 }, { 4, 1, 1, 2 }), { 0, 1, 1, 0 })
+    local net = lunet.sequential { lunet.flatten(), lunet.linear(2, 2), lunet.log_softmax(), input = { 1, 1, 2 } }
+    net:train { data = ds, iterations = 3, batch = 2, quiet = QUIET }
+    local res = lunet.experiment { model = function() return net:clone() end, data = ds, iterations = 2,
+      runs = 2, threads = 1, cache = false, quiet = QUIET, name = "tiny" }
+    print(#res.runs)
+  ]]
+  local function run(env, quiet)
+    return util.run(env .. " lua5.4 -e " .. util.shell_quote(script:gsub("QUIET", tostring(quiet))))
+  end
+
+  it("writes no escape codes by default, and the experiment's summary line", function()
+    local r = run("LUNET_PROGRESS=", false)
+    assert.are.equal(0, r.code, util.explain(r))
+    assert.are.equal("2\n", r.out)
+    assert.is_nil(r.err:find("[\r\27]"), util.explain(r))
+    assert.matches("^tiny: 2 runs in [%d.]+ s\n$", r.err)
+  end)
+
+  it("draws the terminal line when LUNET_PROGRESS=tty", function()
+    local r = run("LUNET_PROGRESS=tty", false)
+    assert.are.equal(0, r.code, util.explain(r))
+    assert.matches("\repoch 3/3  100%  loss ", r.err, 1, true)
+    assert.matches("\27[K", r.err, 1, true)
+    assert.matches("\rtiny: 2 runs in", r.err, 1, true)
+  end)
+
+  it("is silenced by quiet = true and by LUNET_PROGRESS=off", function()
+    local r = run("LUNET_PROGRESS=tty", true)
+    assert.are.same({ 0, "" }, { r.code, r.err }, util.explain(r))
+    r = run("LUNET_PROGRESS=off", false)
+    assert.are.same({ 0, "" }, { r.code, r.err }, util.explain(r))
   end)
 end)

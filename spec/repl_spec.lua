@@ -183,7 +183,7 @@ describe("the lunet launcher", function()
   it("shows help from the command line", function()
     local r = run(shell_quote(LUNET) .. " help net:train")
     assert.equal(0, r.code, explain(r))
-    assert.matches("^net:train{data =", r.out)
+    assert.matches('^net:train{data, loss = "nll"', r.out)
     r = run(shell_quote(LUNET) .. " help")
     assert.matches("layers:\n  lunet.conv2d(", r.out, 1, true)
   end)
@@ -197,7 +197,7 @@ describe("lunet.help", function()
     local listing = text()
     local _ = lunet.experiment -- loads the experiment part
     for k, v in pairs(lunet) do
-      if type(v) == "function" then
+      if type(v) == "function" and k:sub(1, 1) ~= "_" and k ~= "train_config" and k ~= "optimizer_spec" then
         assert.matches("\n  lunet%." .. k .. "[%({ ]", listing, nil, "lunet." .. k .. " missing from lunet.help()")
       end
     end
@@ -218,7 +218,7 @@ describe("lunet.help", function()
 
   it("documents a function given as a value or a name", function()
     local doc = text(lunet.experiment)
-    assert.matches("^lunet%.experiment{name, model, data", doc)
+    assert.matches("^lunet%.experiment{name = \"experiment\", model, data", doc)
     assert.matches("experiment%.lua:%d+%)", doc)
     assert.equal(doc, text("experiment"))
     assert.equal(doc, text("lunet.experiment"))

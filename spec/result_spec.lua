@@ -181,9 +181,44 @@ describe("lunet.result", function()
       assert.matches("optimizer=sgd lr=0.1 momentum=0.9 batch=64 iterations=4 runs=3", s, 1, true)
       assert.matches("runs:    4 (1 left out as diverged)", s, 1, true)
       assert.matches("final:   0.2 ± 0.0707 (iteration 4)", s, 1, true)
-      assert.matches("plateau: none", s, 1, true)
+      assert.matches("plateau: n/a (fewer iterations than the window of 10)", s, 1, true)
       assert.matches("time:    12.50 s", s, 1, true)
       assert.matches("mean:    █▄▂▁", s, 1, true)
+    end)
+
+    it("shows every optimizer setting that is not its default", function()
+      local function cfg_line(config)
+        return tostring(Result.new({ config = config, runs = { { loss = { 1, 0.5 } } } })):match("config:  ([^\n]*)")
+      end
+      local base = { optimizer = "sgd", lr = 0.01, momentum = 0.9, batch = 64, iterations = 2, runs = 1 }
+      assert.are.equal("optimizer=sgd lr=0.01 momentum=0.9 batch=64 iterations=2 runs=1", cfg_line(base))
+      local nesterov = {}
+      for k, v in pairs(base) do nesterov[k] = v end
+      nesterov.nesterov, nesterov.weight_decay, nesterov.dampening = true, 5e-4, 0
+      assert.are.equal("optimizer=sgd lr=0.01 momentum=0.9 nesterov=true weight_decay=0.0005 batch=64 iterations=2 runs=1",
+        cfg_line(nesterov))
+      assert.are.equal("optimizer=sgd lr=0.01 dampening=0.5 loss=mse",
+        cfg_line({ optimizer = "sgd", lr = 0.01, dampening = 0.5, loss = "mse" }))
+      assert.are.equal("optimizer=adam lr=0.001 betas={0.8, 0.99} eps=1e-06",
+        cfg_line({ optimizer = "adam", lr = 1e-3, betas = { 0.8, 0.99 }, eps = 1e-6 }))
+      assert.are.equal("optimizer=adam lr=0.001", cfg_line({ optimizer = "adam", lr = 1e-3, betas = { 0.9, 0.999 },
+        eps = 1e-8, weight_decay = 0 }))
+      -- AdamW's default weight decay is 0.01, so 0 is the setting to show
+      assert.are.equal("optimizer=adamw lr=0.001 weight_decay=0", cfg_line({ optimizer = "adamw", lr = 1e-3,
+        weight_decay = 0 }))
+      assert.are.equal("optimizer=adamw lr=0.001", cfg_line({ optimizer = "adamw", lr = 1e-3, weight_decay = 0.01 }))
+    end)
+
+    it("says when the runs were taken from the cache instead of showing a time of 0 s", function()
+      local runs = { { loss = { 1, 0.5 } }, { loss = { 1.1, 0.6 } } }
+      local s = tostring(Result.new({ runs = runs, provenance = { seconds = 0, runs_cached = 2, runs_computed = 0,
+        cache = "out/cache/x.json" } }))
+      assert.matches("source:  all 2 runs taken from the cache out/cache/x.json (computed earlier", s, 1, true)
+      assert.is_nil(s:find("time:", 1, true))
+      s = tostring(Result.new({ runs = runs, provenance = { seconds = 3.5, runs_cached = 1, runs_computed = 1 } }))
+      assert.matches("time:    3.50 s (1 runs computed, 1 taken from the cache)", s, 1, true)
+      s = tostring(Result.new({ runs = runs, provenance = { seconds = 3.5, runs_cached = 0, runs_computed = 2 } }))
+      assert.matches("time:    3.50 s\n", s, 1, true)
     end)
 
     it("shows the plateau iteration when there is one", function()
@@ -192,7 +227,7 @@ describe("lunet.result", function()
         loss[i] = 1
       end
       local s = tostring(Result.new({ runs = { { loss = loss } } }))
-      assert.matches("plateau: iteration 1", s, 1, true)
+      assert.matches("plateau: iteration 1 (window 10, tol 1e-3)", s, 1, true)
       assert.matches("(unnamed)", s, 1, true)
     end)
   end)

@@ -229,7 +229,6 @@ T["lunet.load"] = function() return pack(tmp .. "/missing.lunet") end
 T["lunet.idx_read"] = function() return pack(tmp .. "/missing.idx") end
 T["lunet.train_config"] = function() return pack({ batch = 8, iterations = 1 }, "lunet.train_config", 1) end
 T["lunet.cpu_count"] = function() return pack() end
-T["lunet.schedule_spec"] = function() return pack({ "step", step_size = 2, gamma = 0.5 }, "lunet.schedule_spec", 1) end
 T["lunet.schedule_lr"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, 0.1, 3) end
 T["lunet.core.schedule_lr"] = function()
   return pack({ kind = "multistep", per = "epoch", milestones = { 2, 4 }, gamma = 0.5 }, 0.1, 3)
@@ -266,6 +265,15 @@ T["lunet.stats.t_quantile_975"] = function() return pack(5) end
 T["lunet.stats.summarize"] = function() return pack({ { 1, 2 }, { 1.5, 2.5 } }, { false, false }) end
 T["lunet.stats.plateau"] = function() return pack({ 1, 0.5, 0.4, 0.39, 0.39, 0.39 }, { window = 2, tol = 0.1 }) end
 T["lunet.stats.sparkline"] = function() return pack({ 1, 2, 3 }, 10) end
+T["lunet.stats.welch"] = function() return pack({ 1, 2, 3 }, { 2, 3, 5 }) end
+T["lunet.stats.first_below"] = function() return pack({ 3, 2, 1 }, 1.5) end
+T["lunet.stats.t_two_sided_p"] = function() return pack(2, 5) end
+T["Result.optimizer_settings"] = function() return pack { optimizer = "sgd", lr = 0.1, nesterov = true } end
+T["Progress.mode"] = function() return pack(false, true) end
+T["Progress.plain_line"] = function() return pack(progress()) end
+T["lunet._data_error"] = function() return pack("lunet.experiment", "data", nil) end
+T["lunet._check_datasets"] = function() return pack("lunet.experiment", { data = data }, 1, true) end
+T["lunet.zeros"] = function() return pack { 2, 3 } end
 T["Progress.format_duration"] = function() return pack(75) end
 T["Progress.new"] = function() return pack { total_runs = 2, total_iterations = 3, enabled = false, stream = io.stderr } end
 T["Progress.fraction"] = function() return pack(progress()) end

@@ -268,6 +268,53 @@ describe("lunet.stats", function()
     end)
   end)
 
+  describe("Welch's t-test", function()
+    it("gives two-sided p-values of Student's t distribution", function()
+      -- closed forms: df = 1 (Cauchy) and df = 2
+      for _, t in ipairs({ 0.1, 1, 3, 12 }) do
+        assert.is_true(math.abs(stats.t_two_sided_p(t, 1) - (1 - 2 / math.pi * math.atan(t))) < 1e-12)
+        assert.is_true(math.abs(stats.t_two_sided_p(-t, 2) - (1 - t / math.sqrt(2 + t * t))) < 1e-12)
+      end
+      -- the 0.975 quantiles of the table have p = 0.05 exactly
+      for _, df in ipairs({ 3, 5, 10, 30 }) do
+        assert.is_true(math.abs(stats.t_two_sided_p(stats.t_quantile_975(df), df) - 0.05) < 1e-9, "df " .. df)
+      end
+      -- a non-integral df (checked by numerical integration of the density: 0.00707589879121)
+      assert.is_true(math.abs(stats.t_two_sided_p(3, 20) - 0.0070758987912) < 1e-12)
+      assert.is_true(math.abs(stats.t_two_sided_p(1.96, math.huge) - 0.0499957903) < 1e-8)
+      assert.are.equal(0, stats.t_two_sided_p(math.huge, 4))
+      assert.are.equal(1, stats.t_two_sided_p(0, 4))
+      assert.has_error(function() stats.t_two_sided_p(1, 0) end,
+        "lunet.stats.t_two_sided_p: argument #2 (df) must be a number > 0, got 0")
+    end)
+
+    it("compares two means with unequal variances", function()
+      local w = stats.welch({ 1, 2, 3, 4, 5 }, { 2, 4, 6, 8, 10 })
+      assert.are.equal(-3, w.diff)
+      assert.is_true(math.abs(w.t - (-3 / math.sqrt(2.5))) < 1e-12)
+      assert.is_true(math.abs(w.df - 100 / 17) < 1e-12) -- (0.5 + 2)^2 / (0.5^2/4 + 2^2/4)
+      -- R: t.test(1:5, c(2,4,6,8,10)) gives p-value = 0.1075, CI -6.891912 0.891912
+      assert.is_true(math.abs(w.p - 0.10753) < 1e-4)
+      assert.is_true(math.abs(w.ci_low + 6.891912) < 1e-3 and math.abs(w.ci_high - 0.891912) < 1e-3)
+      assert.are.same({ 5, 5 }, { w.n1, w.n2 })
+      local same = stats.welch({ 1, 1 }, { 1, 1 })
+      assert.are.same({ 0, 1 }, { same.diff, same.p })
+      local one = stats.welch({ 1 }, { 2, 3 })
+      assert.are.equal(-1.5, one.diff)
+      assert.is_true(one.p ~= one.p)
+      assert.has_error(function() stats.welch({ 1, "x" }, { 1, 2 }) end)
+    end)
+
+    it("finds the first index below a level", function()
+      assert.are.equal(3, stats.first_below({ 2.3, 2.0, 1.9, 1.2, 0.9 }, 2.0))
+      assert.are.equal(5, stats.first_below({ 2.3, 2.0, 1.9, 1.2, 0.9 }, 1.0))
+      assert.is_nil(stats.first_below({ 2.3, 2.0 }, 1.5))
+      assert.is_nil(stats.first_below({ 0 / 0 }, 1.5))
+      assert.has_error(function() stats.first_below({ 1 }, nil) end,
+        "lunet.stats.first_below: argument #2 (level) must be a number, got nil")
+    end)
+  end)
+
   describe("sparkline", function()
     it("maps the range onto the eight blocks", function()
       assert.are.equal("▁▂▃▄▅▆▇█", stats.sparkline({ 0, 1, 2, 3, 4, 5, 6, 7 }, 20))

@@ -8,6 +8,11 @@
 #
 # MNIST_MIRRORS (space-separated base URLs ending in /) replaces the mirror list,
 # e.g. MNIST_MIRRORS="file:///data/mnist/" with curl for an offline copy.
+#
+# Offline it fails within seconds: one try per mirror with a short connect timeout,
+# and when the first missing file comes from no mirror the others are not tried.
+# Its last words say both ways on: `make mnist` with network access, or MNIST_DIR
+# pointing at a directory that already has the four files.
 set -eu
 
 usage() {
@@ -27,6 +32,17 @@ mirrors=${MNIST_MIRRORS:-"https://ossci-datasets.s3.amazonaws.com/mnist/ https:/
 die() {
     echo "fetch_mnist: $*" >&2
     exit 1
+}
+
+# The two ways to get the data, said whenever downloading failed.
+alternatives() {
+    cat >&2 <<EOT
+fetch_mnist: to get MNIST, either
+  - run \`make mnist\` again on a machine with network access (MNIST_MIRRORS="URL/ ..." replaces
+    the mirror list), or
+  - if you already have the four *-ubyte.gz files, skip the download: set MNIST_DIR to their
+    directory, e.g. export MNIST_DIR=/path/to/mnist (lunet.mnist and make report read it).
+EOT
 }
 
 [ -r "$sums" ] || die "checksum list $sums is missing"
@@ -64,8 +80,8 @@ matches() {
 # download URL PATH
 download() {
     case $downloader in
-    curl) curl -fsSL --connect-timeout 20 --retry 2 -o "$2" "$1" ;;
-    wget) wget -q --tries=2 --timeout=30 -O "$2" "$1" ;;
+    curl) curl -fsSL --connect-timeout 5 -o "$2" "$1" ;;
+    wget) wget -q --tries=1 --dns-timeout=5 --connect-timeout=5 --read-timeout=30 -O "$2" "$1" ;;
     *) return 1 ;;
     esac
 }
@@ -84,7 +100,7 @@ for name in $files; do
     if [ -z "$downloader" ]; then
         echo "fetch_mnist: $name: neither curl nor wget is installed, cannot download" >&2
         failed="$failed $name"
-        continue
+        break
     fi
     got=
     for base in $mirrors; do
@@ -107,10 +123,15 @@ for name in $files; do
     if [ -z "$got" ]; then
         echo "fetch_mnist: $name: every mirror failed" >&2
         failed="$failed $name"
+        # the other files would fail the same way: stop here, quickly
+        break
     fi
 done
 
-[ -z "$failed" ] || die "could not fetch:$failed (into $dest)"
+if [ -n "$failed" ]; then
+    alternatives
+    die "could not fetch:$failed (into $dest)"
+fi
 
 # Final word from sha256sum itself, over the whole list.
 if ! (cd -- "$dest" && sha256sum -c "$sums"); then

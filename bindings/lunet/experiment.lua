@@ -190,16 +190,24 @@ local function view_of(record, iterations, need_test)
   }
 end
 
---- lunet.experiment{name, model, data, test, loss, optimizer, batch, iterations, unit,
----   runs = 20, seed = 1, threads = cores, out = "out", fresh = false, quiet = false,
----   schedule, validate = dataset, validate_every = 1, stop}
--- schedule, validate and stop as net:train's; they are part of the configuration and its
--- store key. With validate: res.val_mean / val_std / val_ci_low / val_ci_high per
--- validation (at res.val_iterations). Each run stops on its own (res.runs[r].stopped_at);
--- a stopped run answers any longer question from the store. Runs of different lengths:
--- each iteration's mean and spread are over the runs that reached it (res.n[i]).
--- Returns a Result (see lunet.result): res.mean / std / ci_low / ci_high per iteration,
--- res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
+--- lunet.experiment{name = "experiment", model, data, test = none, loss = "nll",
+---   optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1, unit = "epoch",
+---   runs = 20, seed = 1, threads = cores, shuffle = true, out = "out", cache = true,
+---   fresh = false, test_at = {}, keep_steps = false, quiet = false, schedule = none,
+---   validate = none, validate_every = 1, stop = none}
+-- model: a function returning a fresh net (or a net); data: the training dataset;
+-- test: a dataset for every run's final loss and accuracy, also recorded at the
+-- iterations listed in test_at. Finished runs are cached under out/cache (cache =
+-- false: not at all; fresh = true: recompute); keep_steps keeps every step's loss
+-- (res.runs[r].step_loss); quiet silences the progress display.
+-- schedule, validate (a dataset), validate_every and stop as net:train's; they are part
+-- of the configuration and its store key. With validate: res.val_mean / val_std /
+-- val_ci_low / val_ci_high per validation (at res.val_iterations). Each run stops on its
+-- own (res.runs[r].stopped_at); a stopped run answers any longer question from the store.
+-- Runs of different lengths: each iteration's mean and spread are over the runs that
+-- reached it (res.n[i]).
+-- Returns a Result (lunet.help("result")): res.mean / std / ci_low / ci_high per
+-- iteration, res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
 function M.experiment(lunet, opts)
   local f = "lunet.experiment"
   opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
@@ -208,12 +216,7 @@ function M.experiment(lunet, opts)
   if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), 3) end
   if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", 3) end
   if opts.model == nil then error(f .. ": option 'model' is required", 3) end
-  if getmetatable(opts.data) ~= core.Dataset then
-    error(f .. ": option 'data' must be a dataset (lunet.mnist{...}), got " .. type(opts.data), 3)
-  end
-  if opts.test ~= nil and getmetatable(opts.test) ~= core.Dataset then
-    error(f .. ": option 'test' must be a dataset, got " .. type(opts.test), 3)
-  end
+  lunet._check_datasets(f, opts, 3, true)
   local train = lunet.train_config(opts, f, 3)
   local net = template_net(opts.model, f)
   local threads = opts.threads or core.cpu_count()
@@ -267,7 +270,7 @@ function M.experiment(lunet, opts)
   local started = os.time()
   local clock0 = os.clock()
   local progress = Progress.new { total_runs = runs, total_iterations = iterations,
-    enabled = not opts.quiet and core.isatty(2) }
+    mode = Progress.mode(opts.quiet, core.isatty(2)), label = name }
   local interrupted = false
   local wall_seconds, samples = 0, 0
   if missing > 0 then
@@ -373,7 +376,8 @@ local function metric_of(res, metric)
   return (res:test_summary()) -- test_accuracy
 end
 
---- lunet.sweep{name, base = {experiment options}, grid = {lr = {...}, momentum = {...}}}
+--- lunet.sweep{name = base.name or "sweep", base = {experiment options},
+---   grid = {lr = {...}, momentum = {...}}, quiet = base.quiet}
 -- Runs every combination (optimizer fields such as lr and momentum go into the
 -- optimizer). Returns a Sweep: sweep.cells[i] = {params = {...}, result = Result}.
 function M.sweep(lunet, opts)
@@ -422,7 +426,8 @@ function M.sweep(lunet, opts)
   return setmetatable({ name = name, axes = axes, grid = opts.grid, cells = cells }, Sweep)
 end
 
---- sweep:heatmap{file, metric = "final_mean", x = first axis, y = second axis, title}
+--- sweep:heatmap{file = none (the terminal), metric = "final_mean", x = first axis,
+---   y = second axis, title = "NAME: final mean", logx = (x is lr), output = "stdout"}
 function Sweep:heatmap(opts)
   local f = "sweep:heatmap"
   check.self(f, self, Sweep, "sweep")
@@ -509,8 +514,15 @@ end
 -- ---------------------------------------------------------------- install
 
 function M.install(lunet)
-  rawset(lunet, "experiment", function(opts) return M.experiment(lunet, opts) end)
-  rawset(lunet, "sweep", function(opts) return M.sweep(lunet, opts) end)
+  -- not tail calls: the errors raised at level 3 must land on the caller's line
+  rawset(lunet, "experiment", function(opts)
+    local res = M.experiment(lunet, opts)
+    return res
+  end)
+  rawset(lunet, "sweep", function(opts)
+    local sw = M.sweep(lunet, opts)
+    return sw
+  end)
   rawset(lunet, "plot", function(results, opts) return plot.results(results, opts) end)
   rawset(lunet, "load_result", Result.load)
   rawset(lunet, "Result", Result)

@@ -15,7 +15,9 @@ local WIDTH = 100
 -- Each Lua file of the module: the tables its functions are defined on, and the
 -- public name of each (`function Net:train` documents net:train).
 local SOURCES = {
-  { module = "lunet", names = { lunet = "lunet", Net = "net", Dataset = "dataset" }, marked = true },
+  { module = "lunet", names = { lunet = "lunet", Net = "net", Dataset = "dataset" }, marked = true,
+    -- used by lunet.experiment, not by scripts
+    private = { ["lunet.train_config"] = true, ["lunet.optimizer_spec"] = true } },
   { module = "lunet.experiment", title = "experiments and sweeps", names = { M = "lunet", Sweep = "sweep" } },
   { module = "lunet.result", title = "results (lunet.Result)", names = { Result = "lunet.Result" },
     methods = { Result = "result" } },
@@ -209,6 +211,10 @@ local function load_docs()
     end
   end
   -- aliases: the same documentation under the name users call
+  local plot = docs.by_name["lunet.plot"]
+  if plot then
+    docs.by_name["lunet.plot.results"], docs.by_name["plot.results"] = plot, plot
+  end
   local load = docs.by_name["lunet.Result.load"]
   if load then
     local alias = {}
@@ -245,26 +251,46 @@ local function sentence(doc, from)
   return s:match("^(.-%.)%s+%u") or s
 end
 
+-- Splits `text` into lines of at most `width` characters at spaces; lines after the
+-- first start with `indent`. A word longer than a line stays whole.
+local function wrap(text, width, indent)
+  local lines, line = {}, ""
+  for word in text:gmatch("%S+") do
+    local candidate = line == "" and word or (line .. " " .. word)
+    if line ~= "" and utf8.len(candidate) > width then
+      lines[#lines + 1] = line
+      line = indent .. word
+    else
+      line = candidate
+    end
+  end
+  if line ~= "" then lines[#lines + 1] = line end
+  return lines
+end
+
+-- The API list's entry for e: its whole signature (joined over the doc lines it
+-- spans) and, when that is short, the first sentence of its doc; whole words,
+-- wrapped onto indented lines rather than cut.
 local function summary(e)
   local sig, tail = is_signature(e)
   local line
   if sig then
     line = e.name .. tail
-    local open = select(2, line:gsub("[{(]", "")) - select(2, line:gsub("[})]", ""))
-    if open > 0 then
-      line = line .. " ..."
-    elseif #line < 64 and e.doc[2] and e.doc[2]:match("%S") then
-      line = line .. "  " .. sentence(e.doc, 2)
+    local k = 2
+    local function open(l) return select(2, l:gsub("[{(]", "")) - select(2, l:gsub("[})]", "")) end
+    while open(line) > 0 and e.doc[k] do
+      line = line .. " " .. e.doc[k]:gsub("^%s+", ""):gsub("%s+$", "")
+      k = k + 1
+    end
+    if #line < 64 and e.doc[k] and e.doc[k]:match("%S") then
+      line = line .. " \1" .. sentence(e.doc, k) -- \1: the two spaces before the sentence
     end
   else
     local first = sentence(e.doc, 1)
-    line = e.name .. (e.params or "") .. (first ~= "" and ("  " .. first) or "")
+    line = e.name .. (e.params or "") .. (first ~= "" and (" \1" .. first) or "")
   end
-  local max = WIDTH - 2 -- listed with an indent of two
-  if utf8.len(line) and utf8.len(line) > max then
-    line = line:sub(1, utf8.offset(line, max - 3) - 1) .. "..."
-  end
-  return line
+  local text = table.concat(wrap(line, WIDTH - 3, "    "), "\n  ") -- listed with an indent of two
+  return (text:gsub(" \1", "  "):gsub("\1", ""))
 end
 
 local function detail(e)
@@ -369,6 +395,16 @@ local function lookup_string(docs, s)
       return listing(docs, function(x) return x.section == section end, "")
     end
   end
+  -- a module or class the docs refer to ("lunet.result", "result", "lunet.Result",
+  -- "lunet.Progress"): its section
+  for _, src in ipairs(SOURCES) do
+    local short = src.module:match("([%w_]+)$")
+    local hit = s == src.module or s:lower() == short or s:lower() == short .. "s"
+    for _, public in pairs(src.names) do hit = hit or (public ~= "lunet" and public == s) end
+    if hit and src.title then
+      return listing(docs, function(x) return x.section == src.title end, "")
+    end
+  end
   -- "train", "Net:train", "net.train": match the last component, then the prefix
   local key = short_of(s)
   local qual = s:match("^(.*)[.:][%w_]+$")
@@ -427,7 +463,9 @@ function help.text(lunet, what)
   end
   if t == "table" and lunet then
     if what == rawget(lunet, "models") then return prefix_listing(docs, "lunet.models.", "lunet.models:") end
-    if what == rawget(lunet, "stats") then return prefix_listing(docs, "lunet.stats.", "lunet.stats:") end
+    if what == rawget(lunet, "stats") then return lookup_string(docs, "lunet.stats") end
+    if what == rawget(lunet, "Result") then return lookup_string(docs, "lunet.Result") end
+    if what == rawget(lunet, "Progress") then return lookup_string(docs, "lunet.Progress") end
   end
   return ("no documentation for this %s (lunet.help() lists the API)"):format(t)
 end
@@ -505,6 +543,13 @@ help.repr = function(v) return repr(v, 0) end
 function help.repl_print(print)
   return function(...)
     local n = select("#", ...)
+    -- h:plot() and res:plot() draw on stdout and return true; the session would
+    -- print that true under the plot. lunet.plot marks a drawing made since the
+    -- last print; a lone true right after one is not shown.
+    local plot = package.loaded["lunet.plot"]
+    local drawn = type(plot) == "table" and plot.drawn_on_stdout
+    if drawn then plot.drawn_on_stdout = false end
+    if drawn and n == 1 and (...) == true then return end
     local args = { ... }
     for i = 1, n do
       if type(args[i]) == "table" then args[i] = repr(args[i], 0) end
@@ -564,12 +609,14 @@ end
 -- .txt), to a file; opts as lunet.plot's.
 function History:plot(opts)
   local Result = require("lunet.result")
-  local res = Result.new { name = "train", runs = { { loss = rawget(self, "loss") or {},
-    val_iterations = rawget(self, "val_iterations"), val_loss = rawget(self, "val_loss"),
-    val_accuracy = rawget(self, "val_accuracy"), stopped_at = rawget(self, "stopped_at") } } }
+  local unit = rawget(self, "unit") or "iteration"
+  local res = Result.new { name = unit == "epoch" and "mean batch loss of each epoch" or "batch loss of each step",
+    config = { unit = unit }, runs = { { loss = rawget(self, "loss") or {},
+      val_iterations = rawget(self, "val_iterations"), val_loss = rawget(self, "val_loss"),
+      val_accuracy = rawget(self, "val_accuracy"), stopped_at = rawget(self, "stopped_at") } } }
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
-  if o.xlabel == nil then o.xlabel = rawget(self, "unit") or "iteration" end
+  if o.ylabel == nil then o.ylabel = "training loss" end
   return res:plot(o)
 end
 

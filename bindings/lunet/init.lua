@@ -301,10 +301,29 @@ end
 
 -- ----------------------------------------------------------------- tensors
 
+-- Calls a lunet.core function for the public function `fname`, whose arguments
+-- the C function takes in another order or under another name: an argument error
+-- ("bad argument #2 to 'dataset_from' (...)") is raised again in the caller's
+-- terms ("lunet.dataset: argument #2 (labels): ..."). args maps the C argument
+-- index to {index, name} of the public one.
+local function call_core(fname, args, fn, ...)
+  local result = table.pack(pcall(fn, ...))
+  if result[1] then return table.unpack(result, 2, result.n) end
+  local msg = tostring(result[2]):gsub("^[^:]*:%d+: ", "")
+  local n, detail = msg:match("^bad argument #(%d+) to '[^']*' %((.*)%)$")
+  local a = n and args[tonumber(n)]
+  if a then
+    msg = ("%s: argument #%d (%s): %s"):format(fname, a[1], a[2], detail)
+  elseif not msg:find("^" .. fname:gsub("%p", "%%%0")) then
+    msg = fname .. ": " .. msg
+  end
+  error(msg, 3)
+end
+
 --- zeros(shape) -> a tensor of zeros, e.g. lunet.zeros{1, 28, 28}
 function lunet.zeros(shape)
   check.arg_type("lunet.zeros", 1, "shape", shape, "table")
-  return core.tensor(shape)
+  return call_core("lunet.zeros", { { 1, "shape" } }, core.tensor, shape)
 end
 
 --- tensor(data, shape) -> from a flat list of numbers (row-major); tensor(data) -> a vector.
@@ -312,19 +331,20 @@ end
 function lunet.tensor(a, b)
   if b == nil and type(a) == "table" and type(a[1]) == "number" and a.shape == nil then
     -- a flat list of numbers and no shape: a vector
-    return core.tensor({ #a }, a)
+    return call_core("lunet.tensor", { { 1, "shape" }, { 1, "data" } }, core.tensor, { #a }, a)
   end
   if b == nil then
     error("lunet.tensor: argument #2 (shape) is required unless argument #1 is a list of numbers (lunet.zeros(shape) makes zeros)", 2)
   end
-  return core.tensor(b, a)
+  return call_core("lunet.tensor", { { 2, "shape" }, { 1, "data" } }, core.tensor, b, a)
 end
 
 --- loss(kind, pred, labels | targets) -> value, gradient tensor
 -- kind: "nll" (pred are log-probabilities), "cross_entropy" (raw scores), "mse".
 function lunet.loss(kind, pred, labels)
-  if getmetatable(labels) == core.Tensor then return core.loss(kind, pred, nil, labels) end
-  return core.loss(kind, pred, labels)
+  local args = { { 1, "kind" }, { 2, "pred" }, { 3, "labels" }, { 3, "targets" } }
+  if getmetatable(labels) == core.Tensor then return call_core("lunet.loss", args, core.loss, kind, pred, nil, labels) end
+  return call_core("lunet.loss", args, core.loss, kind, pred, labels)
 end
 
 -- ---------------------------------------------------------------- datasets
@@ -334,6 +354,56 @@ local lfs = require("lfs")
 local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
 local function exists(path) return lfs.attributes(path, "mode") == "file" end
+
+-- The last loader failure of this process, {loader =, message =}. Loaders return
+-- nil, message (scripts test it); a script that does not is told the cause when
+-- it passes the nil on: net:train and lunet.experiment name this failure when
+-- their data is nil (lunet._data_error).
+local last_failure
+
+-- Records a loader's failure and returns nil, message. In the interactive session
+-- (bin/lunet sets lunet.interactive) the message is also written to stderr, since
+-- `ds = lunet.mnist{...}` shows nothing there.
+local function loader_failed(loader, message)
+  last_failure = { loader = loader, message = message }
+  if rawget(lunet, "interactive") then io.stderr:write(loader, ": ", message, "\n") end
+  return nil, loader .. ": " .. message
+end
+
+-- The error message for a data option (data, test, validate) of function f that is
+-- not a dataset; when it is nil, the last loader failure is the likely cause.
+function lunet._data_error(f, option, value)
+  check.arg_type("lunet._data_error", 1, "f", f, "string")
+  check.arg_type("lunet._data_error", 2, "option", option, "string")
+  if value == nil and last_failure then
+    return ("%s: option '%s' is nil; %s returned nil before: %s"):format(f, option, last_failure.loader,
+      last_failure.message)
+  end
+  return ("%s: option '%s' must be a dataset (lunet.mnist{...} or lunet.dataset(...)), got %s"):format(f, option,
+    type(value))
+end
+
+-- Checks the dataset options of f (data required; test and validate optional):
+-- raises at `level` above the caller for a non-dataset. With `takes_test`, a nil
+-- test after a loader failed gets a warning on stderr (once): `test =
+-- lunet.mnist{...}` that returned nil would otherwise silently mean "no test set".
+function lunet._check_datasets(f, opts, level, takes_test)
+  check.arg_type("lunet._check_datasets", 1, "f", f, "string")
+  check.arg_type("lunet._check_datasets", 2, "opts", opts, "table")
+  level = ((math.type(level) == "integer" and level >= 1 and level <= 100) and level or 1) + 1
+  if getmetatable(opts.data) ~= core.Dataset then error(lunet._data_error(f, "data", opts.data), level) end
+  for _, k in ipairs({ "test", "validate" }) do
+    local v = opts[k]
+    if v ~= nil and getmetatable(v) ~= core.Dataset then error(lunet._data_error(f, k, v), level) end
+  end
+  if takes_test and opts.test == nil and last_failure and not last_failure.warned then
+    last_failure.warned = true
+    io.stderr:write(("%s: no test set (option 'test' is nil); note that %s returned nil before: %s\n")
+      :format(f, last_failure.loader, last_failure.message))
+  end
+end
+
+local GET_MNIST = "get the files with `make mnist` (downloads into data/mnist) or set MNIST_DIR to their directory"
 
 -- The options every loader shares: how many samples and how to normalise them.
 local norm_keys = { n = "positive_int", mean = "any", std = "any", normalize = "any" }
@@ -386,8 +456,6 @@ local function record(ds, mean, std, info)
   return ds
 end
 
-local function file_error(f, msg) return nil, f .. ": " .. tostring(msg) end
-
 --- idx{images = path, labels = path, n = all, mean =, std =, normalize = "auto"|false,
 ---     name = "idx"} -> dataset | nil, message
 -- Any pair of IDX files (uint8 or float32 images, uint8 labels; gzip or raw). Bytes are
@@ -402,7 +470,7 @@ function lunet.idx(opts)
   end
   local norm = norm_options(f, opts)
   local ds, mean, std = core.dataset_idx(opts.images, opts.labels, opts.n or 0, norm)
-  if not ds then return file_error(f, mean) end
+  if not ds then return loader_failed(f, mean) end
   return record(ds, mean, std, { name = opts.name or "idx", source = opts.images, first = opts.n })
 end
 
@@ -418,6 +486,7 @@ local function find_file(dir, base)
   end
   return nil
 end
+
 
 -- The options of a loader of a set with a train and a test split in one dir; returns
 -- them checked, the split and its file names (from files[split]).
@@ -440,26 +509,27 @@ local function idx_preset(p)
     local dir = opts.dir or (p.env and os.getenv(p.env) ~= "" and os.getenv(p.env)) or p.default_dir
     local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
     if not images or not labels then
-      return nil, ("%s: %s %s files not found in %s (expected %s.gz and %s.gz; %s)")
-        :format(f, p.title, split, dir, names[1], names[2], p.hint)
+      return loader_failed(f, ("cannot open %s/%s.gz (the %s %s files are not in %s); %s")
+        :format(dir, images and names[2] or names[1], p.title, split, dir, p.hint))
     end
     local ds, mean, std = core.dataset_idx(images, labels, opts.n or 0, norm)
-    if not ds then return nil, mean end
+    if not ds then return loader_failed(f, tostring(mean) .. "; " .. p.hint) end
     return record(ds, mean, std, { name = p.name, split = split, source = dir, first = opts.n })
   end
 end
 
 --- mnist{dir = $MNIST_DIR or ./data/mnist, split = "train"|"test", n = all,
----       mean = 0.1307, std = 0.3081, normalize} -> dataset | nil, message
--- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead.
+---       mean = 0.1307, std = 0.3081, normalize = none} -> dataset | nil, message
+-- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead,
+-- normalize = false keeps x / 255.
 lunet.mnist = idx_preset {
   fname = "lunet.mnist", name = "mnist", title = "MNIST", mean = 0.1307, std = 0.3081,
   env = "MNIST_DIR", default_dir = "data/mnist",
-  hint = "set MNIST_DIR or run `make mnist`",
+  hint = GET_MNIST,
 }
 
 --- fashion_mnist{dir = /usr/share/datasets/fashion-mnist, split = "train"|"test", n = all,
----               mean = 0.2860, std = 0.3530, normalize} -> dataset | nil, message
+---               mean = 0.2860, std = 0.3530, normalize = none} -> dataset | nil, message
 -- Fashion-MNIST (Debian's dataset-fashion-mnist), 10 kinds of clothing in MNIST's format;
 -- its own normalisation (its training set's mean and std). Named "fashion-mnist".
 lunet.fashion_mnist = idx_preset {
@@ -492,7 +562,7 @@ function lunet.csv(opts)
   local norm = norm_options(f, opts)
   norm.label_column, norm.shape, norm.header, norm.n = opts.label_column, shape, opts.header, opts.n
   local ds, mean, std = core.dataset_csv(opts.path, norm)
-  if not ds then return file_error(f, mean) end
+  if not ds then return loader_failed(f, mean) end
   return record(ds, mean, std, { name = opts.name or "csv", source = opts.path, first = opts.n })
 end
 
@@ -502,7 +572,7 @@ local cifar_files = {
 }
 
 --- cifar10{dir = "data/cifar-10-batches-bin", split = "train"|"test", n = all,
----         mean = {0.4914, 0.4822, 0.4465}, std = {0.2470, 0.2435, 0.2616}, normalize}
+---         mean = {0.4914, 0.4822, 0.4465}, std = {0.2470, 0.2435, 0.2616}, normalize = none}
 ---         -> dataset | nil, message
 -- CIFAR-10's binary batches (data_batch_1.bin .. 5, test_batch.bin; .gz too): 3x32x32
 -- images, normalised per channel (the training set's mean and std by default).
@@ -516,18 +586,18 @@ function lunet.cifar10(opts)
   for i, name in ipairs(names) do
     paths[i] = find_file(dir, name)
     if not paths[i] then
-      return nil, ("%s: %s not found in %s (CIFAR-10 binary version: %s)"):format(f, name, dir,
-        table.concat(names, ", "))
+      return loader_failed(f, ("cannot open %s/%s (the CIFAR-10 %s batches, binary version, are not in %s: %s)")
+        :format(dir, name, split, dir, table.concat(names, ", ")))
     end
   end
   local ds, mean, std = core.dataset_cifar(paths, opts.n or 0, norm)
-  if not ds then return file_error(f, mean) end
+  if not ds then return loader_failed(f, mean) end
   return record(ds, mean, std, { name = "cifar10", split = split, source = dir, first = opts.n })
 end
 
 --- dataset(images_tensor, labels) : N x H x W or N x C x H x W images, labels 0-based
 function lunet.dataset(images, labels, info)
-  local ds = core.dataset_from(images, labels)
+  local ds = call_core("lunet.dataset", { { 1, "images" }, { 2, "labels" } }, core.dataset_from, images, labels)
   ds:_info(info or { name = "custom" })
   return ds
 end
@@ -600,11 +670,9 @@ local schedule_keys = {
   cosine = { keys = { t_max = "positive_int", eta_min = "nonneg_number" }, required = { "t_max" } },
 }
 
---- A schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
+-- A schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
 -- per = "epoch"|"step"} (or kind = "step"); PyTorch's defaults: gamma = 0.1, eta_min = 0.
-function lunet.schedule_spec(s, fname, level)
-  if type(fname) ~= "string" then fname = "lunet.schedule_spec" end
-  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
+local function schedule_spec(s, fname, level)
   level = level + 1
   if type(s) ~= "table" then
     error(("%s: option 'schedule' must be a table such as {\"step\", step_size = 10}, got %s")
@@ -657,7 +725,7 @@ end
 
 --- The learning rate of a schedule at scheduler time t (finished epochs or steps).
 function lunet.schedule_lr(schedule, lr, t)
-  local s = lunet.schedule_spec(schedule, "lunet.schedule_lr", 2)
+  local s = schedule_spec(schedule, "lunet.schedule_lr", 2)
   check.arg("positive_number", "lunet.schedule_lr", 2, "lr", lr)
   check.arg("nonneg_int", "lunet.schedule_lr", 3, "t", t)
   return core.schedule_lr(s, lr, math.tointeger(t))
@@ -704,7 +772,7 @@ function lunet.train_config(opts, f, level)
   if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
     error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %s)"):format(f, quoted(cfg.unit)), level)
   end
-  if opts.schedule ~= nil then cfg.schedule = lunet.schedule_spec(opts.schedule, f, level) end
+  if opts.schedule ~= nil then cfg.schedule = schedule_spec(opts.schedule, f, level) end
   if opts.validate ~= nil then
     if getmetatable(opts.validate) ~= core.Dataset then
       error(("%s: option 'validate' must be a dataset, got %s"):format(f, type(opts.validate)), level)
@@ -718,14 +786,40 @@ function lunet.train_config(opts, f, level)
   return cfg
 end
 
---- net:train{data =, loss = "nll", optimizer = lunet.sgd{...}, batch = 64, iterations = 1,
----           unit = "epoch"|"step", seed = 1, shuffle = true, progress = fn|bool, quiet,
----           fresh = false, schedule = {...}, validate = dataset, validate_every = 1,
----           stop = {metric =, patience = 0, min_delta = 0}, checkpoint = {path =, every = 1},
----           resume = path} -> history | nil, message (resume: a bad checkpoint file)
+-- The progress callback of net:train: the user's function (its counts given as
+-- integers), or a display on stderr (lunet.progress: redrawn on a terminal, a plain
+-- line every 10 s in a log, nothing with quiet = true; LUNET_PROGRESS overrides).
+local TRAIN_COUNTS = { "iteration", "iterations", "step", "samples" }
+local function train_progress(opts, cfg)
+  local progress = opts.progress
+  if type(progress) == "function" then
+    return function(p)
+      for _, k in ipairs(TRAIN_COUNTS) do p[k] = math.tointeger(p[k]) or p[k] end
+      return progress(p)
+    end
+  end
+  if progress == false then return nil end
+  local mode = require("lunet.progress").mode(opts.quiet and progress ~= true, core.isatty(2))
+  if mode == "off" then return nil end
+  local display = require("lunet.progress").new { unit = cfg.unit, total_iterations = cfg.iterations, mode = mode }
+  return function(p)
+    display:update { iterations_done = math.tointeger(p.iteration) or 0, loss = p.loss, seconds = p.seconds,
+      samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
+  end, display
+end
+
+--- net:train{data, loss = "nll", optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1,
+---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = a display on stderr,
+---           quiet = false, fresh = false, schedule = none, validate = none, validate_every = 1,
+---           stop = none, checkpoint = none, resume = none} -> history | nil, message
+-- progress: a function called after every iteration with {iteration, iterations, step,
+-- samples, loss, seconds} (counts are integers), or true / false to force the display
+-- on stderr on or off; by default it is redrawn on a terminal and written as a plain
+-- line every 10 s otherwise (LUNET_PROGRESS=tty|plain|off overrides; quiet = true
+-- silences it). A progress function that returns true stops training.
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
 -- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
--- step and keeps what was done; so does a progress function that returns true).
+-- step and keeps what was done).
 -- Continuing: a net keeps its optimizer state (momentum, Adam's moments and step count),
 -- its random streams, its step and epoch counters and its place in the epoch between
 -- calls, so train{iterations = 2} twice is bit-identical to train{iterations = 4} once.
@@ -742,10 +836,11 @@ end
 -- validate = dataset: evaluated (eval mode, batches of `batch`) every validate_every
 -- iterations and after the last: h.val_iterations, h.val_loss, h.val_accuracy (one entry
 -- per validation).
--- stop: early stopping as Keras' EarlyStopping / Lightning's: metric "val_loss" (the
--- default with validate) or "loss" (without); a check improves when value < best -
--- min_delta (the first always does); after `patience` checks in a row without improvement
--- training stops and h.stopped_at is the iteration it stopped after.
+-- stop = {metric, patience = 0, min_delta = 0}: early stopping as Keras' EarlyStopping /
+-- Lightning's: metric "val_loss" (the default with validate) or "loss" (without); a check
+-- improves when value < best - min_delta (the first always does); after `patience` checks
+-- in a row without improvement training stops and h.stopped_at is the iteration it
+-- stopped after.
 -- checkpoint = {path, every = k}: after every k-th iteration, the last and an early stop,
 -- the net and its training state (optimizer, streams, counters, early stopping) are
 -- written atomically to path (lunet.load cannot read it; net:train{resume} can). A write
@@ -757,9 +852,7 @@ function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
   opts = check.options(f, 1, opts, train_keys)
-  if getmetatable(opts.data) ~= core.Dataset then
-    error(f .. ": option 'data' must be a dataset (lunet.mnist{...} or lunet.dataset(...))", 2)
-  end
+  lunet._check_datasets(f, opts, 2)
   local cfg = lunet.train_config(opts, f, 2)
   cfg.fresh = opts.fresh
   if opts.checkpoint ~= nil then
@@ -771,22 +864,17 @@ function Net:train(opts)
   end
   if opts.resume ~= nil and opts.fresh then error(f .. ": options 'resume' and 'fresh' exclude each other", 2) end
   cfg.resume = opts.resume
-  local progress = opts.progress
-  if progress == nil and not opts.quiet and core.isatty(2) then progress = true end
-  local fn
-  if type(progress) == "function" then
-    fn = progress
-  elseif progress == true then
-    fn = function(p)
-      io.stderr:write(("\r\27[K%s %d/%d  loss %.4f  %.0f samples/s"):format(cfg.unit, p.iteration,
-        p.iterations, p.loss, p.samples / math.max(p.seconds, 1e-9)))
-      if p.iteration == p.iterations then io.stderr:write("\n") end
-    end
-  end
+  local fn, display = train_progress(opts, cfg)
   local h, msg = self:_train(opts.data, cfg, fn)
-  if not h then return nil, f .. ": " .. msg end
-  if h.checkpoint_error and fn then io.stderr:write("\ncheckpoint failed: ", h.checkpoint_error, "\n") end
-  if h.interrupted and fn then io.stderr:write("\ninterrupted: kept ", h.iterations, " iterations\n") end
+  if not h then
+    if display then display:finish() end
+    return nil, f .. ": " .. msg
+  end
+  if display then
+    local note = h.checkpoint_error and ("checkpoint failed, training stopped: " .. h.checkpoint_error)
+      or h.interrupted and ("interrupted: kept %d iterations"):format(h.iterations) or nil
+    display:finish(note)
+  end
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
@@ -798,7 +886,7 @@ function Net:evaluate(data, opts)
   local f = "net:evaluate"
   check.self(f, self, core.Net, "net")
   if getmetatable(data) ~= core.Dataset then
-    error(f .. ": argument #1 (data) must be a dataset, got " .. type(data), 2)
+    error((lunet._data_error(f, "data", data):gsub("option 'data'", "argument #1 (data)")), 2)
   end
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
   local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)

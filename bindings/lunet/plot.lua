@@ -26,10 +26,16 @@ local RESULTS_KEYS = { file = "any", labels = "any", title = "any", band = "any"
 local HEATMAP_KEYS = { file = "any", title = "any", xlabel = "any", ylabel = "any", logx = "any", width = "any",
   height = "any", output = "any" }
 
--- Colours for successive results (the widely used "category10" set: distinct
--- hues that stay distinguishable when shaded at 25%).
-local COLORS = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf" }
+-- Colours for successive results: the Okabe-Ito set, chosen to stay distinct for
+-- colour-blind readers; blue and vermilion (the first two) stay apart where their
+-- bands overlap, unlike blue and orange, which blend into brown.
+local COLORS = { "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442" }
+-- Bands are light (two overlapping ones stay readable) and outlined: each band's
+-- edges are drawn in its colour, dashed differently per result.
+local BAND_ALPHA = 0.15
+
+-- The y axis names the loss the curves show (net:train's per-iteration mean loss).
+local LOSS_NAMES = { nll = "NLL", cross_entropy = "cross-entropy", mse = "MSE" }
 
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -188,6 +194,7 @@ local function render(kind, body, opts)
   end
   io.stdout:write(text)
   io.stdout:flush()
+  plot.drawn_on_stdout = true -- read by the lunet session's print (lunet.help.repl_print)
   return true
 end
 
@@ -214,13 +221,52 @@ local function check_common(fname, opts)
   end
 end
 
+-- The value of config[key] shared by every result, or nil when they differ or
+-- do not say (the x axis is "epoch" only when every curve counts epochs).
+local function common_config(results_list, key)
+  local v
+  for _, res in ipairs(results_list) do
+    local c = type(res.config) == "table" and res.config[key] or nil
+    if type(c) ~= "string" or (v ~= nil and c ~= v) then return nil end
+    v = c
+  end
+  return v
+end
+
+-- The runs a result's statistics are over (its diverged runs left out).
+local function kept_runs(res)
+  local most = 0
+  for _, k in ipairs(type(res.n) == "table" and res.n or {}) do
+    if type(k) == "number" and k > most then most = k end
+  end
+  if most == 0 and type(res.runs) == "table" then most = #res.runs - (res.left_out or 0) end
+  return most
+end
+
+-- A round whole tick step (1, 2, 5, 10, 20, 50, ...) giving at most `ticks` ticks
+-- over 1..n.
+local function integer_step(n, ticks)
+  local decade = 1
+  while true do
+    for _, m in ipairs({ 1, 2, 5 }) do
+      local step = m * decade
+      if n / step <= ticks then return step end
+    end
+    decade = decade * 10
+  end
+end
+plot._integer_step = integer_step -- exposed for the spec
+
 --- Plot the mean loss of one or more results, each with a shaded band.
 -- results_list: array of Results (a single Result is accepted too).
 -- opts: file (.png/.svg/.txt; none = text plot on stdout), labels (array,
 -- default: each result's name), title, band ("std": mean ± std, default;
 -- "ci": the 95% confidence interval), width, height (pixels, or characters
--- for text), logscale (log y axis), xlabel, ylabel, output ("string":
--- return the text plot instead of printing it).
+-- for text), logscale (log y axis), xlabel (default: the results' unit,
+-- "epoch" or "step"), ylabel (default: the loss, e.g. "training loss (NLL)"),
+-- output ("string": return the text plot instead of printing it).
+-- The legend sits below the plot, one row per result: its mean line, then what
+-- the band is ("mean +- 1 std over 20 runs", "95% CI of the mean over 20 runs").
 -- The text terminal cannot shade transparently, so there the band is drawn
 -- only when a single result is plotted (overlapping bands would hide lines).
 -- On a log axis the band's lower edge is clipped to stay above zero.
@@ -245,8 +291,13 @@ function plot.results(results_list, opts)
   if band ~= "std" and band ~= "ci" then
     error("plot.results: band must be 'std' or 'ci', got " .. tostring(band), 2)
   end
-  if opts.labels ~= nil and type(opts.labels) ~= "table" then
-    error("plot.results: labels must be an array of strings", 2)
+  if opts.labels ~= nil then
+    if type(opts.labels) ~= "table" then error("plot.results: labels must be an array of strings", 2) end
+    for i, l in ipairs(opts.labels) do
+      if type(l) ~= "string" and type(l) ~= "number" then
+        error(("plot.results: labels[%d] must be a string, got %s"):format(i, type(l)), 2)
+      end
+    end
   end
   if opts.validation ~= nil and type(opts.validation) ~= "boolean" then
     error("plot.results: validation must be a boolean", 2)
@@ -255,29 +306,65 @@ function plot.results(results_list, opts)
   local labels = opts.labels or {}
   local log = opts.logscale and true or false
   local draw_band = kind ~= "text" or #results_list == 1
-
-  local lines = {
-    "set style fill transparent solid 0.25 noborder",
-    "set key top right",
-    "set xlabel " .. gp_quote(opts.xlabel or "iteration"),
-    "set ylabel " .. gp_quote(opts.ylabel or "loss"),
-  }
-  -- Dotted grid lines help on images but clutter a character plot.
-  if kind ~= "text" then
-    lines[#lines + 1] = "set grid"
-  end
-  if opts.title then
-    lines[#lines + 1] = "set title " .. gp_quote(opts.title)
-  end
-  if log then
-    lines[#lines + 1] = "set logscale y"
-  end
-  local plots = {}
-  local points = 0
   for r, res in ipairs(results_list) do
     if type(res) ~= "table" or type(res.mean) ~= "table" then
       error(string.format("plot.results: item %d is not a result", r), 2)
     end
+  end
+  local unit, loss = common_config(results_list, "unit"), common_config(results_list, "loss")
+  if kind ~= "text" and opts.height == nil then
+    -- room for the legend rows below the plot, so the plot area keeps its size
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.height = 480 + 40 * #results_list
+    opts = o
+  end
+  local longest = 0
+  for _, res in ipairs(results_list) do longest = math.max(longest, #res.mean) end
+
+  local lines = {
+    "set style fill transparent solid " .. BAND_ALPHA .. " noborder",
+    -- below the plot area: the legend never covers a curve; one row per result
+    -- line: its mean, then what its band is
+    "set key outside below left vertical maxcols 1 Left reverse height 1",
+    "set xlabel " .. gp_quote(opts.xlabel or unit or "iteration"),
+  }
+  -- with validation curves drawn too, the axis holds both losses
+  local validated = false
+  for _, res in ipairs(results_list) do
+    if opts.validation ~= false and type(res.val_mean) == "table" and #res.val_mean > 0 then validated = true end
+  end
+  local losses = validated and "training and validation loss (" or "training loss ("
+  local ylabel = opts.ylabel or (loss and (losses .. (LOSS_NAMES[loss] or loss) .. ")")) or "loss"
+  local title = opts.title
+  if kind == "text" then
+    -- the dumb terminal draws no y label: the title names the y axis instead
+    title = (title and (title .. "; ") or "") .. "y: " .. ylabel
+  else
+    lines[#lines + 1] = "set ylabel " .. gp_quote(ylabel)
+  end
+  -- iterations are whole numbers: integer ticks only, at a round step
+  if longest <= 1 then
+    lines[#lines + 1] = "set xrange [0.5:1.5]"
+    lines[#lines + 1] = "set xtics 1"
+  else
+    lines[#lines + 1] = ("set xrange [1:%d]"):format(longest)
+    lines[#lines + 1] = ("set xtics %d"):format(integer_step(longest, kind == "text" and 6 or 10))
+  end
+  lines[#lines + 1] = 'set format x "%.0f"'
+  -- Dotted grid lines help on images but clutter a character plot.
+  if kind ~= "text" then
+    lines[#lines + 1] = "set grid"
+  end
+  if title then
+    lines[#lines + 1] = "set title " .. gp_quote(title)
+  end
+  if log then
+    lines[#lines + 1] = "set logscale y"
+  end
+  local plots, entries = {}, {}
+  local points = 0
+  for r, res in ipairs(results_list) do
     local lo_s = band == "ci" and res.ci_low or nil
     local hi_s = band == "ci" and res.ci_high or nil
     local block = { "$d" .. r .. " << EOD" }
@@ -307,11 +394,25 @@ function plot.results(results_list, opts)
     lines[#lines + 1] = table.concat(block, "\n")
     local color = COLORS[(r - 1) % #COLORS + 1]
     local label = labels[r] or res.name or ("result " .. r)
-    if draw_band then
+    local runs = kept_runs(res)
+    -- bands first, so that every mean line is drawn over every band; the legend
+    -- entry of a band is a keyentry placed after its line's
+    entries[#entries + 1] = string.format("$d%d using 1:2 title %s with lines lw 2 lc rgb '%s'",
+      r, gp_quote(runs > 1 and (label .. ": mean") or label), color)
+    if draw_band and runs > 1 then
+      local what = band == "ci" and "95% CI of the mean" or "mean +- 1 std"
       plots[#plots + 1] = string.format("$d%d using 1:3:4 notitle with filledcurves lc rgb '%s'", r, color)
+      if kind ~= "text" then
+        for _, col in ipairs({ 3, 4 }) do
+          plots[#plots + 1] = string.format("$d%d using 1:%d notitle with lines lw 1 dt %d lc rgb '%s'",
+            r, col, (r - 1) % 4 + 1, color)
+        end
+      end
+      entries[#entries + 1] = string.format("keyentry with filledcurves lc rgb '%s' title %s", color,
+        gp_quote(("%s over %d runs"):format(what, runs)))
+    elseif draw_band then
+      entries[#entries + 1] = "keyentry with lines lc rgb 'white' title ''" -- one row per result
     end
-    plots[#plots + 1] = string.format("$d%d using 1:2 title %s with lines lw 2 lc rgb '%s'",
-      r, gp_quote(label), color)
     local vm = opts.validation ~= false and type(res.val_mean) == "table" and type(res.val_iterations) == "table"
       and res.val_mean
     if vm and #vm > 0 then
@@ -332,10 +433,10 @@ function plot.results(results_list, opts)
       end
       vblock[#vblock + 1] = "EOD"
       lines[#lines + 1] = table.concat(vblock, "\n")
-      if draw_band then
+      if draw_band and (res.val_n and (res.val_n[1] or 0) > 1) then
         plots[#plots + 1] = string.format("$v%d using 1:3:4 notitle with filledcurves lc rgb '%s'", r, color)
       end
-      plots[#plots + 1] = string.format("$v%d using 1:2 title %s with lines lw 2 dt 2 lc rgb '%s'",
+      entries[#entries + 1] = string.format("$v%d using 1:2 title %s with lines lw 2 dt 2 lc rgb '%s'",
         r, gp_quote(label .. " (validation)"), color)
     end
     local marks = {}
@@ -346,10 +447,11 @@ function plot.results(results_list, opts)
     end
     if #marks > 0 then
       lines[#lines + 1] = "$s" .. r .. " << EOD\n" .. table.concat(marks, "\n") .. "\nEOD"
-      plots[#plots + 1] = string.format("$s%d using 1:2 title %s with points pt 2 ps 1.5 lc rgb '%s'",
+      entries[#entries + 1] = string.format("$s%d using 1:2 title %s with points pt 2 ps 1.5 lc rgb '%s'",
         r, gp_quote(label .. ": early stops"), color)
     end
   end
+  for _, e in ipairs(entries) do plots[#plots + 1] = e end
   if points == 0 then
     return nil, "plot.results: nothing to plot (no finite mean values)"
   end
@@ -453,9 +555,15 @@ function plot.heatmap(cells, opts)
     string.format("set yrange [-0.5:%g]", #ys - 0.5),
     "set tics out nomirror",
   }
+  local labels = { title = opts.title, xlabel = opts.xlabel, ylabel = opts.ylabel }
+  if kind == "text" and opts.ylabel then
+    -- the dumb terminal draws no y label: the title names the y axis instead
+    labels.title = (opts.title and (opts.title .. "; ") or "") .. "y: " .. opts.ylabel
+    labels.ylabel = nil
+  end
   for _, k in ipairs({ "title", "xlabel", "ylabel" }) do
-    if opts[k] then
-      lines[#lines + 1] = "set " .. k .. " " .. gp_quote(opts[k])
+    if labels[k] then
+      lines[#lines + 1] = "set " .. k .. " " .. gp_quote(labels[k])
     end
   end
   local xt, yt = {}, {}

@@ -164,7 +164,7 @@ function Result:test_summary()
   return stats.mean(acc), stats.std(acc), stats.mean(loss), stats.std(loss), #acc
 end
 
---- Plot this result (see lunet.plot.results for the options).
+--- Plot this result (see lunet.plot for the options).
 function Result:plot(opts)
   check.self("result:plot", self, Result, "result")
   -- Required lazily: plotting is optional and must not slow down or break
@@ -193,13 +193,65 @@ local function fmt_value(v)
   return tostring(v)
 end
 
-local CONFIG_SHOWN = { "optimizer", "lr", "momentum", "batch", "iterations", "unit", "runs", "n" }
+-- The defaults of each optimizer (lunet.sgd, lunet.adam, lunet.adamw): a setting
+-- equal to its default is left out of the printed config, any other is shown, so
+-- two results that print alike were made alike.
+local OPTIMIZER_DEFAULTS = {
+  sgd = { dampening = 0, nesterov = false, weight_decay = 0 },
+  adam = { betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0 },
+  adamw = { betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.01 },
+}
+local OPTIMIZER_OPTIONAL = { "dampening", "nesterov", "weight_decay", "betas", "eps" }
+
+local function same_setting(a, b)
+  if type(a) == "table" and type(b) == "table" then
+    if #a ~= #b then return false end
+    for i = 1, #a do if a[i] ~= b[i] then return false end end
+    return true
+  end
+  return a == b
+end
+
+local function fmt_setting(v)
+  if type(v) == "table" then
+    local parts = {}
+    for i = 1, #v do parts[i] = fmt_value(v[i]) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return fmt_value(v)
+end
+
+--- Result.optimizer_settings(config) -> {"lr=0.001", "momentum=0.4", ...}
+-- The optimizer's settings as print(res) shows them: lr, momentum (SGD), and every
+-- other setting (dampening, nesterov, weight_decay, betas, eps) that is not the
+-- optimizer's default.
+function Result.optimizer_settings(config)
+  check.arg_type("Result.optimizer_settings", 1, "config", config, "table")
+  local out = {}
+  local defaults = OPTIMIZER_DEFAULTS[config.optimizer] or {}
+  for _, k in ipairs({ "lr", "momentum" }) do
+    if config[k] ~= nil then out[#out + 1] = k .. "=" .. fmt_setting(config[k]) end
+  end
+  for _, k in ipairs(OPTIMIZER_OPTIONAL) do
+    local v = config[k]
+    if v ~= nil and not same_setting(v, defaults[k]) then out[#out + 1] = k .. "=" .. fmt_setting(v) end
+  end
+  return out
+end
+
+local CONFIG_SHOWN = { "batch", "iterations", "unit", "runs", "n" }
+
+-- The plateau window print(res) uses (stats.plateau's default).
+local PLATEAU_WINDOW = 10
 
 function Result:__tostring()
   check.self("result:__tostring", self, Result, "result")
   local lines = {}
   lines[#lines + 1] = "lunet result " .. (self.name and string.format("%q", tostring(self.name)) or "(unnamed)")
   local cfg = {}
+  if self.config.optimizer ~= nil then cfg[1] = "optimizer=" .. fmt_value(self.config.optimizer) end
+  for _, item in ipairs(Result.optimizer_settings(self.config)) do cfg[#cfg + 1] = item end
+  if self.config.loss ~= nil and self.config.loss ~= "nll" then cfg[#cfg + 1] = "loss=" .. fmt_value(self.config.loss) end
   for _, k in ipairs(CONFIG_SHOWN) do
     local v = self.config[k]
     if v ~= nil then
@@ -222,13 +274,19 @@ function Result:__tostring()
   else
     lines[#lines + 1] = "  final:   none"
   end
-  local p = self:plateau()
-  lines[#lines + 1] = "  plateau: " .. (p and ("iteration " .. p) or "none")
+  local unit = type(self.config.unit) == "string" and self.config.unit or "iteration"
+  if self.iterations < PLATEAU_WINDOW then
+    lines[#lines + 1] = ("  plateau: n/a (fewer iterations than the window of %d)"):format(PLATEAU_WINDOW)
+  else
+    local p = self:plateau { window = PLATEAU_WINDOW }
+    lines[#lines + 1] = "  plateau: " .. (p and (unit .. " " .. p) or "none")
+      .. (" (window %d, tol 1e-3)"):format(PLATEAU_WINDOW)
+  end
   if self.val_mean and #self.val_mean > 0 then
     local k = #self.val_mean
-    lines[#lines + 1] = string.format("  valid.:  loss %s, accuracy %.2f%% (iteration %d, %d runs)",
-      fmt_number(self.val_mean[k], "%.6g"), 100 * (self.val_accuracy_mean[k] or 0 / 0), self.val_iterations[k],
-      self.val_n[k])
+    lines[#lines + 1] = string.format("  valid.:  loss %s, accuracy %.2f%% (%s %d, %d runs)",
+      fmt_number(self.val_mean[k], "%.6g"), 100 * (self.val_accuracy_mean[k] or 0 / 0), unit,
+      self.val_iterations[k], self.val_n[k])
   end
   local stopped = self:stopped()
   if #stopped > 0 then
@@ -237,16 +295,25 @@ function Result:__tostring()
       parts[#parts + 1] = e.count > 1 and ("%d (x%d)"):format(e.iteration, e.count) or tostring(e.iteration)
       total = total + e.count
     end
-    lines[#lines + 1] = ("  stopped: %d runs early, after iteration %s"):format(total, table.concat(parts, ", "))
+    lines[#lines + 1] = ("  stopped: %d runs early, after %s %s"):format(total, unit, table.concat(parts, ", "))
   end
   local acc, acc_sd, _, _, tested = self:test_summary()
   if tested > 0 then
     lines[#lines + 1] = string.format("  test:    accuracy %.2f%%%s over %d runs", 100 * acc,
       acc_sd == acc_sd and string.format(" ± %.2f", 100 * acc_sd) or "", tested)
   end
-  local secs = self.provenance.seconds
-  if type(secs) == "number" then
-    lines[#lines + 1] = "  time:    " .. fmt_number(secs, "%.2f") .. " s"
+  local prov = self.provenance
+  local cached, computed = prov.runs_cached, prov.runs_computed
+  if math.type(cached) == "integer" and cached > 0 and cached >= #self.runs and (computed or 0) == 0 then
+    -- nothing was computed now: the time of this call says nothing about the runs
+    lines[#lines + 1] = ("  source:  all %d runs taken from the cache%s (computed earlier; fresh = true recomputes)")
+      :format(cached, type(prov.cache) == "string" and (" " .. prov.cache) or "")
+  elseif type(prov.seconds) == "number" then
+    local from = ""
+    if math.type(cached) == "integer" and cached > 0 then
+      from = (" (%d runs computed, %d taken from the cache)"):format(computed or (#self.runs - cached), cached)
+    end
+    lines[#lines + 1] = "  time:    " .. fmt_number(prov.seconds, "%.2f") .. " s" .. from
   end
   if self.iterations > 0 then
     lines[#lines + 1] = "  mean:    " .. stats.sparkline(self.mean, 60)
