@@ -102,17 +102,19 @@ static int field_bool(lua_State *L, int t, const char *key, int def)
     return v;
 }
 
+/* A string option; the string stays on the stack (pushed above everything), since the
+ * table need not hold it (an __index metamethod may have made it). */
 static const char *field_str(lua_State *L, int t, const char *key, const char *def)
 {
+    luaL_checkstack(L, 2, "option tables");
     lua_getfield(L, t, key);
-    const char *v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "option '%s': string expected, got %s", key, luaL_typename(L, -1));
-        v = lua_tostring(L, -1); /* kept alive by the table */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return def;
     }
-    lua_pop(L, 1);
-    return v;
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "option '%s': string expected, got %s", key, luaL_typename(L, -1));
+    return lua_tostring(L, -1);
 }
 
 static void push_shape(lua_State *L, ln_shape s)
@@ -183,9 +185,149 @@ static void sigint_restore(sigint_guard *g)
     g->installed = 0;
 }
 
+/* ----------------------------------------------------------- object safety
+ *
+ * No Lua program may crash the process (the debug library aside), so every entry
+ * point -- methods, metamethods, everything in lunet.core and the class
+ * metatables, which stay public -- follows these rules:
+ *
+ *  1. self and every userdata argument are checked (class and not freed) with
+ *     check_obj or pin before they are touched.
+ *  2. A pointer into an object's engine memory is used only while no Lua code can
+ *     run. Lua code runs in callbacks, in metamethods of argument tables (luaL_len,
+ *     lua_geti, lua_getfield, luaL_tolstring) and in finalizers, which any
+ *     allocation through the Lua API (strings, tables, userdata, number-to-string
+ *     conversions) may start; any of them may call :free(). So an entry point
+ *     either reads its Lua input and creates its results before it takes the
+ *     pointers (checking the object again after the last Lua call: it cannot
+ *     change but for being freed), or pins the objects for the whole call
+ *     (pin_open + pin): the calls that run callbacks while the engine works.
+ *  3. A pinned object cannot be freed -- :free(), __close and __gc raise "net is in
+ *     use by net:train" -- nor collected: the pin guard, a to-be-closed value on the
+ *     call's stack, references it. Closing the guard (the call returns or raises)
+ *     unpins; if a coroutine dies with the call inside, the guard's __gc does.
+ *  4. Objects that worker threads read (lunet.core.runs) are pinned exclusively:
+ *     no method may change them (check_mutable) until the workers are joined.
+ */
+
+typedef struct {
+    int live;         /* 0 once freed (or before the engine object exists) */
+    int pins;         /* calls using the object now */
+    const char *user; /* the outermost of them, for the error of :free() */
+    const char *busy; /* set while pinned exclusively: the call that shares it with threads */
+} obj_head;
+
+typedef struct {
+    const char *mt, *noun;
+} obj_class;
+
+static const obj_class TENSOR_CLASS = {TENSOR_MT, "tensor"};
+static const obj_class DATASET_CLASS = {DATASET_MT, "dataset"};
+static const obj_class NET_CLASS = {NET_MT, "net"};
+static const obj_class OPTIM_CLASS = {OPTIM_MT, "optimizer"};
+
+/* The object (its userdata, which starts with an obj_head) at `arg`: of class c, not freed. */
+static void *check_obj(lua_State *L, int arg, const obj_class *c)
+{
+    obj_head *h = luaL_checkudata(L, arg, c->mt);
+    if (!h->live) luaL_argerror(L, arg, lua_pushfstring(L, "%s has been freed", c->noun));
+    return h;
+}
+
+/* check_obj for the methods that change the object (or its engine state). */
+static void *check_mutable(lua_State *L, int arg, const obj_class *c)
+{
+    obj_head *h = check_obj(L, arg, c);
+    if (h->busy) luaL_error(L, "%s is in use by %s", c->noun, h->busy);
+    return h;
+}
+
+/* The start of every release (:free(), __gc, __close): refused while pinned. Returns
+ * the object if it is still live (the caller releases it), NULL if already freed. */
+static void *begin_release(lua_State *L, const obj_class *c)
+{
+    obj_head *h = luaL_checkudata(L, 1, c->mt);
+    if (h->pins > 0) luaL_error(L, "%s is in use by %s", c->noun, h->user);
+    if (!h->live) return NULL;
+    h->live = 0;
+    return h;
+}
+
+#define PIN_MAX 4
+#define PIN_MT "lunet.PinGuard"
+typedef struct {
+    obj_head *obj[PIN_MAX];
+    int exclusive[PIN_MAX];
+    int n;
+} pin_guard;
+
+static int pin_guard_close(lua_State *L)
+{
+    pin_guard *g = luaL_checkudata(L, 1, PIN_MT);
+    for (int i = 0; i < g->n; i++) {
+        g->obj[i]->pins--;
+        if (g->exclusive[i]) g->obj[i]->busy = NULL;
+    }
+    g->n = 0;
+    return 0;
+}
+
+/* Keeps `nargs` arguments (so absent ones stay none, not the guard) and pushes a
+ * to-be-closed pin guard after them; returns its stack index. */
+static int pin_open(lua_State *L, int nargs)
+{
+    lua_settop(L, nargs);
+    pin_guard *g = lua_newuserdatauv(L, sizeof *g, PIN_MAX);
+    g->n = 0;
+    luaL_setmetatable(L, PIN_MT);
+    lua_toclose(L, -1);
+    return lua_gettop(L);
+}
+
+/* Checks the object at `arg` (as check_obj, or check_mutable if exclusive) and pins it
+ * until the guard at `guard` closes; `user` names the call ("net:train"). */
+static void *pin(lua_State *L, int guard, int arg, const obj_class *c, const char *user,
+                 int exclusive)
+{
+    obj_head *h = exclusive ? check_mutable(L, arg, c) : check_obj(L, arg, c);
+    pin_guard *g = lua_touserdata(L, guard);
+    if (g->n == PIN_MAX) luaL_error(L, "%s: internal error: too many pins", user);
+    lua_pushvalue(L, arg);
+    lua_setiuservalue(L, guard, g->n + 1); /* the collector cannot take it while pinned */
+    g->obj[g->n] = h;
+    g->exclusive[g->n] = exclusive;
+    g->n++;
+    if (h->pins++ == 0) h->user = user;
+    if (exclusive) h->busy = user;
+    return h;
+}
+
+/* Checks and pins the object in option `key` of the table at `t` (it stays pushed). */
+static void *pin_field(lua_State *L, int guard, int t, const char *key, const obj_class *c,
+                       const char *user, int exclusive)
+{
+    lua_getfield(L, t, key);
+    obj_head *h = luaL_testudata(L, -1, c->mt);
+    if (!h)
+        luaL_error(L, "%s: option '%s' must be a %s, got %s", user, key, c->noun, luaL_typename(L, -1));
+    else if (!h->live)
+        luaL_error(L, "%s: option '%s': %s has been freed", user, key, c->noun);
+    return pin(L, guard, lua_gettop(L), c, user, exclusive);
+}
+
+/* A path argument: a string without NUL bytes (the C library would cut it there). */
+static const char *check_path(lua_State *L, int arg)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, arg, &len);
+    if (strlen(s) != len) luaL_argerror(L, arg, "path contains a NUL byte");
+    return s;
+}
+
 /* ------------------------------------------------------------------ Tensor */
 
 typedef struct {
+    obj_head h;
     ln_tensor t;
 } tensor_ud;
 
@@ -197,32 +339,37 @@ static tensor_ud *new_tensor_ud(lua_State *L)
     return u;
 }
 
+/* Gives the empty tensor u memory for `shape` (zeros); raises on out-of-memory. */
+static ln_tensor *alloc_tensor(lua_State *L, tensor_ud *u, ln_shape shape)
+{
+    ln_error err;
+    if (ln_tensor_alloc(&u->t, shape, &err)) luaL_error(L, "%s", err.msg);
+    u->h.live = 1;
+    return &u->t;
+}
+
 /* Pushes a new tensor of `shape` (zeros); raises on out-of-memory. */
 static ln_tensor *push_tensor(lua_State *L, ln_shape shape)
 {
-    tensor_ud *u = new_tensor_ud(L);
-    ln_error err;
-    if (ln_tensor_alloc(&u->t, shape, &err)) luaL_error(L, "%s", err.msg);
-    return &u->t;
+    return alloc_tensor(L, new_tensor_ud(L), shape);
 }
 
 static ln_tensor *check_tensor(lua_State *L, int arg)
 {
-    tensor_ud *u = luaL_checkudata(L, arg, TENSOR_MT);
-    if (!u->t.data) luaL_argerror(L, arg, "tensor has been freed");
-    return &u->t;
+    return &((tensor_ud *)check_obj(L, arg, &TENSOR_CLASS))->t;
 }
 
 static int tensor_free(lua_State *L)
 {
-    tensor_ud *u = luaL_checkudata(L, 1, TENSOR_MT);
-    ln_tensor_release(&u->t);
+    tensor_ud *u = begin_release(L, &TENSOR_CLASS);
+    if (u) ln_tensor_release(&u->t);
     return 0;
 }
 
 /* lunet.core.tensor(shape [, data]) : data is a flat list of numbers in row-major order */
 static int l_tensor(lua_State *L)
 {
+    lua_settop(L, 2); /* index 2 is the data, never the tensor pushed below */
     ln_shape shape = check_shape(L, 1, "shape");
     int64_t n = ln_shape_numel(shape);
     if (n > ((int64_t)1 << 31)) return luaL_argerror(L, 1, "shape is too large");
@@ -262,9 +409,9 @@ static int tensor_numel(lua_State *L)
 
 static int tensor_totable(lua_State *L)
 {
-    ln_tensor *t = check_tensor(L, 1);
-    int64_t n = ln_shape_numel(t->shape);
+    int64_t n = ln_shape_numel(check_tensor(L, 1)->shape);
     lua_createtable(L, (int)n, 0);
+    ln_tensor *t = check_tensor(L, 1); /* after the allocation: a finalizer may have freed it */
     for (int64_t i = 0; i < n; i++) {
         lua_pushnumber(L, t->data[i]);
         lua_rawseti(L, -2, i + 1);
@@ -290,21 +437,23 @@ static int tensor_set(lua_State *L)
 
 static int tensor_clone(lua_State *L)
 {
-    ln_tensor *t = check_tensor(L, 1);
-    ln_tensor *c = push_tensor(L, t->shape);
-    memcpy(c->data, t->data, sizeof(float) * (size_t)ln_shape_numel(t->shape));
+    check_tensor(L, 1);
+    tensor_ud *c = new_tensor_ud(L);
+    ln_tensor *t = check_tensor(L, 1); /* again: the allocation may have run a finalizer */
+    memcpy(alloc_tensor(L, c, t->shape)->data, t->data, sizeof(float) * (size_t)ln_shape_numel(t->shape));
     return 1;
 }
 
 /* t:reshape(shape) -> a new tensor with the same data */
 static int tensor_reshape(lua_State *L)
 {
+    check_tensor(L, 1);
+    ln_shape s = check_shape(L, 2, "shape"); /* its metamethods may run any Lua code */
+    tensor_ud *c = new_tensor_ud(L);
     ln_tensor *t = check_tensor(L, 1);
-    ln_shape s = check_shape(L, 2, "shape");
     if (ln_shape_numel(s) != ln_shape_numel(t->shape))
         return luaL_argerror(L, 2, "shape must hold as many elements as the tensor");
-    ln_tensor *c = push_tensor(L, s);
-    memcpy(c->data, t->data, sizeof(float) * (size_t)ln_shape_numel(s));
+    memcpy(alloc_tensor(L, c, s)->data, t->data, sizeof(float) * (size_t)ln_shape_numel(s));
     return 1;
 }
 
@@ -313,45 +462,37 @@ static int tensor_len(lua_State *L) { return tensor_numel(L); }
 static int tensor_tostring(lua_State *L)
 {
     tensor_ud *u = luaL_checkudata(L, 1, TENSOR_MT);
-    if (!u->t.data) {
+    if (!u->h.live) {
         lua_pushliteral(L, "tensor (freed)");
         return 1;
     }
-    char shape[64];
+    /* composed in C memory, pushed once: no Lua allocation while the data is read */
+    char text[512], shape[64];
     ln_shape_format(u->t.shape, shape, sizeof shape);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lua_pushfstring(L, "tensor %s [", shape);
-    luaL_addvalue(&b);
+    int len = snprintf(text, sizeof text, "tensor %s [", shape);
     int64_t n = ln_shape_numel(u->t.shape);
     double lo = INFINITY, hi = -INFINITY, sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double v = u->t.data[i];
-        if (i < 6) {
-            char num[32];
-            snprintf(num, sizeof num, "%s%.4g", i ? ", " : "", v);
-            luaL_addstring(&b, num);
-        }
+        if (i < 6) len += snprintf(text + len, sizeof text - (size_t)len, "%s%.4g", i ? ", " : "", v);
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
         sum += v;
     }
-    if (n > 6) luaL_addstring(&b, ", ...");
-    char stats[128];
-    snprintf(stats, sizeof stats, "] min %.4g max %.4g mean %.4g", lo, hi, sum / (double)n);
-    luaL_addstring(&b, stats);
-    luaL_pushresult(&b);
+    snprintf(text + len, sizeof text - (size_t)len, "%s] min %.4g max %.4g mean %.4g",
+             n > 6 ? ", ..." : "", lo, hi, sum / (double)n);
+    lua_pushstring(L, text);
     return 1;
 }
 
-/* t[i] reads element i (flat, 1-based); names find methods. */
+/* t[i] reads element i (flat, 1-based); names find methods (upvalue 1: the methods
+ * table, so that a changed metatable cannot make this index a non-table). */
 static int tensor_index(lua_State *L)
 {
-    if (lua_type(L, 2) == LUA_TNUMBER) return tensor_get(L);
-    lua_getmetatable(L, 1);
-    lua_getfield(L, -1, "methods");
+    if (lua_type(L, 2) == LUA_TNUMBER) return tensor_get(L); /* checks self */
+    luaL_checkudata(L, 1, TENSOR_MT); /* (freed tensors still find :free()) */
     lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
+    lua_rawget(L, lua_upvalueindex(1));
     return 1;
 }
 
@@ -364,37 +505,38 @@ static const luaL_Reg tensor_methods[] = {
 /* ----------------------------------------------------------------- Dataset */
 
 typedef struct {
+    obj_head h;
     ln_dataset *ds;
 } dataset_ud;
 
 static dataset_ud *new_dataset_ud(lua_State *L)
 {
     dataset_ud *u = lua_newuserdatauv(L, sizeof *u, 1); /* uservalue 1: Lua-side info table */
-    u->ds = NULL;
+    memset(u, 0, sizeof *u);
     luaL_setmetatable(L, DATASET_MT);
     return u;
 }
 
 static ln_dataset *check_dataset(lua_State *L, int arg)
 {
-    dataset_ud *u = luaL_checkudata(L, arg, DATASET_MT);
-    if (!u->ds) luaL_argerror(L, arg, "dataset has been freed");
-    return u->ds;
+    return ((dataset_ud *)check_obj(L, arg, &DATASET_CLASS))->ds;
 }
 
 static int dataset_free(lua_State *L)
 {
-    dataset_ud *u = luaL_checkudata(L, 1, DATASET_MT);
-    ln_dataset_free(u->ds);
-    u->ds = NULL;
+    dataset_ud *u = begin_release(L, &DATASET_CLASS);
+    if (u) {
+        ln_dataset_free(u->ds);
+        u->ds = NULL;
+    }
     return 0;
 }
 
 /* core.dataset_load(images_path, labels_path, limit, mean, std) -> dataset | nil, msg */
 static int l_dataset_load(lua_State *L)
 {
-    const char *images = luaL_checkstring(L, 1);
-    const char *labels = luaL_checkstring(L, 2);
+    const char *images = check_path(L, 1);
+    const char *labels = check_path(L, 2);
     lua_Integer limit = luaL_optinteger(L, 3, 0);
     double mean = luaL_optnumber(L, 4, 0.1307);
     double std = luaL_optnumber(L, 5, 0.3081);
@@ -404,6 +546,7 @@ static int l_dataset_load(lua_State *L)
     ln_error err;
     if (ln_dataset_load_idx(images, labels, limit, (float)mean, (float)std, &u->ds, &err))
         return push_fail(L, &err);
+    u->h.live = 1;
     return 1;
 }
 
@@ -467,9 +610,11 @@ static void push_list(lua_State *L, const double *v, int n)
 }
 
 /* After a loader: dataset (already on the stack), mean list, std list | nil, message */
-static int push_loaded(lua_State *L, ln_status st, const ln_error *err, const ln_norm *norm)
+static int push_loaded(lua_State *L, dataset_ud *u, ln_status st, const ln_error *err,
+                       const ln_norm *norm)
 {
     if (st) return push_fail(L, err);
+    u->h.live = 1;
     push_list(L, norm->mean, norm->count);
     push_list(L, norm->std, norm->count);
     return 3;
@@ -478,8 +623,8 @@ static int push_loaded(lua_State *L, ln_status st, const ln_error *err, const ln
 /* core.dataset_idx(images_path, labels_path, limit, {mean, std, normalize}) */
 static int l_dataset_idx(lua_State *L)
 {
-    const char *images = luaL_checkstring(L, 1);
-    const char *labels = luaL_checkstring(L, 2);
+    const char *images = check_path(L, 1);
+    const char *labels = check_path(L, 2);
     lua_Integer limit = luaL_optinteger(L, 3, 0);
     luaL_checktype(L, 4, LUA_TTABLE);
     ln_norm norm;
@@ -487,13 +632,13 @@ static int l_dataset_idx(lua_State *L)
     dataset_ud *u = new_dataset_ud(L);
     ln_error err;
     ln_status st = ln_dataset_load_idx_norm(images, labels, limit, &norm, &u->ds, &err);
-    return push_loaded(L, st, &err, &norm);
+    return push_loaded(L, u, st, &err, &norm);
 }
 
 /* core.dataset_csv(path, {label_column, shape = {C, H, W}, header, n, mean, std, normalize}) */
 static int l_dataset_csv(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     int label_column = (int)field_int(L, 2, "label_column", 1, 1, 1 << 24);
     int shape[3] = {1, 28, 28};
@@ -518,7 +663,7 @@ static int l_dataset_csv(lua_State *L)
     ln_error err;
     ln_status st = ln_dataset_load_csv(path, label_column, shape[0], shape[1], shape[2], header,
                                        limit, &norm, &u->ds, &err);
-    return push_loaded(L, st, &err, &norm);
+    return push_loaded(L, u, st, &err, &norm);
 }
 
 /* core.dataset_cifar({paths...}, limit, {mean, std, normalize}) */
@@ -528,11 +673,13 @@ static int l_dataset_cifar(lua_State *L)
     lua_Integer n = luaL_len(L, 1);
     if (n < 1 || n > 64) return luaL_argerror(L, 1, "1 to 64 file names expected");
     const char *paths[64];
+    luaL_checkstack(L, (int)n + 8, "cifar10: file names");
     for (lua_Integer i = 0; i < n; i++) {
-        lua_geti(L, 1, i + 1);
-        paths[i] = lua_tostring(L, -1);
-        if (!paths[i]) return luaL_argerror(L, 1, "file names must be strings");
-        lua_pop(L, 1); /* the table keeps the string alive */
+        lua_geti(L, 1, i + 1); /* kept on the stack: the table may change meanwhile */
+        size_t len;
+        paths[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (!paths[i] || strlen(paths[i]) != len)
+            return luaL_argerror(L, 1, "file names must be strings without NUL bytes");
     }
     lua_Integer limit = luaL_optinteger(L, 2, 0);
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -541,14 +688,14 @@ static int l_dataset_cifar(lua_State *L)
     dataset_ud *u = new_dataset_ud(L);
     ln_error err;
     ln_status st = ln_dataset_load_cifar(paths, (int)n, limit, &norm, &u->ds, &err);
-    return push_loaded(L, st, &err, &norm);
+    return push_loaded(L, u, st, &err, &norm);
 }
 
 /* core.dataset_from(images_tensor N x C x H x W (or N x H x W), labels list) */
 static int l_dataset_from(lua_State *L)
 {
-    ln_tensor *t = check_tensor(L, 1);
-    ln_shape s = t->shape;
+    lua_settop(L, 2);
+    ln_shape s = check_tensor(L, 1)->shape;
     if (s.ndim != 3 && s.ndim != 4)
         return luaL_argerror(L, 1, "images must be N x H x W or N x C x H x W");
     int64_t n = s.dim[0];
@@ -573,9 +720,11 @@ static int l_dataset_from(lua_State *L)
         }
     }
     dataset_ud *u = new_dataset_ud(L);
+    ln_tensor *t = check_tensor(L, 1); /* after the labels' metamethods and the allocations */
     ln_error err;
     if (ln_dataset_from_arrays(t->data, labels, n, c, h, w, &u->ds, &err))
         return luaL_error(L, "%s", err.msg);
+    u->h.live = 1;
     return 1;
 }
 
@@ -588,13 +737,12 @@ static int dataset_size(lua_State *L)
 static int dataset_shape(lua_State *L)
 {
     ln_dataset *d = check_dataset(L, 1);
+    const lua_Integer dims[3] = {d->channels, d->height, d->width}; /* read before allocating */
     lua_createtable(L, 3, 0);
-    lua_pushinteger(L, d->channels);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, d->height);
-    lua_rawseti(L, -2, 2);
-    lua_pushinteger(L, d->width);
-    lua_rawseti(L, -2, 3);
+    for (int i = 0; i < 3; i++) {
+        lua_pushinteger(L, dims[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -610,8 +758,9 @@ static int dataset_image(lua_State *L)
     ln_dataset *d = check_dataset(L, 1);
     lua_Integer i = check_range(L, 2, "index", 1, d->count);
     int64_t dims[3] = {d->channels, d->height, d->width};
-    ln_tensor *t = push_tensor(L, ln_shape_make(3, dims));
-    ln_dataset_read(d, i - 1, 1, t->data);
+    tensor_ud *u = new_tensor_ud(L);
+    d = check_dataset(L, 1); /* again after the allocation */
+    ln_dataset_read(d, i - 1, 1, alloc_tensor(L, u, ln_shape_make(3, dims))->data);
     return 1;
 }
 
@@ -635,11 +784,11 @@ static int dataset_label(lua_State *L)
 /* ds:class_counts() -> {count of class 0, count of class 1, ...} (list, 1-based) */
 static int dataset_class_counts(lua_State *L)
 {
-    ln_dataset *d = check_dataset(L, 1);
-    int64_t *counts = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)d->classes, 0);
-    ln_dataset_class_counts(d, counts, d->classes);
-    lua_createtable(L, d->classes, 0);
-    for (int c = 0; c < d->classes; c++) {
+    const int classes = check_dataset(L, 1)->classes;
+    int64_t *counts = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)classes, 0);
+    lua_createtable(L, classes, 0);
+    ln_dataset_class_counts(check_dataset(L, 1), counts, classes); /* after the allocations */
+    for (int c = 0; c < classes; c++) {
         lua_pushinteger(L, counts[c]);
         lua_rawseti(L, -2, c + 1);
     }
@@ -649,16 +798,17 @@ static int dataset_class_counts(lua_State *L)
 /* ds:_subset(n, random, stratified, seed) -> dataset */
 static int dataset_subset(lua_State *L)
 {
-    ln_dataset *d = check_dataset(L, 1);
-    lua_Integer n = check_range(L, 2, "n", 1, d->count);
+    lua_Integer n = check_range(L, 2, "n", 1, check_dataset(L, 1)->count);
     int random = lua_toboolean(L, 3), stratified = lua_toboolean(L, 4);
     lua_Integer seed = luaL_optinteger(L, 5, 1);
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_SUBSET);
     dataset_ud *u = new_dataset_ud(L);
+    ln_dataset *d = check_dataset(L, 1); /* after the allocation */
     ln_error err;
     if (ln_dataset_subset(d, n, random, stratified, &rng, &u->ds, &err))
         return luaL_error(L, "subset: %s", err.msg);
+    u->h.live = 1;
     return 1;
 }
 
@@ -672,6 +822,7 @@ static int dataset_checksum(lua_State *L)
     uLong crc = crc32(0L, Z_NULL, 0);
     /* one sample at a time through a scratch buffer that Lua owns (freed on error) */
     float *sample = lua_newuserdatauv(L, per * sizeof(float), 0);
+    d = check_dataset(L, 1); /* after the allocation */
     for (int64_t i = 0; i < d->count; i++) {
         ln_dataset_read(d, i, 1, sample);
         crc = crc32(crc, (const unsigned char *)sample, (uInt)(per * sizeof(float)));
@@ -710,6 +861,7 @@ static const luaL_Reg dataset_methods[] = {
 /* ---------------------------------------------------------------------- Net */
 
 typedef struct {
+    obj_head h;
     ln_net *net;
     int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
     ln_train_state train; /* kept between net:train calls (optimizer, streams, counters) */
@@ -718,26 +870,30 @@ typedef struct {
 static net_ud *new_net_ud(lua_State *L)
 {
     net_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
-    u->net = NULL;
-    u->forward_batch = 0;
-    memset(&u->train, 0, sizeof u->train);
+    memset(u, 0, sizeof *u); /* the training state too: nothing to continue */
     luaL_setmetatable(L, NET_MT);
     return u;
 }
 
 static ln_net *check_net(lua_State *L, int arg)
 {
-    net_ud *u = luaL_checkudata(L, arg, NET_MT);
-    if (!u->net) luaL_argerror(L, arg, "net has been freed");
-    return u->net;
+    return ((net_ud *)check_obj(L, arg, &NET_CLASS))->net;
+}
+
+/* For the methods that change the net (parameters, activations, kernels). */
+static net_ud *check_net_mutable(lua_State *L, int arg)
+{
+    return check_mutable(L, arg, &NET_CLASS);
 }
 
 static int net_free(lua_State *L)
 {
-    net_ud *u = luaL_checkudata(L, 1, NET_MT);
-    ln_net_free(u->net);
-    u->net = NULL;
-    ln_train_state_release(&u->train);
+    net_ud *u = begin_release(L, &NET_CLASS);
+    if (u) {
+        ln_net_free(u->net);
+        u->net = NULL;
+        ln_train_state_release(&u->train);
+    }
     return 0;
 }
 
@@ -799,6 +955,7 @@ static int l_net(lua_State *L)
     ln_error err;
     if (ln_net_create(&u->net, specs, (int)count, input, &rng, &err))
         return luaL_error(L, "%s", err.msg);
+    u->h.live = 1;
     return 1;
 }
 
@@ -813,17 +970,22 @@ static int net_layer(lua_State *L)
 {
     ln_net *net = check_net(L, 1);
     int i = (int)check_range(L, 2, "layer", 1, ln_net_layer_count(net)) - 1;
-    const ln_layer_spec *s = ln_net_layer_spec(net, i);
+    /* everything copied out before the first allocation (which may run a finalizer) */
+    const ln_layer_spec spec = *ln_net_layer_spec(net, i), *s = &spec;
+    const ln_shape out = ln_net_layer_output_shape(net, i);
+    const ln_shape in = i ? ln_net_layer_output_shape(net, i - 1) : ln_net_input_shape(net);
+    const int64_t params = ln_net_layer_param_count(net, i);
+    const double flops = ln_net_layer_flops(net, i);
     lua_newtable(L);
     lua_pushstring(L, ln_layer_kind_name(s->kind));
     lua_setfield(L, -2, "kind");
-    push_shape(L, ln_net_layer_output_shape(net, i));
+    push_shape(L, out);
     lua_setfield(L, -2, "output");
-    push_shape(L, i ? ln_net_layer_output_shape(net, i - 1) : ln_net_input_shape(net));
+    push_shape(L, in);
     lua_setfield(L, -2, "input");
-    lua_pushinteger(L, ln_net_layer_param_count(net, i));
+    lua_pushinteger(L, params);
     lua_setfield(L, -2, "params");
-    lua_pushnumber(L, ln_net_layer_flops(net, i));
+    lua_pushnumber(L, flops);
     lua_setfield(L, -2, "flops");
 #define INT_FIELD(f)                                                                              \
     do {                                                                                          \
@@ -899,13 +1061,17 @@ static int net_flops(lua_State *L)
     return 2;
 }
 
-static ln_tensor layer_view(lua_State *L, ln_net *net, int layer_arg, int name_arg)
+/* The view of tensor `name` (argument 3) of layer i (argument 2) of the net (argument
+ * 1): the arguments are read first (a number name becomes a string, which may run a
+ * finalizer), the net is checked last. */
+static ln_tensor layer_view(lua_State *L, int mutates)
 {
-    int i = (int)check_range(L, layer_arg, "layer", 1, ln_net_layer_count(net)) - 1;
-    const char *name = luaL_checkstring(L, name_arg);
+    int i = (int)check_range(L, 2, "layer", 1, ln_net_layer_count(check_net(L, 1))) - 1;
+    const char *name = luaL_checkstring(L, 3);
+    ln_net *net = mutates ? check_net_mutable(L, 1)->net : check_net(L, 1);
     ln_tensor view;
     ln_error err;
-    if (ln_net_layer_tensor(net, i, name, &view, &err)) luaL_argerror(L, name_arg, err.msg);
+    if (ln_net_layer_tensor(net, i, name, &view, &err)) luaL_argerror(L, 3, err.msg);
     return view;
 }
 
@@ -913,31 +1079,35 @@ static ln_tensor layer_view(lua_State *L, ln_net *net, int layer_arg, int name_a
  * "running_var", "weight_grad" or "bias_grad" */
 static int net_get(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
-    ln_tensor view = layer_view(L, net, 2, 3);
-    ln_tensor *t = push_tensor(L, view.shape);
-    memcpy(t->data, view.data, sizeof(float) * (size_t)ln_shape_numel(view.shape));
+    lua_settop(L, 3);
+    tensor_ud *u = new_tensor_ud(L); /* first: the view must not meet an allocation */
+    ln_tensor view = layer_view(L, 0);
+    memcpy(alloc_tensor(L, u, view.shape)->data, view.data, sizeof(float) * (size_t)ln_shape_numel(view.shape));
     return 1;
 }
 
 /* net:set(layer, name, tensor | flat list) */
 static int net_set(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
-    ln_tensor view = layer_view(L, net, 2, 3);
+    lua_settop(L, 4);
+    ln_tensor view = layer_view(L, 1);
     int64_t n = ln_shape_numel(view.shape);
     if (lua_istable(L, 4)) {
         if (luaL_len(L, 4) != n)
             return luaL_argerror(L, 4, lua_pushfstring(L, "needs %I numbers, got %I", (lua_Integer)n,
                                                        luaL_len(L, 4)));
+        /* read into Lua-owned scratch first: the list's metamethods may run any code */
+        float *values = lua_newuserdatauv(L, sizeof(float) * (size_t)n, 0);
         for (int64_t k = 0; k < n; k++) {
             lua_geti(L, 4, k + 1);
             int ok;
             lua_Number v = lua_tonumberx(L, -1, &ok);
             if (!ok) return luaL_argerror(L, 4, lua_pushfstring(L, "[%I] is not a number", (lua_Integer)k + 1));
-            view.data[k] = (float)v;
+            values[k] = (float)v;
             lua_pop(L, 1);
         }
+        view = layer_view(L, 1); /* the net again, after them */
+        memcpy(view.data, values, sizeof(float) * (size_t)n);
         return 0;
     }
     ln_tensor *t = check_tensor(L, 4);
@@ -953,29 +1123,24 @@ static int net_set(lua_State *L)
 
 /* net:_params() -> flat tensor copy of all parameters; net:_set_params(tensor) */
 /* A flat tensor copy of a parameter-sized block (parameters or gradients). */
-static int push_param_block(lua_State *L, ln_net *net, const float *block)
+static int push_param_block(lua_State *L, int grads)
 {
+    check_net(L, 1);
+    tensor_ud *u = new_tensor_ud(L);
+    ln_net *net = check_net(L, 1); /* after the allocation */
     int64_t n = ln_net_param_count(net);
-    ln_tensor *t = push_tensor(L, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
-    memcpy(t->data, block, sizeof(float) * (size_t)n);
+    ln_tensor *t = alloc_tensor(L, u, ln_shape_make(1, (int64_t[]){n > 0 ? n : 1}));
+    memcpy(t->data, grads ? ln_net_grads(net) : ln_net_params(net), sizeof(float) * (size_t)n);
     return 1;
 }
 
-static int net_params(lua_State *L)
-{
-    ln_net *net = check_net(L, 1);
-    return push_param_block(L, net, ln_net_params(net));
-}
+static int net_params(lua_State *L) { return push_param_block(L, 0); }
 
-static int net_grads(lua_State *L)
-{
-    ln_net *net = check_net(L, 1);
-    return push_param_block(L, net, ln_net_grads(net));
-}
+static int net_grads(lua_State *L) { return push_param_block(L, 1); }
 
 static int net_set_params(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
+    ln_net *net = check_net_mutable(L, 1)->net;
     ln_tensor *t = check_tensor(L, 2);
     int64_t n = ln_net_param_count(net);
     if (ln_shape_numel(t->shape) != n)
@@ -1002,26 +1167,27 @@ static int input_batch(lua_State *L, ln_net *net, ln_tensor *x, int arg)
 /* net:forward(x [, training [, seed]]) -> output tensor (batch x output shape) */
 static int net_forward(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
-    ln_tensor *x = check_tensor(L, 2);
-    int batch = input_batch(L, net, x, 2);
+    lua_settop(L, 4);
+    ln_net *net = check_net_mutable(L, 1)->net;
+    int batch = input_batch(L, net, check_tensor(L, 2), 2);
     int training = lua_toboolean(L, 3);
     lua_Integer seed = luaL_optinteger(L, 4, 0);
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_DROPOUT);
-    const float *out;
-    ln_error err;
-    net_ud *u = lua_touserdata(L, 1);
-    u->forward_batch = 0;
-    if (ln_net_forward(net, x->data, batch, training, &rng, &out, &err))
-        return luaL_error(L, "forward: %s", err.msg);
-    u->forward_batch = batch;
     ln_shape os = ln_net_output_shape(net);
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
     int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
-    ln_tensor *y = push_tensor(L, ln_shape_make(nd, dims));
-    memcpy(y->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
+    tensor_ud *y = new_tensor_ud(L);
+    net_ud *u = check_net_mutable(L, 1); /* the pointers after the allocation */
+    ln_tensor *x = check_tensor(L, 2);
+    const float *out;
+    ln_error err;
+    u->forward_batch = 0;
+    if (ln_net_forward(u->net, x->data, batch, training, &rng, &out, &err))
+        return luaL_error(L, "forward: %s", err.msg);
+    u->forward_batch = batch;
+    memcpy(alloc_tensor(L, y, ln_shape_make(nd, dims))->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
     return 1;
 }
 
@@ -1029,7 +1195,9 @@ static int net_forward(lua_State *L)
  * gradients can then be read with net:get(i, "weight_grad") */
 static int net_backward(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
+    lua_settop(L, 2);
+    net_ud *u = check_net_mutable(L, 1);
+    ln_net *net = u->net;
     ln_tensor *dout = check_tensor(L, 2);
     ln_shape in = ln_net_input_shape(net);
     int64_t per_out = ln_shape_numel(ln_net_output_shape(net));
@@ -1038,14 +1206,17 @@ static int net_backward(lua_State *L)
     int batch = (int)(n / per_out);
     /* The engine goes back through the activations of the last forward pass, so dout
      * must hold exactly that many samples (more would be ignored, fewer read past it). */
-    int forward_batch = ((net_ud *)lua_touserdata(L, 1))->forward_batch;
+    int forward_batch = u->forward_batch;
     if (forward_batch == 0) return luaL_error(L, "backward: call net:forward first");
     if (batch != forward_batch)
         return luaL_argerror(L, 2, lua_pushfstring(L, "output gradient holds %d samples, the last "
                                                       "forward pass had %d", batch, forward_batch));
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < in.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = in.dim[i];
-    ln_tensor *dx = push_tensor(L, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
+    tensor_ud *dxu = new_tensor_ud(L);
+    net = check_net_mutable(L, 1)->net; /* the pointers after the allocation */
+    dout = check_tensor(L, 2);
+    ln_tensor *dx = alloc_tensor(L, dxu, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
     ln_error err;
     if (ln_net_backward(net, dout->data, dx->data, &err)) return luaL_error(L, "backward: %s", err.msg);
     return 1;
@@ -1174,16 +1345,15 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
         if (!ok) luaL_error(L, "option 'seed': integer expected");
     }
     lua_pop(L, 1);
-    lua_getfield(L, t, "schedule");
+    lua_getfield(L, t, "schedule"); /* stays pushed: read_schedule leaves strings above it */
     if (lua_istable(L, -1)) read_schedule(L, lua_gettop(L), &cfg->schedule);
-    lua_pop(L, 1);
     lua_getfield(L, t, "validate");
     if (!lua_isnil(L, -1)) cfg->validate = check_dataset(L, lua_gettop(L));
     lua_pop(L, 1); /* the caller's options table keeps the dataset alive */
     cfg->validate_every = field_int(L, t, "validate_every", 1, 1, (lua_Integer)1 << 32);
     lua_getfield(L, t, "stop");
     if (lua_istable(L, -1)) {
-        int s = lua_gettop(L);
+        const int s = lua_gettop(L);
         const char *metric = field_str(L, s, "metric", "val_loss");
         if (!strcmp(metric, "loss"))
             cfg->early.metric = LN_STOP_LOSS;
@@ -1193,15 +1363,14 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
             luaL_error(L, "option 'stop': metric must be \"val_loss\" or \"loss\" (got \"%s\")", metric);
         cfg->early.patience = field_int(L, s, "patience", 0, 0, (lua_Integer)1 << 40);
         cfg->early.min_delta = field_num(L, s, "min_delta", 0.0);
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "checkpoint");
+    } /* the table stays pushed, below the metric string */
+    lua_getfield(L, t, "checkpoint"); /* stays pushed, as the path field_str leaves above it */
     if (lua_istable(L, -1)) {
-        cfg->checkpoint = field_str(L, lua_gettop(L), "path", NULL);
+        const int c = lua_gettop(L);
+        cfg->checkpoint_every = field_int(L, c, "every", 1, 1, (lua_Integer)1 << 40);
+        cfg->checkpoint = field_str(L, c, "path", NULL);
         if (!cfg->checkpoint) luaL_error(L, "option 'checkpoint': path is required");
-        cfg->checkpoint_every = field_int(L, lua_gettop(L), "every", 1, 1, (lua_Integer)1 << 40);
     }
-    lua_pop(L, 1); /* the options table keeps the path alive */
     ln_error err;
     if (ln_schedule_check(&cfg->schedule, &err)) luaL_error(L, "option 'schedule': %s", err.msg);
 }
@@ -1273,28 +1442,89 @@ static void push_history(lua_State *L, const ln_history *h, int with_steps)
     }
 }
 
-/* Progress from ln_train: calls the Lua function at stack index `fn` with a table. */
+/* Progress callbacks (net:train, lunet.core.runs). The engine calls them between steps
+ * on the calling thread. Nothing here may raise -- an error must not unwind through
+ * the engine's frames (and, in runs, past running worker threads) -- so the Lua
+ * function runs under lua_pcall with a traceback handler; a failure is kept in a
+ * stack slot, the work stops, and the entry point raises it again once the engine has
+ * returned. A callback cannot yield (the engine's C frames are in the way): that is
+ * an error too, said so. Returning true (exactly) asks to stop. */
 typedef struct {
     lua_State *L;
-    int fn;
-    int failed;
+    int fn;            /* stack index of the Lua function */
+    int err_slot;      /* stack index that receives the error value */
+    int failed;        /* the callback raised (or there was no stack for it): stop */
+    const char *caller;
 } lua_progress;
 
-static int call_progress(lua_State *L, int fn, int nfields, const char *const *keys, const double *vals)
+typedef struct {
+    int nfields;
+    const char *const *keys;
+    const double *vals;
+} progress_fields;
+
+static int progress_traceback(lua_State *L)
 {
-    lua_pushvalue(L, fn);
-    lua_createtable(L, 0, nfields);
-    for (int i = 0; i < nfields; i++) {
-        lua_pushnumber(L, vals[i]);
-        lua_setfield(L, -2, keys[i]);
+    if (lua_type(L, 1) == LUA_TSTRING) luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1; /* other error values pass unchanged */
+}
+
+/* Runs protected: (fn, fields) -> fn{fields} */
+static int progress_trampoline(lua_State *L)
+{
+    const progress_fields *f = lua_touserdata(L, 2);
+    lua_settop(L, 1);
+    lua_createtable(L, 0, f->nfields);
+    for (int i = 0; i < f->nfields; i++) {
+        lua_pushnumber(L, f->vals[i]);
+        lua_setfield(L, -2, f->keys[i]);
     }
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pop(L, 1); /* a broken progress callback must not lose the run */
-        return 0;
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static int call_progress(lua_progress *lp, int nfields, const char *const *keys, const double *vals)
+{
+    lua_State *L = lp->L;
+    if (lp->failed) return 1;
+    if (!lua_checkstack(L, 5)) { /* (returns 0 instead of raising) */
+        lp->failed = 1;
+        return 1;
     }
-    int stop = lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    progress_fields f = {nfields, keys, vals};
+    lua_pushcfunction(L, progress_traceback); /* light C functions: nothing allocated */
+    int msgh = lua_gettop(L);
+    lua_pushcfunction(L, progress_trampoline);
+    lua_pushvalue(L, lp->fn);
+    lua_pushlightuserdata(L, &f);
+    int stop;
+    if (lua_pcall(L, 2, 1, msgh) != LUA_OK) {
+        lua_replace(L, lp->err_slot);
+        lp->failed = stop = 1;
+    } else {
+        stop = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1); /* the handler */
     return stop;
+}
+
+/* After the engine returned: raises the callback's error again, named by the caller. */
+static int raise_progress_error(lua_State *L, const lua_progress *lp)
+{
+    lua_pushvalue(L, lp->err_slot);
+    if (lua_isnil(L, -1)) return luaL_error(L, "%s: no Lua stack left for the progress callback", lp->caller);
+    if (lua_type(L, -1) != LUA_TSTRING) return lua_error(L); /* an error object, unchanged */
+    const char *msg = lua_tostring(L, -1);
+    static const char *const yields[] = {"attempt to yield across a C-call boundary",
+                                         "attempt to yield from outside a coroutine"};
+    for (int i = 0; i < 2; i++)
+        if (strstr(msg, yields[i]))
+            msg = luaL_gsub(L, msg, yields[i],
+                            lua_pushfstring(L, "a progress callback cannot yield (coroutine.yield) "
+                                               "inside %s", lp->caller));
+    lua_pushfstring(L, "%s: progress callback failed: %s", lp->caller, msg);
+    return lua_error(L);
 }
 
 static int train_progress(void *user, const ln_progress *p)
@@ -1303,41 +1533,61 @@ static int train_progress(void *user, const ln_progress *p)
     static const char *const keys[] = {"iteration", "iterations", "step", "samples", "loss", "seconds"};
     double vals[] = {(double)p->iteration, (double)p->iterations, (double)p->step,
                      (double)p->samples, p->loss, p->seconds};
-    return call_progress(lp->L, lp->fn, 6, keys, vals);
+    return call_progress(lp, 6, keys, vals);
 }
 
 /* net:_train(data, config [, progress_fn]) -> history table */
 static int net_train(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
-    ln_dataset *data = check_dataset(L, 2);
+    int guard = pin_open(L, 4);
+    check_net_mutable(L, 1);
+    net_ud *u = pin(L, guard, 1, &NET_CLASS, "net:train", 0);
+    dataset_ud *d = pin(L, guard, 2, &DATASET_CLASS, "net:train", 0);
     luaL_checktype(L, 3, LUA_TTABLE);
     ln_train_config cfg;
     read_train_config(L, 3, &cfg);
-    lua_progress lp = {L, 4, 0};
+    /* the validation set is pinned like the data; the checkpoint path stays on the stack,
+     * so that a progress callback that changes the options cannot take either away */
+    lua_getfield(L, 3, "validate");
+    int has_validate = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has_validate)
+        cfg.validate = ((dataset_ud *)pin_field(L, guard, 3, "validate", &DATASET_CLASS, "net:train", 0))->ds;
+    if (cfg.checkpoint) {
+        lua_getfield(L, 3, "checkpoint");
+        lua_getfield(L, -1, "path");
+        cfg.checkpoint = lua_tostring(L, -1);
+        if (!cfg.checkpoint) return luaL_error(L, "option 'checkpoint': path is required");
+    }
+    /* fresh = true: forget the optimizer state, streams and counters of earlier calls */
+    const int fresh = field_bool(L, 3, "fresh", 0);
+    const char *resume = field_str(L, 3, "resume", NULL);
+    if (resume) {
+        lua_getfield(L, 3, "resume"); /* kept on the stack while it is used */
+        resume = lua_tostring(L, -1);
+    }
+    lua_pushnil(L); /* the callback's error, if any */
+    lua_progress lp = {L, 4, lua_gettop(L), 0, "net:train"};
     if (lua_isfunction(L, 4)) {
         cfg.on_iteration = train_progress;
         cfg.user = &lp;
     }
     cfg.stop = &interrupt_flag;
-    net_ud *u = lua_touserdata(L, 1);
-    /* fresh = true: forget the optimizer state, streams and counters of earlier calls */
-    if (field_bool(L, 3, "fresh", 0)) ln_train_state_release(&u->train);
+    if (fresh) ln_train_state_release(&u->train);
     cfg.state = &u->train;
     ln_history h;
     ln_error err;
     /* resume = path: the net's parameters and training state from a checkpoint. If the
      * checkpoint does not fit this call (ln_train refuses it before any step), the net
      * gets its own parameters and state back. */
-    const char *resume = field_str(L, 3, "resume", NULL);
     ln_net *before = NULL;
     ln_train_state kept;
     memset(&kept, 0, sizeof kept);
     if (resume) {
-        if (ln_net_clone(net, &before, &err)) return luaL_error(L, "train: %s", err.msg);
+        if (ln_net_clone(u->net, &before, &err)) return luaL_error(L, "train: %s", err.msg);
         ln_train_state loaded;
         memset(&loaded, 0, sizeof loaded);
-        if (ln_checkpoint_load(resume, net, &loaded, &err)) {
+        if (ln_checkpoint_load(resume, u->net, &loaded, &err)) {
             ln_net_free(before);
             return push_fail(L, &err);
         }
@@ -1348,20 +1598,24 @@ static int net_train(lua_State *L)
     sigint_guard g;
     u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
-    ln_status st = ln_train(net, data, &cfg, &h, &err);
+    ln_status st = ln_train(u->net, d->ds, &cfg, &h, &err);
     sigint_restore(&g);
     if (resume) {
         if (st) {
-            memcpy(ln_net_params(net), ln_net_params(before),
-                   sizeof(float) * (size_t)ln_net_param_count(net));
-            memcpy(ln_net_buffers(net), ln_net_buffers(before),
-                   sizeof(float) * (size_t)ln_net_buffer_count(net));
+            memcpy(ln_net_params(u->net), ln_net_params(before),
+                   sizeof(float) * (size_t)ln_net_param_count(u->net));
+            memcpy(ln_net_buffers(u->net), ln_net_buffers(before),
+                   sizeof(float) * (size_t)ln_net_buffer_count(u->net));
             ln_train_state_release(&u->train);
             u->train = kept;
         } else {
             ln_train_state_release(&kept);
         }
         ln_net_free(before);
+    }
+    if (lp.failed) {
+        if (!st) ln_history_release(&h);
+        return raise_progress_error(L, &lp);
     }
     if (st) return luaL_error(L, "train: %s", err.msg);
     push_history(L, &h, 1);
@@ -1372,17 +1626,26 @@ static int net_train(lua_State *L)
 /* net:_evaluate(data, loss, batch) -> loss, accuracy, confusion rows (true class) */
 static int net_evaluate(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
-    ln_dataset *data = check_dataset(L, 2);
+    lua_settop(L, 4);
+    check_net_mutable(L, 1);
+    check_dataset(L, 2);
     int loss = luaL_checkoption(L, 3, "nll", loss_names);
     int batch = lua_isnoneornil(L, 4) ? 1000 : (int)check_range(L, 4, "batch", 1, 1 << 20);
+    /* the pointers last: converting argument 3 to a string may run a finalizer */
+    net_ud *u = check_net_mutable(L, 1);
+    ln_net *net = u->net;
+    ln_dataset *data = check_dataset(L, 2);
     double l, acc;
     ln_error err;
     const int classes = (int)ln_net_output_shape(net).dim[0];
     int64_t *confusion = NULL;
     if (classes > 0 && classes <= 100000) /* freed by the GC */
         confusion = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)classes * (size_t)classes, 0);
-    ((net_ud *)lua_touserdata(L, 1))->forward_batch = 0; /* evaluation overwrites the activations */
+    /* the allocation may run a finalizer: the pointers again */
+    u = check_net_mutable(L, 1);
+    net = u->net;
+    data = check_dataset(L, 2);
+    u->forward_batch = 0; /* evaluation overwrites the activations */
     if (ln_evaluate_confusion(net, data, (ln_loss_kind)loss, batch, &l, &acc, confusion, &err))
         return luaL_error(L, "evaluate: %s", err.msg);
     lua_pushnumber(L, l);
@@ -1402,17 +1665,19 @@ static int net_evaluate(lua_State *L)
 
 static int net_clone(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
+    check_net(L, 1);
     net_ud *u = new_net_ud(L);
+    ln_net *net = check_net(L, 1); /* after the allocation, which may run a finalizer */
     ln_error err;
     if (ln_net_clone(net, &u->net, &err)) return luaL_error(L, "clone: %s", err.msg);
+    u->h.live = 1;
     return 1;
 }
 
 /* net:init(seed): re-draw all parameters as PyTorch's defaults from the seed */
 static int net_init(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
+    ln_net *net = check_net_mutable(L, 1)->net;
     lua_Integer seed = luaL_checkinteger(L, 2);
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
@@ -1424,15 +1689,16 @@ static int net_init(lua_State *L)
 
 static int net_use_reference(lua_State *L)
 {
-    ln_net_use_reference_kernels(check_net(L, 1), lua_toboolean(L, 2));
+    ln_net_use_reference_kernels(check_net_mutable(L, 1)->net, lua_toboolean(L, 2));
     return 0;
 }
 
 /* net:save(path) -> true | nil, msg */
 static int net_save(lua_State *L)
 {
-    ln_net *net = check_net(L, 1);
-    const char *path = luaL_checkstring(L, 2);
+    check_net(L, 1);
+    const char *path = check_path(L, 2);
+    ln_net *net = check_net(L, 1); /* after the path, whose conversion may run a finalizer */
     ln_error err;
     if (ln_net_save(net, path, &err)) return push_fail(L, &err);
     lua_pushboolean(L, 1);
@@ -1442,10 +1708,11 @@ static int net_save(lua_State *L)
 /* core.load(path) -> net | nil, msg */
 static int l_load(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     net_ud *u = new_net_ud(L);
     ln_error err;
     if (ln_net_load(path, &u->net, &err)) return push_fail(L, &err);
+    u->h.live = 1;
     return 1;
 }
 
@@ -1473,11 +1740,10 @@ static int l_loss(lua_State *L)
 {
     lua_settop(L, 4); /* scratch pushed below must not be mistaken for arguments */
     int kind = luaL_checkoption(L, 1, NULL, loss_names);
-    ln_tensor *pred = check_tensor(L, 2);
-    if (pred->shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");
-    int batch = (int)pred->shape.dim[0], classes = (int)pred->shape.dim[1];
+    const ln_shape shape = check_tensor(L, 2)->shape;
+    if (shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");
+    int batch = (int)shape.dim[0], classes = (int)shape.dim[1];
     int32_t *labels = NULL;
-    const float *targets = NULL;
     if (!lua_isnoneornil(L, 3)) {
         luaL_argexpected(L, lua_istable(L, 3), 3, "table (labels)");
         if (luaL_len(L, 3) != batch)
@@ -1493,14 +1759,16 @@ static int l_loss(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    if (!lua_isnoneornil(L, 4)) {
-        ln_tensor *t = check_tensor(L, 4);
-        if (!ln_shape_equal(t->shape, pred->shape)) return luaL_argerror(L, 4, "targets must have pred's shape");
-        targets = t->data;
-    }
-    if (!labels && !(kind == LN_LOSS_MSE && targets))
+    const int has_targets = !lua_isnoneornil(L, 4);
+    if (has_targets && !ln_shape_equal(check_tensor(L, 4)->shape, shape))
+        return luaL_argerror(L, 4, "targets must have pred's shape");
+    if (!labels && !(kind == LN_LOSS_MSE && has_targets))
         return luaL_argerror(L, 3, "labels expected");
-    ln_tensor *grad = push_tensor(L, pred->shape);
+    tensor_ud *g = new_tensor_ud(L);
+    /* the pointers after the labels' metamethods and the allocations */
+    const ln_tensor *pred = check_tensor(L, 2);
+    const float *targets = has_targets ? check_tensor(L, 4)->data : NULL;
+    ln_tensor *grad = alloc_tensor(L, g, shape);
     double loss;
     ln_error err;
     if (ln_loss((ln_loss_kind)kind, pred->data, batch, classes, labels, targets, &loss, grad->data, &err))
@@ -1513,22 +1781,19 @@ static int l_loss(lua_State *L)
 /* --------------------------------------------------------------- Optimizer */
 
 typedef struct {
+    obj_head h;
     ln_optim opt;
-    int live;
 } optim_ud;
 
 static optim_ud *check_optim(lua_State *L, int arg)
 {
-    optim_ud *u = luaL_checkudata(L, arg, OPTIM_MT);
-    if (!u->live) luaL_argerror(L, arg, "optimizer has been freed");
-    return u;
+    return check_obj(L, arg, &OPTIM_CLASS);
 }
 
 static int optim_free(lua_State *L)
 {
-    optim_ud *u = luaL_checkudata(L, 1, OPTIM_MT);
-    ln_optim_release(&u->opt);
-    u->live = 0;
+    optim_ud *u = begin_release(L, &OPTIM_CLASS);
+    if (u) ln_optim_release(&u->opt);
     return 0;
 }
 
@@ -1543,7 +1808,7 @@ static int l_optimizer(lua_State *L)
     luaL_setmetatable(L, OPTIM_MT);
     ln_error err;
     if (ln_optim_init(&u->opt, &s, count, &err)) return luaL_error(L, "%s", err.msg);
-    u->live = 1;
+    u->h.live = 1;
     return 1;
 }
 
@@ -1576,7 +1841,7 @@ static int optim_steps(lua_State *L)
 static int optim_tostring(lua_State *L)
 {
     optim_ud *u = luaL_checkudata(L, 1, OPTIM_MT);
-    if (!u->live) {
+    if (!u->h.live) {
         lua_pushliteral(L, "optimizer (freed)");
         return 1;
     }
@@ -1596,19 +1861,17 @@ static const luaL_Reg optim_methods[] = {
 
 /* -------------------------------------------------------------------- runs */
 
-typedef struct {
-    lua_State *L;
-    int fn;
-} runs_progress_ctx;
-
+/* Progress of lunet.core.runs; a stop (true, or an error) reaches the workers through
+ * the flag they already watch for Ctrl-C, so ln_runs returns once they are joined. */
 static int runs_progress(void *user, const ln_runs_progress *p)
 {
-    runs_progress_ctx *c = user;
+    lua_progress *lp = user;
     static const char *const keys[] = {"runs_done", "runs_total", "iterations_done",
                                        "iterations_total", "samples", "seconds", "loss"};
     double vals[] = {p->runs_done, p->runs_total, (double)p->iterations_done,
                      (double)p->iterations_total, (double)p->samples, p->seconds, p->last_loss};
-    return call_progress(c->L, c->fn, 7, keys, vals);
+    if (call_progress(lp, 7, keys, vals)) __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED);
+    return 0;
 }
 
 /* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them. */
@@ -1633,24 +1896,33 @@ static int results_gc(lua_State *L)
 }
 
 /* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
- *           progress=fn} -> list of run tables, interrupted flag */
+ *           progress=fn} -> list of run tables, interrupted flag
+ * progress(p) returning true stops the runs (interrupted = true, finished runs
+ * returned); an error in it stops them and, once the workers are joined, is raised
+ * again (with its traceback) instead of returning. */
 static int l_runs(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getfield(L, 1, "net");
-    ln_net *net = check_net(L, -1);
-    lua_getfield(L, 1, "data");
-    ln_dataset *data = check_dataset(L, -1);
+    /* pinned for the whole call: worker threads read them until they are joined, and
+     * no one may change the net they copy (exclusive) */
+    int guard = pin_open(L, 1);
+    net_ud *nu = pin_field(L, guard, 1, "net", &NET_CLASS, "lunet.core.runs", 1);
+    dataset_ud *du = pin_field(L, guard, 1, "data", &DATASET_CLASS, "lunet.core.runs", 0);
     lua_getfield(L, 1, "test");
-    ln_dataset *test = lua_isnil(L, -1) ? NULL : check_dataset(L, -1);
+    dataset_ud *tu = lua_isnil(L, -1) ? NULL : pin_field(L, guard, 1, "test", &DATASET_CLASS, "lunet.core.runs", 0);
     lua_getfield(L, 1, "train");
     luaL_checktype(L, -1, LUA_TTABLE);
     ln_runs_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    read_train_config(L, lua_gettop(L), &cfg.train);
-    cfg.template_net = net;
-    cfg.data = data;
-    cfg.test = test;
+    const int train_at = lua_gettop(L);
+    read_train_config(L, train_at, &cfg.train);
+    lua_getfield(L, train_at, "validate"); /* every run validates on it: pinned like test */
+    if (!lua_isnil(L, -1))
+        cfg.train.validate =
+            ((dataset_ud *)pin_field(L, guard, train_at, "validate", &DATASET_CLASS, "lunet.core.runs", 0))->ds;
+    cfg.template_net = nu->net;
+    cfg.data = du->ds;
+    cfg.test = tu ? tu->ds : NULL;
     cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
     cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
     /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
@@ -1683,8 +1955,9 @@ static int l_runs(lua_State *L)
         cfg.only = only;
     }
     lua_getfield(L, 1, "progress");
-    runs_progress_ctx pc = {L, lua_gettop(L)};
-    if (lua_isfunction(L, -1)) {
+    lua_pushnil(L); /* the callback's error, if any */
+    lua_progress pc = {L, lua_gettop(L) - 1, lua_gettop(L), 0, "lunet.core.runs"};
+    if (lua_isfunction(L, -2)) {
         cfg.on_progress = runs_progress;
         cfg.user = &pc;
     }
@@ -1704,6 +1977,10 @@ static int l_runs(lua_State *L)
     sigint_catch(&g);
     ln_status st = ln_runs(&cfg, ru->r, &err);
     sigint_restore(&g);
+    if (pc.failed) { /* the workers are joined: raise it now */
+        results_release(ru);
+        return raise_progress_error(L, &pc);
+    }
     if (st) {
         results_release(ru);
         return luaL_error(L, "runs: %s", err.msg);
@@ -1751,7 +2028,7 @@ static int l_runs(lua_State *L)
 /* core.idx_read(path) -> {type=, dims={...}, count=} | nil, msg */
 static int l_idx_read(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     ln_idx idx;
     ln_error err;
     if (ln_idx_read(path, &idx, &err)) return push_fail(L, &err);
@@ -1812,10 +2089,7 @@ static void register_class(lua_State *L, const char *name, const luaL_Reg *metho
     luaL_setfuncs(L, methods, 0);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
-    if (index) {
-        lua_pop(L, 1);
-        lua_pushcfunction(L, index);
-    }
+    if (index) lua_pushcclosure(L, index, 1); /* upvalue: the methods table */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
@@ -1853,6 +2127,14 @@ static const luaL_Reg functions[] = {
 int luaopen_lunet_core(lua_State *L)
 {
     luaL_newlib(L, functions);
+    luaL_newmetatable(L, PIN_MT); /* reachable from C only (and __metatable hides it) */
+    lua_pushcfunction(L, pin_guard_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, pin_guard_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
     register_class(L, TENSOR_MT, tensor_methods, tensor_free, tensor_tostring, tensor_index);
     lua_pushcfunction(L, tensor_len);
     lua_setfield(L, -2, "__len");

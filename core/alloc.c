@@ -51,9 +51,19 @@ void *ln_alloc_zeroed(size_t count, size_t size)
 
 void ln_dealloc(void *p) { free(p); }
 
+/* Under ASan (or TSan) malloc is the sanitizer's: glibc's heap is unused, and its first
+ * malloc_trim calls, if made by several threads at once, race on initialising it. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define LN_ASAN 1
+#endif
+#endif
+
 void ln_release_free_memory(void)
 {
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) && !defined(LN_ASAN)
     /* glibc keeps freed blocks below its (adaptive) mmap threshold in the heap; after a
      * large temporary block (a decompressed IDX file) that can be tens of MB of RSS. */
     malloc_trim(0);

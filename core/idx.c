@@ -265,6 +265,43 @@ static size_t kept_prefix(const unsigned char *buf, size_t len, size_t keep_item
     return header + bytes;
 }
 
+/* Counts the bytes the stream zs still decodes (through all following members), on a
+ * copy of it, stopping once more than `most`; input[in_pos..] is not fed to zs yet.
+ * Corrupt data just ends the count: the real decoding reports it. */
+static ln_status count_rest(z_stream *zs, const unsigned char *in, size_t in_size, size_t in_pos,
+                            size_t most, const char *path, size_t *rest, ln_error *err)
+{
+    z_stream probe;
+    int zr = inflateCopy(&probe, zs);
+    if (zr != Z_OK)
+        return ln_fail(err, zr == Z_MEM_ERROR ? LN_ENOMEM : LN_EIO,
+                       "%s: cannot copy the gzip decoder (zlib error %d)", path, zr);
+    unsigned char scratch[1 << 14];
+    size_t n = 0;
+    while (n <= most) {
+        if (probe.avail_in == 0 && in_pos < in_size) {
+            size_t chunk = in_size - in_pos;
+            if (chunk > UINT_MAX) chunk = UINT_MAX;
+            probe.next_in = (Bytef *)(uintptr_t)(in + in_pos);
+            probe.avail_in = (uInt)chunk;
+            in_pos += chunk;
+        }
+        probe.next_out = scratch;
+        probe.avail_out = sizeof scratch;
+        zr = inflate(&probe, Z_NO_FLUSH);
+        n += sizeof scratch - probe.avail_out;
+        if (zr == Z_STREAM_END) {
+            if (probe.avail_in == 0 && in_pos == in_size) break;
+            if (inflateReset(&probe) != Z_OK) break;
+        } else if (zr != Z_OK && !(zr == Z_BUF_ERROR && (probe.avail_in > 0 || in_pos < in_size))) {
+            break;
+        }
+    }
+    inflateEnd(&probe);
+    *rest = n;
+    return LN_OK;
+}
+
 static ln_status gunzip(const unsigned char *in, size_t in_size, const char *path,
                         size_t keep_items, unsigned char **out_buf, size_t *out_len,
                         size_t *out_total, ln_error *err)
@@ -335,7 +372,23 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
             }
         } else {
         if (len == cap) {
-            size_t bigger = next_cap(cap);
+            /* Full. The limit is checked before growing: a prefix has a known size;
+             * otherwise the rest is counted first on a copy of the stream (decoded
+             * twice, but only when the trailer's size was wrong), so a gzip bomb is
+             * refused with the memory it already has instead of growing past the limit. */
+            size_t bigger;
+            if (keep != 0 && keep != SIZE_MAX && keep <= LN_IDX_MAX_BYTES) {
+                bigger = keep + 1;
+            } else {
+                size_t rest = 0;
+                st = count_rest(&zs, in, in_size, in_pos, LN_IDX_MAX_BYTES - len + 1, path, &rest, err);
+                if (st) break;
+                if (len + rest > LN_IDX_MAX_BYTES) {
+                    st = too_big(path, "decompressed size", err);
+                    break;
+                }
+                bigger = len + rest + 1; /* one spare byte: the end is seen without regrowing */
+            }
             if (!grow(&buf, len, bigger)) {
                 st = ln_fail(err, LN_ENOMEM, "%s: cannot allocate %zu bytes to decompress it",
                              path, bigger);

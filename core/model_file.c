@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -362,6 +363,11 @@ static ln_status read_whole(const char *path, size_t max, const char *what, unsi
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return ln_fail(err, LN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb; /* fopen opens a directory for reading on Linux; its "size" is not one */
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return ln_fail(err, LN_EIO, "%s: is a directory", path);
+    }
     ln_status st = LN_OK;
     unsigned char *buf = NULL;
     long size = -1;

@@ -128,6 +128,22 @@ net:train { data = synthetic(64, 4, 3), validate = synthetic(24, 4, 9),
     assert.is_true(same_bits(net:train(opts { iterations = 1 }).step_loss, own:train(opts { iterations = 1 }).step_loss))
   end)
 
+  it("the validation set is in use while training: freeing it in the callback is refused", function()
+    local v = synthetic(24, 4, 9)
+    local net = lunet.models.mnist_cnn { seed = 2 }
+    local ok, e = pcall(net.train, net, { data = data, validate = v, batch = 24, iterations = 2, quiet = true,
+      progress = function() v:free() end })
+    assert.is_false(ok)
+    assert.matches("dataset is in use by net:train", tostring(e), 1, true)
+    assert.equal(24, #v) -- still there
+    -- and a callback that drops the checkpoint option cannot take the path away
+    local o = { data = data, batch = 24, iterations = 2, quiet = true, checkpoint = { path = dir .. "/cb.ckpt" } }
+    o.progress = function() o.checkpoint.path = nil; collectgarbage() end
+    local h = net:train(o)
+    assert.equal(2, #h.loss)
+    assert.is_nil(h.checkpoint_error)
+  end)
+
   it("a checkpoint that cannot be written stops the run and keeps what was done", function()
     local net = lunet.models.mnist_cnn { seed = 2 }
     local h = net:train(opts { checkpoint = { path = dir .. "/no/such/dir/x.ckpt", every = 2 } })

@@ -86,7 +86,23 @@ end
 
 -- ------------------------------------------------------------ bad values
 
--- Each bad value is made fresh for every call (objects can be freed by the call).
+-- The lunet objects of a call's arguments (and of its plain option tables): what a
+-- hostile callback or metamethod frees in the middle of the call.
+local function free_all(args)
+  local function free(v)
+    if type(v) == "userdata" and type(v.free) == "function" then pcall(v.free, v) end
+  end
+  for i = 1, args.n do
+    local v = args[i]
+    free(v)
+    if type(v) == "table" and getmetatable(v) == nil then
+      for _, w in pairs(v) do free(w) end
+    end
+  end
+end
+
+-- Each bad value is made fresh for every call (objects can be freed by the call); the
+-- makers get the call's arguments, so that callbacks and metamethods can free them.
 local BAD = {
   { "nil", function() return nil end },
   { "a string", function() return "bad value" end },
@@ -120,6 +136,14 @@ local BAD = {
   { "a freed optimizer", function() return freed(optimizer) end },
   { "a net closed by <close>", function() return closed(small_net) end },
   { "a dataset closed by <close>", function() return closed(data) end },
+  { "a training history", function() return small_net():train { data = data(), batch = 8, quiet = true } end },
+  { "a callback that frees the call's objects", function(args) return function() free_all(args) end end },
+  { "a callback that raises", function() return function() error("callback error") end end },
+  { "a callback that yields", function() return function() coroutine.yield() end end },
+  { "a table whose __index and __len free the call's objects", function(args)
+    return setmetatable({}, { __index = function() free_all(args) end,
+      __len = function() free_all(args) return 1 end })
+  end },
 }
 
 -- ------------------------------------------------------------ the API
@@ -516,7 +540,7 @@ local function walk_target(t)
       local label = describe_path(t.name, path)
       if NOT_RUN[label .. " = " .. bad[1]] then
         stats.not_run = stats.not_run + 1
-      elseif pcall(set_path, args, path, bad[2]()) then
+      elseif pcall(set_path, args, path, bad[2](args)) then
         args.bad_name = bad[1]
         bad_kinds[bad[1]] = true
         run_call(t, args, label, path)

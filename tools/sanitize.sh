@@ -3,7 +3,11 @@
 #
 #  1. ASan + UBSan: the SANITIZE=1 tree (build/sanitize, as `make SANITIZE=1`), then
 #     every C test (LeakSanitizer on) and the whole busted suite against its module.
-#  2. TSan: the engine and spec/c/test_runs.c (ln_runs on 2 and 4 threads, stop
+#  2. Lua fuzzing (step luafuzz): tools/lua_fuzz.lua's random Lua programs (objects
+#     freed from callbacks, metamethods and finalizers, wrong selves, yields) for
+#     LUA_FUZZ_SECONDS (default 60) against the ASan+UBSan module; any crash or report
+#     fails, the program is kept in build/fuzz/artifacts/.
+#  3. TSan: the engine and spec/c/test_runs.c (ln_runs on 2 and 4 threads, stop
 #     requests from another thread) built with -fsanitize=thread, then the experiment
 #     and interrupt specs (parallel runs driven from Lua, Ctrl-C) against a TSan build
 #     of the module.
@@ -19,7 +23,7 @@
 #
 # This script never replaces the release products (bindings/lunet/core.so, core/liblunet.*)
 # that other processes may be using: it builds the sanitizer trees under build/ only.
-#   SANITIZE_STEPS="asan tsan" (default both); SANITIZE_SPECS="spec" (busted arguments).
+#   SANITIZE_STEPS="asan luafuzz tsan" (default all); SANITIZE_SPECS="spec" (busted arguments).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -27,7 +31,7 @@ CC=${CC:-cc}
 LUA=${LUA:-lua5.4}
 BUSTED=${BUSTED:-/usr/bin/busted}
 JOBS=${JOBS:-2}
-STEPS=${SANITIZE_STEPS:-asan tsan}
+STEPS=${SANITIZE_STEPS:-asan luafuzz tsan}
 # every spec but the packaging one (it installs a release build through make and
 # luarocks; luarocks also takes the wrapper's directory for Lua's prefix)
 SPECS=${SANITIZE_SPECS:-$(ls spec/*_spec.lua | grep -v install_spec)}
@@ -98,6 +102,22 @@ asan)
     check "ASan+UBSan busted ($(tail -n 1 "$LOGS/busted.asan.log"))" "$status" "$LOGS/busted.asan.log" \
         "$(( $(now) - t0 ))"
     ;;
+luafuzz)
+    t0=$(now)
+    make -s -j"$JOBS" SANITIZE=1 build/sanitize/lunet/core.so
+    wrapper build/sanitize/bin "$($CC -print-file-name=libasan.so)" "$($CC -print-file-name=libubsan.so)"
+    printf 'leak:add_name_to_object\n' >build/sanitize/lsan.supp
+    status=0
+    (
+        export PATH="$(pwd)/build/sanitize/bin:$PATH"
+        export ASAN_OPTIONS=detect_leaks=1
+        export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
+        exec lua5.4 tools/lua_fuzz.lua "${LUA_FUZZ_SECONDS:-60}"
+    ) >"$LOGS/lua_fuzz.asan.log" 2>&1 || status=$?
+    check "ASan+UBSan $(tail -n 1 "$LOGS/lua_fuzz.asan.log")" "$status" "$LOGS/lua_fuzz.asan.log" "$(( $(now) - t0 ))"
+    ;;
 tsan)
     t0=$(now)
     TSAN_FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O1 -g -fPIC -pthread -fsanitize=thread"
@@ -137,7 +157,7 @@ tsan)
         "$LOGS/busted.tsan.log" "$(( $(now) - t0 ))"
     ;;
 *)
-    echo "sanitize: unknown step '$step' (asan, tsan)" >&2
+    echo "sanitize: unknown step '$step' (asan, luafuzz, tsan)" >&2
     exit 2
     ;;
 esac

@@ -100,7 +100,12 @@ local MAX_RUNS = 1000000
 
 local function template_net(model, f)
   if type(model) == "function" then
-    local net = model()
+    local ok, net = xpcall(model, debug.traceback)
+    if not ok then
+      if type(net) ~= "string" then error(net, 0) end -- an error object, unchanged
+      net = net:gsub("attempt to yield from outside a coroutine", "the model function cannot yield")
+      error(f .. ": option 'model' failed: " .. net, 4)
+    end
     if getmetatable(net) ~= core.Net then
       error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", 4)
     end
@@ -274,15 +279,24 @@ function M.experiment(lunet, opts)
   local interrupted = false
   local wall_seconds, samples = 0, 0
   if missing > 0 then
-    local list
+    local list, failure
+    local function report(p)
+      progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
+        cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
+        samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
+      wall_seconds, samples = p.seconds, p.samples
+    end
     list, interrupted = core.runs {
       net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = threads,
       only = only, test_at = need_test and test_iterations or nil, keep_steps = opts.keep_steps or false,
+      -- a failing progress display stops the runs (true) instead of raising through
+      -- lunet.core.runs, so the finished ones reach the cache before the error is raised
       progress = function(p)
-        progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
-          cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
-          samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
-        wall_seconds, samples = p.seconds, p.samples
+        local ok, err = xpcall(report, debug.traceback, p)
+        if not ok then
+          failure = failure or err
+          return true
+        end
       end,
     }
     for r = 1, runs do
@@ -314,6 +328,7 @@ function M.experiment(lunet, opts)
       if ok then ok, err = save_cache(cache_path, name, config, key, by_index, runs) end
       if not ok then io.stderr:write(("lunet.experiment: cannot write the cache %s: %s\n"):format(cache_path, tostring(err))) end
     end
+    if failure then error(("%s: the progress display failed (finished runs are cached): %s"):format(f, tostring(failure)), 3) end
   end
 
   local kept = {}

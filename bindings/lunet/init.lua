@@ -816,10 +816,14 @@ end
 -- samples, loss, seconds} (counts are integers), or true / false to force the display
 -- on stderr on or off; by default it is redrawn on a terminal and written as a plain
 -- line every 10 s otherwise (LUNET_PROGRESS=tty|plain|off overrides; quiet = true
--- silences it). A progress function that returns true stops training.
+-- silences it).
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
 -- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
 -- step and keeps what was done).
+-- A progress function that returns true stops training (interrupted = true); an error
+-- in it stops training and is raised again by net:train, with its traceback; it
+-- cannot yield. While training, the net and the data are in use: :free() of either
+-- raises "net is in use by net:train" (the validation set's too).
 -- Continuing: a net keeps its optimizer state (momentum, Adam's moments and step count),
 -- its random streams, its step and epoch counters and its place in the epoch between
 -- calls, so train{iterations = 2} twice is bit-identical to train{iterations = 4} once.
