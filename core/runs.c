@@ -120,6 +120,9 @@ static ln_status one_run(pool *p, int r, ln_error *err)
     tc.seed = res->seed;
     tc.on_iteration = count_iteration;
     tc.user = &watch;
+    tc.state = NULL; /* every run starts over, and writes no checkpoint */
+    tc.checkpoint = NULL;
+    tc.resume = 0;
     st = ln_train(net, cfg->data, &tc, &res->hist, err);
     if (!st && watch.eval_status) {
         st = watch.eval_status;
