@@ -1687,6 +1687,23 @@ static int net_init(lua_State *L)
     return 0;
 }
 
+/* net:_threads([n]) -> threads: sets the threads every pass of the net uses (results do
+ * not depend on them), returns the count now in force */
+static int net_threads(lua_State *L)
+{
+    lua_settop(L, 2);
+    check_net(L, 1);
+    if (!lua_isnil(L, 2)) {
+        const int threads = (int)check_range(L, 2, "threads", 1, 256);
+        /* the pool and the scratch change: not while a call uses the net */
+        ln_net *net = check_net_mutable(L, 1)->net;
+        ln_error err;
+        if (ln_net_set_threads(net, threads, &err)) return luaL_error(L, "threads: %s", err.msg);
+    }
+    lua_pushinteger(L, ln_net_threads(check_net(L, 1)));
+    return 1;
+}
+
 static int net_use_reference(lua_State *L)
 {
     ln_net_use_reference_kernels(check_net_mutable(L, 1)->net, lua_toboolean(L, 2));
@@ -1728,7 +1745,7 @@ static const luaL_Reg net_methods[] = {
     {"forward", net_forward},           {"backward", net_backward},
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},
-    {"use_reference_kernels", net_use_reference},
+    {"use_reference_kernels", net_use_reference}, {"_threads", net_threads},
     {"save", net_save},                 {"_info", net_info},
     {"free", net_free},                 {NULL, NULL},
 };
@@ -1895,8 +1912,8 @@ static int results_gc(lua_State *L)
     return 0;
 }
 
-/* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
- *           progress=fn} -> list of run tables, interrupted flag
+/* core.runs{net=, data=, test=, train={...}, runs=, threads=, threads_per_run=,
+ *           only={bool...}, progress=fn} -> list of run tables, interrupted flag
  * progress(p) returning true stops the runs (interrupted = true, finished runs
  * returned); an error in it stops them and, once the workers are joined, is raised
  * again (with its traceback) instead of returning. */
@@ -1925,6 +1942,7 @@ static int l_runs(lua_State *L)
     cfg.test = tu ? tu->ds : NULL;
     cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
     cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
+    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, 256);
     /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
     const int keep_steps = field_bool(L, 1, "keep_steps", 0);
     int64_t *test_at = NULL;

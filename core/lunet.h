@@ -23,7 +23,7 @@ extern "C" {
 
 #define LUNET_VERSION "0.1.0"
 /* Model files and result caches are keyed by this; bump when results change. */
-#define LUNET_ENGINE_REVISION 2
+#define LUNET_ENGINE_REVISION 3
 
 /* ---------------------------------------------------------------- status */
 
@@ -539,6 +539,7 @@ typedef struct {
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
     ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
     void *user;
+    int threads_per_run;        /* threads inside each run (ln_net_set_threads); <= 1: one */
 } ln_runs_config;
 
 /* results[runs] must be zeroed by the caller; release each with ln_run_result_release. */
@@ -549,6 +550,24 @@ int ln_cpu_count(void);
  * environment variable LUNET_ISA can lower it). Results are bit-identical for any
  * thread count, but the last digits depend on this, so result caches record it. */
 const char *ln_kernel_isa(void);
+
+/* ------------------------------------------------ threads inside one run */
+
+/* A net can spread every forward and backward pass (and ln_train's optimizer step)
+ * over a persistent pool of `threads` threads (1 = none, the default; at most 256).
+ * Each thread computes whole output elements exactly as one thread would (samples,
+ * output channels, parameter ranges), so results are bit-identical for any thread
+ * count. The pool lives until the count changes or the net is freed. A net must not
+ * be used by two threads at once (it never was). */
+ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err);
+int ln_net_threads(const ln_net *net);
+/* ln_optim_step on the net's parameters and gradients, over its threads. */
+void ln_net_optim_step(ln_net *net, ln_optim *opt);
+/* ln_optim_step in two halves for a step split over threads: ln_optim_step_begin once,
+ * then ln_optim_step_range on disjoint ranges that cover [0, count). */
+void ln_optim_step_begin(ln_optim *opt);
+void ln_optim_step_range(ln_optim *opt, float *params, const float *grads, int64_t begin,
+                         int64_t end);
 
 /* ------------------------------------------------------------ model files */
 

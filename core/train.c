@@ -284,8 +284,6 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         goto done;
     }
 
-    float *params = ln_net_params(net);
-    const float *grads = ln_net_grads(net);
     const double start = now_seconds();
     stop_watch watch = {ts->stop_best, ts->stop_wait};
 
@@ -330,7 +328,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         if (!diverged) {
             st = ln_net_backward(net, dpred, NULL, err);
             if (st) goto done;
-            ln_optim_step(opt, params, grads);
+            ln_net_optim_step(net, opt); /* ln_optim_step over the net's threads */
             ts->steps++;
         }
         if (ts->pos >= count) ts->epochs++;

@@ -278,6 +278,10 @@ function M.experiment(lunet, opts)
     mode = Progress.mode(opts.quiet, core.isatty(2)), label = name }
   local interrupted = false
   local wall_seconds, samples = 0, 0
+  -- Runs side by side while there are as many runs to compute as threads (they share
+  -- nothing); with fewer, the spare threads go inside the runs. Same numbers either way.
+  local side = math.max(1, math.min(threads, missing))
+  local per_run = math.max(1, threads // side)
   if missing > 0 then
     local list, failure
     local function report(p)
@@ -287,7 +291,8 @@ function M.experiment(lunet, opts)
       wall_seconds, samples = p.seconds, p.samples
     end
     list, interrupted = core.runs {
-      net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = threads,
+      net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = side,
+      threads_per_run = per_run,
       only = only, test_at = need_test and test_iterations or nil, keep_steps = opts.keep_steps or false,
       -- a failing progress display stops the runs (true) instead of raising through
       -- lunet.core.runs, so the finished ones reach the cache before the error is raised
@@ -338,7 +343,7 @@ function M.experiment(lunet, opts)
     name = name, config = config,
     provenance = {
       lunet = core.version, engine_revision = core.engine_revision, lua = _VERSION,
-      threads = threads, cpu = cpu_name(), isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
+      threads = threads, runs_side_by_side = side, threads_per_run = per_run, cpu = cpu_name(), isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
       seconds = wall_seconds, cpu_seconds = os.clock() - clock0,
       samples_per_second = wall_seconds > 0 and samples / wall_seconds or nil,
       runs_computed = #kept - cached, runs_cached = cached, interrupted = interrupted or nil,

@@ -660,7 +660,17 @@ local train_keys = { data = "any", loss = "string", optimizer = "table", batch =
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
   progress = "any", quiet = "boolean", schedule = "table", validate = "any",
   validate_every = "positive_int", stop = "table", fresh = "boolean", checkpoint = "table",
-  resume = "string" }
+  resume = "string", threads = "positive_int" }
+
+-- The threads a call of net:train/evaluate/predict uses (default 1): every pass is
+-- split over them and the results are bit for bit those of one thread.
+local function use_threads(net, f, threads, level)
+  threads = threads or 1
+  if threads > 256 then
+    error(("%s: option 'threads' must be at most 256 (got %d)"):format(f, threads), level + 1)
+  end
+  net:_threads(threads)
+end
 
 -- Learning-rate schedules (torch.optim.lr_scheduler): their options and which are required.
 local schedule_keys = {
@@ -811,7 +821,8 @@ end
 --- net:train{data, loss = "nll", optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1,
 ---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = a display on stderr,
 ---           quiet = false, fresh = false, schedule = none, validate = none, validate_every = 1,
----           stop = none, checkpoint = none, resume = none} -> history | nil, message
+---           stop = none, checkpoint = none, resume = none,
+---           threads = 1} -> history | nil, message
 -- progress: a function called after every iteration with {iteration, iterations, step,
 -- samples, loss, seconds} (counts are integers), or true / false to force the display
 -- on stderr on or off; by default it is redrawn on a terminal and written as a plain
@@ -820,6 +831,7 @@ end
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
 -- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
 -- step and keeps what was done).
+-- threads = N splits every step over N threads; the results are the same bit for bit.
 -- A progress function that returns true stops training (interrupted = true); an error
 -- in it stops training and is raised again by net:train, with its traceback; it
 -- cannot yield. While training, the net and the data are in use: :free() of either
@@ -868,6 +880,7 @@ function Net:train(opts)
   end
   if opts.resume ~= nil and opts.fresh then error(f .. ": options 'resume' and 'fresh' exclude each other", 2) end
   cfg.resume = opts.resume
+  use_threads(self, f, opts.threads, 2)
   local fn, display = train_progress(opts, cfg)
   local h, msg = self:_train(opts.data, cfg, fn)
   if not h then
@@ -882,7 +895,7 @@ function Net:train(opts)
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
---- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =, confusion =}
+--- net:evaluate(data [, {loss = "nll", batch = 1000, threads = 1}]) -> {loss =, accuracy =, confusion =}
 -- confusion[t + 1][p + 1]: how many samples of true class t the net called p (k x k, k =
 -- the net's outputs; rows sum to the class counts). print(r.confusion) shows a table;
 -- r.confusion:plot{file = "confusion.png"} draws it as a heatmap.
@@ -892,19 +905,22 @@ function Net:evaluate(data, opts)
   if getmetatable(data) ~= core.Dataset then
     error((lunet._data_error(f, "data", data):gsub("option 'data'", "argument #1 (data)")), 2)
   end
-  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
+  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
+  use_threads(self, f, opts.threads, 2)
   local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
   return require("lunet.help").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 
---- net:predict(x) -> class (0-based label), output tensor (log-probabilities for the
--- study's net). x is one sample (e.g. 1x28x28) or a batch; for a batch, returns a
--- list of classes and the batch output.
-function Net:predict(x)
+--- net:predict(x [, {threads = 1}]) -> class (0-based label), output tensor
+-- (log-probabilities for the study's net). x is one sample (e.g. 1x28x28) or a batch;
+-- for a batch, returns a list of classes and the batch output.
+function Net:predict(x, opts)
   check.self("net:predict", self, core.Net, "net")
   if getmetatable(x) ~= core.Tensor then
     error("net:predict: argument #1 (x) must be a tensor, got " .. type(x), 2)
   end
+  opts = check.options("net:predict", 2, opts, { threads = "positive_int" })
+  use_threads(self, "net:predict", opts.threads, 2)
   local y = self:forward(x)
   local shape = y:shape()
   local n, k = shape[1], shape[2]

@@ -225,6 +225,16 @@ static ln_status run_train(ctx *c, ln_error *err)
     return st;
 }
 
+/* threads inside the run: the pool and every thread's scratch (reserved first, so
+ * that ln_net_set_threads has to grow the scratch) */
+static ln_status run_train_threads(ctx *c, ln_error *err)
+{
+    ln_status st = ln_net_reserve(c->net, 5, err);
+    if (!st) st = ln_net_set_threads(c->net, 3, err);
+    if (!st && ln_net_threads(c->net) != 3) st = LN_EINVAL;
+    return st ? st : run_train(c, err);
+}
+
 static ln_status run_evaluate(ctx *c, ln_error *err)
 {
     double loss, acc;
@@ -525,6 +535,7 @@ int main(void)
         {"ln_net_reserve", setup_net, run_reserve, cleanup_net},
         {"ln_net_forward + ln_net_backward", setup_net, run_forward_backward, cleanup_net},
         {"ln_train", setup_train, run_train, cleanup_train},
+        {"ln_net_set_threads (3) + ln_train", setup_train, run_train_threads, cleanup_train},
         {"ln_evaluate", setup_train, run_evaluate, cleanup_train},
         {"ln_runs, 1 thread, with a test set", setup_runs1, run_runs, cleanup_train},
         {"ln_runs, 2 threads, with a test set", setup_runs2, run_runs, cleanup_train},
