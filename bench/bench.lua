@@ -10,11 +10,21 @@
 -- lunet on 2 threads = two training runs at once (ln_runs, one run per thread, as the
 -- study runs its 60 runs); PyTorch on 2 threads = one run with torch.set_num_threads(2).
 --
+-- Then, at batch 64, one run each (lunet: net:train{threads = N}, threads inside the
+-- run; PyTorch: set_num_threads(N)): the study's net, the same layout with tanh before
+-- pooling, the custom net, the CIFAR-shaped net and the Fashion-MNIST reference net
+-- (issue 19), with the single-run 2-thread scaling, and net:predict's latency for one
+-- image. Every percentage is of the FP32 FMA peak printed next to it (measured per core
+-- by bench/fma_probe.c, times the threads). It says which BLAS PyTorch runs on and warns
+-- when that is the reference BLAS (slow for the large linear layers: the comparison is
+-- only fair with OpenBLAS, Debian's libopenblas0-pthread).
+--
 -- Environment: MNIST_DIR (3000 real images; random ones otherwise), BENCH_REPEATS (5),
 -- BENCH_BATCHES ("1,16,64,3000"), BENCH_THREADS ("1,2"), BENCH_TORCH=0 to skip PyTorch,
 -- BENCH_TORCH_MAX_SECONDS (8: a PyTorch measurement stops there, mid-epoch if need be),
 -- PYTHON (/usr/bin/python3), CC (cc), BENCH_STUDY=0 to skip timing the whole study
--- (scripts/seed_report.lua --fresh, about 4 minutes on 2 cores: wall time and peak RSS).
+-- (scripts/seed_report.lua --fresh, about 4 minutes on 2 cores: wall time and peak RSS),
+-- BENCH_NETS=0 to skip the other nets, BENCH_NET_REPEATS (3) for them.
 package.path = "./?.lua;./?/init.lua;" .. package.path
 package.cpath = "./?.so;./bindings/?.so;" .. package.cpath
 local lunet = require("lunet")
@@ -134,8 +144,8 @@ function torch.start()
   return hello:gsub("^ready ", "")
 end
 
-function torch.measure(batch, threads)
-  torch.w:write(("%d %d %d %g\n"):format(batch, threads, epochs_for(batch), torch_cap))
+function torch.measure(batch, threads, net, epochs)
+  torch.w:write(("%s %d %d %d %g\n"):format(net or "study", batch, threads, epochs or epochs_for(batch), torch_cap))
   torch.w:flush()
   local line = torch.r:read("l")
   return tonumber(line), line
@@ -173,11 +183,19 @@ local data, source = load_data()
 print("data: " .. source)
 local tinfo, terr = torch.start()
 print("pytorch: " .. (tinfo or terr))
+if tinfo then
+  local alt = sh("update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | sed -n 's/^Value: //p'")
+  print("libblas.so.3 alternative: " .. (alt:gsub("\n", "") ~= "" and alt:gsub("\n", "") or "unknown"))
+  if tinfo:match("/blas/libblas") or not tinfo:match("openblas") then
+    print("WARNING: PyTorch runs on the reference BLAS, up to 4x slower on nets with a large linear layer: " ..
+      "the ratios below flatter lunet (install libopenblas0-pthread)")
+  end
+end
 print(("median of %d measurements; lunet and PyTorch alternate"):format(repeats))
 print()
-print(("%-6s %-7s | %10s %8s %7s | %10s %8s | %7s"):format("batch", "threads", "lunet/s",
-  "GFLOP/s", "% peak", "torch/s", "GFLOP/s", "ratio"))
-print(("-"):rep(80))
+print(("%-6s %-7s | %10s %8s %13s | %10s %8s | %7s"):format("batch", "threads", "lunet/s",
+  "GFLOP/s", "% of peak", "torch/s", "GFLOP/s", "ratio"))
+print(("-"):rep(86))
 
 local results = {}
 for _, b in ipairs(batches) do
@@ -194,13 +212,12 @@ for _, b in ipairs(batches) do
     local gf = l * MFLOP_PER_SAMPLE / 1000
     local pct = per_core and 100 * gf / (per_core * t)
     results[b .. "/" .. t] = { lunet = l, torch = p, pct = pct }
-    print(("%-6d %-7d | %10.0f %8.1f %7s | %10s %8s | %7s"):format(b, t, l, gf, fmt(pct, "%.1f%%"),
+    print(("%-6d %-7d | %10.0f %8.1f %13s | %10s %8s | %7s"):format(b, t, l, gf,
+      pct and ("%.1f%% of %.0f"):format(pct, per_core * t) or "-",
       fmt(p, "%.0f"), fmt(p and p * MFLOP_PER_SAMPLE / 1000, "%.1f"), fmt(p and l / p, "%.2fx")))
     io.stdout:flush()
   end
 end
-torch.stop()
-
 print()
 local function target(key, ratio, pct)
   local r = results[key]
@@ -214,7 +231,8 @@ local function target(key, ratio, pct)
     parts[#parts + 1] = "no PyTorch figure"
   end
   if pct and r.pct then
-    parts[#parts + 1] = ("%.1f%% of peak (target >= %d%%)"):format(r.pct, pct)
+    parts[#parts + 1] = ("%.1f%% of the %.1f GFLOP/s peak (target >= %d%%)"):format(r.pct,
+      per_core * tonumber(key:match("/(%d+)")), pct)
     pass = pass and r.pct >= pct
   end
   print(("target batch %s, %s thread%s: %s -> %s"):format(b, t, t == "1" and "" or "s",
@@ -222,7 +240,13 @@ local function target(key, ratio, pct)
 end
 target("64/1", 3, 50)
 target("64/2", 3)
-target("1/1", 10)
+target("1/1", 10, 50)
+
+if os.getenv("BENCH_NETS") ~= "0" then
+  require("bench.nets").run { lunet = lunet, data = data, torch = tinfo and torch, per_core = per_core,
+    median = median, loadavg = loadavg }
+end
+torch.stop()
 
 if os.getenv("BENCH_STUDY") ~= "0" then
   print()

@@ -87,7 +87,7 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
         memset(part, 0, sizeof(float) * (size_t)((g.oc * g.ck + g.oc) * 16));
         for (int n0 = 0; n0 < B; n0 += chunk) {
             for (int s = 0; s < chunk; s++) K->conv_unfold(&g, x + (n0 + s) * l.in_n, rows + s * unf);
-            K->conv_dw(&g, chunk, dy + n0 * l.out_n, l.out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
+            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dy + n0 * l.out_n, l.out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
         }
         K->reduce_lanes(g.oc * g.ck, part, dw);
         K->reduce_lanes(g.oc, part + g.oc * g.ck * 16, db);
@@ -123,7 +123,7 @@ static void linear(int in, int out)
     TIME("forward  lunet", f, K->linear_fwd(B, in, out, x, w, b, y));
     TIME("forward  sgemm (x W^T)", f,
          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, x, in, w, in, 0.0f, y, out));
-    TIME("backward lunet (dW, db, dx)", 2 * f, K->linear_bwd(B, in, out, x, w, dy, dw, db, dx));
+    TIME("backward lunet (dW, db, dx)", 2 * f, K->linear_bwd(B, in, out, x, w, dy, dw, db, dx, 0, out, 0, B));
     TIME("backward sgemm (dW = dy^T x, dx = dy W)", 2 * f, {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dy, out, x, in, 1.0f, dw, in);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);

@@ -55,7 +55,7 @@ static void run(const char *name, ln_layer *l, int batch, int reference, int wit
     float *dy = fl(l->out_n * batch, &r), *dx = fl(l->in_n * batch, &r);
     int64_t wsn = ln_layer_workspace(l);
     float *ws = fl(wsn > 0 ? wsn : 1, &r);
-    ln_ctx ctx = {batch, 1, reference, &r, ws};
+    ln_ctx ctx = {batch, 1, reference, &r, ws, NULL};
     double best_f = 1e30, best_b = 1e30;
     int reps = reference ? 2 : 30;
     for (int rep = 0; rep < reps; rep++) {
@@ -105,7 +105,7 @@ static void parts(const char *name, ln_layer *l)
         for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y);
         v[2] = now();
         for (int i = 0; i < inner / chunk; i++)
-            K->conv_dw(&g, chunk, dyc, l->out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
+            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dyc, l->out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
         v[3] = now();
         for (int i = 0; i < inner; i++) K->reduce_lanes(g.oc * g.ck, part, l->dweight);
         v[4] = now();

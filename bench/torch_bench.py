@@ -1,16 +1,27 @@
 #!/usr/bin/python3
-"""torch_bench.py - the lunet benchmark's workload in PyTorch, for the speed ratio.
+"""torch_bench.py - the lunet benchmark's workloads in PyTorch, for the speed ratios.
 
-The study's CNN (PyTorch's MNIST example net), NLL loss, SGD lr 0.01 momentum 0.5, on
-the first 3000 MNIST training images read from $MNIST_DIR's gz files and normalised
-like lunet (x/255 - 0.1307) / 0.3081; random images when MNIST_DIR is unset. Batches
-are cut from a tensor in memory after a per-epoch shuffle (no DataLoader), so PyTorch
-is measured at its best.
+Nets (--net):
+  study    the study's CNN (PyTorch's MNIST example net), NLL loss, SGD lr 0.01 momentum
+           0.5, on the first 3000 MNIST training images read from $MNIST_DIR's gz files
+           and normalised like lunet (x/255 - 0.1307) / 0.3081; random images when
+           MNIST_DIR is unset;
+  cifar    the CIFAR-shaped net of issue 19 (3x32x32: conv 3-32 3x3 pad 1, relu, maxpool
+           2, conv 32-64 3x3 pad 1, relu, maxpool 2, linear 4096-128, relu, linear
+           128-10), SGD lr 0.01 momentum 0.9, 1024 random images;
+  fashion  the Fashion-MNIST benchmark's reference CNN (conv 1-32 5x5 pad 2, relu,
+           maxpool 2, conv 32-64 5x5 pad 2, relu, maxpool 2, linear 3136-1024, relu,
+           dropout 0.4, linear 1024-10), Adam lr 1e-3, on the first 1024 images of
+           /usr/share/datasets/fashion-mnist (random ones if it is missing).
+Batches are cut from a tensor in memory after a per-epoch shuffle (no DataLoader), so
+PyTorch is measured at its best.
 
   torch_bench.py --batch 64 --threads 1 --epochs 3      one measurement, prints samples/s
-  torch_bench.py --serve                                reads "batch threads epochs [max_s]"
-                                                        lines on stdin, answers one line
-                                                        each: samples/s (or "error ...")
+  torch_bench.py --serve                                reads "net batch threads epochs
+                                                        [max_s]" lines on stdin, answers
+                                                        one line each: samples/s (or
+                                                        "error ...")
+  torch_bench.py --blas                                 the BLAS PyTorch was built with
 A measurement stops early after max_s seconds (if given): on a busy machine PyTorch on
 2 threads at batch 1 can crawl.
 The server mode lets bench/bench.lua interleave PyTorch and lunet measurements
@@ -49,6 +60,65 @@ class Net(nn.Module):
         return F.log_softmax(x, dim=1)
 
 
+class CifarNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(4096, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class FashionNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        self.fc1 = nn.Linear(3136, 1024)
+        self.drop = nn.Dropout(0.4)
+        self.fc2 = nn.Linear(1024, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = self.drop(F.relu(self.fc1(x.flatten(1))))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+NETS = {
+    "study": (Net, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.5)),
+    "cifar": (CifarNet, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
+    "fashion": (FashionNet, lambda p: torch.optim.Adam(p, lr=1e-3)),
+}
+
+
+def blas_info():
+    """The BLAS PyTorch was built for (torch.__config__.show(); Debian's is "generic",
+    the libblas.so.3 the alternatives system points at) and the BLAS libraries this
+    process has actually loaded (/proc/self/maps)."""
+    built = "unknown"
+    for part in torch.__config__.show().replace("\n", ",").split(","):
+        if "BLAS_INFO" in part:
+            built = part.split("=")[-1].strip()
+    torch.zeros(2, 2) @ torch.zeros(2, 2)  # make sure the BLAS is loaded
+    loaded = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "blas" in os.path.basename(path).lower() and path.startswith("/"):
+                    loaded.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return "BLAS_INFO=%s, loaded: %s" % (built, " ".join(sorted(loaded)) or "none")
+
+
 def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -66,33 +136,41 @@ def find(d, base):
     return None
 
 
-def load_data():
-    d = os.environ.get("MNIST_DIR")
+def random_data(n, c, h, w):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, c, h, w, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def load_data(net="study"):
+    if net == "cifar":
+        x, y = random_data(1024, 3, 32, 32)
+        return x, y, "random"
+    d = os.environ.get("MNIST_DIR") if net == "study" else "/usr/share/datasets/fashion-mnist"
+    n_max = N_IMAGES if net == "study" else 1024
     if d:
         ip = find(d, "train-images-idx3-ubyte")
         lp = find(d, "train-labels-idx1-ubyte")
         if ip and lp:
             (n, h, w), pix = read_idx(ip)
             _, lab = read_idx(lp)
-            n = min(n, N_IMAGES)
+            n = min(n, n_max)
             x = torch.frombuffer(bytearray(pix[:n * h * w]), dtype=torch.uint8).float()
             x = ((x / 255.0 - 0.1307) / 0.3081).reshape(n, 1, h, w)
             y = torch.frombuffer(bytearray(lab[:n]), dtype=torch.uint8).long()
             return x, y, "mnist"
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(N_IMAGES, 1, 28, 28, generator=g)
-    y = torch.randint(0, 10, (N_IMAGES,), generator=g)
+    x, y = random_data(n_max, 1, 28, 28)
     return x, y, "random"
 
 
-def measure(x, y, batch, threads, epochs, max_seconds):
+def measure(x, y, batch, threads, epochs, max_seconds, net="study"):
     """Samples per second over `epochs` epochs, or over the steps done when
     max_seconds (> 0) runs out first (a busy machine must not stall the bench)."""
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    model = Net()
+    make, optimizer = NETS[net]
+    model = make()
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    opt = optimizer(model.parameters())
     n = x.shape[0]
     done = 0
     start = time.perf_counter()
@@ -116,13 +194,19 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--max-seconds", type=float, default=0.0)
+    ap.add_argument("--net", default="study", choices=sorted(NETS))
     ap.add_argument("--serve", action="store_true")
+    ap.add_argument("--blas", action="store_true")
     a = ap.parse_args()
-    x, y, source = load_data()
-    if not a.serve:
-        print("%.1f" % measure(x, y, a.batch, a.threads, a.epochs, a.max_seconds))
+    if a.blas:
+        print(blas_info())
         return
-    print("ready torch %s %s" % (torch.__version__, source), flush=True)
+    data = {a.net: load_data(a.net)}
+    if not a.serve:
+        x, y, _ = data[a.net]
+        print("%.1f" % measure(x, y, a.batch, a.threads, a.epochs, a.max_seconds, a.net))
+        return
+    print("ready torch %s %s (%s)" % (torch.__version__, data[a.net][2], blas_info()), flush=True)
     for line in sys.stdin:
         parts = line.split()
         if not parts:
@@ -130,9 +214,13 @@ def main():
         if parts[0] == "quit":
             break
         try:
+            net = parts.pop(0) if parts[0] in NETS else "study"
+            if net not in data:
+                data[net] = load_data(net)
+            x, y, _ = data[net]
             b, t, e = (int(v) for v in parts[:3])
             cap = float(parts[3]) if len(parts) > 3 else 0.0
-            print("%.1f" % measure(x, y, b, t, e, cap), flush=True)
+            print("%.1f" % measure(x, y, b, t, e, cap, net), flush=True)
         except Exception as exc:  # answer every request, so the caller never blocks
             print("error %s" % exc, flush=True)
 

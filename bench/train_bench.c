@@ -1,45 +1,108 @@
-/* train_bench.c - times lunet training of the study's CNN from C, without Lua, for
- * profiling (perf record ./train_bench ...) and for the OpenBLAS comparison.
- * Usage: train_bench [batch] [epochs] [n]   (MNIST_DIR set: real images, else random) */
+/* train_bench.c - times lunet training from C, without Lua, for profiling
+ * (perf record / valgrind --tool=callgrind ./train_bench ...).
+ * Usage: train_bench [batch] [epochs] [n] [net] [threads] [optimizer]
+ *   net: study (default), tanh (the study's layout with tanh before pooling), custom,
+ *        cifar, fashion (see bench/README.md); optimizer: sgd (default) or adam.
+ * MNIST_DIR set and a 1x28x28 net: real images; random ones otherwise. */
 #include "../core/lunet.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+#include <string.h>
 
-static ln_layer_spec specs[13];
+static int net_specs(const char *name, ln_layer_spec *s, int64_t *dims)
+{
+    int i = 0;
+    dims[0] = 1;
+    dims[1] = dims[2] = 28;
+    const int tanh_net = !strcmp(name, "tanh");
+    if (!strcmp(name, "study") || tanh_net) {
+        const ln_layer_kind act = tanh_net ? LN_TANH : LN_RELU;
+        s[i++] = ln_conv2d(1, 10, 5, 1, 0);
+        if (tanh_net) s[i++] = ln_simple_layer(act);
+        s[i++] = ln_maxpool2d(2, 0);
+        if (!tanh_net) s[i++] = ln_simple_layer(act);
+        s[i++] = ln_conv2d(10, 20, 5, 1, 0);
+        s[i++] = ln_dropout(LN_DROPOUT2D, 0.5f);
+        if (tanh_net) s[i++] = ln_simple_layer(act);
+        s[i++] = ln_maxpool2d(2, 0);
+        if (!tanh_net) s[i++] = ln_simple_layer(act);
+        s[i++] = ln_simple_layer(LN_FLATTEN);
+        s[i++] = ln_linear(320, 50);
+        s[i++] = ln_simple_layer(act);
+        s[i++] = ln_dropout(LN_DROPOUT, 0.5f);
+        s[i++] = ln_linear(50, 10);
+    } else if (!strcmp(name, "custom")) {
+        s[i++] = ln_conv2d(1, 16, 3, 1, 1);
+        s[i++] = ln_batchnorm(LN_BATCHNORM2D, 16);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_avgpool2d(2, 0);
+        s[i++] = ln_conv2d(16, 32, 3, 1, 1);
+        s[i++] = ln_batchnorm(LN_BATCHNORM2D, 32);
+        s[i++] = ln_simple_layer(LN_TANH);
+        s[i++] = ln_avgpool2d(2, 0);
+        s[i++] = ln_simple_layer(LN_FLATTEN);
+        s[i++] = ln_linear(1568, 10);
+    } else if (!strcmp(name, "cifar")) {
+        dims[0] = 3;
+        dims[1] = dims[2] = 32;
+        s[i++] = ln_conv2d(3, 32, 3, 1, 1);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_maxpool2d(2, 0);
+        s[i++] = ln_conv2d(32, 64, 3, 1, 1);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_maxpool2d(2, 0);
+        s[i++] = ln_simple_layer(LN_FLATTEN);
+        s[i++] = ln_linear(4096, 128);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_linear(128, 10);
+    } else if (!strcmp(name, "fashion")) {
+        s[i++] = ln_conv2d(1, 32, 5, 1, 2);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_maxpool2d(2, 0);
+        s[i++] = ln_conv2d(32, 64, 5, 1, 2);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_maxpool2d(2, 0);
+        s[i++] = ln_simple_layer(LN_FLATTEN);
+        s[i++] = ln_linear(3136, 1024);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_dropout(LN_DROPOUT, 0.4f);
+        s[i++] = ln_linear(1024, 10);
+    } else {
+        return 0;
+    }
+    s[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
+    return i;
+}
 
 int main(int argc, char **argv)
 {
     int batch = argc > 1 ? atoi(argv[1]) : 64;
     int epochs = argc > 2 ? atoi(argv[2]) : 5;
     int n = argc > 3 ? atoi(argv[3]) : 3000;
+    const char *name = argc > 4 ? argv[4] : "study";
+    int threads = argc > 5 ? atoi(argv[5]) : 1;
+    const char *opt = argc > 6 ? argv[6] : "sgd";
     ln_error err;
-    int i = 0;
-    specs[i++] = ln_conv2d(1, 10, 5, 1, 0);
-    specs[i++] = ln_maxpool2d(2, 0);
-    specs[i++] = ln_simple_layer(LN_RELU);
-    specs[i++] = ln_conv2d(10, 20, 5, 1, 0);
-    specs[i++] = ln_dropout(LN_DROPOUT2D, 0.5f);
-    specs[i++] = ln_maxpool2d(2, 0);
-    specs[i++] = ln_simple_layer(LN_RELU);
-    specs[i++] = ln_simple_layer(LN_FLATTEN);
-    specs[i++] = ln_linear(320, 50);
-    specs[i++] = ln_simple_layer(LN_RELU);
-    specs[i++] = ln_dropout(LN_DROPOUT, 0.5f);
-    specs[i++] = ln_linear(50, 10);
-    specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
+    ln_layer_spec specs[16];
+    int64_t dims[3];
+    int count = net_specs(name, specs, dims);
+    if (!count) {
+        fprintf(stderr, "unknown net %s (study, tanh, custom, cifar, fashion)\n", name);
+        return 1;
+    }
     ln_rng rng;
     ln_rng_seed(&rng, 1, LN_STREAM_INIT);
     ln_net *net;
-    int64_t dims[3] = {1, 28, 28};
-    if (ln_net_create(&net, specs, i, ln_shape_make(3, dims), &rng, &err)) {
+    if (ln_net_create(&net, specs, count, ln_shape_make(3, dims), &rng, &err) ||
+        ln_net_set_threads(net, threads, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
     ln_dataset *ds = NULL;
     const char *dir = getenv("MNIST_DIR");
-    if (dir) {
+    const int64_t per = dims[0] * dims[1] * dims[2];
+    if (dir && per == 784) {
         char a[1024], b[1024];
         snprintf(a, sizeof a, "%s/train-images-idx3-ubyte.gz", dir);
         snprintf(b, sizeof b, "%s/train-labels-idx1-ubyte.gz", dir);
@@ -48,15 +111,17 @@ int main(int argc, char **argv)
             return 1;
         }
     } else {
-        float *img = malloc(sizeof(float) * 784 * (size_t)n);
+        float *img = malloc(sizeof(float) * (size_t)(per * n));
         int32_t *lab = malloc(sizeof(int32_t) * (size_t)n);
-        for (int64_t j = 0; j < 784 * (int64_t)n; j++) img[j] = ln_rng_uniform(&rng) * 2 - 0.5f;
+        for (int64_t j = 0; j < per * n; j++) img[j] = ln_rng_uniform(&rng) * 2 - 0.5f;
         for (int j = 0; j < n; j++) lab[j] = (int32_t)ln_rng_below(&rng, 10);
-        ln_dataset_from_arrays(img, lab, n, 1, 28, 28, &ds, &err);
+        ln_dataset_from_arrays(img, lab, n, (int)dims[0], (int)dims[1], (int)dims[2], &ds, &err);
+        free(img);
+        free(lab);
     }
     ln_train_config cfg;
     ln_train_config_defaults(&cfg);
-    cfg.optim = ln_sgd_spec(0.01, 0.5);
+    cfg.optim = !strcmp(opt, "adam") ? ln_adam_spec(LN_OPT_ADAM, 1e-3) : ln_sgd_spec(0.01, 0.5);
     cfg.batch = batch;
     cfg.iterations = epochs;
     ln_history h;
@@ -64,7 +129,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("batch %d: %.0f samples/s, loss", batch, (double)h.samples / h.seconds);
+    const double flops = ln_net_forward_flops(net) + ln_net_backward_flops(net);
+    printf("%s batch %d threads %d: %.0f samples/s, %.1f GFLOP/s, loss", name, batch, threads,
+           (double)h.samples / h.seconds, flops * (double)h.samples / h.seconds * 1e-9);
     for (int64_t e = 0; e < h.iterations; e++) printf(" %.6f", h.loss[e]);
     printf("\n");
     ln_history_release(&h);

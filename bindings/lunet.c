@@ -568,6 +568,147 @@ static int l_dataset_load(lua_State *L)
     return 1;
 }
 
+/* A normalisation from {mean = number | list, std = number | list, normalize = "auto" |
+ * false} (the Lua side has checked the kinds; this checks the values). */
+static void read_norm(lua_State *L, int t, ln_norm *norm)
+{
+    memset(norm, 0, sizeof *norm);
+    lua_getfield(L, t, "normalize");
+    int none = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, t, "mean");
+    lua_getfield(L, t, "std");
+    const int given = !lua_isnil(L, -2) || !lua_isnil(L, -1);
+    if (none && given) luaL_error(L, "normalize = false takes no mean or std");
+    if (given && (lua_isnil(L, -2) || lua_isnil(L, -1)))
+        luaL_error(L, "option '%s' needs option '%s' too", lua_isnil(L, -2) ? "std" : "mean",
+                   lua_isnil(L, -2) ? "mean" : "std");
+    norm->mode = none ? LN_NORM_NONE : given ? LN_NORM_GIVEN : LN_NORM_AUTO;
+    if (given) {
+        double *dst[2] = {norm->mean, norm->std};
+        const char *names[2] = {"mean", "std"};
+        int counts[2];
+        for (int k = 0; k < 2; k++) {
+            int at = lua_gettop(L) - 1 + k;
+            if (lua_type(L, at) == LUA_TNUMBER) {
+                dst[k][0] = lua_tonumber(L, at);
+                counts[k] = 1;
+            } else if (lua_istable(L, at)) {
+                lua_Integer n = luaL_len(L, at);
+                if (n < 1 || n > LN_MAX_NORM_CHANNELS)
+                    luaL_error(L, "option '%s': 1 to %d values (one per channel), got %I", names[k],
+                               LN_MAX_NORM_CHANNELS, n);
+                for (lua_Integer i = 0; i < n; i++) {
+                    lua_geti(L, at, i + 1);
+                    int ok;
+                    dst[k][i] = lua_tonumberx(L, -1, &ok);
+                    if (!ok) luaL_error(L, "option '%s'[%I]: number expected", names[k], i + 1);
+                    lua_pop(L, 1);
+                }
+                counts[k] = (int)n;
+            } else {
+                luaL_error(L, "option '%s': a number or a list of numbers (one per channel) expected",
+                           names[k]);
+            }
+        }
+        if (counts[0] != counts[1])
+            luaL_error(L, "options 'mean' and 'std' have %d and %d values", counts[0], counts[1]);
+        norm->count = counts[0];
+    }
+    lua_pop(L, 2);
+}
+
+static void push_list(lua_State *L, const double *v, int n)
+{
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* After a loader: dataset (already on the stack), mean list, std list | nil, message */
+static int push_loaded(lua_State *L, dataset_ud *u, ln_status st, const ln_error *err,
+                       const ln_norm *norm)
+{
+    if (st) return push_fail(L, err);
+    u->h.live = 1;
+    push_list(L, norm->mean, norm->count);
+    push_list(L, norm->std, norm->count);
+    return 3;
+}
+
+/* core.dataset_idx(images_path, labels_path, limit, {mean, std, normalize}) */
+static int l_dataset_idx(lua_State *L)
+{
+    const char *images = check_path(L, 1);
+    const char *labels = check_path(L, 2);
+    lua_Integer limit = luaL_optinteger(L, 3, 0);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    ln_norm norm;
+    read_norm(L, 4, &norm);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    ln_status st = ln_dataset_load_idx_norm(images, labels, limit, &norm, &u->ds, &err);
+    return push_loaded(L, u, st, &err, &norm);
+}
+
+/* core.dataset_csv(path, {label_column, shape = {C, H, W}, header, n, mean, std, normalize}) */
+static int l_dataset_csv(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int label_column = (int)field_int(L, 2, "label_column", 1, 1, 1 << 24);
+    int shape[3] = {1, 28, 28};
+    lua_getfield(L, 2, "shape");
+    if (lua_istable(L, -1)) {
+        if (luaL_len(L, -1) != 3) luaL_error(L, "option 'shape': {C, H, W} expected");
+        for (int i = 0; i < 3; i++) {
+            lua_geti(L, -1, i + 1);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok || v < 1 || v > (1 << 24)) luaL_error(L, "option 'shape': {C, H, W} of positive integers expected");
+            shape[i] = (int)v;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    int header = field_bool(L, 2, "header", 1);
+    lua_Integer limit = field_int(L, 2, "n", 0, 0, (lua_Integer)1 << 40);
+    ln_norm norm;
+    read_norm(L, 2, &norm);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    ln_status st = ln_dataset_load_csv(path, label_column, shape[0], shape[1], shape[2], header,
+                                       limit, &norm, &u->ds, &err);
+    return push_loaded(L, u, st, &err, &norm);
+}
+
+/* core.dataset_cifar({paths...}, limit, {mean, std, normalize}) */
+static int l_dataset_cifar(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    if (n < 1 || n > 64) return luaL_argerror(L, 1, "1 to 64 file names expected");
+    const char *paths[64];
+    luaL_checkstack(L, (int)n + 8, "cifar10: file names");
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 1, i + 1); /* kept on the stack: the table may change meanwhile */
+        size_t len;
+        paths[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (!paths[i] || strlen(paths[i]) != len)
+            return luaL_argerror(L, 1, "file names must be strings without NUL bytes");
+    }
+    lua_Integer limit = luaL_optinteger(L, 2, 0);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    ln_norm norm;
+    read_norm(L, 3, &norm);
+    dataset_ud *u = new_dataset_ud(L);
+    ln_error err;
+    ln_status st = ln_dataset_load_cifar(paths, (int)n, limit, &norm, &u->ds, &err);
+    return push_loaded(L, u, st, &err, &norm);
+}
+
 /* core.dataset_from(images_tensor N x C x H x W (or N x H x W), labels list) */
 static int l_dataset_from(lua_State *L)
 {
@@ -748,12 +889,13 @@ typedef struct {
     obj_head h;
     ln_net *net;
     int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
+    ln_train_state train; /* kept between net:train calls (optimizer, streams, counters) */
 } net_ud;
 
 static net_ud *new_net_ud(lua_State *L)
 {
     net_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
-    memset(u, 0, sizeof *u);
+    memset(u, 0, sizeof *u); /* the training state too: nothing to continue */
     luaL_setmetatable(L, NET_MT);
     return u;
 }
@@ -775,6 +917,7 @@ static int net_free(lua_State *L)
     if (u) {
         ln_net_free(u->net);
         u->net = NULL;
+        ln_train_state_release(&u->train);
     }
     return 0;
 }
@@ -1142,6 +1285,67 @@ static ln_optim_spec read_optim_spec(lua_State *L, int t)
     return s;
 }
 
+/* t[key] as "epoch" (the default) or "step"; `what` names it in the error. */
+static ln_unit read_unit(lua_State *L, int t, const char *key, const char *what)
+{
+    const char *unit = field_str(L, t, key, "epoch");
+    if (!strcmp(unit, "epoch")) return LN_UNIT_EPOCH;
+    if (!strcmp(unit, "step")) return LN_UNIT_STEP;
+    luaL_error(L, "%s must be \"epoch\" or \"step\" (got \"%s\")", what, unit);
+    return LN_UNIT_EPOCH;
+}
+
+static const char *const schedule_names[] = {"none", "step", "multistep", "exponential", "cosine", NULL};
+
+/* A schedule from {kind = "step", per = "epoch"|"step", step_size =, milestones = {...},
+ * gamma =, t_max =, eta_min =} (keys checked by the Lua side, values by the engine). */
+static void read_schedule(lua_State *L, int t, ln_schedule *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *kind = field_str(L, t, "kind", "none");
+    int k = -1;
+    for (int i = 0; schedule_names[i]; i++)
+        if (!strcmp(kind, schedule_names[i])) k = i;
+    if (k < 0)
+        luaL_error(L, "option 'schedule': unknown kind '%s' (valid: step, multistep, exponential, cosine)",
+                   kind);
+    s->kind = (ln_schedule_kind)k;
+    s->per = read_unit(L, t, "per", "option 'schedule': per");
+    s->step_size = field_int(L, t, "step_size", 0, 0, (lua_Integer)1 << 40);
+    s->gamma = field_num(L, t, "gamma", 0.1);
+    s->t_max = field_int(L, t, "t_max", 0, 0, (lua_Integer)1 << 40);
+    s->eta_min = field_num(L, t, "eta_min", 0.0);
+    lua_getfield(L, t, "milestones");
+    if (lua_istable(L, -1)) {
+        lua_Integer n = luaL_len(L, -1);
+        if (n > LN_MAX_MILESTONES)
+            luaL_error(L, "option 'schedule': at most %d milestones (got %I)", LN_MAX_MILESTONES, n);
+        for (lua_Integer i = 0; i < n; i++) {
+            lua_geti(L, -1, i + 1);
+            int ok;
+            s->milestones[i] = lua_tointegerx(L, -1, &ok);
+            if (!ok) luaL_error(L, "option 'schedule': milestones[%I] must be an integer", i + 1);
+            lua_pop(L, 1);
+        }
+        s->milestone_count = (int)n;
+    }
+    lua_pop(L, 1);
+}
+
+/* core.schedule_lr(schedule_table, base_lr, t) -> the rate at scheduler time t */
+static int l_schedule_lr(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ln_schedule s;
+    read_schedule(L, 1, &s);
+    double base = luaL_checknumber(L, 2);
+    lua_Integer t = luaL_checkinteger(L, 3);
+    ln_error err;
+    if (ln_schedule_check(&s, &err)) return luaL_error(L, "%s", err.msg);
+    lua_pushnumber(L, ln_schedule_lr(&s, base, (int64_t)t));
+    return 1;
+}
+
 static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
 {
     ln_train_config_defaults(cfg);
@@ -1157,13 +1361,7 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
     lua_pop(L, 1);
     cfg->batch = (int)field_int(L, t, "batch", 64, 1, 1 << 20);
     cfg->iterations = field_int(L, t, "iterations", 1, 1, (lua_Integer)1 << 32);
-    const char *unit = field_str(L, t, "unit", "epoch");
-    if (!strcmp(unit, "epoch"))
-        cfg->unit = LN_UNIT_EPOCH;
-    else if (!strcmp(unit, "step"))
-        cfg->unit = LN_UNIT_STEP;
-    else
-        luaL_error(L, "option 'unit' must be \"epoch\" or \"step\" (got \"%s\")", unit);
+    cfg->unit = read_unit(L, t, "unit", "option 'unit'");
     cfg->shuffle = field_bool(L, t, "shuffle", 1);
     lua_getfield(L, t, "seed");
     if (!lua_isnil(L, -1)) {
@@ -1172,6 +1370,34 @@ static void read_train_config(lua_State *L, int t, ln_train_config *cfg)
         if (!ok) luaL_error(L, "option 'seed': integer expected");
     }
     lua_pop(L, 1);
+    lua_getfield(L, t, "schedule"); /* stays pushed: read_schedule leaves strings above it */
+    if (lua_istable(L, -1)) read_schedule(L, lua_gettop(L), &cfg->schedule);
+    lua_getfield(L, t, "validate");
+    if (!lua_isnil(L, -1)) cfg->validate = check_dataset(L, lua_gettop(L));
+    lua_pop(L, 1); /* the caller's options table keeps the dataset alive */
+    cfg->validate_every = field_int(L, t, "validate_every", 1, 1, (lua_Integer)1 << 32);
+    lua_getfield(L, t, "stop");
+    if (lua_istable(L, -1)) {
+        const int s = lua_gettop(L);
+        const char *metric = field_str(L, s, "metric", "val_loss");
+        if (!strcmp(metric, "loss"))
+            cfg->early.metric = LN_STOP_LOSS;
+        else if (!strcmp(metric, "val_loss"))
+            cfg->early.metric = LN_STOP_VAL_LOSS;
+        else
+            luaL_error(L, "option 'stop': metric must be \"val_loss\" or \"loss\" (got \"%s\")", metric);
+        cfg->early.patience = field_int(L, s, "patience", 0, 0, (lua_Integer)1 << 40);
+        cfg->early.min_delta = field_num(L, s, "min_delta", 0.0);
+    } /* the table stays pushed, below the metric string */
+    lua_getfield(L, t, "checkpoint"); /* stays pushed, as the path field_str leaves above it */
+    if (lua_istable(L, -1)) {
+        const int c = lua_gettop(L);
+        cfg->checkpoint_every = field_int(L, c, "every", 1, 1, (lua_Integer)1 << 40);
+        cfg->checkpoint = field_str(L, c, "path", NULL);
+        if (!cfg->checkpoint) luaL_error(L, "option 'checkpoint': path is required");
+    }
+    ln_error err;
+    if (ln_schedule_check(&cfg->schedule, &err)) luaL_error(L, "option 'schedule': %s", err.msg);
 }
 
 static void push_history(lua_State *L, const ln_history *h, int with_steps)
@@ -1205,6 +1431,40 @@ static void push_history(lua_State *L, const ln_history *h, int with_steps)
     lua_setfield(L, -2, "diverged");
     lua_pushboolean(L, h->interrupted);
     lua_setfield(L, -2, "interrupted");
+    if (h->first_iteration > 0) {
+        lua_pushinteger(L, h->first_iteration);
+        lua_setfield(L, -2, "resumed_after");
+    }
+    if (h->checkpoint_error[0]) {
+        lua_pushstring(L, h->checkpoint_error);
+        lua_setfield(L, -2, "checkpoint_error");
+    }
+    lua_createtable(L, (int)h->iterations, 0);
+    for (int64_t i = 0; i < h->iterations; i++) {
+        lua_pushnumber(L, h->lr[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "lr");
+    if (h->val_loss) {
+        lua_createtable(L, (int)h->validations, 0);
+        lua_createtable(L, (int)h->validations, 0);
+        lua_createtable(L, (int)h->validations, 0);
+        for (int64_t i = 0; i < h->validations; i++) {
+            lua_pushinteger(L, h->val_iteration[i]);
+            lua_rawseti(L, -4, i + 1);
+            lua_pushnumber(L, h->val_loss[i]);
+            lua_rawseti(L, -3, i + 1);
+            lua_pushnumber(L, h->val_accuracy[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -4, "val_accuracy");
+        lua_setfield(L, -3, "val_loss");
+        lua_setfield(L, -2, "val_iterations");
+    }
+    if (h->stopped_at > 0) {
+        lua_pushinteger(L, h->stopped_at);
+        lua_setfield(L, -2, "stopped_at");
+    }
 }
 
 /* Progress callbacks (net:train, lunet.core.runs). The engine calls them between steps
@@ -1311,6 +1571,26 @@ static int net_train(lua_State *L)
     luaL_checktype(L, 3, LUA_TTABLE);
     ln_train_config cfg;
     read_train_config(L, 3, &cfg);
+    /* the validation set is pinned like the data; the checkpoint path stays on the stack,
+     * so that a progress callback that changes the options cannot take either away */
+    lua_getfield(L, 3, "validate");
+    int has_validate = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has_validate)
+        cfg.validate = ((dataset_ud *)pin_field(L, guard, 3, "validate", &DATASET_CLASS, "net:train", 0))->ds;
+    if (cfg.checkpoint) {
+        lua_getfield(L, 3, "checkpoint");
+        lua_getfield(L, -1, "path");
+        cfg.checkpoint = lua_tostring(L, -1);
+        if (!cfg.checkpoint) return luaL_error(L, "option 'checkpoint': path is required");
+    }
+    /* fresh = true: forget the optimizer state, streams and counters of earlier calls */
+    const int fresh = field_bool(L, 3, "fresh", 0);
+    const char *resume = field_str(L, 3, "resume", NULL);
+    if (resume) {
+        lua_getfield(L, 3, "resume"); /* kept on the stack while it is used */
+        resume = lua_tostring(L, -1);
+    }
     lua_pushnil(L); /* the callback's error, if any */
     lua_progress lp = {L, 4, lua_gettop(L), 0, "net:train"};
     if (lua_isfunction(L, 4)) {
@@ -1318,13 +1598,46 @@ static int net_train(lua_State *L)
         cfg.user = &lp;
     }
     cfg.stop = &interrupt_flag;
+    if (fresh) ln_train_state_release(&u->train);
+    cfg.state = &u->train;
     ln_history h;
     ln_error err;
+    /* resume = path: the net's parameters and training state from a checkpoint. If the
+     * checkpoint does not fit this call (ln_train refuses it before any step), the net
+     * gets its own parameters and state back. */
+    ln_net *before = NULL;
+    ln_train_state kept;
+    memset(&kept, 0, sizeof kept);
+    if (resume) {
+        if (ln_net_clone(u->net, &before, &err)) return luaL_error(L, "train: %s", err.msg);
+        ln_train_state loaded;
+        memset(&loaded, 0, sizeof loaded);
+        if (ln_checkpoint_load(resume, u->net, &loaded, &err)) {
+            ln_net_free(before);
+            return push_fail(L, &err);
+        }
+        kept = u->train;
+        u->train = loaded;
+        cfg.resume = 1;
+    }
     sigint_guard g;
     u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
     ln_status st = ln_train(u->net, d->ds, &cfg, &h, &err);
     sigint_restore(&g);
+    if (resume) {
+        if (st) {
+            memcpy(ln_net_params(u->net), ln_net_params(before),
+                   sizeof(float) * (size_t)ln_net_param_count(u->net));
+            memcpy(ln_net_buffers(u->net), ln_net_buffers(before),
+                   sizeof(float) * (size_t)ln_net_buffer_count(u->net));
+            ln_train_state_release(&u->train);
+            u->train = kept;
+        } else {
+            ln_train_state_release(&kept);
+        }
+        ln_net_free(before);
+    }
     if (lp.failed) {
         if (!st) ln_history_release(&h);
         return raise_progress_error(L, &lp);
@@ -1335,7 +1648,7 @@ static int net_train(lua_State *L)
     return 1;
 }
 
-/* net:_evaluate(data, loss, batch) -> loss, accuracy */
+/* net:_evaluate(data, loss, batch) -> loss, accuracy, confusion rows (true class) */
 static int net_evaluate(lua_State *L)
 {
     lua_settop(L, 4);
@@ -1349,12 +1662,30 @@ static int net_evaluate(lua_State *L)
     ln_dataset *data = check_dataset(L, 2);
     double l, acc;
     ln_error err;
+    const int classes = (int)ln_net_output_shape(net).dim[0];
+    int64_t *confusion = NULL;
+    if (classes > 0 && classes <= 100000) /* freed by the GC */
+        confusion = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)classes * (size_t)classes, 0);
+    /* the allocation may run a finalizer: the pointers again */
+    u = check_net_mutable(L, 1);
+    net = u->net;
+    data = check_dataset(L, 2);
     u->forward_batch = 0; /* evaluation overwrites the activations */
-    if (ln_evaluate(net, data, (ln_loss_kind)loss, batch, &l, &acc, &err))
+    if (ln_evaluate_confusion(net, data, (ln_loss_kind)loss, batch, &l, &acc, confusion, &err))
         return luaL_error(L, "evaluate: %s", err.msg);
     lua_pushnumber(L, l);
     lua_pushnumber(L, acc);
-    return 2;
+    if (!confusion) return 2;
+    lua_createtable(L, classes, 0); /* rows = true class */
+    for (int i = 0; i < classes; i++) {
+        lua_createtable(L, classes, 0);
+        for (int j = 0; j < classes; j++) {
+            lua_pushinteger(L, confusion[(int64_t)i * classes + j]);
+            lua_rawseti(L, -2, j + 1);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 3;
 }
 
 static int net_clone(lua_State *L)
@@ -1376,7 +1707,26 @@ static int net_init(lua_State *L)
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
     ln_net_init_params(net, &rng);
+    /* new parameters: the next net:train starts over */
+    ln_train_state_release(&((net_ud *)lua_touserdata(L, 1))->train);
     return 0;
+}
+
+/* net:_threads([n]) -> threads: sets the threads every pass of the net uses (results do
+ * not depend on them), returns the count now in force */
+static int net_threads(lua_State *L)
+{
+    lua_settop(L, 2);
+    check_net(L, 1);
+    if (!lua_isnil(L, 2)) {
+        const int threads = (int)check_range(L, 2, "threads", 1, 256);
+        /* the pool and the scratch change: not while a call uses the net */
+        ln_net *net = check_net_mutable(L, 1)->net;
+        ln_error err;
+        if (ln_net_set_threads(net, threads, &err)) return luaL_error(L, "threads: %s", err.msg);
+    }
+    lua_pushinteger(L, ln_net_threads(check_net(L, 1)));
+    return 1;
 }
 
 static int net_use_reference(lua_State *L)
@@ -1420,7 +1770,7 @@ static const luaL_Reg net_methods[] = {
     {"forward", net_forward},           {"backward", net_backward},
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},
-    {"use_reference_kernels", net_use_reference},
+    {"use_reference_kernels", net_use_reference}, {"_threads", net_threads},
     {"save", net_save},                 {"_info", net_info},
     {"free", net_free},                 {NULL, NULL},
 };
@@ -1687,8 +2037,9 @@ static int runs_claim(void *user, int run)
     return c->claimed ? 1 : 0;
 }
 
-/* core.runs{net=, data=, test=, train={...}, runs=, threads=, only={bool...},
- *           progress=fn, on_run=fn, claim=fn} -> list of run tables, interrupted flag
+/* core.runs{net=, data=, test=, train={...}, runs=, threads=, threads_per_run=,
+ *           only={bool...}, progress=fn, on_run=fn, claim=fn} -> list of run tables,
+ *           interrupted flag
  * progress(p) returning true stops the runs (interrupted = true, finished runs
  * returned); an error in it stops them and, once the workers are joined, is raised
  * again (with its traceback) instead of returning.
@@ -1708,12 +2059,18 @@ static int l_runs(lua_State *L)
     luaL_checktype(L, -1, LUA_TTABLE);
     ln_runs_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    read_train_config(L, lua_gettop(L), &cfg.train);
+    const int train_at = lua_gettop(L);
+    read_train_config(L, train_at, &cfg.train);
+    lua_getfield(L, train_at, "validate"); /* every run validates on it: pinned like test */
+    if (!lua_isnil(L, -1))
+        cfg.train.validate =
+            ((dataset_ud *)pin_field(L, guard, train_at, "validate", &DATASET_CLASS, "lunet.core.runs", 0))->ds;
     cfg.template_net = nu->net;
     cfg.data = du->ds;
     cfg.test = tu ? tu->ds : NULL;
     cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
     cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
+    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, 256);
     /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
     const int keep_steps = field_bool(L, 1, "keep_steps", 0);
     int64_t *test_at = NULL;
@@ -1889,11 +2246,15 @@ static const luaL_Reg functions[] = {
     {"tensor", l_tensor},
     {"dataset_load", l_dataset_load},
     {"dataset_from", l_dataset_from},
+    {"dataset_idx", l_dataset_idx},
+    {"dataset_csv", l_dataset_csv},
+    {"dataset_cifar", l_dataset_cifar},
     {"net", l_net},
     {"load", l_load},
     {"loss", l_loss},
     {"optimizer", l_optimizer},
     {"runs", l_runs},
+    {"schedule_lr", l_schedule_lr},
     {"idx_read", l_idx_read},
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},

@@ -12,7 +12,8 @@
  * variance (m/(m-1)), as PyTorch. Eval: the running stats take the batch's place.
  * Sums are kept in double: a channel can hold hundreds of thousands of values.
  */
-#include "layer.h"
+#include "simd.h"
+#include "workers.h"
 
 #include <math.h>
 
@@ -48,10 +49,41 @@ static void normalise_channel(const bn_dims *d, int64_t c, const float *x, float
 
 void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
+    batchnorm_forward_part(l, x, y, ctx, 0, 1);
+}
+
+void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
+                        const ln_ctx *ctx)
+{
+    batchnorm_backward_part(l, x, dy, dx, ctx, 0, 1);
+}
+
+/* From a channel's batch mean and sum of squared deviations: the saved mean and invstd
+ * (for backward) and the running statistics. */
+static void store_stats(ln_layer *l, const bn_dims *d, int64_t c, double mean, double sq)
+{
+    const double momentum = (double)l->spec.momentum;
+    const double var = d->m > 0 ? sq / (double)d->m : 0.0;
+    const double invstd = 1.0 / sqrt(var + (double)l->spec.eps);
+    /* PyTorch refuses a single value per channel in training; the net is expected
+     * to reject it too. Should one arrive, the biased variance (0) keeps the running
+     * variance finite instead of dividing by zero. */
+    const double unbiased = d->m > 1 ? sq / (double)(d->m - 1) : var;
+    l->running_mean[c] = (float)((1.0 - momentum) * l->running_mean[c] + momentum * mean);
+    l->running_var[c] = (float)((1.0 - momentum) * l->running_var[c] + momentum * unbiased);
+    l->saved[c] = (float)mean;
+    l->saved[d->c + c] = (float)invstd;
+}
+
+/* ---- reference twin: channel by channel, element by element, sums in double ---- */
+
+static void forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx,
+                              int64_t c0, int64_t c1)
+{
     const bn_dims d = dims_of(l, ctx);
     const double eps = (double)l->spec.eps;
     if (!ctx->training) {
-        for (int64_t c = 0; c < d.c; c++) {
+        for (int64_t c = c0; c < c1; c++) {
             const double invstd = 1.0 / sqrt((double)l->running_var[c] + eps);
             normalise_channel(&d, c, x, y, l->running_mean[c], (float)(invstd * gamma_of(l, c)),
                               beta_of(l, c), ctx->batch);
@@ -59,9 +91,8 @@ void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
         return;
     }
 
-    const double momentum = (double)l->spec.momentum;
     float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
-    for (int64_t c = 0; c < d.c; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         /* Two passes (mean, then squared deviations) rather than sum and sum of
          * squares, which cancels badly when the mean is large against the spread. */
         double sum = 0.0;
@@ -78,36 +109,34 @@ void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
                 sq += dev * dev;
             }
         }
-        const double var = d.m > 0 ? sq / (double)d.m : 0.0;
-        const double invstd = 1.0 / sqrt(var + eps);
-        /* PyTorch refuses a single value per channel in training; the net is expected
-         * to reject it too. Should one arrive, the biased variance (0) keeps the running
-         * variance finite instead of dividing by zero. */
-        const double unbiased = d.m > 1 ? sq / (double)(d.m - 1) : var;
-        l->running_mean[c] = (float)((1.0 - momentum) * l->running_mean[c] + momentum * mean);
-        l->running_var[c] = (float)((1.0 - momentum) * l->running_var[c] + momentum * unbiased);
-        saved_mean[c] = (float)mean;
-        saved_invstd[c] = (float)invstd;
+        store_stats(l, &d, c, mean, sq);
         normalise_channel(&d, c, x, y, saved_mean[c],
                           (float)((double)saved_invstd[c] * gamma_of(l, c)), beta_of(l, c),
                           ctx->batch);
     }
 }
 
-void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
-                        const ln_ctx *ctx)
+/* The statistics backward differentiates through: the training forward's saved batch
+ * mean and invstd, or the running ones in eval mode. */
+static void backward_stats(const ln_layer *l, const ln_ctx *ctx, const bn_dims *d, int64_t c,
+                           float *mean, float *invstd)
+{
+    if (ctx->training) {
+        *mean = l->saved[c];
+        *invstd = l->saved[d->c + c];
+    } else {
+        *mean = l->running_mean[c];
+        *invstd = (float)(1.0 / sqrt((double)l->running_var[c] + (double)l->spec.eps));
+    }
+}
+
+static void backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
+                               const ln_ctx *ctx, int64_t c0, int64_t c1)
 {
     const bn_dims d = dims_of(l, ctx);
-    const double eps = (double)l->spec.eps;
-    for (int64_t c = 0; c < d.c; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
-        if (ctx->training) {
-            mean = l->saved[c];
-            invstd = l->saved[d.c + c];
-        } else {
-            mean = l->running_mean[c];
-            invstd = (float)(1.0 / sqrt((double)l->running_var[c] + eps));
-        }
+        backward_stats(l, ctx, &d, c, &mean, &invstd);
         /* dbeta = sum(dy), dgamma = sum(dy * xhat) over the channel. */
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int n = 0; n < ctx->batch; n++) {
@@ -146,4 +175,98 @@ void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
             }
         }
     }
+}
+
+/* ---- fast path: the same formulas; each sample's run of S values of a channel is
+ * summed in vector lanes (float) and that partial added to the channel's double sum;
+ * the elementwise steps are the reference's operations in its order. ---- */
+
+/* Runs shorter than this (batchnorm1d: 1 value per sample) go to the reference. */
+#define FAST_MIN_RUN 8
+
+static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t c0,
+                         int64_t c1)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const ln_simd_kernels *K = ln_simd();
+    const double eps = (double)l->spec.eps;
+    float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
+    for (int64_t c = c0; c < c1; c++) {
+        float mean_f, alpha;
+        if (ctx->training) {
+            double sum = 0.0;
+            for (int n = 0; n < ctx->batch; n++) sum += K->bn_sum(d.s, x + n * d.stride + c * d.s);
+            const double mean = d.m > 0 ? sum / (double)d.m : 0.0;
+            double sq = 0.0;
+            for (int n = 0; n < ctx->batch; n++)
+                sq += K->bn_sqdev(d.s, x + n * d.stride + c * d.s, (float)mean);
+            store_stats(l, &d, c, mean, sq);
+            mean_f = saved_mean[c];
+            alpha = (float)((double)saved_invstd[c] * gamma_of(l, c));
+        } else {
+            const double invstd = 1.0 / sqrt((double)l->running_var[c] + eps);
+            mean_f = l->running_mean[c];
+            alpha = (float)(invstd * gamma_of(l, c));
+        }
+        const float beta = beta_of(l, c);
+        for (int n = 0; n < ctx->batch; n++)
+            K->bn_affine(d.s, x + n * d.stride + c * d.s, y + n * d.stride + c * d.s, mean_f, alpha,
+                         beta);
+    }
+}
+
+static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
+                          const ln_ctx *ctx, int64_t c0, int64_t c1)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const ln_simd_kernels *K = ln_simd();
+    for (int64_t c = c0; c < c1; c++) {
+        float mean, invstd;
+        backward_stats(l, ctx, &d, c, &mean, &invstd);
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int n = 0; n < ctx->batch; n++) {
+            double a, b;
+            K->bn_grad_sums(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s, mean,
+                            invstd, &a, &b);
+            sum_dy += a;
+            sum_dy_xhat += b;
+        }
+        if (l->dweight) l->dweight[c] += (float)sum_dy_xhat;
+        if (l->dbias) l->dbias[c] += (float)sum_dy;
+        if (!dx) continue;
+        const float k = invstd * gamma_of(l, c);
+        /* eval: the layer is affine in x (dx = dy * k); training: the batch statistics
+         * depend on every x of the channel */
+        const float mean_dy = ctx->training && d.m > 0 ? (float)(sum_dy / (double)d.m) : 0.0f;
+        const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
+        for (int n = 0; n < ctx->batch; n++)
+            K->bn_dx(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
+                     dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
+                     ctx->training);
+    }
+}
+
+/* Thread t of T takes the channels [c0, c1): every statistic, running stat and
+ * gradient belongs to one channel, so the split changes no bit. */
+void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
+{
+    const bn_dims d = dims_of(l, ctx);
+    int64_t c0, c1;
+    ln_split(d.c, t, T, &c0, &c1);
+    if (ctx->reference || d.s < FAST_MIN_RUN)
+        forward_reference(l, x, y, ctx, c0, c1);
+    else
+        forward_fast(l, x, y, ctx, c0, c1);
+}
+
+void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                             const ln_ctx *ctx, int t, int T)
+{
+    const bn_dims d = dims_of(l, ctx);
+    int64_t c0, c1;
+    ln_split(d.c, t, T, &c0, &c1);
+    if (ctx->reference || d.s < FAST_MIN_RUN)
+        backward_reference(l, x, dy, dx, ctx, c0, c1);
+    else
+        backward_fast(l, x, dy, dx, ctx, c0, c1);
 }

@@ -8,6 +8,7 @@
  * sums directly from the definition.
  */
 #include "simd.h"
+#include "workers.h"
 
 #include <string.h>
 
@@ -75,27 +76,78 @@ void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
     }
 }
 
-void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)
+/* Work items of the weight gradient for T threads: blocks of tile_rows channels times
+ * blocks of unfolded rows (a multiple of tile_vectors), enough of them to balance T
+ * threads. The partials do not depend on the blocks (simd.h), only the balance does. */
+static void dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T, int64_t *kblock,
+                     int64_t *items)
+{
+    const int64_t oblocks = (g->oc + K->tile_rows - 1) / K->tile_rows;
+    int64_t kb = g->ck;
+    if (T > 1 && oblocks < 4 * T) {
+        const int64_t splits = (4 * T + oblocks - 1) / oblocks;
+        kb = (g->ck + splits - 1) / splits;
+        kb = (kb + K->tile_vectors - 1) / K->tile_vectors * K->tile_vectors;
+    }
+    *kblock = kb;
+    *items = oblocks * ((g->ck + kb - 1) / kb);
+}
+
+/* Thread t's share of the backward pass: its weight-gradient items over the whole
+ * batch (it unfolds every chunk into its own workspace; the partials go to the
+ * shared workspace, each item to its own places), then the input gradient of its
+ * samples. conv2d_backward_reduce sums the lanes afterwards, on one thread. */
+void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                          const ln_ctx *ctx, int t, int T)
 {
     ln_conv_geom g;
     ln_conv_geom_of(l, &g);
     const ln_simd_kernels *K = ln_simd();
     conv_ws ws = workspace_of(&g, ctx->workspace);
+    conv_ws shared = workspace_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
     const int lanes = K->lanes, chunk = ln_conv_chunk(&g);
-    float *part = ws.part, *bpart = ws.part + g.oc * g.ck * lanes;
-    for (int n0 = 0; n0 < ctx->batch; n0 += chunk) {
+    float *part = shared.part, *bpart = shared.part + g.oc * g.ck * lanes;
+    int64_t kblock, items, it0 = 0, it1 = 0;
+    dw_items(&g, K, T, &kblock, &items);
+    const int64_t kblocks = (g.ck + kblock - 1) / kblock;
+    /* contiguous items of about equal cost (channels x rows) per thread: item i goes to
+     * the thread whose share of the total cost holds the middle of the item */
+    {
+        const int64_t total = (int64_t)g.oc * g.ck;
+        int64_t before = 0;
+        int found = 0;
+        for (int64_t it = 0; it < items; it++) {
+            const int o0 = (int)(it / kblocks) * K->tile_rows;
+            const int64_t k0 = it % kblocks * kblock;
+            const int64_t cost = (int64_t)((o0 + K->tile_rows < g.oc ? K->tile_rows : g.oc - o0)) *
+                                 (k0 + kblock < g.ck ? kblock : g.ck - k0);
+            const int owner = (int)((2 * before + cost) * T / (2 * total));
+            before += cost;
+            if (owner == t && !found) {
+                it0 = it;
+                found = 1;
+            }
+            if (owner == t) it1 = it + 1;
+        }
+    }
+    for (int n0 = 0; it0 < it1 && n0 < ctx->batch; n0 += chunk) {
         const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
         for (int s = 0; s < ns; s++)
             K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
-        K->conv_dw(&g, ns, dy + (int64_t)n0 * l->out_n, l->out_n, ws.rows, ws.unf, part,
-                   l->dbias ? bpart : NULL, n0 == 0);
+        for (int64_t it = it0; it < it1; it++) {
+            const int o0 = (int)(it / kblocks) * K->tile_rows;
+            const int o1 = o0 + K->tile_rows < g.oc ? o0 + K->tile_rows : g.oc;
+            const int64_t k0 = it % kblocks * kblock, k1 = k0 + kblock < g.ck ? k0 + kblock : g.ck;
+            K->conv_dw(&g, o0, o1, k0, k1, ns, dy + (int64_t)n0 * l->out_n, l->out_n, ws.rows,
+                       ws.unf, part, l->dbias ? bpart : NULL, n0 == 0);
+        }
     }
-    K->reduce_lanes(g.oc * g.ck, part, l->dweight);
-    if (l->dbias) K->reduce_lanes(g.oc, bpart, l->dbias);
     if (!dx) return;
     const int64_t pp = (g.p + lanes - 1) / lanes * lanes;
-    for (int n = 0; n < ctx->batch; n++) {
-        const float *d = dy + (int64_t)n * l->out_n;
+    int64_t b0, b1;
+    ln_split(ctx->batch, t, T, &b0, &b1);
+    for (int64_t n = b0; n < b1; n++) {
+        const float *d = dy + n * l->out_n;
         if (pp != g.p) { /* rows of dy zero-padded to whole vectors */
             for (int o = 0; o < g.oc; o++) {
                 memcpy(ws.dypad + o * pp, d + o * g.p, sizeof(float) * (size_t)g.p);
@@ -105,8 +157,26 @@ void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, co
         }
         memset(ws.drows, 0, sizeof(float) * (size_t)g.unf_n);
         K->conv_dx(&g, l->weight, d, pp, ws.drows);
-        K->conv_fold(&g, ws.drows, dx + (int64_t)n * l->in_n);
+        K->conv_fold(&g, ws.drows, dx + n * l->in_n);
     }
+}
+
+/* The lane partials (in the shared workspace) into the weight and bias gradients. */
+void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx)
+{
+    ln_conv_geom g;
+    ln_conv_geom_of(l, &g);
+    const ln_simd_kernels *K = ln_simd();
+    conv_ws shared = workspace_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
+    float *part = shared.part, *bpart = shared.part + g.oc * g.ck * K->lanes;
+    K->reduce_lanes(g.oc * g.ck, part, l->dweight);
+    if (l->dbias) K->reduce_lanes(g.oc, bpart, l->dbias);
+}
+
+void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)
+{
+    conv2d_backward_part(l, x, dy, dx, ctx, 0, 1);
+    conv2d_backward_reduce(l, ctx);
 }
 
 /* ---- reference twin: the definition, loop by loop ---- */

@@ -68,7 +68,13 @@ static void read_sample(const ln_dataset *ds, int64_t index, size_t per, float *
         return;
     }
     const uint8_t *px = ds->pixels + (size_t)index * per;
-    for (size_t i = 0; i < per; i++) out[i] = ds->pixel_value[px[i]];
+    const size_t plane = (size_t)ds->height * (size_t)ds->width;
+    for (int c = 0; c < ds->channels; c++) {
+        const float *value = ds->pixel_value[c];
+        const uint8_t *p = px + (size_t)c * plane;
+        float *o = out + (size_t)c * plane;
+        for (size_t i = 0; i < plane; i++) o[i] = value[p[i]];
+    }
 }
 
 void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out)
@@ -107,30 +113,169 @@ static int max_label_classes(const int32_t *labels, int64_t count)
     return (int)max + 1;
 }
 
+/* Fills in the per-channel mean and std a normalisation asks for: given (one value for
+ * every channel, or one per channel), computed from the samples, or none. */
+static ln_status resolve_norm(const uint8_t *bytes, const float *values, int64_t count,
+                              int channels, size_t plane, ln_norm *norm, const char *what,
+                              ln_error *err)
+{
+    if (channels > LN_MAX_NORM_CHANNELS)
+        return ln_fail(err, LN_EINVAL, "%s: %d channels; normalisation handles at most %d", what,
+                       channels, LN_MAX_NORM_CHANNELS);
+    if (norm->mode == LN_NORM_NONE) {
+        for (int c = 0; c < channels; c++) norm->mean[c] = 0.0, norm->std[c] = 1.0;
+    } else if (norm->mode == LN_NORM_GIVEN) {
+        if (norm->count != 1 && norm->count != channels)
+            return ln_fail(err, LN_EINVAL,
+                           "%s: mean and std need 1 value or one per channel (%d), got %d", what,
+                           channels, norm->count);
+        for (int c = channels - 1; c >= 0; c--) {
+            const int k = norm->count == 1 ? 0 : c;
+            const double m = norm->mean[k], sd = norm->std[k];
+            if (!isfinite(m) || !isfinite(sd) || (float)sd == 0.0f)
+                return ln_fail(err, LN_EINVAL,
+                               "%s: normalisation needs a finite mean and a finite nonzero std "
+                               "(got mean %g, std %g)", what, m, sd);
+            norm->mean[c] = m;
+            norm->std[c] = sd;
+        }
+    } else if (norm->mode == LN_NORM_AUTO) {
+        /* Two passes in double: the mean, then the mean squared deviation. A constant
+         * channel gets std 1 (nothing to scale). */
+        for (int c = 0; c < channels; c++) {
+            double sum = 0.0, dev = 0.0, lo = INFINITY, hi = -INFINITY;
+            const double n = (double)count * (double)plane;
+            for (int pass = 0; pass < 2; pass++) {
+                const double mean = sum / n;
+                for (int64_t i = 0; i < count; i++) {
+                    const size_t at = ((size_t)i * (size_t)channels + (size_t)c) * plane;
+                    for (size_t j = 0; j < plane; j++) {
+                        const double x = bytes ? (double)bytes[at + j] / 255.0 : (double)values[at + j];
+                        if (pass == 0) {
+                            sum += x;
+                            lo = x < lo ? x : lo;
+                            hi = x > hi ? x : hi;
+                        } else
+                            dev += (x - mean) * (x - mean);
+                    }
+                }
+            }
+            norm->mean[c] = sum / n;
+            norm->std[c] = lo < hi ? sqrt(dev / n) : 1.0;
+            if (!isfinite(norm->mean[c]) || !isfinite(norm->std[c]))
+                return ln_fail(err, LN_EFORMAT, "%s: channel %d has values that are not finite",
+                               what, c + 1);
+        }
+    } else {
+        return ln_fail(err, LN_EINVAL, "%s: unknown normalisation mode %d", what, (int)norm->mode);
+    }
+    norm->count = channels;
+    return LN_OK;
+}
+
+ln_status ln_dataset_from_raw(const uint8_t *bytes, const float *values, const int32_t *labels,
+                              int64_t count, int channels, int height, int width, ln_norm *norm,
+                              const char *what, ln_dataset **out, ln_error *err)
+{
+    if (!out) return ln_fail(err, LN_EINVAL, "dataset: output is NULL");
+    *out = NULL;
+    if (!what) what = "dataset";
+    if ((bytes == NULL) == (values == NULL))
+        return ln_fail(err, LN_EINVAL, "%s: give bytes or float values (exactly one)", what);
+    if (!labels || !norm) return ln_fail(err, LN_EINVAL, "%s: labels and norm are required", what);
+    if (count < 1 || channels < 1 || height < 1 || width < 1)
+        return ln_fail(err, LN_EINVAL, "%s: %lld samples of %dx%dx%d: nothing to load", what,
+                       (long long)count, channels, height, width);
+    for (int64_t i = 0; i < count; i++)
+        if (labels[i] < 0 || labels[i] > 65535)
+            return ln_fail(err, LN_EFORMAT, "%s: sample %lld has label %ld (expected 0 to 65535)",
+                           what, (long long)i + 1, (long)labels[i]);
+    const size_t plane = (size_t)height * (size_t)width;
+    ln_status st = resolve_norm(bytes, values, count, channels, plane, norm, what, err);
+    if (st) return st;
+    const int as_bytes = bytes != NULL && channels <= LN_PIXEL_CHANNELS;
+    ln_dataset *ds = NULL;
+    st = dataset_new(count, channels, height, width, as_bytes, what, &ds, err);
+    if (st) return st;
+    const size_t per = plane * (size_t)channels;
+    if (bytes) {
+        /* 256 possible values per channel: normalise each once, in float (as float32
+         * frameworks do); the formula of ln_dataset_load_idx. */
+        float table[LN_MAX_NORM_CHANNELS][256];
+        for (int c = 0; c < channels; c++) {
+            const float mean = (float)norm->mean[c], std = (float)norm->std[c];
+            for (int x = 0; x < 256; x++) table[c][x] = ((float)x / 255.0f - mean) / std;
+        }
+        if (as_bytes) {
+            for (int c = 0; c < channels; c++)
+                memcpy(ds->pixel_value[c], table[c], sizeof ds->pixel_value[c]);
+            memcpy(ds->pixels, bytes, per * (size_t)count);
+        } else {
+            for (size_t i = 0; i < per * (size_t)count; i++)
+                ds->images[i] = table[(i / plane) % (size_t)channels][bytes[i]];
+        }
+    } else {
+        for (size_t i = 0; i < per * (size_t)count; i++) {
+            const size_t c = (i / plane) % (size_t)channels;
+            ds->images[i] = (values[i] - (float)norm->mean[c]) / (float)norm->std[c];
+        }
+    }
+    memcpy(ds->labels, labels, (size_t)count * sizeof(int32_t));
+    ds->classes = max_label_classes(ds->labels, count);
+    *out = ds;
+    return LN_OK;
+}
+
 ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, int64_t limit,
                               float mean, float std, ln_dataset **out, ln_error *err)
+{
+    ln_norm norm;
+    memset(&norm, 0, sizeof norm);
+    norm.mode = LN_NORM_GIVEN;
+    norm.count = 1;
+    norm.mean[0] = mean;
+    norm.std[0] = std;
+    return ln_dataset_load_idx_norm(images_path, labels_path, limit, &norm, out, err);
+}
+
+/* Big-endian IDX float32 -> host floats. */
+static void idx_floats(const unsigned char *be, size_t n, float *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *b = be + 4 * i;
+        uint32_t u = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        memcpy(&out[i], &u, sizeof u);
+    }
+}
+
+ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_path,
+                                   int64_t limit, ln_norm *norm, ln_dataset **out, ln_error *err)
 {
     if (!out) return ln_fail(err, LN_EINVAL, "dataset: output is NULL");
     *out = NULL;
     if (!images_path || !labels_path)
         return ln_fail(err, LN_EINVAL, "dataset: %s path is NULL", images_path ? "labels" : "images");
-    if (!isfinite(mean) || !isfinite(std) || std == 0.0f)
+    if (!norm) return ln_fail(err, LN_EINVAL, "dataset: norm is NULL");
+    if (norm->mode == LN_NORM_GIVEN && norm->count == 1 &&
+        (!isfinite(norm->mean[0]) || !isfinite(norm->std[0]) || (float)norm->std[0] == 0.0f))
         return ln_fail(err, LN_EINVAL,
                        "dataset: normalisation needs a finite mean and a finite nonzero std "
-                       "(got mean %g, std %g)", (double)mean, (double)std);
+                       "(got mean %g, std %g)", norm->mean[0], norm->std[0]);
 
     ln_idx img, lab;
     memset(&lab, 0, sizeof lab);
+    float *values = NULL;
+    int32_t *labels = NULL;
     /* Only the first `limit` samples are kept in memory (the files are still checked
      * whole). */
     const size_t keep = limit > 0 ? (size_t)limit : 0;
     ln_status st = ln_idx_read_items(images_path, keep, &img, err);
     if (st != LN_OK) return st;
-    if (img.type != 0x08 || (img.ndim != 3 && img.ndim != 4)) {
-        st = img.type != 0x08
+    if ((img.type != 0x08 && img.type != 0x0D) || (img.ndim != 3 && img.ndim != 4)) {
+        st = img.type != 0x08 && img.type != 0x0D
                  ? ln_fail(err, LN_EFORMAT,
-                           "%s: images must be unsigned bytes (IDX type 0x08), found type 0x%02X",
-                           images_path, (unsigned)img.type)
+                           "%s: images must be unsigned bytes (IDX type 0x08) or float32 (0x0D), "
+                           "found type 0x%02X", images_path, (unsigned)img.type)
                  : ln_fail(err, LN_EFORMAT,
                            "%s: images must have 3 (N x H x W) or 4 (N x C x H x W) dimensions, "
                            "found %d", images_path, img.ndim);
@@ -167,21 +312,33 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
                      images_path, (unsigned long)c, (unsigned long)h, (unsigned long)w);
         goto done;
     }
-    ln_dataset *ds = NULL;
-    st = dataset_new(n, (int)c, (int)h, (int)w, 1, images_path, &ds, err);
-    if (st != LN_OK) goto done;
-
-    /* 256 possible pixel values: normalise each once. The formula is the one the
-     * header promises, evaluated in float so results match float32 frameworks. The
-     * bytes stay bytes: a quarter of the memory of float storage. */
-    for (int x = 0; x < 256; x++) ds->pixel_value[x] = ((float)x / 255.0f - mean) / std;
+    if (n < 1) {
+        st = ln_fail(err, LN_EFORMAT, "%s: the file holds no images", images_path);
+        goto done;
+    }
     size_t pixels = (size_t)n * c * h * w; /* fits: the file held at least this many */
-    memcpy(ds->pixels, img.data, pixels);
-    for (int64_t i = 0; i < n; i++) ds->labels[i] = lab.data[i];
-    ds->classes = max_label_classes(ds->labels, n);
-    *out = ds;
+    labels = ln_alloc_zeroed((size_t)n, sizeof *labels);
+    if (img.type == 0x0D) values = ln_alloc_zeroed(pixels, sizeof *values);
+    if (!labels || (img.type == 0x0D && !values)) {
+        st = ln_fail(err, LN_ENOMEM, "%s: out of memory for %lld samples", images_path, (long long)n);
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) labels[i] = lab.data[i];
+    if (values) {
+        idx_floats(img.data, pixels, values);
+        for (size_t i = 0; i < pixels; i++)
+            if (!isfinite(values[i])) {
+                st = ln_fail(err, LN_EFORMAT, "%s: image %zu holds a value that is not finite",
+                             images_path, i / ((size_t)c * h * w) + 1);
+                goto done;
+            }
+    }
+    st = ln_dataset_from_raw(values ? NULL : img.data, values, labels, n, (int)c, (int)h, (int)w,
+                             norm, images_path, out, err);
 
 done:
+    ln_dealloc(values);
+    ln_dealloc(labels);
     ln_idx_release(&img);
     ln_idx_release(&lab);
     ln_release_free_memory();

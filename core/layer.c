@@ -324,7 +324,12 @@ void ln_layer_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
         else
             maxpool2d_forward(l, x, y, ctx);
         break;
-    case LN_AVGPOOL2D: avgpool2d_forward(l, x, y, ctx); break;
+    case LN_AVGPOOL2D:
+        if (ctx->reference)
+            avgpool2d_forward_reference(l, x, y, ctx);
+        else
+            avgpool2d_forward(l, x, y, ctx);
+        break;
     case LN_RELU:
     case LN_TANH:
     case LN_SIGMOID:
@@ -372,7 +377,12 @@ void ln_layer_backward(ln_layer *l, const float *x, const float *y, const float 
             else
                 maxpool2d_backward(l, dy, dx, ctx);
             break;
-        case LN_AVGPOOL2D: avgpool2d_backward(l, dy, dx, ctx); break;
+        case LN_AVGPOOL2D:
+            if (ctx->reference)
+                avgpool2d_backward_reference(l, dy, dx, ctx);
+            else
+                avgpool2d_backward(l, dy, dx, ctx);
+            break;
         case LN_RELU:
         case LN_TANH:
         case LN_SIGMOID:

@@ -32,7 +32,9 @@ typedef struct {
     int training;
     int reference;      /* use the plain reference kernels */
     ln_rng *rng;        /* dropout draws */
-    float *workspace;   /* scratch of ln_layer_workspace() floats */
+    float *workspace;   /* scratch of ln_layer_workspace() floats, this thread's own */
+    float *shared;      /* with threads: the first thread's workspace, which kernels that
+                           split one result over threads share (NULL: workspace) */
 } ln_ctx;
 
 /* Shape inference: fills layer->out (and parameter counts) from layer->in, or fails
@@ -54,6 +56,11 @@ void ln_layer_backward(ln_layer *layer, const float *x, const float *y, const fl
 /* Per-kind kernels (one file each). */
 void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
+/* Threads (see core/layer_split.c): thread t of T does its share; results do not
+ * depend on T. conv2d's lane partials are summed by conv2d_backward_reduce after. */
+void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                          const ln_ctx *ctx, int t, int T);
+void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx);
 void conv2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void conv2d_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
                                const ln_ctx *ctx);
@@ -61,6 +68,8 @@ int64_t conv2d_workspace(const ln_layer *l); /* floats of scratch the fast kerne
 
 void linear_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void linear_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
+void linear_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                          const ln_ctx *ctx, int t, int T);
 void linear_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void linear_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
                                const ln_ctx *ctx);
@@ -71,6 +80,8 @@ void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln
 void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+void avgpool2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 
 void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
@@ -89,5 +100,17 @@ void log_softmax_backward(const ln_layer *l, const float *y, const float *dy, fl
 void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
                         const ln_ctx *ctx);
+void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
+void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                             const ln_ctx *ctx, int t, int T);
+
+/* The work of one layer split over T threads (core/layer_split.c). ln_layer_split_ok
+ * says whether the pass is worth (and able to be) split at all; backward_finish is
+ * the serial end of a split backward pass (conv2d's lane reduction). */
+int ln_layer_split_ok(const ln_layer *l, const ln_ctx *ctx, int backward);
+void ln_layer_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
+void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const float *dy,
+                            float *dx, const ln_ctx *ctx, int t, int T);
+void ln_layer_backward_finish(ln_layer *l, const ln_ctx *ctx);
 
 #endif

@@ -8,6 +8,7 @@
  * definition, loop by loop, with double accumulators.
  */
 #include "simd.h"
+#include "workers.h"
 
 #include <string.h>
 
@@ -18,8 +19,25 @@ void linear_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
 
 void linear_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)
 {
-    ln_simd()->linear_bwd(ctx->batch, (int)l->in_n, (int)l->out_n, x, l->weight, dy, l->dweight,
-                          l->dbias, dx);
+    linear_backward_part(l, x, dy, dx, ctx, 0, 1);
+}
+
+/* Thread t of T: the weight and bias gradients of its outputs, the input gradient of
+ * its samples (both in blocks of the kernel's tile rows). */
+void linear_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
+                          const ln_ctx *ctx, int t, int T)
+{
+    const ln_simd_kernels *K = ln_simd();
+    const int tm = K->tile_rows, out = (int)l->out_n;
+    int64_t o0, o1, a0, a1;
+    ln_split((out + tm - 1) / tm, t, T, &o0, &o1);
+    ln_split((ctx->batch + tm - 1) / tm, t, T, &a0, &a1);
+    o0 *= tm;
+    o1 = o1 * tm < out ? o1 * tm : out;
+    a0 *= tm;
+    a1 = a1 * tm < ctx->batch ? a1 * tm : ctx->batch;
+    K->linear_bwd(ctx->batch, (int)l->in_n, out, x, l->weight, dy, l->dweight, l->dbias, dx,
+                  (int)o0, (int)o1, (int)a0, (int)a1);
 }
 
 /* ---- reference twins ---- */

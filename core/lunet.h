@@ -23,7 +23,7 @@ extern "C" {
 
 #define LUNET_VERSION "0.1.0"
 /* Model files and result caches are keyed by this; bump when results change. */
-#define LUNET_ENGINE_REVISION 2
+#define LUNET_ENGINE_REVISION 3
 
 /* ---------------------------------------------------------------- status */
 
@@ -281,11 +281,15 @@ ln_status ln_idx_parse(const unsigned char *bytes, size_t size, const char *name
 ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_error *err);
 void ln_idx_release(ln_idx *idx); /* idempotent */
 
+/* Byte storage keeps a table per channel for up to this many channels; datasets of
+ * bytes with more channels are stored as float32. */
+#define LN_PIXEL_CHANNELS 4
+
 /* A labelled image dataset in memory. Samples are stored one of two ways:
- * - images: normalised float32 (datasets made from arrays), or
+ * - images: normalised float32 (datasets made from arrays, float files), or
  * - pixels: the file's bytes with the normalised value of each of the 256 byte values
- *   in pixel_value[] (datasets read from IDX files: a quarter of the memory, and the
- *   values are exactly those the float storage would hold).
+ *   of channel c in pixel_value[c] (datasets read from byte files: a quarter of the
+ *   memory, and the values are exactly those the float storage would hold).
  * Exactly one of images / pixels is non-NULL. Read samples with ln_dataset_read /
  * ln_dataset_gather, which hide the difference. */
 typedef struct {
@@ -294,14 +298,52 @@ typedef struct {
     int classes;             /* max label + 1, at least 1 */
     float *images;           /* count x channels x height x width, or NULL */
     uint8_t *pixels;         /* count x channels x height x width, or NULL */
-    float pixel_value[256];  /* pixels: byte -> normalised value */
+    float pixel_value[LN_PIXEL_CHANNELS][256]; /* pixels: channel, byte -> normalised value */
     int32_t *labels;         /* count */
 } ln_dataset;
+
+/* How a loader normalises: x' = (x - mean[c]) / std[c], where x is byte / 255 for byte
+ * data and the value itself for float data. */
+#define LN_MAX_NORM_CHANNELS 16
+typedef enum {
+    LN_NORM_GIVEN = 0, /* mean/std as given: count 1 (every channel) or one per channel */
+    LN_NORM_AUTO,      /* per-channel mean and (population) std of the loaded samples */
+    LN_NORM_NONE       /* mean 0, std 1: bytes become byte / 255 */
+} ln_norm_mode;
+
+typedef struct {
+    ln_norm_mode mode;
+    int count;                            /* LN_NORM_GIVEN: 1 or channels; on return: channels */
+    double mean[LN_MAX_NORM_CHANNELS];    /* on return: the values used, per channel */
+    double std[LN_MAX_NORM_CHANNELS];
+} ln_norm;
+
+/* A dataset from raw samples: bytes (count x C x H x W, scaled by 1/255) or float
+ * values (exactly one of the two), normalised as *norm says (and *norm then holds the
+ * per-channel values used). labels: count entries in [0, 65535]. `what` names the source
+ * in errors. */
+ln_status ln_dataset_from_raw(const uint8_t *bytes, const float *values, const int32_t *labels,
+                              int64_t count, int channels, int height, int width, ln_norm *norm,
+                              const char *what, ln_dataset **out, ln_error *err);
 
 /* Loads `limit` samples (limit <= 0: all) from IDX image and label files; pixels become
  * (x / 255 - mean) / std. The counts of the two files must agree. */
 ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, int64_t limit,
                               float mean, float std, ln_dataset **out, ln_error *err);
+/* The same for uint8 (0x08) or float32 (0x0D) images, normalised as *norm says. */
+ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_path,
+                                   int64_t limit, ln_norm *norm, ln_dataset **out, ln_error *err);
+/* A CSV file of one sample per line: a label column (1-based label_column) and C*H*W
+ * values. Integer values in [0, 255] everywhere make byte data (scaled by 1/255); any
+ * other number makes float data. header: skip the first line. limit <= 0: all rows.
+ * Errors name the file, line and column. */
+ln_status ln_dataset_load_csv(const char *path, int label_column, int channels, int height,
+                              int width, int header, int64_t limit, ln_norm *norm,
+                              ln_dataset **out, ln_error *err);
+/* CIFAR-10 binary batches: records of one label byte (0-9) and 3072 pixel bytes (3 x 32 x 32,
+ * red, green, blue planes), the files read one after the other (gzip or raw). */
+ln_status ln_dataset_load_cifar(const char *const *paths, int path_count, int64_t limit,
+                                ln_norm *norm, ln_dataset **out, ln_error *err);
 /* A dataset from memory (copied); labels may be NULL (then all 0). */
 ln_status ln_dataset_from_arrays(const float *images, const int32_t *labels, int64_t count,
                                  int channels, int height, int width, ln_dataset **out,
@@ -342,6 +384,65 @@ typedef struct {
 /* Return nonzero to stop training after this iteration. */
 typedef int (*ln_progress_fn)(void *user, const ln_progress *p);
 
+/* Learning-rate schedules, as torch.optim.lr_scheduler (see core/schedule.c). */
+typedef enum {
+    LN_SCHED_NONE = 0,
+    LN_SCHED_STEP,        /* lr * gamma^floor(t / step_size)            (StepLR) */
+    LN_SCHED_MULTISTEP,   /* lr * gamma^(milestones <= t)               (MultiStepLR) */
+    LN_SCHED_EXPONENTIAL, /* lr * gamma^t                               (ExponentialLR) */
+    LN_SCHED_COSINE       /* eta_min + (lr - eta_min)(1 + cos(pi t / t_max)) / 2 (CosineAnnealingLR) */
+} ln_schedule_kind;
+
+#define LN_MAX_MILESTONES 32
+
+typedef struct {
+    ln_schedule_kind kind;
+    ln_unit per;          /* t counts finished epochs (LN_UNIT_EPOCH) or optimizer steps */
+    int64_t step_size;    /* step */
+    int64_t milestones[LN_MAX_MILESTONES]; /* multistep, non-decreasing */
+    int milestone_count;
+    double gamma;         /* step, multistep, exponential */
+    int64_t t_max;        /* cosine */
+    double eta_min;       /* cosine */
+} ln_schedule;
+
+const char *ln_schedule_name(ln_schedule_kind k);
+ln_status ln_schedule_check(const ln_schedule *s, ln_error *err);
+/* The rate used at scheduler time t (t = 0 before the first scheduler step). */
+double ln_schedule_lr(const ln_schedule *s, double base_lr, int64_t t);
+
+/* Early stopping as Keras' EarlyStopping and Lightning's: a check improves when its
+ * value < best - min_delta; after `patience` checks in a row without improvement the
+ * run stops. */
+typedef enum { LN_STOP_NONE = 0, LN_STOP_LOSS, LN_STOP_VAL_LOSS } ln_stop_metric;
+
+typedef struct {
+    ln_stop_metric metric; /* loss: checked every iteration; val_loss: every validation */
+    int64_t patience;
+    double min_delta;
+} ln_stop_rule;
+
+/* What a net keeps between ln_train calls so that training twice for k iterations is
+ * bit-identical to training once for 2k: the optimizer (its state and step count), the
+ * random streams, the step and epoch counters and the position in the current epoch.
+ * Zero it (or ln_train_state_release it) to start over. */
+typedef struct {
+    int active;            /* 0: the next ln_train starts over */
+    uint64_t seed;         /* the seed the streams were drawn from */
+    ln_optim opt;
+    ln_rng shuffle_rng, dropout_rng;
+    int64_t steps;         /* optimizer steps over all calls */
+    int64_t epochs;        /* epochs finished over all calls */
+    int64_t pos;           /* next sample of the current epoch's order; == count: new epoch */
+    int64_t count;         /* samples in order[] */
+    int64_t *order;        /* the current epoch's order */
+    int64_t call_done;     /* iterations the current call has finished (for a resume) */
+    double stop_best;      /* early stopping: best value so far (+inf: none) */
+    int64_t stop_wait;     /* and checks since it */
+} ln_train_state;
+
+void ln_train_state_release(ln_train_state *s); /* idempotent; leaves it zeroed */
+
 typedef struct {
     ln_loss_kind loss;
     ln_optim_spec optim;
@@ -353,6 +454,14 @@ typedef struct {
     ln_progress_fn on_iteration; /* called after every iteration, may be NULL */
     void *user;
     volatile int *stop;    /* if not NULL, checked before every step */
+    ln_schedule schedule;  /* kind LN_SCHED_NONE: a constant rate */
+    const ln_dataset *validate; /* if not NULL: evaluated every validate_every iterations */
+    int64_t validate_every;     /* and after the last one; <= 0 means 1 */
+    ln_stop_rule early;         /* early stopping; metric LN_STOP_NONE: off */
+    ln_train_state *state;      /* NULL: start over; else continue from and update it */
+    const char *checkpoint;     /* if not NULL: ln_checkpoint_save there after every */
+    int64_t checkpoint_every;   /* checkpoint_every iterations (<= 0: 1), the last and a stop */
+    int resume;                 /* 1: state holds a loaded checkpoint: finish its call */
 } ln_train_config;
 
 /* Filled by ln_train; arrays allocated by it, freed by ln_history_release. */
@@ -365,6 +474,13 @@ typedef struct {
     double seconds;
     int diverged;          /* a NaN or Inf loss stopped the run */
     int interrupted;       /* stopped by *stop or the callback */
+    double *lr;            /* per iteration: the rate its first step used */
+    int64_t validations;   /* entries of the three val_ arrays */
+    int64_t *val_iteration;/* the iteration (1-based, of this call) after which it ran */
+    double *val_loss, *val_accuracy;
+    int64_t stopped_at;    /* early stopping: the iteration it stopped after, else 0 */
+    int64_t first_iteration; /* a resumed call: iterations done before it (else 0) */
+    char checkpoint_error[512]; /* a checkpoint that could not be written stopped the run */
 } ln_history;
 
 void ln_train_config_defaults(ln_train_config *cfg);
@@ -378,6 +494,12 @@ void ln_history_release(ln_history *hist); /* idempotent */
 /* Mean loss and accuracy over a dataset in eval mode, `batch` samples at a time. */
 ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
                       double *mean_loss, double *accuracy, ln_error *err);
+
+/* The same, and if confusion is not NULL the confusion matrix into it: classes x classes
+ * counts (classes = the net's outputs), row = true class, column = predicted class. */
+ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
+                                double *mean_loss, double *accuracy, int64_t *confusion,
+                                ln_error *err);
 
 /* ---------------------------------------------------------- repeat runs */
 
@@ -428,6 +550,7 @@ typedef struct {
     ln_runs_claim_fn claim;     /* may be NULL: every run of `only` is computed */
     ln_runs_done_fn on_run;     /* may be NULL */
     void *user;                 /* passed to on_progress, claim and on_run */
+    int threads_per_run;        /* threads inside each run (ln_net_set_threads); <= 1: one */
 } ln_runs_config;
 
 /* results[runs] must be zeroed by the caller; release each with ln_run_result_release. */
@@ -439,6 +562,24 @@ int ln_cpu_count(void);
  * thread count, but the last digits depend on this, so result caches record it. */
 const char *ln_kernel_isa(void);
 
+/* ------------------------------------------------ threads inside one run */
+
+/* A net can spread every forward and backward pass (and ln_train's optimizer step)
+ * over a persistent pool of `threads` threads (1 = none, the default; at most 256).
+ * Each thread computes whole output elements exactly as one thread would (samples,
+ * output channels, parameter ranges), so results are bit-identical for any thread
+ * count. The pool lives until the count changes or the net is freed. A net must not
+ * be used by two threads at once (it never was). */
+ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err);
+int ln_net_threads(const ln_net *net);
+/* ln_optim_step on the net's parameters and gradients, over its threads. */
+void ln_net_optim_step(ln_net *net, ln_optim *opt);
+/* ln_optim_step in two halves for a step split over threads: ln_optim_step_begin once,
+ * then ln_optim_step_range on disjoint ranges that cover [0, count). */
+void ln_optim_step_begin(ln_optim *opt);
+void ln_optim_step_range(ln_optim *opt, float *params, const float *grads, int64_t begin,
+                         int64_t end);
+
 /* ------------------------------------------------------------ model files */
 
 ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);
@@ -448,6 +589,14 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);
 ln_status ln_net_load(const char *path, ln_net **out, ln_error *err);
 ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char *name,
                             ln_net **out, ln_error *err);
+
+/* Checkpoints: the model file image plus the training state (optimizer state, random
+ * streams, counters, the epoch's order, early stopping), written atomically; format in
+ * core/model_file.c. Loading checks the file (magic, version, engine revision, CRC) and
+ * that its net has `net`'s layers, then replaces net's parameters and buffers and *state. */
+ln_status ln_checkpoint_save(const ln_net *net, const ln_train_state *state, const char *path,
+                             ln_error *err);
+ln_status ln_checkpoint_load(const char *path, ln_net *net, ln_train_state *state, ln_error *err);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include "layer.h" /* shape inference (ln_layer_setup) to check a file before allocating */
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -117,9 +118,10 @@ static uint32_t crc_of(const unsigned char *p, size_t n)
     return (uint32_t)crc;
 }
 
-ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
+/* The model file image of a net (with its CRC) in a new block of *size bytes. */
+static ln_status net_image(const ln_net *net, const char *path, unsigned char **out, size_t *size,
+                           ln_error *err)
 {
-    if (!net || !path) return ln_fail(err, LN_EINVAL, "save: %s is NULL", net ? "path" : "net");
     writer w = {NULL, 0, 0};
     serialise(net, &w);
     size_t total = w.used + 4;
@@ -129,13 +131,18 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
     w.used = 0;
     serialise(net, &w);
     put_u32(&w, crc_of(w.p, w.used));
+    *out = w.p;
+    *size = w.used;
+    return LN_OK;
+}
 
+/* Writes bytes to a temporary file beside path, fsyncs it and renames it over path. */
+static ln_status write_atomic(const char *path, const unsigned char *bytes, size_t size,
+                              ln_error *err)
+{
     size_t plen = strlen(path);
     char *tmp = ln_alloc(plen + 48);
-    if (!tmp) {
-        ln_dealloc(w.p);
-        return ln_fail(err, LN_ENOMEM, "%s: out of memory", path);
-    }
+    if (!tmp) return ln_fail(err, LN_ENOMEM, "%s: out of memory", path);
     /* A fresh temporary name beside the target. Not mkstemp: its files are 0600, and a
      * model file should get the usual permissions (0666 minus the umask). */
     static atomic_uint serial;
@@ -150,7 +157,7 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
     if (fd < 0) {
         st = ln_fail(err, LN_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
     } else {
-        if (write_all(fd, w.p, w.used) || fsync(fd) != 0)
+        if (write_all(fd, bytes, size) || fsync(fd) != 0)
             st = ln_fail(err, LN_EIO, "%s: write failed: %s", path, strerror(errno));
         if (close(fd) != 0 && !st)
             st = ln_fail(err, LN_EIO, "%s: close failed: %s", path, strerror(errno));
@@ -160,7 +167,17 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
         if (st) unlink(tmp);
     }
     ln_dealloc(tmp);
-    ln_dealloc(w.p);
+    return st;
+}
+
+ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
+{
+    if (!net || !path) return ln_fail(err, LN_EINVAL, "save: %s is NULL", net ? "path" : "net");
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    ln_status st = net_image(net, path, &bytes, &size, err);
+    if (!st) st = write_atomic(path, bytes, size, err);
+    ln_dealloc(bytes);
     return st;
 }
 
@@ -339,11 +356,11 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
     return LN_OK;
 }
 
-ln_status ln_net_load(const char *path, ln_net **out, ln_error *err)
+/* The whole file in a new block (one spare byte), refusing files over `max` bytes. */
+static ln_status read_whole(const char *path, size_t max, const char *what, unsigned char **out,
+                            size_t *out_size, ln_error *err)
 {
-    if (!out) return ln_fail(err, LN_EINVAL, "load: output is NULL");
     *out = NULL;
-    if (!path) return ln_fail(err, LN_EINVAL, "load: path is NULL");
     FILE *f = fopen(path, "rb");
     if (!f) return ln_fail(err, LN_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb; /* fopen opens a directory for reading on Linux; its "size" is not one */
@@ -357,15 +374,280 @@ ln_status ln_net_load(const char *path, ln_net **out, ln_error *err)
     if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
         st = ln_fail(err, LN_EIO, "%s: cannot read: %s", path, strerror(errno));
-    } else if ((size_t)size > MAX_FILE) {
-        st = ln_fail(err, LN_EFORMAT, "%s: %ld bytes is larger than any model file", path, size);
+    } else if ((size_t)size > max) {
+        st = ln_fail(err, LN_EFORMAT, "%s: %ld bytes is larger than any %s", path, size, what);
     } else if (!(buf = ln_alloc((size_t)size + 1))) {
         st = ln_fail(err, LN_ENOMEM, "%s: out of memory for %ld bytes", path, size);
     } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
         st = ln_fail(err, LN_EIO, "%s: read failed", path);
     }
     fclose(f);
-    if (!st) st = ln_net_load_bytes(buf, (size_t)size, path, out, err);
+    if (st) {
+        ln_dealloc(buf);
+        return st;
+    }
+    *out = buf;
+    *out_size = (size_t)size;
+    return LN_OK;
+}
+
+ln_status ln_net_load(const char *path, ln_net **out, ln_error *err)
+{
+    if (!out) return ln_fail(err, LN_EINVAL, "load: output is NULL");
+    *out = NULL;
+    if (!path) return ln_fail(err, LN_EINVAL, "load: path is NULL");
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    ln_status st = read_whole(path, MAX_FILE, "model file", &buf, &size, err);
+    if (!st) st = ln_net_load_bytes(buf, size, path, out, err);
+    ln_dealloc(buf);
+    return st;
+}
+
+/* ------------------------------------------------------------- checkpoints
+ *
+ * A checkpoint is a model file image plus what ln_train needs to go on as if it had
+ * never stopped (format version 1, little-endian):
+ *   "LUNETCKP" magic, u32 version (1), u32 engine revision
+ *   u64 M, M bytes: the model file (its own format and CRC, see above)
+ *   u64 seed; optimizer: u32 kind, f64 lr, momentum, dampening, weight_decay,
+ *     u32 nesterov, f64 beta1, beta2, eps, u64 parameters, u64 steps, u64 S, S x f32 state
+ *   4 x u64: shuffle and dropout streams (state, inc)
+ *   i64 steps, epochs, pos, count; count x u32: the current epoch's order
+ *   i64 call_done; f64 stop_best; i64 stop_wait
+ *   u32 CRC-32 of every byte before it
+ * Written atomically like model files.
+ */
+#define CKP_MAGIC "LUNETCKP"
+#define CKP_VERSION 1u
+
+static void put_f64(writer *w, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    put_u64(w, v);
+}
+
+static int get_f64(reader *r, double *d)
+{
+    uint64_t v;
+    if (!get_u64(r, &v)) return 0;
+    memcpy(d, &v, 8);
+    return 1;
+}
+
+static int64_t optim_state_floats(const ln_optim *opt)
+{
+    if (!opt->state) return 0;
+    return opt->spec.kind == LN_OPT_SGD ? opt->count : 2 * opt->count;
+}
+
+static void serialise_checkpoint(const unsigned char *model, size_t model_size,
+                                 const ln_train_state *ts, writer *w)
+{
+    put(w, CKP_MAGIC, 8);
+    put_u32(w, CKP_VERSION);
+    put_u32(w, LUNET_ENGINE_REVISION);
+    put_u64(w, model_size);
+    put(w, model, model_size);
+    put_u64(w, ts->seed);
+    const ln_optim_spec *o = &ts->opt.spec;
+    put_u32(w, (uint32_t)o->kind);
+    put_f64(w, o->lr);
+    put_f64(w, o->momentum);
+    put_f64(w, o->dampening);
+    put_f64(w, o->weight_decay);
+    put_u32(w, (uint32_t)o->nesterov);
+    put_f64(w, o->beta1);
+    put_f64(w, o->beta2);
+    put_f64(w, o->eps);
+    put_u64(w, (uint64_t)ts->opt.count);
+    put_u64(w, (uint64_t)ts->opt.steps);
+    const int64_t n = optim_state_floats(&ts->opt);
+    put_u64(w, (uint64_t)n);
+    for (int64_t i = 0; i < n; i++) put_f32(w, ts->opt.state[i]);
+    put_u64(w, ts->shuffle_rng.state);
+    put_u64(w, ts->shuffle_rng.inc);
+    put_u64(w, ts->dropout_rng.state);
+    put_u64(w, ts->dropout_rng.inc);
+    put_u64(w, (uint64_t)ts->steps);
+    put_u64(w, (uint64_t)ts->epochs);
+    put_u64(w, (uint64_t)ts->pos);
+    put_u64(w, (uint64_t)ts->count);
+    for (int64_t i = 0; i < ts->count; i++) put_u32(w, (uint32_t)ts->order[i]);
+    put_u64(w, (uint64_t)ts->call_done);
+    put_f64(w, ts->stop_best);
+    put_u64(w, (uint64_t)ts->stop_wait);
+}
+
+ln_status ln_checkpoint_save(const ln_net *net, const ln_train_state *ts, const char *path,
+                             ln_error *err)
+{
+    if (!net || !ts || !path)
+        return ln_fail(err, LN_EINVAL, "checkpoint: %s is NULL", !net ? "net" : !ts ? "state" : "path");
+    if (!ts->active || !ts->order)
+        return ln_fail(err, LN_EINVAL, "%s: nothing to checkpoint (no training state)", path);
+    unsigned char *model = NULL;
+    size_t model_size = 0;
+    ln_status st = net_image(net, path, &model, &model_size, err);
+    if (st) return st;
+    writer w = {NULL, 0, 0};
+    serialise_checkpoint(model, model_size, ts, &w);
+    const size_t total = w.used + 4;
+    w.p = ln_alloc(total);
+    if (!w.p) {
+        ln_dealloc(model);
+        return ln_fail(err, LN_ENOMEM, "%s: out of memory for %zu bytes", path, total);
+    }
+    w.cap = total;
+    w.used = 0;
+    serialise_checkpoint(model, model_size, ts, &w);
+    put_u32(&w, crc_of(w.p, w.used));
+    ln_dealloc(model);
+    st = write_atomic(path, w.p, w.used, err);
+    ln_dealloc(w.p);
+    return st;
+}
+
+/* Same layers and input: a checkpoint's parameters fit this net. */
+static int same_layers(ln_net *a, ln_net *b)
+{
+    if (ln_net_layer_count(a) != ln_net_layer_count(b)) return 0;
+    if (!ln_shape_equal(ln_net_input_shape(a), ln_net_input_shape(b))) return 0;
+    for (int i = 0; i < ln_net_layer_count(a); i++) {
+        const ln_layer_spec *x = ln_net_layer_spec(a, i), *y = ln_net_layer_spec(b, i);
+        if (x->kind != y->kind || x->in_channels != y->in_channels ||
+            x->out_channels != y->out_channels || x->in_features != y->in_features ||
+            x->out_features != y->out_features || x->kernel != y->kernel ||
+            x->stride != y->stride || x->padding != y->padding || x->bias != y->bias ||
+            x->p != y->p || x->eps != y->eps || x->momentum != y->momentum)
+            return 0;
+    }
+    return 1;
+}
+
+static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const char *name,
+                                  ln_net *net, ln_train_state *ts, ln_error *err)
+{
+    if (size < 8 + 4 + 4 + 8 + 4 || memcmp(bytes, CKP_MAGIC, 8) != 0)
+        return ln_fail(err, LN_EFORMAT, "%s: not a lunet checkpoint (bad magic)", name);
+    uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
+                          (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
+    if (crc_of(bytes, size - 4) != stored_crc)
+        return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the checkpoint is corrupt or truncated)",
+                       name);
+    reader r = {bytes + 8, size - 8 - 4};
+    uint32_t version, revision;
+    uint64_t model_size;
+    get_u32(&r, &version);
+    get_u32(&r, &revision);
+    if (version != CKP_VERSION)
+        return ln_fail(err, LN_EFORMAT, "%s: checkpoint format version %u is not supported (this is %u)",
+                       name, version, CKP_VERSION);
+    if (revision != LUNET_ENGINE_REVISION)
+        return ln_fail(err, LN_EFORMAT,
+                       "%s: written by engine revision %u; this engine is revision %u and would not "
+                       "continue it bit for bit", name, revision, LUNET_ENGINE_REVISION);
+    if (!get_u64(&r, &model_size) || model_size > r.left)
+        return ln_fail(err, LN_EFORMAT, "%s: truncated model", name);
+    ln_net *saved = NULL;
+    ln_error inner;
+    ln_status st = ln_net_load_bytes(r.p, (size_t)model_size, name, &saved, &inner);
+    if (st) return ln_fail(err, st, "%s", inner.msg);
+    r.p += model_size;
+    r.left -= model_size;
+    if (!same_layers(saved, net)) {
+        ln_net_free(saved);
+        return ln_fail(err, LN_EINVAL, "%s: the checkpoint's net has other layers than this net", name);
+    }
+
+    ln_train_state s;
+    memset(&s, 0, sizeof s);
+    ln_optim_spec o;
+    memset(&o, 0, sizeof o);
+    uint32_t kind = 0, nesterov = 0;
+    uint64_t count = 0, steps = 0, n = 0;
+    int ok = get_u64(&r, &s.seed) && get_u32(&r, &kind) && get_f64(&r, &o.lr) &&
+             get_f64(&r, &o.momentum) && get_f64(&r, &o.dampening) &&
+             get_f64(&r, &o.weight_decay) && get_u32(&r, &nesterov) && get_f64(&r, &o.beta1) &&
+             get_f64(&r, &o.beta2) && get_f64(&r, &o.eps) && get_u64(&r, &count) &&
+             get_u64(&r, &steps) && get_u64(&r, &n);
+    o.kind = (ln_optim_kind)kind;
+    o.nesterov = (int)nesterov;
+    if (!ok || count != (uint64_t)ln_net_param_count(net)) {
+        ln_net_free(saved);
+        return ln_fail(err, LN_EFORMAT, "%s: bad optimizer state", name);
+    }
+    st = ln_optim_init(&s.opt, &o, (int64_t)count, &inner);
+    if (st || n != (uint64_t)optim_state_floats(&s.opt) || r.left / 4 < n) {
+        ln_net_free(saved);
+        ln_optim_release(&s.opt);
+        return ln_fail(err, st == LN_ENOMEM ? LN_ENOMEM : LN_EFORMAT, "%s: %s%s%s", name,
+                       st == LN_ENOMEM ? "" : "bad optimizer state", st && st != LN_ENOMEM ? ": " : "",
+                       st ? inner.msg : "");
+    }
+    s.opt.steps = (int64_t)steps;
+    for (uint64_t i = 0; i < n; i++) get_f32(&r, &s.opt.state[i]);
+    uint64_t v[8];
+    ok = 1;
+    for (int i = 0; i < 8; i++) ok = ok && get_u64(&r, &v[i]);
+    s.shuffle_rng.state = v[0];
+    s.shuffle_rng.inc = v[1];
+    s.dropout_rng.state = v[2];
+    s.dropout_rng.inc = v[3];
+    s.steps = (int64_t)v[4];
+    s.epochs = (int64_t)v[5];
+    s.pos = (int64_t)v[6];
+    s.count = (int64_t)v[7];
+    /* counters far below 2^62, so that training on from them cannot overflow */
+    const uint64_t counter_max = (uint64_t)1 << 62;
+    if (!ok || v[7] < 1 || v[7] > UINT32_MAX || v[6] > v[7] || r.left / 4 < v[7] ||
+        v[4] > counter_max || v[5] > counter_max || steps > counter_max) {
+        ln_net_free(saved);
+        ln_optim_release(&s.opt);
+        return ln_fail(err, LN_EFORMAT, "%s: bad training counters", name);
+    }
+    s.order = ln_alloc_zeroed((size_t)s.count, sizeof *s.order);
+    if (!s.order) {
+        ln_net_free(saved);
+        ln_optim_release(&s.opt);
+        return ln_fail(err, LN_ENOMEM, "%s: out of memory", name);
+    }
+    for (int64_t i = 0; i < s.count; i++) {
+        uint32_t k = 0;
+        get_u32(&r, &k);
+        s.order[i] = k;
+        if ((int64_t)k >= s.count) ok = 0;
+    }
+    uint64_t done = 0, wait = 0;
+    ok = ok && get_u64(&r, &done) && get_f64(&r, &s.stop_best) && get_u64(&r, &wait) && r.left == 0 &&
+         done <= counter_max && wait <= counter_max && !isnan(s.stop_best);
+    if (!ok) {
+        ln_net_free(saved);
+        ln_train_state_release(&s);
+        return ln_fail(err, LN_EFORMAT, "%s: bad training state", name);
+    }
+    s.call_done = (int64_t)done;
+    s.stop_wait = (int64_t)wait;
+    s.active = 1;
+    /* Everything checked: now replace the net's parameters and the state. */
+    memcpy(ln_net_params(net), ln_net_params(saved), sizeof(float) * (size_t)ln_net_param_count(net));
+    memcpy(ln_net_buffers(net), ln_net_buffers(saved),
+           sizeof(float) * (size_t)ln_net_buffer_count(net));
+    ln_net_free(saved);
+    ln_train_state_release(ts);
+    *ts = s;
+    return LN_OK;
+}
+
+ln_status ln_checkpoint_load(const char *path, ln_net *net, ln_train_state *ts, ln_error *err)
+{
+    if (!path || !net || !ts)
+        return ln_fail(err, LN_EINVAL, "resume: %s is NULL", !path ? "path" : !net ? "net" : "state");
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    ln_status st = read_whole(path, 2 * MAX_FILE, "checkpoint", &buf, &size, err);
+    if (!st) st = parse_checkpoint(buf, size, path, net, ts, err);
     ln_dealloc(buf);
     return st;
 }

@@ -11,7 +11,7 @@
  * agree with PyTorch to rounding (PyTorch's vectorised kernels fuse some of these
  * into FMAs, a difference of an ulp or so).
  */
-#include "lunet.h"
+#include "simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -135,27 +135,25 @@ void ln_optim_release(ln_optim *opt)
     opt->steps = 0;
 }
 
-static void sgd_step(ln_optim *opt, float *restrict p, const float *restrict grad)
+/* The general SGD loop over [b, e); `first`: this is the first step (the momentum
+ * buffer starts as a copy of the gradient). */
+static void sgd_range(ln_optim *opt, float *restrict p, const float *restrict grad, int64_t b,
+                      int64_t e)
 {
     const ln_optim_spec *s = &opt->spec;
-    const int64_t n = opt->count;
     const float neg_lr = (float)-s->lr;
     const float wd = (float)s->weight_decay;
     const float mom = (float)s->momentum;
     const float keep = (float)(1.0 - s->dampening);
-    const int first = opt->steps == 0;
+    const int first = opt->steps == 1;
     float *restrict buf = opt->state;
     if (s->weight_decay == 0.0 && s->momentum != 0.0 && !s->nesterov && !first) {
-        /* The study's case, without branches in the loop so that it vectorises; the
-         * same operations in the same order as the general loop below. */
-        for (int64_t i = 0; i < n; i++) {
-            const float decayed = buf[i] * mom;
-            buf[i] = decayed + keep * grad[i];
-            p[i] = p[i] + neg_lr * buf[i];
-        }
+        /* The study's case: a vectorised kernel with the same operations in the same
+         * order as the loop below (core/simd_impl.h, sgd_momentum). */
+        ln_simd()->sgd_momentum(e - b, p + b, grad + b, buf + b, mom, keep, neg_lr);
         return;
     }
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = b; i < e; i++) {
         float g = grad[i];
         if (s->weight_decay != 0.0) g = g + wd * p[i];
         if (s->momentum != 0.0) {
@@ -172,51 +170,66 @@ static void sgd_step(ln_optim *opt, float *restrict p, const float *restrict gra
     }
 }
 
-static void adam_step(ln_optim *opt, float *restrict p, const float *restrict grad)
+/* The constants of an Adam/AdamW step (opt->steps already counts it). */
+static ln_adam_consts adam_consts(const ln_optim *opt)
 {
     const ln_optim_spec *s = &opt->spec;
-    const int64_t n = opt->count;
-    const int decoupled = s->kind == LN_OPT_ADAMW;
-    const double t = (double)opt->steps; /* already counts this step */
+    const double t = (double)opt->steps;
     const double bc1 = 1.0 - pow(s->beta1, t);
     const double bc2 = 1.0 - pow(s->beta2, t);
-    const float neg_step = (float)-(s->lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
-    const float b1 = (float)s->beta1, c1 = (float)(1.0 - s->beta1);
-    const float b2 = (float)s->beta2, c2 = (float)(1.0 - s->beta2);
-    const float eps = (float)s->eps;
-    const float wd = (float)s->weight_decay;
-    const float shrink = (float)(1.0 - s->lr * s->weight_decay);
-    float *restrict m = opt->state;
-    float *restrict v = opt->state + n;
+    ln_adam_consts k;
+    k.neg_step = (float)-(s->lr / bc1);
+    k.bc2_sqrt = (float)sqrt(bc2);
+    k.b1 = (float)s->beta1;
+    k.c1 = (float)(1.0 - s->beta1);
+    k.b2 = (float)s->beta2;
+    k.c2 = (float)(1.0 - s->beta2);
+    k.eps = (float)s->eps;
+    k.wd = (float)s->weight_decay;
+    k.shrink = (float)(1.0 - s->lr * s->weight_decay);
+    k.decay = s->weight_decay == 0.0 ? LN_DECAY_NONE
+              : s->kind == LN_OPT_ADAMW ? LN_DECAY_DECOUPLED : LN_DECAY_L2;
+    return k;
+}
+
+/* Reference twin of the vectorised Adam step (simd_impl.h), element by element:
+ * PyTorch's single-tensor formulas in the same order. */
+void ln_adam_reference(int64_t n, float *p, const float *grad, float *m, float *v,
+                       const ln_adam_consts *k)
+{
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
-        if (s->weight_decay != 0.0) {
-            if (decoupled)
-                p[i] = p[i] * shrink; /* AdamW: decay the weight, not the gradient */
-            else
-                g = g + wd * p[i];
-        }
-        const float md = m[i] * b1;
-        m[i] = md + c1 * g;
-        const float vd = v[i] * b2;
-        v[i] = vd + (c2 * g) * g;
-        const float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] = p[i] + (neg_step * m[i]) / denom;
+        if (k->decay == LN_DECAY_DECOUPLED)
+            p[i] = p[i] * k->shrink; /* AdamW: decay the weight, not the gradient */
+        else if (k->decay == LN_DECAY_L2)
+            g = g + k->wd * p[i];
+        const float md = m[i] * k->b1;
+        m[i] = md + k->c1 * g;
+        const float vd = v[i] * k->b2;
+        v[i] = vd + (k->c2 * g) * g;
+        const float denom = sqrtf(v[i]) / k->bc2_sqrt + k->eps;
+        p[i] = p[i] + (k->neg_step * m[i]) / denom;
     }
+}
+
+void ln_optim_step_begin(ln_optim *opt) { opt->steps++; }
+
+void ln_optim_step_range(ln_optim *opt, float *params, const float *grads, int64_t begin,
+                         int64_t end)
+{
+    if (!opt || begin >= end) return;
+    if (opt->spec.kind == LN_OPT_SGD) {
+        sgd_range(opt, params, grads, begin, end);
+        return;
+    }
+    const ln_adam_consts k = adam_consts(opt);
+    float *m = opt->state, *v = opt->state + opt->count;
+    ln_simd()->adam(end - begin, params + begin, grads + begin, m + begin, v + begin, &k);
 }
 
 void ln_optim_step(ln_optim *opt, float *params, const float *grads)
 {
-    if (!opt || opt->count <= 0) {
-        if (opt) opt->steps++;
-        return;
-    }
-    if (opt->spec.kind == LN_OPT_SGD) {
-        sgd_step(opt, params, grads);
-        opt->steps++;
-    } else {
-        opt->steps++; /* the bias corrections use the 1-based step number */
-        adam_step(opt, params, grads);
-    }
+    if (!opt) return;
+    ln_optim_step_begin(opt); /* the bias corrections use the 1-based step number */
+    if (opt->count > 0) ln_optim_step_range(opt, params, grads, 0, opt->count);
 }

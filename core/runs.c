@@ -110,7 +110,11 @@ static ln_status one_run(pool *p, int r, ln_error *err)
 
     ln_net *net = NULL;
     ln_status st = ln_net_clone(cfg->template_net, &net, err);
-    if (st) return st;
+    if (!st && cfg->threads_per_run > 1) st = ln_net_set_threads(net, cfg->threads_per_run, err);
+    if (st) {
+        ln_net_free(net);
+        return st;
+    }
     ln_rng init;
     ln_rng_seed(&init, res->seed, LN_STREAM_INIT);
     ln_net_init_params(net, &init);
@@ -134,6 +138,9 @@ static ln_status one_run(pool *p, int r, ln_error *err)
     tc.seed = res->seed;
     tc.on_iteration = count_iteration;
     tc.user = &watch;
+    tc.state = NULL; /* every run starts over, and writes no checkpoint */
+    tc.checkpoint = NULL;
+    tc.resume = 0;
     st = ln_train(net, cfg->data, &tc, &res->hist, err);
     if (!st && watch.eval_status) {
         st = watch.eval_status;

@@ -4,6 +4,7 @@
  * under its own `#pragma GCC target` and only called when the CPU reports the ISA. */
 #include "simd.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,11 @@ static inline void g_storeu_n(float *p, vf4 v, int n)
     memcpy(p, t, sizeof(float) * (size_t)n);
 }
 
+static inline vf4 g_sqrt(vf4 v)
+{
+    return (vf4){sqrtf(v[0]), sqrtf(v[1]), sqrtf(v[2]), sqrtf(v[3])};
+}
+
 static inline vf4 g_loadu_lanes(const float *p, int l0, int l1)
 {
     float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -57,6 +63,9 @@ static inline vf4 g_loadu_lanes(const float *p, int l0, int l1)
 #define V_SET1(x) ((vf4){(x), (x), (x), (x)})
 #define V_ZERO() ((vf4){0.0f, 0.0f, 0.0f, 0.0f})
 #define V_ADD(a, b) ((a) + (b))
+#define V_MUL(a, b) ((a) * (b))
+#define V_DIV(a, b) ((a) / (b))
+#define V_SQRT(a) g_sqrt(a)
 #define V_FMA(a, b, c) ((a) * (b) + (c))
 #define V_LOADU_N(p, n) g_loadu_n((p), (n))
 #define V_STOREU_N(p, v, n) g_storeu_n((p), (v), (n))
@@ -110,11 +119,15 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define VL 8
 #define SFX(name) name##_avx2
 #define SIMD_ISA LN_ISA_AVX2
+#define SIMD_MAXPOOL_AVX2 1
 #define V_LOADU(p) _mm256_loadu_ps(p)
 #define V_STOREU(p, v) _mm256_storeu_ps((p), (v))
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_ZERO() _mm256_setzero_ps()
 #define V_ADD(a, b) _mm256_add_ps((a), (b))
+#define V_MUL(a, b) _mm256_mul_ps((a), (b))
+#define V_DIV(a, b) _mm256_div_ps((a), (b))
+#define V_SQRT(a) _mm256_sqrt_ps(a)
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define V_LOADU_N(p, n) _mm256_maskload_ps((p), a2_mask(n))
 #define V_STOREU_N(p, v, n) _mm256_maskstore_ps((p), a2_mask(n), (v))
@@ -124,11 +137,16 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define V_LMASK __m256i
 #define V_LMASK_MAKE(l0, l1) a2_lanes((l0), (l1))
 #define V_LOADU_LMASK(p, m) _mm256_maskload_ps((p), (m))
+/* 4 x 3 tiles: 12 accumulators, 3 vector loads and a broadcast fill the 16 ymm registers
+ * (7 loads per 12 FMAs, where 4 x 2 needed 6 per 8); the weight gradient's tile, which
+ * also holds its 4 dy vectors, keeps 2 rows */
 #define TM 4
-#define TN 2
+#define TN 3
+#define DW_TN 2
 #define LIN_N 2
 #include "simd_impl.h"
 #include "simd_undef.h"
+#undef SIMD_MAXPOOL_AVX2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -184,6 +202,9 @@ static inline void a5_reduce16(const float *part, float *out)
 #define V_SET1(x) _mm512_set1_ps(x)
 #define V_ZERO() _mm512_setzero_ps()
 #define V_ADD(a, b) _mm512_add_ps((a), (b))
+#define V_MUL(a, b) _mm512_mul_ps((a), (b))
+#define V_DIV(a, b) _mm512_div_ps((a), (b))
+#define V_SQRT(a) _mm512_sqrt_ps(a)
 #define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define V_LOADU_N(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
 #define V_STOREU_N(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))

@@ -51,10 +51,22 @@ void ln_conv_geom_of(const ln_layer *l, ln_conv_geom *g);
 /* Workspace floats the fast conv2d kernels need for this layer (and its partitions). */
 int64_t ln_conv_workspace(const ln_layer *l);
 
+/* Constants of one Adam/AdamW step (core/optim.c computes them as PyTorch does). */
+enum { LN_DECAY_NONE = 0, LN_DECAY_L2, LN_DECAY_DECOUPLED };
+typedef struct {
+    float b1, c1, b2, c2, eps, wd, shrink, neg_step, bc2_sqrt;
+    int decay;
+} ln_adam_consts;
+/* The Adam step element by element (optim.c): the reference twin of the kernel. */
+void ln_adam_reference(int64_t n, float *p, const float *grad, float *m, float *v,
+                       const ln_adam_consts *k);
+
 /* One ISA's kernels. All pointers are to float32; see simd_impl.h for each contract. */
 typedef struct {
     ln_isa isa;
     int lanes;
+    int tile_rows;    /* rows (output channels, samples) of the GEMM-like kernels' register tiles */
+    int tile_vectors; /* unfolded rows per tile of the conv2d weight gradient */
     /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (below) */
     void (*conv_unfold)(const ln_conv_geom *g, const float *x, float *rows);
     void (*conv_fold)(const ln_conv_geom *g, const float *drows, float *dx);
@@ -68,25 +80,55 @@ typedef struct {
     /* conv2d weight gradient of a chunk of ns samples (dy and unfolded rows of sample s
      * at dy + s*dstride, rows + s*rstride): lane partials
      * part[(o*ck + k)*lanes + l] += sum over samples and p = v*lanes + l of
-     * dy[o][p] * row_k[p]; bpart[o*lanes + l] likewise for the bias (if bpart).
-     * first != 0: the partials start from zero (= instead of +=) */
-    void (*conv_dw)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride,
-                    const float *rows, int64_t rstride, float *part, float *bpart, int first);
+     * dy[o][p] * row_k[p] for o in [o0, o1), k in [k0, k1); bpart[o*lanes + l] likewise
+     * for the bias (if bpart and k0 == 0). first != 0: the partials start from zero
+     * (= instead of +=). The ranges do not change any bit of a partial. */
+    void (*conv_dw)(const ln_conv_geom *g, int o0, int o1, int64_t k0, int64_t k1, int ns,
+                    const float *dy, int64_t dstride, const float *rows, int64_t rstride,
+                    float *part, float *bpart, int first);
     /* out[i] += sum of part[i*lanes .. i*lanes + lanes), fixed order */
     void (*reduce_lanes)(int64_t n, const float *part, float *out);
     /* linear: y = x W^T + b, x: n x in, y: n x out */
     void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b,
                        float *y);
-    /* linear: dw += dy^T x; db += column sums of dy (if db); dx = dy W (if dx) */
+    /* linear: dw += dy^T x and db += column sums of dy (if db) for outputs [o0, o1);
+     * dx = dy W (if dx) for samples [a0, a1) */
     void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *dy,
-                       float *dw, float *db, float *dx);
+                       float *dw, float *db, float *dx, int o0, int o1, int a0, int a1);
     /* relu over n floats: y = x > 0 or NaN ? x : 0;  dx = y > 0 ? dy : 0 */
     void (*relu_fwd)(int64_t n, const float *x, float *y);
     void (*relu_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+    /* 2x2 average pooling, stride 2, over `planes` planes of h x w (floor mode), bit for
+     * bit pool.c's reference */
+    void (*avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y);
+    void (*avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx);
+    /* batchnorm over one run of n floats of a channel (batchnorm.c's fast path):
+     * the sum of x; the sum of (x - mean)^2; y = (x - mean) * alpha + beta (the
+     * reference's operations: bit for bit); the sums of dy and of dy * xhat with
+     * xhat = (x - mean) * invstd; dx = k * (dy - mdy - xhat * mdyx) in training and
+     * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
+    double (*bn_sum)(int64_t n, const float *x);
+    double (*bn_sqdev)(int64_t n, const float *x, float mean);
+    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta);
+    void (*bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
+                         double *sum_dy, double *sum_dy_xhat);
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean, float invstd,
+                  float k, float mdy, float mdyx, int training);
+    /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
+     * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
+     * reference's dy*(1-y*y) and dy*y*(1-y) */
+    void (*squash_fwd)(int kind, int64_t n, const float *x, float *y);
+    void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
     /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode). */
     void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
                          float *dx);
+    /* optimizers, the same operations in the same order as optim.c's scalar code (no
+     * FMA contraction, IEEE sqrt and division), so bit for bit equal to it:
+     * buf = buf*mom + keep*g; p = p + neg_lr*buf */
+    void (*sgd_momentum)(int64_t n, float *p, const float *g, float *buf, float mom, float keep,
+                         float neg_lr);
+    void (*adam)(int64_t n, float *p, const float *g, float *m, float *v, const ln_adam_consts *k);
 } ln_simd_kernels;
 
 /* The kernels of the active ISA (detected on first use). */

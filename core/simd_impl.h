@@ -46,6 +46,11 @@
 
 #define TMAX_M 6
 #define TMAX_N 4
+/* rows per register tile of the conv2d weight gradient (its tile also holds TM + DW_TN
+ * loaded vectors, so it may need to be narrower than TN) */
+#ifndef DW_TN
+#define DW_TN TN
+#endif
 
 /* ================================================================== conv2d */
 
@@ -309,26 +314,35 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
         for (int n = 0; n < NK; n++) V_STOREU(part + ((o0 + m) * ck + k0 + n) * VL, acc[m][n]);
 }
 
-/* Weight and bias gradient partials of a chunk of `ns` samples. Channel blocks outside,
- * so the chunk's dy for a block stays in L1 while the unfolded rows stream from L2. */
-static void SFX(conv_dw)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride,
-                         const float *rows, int64_t rstride, float *part, float *bpart, int first)
+/* Weight and bias gradient partials of a chunk of `ns` samples, for channels [o_begin,
+ * o_end) and unfolded rows [k_begin, k_end) (the bias partials of those channels go
+ * with k_begin == 0). Channel blocks outside, so the chunk's dy for a block stays in L1
+ * while the unfolded rows stream from L2. Every partial sums over the samples and
+ * vectors in the same order whatever the ranges: a split of the ranges over threads
+ * gives the same bits. */
+static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t k_begin,
+                         int64_t k_end, int ns, const float *dy, int64_t dstride, const float *rows,
+                         int64_t rstride, float *part, float *bpart, int first)
 {
-    for (int o0 = 0; o0 < g->oc; o0 += TM) {
-        const int mr = g->oc - o0 < TM ? g->oc - o0 : TM;
-        int pos[3] = {0, 0, 0};
-        for (int64_t k0 = 0; k0 < g->ck; k0 += TN) {
-            const int nk = (int)(g->ck - k0 < TN ? g->ck - k0 : TN);
+    int start[3];
+    start[0] = (int)(k_begin / ((int64_t)g->k * g->k));
+    start[1] = (int)(k_begin / g->k % g->k);
+    start[2] = (int)(k_begin % g->k);
+    for (int o0 = o_begin; o0 < o_end; o0 += TM) {
+        const int mr = o_end - o0 < TM ? o_end - o0 : TM;
+        int pos[3] = {start[0], start[1], start[2]};
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += DW_TN) {
+            const int nk = (int)(k_end - k0 < DW_TN ? k_end - k0 : DW_TN);
             int64_t roff[TMAX_N];
             SFX(row_offsets)(g, pos, nk, roff);
-            TILE_SWITCH(SFX(conv_dw_dot_tile), mr, nk, g, o0, k0, roff, ns, dy, dstride, rows,
-                        rstride, part, first)
+            TILE_SWITCH_LIM(SFX(conv_dw_dot_tile), TM, DW_TN, mr, nk, g, o0, k0, roff, ns, dy,
+                            dstride, rows, rstride, part, first)
         }
     }
-    if (!bpart) return;
+    if (!bpart || k_begin != 0) return;
     const int64_t P = g->p, full = P / VL;
     const int tail = (int)(P - full * VL);
-    for (int o = 0; o < g->oc; o++) {
+    for (int o = o_begin; o < o_end; o++) {
         vf s = first ? V_ZERO() : V_LOADU(bpart + o * VL);
         for (int smp = 0; smp < ns; smp++) {
             const float *d = dy + smp * dstride + o * P;
@@ -451,30 +465,34 @@ ALWAYS_INLINE void SFX(linear_dx_tile)(const int MR, const int NR, int in, int o
     }
 }
 
+/* dw rows [o_begin, o_end) (and those entries of db) over all n samples; dx rows
+ * [a_begin, a_end). Each output element is one sum in a fixed order, so the ranges (a
+ * split over threads) do not change any bit. */
 static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float *w,
-                            const float *dy, float *dw, float *db, float *dx)
+                            const float *dy, float *dw, float *db, float *dx, int o_begin,
+                            int o_end, int a_begin, int a_end)
 {
     const int nvec = (in + VL - 1) / VL, tail = in - (nvec - 1) * VL;
     for (int v0 = 0; v0 < nvec; v0 += TN) {
         const int nr = nvec - v0 < TN ? nvec - v0 : TN;
         const int last = v0 + nr == nvec ? tail : VL;
-        for (int o0 = 0; o0 < out; o0 += TM) {
-            const int mr = out - o0 < TM ? out - o0 : TM;
+        for (int o0 = o_begin; o0 < o_end; o0 += TM) {
+            const int mr = o_end - o0 < TM ? o_end - o0 : TM;
             TILE_SWITCH(SFX(linear_dw_tile), mr, nr, n, in, out, x + v0 * VL, dy + o0,
                         dw + (int64_t)o0 * in + v0 * VL, last)
         }
     }
     if (db) {
         /* column sums of dy, sample after sample */
-        for (int o = 0; o < out; o++) {
+        for (int o = o_begin; o < o_end; o++) {
             float s = db[o];
             for (int a = 0; a < n; a++) s += dy[(int64_t)a * out + o];
             db[o] = s;
         }
     }
     if (!dx) return;
-    for (int a0 = 0; a0 < n; a0 += TM) {
-        const int mr = n - a0 < TM ? n - a0 : TM;
+    for (int a0 = a_begin; a0 < a_end; a0 += TM) {
+        const int mr = a_end - a0 < TM ? a_end - a0 : TM;
         for (int v0 = 0; v0 < nvec; v0 += TN) {
             const int nr = nvec - v0 < TN ? nvec - v0 : TN;
             const int last = v0 + nr == nvec ? tail : VL;
@@ -507,6 +525,229 @@ static void SFX(relu_bwd)(int64_t n, const float *y, const float *dy, float *dx)
         V_STOREU(dx + i, (vf)((vi)V_LOADU(dy + i) & keep));
     }
     for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* ========================================================== tanh, sigmoid */
+
+/* Lanes of a where m is set, b elsewhere (m: all-ones or all-zeros lanes). */
+ALWAYS_INLINE vf SFX(select)(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+/* exp(a) for a <= 0 (0 below -87, where expf is below 1.7e-38 and the callers cannot
+ * tell it from 0; NaN stays NaN). Cephes' expf scheme: a = n ln2
+ * + r with |r| <= ln2/2, a degree-7 polynomial for exp(r), 2^n from the exponent bits;
+ * within 2 ulp of expf. */
+ALWAYS_INLINE vf SFX(exp_nonpos)(vf a)
+{
+    const vf lo = V_SET1(-87.0f), magic = V_SET1(12582912.0f); /* 1.5 * 2^23 */
+    const vi under = a < lo;
+    a = SFX(select)(under, lo, a);
+    const vf t = V_FMA(a, V_SET1(1.44269504088896341f), magic); /* n + magic, n rounded */
+    const vf n = t - magic;
+    vf r = V_FMA(n, V_SET1(-0.693359375f), a);                    /* ln2 in two parts */
+    r = V_FMA(n, V_SET1(2.12194440e-4f), r);
+    vf p = V_SET1(1.9875691500e-4f);
+    p = V_FMA(p, r, V_SET1(1.3981999507e-3f));
+    p = V_FMA(p, r, V_SET1(8.3334519073e-3f));
+    p = V_FMA(p, r, V_SET1(4.1665795894e-2f));
+    p = V_FMA(p, r, V_SET1(1.6666665459e-1f));
+    p = V_FMA(p, r, V_SET1(5.0000001201e-1f));
+    p = V_FMA(p, r * r, r + V_SET1(1.0f));
+    const vi e = ((vi)t - (vi)magic + 127) << 23;                 /* 2^n */
+    return (vf)((vi)(p * (vf)e) & ~under);
+}
+
+/* tanh: for |x| < 0.625 the odd polynomial x + x^3 P(x^2) (Cephes' tanhf), else
+ * (1 - e) / (1 + e) with e = exp(-2|x|) and x's sign; NaN stays NaN. */
+ALWAYS_INLINE vf SFX(tanh_v)(vf x)
+{
+    const vi sign = (vi)V_SET1(-0.0f);
+    const vf ax = (vf)((vi)x & ~sign);
+    const vf e = SFX(exp_nonpos)(V_SET1(-2.0f) * ax);
+    const vf one = V_SET1(1.0f);
+    const vf big = (one - e) / (one + e);
+    const vf z = x * x;
+    vf p = V_SET1(-5.70498872745e-3f);
+    p = V_FMA(p, z, V_SET1(2.06390887954e-2f));
+    p = V_FMA(p, z, V_SET1(-5.37397155531e-2f));
+    p = V_FMA(p, z, V_SET1(1.33314422036e-1f));
+    p = V_FMA(p, z, V_SET1(-3.33332819422e-1f));
+    const vf small = V_FMA(p * z, ax, ax);
+    return (vf)((vi)SFX(select)(ax < V_SET1(0.625f), small, big) | ((vi)x & sign));
+}
+
+/* sigmoid: with e = exp(-|x|), 1 / (1 + e) for x >= 0 and e / (1 + e) below, so
+ * nothing overflows and small outputs keep their relative precision. */
+ALWAYS_INLINE vf SFX(sigmoid_v)(vf x)
+{
+    const vf ax = (vf)((vi)x & ~(vi)V_SET1(-0.0f));
+    const vf e = SFX(exp_nonpos)(V_ZERO() - ax);
+    const vf one = V_SET1(1.0f);
+    const vf d = one + e;
+    return SFX(select)(x >= V_ZERO(), one / d, e / d);
+}
+
+/* kind: LN_TANH or LN_SIGMOID; y = f(x) over n floats, the tail through masked loads. */
+static void SFX(squash_fwd)(int kind, int64_t n, const float *x, float *y)
+{
+    int64_t i = 0;
+    if (kind == LN_TANH) {
+        for (; i + VL <= n; i += VL) V_STOREU(y + i, SFX(tanh_v)(V_LOADU(x + i)));
+        if (i < n) V_STOREU_N(y + i, SFX(tanh_v)(V_LOADU_N(x + i, (int)(n - i))), (int)(n - i));
+    } else {
+        for (; i + VL <= n; i += VL) V_STOREU(y + i, SFX(sigmoid_v)(V_LOADU(x + i)));
+        if (i < n) V_STOREU_N(y + i, SFX(sigmoid_v)(V_LOADU_N(x + i, (int)(n - i))), (int)(n - i));
+    }
+}
+
+/* From the saved output y, the reference's operations in its order (bit for bit):
+ * tanh: dx = dy * (1 - y*y); sigmoid: dx = (dy * y) * (1 - y). */
+static void SFX(squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx)
+{
+    const vf one = V_SET1(1.0f);
+    int64_t i = 0;
+    if (kind == LN_TANH) {
+        for (; i + VL <= n; i += VL) {
+            const vf v = V_LOADU(y + i);
+            V_STOREU(dx + i, V_LOADU(dy + i) * (one - v * v));
+        }
+        for (; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    } else {
+        for (; i + VL <= n; i += VL) {
+            const vf v = V_LOADU(y + i);
+            V_STOREU(dx + i, (V_LOADU(dy + i) * v) * (one - v));
+        }
+        for (; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    }
+}
+
+/* =============================================================== batchnorm */
+
+/* Lane sums of a vector in a fixed order, in double. */
+ALWAYS_INLINE double SFX(hsum_d)(vf v)
+{
+    double s = 0.0;
+    for (int l = 0; l < VL; l++) s += (double)v[l];
+    return s;
+}
+
+static double SFX(bn_sum)(int64_t n, const float *x)
+{
+    vf a = V_ZERO(), b = V_ZERO();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        a = V_ADD(a, V_LOADU(x + i));
+        b = V_ADD(b, V_LOADU(x + i + VL));
+    }
+    for (; i + VL <= n; i += VL) a = V_ADD(a, V_LOADU(x + i));
+    if (i < n) b = V_ADD(b, V_LOADU_N(x + i, (int)(n - i)));
+    return SFX(hsum_d)(a) + SFX(hsum_d)(b);
+}
+
+static double SFX(bn_sqdev)(int64_t n, const float *x, float mean)
+{
+    const vf m = V_SET1(mean);
+    vf a = V_ZERO(), b = V_ZERO();
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        const vf d0 = V_LOADU(x + i) - m, d1 = V_LOADU(x + i + VL) - m;
+        a = V_FMA(d0, d0, a);
+        b = V_FMA(d1, d1, b);
+    }
+    for (; i + VL <= n; i += VL) {
+        const vf d0 = V_LOADU(x + i) - m;
+        a = V_FMA(d0, d0, a);
+    }
+    double s = SFX(hsum_d)(a) + SFX(hsum_d)(b);
+    for (; i < n; i++) s += ((double)x[i] - mean) * ((double)x[i] - mean);
+    return s;
+}
+
+static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta)
+{
+    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) V_STOREU(y + i, V_ADD(V_MUL(V_LOADU(x + i) - m, a), b));
+    for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
+}
+
+static void SFX(bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
+                              double *sum_dy, double *sum_dy_xhat)
+{
+    const vf m = V_SET1(mean), is = V_SET1(invstd);
+    vf a = V_ZERO(), b = V_ZERO();
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        const vf g = V_LOADU(dy + i);
+        a = V_ADD(a, g);
+        b = V_FMA(g, V_MUL(V_LOADU(x + i) - m, is), b);
+    }
+    double sa = SFX(hsum_d)(a), sb = SFX(hsum_d)(b);
+    for (; i < n; i++) {
+        sa += dy[i];
+        sb += (double)dy[i] * (double)((x[i] - mean) * invstd);
+    }
+    *sum_dy = sa;
+    *sum_dy_xhat = sb;
+}
+
+static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean,
+                       float invstd, float k, float mdy, float mdyx, int training)
+{
+    const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
+    const vf md = V_SET1(mdy), mx = V_SET1(mdyx);
+    int64_t i = 0;
+    if (!training) {
+        for (; i + VL <= n; i += VL) V_STOREU(dx + i, V_MUL(V_LOADU(dy + i), kv));
+        for (; i < n; i++) dx[i] = dy[i] * k;
+        return;
+    }
+    for (; i + VL <= n; i += VL) {
+        const vf xhat = V_MUL(V_LOADU(x + i) - m, is);
+        V_STOREU(dx + i, V_MUL(kv, (V_LOADU(dy + i) - md) - V_MUL(xhat, mx)));
+    }
+    for (; i < n; i++) {
+        const float xhat = (x[i] - mean) * invstd;
+        dx[i] = k * (dy[i] - mdy - xhat * mdyx);
+    }
+}
+
+/* ================================================================= avgpool */
+
+/* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
+ * times 0.25, bit for bit (plain loops that the compiler vectorises for this ISA). */
+static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y)
+{
+    const int oh = h / 2, ow = w / 2;
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < oh; oy++) {
+            const float *restrict r0 = x + (pl * h + 2 * oy) * w, *restrict r1 = r0 + w;
+            float *restrict yo = y + (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++)
+                yo[ox] = ((((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) * 0.25f;
+        }
+}
+
+/* Backward: every input position written once (0 + dy/4, as the reference's zeroed
+ * buffer plus one contribution; the odd last row and column get 0). */
+static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx)
+{
+    const int oh = h / 2, ow = w / 2;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *xp = dx + pl * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            float *restrict r0 = xp + (int64_t)(2 * oy) * w, *restrict r1 = r0 + w;
+            const float *restrict g = dy + (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                const float v = 0.0f + g[ox] * 0.25f;
+                r0[2 * ox] = v;
+                r0[2 * ox + 1] = v;
+                r1[2 * ox] = v;
+                r1[2 * ox + 1] = v;
+            }
+            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
+    }
 }
 
 /* ================================================================= maxpool */
@@ -622,6 +863,129 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
+#elif defined(SIMD_MAXPOOL_AVX2)
+/* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time; even
+ * and odd columns separated with shuffles, masks as vectors. */
+static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
+{
+    return _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ),
+                        _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_UNORD_Q), _mm256_cmp_ps(a, a, _CMP_ORD_Q)));
+}
+
+/* the even and odd lanes of the 16 floats a:b, in order */
+static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
+{
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
+                              int32_t *argmax)
+{
+    const int oh = h / 2, ow = w / 2;
+    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(w);
+    const float *yend = y + planes * oh * ow;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * w;
+        float *yp = y + pl * oh * ow;
+        int32_t *ap = argmax + pl * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += 8) {
+                const int n = ow - ox < 8 ? ow - ox : 8;
+                __m256 a0, a1, b0, b1;
+                if (n == 8) {
+                    a0 = _mm256_loadu_ps(r0 + 2 * ox);
+                    a1 = _mm256_loadu_ps(r0 + 2 * ox + 8);
+                    b0 = _mm256_loadu_ps(r1 + 2 * ox);
+                    b1 = _mm256_loadu_ps(r1 + 2 * ox + 8);
+                } else {
+                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
+                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
+                    a0 = _mm256_maskload_ps(r0 + 2 * ox, mlo);
+                    a1 = _mm256_maskload_ps(r0 + 2 * ox + 8, mhi);
+                    b0 = _mm256_maskload_ps(r1 + 2 * ox, mlo);
+                    b1 = _mm256_maskload_ps(r1 + 2 * ox + 8, mhi);
+                }
+                __m256 tl, tr, bl, br;
+                SFX(deinterleave)(a0, a1, &tl, &tr);
+                SFX(deinterleave)(b0, b1, &bl, &br);
+                /* window order tl, tr, bl, br: first maximum, first NaN (see AVX-512) */
+                const __m256 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
+                const __m256 top = _mm256_blendv_ps(tl, tr, t), bot = _mm256_blendv_ps(bl, br, b);
+                const __m256 v = SFX(later_wins)(top, bot);
+                const __m256 best = _mm256_blendv_ps(top, bot, v);
+                const __m256i toff = _mm256_and_si256(_mm256_castps_si256(t), one);
+                const __m256i boff = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(b), one));
+                const __m256i off = _mm256_castps_si256(
+                    _mm256_blendv_ps(_mm256_castsi256_ps(toff), _mm256_castsi256_ps(boff), v));
+                const __m256i idx = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota), off);
+                float *yo = yp + oy * ow + ox;
+                /* a full store runs into the next output row, written after this one */
+                if (yo + 8 <= yend) {
+                    _mm256_storeu_ps(yo, best);
+                    _mm256_storeu_si256((__m256i *)(ap + oy * ow + ox), idx);
+                } else {
+                    const __m256i mn = a2_mask(n);
+                    _mm256_maskstore_ps(yo, mn, best);
+                    _mm256_maskstore_epi32(ap + oy * ow + ox, mn, idx);
+                }
+            }
+        }
+    }
+}
+
+static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
+                              const int32_t *argmax, float *dx)
+{
+    const int oh = h / 2, ow = w / 2;
+    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_set1_epi32(1);
+    const __m256i cw = _mm256_set1_epi32(w), cw1 = _mm256_set1_epi32(w + 1);
+    const float *dxend = dx + planes * h * w;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *gp = dy + pl * oh * ow;
+        const int32_t *ap = argmax + pl * oh * ow;
+        float *xp = dx + pl * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += 8) {
+                const int n = ow - ox < 8 ? ow - ox : 8;
+                const __m256i mn = a2_mask(n);
+                const __m256 g = _mm256_maskload_ps(gp + oy * ow + ox, mn);
+                const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota);
+                const __m256i rel = _mm256_sub_epi32(_mm256_maskload_epi32(ap + oy * ow + ox, mn), base);
+                const __m256 v00 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c0)), g);
+                const __m256 v01 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c1)), g);
+                const __m256 v10 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw)), g);
+                const __m256 v11 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw1)), g);
+                const __m256 tlo = _mm256_unpacklo_ps(v00, v01), thi = _mm256_unpackhi_ps(v00, v01);
+                const __m256 blo = _mm256_unpacklo_ps(v10, v11), bhi = _mm256_unpackhi_ps(v10, v11);
+                const __m256 t0 = _mm256_permute2f128_ps(tlo, thi, 0x20), t1 = _mm256_permute2f128_ps(tlo, thi, 0x31);
+                const __m256 b0 = _mm256_permute2f128_ps(blo, bhi, 0x20), b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
+                /* as the AVX-512 kernel: full stores inside the row, or when the row is
+                 * one chunk (the spill lands in rows stored later); else masked */
+                if (2 * ox + 16 <= w || (ow <= 8 && r1 + 16 <= dxend)) {
+                    _mm256_storeu_ps(r0 + 2 * ox, t0);
+                    if (n > 4) _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
+                    _mm256_storeu_ps(r1 + 2 * ox, b0);
+                    if (n > 4) _mm256_storeu_ps(r1 + 2 * ox + 8, b1);
+                } else {
+                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
+                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
+                    _mm256_maskstore_ps(r0 + 2 * ox, mlo, t0);
+                    _mm256_maskstore_ps(r0 + 2 * ox + 8, mhi, t1);
+                    _mm256_maskstore_ps(r1 + 2 * ox, mlo, b0);
+                    _mm256_maskstore_ps(r1 + 2 * ox + 8, mhi, b1);
+                }
+            }
+            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
+    }
+}
 #else
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
                               int32_t *argmax)
@@ -675,11 +1039,58 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 }
 #endif
 
+/* ============================================================= optimizers */
+
+/* SGD with momentum (no weight decay, not the first step): per element
+ * buf = buf*mom + keep*g; p = p + neg_lr*buf, rounded after every operation. */
+static void SFX(sgd_momentum)(int64_t n, float *p, const float *g, float *buf, float mom,
+                              float keep, float neg_lr)
+{
+    const vf vm = V_SET1(mom), vk = V_SET1(keep), vl = V_SET1(neg_lr);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        const vf b = V_ADD(V_MUL(V_LOADU(buf + i), vm), V_MUL(vk, V_LOADU(g + i)));
+        V_STOREU(buf + i, b);
+        V_STOREU(p + i, V_ADD(V_LOADU(p + i), V_MUL(vl, b)));
+    }
+    for (; i < n; i++) {
+        const float decayed = buf[i] * mom;
+        buf[i] = decayed + keep * g[i];
+        p[i] = p[i] + neg_lr * buf[i];
+    }
+}
+
+/* Adam / AdamW: ln_adam_reference (optim.c) a vector at a time, the same operations. */
+static void SFX(adam)(int64_t n, float *p, const float *g, float *m, float *v,
+                      const ln_adam_consts *k)
+{
+    const vf b1 = V_SET1(k->b1), c1 = V_SET1(k->c1), b2 = V_SET1(k->b2), c2 = V_SET1(k->c2);
+    const vf eps = V_SET1(k->eps), wd = V_SET1(k->wd), shrink = V_SET1(k->shrink);
+    const vf step = V_SET1(k->neg_step), bc2 = V_SET1(k->bc2_sqrt);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf gv = V_LOADU(g + i), pv = V_LOADU(p + i);
+        if (k->decay == LN_DECAY_DECOUPLED)
+            pv = V_MUL(pv, shrink);
+        else if (k->decay == LN_DECAY_L2)
+            gv = V_ADD(gv, V_MUL(wd, pv));
+        const vf mv = V_ADD(V_MUL(V_LOADU(m + i), b1), V_MUL(c1, gv));
+        const vf vv = V_ADD(V_MUL(V_LOADU(v + i), b2), V_MUL(V_MUL(c2, gv), gv));
+        V_STOREU(m + i, mv);
+        V_STOREU(v + i, vv);
+        const vf denom = V_ADD(V_DIV(V_SQRT(vv), bc2), eps);
+        V_STOREU(p + i, V_ADD(pv, V_DIV(V_MUL(step, mv), denom)));
+    }
+    if (i < n) ln_adam_reference(n - i, p + i, g + i, m + i, v + i, k);
+}
+
 /* ================================================================== table */
 
 static const ln_simd_kernels SFX(kernels) = {
     .isa = SIMD_ISA,
     .lanes = VL,
+    .tile_rows = TM,
+    .tile_vectors = DW_TN,
     .conv_unfold = SFX(conv_unfold),
     .conv_fold = SFX(conv_fold),
     .conv_fwd = SFX(conv_fwd),
@@ -692,6 +1103,17 @@ static const ln_simd_kernels SFX(kernels) = {
     .relu_bwd = SFX(relu_bwd),
     .maxpool2_fwd = SFX(maxpool2_fwd),
     .maxpool2_bwd = SFX(maxpool2_bwd),
+    .bn_sum = SFX(bn_sum),
+    .bn_sqdev = SFX(bn_sqdev),
+    .bn_affine = SFX(bn_affine),
+    .bn_grad_sums = SFX(bn_grad_sums),
+    .bn_dx = SFX(bn_dx),
+    .avgpool2_fwd = SFX(avgpool2_fwd),
+    .avgpool2_bwd = SFX(avgpool2_bwd),
+    .squash_fwd = SFX(squash_fwd),
+    .squash_bwd = SFX(squash_bwd),
+    .sgd_momentum = SFX(sgd_momentum),
+    .adam = SFX(adam),
 };
 
 #undef ALWAYS_INLINE
@@ -701,3 +1123,4 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef TILE_SWITCH_LIM
 #undef TMAX_M
 #undef TMAX_N
+#undef DW_TN

@@ -11,6 +11,9 @@
 #undef V_SET1
 #undef V_ZERO
 #undef V_ADD
+#undef V_MUL
+#undef V_DIV
+#undef V_SQRT
 #undef V_FMA
 #undef V_LOADU_N
 #undef V_STOREU_N

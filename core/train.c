@@ -3,6 +3,7 @@
 #include "lunet.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,6 +46,10 @@ void ln_history_release(ln_history *hist)
 {
     ln_dealloc(hist->loss);
     ln_dealloc(hist->step_loss);
+    ln_dealloc(hist->lr);
+    ln_dealloc(hist->val_iteration);
+    ln_dealloc(hist->val_loss);
+    ln_dealloc(hist->val_accuracy);
     memset(hist, 0, sizeof *hist);
 }
 
@@ -82,6 +87,121 @@ static void shuffle(int64_t *order, int64_t n, int enabled, ln_rng *rng)
     }
 }
 
+void ln_train_state_release(ln_train_state *s)
+{
+    if (!s) return;
+    ln_optim_release(&s->opt);
+    ln_dealloc(s->order);
+    memset(s, 0, sizeof *s);
+}
+
+/* Can the kept optimizer continue under the new spec? Same kind, and for SGD the same
+ * state layout (a momentum buffer or none). */
+static int optim_continues(const ln_optim *opt, const ln_optim_spec *spec, int64_t count)
+{
+    if (opt->count != count || opt->spec.kind != spec->kind) return 0;
+    if (spec->kind == LN_OPT_SGD) return (opt->spec.momentum != 0.0) == (spec->momentum != 0.0);
+    return 1;
+}
+
+/* Brings the state to the point where this call starts: a fresh start (new optimizer,
+ * streams from the seed, counters at 0) or the kept one with the new hyperparameters. */
+static ln_status state_prepare(ln_train_state *ts, const ln_train_config *cfg, int64_t params,
+                               int64_t count, ln_error *err)
+{
+    if (!ts->active || ts->seed != cfg->seed || !optim_continues(&ts->opt, &cfg->optim, params)) {
+        ln_train_state_release(ts);
+        ln_status st = ln_optim_init(&ts->opt, &cfg->optim, params, err);
+        if (st) return st;
+        ln_rng_seed(&ts->shuffle_rng, cfg->seed, LN_STREAM_SHUFFLE);
+        ln_rng_seed(&ts->dropout_rng, cfg->seed, LN_STREAM_DROPOUT);
+        ts->seed = cfg->seed;
+        ts->active = 1;
+    }
+    if (ts->count != count || !ts->order) {
+        ln_dealloc(ts->order);
+        ts->order = ln_alloc_zeroed((size_t)count, sizeof(int64_t));
+        if (!ts->order) {
+            ln_train_state_release(ts);
+            return ln_fail(err, LN_ENOMEM, "train: out of memory (order of %lld samples)",
+                           (long long)count);
+        }
+        ts->count = count;
+        ts->pos = count; /* another dataset: its first epoch starts now */
+    }
+    /* Hyperparameters of this call apply from its first step; the state stays. */
+    ts->opt.spec = cfg->optim;
+    return LN_OK;
+}
+
+/* Keras' EarlyStopping / Lightning's: returns 1 when the run should stop now. */
+typedef struct {
+    double best;
+    int64_t wait;
+} stop_watch;
+
+static int stop_check(const ln_stop_rule *rule, stop_watch *w, double value)
+{
+    if (value < w->best - rule->min_delta) {
+        w->best = value;
+        w->wait = 0;
+        return 0;
+    }
+    w->wait++;
+    return w->wait >= rule->patience;
+}
+
+static ln_status check_extras(ln_net *net, const ln_train_config *cfg, ln_error *err)
+{
+    ln_status st = ln_schedule_check(&cfg->schedule, err);
+    if (st) return st;
+    if (cfg->early.metric != LN_STOP_NONE) {
+        if (cfg->early.metric != LN_STOP_LOSS && cfg->early.metric != LN_STOP_VAL_LOSS)
+            return ln_fail(err, LN_EINVAL, "stop: unknown metric %d", (int)cfg->early.metric);
+        if (cfg->early.patience < 0)
+            return ln_fail(err, LN_EINVAL, "stop: patience must be >= 0 (got %lld)",
+                           (long long)cfg->early.patience);
+        if (!(cfg->early.min_delta >= 0.0) || !isfinite(cfg->early.min_delta))
+            return ln_fail(err, LN_EINVAL, "stop: min_delta must be >= 0 and finite (got %g)",
+                           cfg->early.min_delta);
+        if (cfg->early.metric == LN_STOP_VAL_LOSS && !cfg->validate)
+            return ln_fail(err, LN_EINVAL, "stop: metric val_loss needs a validation set (validate)");
+    }
+    if (cfg->validate) {
+        st = check_fit(net, cfg->validate, cfg->loss, err);
+        if (st) {
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            return ln_fail(err, st, "validate: %s", msg);
+        }
+    }
+    return LN_OK;
+}
+
+/* A resume finishes the call its checkpoint was written by: same seed, optimizer kind
+ * and dataset size, and iterations left to do. */
+static ln_status check_resume(const ln_train_state *ts, const ln_train_config *cfg,
+                              int64_t params, int64_t count, ln_error *err)
+{
+    if (!cfg->state || !ts->active)
+        return ln_fail(err, LN_EINVAL, "resume: no checkpoint loaded");
+    if (ts->seed != cfg->seed)
+        return ln_fail(err, LN_EINVAL, "resume: the checkpoint was written with seed %llu, not %llu",
+                       (unsigned long long)ts->seed, (unsigned long long)cfg->seed);
+    if (!optim_continues(&ts->opt, &cfg->optim, params))
+        return ln_fail(err, LN_EINVAL, "resume: the checkpoint holds the state of %s, not of %s",
+                       ln_optim_name(ts->opt.spec.kind), ln_optim_name(cfg->optim.kind));
+    if (ts->count != count)
+        return ln_fail(err, LN_EINVAL,
+                       "resume: the checkpoint was trained on %lld samples, this data has %lld",
+                       (long long)ts->count, (long long)count);
+    if (ts->call_done >= cfg->iterations)
+        return ln_fail(err, LN_EINVAL,
+                       "resume: the checkpoint has done %lld of the %lld iterations already",
+                       (long long)ts->call_done, (long long)cfg->iterations);
+    return LN_OK;
+}
+
 ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *cfg,
                    ln_history *hist, ln_error *err)
 {
@@ -90,78 +210,112 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     if (st) return st;
     st = check_fit(net, data, cfg->loss, err);
     if (st) return st;
+    st = check_extras(net, cfg, err);
+    if (st) return st;
     if (data->count > (int64_t)UINT32_MAX)
         return ln_fail(err, LN_EINVAL, "data: more than 2^32 samples");
 
     const int64_t count = data->count;
+    ln_train_state local;
+    memset(&local, 0, sizeof local);
+    ln_train_state *ts = cfg->state ? cfg->state : &local;
+    if (cfg->resume) {
+        st = check_resume(ts, cfg, ln_net_param_count(net), count, err);
+        if (st) return st;
+    }
+    /* A resumed call finishes the iterations its checkpoint had not done. */
+    const int64_t first = cfg->resume ? ts->call_done : 0;
+    const int64_t remaining = cfg->iterations - first;
     const int batch = (int)(cfg->batch < count ? cfg->batch : count);
     const int64_t steps_per_epoch = (count + batch - 1) / batch;
-    size_t steps_needed = (size_t)cfg->iterations;
+    size_t steps_needed = (size_t)remaining;
     if (cfg->unit == LN_UNIT_EPOCH &&
-        !ln_mul_size((size_t)cfg->iterations, (size_t)steps_per_epoch, &steps_needed))
+        !ln_mul_size((size_t)remaining, (size_t)steps_per_epoch, &steps_needed))
         return ln_fail(err, LN_EINVAL, "iterations: too many steps");
     if (steps_needed > ((size_t)1 << 32))
         return ln_fail(err, LN_EINVAL, "iterations: %zu steps is too many to record",
                        steps_needed);
-    /* Limit: the history (a double per iteration, a float per step) is allocated up
+    /* Limit: the history (two doubles per iteration, a float per step) is allocated up
      * front; an absurd request is refused here, not by the allocator or the OOM killer. */
-    const double history_bytes = 8.0 * (double)cfg->iterations + 4.0 * (double)steps_needed;
+    const double history_bytes = 16.0 * (double)remaining + 4.0 * (double)steps_needed;
     if (history_bytes > LN_HISTORY_LIMIT)
         return ln_fail(err, LN_ENOMEM,
                        "iterations: %lld iterations (%zu steps) would record %.1f GiB of losses; "
                        "the limit is %d GiB per run",
                        (long long)cfg->iterations, steps_needed, history_bytes / (1 << 30),
                        (int)(LN_HISTORY_LIMIT / (1 << 30)));
-    const int64_t total_steps = (int64_t)steps_needed;
+    /* A call that continues in the middle of an epoch may need one step more per
+     * epoch boundary it crosses; the count of steps is bounded by iterations x steps
+     * per epoch plus one epoch either way. */
+    const int64_t total_steps =
+        (int64_t)steps_needed + (cfg->unit == LN_UNIT_EPOCH ? steps_per_epoch : 0);
     const int classes = (int)ln_net_output_shape(net).dim[0];
+    const int64_t every = cfg->validate_every > 0 ? cfg->validate_every : 1;
+    const int64_t max_validations = cfg->validate ? remaining / every + 2 : 0;
+    const int64_t checkpoint_every = cfg->checkpoint_every > 0 ? cfg->checkpoint_every : 1;
 
     st = ln_net_reserve(net, batch, err);
     if (st) return st;
-    ln_optim opt;
-    memset(&opt, 0, sizeof opt);
-    st = ln_optim_init(&opt, &cfg->optim, ln_net_param_count(net), err);
+    st = state_prepare(ts, cfg, ln_net_param_count(net), count, err);
     if (st) return st;
+    if (!cfg->resume) {
+        ts->call_done = 0;
+        ts->stop_best = INFINITY;
+        ts->stop_wait = 0;
+    }
+    hist->first_iteration = first;
+    ln_optim *opt = &ts->opt;
+    const double base_lr = cfg->optim.lr;
 
     float *dpred = ln_alloc_zeroed((size_t)batch * (size_t)classes, sizeof(float));
     int32_t *labels = ln_alloc_zeroed((size_t)batch, sizeof(int32_t));
-    int64_t *order = ln_alloc_zeroed((size_t)count, sizeof(int64_t));
-    hist->loss = ln_alloc_zeroed((size_t)cfg->iterations, sizeof(double));
+    hist->loss = ln_alloc_zeroed((size_t)remaining, sizeof(double));
+    hist->lr = ln_alloc_zeroed((size_t)remaining, sizeof(double));
     hist->step_loss = ln_alloc_zeroed((size_t)total_steps, sizeof(float));
-    if (!dpred || !labels || !order || !hist->loss || !hist->step_loss) {
+    if (max_validations > 0) {
+        hist->val_iteration = ln_alloc_zeroed((size_t)max_validations, sizeof(int64_t));
+        hist->val_loss = ln_alloc_zeroed((size_t)max_validations, sizeof(double));
+        hist->val_accuracy = ln_alloc_zeroed((size_t)max_validations, sizeof(double));
+    }
+    if (!dpred || !labels || !hist->loss || !hist->lr || !hist->step_loss ||
+        (max_validations > 0 && (!hist->val_iteration || !hist->val_loss || !hist->val_accuracy))) {
         st = ln_fail(err, LN_ENOMEM, "train: out of memory (%lld steps of batch %d)",
                      (long long)total_steps, batch);
         goto done;
     }
 
-    ln_rng shuffle_rng, dropout_rng;
-    ln_rng_seed(&shuffle_rng, cfg->seed, LN_STREAM_SHUFFLE);
-    ln_rng_seed(&dropout_rng, cfg->seed, LN_STREAM_DROPOUT);
-    float *params = ln_net_params(net);
-    const float *grads = ln_net_grads(net);
     const double start = now_seconds();
+    stop_watch watch = {ts->stop_best, ts->stop_wait};
 
-    int64_t pos = count; /* position in the current epoch; count = start a new one */
     double iter_sum = 0.0;
     int64_t iter_samples = 0;
+    int iteration_started = 0;
     for (int64_t step = 0; step < total_steps; step++) {
         /* atomic: another thread (or a signal handler) may set it at any time */
         if (cfg->stop && __atomic_load_n(cfg->stop, __ATOMIC_RELAXED)) {
             hist->interrupted = 1;
             break;
         }
-        if (pos >= count) {
-            shuffle(order, count, cfg->shuffle, &shuffle_rng);
-            pos = 0;
+        if (ts->pos >= count) {
+            shuffle(ts->order, count, cfg->shuffle, &ts->shuffle_rng);
+            ts->pos = 0;
         }
-        const int n = (int)(count - pos < batch ? count - pos : batch);
+        if (cfg->schedule.kind != LN_SCHED_NONE)
+            opt->spec.lr = ln_schedule_lr(&cfg->schedule, base_lr,
+                                          cfg->schedule.per == LN_UNIT_STEP ? ts->steps : ts->epochs);
+        if (!iteration_started) {
+            hist->lr[hist->iterations] = opt->spec.lr;
+            iteration_started = 1;
+        }
+        const int n = (int)(count - ts->pos < batch ? count - ts->pos : batch);
         /* straight into the net's input slot: no batch buffer, no second copy */
         float *x = ln_net_input(net);
-        ln_dataset_gather(data, order + pos, n, x, labels);
-        pos += n;
+        ln_dataset_gather(data, ts->order + ts->pos, n, x, labels);
+        ts->pos += n;
 
         const float *pred;
         double loss;
-        st = ln_net_forward(net, x, n, 1, &dropout_rng, &pred, err);
+        st = ln_net_forward(net, x, n, 1, &ts->dropout_rng, &pred, err);
         if (!st) st = ln_loss(cfg->loss, pred, n, classes, labels, NULL, &loss, dpred, err);
         if (st) goto done;
         hist->step_loss[step] = (float)loss;
@@ -174,44 +328,84 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         if (!diverged) {
             st = ln_net_backward(net, dpred, NULL, err);
             if (st) goto done;
-            ln_optim_step(&opt, params, grads);
+            ln_net_optim_step(net, opt); /* ln_optim_step over the net's threads */
+            ts->steps++;
         }
+        if (ts->pos >= count) ts->epochs++;
         const int iteration_done =
-            diverged || cfg->unit == LN_UNIT_STEP || pos >= count;
+            diverged || cfg->unit == LN_UNIT_STEP || ts->pos >= count;
         if (iteration_done) {
             /* Epoch loss: the sample-weighted mean of its steps' batch means. */
-            hist->loss[hist->iterations++] = diverged ? loss : iter_sum / (double)iter_samples;
+            const int64_t it = first + ++hist->iterations; /* the call's iteration number */
+            const double it_loss = diverged ? loss : iter_sum / (double)iter_samples;
+            hist->loss[hist->iterations - 1] = it_loss;
             iter_sum = 0.0;
             iter_samples = 0;
+            iteration_started = 0;
             hist->seconds = now_seconds() - start;
             if (diverged) {
                 hist->diverged = 1;
                 break;
             }
-            if (cfg->on_iteration) {
-                ln_progress p = {hist->iterations, cfg->iterations, hist->steps,
-                                 hist->samples, hist->loss[hist->iterations - 1], hist->seconds};
-                if (cfg->on_iteration(cfg->user, &p)) {
-                    hist->interrupted = hist->iterations < cfg->iterations;
+            int stop_now = 0;
+            if (cfg->early.metric == LN_STOP_LOSS) stop_now = stop_check(&cfg->early, &watch, it_loss);
+            if (cfg->validate && (it % every == 0 || it == cfg->iterations)) {
+                const int64_t v = hist->validations++;
+                hist->val_iteration[v] = it;
+                st = ln_evaluate(net, cfg->validate, cfg->loss, batch, &hist->val_loss[v],
+                                 &hist->val_accuracy[v], err);
+                if (st) goto done;
+                if (cfg->early.metric == LN_STOP_VAL_LOSS)
+                    stop_now = stop_check(&cfg->early, &watch, hist->val_loss[v]);
+            }
+            if (cfg->checkpoint && (it % checkpoint_every == 0 || it == cfg->iterations || stop_now)) {
+                ts->call_done = it;
+                ts->stop_best = watch.best;
+                ts->stop_wait = watch.wait;
+                ln_error ck;
+                if (ln_checkpoint_save(net, ts, cfg->checkpoint, &ck)) {
+                    /* the results so far are kept; the run stops and says why */
+                    snprintf(hist->checkpoint_error, sizeof hist->checkpoint_error, "%s", ck.msg);
+                    hist->interrupted = it < cfg->iterations;
                     break;
                 }
             }
-            if (hist->iterations >= cfg->iterations) break;
+            if (cfg->on_iteration) {
+                ln_progress p = {it, cfg->iterations, hist->steps, hist->samples, it_loss,
+                                 hist->seconds};
+                if (cfg->on_iteration(cfg->user, &p)) {
+                    hist->interrupted = it < cfg->iterations;
+                    break;
+                }
+            }
+            if (stop_now && it < cfg->iterations) {
+                hist->stopped_at = it;
+                break;
+            }
+            if (it >= cfg->iterations) break;
         }
     }
     hist->seconds = now_seconds() - start;
     st = LN_OK;
 done:
+    /* The rate of the last call stays the optimizer's rate (a schedule recomputes it). */
+    opt->spec.lr = base_lr;
     ln_dealloc(dpred);
     ln_dealloc(labels);
-    ln_dealloc(order);
-    ln_optim_release(&opt);
+    if (ts == &local || st) ln_train_state_release(ts);
     if (st) ln_history_release(hist);
     return st;
 }
 
 ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
                       double *mean_loss, double *accuracy, ln_error *err)
+{
+    return ln_evaluate_confusion(net, data, loss, batch, mean_loss, accuracy, NULL, err);
+}
+
+ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
+                                double *mean_loss, double *accuracy, int64_t *confusion,
+                                ln_error *err)
 {
     ln_status st = check_fit(net, data, loss, err);
     if (st) return st;
@@ -225,6 +419,7 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
     }
     double sum = 0.0;
     int64_t correct = 0;
+    if (confusion) memset(confusion, 0, sizeof *confusion * (size_t)classes * (size_t)classes);
     for (int64_t start = 0; start < data->count; start += batch) {
         const int n = (int)(data->count - start < batch ? data->count - start : batch);
         const float *pred;
@@ -241,7 +436,9 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
             int best = 0;
             for (int c = 1; c < classes; c++)
                 if (row[c] > row[best]) best = c;
-            correct += best == data->labels[start + i];
+            const int32_t truth = data->labels[start + i];
+            correct += best == truth;
+            if (confusion) confusion[(int64_t)truth * classes + best]++; /* truth < classes: checked */
         }
     }
     if (mean_loss) *mean_loss = sum / (double)data->count;

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 CLANG="${CLANG:-clang}"
 OUT=build/fuzz
-HARNESSES="${FUZZ_HARNESSES:-fuzz_idx fuzz_model}"
+HARNESSES="${FUZZ_HARNESSES:-fuzz_idx fuzz_model fuzz_files}"
 CFLAGS="-std=c11 -D_DEFAULT_SOURCE -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
 if ! command -v "$CLANG" >/dev/null 2>&1; then
@@ -49,6 +49,10 @@ if [ "${1:-}" = "--corpus" ]; then
     rm -f fuzz/corpus/fuzz_idx/* fuzz/corpus/fuzz_model/*
     mkdir -p fuzz/corpus/fuzz_idx fuzz/corpus/fuzz_model
     "$OUT/make_corpus"
+    # fuzz_files: checkpoints written by the engine itself (needs the module: make)
+    rm -f fuzz/corpus/fuzz_files/*
+    mkdir -p fuzz/corpus/fuzz_files
+    lua5.4 fuzz/files_corpus.lua fuzz/corpus/fuzz_files
     echo "fuzz: seed corpus written to fuzz/corpus/"
     exit 0
 fi

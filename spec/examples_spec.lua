@@ -62,7 +62,7 @@ teardown(function() if tmp then rm_rf(tmp) end end)
 describe("examples/", function()
   it("has a usage comment at the top of every example, and a test here for each", function()
     local covered = { ["classify.lua"] = true, ["custom_net.lua"] = true, ["embed_app.lua"] = true,
-      ["embed.c"] = true, ["sweep.lua"] = true, ["digits.lua"] = true }
+      ["embed.c"] = true, ["sweep.lua"] = true, ["digits.lua"] = true, ["fashion.lua"] = true }
     local seen = 0
     for name in lfs.dir(ROOT .. "/examples") do
       if name:match("%.lua$") or name:match("%.c$") then
@@ -73,7 +73,7 @@ describe("examples/", function()
           "examples/" .. name .. " lacks a usage comment at the top")
       end
     end
-    assert.equal(6, seen)
+    assert.equal(7, seen)
   end)
 end)
 
@@ -260,6 +260,37 @@ describe("examples/sweep.lua", function()
     local r = lunet_run("sweep.lua", "--lr 0.1,fast")
     assert.equal(1, r.code)
     assert.matches("--lr: 'fast' is not a number", r.err, 1, true)
+  end)
+end)
+
+describe("examples/fashion.lua", function()
+  local have = lunet.fashion_mnist { split = "test", n = 1 }
+  it("runs Figures 2 and 3 on Fashion-MNIST with validation curves", function()
+    if not have then return pending("Fashion-MNIST not installed (Debian dataset-fashion-mnist): skipped") end
+    local out = tmp .. "/fashion"
+    local r = lunet_run("fashion.lua", "--runs 2 --epochs 2 --n 128 --val 64 --threads 2 --out " .. shell_quote(out))
+    assert.equal(0, r.code, explain(r))
+    assert.matches("dataset fashion-mnist/train: 128 samples", r.out, 1, true)
+    assert.matches("lunet result \"figure2\"", r.out, 1, true)
+    assert.matches("lunet result \"figure3\"", r.out, 1, true)
+    assert.matches("valid.:  loss [%d.]+, accuracy [%d.]+%% %(epoch 2, 2 runs%)", r.out)
+    assert.matches("Figure 3: epoch 2: training loss [%d.]+, validation loss [%d.]+", r.out)
+    local saved = assert(lunet.load_result(out .. "/figure2.json"))
+    assert.equal(2, #saved.val_mean)
+    assert.equal("fashion-mnist", saved.config.data.name)
+    assert.equal("fashion-mnist", saved.config.validate.name)
+    if require("lunet.plot").available() then
+      assert.equal("\137PNG\r\n\26\n", (read(out .. "/fashion.png") or ""):sub(1, 8))
+    end
+  end)
+
+  it("rejects a bad argument with status 1", function()
+    local r = lunet_run("fashion.lua", "--epochs zero")
+    assert.equal(1, r.code)
+    assert.matches("--epochs needs a positive integer", r.err, 1, true)
+    r = lunet_run("fashion.lua", "--dir " .. shell_quote(tmp .. "/nowhere"))
+    assert.equal(1, r.code)
+    assert.matches("(the Fashion-MNIST train files are not in " .. tmp .. "/nowhere)", r.err, 1, true)
   end)
 end)
 

@@ -60,6 +60,17 @@ describe("lunet.experiment", function()
     assert.are_not.equal(res.runs[1].loss[4], res.runs[2].loss[4])
   end)
 
+  it("puts spare threads inside the runs when there are fewer runs than threads, with the same bits", function()
+    local one = lunet.experiment(base { runs = 1, threads = 1, fresh = true, cache = false })
+    local three = lunet.experiment(base { runs = 1, threads = 3, fresh = true, cache = false })
+    assert.equal(bits(one), bits(three))
+    assert.equal(1, three.provenance.runs_side_by_side)
+    assert.equal(3, three.provenance.threads_per_run)
+    local many = lunet.experiment(base { runs = 4, threads = 2, fresh = true, cache = false })
+    assert.equal(2, many.provenance.runs_side_by_side)
+    assert.equal(1, many.provenance.threads_per_run)
+  end)
+
   it("gives the same bits with 1 thread and with 2", function()
     local one = lunet.experiment(base { threads = 1, fresh = true, cache = false })
     local two = lunet.experiment(base { threads = 2, fresh = true, cache = false })
@@ -237,5 +248,70 @@ print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
     local out2 = assert(io.open(dir .. "/out2")):read("a")
     assert.equal(40, tonumber(out2:match("RUNS (%d+)")))
     assert.equal(40 - kept, tonumber(out2:match("COMPUTED (%d+)")))
+  end)
+end)
+
+describe("experiments with schedules, validation and early stopping", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  teardown(function() remove_tree(dir) end)
+  local val = synthetic(24, 4, 11)
+  local function cfg(extra)
+    local c = base { out = dir, name = "val", validate = val, schedule = { "step", step_size = 2, gamma = 0.5 },
+      stop = { metric = "loss", patience = 1, min_delta = 0.05 }, iterations = 8 }
+    for k, v in pairs(extra or {}) do c[k] = v end
+    return c
+  end
+
+  it("each run equals net:train with the same options; validation curves; stopped runs", function()
+    local res = lunet.experiment(cfg())
+    assert.equal(4, #res.runs)
+    local stopped = 0
+    for r, run in ipairs(res.runs) do
+      -- run r: the template's layers initialised from its seed, trained with that seed
+      local net = small_net()
+      net:init(run.seed)
+      local h = net:train { data = data, validate = val, optimizer = lunet.sgd { lr = 0.05, momentum = 0.5 },
+        batch = 16, iterations = 8, seed = run.seed, quiet = true,
+        schedule = { "step", step_size = 2, gamma = 0.5 }, stop = { metric = "loss", patience = 1, min_delta = 0.05 } }
+      assert.same(h.loss, run.loss, "run " .. r)
+      assert.same(h.val_loss, run.val_loss)
+      assert.equal(h.stopped_at, run.stopped_at)
+      if run.stopped_at then stopped = stopped + 1 end
+    end
+    assert.is_true(stopped > 0, "min_delta 0.05 with patience 1 should stop some runs")
+    assert.is_table(res.val_mean)
+    assert.equal(res.val_iterations[1], 1)
+    assert.matches("stopped: ", tostring(res), 1, true)
+    -- part of the key: another schedule or stop rule is another configuration
+    assert.equal("step", res.config.schedule.kind)
+    local other = lunet.experiment(cfg { schedule = { "step", step_size = 3, gamma = 0.5 } })
+    assert.equal(4, other.provenance.runs_computed)
+    -- a longer question is answered from the store when every run stopped before it
+    -- or ran long enough: here only the runs that did not stop are computed again
+    local again = lunet.experiment(cfg())
+    assert.equal(0, again.provenance.runs_computed)
+    local longer = lunet.experiment(cfg { iterations = 10 })
+    assert.equal(4 - stopped, longer.provenance.runs_computed)
+    for r, run in ipairs(longer.runs) do
+      if res.runs[r].stopped_at then assert.same(res.runs[r].loss, run.loss) end
+    end
+  end)
+
+  it("a sweep over schedules names its cells with a canonical form of the table", function()
+    local b = cfg { runs = 2, iterations = 3 }
+    b.stop = nil
+    local sw = lunet.sweep { name = "sched", base = b,
+      grid = { schedule = { { "cosine", t_max = 3 }, { "exponential", gamma = 0.5 } } }, quiet = true }
+    assert.equal(2, #sw.cells)
+    local text = tostring(sw)
+    assert.matches("schedule=cosine(t_max=3)", text, 1, true)
+    assert.matches("schedule=exponential(gamma=0.5)", text, 1, true)
+    assert.is_nil(text:find("table: 0x", 1, true))
+    assert(sw:save(dir .. "/sched"))
+    local csv = assert(io.open(dir .. "/sched.csv")):read("a")
+    assert.matches("\ncosine(t_max=3),", csv, 1, true)
+    assert.equal("step(gamma=0.5,step_size=2)",
+      require("lunet.experiment").value_label({ "step", step_size = 2, gamma = 0.5 }))
   end)
 end)

@@ -79,7 +79,7 @@ describe("PyTorch fixtures", function()
 
   describe("cases with conv2d, reference kernels", function()
     for _, c in ipairs(index.cases) do
-      if (c.kind == "layer" or c.kind == "net") and fx.has_conv(fx.load(c.file)) then
+      if (c.kind == "layer" or c.kind == "net" or c.kind == "train") and fx.has_conv(fx.load(c.file)) then
         it(c.name .. " (reference kernels)", function()
           local case = fx.load(c.file)
           local chk = fx.run(case, { reference = true })
@@ -166,7 +166,8 @@ describe("PyTorch fixtures", function()
     -- compared value in turn; exactly that comparison must fail.
     local mutation_cases = { "conv2d_k3_s2_p1", "maxpool2d_k3_s2", "relu", "batchnorm2d_train",
       "batchnorm1d_eval", "loss_mse_onehot", "loss_cross_entropy", "optim_adamw",
-      "net_forward_backward", "net_train_steps" }
+      "net_forward_backward", "net_train_steps",
+      "schedule_lrs", "train_schedule_cosine_per_step" }
     for _, name in ipairs(mutation_cases) do
       it("every comparison of " .. name .. " fails when its expected value is perturbed", function()
         local case = fx.load(name .. ".json")

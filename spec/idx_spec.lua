@@ -16,11 +16,7 @@ local function write(name, bytes)
   return path
 end
 
-local function header(type_code, dims)
-  local h = string.pack(">BBBB", 0, 0, type_code, #dims)
-  for _, d in ipairs(dims) do h = h .. string.pack(">I4", d) end
-  return h
-end
+local header = require("spec.support.util").idx_header
 
 local function images(n, h, w, fn)
   local bytes = {}

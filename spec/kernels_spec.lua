@@ -43,4 +43,43 @@ describe("fast kernels", function()
     local b = train(lunet.models.mnist_cnn { seed = 5 }, data, 16)
     for i = 1, #a.step_loss do assert.equal(a.step_loss[i], b.step_loss[i]) end
   end)
+
+  it("give bit-identical losses, parameters and predictions on 1, 2 and 3 threads (net:train{threads})", function()
+    local runs = {}
+    for threads = 1, 3 do
+      local net = lunet.models.mnist_cnn { seed = 9 }
+      local h = net:train { data = data, batch = 16, iterations = 2, quiet = true, threads = threads,
+        optimizer = lunet.adam { lr = 1e-3 } }
+      runs[threads] = { h = h, params = net:_params(), eval = net:evaluate(data, { threads = threads, batch = 20 }) }
+      runs[threads].class, runs[threads].out = net:predict(data:image(1), { threads = threads })
+    end
+    for threads = 2, 3 do
+      local a, b = runs[1], runs[threads]
+      assert.equal(#a.h.step_loss, #b.h.step_loss)
+      assert.equal(6, #a.h.step_loss) -- 45 samples in batches of 16: 3 steps an epoch
+      for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
+      assert.equal(#a.params, #b.params)
+      for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
+      assert.equal(a.eval.loss, b.eval.loss)
+      assert.equal(a.eval.accuracy, b.eval.accuracy)
+      assert.equal(a.class, b.class)
+      for j = 1, #a.out do assert.equal(a.out[j], b.out[j]) end
+    end
+  end)
+
+  it("reject a bad threads option with a message naming it", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local opt = lunet.sgd { lr = 0.01 }
+    for _, bad in ipairs({ 0, -1, 1.5, "2" }) do
+      local ok, err = pcall(net.train, net, { data = data, optimizer = opt, threads = bad, quiet = true })
+      assert.is_false(ok)
+      assert.matches("threads", err)
+    end
+    local ok, err = pcall(net.train, net, { data = data, optimizer = opt, threads = 257, quiet = true })
+    assert.is_false(ok)
+    assert.matches("option 'threads' must be at most 256", err, 1, true)
+    ok, err = pcall(net.evaluate, net, data, { threads = 0 })
+    assert.is_false(ok)
+    assert.matches("threads", err)
+  end)
 end)

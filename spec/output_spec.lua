@@ -189,7 +189,8 @@ describe("lunet.help", function()
     assert.is_nil(listing:find("optimizer_spec", 1, true))
     assert.is_nil(listing:find("lunet._", 1, true))
     -- a signature over two doc lines is listed whole, its continuation indented
-    assert.matches("\n  net:train{data, loss = \"nll\",[^\n]*\n      [^\n]*quiet = false}", listing)
+    assert.matches("\n  net:train{data, loss = \"nll\",[^\n]*\n      [^\n]*quiet = false,[^\n]*\n      [^\n]*\n"
+      .. "      [^\n]*resume = none,%s+threads = 1}", listing)
   end)
 
   it("gives a training callback integer counts", function()

@@ -246,7 +246,7 @@ describe("lunet.plot", function()
       local r = decay("a", 0.2, 2)
       assert.has_error(function() plot.results({ r }, { fiel = "x.png" }) end,
         "plot.results: unknown option 'fiel' (valid: band, file, height, labels, logscale, output, "
-        .. "title, width, xlabel, ylabel)")
+        .. "title, validation, width, xlabel, ylabel)")
       local ok, err = pcall(function() plot.results({ r }, { fiel = "x.png" }) end)
       assert.is_false(ok)
       assert.matches("^spec/plot_spec.lua:%d+: plot.results: unknown option", err)

@@ -388,3 +388,50 @@ describe("lunet.result", function()
     end)
   end)
 end)
+
+describe("validation curves and early stops in a result", function()
+  -- run 2 stopped after iteration 2; validations every 2 iterations and after the last
+  local runs = {
+    { loss = { 1.0, 0.8, 0.6, 0.5, 0.45 }, val_iterations = { 2, 4, 5 }, val_loss = { 0.9, 0.7, 0.65 },
+      val_accuracy = { 0.5, 0.6, 0.7 } },
+    { loss = { 1.2, 1.0 }, val_iterations = { 2 }, val_loss = { 1.1 }, val_accuracy = { 0.3 }, stopped_at = 2 },
+    { loss = { 1.1, 0.9, 0.7, 0.6, 0.55 }, val_iterations = { 2, 4, 5 }, val_loss = { 1.0, 0.8, 0.75 },
+      val_accuracy = { 0.4, 0.6, 0.8 } },
+  }
+  local res = Result.new { name = "v", runs = runs }
+
+  it("summarises the k-th validation of every run; each point over the runs that reached it", function()
+    assert.same({ 2, 4, 5 }, res.val_iterations)
+    assert.same({ 3, 2, 2 }, res.val_n)
+    assert.near(1.0, res.val_mean[1], 1e-12)
+    assert.near(0.75, res.val_mean[2], 1e-12)
+    assert.near(0.7, res.val_mean[3], 1e-12)
+    assert.near(0.75, res.val_accuracy_mean[3], 1e-12)
+    -- the loss the same way: iterations 3-5 are the mean of the two runs that went on
+    assert.same({ 3, 3, 2, 2, 2 }, res.n)
+    assert.near(0.65, res.mean[3], 1e-12)
+    assert.same({ { iteration = 2, count = 1 } }, res:stopped())
+    local text = tostring(res)
+    assert.matches("valid.:  loss 0.7, accuracy 75.00%% %(iteration 5, 2 runs%)", text)
+    assert.matches("stopped: 1 runs early, after iteration 2", text, 1, true)
+  end)
+
+  it("survives a save and load", function()
+    local dir = temp_dir()
+    assert(res:save(dir .. "/v"))
+    local back = assert(Result.load(dir .. "/v.json"))
+    assert.same(res.val_mean, back.val_mean)
+    assert.same(res:stopped(), back:stopped())
+    rm_rf(dir)
+  end)
+
+  it("res:plot draws the validation curve and marks the early stops", function()
+    local plot = require("lunet.plot")
+    if not plot.available() then return pending("gnuplot not installed") end
+    local text = assert(res:plot { output = "string", width = 80, height = 25 })
+    assert.matches("v (validation)", text, 1, true)
+    assert.matches("v: early stops", text, 1, true)
+    local plain = assert(res:plot { output = "string", width = 80, height = 25, validation = false })
+    assert.is_nil(plain:find("(validation)", 1, true))
+  end)
+end)

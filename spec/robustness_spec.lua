@@ -232,10 +232,31 @@ T["lunet.tensor"] = function() return pack({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }) end
 T["lunet.loss"] = function() return pack("nll", lunet.tensor({ -1, -2, -0.5, -3 }, { 2, 2 }), { 0, 1 }) end
 T["lunet.dataset"] = function() return pack(lunet.tensor({ 2, 1, 2, 2 }), { 0, 1 }, { name = "d" }) end
 T["lunet.mnist"] = function() return pack { dir = tmp .. "/no-mnist", split = "train", n = 10, mean = 0.1, std = 0.3 } end
+-- the loaders point at files that do not exist (a real set would make every call slow)
+T["lunet.fashion_mnist"] = function()
+  return pack { dir = tmp .. "/no-fashion", split = "test", n = 10, mean = 0.2, std = { 0.3 } }
+end
+T["lunet.cifar10"] = function() return pack { dir = tmp .. "/no-cifar", split = "test", n = 10, normalize = "auto" } end
+T["lunet.idx"] = function()
+  return pack { images = tmp .. "/i.idx", labels = tmp .. "/l.idx", n = 2, normalize = false, name = "x" }
+end
+T["lunet.csv"] = function()
+  return pack { path = tmp .. "/missing.csv", label_column = 1, shape = { 1, 2, 2 }, header = true, n = 2,
+    mean = { 0.1 }, std = 0.2, name = "c" }
+end
+T["lunet.core.dataset_idx"] = function() return pack(tmp .. "/i.idx", tmp .. "/l.idx", 0, { mean = 0.1, std = 0.3 }) end
+T["lunet.core.dataset_csv"] = function()
+  return pack(tmp .. "/missing.csv", { shape = { 1, 2, 2 }, label_column = 1, header = true, normalize = false })
+end
+T["lunet.core.dataset_cifar"] = function() return pack({ tmp .. "/missing.bin" }, 0, { normalize = "auto" }) end
 T["lunet.load"] = function() return pack(tmp .. "/missing.lunet") end
 T["lunet.idx_read"] = function() return pack(tmp .. "/missing.idx") end
 T["lunet.train_config"] = function() return pack({ batch = 8, iterations = 1 }, "lunet.train_config", 1) end
 T["lunet.cpu_count"] = function() return pack() end
+T["lunet.schedule_lr"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, 0.1, 3) end
+T["lunet.core.schedule_lr"] = function()
+  return pack({ kind = "multistep", per = "epoch", milestones = { 2, 4 }, gamma = 0.5 }, 0.1, 3)
+end
 -- experiments
 T["lunet.experiment"] = function() return pack(experiment_opts()) end
 T["lunet.sweep"] = function()
@@ -332,7 +353,7 @@ for _, k in ipairs({ "__len", "__tostring", "__gc" }) do
   T["Tensor." .. k] = function() return pack(tensor()) end
 end
 -- datasets
-for _, k in ipairs({ "size", "shape", "classes", "class_counts", "checksum", "memory", "_info", "free" }) do
+for _, k in ipairs({ "size", "shape", "classes", "class_counts", "checksum", "memory", "_info", "info", "free" }) do
   T["Dataset:" .. k] = function() return pack(data()) end
 end
 T["Dataset:image"] = function() return pack(data(), 3) end

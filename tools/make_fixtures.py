@@ -372,6 +372,92 @@ def net_train_case(name):
             "final_params": net_param_dict(net)}
 
 
+# -------------------------------------------------------------- schedules
+
+# Each schedule as lunet writes it, and the torch.optim.lr_scheduler that it stands for.
+SCHEDULES = [
+    ({"kind": "step", "step_size": 3, "gamma": 0.5},
+     lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
+    ({"kind": "step", "step_size": 1, "gamma": 0.9},
+     lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.9)),
+    ({"kind": "multistep", "milestones": [2, 5, 5, 9], "gamma": 0.3},
+     lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.3)),
+    ({"kind": "exponential", "gamma": 0.8},
+     lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.8)),
+    ({"kind": "cosine", "t_max": 7, "eta_min": 0.0},
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.0)),
+    ({"kind": "cosine", "t_max": 5, "eta_min": 0.002},
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5, eta_min=0.002)),
+]
+
+
+def schedule_case(name):
+    """The rate every scheduler gives at t = 0 .. 24 (t = scheduler.step() calls so far):
+    get_last_lr() before each step, as a training loop sees it. Rates are Python floats
+    (doubles), written exactly (json's repr), not rounded to float32."""
+    out = []
+    for spec, make in SCHEDULES:
+        param = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([param], lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for _ in range(25):
+            lrs.append(sched.get_last_lr()[0])
+            opt.step()
+            sched.step()
+        out.append({"schedule": spec, "lr": 0.1, "lrs": lrs})
+    return {"schedules": out}
+
+
+TRAIN_LAYERS = [
+    {"kind": "conv2d", "in_channels": 1, "out_channels": 4, "kernel": 5, "stride": 1,
+     "padding": 0, "bias": True},
+    {"kind": "maxpool2d", "kernel": 2, "stride": 2},
+    {"kind": "relu"},
+    {"kind": "flatten"},
+    {"kind": "linear", "in_features": 576, "out_features": 10, "bias": True},
+    {"kind": "log_softmax"},
+]
+
+
+def train_schedule_case(optimizer, options, schedule, make_sched, unit, iterations):
+    """net:train{batch = 4, shuffle = false} over 8 samples (2 steps per epoch) with a
+    schedule stepped per step or per epoch, as a PyTorch loop does it: the losses of
+    every step, the rate every step used, and the final parameters."""
+    def build(name):
+        net = nn.Sequential(nn.Conv2d(1, 4, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(576, 10), nn.LogSoftmax(dim=1))
+        for m in net:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                set_params(m, ["weight", "bias"])
+        x = randn(8, 1, 28, 28)
+        labels = torch.randint(0, 10, (8,))
+        params = net_param_dict(net)
+        if optimizer == "sgd":
+            opt = torch.optim.SGD(net.parameters(), **options)
+        else:
+            opt = torch.optim.Adam(net.parameters(), **options)
+        sched = make_sched(opt)
+        steps = iterations * 2 if unit == "epoch" else iterations
+        losses, lrs = [], []
+        for k in range(steps):
+            lo = (k % 2) * 4
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.zero_grad()
+            loss = F.nll_loss(net(x[lo:lo + 4]), labels[lo:lo + 4])
+            loss.backward()
+            opt.step()
+            losses.append(f32(loss.item()))
+            if schedule["per"] == "step" or k % 2 == 1:
+                sched.step()
+        return {"layers": TRAIN_LAYERS, "params": params, "input": tensor(x),
+                "labels": [int(v) for v in labels.tolist()], "loss_kind": "nll",
+                "optimizer": optimizer, "options": dict(options), "batch": 4,
+                "unit": unit, "iterations": iterations, "schedule": schedule,
+                "step_losses": losses, "step_lrs": lrs, "final_params": net_param_dict(net)}
+    return build
+
+
 # ------------------------------------------------------------------ cases
 
 CASES = [
@@ -418,6 +504,20 @@ CASES = [
      optim_case("adam", lr=1e-2, eps=1e-3, betas=(0.8, 0.9))),
     ("net_forward_backward", "net", net_case),
     ("net_train_steps", "net", net_train_case),
+    ("schedule_lrs", "schedule", schedule_case),
+    ("train_schedule_cosine_per_step", "train",
+     train_schedule_case("sgd", {"lr": 0.1, "momentum": 0.9},
+                         {"kind": "cosine", "t_max": 6, "eta_min": 0.01, "per": "step"},
+                         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=6,
+                                                                              eta_min=0.01),
+                         "step", 9)),
+    ("train_schedule_multistep_per_epoch", "train",
+     train_schedule_case("adam", {"lr": 0.01},
+                         {"kind": "multistep", "milestones": [1, 3], "gamma": 0.5,
+                          "per": "epoch"},
+                         lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[1, 3],
+                                                                        gamma=0.5),
+                         "epoch", 4)),
 ]
 
 

@@ -68,7 +68,7 @@ local EXPERIMENT_KEYS = {
   optimizer = "any", batch = "positive_int", iterations = "positive_int", unit = "string",
   runs = "positive_int", seed = "integer", threads = "nonneg_int", shuffle = "boolean",
   quiet = "boolean", out = "string", fresh = "boolean", keep_steps = "boolean", cache = "boolean",
-  test_at = "table",
+  test_at = "table", schedule = "table", validate = "any", validate_every = "positive_int", stop = "table",
 }
 M.EXPERIMENT_KEYS = EXPERIMENT_KEYS
 -- Most runs one experiment may have (the engine's limit, lunet.core.runs).
@@ -100,15 +100,41 @@ local function test_at(record, iteration)
   return nil
 end
 
+-- The validations of a record up to `iterations`; nil when a run of that length would
+-- have validated after its last iteration and the record did not (validate_every).
+local function validations_of(record, iterations, ended_early)
+  if not record.val_iterations then return {} end
+  local v = { val_iterations = {}, val_loss = {}, val_accuracy = {} }
+  for k, it in ipairs(record.val_iterations) do
+    if it <= iterations then
+      v.val_iterations[k], v.val_loss[k], v.val_accuracy[k] = it, record.val_loss[k], record.val_accuracy[k]
+    end
+  end
+  if not ended_early and v.val_iterations[#v.val_iterations] ~= iterations then return nil end
+  return v
+end
+
 -- The run as an experiment of `iterations` iterations sees it, or nil when the
 -- stored record cannot answer (too short, or test figures missing). The first I
 -- iterations of a run do not depend on how many follow, so a 100-epoch run also
 -- answers a 50-epoch question, test figures included when recorded at iteration 50.
+-- A run that early stopping ended answers any longer question, as a diverged one does.
 local function view_of(record, iterations, need_test)
   local n = #record.loss
   -- a record holds its seed as text (64 bits do not survive a JSON double); a result, as
   -- an integer, whether the run was just computed or read from the store
   local seed = math.tointeger(tonumber(record.seed)) or record.seed
+  local stopped = math.type(record.stopped_at) == "integer" and record.stopped_at < iterations
+  local val = validations_of(record, iterations, stopped or (record.diverged and n <= iterations))
+  if not val then return nil end
+  if stopped then
+    local t = need_test and test_at(record, record.stopped_at) or nil
+    if need_test and not t then return nil end
+    return { index = record.index, seed = seed, loss = record.loss, diverged = false,
+      stopped_at = record.stopped_at, test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
+      seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
+      val_iterations = val.val_iterations, val_loss = val.val_loss, val_accuracy = val.val_accuracy }
+  end
   if n < iterations then
     if not record.diverged then return nil end
     if need_test then return { index = record.index, seed = seed, loss = record.loss, diverged = true,
@@ -123,6 +149,7 @@ local function view_of(record, iterations, need_test)
     diverged = record.diverged and n <= iterations or false,
     test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
     seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
+    val_iterations = val.val_iterations, val_loss = val.val_loss, val_accuracy = val.val_accuracy,
   }
 end
 
@@ -156,6 +183,10 @@ local function prepare(lunet, opts, f, level)
   local config = {
     name = name, model = describe_model(net), data = describe_data(opts.data),
     test = opts.test and describe_data(opts.test) or nil,
+    -- schedule and stop are tables: the key's canonical form covers their contents
+    schedule = train.schedule, stop = train.stop,
+    validate = train.validate and describe_data(train.validate) or nil,
+    validate_every = train.validate and train.validate_every or nil,
     loss = train.loss, optimizer = optim.kind, batch = train.batch, iterations = train.iterations,
     unit = train.unit, runs = runs, seed = train.seed, shuffle = train.shuffle,
     n = opts.data:size(),
@@ -229,11 +260,16 @@ local function record_of(p, r, run)
   for it, t in pairs(run.tests or {}) do
     tests[#tests + 1] = { iteration = it, loss = t.loss, accuracy = t.accuracy }
   end
+  -- a run that stopped early was tested after its last iteration
+  if run.stopped_at and run.test_loss and not (run.tests and run.tests[run.stopped_at]) then
+    tests[#tests + 1] = { iteration = run.stopped_at, loss = run.test_loss, accuracy = run.test_accuracy }
+  end
   table.sort(tests, function(a, b) return a.iteration < b.iteration end)
   return {
     index = r, iterations = p.iterations, seed = tostring(run.seed), loss = run.loss, diverged = run.diverged,
     tests = #tests > 0 and tests or nil, seconds = run.seconds, samples = run.samples,
-    step_loss = p.opts.keep_steps and run.step_loss or nil,
+    step_loss = p.opts.keep_steps and run.step_loss or nil, stopped_at = run.stopped_at,
+    val_iterations = run.val_iterations, val_loss = run.val_loss, val_accuracy = run.val_accuracy,
     name = p.name, host = core.hostname(), pid = core.pid(), time = core.now(),
   }
 end
@@ -323,8 +359,13 @@ local function execute(p, wanted)
   while #pending > 0 do
     local only, waiting = {}, {}
     for _, r in ipairs(pending) do only[r] = true end
+    -- Runs side by side while there are as many runs to compute as threads (they share
+    -- nothing); with fewer, the spare threads go inside the runs. Same numbers either way.
+    st.side = math.max(1, math.min(p.threads, #pending))
+    st.per_run = math.max(1, p.threads // st.side)
     local ok, list, interrupted = pcall(core.runs, {
-      net = p.net, data = p.opts.data, test = p.opts.test, train = p.train, runs = p.runs, threads = p.threads,
+      net = p.net, data = p.opts.data, test = p.opts.test, train = p.train, runs = p.runs, threads = st.side,
+      threads_per_run = st.per_run,
       only = only, test_at = need_test and p.test_iterations or nil, keep_steps = p.opts.keep_steps or false,
       claim = s and function(r)
         local t0 = core.now()
@@ -402,7 +443,8 @@ local function result_of(p, st, wanted, started, clock0)
     name = p.name, config = p.config,
     provenance = {
       lunet = core.version, engine_revision = core.engine_revision, lua = _VERSION,
-      threads = p.threads, cpu = cpu_name(), isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
+      threads = p.threads, runs_side_by_side = st.side, threads_per_run = st.per_run, cpu = cpu_name(),
+      isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
       seconds = st.seconds, cpu_seconds = os.clock() - clock0,
       samples_per_second = st.seconds > 0 and st.samples / st.seconds or nil,
       runs_computed = #kept - cached, runs_cached = cached, interrupted = st.interrupted or nil,
@@ -468,7 +510,8 @@ end
 --- lunet.experiment{name = "experiment", model, data, test = none, loss = "nll",
 ---   optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1, unit = "epoch",
 ---   runs = 20, seed = 1, threads = cores, shuffle = true, out = "out", cache = true,
----   fresh = false, test_at = {}, keep_steps = false, quiet = false}
+---   fresh = false, test_at = {}, keep_steps = false, quiet = false, schedule = none,
+---   validate = none, validate_every = 1, stop = none}
 -- model: a function returning a fresh net (or a net); data: the training dataset;
 -- test: a dataset for every run's final loss and accuracy, also recorded at the
 -- iterations listed in test_at. Every run is stored under out/store as it finishes
@@ -476,6 +519,12 @@ end
 -- keep_steps keeps every step's loss (res.runs[r].step_loss); quiet silences the
 -- progress display. In a script, SIGINT, SIGTERM and SIGHUP end the process (130,
 -- 143, 129) with the finished runs stored.
+-- schedule, validate (a dataset), validate_every and stop as net:train's; they are part
+-- of the configuration and its store key. With validate: res.val_mean / val_std /
+-- val_ci_low / val_ci_high per validation (at res.val_iterations). Each run stops on its
+-- own (res.runs[r].stopped_at); a stopped run answers any longer question from the store.
+-- Runs of different lengths: each iteration's mean and spread are over the runs that
+-- reached it (res.n[i]).
 -- Returns a Result (lunet.help("result")): res.mean / std / ci_low / ci_high per
 -- iteration, res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
 function M.experiment(lunet, opts)
@@ -570,6 +619,20 @@ local OPTIMIZER_FIELDS = { lr = true, momentum = true, dampening = true, nestero
 local Sweep = { __name = "lunet.Sweep" }
 Sweep.__index = Sweep
 
+-- A grid value as text for cell names, tables and CSV: a table (a schedule) in a
+-- canonical form, its kind first and then its other fields sorted: cosine(per=epoch,t_max=10).
+local function value_label(v)
+  if type(v) ~= "table" then return tostring(v) end
+  local keys, parts = {}, {}
+  for k in pairs(v) do if k ~= 1 and k ~= "kind" then keys[#keys + 1] = k end end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. value_label(v[k]) end
+  local kind = v.kind or v[1]
+  if kind == nil then return "{" .. table.concat(parts, ",") .. "}" end
+  return tostring(kind) .. "(" .. table.concat(parts, ",") .. ")"
+end
+M.value_label = value_label
+
 local METRICS = { final_mean = true, final_std = true, plateau = true, test_accuracy = true }
 
 local function metric_of(res, metric)
@@ -613,7 +676,7 @@ function M.sweep(lunet, opts)
       local label = {}
       for _, k in ipairs(axes) do
         if OPTIMIZER_FIELDS[k] then optim[k] = params[k] else cfg[k] = params[k] end
-        label[#label + 1] = ("%s=%s"):format(k, tostring(params[k]))
+        label[#label + 1] = ("%s=%s"):format(k, value_label(params[k]))
       end
       cfg.optimizer = optim
       cfg.name = name .. "-" .. table.concat(label, "-")
@@ -700,7 +763,8 @@ function Sweep:save(prefix)
     local cells = {}
     for i, k in ipairs(header) do
       local v = row[k]
-      cells[i] = v == nil and "" or (type(v) == "number" and ("%.9g"):format(v) or tostring(v))
+      cells[i] = v == nil and "" or (type(v) == "number" and ("%.9g"):format(v) or value_label(v))
+      if cells[i]:find("[,\"]") then cells[i] = '"' .. cells[i]:gsub('"', '""') .. '"' end
     end
     lines[#lines + 1] = table.concat(cells, ",")
   end
@@ -717,7 +781,7 @@ function Sweep:__tostring()
   local lines = { ("sweep %s: %d cells over %s"):format(self.name, #self.cells, table.concat(self.axes, " x ")) }
   for _, row in ipairs(self:rows()) do
     local p = {}
-    for _, k in ipairs(self.axes) do p[#p + 1] = ("%s=%s"):format(k, tostring(row[k])) end
+    for _, k in ipairs(self.axes) do p[#p + 1] = ("%s=%s"):format(k, value_label(row[k])) end
     lines[#lines + 1] = ("  %-32s final %.4f +- %.4f  plateau %s"):format(table.concat(p, " "),
       row.final_mean or 0 / 0, row.final_std or 0 / 0, row.plateau and tostring(row.plateau) or "none")
   end

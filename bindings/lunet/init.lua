@@ -351,20 +351,9 @@ end
 
 local lfs = require("lfs")
 
+local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+
 local function exists(path) return lfs.attributes(path, "mode") == "file" end
-
-local mnist_files = {
-  train = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte" },
-  test = { "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" },
-}
-
-local function find_file(dir, base)
-  for _, name in ipairs({ base .. ".gz", base }) do
-    local path = dir .. "/" .. name
-    if exists(path) then return path end
-  end
-  return nil
-end
 
 -- The last loader failure of this process, {loader =, message =}. Loaders return
 -- nil, message (scripts test it); a script that does not is told the cause when
@@ -416,28 +405,194 @@ end
 
 local GET_MNIST = "get the files with `make mnist` (downloads into data/mnist) or set MNIST_DIR to their directory"
 
---- mnist{dir = $MNIST_DIR or ./data/mnist, split = "train"|"test", n = all,
----       mean = 0.1307, std = 0.3081} -> dataset | nil, message
-function lunet.mnist(opts)
-  local f = "lunet.mnist"
-  opts = check.options(f, 1, opts, { dir = "string", split = "string", n = "positive_int",
-    mean = "number", std = "positive_number" })
-  local split = opts.split or "train"
-  local names = mnist_files[split]
-  if not names then
-    error(("%s: option 'split' must be \"train\" or \"test\" (got %q)"):format(f, split), 2)
+-- The options every loader shares: how many samples and how to normalise them.
+local norm_keys = { n = "positive_int", mean = "any", std = "any", normalize = "any" }
+
+local function loader_keys(extra)
+  local keys = {}
+  for k, v in pairs(norm_keys) do keys[k] = v end
+  for k, v in pairs(extra) do keys[k] = v end
+  return keys
+end
+
+-- Checks mean/std (a number or a per-channel list of numbers) and normalize ("auto" or
+-- false); returns the table the engine reads, with the preset's values where none given.
+local function norm_options(f, opts, preset_mean, preset_std)
+  for _, k in ipairs({ "mean", "std" }) do
+    local v = opts[k]
+    local ok = v == nil or (type(v) == "number" and v == v and math.abs(v) ~= math.huge)
+    if type(v) == "table" then
+      ok = #v >= 1
+      for i = 1, #v do
+        if type(v[i]) ~= "number" or v[i] ~= v[i] or math.abs(v[i]) == math.huge then ok = false end
+      end
+    end
+    if not ok then
+      error(("%s: option '%s' must be a finite number or a list of them (one per channel), got %s")
+        :format(f, k, type(v) == "table" and "a table that is not such a list" or tostring(v)), 3)
+    end
   end
-  local dir = opts.dir or os.getenv("MNIST_DIR")
-  if not dir or dir == "" then dir = "data/mnist" end
-  local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
-  if not images or not labels then
-    return loader_failed(f, ("cannot open %s/%s.gz (the MNIST %s files are not in %s); %s")
-      :format(dir, images and names[2] or names[1], split, dir, GET_MNIST))
+  local nz = opts.normalize
+  if nz ~= nil and nz ~= "auto" and nz ~= false then
+    error(("%s: option 'normalize' must be \"auto\" or false, got %s"):format(f, quoted(nz)), 3)
   end
-  local ds, err = core.dataset_load(images, labels, opts.n or 0, opts.mean or 0.1307, opts.std or 0.3081)
-  if not ds then return loader_failed(f, tostring(err) .. "; " .. GET_MNIST) end
-  ds:_info({ name = "mnist", split = split, source = dir, first = opts.n })
+  if (opts.mean == nil) ~= (opts.std == nil) then
+    error(("%s: options 'mean' and 'std' go together (give both or neither)"):format(f), 3)
+  end
+  if nz ~= nil and opts.mean ~= nil then
+    error(("%s: option 'normalize' = %s takes no mean or std"):format(f, quoted(nz)), 3)
+  end
+  if opts.mean ~= nil then return { mean = opts.mean, std = opts.std } end
+  if nz == nil and preset_mean ~= nil then return { mean = preset_mean, std = preset_std } end
+  return { normalize = nz == nil and "auto" or nz }
+end
+
+-- One value for every channel is written as a number, else a list.
+local function stat(list) return #list > 1 and list or list[1] end
+
+local function record(ds, mean, std, info)
+  info.mean, info.std = stat(mean), stat(std)
+  ds:_info(info)
   return ds
+end
+
+--- idx{images = path, labels = path, n = all, mean =, std =, normalize = "auto"|false,
+---     name = "idx"} -> dataset | nil, message
+-- Any pair of IDX files (uint8 or float32 images, uint8 labels; gzip or raw). Bytes are
+-- scaled to [0, 1], then (x - mean) / std; mean and std are numbers or per-channel lists.
+-- Without them, normalize = "auto" (the default) uses the loaded samples' own per-channel
+-- mean and std; normalize = false keeps x. The values used are in ds:info().mean/.std.
+function lunet.idx(opts)
+  local f = "lunet.idx"
+  opts = check.options(f, 1, opts, loader_keys { images = "string", labels = "string", name = "string" })
+  if not opts.images or not opts.labels then
+    error(f .. ": options 'images' and 'labels' (paths of the two IDX files) are required", 2)
+  end
+  local norm = norm_options(f, opts)
+  local ds, mean, std = core.dataset_idx(opts.images, opts.labels, opts.n or 0, norm)
+  if not ds then return loader_failed(f, mean) end
+  return record(ds, mean, std, { name = opts.name or "idx", source = opts.images, first = opts.n })
+end
+
+local idx_files = {
+  train = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte" },
+  test = { "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" },
+}
+
+local function find_file(dir, base)
+  for _, name in ipairs({ base .. ".gz", base }) do
+    local path = dir .. "/" .. name
+    if exists(path) then return path end
+  end
+  return nil
+end
+
+
+-- The options of a loader of a set with a train and a test split in one dir; returns
+-- them checked, the split and its file names (from files[split]).
+local function split_options(f, opts, files)
+  opts = check.options(f, 1, opts, loader_keys { dir = "string", split = "string" })
+  local split = opts.split or "train"
+  if not files[split] then
+    error(("%s: option 'split' must be \"train\" or \"test\" (got %s)"):format(f, quoted(split)), 3)
+  end
+  return opts, split, files[split]
+end
+
+-- A preset of lunet.idx for a set laid out like MNIST (train-/t10k- files in one dir).
+local function idx_preset(p)
+  return function(opts)
+    local f = p.fname
+    local split, names
+    opts, split, names = split_options(f, opts, idx_files)
+    local norm = norm_options(f, opts, p.mean, p.std)
+    local dir = opts.dir or (p.env and os.getenv(p.env) ~= "" and os.getenv(p.env)) or p.default_dir
+    local images, labels = find_file(dir, names[1]), find_file(dir, names[2])
+    if not images or not labels then
+      return loader_failed(f, ("cannot open %s/%s.gz (the %s %s files are not in %s); %s")
+        :format(dir, images and names[2] or names[1], p.title, split, dir, p.hint))
+    end
+    local ds, mean, std = core.dataset_idx(images, labels, opts.n or 0, norm)
+    if not ds then return loader_failed(f, tostring(mean) .. "; " .. p.hint) end
+    return record(ds, mean, std, { name = p.name, split = split, source = dir, first = opts.n })
+  end
+end
+
+--- mnist{dir = $MNIST_DIR or ./data/mnist, split = "train"|"test", n = all,
+---       mean = 0.1307, std = 0.3081, normalize = none} -> dataset | nil, message
+-- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead,
+-- normalize = false keeps x / 255.
+lunet.mnist = idx_preset {
+  fname = "lunet.mnist", name = "mnist", title = "MNIST", mean = 0.1307, std = 0.3081,
+  env = "MNIST_DIR", default_dir = "data/mnist",
+  hint = GET_MNIST,
+}
+
+--- fashion_mnist{dir = /usr/share/datasets/fashion-mnist, split = "train"|"test", n = all,
+---               mean = 0.2860, std = 0.3530, normalize = none} -> dataset | nil, message
+-- Fashion-MNIST (Debian's dataset-fashion-mnist), 10 kinds of clothing in MNIST's format;
+-- its own normalisation (its training set's mean and std). Named "fashion-mnist".
+lunet.fashion_mnist = idx_preset {
+  fname = "lunet.fashion_mnist", name = "fashion-mnist", title = "Fashion-MNIST", mean = 0.2860,
+  std = 0.3530,
+  default_dir = "/usr/share/datasets/fashion-mnist",
+  hint = "install the Debian package dataset-fashion-mnist (make deps) or give dir",
+}
+
+--- csv{path =, label_column = 1, shape = {1, 28, 28}, header = true, n = all, mean =, std =,
+---     normalize = "auto"|false, name = "csv"} -> dataset | nil, message
+-- One sample per line: a label column and C*H*W values (the digit-recognizer layout:
+-- label,pixel0,...,pixel783). If every value is an integer in [0, 255] they are pixel
+-- bytes, scaled to [0, 1] as lunet.idx does; otherwise numbers used as they are. Then
+-- normalised as lunet.idx. Errors name the line and column.
+function lunet.csv(opts)
+  local f = "lunet.csv"
+  opts = check.options(f, 1, opts, loader_keys { path = "string", label_column = "positive_int",
+    shape = "table", header = "boolean", name = "string" })
+  if not opts.path then error(f .. ": option 'path' is required", 2) end
+  local shape = opts.shape or { 1, 28, 28 }
+  if #shape ~= 3 or math.type(shape[1]) ~= "integer" or math.type(shape[2]) ~= "integer"
+    or math.type(shape[3]) ~= "integer" or shape[1] < 1 or shape[2] < 1 or shape[3] < 1 then
+    error(f .. ": option 'shape' must be {C, H, W} of positive integers", 2)
+  end
+  if opts.label_column and opts.label_column > shape[1] * shape[2] * shape[3] + 1 then
+    error(("%s: option 'label_column' (%d) is beyond the %d columns of shape %s"):format(f, opts.label_column,
+      shape[1] * shape[2] * shape[3] + 1, table.concat(shape, "x")), 2)
+  end
+  local norm = norm_options(f, opts)
+  norm.label_column, norm.shape, norm.header, norm.n = opts.label_column, shape, opts.header, opts.n
+  local ds, mean, std = core.dataset_csv(opts.path, norm)
+  if not ds then return loader_failed(f, mean) end
+  return record(ds, mean, std, { name = opts.name or "csv", source = opts.path, first = opts.n })
+end
+
+local cifar_files = {
+  train = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin" },
+  test = { "test_batch.bin" },
+}
+
+--- cifar10{dir = "data/cifar-10-batches-bin", split = "train"|"test", n = all,
+---         mean = {0.4914, 0.4822, 0.4465}, std = {0.2470, 0.2435, 0.2616}, normalize = none}
+---         -> dataset | nil, message
+-- CIFAR-10's binary batches (data_batch_1.bin .. 5, test_batch.bin; .gz too): 3x32x32
+-- images, normalised per channel (the training set's mean and std by default).
+function lunet.cifar10(opts)
+  local f = "lunet.cifar10"
+  local split, names
+  opts, split, names = split_options(f, opts, cifar_files)
+  local norm = norm_options(f, opts, { 0.4914, 0.4822, 0.4465 }, { 0.2470, 0.2435, 0.2616 })
+  local dir = opts.dir or "data/cifar-10-batches-bin"
+  local paths = {}
+  for i, name in ipairs(names) do
+    paths[i] = find_file(dir, name)
+    if not paths[i] then
+      return loader_failed(f, ("cannot open %s/%s (the CIFAR-10 %s batches, binary version, are not in %s: %s)")
+        :format(dir, name, split, dir, table.concat(names, ", ")))
+    end
+  end
+  local ds, mean, std = core.dataset_cifar(paths, opts.n or 0, norm)
+  if not ds then return loader_failed(f, mean) end
+  return record(ds, mean, std, { name = "cifar10", split = split, source = dir, first = opts.n })
 end
 
 --- dataset(images_tensor, labels) : N x H x W or N x C x H x W images, labels 0-based
@@ -445,6 +600,19 @@ function lunet.dataset(images, labels, info)
   local ds = call_core("lunet.dataset", { { 1, "images" }, { 2, "labels" } }, core.dataset_from, images, labels)
   ds:_info(info or { name = "custom" })
   return ds
+end
+
+--- ds:info() -> what the dataset is: {name =, split =, source =, first =, subset =, mean =,
+-- std =} (mean and std: the normalisation used, a number or a per-channel list), a copy.
+function Dataset:info()
+  check.self("dataset:info", self, core.Dataset, "dataset")
+  local function copy(v)
+    if type(v) ~= "table" then return v end
+    local c = {}
+    for k, x in pairs(v) do c[k] = copy(x) end
+    return c
+  end
+  return copy(self:_info() or {})
 end
 
 --- ds:subset{n = , mode = "first"|"random", seed = 1, stratified = false}
@@ -490,11 +658,106 @@ end
 
 local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
   iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
-  progress = "any", quiet = "boolean" }
+  progress = "any", quiet = "boolean", schedule = "table", validate = "any",
+  validate_every = "positive_int", stop = "table", fresh = "boolean", checkpoint = "table",
+  resume = "string", threads = "positive_int" }
+
+-- The threads a call of net:train/evaluate/predict uses (default 1): every pass is
+-- split over them and the results are bit for bit those of one thread.
+local function use_threads(net, f, threads, level)
+  threads = threads or 1
+  if threads > 256 then
+    error(("%s: option 'threads' must be at most 256 (got %d)"):format(f, threads), level + 1)
+  end
+  net:_threads(threads)
+end
+
+-- Learning-rate schedules (torch.optim.lr_scheduler): their options and which are required.
+local schedule_keys = {
+  step = { keys = { step_size = "positive_int", gamma = "positive_number" }, required = { "step_size" } },
+  multistep = { keys = { milestones = "table", gamma = "positive_number" }, required = { "milestones" } },
+  exponential = { keys = { gamma = "positive_number" }, required = { "gamma" } },
+  cosine = { keys = { t_max = "positive_int", eta_min = "nonneg_number" }, required = { "t_max" } },
+}
+
+-- A schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
+-- per = "epoch"|"step"} (or kind = "step"); PyTorch's defaults: gamma = 0.1, eta_min = 0.
+local function schedule_spec(s, fname, level)
+  level = level + 1
+  if type(s) ~= "table" then
+    error(("%s: option 'schedule' must be a table such as {\"step\", step_size = 10}, got %s")
+      :format(fname, type(s)), level)
+  end
+  local kind = s[1] or s.kind
+  local def = schedule_keys[kind]
+  if not def then
+    error(("%s: option 'schedule': unknown kind %s (valid: cosine, exponential, multistep, step)")
+      :format(fname, quoted(kind)), level)
+  end
+  local spec = { per = "string" }
+  for k, v in pairs(def.keys) do spec[k] = v end
+  local opts = {}
+  for k, v in pairs(s) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
+  local ok, checked = pcall(check.options, fname .. ": option 'schedule'", 1, opts, spec)
+  if not ok then error((tostring(checked):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
+  for _, k in ipairs(def.required) do
+    if checked[k] == nil then
+      error(("%s: option 'schedule': %s needs %s"):format(fname, kind, k), level)
+    end
+  end
+  local per = checked.per or "epoch"
+  if per ~= "epoch" and per ~= "step" then
+    error(("%s: option 'schedule': per must be \"epoch\" or \"step\" (got %s)"):format(fname, quoted(per)), level)
+  end
+  local out = { kind = kind, per = per }
+  if kind == "step" or kind == "multistep" or kind == "exponential" then out.gamma = checked.gamma or 0.1 end
+  if kind == "step" then out.step_size = checked.step_size end
+  if kind == "cosine" then out.t_max, out.eta_min = checked.t_max, checked.eta_min or 0 end
+  if kind == "multistep" then
+    local m = {}
+    for i, v in ipairs(checked.milestones) do
+      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 1 then
+        error(("%s: option 'schedule': milestones[%d] must be a positive integer, got %s"):format(fname, i,
+          quoted(v)), level)
+      end
+      if i > 1 and v < m[i - 1] then
+        error(("%s: option 'schedule': milestones must be increasing"):format(fname), level)
+      end
+      m[i] = math.tointeger(v)
+    end
+    if #m ~= #checked.milestones or next(checked.milestones, #m > 0 and #m or nil) ~= nil then
+      error(("%s: option 'schedule': milestones must be a list of integers"):format(fname), level)
+    end
+    out.milestones = m
+  end
+  return out
+end
+
+--- The learning rate of a schedule at scheduler time t (finished epochs or steps).
+function lunet.schedule_lr(schedule, lr, t)
+  local s = schedule_spec(schedule, "lunet.schedule_lr", 2)
+  check.arg("positive_number", "lunet.schedule_lr", 2, "lr", lr)
+  check.arg("nonneg_int", "lunet.schedule_lr", 3, "t", t)
+  return core.schedule_lr(s, lr, math.tointeger(t))
+end
+
+--- Early stopping in canonical form {metric =, patience =, min_delta =}.
+local function stop_spec(s, fname, level, has_validation)
+  level = (math.type(level) == "integer" and level or 1) + 1
+  local ok, c = pcall(check.options, fname .. ": option 'stop'", 1, s,
+    { metric = "string", patience = "nonneg_int", min_delta = "nonneg_number" })
+  if not ok then error((tostring(c):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
+  local metric = c.metric or (has_validation and "val_loss" or "loss")
+  if metric ~= "loss" and metric ~= "val_loss" then
+    error(("%s: option 'stop': metric must be \"val_loss\" or \"loss\" (got %s)"):format(fname, quoted(metric)), level)
+  end
+  if metric == "val_loss" and not has_validation then
+    error(("%s: option 'stop': metric \"val_loss\" needs option 'validate' (a dataset)"):format(fname), level)
+  end
+  return { metric = metric, patience = c.patience or 0, min_delta = c.min_delta or 0 }
+end
 
 local losses = { nll = true, cross_entropy = true, mse = true }
-
-local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
 
 --- Checks and completes a training config (shared with experiments).
 function lunet.train_config(opts, f, level)
@@ -519,6 +782,17 @@ function lunet.train_config(opts, f, level)
   if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
     error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %s)"):format(f, quoted(cfg.unit)), level)
   end
+  if opts.schedule ~= nil then cfg.schedule = schedule_spec(opts.schedule, f, level) end
+  if opts.validate ~= nil then
+    if getmetatable(opts.validate) ~= core.Dataset then
+      error(("%s: option 'validate' must be a dataset, got %s"):format(f, type(opts.validate)), level)
+    end
+    cfg.validate = opts.validate
+    cfg.validate_every = opts.validate_every or 1
+  elseif opts.validate_every ~= nil then
+    error(("%s: option 'validate_every' needs option 'validate' (a dataset)"):format(f), level)
+  end
+  if opts.stop ~= nil then cfg.stop = stop_spec(opts.stop, f, level, cfg.validate ~= nil) end
   return cfg
 end
 
@@ -546,28 +820,77 @@ end
 
 --- net:train{data, loss = "nll", optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1,
 ---           unit = "epoch"|"step", seed = 1, shuffle = true, progress = a display on stderr,
----           quiet = false}
+---           quiet = false, fresh = false, schedule = none, validate = none, validate_every = 1,
+---           stop = none, checkpoint = none, resume = none,
+---           threads = 1} -> history | nil, message
 -- progress: a function called after every iteration with {iteration, iterations, step,
 -- samples, loss, seconds} (counts are integers), or true / false to force the display
 -- on stderr on or off; by default it is redrawn on a terminal and written as a plain
 -- line every 10 s otherwise (LUNET_PROGRESS=tty|plain|off overrides; quiet = true
 -- silences it).
--- Returns the history: loss[i] per iteration, step_loss, seconds, samples_per_second,
--- diverged, interrupted (Ctrl-C stops at the next step and keeps what was done).
+-- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
+-- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
+-- step and keeps what was done).
+-- threads = N splits every step over N threads; the results are the same bit for bit.
 -- A progress function that returns true stops training (interrupted = true); an error
 -- in it stops training and is raised again by net:train, with its traceback; it
 -- cannot yield. While training, the net and the data are in use: :free() of either
--- raises "net is in use by net:train".
+-- raises "net is in use by net:train" (the validation set's too).
+-- Continuing: a net keeps its optimizer state (momentum, Adam's moments and step count),
+-- its random streams, its step and epoch counters and its place in the epoch between
+-- calls, so train{iterations = 2} twice is bit-identical to train{iterations = 4} once.
+-- Hyperparameters given in a later call (a lower lr) apply from its first step.
+-- fresh = true, another optimizer kind (or SGD with/without momentum), another seed or
+-- net:init() start over: new optimizer state, streams drawn from the seed, counters at 0.
+-- schedule (torch.optim.lr_scheduler's rates; lr is the base rate; t counts finished
+-- epochs, or optimizer steps with per = "step"; a continued run goes on counting):
+--   {"step", step_size = k, gamma = 0.1}         lr * gamma^floor(t / k)
+--   {"multistep", milestones = {a, b}, gamma = 0.1}  lr * gamma^(milestones passed)
+--   {"exponential", gamma = g}                   lr * g^t
+--   {"cosine", t_max = T, eta_min = 0}           eta_min + (lr - eta_min)(1 + cos(pi t/T))/2
+--   each with per = "epoch" (default) or "step"; lunet.schedule_lr(s, lr, t) gives a rate.
+-- validate = dataset: evaluated (eval mode, batches of `batch`) every validate_every
+-- iterations and after the last: h.val_iterations, h.val_loss, h.val_accuracy (one entry
+-- per validation).
+-- stop = {metric, patience = 0, min_delta = 0}: early stopping as Keras' EarlyStopping /
+-- Lightning's: metric "val_loss" (the default with validate) or "loss" (without); a check
+-- improves when value < best - min_delta (the first always does); after `patience` checks
+-- in a row without improvement training stops and h.stopped_at is the iteration it
+-- stopped after.
+-- checkpoint = {path, every = k}: after every k-th iteration, the last and an early stop,
+-- the net and its training state (optimizer, streams, counters, early stopping) are
+-- written atomically to path (lunet.load cannot read it; net:train{resume} can). A write
+-- that fails stops the run (h.checkpoint_error, h.interrupted) and keeps what was done.
+-- resume = path: the net takes the checkpoint's parameters and state and finishes the
+-- call that wrote it (the same options: iterations is that call's total); the result is
+-- bit-identical to a run that never stopped. h.resumed_after = the iterations done before.
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
   opts = check.options(f, 1, opts, train_keys)
   lunet._check_datasets(f, opts, 2)
   local cfg = lunet.train_config(opts, f, 2)
+  cfg.fresh = opts.fresh
+  if opts.checkpoint ~= nil then
+    local ok, c = pcall(check.options, f .. ": option 'checkpoint'", 1, opts.checkpoint,
+      { path = "string", every = "positive_int" })
+    if not ok then error((tostring(c):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), 2) end
+    if not c.path then error(f .. ": option 'checkpoint' needs a path", 2) end
+    cfg.checkpoint = { path = c.path, every = c.every or 1 }
+  end
+  if opts.resume ~= nil and opts.fresh then error(f .. ": options 'resume' and 'fresh' exclude each other", 2) end
+  cfg.resume = opts.resume
+  use_threads(self, f, opts.threads, 2)
   local fn, display = train_progress(opts, cfg)
-  local h = self:_train(opts.data, cfg, fn)
+  local h, msg = self:_train(opts.data, cfg, fn)
+  if not h then
+    if display then display:finish() end
+    return nil, f .. ": " .. msg
+  end
   if display then
-    display:finish(h.interrupted and ("interrupted: kept %d iterations"):format(h.iterations) or nil)
+    local note = h.checkpoint_error and ("checkpoint failed, training stopped: " .. h.checkpoint_error)
+      or h.interrupted and ("interrupted: kept %d iterations"):format(h.iterations) or nil
+    display:finish(note)
   end
   local sig = h.interrupted and core.interrupt_signal() or 0
   if sig ~= 0 and (sig ~= 2 or not rawget(lunet, "interactive")) then
@@ -579,26 +902,32 @@ function Net:train(opts)
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
---- net:evaluate(data [, {loss = "nll", batch = 1000}]) -> {loss =, accuracy =}
+--- net:evaluate(data [, {loss = "nll", batch = 1000, threads = 1}]) -> {loss =, accuracy =, confusion =}
+-- confusion[t + 1][p + 1]: how many samples of true class t the net called p (k x k, k =
+-- the net's outputs; rows sum to the class counts). print(r.confusion) shows a table;
+-- r.confusion:plot{file = "confusion.png"} draws it as a heatmap.
 function Net:evaluate(data, opts)
   local f = "net:evaluate"
   check.self(f, self, core.Net, "net")
   if getmetatable(data) ~= core.Dataset then
     error((lunet._data_error(f, "data", data):gsub("option 'data'", "argument #1 (data)")), 2)
   end
-  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int" })
-  local loss, acc = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
-  return require("lunet.help").evaluation({ loss = loss, accuracy = acc }) -- print(r) reads well
+  opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
+  use_threads(self, f, opts.threads, 2)
+  local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
+  return require("lunet.help").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 
---- net:predict(x) -> class (0-based label), output tensor (log-probabilities for the
--- study's net). x is one sample (e.g. 1x28x28) or a batch; for a batch, returns a
--- list of classes and the batch output.
-function Net:predict(x)
+--- net:predict(x [, {threads = 1}]) -> class (0-based label), output tensor
+-- (log-probabilities for the study's net). x is one sample (e.g. 1x28x28) or a batch;
+-- for a batch, returns a list of classes and the batch output.
+function Net:predict(x, opts)
   check.self("net:predict", self, core.Net, "net")
   if getmetatable(x) ~= core.Tensor then
     error("net:predict: argument #1 (x) must be a tensor, got " .. type(x), 2)
   end
+  opts = check.options("net:predict", 2, opts, { threads = "positive_int" })
+  use_threads(self, "net:predict", opts.threads, 2)
   local y = self:forward(x)
   local shape = y:shape()
   local n, k = shape[1], shape[2]

@@ -22,7 +22,7 @@ local MISSING = "gnuplot not found: install the Debian package gnuplot-nox (make
 
 -- The option names; their values are checked by check_common and the functions.
 local RESULTS_KEYS = { file = "any", labels = "any", title = "any", band = "any", width = "any", height = "any",
-  logscale = "any", xlabel = "any", ylabel = "any", output = "any" }
+  logscale = "any", xlabel = "any", ylabel = "any", output = "any", validation = "any" }
 local HEATMAP_KEYS = { file = "any", title = "any", xlabel = "any", ylabel = "any", logx = "any", width = "any",
   height = "any", output = "any" }
 
@@ -270,6 +270,10 @@ plot._integer_step = integer_step -- exposed for the spec
 -- The text terminal cannot shade transparently, so there the band is drawn
 -- only when a single result is plotted (overlapping bands would hide lines).
 -- On a log axis the band's lower edge is clipped to stay above zero.
+-- Results with validation curves (experiments with validate =) also get their mean
+-- validation loss as a dashed line with its band, in the same colour (validation = false
+-- leaves it out); runs that early stopping ended are marked with a cross on the mean
+-- curve at the iteration they stopped after.
 -- Returns true (or the text with output="string"), or nil, message.
 function plot.results(results_list, opts)
   opts = check.options("plot.results", 2, opts, RESULTS_KEYS)
@@ -294,6 +298,9 @@ function plot.results(results_list, opts)
         error(("plot.results: labels[%d] must be a string, got %s"):format(i, type(l)), 2)
       end
     end
+  end
+  if opts.validation ~= nil and type(opts.validation) ~= "boolean" then
+    error("plot.results: validation must be a boolean", 2)
   end
   local kind = output_kind(opts.file)
   local labels = opts.labels or {}
@@ -322,7 +329,13 @@ function plot.results(results_list, opts)
     "set key outside below left vertical maxcols 1 Left reverse height 1",
     "set xlabel " .. gp_quote(opts.xlabel or unit or "iteration"),
   }
-  local ylabel = opts.ylabel or (loss and ("training loss (" .. (LOSS_NAMES[loss] or loss) .. ")")) or "loss"
+  -- with validation curves drawn too, the axis holds both losses
+  local validated = false
+  for _, res in ipairs(results_list) do
+    if opts.validation ~= false and type(res.val_mean) == "table" and #res.val_mean > 0 then validated = true end
+  end
+  local losses = validated and "training and validation loss (" or "training loss ("
+  local ylabel = opts.ylabel or (loss and (losses .. (LOSS_NAMES[loss] or loss) .. ")")) or "loss"
   local title = opts.title
   if kind == "text" then
     -- the dumb terminal draws no y label: the title names the y axis instead
@@ -399,6 +412,43 @@ function plot.results(results_list, opts)
         gp_quote(("%s over %d runs"):format(what, runs)))
     elseif draw_band then
       entries[#entries + 1] = "keyentry with lines lc rgb 'white' title ''" -- one row per result
+    end
+    local vm = opts.validation ~= false and type(res.val_mean) == "table" and type(res.val_iterations) == "table"
+      and res.val_mean
+    if vm and #vm > 0 then
+      local vblock = { "$v" .. r .. " << EOD" }
+      for k = 1, #vm do
+        local m, sd = vm[k], res.val_std and res.val_std[k]
+        if is_finite(m) and (not log or m > 0) then
+          local lo, hi = m, m
+          if band == "ci" and is_finite(res.val_ci_low[k]) and is_finite(res.val_ci_high[k]) then
+            lo, hi = res.val_ci_low[k], res.val_ci_high[k]
+          elseif band == "std" and is_finite(sd) then
+            lo, hi = m - sd, m + sd
+          end
+          if log and lo <= 0 then lo = m * 1e-3 end
+          vblock[#vblock + 1] = num(res.val_iterations[k]) .. " " .. num(m) .. " " .. num(lo) .. " " .. num(hi)
+          points = points + 1
+        end
+      end
+      vblock[#vblock + 1] = "EOD"
+      lines[#lines + 1] = table.concat(vblock, "\n")
+      if draw_band and (res.val_n and (res.val_n[1] or 0) > 1) then
+        plots[#plots + 1] = string.format("$v%d using 1:3:4 notitle with filledcurves lc rgb '%s'", r, color)
+      end
+      entries[#entries + 1] = string.format("$v%d using 1:2 title %s with lines lw 2 dt 2 lc rgb '%s'",
+        r, gp_quote(label .. " (validation)"), color)
+    end
+    local marks = {}
+    for _, run in ipairs(type(res.runs) == "table" and res.runs or {}) do
+      local at = type(run) == "table" and run.stopped_at
+      local m = math.type(at) == "integer" and res.mean[at]
+      if m and is_finite(m) and (not log or m > 0) then marks[#marks + 1] = num(at) .. " " .. num(m) end
+    end
+    if #marks > 0 then
+      lines[#lines + 1] = "$s" .. r .. " << EOD\n" .. table.concat(marks, "\n") .. "\nEOD"
+      entries[#entries + 1] = string.format("$s%d using 1:2 title %s with points pt 2 ps 1.5 lc rgb '%s'",
+        r, gp_quote(label .. ": early stops"), color)
     end
   end
   for _, e in ipairs(entries) do plots[#plots + 1] = e end

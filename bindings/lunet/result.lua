@@ -43,6 +43,29 @@ local function copy_run(run)
   return out
 end
 
+-- Validation curves (runs trained with validate =): the k-th validation of every run is
+-- at the same iteration (every validate_every iterations; a run that stopped early has
+-- fewer), so they are summarised by index like the loss, and val_iterations is the
+-- longest run's list. Like the loss, each point is over the runs that reached it (n).
+local function validation_stats(self, flags)
+  local vl, va, at = {}, {}, {}
+  for r, run in ipairs(self.runs) do
+    if type(run.val_loss) == "table" and type(run.val_iterations) == "table" then
+      vl[r], va[r] = run.val_loss, run.val_accuracy or {}
+      if #run.val_iterations > #at then at = run.val_iterations end
+    else
+      vl[r], va[r] = {}, {}
+    end
+  end
+  if #at == 0 then return end
+  local s = stats.summarize(vl, flags)
+  local a = stats.summarize(va, flags)
+  self.val_iterations = copy_series(at)
+  self.val_mean, self.val_std, self.val_ci_low, self.val_ci_high = s.mean, s.std, s.ci_low, s.ci_high
+  self.val_n = s.n
+  self.val_accuracy_mean, self.val_accuracy_std = a.mean, a.std
+end
+
 --- Build a result from {name=, config=, provenance=, runs={...}}.
 -- Each run is a table {loss={...}, seed=, diverged=bool, interrupted=bool,
 -- test_loss=, test_accuracy=, ...}; extra run fields are kept as they are.
@@ -90,7 +113,21 @@ function Result.new(t)
   self.ci_low, self.ci_high = s.ci_low, s.ci_high
   self.n, self.left_out = s.n, s.left_out
   self.iterations = #s.mean
+  validation_stats(self, flags)
   return self
+end
+
+--- The runs that early stopping ended, as {iteration = stopped_at, count = runs}, sorted.
+function Result:stopped()
+  check.self("result:stopped", self, Result, "result")
+  local counts = {}
+  for _, r in ipairs(self.runs) do
+    if math.type(r.stopped_at) == "integer" then counts[r.stopped_at] = (counts[r.stopped_at] or 0) + 1 end
+  end
+  local out = {}
+  for it, c in pairs(counts) do out[#out + 1] = { iteration = it, count = c } end
+  table.sort(out, function(x, y) return x.iteration < y.iteration end)
+  return out
 end
 
 --- Iteration at which the mean curve plateaus (see stats.plateau), or nil.
@@ -247,6 +284,21 @@ function Result:__tostring()
     local p = self:plateau { window = PLATEAU_WINDOW }
     lines[#lines + 1] = "  plateau: " .. (p and (unit .. " " .. p) or "none")
       .. (" (window %d, tol 1e-3)"):format(PLATEAU_WINDOW)
+  end
+  if self.val_mean and #self.val_mean > 0 then
+    local k = #self.val_mean
+    lines[#lines + 1] = string.format("  valid.:  loss %s, accuracy %.2f%% (%s %d, %d runs)",
+      fmt_number(self.val_mean[k], "%.6g"), 100 * (self.val_accuracy_mean[k] or 0 / 0), unit,
+      self.val_iterations[k], self.val_n[k])
+  end
+  local stopped = self:stopped()
+  if #stopped > 0 then
+    local parts, total = {}, 0
+    for _, e in ipairs(stopped) do
+      parts[#parts + 1] = e.count > 1 and ("%d (x%d)"):format(e.iteration, e.count) or tostring(e.iteration)
+      total = total + e.count
+    end
+    lines[#lines + 1] = ("  stopped: %d runs early, after %s %s"):format(total, unit, table.concat(parts, ", "))
   end
   local acc, acc_sd, _, _, tested = self:test_summary()
   if tested > 0 then

@@ -153,11 +153,29 @@ local function invalid(rec, want)
   for k in pairs(loss) do
     if math.type(k) ~= "integer" or k < 1 or k > n then return "the loss series is not a list" end
   end
+  local stopped_at = rec.stopped_at ~= nil and integer(rec.stopped_at)
+  if rec.stopped_at ~= nil and not (stopped_at and stopped_at >= 1 and stopped_at <= iterations) then
+    return "'stopped_at' is not an iteration of the run"
+  end
   if rec.diverged then
     if n < 1 or n > iterations then return ("a diverged run with %d losses for %d iterations"):format(n, iterations) end
     if is_finite(loss[n]) then return "marked diverged but its last loss is finite" end
+  elseif stopped_at then -- early stopping ended it: one loss per iteration it ran
+    if n ~= stopped_at then return ("%d losses for a run stopped after %d iterations"):format(n, stopped_at) end
   elseif n ~= iterations then
     return ("%d losses for %d iterations"):format(n, iterations)
+  end
+  if rec.val_iterations ~= nil then
+    local vi, vl, va = rec.val_iterations, rec.val_loss, rec.val_accuracy
+    if type(vi) ~= "table" or type(vl) ~= "table" or type(va) ~= "table" or #vl ~= #vi or #va ~= #vi then
+      return "the validations are not three lists of one length"
+    end
+    for k = 1, #vi do
+      local it = integer(vi[k])
+      if not it or it < 1 or it > n or not is_finite(va[k]) or va[k] < 0 or va[k] > 1 then
+        return "a validation is not {iteration in the run, accuracy in [0, 1]}"
+      end
+    end
   end
   for i = 1, rec.diverged and n - 1 or n do
     local v = loss[i]
@@ -276,6 +294,8 @@ function Store:load(path, index, iterations)
     rec.seed = math.tointeger(tonumber(rec.seed))
     rec.index, rec.iterations = integer(rec.index), integer(rec.iterations)
     for _, t in ipairs(rec.tests or {}) do t.iteration = integer(t.iteration) end
+    rec.stopped_at = rec.stopped_at ~= nil and integer(rec.stopped_at) or nil
+    for k, it in ipairs(rec.val_iterations or {}) do rec.val_iterations[k] = integer(it) end
     self.warned[path] = nil
   end
   self.checked[path] = { mtime = mtime, size = size, rec = rec }

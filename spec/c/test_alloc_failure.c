@@ -103,7 +103,7 @@ typedef struct {
     ln_net *net;
     ln_dataset *data, *test;
     int threads;
-    char path[128], gz[128], labels[128];
+    char path[128], gz[128], labels[128], csv[128], cifar[128], ckpt[128];
     unsigned char *bytes;
     size_t size;
 } ctx;
@@ -223,6 +223,16 @@ static ln_status run_train(ctx *c, ln_error *err)
     if (!st && (h.iterations != 2 || h.steps != 10)) st = LN_EINVAL;
     ln_history_release(&h);
     return st;
+}
+
+/* threads inside the run: the pool and every thread's scratch (reserved first, so
+ * that ln_net_set_threads has to grow the scratch) */
+static ln_status run_train_threads(ctx *c, ln_error *err)
+{
+    ln_status st = ln_net_reserve(c->net, 5, err);
+    if (!st) st = ln_net_set_threads(c->net, 3, err);
+    if (!st && ln_net_threads(c->net) != 3) st = LN_EINVAL;
+    return st ? st : run_train(c, err);
 }
 
 static ln_status run_evaluate(ctx *c, ln_error *err)
@@ -348,6 +358,66 @@ static ln_status run_dataset_load(ctx *c, ln_error *err)
     return st;
 }
 
+static ln_status run_dataset_csv(ctx *c, ln_error *err)
+{
+    ln_dataset *ds = NULL;
+    ln_norm norm;
+    memset(&norm, 0, sizeof norm);
+    norm.mode = LN_NORM_AUTO;
+    ln_status st = ln_dataset_load_csv(c->csv, 1, 1, 2, 2, 1, 0, &norm, &ds, err);
+    if (!st && ds->count != 3) st = ln_fail(err, LN_EINVAL, "csv: %lld rows", (long long)ds->count);
+    ln_dataset_free(ds);
+    return st;
+}
+
+static ln_status run_dataset_cifar(ctx *c, ln_error *err)
+{
+    ln_dataset *ds = NULL;
+    ln_norm norm;
+    memset(&norm, 0, sizeof norm);
+    norm.mode = LN_NORM_GIVEN;
+    norm.count = 3;
+    for (int i = 0; i < 3; i++) norm.mean[i] = 0.5, norm.std[i] = 0.25;
+    const char *paths[2] = {c->cifar, c->cifar};
+    ln_status st = ln_dataset_load_cifar(paths, 2, 0, &norm, &ds, err);
+    if (!st && ds->count != 4) st = ln_fail(err, LN_EINVAL, "cifar: %lld records", (long long)ds->count);
+    ln_dataset_free(ds);
+    return st;
+}
+
+/* ln_train continuing with a kept state, validating, stopping early, on a schedule and
+ * writing checkpoints; then the checkpoint read back. */
+static ln_status run_train_checkpoint(ctx *c, ln_error *err)
+{
+    ln_train_config cfg = train_config();
+    ln_train_state ts;
+    memset(&ts, 0, sizeof ts);
+    cfg.state = &ts;
+    cfg.validate = c->test;
+    cfg.early.metric = LN_STOP_VAL_LOSS;
+    cfg.early.patience = 5;
+    cfg.schedule.kind = LN_SCHED_COSINE;
+    cfg.schedule.t_max = 4;
+    cfg.checkpoint = c->ckpt;
+    ln_history h;
+    ln_status st = ln_train(c->net, c->data, &cfg, &h, err);
+    /* a checkpoint that could not be written stops the run and says why */
+    if (!st && h.checkpoint_error[0])
+        st = ln_fail(err, strstr(h.checkpoint_error, "out of memory") ? LN_ENOMEM : LN_EIO, "%s",
+                     h.checkpoint_error);
+    if (!st && (h.iterations != 2 || h.validations != 2)) st = ln_fail(err, LN_EINVAL, "train: wrong counts");
+    ln_history_release(&h);
+    if (!st) st = ln_train(c->net, c->data, &cfg, &h, err); /* continues */
+    if (!st) ln_history_release(&h);
+    ln_train_state back;
+    memset(&back, 0, sizeof back);
+    if (!st) st = ln_checkpoint_load(c->ckpt, c->net, &back, err);
+    if (!st && back.call_done != 2) st = ln_fail(err, LN_EINVAL, "checkpoint: call_done %lld", (long long)back.call_done);
+    ln_train_state_release(&back);
+    ln_train_state_release(&ts);
+    return st;
+}
+
 static ln_status run_optim(ctx *c, ln_error *err)
 {
     (void)c;
@@ -381,6 +451,16 @@ static void write_idx_files(ctx *c)
     gzclose(g);
     FILE *f = fopen(c->labels, "wb");
     fwrite(lab, 1, sizeof lab, f);
+    fclose(f);
+    f = fopen(c->csv, "wb");
+    fputs("label,a,b,c,d\n1,0,255,3,4\n0,5,6,7,8\n2,9,10,11,12\n", f);
+    fclose(f);
+    /* two CIFAR-10 records: a label byte and 3072 pixel bytes each */
+    f = fopen(c->cifar, "wb");
+    for (int r = 0; r < 2; r++) {
+        fputc(r + 3, f);
+        for (int i = 0; i < 3072; i++) fputc((i * 7 + r) & 255, f);
+    }
     fclose(f);
 }
 
@@ -444,6 +524,9 @@ int main(void)
     snprintf(c.path, sizeof c.path, "%s/net.lunet", dir);
     snprintf(c.gz, sizeof c.gz, "%s/images.idx.gz", dir);
     snprintf(c.labels, sizeof c.labels, "%s/labels.idx", dir);
+    snprintf(c.csv, sizeof c.csv, "%s/data.csv", dir);
+    snprintf(c.cifar, sizeof c.cifar, "%s/batch.bin", dir);
+    snprintf(c.ckpt, sizeof c.ckpt, "%s/run.ckpt", dir);
     write_idx_files(&c);
 
     const op ops[] = {
@@ -452,6 +535,7 @@ int main(void)
         {"ln_net_reserve", setup_net, run_reserve, cleanup_net},
         {"ln_net_forward + ln_net_backward", setup_net, run_forward_backward, cleanup_net},
         {"ln_train", setup_train, run_train, cleanup_train},
+        {"ln_net_set_threads (3) + ln_train", setup_train, run_train_threads, cleanup_train},
         {"ln_evaluate", setup_train, run_evaluate, cleanup_train},
         {"ln_runs, 1 thread, with a test set", setup_runs1, run_runs, cleanup_train},
         {"ln_runs, 2 threads, with a test set", setup_runs2, run_runs, cleanup_train},
@@ -461,6 +545,10 @@ int main(void)
         {"ln_dataset_subset (stratified)", setup_data, run_subset, cleanup_data},
         {"ln_idx_read (gzip)", NULL, run_idx_gz, NULL},
         {"ln_dataset_load_idx", NULL, run_dataset_load, NULL},
+        {"ln_dataset_load_csv", NULL, run_dataset_csv, NULL},
+        {"ln_dataset_load_cifar", NULL, run_dataset_cifar, NULL},
+        {"ln_train with a state, validation, early stopping, a schedule and checkpoints",
+         setup_train, run_train_checkpoint, cleanup_train},
         {"ln_optim_init", NULL, run_optim, NULL},
         {"ln_tensor_alloc", NULL, run_tensor, NULL},
     };
@@ -470,6 +558,9 @@ int main(void)
     unlink(c.path);
     unlink(c.gz);
     unlink(c.labels);
+    unlink(c.csv);
+    unlink(c.cifar);
+    unlink(c.ckpt);
     rmdir(dir);
     printf("# passed %d failed %d\n", tests - failures, failures);
     return failures ? 1 : 0;

@@ -8,9 +8,13 @@
  *    without bias;
  *  - max pooling 2x2 (values and argmax bit for bit, including ties and NaN) and ReLU
  *    (bit for bit, including NaN and -0);
+ *  - tanh and sigmoid (forward within 4 ulp of the C library, backward bit for bit);
+ *  - the SGD-momentum and Adam/AdamW steps against the scalar loops, bit for bit;
  *  - the study's net: fast against reference kernels after a forward and backward
  *    pass; two trainings give bit-identical losses; ln_runs with 1 and 2 threads
- *    give bit-identical histories.
+ *    give bit-identical histories;
+ *  - threads inside one run (ln_net_set_threads): three nets that use every way of
+ *    splitting the work train to the same bits on 1, 2 and 3 threads.
  * Floating-point comparisons: |fast - ref| <= 1e-5 * max(|ref|, rms(ref)) + 1e-30
  * (the reference sums in another order, some in double precision).
  *
@@ -141,7 +145,7 @@ static void run_pass(owned_layer *o, const float *x, const float *dy, int batch,
     ln_layer *l = &o->l;
     int64_t wsn = ln_layer_workspace(l);
     float *ws = falloc(wsn);
-    ln_ctx ctx = {batch, 1, reference, NULL, ws};
+    ln_ctx ctx = {batch, 1, reference, NULL, ws, NULL};
     out->y = falloc(l->out_n * batch);
     out->dx = want_dx ? falloc(l->in_n * batch) : NULL;
     ln_layer_forward(l, x, out->y, &ctx);
@@ -299,6 +303,90 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
     free_layer(&o);
 }
 
+/* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
+static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {c, h, w};
+    make_layer(&o, ln_avgpool2d(2, 2), ln_shape_make(3, d), batch, rng);
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
+    float *x = falloc(n), *dy = falloc(m);
+    fill(x, n, rng);
+    fill(dy, m, rng);
+    for (int64_t i = 0; i < n; i += 7) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? NAN : INFINITY;
+    for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
+    pass_out fast, ref;
+    run_pass(&o, x, dy, batch, 0, 1, &fast);
+    run_pass(&o, x, dy, batch, 1, 1, &ref);
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s avgpool2d 2x2 on %dx%dx%d batch %d (bit for bit)", isa, c, h, w, batch);
+    int ok = same_bits(fast.y, ref.y, sizeof(float) * (size_t)m, detail, sizeof detail);
+    if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
+    report(ok, desc, detail);
+    free_pass(&fast);
+    free_pass(&ref);
+    free(x);
+    free(dy);
+    free_layer(&o);
+}
+
+/* Batchnorm (the fast path sums each sample's run in vector lanes) against the
+ * reference twin, in training and in eval mode: outputs, running statistics and all
+ * gradients within the tolerance. */
+static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {c, h, w};
+    const ln_layer_kind kind = h ? LN_BATCHNORM2D : LN_BATCHNORM1D;
+    make_layer(&o, ln_batchnorm(kind, c), ln_shape_make(h ? 3 : 1, d), batch, rng);
+    const int64_t n = o.l.in_n * batch;
+    float *x = falloc(n), *dy = falloc(n), *buf[2], *saved[2];
+    fill(x, n, rng);
+    fill(dy, n, rng);
+    for (int64_t i = 0; i < n; i++) x[i] = 3.0f + 2.0f * x[i]; /* a mean well away from 0 */
+    float *out[2][5];
+    for (int r = 0; r < 2; r++) {
+        buf[r] = falloc(2 * c);
+        saved[r] = falloc(2 * c);
+        for (int i = 0; i < c; i++) {
+            buf[r][i] = 0.1f * (float)i;
+            buf[r][c + i] = 1.0f + 0.2f * (float)i;
+        }
+        o.l.running_mean = buf[r];
+        o.l.running_var = buf[r] + c;
+        o.l.saved = saved[r];
+        ln_ctx ctx = {batch, training, r, NULL, NULL, NULL};
+        out[r][0] = falloc(n);
+        out[r][1] = falloc(n);
+        memset(o.dweight, 0, sizeof(float) * (size_t)c);
+        memset(o.dbias, 0, sizeof(float) * (size_t)c);
+        ln_layer_forward(&o.l, x, out[r][0], &ctx);
+        ln_layer_backward(&o.l, x, out[r][0], dy, out[r][1], &ctx);
+        out[r][2] = falloc(c);
+        out[r][3] = falloc(c);
+        memcpy(out[r][2], o.dweight, sizeof(float) * (size_t)c);
+        memcpy(out[r][3], o.dbias, sizeof(float) * (size_t)c);
+        out[r][4] = buf[r];
+    }
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s on %dx%dx%d batch %d, %s: fast = reference", isa,
+             ln_layer_kind_name(kind), c, h, w, batch, training ? "training" : "eval");
+    int ok = close_all(out[0][0], out[1][0], n, detail, sizeof detail) &&
+             close_all(out[0][1], out[1][1], n, detail, sizeof detail) &&
+             close_all(out[0][2], out[1][2], c, detail, sizeof detail) &&
+             close_all(out[0][3], out[1][3], c, detail, sizeof detail) &&
+             close_all(out[0][4], out[1][4], 2 * c, detail, sizeof detail);
+    report(ok, desc, detail);
+    for (int r = 0; r < 2; r++) {
+        for (int j = 0; j < 4; j++) free(out[r][j]);
+        free(buf[r]);
+        free(saved[r]);
+    }
+    free(x);
+    free(dy);
+    free_layer(&o);
+}
+
 static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *isa)
 {
     owned_layer o;
@@ -322,6 +410,118 @@ static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *is
     free(x);
     free(dy);
     free_layer(&o);
+}
+
+/* ------------------------------------------------------ tanh, sigmoid */
+
+static int64_t ulp_distance(float a, float b)
+{
+    int32_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    if (x < 0) x = INT32_MIN - x;
+    if (y < 0) y = INT32_MIN - y;
+    return llabs((int64_t)x - (int64_t)y);
+}
+
+/* Forward within 4 ulp of the C library (tanhf, 1/(1+expf(-x))), the same NaN, signs
+ * and limits; backward (from the saved output) bit for bit. */
+static void test_squash(ln_layer_kind kind, int64_t per_sample, int batch, ln_rng *rng,
+                        const char *isa)
+{
+    owned_layer o;
+    int64_t d[1] = {per_sample};
+    make_layer(&o, ln_simple_layer(kind), ln_shape_make(1, d), batch, rng);
+    const int64_t n = per_sample * batch;
+    float *x = falloc(n), *dy = falloc(n);
+    fill(dy, n, rng);
+    static const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f,
+                                     0.625f, -0.625f, 0.6249999f, 9.0f, -9.0f, 87.5f, -87.5f, -100.0f};
+    const int64_t ns = (int64_t)(sizeof specials / sizeof specials[0]);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = i < ns ? specials[i] : (2.0f * ln_rng_uniform(rng) - 1.0f) * (i % 3 ? 4.0f : 20.0f);
+    pass_out fast, ref;
+    run_pass(&o, x, dy, batch, 0, 1, &fast);
+    run_pass(&o, x, dy, batch, 1, 1, &ref);
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s over %lld floats: forward within 4 ulp, backward bit for bit",
+             isa, ln_layer_kind_name(kind), (long long)n);
+    int ok = 1;
+    for (int64_t i = 0; ok && i < n; i++) {
+        const float g = fast.y[i], w = ref.y[i];
+        const int same_nan = (g != g) == (w != w);
+        /* below 1e-37 the kernel may flush to 0 where the library returns a denormal */
+        const int tiny = fabsf(w) < 1e-37f && fabsf(g) < 1e-37f;
+        if (!same_nan || (w == w && !tiny && (ulp_distance(g, w) > 4 || signbit(g) != signbit(w)))) {
+            snprintf(detail, sizeof detail, "x = %.9g: got %.9g, want %.9g", x[i], g, w);
+            ok = 0;
+        }
+    }
+    /* the same saved output for both, so backward can be compared bit for bit */
+    pass_out fb;
+    memcpy(fast.y, ref.y, sizeof(float) * (size_t)n);
+    ln_ctx ctx = {batch, 1, 0, NULL, NULL, NULL};
+    fb.dx = falloc(n);
+    ln_layer_backward(&o.l, x, ref.y, dy, fb.dx, &ctx);
+    if (ok) ok = same_bits(fb.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
+    report(ok, desc, detail);
+    free(fb.dx);
+    free_pass(&fast);
+    free_pass(&ref);
+    free(x);
+    free(dy);
+    free_layer(&o);
+}
+
+/* ---------------------------------------------------------- optimizers */
+
+/* The vectorised SGD-momentum and Adam steps against the scalar loops, bit for bit
+ * (the same operations in the same order: no FMA, IEEE sqrt and division). */
+static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    const int64_t n = 1003; /* a vector tail on every ISA */
+    float *p = falloc(n), *g = falloc(n), *m = falloc(n), *v = falloc(n);
+    float *p2 = falloc(n), *m2 = falloc(n), *v2 = falloc(n);
+    char desc[200], detail[300] = "";
+    fill(p, n, rng);
+    fill(g, n, rng);
+    fill(m, n, rng);
+    memcpy(p2, p, sizeof(float) * (size_t)n);
+    memcpy(m2, m, sizeof(float) * (size_t)n);
+    K->sgd_momentum(n, p, g, m, 0.9f, 0.75f, -0.01f);
+    for (int64_t i = 0; i < n; i++) {
+        const float decayed = m2[i] * 0.9f;
+        m2[i] = decayed + 0.75f * g[i];
+        p2[i] = p2[i] + -0.01f * m2[i];
+    }
+    int ok = same_bits(p, p2, sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(m, m2, sizeof(float) * (size_t)n, detail, sizeof detail);
+    snprintf(desc, sizeof desc, "%s sgd momentum step = scalar loop, bit for bit", isa);
+    report(ok, desc, detail);
+    static const char *const decay_names[] = {"adam", "adam with weight decay", "adamw"};
+    for (int decay = LN_DECAY_NONE; decay <= LN_DECAY_DECOUPLED; decay++) {
+        ln_adam_consts k = {0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.01f, 0.99999f, -0.0013f, 0.0447f, decay};
+        fill(p, n, rng);
+        fill(m, n, rng);
+        for (int64_t i = 0; i < n; i++) v[i] = ln_rng_uniform(rng) * 0.01f;
+        memcpy(p2, p, sizeof(float) * (size_t)n);
+        memcpy(m2, m, sizeof(float) * (size_t)n);
+        memcpy(v2, v, sizeof(float) * (size_t)n);
+        K->adam(n, p, g, m, v, &k);
+        ln_adam_reference(n, p2, g, m2, v2, &k);
+        ok = same_bits(p, p2, sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(m, m2, sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(v, v2, sizeof(float) * (size_t)n, detail, sizeof detail);
+        snprintf(desc, sizeof desc, "%s %s step = reference, bit for bit", isa, decay_names[decay]);
+        report(ok, desc, detail);
+    }
+    free(p);
+    free(g);
+    free(m);
+    free(v);
+    free(p2);
+    free(m2);
+    free(v2);
 }
 
 /* --------------------------------------------------------------- nets */
@@ -460,12 +660,173 @@ static void test_determinism(const char *isa, ln_rng *rng)
     }
     snprintf(desc, sizeof desc, "%s ln_runs: 1 and 2 threads give bit-identical step losses", isa);
     report(ok, desc, ok ? "" : (*detail ? detail : err.msg));
+    /* one run at a time with 3 threads inside it (what lunet.experiment does when it
+     * has fewer runs than threads) */
+    ln_run_result r3[3];
+    memset(r3, 0, sizeof r3);
+    rc.threads = 1;
+    rc.threads_per_run = 3;
+    ok = !ln_runs(&rc, r3, &err);
+    for (int r = 0; ok && r < 3; r++)
+        ok = r1[r].hist.steps == r3[r].hist.steps &&
+             same_bits(r1[r].hist.step_loss, r3[r].hist.step_loss,
+                       sizeof(float) * (size_t)r1[r].hist.steps, detail, sizeof detail);
+    snprintf(desc, sizeof desc, "%s ln_runs: 3 threads inside each run give bit-identical step losses", isa);
+    report(ok, desc, ok ? "" : (*detail ? detail : err.msg));
     for (int r = 0; r < 3; r++) {
         ln_history_release(&r1[r].hist);
         ln_history_release(&r2[r].hist);
+        ln_history_release(&r3[r].hist);
     }
     ln_net_free(tmpl);
     ln_dataset_free(ds);
+}
+
+/* ------------------------------------------------- threads inside a run */
+
+static ln_net *make_net(const ln_layer_spec *s, int count, int c, int h, int w, uint64_t seed)
+{
+    ln_rng rng;
+    ln_rng_seed(&rng, seed, LN_STREAM_INIT);
+    ln_net *net = NULL;
+    ln_error err;
+    int64_t d[3] = {c, h, w};
+    if (ln_net_create(&net, s, count, ln_shape_make(3, d), &rng, &err)) {
+        fprintf(stderr, "test_fast_kernels: %s\n", err.msg);
+        exit(2);
+    }
+    return net;
+}
+
+typedef struct {
+    const char *name;
+    ln_layer_spec specs[16];
+    int count, c, h, w;
+    ln_optim_spec optim;
+} thread_case;
+
+/* Training on 1, 2 and 3 threads: the same step losses, parameters and evaluation,
+ * bit for bit, on nets that use every kind of split (samples, output channels, rows
+ * of the unfolded input, batchnorm channels, parameter ranges of the optimizer). */
+static void test_threads(const thread_case *tc, ln_rng *rng, const char *isa)
+{
+    const int n = 45, batch = 16; /* a partial last batch */
+    const int64_t per = (int64_t)tc->c * tc->h * tc->w;
+    float *img = falloc(n * per);
+    int32_t lab[45];
+    for (int64_t i = 0; i < n * per; i++) img[i] = 2.0f * ln_rng_uniform(rng) - 0.5f;
+    for (int i = 0; i < n; i++) lab[i] = (int32_t)ln_rng_below(rng, 10);
+    ln_dataset *ds = NULL;
+    ln_error err;
+    if (ln_dataset_from_arrays(img, lab, n, tc->c, tc->h, tc->w, &ds, &err)) exit(2);
+    ln_train_config cfg;
+    ln_train_config_defaults(&cfg);
+    cfg.optim = tc->optim;
+    cfg.batch = batch;
+    cfg.iterations = 2;
+    ln_history h[3];
+    memset(h, 0, sizeof h);
+    float *params[3];
+    double eval_loss[3], eval_acc[3];
+    int64_t count = 0;
+    int ok = 1;
+    char desc[200], detail[300] = "";
+    for (int t = 0; t < 3; t++) {
+        ln_net *net = make_net(tc->specs, tc->count, tc->c, tc->h, tc->w, 7);
+        ok = ok && !ln_net_set_threads(net, t + 1, &err) && ln_net_threads(net) == t + 1 &&
+             !ln_train(net, ds, &cfg, &h[t], &err) &&
+             !ln_evaluate(net, ds, LN_LOSS_NLL, 20, &eval_loss[t], &eval_acc[t], &err);
+        count = ln_net_param_count(net);
+        params[t] = falloc(count);
+        memcpy(params[t], ln_net_params(net), sizeof(float) * (size_t)count);
+        ln_net_free(net);
+    }
+    if (!ok) snprintf(detail, sizeof detail, "%.250s", err.msg);
+    for (int t = 1; ok && t < 3; t++) {
+        ok = h[t].steps == h[0].steps && h[0].steps == 6 &&
+             same_bits(h[t].step_loss, h[0].step_loss, sizeof(float) * (size_t)h[0].steps, detail,
+                       sizeof detail) &&
+             same_bits(params[t], params[0], sizeof(float) * (size_t)count, detail, sizeof detail) &&
+             eval_loss[t] == eval_loss[0] && eval_acc[t] == eval_acc[0];
+        if (!ok && !*detail) snprintf(detail, sizeof detail, "%d threads differ", t + 1);
+    }
+    snprintf(desc, sizeof desc, "%s %s: 1, 2 and 3 threads give bit-identical losses, parameters "
+             "and evaluation", isa, tc->name);
+    report(ok, desc, detail);
+    for (int t = 0; t < 3; t++) {
+        ln_history_release(&h[t]);
+        free(params[t]);
+    }
+    ln_dataset_free(ds);
+    free(img);
+}
+
+static void thread_cases(ln_rng *rng, const char *isa)
+{
+    thread_case tc;
+    /* the study's net with momentum SGD */
+    memset(&tc, 0, sizeof tc);
+    tc.name = "study net";
+    int i = 0;
+    tc.specs[i++] = ln_conv2d(1, 10, 5, 1, 0);
+    tc.specs[i++] = ln_maxpool2d(2, 0);
+    tc.specs[i++] = ln_simple_layer(LN_RELU);
+    tc.specs[i++] = ln_conv2d(10, 20, 5, 1, 0);
+    tc.specs[i++] = ln_dropout(LN_DROPOUT2D, 0.5f);
+    tc.specs[i++] = ln_maxpool2d(2, 0);
+    tc.specs[i++] = ln_simple_layer(LN_RELU);
+    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
+    tc.specs[i++] = ln_linear(320, 50);
+    tc.specs[i++] = ln_simple_layer(LN_RELU);
+    tc.specs[i++] = ln_dropout(LN_DROPOUT, 0.5f);
+    tc.specs[i++] = ln_linear(50, 10);
+    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
+    tc.count = i;
+    tc.c = 1;
+    tc.h = tc.w = 28;
+    tc.optim = ln_sgd_spec(0.01, 0.5);
+    test_threads(&tc, rng, isa);
+    /* padding, batchnorm 2d and 1d, avgpool, tanh, sigmoid; Adam over > 65536
+     * parameters (the optimizer step is split too) */
+    memset(&tc, 0, sizeof tc);
+    tc.name = "custom net (batchnorm, avgpool, tanh, sigmoid, adam)";
+    i = 0;
+    tc.specs[i++] = ln_conv2d(1, 16, 3, 1, 1);
+    tc.specs[i++] = ln_batchnorm(LN_BATCHNORM2D, 16);
+    tc.specs[i++] = ln_simple_layer(LN_RELU);
+    tc.specs[i++] = ln_avgpool2d(2, 0);
+    tc.specs[i++] = ln_conv2d(16, 32, 3, 1, 1);
+    tc.specs[i++] = ln_batchnorm(LN_BATCHNORM2D, 32);
+    tc.specs[i++] = ln_simple_layer(LN_TANH);
+    tc.specs[i++] = ln_avgpool2d(2, 0);
+    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
+    tc.specs[i++] = ln_linear(1568, 48);
+    tc.specs[i++] = ln_batchnorm(LN_BATCHNORM1D, 48);
+    tc.specs[i++] = ln_simple_layer(LN_SIGMOID);
+    tc.specs[i++] = ln_linear(48, 10);
+    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
+    tc.count = i;
+    tc.c = 1;
+    tc.h = tc.w = 28;
+    tc.optim = ln_adam_spec(LN_OPT_ADAM, 1e-3);
+    test_threads(&tc, rng, isa);
+    /* strided and padded convolution (im2col), maxpool 3x3 stride 2, AdamW */
+    memset(&tc, 0, sizeof tc);
+    tc.name = "strided net (conv stride 2, maxpool 3x3, adamw)";
+    i = 0;
+    tc.specs[i++] = ln_conv2d(3, 12, 3, 2, 1);
+    tc.specs[i++] = ln_simple_layer(LN_RELU);
+    tc.specs[i++] = ln_maxpool2d(3, 2);
+    tc.specs[i++] = ln_conv2d(12, 24, 3, 1, 1);
+    tc.specs[i++] = ln_simple_layer(LN_TANH);
+    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
+    tc.specs[i++] = ln_linear(24 * 7 * 7, 10);
+    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
+    tc.count = i;
+    tc.c = 3;
+    tc.h = tc.w = 32;
+    tc.optim = ln_adam_spec(LN_OPT_ADAMW, 1e-3);
+    test_threads(&tc, rng, isa);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -499,10 +860,23 @@ int main(void)
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
         }
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
+        for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
+            test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
+            test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 4, 0, &rng, name);
+        }
         test_relu(1440, 7, &rng, name);
         test_relu(13, 1, &rng, name);
+        test_squash(LN_TANH, 1440, 7, &rng, name);
+        test_squash(LN_TANH, 13, 2, &rng, name);
+        test_squash(LN_SIGMOID, 1440, 7, &rng, name);
+        test_squash(LN_SIGMOID, 13, 2, &rng, name);
+        test_optim_kernels(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
+        thread_cases(&rng, name);
     }
     ln_simd_force(-1);
     printf("# passed %d failed %d\n", n_passed, n_failed);

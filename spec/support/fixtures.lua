@@ -150,6 +150,7 @@ Checker.__index = Checker
 --- new_checker{mutate = label}: if mutate names a label, the expected value of that
 -- comparison is perturbed beyond its tolerance first (to prove the check can fail).
 function M.checker(opts)
+  -- (rates: Checker:rates below compares doubles, not float32 values)
   return setmetatable({ results = {}, mutate = opts and opts.mutate, mutated = false }, Checker)
 end
 
@@ -172,6 +173,31 @@ function Checker:tensor(label, a, b, tol, opts)
   if self.mutate == label then b = perturb(b, tol or 1e-6, exact); self.mutated = true end
   local r = M.compare(a, b, { tol = tol, exact = exact })
   r.label = label
+  self.results[#self.results + 1] = r
+  return r
+end
+
+--- Learning rates: doubles (not float32, see the README), each element to a relative tol.
+function Checker:rates(label, a, b, tol)
+  if self.mutate == label then
+    b = deep_copy(b)
+    b[#b] = b[#b] * (1 + tol * 10)
+    self.mutated = true
+  end
+  local r = { label = label, tol = tol, n = #b, rel = 0, worst = 0 }
+  if #a ~= #b or #b == 0 then
+    r.ok, r.rel, r.msg = false, math.huge, ("%d rates, expected %d"):format(#a, #b)
+  else
+    for i = 1, #b do
+      local rel = math.abs(a[i] - b[i]) / math.max(math.abs(b[i]), M.FLOOR)
+      if rel ~= rel then rel = math.huge end
+      if rel > r.rel or r.worst == 0 then r.rel, r.worst = rel, i end
+    end
+    r.ok = r.rel <= tol
+    if not r.ok then
+      r.msg = ("rel %.3g > %.0e at [%d]: %.17g vs %.17g"):format(r.rel, tol, r.worst, a[r.worst], b[r.worst])
+    end
+  end
   self.results[#self.results + 1] = r
   return r
 end
@@ -267,6 +293,10 @@ local KNOWN = {
   net = { training = true, layers = true, params = true, input = true, labels = true, output = true,
     loss_kind = true, loss = true, grads = true, grad_input = true, optimizer = true, options = true,
     steps = true, losses = true, loss_after = true, final_params = true },
+  schedule = { schedules = true },
+  train = { layers = true, params = true, input = true, labels = true, loss_kind = true, optimizer = true,
+    options = true, batch = true, unit = true, iterations = true, schedule = true, step_losses = true,
+    step_lrs = true, final_params = true },
 }
 
 local function check_fields(chk, case)
@@ -538,9 +568,66 @@ function M.run_net_train(case, chk, opts, labels, x)
   end
 end
 
+-- -------------------------------------------------------------- schedules
+
+M.TOL_RATE = 1e-7
+
+local function schedule_label(s)
+  local parts = { s.kind }
+  for _, k in ipairs({ "step_size", "gamma", "t_max", "eta_min" }) do
+    if s[k] then parts[#parts + 1] = ("%s=%s"):format(k, math.tointeger(s[k]) or s[k]) end
+  end
+  if s.milestones then parts[#parts + 1] = "milestones=" .. table.concat(ints(s.milestones), ",") end
+  return table.concat(parts, " ")
+end
+
+--- The schedule of a fixture as lunet's option: {"cosine", t_max = 5, ...}.
+local function schedule_option(s)
+  local o = { s.kind }
+  for k, v in pairs(s) do
+    if k ~= "kind" then o[k] = type(v) == "table" and ints(v) or (math.tointeger(v) or v) end
+  end
+  if s.kind == "cosine" or s.kind == "step" then
+    o.t_max, o.step_size = opt_int(s.t_max), opt_int(s.step_size)
+  end
+  return o
+end
+
+function M.run_schedule(case, chk)
+  for _, c in ipairs(case.schedules) do
+    local rates = {}
+    for t = 0, #c.lrs - 1 do rates[#rates + 1] = lunet.schedule_lr(schedule_option(c.schedule), c.lr, t) end
+    chk:rates(schedule_label(c.schedule), rates, c.lrs, M.TOL_RATE)
+  end
+end
+
+--- net:train with a schedule over the fixture's 8 samples, batch 4, no shuffling.
+function M.run_train(case, chk, opts)
+  if case.loss_kind ~= "nll" then chk:fail("loss_kind", "unsupported loss " .. tostring(case.loss_kind)) end
+  local net = M.build_net(case, chk, case.params, opts)
+  local data = lunet.dataset(M.tensor(case.input), ints(case.labels))
+  local h = net:train { data = data, optimizer = M.optim_spec(case.optimizer, case.options),
+    batch = math.tointeger(case.batch), unit = case.unit, iterations = math.tointeger(case.iterations),
+    shuffle = false, schedule = schedule_option(case.schedule), quiet = true }
+  -- h.lr holds the rate of each iteration's first step; per step, the rates are the
+  -- schedule's at the step (or epoch) count
+  -- (per epoch: both steps of an epoch use its rate)
+  local rates, per_epoch = {}, case.unit == "epoch"
+  for k = 1, #case.step_lrs do rates[k] = h.lr[per_epoch and (k + 1) // 2 or k] end
+  chk:rates("rates", rates, case.step_lrs, M.TOL_RATE)
+  for k = 1, #case.step_losses do
+    chk:scalar(("loss%d"):format(k), h.step_loss[k] or 0 / 0, case.step_losses[k], M.TOL_OUTPUT)
+  end
+  if #h.step_loss ~= #case.step_losses then
+    chk:fail("step_losses", ("%d steps, expected %d"):format(#h.step_loss, #case.step_losses))
+  end
+  compare_net_params(chk, net, case.final_params, "final", M.TOL_GRAD)
+end
+
 -- ------------------------------------------------------------------- driver
 
-local RUNNERS = { layer = M.run_layer, loss = M.run_loss, optim = M.run_optim, net = M.run_net }
+local RUNNERS = { layer = M.run_layer, loss = M.run_loss, optim = M.run_optim, net = M.run_net,
+  schedule = M.run_schedule, train = M.run_train }
 
 --- Runs one case. Returns the checker (see Checker:failures/summary).
 function M.run(case, opts)
@@ -554,7 +641,7 @@ end
 --- Does a case use a layer kind that has reference kernels (conv2d)?
 function M.has_conv(case)
   if case.kind == "layer" then return case.layer.kind == "conv2d" end
-  if case.kind == "net" then
+  if case.kind == "net" or case.kind == "train" then
     for _, d in ipairs(case.layers) do if d.kind == "conv2d" then return true end end
   end
   return false

@@ -69,6 +69,22 @@ function util.run(cmd, input)
 end
 
 -- A command's result as text, for assertion messages.
+-- Are two lists of numbers the same doubles, bit for bit?
+function util.same_bits(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if string.pack("<d", a[i]) ~= string.pack("<d", b[i]) then return false end
+  end
+  return true
+end
+
+-- An IDX header: type code and dimensions (big-endian, as in the files).
+function util.idx_header(type_code, dims)
+  local h = string.pack(">BBBB", 0, 0, type_code, #dims)
+  for _, d in ipairs(dims) do h = h .. string.pack(">I4", d) end
+  return h
+end
+
 function util.explain(r) return ("exit %s\n--- stdout:\n%s\n--- stderr:\n%s"):format(r.code, r.out, r.err) end
 
 return util

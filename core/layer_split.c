@@ -1,0 +1,83 @@
+/* layer_split.c - how the work of each layer kind is shared among the threads of one
+ * run (net.c runs a region per layer; core/workers.h).
+ *
+ * The rule that keeps results independent of the thread count: a thread computes
+ * whole output elements, each with the same sequence of operations as on one thread.
+ *  - samples are independent in every forward kernel and in every input gradient:
+ *    those are split by samples (contiguous ranges);
+ *  - parameter gradients sum over the batch: conv2d and linear split them by output
+ *    channels (and conv2d also by unfolded rows), batchnorm by channels;
+ *  - dropout in training draws its mask from one random stream in sample order: it
+ *    stays on one thread (it is cheap beside the products).
+ * The reference twins run on one thread except where they are per sample anyway.
+ */
+#include "workers.h"
+#include "layer.h"
+
+/* Elementwise passes over fewer floats than this stay on one thread: waking the
+ * others costs more than they would save. */
+#define SPLIT_MIN_FLOATS 16384
+
+int ln_layer_split_ok(const ln_layer *l, const ln_ctx *ctx, int backward)
+{
+    const ln_layer_kind k = l->spec.kind;
+    if ((k == LN_DROPOUT || k == LN_DROPOUT2D) && ctx->training && !backward) return 0;
+    if (ctx->reference && (backward || k == LN_BATCHNORM1D || k == LN_BATCHNORM2D)) return 0;
+    if (k == LN_CONV2D || k == LN_LINEAR) return 1;
+    if (k == LN_BATCHNORM1D || k == LN_BATCHNORM2D) return l->in.dim[0] > 1;
+    return (int64_t)ctx->batch * (l->in_n > l->out_n ? l->in_n : l->out_n) >= SPLIT_MIN_FLOATS;
+}
+
+/* Thread t's samples as a layer and context of their own: the per-sample saved state
+ * (pooling indices, dropout masks) is offset to the first of them. Returns 0 when the
+ * thread has no samples. */
+static int sample_share(const ln_layer *l, const ln_ctx *ctx, int t, int T, ln_layer *sub,
+                        ln_ctx *sctx, int64_t *first)
+{
+    int64_t b0, b1;
+    ln_split(ctx->batch, t, T, &b0, &b1);
+    if (b0 >= b1) return 0;
+    *sub = *l;
+    if (l->argmax) sub->argmax = l->argmax + b0 * ln_layer_argmax_per_sample(l);
+    if (l->mask) sub->mask = l->mask + b0 * ln_layer_mask_per_sample(l);
+    *sctx = *ctx;
+    sctx->batch = (int)(b1 - b0);
+    *first = b0;
+    return 1;
+}
+
+void ln_layer_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
+{
+    if (l->spec.kind == LN_BATCHNORM1D || l->spec.kind == LN_BATCHNORM2D) {
+        batchnorm_forward_part(l, x, y, ctx, t, T);
+        return;
+    }
+    ln_layer sub;
+    ln_ctx sctx;
+    int64_t b0;
+    if (!sample_share(l, ctx, t, T, &sub, &sctx, &b0)) return;
+    ln_layer_forward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, &sctx);
+}
+
+void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const float *dy,
+                            float *dx, const ln_ctx *ctx, int t, int T)
+{
+    switch (l->spec.kind) {
+    case LN_CONV2D: conv2d_backward_part(l, x, dy, dx, ctx, t, T); return;
+    case LN_LINEAR: linear_backward_part(l, x, dy, dx, ctx, t, T); return;
+    case LN_BATCHNORM1D:
+    case LN_BATCHNORM2D: batchnorm_backward_part(l, x, dy, dx, ctx, t, T); return;
+    default: break;
+    }
+    ln_layer sub;
+    ln_ctx sctx;
+    int64_t b0;
+    if (!dx || !sample_share(l, ctx, t, T, &sub, &sctx, &b0)) return;
+    ln_layer_backward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, dy + b0 * l->out_n,
+                      dx + b0 * l->in_n, &sctx);
+}
+
+void ln_layer_backward_finish(ln_layer *l, const ln_ctx *ctx)
+{
+    if (l->spec.kind == LN_CONV2D) conv2d_backward_reduce(l, ctx);
+}
