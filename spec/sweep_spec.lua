@@ -7,6 +7,17 @@ local util = require("util")
 local lfs = require("lfs")
 local cluster = require("lunet.cluster")
 
+-- The run records in a store directory (every configuration's).
+local function count_records(store_dir)
+  local n = 0
+  for d in lfs.dir(store_dir) do
+    if d:sub(1, 1) ~= "." then
+      for f in lfs.dir(store_dir .. "/" .. d) do if f:match("^run%-") then n = n + 1 end end
+    end
+  end
+  return n
+end
+
 local ROOT = lfs.currentdir()
 local LUNET = ROOT .. "/bin/lunet"
 
@@ -207,21 +218,18 @@ describe("plan mode", function()
     function()
     local data = require("synthetic")(16, 4, 1)
     local test = require("synthetic")(8, 4, 2)
-    local base = { model = lunet.models.mnist_cnn, data = data, optimizer = { "sgd", lr = 0.1 }, quiet = true,
-      out = "/nonexistent/never-written" }
-    local function with(t)
-      local o = {}
-      for k, v in pairs(base) do o[k] = v end
-      for k, v in pairs(t) do o[k] = v end
-      return o
+    local function experiment(t) -- t's settings on the same model and data
+      t.model, t.data, t.quiet, t.out = lunet.models.mnist_cnn, data, true, "/nonexistent/never-written"
+      t.optimizer = t.optimizer or { "sgd", lr = 0.1 }
+      return lunet.experiment(t)
     end
     planning.begin {}
-    lunet.experiment(with { name = "figure2", runs = 4, iterations = 3, test = test, test_at = { 2 } })
-    lunet.experiment(with { name = "figure1", runs = 3, iterations = 2, test = test }) -- answered
-    lunet.experiment(with { name = "longer", runs = 3, iterations = 4 })               -- not: more iterations
-    lunet.experiment(with { name = "more", runs = 5, iterations = 1 })                 -- not: more runs
-    lunet.experiment(with { name = "untested", runs = 2, iterations = 1, test = test }) -- not: no test at 1
-    lunet.experiment(with { name = "other", runs = 2, iterations = 2, optimizer = { "sgd", lr = 0.2 } })
+    experiment { name = "figure2", runs = 4, iterations = 3, test = test, test_at = { 2 } }
+    experiment { name = "figure1", runs = 3, iterations = 2, test = test }   -- answered
+    experiment { name = "longer", runs = 3, iterations = 4 }                 -- not: more iterations
+    experiment { name = "more", runs = 5, iterations = 1 }                   -- not: more runs
+    experiment { name = "untested", runs = 2, iterations = 1, test = test }  -- not: no test at 1
+    experiment { name = "other", runs = 2, iterations = 2, optimizer = { "sgd", lr = 0.2 } }
     local entries = planning.finish()
     assert.are.equal(entries[1].key, entries[2].key)
     assert.are.equal(entries[3].key, entries[4].key)
@@ -375,15 +383,7 @@ describe("bin/lunet sweep on one machine", function()
         util.shell_quote(dir), LUNET, args, before, sig))
       return tonumber(r.out:match("exit (%d+)")), r
     end
-    local function records()
-      local n = 0
-      for d in lfs.dir(dir .. "/out/store") do
-        if d:sub(1, 1) ~= "." then
-          for f in lfs.dir(dir .. "/out/store/" .. d) do if f:match("^run%-") then n = n + 1 end end
-        end
-      end
-      return n
-    end
+    local function records() return count_records(dir .. "/out/store") end
     -- SIGKILL (what follows SIGTERM after Slurm's KillWait) once a run is stored: it stays
     local code, r = kill_after_next_run("KILL", 0)
     assert.are.equal(137, code, util.explain(r))
@@ -467,12 +467,7 @@ describe("bin/lunet sweep on one machine", function()
     end
     local before = #done_lines()
     assert.is_true(before >= 1 and before < 4, util.read(joblog))
-    local stored = 0 -- the runs on disk, also those that the killed tasks finished
-    for d in lfs.dir(dir .. "/out/store") do
-      if d:sub(1, 1) ~= "." then
-        for f in lfs.dir(dir .. "/out/store/" .. d) do if f:match("^run%-") then stored = stored + 1 end end
-      end
-    end
+    local stored = count_records(dir .. "/out/store") -- also the runs that the killed tasks finished
     local r = lunet("sweep parallel -j 2 " .. TINY .. " out 10")
     assert.is_true(r.ok, util.explain(r))
     local computed = 0 -- no run is computed twice
