@@ -168,6 +168,28 @@ describe("a one-node Slurm (tools/cluster/slurm.sh) #cluster", function()
     assert.matches("out is not shared with .*: the marker .* is not there", r.err)
   end)
 
+  it("a task cancelled like one past its time limit (SIGTERM, then SIGKILL) keeps its finished runs; "
+    .. "resubmitted, it computes only the rest", function()
+    local tl = work .. "/timelimit"
+    assert(lfs.mkdir(tl))
+    local args = TINY .. " out 10 0.01,0.05 4 500" -- task 0: 4 runs of 10 epochs, about a second each
+    assert.is_true(util.run(("cd %s && %s sweep plan %s"):format(q(tl), LUNET, args)).ok)
+    local task = ("cd %s && %s sweep task --index 0 %s"):format(q(tl), LUNET, args)
+    local records = function() return tonumber(util.run("ls " .. q(tl) .. "/out/store/*/run-*.json | wc -l").out) end
+    local r = slurm(("sbatch --parsable -o %s/first.out --wrap %s"):format(q(tl), q(task)))
+    assert.is_true(r.ok, util.explain(r))
+    local job = r.out:match("%d+")
+    assert.is_true(wait_until(120, function() return records() >= 1 end), "no run stored")
+    assert.is_true(slurm("scancel " .. job).ok) -- what Slurm does at the time limit: SIGTERM, KillWait, SIGKILL
+    wait_jobs(job)
+    local kept = records()
+    assert.is_true(kept >= 1 and kept < 4, kept .. " records")
+    r = slurm(("sbatch --parsable --wait -o %s/second.out --wrap %s"):format(q(tl), q(task)))
+    assert.is_true(r.ok, util.explain(r))
+    assert.matches(("runs 1%%-4: %d computed, %d already stored"):format(4 - kept, kept), util.read(tl .. "/second.out"))
+    assert.are.equal(4, records())
+  end)
+
   it("stop ends every daemon it started and the jobs still running, and removes its directory", function()
     local r = slurm(("sbatch --parsable -o /dev/null --wrap 'echo $$ > %s/job.pid; exec sleep 300'"):format(work))
     assert.is_true(r.ok, util.explain(r))
