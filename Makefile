@@ -32,13 +32,14 @@ SHARED    = $(BUILD)/liblunet.so
 MODULE    = $(BUILD)/lunet/core.so
 C_TESTS   = $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all test deps mnist bench report install uninstall clean help lint examples fuzz valgrind doc
+.PHONY: all test test-cluster deps mnist bench report install uninstall clean help lint examples fuzz valgrind doc
 
 all: core/liblunet.a core/liblunet.so bindings/lunet/core.so $(C_TESTS)
 
 help:
 	@echo "make            build core/liblunet.a, core/liblunet.so and the Lua module"
 	@echo "make test       run every spec (busted); MNIST specs need MNIST_DIR"
+	@echo "make test-cluster  Slurm and ssh recipes with real daemons (root; tools/cluster/)"
 	@echo "make report     reproduce the study (scripts/seed_report.lua); QUICK=1 for a short one"
 	@echo "make bench      speed against PyTorch (bench/)"
 	@echo "make deps       install missing Debian packages"
@@ -57,9 +58,10 @@ $(STATIC): $(CORE_OBJ)
 $(SHARED): $(CORE_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@.tmp $^ $(LIBS) && mv -f $@.tmp $@
 
-$(MODULE): bindings/lunet.c core/lunet.h $(STATIC)
+MODULE_SRC = bindings/lunet.c bindings/sys.c
+$(MODULE): $(MODULE_SRC) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp bindings/lunet.c $(STATIC) $(LIBS) && mv -f $@.tmp $@
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
 # The products users and the Lua module path see; copies so that a SANITIZE build
 # replaces them and a normal `make` puts the release ones back.
@@ -85,7 +87,12 @@ ifeq ($(SANITIZE),1)
   TEST_ENV = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0
 endif
 test: all examples
-	LUNET_C_TESTS=$(BUILD)/spec $(TEST_ENV) $(BUSTED) -o spec/support/summary_handler.lua spec
+	LUNET_C_TESTS=$(BUILD)/spec $(TEST_ENV) $(BUSTED) -o spec/support/summary_handler.lua --exclude-tags=cluster spec
+
+# The cluster recipes with real daemons (Slurm, sshd + GNU parallel; spec/cluster_spec.lua,
+# about 30 s, as root): tagged #cluster, so `make test` leaves them out.
+test-cluster: all
+	$(BUSTED) -o spec/support/summary_handler.lua --tags=cluster spec/cluster_spec.lua
 
 deps:
 	sh tools/deps.sh
@@ -98,6 +105,7 @@ report: all
 
 bench: all
 	$(LUA) bench/bench.lua
+	$(LUA) bench/sweep.lua
 
 # ---- install: the Lua module where Lua 5.4 looks for it, the C library, header,
 # pkg-config file and the `lunet` launcher.  DESTDIR is honoured for packaging.

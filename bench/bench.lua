@@ -263,5 +263,19 @@ if os.getenv("BENCH_STUDY") ~= "0" then
   else
     print("target study: could not be measured (see the output above)")
   end
+  -- the run store's share: time spent claiming and writing records, from the figures'
+  -- provenance (the sweep's cells are the same kind of runs)
+  local stored, runs = 0, 0
+  for _, fig in ipairs({ "figure1", "figure2", "figure3" }) do
+    local res = lunet.load_result("build/bench/report/" .. fig .. ".json")
+    if res and res.provenance.store_seconds then
+      stored = stored + res.provenance.store_seconds
+      runs = runs + res.provenance.runs_computed
+    end
+  end
+  if seconds and runs > 0 then
+    print(("run store: %.3f s claiming and writing %d records (%.3f%% of the study; target < 1%%)"):format(stored,
+      runs, 100 * stored / seconds))
+  end
 end
 print(("\nbench took %d s; load average at end: %s"):format(os.time() - t_start, loadavg()))

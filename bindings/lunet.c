@@ -153,20 +153,25 @@ static ln_shape check_shape(lua_State *L, int arg, const char *name)
 
 /* ------------------------------------------------------------------- SIGINT */
 
-/* Ctrl-C during a long call sets this flag; the engine checks it before every step.
- * The previous handler is restored when the call returns, so the REPL's own
- * handling is untouched outside training. */
+/* SIGINT (Ctrl-C), SIGTERM (kill, Slurm, systemd) and SIGHUP (a closed terminal) during
+ * a long call set this flag; the engine checks it before every step. The signal's
+ * number is kept for core.interrupt_signal(), so that the Lua side can end a script
+ * with 128 + signal. The previous handlers are restored when the call returns, so the
+ * REPL's own handling (and the default action of SIGTERM) is untouched outside training. */
 static volatile int interrupt_flag;
+static volatile sig_atomic_t interrupt_signal;
+static const int caught_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_CAUGHT ((int)(sizeof caught_signals / sizeof caught_signals[0]))
 
 static void on_sigint(int sig)
 {
-    (void)sig;
+    if (!interrupt_signal) interrupt_signal = sig; /* the first one says why */
     __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED); /* read by the worker threads */
 }
 
 typedef struct {
-    struct sigaction old;
-    int installed;
+    struct sigaction old[N_CAUGHT];
+    int installed[N_CAUGHT];
 } sigint_guard;
 
 static void sigint_catch(sigint_guard *g)
@@ -176,13 +181,24 @@ static void sigint_catch(sigint_guard *g)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     interrupt_flag = 0;
-    g->installed = sigaction(SIGINT, &sa, &g->old) == 0;
+    interrupt_signal = 0;
+    for (int i = 0; i < N_CAUGHT; i++)
+        g->installed[i] = sigaction(caught_signals[i], &sa, &g->old[i]) == 0;
 }
 
 static void sigint_restore(sigint_guard *g)
 {
-    if (g->installed) sigaction(SIGINT, &g->old, NULL);
-    g->installed = 0;
+    for (int i = 0; i < N_CAUGHT; i++) {
+        if (g->installed[i]) sigaction(caught_signals[i], &g->old[i], NULL);
+        g->installed[i] = 0;
+    }
+}
+
+/* core.interrupt_signal() -> the signal that stopped the last training call, or 0 */
+static int l_interrupt_signal(lua_State *L)
+{
+    lua_pushinteger(L, interrupt_signal);
+    return 1;
 }
 
 /* ----------------------------------------------------------- object safety
@@ -507,6 +523,8 @@ static const luaL_Reg tensor_methods[] = {
 typedef struct {
     obj_head h;
     ln_dataset *ds;
+    int has_checksum; /* a dataset never changes: ds:checksum() is computed once */
+    lua_Integer checksum;
 } dataset_ud;
 
 static dataset_ud *new_dataset_ud(lua_State *L)
@@ -814,10 +832,15 @@ static int dataset_subset(lua_State *L)
 
 /* ds:checksum() -> CRC-32 of the images (as float32, whatever the storage) and labels:
  * identifies the data in result caches, so a cache is never reused for different
- * samples. */
+ * samples. Every experiment asks for it (a sweep planned in one process, many times). */
 static int dataset_checksum(lua_State *L)
 {
     ln_dataset *d = check_dataset(L, 1);
+    dataset_ud *u = lua_touserdata(L, 1);
+    if (u->has_checksum) {
+        lua_pushinteger(L, u->checksum);
+        return 1;
+    }
     size_t per = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
     uLong crc = crc32(0L, Z_NULL, 0);
     /* one sample at a time through a scratch buffer that Lua owns (freed on error) */
@@ -829,7 +852,9 @@ static int dataset_checksum(lua_State *L)
     }
     lua_pop(L, 1);
     crc = crc32(crc, (const unsigned char *)d->labels, (uInt)((size_t)d->count * sizeof(int32_t)));
-    lua_pushinteger(L, (lua_Integer)crc);
+    u->checksum = (lua_Integer)crc;
+    u->has_checksum = 1;
+    lua_pushinteger(L, u->checksum);
     return 1;
 }
 
@@ -1878,6 +1903,20 @@ static const luaL_Reg optim_methods[] = {
 
 /* -------------------------------------------------------------------- runs */
 
+/* What lunet.core.runs passes its callbacks: the progress callback (first, so that
+ * runs_progress can take it as a lua_progress) and the on_run and claim hooks. */
+typedef struct {
+    lua_progress progress;
+    int on_run, claim;        /* stack indices of the hooks (0: none) */
+    int keep_steps;
+    const int64_t *test_at;
+    int test_at_count;
+    int run;                  /* the run being handed over or claimed (0-based) */
+    ln_run_result *result;
+    int claimed;              /* the claim function's answer */
+    char error[512];          /* the first error of on_run or claim, "" if none */
+} runs_progress_ctx;
+
 /* Progress of lunet.core.runs; a stop (true, or an error) reaches the workers through
  * the flag they already watch for Ctrl-C, so ln_runs returns once they are joined. */
 static int runs_progress(void *user, const ln_runs_progress *p)
@@ -1912,11 +1951,100 @@ static int results_gc(lua_State *L)
     return 0;
 }
 
+/* Pushes the table of one finished (or stopped) run. */
+static void push_run(lua_State *L, const runs_progress_ctx *c, const ln_run_result *r)
+{
+    push_history(L, &r->hist, c->keep_steps);
+    lua_pushinteger(L, (lua_Integer)r->seed);
+    lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, r->done);
+    lua_setfield(L, -2, "done");
+    if (!isnan(r->test_loss)) {
+        lua_pushnumber(L, r->test_loss);
+        lua_setfield(L, -2, "test_loss");
+        lua_pushnumber(L, r->test_accuracy);
+        lua_setfield(L, -2, "test_accuracy");
+    }
+    if (r->test_loss_at) {
+        lua_createtable(L, 0, c->test_at_count);
+        for (int k = 0; k < c->test_at_count; k++) {
+            if (isnan(r->test_loss_at[k])) continue;
+            lua_createtable(L, 0, 2);
+            lua_pushnumber(L, r->test_loss_at[k]);
+            lua_setfield(L, -2, "loss");
+            lua_pushnumber(L, r->test_accuracy_at[k]);
+            lua_setfield(L, -2, "accuracy");
+            lua_seti(L, -2, c->test_at[k]);
+        }
+        lua_setfield(L, -2, "tests");
+    }
+}
+
+/* on_run(index, run) and claim(index), called in protected mode: an error in Lua (or
+ * out of memory while building the run's table) must not jump out of ln_runs while its
+ * threads run. Arguments: the context (a light userdata) and the Lua function. */
+static int runs_hook_protected(lua_State *L)
+{
+    runs_progress_ctx *c = lua_touserdata(L, 1);
+    lua_pushvalue(L, 2); /* on_run or claim */
+    if (c->result) {
+        lua_pushinteger(L, c->run + 1);
+        push_run(L, c, c->result);
+        lua_call(L, 2, 0);
+    } else {
+        lua_pushinteger(L, c->run + 1);
+        lua_call(L, 1, 1);
+        c->claimed = lua_toboolean(L, -1);
+    }
+    return 0;
+}
+
+static int runs_hook(runs_progress_ctx *c, int run, ln_run_result *result)
+{
+    lua_State *L = c->progress.L;
+    if (!lua_checkstack(L, 5)) { /* (returns 0 instead of raising) */
+        if (!c->error[0]) snprintf(c->error, sizeof c->error, "no Lua stack left for a runs callback");
+        return LUA_ERRMEM;
+    }
+    c->run = run;
+    c->result = result;
+    lua_pushcfunction(L, runs_hook_protected);
+    lua_pushlightuserdata(L, c);
+    lua_pushvalue(L, result ? c->on_run : c->claim);
+    int st = lua_pcall(L, 2, 0, 0);
+    if (st != LUA_OK) {
+        if (!c->error[0])
+            snprintf(c->error, sizeof c->error, "%s",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error in a runs callback");
+        lua_pop(L, 1);
+    }
+    return st;
+}
+
+static int runs_on_run(void *user, int run, ln_run_result *res)
+{
+    runs_progress_ctx *c = user;
+    int st = runs_hook(c, run, res);
+    ln_run_result_release(res); /* its table was handed over: the history is Lua's now */
+    return st != LUA_OK;
+}
+
+static int runs_claim(void *user, int run)
+{
+    runs_progress_ctx *c = user;
+    c->claimed = 0;
+    if (runs_hook(c, run, NULL) != LUA_OK) return -1;
+    return c->claimed ? 1 : 0;
+}
+
 /* core.runs{net=, data=, test=, train={...}, runs=, threads=, threads_per_run=,
- *           only={bool...}, progress=fn} -> list of run tables, interrupted flag
+ *           only={bool...}, progress=fn, on_run=fn, claim=fn} -> list of run tables,
+ *           interrupted flag
  * progress(p) returning true stops the runs (interrupted = true, finished runs
  * returned); an error in it stops them and, once the workers are joined, is raised
- * again (with its traceback) instead of returning. */
+ * again (with its traceback) instead of returning.
+ * on_run(index, run) receives each finished run as soon as it finished (its entry in
+ * the list is then false); claim(index) -> true to compute run `index` (1-based). */
 static int l_runs(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1972,13 +2100,26 @@ static int l_runs(lua_State *L)
         }
         cfg.only = only;
     }
+    runs_progress_ctx pc;
+    memset(&pc, 0, sizeof pc);
+    pc.keep_steps = keep_steps;
+    pc.test_at = test_at;
+    pc.test_at_count = cfg.test_at_count;
+    cfg.user = &pc;
+    lua_getfield(L, 1, "on_run");
+    if (lua_isfunction(L, -1)) {
+        pc.on_run = lua_gettop(L);
+        cfg.on_run = runs_on_run;
+    }
+    lua_getfield(L, 1, "claim");
+    if (lua_isfunction(L, -1)) {
+        pc.claim = lua_gettop(L);
+        cfg.claim = runs_claim;
+    }
     lua_getfield(L, 1, "progress");
     lua_pushnil(L); /* the callback's error, if any */
-    lua_progress pc = {L, lua_gettop(L) - 1, lua_gettop(L), 0, "lunet.core.runs"};
-    if (lua_isfunction(L, -2)) {
-        cfg.on_progress = runs_progress;
-        cfg.user = &pc;
-    }
+    pc.progress = (lua_progress){L, lua_gettop(L) - 1, lua_gettop(L), 0, "lunet.core.runs"};
+    if (lua_isfunction(L, -2)) cfg.on_progress = runs_progress;
     results_ud *ru = lua_newuserdatauv(L, sizeof *ru, 0);
     ru->r = NULL;
     ru->n = 0;
@@ -1995,9 +2136,13 @@ static int l_runs(lua_State *L)
     sigint_catch(&g);
     ln_status st = ln_runs(&cfg, ru->r, &err);
     sigint_restore(&g);
-    if (pc.failed) { /* the workers are joined: raise it now */
+    if (pc.error[0]) { /* an error in on_run or claim: it is the cause */
         results_release(ru);
-        return raise_progress_error(L, &pc);
+        return luaL_error(L, "runs: %s", pc.error);
+    }
+    if (pc.progress.failed) { /* the workers are joined: raise it now */
+        results_release(ru);
+        return raise_progress_error(L, &pc.progress);
     }
     if (st) {
         results_release(ru);
@@ -2006,34 +2151,10 @@ static int l_runs(lua_State *L)
     lua_createtable(L, cfg.runs, 0);
     for (int i = 0; i < cfg.runs; i++) {
         ln_run_result *r = &ru->r[i];
-        if (only && !only[i]) {
-            lua_pushboolean(L, 0);
-        } else {
-            push_history(L, &r->hist, keep_steps);
-            lua_pushinteger(L, (lua_Integer)r->seed);
-            lua_setfield(L, -2, "seed");
-            lua_pushboolean(L, r->done);
-            lua_setfield(L, -2, "done");
-            if (!isnan(r->test_loss)) {
-                lua_pushnumber(L, r->test_loss);
-                lua_setfield(L, -2, "test_loss");
-                lua_pushnumber(L, r->test_accuracy);
-                lua_setfield(L, -2, "test_accuracy");
-            }
-            if (r->test_loss_at) {
-                lua_createtable(L, 0, cfg.test_at_count);
-                for (int k = 0; k < cfg.test_at_count; k++) {
-                    if (isnan(r->test_loss_at[k])) continue;
-                    lua_createtable(L, 0, 2);
-                    lua_pushnumber(L, r->test_loss_at[k]);
-                    lua_setfield(L, -2, "loss");
-                    lua_pushnumber(L, r->test_accuracy_at[k]);
-                    lua_setfield(L, -2, "accuracy");
-                    lua_seti(L, -2, test_at[k]);
-                }
-                lua_setfield(L, -2, "tests");
-            }
-        }
+        if ((only && !only[i]) || (cfg.on_run && r->done) || (cfg.claim && !r->hist.loss && !r->done))
+            lua_pushboolean(L, 0); /* not asked for, handed over, or not claimed */
+        else
+            push_run(L, &pc, r);
         lua_rawseti(L, -2, i + 1);
     }
     lua_pushboolean(L, interrupt_flag);
@@ -2139,12 +2260,16 @@ static const luaL_Reg functions[] = {
     {"cpu_count", l_cpu_count},
     {"isa", l_isa},
     {"alloc_fail_after", l_alloc_fail_after},
+    {"interrupt_signal", l_interrupt_signal},
     {NULL, NULL},
 };
+
+int lunet_open_sys(lua_State *L); /* bindings/sys.c: the run store's system calls */
 
 int luaopen_lunet_core(lua_State *L)
 {
     luaL_newlib(L, functions);
+    lunet_open_sys(L);
     luaL_newmetatable(L, PIN_MT); /* reachable from C only (and __metatable hides it) */
     lua_pushcfunction(L, pin_guard_close);
     lua_setfield(L, -2, "__close");

@@ -526,6 +526,15 @@ typedef struct {
 } ln_runs_progress;
 
 typedef int (*ln_runs_progress_fn)(void *user, const ln_runs_progress *p);
+/* Called on the calling thread before run `run` (0-based) starts: 1 = compute it,
+ * 0 = skip it (another process has it, or its result is already stored), < 0 = stop
+ * every run (ln_runs then fails with LN_EINVAL unless something failed first). */
+typedef int (*ln_runs_claim_fn)(void *user, int run);
+/* Called on the calling thread for every run that finished (res->done; diverged runs
+ * included) as soon as it finished, before ln_runs returns, also when ln_runs then
+ * fails or is stopped. It may release *res (ln_run_result_release). Nonzero = stop
+ * starting runs (the ones running finish, and are handed over too). */
+typedef int (*ln_runs_done_fn)(void *user, int run, ln_run_result *res);
 
 typedef struct {
     const ln_net *template_net;
@@ -538,7 +547,9 @@ typedef struct {
     const int64_t *test_at;     /* evaluate on `test` also after these iterations */
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
     ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
-    void *user;
+    ln_runs_claim_fn claim;     /* may be NULL: every run of `only` is computed */
+    ln_runs_done_fn on_run;     /* may be NULL */
+    void *user;                 /* passed to on_progress, claim and on_run */
     int threads_per_run;        /* threads inside each run (ln_net_set_threads); <= 1: one */
 } ln_runs_config;
 

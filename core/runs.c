@@ -5,9 +5,14 @@
  * and dropout from the same seed's other streams. Which thread takes a run, and in
  * which order runs finish, therefore cannot change any result.
  *
- * Workers only touch their own run's memory and a few atomic counters; the calling
- * thread waits, and reports progress about ten times a second, so progress callbacks
- * (which may call into Lua) run on the caller's thread only.
+ * The calling thread runs the pool: a worker that wants work asks it for a run, and it
+ * claims the run first (cfg->claim, e.g. a claim file, so that processes sharing a run
+ * store do not compute a run twice); a worker that finished a run queues it, and the
+ * calling thread hands it over at once (cfg->on_run, e.g. to write it to disk) and
+ * reports progress about ten times a second. So every callback (which may call into
+ * Lua) runs on the caller's thread, and a run is handed over the moment it ends, also
+ * when another run fails later. Workers otherwise touch only their own run's memory
+ * and a few atomic counters.
  */
 #include "lunet.h"
 
@@ -21,19 +26,32 @@
 /* Most bytes of loss history all the runs of one ln_runs call may keep: 4 GiB. */
 #define LN_RUNS_HISTORY_LIMIT ((double)(1ull << 32))
 
+/* Most threads (and so most runs in flight) of one ln_runs call. */
+#define LN_RUNS_MAX_THREADS 256
+
+typedef struct {
+    int waiting; /* set by the worker, cleared by the caller once `run` is set */
+    int run;     /* the assigned run, or -1: no more work */
+} work_slot;
+
 typedef struct {
     const ln_runs_config *cfg;
     ln_run_result *results;
-    atomic_int next_run;
     atomic_int runs_done;
     atomic_llong iterations_done;
     atomic_llong samples;
     atomic_ullong last_loss_bits; /* a double's bits: atomics on doubles are not portable */
     atomic_int failed;          /* first failing run + 1, 0 if none */
     ln_error first_error;
-    pthread_mutex_t lock;       /* guards first_error and the wake-up */
-    pthread_cond_t wake;
+    pthread_mutex_t lock;       /* guards everything below, first_error and the slots */
+    pthread_cond_t wake;        /* the caller waits on it: a request, a finished run, an exit */
+    pthread_cond_t work;        /* the workers wait on it for their run */
     int workers_left;
+    int requests;               /* workers waiting for a run */
+    int next_candidate;         /* the next run to consider (caller only) */
+    int finished[LN_RUNS_MAX_THREADS]; /* ring of finished runs not handed over yet: */
+    int finished_head, finished_count; /* a worker queues at most one before asking again */
+    work_slot slots[LN_RUNS_MAX_THREADS];
 } pool;
 
 typedef struct {
@@ -139,36 +157,83 @@ static ln_status one_run(pool *p, int r, ln_error *err)
     return st;
 }
 
+typedef struct {
+    pool *p;
+    int id;
+} worker_arg;
+
+static void record_failure(pool *p, int r, ln_status st, const ln_error *err)
+{
+    /* with p->lock held */
+    if (!atomic_load(&p->failed)) {
+        p->first_error = *err;
+        p->first_error.code = st;
+        atomic_store(&p->failed, r + 1);
+    }
+}
+
 static void *worker(void *arg)
 {
-    pool *p = arg;
-    const ln_runs_config *cfg = p->cfg;
+    pool *p = ((worker_arg *)arg)->p;
+    work_slot *slot = &p->slots[((worker_arg *)arg)->id];
     for (;;) {
-        if (atomic_load(&p->failed)) break;
-        if (cfg->train.stop && __atomic_load_n(cfg->train.stop, __ATOMIC_RELAXED)) break;
-        int r = atomic_fetch_add(&p->next_run, 1);
-        if (r >= cfg->runs) break;
-        if (cfg->only && !cfg->only[r]) continue;
+        pthread_mutex_lock(&p->lock);
+        slot->waiting = 1;
+        slot->run = -1;
+        p->requests++;
+        pthread_cond_signal(&p->wake);
+        while (slot->waiting) pthread_cond_wait(&p->work, &p->lock);
+        const int r = slot->run;
+        pthread_mutex_unlock(&p->lock);
+        if (r < 0) break;
         ln_error err;
         memset(&err, 0, sizeof err);
         ln_status st = one_run(p, r, &err);
+        pthread_mutex_lock(&p->lock);
         if (st) {
-            pthread_mutex_lock(&p->lock);
-            if (!atomic_load(&p->failed)) {
-                p->first_error = err;
-                p->first_error.code = st;
-                atomic_store(&p->failed, r + 1);
+            record_failure(p, r, st, &err);
+        } else {
+            atomic_fetch_add(&p->runs_done, 1);
+            if (p->results[r].done) {
+                p->finished[(p->finished_head + p->finished_count) % LN_RUNS_MAX_THREADS] = r;
+                p->finished_count++;
             }
-            pthread_mutex_unlock(&p->lock);
-            break;
         }
-        atomic_fetch_add(&p->runs_done, 1);
+        pthread_cond_signal(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        if (st) break;
     }
     pthread_mutex_lock(&p->lock);
     p->workers_left--;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
     return NULL;
+}
+
+/* The next run for a worker, or -1 when there is none (all considered, a failure, a
+ * stop). Called by the caller with p->lock held; the claim callback runs unlocked. */
+static int next_assignment(pool *p)
+{
+    const ln_runs_config *cfg = p->cfg;
+    for (;;) {
+        if (atomic_load(&p->failed)) return -1;
+        if (cfg->train.stop && __atomic_load_n(cfg->train.stop, __ATOMIC_RELAXED)) return -1;
+        const int r = p->next_candidate;
+        if (r >= cfg->runs) return -1;
+        p->next_candidate++;
+        if (cfg->only && !cfg->only[r]) continue;
+        if (!cfg->claim) return r;
+        pthread_mutex_unlock(&p->lock);
+        const int c = cfg->claim(cfg->user, r);
+        pthread_mutex_lock(&p->lock);
+        if (c > 0) return r;
+        if (c < 0) {
+            ln_error err;
+            ln_fail(&err, LN_EINVAL, "runs: stopped by the claim of run %d", r + 1);
+            record_failure(p, r, LN_EINVAL, &err);
+            return -1;
+        }
+    }
 }
 
 int ln_cpu_count(void)
@@ -210,61 +275,99 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
     int wanted = 0;
     for (int r = 0; r < cfg->runs; r++) wanted += !cfg->only || cfg->only[r];
 
+    int threads = cfg->threads > 0 ? cfg->threads : ln_cpu_count();
+    if (threads > wanted) threads = wanted > 0 ? wanted : 1;
+    if (threads > LN_RUNS_MAX_THREADS) threads = LN_RUNS_MAX_THREADS;
+
     /* Limit: every run keeps its loss history (a double per iteration, a float per
-     * step) until all are done. Refuse up front what could never be held, instead of
-     * failing in the middle (or in the OOM killer) after hours of training. */
+     * step) until all are done, here or in the caller that on_run hands it to (the
+     * Lua side keeps every run's losses for the result). Refuse up front what could
+     * never be held, instead of failing in the middle (or in the OOM killer) after
+     * hours of training. */
+    const int held = wanted;
     if (cfg->data->count > 0 && cfg->train.batch > 0) {
         const double count = (double)cfg->data->count;
         const double batch = cfg->train.batch < cfg->data->count ? cfg->train.batch : count;
         const double steps = cfg->train.unit == LN_UNIT_STEP
                                  ? (double)cfg->train.iterations
                                  : (double)cfg->train.iterations * ceil(count / batch);
-        const double bytes = (double)wanted * (8.0 * (double)cfg->train.iterations + 4.0 * steps);
+        const double bytes = (double)held * (8.0 * (double)cfg->train.iterations + 4.0 * steps);
         if (bytes > LN_RUNS_HISTORY_LIMIT)
             return ln_fail(err, LN_ENOMEM,
                            "%d runs of %lld iterations (%.0f steps each) would keep %.1f GiB "
                            "of loss history; the limit is %d GiB (use fewer runs or iterations)",
-                           wanted, (long long)cfg->train.iterations, steps, bytes / (1 << 30),
+                           held, (long long)cfg->train.iterations, steps, bytes / (1 << 30),
                            (int)(LN_RUNS_HISTORY_LIMIT / (1 << 30)));
     }
-    int threads = cfg->threads > 0 ? cfg->threads : ln_cpu_count();
-    if (threads > wanted) threads = wanted > 0 ? wanted : 1;
-    if (threads > 256) threads = 256;
 
-    pool p;
-    memset(&p, 0, sizeof p);
-    p.cfg = cfg;
-    p.results = results;
-    atomic_init(&p.next_run, 0);
-    atomic_init(&p.runs_done, 0);
-    atomic_init(&p.iterations_done, 0);
-    atomic_init(&p.samples, 0);
-    atomic_init(&p.failed, 0);
+    pool *p = ln_alloc_zeroed(1, sizeof *p);
+    if (!p) return ln_fail(err, LN_ENOMEM, "runs: out of memory");
+    p->cfg = cfg;
+    p->results = results;
+    atomic_init(&p->runs_done, 0);
+    atomic_init(&p->iterations_done, 0);
+    atomic_init(&p->samples, 0);
+    atomic_init(&p->failed, 0);
     double nan = NAN;
     uint64_t nan_bits;
     memcpy(&nan_bits, &nan, sizeof nan_bits);
-    atomic_init(&p.last_loss_bits, nan_bits);
-    pthread_mutex_init(&p.lock, NULL);
-    pthread_cond_init(&p.wake, NULL);
+    atomic_init(&p->last_loss_bits, nan_bits);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->work, NULL);
 
-    pthread_t ids[256];
+    pthread_t ids[LN_RUNS_MAX_THREADS];
+    worker_arg args[LN_RUNS_MAX_THREADS];
     int started = 0;
-    p.workers_left = threads;
-    for (; started < threads; started++)
-        if (pthread_create(&ids[started], NULL, worker, &p)) break;
-    pthread_mutex_lock(&p.lock);
-    p.workers_left -= threads - started; /* threads that never started */
-    pthread_mutex_unlock(&p.lock);
+    p->workers_left = threads;
+    for (; started < threads; started++) {
+        args[started].p = p;
+        args[started].id = started;
+        if (pthread_create(&ids[started], NULL, worker, &args[started])) break;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->workers_left -= threads - started; /* threads that never started */
+    pthread_mutex_unlock(&p->lock);
+    st = LN_OK;
     if (started == 0) {
-        pthread_mutex_destroy(&p.lock);
-        pthread_cond_destroy(&p.wake);
-        return ln_fail(err, LN_ENOMEM, "runs: cannot start a thread");
+        st = ln_fail(err, LN_ENOMEM, "runs: cannot start a thread");
+        goto out;
     }
 
     const double start = now_seconds();
+    double last_report = start;
     const int64_t per_run = cfg->train.iterations;
-    pthread_mutex_lock(&p.lock);
-    while (p.workers_left > 0) {
+    int handing_over = 1; /* until on_run asks to stop */
+    pthread_mutex_lock(&p->lock);
+    while (p->workers_left > 0 || p->finished_count > 0) {
+        if (p->finished_count > 0) { /* first: a finished run goes to disk at once */
+            const int r = p->finished[p->finished_head];
+            p->finished_head = (p->finished_head + 1) % LN_RUNS_MAX_THREADS;
+            p->finished_count--;
+            if (cfg->on_run && handing_over) {
+                pthread_mutex_unlock(&p->lock);
+                const int stop = cfg->on_run(cfg->user, r, &results[r]);
+                pthread_mutex_lock(&p->lock);
+                if (stop) {
+                    ln_error e;
+                    ln_fail(&e, LN_EINVAL, "runs: stopped after run %d was handed over", r + 1);
+                    record_failure(p, r, LN_EINVAL, &e);
+                    handing_over = 0;
+                }
+            }
+            continue;
+        }
+        if (p->requests > 0) {
+            for (int i = 0; i < started; i++) {
+                if (!p->slots[i].waiting || p->slots[i].run >= 0) continue;
+                const int r = next_assignment(p); /* may unlock to claim */
+                p->slots[i].run = r;
+                p->slots[i].waiting = 0;
+                p->requests--;
+            }
+            pthread_cond_broadcast(&p->work);
+            continue;
+        }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 100 * 1000 * 1000;
@@ -272,25 +375,29 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
             until.tv_sec += 1;
             until.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&p.wake, &p.lock, &until);
-        if (cfg->on_progress && p.workers_left > 0) {
-            pthread_mutex_unlock(&p.lock);
-            ln_runs_progress pr = snapshot(&p, wanted, per_run, start);
+        pthread_cond_timedwait(&p->wake, &p->lock, &until);
+        if (cfg->on_progress && p->workers_left > 0 && now_seconds() - last_report >= 0.1) {
+            pthread_mutex_unlock(&p->lock);
+            ln_runs_progress pr = snapshot(p, wanted, per_run, start);
             cfg->on_progress(cfg->user, &pr);
-            pthread_mutex_lock(&p.lock);
+            last_report = now_seconds();
+            pthread_mutex_lock(&p->lock);
         }
     }
-    pthread_mutex_unlock(&p.lock);
+    pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < started; i++) pthread_join(ids[i], NULL);
     if (cfg->on_progress) {
-        ln_runs_progress pr = snapshot(&p, wanted, per_run, start);
+        ln_runs_progress pr = snapshot(p, wanted, per_run, start);
         cfg->on_progress(cfg->user, &pr);
     }
-    pthread_mutex_destroy(&p.lock);
-    pthread_cond_destroy(&p.wake);
-    if (atomic_load(&p.failed)) {
-        if (err) *err = p.first_error;
-        return p.first_error.code;
+    if (atomic_load(&p->failed)) {
+        if (err) *err = p->first_error;
+        st = p->first_error.code;
     }
-    return LN_OK;
+out:
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->work);
+    ln_dealloc(p);
+    return st;
 }

@@ -34,7 +34,8 @@ usage: lua5.4 scripts/seed_report.lua [options]
   --seed N              base seed (1)
   --out DIR             output directory (out/report)
   --quick               a reduced report for a first look (4 runs, 5/10 epochs, small sweep)
-  --fresh               recompute everything instead of reusing cached runs
+  --fresh               recompute everything instead of reusing stored runs (Figure 1
+                        still comes from Figure 2's runs, computed afresh)
   --help]]
 
 local function fail(msg)
@@ -118,9 +119,11 @@ end
 
 -- Figure 2 first, recording test figures at Figure 1's length too: Figure 1's runs are
 -- then the first iterations of Figure 2's (bit for bit the same as running them
--- separately, since an epoch never depends on the epochs after it).
+-- separately, since an epoch never depends on the epochs after it). Both have the same
+-- settings, so the run store holds them under one key, and Figure 1 reads Figure 2's
+-- records (never `fresh`: with --fresh, Figure 2's runs are the fresh ones).
 local fig2 = experiment("figure2", cfg.iterations, cfg.lr, cfg.momentum, { test_at = { cfg.iterations1 } })
-local fig1 = experiment("figure1", cfg.iterations1, cfg.lr, cfg.momentum)
+local fig1 = experiment("figure1", cfg.iterations1, cfg.lr, cfg.momentum, { fresh = false })
 local fig3 = experiment("figure3", cfg.iterations, cfg.lr3, cfg.momentum3)
 
 local sweep = (function()
@@ -175,6 +178,18 @@ check(sweep:save(cfg.out .. "/sweep"))
 -- ------------------------------------------------------------------ report
 
 local function fmt(v, f) return (v == v and v ~= nil) and (f or "%.4f"):format(v) or "n/a" end
+
+-- The time column: the seconds spent, or, when the run store answered every run, whose
+-- runs they were (the store's records say which experiment computed them).
+local function time_of(r)
+  local p = r.provenance
+  if p.runs_computed == 0 and p.runs_cached == #r.runs and p.reused_from and #p.reused_from > 0 then
+    local names = {}
+    for i, n in ipairs(p.reused_from) do names[i] = n:gsub("^figure(%d)$", "figure %1") end
+    return "from " .. table.concat(names, " and ") .. "'s runs"
+  end
+  return ("%.0f s"):format(p.seconds or 0) .. (p.runs_cached > 0 and (" (%d runs stored before)"):format(p.runs_cached) or "")
+end
 
 -- The final loss of every kept run (the runs the final mean is over).
 local function final_losses(res)
@@ -303,16 +318,11 @@ for _, f in ipairs(figures) do
   local m, sd, at = r:final()
   local acc, acc_sd = r:test_summary()
   local p = r:plateau { window = window, tol = 1e-3 }
-  local time
-  if (r.provenance.runs_cached or 0) >= #r.runs and #r.runs > 0 then
-    time = "from the cache"
-  else
-    time = ("%.0f s"):format(r.provenance.seconds or 0)
-  end
   lines[#lines + 1] = ("| %s | %d%s | %d | %g | %g | %s | %s | [%s, %s] | %s | %s%% +- %s | %s |"):format(
     f.key, #r.runs, r.left_out > 0 and (" (" .. r.left_out .. " diverged)") or "", r.config.iterations,
     r.config.lr, r.config.momentum, fmt(m), fmt(sd), fmt(r.ci_low[at or 1]), fmt(r.ci_high[at or 1]),
-    p and ("epoch " .. p) or "none", fmt(100 * acc, "%.2f"), fmt(100 * acc_sd, "%.2f"), time)
+    p and ("epoch " .. p) or "none", fmt(100 * acc, "%.2f"), fmt(100 * acc_sd, "%.2f"),
+    time_of(r))
 end
 lines[#lines + 1] = ""
 lines[#lines + 1] = "Bands in the figures: mean +- 1 std over the runs; the 95% CI column is that of the mean."
@@ -347,8 +357,8 @@ for _, row in ipairs(sweep:rows()) do
 end
 local total = os.difftime(os.time(), t0)
 lines[#lines + 1] = ""
-lines[#lines + 1] = ("Total time: %d s (runs reused from the cache in %s/cache are not recomputed; `--fresh` recomputes)."):format(
-  total, cfg.out)
+lines[#lines + 1] = ("Total time: %d s (runs already in the run store %s/store are not recomputed; `--fresh` recomputes; "
+  .. "`lunet store list --out %s` shows what is stored)."):format(total, cfg.out, cfg.out)
 if #problems > 0 then
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Problems: " .. table.concat(problems, "; ")

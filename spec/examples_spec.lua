@@ -137,11 +137,7 @@ describe("examples/classify.lua", function()
   end)
 
   it("trains on MNIST when it is found", function()
-    local dir = os.getenv("MNIST_DIR")
-    if not dir or not lunet.mnist { dir = dir, split = "test", n = 1 } then
-      pending("MNIST not found: set MNIST_DIR")
-      return
-    end
+    if not util.mnist_dir() then return pending(util.NO_MNIST) end
     local m = lunet_run("classify.lua", ("--n 500 --epochs 1 --model %s %s"):format(
       shell_quote(tmp .. "/mnist.lnet"), shell_quote(tmp .. "/three.pgm")))
     assert.equal(0, m.code, explain(m))

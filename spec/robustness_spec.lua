@@ -5,7 +5,7 @@
 -- a message that names neither the function nor the argument.
 --
 -- The functions are found by walking the exported tables (lunet, lunet.core,
--- lunet.models, lunet.stats, lunet.Result, lunet.Progress) and the metatables of
+-- lunet.models, lunet.stats, lunet.store, lunet.Result, lunet.Progress) and the metatables of
 -- every object type, so a function added later is covered without editing this
 -- file: with a template below it is called with one bad value at a time in an
 -- otherwise valid call; without one, bad values go into its first three arguments.
@@ -280,6 +280,27 @@ T["lunet.core.runs"] = function()
       seed = 1, shuffle = true } }
 end
 T["lunet.core.isatty"] = function() return pack(2) end
+-- the run store's system calls (lunet.core.exec has no template: a valid call would
+-- replace this process)
+T["lunet.core.crc32"] = function() return pack("abc") end
+T["lunet.core.seed_derive"] = function() return pack(1, 0) end
+T["lunet.core.sleep"] = function() return pack(0) end
+T["lunet.core.pid_alive"] = function() return pack(1) end
+T["lunet.core.touch"] = function() return pack(tmp .. "/missing-touch") end
+T["lunet.core.mtime"] = function() return pack(tmp .. "/missing-mtime") end
+T["lunet.core.fsync_dir"] = function() return pack(tmp) end
+T["lunet.core.create_excl"] = function() return pack(tmp .. "/excl", "x") end
+T["lunet.core.write_durable"] = function() return pack(tmp .. "/durable", "x", tmp .. "/durable.tmp") end
+-- the run store
+T["lunet.store.open"] = function() return pack(tmp .. "/store-out", { seed = 1, lr = 0.5 }, { summary = "s", seed = 1 }) end
+T["lunet.store.key"] = function() return pack { seed = 1, lr = 0.5, data = { count = 2 } } end
+T["lunet.store.hash"] = function() return pack("abc") end
+T["lunet.store.record_name"] = function() return pack(1, 2) end
+T["lunet.store.encode_record"] = function() return pack { index = 1, loss = { 0.5 } } end
+T["lunet.store.decode_record"] = function() return pack('{"a":1,"crc32":"00000000"}\n') end
+T["lunet.store.list"] = function() return pack(tmp .. "/store-out") end
+T["lunet.store.verify"] = function() return pack(tmp .. "/store-out") end
+T["lunet.store.prune"] = function() return pack(tmp .. "/store-out", { name = "x", older_than = 1e9, dry_run = true }) end
 T["lunet.core.alloc_fail_after"] = function() return pack(-1) end
 -- stats, progress, results
 T["lunet.stats.mean"] = function() return pack { 1, 2, 3 } end

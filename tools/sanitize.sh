@@ -96,6 +96,7 @@ asan)
         export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
+        export LUNET_LUA=lua5.4 # the session bin/lunet execs: the wrapper, not the bare interpreter
         export LUNET_C_TESTS=build/sanitize/spec
         exec lua5.4 "$BUSTED" -o spec/support/summary_handler.lua $SPECS
     ) >"$LOGS/busted.asan.log" 2>&1 || status=$?
@@ -135,7 +136,7 @@ tsan)
     for p in $pids; do wait "$p"; done
     $CC $TSAN_FLAGS -o build/tsan/spec/test_runs spec/c/test_runs.c $objs -lz -lm
     LUA_INC=$(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
-    $CC $TSAN_FLAGS $LUA_INC -shared -o build/tsan/lunet/core.so bindings/lunet.c $objs -lz -lm
+    $CC $TSAN_FLAGS $LUA_INC -shared -o build/tsan/lunet/core.so bindings/lunet.c bindings/sys.c $objs -lz -lm
     echo "sanitize: TSan build ($(( $(now) - t0 )) s)"
 
     t0=$(now)
@@ -151,6 +152,7 @@ tsan)
         export PATH="$(pwd)/build/tsan/bin:$PATH"
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
         export LUA_CPATH_5_4="$(pwd)/build/tsan/?.so;;"
+        export LUNET_LUA=lua5.4
         exec lua5.4 "$BUSTED" -o spec/support/summary_handler.lua spec/experiment_spec.lua spec/interrupt_spec.lua
     ) >"$LOGS/busted.tsan.log" 2>&1 || status=$?
     check "TSan experiment + interrupt specs ($(tail -n 1 "$LOGS/busted.tsan.log"))" "$status" \

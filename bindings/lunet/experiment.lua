@@ -2,9 +2,10 @@
 -- An experiment is R independent training runs of one configuration. The runs go to
 -- the C thread pool (lunet.core.runs); run r draws all its randomness from a seed
 -- derived from (seed, r), so results are bit-identical for any thread count.
--- Finished runs are cached under the output directory, keyed by a hash of the full
--- configuration (data checksum and engine revision included), so running the same
--- script again, or resuming after Ctrl-C, only computes what is missing.
+-- Every run is written to the run store (lunet.store, under <out>/store/) the moment it
+-- finishes, keyed by the settings (data checksum and engine revision included, the
+-- experiment's name not): running the same settings again, from any experiment, after
+-- a kill, or in several processes at once, only computes what is missing.
 local core = require("lunet.core")
 local check = require("lunet.check")
 local Result = require("lunet.result")
@@ -12,38 +13,13 @@ local plot = require("lunet.plot")
 local stats = require("lunet.stats")
 local Progress = require("lunet.progress")
 local fs = require("lunet.fs")
+local store = require("lunet.store")
 
 local M = {}
 
 -- ------------------------------------------------------------ small helpers
 
--- A canonical text form of a value: sorted keys, exact numbers (%a for floats),
--- so equal configurations hash equally.
-local function canonical(v)
-  local t = type(v)
-  if t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. canonical(v[k]) end
-    return "{" .. table.concat(parts, ",") .. "}"
-  elseif t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
-    return ("%a"):format(v)
-  end
-  return tostring(v)
-end
-
--- FNV-1a, 64 bits (Lua integers wrap modulo 2^64), printed as 16 hex digits.
-local function hash(s)
-  local h = -3750763034362895579 -- 0xcbf29ce484222325
-  for i = 1, #s do
-    h = h ~ s:byte(i)
-    h = h * 1099511628211
-  end
-  return ("%016x"):format(h)
-end
+local hash = store.hash
 M.hash = hash
 
 local mkdir_p, write_atomic = fs.mkdir_p, fs.write_atomic
@@ -97,47 +73,24 @@ local EXPERIMENT_KEYS = {
 M.EXPERIMENT_KEYS = EXPERIMENT_KEYS
 -- Most runs one experiment may have (the engine's limit, lunet.core.runs).
 local MAX_RUNS = 1000000
+local SIGNALS = { [1] = "SIGHUP", [2] = "SIGINT", [15] = "SIGTERM" }
 
-local function template_net(model, f)
+local function template_net(model, f, level)
   if type(model) == "function" then
     local ok, net = xpcall(model, debug.traceback)
     if not ok then
       if type(net) ~= "string" then error(net, 0) end -- an error object, unchanged
       net = net:gsub("attempt to yield from outside a coroutine", "the model function cannot yield")
-      error(f .. ": option 'model' failed: " .. net, 4)
+      error(f .. ": option 'model' failed: " .. net, level)
     end
     if getmetatable(net) ~= core.Net then
-      error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", 4)
+      error(f .. ": option 'model' must return a net (got " .. type(net) .. ")", level)
     end
     return net
   elseif getmetatable(model) == core.Net then
     return model
   end
-  error(f .. ": option 'model' must be a function returning a net, or a net (got " .. type(model) .. ")", 4)
-end
-
--- The cache holds, per run index, the longest run computed so far for this
--- configuration (iterations are not part of its key: the first I iterations of a
--- run do not depend on how many follow, so a 100-epoch run also answers a 50-epoch
--- question, including its test figures when they were recorded at iteration 50).
-local function load_cache(path, key)
-  local f = io.open(path, "rb")
-  if not f then return {} end
-  f:close()
-  local res = Result.load(path)
-  if not res or not res.provenance or res.provenance.cache_key ~= key then return {} end
-  local runs = {}
-  for _, r in ipairs(res.runs) do
-    if math.type(r.index) == "integer" then runs[r.index] = r end
-  end
-  return runs
-end
-
-local function save_cache(path, name, config, key, by_index, runs_total)
-  local list = {}
-  for r = 1, math.max(runs_total, #by_index) do if by_index[r] then list[#list + 1] = by_index[r] end end
-  local res = Result.new { name = name, config = config, provenance = { cache_key = key }, runs = list }
-  return write_atomic(path, res:to_json())
+  error(f .. ": option 'model' must be a function returning a net, or a net (got " .. type(model) .. ")", level)
 end
 
 local function test_at(record, iteration)
@@ -162,24 +115,29 @@ local function validations_of(record, iterations, ended_early)
 end
 
 -- The run as an experiment of `iterations` iterations sees it, or nil when the
--- cached record cannot answer (too short, or test figures missing). A run that early
--- stopping ended answers any longer question, as a diverged one does.
+-- stored record cannot answer (too short, or test figures missing). The first I
+-- iterations of a run do not depend on how many follow, so a 100-epoch run also
+-- answers a 50-epoch question, test figures included when recorded at iteration 50.
+-- A run that early stopping ended answers any longer question, as a diverged one does.
 local function view_of(record, iterations, need_test)
   local n = #record.loss
+  -- a record holds its seed as text (64 bits do not survive a JSON double); a result, as
+  -- an integer, whether the run was just computed or read from the store
+  local seed = math.tointeger(tonumber(record.seed)) or record.seed
   local stopped = math.type(record.stopped_at) == "integer" and record.stopped_at < iterations
   local val = validations_of(record, iterations, stopped or (record.diverged and n <= iterations))
   if not val then return nil end
   if stopped then
     local t = need_test and test_at(record, record.stopped_at) or nil
     if need_test and not t then return nil end
-    return { index = record.index, seed = record.seed, loss = record.loss, diverged = false,
+    return { index = record.index, seed = seed, loss = record.loss, diverged = false,
       stopped_at = record.stopped_at, test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
       seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
       val_iterations = val.val_iterations, val_loss = val.val_loss, val_accuracy = val.val_accuracy }
   end
   if n < iterations then
     if not record.diverged then return nil end
-    if need_test then return { index = record.index, seed = record.seed, loss = record.loss, diverged = true,
+    if need_test then return { index = record.index, seed = seed, loss = record.loss, diverged = true,
       seconds = record.seconds, samples = record.samples } end
   end
   local t = need_test and test_at(record, iterations) or nil
@@ -187,7 +145,7 @@ local function view_of(record, iterations, need_test)
   local loss = {}
   for i = 1, math.min(n, iterations) do loss[i] = record.loss[i] end
   return {
-    index = record.index, seed = record.seed, loss = loss,
+    index = record.index, seed = seed, loss = loss,
     diverged = record.diverged and n <= iterations or false,
     test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
     seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
@@ -195,40 +153,31 @@ local function view_of(record, iterations, need_test)
   }
 end
 
---- lunet.experiment{name = "experiment", model, data, test = none, loss = "nll",
----   optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1, unit = "epoch",
----   runs = 20, seed = 1, threads = cores, shuffle = true, out = "out", cache = true,
----   fresh = false, test_at = {}, keep_steps = false, quiet = false, schedule = none,
----   validate = none, validate_every = 1, stop = none}
--- model: a function returning a fresh net (or a net); data: the training dataset;
--- test: a dataset for every run's final loss and accuracy, also recorded at the
--- iterations listed in test_at. Finished runs are cached under out/cache (cache =
--- false: not at all; fresh = true: recompute); keep_steps keeps every step's loss
--- (res.runs[r].step_loss); quiet silences the progress display.
--- schedule, validate (a dataset), validate_every and stop as net:train's; they are part
--- of the configuration and its store key. With validate: res.val_mean / val_std /
--- val_ci_low / val_ci_high per validation (at res.val_iterations). Each run stops on its
--- own (res.runs[r].stopped_at); a stopped run answers any longer question from the store.
--- Runs of different lengths: each iteration's mean and spread are over the runs that
--- reached it (res.n[i]).
--- Returns a Result (lunet.help("result")): res.mean / std / ci_low / ci_high per
--- iteration, res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
-function M.experiment(lunet, opts)
-  local f = "lunet.experiment"
-  opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
+local function optimizer_text(optim)
+  local fields = {}
+  for k, v in pairs(optim) do
+    if k ~= "kind" then fields[#fields + 1] = ("%s=%s"):format(k, type(v) == "table" and (store.key(v)) or tostring(v)) end
+  end
+  table.sort(fields)
+  return optim.kind .. " " .. table.concat(fields, " ")
+end
+
+-- Checks the options and decides everything before any run: the settings (the
+-- store's key), the config shown in results, the iterations tested. Errors at `level`.
+local function prepare(lunet, opts, f, level)
   -- the limits first: everything below may loop over the runs
   local runs = opts.runs or 20
-  if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), 3) end
-  if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", 3) end
-  if opts.model == nil then error(f .. ": option 'model' is required", 3) end
-  lunet._check_datasets(f, opts, 3, true)
-  local train = lunet.train_config(opts, f, 3)
-  local net = template_net(opts.model, f)
+  if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), level) end
+  if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", level) end
+  if opts.model == nil then error(f .. ": option 'model' is required", level) end
+  lunet._check_datasets(f, opts, level, true)
+  local train = lunet.train_config(opts, f, level)
+  local net = template_net(opts.model, f, level + 1)
   local threads = opts.threads or core.cpu_count()
   if threads == 0 then threads = core.cpu_count() end
   local name = opts.name or "experiment"
 
-  -- Everything that decides the numbers, and nothing that does not (threads, out).
+  -- What the results show: everything that decides the numbers, and the name.
   local optim = {}
   for k, v in pairs(train.optimizer) do optim[k] = v end
   local config = {
@@ -243,123 +192,423 @@ function M.experiment(lunet, opts)
     n = opts.data:size(),
   }
   for k, v in pairs(optim) do if k ~= "kind" then config[k] = v end end
-  local keyed = {}
-  for k, v in pairs(config) do if k ~= "iterations" then keyed[k] = v end end
-  local key = canonical({ config = keyed, engine = core.engine_revision, version = core.version,
-    isa = core.isa(), steps = opts.keep_steps or false })
-  local digest = hash(key)
+  -- The store's key: what decides a run's numbers, and nothing else (not the name,
+  -- the number of runs, the iterations, the threads or the output directory).
+  local settings = { engine = core.engine_revision, version = core.version, isa = core.isa(),
+    steps = opts.keep_steps or false }
+  for k, v in pairs(config) do
+    if k ~= "name" and k ~= "runs" and k ~= "iterations" and k ~= "n" then settings[k] = v end
+  end
 
   local iterations = train.iterations
-  local need_test = opts.test ~= nil
   local test_iterations = { iterations }
   for _, i in ipairs(opts.test_at or {}) do
     if math.type(i) ~= "integer" or i < 1 or i > iterations then
-      error(f .. ": option 'test_at' must list iterations in [1, iterations]", 3)
+      error(f .. ": option 'test_at' must list iterations in [1, iterations]", level)
     end
     if i ~= iterations then test_iterations[#test_iterations + 1] = i end
   end
+  return {
+    opts = opts, name = name, runs = runs, threads = threads, train = train, net = net, config = config,
+    settings = settings, iterations = iterations, need_test = opts.test ~= nil, test_iterations = test_iterations,
+    out = opts.out or "out", use_store = opts.cache ~= false, fresh = opts.fresh or false,
+    summary = ("%s; %s; %s; batch %d; %s; seed %d; data %d (crc %s)"):format(config.model, train.loss,
+      optimizer_text(optim), train.batch, train.unit, train.seed, config.n, tostring(config.data.checksum)),
+  }
+end
 
-  local out = opts.out or "out"
-  local use_cache = opts.cache ~= false
-  local cache_path = ("%s/cache/%s-%s.json"):format(out, name:gsub("[^%w%-_.]", "_"), digest)
-  local by_index = {}
-  if use_cache and not opts.fresh then by_index = load_cache(cache_path, key) end
+-- ------------------------------------------------ the cache before the store
 
-  local views, only, missing, cached = {}, {}, 0, 0
-  for r = 1, runs do
-    views[r] = by_index[r] and view_of(by_index[r], iterations, need_test)
-    only[r] = views[r] == nil
-    if only[r] then missing = missing + 1 else cached = cached + 1 end
+-- Results of the previous format (one <out>/cache/NAME-HASH.json per experiment,
+-- written after its last run) are converted into the store once, then renamed
+-- *.imported, so nobody recomputes what they already have.
+local function legacy_path(p)
+  local keyed = {}
+  for k, v in pairs(p.config) do if k ~= "iterations" then keyed[k] = v end end
+  local key, digest = store.key({ config = keyed, engine = core.engine_revision, version = core.version,
+    isa = core.isa(), steps = p.opts.keep_steps or false })
+  return ("%s/cache/%s-%s.json"):format(p.out, p.name:gsub("[^%w%-_.]", "_"), digest), key
+end
+
+local function import_legacy(p, s)
+  local path, key = legacy_path(p)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  f:close()
+  local res = Result.load(path)
+  if not res or not res.provenance or res.provenance.cache_key ~= key then return 0 end
+  local imported = 0
+  for _, r in ipairs(res.runs) do
+    local index = math.tointeger(r.index)
+    if index and index >= 1 and type(r.loss) == "table" and #r.loss >= 1 then
+      local rec = { index = index, iterations = #r.loss, seed = tostring(core.seed_derive(p.train.seed, index - 1)),
+        loss = r.loss, diverged = r.diverged == true, tests = r.tests, seconds = r.seconds, samples = r.samples,
+        step_loss = r.step_loss, name = p.name, host = "imported from " .. path }
+      if not s:find(index, function(old) return #old.loss >= #r.loss end) and s:write(rec) then
+        imported = imported + 1
+      end
+    end
+  end
+  os.rename(path, path .. ".imported")
+  return imported
+end
+
+-- --------------------------------------------------------------- running
+
+local function record_of(p, r, run)
+  local tests = {}
+  for it, t in pairs(run.tests or {}) do
+    tests[#tests + 1] = { iteration = it, loss = t.loss, accuracy = t.accuracy }
+  end
+  -- a run that stopped early was tested after its last iteration
+  if run.stopped_at and run.test_loss and not (run.tests and run.tests[run.stopped_at]) then
+    tests[#tests + 1] = { iteration = run.stopped_at, loss = run.test_loss, accuracy = run.test_accuracy }
+  end
+  table.sort(tests, function(a, b) return a.iteration < b.iteration end)
+  return {
+    index = r, iterations = p.iterations, seed = tostring(run.seed), loss = run.loss, diverged = run.diverged,
+    tests = #tests > 0 and tests or nil, seconds = run.seconds, samples = run.samples,
+    step_loss = p.opts.keep_steps and run.step_loss or nil, stopped_at = run.stopped_at,
+    val_iterations = run.val_iterations, val_loss = run.val_loss, val_accuracy = run.val_accuracy,
+    name = p.name, host = core.hostname(), pid = core.pid(), time = core.now(),
+  }
+end
+
+local function open_store(p)
+  if not p.use_store then return nil end
+  local s, err = store.open(p.out, p.settings, { summary = p.summary, seed = p.train.seed })
+  if not s then
+    io.stderr:write(("%s: cannot use the run store under %s/store (%s): runs are not kept\n"):format(p.name, p.out,
+      tostring(err)))
+    return nil
+  end
+  s:mark(p.name)
+  return s
+end
+
+-- Computes the runs listed in `wanted` (a set of indices) that the store cannot
+-- answer, and returns a state: views[r] for every run answered, whether each came
+-- from the store (cached[r]) and who computed it, and the interruption if any.
+local function execute(p, wanted)
+  local s = open_store(p)
+  local iterations, need_test = p.iterations, p.need_test
+  local since = p.fresh and core.now() or nil -- fresh: only records written from now on
+  local st = { views = {}, cached = {}, computed = 0, from = {}, store = s, seconds = 0, samples = 0,
+    store_seconds = 0 }
+  local function answer(r, files)
+    if not s then return nil end
+    local v, rec = s:find(r, function(x) return view_of(x, iterations, need_test) end, files, since)
+    if v then
+      st.views[r], st.cached[r] = v, true
+      if rec.name then st.from[rec.name] = true end
+    end
+    return v
+  end
+  if s and not p.fresh then import_legacy(p, s) end
+  local pending = {}
+  local files = s and s:scan() or {}
+  local scanned = core.now()
+  local function recent_files() -- a listing at most a second old: one per claim would be O(runs^2)
+    if core.now() - scanned > 1 then files, scanned = s:scan(), core.now() end
+    return files
+  end
+  for _, r in ipairs(wanted) do
+    if not answer(r, files[r] or {}) then pending[#pending + 1] = r end
   end
 
-  local started = os.time()
-  local clock0 = os.clock()
-  local progress = Progress.new { total_runs = runs, total_iterations = iterations,
-    mode = Progress.mode(opts.quiet, core.isatty(2)), label = name }
-  local interrupted = false
-  local wall_seconds, samples = 0, 0
-  -- Runs side by side while there are as many runs to compute as threads (they share
-  -- nothing); with fewer, the spare threads go inside the runs. Same numbers either way.
-  local side = math.max(1, math.min(threads, missing))
-  local per_run = math.max(1, threads // side)
-  if missing > 0 then
-    local list, failure
-    local function report(p)
-      progress:update { runs_done = p.runs_done + cached, iterations_done = p.iterations_done +
-        cached * iterations, seconds = p.seconds, loss = p.loss == p.loss and p.loss or nil,
-        samples_per_second = p.seconds > 0 and p.samples / p.seconds or nil }
-      wall_seconds, samples = p.seconds, p.samples
+  local function claim(r, waiting)
+    -- another process may have stored it meanwhile
+    if answer(r, recent_files()[r] or {}) then return false end
+    if not s:claim(r, iterations) then
+      waiting[#waiting + 1] = r
+      return false
     end
-    list, interrupted = core.runs {
-      net = net, data = opts.data, test = opts.test, train = train, runs = runs, threads = side,
-      threads_per_run = per_run,
-      only = only, test_at = need_test and test_iterations or nil, keep_steps = opts.keep_steps or false,
+    -- a writer stores its record before it releases its claim: a claim won just
+    -- after that release must see the record, or the run would be computed twice
+    local exact = s.dir .. "/" .. store.record_name(r, iterations)
+    if answer(r, { { iterations = iterations, path = exact } }) then
+      s:release(r, iterations)
+      return false
+    end
+    return true
+  end
+  local function on_run(r, run)
+    local rec = record_of(p, r, run)
+    st.views[r] = view_of(rec, iterations, need_test)
+    st.computed = st.computed + 1
+    if s then
+      local path, err = s:write(rec)
+      if not path then
+        io.stderr:write(("%s: cannot store run %d: %s\n"):format(p.name, r, tostring(err)))
+      end
+      s:release(r, iterations)
+    end
+  end
+
+  local progress = Progress.new { total_runs = #wanted, total_iterations = iterations,
+    mode = Progress.mode(p.opts.quiet, core.isatty(2)), label = p.name }
+  local done_before = #wanted - #pending
+  local failure
+  local function report(pr)
+    if s then s:heartbeat() end
+    progress:update { runs_done = done_before + pr.runs_done, iterations_done = pr.iterations_done
+      + done_before * iterations, seconds = pr.seconds, loss = pr.loss == pr.loss and pr.loss or nil,
+      samples_per_second = pr.seconds > 0 and pr.samples / pr.seconds or nil }
+    st.seconds, st.samples = pr.seconds, pr.samples
+  end
+  while #pending > 0 do
+    local only, waiting = {}, {}
+    for _, r in ipairs(pending) do only[r] = true end
+    -- Runs side by side while there are as many runs to compute as threads (they share
+    -- nothing); with fewer, the spare threads go inside the runs. Same numbers either way.
+    st.side = math.max(1, math.min(p.threads, #pending))
+    st.per_run = math.max(1, p.threads // st.side)
+    local ok, list, interrupted = pcall(core.runs, {
+      net = p.net, data = p.opts.data, test = p.opts.test, train = p.train, runs = p.runs, threads = st.side,
+      threads_per_run = st.per_run,
+      only = only, test_at = need_test and p.test_iterations or nil, keep_steps = p.opts.keep_steps or false,
+      claim = s and function(r)
+        local t0 = core.now()
+        local ok = claim(r, waiting)
+        st.store_seconds = st.store_seconds + (core.now() - t0)
+        return ok
+      end or nil,
+      on_run = function(r, run)
+        local t0 = core.now()
+        on_run(r, run)
+        st.store_seconds = st.store_seconds + (core.now() - t0)
+      end,
       -- a failing progress display stops the runs (true) instead of raising through
-      -- lunet.core.runs, so the finished ones reach the cache before the error is raised
-      progress = function(p)
-        local ok, err = xpcall(report, debug.traceback, p)
-        if not ok then
+      -- lunet.core.runs; the finished ones are stored already
+      progress = function(pr)
+        local rok, err = xpcall(report, debug.traceback, pr)
+        if not rok then
           failure = failure or err
           return true
         end
       end,
-    }
-    for r = 1, runs do
-      local run = list[r]
-      if run and run.done then
-        local tests = {}
-        for it, t in pairs(run.tests or {}) do
-          tests[#tests + 1] = { iteration = it, loss = t.loss, accuracy = t.accuracy }
+    })
+    if s then s:release_all() end
+    if not ok then
+      progress:finish()
+      error(list, 0) -- every run finished before the error is stored already
+    end
+    if failure then
+      error(("lunet.experiment: the progress display failed (finished runs are stored): %s"):format(tostring(failure)), 5)
+    end
+    if interrupted then
+      st.interrupted = true
+      break
+    end
+    -- runs that another live process is computing: wait for its records; a claim
+    -- whose owner died is free again and computed here in the next round
+    pending = {}
+    local delay = 0.05
+    while #waiting > 0 do
+      local still = {}
+      -- the claims first, then the records: a record is stored before its claim goes
+      local states = {}
+      for _, r in ipairs(waiting) do states[r] = s:claim_state(r, iterations) end
+      files, scanned = s:scan(), core.now()
+      for _, r in ipairs(waiting) do
+        if not answer(r, files[r] or {}) then
+          if states[r] == "live" then still[#still + 1] = r else pending[#pending + 1] = r end
         end
-        -- a run that stopped early was tested after its last iteration
-        if run.stopped_at and run.test_loss and not (run.tests and run.tests[run.stopped_at]) then
-          tests[#tests + 1] = { iteration = run.stopped_at, loss = run.test_loss, accuracy = run.test_accuracy }
-        end
-        table.sort(tests, function(a, b) return a.iteration < b.iteration end)
-        local record = {
-          index = r, seed = run.seed, loss = run.loss, diverged = run.diverged,
-          tests = #tests > 0 and tests or nil, seconds = run.seconds, samples = run.samples,
-          step_loss = opts.keep_steps and run.step_loss or nil, stopped_at = run.stopped_at,
-          val_iterations = run.val_iterations, val_loss = run.val_loss, val_accuracy = run.val_accuracy,
-        }
-        -- keep the longer record: it answers every shorter question too
-        local old = by_index[r]
-        if not old or #old.loss <= #record.loss then by_index[r] = record end
-        views[r] = view_of(record, iterations, need_test)
+      end
+      waiting = still
+      if #waiting > 0 then
+        core.sleep(delay)
+        delay = math.min(delay * 2, 1)
       end
     end
-    if use_cache then
-      local ok, err = mkdir_p(out .. "/cache")
-      if ok then ok, err = save_cache(cache_path, name, config, key, by_index, runs) end
-      if not ok then io.stderr:write(("lunet.experiment: cannot write the cache %s: %s\n"):format(cache_path, tostring(err))) end
-    end
-    if failure then error(("%s: the progress display failed (finished runs are cached): %s"):format(f, tostring(failure)), 3) end
+    done_before = 0
+    for _, r in ipairs(wanted) do if st.views[r] then done_before = done_before + 1 end end
   end
+  st.progress = progress
+  return st
+end
 
-  local kept = {}
-  for r = 1, runs do if views[r] then kept[#kept + 1] = views[r] end end
+local function result_of(p, st, wanted, started, clock0)
+  local kept, cached, from = {}, 0, {}
+  for _, r in ipairs(wanted) do
+    if st.views[r] then
+      kept[#kept + 1] = st.views[r]
+      if st.cached[r] then cached = cached + 1 end
+    end
+  end
+  for name in pairs(st.from) do from[#from + 1] = name end
+  table.sort(from)
   collectgarbage() -- the run tables of a long experiment are garbage now
-  local res = Result.new {
-    name = name, config = config,
+  return Result.new {
+    name = p.name, config = p.config,
     provenance = {
       lunet = core.version, engine_revision = core.engine_revision, lua = _VERSION,
-      threads = threads, runs_side_by_side = side, threads_per_run = per_run, cpu = cpu_name(), isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
-      seconds = wall_seconds, cpu_seconds = os.clock() - clock0,
-      samples_per_second = wall_seconds > 0 and samples / wall_seconds or nil,
-      runs_computed = #kept - cached, runs_cached = cached, interrupted = interrupted or nil,
-      cache = use_cache and cache_path or nil,
+      threads = p.threads, runs_side_by_side = st.side, threads_per_run = st.per_run, cpu = cpu_name(),
+      isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
+      seconds = st.seconds, cpu_seconds = os.clock() - clock0,
+      samples_per_second = st.seconds > 0 and st.samples / st.seconds or nil,
+      runs_computed = #kept - cached, runs_cached = cached, interrupted = st.interrupted or nil,
+      signal = st.signal and SIGNALS[st.signal] or nil,
+      store = st.store and st.store.dir or nil, key = st.store and st.store.digest or nil,
+      store_seconds = st.store_seconds, -- spent claiming and writing records
+      reused_from = cached > 0 and from or nil,
     },
     runs = kept,
   }
-  if interrupted then
-    progress:finish()
-    io.stderr:write(("%s: interrupted: %d of %d runs finished and are kept%s\n"):format(name, #kept, runs,
-      use_cache and (" (cached in " .. cache_path .. "; run again to resume)") or ""))
-  elseif missing > 0 then
-    progress:finish(("%s: %d runs in %.1f s%s"):format(name, missing, wall_seconds,
-      cached > 0 and (", %d from the cache"):format(cached) or ""))
+end
+
+-- After an interruption: one line on stderr; a script (or any SIGTERM/SIGHUP) ends
+-- the process with 128 + signal, which pcall cannot catch; the session goes on with
+-- the partial result after Ctrl-C.
+local function on_interrupt(lunet, what, kept, total, where)
+  local sig = core.interrupt_signal()
+  local exits = sig ~= 0 and (sig ~= 2 or not rawget(lunet, "interactive"))
+  io.stderr:write(("%s: interrupted%s: %d of %d runs finished and are %s\n"):format(what,
+    sig ~= 0 and (" by " .. (SIGNALS[sig] or ("signal " .. sig))) or "", kept, total,
+    where and ("kept in " .. where .. "; run the same command again to resume")
+      or (exits and "lost (cache = false: no run store)" or "in the result only (cache = false: no run store)")))
+  if exits then os.exit(128 + sig, true) end
+  return sig
+end
+
+local function run_experiment(lunet, p, wanted)
+  local started, clock0 = os.time(), os.clock()
+  local st = execute(p, wanted)
+  local res = result_of(p, st, wanted, started, clock0)
+  if st.interrupted then
+    st.progress:finish()
+    st.signal = on_interrupt(lunet, p.name, #res.runs, #wanted, st.store and st.store.dir)
+    res.provenance.signal = SIGNALS[st.signal]
+  elseif res.provenance.runs_computed > 0 then
+    st.progress:finish(("%s: %d runs in %.1f s%s"):format(p.name, res.provenance.runs_computed, st.seconds,
+      res.provenance.runs_cached > 0 and (", %d from the store"):format(res.provenance.runs_cached) or ""))
   end
   return res
+end
+
+-- {[r] = true} for the runs 1..p.runs that the store `s` answers (records of at least
+-- p.iterations iterations, or diverged; with the test figures when p has test data).
+-- One directory listing, then one read of the longest record of each run.
+local function stored_set(p, s)
+  local set = {}
+  if not s then return set end
+  local files = s:scan()
+  for r = 1, p.runs do
+    if files[r] and s:find(r, function(x) return view_of(x, p.iterations, p.need_test) end, files[r]) then
+      set[r] = true
+    end
+  end
+  return set
+end
+
+local function all_runs(p)
+  local wanted = {}
+  for r = 1, p.runs do wanted[r] = r end
+  return wanted
+end
+
+--- lunet.experiment{name = "experiment", model, data, test = none, loss = "nll",
+---   optimizer = lunet.sgd{} (lr 0.01), batch = 64, iterations = 1, unit = "epoch",
+---   runs = 20, seed = 1, threads = cores, shuffle = true, out = "out", cache = true,
+---   fresh = false, test_at = {}, keep_steps = false, quiet = false, schedule = none,
+---   validate = none, validate_every = 1, stop = none}
+-- model: a function returning a fresh net (or a net); data: the training dataset;
+-- test: a dataset for every run's final loss and accuracy, also recorded at the
+-- iterations listed in test_at. Every run is stored under out/store as it finishes
+-- (cache = false: not at all; fresh = true: recompute instead of reading the store);
+-- keep_steps keeps every step's loss (res.runs[r].step_loss); quiet silences the
+-- progress display. In a script, SIGINT, SIGTERM and SIGHUP end the process (130,
+-- 143, 129) with the finished runs stored.
+-- schedule, validate (a dataset), validate_every and stop as net:train's; they are part
+-- of the configuration and its store key. With validate: res.val_mean / val_std /
+-- val_ci_low / val_ci_high per validation (at res.val_iterations). Each run stops on its
+-- own (res.runs[r].stopped_at); a stopped run answers any longer question from the store.
+-- Runs of different lengths: each iteration's mean and spread are over the runs that
+-- reached it (res.n[i]).
+-- Returns a Result (lunet.help("result")): res.mean / std / ci_low / ci_high per
+-- iteration, res.runs[r].loss, :save(prefix), :plot{file}, :plateau{}, print(res).
+function M.experiment(lunet, opts)
+  local f = "lunet.experiment"
+  opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
+  local p = prepare(lunet, opts, f, 4)
+  -- `bin/lunet sweep` plans here: the options are checked and the key is known (bindings/lunet/plan.lua)
+  local planning = package.loaded["lunet.plan"]
+  if planning and planning.mode then
+    local _, digest = store.key(p.settings)
+    local planned = planning.experiment(lunet, opts, { config = p.config, digest = digest, net = p.net,
+      need_test = p.need_test, test_iterations = p.test_iterations, out = p.out, settings = p.settings,
+      -- the runs stored for this configuration (without marking it used by this experiment)
+      -- (planning writes nothing: no store yet, no runs)
+      stored = function()
+        if not p.use_store or not fs.is_dir(("%s/store/%s"):format(p.out, digest)) then return {} end
+        return stored_set(p, store.open(p.out, p.settings, { summary = p.summary, seed = p.train.seed }))
+      end })
+    if planned then return planned end -- a placeholder; nil: the stored runs answer, go on
+  end
+  return run_experiment(lunet, p, all_runs(p))
+end
+
+-- ------------------------------------------- the store, run by run
+-- For running parts of an experiment (one run index per cluster task, say) and
+-- merging from the store: require("lunet.experiment").key / missing / run_indices /
+-- from_store. (Not in lunet.help's list: they take `lunet` first.)
+
+local function plan_of(lunet, opts, f)
+  opts = check.options(f, 1, opts, EXPERIMENT_KEYS)
+  return prepare(lunet, opts, f, 4)
+end
+
+-- experiment.key(lunet, opts) -> key text, digest (the store directory's name)
+function M.key(lunet, opts)
+  local p = plan_of(lunet, opts, "experiment.key")
+  return store.key(p.settings)
+end
+
+-- experiment.legacy_cache(lunet, opts) -> path, key of the experiment's cache file in
+-- the format before the run store (read and converted once when present)
+function M.legacy_cache(lunet, opts)
+  return legacy_path(plan_of(lunet, opts, "experiment.legacy_cache"))
+end
+
+-- experiment.missing(lunet, opts) -> sorted list of the run indices the store cannot answer
+function M.missing(lunet, opts)
+  local p = plan_of(lunet, opts, "experiment.missing")
+  local stored, list = stored_set(p, open_store(p)), {}
+  for r = 1, p.runs do
+    if not stored[r] then list[#list + 1] = r end
+  end
+  return list
+end
+
+-- experiment.run_indices(lunet, opts, indices) -> Result of those runs only: computes
+-- (and stores) the ones the store cannot answer; other processes' claims are honoured.
+function M.run_indices(lunet, opts, indices)
+  local p = plan_of(lunet, opts, "experiment.run_indices")
+  check.arg_type("experiment.run_indices", 2, "indices", indices, "table")
+  local wanted = {}
+  for i, r in ipairs(indices) do
+    if math.type(r) ~= "integer" or r < 1 or r > p.runs then
+      error(("experiment.run_indices: indices[%d] must be a run index in [1, %d]"):format(i, p.runs), 2)
+    end
+    wanted[#wanted + 1] = r
+  end
+  return run_experiment(lunet, p, wanted)
+end
+
+-- experiment.from_store(lunet, opts) -> Result | nil, missing indices: the experiment
+-- answered wholly from the store, computing nothing.
+function M.from_store(lunet, opts)
+  local p = plan_of(lunet, opts, "experiment.from_store")
+  local missing = M.missing(lunet, opts)
+  if #missing > 0 then return nil, missing end
+  local st = { views = {}, cached = {}, from = {}, seconds = 0, samples = 0, store = open_store(p) }
+  for r = 1, p.runs do
+    local v, rec = st.store:find(r, function(x) return view_of(x, p.iterations, p.need_test) end)
+    if not v then return nil, { r } end
+    st.views[r], st.cached[r] = v, true
+    if rec.name then st.from[rec.name] = true end
+  end
+  return result_of(p, st, all_runs(p), os.time(), os.clock())
 end
 
 -- ------------------------------------------------------------------- sweep
@@ -418,6 +667,7 @@ function M.sweep(lunet, opts)
   local base_optim = lunet.optimizer_spec(opts.base.optimizer or lunet.sgd {}, f, 3)
   local name = opts.name or opts.base.name or "sweep"
   local cells = {}
+  local interrupted = false
   local function walk(i, params)
     if i > #axes then
       local cfg, optim = {}, { base_optim.kind }
@@ -433,17 +683,24 @@ function M.sweep(lunet, opts)
       if opts.quiet ~= nil then cfg.quiet = opts.quiet end
       local p = {}
       for k, v in pairs(params) do p[k] = v end
-      cells[#cells + 1] = { params = p, result = M.experiment(lunet, cfg) }
+      local res = M.experiment(lunet, cfg)
+      cells[#cells + 1] = { params = p, result = res }
+      -- after an interrupt (the session's Ctrl-C; a script has ended already) no
+      -- further cell starts
+      -- (a planned cell, under `bin/lunet sweep`, has no numbers to read yet)
+      if getmetatable(res) == Result and res.provenance.interrupted then interrupted = true end
       return
     end
     for _, v in ipairs(opts.grid[axes[i]]) do
+      if interrupted then return end
       params[axes[i]] = v
       walk(i + 1, params)
     end
     params[axes[i]] = nil
   end
   walk(1, {})
-  return setmetatable({ name = name, axes = axes, grid = opts.grid, cells = cells }, Sweep)
+  return setmetatable({ name = name, axes = axes, grid = opts.grid, cells = cells,
+    interrupted = interrupted or nil }, Sweep)
 end
 
 --- sweep:heatmap{file = none (the terminal), metric = "final_mean", x = first axis,
@@ -548,6 +805,7 @@ function M.install(lunet)
   rawset(lunet, "Result", Result)
   rawset(lunet, "stats", stats)
   rawset(lunet, "Progress", Progress)
+  rawset(lunet, "store", store)
 end
 
 return M

@@ -24,6 +24,18 @@ function fs.mkdir_p(dir)
   return true
 end
 
+--- Whether `path` is a directory.
+function fs.is_dir(path) return lfs.attributes(path, "mode") == "directory" end
+
+--- The whole content of a file, or nil when it cannot be opened.
+function fs.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 --- The directory part of a path ("." when there is none).
 function fs.parent_dir(path) return path:match("^(.*)/[^/]*$") or "." end
 

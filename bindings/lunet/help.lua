@@ -24,6 +24,7 @@ local SOURCES = {
   { module = "lunet.plot", title = 'plots (local plot = require("lunet.plot"))', names = { plot = "plot" },
     rename = { ["plot.results"] = "lunet.plot" } },
   { module = "lunet.stats", title = "statistics (lunet.stats)", names = { stats = "lunet.stats" } },
+  { module = "lunet.store", title = "the run store (lunet.store)", names = { store = "lunet.store" } },
   { module = "lunet.progress", title = "progress display (lunet.Progress)", names = { Progress = "lunet.Progress" },
     methods = { Progress = "progress" } },
   { module = "lunet.help", title = "help and printing", names = { help = "lunet.help", History = "history" },

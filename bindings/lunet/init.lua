@@ -892,6 +892,13 @@ function Net:train(opts)
       or h.interrupted and ("interrupted: kept %d iterations"):format(h.iterations) or nil
     display:finish(note)
   end
+  local sig = h.interrupted and core.interrupt_signal() or 0
+  if sig ~= 0 and (sig ~= 2 or not rawget(lunet, "interactive")) then
+    -- a script (or SIGTERM/SIGHUP anywhere) ends here, with 128 + signal; pcall cannot catch it
+    io.stderr:write(("\nnet:train: interrupted by signal %d after %d of %d iterations; the net is not saved "
+      .. "(net:save keeps one); exiting with %d\n"):format(sig, h.iterations, cfg.iterations, 128 + sig))
+    os.exit(128 + sig, true)
+  end
   return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
@@ -965,7 +972,7 @@ function lunet.help(what) return require("lunet.help").help(lunet, what) end
 -- Experiments, results and plots load on first use so that `require("lunet")` stays
 -- cheap and works without lua-cjson or gnuplot for engine-only use.
 local lazy = { experiment = true, sweep = true, plot = true, load_result = true, Result = true,
-  stats = true, Progress = true }
+  stats = true, Progress = true, store = true }
 setmetatable(lunet, {
   __tostring = function() return ("lunet %s: lunet.help() lists the API"):format(core.version) end,
   __index = function(t, k)

@@ -261,6 +261,9 @@ function Result:__tostring()
   if #cfg > 0 then
     lines[#lines + 1] = "  config:  " .. table.concat(cfg, " ")
   end
+  if self.provenance.interrupted then -- a partial result, as the session returns it after Ctrl-C
+    lines[#lines + 1] = ("  interrupted: %d of %s runs"):format(#self.runs, tostring(self.config.runs or "?"))
+  end
   local runs = "  runs:    " .. #self.runs
   if self.left_out > 0 then
     runs = runs .. string.format(" (%d left out as diverged)", self.left_out)
@@ -307,7 +310,7 @@ function Result:__tostring()
   if math.type(cached) == "integer" and cached > 0 and cached >= #self.runs and (computed or 0) == 0 then
     -- nothing was computed now: the time of this call says nothing about the runs
     lines[#lines + 1] = ("  source:  all %d runs taken from the cache%s (computed earlier; fresh = true recomputes)")
-      :format(cached, type(prov.cache) == "string" and (" " .. prov.cache) or "")
+      :format(cached, type(prov.store or prov.cache) == "string" and (" " .. (prov.store or prov.cache)) or "")
   elseif type(prov.seconds) == "number" then
     local from = ""
     if math.type(cached) == "integer" and cached > 0 then
@@ -615,6 +618,18 @@ function Result.load(path)
     return nil, "load: " .. path .. ": " .. tostring(res)
   end
   return res
+end
+
+--- The exact JSON encoder of result files (numbers round-trip bit for bit, keys
+-- sorted), for other on-disk forms: the run store (lunet.store). text or nil, message.
+Result.encode_json = to_json
+
+--- Decodes what encode_json wrote ("NaN", "Infinity", "-Infinity" become numbers
+-- again; numbers stay floats). value or nil, message.
+function Result.decode_json(text)
+  local ok, doc = pcall(json.decode, text)
+  if not ok then return nil, tostring(doc) end
+  return revive(doc, false)
 end
 
 return Result

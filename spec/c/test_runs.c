@@ -111,6 +111,37 @@ static void release_all(ln_run_result *r)
     for (int i = 0; i < RUNS; i++) ln_run_result_release(&r[i]);
 }
 
+/* claim and on_run: which runs were claimed, handed over, and on which thread. */
+typedef struct {
+    pthread_t caller;
+    int claimed[RUNS], handed[RUNS];
+    int off_thread; /* callbacks that ran on another thread */
+    int handed_done; /* handed-over runs that were done */
+    const ln_run_result *ref;
+    int same; /* every handed-over run equals the reference run */
+} hooks_state;
+
+static int claim_hook(void *user, int run)
+{
+    hooks_state *h = user;
+    h->off_thread += !pthread_equal(pthread_self(), h->caller);
+    h->claimed[run]++;
+    return run != 1 && run != 4; /* 1 and 4: "another process has them" */
+}
+
+static int on_run_hook(void *user, int run, ln_run_result *res)
+{
+    hooks_state *h = user;
+    h->off_thread += !pthread_equal(pthread_self(), h->caller);
+    h->handed[run]++;
+    h->handed_done += res->done;
+    if (h->ref)
+        h->same &= res->hist.iterations == 4 &&
+                   memcmp(res->hist.loss, h->ref[run].hist.loss, sizeof(double) * 4) == 0;
+    ln_run_result_release(res); /* as the Lua binding does */
+    return 0;
+}
+
 /* Stops training from another thread, as a signal handler would: once the training
  * thread has reported its first finished iteration (so even a slow build has some). */
 typedef struct {
@@ -170,7 +201,53 @@ int main(void)
         report(same, "%d threads give bit-identical losses and test figures", threads);
         release_all(got);
     }
+
+    /* every run is claimed first and handed over as it finishes, on the calling thread */
+    hooks_state hs;
+    memset(&hs, 0, sizeof hs);
+    hs.caller = pthread_self();
+    hs.ref = ref;
+    hs.same = 1;
+    memset(got, 0, sizeof got);
+    cfg = config(net, data, test, 2);
+    cfg.claim = claim_hook;
+    cfg.on_run = on_run_hook;
+    cfg.user = &hs;
+    st = ln_runs(&cfg, got, &err);
+    int each_once = 1;
+    for (int r = 0; r < RUNS; r++)
+        each_once &= hs.claimed[r] == 1 && hs.handed[r] == (r != 1 && r != 4) && !got[r].hist.loss;
+    report(st == LN_OK && each_once && hs.handed_done == RUNS - 2 && hs.off_thread == 0 && hs.same,
+           "each run claimed once, the %d claimed ones handed over once each, on the calling "
+           "thread, equal to the runs without hooks", hs.handed_done);
+    release_all(got);
     release_all(ref);
+
+    /* a late error: the runs finished before it have all been handed over */
+    memset(&hs, 0, sizeof hs);
+    hs.caller = pthread_self();
+    memset(got, 0, sizeof got);
+    cfg = config(net, data, test, 1);
+    cfg.on_run = on_run_hook;
+    cfg.user = &hs;
+    long before = ln_alloc_fail_after(-1);
+    cfg.runs = 1;
+    st = ln_runs(&cfg, got, &err);
+    release_all(got);
+    const long per_run = ln_alloc_fail_after(-1) - before;
+    memset(&hs, 0, sizeof hs);
+    hs.caller = pthread_self();
+    memset(got, 0, sizeof got);
+    cfg.runs = RUNS;
+    ln_alloc_fail_after(3 * per_run + per_run / 2);
+    st = ln_runs(&cfg, got, &err);
+    ln_alloc_fail_after(-1);
+    int handed = 0;
+    for (int r = 0; r < RUNS; r++) handed += hs.handed[r];
+    report(st == LN_ENOMEM && handed >= 2 && handed < RUNS && hs.handed_done == handed,
+           "an allocation failure after %d runs (%ld allocations each) returns an error with "
+           "every finished run handed over", handed, per_run);
+    release_all(got);
 
     /* stop from the progress callback (the calling thread) at its first report, about
      * 0.1 s in, while runs of 2000 epochs are going on */

@@ -7,18 +7,21 @@ local util = {}
 function util.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- The whole file, or nil when it cannot be opened.
-function util.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+util.read = require("lunet.fs").read
 
 function util.write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
   f:close()
+end
+
+-- $MNIST_DIR when MNIST is readable there, else nil (the spec then calls
+-- pending(util.NO_MNIST): specs that need real data skip elsewhere, visibly).
+util.NO_MNIST = "MNIST not found: set MNIST_DIR"
+function util.mnist_dir()
+  local dir = os.getenv("MNIST_DIR")
+  if dir and require("lunet").mnist { dir = dir, split = "test", n = 1 } then return dir end
+  return nil
 end
 
 -- A new empty directory under /tmp.
