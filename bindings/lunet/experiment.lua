@@ -779,11 +779,14 @@ end
 function Sweep:__tostring()
   check.self("sweep:__tostring", self, Sweep, "sweep")
   local lines = { ("sweep %s: %d cells over %s"):format(self.name, #self.cells, table.concat(self.axes, " x ")) }
-  for _, row in ipairs(self:rows()) do
+  for i, row in ipairs(self:rows()) do
     local p = {}
     for _, k in ipairs(self.axes) do p[#p + 1] = ("%s=%s"):format(k, value_label(row[k])) end
+    -- as print(res): a cell shorter than the plateau window cannot have one
+    local plateau = row.plateau and tostring(row.plateau)
+      or (self.cells[i].result.iterations < Result.PLATEAU_WINDOW and "n/a" or "none")
     lines[#lines + 1] = ("  %-32s final %.4f +- %.4f  plateau %s"):format(table.concat(p, " "),
-      row.final_mean or 0 / 0, row.final_std or 0 / 0, row.plateau and tostring(row.plateau) or "none")
+      row.final_mean or 0 / 0, row.final_std or 0 / 0, plateau)
   end
   return table.concat(lines, "\n")
 end

@@ -243,6 +243,7 @@ local CONFIG_SHOWN = { "batch", "iterations", "unit", "runs", "n" }
 
 -- The plateau window print(res) uses (stats.plateau's default).
 local PLATEAU_WINDOW = 10
+Result.PLATEAU_WINDOW = PLATEAU_WINDOW -- what print(res) and sweeps call too short for a plateau
 
 function Result:__tostring()
   check.self("result:__tostring", self, Result, "result")
