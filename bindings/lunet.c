@@ -890,6 +890,8 @@ typedef struct {
     ln_net *net;
     int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
     ln_train_state train; /* kept between net:train calls (optimizer, streams, counters) */
+    int training;         /* inside ln_train: `train` is in use (a progress callback may
+                             call into this net; it must not replace or free that state) */
 } net_ud;
 
 static net_ud *new_net_ud(lua_State *L)
@@ -1567,6 +1569,9 @@ static int net_train(lua_State *L)
     int guard = pin_open(L, 4);
     check_net_mutable(L, 1);
     net_ud *u = pin(L, guard, 1, &NET_CLASS, "net:train", 0);
+    /* a progress function that trains this same net again would replace the training
+     * state (the epoch's order, the optimizer) under the outer call */
+    if (u->training) return luaL_error(L, "net is in use by net:train (a second net:train inside its progress function)");
     dataset_ud *d = pin(L, guard, 2, &DATASET_CLASS, "net:train", 0);
     luaL_checktype(L, 3, LUA_TTABLE);
     ln_train_config cfg;
@@ -1623,7 +1628,9 @@ static int net_train(lua_State *L)
     sigint_guard g;
     u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
+    u->training = 1; /* callbacks run protected inside: nothing jumps past the reset */
     ln_status st = ln_train(u->net, d->ds, &cfg, &h, &err);
+    u->training = 0;
     sigint_restore(&g);
     if (resume) {
         if (st) {
@@ -1702,13 +1709,15 @@ static int net_clone(lua_State *L)
 /* net:init(seed): re-draw all parameters as PyTorch's defaults from the seed */
 static int net_init(lua_State *L)
 {
-    ln_net *net = check_net_mutable(L, 1)->net;
     lua_Integer seed = luaL_checkinteger(L, 2);
+    net_ud *u = check_net_mutable(L, 1);
+    if (u->training) return luaL_error(L, "net is in use by net:train (net:init inside its progress function)");
+    ln_net *net = u->net;
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
     ln_net_init_params(net, &rng);
     /* new parameters: the next net:train starts over */
-    ln_train_state_release(&((net_ud *)lua_touserdata(L, 1))->train);
+    ln_train_state_release(&u->train);
     return 0;
 }
 

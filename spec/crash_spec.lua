@@ -84,6 +84,26 @@ describe("no Lua code crashes lunet", function()
     assert.equal("", r.err)
   end)
 
+  it("a second net:train (or net:init) of the same net inside its progress callback is refused", function()
+    -- found by tools/lua_fuzz.lua under ASan: the inner call replaced the training state
+    -- (the epoch's order of 12 samples) under the outer one, which read sample 9 of 8
+    local r = child [[
+      local n = small_net()
+      local inner = small_data(12)
+      local err = raises("net is in use by net:train", n.train, n,
+        { data = small_data(8), batch = 4, iterations = 2, quiet = true,
+          progress = function() n:train { data = inner, batch = 4, iterations = 1, quiet = true } end })
+      assert(err:find("a second net:train", 1, true), err)
+      raises("net is in use by net:train", n.train, n,
+        { data = small_data(8), batch = 4, iterations = 2, quiet = true, progress = function() n:init(3) end })
+      -- afterwards both work again
+      n:init(3)
+      local h = n:train { data = inner, batch = 4, iterations = 1, quiet = true }
+      assert(#h.loss == 1)
+    ]]
+    assert.equal("", r.err)
+  end)
+
   it("3. dataset:free() in the callback is refused; the data stays intact", function()
     child [[
       local n, d = small_net(), small_data(16)
