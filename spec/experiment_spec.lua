@@ -213,7 +213,7 @@ describe("Ctrl-C during an experiment", function()
   local dir = out .. "-int"
   teardown(function() remove_tree(dir) end)
 
-  it("stops, keeps finished runs in the store, ends the script with 130, and a rerun resumes", function()
+  it("stops, keeps finished runs in the store, ends the script with 130, and a rerun resumes #slow", function()
     lfs.mkdir(dir)
     -- time one run of the same work here, so the interrupt lands after a couple of runs
     local probe_data = synthetic(256, 4, 1)
