@@ -73,7 +73,6 @@ static void release_activations(ln_net *net)
     ln_dealloc(net->mask_block);
     ln_dealloc(net->argmax_block);
     ln_dealloc(net->workspace);
-    net->workspace = NULL;
     net->act = NULL;
     net->act_block = net->grad_block = net->mask_block = net->workspace = NULL;
     net->argmax_block = NULL;
