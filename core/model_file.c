@@ -201,11 +201,17 @@ static int get(reader *r, void *dst, size_t n)
     return 1;
 }
 
+/* The little-endian u32 at b. */
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
 static int get_u32(reader *r, uint32_t *v)
 {
     unsigned char b[4];
     if (!get(r, b, 4)) return 0;
-    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    *v = le32(b);
     return 1;
 }
 
@@ -265,9 +271,7 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
         return ln_fail(err, LN_EFORMAT, "%s: model format version %u is not supported (this is %u)",
                        name, version, FORMAT_VERSION);
     if (size < 8 + 4 + 4) return ln_fail(err, LN_EFORMAT, "%s: truncated header", name);
-    uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
-                          (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
-    if (crc_of(bytes, size - 4) != stored_crc)
+    if (crc_of(bytes, size - 4) != le32(bytes + size - 4))
         return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the file is corrupt or truncated)",
                        name);
     r.left -= 4; /* the CRC is not part of the body */
@@ -534,9 +538,7 @@ static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const
 {
     if (size < 8 + 4 + 4 + 8 + 4 || memcmp(bytes, CKP_MAGIC, 8) != 0)
         return ln_fail(err, LN_EFORMAT, "%s: not a lunet checkpoint (bad magic)", name);
-    uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
-                          (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
-    if (crc_of(bytes, size - 4) != stored_crc)
+    if (crc_of(bytes, size - 4) != le32(bytes + size - 4))
         return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the checkpoint is corrupt or truncated)",
                        name);
     reader r = {bytes + 8, size - 8 - 4};
