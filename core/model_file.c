@@ -118,23 +118,27 @@ static uint32_t crc_of(const unsigned char *p, size_t n)
     return (uint32_t)crc;
 }
 
-/* The model file image of a net (with its CRC) in a new block of *size bytes. */
-static ln_status net_image(const ln_net *net, const char *path, unsigned char **out, size_t *size,
-                           ln_error *err)
+/* A file image in a new block of *size bytes: what `fill` writes (a first pass with
+ * cap 0 measures it, the second writes it into a block of exactly that size), then the
+ * CRC-32 of those bytes. Model files and checkpoints are both made this way. */
+static ln_status image_of(void (*fill)(const void *src, writer *w), const void *src,
+                          const char *path, unsigned char **out, size_t *size, ln_error *err)
 {
     writer w = {NULL, 0, 0};
-    serialise(net, &w);
+    fill(src, &w);
     size_t total = w.used + 4;
     w.p = ln_alloc(total);
     if (!w.p) return ln_fail(err, LN_ENOMEM, "%s: out of memory for %zu bytes", path, total);
     w.cap = total;
     w.used = 0;
-    serialise(net, &w);
+    fill(src, &w);
     put_u32(&w, crc_of(w.p, w.used));
     *out = w.p;
     *size = w.used;
     return LN_OK;
 }
+
+static void fill_net(const void *net, writer *w) { serialise(net, w); }
 
 /* Writes bytes to a temporary file beside path, fsyncs it and renames it over path. */
 static ln_status write_atomic(const char *path, const unsigned char *bytes, size_t size,
@@ -175,7 +179,7 @@ ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err)
     if (!net || !path) return ln_fail(err, LN_EINVAL, "save: %s is NULL", net ? "path" : "net");
     unsigned char *bytes = NULL;
     size_t size = 0;
-    ln_status st = net_image(net, path, &bytes, &size, err);
+    ln_status st = image_of(fill_net, net, path, &bytes, &size, err);
     if (!st) st = write_atomic(path, bytes, size, err);
     ln_dealloc(bytes);
     return st;
@@ -197,11 +201,17 @@ static int get(reader *r, void *dst, size_t n)
     return 1;
 }
 
+/* The little-endian u32 at b. */
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
 static int get_u32(reader *r, uint32_t *v)
 {
     unsigned char b[4];
     if (!get(r, b, 4)) return 0;
-    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    *v = le32(b);
     return 1;
 }
 
@@ -261,9 +271,7 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
         return ln_fail(err, LN_EFORMAT, "%s: model format version %u is not supported (this is %u)",
                        name, version, FORMAT_VERSION);
     if (size < 8 + 4 + 4) return ln_fail(err, LN_EFORMAT, "%s: truncated header", name);
-    uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
-                          (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
-    if (crc_of(bytes, size - 4) != stored_crc)
+    if (crc_of(bytes, size - 4) != le32(bytes + size - 4))
         return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the file is corrupt or truncated)",
                        name);
     r.left -= 4; /* the CRC is not part of the body */
@@ -442,9 +450,18 @@ static int64_t optim_state_floats(const ln_optim *opt)
     return opt->spec.kind == LN_OPT_SGD ? opt->count : 2 * opt->count;
 }
 
-static void serialise_checkpoint(const unsigned char *model, size_t model_size,
-                                 const ln_train_state *ts, writer *w)
+typedef struct {
+    const unsigned char *model; /* the model file image */
+    size_t model_size;
+    const ln_train_state *ts;
+} checkpoint_parts;
+
+static void serialise_checkpoint(const void *src, writer *w)
 {
+    const checkpoint_parts *parts = src;
+    const unsigned char *model = parts->model;
+    const size_t model_size = parts->model_size;
+    const ln_train_state *ts = parts->ts;
     put(w, CKP_MAGIC, 8);
     put_u32(w, CKP_VERSION);
     put_u32(w, LUNET_ENGINE_REVISION);
@@ -487,25 +504,15 @@ ln_status ln_checkpoint_save(const ln_net *net, const ln_train_state *ts, const 
         return ln_fail(err, LN_EINVAL, "checkpoint: %s is NULL", !net ? "net" : !ts ? "state" : "path");
     if (!ts->active || !ts->order)
         return ln_fail(err, LN_EINVAL, "%s: nothing to checkpoint (no training state)", path);
-    unsigned char *model = NULL;
-    size_t model_size = 0;
-    ln_status st = net_image(net, path, &model, &model_size, err);
+    unsigned char *model = NULL, *bytes = NULL;
+    size_t model_size = 0, size = 0;
+    ln_status st = image_of(fill_net, net, path, &model, &model_size, err);
     if (st) return st;
-    writer w = {NULL, 0, 0};
-    serialise_checkpoint(model, model_size, ts, &w);
-    const size_t total = w.used + 4;
-    w.p = ln_alloc(total);
-    if (!w.p) {
-        ln_dealloc(model);
-        return ln_fail(err, LN_ENOMEM, "%s: out of memory for %zu bytes", path, total);
-    }
-    w.cap = total;
-    w.used = 0;
-    serialise_checkpoint(model, model_size, ts, &w);
-    put_u32(&w, crc_of(w.p, w.used));
+    const checkpoint_parts parts = {model, model_size, ts};
+    st = image_of(serialise_checkpoint, &parts, path, &bytes, &size, err);
     ln_dealloc(model);
-    st = write_atomic(path, w.p, w.used, err);
-    ln_dealloc(w.p);
+    if (!st) st = write_atomic(path, bytes, size, err);
+    ln_dealloc(bytes);
     return st;
 }
 
@@ -531,9 +538,7 @@ static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const
 {
     if (size < 8 + 4 + 4 + 8 + 4 || memcmp(bytes, CKP_MAGIC, 8) != 0)
         return ln_fail(err, LN_EFORMAT, "%s: not a lunet checkpoint (bad magic)", name);
-    uint32_t stored_crc = (uint32_t)bytes[size - 4] | (uint32_t)bytes[size - 3] << 8 |
-                          (uint32_t)bytes[size - 2] << 16 | (uint32_t)bytes[size - 1] << 24;
-    if (crc_of(bytes, size - 4) != stored_crc)
+    if (crc_of(bytes, size - 4) != le32(bytes + size - 4))
         return ln_fail(err, LN_EFORMAT, "%s: checksum mismatch (the checkpoint is corrupt or truncated)",
                        name);
     reader r = {bytes + 8, size - 8 - 4};

@@ -73,7 +73,6 @@ static void release_activations(ln_net *net)
     ln_dealloc(net->mask_block);
     ln_dealloc(net->argmax_block);
     ln_dealloc(net->workspace);
-    net->workspace = NULL;
     net->act = NULL;
     net->act_block = net->grad_block = net->mask_block = net->workspace = NULL;
     net->argmax_block = NULL;
@@ -435,6 +434,10 @@ ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err)
 
 int ln_net_threads(const ln_net *net) { return net->threads; }
 
+/* Parameter passes (the optimizer step, zeroing the gradients) over fewer floats than
+ * this stay on one thread: waking the others costs more than they would save. */
+#define PARAM_SPLIT_MIN 65536
+
 /* The optimizer step over parameter ranges, one per thread (every update is
  * elementwise, so the split changes nothing). */
 typedef struct {
@@ -456,7 +459,7 @@ static void optim_region(void *arg, int t, int T)
 
 void ln_net_optim_step(ln_net *net, ln_optim *opt)
 {
-    if (!net->workers || opt->count < 65536) {
+    if (!net->workers || opt->count < PARAM_SPLIT_MIN) {
         ln_optim_step(opt, ln_net_params(net), ln_net_grads(net));
         return;
     }
@@ -477,7 +480,7 @@ static void zero_range(void *arg, int t, int T)
 
 static void zero_grads(ln_net *net)
 {
-    if (net->workers && net->param_count >= 65536)
+    if (net->workers && net->param_count >= PARAM_SPLIT_MIN)
         ln_workers_run(net->workers, zero_range, net);
     else
         memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);

@@ -279,24 +279,23 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
     if (threads > wanted) threads = wanted > 0 ? wanted : 1;
     if (threads > LN_RUNS_MAX_THREADS) threads = LN_RUNS_MAX_THREADS;
 
-    /* Limit: every run keeps its loss history (a double per iteration, a float per
-     * step) until all are done, here or in the caller that on_run hands it to (the
-     * Lua side keeps every run's losses for the result). Refuse up front what could
-     * never be held, instead of failing in the middle (or in the OOM killer) after
-     * hours of training. */
-    const int held = wanted;
+    /* Limit: every run keeps its loss history (two doubles per iteration, the loss and
+     * the rate, and a float per step, as ln_train counts it) until all are done, here
+     * or in the caller that on_run hands it to (the Lua side keeps every run's losses
+     * for the result). Refuse up front what could never be held, instead of failing
+     * in the middle (or in the OOM killer) after hours of training. */
     if (cfg->data->count > 0 && cfg->train.batch > 0) {
         const double count = (double)cfg->data->count;
         const double batch = cfg->train.batch < cfg->data->count ? cfg->train.batch : count;
         const double steps = cfg->train.unit == LN_UNIT_STEP
                                  ? (double)cfg->train.iterations
                                  : (double)cfg->train.iterations * ceil(count / batch);
-        const double bytes = (double)held * (8.0 * (double)cfg->train.iterations + 4.0 * steps);
+        const double bytes = (double)wanted * (16.0 * (double)cfg->train.iterations + 4.0 * steps);
         if (bytes > LN_RUNS_HISTORY_LIMIT)
             return ln_fail(err, LN_ENOMEM,
                            "%d runs of %lld iterations (%.0f steps each) would keep %.1f GiB "
                            "of loss history; the limit is %d GiB (use fewer runs or iterations)",
-                           held, (long long)cfg->train.iterations, steps, bytes / (1 << 30),
+                           wanted, (long long)cfg->train.iterations, steps, bytes / (1 << 30),
                            (int)(LN_RUNS_HISTORY_LIMIT / (1 << 30)));
     }
 

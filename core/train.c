@@ -168,12 +168,9 @@ static ln_status check_extras(ln_net *net, const ln_train_config *cfg, ln_error 
             return ln_fail(err, LN_EINVAL, "stop: metric val_loss needs a validation set (validate)");
     }
     if (cfg->validate) {
-        st = check_fit(net, cfg->validate, cfg->loss, err);
-        if (st) {
-            char msg[sizeof err->msg];
-            memcpy(msg, err->msg, sizeof msg);
-            return ln_fail(err, st, "validate: %s", msg);
-        }
+        ln_error inner; /* err may be NULL (ln_fail allows it) */
+        st = check_fit(net, cfg->validate, cfg->loss, &inner);
+        if (st) return ln_fail(err, st, "validate: %s", inner.msg);
     }
     return LN_OK;
 }

@@ -158,8 +158,6 @@ ln_status ln_workers_create(ln_workers **out, int threads, ln_error *err)
     return LN_OK;
 }
 
-int ln_workers_count(const ln_workers *w) { return w ? w->count : 1; }
-
 void ln_workers_run(ln_workers *w, ln_region_fn fn, void *arg)
 {
     if (!w) {

@@ -23,8 +23,7 @@ typedef void (*ln_region_fn)(void *arg, int thread, int threads);
  * first). threads must be in [2, 256]. */
 ln_status ln_workers_create(ln_workers **out, int threads, ln_error *err);
 void ln_workers_free(ln_workers *w); /* NULL is a no-op; waits for the threads to end */
-int ln_workers_count(const ln_workers *w); /* 1 for NULL */
-/* Runs fn(arg, t, T) for t = 0 .. T-1, T = ln_workers_count(w), and waits for all.
+/* Runs fn(arg, t, T) for t = 0 .. T-1, T = the pool's threads, and waits for all.
  * With w == NULL: fn(arg, 0, 1) on the caller. Not reentrant: fn must not call it. */
 void ln_workers_run(ln_workers *w, ln_region_fn fn, void *arg);
 

@@ -13,7 +13,7 @@
  *  - the study's net: fast against reference kernels after a forward and backward
  *    pass; two trainings give bit-identical losses; ln_runs with 1 and 2 threads
  *    give bit-identical histories;
- *  - threads inside one run (ln_net_set_threads): three nets that use every way of
+ *  - threads inside one run (ln_net_set_threads): four nets that use every way of
  *    splitting the work train to the same bits on 1, 2 and 3 threads.
  * Floating-point comparisons: |fast - ref| <= 1e-5 * max(|ref|, rms(ref)) + 1e-30
  * (the reference sums in another order, some in double precision).
@@ -826,6 +826,22 @@ static void thread_cases(ln_rng *rng, const char *isa)
     tc.c = 3;
     tc.h = tc.w = 32;
     tc.optim = ln_adam_spec(LN_OPT_ADAMW, 1e-3);
+    test_threads(&tc, rng, isa);
+    /* momentum SGD over > 65536 parameters: the study's optimizer split over parameter
+     * ranges (the first step's buffer copy, then the vectorised update), which the
+     * study net (21840 parameters) keeps on one thread */
+    memset(&tc, 0, sizeof tc);
+    tc.name = "wide mlp (momentum sgd over 80110 parameters)";
+    i = 0;
+    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
+    tc.specs[i++] = ln_linear(256, 300);
+    tc.specs[i++] = ln_simple_layer(LN_RELU);
+    tc.specs[i++] = ln_linear(300, 10);
+    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
+    tc.count = i;
+    tc.c = 1;
+    tc.h = tc.w = 16;
+    tc.optim = ln_sgd_spec(0.01, 0.9);
     test_threads(&tc, rng, isa);
 }
 
