@@ -672,6 +672,15 @@ static void push_list(lua_State *L, const double *v, int n)
     }
 }
 
+/* Before a loader: its normalisation from the options table at `t`, and the empty
+ * dataset it fills (pushed). */
+static dataset_ud *begin_load(lua_State *L, int t, ln_norm *norm)
+{
+    luaL_checktype(L, t, LUA_TTABLE);
+    read_norm(L, t, norm);
+    return new_dataset_ud(L);
+}
+
 /* After a loader: dataset (already on the stack), mean list, std list | nil, message */
 static int push_loaded(lua_State *L, dataset_ud *u, ln_status st, const ln_error *err,
                        const ln_norm *norm)
@@ -689,11 +698,9 @@ static int l_dataset_idx(lua_State *L)
     const char *images = check_path(L, 1);
     const char *labels = check_path(L, 2);
     lua_Integer limit = luaL_optinteger(L, 3, 0);
-    luaL_checktype(L, 4, LUA_TTABLE);
     ln_norm norm;
-    read_norm(L, 4, &norm);
-    dataset_ud *u = new_dataset_ud(L);
     ln_error err;
+    dataset_ud *u = begin_load(L, 4, &norm);
     ln_status st = ln_dataset_load_idx_norm(images, labels, limit, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
 }
@@ -721,9 +728,8 @@ static int l_dataset_csv(lua_State *L)
     int header = field_bool(L, 2, "header", 1);
     lua_Integer limit = field_int(L, 2, "n", 0, 0, (lua_Integer)1 << 40);
     ln_norm norm;
-    read_norm(L, 2, &norm);
-    dataset_ud *u = new_dataset_ud(L);
     ln_error err;
+    dataset_ud *u = begin_load(L, 2, &norm);
     ln_status st = ln_dataset_load_csv(path, label_column, shape[0], shape[1], shape[2], header,
                                        limit, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
@@ -745,11 +751,9 @@ static int l_dataset_cifar(lua_State *L)
             return luaL_argerror(L, 1, "file names must be strings without NUL bytes");
     }
     lua_Integer limit = luaL_optinteger(L, 2, 0);
-    luaL_checktype(L, 3, LUA_TTABLE);
     ln_norm norm;
-    read_norm(L, 3, &norm);
-    dataset_ud *u = new_dataset_ud(L);
     ln_error err;
+    dataset_ud *u = begin_load(L, 3, &norm);
     ln_status st = ln_dataset_load_cifar(paths, (int)n, limit, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
 }
