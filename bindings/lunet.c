@@ -595,24 +595,6 @@ static int dataset_free(lua_State *L)
     return 0;
 }
 
-/* core.dataset_load(images_path, labels_path, limit, mean, std) -> dataset | nil, msg */
-static int l_dataset_load(lua_State *L)
-{
-    const char *images = check_path(L, 1);
-    const char *labels = check_path(L, 2);
-    lua_Integer limit = luaL_optinteger(L, 3, 0);
-    double mean = luaL_optnumber(L, 4, 0.1307);
-    double std = luaL_optnumber(L, 5, 0.3081);
-    if (!(std > 0.0) || !isfinite(std)) return luaL_argerror(L, 5, "std must be > 0");
-    if (!isfinite(mean)) return luaL_argerror(L, 4, "mean must be finite");
-    dataset_ud *u = new_dataset_ud(L);
-    ln_error err;
-    if (ln_dataset_load_idx(images, labels, limit, (float)mean, (float)std, &u->ds, &err))
-        return push_fail(L, &err);
-    u->h.live = 1;
-    return 1;
-}
-
 /* A normalisation from {mean = number | list, std = number | list, normalize = "auto" |
  * false} (the Lua side has checked the kinds; this checks the values). */
 static void read_norm(lua_State *L, int t, ln_norm *norm)
@@ -2295,7 +2277,6 @@ static void register_class(lua_State *L, const char *name, const luaL_Reg *metho
 
 static const luaL_Reg functions[] = {
     {"tensor", l_tensor},
-    {"dataset_load", l_dataset_load},
     {"dataset_from", l_dataset_from},
     {"dataset_idx", l_dataset_idx},
     {"dataset_csv", l_dataset_csv},
