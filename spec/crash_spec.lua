@@ -161,6 +161,21 @@ describe("no Lua code crashes lunet", function()
     ]]
   end)
 
+  it("lunet.core.exec keeps every argv string until it runs (an __index that collects cannot take one)", function()
+    local r = child [[
+      local argv = setmetatable({}, { __len = function() return 3 end, __index = function(_, i)
+        if i == 1 then return ("/nonexistent/prog"):rep(1) .. "A" end -- a new string, in no table
+        collectgarbage()
+        collectgarbage()
+        return ("B"):rep(17 + i)
+      end })
+      local ok, err = core.exec(argv)
+      assert(ok == nil and err:find("cannot run /nonexistent/progA:", 1, true), err)
+      raises("without NUL bytes", core.exec, { "/bin/true\0x" })
+    ]]
+    assert.equal("", r.err)
+  end)
+
   it("6. net:set with a value list whose metamethods free the net: an error, not a silent write", function()
     child [[
       local n = small_net()
