@@ -218,20 +218,46 @@ static int l_interrupt_signal(lua_State *L)
  *     pointers (checking the object again after the last Lua call: it cannot
  *     change but for being freed), or pins the objects for the whole call
  *     (pin_open + pin): the calls that run callbacks while the engine works.
- *  3. A pinned object cannot be freed -- :free(), __close and __gc raise "net is in
- *     use by net:train" -- nor collected: the pin guard, a to-be-closed value on the
- *     call's stack, references it. Closing the guard (the call returns or raises)
- *     unpins; if a coroutine dies with the call inside, the guard's __gc does.
- *  4. Objects that worker threads read (lunet.core.runs) are pinned exclusively:
- *     no method may change them (check_mutable) until the workers are joined.
+ *  3. A pin says what it forbids until it is released, among the uses below; every
+ *     entry point that makes such a use checks it (check_use, pin), so one check
+ *     serves :free(), __close, __gc and the methods alike:
+ *       PIN_READ      (the data of net:train, of lunet.core.runs): freeing it;
+ *       PIN_TRAINING  (the net of net:train): freeing it and what replaces or releases
+ *                     its training state (net:train -- fresh, resume --, net:init), so
+ *                     that its progress callback may still evaluate, run and set the net;
+ *       PIN_EXCLUSIVE (the net of lunet.core.runs, which worker threads read): every
+ *                     change, until the workers are joined.
+ *     A refused release raises "net is in use by net:train". A pinned object cannot be
+ *     collected either: the pin guard, a to-be-closed value on the call's stack,
+ *     references it. Closing the guard (the call returns or raises) unpins; if a
+ *     coroutine dies with the call inside, the guard's __gc does.
  */
 
+/* What a call does to an object, one bit each; a pin forbids a set of them. */
+enum {
+    USE_FREE,   /* releases it: :free(), __close, __gc */
+    USE_TRAIN,  /* replaces or releases a net's training state: net:train, net:init */
+    USE_CHANGE, /* changes its engine state: parameters, activations, kernels, threads */
+    N_USES
+};
+#define USES(u) (1u << (u))
+
 typedef struct {
-    int live;         /* 0 once freed (or before the engine object exists) */
-    int pins;         /* calls using the object now */
-    const char *user; /* the outermost of them, for the error of :free() */
-    const char *busy; /* set while pinned exclusively: the call that shares it with threads */
+    int live;               /* 0 once freed (or before the engine object exists) */
+    int held[N_USES];       /* per use: how many pins forbid it now */
+    const char *by[N_USES]; /* per use: the outermost of them, for the error */
 } obj_head;
+
+/* A kind of pin: the uses its call makes of the object (refused if a pin forbids them)
+ * and the uses it forbids until released. */
+typedef struct {
+    unsigned does, forbids;
+} pin_kind;
+
+static const pin_kind PIN_READ = {0, USES(USE_FREE)};
+static const pin_kind PIN_TRAINING = {USES(USE_TRAIN) | USES(USE_CHANGE), USES(USE_FREE) | USES(USE_TRAIN)};
+static const pin_kind PIN_EXCLUSIVE = {USES(USE_CHANGE),
+                                       USES(USE_FREE) | USES(USE_TRAIN) | USES(USE_CHANGE)};
 
 typedef struct {
     const char *mt, *noun;
@@ -242,6 +268,20 @@ static const obj_class DATASET_CLASS = {DATASET_MT, "dataset"};
 static const obj_class NET_CLASS = {NET_MT, "net"};
 static const obj_class OPTIM_CLASS = {OPTIM_MT, "optimizer"};
 
+/* Raises if a pin forbids one of `uses` of h; `op` (or NULL) names the refused call. */
+static void refuse_pinned(lua_State *L, const obj_head *h, const obj_class *c, unsigned uses,
+                          const char *op)
+{
+    for (int k = 0; k < N_USES; k++) {
+        if (!(uses & USES(k)) || !h->held[k]) continue;
+        if (!op)
+            luaL_error(L, "%s is in use by %s", c->noun, h->by[k]);
+        else
+            luaL_error(L, "%s is in use by %s (%s%s cannot run inside it)", c->noun, h->by[k],
+                       strcmp(op, h->by[k]) ? "" : "a second ", op);
+    }
+}
+
 /* The object (its userdata, which starts with an obj_head) at `arg`: of class c, not freed. */
 static void *check_obj(lua_State *L, int arg, const obj_class *c)
 {
@@ -250,12 +290,18 @@ static void *check_obj(lua_State *L, int arg, const obj_class *c)
     return h;
 }
 
+/* check_obj for a call `op` (NULL: unnamed) that makes `uses` of the object. */
+static void *check_use(lua_State *L, int arg, const obj_class *c, unsigned uses, const char *op)
+{
+    obj_head *h = check_obj(L, arg, c);
+    refuse_pinned(L, h, c, uses, op);
+    return h;
+}
+
 /* check_obj for the methods that change the object (or its engine state). */
 static void *check_mutable(lua_State *L, int arg, const obj_class *c)
 {
-    obj_head *h = check_obj(L, arg, c);
-    if (h->busy) luaL_error(L, "%s is in use by %s", c->noun, h->busy);
-    return h;
+    return check_use(L, arg, c, USES(USE_CHANGE), NULL);
 }
 
 /* The start of every release (:free(), __gc, __close): refused while pinned. Returns
@@ -263,7 +309,7 @@ static void *check_mutable(lua_State *L, int arg, const obj_class *c)
 static void *begin_release(lua_State *L, const obj_class *c)
 {
     obj_head *h = luaL_checkudata(L, 1, c->mt);
-    if (h->pins > 0) luaL_error(L, "%s is in use by %s", c->noun, h->user);
+    refuse_pinned(L, h, c, USES(USE_FREE), NULL);
     if (!h->live) return NULL;
     h->live = 0;
     return h;
@@ -273,17 +319,16 @@ static void *begin_release(lua_State *L, const obj_class *c)
 #define PIN_MT "lunet.PinGuard"
 typedef struct {
     obj_head *obj[PIN_MAX];
-    int exclusive[PIN_MAX];
+    unsigned forbids[PIN_MAX];
     int n;
 } pin_guard;
 
 static int pin_guard_close(lua_State *L)
 {
     pin_guard *g = luaL_checkudata(L, 1, PIN_MT);
-    for (int i = 0; i < g->n; i++) {
-        g->obj[i]->pins--;
-        if (g->exclusive[i]) g->obj[i]->busy = NULL;
-    }
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < N_USES; k++)
+            if (g->forbids[i] & USES(k)) g->obj[i]->held[k]--;
     g->n = 0;
     return 0;
 }
@@ -300,27 +345,27 @@ static int pin_open(lua_State *L, int nargs)
     return lua_gettop(L);
 }
 
-/* Checks the object at `arg` (as check_obj, or check_mutable if exclusive) and pins it
- * until the guard at `guard` closes; `user` names the call ("net:train"). */
+/* Checks the object at `arg` for the uses of `kind` and pins it until the guard at
+ * `guard` closes; `user` names the call ("net:train"). */
 static void *pin(lua_State *L, int guard, int arg, const obj_class *c, const char *user,
-                 int exclusive)
+                 const pin_kind *kind)
 {
-    obj_head *h = exclusive ? check_mutable(L, arg, c) : check_obj(L, arg, c);
+    obj_head *h = check_use(L, arg, c, kind->does, user);
     pin_guard *g = lua_touserdata(L, guard);
     if (g->n == PIN_MAX) luaL_error(L, "%s: internal error: too many pins", user);
     lua_pushvalue(L, arg);
     lua_setiuservalue(L, guard, g->n + 1); /* the collector cannot take it while pinned */
     g->obj[g->n] = h;
-    g->exclusive[g->n] = exclusive;
+    g->forbids[g->n] = kind->forbids;
     g->n++;
-    if (h->pins++ == 0) h->user = user;
-    if (exclusive) h->busy = user;
+    for (int k = 0; k < N_USES; k++)
+        if (kind->forbids & USES(k) && h->held[k]++ == 0) h->by[k] = user;
     return h;
 }
 
 /* Checks and pins the object in option `key` of the table at `t` (it stays pushed). */
 static void *pin_field(lua_State *L, int guard, int t, const char *key, const obj_class *c,
-                       const char *user, int exclusive)
+                       const char *user, const pin_kind *kind)
 {
     lua_getfield(L, t, key);
     obj_head *h = luaL_testudata(L, -1, c->mt);
@@ -328,7 +373,7 @@ static void *pin_field(lua_State *L, int guard, int t, const char *key, const ob
         luaL_error(L, "%s: option '%s' must be a %s, got %s", user, key, c->noun, luaL_typename(L, -1));
     else if (!h->live)
         luaL_error(L, "%s: option '%s': %s has been freed", user, key, c->noun);
-    return pin(L, guard, lua_gettop(L), c, user, exclusive);
+    return pin(L, guard, lua_gettop(L), c, user, kind);
 }
 
 /* A path argument: a string without NUL bytes (the C library would cut it there). */
@@ -550,24 +595,6 @@ static int dataset_free(lua_State *L)
     return 0;
 }
 
-/* core.dataset_load(images_path, labels_path, limit, mean, std) -> dataset | nil, msg */
-static int l_dataset_load(lua_State *L)
-{
-    const char *images = check_path(L, 1);
-    const char *labels = check_path(L, 2);
-    lua_Integer limit = luaL_optinteger(L, 3, 0);
-    double mean = luaL_optnumber(L, 4, 0.1307);
-    double std = luaL_optnumber(L, 5, 0.3081);
-    if (!(std > 0.0) || !isfinite(std)) return luaL_argerror(L, 5, "std must be > 0");
-    if (!isfinite(mean)) return luaL_argerror(L, 4, "mean must be finite");
-    dataset_ud *u = new_dataset_ud(L);
-    ln_error err;
-    if (ln_dataset_load_idx(images, labels, limit, (float)mean, (float)std, &u->ds, &err))
-        return push_fail(L, &err);
-    u->h.live = 1;
-    return 1;
-}
-
 /* A normalisation from {mean = number | list, std = number | list, normalize = "auto" |
  * false} (the Lua side has checked the kinds; this checks the values). */
 static void read_norm(lua_State *L, int t, ln_norm *norm)
@@ -627,6 +654,15 @@ static void push_list(lua_State *L, const double *v, int n)
     }
 }
 
+/* Before a loader: its normalisation from the options table at `t`, and the empty
+ * dataset it fills (pushed). */
+static dataset_ud *begin_load(lua_State *L, int t, ln_norm *norm)
+{
+    luaL_checktype(L, t, LUA_TTABLE);
+    read_norm(L, t, norm);
+    return new_dataset_ud(L);
+}
+
 /* After a loader: dataset (already on the stack), mean list, std list | nil, message */
 static int push_loaded(lua_State *L, dataset_ud *u, ln_status st, const ln_error *err,
                        const ln_norm *norm)
@@ -644,11 +680,9 @@ static int l_dataset_idx(lua_State *L)
     const char *images = check_path(L, 1);
     const char *labels = check_path(L, 2);
     lua_Integer limit = luaL_optinteger(L, 3, 0);
-    luaL_checktype(L, 4, LUA_TTABLE);
     ln_norm norm;
-    read_norm(L, 4, &norm);
-    dataset_ud *u = new_dataset_ud(L);
     ln_error err;
+    dataset_ud *u = begin_load(L, 4, &norm);
     ln_status st = ln_dataset_load_idx_norm(images, labels, limit, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
 }
@@ -676,9 +710,8 @@ static int l_dataset_csv(lua_State *L)
     int header = field_bool(L, 2, "header", 1);
     lua_Integer limit = field_int(L, 2, "n", 0, 0, (lua_Integer)1 << 40);
     ln_norm norm;
-    read_norm(L, 2, &norm);
-    dataset_ud *u = new_dataset_ud(L);
     ln_error err;
+    dataset_ud *u = begin_load(L, 2, &norm);
     ln_status st = ln_dataset_load_csv(path, label_column, shape[0], shape[1], shape[2], header,
                                        limit, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
@@ -700,11 +733,9 @@ static int l_dataset_cifar(lua_State *L)
             return luaL_argerror(L, 1, "file names must be strings without NUL bytes");
     }
     lua_Integer limit = luaL_optinteger(L, 2, 0);
-    luaL_checktype(L, 3, LUA_TTABLE);
     ln_norm norm;
-    read_norm(L, 3, &norm);
-    dataset_ud *u = new_dataset_ud(L);
     ln_error err;
+    dataset_ud *u = begin_load(L, 3, &norm);
     ln_status st = ln_dataset_load_cifar(paths, (int)n, limit, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
 }
@@ -890,8 +921,6 @@ typedef struct {
     ln_net *net;
     int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
     ln_train_state train; /* kept between net:train calls (optimizer, streams, counters) */
-    int training;         /* inside ln_train: `train` is in use (a progress callback may
-                             call into this net; it must not replace or free that state) */
 } net_ud;
 
 static net_ud *new_net_ud(lua_State *L)
@@ -1567,12 +1596,10 @@ static int train_progress(void *user, const ln_progress *p)
 static int net_train(lua_State *L)
 {
     int guard = pin_open(L, 4);
-    check_net_mutable(L, 1);
-    net_ud *u = pin(L, guard, 1, &NET_CLASS, "net:train", 0);
-    /* a progress function that trains this same net again would replace the training
-     * state (the epoch's order, the optimizer) under the outer call */
-    if (u->training) return luaL_error(L, "net is in use by net:train (a second net:train inside its progress function)");
-    dataset_ud *d = pin(L, guard, 2, &DATASET_CLASS, "net:train", 0);
+    /* its progress function may use the net, but not replace the training state (the
+     * epoch's order, the optimizer) under this call: PIN_TRAINING */
+    net_ud *u = pin(L, guard, 1, &NET_CLASS, "net:train", &PIN_TRAINING);
+    dataset_ud *d = pin(L, guard, 2, &DATASET_CLASS, "net:train", &PIN_READ);
     luaL_checktype(L, 3, LUA_TTABLE);
     ln_train_config cfg;
     read_train_config(L, 3, &cfg);
@@ -1582,7 +1609,7 @@ static int net_train(lua_State *L)
     int has_validate = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (has_validate)
-        cfg.validate = ((dataset_ud *)pin_field(L, guard, 3, "validate", &DATASET_CLASS, "net:train", 0))->ds;
+        cfg.validate = ((dataset_ud *)pin_field(L, guard, 3, "validate", &DATASET_CLASS, "net:train", &PIN_READ))->ds;
     if (cfg.checkpoint) {
         lua_getfield(L, 3, "checkpoint");
         lua_getfield(L, -1, "path");
@@ -1628,9 +1655,7 @@ static int net_train(lua_State *L)
     sigint_guard g;
     u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
-    u->training = 1; /* callbacks run protected inside: nothing jumps past the reset */
     ln_status st = ln_train(u->net, d->ds, &cfg, &h, &err);
-    u->training = 0;
     sigint_restore(&g);
     if (resume) {
         if (st) {
@@ -1710,8 +1735,7 @@ static int net_clone(lua_State *L)
 static int net_init(lua_State *L)
 {
     lua_Integer seed = luaL_checkinteger(L, 2);
-    net_ud *u = check_net_mutable(L, 1);
-    if (u->training) return luaL_error(L, "net is in use by net:train (net:init inside its progress function)");
+    net_ud *u = check_use(L, 1, &NET_CLASS, USES(USE_TRAIN) | USES(USE_CHANGE), "net:init");
     ln_net *net = u->net;
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_INIT);
@@ -2060,10 +2084,10 @@ static int l_runs(lua_State *L)
     /* pinned for the whole call: worker threads read them until they are joined, and
      * no one may change the net they copy (exclusive) */
     int guard = pin_open(L, 1);
-    net_ud *nu = pin_field(L, guard, 1, "net", &NET_CLASS, "lunet.core.runs", 1);
-    dataset_ud *du = pin_field(L, guard, 1, "data", &DATASET_CLASS, "lunet.core.runs", 0);
+    net_ud *nu = pin_field(L, guard, 1, "net", &NET_CLASS, "lunet.core.runs", &PIN_EXCLUSIVE);
+    dataset_ud *du = pin_field(L, guard, 1, "data", &DATASET_CLASS, "lunet.core.runs", &PIN_READ);
     lua_getfield(L, 1, "test");
-    dataset_ud *tu = lua_isnil(L, -1) ? NULL : pin_field(L, guard, 1, "test", &DATASET_CLASS, "lunet.core.runs", 0);
+    dataset_ud *tu = lua_isnil(L, -1) ? NULL : pin_field(L, guard, 1, "test", &DATASET_CLASS, "lunet.core.runs", &PIN_READ);
     lua_getfield(L, 1, "train");
     luaL_checktype(L, -1, LUA_TTABLE);
     ln_runs_config cfg;
@@ -2073,7 +2097,7 @@ static int l_runs(lua_State *L)
     lua_getfield(L, train_at, "validate"); /* every run validates on it: pinned like test */
     if (!lua_isnil(L, -1))
         cfg.train.validate =
-            ((dataset_ud *)pin_field(L, guard, train_at, "validate", &DATASET_CLASS, "lunet.core.runs", 0))->ds;
+            ((dataset_ud *)pin_field(L, guard, train_at, "validate", &DATASET_CLASS, "lunet.core.runs", &PIN_READ))->ds;
     cfg.template_net = nu->net;
     cfg.data = du->ds;
     cfg.test = tu ? tu->ds : NULL;
@@ -2253,7 +2277,6 @@ static void register_class(lua_State *L, const char *name, const luaL_Reg *metho
 
 static const luaL_Reg functions[] = {
     {"tensor", l_tensor},
-    {"dataset_load", l_dataset_load},
     {"dataset_from", l_dataset_from},
     {"dataset_idx", l_dataset_idx},
     {"dataset_csv", l_dataset_csv},

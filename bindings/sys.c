@@ -245,11 +245,16 @@ static int l_exec(lua_State *L)
     lua_Integer n = luaL_len(L, 1);
     luaL_argcheck(L, n >= 1 && n < 256, 1, "argv must list 1 to 255 strings");
     const char *argv[256];
+    /* every string stays on the stack: the table need not hold it (an __index may have
+     * made it, and a number becomes a new string), so a later element's metamethod could
+     * otherwise collect it */
+    luaL_checkstack(L, (int)n, "argv");
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
-        argv[i] = lua_tostring(L, -1); /* kept alive by the table */
-        if (!argv[i]) return luaL_argerror(L, 1, "argv must list strings");
-        lua_pop(L, 1);
+        size_t len;
+        argv[i] = lua_tolstring(L, -1, &len);
+        if (!argv[i] || strlen(argv[i]) != len)
+            return luaL_argerror(L, 1, "argv must list strings without NUL bytes");
     }
     argv[n] = NULL;
     fflush(NULL);

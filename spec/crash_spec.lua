@@ -96,6 +96,18 @@ describe("no Lua code crashes lunet", function()
       assert(err:find("a second net:train", 1, true), err)
       raises("net is in use by net:train", n.train, n,
         { data = small_data(8), batch = 4, iterations = 2, quiet = true, progress = function() n:init(3) end })
+      -- fresh = true would release the state in use: refused as any inner net:train
+      raises("a second net:train", n.train, n, { data = small_data(8), batch = 4, iterations = 2, quiet = true,
+        progress = function() n:train { data = inner, batch = 4, iterations = 1, quiet = true, fresh = true } end })
+      -- what leaves the training state alone stays allowed inside the callback
+      local calls = 0
+      local h0 = n:train { data = small_data(8), batch = 4, iterations = 2, quiet = true, progress = function()
+        assert(n:forward(core.tensor({ 1, 1, 28, 28 })):numel() == 4)
+        assert(n:evaluate(inner) ~= nil)
+        n:set(1, "bias", n:get(1, "bias"))
+        calls = calls + 1
+      end }
+      assert(#h0.loss == 2 and calls == 2, calls)
       -- afterwards both work again
       n:init(3)
       local h = n:train { data = inner, batch = 4, iterations = 1, quiet = true }
@@ -147,6 +159,21 @@ describe("no Lua code crashes lunet", function()
       local h = n:_train(d, strings)
       assert(h.iterations == 1)
     ]]
+  end)
+
+  it("lunet.core.exec keeps every argv string until it runs (an __index that collects cannot take one)", function()
+    local r = child [[
+      local argv = setmetatable({}, { __len = function() return 3 end, __index = function(_, i)
+        if i == 1 then return ("/nonexistent/prog"):rep(1) .. "A" end -- a new string, in no table
+        collectgarbage()
+        collectgarbage()
+        return ("B"):rep(17 + i)
+      end })
+      local ok, err = core.exec(argv)
+      assert(ok == nil and err:find("cannot run /nonexistent/progA:", 1, true), err)
+      raises("without NUL bytes", core.exec, { "/bin/true\0x" })
+    ]]
+    assert.equal("", r.err)
   end)
 
   it("6. net:set with a value list whose metamethods free the net: an error, not a silent write", function()

@@ -266,7 +266,6 @@ T["lunet.plot"] = function() return pack({ result() }, { file = tmp .. "/plot.pn
 T["lunet.load_result"] = function() return pack(tmp .. "/missing.json") end
 -- lunet.core (the engine binding)
 T["lunet.core.tensor"] = function() return pack({ 2, 2 }, { 1, 2, 3, 4 }) end
-T["lunet.core.dataset_load"] = function() return pack(tmp .. "/i.idx", tmp .. "/l.idx", 0, 0.1, 0.3) end
 T["lunet.core.dataset_from"] = function() return pack(lunet.tensor({ 2, 1, 2, 2 }), { 0, 1 }) end
 T["lunet.core.net"] = function()
   return pack({ { kind = "flatten" }, { kind = "linear", in_features = 4, out_features = 2, bias = true } }, { 1, 2, 2 }, 1)
@@ -764,7 +763,7 @@ describe("allocation failure", function()
     { "dataset:subset", function() return base_data:subset { n = 8, mode = "random", stratified = true } end },
     { "lunet.dataset", function() return lunet.dataset(tensor { 4, 1, 3, 3 }, { 0, 1, 0, 1 }) end },
     { "lunet.idx_read", function() return lunet.idx_read(images) end },
-    { "dataset_load", function() return core.dataset_load(images, labels) end },
+    { "lunet.core.dataset_idx", function() return core.dataset_idx(images, labels, 0, { mean = 0.1, std = 0.3 }) end },
     { "lunet.experiment", function()
       return lunet.experiment { model = small_net, data = data(), test = data(), runs = 3, threads = 2,
         iterations = 2, batch = 8, quiet = true, cache = false }
