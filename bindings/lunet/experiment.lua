@@ -487,18 +487,31 @@ local function run_experiment(lunet, p, wanted)
 end
 
 -- {[r] = true} for the runs 1..p.runs that the store `s` answers (records of at least
--- p.iterations iterations, or diverged; with the test figures when p has test data).
+-- p.iterations iterations, or diverged; with the test figures when p has test data),
+-- their views {[r] = view} and the names of the experiments that computed them.
 -- One directory listing, then one read of the longest record of each run.
 local function stored_set(p, s)
-  local set = {}
-  if not s then return set end
+  local set, views, from = {}, {}, {}
+  if not s then return set, views, from end
   local files = s:scan()
   for r = 1, p.runs do
-    if files[r] and s:find(r, function(x) return view_of(x, p.iterations, p.need_test) end, files[r]) then
-      set[r] = true
+    if files[r] then
+      local v, rec = s:find(r, function(x) return view_of(x, p.iterations, p.need_test) end, files[r])
+      if v then
+        set[r], views[r] = true, v
+        if rec.name then from[rec.name] = true end
+      end
     end
   end
-  return set
+  return set, views, from
+end
+
+local function missing_of(p, set)
+  local list = {}
+  for r = 1, p.runs do
+    if not set[r] then list[#list + 1] = r end
+  end
+  return list
 end
 
 local function all_runs(p)
@@ -541,7 +554,7 @@ function M.experiment(lunet, opts)
       -- (planning writes nothing: no store yet, no runs)
       stored = function()
         if not p.use_store or not fs.is_dir(("%s/store/%s"):format(p.out, digest)) then return {} end
-        return stored_set(p, store.open(p.out, p.settings, { summary = p.summary, seed = p.train.seed }))
+        return (stored_set(p, store.open(p.out, p.settings, { summary = p.summary, seed = p.train.seed })))
       end })
     if planned then return planned end -- a placeholder; nil: the stored runs answer, go on
   end
@@ -573,11 +586,7 @@ end
 -- experiment.missing(lunet, opts) -> sorted list of the run indices the store cannot answer
 function M.missing(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.missing")
-  local stored, list = stored_set(p, open_store(p)), {}
-  for r = 1, p.runs do
-    if not stored[r] then list[#list + 1] = r end
-  end
-  return list
+  return missing_of(p, (stored_set(p, open_store(p))))
 end
 
 -- experiment.run_indices(lunet, opts, indices) -> Result of those runs only: computes
@@ -599,15 +608,11 @@ end
 -- answered wholly from the store, computing nothing.
 function M.from_store(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.from_store")
-  local missing = M.missing(lunet, opts)
+  local s = open_store(p)
+  local set, views, from = stored_set(p, s)
+  local missing = missing_of(p, set)
   if #missing > 0 then return nil, missing end
-  local st = { views = {}, cached = {}, from = {}, seconds = 0, samples = 0, store = open_store(p) }
-  for r = 1, p.runs do
-    local v, rec = st.store:find(r, function(x) return view_of(x, p.iterations, p.need_test) end)
-    if not v then return nil, { r } end
-    st.views[r], st.cached[r] = v, true
-    if rec.name then st.from[rec.name] = true end
-  end
+  local st = { views = views, cached = set, from = from, seconds = 0, samples = 0, store = s }
   return result_of(p, st, all_runs(p), os.time(), os.clock())
 end
 
