@@ -121,23 +121,20 @@ end
 -- A run that early stopping ended answers any longer question, as a diverged one does.
 local function view_of(record, iterations, need_test)
   local n = #record.loss
-  -- a record holds its seed as text (64 bits do not survive a JSON double); a result, as
-  -- an integer, whether the run was just computed or read from the store
-  local seed = math.tointeger(tonumber(record.seed)) or record.seed
   local stopped = math.type(record.stopped_at) == "integer" and record.stopped_at < iterations
   local val = validations_of(record, iterations, stopped or (record.diverged and n <= iterations))
   if not val then return nil end
   if stopped then
     local t = need_test and test_at(record, record.stopped_at) or nil
     if need_test and not t then return nil end
-    return { index = record.index, seed = seed, loss = record.loss, diverged = false,
+    return { index = record.index, seed = record.seed, loss = record.loss, diverged = false,
       stopped_at = record.stopped_at, test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
       seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
       val_iterations = val.val_iterations, val_loss = val.val_loss, val_accuracy = val.val_accuracy }
   end
   if n < iterations then
     if not record.diverged then return nil end
-    if need_test then return { index = record.index, seed = seed, loss = record.loss, diverged = true,
+    if need_test then return { index = record.index, seed = record.seed, loss = record.loss, diverged = true,
       seconds = record.seconds, samples = record.samples } end
   end
   local t = need_test and test_at(record, iterations) or nil
@@ -145,7 +142,7 @@ local function view_of(record, iterations, need_test)
   local loss = {}
   for i = 1, math.min(n, iterations) do loss[i] = record.loss[i] end
   return {
-    index = record.index, seed = seed, loss = loss,
+    index = record.index, seed = record.seed, loss = loss,
     diverged = record.diverged and n <= iterations or false,
     test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
     seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
@@ -241,7 +238,7 @@ local function import_legacy(p, s)
   for _, r in ipairs(res.runs) do
     local index = math.tointeger(r.index)
     if index and index >= 1 and type(r.loss) == "table" and #r.loss >= 1 then
-      local rec = { index = index, iterations = #r.loss, seed = tostring(core.seed_derive(p.train.seed, index - 1)),
+      local rec = { index = index, iterations = #r.loss, seed = core.seed_derive(p.train.seed, index - 1),
         loss = r.loss, diverged = r.diverged == true, tests = r.tests, seconds = r.seconds, samples = r.samples,
         step_loss = r.step_loss, name = p.name, host = "imported from " .. path }
       if not s:find(index, function(old) return #old.loss >= #r.loss end) and s:write(rec) then
@@ -266,7 +263,7 @@ local function record_of(p, r, run)
   end
   table.sort(tests, function(a, b) return a.iteration < b.iteration end)
   return {
-    index = r, iterations = p.iterations, seed = tostring(run.seed), loss = run.loss, diverged = run.diverged,
+    index = r, iterations = p.iterations, seed = run.seed, loss = run.loss, diverged = run.diverged,
     tests = #tests > 0 and tests or nil, seconds = run.seconds, samples = run.samples,
     step_loss = p.opts.keep_steps and run.step_loss or nil, stopped_at = run.stopped_at,
     val_iterations = run.val_iterations, val_loss = run.val_loss, val_accuracy = run.val_accuracy,

@@ -316,9 +316,12 @@ function Store:find(index, accept, files, since)
   return nil
 end
 
---- Writes a record (index, iterations, ... see experiment.lua) atomically and durably.
+--- Writes a record (index, iterations, seed, ... see experiment.lua) atomically and durably.
+-- The seed is written as text (64 bits do not survive a JSON double); Store:load reads
+-- it back as an integer, so a record in memory always holds an integer seed.
 function Store:write(rec)
   rec.format, rec.version, rec.key = RECORD_FORMAT, VERSION, self.key
+  if rec.seed ~= nil then rec.seed = tostring(rec.seed) end
   local text, err = store.encode_record(rec)
   if not text then return nil, err end
   local path = self.dir .. "/" .. record_name(rec.index, rec.iterations)
