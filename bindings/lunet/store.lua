@@ -462,15 +462,17 @@ local function check_out(f, out)
   return out or "out"
 end
 
---- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary,
--- runs, records, iterations (longest), bytes, last (time of the newest file)}
+--- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary, key
+-- (the settings as text; nil when config.json is missing or damaged), runs, records,
+-- iterations (longest), bytes, last (time of the newest file)}, sorted by digest
 function store.list(out)
   out = check_out("store.list", out)
   local list = {}
   for _, c in ipairs(configurations(out)) do
     list[#list + 1] = { digest = c.digest, dir = c.dir, names = c.names, runs = c.runs, records = c.records,
       iterations = c.iterations, bytes = c.bytes, last = c.last,
-      summary = c.config and c.config.summary or "(config.json missing or damaged)" }
+      summary = c.config and c.config.summary or "(config.json missing or damaged)",
+      key = c.config and c.config.key }
   end
   return list
 end
