@@ -19,8 +19,7 @@ local M = {}
 
 -- ------------------------------------------------------------ small helpers
 
-local hash = store.hash
-M.hash = hash
+M.hash = store.hash -- (kept for scripts that used it; plan.lua uses store.hash)
 
 local mkdir_p, write_atomic = fs.mkdir_p, fs.write_atomic
 
