@@ -289,8 +289,7 @@ local function execute(p, wanted)
   local s = open_store(p)
   local iterations, need_test = p.iterations, p.need_test
   local since = p.fresh and core.now() or nil -- fresh: only records written from now on
-  local st = { views = {}, cached = {}, computed = 0, from = {}, store = s, seconds = 0, samples = 0,
-    store_seconds = 0 }
+  local st = { views = {}, cached = {}, from = {}, store = s, seconds = 0, samples = 0, store_seconds = 0 }
   local function answer(r, files)
     if not s then return nil end
     local v, rec = s:find(r, function(x) return view_of(x, iterations, need_test) end, files, since)
@@ -331,7 +330,6 @@ local function execute(p, wanted)
   local function on_run(r, run)
     local rec = record_of(p, r, run)
     st.views[r] = view_of(rec, iterations, need_test)
-    st.computed = st.computed + 1
     if s then
       local path, err = s:write(rec)
       if not path then
