@@ -15,9 +15,9 @@
 --   --n N           training images, the first N of Fashion-MNIST's training set (3000)
 --   --val N         validation images, the first N of its test set (1000)
 --   --dir DIR       where the Fashion-MNIST files are (/usr/share/datasets/fashion-mnist)
---   --out DIR       output directory, also for the run cache (out/fashion)
+--   --out DIR       output directory, also for the run store (out/fashion)
 --   --threads N     worker threads (all cores)
--- Run it again and the cached runs are reused; a run with more epochs reuses the shorter ones' start.
+-- Run it again and the stored runs are reused; a run with more epochs reuses the shorter ones' start.
 local lunet = require("lunet")
 
 local USAGE = "usage: lunet run examples/fashion.lua [--runs N] [--epochs N] [--n N] [--val N] [--dir DIR]"

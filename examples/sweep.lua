@@ -9,9 +9,9 @@
 --   --iterations N    epochs per run (3)
 --   --n N             training images (1000)
 --   --synthetic       generated digits instead of MNIST (the default when MNIST is not found)
---   --out DIR         output directory, also for the run cache (out/sweep_example)
+--   --out DIR         output directory, also for the run store (out/sweep_example)
 --   --threads N       worker threads (all cores)
--- Run it again and the cached runs are reused; delete OUT/cache to recompute.
+-- Run it again and the stored runs are reused; `bin/lunet store prune --out OUT --name 'sweep_example*'` removes them.
 local lunet = require("lunet")
 package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local digits = require("digits")

@@ -212,8 +212,8 @@ describe("lunet.result", function()
     it("says when the runs were taken from the cache instead of showing a time of 0 s", function()
       local runs = { { loss = { 1, 0.5 } }, { loss = { 1.1, 0.6 } } }
       local s = tostring(Result.new({ runs = runs, provenance = { seconds = 0, runs_cached = 2, runs_computed = 0,
-        cache = "out/cache/x.json" } }))
-      assert.matches("source:  all 2 runs taken from the cache out/cache/x.json (computed earlier", s, 1, true)
+        store = "out/store/0123456789abcdef" } }))
+      assert.matches("source:  all 2 runs taken from the cache out/store/0123456789abcdef (computed earlier", s, 1, true)
       assert.is_nil(s:find("time:", 1, true))
       s = tostring(Result.new({ runs = runs, provenance = { seconds = 3.5, runs_cached = 1, runs_computed = 1 } }))
       assert.matches("time:    3.50 s (1 runs computed, 1 taken from the cache)", s, 1, true)

@@ -19,8 +19,7 @@ local M = {}
 
 -- ------------------------------------------------------------ small helpers
 
-local hash = store.hash
-M.hash = hash
+M.hash = store.hash -- (kept for scripts that used it; plan.lua uses store.hash)
 
 local mkdir_p, write_atomic = fs.mkdir_p, fs.write_atomic
 
@@ -121,23 +120,20 @@ end
 -- A run that early stopping ended answers any longer question, as a diverged one does.
 local function view_of(record, iterations, need_test)
   local n = #record.loss
-  -- a record holds its seed as text (64 bits do not survive a JSON double); a result, as
-  -- an integer, whether the run was just computed or read from the store
-  local seed = math.tointeger(tonumber(record.seed)) or record.seed
   local stopped = math.type(record.stopped_at) == "integer" and record.stopped_at < iterations
   local val = validations_of(record, iterations, stopped or (record.diverged and n <= iterations))
   if not val then return nil end
   if stopped then
     local t = need_test and test_at(record, record.stopped_at) or nil
     if need_test and not t then return nil end
-    return { index = record.index, seed = seed, loss = record.loss, diverged = false,
+    return { index = record.index, seed = record.seed, loss = record.loss, diverged = false,
       stopped_at = record.stopped_at, test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
       seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
       val_iterations = val.val_iterations, val_loss = val.val_loss, val_accuracy = val.val_accuracy }
   end
   if n < iterations then
     if not record.diverged then return nil end
-    if need_test then return { index = record.index, seed = seed, loss = record.loss, diverged = true,
+    if need_test then return { index = record.index, seed = record.seed, loss = record.loss, diverged = true,
       seconds = record.seconds, samples = record.samples } end
   end
   local t = need_test and test_at(record, iterations) or nil
@@ -145,7 +141,7 @@ local function view_of(record, iterations, need_test)
   local loss = {}
   for i = 1, math.min(n, iterations) do loss[i] = record.loss[i] end
   return {
-    index = record.index, seed = seed, loss = loss,
+    index = record.index, seed = record.seed, loss = loss,
     diverged = record.diverged and n <= iterations or false,
     test_loss = t and t.loss or nil, test_accuracy = t and t.accuracy or nil,
     seconds = record.seconds, samples = record.samples, step_loss = record.step_loss,
@@ -241,7 +237,7 @@ local function import_legacy(p, s)
   for _, r in ipairs(res.runs) do
     local index = math.tointeger(r.index)
     if index and index >= 1 and type(r.loss) == "table" and #r.loss >= 1 then
-      local rec = { index = index, iterations = #r.loss, seed = tostring(core.seed_derive(p.train.seed, index - 1)),
+      local rec = { index = index, iterations = #r.loss, seed = core.seed_derive(p.train.seed, index - 1),
         loss = r.loss, diverged = r.diverged == true, tests = r.tests, seconds = r.seconds, samples = r.samples,
         step_loss = r.step_loss, name = p.name, host = "imported from " .. path }
       if not s:find(index, function(old) return #old.loss >= #r.loss end) and s:write(rec) then
@@ -266,7 +262,7 @@ local function record_of(p, r, run)
   end
   table.sort(tests, function(a, b) return a.iteration < b.iteration end)
   return {
-    index = r, iterations = p.iterations, seed = tostring(run.seed), loss = run.loss, diverged = run.diverged,
+    index = r, iterations = p.iterations, seed = run.seed, loss = run.loss, diverged = run.diverged,
     tests = #tests > 0 and tests or nil, seconds = run.seconds, samples = run.samples,
     step_loss = p.opts.keep_steps and run.step_loss or nil, stopped_at = run.stopped_at,
     val_iterations = run.val_iterations, val_loss = run.val_loss, val_accuracy = run.val_accuracy,
@@ -293,8 +289,7 @@ local function execute(p, wanted)
   local s = open_store(p)
   local iterations, need_test = p.iterations, p.need_test
   local since = p.fresh and core.now() or nil -- fresh: only records written from now on
-  local st = { views = {}, cached = {}, computed = 0, from = {}, store = s, seconds = 0, samples = 0,
-    store_seconds = 0 }
+  local st = { views = {}, cached = {}, from = {}, store = s, seconds = 0, samples = 0, store_seconds = 0 }
   local function answer(r, files)
     if not s then return nil end
     local v, rec = s:find(r, function(x) return view_of(x, iterations, need_test) end, files, since)
@@ -335,7 +330,6 @@ local function execute(p, wanted)
   local function on_run(r, run)
     local rec = record_of(p, r, run)
     st.views[r] = view_of(rec, iterations, need_test)
-    st.computed = st.computed + 1
     if s then
       local path, err = s:write(rec)
       if not path then
@@ -487,18 +481,31 @@ local function run_experiment(lunet, p, wanted)
 end
 
 -- {[r] = true} for the runs 1..p.runs that the store `s` answers (records of at least
--- p.iterations iterations, or diverged; with the test figures when p has test data).
+-- p.iterations iterations, or diverged; with the test figures when p has test data),
+-- their views {[r] = view} and the names of the experiments that computed them.
 -- One directory listing, then one read of the longest record of each run.
 local function stored_set(p, s)
-  local set = {}
-  if not s then return set end
+  local set, views, from = {}, {}, {}
+  if not s then return set, views, from end
   local files = s:scan()
   for r = 1, p.runs do
-    if files[r] and s:find(r, function(x) return view_of(x, p.iterations, p.need_test) end, files[r]) then
-      set[r] = true
+    if files[r] then
+      local v, rec = s:find(r, function(x) return view_of(x, p.iterations, p.need_test) end, files[r])
+      if v then
+        set[r], views[r] = true, v
+        if rec.name then from[rec.name] = true end
+      end
     end
   end
-  return set
+  return set, views, from
+end
+
+local function missing_of(p, set)
+  local list = {}
+  for r = 1, p.runs do
+    if not set[r] then list[#list + 1] = r end
+  end
+  return list
 end
 
 local function all_runs(p)
@@ -541,7 +548,7 @@ function M.experiment(lunet, opts)
       -- (planning writes nothing: no store yet, no runs)
       stored = function()
         if not p.use_store or not fs.is_dir(("%s/store/%s"):format(p.out, digest)) then return {} end
-        return stored_set(p, store.open(p.out, p.settings, { summary = p.summary, seed = p.train.seed }))
+        return (stored_set(p, store.open(p.out, p.settings, { summary = p.summary, seed = p.train.seed })))
       end })
     if planned then return planned end -- a placeholder; nil: the stored runs answer, go on
   end
@@ -573,11 +580,7 @@ end
 -- experiment.missing(lunet, opts) -> sorted list of the run indices the store cannot answer
 function M.missing(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.missing")
-  local stored, list = stored_set(p, open_store(p)), {}
-  for r = 1, p.runs do
-    if not stored[r] then list[#list + 1] = r end
-  end
-  return list
+  return missing_of(p, (stored_set(p, open_store(p))))
 end
 
 -- experiment.run_indices(lunet, opts, indices) -> Result of those runs only: computes
@@ -599,15 +602,11 @@ end
 -- answered wholly from the store, computing nothing.
 function M.from_store(lunet, opts)
   local p = plan_of(lunet, opts, "experiment.from_store")
-  local missing = M.missing(lunet, opts)
+  local s = open_store(p)
+  local set, views, from = stored_set(p, s)
+  local missing = missing_of(p, set)
   if #missing > 0 then return nil, missing end
-  local st = { views = {}, cached = {}, from = {}, seconds = 0, samples = 0, store = open_store(p) }
-  for r = 1, p.runs do
-    local v, rec = st.store:find(r, function(x) return view_of(x, p.iterations, p.need_test) end)
-    if not v then return nil, { r } end
-    st.views[r], st.cached[r] = v, true
-    if rec.name then st.from[rec.name] = true end
-  end
+  local st = { views = views, cached = set, from = from, seconds = 0, samples = 0, store = s }
   return result_of(p, st, all_runs(p), os.time(), os.clock())
 end
 

@@ -210,7 +210,7 @@ function M.fingerprint(entries, runs_per_task, count)
     local e = entries[i]
     lines[#lines + 1] = ("%s %s %d %d %s"):format(e.portable_key or e.key, e.name, e.runs, e.iterations, e.unit)
   end
-  return require("lunet.experiment").hash(table.concat(lines, "\n"))
+  return require("lunet.store").hash(table.concat(lines, "\n"))
 end
 
 --- Where `sweep plan` writes the plan of `script`: OUT/sweep/<script name>.plan.json.
@@ -244,11 +244,9 @@ function M.write(path, doc) return fs.write_atomic(path, json.encode(doc) .. "\n
 
 --- Reads a plan file: the document, or nil, message.
 function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil, "no plan at " .. path end
-  local text = f:read("a")
-  f:close()
-  local ok, doc = pcall(json.decode, text or "")
+  local text = fs.read(path)
+  if not text then return nil, "no plan at " .. path end
+  local ok, doc = pcall(json.decode, text)
   if not ok or type(doc) ~= "table" or doc.format ~= FORMAT then
     return nil, path .. ": not a lunet sweep plan"
   end
@@ -291,31 +289,15 @@ end
 --- M.other_isas(entries) -> list of {name, isa, records, dir}: for each experiment, the
 -- store directories holding runs of the same settings computed with another instruction
 -- set (the key includes the ISA: their last bits differ, so they are never this
--- machine's runs). One read of each config.json under the store.
+-- machine's runs). One store.list of each output directory.
 function M.other_isas(entries)
   local store = require("lunet.store")
-  local lfs = require("lfs")
-  local configs = {} -- out -> list of {key, dir}
-  local function configs_of(out)
-    if configs[out] then return configs[out] end
-    local list, root = {}, out .. "/store"
-    if lfs.attributes(root, "mode") == "directory" then
-      for d in lfs.dir(root) do
-        local text = d:sub(1, 1) ~= "." and fs.read(root .. "/" .. d .. "/config.json")
-        local ok, doc = pcall(json.decode, text or "")
-        if ok and type(doc) == "table" and type(doc.key) == "string" then
-          list[#list + 1] = { key = doc.key, dir = root .. "/" .. d }
-        end
-      end
-    end
-    table.sort(list, function(a, b) return a.dir < b.dir end)
-    configs[out] = list
-    return list
-  end
+  local configs = {} -- out -> store.list(out)
   local found, seen = {}, {}
   for _, e in ipairs(entries) do
     if e.settings and e.out and not seen[e.key] then
       seen[e.key] = true
+      configs[e.out] = configs[e.out] or store.list(e.out)
       -- the key text around the ISA's value: another ISA's key differs only there
       local probe = {}
       for k, v in pairs(e.settings) do probe[k] = v end
@@ -323,15 +305,11 @@ function M.other_isas(entries)
       local text = store.key(probe)
       local at = text:find("\0", 1, true)
       local before, after = text:sub(1, at - 1), text:sub(at + 1)
-      for _, c in ipairs(configs_of(e.out)) do
-        local isa = c.key:sub(1, #before) == before and c.key:sub(-#after) == after
+      for _, c in ipairs(configs[e.out]) do
+        local isa = c.key and c.key:sub(1, #before) == before and c.key:sub(-#after) == after
           and c.key:sub(#before + 1, #c.key - #after)
-        if isa and isa ~= e.settings.isa and not isa:find("[,{}=]") then
-          local records = 0
-          for f in lfs.dir(c.dir) do
-            if f:match("^run%-%d+%-i%d+%.json$") then records = records + 1 end
-          end
-          if records > 0 then found[#found + 1] = { name = e.name, isa = isa, records = records, dir = c.dir } end
+        if isa and isa ~= e.settings.isa and not isa:find("[,{}=]") and c.records > 0 then
+          found[#found + 1] = { name = e.name, isa = isa, records = c.records, dir = c.dir }
         end
       end
     end

@@ -84,17 +84,7 @@ function plot.terminals()
   return set
 end
 
-local mkdir_p, temp_suffix = fs.mkdir_p, fs.temp_suffix
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local mkdir_p, temp_suffix, read_file = fs.mkdir_p, fs.temp_suffix, fs.read
 
 -- Terminal line for the output kind; width/height are pixels for images and
 -- characters for text.

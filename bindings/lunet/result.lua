@@ -311,7 +311,7 @@ function Result:__tostring()
   if math.type(cached) == "integer" and cached > 0 and cached >= #self.runs and (computed or 0) == 0 then
     -- nothing was computed now: the time of this call says nothing about the runs
     lines[#lines + 1] = ("  source:  all %d runs taken from the cache%s (computed earlier; fresh = true recomputes)")
-      :format(cached, type(prov.store or prov.cache) == "string" and (" " .. (prov.store or prov.cache)) or "")
+      :format(cached, type(prov.store) == "string" and (" " .. prov.store) or "")
   elseif type(prov.seconds) == "number" then
     local from = ""
     if math.type(cached) == "integer" and cached > 0 then

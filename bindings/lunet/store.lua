@@ -316,9 +316,12 @@ function Store:find(index, accept, files, since)
   return nil
 end
 
---- Writes a record (index, iterations, ... see experiment.lua) atomically and durably.
+--- Writes a record (index, iterations, seed, ... see experiment.lua) atomically and durably.
+-- The seed is written as text (64 bits do not survive a JSON double); Store:load reads
+-- it back as an integer, so a record in memory always holds an integer seed.
 function Store:write(rec)
   rec.format, rec.version, rec.key = RECORD_FORMAT, VERSION, self.key
+  if rec.seed ~= nil then rec.seed = tostring(rec.seed) end
   local text, err = store.encode_record(rec)
   if not text then return nil, err end
   local path = self.dir .. "/" .. record_name(rec.index, rec.iterations)
@@ -459,15 +462,17 @@ local function check_out(f, out)
   return out or "out"
 end
 
---- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary,
--- runs, records, iterations (longest), bytes, last (time of the newest file)}
+--- store.list(out = "out") -> list of {digest, dir, names = {experiments}, summary, key
+-- (the settings as text; nil when config.json is missing or damaged), runs, records,
+-- iterations (longest), bytes, last (time of the newest file)}, sorted by digest
 function store.list(out)
   out = check_out("store.list", out)
   local list = {}
   for _, c in ipairs(configurations(out)) do
     list[#list + 1] = { digest = c.digest, dir = c.dir, names = c.names, runs = c.runs, records = c.records,
       iterations = c.iterations, bytes = c.bytes, last = c.last,
-      summary = c.config and c.config.summary or "(config.json missing or damaged)" }
+      summary = c.config and c.config.summary or "(config.json missing or damaged)",
+      key = c.config and c.config.key }
   end
   return list
 end
