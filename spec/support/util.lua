@@ -68,7 +68,6 @@ function util.run(cmd, input)
   return r
 end
 
--- A command's result as text, for assertion messages.
 -- Are two lists of numbers the same doubles, bit for bit?
 function util.same_bits(a, b)
   if #a ~= #b then return false end
@@ -78,6 +77,13 @@ function util.same_bits(a, b)
   return true
 end
 
+-- The error f(...) raises, as text; fails the test when f does not raise.
+function util.err_of(f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error")
+  return tostring(err)
+end
+
 -- An IDX header: type code and dimensions (big-endian, as in the files).
 function util.idx_header(type_code, dims)
   local h = string.pack(">BBBB", 0, 0, type_code, #dims)
@@ -85,6 +91,7 @@ function util.idx_header(type_code, dims)
   return h
 end
 
+-- A command's result as text, for assertion messages.
 function util.explain(r) return ("exit %s\n--- stdout:\n%s\n--- stderr:\n%s"):format(r.code, r.out, r.err) end
 
 return util
