@@ -18,6 +18,13 @@ local function count_records(store_dir)
   return n
 end
 
+-- How many runs the `sweep task` lines on a command's stderr say they computed.
+local function computed_runs(err)
+  local n = 0
+  for k in err:gmatch("runs %d+%-%d+: (%d+) computed") do n = n + tonumber(k) end
+  return n
+end
+
 local ROOT = lfs.currentdir()
 local LUNET = ROOT .. "/bin/lunet"
 
@@ -411,9 +418,7 @@ describe("bin/lunet sweep on one machine", function()
     r = lunet("sweep parallel -j 2 --runs-per-task 1 " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     -- every task computed its one run: none twice, none from another task
-    local computed = 0
-    for n in r.err:gmatch("runs %d+%-%d+: (%d+) computed") do computed = computed + tonumber(n) end
-    assert.are.equal(8, computed)
+    assert.are.equal(8, computed_runs(r.err))
     equals_local_run(util.read(dir .. "/out/tiny.csv"))
   end)
 
@@ -470,9 +475,7 @@ describe("bin/lunet sweep on one machine", function()
     local stored = count_records(dir .. "/out/store") -- also the runs that the killed tasks finished
     local r = lunet("sweep parallel -j 2 " .. TINY .. " out 10")
     assert.is_true(r.ok, util.explain(r))
-    local computed = 0 -- no run is computed twice
-    for n in r.err:gmatch("runs %d+%-%d+: (%d+) computed") do computed = computed + tonumber(n) end
-    assert.are.equal(8 - stored, computed)
+    assert.are.equal(8 - stored, computed_runs(r.err)) -- no run is computed twice
     local seqs = done_lines()
     table.sort(seqs)
     assert.are.same({ "1", "2", "3", "4" }, seqs, util.read(joblog)) -- each task done once: none ran again
