@@ -55,6 +55,24 @@ function util.list_dir(path)
   return names
 end
 
+-- The run records in the run store under `out` (out/store/<digest>/run-*.json, every
+-- configuration's; only those of `iterations` iterations when given), as sorted paths;
+-- none while there is no store yet.
+function util.store_records(out, iterations)
+  local list, store = {}, out .. "/store"
+  if lfs.attributes(store, "mode") ~= "directory" then return list end
+  local pattern = "^run%-%d+%-i" .. (iterations and ("%06d"):format(iterations) or "%d+") .. "%.json$"
+  for _, digest in ipairs(util.list_dir(store)) do
+    local dir = store .. "/" .. digest
+    if lfs.attributes(dir, "mode") == "directory" then
+      for _, name in ipairs(util.list_dir(dir)) do
+        if name:match(pattern) then list[#list + 1] = dir .. "/" .. name end
+      end
+    end
+  end
+  return list
+end
+
 -- Runs a shell command with `input` on stdin; returns {ok =, code =, out =, err =}.
 function util.run(cmd, input)
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
