@@ -4,11 +4,7 @@ package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 
-local function err_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local err_of = require("util").err_of
 
 describe("strict options", function()
   it("an unknown key names it and lists the valid keys", function()

@@ -175,7 +175,7 @@ describe("a one-node Slurm (tools/cluster/slurm.sh) #cluster", function()
     local args = TINY .. " out 10 0.01,0.05 4 500" -- task 0: 4 runs of 10 epochs, about a second each
     assert.is_true(util.run(("cd %s && %s sweep plan %s"):format(q(tl), LUNET, args)).ok)
     local task = ("cd %s && %s sweep task --index 0 %s"):format(q(tl), LUNET, args)
-    local records = function() return tonumber(util.run("ls " .. q(tl) .. "/out/store/*/run-*.json | wc -l").out) end
+    local function records() return #util.store_records(tl .. "/out") end
     local r = slurm(("sbatch --parsable -o %s/first.out --wrap %s"):format(q(tl), q(task)))
     assert.is_true(r.ok, util.explain(r))
     local job = r.out:match("%d+")

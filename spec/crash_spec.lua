@@ -305,18 +305,29 @@ describe("no Lua code crashes lunet", function()
       coroutine.close(co)
       n:free()
       d:free()
-      -- a coroutine suspended for good while pinning: collected, then the objects free
-      local n2 = small_net()
-      local dead = coroutine.create(function()
-        local t = core.tensor({ 1 })
-        t:reshape(setmetatable({}, { __len = function() return 1 end,
-          __index = function() coroutine.yield() end }))
+      -- a dead coroutine never closed: its pins go when the collector takes it
+      local n2, d2 = small_net(), small_data(8)
+      local dropped = coroutine.create(function()
+        n2:train { data = d2, quiet = true, progress = function() error("stop here") end }
       end)
-      coroutine.resume(dead)
-      dead = nil
+      assert(not coroutine.resume(dropped))
+      raises("net is in use by net:train", n2.free, n2)
+      raises("dataset is in use by net:train", d2.free, d2)
+      dropped = nil
       collectgarbage()
       collectgarbage()
       n2:free()
+      d2:free()
+      -- a yield from a metamethod inside a C call is refused: the coroutine dies, no crash
+      local t = core.tensor({ 1 })
+      local dead = coroutine.create(function()
+        t:reshape(setmetatable({}, { __len = function() return 1 end,
+          __index = function() coroutine.yield() end }))
+      end)
+      local ok, e = coroutine.resume(dead)
+      assert(not ok and tostring(e):find("yield across a C-call boundary", 1, true), tostring(e))
+      assert(coroutine.status(dead) == "dead")
+      t:free()
     ]]
   end)
 

@@ -5,26 +5,11 @@
 -- process ends with 130 after one line on stderr, and the code after the call does not
 -- run. (Experiments:
 -- spec/experiment_spec.lua and spec/store_spec.lua.)
-local lfs = require("lfs")
-
-local function read(path)
-  local f = io.open(path, "r")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local util = require("spec.support.util")
 
 describe("Ctrl-C during net:train", function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  lfs.mkdir(dir)
-  teardown(function()
-    for name in lfs.dir(dir) do
-      if name ~= "." and name ~= ".." then os.remove(dir .. "/" .. name) end
-    end
-    lfs.rmdir(dir)
-  end)
+  local dir = util.temp_dir()
+  teardown(function() util.rm_rf(dir) end)
 
   -- Trains on, until SIGINT, as `how` runs it: "session" (bin/lunet) or "script".
   local function interrupted_run(how)
@@ -67,7 +52,7 @@ wait $pid
 echo "exit $?" >> %s
 ]]):format(start, out, err, out, out)
     os.execute(cmd)
-    local o, e = read(out), read(err)
+    local o, e = util.read(out) or "", util.read(err) or ""
     return o, e, "\nstdout:\n" .. o .. "\nstderr:\n" .. e
   end
 

@@ -8,9 +8,8 @@ local lunet = require("lunet")
 local util = require("spec.support.util")
 
 describe("the study report (scripts/seed_report.lua)", function()
-  local mnist = os.getenv("MNIST_DIR")
-  if not (mnist and lunet.mnist { dir = mnist, split = "test", n = 1 }) then
-    it("needs MNIST_DIR", function() pending("MNIST_DIR not set or MNIST missing: the report spec is skipped") end)
+  if not util.mnist_dir() then
+    it("needs MNIST_DIR", function() pending(util.NO_MNIST .. ": the report spec is skipped") end)
     return
   end
   local out, report

@@ -31,21 +31,9 @@ for file in lfs.dir("lunet") do
   if name then require("lunet." .. name) end
 end
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(lfs.mkdir(tmp))
+local util = require("util")
+local tmp = util.temp_dir()
 local home = lfs.currentdir()
-
-local function remove_tree(dir)
-  if lfs.attributes(dir, "mode") ~= "directory" then
-    os.remove(dir)
-    return
-  end
-  for name in lfs.dir(dir) do
-    if name ~= "." and name ~= ".." then remove_tree(dir .. "/" .. name) end
-  end
-  lfs.rmdir(dir)
-end
 
 -- ------------------------------------------------------------ objects
 
@@ -576,7 +564,7 @@ local walked = false
 
 teardown(function()
   lfs.chdir(home)
-  remove_tree(tmp)
+  util.rm_rf(tmp)
 end)
 
 describe("the API walk", function()
@@ -661,11 +649,7 @@ end)
 
 -- ------------------------------------------------------------ limits
 
-local function err_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local err_of = util.err_of
 
 describe("limits", function()
   it("absurd sizes fail fast with a message instead of allocating", function()

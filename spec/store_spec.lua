@@ -49,17 +49,7 @@ local function run_child(out, iterations, runs, threads, name)
   return result(r.out), r
 end
 
-local function records(out, iterations)
-  local list = {}
-  for _, d in ipairs(util.list_dir(out .. "/store")) do
-    for _, name in ipairs(util.list_dir(out .. "/store/" .. d)) do
-      if name:match("^run%-%d+%-i" .. ("%06d"):format(iterations) .. "%.json$") then
-        list[#list + 1] = out .. "/store/" .. d .. "/" .. name
-      end
-    end
-  end
-  return list
-end
+local records = util.store_records
 
 local reference = {}
 local function ref(iterations)

@@ -7,14 +7,10 @@ local util = require("util")
 local lfs = require("lfs")
 local cluster = require("lunet.cluster")
 
--- The run records in a store directory (every configuration's).
-local function count_records(store_dir)
+-- How many runs the `sweep task` lines on a command's stderr say they computed.
+local function computed_runs(err)
   local n = 0
-  for d in lfs.dir(store_dir) do
-    if d:sub(1, 1) ~= "." then
-      for f in lfs.dir(store_dir .. "/" .. d) do if f:match("^run%-") then n = n + 1 end end
-    end
-  end
+  for k in err:gmatch("runs %d+%-%d+: (%d+) computed") do n = n + tonumber(k) end
   return n
 end
 
@@ -383,7 +379,7 @@ describe("bin/lunet sweep on one machine", function()
         util.shell_quote(dir), LUNET, args, before, sig))
       return tonumber(r.out:match("exit (%d+)")), r
     end
-    local function records() return count_records(dir .. "/out/store") end
+    local function records() return #util.store_records(dir .. "/out") end
     -- SIGKILL (what follows SIGTERM after Slurm's KillWait) once a run is stored: it stays
     local code, r = kill_after_next_run("KILL", 0)
     assert.are.equal(137, code, util.explain(r))
@@ -411,9 +407,7 @@ describe("bin/lunet sweep on one machine", function()
     r = lunet("sweep parallel -j 2 --runs-per-task 1 " .. TINY)
     assert.is_true(r.ok, util.explain(r))
     -- every task computed its one run: none twice, none from another task
-    local computed = 0
-    for n in r.err:gmatch("runs %d+%-%d+: (%d+) computed") do computed = computed + tonumber(n) end
-    assert.are.equal(8, computed)
+    assert.are.equal(8, computed_runs(r.err))
     equals_local_run(util.read(dir .. "/out/tiny.csv"))
   end)
 
@@ -467,12 +461,10 @@ describe("bin/lunet sweep on one machine", function()
     end
     local before = #done_lines()
     assert.is_true(before >= 1 and before < 4, util.read(joblog))
-    local stored = count_records(dir .. "/out/store") -- also the runs that the killed tasks finished
+    local stored = #util.store_records(dir .. "/out") -- also the runs that the killed tasks finished
     local r = lunet("sweep parallel -j 2 " .. TINY .. " out 10")
     assert.is_true(r.ok, util.explain(r))
-    local computed = 0 -- no run is computed twice
-    for n in r.err:gmatch("runs %d+%-%d+: (%d+) computed") do computed = computed + tonumber(n) end
-    assert.are.equal(8 - stored, computed)
+    assert.are.equal(8 - stored, computed_runs(r.err)) -- no run is computed twice
     local seqs = done_lines()
     table.sort(seqs)
     assert.are.same({ "1", "2", "3", "4" }, seqs, util.read(joblog)) -- each task done once: none ran again

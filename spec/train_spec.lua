@@ -145,6 +145,19 @@ describe("continuing in memory", function()
     local c = net:train { data = data, optimizer = lunet.adam {}, batch = 40, iterations = 1, quiet = true }
     local d = adam_after:train { data = data, optimizer = lunet.adam {}, batch = 40, iterations = 1, quiet = true }
     assert.is_true(same_bits(c.loss, d.loss))
+    -- the same optimizer kind with another seed: starts over (streams from the new seed)
+    local seed_after = net:clone()
+    local e = net:train { data = data, optimizer = lunet.adam {}, batch = 40, iterations = 1, seed = 7, quiet = true }
+    local f = seed_after:train { data = data, optimizer = lunet.adam {}, batch = 40, iterations = 1, seed = 7,
+      quiet = true }
+    assert.is_true(same_bits(e.loss, f.loss))
+    -- SGD with momentum after SGD without: starts over (no momentum buffer to continue)
+    local plain = lunet.sgd { lr = 0.05 }
+    net:train { data = data, optimizer = plain, batch = 40, iterations = 1, seed = 7, quiet = true }
+    local momentum_after = net:clone()
+    local g = net:train { data = data, optimizer = sgd, batch = 40, iterations = 1, seed = 7, quiet = true }
+    local k = momentum_after:train { data = data, optimizer = sgd, batch = 40, iterations = 1, seed = 7, quiet = true }
+    assert.is_true(same_bits(g.loss, k.loss))
   end)
 
   it("a lower lr in the second call applies from its first step", function()

@@ -66,6 +66,28 @@ check() { # check <name> <status> <log> <seconds>
     fi
 }
 
+# asan_run <log> <command...>: the command (and the lua5.4 processes it starts) on the
+# ASan+UBSan interpreter wrapper and module, leak checking on; output to <log>, exit
+# status in $status. (A subshell, so the preload reaches nothing but the command and
+# what it starts.)
+asan_run() {
+    log=$1
+    shift
+    wrapper build/sanitize/bin "$($CC -print-file-name=libasan.so)" "$($CC -print-file-name=libubsan.so)"
+    printf 'leak:add_name_to_object\n' >build/sanitize/lsan.supp
+    status=0
+    (
+        export PATH="$(pwd)/build/sanitize/bin:$PATH"
+        export ASAN_OPTIONS=detect_leaks=1
+        export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
+        export LUNET_LUA=lua5.4 # the session bin/lunet execs: the wrapper, not the bare interpreter
+        export LUNET_C_TESTS=build/sanitize/spec
+        exec "$@"
+    ) >"$log" 2>&1 || status=$?
+}
+
 C_TESTS=$(for f in spec/c/test_*.c; do basename "$f" .c; done)
 
 for step in $STEPS; do
@@ -86,37 +108,14 @@ asan)
     done
 
     t0=$(now)
-    status=0
-    # (a subshell, so the preload reaches nothing but the suite and what it starts)
-    wrapper build/sanitize/bin "$($CC -print-file-name=libasan.so)" "$($CC -print-file-name=libubsan.so)"
-    printf 'leak:add_name_to_object\n' >build/sanitize/lsan.supp
-    (
-        export PATH="$(pwd)/build/sanitize/bin:$PATH"
-        export ASAN_OPTIONS=detect_leaks=1
-        export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
-        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-        export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
-        export LUNET_LUA=lua5.4 # the session bin/lunet execs: the wrapper, not the bare interpreter
-        export LUNET_C_TESTS=build/sanitize/spec
-        exec lua5.4 "$BUSTED" -o spec/support/summary_handler.lua $SPECS
-    ) >"$LOGS/busted.asan.log" 2>&1 || status=$?
+    asan_run "$LOGS/busted.asan.log" lua5.4 "$BUSTED" -o spec/support/summary_handler.lua $SPECS
     check "ASan+UBSan busted ($(tail -n 1 "$LOGS/busted.asan.log"))" "$status" "$LOGS/busted.asan.log" \
         "$(( $(now) - t0 ))"
     ;;
 luafuzz)
     t0=$(now)
     make -s -j"$JOBS" SANITIZE=1 build/sanitize/lunet/core.so
-    wrapper build/sanitize/bin "$($CC -print-file-name=libasan.so)" "$($CC -print-file-name=libubsan.so)"
-    printf 'leak:add_name_to_object\n' >build/sanitize/lsan.supp
-    status=0
-    (
-        export PATH="$(pwd)/build/sanitize/bin:$PATH"
-        export ASAN_OPTIONS=detect_leaks=1
-        export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
-        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-        export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
-        exec lua5.4 tools/lua_fuzz.lua "${LUA_FUZZ_SECONDS:-60}"
-    ) >"$LOGS/lua_fuzz.asan.log" 2>&1 || status=$?
+    asan_run "$LOGS/lua_fuzz.asan.log" lua5.4 tools/lua_fuzz.lua "${LUA_FUZZ_SECONDS:-60}"
     check "ASan+UBSan $(tail -n 1 "$LOGS/lua_fuzz.asan.log")" "$status" "$LOGS/lua_fuzz.asan.log" "$(( $(now) - t0 ))"
     ;;
 tsan)

@@ -174,6 +174,24 @@ static void free_pass(pass_out *p)
     free(p->argmax);
 }
 
+/* Forward and backward through the layer with the fast and the reference kernels;
+ * reports whether the outputs, the argmax (layers that keep one) and the input
+ * gradients are the same bits. */
+static void report_same_bits(owned_layer *o, const float *x, const float *dy, int batch, const char *desc)
+{
+    pass_out fast, ref;
+    run_pass(o, x, dy, batch, 0, 1, &fast);
+    run_pass(o, x, dy, batch, 1, 1, &ref);
+    const size_t in = (size_t)(o->l.in_n * batch), out = (size_t)(o->l.out_n * batch);
+    char detail[300] = "";
+    int ok = same_bits(fast.y, ref.y, sizeof(float) * out, detail, sizeof detail);
+    if (ok && ref.argmax) ok = same_bits(fast.argmax, ref.argmax, sizeof(int32_t) * out, detail, sizeof detail);
+    if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * in, detail, sizeof detail);
+    report(ok, desc, detail);
+    free_pass(&fast);
+    free_pass(&ref);
+}
+
 /* ------------------------------------------------------------- conv2d */
 
 typedef struct {
@@ -284,20 +302,10 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
             if (r == 1) x[i] = -INFINITY;
             if (r == 2) x[i] = -0.0f;
         }
-    pass_out fast, ref;
-    run_pass(&o, x, dy, batch, 0, 1, &fast);
-    run_pass(&o, x, dy, batch, 1, 1, &ref);
-    char desc[200], detail[300] = "";
+    char desc[200];
     snprintf(desc, sizeof desc, "%s maxpool2d 2x2 on %dx%dx%d batch %d%s (bit for bit)", isa, c, h, w,
              batch, specials ? " with ties, NaN, inf" : "");
-    int ok = same_bits(fast.y, ref.y, sizeof(float) * (size_t)(o.l.out_n * batch), detail, sizeof detail);
-    if (ok)
-        ok = same_bits(fast.argmax, ref.argmax, sizeof(int32_t) * (size_t)(o.l.out_n * batch), detail,
-                       sizeof detail);
-    if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
-    report(ok, desc, detail);
-    free_pass(&fast);
-    free_pass(&ref);
+    report_same_bits(&o, x, dy, batch, desc);
     free(x);
     free(dy);
     free_layer(&o);
@@ -315,16 +323,9 @@ static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char
     fill(dy, m, rng);
     for (int64_t i = 0; i < n; i += 7) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? NAN : INFINITY;
     for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
-    pass_out fast, ref;
-    run_pass(&o, x, dy, batch, 0, 1, &fast);
-    run_pass(&o, x, dy, batch, 1, 1, &ref);
-    char desc[200], detail[300] = "";
+    char desc[200];
     snprintf(desc, sizeof desc, "%s avgpool2d 2x2 on %dx%dx%d batch %d (bit for bit)", isa, c, h, w, batch);
-    int ok = same_bits(fast.y, ref.y, sizeof(float) * (size_t)m, detail, sizeof detail);
-    if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
-    report(ok, desc, detail);
-    free_pass(&fast);
-    free_pass(&ref);
+    report_same_bits(&o, x, dy, batch, desc);
     free(x);
     free(dy);
     free_layer(&o);
@@ -397,16 +398,9 @@ static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *is
     fill(x, n, rng);
     fill(dy, n, rng);
     for (int64_t i = 0; i < n; i += 5) x[i] = i % 3 ? -0.0f : NAN;
-    pass_out fast, ref;
-    run_pass(&o, x, dy, batch, 0, 1, &fast);
-    run_pass(&o, x, dy, batch, 1, 1, &ref);
-    char desc[200], detail[300] = "";
+    char desc[200];
     snprintf(desc, sizeof desc, "%s relu over %lld floats (bit for bit, NaN and -0)", isa, (long long)n);
-    int ok = same_bits(fast.y, ref.y, sizeof(float) * (size_t)n, detail, sizeof detail);
-    if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
-    report(ok, desc, detail);
-    free_pass(&fast);
-    free_pass(&ref);
+    report_same_bits(&o, x, dy, batch, desc);
     free(x);
     free(dy);
     free_layer(&o);

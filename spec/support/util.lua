@@ -55,6 +55,24 @@ function util.list_dir(path)
   return names
 end
 
+-- The run records in the run store under `out` (out/store/<digest>/run-*.json, every
+-- configuration's; only those of `iterations` iterations when given), as sorted paths;
+-- none while there is no store yet.
+function util.store_records(out, iterations)
+  local list, store = {}, out .. "/store"
+  if lfs.attributes(store, "mode") ~= "directory" then return list end
+  local pattern = "^run%-%d+%-i" .. (iterations and ("%06d"):format(iterations) or "%d+") .. "%.json$"
+  for _, digest in ipairs(util.list_dir(store)) do
+    local dir = store .. "/" .. digest
+    if lfs.attributes(dir, "mode") == "directory" then
+      for _, name in ipairs(util.list_dir(dir)) do
+        if name:match(pattern) then list[#list + 1] = dir .. "/" .. name end
+      end
+    end
+  end
+  return list
+end
+
 -- Runs a shell command with `input` on stdin; returns {ok =, code =, out =, err =}.
 function util.run(cmd, input)
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
@@ -68,7 +86,6 @@ function util.run(cmd, input)
   return r
 end
 
--- A command's result as text, for assertion messages.
 -- Are two lists of numbers the same doubles, bit for bit?
 function util.same_bits(a, b)
   if #a ~= #b then return false end
@@ -78,6 +95,13 @@ function util.same_bits(a, b)
   return true
 end
 
+-- The error f(...) raises, as text; fails the test when f does not raise.
+function util.err_of(f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error")
+  return tostring(err)
+end
+
 -- An IDX header: type code and dimensions (big-endian, as in the files).
 function util.idx_header(type_code, dims)
   local h = string.pack(">BBBB", 0, 0, type_code, #dims)
@@ -85,6 +109,7 @@ function util.idx_header(type_code, dims)
   return h
 end
 
+-- A command's result as text, for assertion messages.
 function util.explain(r) return ("exit %s\n--- stdout:\n%s\n--- stderr:\n%s"):format(r.code, r.out, r.err) end
 
 return util
