@@ -1,6 +1,5 @@
 -- The Lua contract: strict options, argument errors that name the argument,
 -- printing, the userdata conventions, model files.
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 

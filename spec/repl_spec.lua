@@ -2,8 +2,8 @@
 -- non-interactively through a pipe; lunet.help(); and the printed form of every object.
 local lfs = require("lfs")
 local lunet = require("lunet")
-local synthetic = require("spec.support.synthetic")
-local util = require("spec.support.util")
+local synthetic = require("synthetic")
+local util = require("util")
 local shell_quote = util.shell_quote
 local write = util.write
 local temp_dir = util.temp_dir
@@ -110,7 +110,7 @@ describe("the lunet REPL", function()
   end)
 
   it("keeps lunet out of the globals of code that requires it", function()
-    local q = run("lua5.4 -e " .. shell_quote('local l = require("lunet"); print(rawget(_G, "lunet"), type(l))'))
+    local q = run(util.LUA .. " -e " .. shell_quote('local l = require("lunet"); print(rawget(_G, "lunet"), type(l))'))
     assert.equal("nil\ttable\n", q.out, explain(q))
   end)
 end)
@@ -247,7 +247,7 @@ describe("lunet.help", function()
   end)
 
   it("prints through lunet.help", function()
-    local r = run("lua5.4 -e " .. shell_quote('require("lunet").help("net:save")'))
+    local r = run(util.LUA .. " -e " .. shell_quote('require("lunet").help("net:save")'))
     assert.matches("^net:save%(path%)", r.out, explain(r))
   end)
 end)

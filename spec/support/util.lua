@@ -4,6 +4,11 @@ local lfs = require("lfs")
 
 local util = {}
 
+-- A command prefix that starts Lua (util.LUA) or any command (util.ENV .. " cmd") with the
+-- module path the specs have: the source tree's lunet, this build's lunet.core, spec/support/.
+util.ENV = require("paths").env
+util.LUA = require("paths").lua
+
 function util.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- The whole file, or nil when it cannot be opened.
