@@ -65,7 +65,7 @@ $(MODULE): $(MODULE_SRC) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
-$(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
+$(BUILD)/spec/%: spec/c/%.c spec/c/tap.h $(STATIC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIBS)
 
