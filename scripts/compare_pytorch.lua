@@ -21,7 +21,8 @@ local lunet = require("lunet")
 local common = require("scripts.compare_common")
 local lfs = require("lfs")
 
-local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = "docs/compare", fresh = false, quick = false,
+-- out: one folder per replicate, docs/compare/seed<SEED> unless --out says otherwise
+local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = false, fresh = false, quick = false,
   seed = 1, shared_init = false }
 local i = 1
 while i <= #arg do
@@ -40,6 +41,8 @@ while i <= #arg do
   end
   i = i + 1
 end
+
+opts.out = opts.out or ("docs/compare/seed%d"):format(opts.seed)
 
 local python = "/usr/bin/python3"
 if not os.execute(python .. " -c 'import torch' 2>/dev/null") then
@@ -62,7 +65,7 @@ lfs.mkdir(opts.out)
 local function fmt(v, f) return v == v and (f or "%.4f"):format(v) or "n/a" end
 
 local md = {
-  "# lunet against PyTorch on the study's settings", "",
+  ("# lunet against PyTorch on the study's settings, seed %d"):format(opts.seed), "",
   ("First %d MNIST training images, the PyTorch MNIST-example CNN, NLL loss, SGD, batch 64, %d runs per engine"
     .. " (each engine with its own seeds); test accuracy on the 10000 test images."):format(opts.n, opts.runs),
   "PyTorch: tools/compare_pytorch.py (torch.manual_seed per run, DataLoader-style shuffling per epoch).", "",
@@ -235,9 +238,9 @@ if #shared_md > 0 then
   md[#md + 1] = ""
 end
 for _, d in ipairs(details) do md[#md + 1] = d end
--- Notes written by hand beside the generated files (replicates, pooled runs) survive a rerun.
-if lfs.attributes(opts.out .. "/replicates.md") then
-  md[#md + 1] = "Replicates with other seeds, the runs pooled, and a note on the criterion: [replicates.md](replicates.md)."
+-- Notes written by hand beside the replicates' folders (replicates, pooled runs) survive a rerun.
+if lfs.attributes((opts.out:match("^(.*)/[^/]*$") or ".") .. "/replicates.md") then
+  md[#md + 1] = "Replicates with other seeds, the runs pooled, and a note on the criterion: [replicates.md](../replicates.md)."
 end
 local path = opts.out .. "/README.md"
 local fh = assert(io.open(path .. ".tmp", "w"))

@@ -2,8 +2,7 @@
 --- compare_replicates.lua: what the criterion of scripts/compare_pytorch.lua gives when an
 -- engine is compared with itself, and when the replicates are pooled.
 --
--- Reads two finished comparisons (defaults: docs/compare = seed 1, docs/compare-seed2 =
--- seed 2; lunet's runs come from its result cache in out/, so run compare_pytorch.lua for
+-- Reads two finished comparisons (defaults: docs/compare/seed1 and docs/compare/seed2; lunet's runs come from its result cache in out/, so run compare_pytorch.lua for
 -- both seeds first) and prints, per figure:
 --   PyTorch seed 1 against PyTorch seed 2, lunet seed 1 against lunet seed 2 (each engine
 --   with itself: any failure of the criterion there is sampling noise by construction);
@@ -14,7 +13,7 @@
 local lunet = require("lunet")
 local common = require("scripts.compare_common")
 
-local opts = { a = "docs/compare", b = "docs/compare-seed2", runs = 20, n = 3000 }
+local opts = { a = "docs/compare/seed1", b = "docs/compare/seed2", runs = 20, n = 3000 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(%w+)$")
