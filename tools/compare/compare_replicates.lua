@@ -1,5 +1,5 @@
 #!/usr/bin/env lua5.4
---- compare_replicates.lua: what the criterion of scripts/compare_pytorch.lua gives when an
+--- compare_replicates.lua: what the criterion of tools/compare/compare_pytorch.lua gives when an
 -- engine is compared with itself, and when the replicates are pooled.
 --
 -- Reads two finished comparisons (defaults: docs/compare/seed1 and docs/compare/seed2; lunet's runs come from its result cache in out/, so run compare_pytorch.lua for
@@ -9,16 +9,16 @@
 --   lunet against PyTorch with both seeds' runs pooled (40 runs per engine).
 -- Criterion: share of iterations where each mean lies inside the other's 95% CI, and the
 -- difference of the final mean test accuracies.
--- Usage: lua5.4 scripts/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]
+-- Usage: bin/lunet run tools/compare/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]
 local lunet = require("lunet")
-local common = require("scripts.compare_common")
+local common = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/compare_common.lua")
 
 local opts = { a = "docs/compare/seed1", b = "docs/compare/seed2", runs = 20, n = 3000 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(%w+)$")
   if not key or opts[key] == nil or arg[i + 1] == nil then
-    io.stderr:write("usage: lua5.4 scripts/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]\n")
+    io.stderr:write("usage: bin/lunet run tools/compare/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]\n")
     os.exit(2)
   end
   opts[key] = type(opts[key]) == "number" and math.tointeger(tonumber(arg[i + 1])) or arg[i + 1]
