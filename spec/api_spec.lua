@@ -161,3 +161,46 @@ describe("model files", function()
     assert.matches("nonexistent", err, 1, true)
   end)
 end)
+
+describe("names that load on first use", function()
+  local util = require("util")
+  -- A child lua5.4 with this process's module paths and a lua-cjson that cannot load:
+  -- runs `code` and prints what it prints.
+  local function without_cjson(code)
+    local prelude = ("package.path = %q; package.cpath = %q; "
+      .. "package.preload.cjson = function() error('no cjson in this test') end; ")
+      :format(package.path, package.cpath)
+    return util.run("lua5.4 -e " .. util.shell_quote(prelude .. code))
+  end
+
+  it("each loads its own module: lunet.stats, lunet.Progress and lunet.plot need no cjson", function()
+    local r = without_cjson([[
+      local lunet = require("lunet")
+      print(lunet.stats.mean({ 1, 2, 6 }))
+      print(lunet.Progress.format_duration(75))
+      print(type(lunet.plot))
+      print(package.loaded["lunet.experiment"], package.loaded["lunet.result"], package.loaded.cjson)]])
+    assert.equal(0, r.code, util.explain(r))
+    assert.equal("3.0\n1m15s\nfunction\nnil\tnil\tnil\n", r.out)
+  end)
+
+  it("a name whose module cannot load says which and why", function()
+    local r = without_cjson([[
+      local lunet = require("lunet")
+      local ok, err = pcall(function() return lunet.Result end)
+      print(ok, err)]])
+    assert.equal(0, r.code, util.explain(r))
+    assert.matches("^false\t[^\n]*lunet.Result failed to load: [^\n]*no cjson in this test", r.out)
+  end)
+
+  it("every name listed loads and is kept", function()
+    local names = lunet._lazy_names()
+    assert.same({ "Progress", "Result", "experiment", "load_result", "plot", "stats", "store", "sweep" }, names)
+    for _, k in ipairs(names) do
+      assert.is_not_nil(lunet[k], k)
+      assert.equal(lunet[k], rawget(lunet, k), k)
+    end
+    assert.equal(require("lunet.stats"), lunet.stats)
+    assert.equal(require("lunet.result").load, lunet.load_result)
+  end)
+end)

@@ -25,7 +25,7 @@ local core = require("lunet.core")
 local lfs = require("lfs")
 local synthetic = require("synthetic")
 -- load everything that loads lazily now, before the walk moves to a scratch directory
-local _ = lunet.experiment
+for _, k in ipairs(lunet._lazy_names()) do local _ = lunet[k] end
 for file in lfs.dir("lunet") do
   local name = file:match("^([%w_]+)%.lua$")
   if name then require("lunet." .. name) end

@@ -10,7 +10,6 @@ local core = require("lunet.core")
 local check = require("lunet.check")
 local Result = require("lunet.result")
 local plot = require("lunet.plot")
-local stats = require("lunet.stats")
 local Progress = require("lunet.progress")
 local fs = require("lunet.fs")
 local store = require("lunet.store")
@@ -788,26 +787,6 @@ function Sweep:__tostring()
       row.final_mean or 0 / 0, row.final_std or 0 / 0, plateau)
   end
   return table.concat(lines, "\n")
-end
-
--- ---------------------------------------------------------------- install
-
-function M.install(lunet)
-  -- not tail calls: the errors raised at level 3 must land on the caller's line
-  rawset(lunet, "experiment", function(opts)
-    local res = M.experiment(lunet, opts)
-    return res
-  end)
-  rawset(lunet, "sweep", function(opts)
-    local sw = M.sweep(lunet, opts)
-    return sw
-  end)
-  rawset(lunet, "plot", function(results, opts) return plot.results(results, opts) end)
-  rawset(lunet, "load_result", Result.load)
-  rawset(lunet, "Result", Result)
-  rawset(lunet, "stats", stats)
-  rawset(lunet, "Progress", Progress)
-  rawset(lunet, "store", store)
 end
 
 return M

@@ -336,12 +336,19 @@ end
 
 -- ------------------------------------------------------------ lookup
 
+-- Loads every name of lunet that loads on first use (lunet.Result, lunet.stats, ...),
+-- so that the lookups below find them; one that cannot load (no lua-cjson) stays out.
+local function load_lazy(lunet)
+  if type(lunet) ~= "table" or type(rawget(lunet, "_lazy_names")) ~= "function" then return end
+  for _, k in ipairs(lunet._lazy_names()) do pcall(function() return lunet[k] end) end
+end
+
 -- function value -> public name, from the tables users reach the API through.
 local function identity_names(lunet)
   local names = {}
   local function add(f, name) if type(f) == "function" and names[f] == nil then names[f] = name end end
   if type(lunet) ~= "table" then return names end
-  pcall(function() return lunet.experiment end) -- loads the experiment part
+  load_lazy(lunet)
   for k, v in pairs(lunet) do add(v, "lunet." .. tostring(k)) end
   for k, v in pairs(rawget(lunet, "models") or {}) do add(v, "lunet.models." .. k) end
   local core = rawget(lunet, "core")
@@ -435,6 +442,7 @@ function help.entries() return load_docs() end
 --- help.text([what]) -> string: what lunet.help(what) prints.
 function help.text(lunet, what)
   local docs = load_docs()
+  load_lazy(lunet)
   local t = type(what)
   if what == nil or what == lunet then
     return full_listing(lunet, docs)

@@ -969,20 +969,57 @@ lunet.idx_read = core.idx_read
 -- lunet.help([what]): the API list, or the doc of a function, name or object (lunet/help.lua).
 function lunet.help(what) return require("lunet.help").help(lunet, what) end
 
--- Experiments, results and plots load on first use so that `require("lunet")` stays
--- cheap and works without lua-cjson or gnuplot for engine-only use.
-local lazy = { experiment = true, sweep = true, plot = true, load_result = true, Result = true,
-  stats = true, Progress = true, store = true }
+-- Experiments, results, statistics and plots load on first use (as Penlight's `pl`
+-- loads `pl.*`), so that `require("lunet")` stays cheap and works without lua-cjson or
+-- gnuplot for engine-only use. Each name comes from its own module and loads only
+-- that module and what it requires: lunet.stats needs no cjson, lunet.Result does.
+local LAZY = {
+  -- not tail calls: the errors M.experiment and M.sweep raise at level 3 must land
+  -- on the caller's line
+  experiment = function()
+    local M = require("lunet.experiment")
+    return function(opts)
+      local res = M.experiment(lunet, opts)
+      return res
+    end
+  end,
+  sweep = function()
+    local M = require("lunet.experiment")
+    return function(opts)
+      local sw = M.sweep(lunet, opts)
+      return sw
+    end
+  end,
+  plot = function()
+    local plot = require("lunet.plot")
+    return function(results, opts) return plot.results(results, opts) end
+  end,
+  load_result = function() return require("lunet.result").load end,
+  Result = function() return require("lunet.result") end,
+  stats = function() return require("lunet.stats") end,
+  Progress = function() return require("lunet.progress") end,
+  store = function() return require("lunet.store") end,
+}
+
+-- The names lunet loads on first use, sorted (lunet.help and the specs load them all).
+function lunet._lazy_names()
+  local names = {}
+  for k in pairs(LAZY) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 setmetatable(lunet, {
   __tostring = function() return ("lunet %s: lunet.help() lists the API"):format(core.version) end,
   __index = function(t, k)
-    if not lazy[k] then return nil end
-    local ok, ext = pcall(require, "lunet.experiment")
+    local load = LAZY[k]
+    if not load then return nil end
+    local ok, value = pcall(load)
     if not ok then
-      error(("lunet.%s needs lunet.experiment, which failed to load: %s"):format(k, tostring(ext)), 2)
+      error(("lunet.%s failed to load: %s"):format(k, tostring(value)), 2)
     end
-    ext.install(t)
-    return rawget(t, k)
+    rawset(t, k, value)
+    return value
   end,
 })
 
