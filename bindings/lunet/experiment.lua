@@ -8,6 +8,7 @@
 -- a kill, or in several processes at once, only computes what is missing.
 local core = require("lunet.core")
 local check = require("lunet.check")
+local format = require("lunet.format")
 local Result = require("lunet.result")
 local plot = require("lunet.plot")
 local Progress = require("lunet.progress")
@@ -44,20 +45,6 @@ local function describe_data(ds)
   }
 end
 
-local function describe_model(net)
-  local parts = {}
-  for i = 1, net:layer_count() do
-    local l = net:layer(i)
-    local o = {}
-    for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
-      "kernel", "stride", "padding", "p" }) do
-      if l[k] ~= nil then o[#o + 1] = ("%s"):format(l[k]) end
-    end
-    if l.bias == false then o[#o + 1] = "nobias" end
-    parts[#parts + 1] = l.kind .. (#o > 0 and ("(" .. table.concat(o, ",") .. ")") or "")
-  end
-  return table.concat(parts, " ")
-end
 
 -- ------------------------------------------------------------- experiment
 
@@ -176,7 +163,7 @@ local function prepare(lunet, opts, f, level)
   local optim = {}
   for k, v in pairs(train.optimizer) do optim[k] = v end
   local config = {
-    name = name, model = describe_model(net), data = describe_data(opts.data),
+    name = name, model = format.model(net), data = describe_data(opts.data),
     test = opts.test and describe_data(opts.test) or nil,
     -- schedule and stop are tables: the key's canonical form covers their contents
     schedule = train.schedule, stop = train.stop,

@@ -6,6 +6,8 @@
 -- the functions written in C.
 -- This module also gives training histories and evaluations their printed form, and
 -- the REPL its `print` (plain tables shown inline).
+local format = require("lunet.format")
+
 local help = {}
 
 local WIDTH = 100
@@ -490,13 +492,7 @@ end
 
 -- ------------------------------------------------------------ printing
 
-local function fmt_num(v)
-  if math.type(v) == "integer" then return tostring(v) end
-  if v ~= v then return "nan" end
-  if v == math.huge then return "inf" end
-  if v == -math.huge then return "-inf" end
-  return ("%.6g"):format(v)
-end
+local fmt_num = format.number
 
 local function first_line(s) return (s:match("^[^\n]*")) end
 
@@ -572,14 +568,7 @@ local History = { __name = "lunet.History" }
 History.__index = History
 help.History = History
 
-local function plural(n, word) return ("%d %s%s"):format(n, word, n == 1 and "" or "s") end
-
-local function fmt_rate(r)
-  if type(r) ~= "number" or r ~= r then return "?" end
-  if r >= 1e6 then return ("%.2fM"):format(r / 1e6) end
-  if r >= 1e4 then return ("%.1fk"):format(r / 1e3) end
-  return ("%.0f"):format(r)
-end
+local plural, fmt_rate = format.plural, format.rate
 
 function History:__tostring()
   local loss = rawget(self, "loss") or {}

@@ -5,6 +5,7 @@
 -- modules it uses.
 local core = require("lunet.core")
 local check = require("lunet.check")
+local format = require("lunet.format")
 
 local lunet = {
   version = core.version,
@@ -21,12 +22,7 @@ local function layer_meta_tostring(l)
   if type(l) ~= "table" or type(l.kind) ~= "string" then
     error("layer:__tostring: argument #1 must be a layer spec, got " .. type(l), 2)
   end
-  local parts = {}
-  for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
-    "kernel", "stride", "padding", "p", "bias" }) do
-    if l[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(l[k]) end
-  end
-  return l.kind .. "(" .. table.concat(parts, ", ") .. ")"
+  return format.layer(l)
 end
 local Layer = { __tostring = layer_meta_tostring, __name = "lunet.Layer" }
 
@@ -173,44 +169,24 @@ function Net:set_parameters(list)
   end
 end
 
-local function fmt_count(n)
-  if n >= 1e6 then return ("%.2fM"):format(n / 1e6) end
-  if n >= 1e4 then return ("%.1fk"):format(n / 1e3) end
-  return tostring(math.tointeger(n) or n)
-end
-
-local function fmt_shape(s) return table.concat(s, "x") end
-
 local net_meta = core.Net
-local function layer_options(l)
-  local o = {}
-  if l.in_channels then o[#o + 1] = ("%d->%d"):format(l.in_channels, l.out_channels) end
-  if l.in_features then o[#o + 1] = ("%d->%d"):format(l.in_features, l.out_features) end
-  if l.features then o[#o + 1] = tostring(l.features) end
-  if l.kernel then o[#o + 1] = "k" .. l.kernel end
-  if l.stride and l.stride ~= (l.kind == "conv2d" and 1 or l.kernel) then o[#o + 1] = "s" .. l.stride end
-  if l.padding and l.padding > 0 then o[#o + 1] = "p" .. l.padding end
-  if l.p then o[#o + 1] = ("p=%g"):format(l.p) end
-  if l.bias == false then o[#o + 1] = "no bias" end
-  return table.concat(o, " ")
-end
 
 net_meta.__tostring = function(self)
   check.self("net:__tostring", self, core.Net, "net")
   local ok, count = pcall(self.layer_count, self)
   if not ok then return "net (freed)" end
-  local lines = { ("net: %d layers, input %s"):format(count, fmt_shape(self:input_shape())) }
+  local lines = { ("net: %d layers, input %s"):format(count, format.shape(self:input_shape())) }
   lines[#lines + 1] = ("  %-3s %-12s %-14s %-10s %8s %8s"):format("#", "layer", "options", "output",
     "params", "MFLOP")
   for i = 1, count do
     local l = self:layer(i)
-    lines[#lines + 1] = ("  %-3d %-12s %-14s %-10s %8s %8s"):format(i, l.kind, layer_options(l),
-      fmt_shape(l.output), l.params > 0 and fmt_count(l.params) or "-",
+    lines[#lines + 1] = ("  %-3d %-12s %-14s %-10s %8s %8s"):format(i, l.kind, format.layer_options(l),
+      format.shape(l.output), l.params > 0 and format.count(l.params) or "-",
       l.flops > 0 and ("%.3f"):format(l.flops / 1e6) or "-")
   end
   local fwd, bwd = self:flops()
   lines[#lines + 1] = ("  parameters %s; per sample %.3f MFLOP forward, %.3f backward"):format(
-    fmt_count(self:param_count()), fwd / 1e6, bwd / 1e6)
+    format.count(self:param_count()), fwd / 1e6, bwd / 1e6)
   return table.concat(lines, "\n")
 end
 
@@ -351,7 +327,7 @@ end
 
 local lfs = require("lfs")
 
-local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+local quoted = format.quoted
 
 local function exists(path) return lfs.attributes(path, "mode") == "file" end
 
@@ -557,7 +533,7 @@ function lunet.csv(opts)
   end
   if opts.label_column and opts.label_column > shape[1] * shape[2] * shape[3] + 1 then
     error(("%s: option 'label_column' (%d) is beyond the %d columns of shape %s"):format(f, opts.label_column,
-      shape[1] * shape[2] * shape[3] + 1, table.concat(shape, "x")), 2)
+      shape[1] * shape[2] * shape[3] + 1, format.shape(shape)), 2)
   end
   local norm = norm_options(f, opts)
   norm.label_column, norm.shape, norm.header, norm.n = opts.label_column, shape, opts.header, opts.n
@@ -651,7 +627,7 @@ core.Dataset.__tostring = function(self)
   for c, k in ipairs(self:class_counts()) do counts[#counts + 1] = ("%d:%d"):format(c - 1, k) end
   local bytes, storage = self:memory()
   return ("dataset %s: %d samples of %s, %d classes, %.1f MB (%s)\n  per class %s"):format(name, n,
-    table.concat(self:shape(), "x"), self:classes(), bytes / 1e6, storage, table.concat(counts, " "))
+    format.shape(self:shape()), self:classes(), bytes / 1e6, storage, table.concat(counts, " "))
 end
 
 -- ---------------------------------------------------------------- training
