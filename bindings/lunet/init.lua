@@ -875,7 +875,7 @@ function Net:train(opts)
       .. "(net:save keeps one); exiting with %d\n"):format(sig, h.iterations, cfg.iterations, 128 + sig))
     os.exit(128 + sig, true)
   end
-  return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
+  return require("lunet.history").new(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
 --- net:evaluate(data [, {loss = "nll", batch = 1000, threads = 1}]) -> {loss =, accuracy =, confusion =}
@@ -891,7 +891,7 @@ function Net:evaluate(data, opts)
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
   use_threads(self, f, opts.threads, 2)
   local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
-  return require("lunet.help").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
+  return require("lunet.history").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 
 --- net:predict(x [, {threads = 1}]) -> class (0-based label), output tensor
