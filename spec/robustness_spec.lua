@@ -214,7 +214,6 @@ T["lunet.models.mnist_cnn"] = function() return pack { seed = 1 } end
 T["lunet.sgd"] = function() return pack { lr = 0.1, momentum = 0.5, dampening = 0, nesterov = false, weight_decay = 0 } end
 T["lunet.adam"] = function() return pack { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0 } end
 T["lunet.adamw"] = T["lunet.adam"]
-T["lunet.optimizer_spec"] = function() return pack({ "sgd", lr = 0.1 }, "lunet.optimizer_spec", 1) end
 T["lunet.optimizer"] = function() return pack(lunet.sgd { lr = 0.1 }, 6) end
 T["lunet.tensor"] = function() return pack({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }) end
 T["lunet.loss"] = function() return pack("nll", lunet.tensor({ -1, -2, -0.5, -3 }, { 2, 2 }), { 0, 1 }) end
@@ -239,7 +238,6 @@ end
 T["lunet.core.dataset_cifar"] = function() return pack({ tmp .. "/missing.bin" }, 0, { normalize = "auto" }) end
 T["lunet.load"] = function() return pack(tmp .. "/missing.lunet") end
 T["lunet.idx_read"] = function() return pack(tmp .. "/missing.idx") end
-T["lunet.train_config"] = function() return pack({ batch = 8, iterations = 1 }, "lunet.train_config", 1) end
 T["lunet.cpu_count"] = function() return pack() end
 T["lunet.schedule_lr"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, 0.1, 3) end
 T["lunet.core.schedule_lr"] = function()

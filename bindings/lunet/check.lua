@@ -6,6 +6,26 @@ local check = {}
 -- extra: how many more functions of this file are between the public function and fail
 local function fail(msg, extra) error(msg, 4 + (extra or 0)) end
 
+-- Is this a function's source in one of lunet's Lua modules (".../lunet/NAME.lua")?
+local function in_lunet(source)
+  return source:match("^@lunet/[%w_]+%.lua$") ~= nil or source:match("^@.*/lunet/[%w_]+%.lua$") ~= nil
+end
+
+--- check.raise(msg): raises msg at the line of the first caller outside lunet's Lua
+-- modules, as luaL_error does at a C function's caller. A function that checks on
+-- behalf of a public one (lunet.config's) needs no error level however deep it is
+-- called: net:train's errors land on the line calling net:train, lunet.experiment's on
+-- the line calling lunet.experiment.
+function check.raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or not in_lunet(info.source) then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
 local function describe(v)
   if type(v) == "number" then return tostring(v) end
   if type(v) == "string" then return ("%q"):format(v) end

@@ -14,6 +14,7 @@ local plot = require("lunet.plot")
 local Progress = require("lunet.progress")
 local fs = require("lunet.fs")
 local store = require("lunet.store")
+local training = require("lunet.config")
 
 local M = {}
 
@@ -153,7 +154,7 @@ local function prepare(lunet, opts, f, level)
   if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", level) end
   if opts.model == nil then error(f .. ": option 'model' is required", level) end
   lunet._check_datasets(f, opts, level, true)
-  local train = lunet.train_config(opts, f, level)
+  local train = training.train(opts, f)
   local net = template_net(opts.model, f, level + 1)
   local threads = opts.threads or core.cpu_count()
   if threads == 0 then threads = core.cpu_count() end
@@ -649,7 +650,7 @@ function M.sweep(lunet, opts)
     axes[#axes + 1] = k
   end
   table.sort(axes)
-  local base_optim = lunet.optimizer_spec(opts.base.optimizer or lunet.sgd {}, f, 3)
+  local base_optim = training.optimizer(opts.base.optimizer or lunet.sgd {}, f)
   local name = opts.name or opts.base.name or "sweep"
   local cells = {}
   local interrupted = false

@@ -17,9 +17,7 @@ local WIDTH = 100
 -- Each Lua file of the module: the tables its functions are defined on, and the
 -- public name of each (`function Net:train` documents net:train).
 local SOURCES = {
-  { module = "lunet", names = { lunet = "lunet", Net = "net", Dataset = "dataset" }, marked = true,
-    -- used by lunet.experiment, not by scripts
-    private = { ["lunet.train_config"] = true, ["lunet.optimizer_spec"] = true } },
+  { module = "lunet", names = { lunet = "lunet", Net = "net", Dataset = "dataset" }, marked = true },
   { module = "lunet.experiment", title = "experiments and sweeps", names = { M = "lunet", Sweep = "sweep" } },
   { module = "lunet.result", title = "results (lunet.Result)", names = { Result = "lunet.Result" },
     methods = { Result = "result" } },

@@ -6,6 +6,7 @@
 local core = require("lunet.core")
 local check = require("lunet.check")
 local format = require("lunet.format")
+local config = require("lunet.config")
 
 local lunet = {
   version = core.version,
@@ -192,85 +193,16 @@ end
 
 -- ------------------------------------------------------------ optimizers
 
-local Optimizer = { __name = "lunet.OptimizerSpec" }
-Optimizer.__index = Optimizer
-Optimizer.__tostring = function(o)
-  check.self("optimizer:__tostring", o, Optimizer, "optimizer spec")
-  local parts = {}
-  for _, k in ipairs({ "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps" }) do
-    local v = o[k]
-    if v ~= nil then
-      if type(v) == "table" then v = "{" .. table.concat(v, ", ") .. "}" end
-      parts[#parts + 1] = k .. "=" .. tostring(v)
-    end
-  end
-  return o.kind .. "{" .. table.concat(parts, ", ") .. "}"
-end
-
-local optim_keys = {
-  sgd = { lr = "positive_number", momentum = "nonneg_number", dampening = "number",
-    nesterov = "boolean", weight_decay = "nonneg_number" },
-  adam = { lr = "positive_number", betas = "table", eps = "positive_number",
-    weight_decay = "nonneg_number" },
-}
-optim_keys.adamw = optim_keys.adam
-
-local function optimizer(kind)
-  return function(opts)
-    local f = "lunet." .. kind
-    opts = check.options(f, 1, opts, optim_keys[kind])
-    local o = { kind = kind }
-    for k, v in pairs(opts) do o[k] = v end
-    if kind == "sgd" then
-      o.lr = o.lr or 0.01
-      o.momentum = o.momentum or 0
-    else
-      o.lr = o.lr or 1e-3
-      if o.betas ~= nil then
-        local b = o.betas
-        if #b ~= 2 or type(b[1]) ~= "number" or type(b[2]) ~= "number"
-          or b[1] < 0 or b[1] >= 1 or b[2] < 0 or b[2] >= 1 then
-          error(f .. ": option 'betas' must be two numbers in [0, 1)", 2)
-        end
-      end
-    end
-    -- The engine checks combinations (nesterov needs momentum and no dampening).
-    local ok, err = pcall(core.optimizer, o, 1)
-    if not ok then error(f .. ": " .. tostring(err), 2) end
-    return setmetatable(o, Optimizer)
-  end
-end
 --- sgd{lr = 0.01, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0}
-lunet.sgd = optimizer("sgd")
+lunet.sgd = config.sgd
 --- adam{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0}
-lunet.adam = optimizer("adam")
+lunet.adam = config.adam
 --- adamw{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01}
-lunet.adamw = optimizer("adamw")
-
---- An optimizer spec from a spec object or a list form {"sgd", lr = ...}.
-function lunet.optimizer_spec(o, fname, level)
-  if type(fname) ~= "string" then fname = "lunet.optimizer_spec" end
-  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
-  level = level + 1
-  if getmetatable(o) == Optimizer then return o end
-  if type(o) ~= "table" then
-    error(("%s: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got %s")
-      :format(fname, type(o)), level)
-  end
-  local kind = o[1] or o.kind
-  if not optim_keys[kind] then
-    error(("%s: unknown optimizer '%s' (valid: adam, adamw, sgd)"):format(fname, tostring(kind)), level)
-  end
-  local opts = {}
-  for k, v in pairs(o) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
-  local ok, spec = pcall(lunet[kind], opts)
-  if not ok then error(tostring(spec):gsub("^[^:]*:%d+: ", ""), level) end
-  return spec
-end
+lunet.adamw = config.adamw
 
 --- An engine-side optimizer over n parameters: opt:step(params_tensor, grads_tensor).
 function lunet.optimizer(spec, n)
-  spec = lunet.optimizer_spec(spec, "lunet.optimizer", 2)
+  spec = config.optimizer(spec, "lunet.optimizer")
   check.positive_int("lunet.optimizer", 2, "n", n)
   return core.optimizer(spec, n)
 end
@@ -632,12 +564,6 @@ end
 
 -- ---------------------------------------------------------------- training
 
-local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
-  iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
-  progress = "any", quiet = "boolean", schedule = "table", validate = "any",
-  validate_every = "positive_int", stop = "table", fresh = "boolean", checkpoint = "table",
-  resume = "string", threads = "positive_int" }
-
 -- The threads a call of net:train/evaluate/predict uses (default 1): every pass is
 -- split over them and the results are bit for bit those of one thread.
 local function use_threads(net, f, threads, level)
@@ -648,128 +574,12 @@ local function use_threads(net, f, threads, level)
   net:_threads(threads)
 end
 
--- Learning-rate schedules (torch.optim.lr_scheduler): their options and which are required.
-local schedule_keys = {
-  step = { keys = { step_size = "positive_int", gamma = "positive_number" }, required = { "step_size" } },
-  multistep = { keys = { milestones = "table", gamma = "positive_number" }, required = { "milestones" } },
-  exponential = { keys = { gamma = "positive_number" }, required = { "gamma" } },
-  cosine = { keys = { t_max = "positive_int", eta_min = "nonneg_number" }, required = { "t_max" } },
-}
-
--- A schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
--- per = "epoch"|"step"} (or kind = "step"); PyTorch's defaults: gamma = 0.1, eta_min = 0.
-local function schedule_spec(s, fname, level)
-  level = level + 1
-  if type(s) ~= "table" then
-    error(("%s: option 'schedule' must be a table such as {\"step\", step_size = 10}, got %s")
-      :format(fname, type(s)), level)
-  end
-  local kind = s[1] or s.kind
-  local def = schedule_keys[kind]
-  if not def then
-    error(("%s: option 'schedule': unknown kind %s (valid: cosine, exponential, multistep, step)")
-      :format(fname, quoted(kind)), level)
-  end
-  local spec = { per = "string" }
-  for k, v in pairs(def.keys) do spec[k] = v end
-  local opts = {}
-  for k, v in pairs(s) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
-  local ok, checked = pcall(check.options, fname .. ": option 'schedule'", 1, opts, spec)
-  if not ok then error((tostring(checked):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
-  for _, k in ipairs(def.required) do
-    if checked[k] == nil then
-      error(("%s: option 'schedule': %s needs %s"):format(fname, kind, k), level)
-    end
-  end
-  local per = checked.per or "epoch"
-  if per ~= "epoch" and per ~= "step" then
-    error(("%s: option 'schedule': per must be \"epoch\" or \"step\" (got %s)"):format(fname, quoted(per)), level)
-  end
-  local out = { kind = kind, per = per }
-  if kind == "step" or kind == "multistep" or kind == "exponential" then out.gamma = checked.gamma or 0.1 end
-  if kind == "step" then out.step_size = checked.step_size end
-  if kind == "cosine" then out.t_max, out.eta_min = checked.t_max, checked.eta_min or 0 end
-  if kind == "multistep" then
-    local m = {}
-    for i, v in ipairs(checked.milestones) do
-      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 1 then
-        error(("%s: option 'schedule': milestones[%d] must be a positive integer, got %s"):format(fname, i,
-          quoted(v)), level)
-      end
-      if i > 1 and v < m[i - 1] then
-        error(("%s: option 'schedule': milestones must be increasing"):format(fname), level)
-      end
-      m[i] = math.tointeger(v)
-    end
-    if #m ~= #checked.milestones or next(checked.milestones, #m > 0 and #m or nil) ~= nil then
-      error(("%s: option 'schedule': milestones must be a list of integers"):format(fname), level)
-    end
-    out.milestones = m
-  end
-  return out
-end
-
 --- The learning rate of a schedule at scheduler time t (finished epochs or steps).
 function lunet.schedule_lr(schedule, lr, t)
-  local s = schedule_spec(schedule, "lunet.schedule_lr", 2)
+  local s = config.schedule(schedule, "lunet.schedule_lr")
   check.arg("positive_number", "lunet.schedule_lr", 2, "lr", lr)
   check.arg("nonneg_int", "lunet.schedule_lr", 3, "t", t)
   return core.schedule_lr(s, lr, math.tointeger(t))
-end
-
---- Early stopping in canonical form {metric =, patience =, min_delta =}.
-local function stop_spec(s, fname, level, has_validation)
-  level = (math.type(level) == "integer" and level or 1) + 1
-  local ok, c = pcall(check.options, fname .. ": option 'stop'", 1, s,
-    { metric = "string", patience = "nonneg_int", min_delta = "nonneg_number" })
-  if not ok then error((tostring(c):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
-  local metric = c.metric or (has_validation and "val_loss" or "loss")
-  if metric ~= "loss" and metric ~= "val_loss" then
-    error(("%s: option 'stop': metric must be \"val_loss\" or \"loss\" (got %s)"):format(fname, quoted(metric)), level)
-  end
-  if metric == "val_loss" and not has_validation then
-    error(("%s: option 'stop': metric \"val_loss\" needs option 'validate' (a dataset)"):format(fname), level)
-  end
-  return { metric = metric, patience = c.patience or 0, min_delta = c.min_delta or 0 }
-end
-
-local losses = { nll = true, cross_entropy = true, mse = true }
-
---- Checks and completes a training config (shared with experiments).
-function lunet.train_config(opts, f, level)
-  if type(f) ~= "string" then f = "lunet.train_config" end
-  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
-  level = level + 1
-  if type(opts) ~= "table" then
-    error(("%s: argument #1 (options) must be a table, got %s"):format(f, type(opts)), level)
-  end
-  local cfg = {
-    loss = opts.loss or "nll",
-    optimizer = lunet.optimizer_spec(opts.optimizer or lunet.sgd {}, f, level),
-    batch = opts.batch or 64,
-    iterations = opts.iterations or 1,
-    unit = opts.unit or "epoch",
-    seed = opts.seed or 1,
-    shuffle = opts.shuffle ~= false,
-  }
-  if not losses[cfg.loss] then
-    error(("%s: option 'loss' must be \"nll\", \"cross_entropy\" or \"mse\" (got %s)"):format(f, quoted(cfg.loss)), level)
-  end
-  if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
-    error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %s)"):format(f, quoted(cfg.unit)), level)
-  end
-  if opts.schedule ~= nil then cfg.schedule = schedule_spec(opts.schedule, f, level) end
-  if opts.validate ~= nil then
-    if getmetatable(opts.validate) ~= core.Dataset then
-      error(("%s: option 'validate' must be a dataset, got %s"):format(f, type(opts.validate)), level)
-    end
-    cfg.validate = opts.validate
-    cfg.validate_every = opts.validate_every or 1
-  elseif opts.validate_every ~= nil then
-    error(("%s: option 'validate_every' needs option 'validate' (a dataset)"):format(f), level)
-  end
-  if opts.stop ~= nil then cfg.stop = stop_spec(opts.stop, f, level, cfg.validate ~= nil) end
-  return cfg
 end
 
 -- The progress callback of net:train: the user's function (its counts given as
@@ -843,9 +653,9 @@ end
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
-  opts = check.options(f, 1, opts, train_keys)
+  opts = check.options(f, 1, opts, config.TRAIN_KEYS)
   lunet._check_datasets(f, opts, 2)
-  local cfg = lunet.train_config(opts, f, 2)
+  local cfg = config.train(opts, f)
   cfg.fresh = opts.fresh
   if opts.checkpoint ~= nil then
     local ok, c = pcall(check.options, f .. ": option 'checkpoint'", 1, opts.checkpoint,
