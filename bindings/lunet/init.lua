@@ -759,23 +759,21 @@ function lunet.help(what) return require("lunet.help").help(lunet, what) end
 -- loads `pl.*`), so that `require("lunet")` stays cheap and works without lua-cjson or
 -- gnuplot for engine-only use. Each name comes from its own module and loads only
 -- that module and what it requires: lunet.stats needs no cjson, lunet.Result does.
+-- lunet.NAME(opts) for lunet.experiment's NAME(lunet, opts): not a tail call, so that
+-- the errors it raises at level 3 land on the caller's line.
+local function experiment_part(name)
+  return function()
+    local M = require("lunet.experiment")
+    return function(opts)
+      local r = M[name](lunet, opts)
+      return r
+    end
+  end
+end
+
 local LAZY = {
-  -- not tail calls: the errors M.experiment and M.sweep raise at level 3 must land
-  -- on the caller's line
-  experiment = function()
-    local M = require("lunet.experiment")
-    return function(opts)
-      local res = M.experiment(lunet, opts)
-      return res
-    end
-  end,
-  sweep = function()
-    local M = require("lunet.experiment")
-    return function(opts)
-      local sw = M.sweep(lunet, opts)
-      return sw
-    end
-  end,
+  experiment = experiment_part("experiment"),
+  sweep = experiment_part("sweep"),
   plot = function()
     local plot = require("lunet.plot")
     return function(results, opts) return plot.results(results, opts) end
