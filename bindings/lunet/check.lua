@@ -38,6 +38,7 @@ local function is_int(v) return math.type(v) == "integer" or (type(v) == "number
 local kinds = {
   any = function() end,
   string = function(v) if type(v) ~= "string" then return "a string" end end,
+  nonempty_string = function(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end,
   boolean = function(v) if type(v) ~= "boolean" then return "a boolean" end end,
   table = function(v) if type(v) ~= "table" then return "a table" end end,
   userdata = function(v) if type(v) ~= "userdata" then return "a userdata" end end,

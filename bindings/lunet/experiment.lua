@@ -737,10 +737,7 @@ end
 --- sweep:save(prefix): prefix.csv with one row per cell
 function Sweep:save(prefix)
   check.self("sweep:save", self, Sweep, "sweep")
-  if type(prefix) ~= "string" or prefix == "" then
-    error("sweep:save: argument #1 (prefix) must be a non-empty string, got " ..
-      (type(prefix) == "string" and '""' or type(prefix)), 2)
-  end
+  check.arg("nonempty_string", "sweep:save", 1, "prefix", prefix)
   local header = {}
   for _, k in ipairs(self.axes) do header[#header + 1] = k end
   for _, k in ipairs({ "final_mean", "final_std", "plateau", "test_accuracy" }) do header[#header + 1] = k end

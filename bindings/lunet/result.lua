@@ -517,10 +517,7 @@ end
 -- are created). Returns true, or nil and a message; never raises on I/O.
 function Result:save(prefix)
   check.self("result:save", self, Result, "result")
-  if type(prefix) ~= "string" or prefix == "" then
-    error("result:save: argument #1 (prefix) must be a non-empty string, got " ..
-      (type(prefix) == "string" and '""' or type(prefix)), 2)
-  end
+  check.arg("nonempty_string", "result:save", 1, "prefix", prefix)
   local text, err = self:to_json()
   if not text then
     return nil, "save: cannot encode result as JSON: " .. tostring(err)
