@@ -6,10 +6,12 @@ local check = {}
 -- extra: how many more functions of this file are between the public function and fail
 local function fail(msg, extra) error(msg, 4 + (extra or 0)) end
 
--- Is this a function's source in one of lunet's Lua modules (".../lunet/NAME.lua")?
+-- check.in_lunet(source) -> is this the source (debug.getinfo's) of one of lunet's Lua
+-- modules, "@.../lunet/NAME.lua"? The user's code is everything else.
 local function in_lunet(source)
   return source:match("^@lunet/[%w_]+%.lua$") ~= nil or source:match("^@.*/lunet/[%w_]+%.lua$") ~= nil
 end
+check.in_lunet = in_lunet
 
 --- check.raise(msg): raises msg at the line of the first caller outside lunet's Lua
 -- modules, as luaL_error does at a C function's caller. A function that checks on
