@@ -302,7 +302,7 @@ T["Result.optimizer_settings"] = function() return pack { optimizer = "sgd", lr 
 T["Progress.mode"] = function() return pack(false, true) end
 T["Progress.plain_line"] = function() return pack(progress()) end
 T["lunet._data_error"] = function() return pack("lunet.experiment", "data", nil) end
-T["lunet._check_datasets"] = function() return pack("lunet.experiment", { data = data }, 1, true) end
+T["lunet._check_datasets"] = function() return pack("lunet.experiment", { data = data }, true) end
 T["lunet.zeros"] = function() return pack { 2, 3 } end
 T["Progress.format_duration"] = function() return pack(75) end
 T["Progress.new"] = function() return pack { total_runs = 2, total_iterations = 3, enabled = false, stream = io.stderr } end

@@ -153,7 +153,7 @@ local function prepare(lunet, opts, f, level)
   if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), level) end
   if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", level) end
   if opts.model == nil then error(f .. ": option 'model' is required", level) end
-  lunet._check_datasets(f, opts, level, true)
+  lunet._check_datasets(f, opts, true)
   local train = training.train(opts, f)
   local net = template_net(opts.model, f, level + 1)
   local threads = opts.threads or core.cpu_count()

@@ -1,8 +1,20 @@
 --- lunet: CNN training in C, driven from Lua 5.4.
 -- The C engine lives in lunet.core; this file builds the public API on top of it:
 -- layer constructors, nets, datasets, optimizers, training and evaluation.
--- Experiments, statistics, result files and plots are in lunet.experiment and the
--- modules it uses.
+-- The other modules, one job each (names marked * load on first use, each from its own):
+--   lunet.config      optimizer specs, schedules, early stopping, the training config
+--   lunet.history     what net:train and net:evaluate return (print, plot)
+--   lunet.format      numbers, rates and layers as text, for every printed form
+--   lunet.check       argument and option checks; errors at the user's line
+--   lunet.help        lunet.help() and the REPL's print
+--   lunet.experiment  *lunet.experiment, *lunet.sweep: repeat-run experiments
+--   lunet.result      *lunet.Result, *lunet.load_result: an experiment's outcome and files
+--   lunet.stats       *lunet.stats: means, spreads, confidence bands, plateaus
+--   lunet.plot        *lunet.plot: gnuplot curves and heatmaps
+--   lunet.progress    *lunet.Progress: the progress line
+--   lunet.store       *lunet.store: the run store
+--   lunet.plan, lunet.cluster: `bin/lunet sweep`; lunet.fs: directories, atomic writes;
+--   lunet.cli: a script's command-line options
 local core = require("lunet.core")
 local check = require("lunet.check")
 local format = require("lunet.format")
@@ -292,17 +304,16 @@ function lunet._data_error(f, option, value)
 end
 
 -- Checks the dataset options of f (data required; test and validate optional):
--- raises at `level` above the caller for a non-dataset. With `takes_test`, a nil
+-- raises at the user's line (check.raise) for a non-dataset. With `takes_test`, a nil
 -- test after a loader failed gets a warning on stderr (once): `test =
 -- lunet.mnist{...}` that returned nil would otherwise silently mean "no test set".
-function lunet._check_datasets(f, opts, level, takes_test)
+function lunet._check_datasets(f, opts, takes_test)
   check.arg_type("lunet._check_datasets", 1, "f", f, "string")
   check.arg_type("lunet._check_datasets", 2, "opts", opts, "table")
-  level = ((math.type(level) == "integer" and level >= 1 and level <= 100) and level or 1) + 1
-  if getmetatable(opts.data) ~= core.Dataset then error(lunet._data_error(f, "data", opts.data), level) end
+  if getmetatable(opts.data) ~= core.Dataset then check.raise(lunet._data_error(f, "data", opts.data)) end
   for _, k in ipairs({ "test", "validate" }) do
     local v = opts[k]
-    if v ~= nil and getmetatable(v) ~= core.Dataset then error(lunet._data_error(f, k, v), level) end
+    if v ~= nil and getmetatable(v) ~= core.Dataset then check.raise(lunet._data_error(f, k, v)) end
   end
   if takes_test and opts.test == nil and last_failure and not last_failure.warned then
     last_failure.warned = true
@@ -654,7 +665,7 @@ function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
   opts = check.options(f, 1, opts, config.TRAIN_KEYS)
-  lunet._check_datasets(f, opts, 2)
+  lunet._check_datasets(f, opts)
   local cfg = config.train(opts, f)
   cfg.fresh = opts.fresh
   if opts.checkpoint ~= nil then
