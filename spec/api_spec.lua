@@ -251,6 +251,9 @@ describe("the training config (lunet.config)", function()
         grid = { lr = { 0.1 } } }; return r end,
         "lunet.sweep: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got number" },
       { function() local r = config.train({ data = data, batch = 8, loss = "l1" }, "bench"); return r end, "bench: option 'loss'" },
+      -- checked two calls below the user's (lunet.experiment -> experiment.lua): at the user's line too
+      { function() local r = lunet.experiment { zzz = 1 }; return r end, "lunet.experiment: unknown option 'zzz'" },
+      { function() local r = lunet.sweep { name = 3 }; return r end, "lunet.sweep: option 'name' must be a string" },
     }
     for _, c in ipairs(cases) do
       local line = debug.getinfo(c[1], "S").linedefined -- each case calls lunet on its own line
@@ -259,5 +262,17 @@ describe("the training config (lunet.config)", function()
       assert.equal(c[2], err:sub(#("spec/api_spec.lua:%d: "):format(line) + 1, #("spec/api_spec.lua:%d: "):format(line)
         + #c[2]), err)
     end
+  end)
+end)
+
+describe("check.in_lunet", function()
+  it("tells lunet's module files from the user's, by path and module name", function()
+    local check = require("lunet.check")
+    assert.is_true(check.in_lunet(debug.getinfo(lunet.sequential, "S").source))
+    assert.is_true(check.in_lunet("@/usr/share/lua/5.4/lunet/config.lua"))
+    assert.is_true(check.in_lunet("@lunet/init.lua"))
+    assert.is_false(check.in_lunet("@/home/u/lunet/train.lua")) -- a script in a folder named lunet
+    assert.is_false(check.in_lunet("@spec/api_spec.lua"))
+    assert.is_false(check.in_lunet("=[C]"))
   end)
 end)

@@ -1,15 +1,33 @@
 --- lunet.check: argument and option-table checking with errors that name the
--- function, the argument and what was expected. Errors are raised at the caller of
--- the public function (level 3 from here).
+-- function, the argument and what was expected. Errors are raised at the user's line:
+-- the first caller outside lunet's Lua modules (check.raise), however deep in lunet
+-- the check runs (lunet.experiment checks its options two calls below the user's).
 local check = {}
 
--- extra: how many more functions of this file are between the public function and fail
-local function fail(msg, extra) error(msg, 4 + (extra or 0)) end
+-- The names of lunet's Lua modules: the .lua files beside this one ({init = true, ...}).
+local module_names
+local function lunet_modules()
+  if module_names then return module_names end
+  module_names = {}
+  local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  local ok, lfs = pcall(require, "lfs")
+  if dir and ok then
+    pcall(function()
+      for file in lfs.dir(dir) do
+        local name = file:match("^([%w_]+)%.lua$")
+        if name then module_names[name] = true end
+      end
+    end)
+  end
+  return module_names
+end
 
 -- check.in_lunet(source) -> is this the source (debug.getinfo's) of one of lunet's Lua
--- modules, "@.../lunet/NAME.lua"? The user's code is everything else.
+-- modules, "@.../lunet/NAME.lua" with NAME one of them? The user's code is everything
+-- else (a script ~/lunet/train.lua too).
 local function in_lunet(source)
-  return source:match("^@lunet/[%w_]+%.lua$") ~= nil or source:match("^@.*/lunet/[%w_]+%.lua$") ~= nil
+  local name = source:match("^@lunet/([%w_]+)%.lua$") or source:match("^@.*/lunet/([%w_]+)%.lua$")
+  return name ~= nil and lunet_modules()[name] == true
 end
 check.in_lunet = in_lunet
 
@@ -17,7 +35,8 @@ check.in_lunet = in_lunet
 -- modules, as luaL_error does at a C function's caller. A function that checks on
 -- behalf of a public one (lunet.config's) needs no error level however deep it is
 -- called: net:train's errors land on the line calling net:train, lunet.experiment's on
--- the line calling lunet.experiment.
+-- the line calling lunet.experiment. A C function in between (pcall) ends the search:
+-- the error then has no position, as error(msg, level) gives for a C caller.
 function check.raise(msg)
   local level = 2
   while true do
@@ -27,6 +46,7 @@ function check.raise(msg)
   end
   error(msg, level)
 end
+local fail = check.raise
 
 local function describe(v)
   if type(v) == "number" then return tostring(v) end
@@ -138,11 +158,11 @@ local function check_list(fname, argn, name, v, what)
   local n, why = list_length(v)
   if why then
     fail(("%s: argument #%d (%s) must be %s, got a userdata that cannot be read: %s"):format(fname, argn, name,
-      what, why), 1)
+      what, why))
   elseif n == nil then
-    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, what, describe(v)), 1)
+    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, what, describe(v)))
   elseif math.type(n) ~= "integer" then
-    fail(("%s: argument #%d (%s) must be %s, got a length of %s"):format(fname, argn, name, what, describe(n)), 1)
+    fail(("%s: argument #%d (%s) must be %s, got a length of %s"):format(fname, argn, name, what, describe(n)))
   end
   return n
 end
