@@ -188,6 +188,7 @@ local function walk(t, prefix, depth)
   end
 end
 walk(lunet, "lunet", 0)
+walk(require("lunet.config"), "lunet.config", 1) -- net:train's and lunet.experiment's options
 
 -- ------------------------------------------------------------ templates
 
@@ -214,6 +215,13 @@ T["lunet.models.mnist_cnn"] = function() return pack { seed = 1 } end
 T["lunet.sgd"] = function() return pack { lr = 0.1, momentum = 0.5, dampening = 0, nesterov = false, weight_decay = 0 } end
 T["lunet.adam"] = function() return pack { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0 } end
 T["lunet.adamw"] = T["lunet.adam"]
+T["lunet.config.optimizer"] = function() return pack({ "sgd", lr = 0.1 }, "lunet.config.optimizer") end
+T["lunet.config.schedule"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, "lunet.config.schedule") end
+T["lunet.config.train"] = function()
+  return pack({ data = data(), batch = 8, iterations = 2, loss = "mse", optimizer = { "adam", lr = 0.01 }, unit = "step",
+    seed = 3, shuffle = false, schedule = { "step", step_size = 1 }, validate = data(), validate_every = 1,
+    stop = { metric = "val_loss", patience = 1 } }, "lunet.config.train")
+end
 T["lunet.optimizer"] = function() return pack(lunet.sgd { lr = 0.1 }, 6) end
 T["lunet.tensor"] = function() return pack({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }) end
 T["lunet.loss"] = function() return pack("nll", lunet.tensor({ -1, -2, -0.5, -3 }, { 2, 2 }), { 0, 1 }) end

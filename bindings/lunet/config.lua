@@ -73,6 +73,7 @@ config.adamw = constructor("adamw")
 -- config.optimizer(o, fname) -> an optimizer spec, from a spec (lunet.sgd{...}) or the list
 -- form {"sgd", lr = ...}; errors name fname's option 'optimizer'.
 function config.optimizer(o, fname)
+  if type(fname) ~= "string" then fname = "config.optimizer" end
   if getmetatable(o) == Optimizer then return o end
   if type(o) ~= "table" then
     raise(("%s: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got %s")
@@ -109,6 +110,7 @@ local schedule_keys = {
 -- config.schedule(s, fname) -> a schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
 -- per = "epoch"|"step"} (or kind = "step"); PyTorch's defaults: gamma = 0.1, eta_min = 0.
 function config.schedule(s, fname)
+  if type(fname) ~= "string" then fname = "config.schedule" end
   if type(s) ~= "table" then
     raise(("%s: option 'schedule' must be a table such as {\"step\", step_size = 10}, got %s")
       :format(fname, type(s)))
