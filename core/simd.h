@@ -2,9 +2,10 @@
  * simd.h - the vectorised kernels behind conv2d, linear, maxpool and relu (internal).
  *
  * core/simd_impl.h holds every kernel once, written against a small vector vocabulary
- * (V_LOADU, V_FMA, ...); core/simd.c includes it three times, for AVX-512, for
- * AVX2+FMA and for portable C (GCC vector extensions), and picks one at run time from
- * what the CPU supports (no -march needed at build time). The choice is made once per
+ * (V_LOADU, V_FMA, ...; its head comment is the contract). core/simd.c includes it three
+ * times, each between an ISA's simd_<isa>_begin.h (the vocabulary) and simd_end.h: for
+ * AVX-512, for AVX2+FMA and for portable C (GCC vector extensions); it picks one at run
+ * time from what the CPU supports (no -march needed at build time). The choice is made once per
  * process; LUNET_ISA=generic|avx2|avx512 in the environment (or ln_simd_force from a
  * test) overrides it, never above what the CPU has.
  *
