@@ -158,7 +158,7 @@ static ln_shape check_shape(lua_State *L, int arg, const char *name)
  * number is kept for core.interrupt_signal(), so that the Lua side can end a script
  * with 128 + signal. The previous handlers are restored when the call returns, so the
  * REPL's own handling (and the default action of SIGTERM) is untouched outside training. */
-static volatile int interrupt_flag;
+static atomic_int interrupt_flag; /* lock-free (core/train.c checks), so signal-safe */
 static volatile sig_atomic_t interrupt_signal;
 static const int caught_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define N_CAUGHT ((int)(sizeof caught_signals / sizeof caught_signals[0]))
@@ -166,7 +166,7 @@ static const int caught_signals[] = {SIGINT, SIGTERM, SIGHUP};
 static void on_sigint(int sig)
 {
     if (!interrupt_signal) interrupt_signal = sig; /* the first one says why */
-    __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED); /* read by the worker threads */
+    atomic_store_explicit(&interrupt_flag, 1, memory_order_relaxed); /* read by the worker threads */
 }
 
 typedef struct {
@@ -1959,7 +1959,7 @@ static int runs_progress(void *user, const ln_runs_progress *p)
                                        "iterations_total", "samples", "seconds", "loss"};
     double vals[] = {p->runs_done, p->runs_total, (double)p->iterations_done,
                      (double)p->iterations_total, (double)p->samples, p->seconds, p->last_loss};
-    if (call_progress(lp, 7, keys, vals)) __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED);
+    if (call_progress(lp, 7, keys, vals)) atomic_store_explicit(&interrupt_flag, 1, memory_order_relaxed);
     return 0;
 }
 
