@@ -178,7 +178,7 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
 }
 
 /* Fast path (core/simd.c, simd_impl.h):
- *  forward   per sample, unfold x into rows (see simd.h: shifted copies for stride 1,
+ *  forward   per sample, unfold x into rows (see conv_geom.h: shifted copies for stride 1,
  *            im2col otherwise), then y = W * rows + bias with a register-tiled kernel;
  *  backward  weight and bias gradients as dot products along p: the rows of a chunk of
  *            samples are unfolded, then register tiles of lane partials sweep over the
