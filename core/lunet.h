@@ -129,14 +129,50 @@ typedef enum {
     LN_LAYER_KIND_COUNT
 } ln_layer_kind;
 
-const char *ln_layer_kind_name(ln_layer_kind k); /* "conv2d", "maxpool2d", ... */
+/* Every kind is described once, in one table (core/layer.c): its name, its constructor
+ * parameters, its number in model files, its shape rule, memory needs, initialisation
+ * and kernels. Everything that lists, names, parses, prints, saves or runs layers
+ * derives from that table, so a new kind is one enum value here and one table entry. */
+const char *ln_layer_kind_name(ln_layer_kind k); /* "conv2d", "maxpool2d", ...; "unknown" */
+int ln_layer_kind_count(void);                   /* LN_LAYER_KIND_COUNT */
+int ln_layer_kind_from_name(const char *name);   /* the kind named so, or -1 */
+
+/* The type of a constructor parameter: an int field, a float field, or an int field
+ * holding 0 or 1. */
+typedef enum { LN_PARAM_INT = 0, LN_PARAM_FLOAT, LN_PARAM_BOOL } ln_param_type;
+
+/* One constructor parameter of a layer kind, in the order of the C constructor's (and
+ * the Lua constructor's) arguments. The value lives in the ln_layer_spec field at
+ * `offset` (an int for LN_PARAM_INT/BOOL, a float for LN_PARAM_FLOAT). */
+typedef struct {
+    const char *name;    /* the argument's name, e.g. "in_channels" (PyTorch's names) */
+    ln_param_type type;
+    int required;        /* 1: no default, the caller must give it */
+    double fallback;     /* the default when not required (PyTorch's) */
+    double min, max;     /* the accepted range, inclusive */
+    size_t offset;       /* offsetof(ln_layer_spec, field) */
+} ln_layer_param;
+
+/* The public, read-only part of a kind's descriptor. */
+typedef struct {
+    const char *name;             /* "conv2d" */
+    /* The kind's number in model files. Fixed once a kind exists: never reused,
+     * never changed (spec/c/test_kernels.c pins every one); a new kind takes the next
+     * free number. The enum's order is not the file format; this is. */
+    uint32_t file_tag;
+    int param_count;
+    const ln_layer_param *params; /* param_count entries */
+} ln_layer_kind_info;
+
+/* The descriptor of kind k, or NULL when k is not a kind. */
+const ln_layer_kind_info *ln_layer_kind_info_of(ln_layer_kind k);
 
 /* What a layer is; which fields matter depends on kind. */
 typedef struct {
     ln_layer_kind kind;
     int in_channels, out_channels;   /* conv2d; batchnorm: in_channels = features */
     int in_features, out_features;   /* linear */
-    int kernel, stride, padding;     /* conv2d, pools (pool stride 0 = kernel) */
+    int kernel, stride, padding;     /* conv2d, pools (pool stride 0 = kernel, set by ln_net_create) */
     int bias;                        /* conv2d, linear: 1 = has bias */
     float p;                         /* dropout probability */
     float eps, momentum;             /* batchnorm (PyTorch: 1e-5, 0.1) */
@@ -150,6 +186,9 @@ ln_layer_spec ln_linear(int in_features, int out_features);
 ln_layer_spec ln_dropout(ln_layer_kind kind, float p);
 ln_layer_spec ln_batchnorm(ln_layer_kind kind, int features);
 ln_layer_spec ln_simple_layer(ln_layer_kind kind); /* relu, tanh, sigmoid, flatten, log_softmax */
+/* A spec of kind k with every parameter at its default and the required ones 0, to be
+ * filled from ln_layer_kind_info_of(k)->params (how the Lua binding builds layers). */
+ln_layer_spec ln_layer_spec_defaults(ln_layer_kind k);
 
 /* ------------------------------------------------------------------ net */
 
