@@ -254,7 +254,11 @@ void ln_net_use_reference_kernels(ln_net *net, int on);
 /* ---------------------------------------------------------------- losses */
 
 typedef enum { LN_LOSS_NLL = 0, LN_LOSS_CROSS_ENTROPY, LN_LOSS_MSE } ln_loss_kind;
-const char *ln_loss_name(ln_loss_kind k);
+/* Names ("nll", "cross_entropy", "mse") and the count come from one table in
+ * core/loss.c, which bindings list and parse by. */
+const char *ln_loss_name(ln_loss_kind k);       /* "unknown" when k is not a loss */
+int ln_loss_kind_count(void);
+int ln_loss_kind_from_name(const char *name);   /* the loss named so, or -1 */
 
 /* pred: batch x classes. For NLL pred holds log-probabilities; for CrossEntropy raw
  * scores; for MSE the target is `targets` (batch x classes) if not NULL, else the
@@ -268,7 +272,10 @@ ln_status ln_loss(ln_loss_kind kind, const float *pred, int batch, int classes,
 /* ------------------------------------------------------------ optimizers */
 
 typedef enum { LN_OPT_SGD = 0, LN_OPT_ADAM, LN_OPT_ADAMW } ln_optim_kind;
-const char *ln_optim_name(ln_optim_kind k);
+/* Names ("sgd", "adam", "adamw") and defaults come from one table in core/optim.c. */
+const char *ln_optim_name(ln_optim_kind k);     /* "unknown" when k is not an optimizer */
+int ln_optim_kind_count(void);
+int ln_optim_kind_from_name(const char *name);  /* the optimizer named so, or -1 */
 
 typedef struct {
     ln_optim_kind kind;
@@ -278,8 +285,13 @@ typedef struct {
     double beta1, beta2, eps;                 /* adam, adamw */
 } ln_optim_spec;
 
-ln_optim_spec ln_sgd_spec(double lr, double momentum);
-ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr); /* PyTorch defaults */
+/* Every field at its default: torch.optim's, and lr 0.01 for SGD (which has none
+ * there), 1e-3 for Adam and AdamW; AdamW's weight_decay 0.01, Adam's and SGD's 0;
+ * betas (0.9, 0.999), eps 1e-8. A kind that is not an optimizer gets all zeros (which
+ * ln_optim_spec_check refuses). */
+ln_optim_spec ln_optim_defaults(ln_optim_kind kind);
+ln_optim_spec ln_sgd_spec(double lr, double momentum);     /* the defaults but lr, momentum */
+ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr); /* the defaults but lr */
 ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err);
 
 typedef struct {

@@ -1083,6 +1083,32 @@ static void test_kind_tags(tap *t)
     ln_net_free(net);
 }
 
+/* The loss and optimizer tables: names both ways, and the defaults the bindings show. */
+static void test_loss_optim_tables(tap *t)
+{
+    static const char *const losses[] = {"nll", "cross_entropy", "mse"};
+    int ok = ln_loss_kind_count() == 3;
+    for (int k = 0; k < 3; k++)
+        ok = ok && ln_loss_kind_from_name(losses[k]) == k && !strcmp(ln_loss_name(k), losses[k]);
+    report(t, ok && ln_loss_kind_from_name("l1") == -1 && !strcmp(ln_loss_name(3), "unknown"),
+           "loss names both ways", NULL);
+    static const char *const optims[] = {"sgd", "adam", "adamw"};
+    ok = ln_optim_kind_count() == 3;
+    for (int k = 0; k < 3; k++)
+        ok = ok && ln_optim_kind_from_name(optims[k]) == k && !strcmp(ln_optim_name(k), optims[k]);
+    report(t, ok && ln_optim_kind_from_name("rmsprop") == -1, "optimizer names both ways", NULL);
+    const ln_optim_spec sgd = ln_optim_defaults(LN_OPT_SGD), adam = ln_optim_defaults(LN_OPT_ADAM),
+                        adamw = ln_optim_defaults(LN_OPT_ADAMW);
+    report(t, sgd.lr == 0.01 && sgd.momentum == 0 && sgd.dampening == 0 && !sgd.nesterov &&
+                  sgd.weight_decay == 0,
+           "sgd defaults: lr 0.01, momentum 0, dampening 0, nesterov off, weight_decay 0", NULL);
+    report(t, adam.lr == 1e-3 && adam.beta1 == 0.9 && adam.beta2 == 0.999 && adam.eps == 1e-8 &&
+                  adam.weight_decay == 0 && adamw.weight_decay == 0.01 && adamw.lr == 1e-3 &&
+                  adamw.beta1 == 0.9 && adamw.beta2 == 0.999 && adamw.eps == 1e-8,
+           "adam and adamw defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 / 0.01",
+           NULL);
+}
+
 int main(void)
 {
     tap t = {0, 0, 0};
@@ -1098,6 +1124,7 @@ int main(void)
     test_optim_lifecycle(&t);
     test_optim_check(&t);
     test_kind_tags(&t);
+    test_loss_optim_tables(&t);
     printf("# passed %d failed %d\n", t.passed, t.failed);
     return t.failed == 0 ? 0 : 1;
 }
