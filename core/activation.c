@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     if (l->spec.kind == LN_RELU)
@@ -15,9 +15,10 @@ void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ct
         ln_simd()->squash_fwd((int)l->spec.kind, n, x, y);
 }
 
-void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+void activation_backward(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx)
 {
+    (void)x;
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     if (l->spec.kind == LN_RELU)
         ln_simd()->relu_bwd(n, y, dy, dx);
@@ -27,7 +28,7 @@ void activation_backward(const ln_layer *l, const float *y, const float *dy, flo
 
 /* ---- reference twins ---- */
 
-void activation_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+void activation_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     switch (l->spec.kind) {
@@ -46,9 +47,10 @@ void activation_forward_reference(const ln_layer *l, const float *x, float *y, c
     }
 }
 
-void activation_backward_reference(const ln_layer *l, const float *y, const float *dy, float *dx,
-                                   const ln_ctx *ctx)
+void activation_backward_reference(ln_layer *l, const float *x, const float *y, const float *dy,
+                                   float *dx, const ln_ctx *ctx)
 {
+    (void)x;
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     switch (l->spec.kind) {
     case LN_RELU:

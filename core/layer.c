@@ -455,27 +455,6 @@ static void avgpool2d_bwd_ref(ln_layer *l, const float *x, const float *y, const
     avgpool2d_backward_reference(l, dy, dx, c);
 }
 
-static void activation_fwd(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    activation_forward(l, x, y, c);
-}
-static void activation_fwd_ref(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    activation_forward_reference(l, x, y, c);
-}
-static void activation_bwd(ln_layer *l, const float *x, const float *y, const float *dy,
-                           float *dx, const ln_ctx *c)
-{
-    (void)x;
-    activation_backward(l, y, dy, dx, c);
-}
-static void activation_bwd_ref(ln_layer *l, const float *x, const float *y, const float *dy,
-                               float *dx, const ln_ctx *c)
-{
-    (void)x;
-    activation_backward_reference(l, y, dy, dx, c);
-}
-
 static void dropout_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                         const ln_ctx *c)
 {
@@ -573,10 +552,12 @@ static const ln_layer_param batchnorm_params[] = {
     FLOAT_P("momentum", momentum, 0, 0.1, 0, 1),
 };
 
-#define ACTIVATION(nm, tag)                                                                    \
-    {                                                                                          \
-        .info = {nm, tag, NO_PARAMS}, .setup = setup_same, .fast = {activation_fwd, activation_bwd}, \
-        .reference = {activation_fwd_ref, activation_bwd_ref},                                 \
+/* relu, tanh, sigmoid: no parameters, same shape, core/activation.c's kernels */
+#define ACTIVATION(nm, tag)                                                                   \
+    {                                                                                         \
+        .info = {nm, tag, NO_PARAMS}, .setup = setup_same,                                    \
+        .fast = {activation_forward, activation_backward},                                    \
+        .reference = {activation_forward_reference, activation_backward_reference},           \
     }
 
 /* In enum order (designated, so a slip is a compile error, not a shifted table). The

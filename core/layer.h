@@ -132,12 +132,13 @@ void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
 void avgpool2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 
-void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
-void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+/* The elementwise kinds (relu, tanh, sigmoid) in the descriptors' own signature. */
+void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void activation_backward(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx);
-void activation_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
-void activation_backward_reference(const ln_layer *l, const float *y, const float *dy, float *dx,
-                                   const ln_ctx *ctx);
+void activation_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void activation_backward_reference(ln_layer *l, const float *x, const float *y, const float *dy,
+                                   float *dx, const ln_ctx *ctx);
 
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
