@@ -71,6 +71,13 @@ ln_layer_spec ln_batchnorm(ln_layer_kind kind, int features)
     return s;
 }
 
+ln_layer_spec ln_leaky_relu(float negative_slope)
+{
+    ln_layer_spec s = blank(LN_LEAKY_RELU);
+    s.negative_slope = negative_slope;
+    return s;
+}
+
 ln_layer_spec ln_simple_layer(ln_layer_kind kind) { return blank(kind); }
 
 /* ------------------------------------------------------------ shape inference */
@@ -552,10 +559,14 @@ static const ln_layer_param batchnorm_params[] = {
     FLOAT_P("momentum", momentum, 0, 0.1, 0, 1),
 };
 
-/* relu, tanh, sigmoid: no parameters, same shape, core/activation.c's kernels */
-#define ACTIVATION(nm, tag)                                                                   \
+/* relu, tanh, sigmoid, leaky_relu: same shape, core/activation.c's kernels */
+static const ln_layer_param leaky_relu_params[] = {
+    FLOAT_P("negative_slope", negative_slope, 0, 0.01, -HUGE_VAL, HUGE_VAL),
+};
+
+#define ACTIVATION(nm, tag, params)                                                           \
     {                                                                                         \
-        .info = {nm, tag, NO_PARAMS}, .setup = setup_same,                                    \
+        .info = {nm, tag, params}, .setup = setup_same,                                       \
         .fast = {activation_forward, activation_backward},                                    \
         .reference = {activation_forward_reference, activation_backward_reference},           \
     }
@@ -583,9 +594,9 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                       .setup = setup_pool,
                       .fast = {avgpool2d_fwd, avgpool2d_bwd},
                       .reference = {avgpool2d_fwd_ref, avgpool2d_bwd_ref}},
-    [LN_RELU] = ACTIVATION("relu", 3),
-    [LN_TANH] = ACTIVATION("tanh", 4),
-    [LN_SIGMOID] = ACTIVATION("sigmoid", 5),
+    [LN_RELU] = ACTIVATION("relu", 3, NO_PARAMS),
+    [LN_TANH] = ACTIVATION("tanh", 4, NO_PARAMS),
+    [LN_SIGMOID] = ACTIVATION("sigmoid", 5, NO_PARAMS),
     [LN_LINEAR] = {.info = {"linear", 6, PARAMS(linear_params)},
                    .setup = setup_linear,
                    .init = init_linear,
@@ -634,6 +645,7 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                         .split_ok = batchnorm_split_ok,
                         .forward_part = batchnorm_forward_part,
                         .backward_part = batchnorm_backward_part},
+    [LN_LEAKY_RELU] = ACTIVATION("leaky_relu", 13, PARAMS(leaky_relu_params)),
 };
 
 static int is_kind(int k) { return k >= 0 && k < LN_LAYER_KIND_COUNT; }

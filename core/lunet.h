@@ -126,6 +126,7 @@ typedef enum {
     LN_LOG_SOFTMAX,
     LN_BATCHNORM2D,
     LN_BATCHNORM1D,
+    LN_LEAKY_RELU,
     LN_LAYER_KIND_COUNT
 } ln_layer_kind;
 
@@ -174,7 +175,10 @@ typedef struct {
     int in_features, out_features;   /* linear */
     int kernel, stride, padding;     /* conv2d, pools (pool stride 0 = kernel, set by ln_net_create) */
     int bias;                        /* conv2d, linear: 1 = has bias */
-    float p;                         /* dropout probability */
+    union {
+        float p;                     /* dropout probability */
+        float negative_slope;        /* leaky_relu: y = x < 0 ? negative_slope * x : x */
+    };                               /* (one field in model files) */
     float eps, momentum;             /* batchnorm (PyTorch: 1e-5, 0.1) */
 } ln_layer_spec;
 
@@ -185,6 +189,7 @@ ln_layer_spec ln_avgpool2d(int kernel, int stride);
 ln_layer_spec ln_linear(int in_features, int out_features);
 ln_layer_spec ln_dropout(ln_layer_kind kind, float p);
 ln_layer_spec ln_batchnorm(ln_layer_kind kind, int features);
+ln_layer_spec ln_leaky_relu(float negative_slope);  /* PyTorch's default slope: 0.01 */
 ln_layer_spec ln_simple_layer(ln_layer_kind kind); /* relu, tanh, sigmoid, flatten, log_softmax */
 /* A spec of kind k with every parameter at its default and the required ones 0, to be
  * filled from ln_layer_kind_info_of(k)->params (how the Lua binding builds layers). */

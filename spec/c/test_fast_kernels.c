@@ -406,6 +406,27 @@ static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *is
     free_layer(&o);
 }
 
+/* LeakyReLU's vectorised select against its scalar twin, for positive, zero and
+ * negative slopes (PyTorch takes any). */
+static void test_leaky_relu(int64_t per_sample, int batch, float slope, ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[1] = {per_sample};
+    make_layer(&o, ln_leaky_relu(slope), ln_shape_make(1, d), batch, rng);
+    const int64_t n = per_sample * batch;
+    float *x = falloc(n), *dy = falloc(n);
+    fill(x, n, rng);
+    fill(dy, n, rng);
+    for (int64_t i = 0; i < n; i += 5) x[i] = i % 3 ? -0.0f : NAN;
+    char desc[200];
+    snprintf(desc, sizeof desc, "%s leaky_relu(%g) over %lld floats (bit for bit, NaN and -0)", isa,
+             (double)slope, (long long)n);
+    report_same_bits(&o, x, dy, batch, desc);
+    free(x);
+    free(dy);
+    free_layer(&o);
+}
+
 /* ------------------------------------------------------ tanh, sigmoid */
 
 static int64_t ulp_distance(float a, float b)
@@ -879,6 +900,9 @@ int main(void)
         }
         test_relu(1440, 7, &rng, name);
         test_relu(13, 1, &rng, name);
+        test_leaky_relu(1440, 7, 0.01f, &rng, name);
+        test_leaky_relu(13, 1, 0.0f, &rng, name);
+        test_leaky_relu(37, 3, -0.5f, &rng, name);
         test_squash(LN_TANH, 1440, 7, &rng, name);
         test_squash(LN_TANH, 13, 2, &rng, name);
         test_squash(LN_SIGMOID, 1440, 7, &rng, name);
