@@ -208,6 +208,13 @@ static ln_status setup_same(ln_layer *l, int index, ln_error *err)
     return LN_OK;
 }
 
+static ln_status setup_leaky_relu(ln_layer *l, int index, ln_error *err)
+{
+    if (!isfinite(l->spec.negative_slope))
+        return spec_error(err, l, index, "negative_slope must be finite");
+    return LN_OK;
+}
+
 static ln_status setup_dropout(ln_layer *l, int index, ln_error *err)
 {
     const ln_layer_spec *s = &l->spec;
@@ -559,14 +566,14 @@ static const ln_layer_param batchnorm_params[] = {
     FLOAT_P("momentum", momentum, 0, 0.1, 0, 1),
 };
 
-/* relu, tanh, sigmoid, leaky_relu: same shape, core/activation.c's kernels */
+/* relu, tanh, sigmoid: no parameters, same shape, core/activation.c's kernels */
 static const ln_layer_param leaky_relu_params[] = {
     FLOAT_P("negative_slope", negative_slope, 0, 0.01, -HUGE_VAL, HUGE_VAL),
 };
 
-#define ACTIVATION(nm, tag, params)                                                           \
+#define ACTIVATION(nm, tag)                                                                   \
     {                                                                                         \
-        .info = {nm, tag, params}, .setup = setup_same,                                       \
+        .info = {nm, tag, NO_PARAMS}, .setup = setup_same,                                    \
         .fast = {activation_forward, activation_backward},                                    \
         .reference = {activation_forward_reference, activation_backward_reference},           \
     }
@@ -594,9 +601,9 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                       .setup = setup_pool,
                       .fast = {avgpool2d_fwd, avgpool2d_bwd},
                       .reference = {avgpool2d_fwd_ref, avgpool2d_bwd_ref}},
-    [LN_RELU] = ACTIVATION("relu", 3, NO_PARAMS),
-    [LN_TANH] = ACTIVATION("tanh", 4, NO_PARAMS),
-    [LN_SIGMOID] = ACTIVATION("sigmoid", 5, NO_PARAMS),
+    [LN_RELU] = ACTIVATION("relu", 3),
+    [LN_TANH] = ACTIVATION("tanh", 4),
+    [LN_SIGMOID] = ACTIVATION("sigmoid", 5),
     [LN_LINEAR] = {.info = {"linear", 6, PARAMS(linear_params)},
                    .setup = setup_linear,
                    .init = init_linear,
@@ -645,7 +652,10 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                         .split_ok = batchnorm_split_ok,
                         .forward_part = batchnorm_forward_part,
                         .backward_part = batchnorm_backward_part},
-    [LN_LEAKY_RELU] = ACTIVATION("leaky_relu", 13, PARAMS(leaky_relu_params)),
+    [LN_LEAKY_RELU] = {.info = {"leaky_relu", 13, PARAMS(leaky_relu_params)},
+                       .setup = setup_leaky_relu,
+                       .fast = {activation_forward, activation_backward},
+                       .reference = {activation_forward_reference, activation_backward_reference}},
 };
 
 static int is_kind(int k) { return k >= 0 && k < LN_LAYER_KIND_COUNT; }

@@ -23,7 +23,7 @@ local function layer_meta_tostring(l)
   end
   local parts = {}
   for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
-    "kernel", "stride", "padding", "p", "bias" }) do
+    "kernel", "stride", "padding", "p", "negative_slope", "bias" }) do
     if l[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(l[k]) end
   end
   return l.kind .. "(" .. table.concat(parts, ", ") .. ")"
@@ -93,6 +93,13 @@ end
 lunet.dropout = dropout("dropout")
 --- dropout2d(p = 0.5): zeroes whole channels with probability p in training
 lunet.dropout2d = dropout("dropout2d")
+
+--- leaky_relu(negative_slope = 0.01): x where x > 0, negative_slope * x elsewhere (PyTorch's
+-- LeakyReLU; the default is the engine's)
+function lunet.leaky_relu(negative_slope)
+  check.optional("number", "lunet.leaky_relu", 1, "negative_slope", negative_slope)
+  return layer { kind = "leaky_relu", negative_slope = negative_slope }
+end
 
 local function batchnorm(kind)
   return function(features, opts)
@@ -191,6 +198,7 @@ local function layer_options(l)
   if l.stride and l.stride ~= (l.kind == "conv2d" and 1 or l.kernel) then o[#o + 1] = "s" .. l.stride end
   if l.padding and l.padding > 0 then o[#o + 1] = "p" .. l.padding end
   if l.p then o[#o + 1] = ("p=%g"):format(l.p) end
+  if l.negative_slope then o[#o + 1] = ("slope=%g"):format(l.negative_slope) end
   if l.bias == false then o[#o + 1] = "no bias" end
   return table.concat(o, " ")
 end
