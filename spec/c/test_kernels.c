@@ -1025,7 +1025,7 @@ static const struct {
     {"conv2d", 0},  {"maxpool2d", 1}, {"avgpool2d", 2},    {"relu", 3},
     {"tanh", 4},    {"sigmoid", 5},   {"linear", 6},       {"dropout", 7},
     {"dropout2d", 8}, {"flatten", 9}, {"log_softmax", 10}, {"batchnorm2d", 11},
-    {"batchnorm1d", 12},
+    {"batchnorm1d", 12}, {"leaky_relu", 13},
 };
 
 static uint32_t le32_at(const unsigned char *b)
