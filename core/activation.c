@@ -77,11 +77,7 @@ void activation_forward_reference(ln_layer *l, const float *x, float *y, const l
         for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
     case LN_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++)
-            if (x[i] > 0.0f)
-                y[i] = x[i];
-            else
-                y[i] = x[i] * l->spec.negative_slope;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : x[i] * l->spec.negative_slope;
         break;
     default:
         break;
@@ -103,11 +99,7 @@ void activation_backward_reference(ln_layer *l, const float *x, const float *y, 
         for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
         break;
     case LN_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++)
-            if (x[i] > 0.0f)
-                dx[i] = dy[i];
-            else
-                dx[i] = dy[i] * l->spec.negative_slope;
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * l->spec.negative_slope;
         break;
     default:
         break;

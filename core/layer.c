@@ -391,90 +391,43 @@ void ln_layer_backward(ln_layer *l, const float *x, const float *y, const float 
 /* ------------------------------------------------------------------ kernels
  *
  * The kernels in one signature (ln_kernels). Each kind file keeps the signature that
- * says what its kernel reads (const layer, no x, no y); these adapters fit them. */
+ * says what its kernel reads (const layer, no x, no y); these adapters fit them:
+ * FORWARD passes everything on, BACKWARD_X drops y, BACKWARD_D drops x and y. */
 
-static void conv2d_fwd(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    conv2d_forward(l, x, y, c);
-}
-static void conv2d_fwd_ref(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    conv2d_forward_reference(l, x, y, c);
-}
-static void conv2d_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
-                       const ln_ctx *c)
-{
-    (void)y;
-    conv2d_backward(l, x, dy, dx, c);
-}
-static void conv2d_bwd_ref(ln_layer *l, const float *x, const float *y, const float *dy,
-                           float *dx, const ln_ctx *c)
-{
-    (void)y;
-    conv2d_backward_reference(l, x, dy, dx, c);
-}
+#define FORWARD(name, kernel)                                                                 \
+    static void name(ln_layer *l, const float *x, float *y, const ln_ctx *c) { kernel(l, x, y, c); }
+#define BACKWARD_X(name, kernel)                                                              \
+    static void name(ln_layer *l, const float *x, const float *y, const float *dy, float *dx, \
+                     const ln_ctx *c)                                                         \
+    {                                                                                         \
+        (void)y;                                                                              \
+        kernel(l, x, dy, dx, c);                                                              \
+    }
+#define BACKWARD_D(name, kernel)                                                              \
+    static void name(ln_layer *l, const float *x, const float *y, const float *dy, float *dx, \
+                     const ln_ctx *c)                                                         \
+    {                                                                                         \
+        (void)x, (void)y;                                                                     \
+        kernel(l, dy, dx, c);                                                                 \
+    }
 
-static void linear_fwd(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    linear_forward(l, x, y, c);
-}
-static void linear_fwd_ref(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    linear_forward_reference(l, x, y, c);
-}
-static void linear_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
-                       const ln_ctx *c)
-{
-    (void)y;
-    linear_backward(l, x, dy, dx, c);
-}
-static void linear_bwd_ref(ln_layer *l, const float *x, const float *y, const float *dy,
-                           float *dx, const ln_ctx *c)
-{
-    (void)y;
-    linear_backward_reference(l, x, dy, dx, c);
-}
-
-static void maxpool2d_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
-                          const ln_ctx *c)
-{
-    (void)x, (void)y;
-    maxpool2d_backward(l, dy, dx, c);
-}
-static void maxpool2d_bwd_ref(ln_layer *l, const float *x, const float *y, const float *dy,
-                              float *dx, const ln_ctx *c)
-{
-    (void)x, (void)y;
-    maxpool2d_backward_reference(l, dy, dx, c);
-}
-
-static void avgpool2d_fwd(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    avgpool2d_forward(l, x, y, c);
-}
-static void avgpool2d_fwd_ref(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    avgpool2d_forward_reference(l, x, y, c);
-}
-static void avgpool2d_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
-                          const ln_ctx *c)
-{
-    (void)x, (void)y;
-    avgpool2d_backward(l, dy, dx, c);
-}
-static void avgpool2d_bwd_ref(ln_layer *l, const float *x, const float *y, const float *dy,
-                              float *dx, const ln_ctx *c)
-{
-    (void)x, (void)y;
-    avgpool2d_backward_reference(l, dy, dx, c);
-}
-
-static void dropout_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
-                        const ln_ctx *c)
-{
-    (void)x, (void)y;
-    dropout_backward(l, dy, dx, c);
-}
+FORWARD(conv2d_fwd, conv2d_forward)
+FORWARD(conv2d_fwd_ref, conv2d_forward_reference)
+BACKWARD_X(conv2d_bwd, conv2d_backward)
+BACKWARD_X(conv2d_bwd_ref, conv2d_backward_reference)
+FORWARD(linear_fwd, linear_forward)
+FORWARD(linear_fwd_ref, linear_forward_reference)
+BACKWARD_X(linear_bwd, linear_backward)
+BACKWARD_X(linear_bwd_ref, linear_backward_reference)
+BACKWARD_D(maxpool2d_bwd, maxpool2d_backward)
+BACKWARD_D(maxpool2d_bwd_ref, maxpool2d_backward_reference)
+FORWARD(avgpool2d_fwd, avgpool2d_forward)
+FORWARD(avgpool2d_fwd_ref, avgpool2d_forward_reference)
+BACKWARD_D(avgpool2d_bwd, avgpool2d_backward)
+BACKWARD_D(avgpool2d_bwd_ref, avgpool2d_backward_reference)
+BACKWARD_D(dropout_bwd, dropout_backward)
+BACKWARD_X(batchnorm_bwd, batchnorm_backward)
+FORWARD(log_softmax_fwd, log_softmax_forward)
 
 /* flatten: the same floats, another shape. */
 static void flatten_fwd(ln_layer *l, const float *x, float *y, const ln_ctx *c)
@@ -488,22 +441,11 @@ static void flatten_bwd(ln_layer *l, const float *x, const float *y, const float
     memcpy(dx, dy, sizeof(float) * (size_t)(l->in_n * c->batch));
 }
 
-static void log_softmax_fwd(ln_layer *l, const float *x, float *y, const ln_ctx *c)
-{
-    log_softmax_forward(l, x, y, c);
-}
 static void log_softmax_bwd(ln_layer *l, const float *x, const float *y, const float *dy,
                             float *dx, const ln_ctx *c)
 {
     (void)x;
     log_softmax_backward(l, y, dy, dx, c);
-}
-
-static void batchnorm_bwd(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
-                          const ln_ctx *c)
-{
-    (void)y;
-    batchnorm_backward(l, x, dy, dx, c);
 }
 
 /* ------------------------------------------------------------------ threads */
@@ -578,6 +520,25 @@ static const ln_layer_param leaky_relu_params[] = {
         .reference = {activation_forward_reference, activation_backward_reference},           \
     }
 
+/* dropout, dropout2d: one kernel, masks of elements or of whole channels (dropout.c) */
+#define DROPOUT(nm, tag)                                                                      \
+    {                                                                                         \
+        .info = {nm, tag, PARAMS(dropout_params)}, .setup = setup_dropout,                    \
+        .fast = {dropout_forward, dropout_bwd}, .reference = {dropout_forward, dropout_bwd},  \
+        .mask_per_sample = dropout_mask, .split_ok = dropout_split_ok,                        \
+    }
+
+/* batchnorm2d, batchnorm1d: one kernel over N x C x (rest); it chooses its reference
+ * twin itself, per channel range (core/batchnorm.c) */
+#define BATCHNORM(nm, tag)                                                                    \
+    {                                                                                         \
+        .info = {nm, tag, PARAMS(batchnorm_params)}, .setup = setup_batchnorm,                \
+        .init = init_batchnorm, .fast = {batchnorm_forward, batchnorm_bwd},                   \
+        .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
+        .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
+        .backward_part = batchnorm_backward_part,                                             \
+    }
+
 /* In enum order (designated, so a slip is a compile error, not a shifted table). The
  * file tags are the model file's kind numbers: append-only, see ln_layer_kind_info. */
 static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
@@ -613,18 +574,8 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                    .backward_part = linear_backward_part,
                    .flops = linear_flops,
                    .weight_shape = linear_weight_shape},
-    [LN_DROPOUT] = {.info = {"dropout", 7, PARAMS(dropout_params)},
-                    .setup = setup_dropout,
-                    .fast = {dropout_forward, dropout_bwd},
-                    .reference = {dropout_forward, dropout_bwd},
-                    .mask_per_sample = dropout_mask,
-                    .split_ok = dropout_split_ok},
-    [LN_DROPOUT2D] = {.info = {"dropout2d", 8, PARAMS(dropout_params)},
-                      .setup = setup_dropout,
-                      .fast = {dropout_forward, dropout_bwd},
-                      .reference = {dropout_forward, dropout_bwd},
-                      .mask_per_sample = dropout_mask,
-                      .split_ok = dropout_split_ok},
+    [LN_DROPOUT] = DROPOUT("dropout", 7),
+    [LN_DROPOUT2D] = DROPOUT("dropout2d", 8),
     [LN_FLATTEN] = {.info = {"flatten", 9, NO_PARAMS},
                     .setup = setup_flatten,
                     .fast = {flatten_fwd, flatten_bwd},
@@ -633,25 +584,8 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                         .setup = setup_log_softmax,
                         .fast = {log_softmax_fwd, log_softmax_bwd},
                         .reference = {log_softmax_fwd, log_softmax_bwd}},
-    /* batchnorm chooses its reference twin itself, per channel range (core/batchnorm.c) */
-    [LN_BATCHNORM2D] = {.info = {"batchnorm2d", 11, PARAMS(batchnorm_params)},
-                        .setup = setup_batchnorm,
-                        .init = init_batchnorm,
-                        .fast = {batchnorm_forward, batchnorm_bwd},
-                        .reference = {batchnorm_forward, batchnorm_bwd},
-                        .saved_count = batchnorm_saved,
-                        .split_ok = batchnorm_split_ok,
-                        .forward_part = batchnorm_forward_part,
-                        .backward_part = batchnorm_backward_part},
-    [LN_BATCHNORM1D] = {.info = {"batchnorm1d", 12, PARAMS(batchnorm_params)},
-                        .setup = setup_batchnorm,
-                        .init = init_batchnorm,
-                        .fast = {batchnorm_forward, batchnorm_bwd},
-                        .reference = {batchnorm_forward, batchnorm_bwd},
-                        .saved_count = batchnorm_saved,
-                        .split_ok = batchnorm_split_ok,
-                        .forward_part = batchnorm_forward_part,
-                        .backward_part = batchnorm_backward_part},
+    [LN_BATCHNORM2D] = BATCHNORM("batchnorm2d", 11),
+    [LN_BATCHNORM1D] = BATCHNORM("batchnorm1d", 12),
     [LN_LEAKY_RELU] = {.info = {"leaky_relu", 13, PARAMS(leaky_relu_params)},
                        .setup = setup_leaky_relu,
                        .fast = {activation_forward, activation_backward},
