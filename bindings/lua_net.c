@@ -562,9 +562,48 @@ static const luaL_Reg net_functions[] = {
     {NULL, NULL},
 };
 
+/* core.layer_kinds: {name = {file_tag =, params = {{name =, type = "int"|"float"|"bool",
+ * required =, default =}, ...}}, ...}, built once from core's descriptors. */
+static void push_layer_kinds(lua_State *L)
+{
+    static const char *const type_names[] = {"int", "float", "bool"};
+    lua_createtable(L, 0, ln_layer_kind_count());
+    for (int k = 0; k < ln_layer_kind_count(); k++) {
+        const ln_layer_kind_info *info = ln_layer_kind_info_of((ln_layer_kind)k);
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, info->file_tag);
+        lua_setfield(L, -2, "file_tag");
+        lua_createtable(L, info->param_count, 0);
+        for (int i = 0; i < info->param_count; i++) {
+            const ln_layer_param *p = &info->params[i];
+            lua_createtable(L, 0, 4);
+            lua_pushstring(L, p->name);
+            lua_setfield(L, -2, "name");
+            lua_pushstring(L, type_names[p->type]);
+            lua_setfield(L, -2, "type");
+            lua_pushboolean(L, p->required);
+            lua_setfield(L, -2, "required");
+            if (!p->required) {
+                if (p->type == LN_PARAM_BOOL)
+                    lua_pushboolean(L, p->fallback != 0.0);
+                else if (p->type == LN_PARAM_INT)
+                    lua_pushinteger(L, (lua_Integer)p->fallback);
+                else
+                    lua_pushnumber(L, p->fallback);
+                lua_setfield(L, -2, "default");
+            }
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "params");
+        lua_setfield(L, -2, info->name);
+    }
+}
+
 void lunet_open_net(lua_State *L)
 {
     luaL_setfuncs(L, net_functions, 0);
+    push_layer_kinds(L);
+    lua_setfield(L, -2, "layer_kinds");
     register_class(L, NET_MT, net_methods, net_free, NULL, NULL);
     lua_setfield(L, -2, "Net");
 }
