@@ -292,6 +292,9 @@ int64_t ln_layer_saved_count(const ln_layer *l) { return or_zero(kinds[l->spec.k
 
 int64_t ln_layer_buffer_count(const ln_layer *l) { return ln_layer_saved_count(l); }
 
+/* Dropout draws its mask in training unless nothing can be dropped. */
+static int dropout_draws(const ln_layer *l) { return l->spec.p > 0.0f; }
+
 static int64_t dropout_mask(const ln_layer *l)
 {
     return l->spec.kind == LN_DROPOUT2D ? l->in.dim[0] : l->in_n;
@@ -525,18 +528,18 @@ static const ln_layer_param leaky_relu_params[] = {
     {                                                                                         \
         .info = {nm, tag, PARAMS(dropout_params)}, .setup = setup_dropout,                    \
         .fast = {dropout_forward, dropout_bwd}, .reference = {dropout_forward, dropout_bwd},  \
-        .mask_per_sample = dropout_mask, .split_ok = dropout_split_ok,                        \
+        .mask_per_sample = dropout_mask, .split_ok = dropout_split_ok, .draws = dropout_draws, \
     }
 
 /* batchnorm2d, batchnorm1d: one kernel over N x C x (rest); it chooses its reference
  * twin itself, per channel range (core/batchnorm.c) */
-#define BATCHNORM(nm, tag)                                                                    \
+#define BATCHNORM(nm, tag, min_batch)                                                         \
     {                                                                                         \
         .info = {nm, tag, PARAMS(batchnorm_params)}, .setup = setup_batchnorm,                \
         .init = init_batchnorm, .fast = {batchnorm_forward, batchnorm_bwd},                   \
         .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
         .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
-        .backward_part = batchnorm_backward_part,                                             \
+        .backward_part = batchnorm_backward_part, .min_training_batch = min_batch,            \
     }
 
 /* In enum order (designated, so a slip is a compile error, not a shifted table). The
@@ -584,8 +587,9 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                         .setup = setup_log_softmax,
                         .fast = {log_softmax_fwd, log_softmax_bwd},
                         .reference = {log_softmax_fwd, log_softmax_bwd}},
-    [LN_BATCHNORM2D] = BATCHNORM("batchnorm2d", 11),
-    [LN_BATCHNORM1D] = BATCHNORM("batchnorm1d", 12),
+    [LN_BATCHNORM2D] = BATCHNORM("batchnorm2d", 11, 0),
+    /* one sample has no variance per feature: PyTorch refuses to train on it too */
+    [LN_BATCHNORM1D] = BATCHNORM("batchnorm1d", 12, 2),
     [LN_LEAKY_RELU] = {.info = {"leaky_relu", 13, PARAMS(leaky_relu_params)},
                        .setup = setup_leaky_relu,
                        .fast = {activation_forward, activation_backward},

@@ -77,6 +77,10 @@ typedef struct {
     double (*flops)(const ln_layer *l);
     /* The weight's shape as a tensor (conv2d: out x in x k x k); NULL: a vector. */
     ln_shape (*weight_shape)(const ln_layer *l);
+    /* Training: whether the layer draws random numbers (then the pass needs ctx->rng;
+     * NULL: never), and the fewest samples a training batch needs (0: any). */
+    int (*draws)(const ln_layer *l);
+    int min_training_batch;
 } ln_layer_ops;
 
 /* The descriptor of l's kind (the kind was checked when the layer was set up). */

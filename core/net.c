@@ -469,12 +469,14 @@ static void zero_grads(ln_net *net)
         memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
 }
 
-static int has_dropout(const ln_net *net)
+/* The first layer that draws random numbers in training, or -1. */
+static int first_drawing(const ln_net *net)
 {
-    for (int i = 0; i < net->count; i++)
-        if (net->layers[i].spec.kind == LN_DROPOUT || net->layers[i].spec.kind == LN_DROPOUT2D)
-            if (net->layers[i].spec.p > 0.0f) return 1;
-    return 0;
+    for (int i = 0; i < net->count; i++) {
+        const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+        if (k->draws && k->draws(&net->layers[i])) return i;
+    }
+    return -1;
 }
 
 ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, ln_rng *rng,
@@ -487,15 +489,17 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         ln_status st = ln_net_reserve(net, batch, err);
         if (st) return st;
     }
-    if (training && !rng && has_dropout(net))
-        return ln_fail(err, LN_EINVAL, "forward: training with dropout needs a random state");
-    if (training && batch == 1)
-        for (int i = 0; i < net->count; i++)
-            if (net->layers[i].spec.kind == LN_BATCHNORM1D)
-                return ln_fail(err, LN_EINVAL,
-                               "layer %d (batchnorm1d): training needs more than 1 sample per "
-                               "batch (as PyTorch)",
-                               i + 1);
+    const int drawing = training && !rng ? first_drawing(net) : -1;
+    if (drawing >= 0)
+        return ln_fail(err, LN_EINVAL, "forward: training with layer %d (%s) needs a random state",
+                       drawing + 1, ln_layer_kind_name(net->layers[drawing].spec.kind));
+    for (int i = 0; training && i < net->count; i++)
+        if (batch < ln_layer_ops_of(net->layers[i].spec.kind)->min_training_batch)
+            return ln_fail(err, LN_EINVAL,
+                           "layer %d (%s): training needs at least %d samples per batch (as "
+                           "PyTorch)",
+                           i + 1, ln_layer_kind_name(net->layers[i].spec.kind),
+                           ln_layer_ops_of(net->layers[i].spec.kind)->min_training_batch);
     ln_ctx ctx = {batch, training ? 1 : 0, net->reference, rng, net->workspace, NULL};
     if (x != net->act[0]) /* the caller may have gathered the batch in place */
         memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));

@@ -67,6 +67,15 @@ describe("layer kinds from core", function()
     assert.are.same({ 0.25, 1, 1, 2 }, dx:totable())
   end)
 
+  it("a kind's fewest training samples are enforced, naming the layer (batchnorm1d: 2)", function()
+    local net = lunet.sequential { lunet.linear(3, 2), lunet.batchnorm1d(2), input = { 3 } }
+    local ok, err = pcall(net.forward, net, lunet.tensor({ 1, 2, 3 }, { 1, 3 }), true)
+    assert.is_false(ok)
+    assert.matches("layer 2 (batchnorm1d): training needs at least 2 samples", err, 1, true)
+    assert.are.equal(2, net:forward(lunet.tensor({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }), true):shape()[1])
+    assert.are.equal(1, net:forward(lunet.tensor({ 1, 2, 3 }, { 1, 3 }), false):shape()[1])
+  end)
+
   it("an unknown kind is refused, naming it", function()
     local ok, err = pcall(core.net, { { kind = "gelu" } }, { 4 }, 0)
     assert.is_false(ok)
