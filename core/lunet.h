@@ -112,6 +112,8 @@ void ln_tensor_release(ln_tensor *t); /* idempotent */
 
 /* ---------------------------------------------------------------- layers */
 
+/* The numbering is internal (model files store each kind's file_tag, below): a new kind
+ * goes before LN_LAYER_KIND_COUNT. */
 typedef enum {
     LN_CONV2D = 0,
     LN_MAXPOOL2D,
@@ -150,7 +152,8 @@ typedef struct {
     ln_param_type type;
     int required;        /* 1: no default, the caller must give it */
     double fallback;     /* the default when not required (PyTorch's) */
-    double min, max;     /* the accepted range, inclusive */
+    double min, max;     /* an int's accepted range, inclusive (the binding checks it;
+                            every value is checked again by the kind's shape rule) */
     size_t offset;       /* offsetof(ln_layer_spec, field) */
 } ln_layer_param;
 
@@ -177,7 +180,7 @@ typedef struct {
     int bias;                        /* conv2d, linear: 1 = has bias */
     union {
         float p;                     /* dropout probability */
-        float negative_slope;        /* leaky_relu: y = x < 0 ? negative_slope * x : x */
+        float negative_slope;        /* leaky_relu: y = x > 0 ? x : negative_slope * x */
     };                               /* (one field in model files) */
     float eps, momentum;             /* batchnorm (PyTorch: 1e-5, 0.1) */
 } ln_layer_spec;
