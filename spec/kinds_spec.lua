@@ -67,6 +67,14 @@ describe("layer kinds from core", function()
     assert.are.same({ 0.25, 1, 1, 2 }, dx:totable())
   end)
 
+  it("a float parameter is part of the model's text (the run store's key)", function()
+    local format = require("lunet.format")
+    local a = lunet.sequential { lunet.leaky_relu(0.2), input = { 3 } }
+    local b = lunet.sequential { lunet.leaky_relu(0.3), input = { 3 } }
+    assert.are_not.equal(format.model(a), format.model(b))
+    assert.are.equal("relu", format.model(lunet.sequential { lunet.relu(), input = { 3 } }))
+  end)
+
   it("a kind's fewest training samples are enforced, naming the layer (batchnorm1d: 2)", function()
     local net = lunet.sequential { lunet.linear(3, 2), lunet.batchnorm1d(2), input = { 3 } }
     local ok, err = pcall(net.forward, net, lunet.tensor({ 1, 2, 3 }, { 1, 3 }), true)
