@@ -5,6 +5,7 @@
  * sigmoid from a polynomial exp, within a few ulp of the C library's); LeakyReLU a
  * branch-free loop that the compiler vectorises (a select, the same products). The
  * reference twins are the scalar loops, PyTorch's formulas element by element. */
+#include "layer.h"
 #include "simd.h"
 
 #include <math.h>
