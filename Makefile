@@ -58,8 +58,9 @@ $(STATIC): $(CORE_OBJ)
 $(SHARED): $(CORE_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@.tmp $^ $(LIBS) && mv -f $@.tmp $@
 
-MODULE_SRC = bindings/lunet.c bindings/sys.c
-$(MODULE): $(MODULE_SRC) core/lunet.h $(STATIC)
+# the binding: lua_module.c (the entry), lua_aux.c (the shared helper), one file per class
+MODULE_SRC = $(wildcard bindings/*.c)
+$(MODULE): $(MODULE_SRC) $(wildcard bindings/*.h) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 

@@ -195,7 +195,7 @@ describe("lunet-scm-1.rockspec", function()
       rm_rf(src)
       rm_rf(tree)
     end)
-    local r = run(("cd %s && tar cf - Makefile core/*.c core/*.h bindings/lunet.c bindings/sys.c bindings/lunet/*.lua bin scripts "
+    local r = run(("cd %s && tar cf - Makefile core/*.c core/*.h bindings/*.c bindings/*.h bindings/lunet/*.lua bin scripts "
       .. "tools/lunet.pc.in lunet-scm-1.rockspec | (cd %s && tar xf -)"):format(shell_quote(ROOT), shell_quote(src)))
     assert.equal(0, r.code, explain(r))
     -- as a user types it (no --deps-mode): nothing to download, lfs and cjson are

@@ -1,12 +1,13 @@
-/* sys.c - the operating-system primitives of the run store (bindings/lunet/store.lua),
- * compiled into the `lunet.core` module beside lunet.c.
+/* lua_sys.c - the operating-system primitives of the run store (bindings/lunet/store.lua),
+ * part of the `lunet.core` module (lua_module.c).
  *
  * The store needs what plain Lua and LuaFileSystem do not give: exclusive creation
  * (O_CREAT|O_EXCL, the claim of a run), durable atomic writes (temporary file, fsync,
  * rename, fsync of the directory), whether a process is alive (kill(pid, 0)), the host
  * name and process id (unique temporary names, claim owners), file times with
  * sub-second precision, zlib's crc32 (record checksums), a sleep, and the seed of a
- * run (to check a record's seed against its index). Conventions as in lunet.c:
+ * run (to check a record's seed against its index). Conventions as in the rest of
+ * the binding (lua_aux.h):
  * argument errors raise; file errors return nil, message (and a short reason).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -20,13 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lauxlib.h"
-#include "lua.h"
 #include <zlib.h>
 
-#include "../core/lunet.h"
-
-int lunet_open_sys(lua_State *L);
+#include "lua_aux.h"
 
 static int fail_errno(lua_State *L, const char *what, const char *path, int e)
 {
