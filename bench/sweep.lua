@@ -10,8 +10,9 @@
 --    each) through the one-node Slurm of tools/cluster/slurm.sh (`bin/lunet sweep slurm
 --    --wait --cpus-per-task NPROC`), against `bin/lunet run` of the same script; target
 --    within 1.3x. Prints both times, the ratio and the load average. It takes about
---    twice the script's time (12 minutes): opt-in. BENCH_SWEEP_EPOCHS=N sets the epochs
---    instead (e.g. 1: a short check of the machinery, about a minute).
+--    twice the script's time (12 minutes): opt-in. BENCH_SWEEP_SECONDS=S sets the task
+--    length (e.g. 3: a short check of the machinery, about a minute), BENCH_SWEEP_EPOCHS=N
+--    the epochs instead.
 -- Needs MNIST (MNIST_DIR); without it, it says so and skips.
 local ROOT = arg[0]:match("^(.*)/bench/[^/]*$") or "."
 if ROOT:sub(1, 1) ~= "/" then ROOT = require("lfs").currentdir() .. (ROOT == "." and "" or "/" .. ROOT) end
@@ -82,22 +83,22 @@ end
 ]]):format(count, epochs))
     f:close()
   end
-  -- Epochs: BENCH_SWEEP_EPOCHS, else enough for 30 s per task, from the time of one epoch
-  -- measured here (the contract's tasks are at least 30 s long).
+  -- Epochs: BENCH_SWEEP_EPOCHS, else enough for BENCH_SWEEP_SECONDS (30) per task, from
+  -- the time of one epoch measured here (the contract's tasks are at least 30 s long).
   local epochs = tonumber(os.getenv("BENCH_SWEEP_EPOCHS") or "")
+  local seconds = tonumber(os.getenv("BENCH_SWEEP_SECONDS") or "") or 30
   if not epochs then
     local probe = work .. "/one.lua"
     twelve(probe, 1, 1)
-    local out = sh(("cd %s && %s run %s %s/calibrate 2>&1 >/dev/null"):format(work, LUNET, probe, work))
+    local out = sh(("(cd %s && %s run %s %s/calibrate 2>&1 >/dev/null)"):format(work, LUNET, probe, work))
     local t = tonumber(out:match("TASK_SECONDS (%S+)"))
     if not t or t <= 0 then
       print("sweep bench: cannot time one epoch:\n" .. out)
       os.execute("rm -rf " .. work)
       return
     end
-    epochs = math.ceil(30 / t)
-    print(("one epoch of 2 runs: %.2f s, so %d epochs per task (at least 30 s; BENCH_SWEEP_EPOCHS overrides)")
-      :format(t, epochs))
+    epochs = math.ceil(seconds / t)
+    print(("one epoch of 2 runs: %.2f s, so %d epochs per task (at least %g s)"):format(t, epochs, seconds))
   end
   local script = work .. "/twelve.lua"
   twelve(script, 12, epochs)
