@@ -236,8 +236,8 @@ local FINISHED = { COMPLETED = true, FAILED = true, CANCELLED = true, TIMEOUT = 
   NODE_FAIL = true, PREEMPTED = true, BOOT_FAIL = true, DEADLINE = true, REVOKED = true }
 M.FINISHED = FINISHED
 
--- in this process (no `sleep` child per poll: a long --wait polls hundreds of times on
--- the nodes that compute)
+-- in this process: no `sleep` child per poll (a --wait of hours polls thousands of times,
+-- on a one-node cluster beside the tasks)
 local function sleep(seconds) require("lunet.core").sleep(seconds) end
 
 --- M.job_records(id) -> the job's records (an array job: one per task, or per pending
@@ -554,7 +554,8 @@ local function tail(path, n)
 end
 
 -- Submits one job that must see the marker (the store is shared); check_shared waits for
--- it. Submitted before planning, so that the two overlap.
+-- it. Submitted before planning, so that the two overlap (a script that cannot be planned
+-- leaves it to end on its own: it only writes a file under DIR/slurm).
 local function submit_probe(dir, base_words, extra, marker, token, out)
   local seen = ("%s/probe-%s.seen"):format(dir, token)
   os.remove(seen) -- (left by a submission that stopped before reading it)
@@ -569,12 +570,12 @@ local function submit_probe(dir, base_words, extra, marker, token, out)
     "#SBATCH --cpus-per-task=1",
     ("test \"$(cat %s 2>/dev/null)\" = %s && hostname > %s"):format(M.quote(marker), M.quote(token), M.quote(seen)),
   }, "\n") .. "\n")
-  return { id = sbatch(file, extra), seen = seen }
+  return { id = sbatch(file, extra), seen = seen, submitted = os.time() }
 end
 
 local function check_shared(probe, dir, marker, timeout, out)
   local id, seen = probe.id, probe.seen
-  local t0, poll = os.time(), 0.05
+  local t0, poll = probe.submitted, 0.05
   while true do
     local recs = M.job_records(id)
     local st = recs[1] and (recs[1].JobState or ""):match("^%u+")
