@@ -332,15 +332,24 @@ void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
     lua_setfield(L, -2, "__name");
 }
 
-/* The pin guard's metatable (lua_aux.h: pin_open). */
-void lunet_open_aux(lua_State *L)
+/* A metatable for userdata that never reach Lua code (pin guards, run results): hidden
+ * (__metatable), with __gc and, if `closable`, __close = gc. */
+void register_hidden_class(lua_State *L, const char *name, lua_CFunction gc, int closable)
 {
-    luaL_newmetatable(L, PIN_MT); /* reachable from C only (and __metatable hides it) */
-    lua_pushcfunction(L, pin_guard_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, pin_guard_close);
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
+    if (closable) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__close");
+    }
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
+}
+
+/* The pin guard's metatable (pin_open). */
+void lunet_open_aux(lua_State *L)
+{
+    register_hidden_class(L, PIN_MT, pin_guard_close, 1);
 }

@@ -36,7 +36,9 @@ static int runs_progress(void *user, const ln_runs_progress *p)
     return 0;
 }
 
-/* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them. */
+/* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them;
+ * its metatable (made once, in lunet_open_runs) only frees them. */
+#define RESULTS_MT "lunet.RunResults"
 typedef struct {
     ln_run_result *r;
     int n;
@@ -53,7 +55,7 @@ static void results_release(results_ud *u)
 
 static int results_gc(lua_State *L)
 {
-    results_release(lua_touserdata(L, 1));
+    results_release(luaL_checkudata(L, 1, RESULTS_MT));
     return 0;
 }
 
@@ -229,10 +231,7 @@ static int l_runs(lua_State *L)
     results_ud *ru = lua_newuserdatauv(L, sizeof *ru, 0);
     ru->r = NULL;
     ru->n = 0;
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, results_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    luaL_setmetatable(L, RESULTS_MT);
     ru->r = ln_alloc_zeroed((size_t)cfg.runs, sizeof *ru->r);
     if (!ru->r) return luaL_error(L, "runs: out of memory");
     ru->n = cfg.runs;
@@ -276,4 +275,5 @@ static const luaL_Reg runs_functions[] = {
 void lunet_open_runs(lua_State *L)
 {
     luaL_setfuncs(L, runs_functions, 0);
+    register_hidden_class(L, RESULTS_MT, results_gc, 0);
 }
