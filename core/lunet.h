@@ -207,6 +207,11 @@ float *ln_net_input(ln_net *net);
  * Gradients are overwritten (not accumulated). If dx is not NULL it receives
  * d(loss)/d(input). */
 ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err);
+/* The batch of the forward pass ln_net_backward would go back through (dout holds that
+ * many samples), 0 if none: before the first ln_net_forward, and after ln_train and
+ * ln_evaluate, whose passes are no caller's (ln_net_forget_forward). */
+int ln_net_forward_batch(const ln_net *net);
+void ln_net_forget_forward(ln_net *net);
 
 /* Reference twins: the plain (slow, obviously correct) versions of the kernels, used
  * by tests to check the fast ones. 1 = use reference kernels for this net. */

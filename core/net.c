@@ -526,6 +526,10 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
 
 float *ln_net_input(ln_net *net) { return net->act[0]; }
 
+int ln_net_forward_batch(const ln_net *net) { return net->last_batch; }
+
+void ln_net_forget_forward(ln_net *net) { net->last_batch = 0; }
+
 ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err)
 {
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
