@@ -38,6 +38,66 @@ static int l_alloc_fail_after(lua_State *L)
     return 1;
 }
 
+/* Pushes one optimizer's defaults, the fields of its Lua constructor (lunet.sgd{} ...). */
+static void push_optim_defaults(lua_State *L, const ln_optim_spec *s)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, s->lr);
+    lua_setfield(L, -2, "lr");
+    if (s->kind == LN_OPT_SGD) {
+        lua_pushnumber(L, s->momentum);
+        lua_setfield(L, -2, "momentum");
+        lua_pushnumber(L, s->dampening);
+        lua_setfield(L, -2, "dampening");
+        lua_pushboolean(L, s->nesterov);
+        lua_setfield(L, -2, "nesterov");
+    } else {
+        const double betas[2] = {s->beta1, s->beta2};
+        lua_createtable(L, 2, 0);
+        for (int i = 0; i < 2; i++) {
+            lua_pushnumber(L, betas[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "betas");
+        lua_pushnumber(L, s->eps);
+        lua_setfield(L, -2, "eps");
+    }
+    lua_pushnumber(L, s->weight_decay);
+    lua_setfield(L, -2, "weight_decay");
+}
+
+/* core.defaults: the defaults and limits that the binding and the Lua modules share,
+ * made once from the engine's values (core/lunet.h), so no number is written twice:
+ * optimizers.{sgd, adam, adamw}, mnist = {mean, std}, batch, eval_batch, max_runs,
+ * max_threads. Read it, do not change it. */
+static void push_defaults(lua_State *L)
+{
+    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 3);
+    static const ln_optim_kind kinds[] = {LN_OPT_SGD, LN_OPT_ADAM, LN_OPT_ADAMW};
+    for (int i = 0; i < 3; i++) {
+        const ln_optim_spec s = kinds[i] == LN_OPT_SGD ? ln_sgd_spec(LN_DEFAULT_SGD_LR, 0.0)
+                                                       : ln_adam_spec(kinds[i], LN_DEFAULT_ADAM_LR);
+        push_optim_defaults(L, &s);
+        lua_setfield(L, -2, ln_optim_name(kinds[i]));
+    }
+    lua_setfield(L, -2, "optimizers");
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, LN_MNIST_MEAN);
+    lua_setfield(L, -2, "mean");
+    lua_pushnumber(L, LN_MNIST_STD);
+    lua_setfield(L, -2, "std");
+    lua_setfield(L, -2, "mnist");
+    lua_pushinteger(L, LN_DEFAULT_BATCH);
+    lua_setfield(L, -2, "batch");
+    lua_pushinteger(L, LN_DEFAULT_EVAL_BATCH);
+    lua_setfield(L, -2, "eval_batch");
+    lua_pushinteger(L, LN_MAX_RUNS);
+    lua_setfield(L, -2, "max_runs");
+    lua_pushinteger(L, LN_MAX_THREADS);
+    lua_setfield(L, -2, "max_threads");
+}
+
 static const luaL_Reg module_functions[] = {
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},
@@ -58,6 +118,8 @@ int luaopen_lunet_core(lua_State *L)
     lunet_open_optim(L);
     lunet_open_train(L);
     lunet_open_runs(L);
+    push_defaults(L);
+    lua_setfield(L, -2, "defaults");
     lua_pushstring(L, LUNET_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushinteger(L, LUNET_ENGINE_REVISION);

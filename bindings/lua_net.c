@@ -465,7 +465,7 @@ static int net_evaluate(lua_State *L)
     check_net_mutable(L, 1);
     check_dataset(L, 2);
     int loss = luaL_checkoption(L, 3, "nll", loss_names);
-    int batch = lua_isnoneornil(L, 4) ? 1000 : (int)check_range(L, 4, "batch", 1, 1 << 20);
+    int batch = lua_isnoneornil(L, 4) ? LN_DEFAULT_EVAL_BATCH : (int)check_range(L, 4, "batch", 1, 1 << 20);
     /* the pointers last: converting argument 3 to a string may run a finalizer */
     net_ud *u = check_net_mutable(L, 1);
     ln_net *net = u->net;
@@ -529,7 +529,7 @@ static int net_threads(lua_State *L)
     lua_settop(L, 2);
     check_net(L, 1);
     if (!lua_isnil(L, 2)) {
-        const int threads = (int)check_range(L, 2, "threads", 1, 256);
+        const int threads = (int)check_range(L, 2, "threads", 1, LN_MAX_THREADS);
         /* the pool and the scratch change: not while a call uses the net */
         ln_net *net = check_net_mutable(L, 1)->net;
         ln_error err;

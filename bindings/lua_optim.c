@@ -20,7 +20,8 @@ ln_optim_spec read_optim_spec(lua_State *L, int t)
             if (!strcmp(optim_names[k], lua_tostring(L, -1))) kind = k;
     if (kind < 0) luaL_error(L, "optimizer: unknown kind (valid: sgd, adam, adamw)");
     lua_pop(L, 1);
-    ln_optim_spec s = kind == LN_OPT_SGD ? ln_sgd_spec(0.01, 0.0) : ln_adam_spec((ln_optim_kind)kind, 1e-3);
+    ln_optim_spec s = kind == LN_OPT_SGD ? ln_sgd_spec(LN_DEFAULT_SGD_LR, 0.0)
+                                         : ln_adam_spec((ln_optim_kind)kind, LN_DEFAULT_ADAM_LR);
     s.lr = field_num(L, t, "lr", s.lr);
     s.momentum = field_num(L, t, "momentum", s.momentum);
     s.dampening = field_num(L, t, "dampening", s.dampening);

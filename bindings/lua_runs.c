@@ -176,9 +176,9 @@ static int l_runs(lua_State *L)
     cfg.template_net = nu->net;
     cfg.data = du->ds;
     cfg.test = tu ? tu->ds : NULL;
-    cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
-    cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
-    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, 256);
+    cfg.runs = (int)field_int(L, 1, "runs", 1, 1, LN_MAX_RUNS);
+    cfg.threads = (int)field_int(L, 1, "threads", 0, 0, LN_MAX_THREADS);
+    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, LN_MAX_THREADS);
     /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
     const int keep_steps = field_bool(L, 1, "keep_steps", 0);
     int64_t *test_at = NULL;

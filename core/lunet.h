@@ -244,6 +244,10 @@ typedef struct {
     double beta1, beta2, eps;                 /* adam, adamw */
 } ln_optim_spec;
 
+/* The learning rates used when none is given: torch.optim.Adam's and AdamW's default;
+ * torch.optim.SGD has none, 0.01 is lunet's (the Lua module's lunet.sgd{}, ln_train's). */
+#define LN_DEFAULT_SGD_LR 0.01
+#define LN_DEFAULT_ADAM_LR 1e-3
 ln_optim_spec ln_sgd_spec(double lr, double momentum);
 ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr); /* PyTorch defaults */
 ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err);
@@ -315,6 +319,11 @@ typedef enum {
     LN_NORM_AUTO,      /* per-channel mean and (population) std of the loaded samples */
     LN_NORM_NONE       /* mean 0, std 1: bytes become byte / 255 */
 } ln_norm_mode;
+
+/* MNIST's training-set mean and std (PyTorch's example's), the normalisation of the
+ * Lua module's lunet.mnist. */
+#define LN_MNIST_MEAN 0.1307
+#define LN_MNIST_STD 0.3081
 
 typedef struct {
     ln_norm_mode mode;
@@ -488,6 +497,9 @@ typedef struct {
     char checkpoint_error[512]; /* a checkpoint that could not be written stopped the run */
 } ln_history;
 
+/* The batch of training (ln_train_config_defaults) and the Lua module's evaluation. */
+#define LN_DEFAULT_BATCH 64
+#define LN_DEFAULT_EVAL_BATCH 1000
 void ln_train_config_defaults(ln_train_config *cfg);
 ln_status ln_train_config_check(const ln_train_config *cfg, ln_error *err);
 /* Trains in place. Returns LN_OK also when the run diverged or was stopped (see
@@ -546,8 +558,8 @@ typedef struct {
     const ln_dataset *data;
     const ln_dataset *test;     /* may be NULL */
     ln_train_config train;      /* train.seed is the base seed */
-    int runs;
-    int threads;                /* <= 0: number of cores */
+    int runs;                   /* 1 to LN_MAX_RUNS */
+    int threads;                /* <= 0: number of cores; at most LN_MAX_THREADS */
     const int *only;            /* if not NULL: runs[i] is computed only if only[i] */
     const int64_t *test_at;     /* evaluate on `test` also after these iterations */
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
@@ -557,6 +569,8 @@ typedef struct {
     void *user;                 /* passed to on_progress, claim and on_run */
     int threads_per_run;        /* threads inside each run (ln_net_set_threads); <= 1: one */
 } ln_runs_config;
+
+#define LN_MAX_RUNS 1000000
 
 /* results[runs] must be zeroed by the caller; release each with ln_run_result_release. */
 ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err);
@@ -570,11 +584,13 @@ const char *ln_kernel_isa(void);
 /* ------------------------------------------------ threads inside one run */
 
 /* A net can spread every forward and backward pass (and ln_train's optimizer step)
- * over a persistent pool of `threads` threads (1 = none, the default; at most 256).
+ * over a persistent pool of `threads` threads (1 = none, the default; at most
+ * LN_MAX_THREADS, which also bounds ln_runs_config's threads).
  * Each thread computes whole output elements exactly as one thread would (samples,
  * output channels, parameter ranges), so results are bit-identical for any thread
  * count. The pool lives until the count changes or the net is freed. A net must not
  * be used by two threads at once (it never was). */
+#define LN_MAX_THREADS 256
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err);
 int ln_net_threads(const ln_net *net);
 /* ln_optim_step on the net's parameters and gradients, over its threads. */

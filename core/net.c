@@ -408,8 +408,8 @@ static void layer_pass(ln_net *net, ln_layer *l, const float *x, float *y, const
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err)
 {
     if (!net) return ln_fail(err, LN_EINVAL, "threads: net is NULL");
-    if (threads < 1 || threads > 256)
-        return ln_fail(err, LN_EINVAL, "threads must be in [1, 256] (got %d)", threads);
+    if (threads < 1 || threads > LN_MAX_THREADS)
+        return ln_fail(err, LN_EINVAL, "threads must be in [1, %d] (got %d)", LN_MAX_THREADS, threads);
     if (threads == net->threads) return LN_OK;
     ln_workers *w = NULL;
     if (threads > 1) {
