@@ -245,11 +245,10 @@ local function optimizer(kind)
     opts = check.options(f, 1, opts, optim_keys[kind])
     local o = { kind = kind }
     for k, v in pairs(opts) do o[k] = v end
+    o.lr = o.lr or core.defaults.optimizers[kind].lr
     if kind == "sgd" then
-      o.lr = o.lr or 0.01
       o.momentum = o.momentum or 0
     else
-      o.lr = o.lr or 1e-3
       if o.betas ~= nil then
         local b = o.betas
         if #b ~= 2 or type(b[1]) ~= "number" or type(b[2]) ~= "number"
@@ -523,7 +522,8 @@ end
 -- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead,
 -- normalize = false keeps x / 255.
 lunet.mnist = idx_preset {
-  fname = "lunet.mnist", name = "mnist", title = "MNIST", mean = 0.1307, std = 0.3081,
+  fname = "lunet.mnist", name = "mnist", title = "MNIST",
+  mean = core.defaults.mnist.mean, std = core.defaults.mnist.std,
   env = "MNIST_DIR", default_dir = "data/mnist",
   hint = GET_MNIST,
 }
@@ -666,8 +666,9 @@ local train_keys = { data = "any", loss = "string", optimizer = "table", batch =
 -- split over them and the results are bit for bit those of one thread.
 local function use_threads(net, f, threads, level)
   threads = threads or 1
-  if threads > 256 then
-    error(("%s: option 'threads' must be at most 256 (got %d)"):format(f, threads), level + 1)
+  if threads > core.defaults.max_threads then
+    error(("%s: option 'threads' must be at most %d (got %d)"):format(f, core.defaults.max_threads, threads),
+      level + 1)
   end
   net:_threads(threads)
 end
@@ -770,7 +771,7 @@ function lunet.train_config(opts, f, level)
   local cfg = {
     loss = opts.loss or "nll",
     optimizer = lunet.optimizer_spec(opts.optimizer or lunet.sgd {}, f, level),
-    batch = opts.batch or 64,
+    batch = opts.batch or core.defaults.batch,
     iterations = opts.iterations or 1,
     unit = opts.unit or "epoch",
     seed = opts.seed or 1,
@@ -914,7 +915,7 @@ function Net:evaluate(data, opts)
   end
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
   use_threads(self, f, opts.threads, 2)
-  local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
+  local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or core.defaults.eval_batch)
   return require("lunet.help").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 
