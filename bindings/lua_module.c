@@ -38,32 +38,39 @@ static int l_alloc_fail_after(lua_State *L)
     return 1;
 }
 
+/* Sets t[key] = v for the table on top of the stack. */
+static void set_number(lua_State *L, const char *key, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
 /* Pushes one optimizer's defaults, the fields of its Lua constructor (lunet.sgd{} ...). */
 static void push_optim_defaults(lua_State *L, const ln_optim_spec *s)
 {
     lua_createtable(L, 0, 5);
-    lua_pushnumber(L, s->lr);
-    lua_setfield(L, -2, "lr");
+    set_number(L, "lr", s->lr);
+    set_number(L, "weight_decay", s->weight_decay);
     if (s->kind == LN_OPT_SGD) {
-        lua_pushnumber(L, s->momentum);
-        lua_setfield(L, -2, "momentum");
-        lua_pushnumber(L, s->dampening);
-        lua_setfield(L, -2, "dampening");
+        set_number(L, "momentum", s->momentum);
+        set_number(L, "dampening", s->dampening);
         lua_pushboolean(L, s->nesterov);
         lua_setfield(L, -2, "nesterov");
-    } else {
-        const double betas[2] = {s->beta1, s->beta2};
-        lua_createtable(L, 2, 0);
-        for (int i = 0; i < 2; i++) {
-            lua_pushnumber(L, betas[i]);
-            lua_rawseti(L, -2, i + 1);
-        }
-        lua_setfield(L, -2, "betas");
-        lua_pushnumber(L, s->eps);
-        lua_setfield(L, -2, "eps");
+        return;
     }
-    lua_pushnumber(L, s->weight_decay);
-    lua_setfield(L, -2, "weight_decay");
+    lua_createtable(L, 2, 0);
+    lua_pushnumber(L, s->beta1);
+    lua_rawseti(L, -2, 1);
+    lua_pushnumber(L, s->beta2);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, -2, "betas");
+    set_number(L, "eps", s->eps);
 }
 
 /* core.defaults: the defaults and limits that the binding and the Lua modules share,
@@ -83,19 +90,13 @@ static void push_defaults(lua_State *L)
     }
     lua_setfield(L, -2, "optimizers");
     lua_createtable(L, 0, 2);
-    lua_pushnumber(L, LN_MNIST_MEAN);
-    lua_setfield(L, -2, "mean");
-    lua_pushnumber(L, LN_MNIST_STD);
-    lua_setfield(L, -2, "std");
+    set_number(L, "mean", LN_MNIST_MEAN);
+    set_number(L, "std", LN_MNIST_STD);
     lua_setfield(L, -2, "mnist");
-    lua_pushinteger(L, LN_DEFAULT_BATCH);
-    lua_setfield(L, -2, "batch");
-    lua_pushinteger(L, LN_DEFAULT_EVAL_BATCH);
-    lua_setfield(L, -2, "eval_batch");
-    lua_pushinteger(L, LN_MAX_RUNS);
-    lua_setfield(L, -2, "max_runs");
-    lua_pushinteger(L, LN_MAX_THREADS);
-    lua_setfield(L, -2, "max_threads");
+    set_integer(L, "batch", LN_DEFAULT_BATCH);
+    set_integer(L, "eval_batch", LN_DEFAULT_EVAL_BATCH);
+    set_integer(L, "max_runs", LN_MAX_RUNS);
+    set_integer(L, "max_threads", LN_MAX_THREADS);
 }
 
 static const luaL_Reg module_functions[] = {
@@ -122,7 +123,6 @@ int luaopen_lunet_core(lua_State *L)
     lua_setfield(L, -2, "defaults");
     lua_pushstring(L, LUNET_VERSION);
     lua_setfield(L, -2, "version");
-    lua_pushinteger(L, LUNET_ENGINE_REVISION);
-    lua_setfield(L, -2, "engine_revision");
+    set_integer(L, "engine_revision", LUNET_ENGINE_REVISION);
     return 1;
 }
