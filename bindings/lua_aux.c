@@ -172,7 +172,7 @@ int l_interrupt_signal(lua_State *L)
     lua_pushinteger(L, interrupt_signal);
     return 1;
 }
-/* ----------------------------------------------------------- object safety */
+/* ------------------------------------------- object safety (the rules: lua_aux.h) */
 
 const pin_kind PIN_READ = {0, USES(USE_FREE)};
 const pin_kind PIN_TRAINING = {USES(USE_TRAIN) | USES(USE_CHANGE), USES(USE_FREE) | USES(USE_TRAIN)};
