@@ -13,6 +13,7 @@
 --   IMAGE: digit D (confidence P%)
 -- A missing or unreadable image is an error (exit status 1) before any training.
 local lunet = require("lunet")
+local cli = require("lunet.cli")
 package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local digits = require("digits")
 local lfs = require("lfs")
@@ -26,31 +27,11 @@ local function fail(msg)
 end
 
 -- ------------------------------------------------------------ arguments
-local opts = { n = 3000, epochs = 3, seed = 1, model = "out/classify.lnet", synthetic = false }
-local images = {}
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  if a == "-h" or a == "--help" then
-    print(USAGE)
-    os.exit(0)
-  elseif a == "--synthetic" then
-    opts.synthetic = true
-  elseif a == "--n" or a == "--epochs" or a == "--seed" then
-    local v = math.tointeger(tonumber(arg[i + 1] or ""))
-    if not v or v < (a == "--seed" and 0 or 1) then fail(a .. " needs a positive integer\n" .. USAGE) end
-    opts[a:sub(3)] = v
-    i = i + 1
-  elseif a == "--model" then
-    opts.model = arg[i + 1] or fail("--model needs a file name")
-    i = i + 1
-  elseif a:sub(1, 2) == "--" then
-    fail(("unknown option '%s'\n%s"):format(a, USAGE))
-  else
-    images[#images + 1] = a
-  end
-  i = i + 1
-end
+local opts = cli.parse(arg, { program = "classify", usage = USAGE, rest = "images", options = {
+  n = { "int", 3000, min = 1 }, epochs = { "int", 3, min = 1 }, seed = { "int", 1, min = 0 },
+  model = { "string", "out/classify.lnet", what = "a file name" }, synthetic = { "flag" },
+} })
+local images = opts.images
 if #images == 0 then fail("no images given\n" .. USAGE) end
 
 -- Read every image first: a typo in a path should not cost a training run.

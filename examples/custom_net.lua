@@ -10,6 +10,7 @@
 --   --lr X        Adam's learning rate (1e-3)
 --   --save FILE   also save the model, load it back and check it gives the same results
 local lunet = require("lunet")
+local cli = require("lunet.cli")
 package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local digits = require("digits")
 
@@ -20,33 +21,10 @@ local function fail(msg)
   os.exit(1)
 end
 
-local opts = { n = 3000, epochs = 2, lr = 1e-3, synthetic = false }
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  if a == "-h" or a == "--help" then
-    print(USAGE)
-    os.exit(0)
-  elseif a == "--synthetic" then
-    opts.synthetic = true
-  elseif a == "--n" or a == "--epochs" then
-    local v = math.tointeger(tonumber(arg[i + 1] or ""))
-    if not v or v < 1 then fail(a .. " needs a positive integer\n" .. USAGE) end
-    opts[a:sub(3)] = v
-    i = i + 1
-  elseif a == "--lr" then
-    local v = tonumber(arg[i + 1] or "")
-    if not v or v <= 0 then fail("--lr needs a positive number\n" .. USAGE) end
-    opts.lr = v
-    i = i + 1
-  elseif a == "--save" then
-    opts.save = arg[i + 1] or fail("--save needs a file name")
-    i = i + 1
-  else
-    fail(("unknown argument '%s'\n%s"):format(a, USAGE))
-  end
-  i = i + 1
-end
+local opts = cli.parse(arg, { program = "custom_net", usage = USAGE, options = {
+  n = { "int", 3000, min = 1 }, epochs = { "int", 2, min = 1 }, lr = { "number", 1e-3, positive = true },
+  save = { "string", nil, what = "a file name" }, synthetic = { "flag" },
+} })
 
 local train, test, source = digits.training_data { synthetic = opts.synthetic, n = opts.n }
 

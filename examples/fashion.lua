@@ -19,6 +19,7 @@
 --   --threads N     worker threads (all cores)
 -- Run it again and the stored runs are reused; a run with more epochs reuses the shorter ones' start.
 local lunet = require("lunet")
+local cli = require("lunet.cli")
 
 local USAGE = "usage: lunet run examples/fashion.lua [--runs N] [--epochs N] [--n N] [--val N] [--dir DIR]"
   .. " [--out DIR] [--threads N]"
@@ -28,24 +29,11 @@ local function fail(msg)
   os.exit(1)
 end
 
-local opts = { runs = 4, epochs = 10, n = 3000, val = 1000, out = "out/fashion", threads = 0 }
-local i = 1
-while i <= #arg do
-  local a, v = arg[i], arg[i + 1]
-  if a == "-h" or a == "--help" then
-    print(USAGE)
-    os.exit(0)
-  elseif a == "--runs" or a == "--epochs" or a == "--n" or a == "--val" or a == "--threads" then
-    local k = math.tointeger(tonumber(v or ""))
-    if not k or k < (a == "--threads" and 0 or 1) then fail(a .. " needs a positive integer\n" .. USAGE) end
-    opts[a:sub(3)] = k
-  elseif a == "--out" or a == "--dir" then
-    opts[a:sub(3)] = v or fail(a .. " needs a directory")
-  else
-    fail(("unknown argument '%s'\n%s"):format(a, USAGE))
-  end
-  i = i + 2
-end
+local opts = cli.parse(arg, { program = "fashion", usage = USAGE, options = {
+  runs = { "int", 4, min = 1 }, epochs = { "int", 10, min = 1 }, n = { "int", 3000, min = 1 },
+  val = { "int", 1000, min = 1 }, threads = { "int", 0, min = 0 },
+  out = { "string", "out/fashion", what = "a directory" }, dir = { "string", nil, what = "a directory" },
+} })
 
 local train, err = lunet.fashion_mnist { dir = opts.dir, split = "train", n = opts.n }
 if not train then fail(err) end

@@ -13,6 +13,7 @@
 --   --threads N       worker threads (all cores)
 -- Run it again and the stored runs are reused; `bin/lunet store prune --out OUT --name 'sweep_example*'` removes them.
 local lunet = require("lunet")
+local cli = require("lunet.cli")
 package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local digits = require("digits")
 
@@ -24,39 +25,12 @@ local function fail(msg)
   os.exit(1)
 end
 
-local function list_of_numbers(s, name)
-  local t = {}
-  for item in (s or ""):gmatch("[^,]+") do
-    t[#t + 1] = tonumber(item) or fail(("%s: '%s' is not a number"):format(name, item))
-  end
-  if #t == 0 then fail(name .. " needs a comma-separated list of numbers") end
-  return t
-end
-
-local opts = { lr = { 1e-3, 1e-2, 1e-1 }, momentum = { 0, 0.5, 0.9 }, runs = 3, iterations = 3, n = 1000,
-  out = "out/sweep_example", threads = 0 }
-local i = 1
-while i <= #arg do
-  local a, v = arg[i], arg[i + 1]
-  if a == "-h" or a == "--help" then
-    print(USAGE)
-    os.exit(0)
-  elseif a == "--synthetic" then
-    opts.synthetic = true
-    i = i - 1
-  elseif a == "--lr" or a == "--momentum" then
-    opts[a:sub(3)] = list_of_numbers(v, a)
-  elseif a == "--runs" or a == "--iterations" or a == "--n" or a == "--threads" then
-    local k = math.tointeger(tonumber(v or ""))
-    if not k or k < (a == "--threads" and 0 or 1) then fail(a .. " needs a positive integer\n" .. USAGE) end
-    opts[a:sub(3)] = k
-  elseif a == "--out" then
-    opts.out = v or fail("--out needs a directory")
-  else
-    fail(("unknown argument '%s'\n%s"):format(a, USAGE))
-  end
-  i = i + 2
-end
+local opts = cli.parse(arg, { program = "sweep", usage = USAGE, options = {
+  lr = { "numbers", { 1e-3, 1e-2, 1e-1 }, positive = true }, momentum = { "numbers", { 0, 0.5, 0.9 }, min = 0 },
+  runs = { "int", 3, min = 1 }, iterations = { "int", 3, min = 1 }, n = { "int", 1000, min = 1 },
+  threads = { "int", 0, min = 0 }, out = { "string", "out/sweep_example", what = "a directory" },
+  synthetic = { "flag" },
+} })
 
 local train, _, source = digits.training_data { synthetic = opts.synthetic, n = opts.n }
 print(("sweep over lr {%s} x momentum {%s}: %d runs x %d epochs each, %d %s images"):format(

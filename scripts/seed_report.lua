@@ -10,15 +10,7 @@
 -- Writes out/report/: CSV, JSON, PNG and SVG per figure, and report.md.
 -- Usage: lua5.4 scripts/seed_report.lua [options]   (--help lists them)
 local lunet = require("lunet")
-
-local defaults = {
-  runs = 20, iterations1 = 50, iterations = 100, n = 3000, lr = 1e-4, momentum = 0.9,
-  lr3 = 1e-3, momentum3 = 0.4, batch = 64, threads = lunet.cpu_count(), out = "out/report",
-  sweep_runs = 3, sweep_iterations = 20, seed = 1,
-}
-local numeric = { runs = "int", iterations1 = "int", iterations = "int", n = "int", lr = "num",
-  momentum = "num", lr3 = "num", momentum3 = "num", batch = "int", threads = "int",
-  sweep_runs = "int", sweep_iterations = "int", seed = "int" }
+local cli = require("lunet.cli")
 
 local usage = [[
 usage: lua5.4 scripts/seed_report.lua [options]
@@ -38,58 +30,31 @@ usage: lua5.4 scripts/seed_report.lua [options]
                         still comes from Figure 2's runs, computed afresh)
   --help]]
 
+local OPTIONS = {
+  runs = { "int", 20, min = 1 }, iterations1 = { "int", 50, min = 1 }, iterations = { "int", 100, min = 1 },
+  n = { "int", 3000, min = 1 }, lr = { "number", 1e-4, positive = true }, momentum = { "number", 0.9, min = 0 },
+  lr3 = { "number", 1e-3, positive = true }, momentum3 = { "number", 0.4, min = 0 },
+  batch = { "int", 64, min = 1 }, threads = { "int", lunet.cpu_count(), min = 1 },
+  out = { "string", "out/report", what = "a directory" }, sweep_runs = { "int", 3, min = 1 },
+  sweep_iterations = { "int", 20, min = 1 }, seed = { "int", 1 }, quick = { "flag" }, fresh = { "flag" },
+}
+
 local function fail(msg)
   io.stderr:write("seed_report: ", msg, "\n", usage, "\n")
   os.exit(2)
 end
 
+-- --quick shrinks every size the user did not set; what the user set stays.
 local function parse(args)
-  local o, quick, fresh = {}, false, false
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--help" or a == "-h" then
-      print(usage)
-      os.exit(0)
-    elseif a == "--quick" then
-      quick = true
-    elseif a == "--fresh" then
-      fresh = true
-    else
-      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then
-        name = a:match("^%-%-([%w%-]+)$")
-        value = args[i + 1]
-        i = i + 1
-      end
-      if not name then fail("unexpected argument '" .. a .. "'") end
-      local key = name:gsub("%-", "_")
-      if defaults[key] == nil then fail("unknown option --" .. name) end
-      if value == nil then fail("option --" .. name .. " needs a value") end
-      if numeric[key] then
-        local v = tonumber(value)
-        if not v or (numeric[key] == "int" and math.type(math.tointeger(v)) ~= "integer") then
-          fail(("option --%s needs a %s, got '%s'"):format(name, numeric[key] == "int" and "whole number" or "number", value))
-        end
-        if v <= 0 and key ~= "momentum" and key ~= "momentum3" and key ~= "seed" then
-          fail(("option --%s must be > 0"):format(name))
-        end
-        o[key] = numeric[key] == "int" and math.tointeger(v) or v
-      else
-        o[key] = value
-      end
+  local cfg, given = cli.parse(args, { program = "seed_report", usage = usage, status = 2, options = OPTIONS })
+  if cfg.quick then
+    local quick = { runs = 4, iterations1 = 5, iterations = 10, sweep_runs = 2, sweep_iterations = 5,
+      out = "out/report-quick" }
+    for k, v in pairs(quick) do
+      if not given[k] then cfg[k] = v end
     end
-    i = i + 1
   end
-  local cfg = {}
-  for k, v in pairs(defaults) do cfg[k] = v end
-  if quick then
-    cfg.runs, cfg.iterations1, cfg.iterations, cfg.sweep_runs, cfg.sweep_iterations = 4, 5, 10, 2, 5
-    cfg.out = "out/report-quick"
-  end
-  for k, v in pairs(o) do cfg[k] = v end
   if cfg.iterations1 > cfg.iterations then fail("--iterations1 must not exceed --iterations") end
-  cfg.quick, cfg.fresh = quick, fresh
   return cfg
 end
 

@@ -259,7 +259,7 @@ describe("examples/sweep.lua", function()
   it("rejects a bad list with status 1", function()
     local r = lunet_run("sweep.lua", "--lr 0.1,fast")
     assert.equal(1, r.code)
-    assert.matches("--lr: 'fast' is not a number", r.err, 1, true)
+    assert.matches("--lr needs a comma-separated list of positive numbers, got '0.1,fast'", r.err, 1, true)
   end)
 end)
 
