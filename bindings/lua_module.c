@@ -108,7 +108,8 @@ static const luaL_Reg module_functions[] = {
     {NULL, NULL},
 };
 
-int luaopen_lunet_core(lua_State *L)
+/* the one symbol the module exports (the Makefile hides the rest) */
+__attribute__((visibility("default"))) int luaopen_lunet_core(lua_State *L)
 {
     luaL_newlib(L, module_functions);
     lunet_open_aux(L);
