@@ -109,7 +109,7 @@ local function lunet_measure(data, batch, threads)
     return net:train(opts).samples_per_second
   end
   -- `threads` runs at once, one per thread: total samples over the longest run's time
-  local cfg = lunet.train_config(opts, "bench", 1)
+  local cfg = require("lunet.config").train(opts, "bench")
   local runs = core.runs { net = lunet.models.mnist_cnn { seed = 1 }, data = data, train = cfg,
     runs = threads, threads = threads }
   local samples, seconds = 0, 0

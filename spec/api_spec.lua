@@ -162,6 +162,121 @@ describe("model files", function()
   end)
 end)
 
+describe("names that load on first use", function()
+  local util = require("util")
+  -- A child lua5.4 with this process's module paths and a lua-cjson that cannot load:
+  -- runs `code` and prints what it prints.
+  local function without_cjson(code)
+    local prelude = ("package.path = %q; package.cpath = %q; "
+      .. "package.preload.cjson = function() error('no cjson in this test') end; ")
+      :format(package.path, package.cpath)
+    return util.run("lua5.4 -e " .. util.shell_quote(prelude .. code))
+  end
+
+  it("each loads its own module: lunet.stats, lunet.Progress and lunet.plot need no cjson", function()
+    local r = without_cjson([[
+      local lunet = require("lunet")
+      print(lunet.stats.mean({ 1, 2, 6 }))
+      print(lunet.Progress.format_duration(75))
+      print(type(lunet.plot))
+      print(package.loaded["lunet.experiment"], package.loaded["lunet.result"], package.loaded.cjson)]])
+    assert.equal(0, r.code, util.explain(r))
+    assert.equal("3.0\n1m15s\nfunction\nnil\tnil\tnil\n", r.out)
+  end)
+
+  it("a name whose module cannot load says which and why", function()
+    local r = without_cjson([[
+      local lunet = require("lunet")
+      local ok, err = pcall(function() return lunet.Result end)
+      print(ok, err)]])
+    assert.equal(0, r.code, util.explain(r))
+    assert.matches("^false\t[^\n]*lunet.Result failed to load: [^\n]*no cjson in this test", r.out)
+  end)
+
+  it("every name listed loads and is kept", function()
+    local names = lunet._lazy_names()
+    assert.same({ "Progress", "Result", "experiment", "load_result", "plot", "stats", "store", "sweep" }, names)
+    for _, k in ipairs(names) do
+      assert.is_not_nil(lunet[k], k)
+      assert.equal(lunet[k], rawget(lunet, k), k)
+    end
+    assert.equal(require("lunet.stats"), lunet.stats)
+    assert.equal(require("lunet.result").load, lunet.load_result)
+  end)
+end)
+
+describe("the training config (lunet.config)", function()
+  local config = require("lunet.config")
+  -- The error of f(...) and the line that called f: the line of this helper's caller.
+  local function raised_at(f, ...)
+    local line = debug.getinfo(2, "l").currentline
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok)
+    return tostring(err), line
+  end
+
+  it("takes no error level: config.train(opts, fname), config.optimizer(o, fname), config.schedule(s, fname)", function()
+    for _, f in ipairs({ config.train, config.optimizer, config.schedule }) do
+      local info = debug.getinfo(f, "u")
+      assert.equal(2, info.nparams)
+      assert.is_false(info.isvararg)
+    end
+  end)
+
+  it("raises at the user's line, naming the user's function and option, however deep it is called", function()
+    local net = lunet.models.mnist_cnn()
+    local data = synthetic(8)
+    -- a direct pcall: no Lua line called net:train, so no position (as error(msg, 2) gives)
+    local e = raised_at(net.train, net, { data = data, loss = "hinge" })
+    assert.equal('net:train: option \'loss\' must be "nll", "cross_entropy" or "mse" (got "hinge")', e)
+    -- (not tail calls: a tail call leaves no line of the case on the stack)
+    local cases = {
+      { function() local r = net:train { data = data, unit = "epochs" }; return r end, "net:train: option 'unit'" },
+      { function() local r = net:train { data = data, optimizer = { "rmsprop" } }; return r end,
+        "net:train: unknown optimizer 'rmsprop' (valid: adam, adamw, sgd)" },
+      { function() local r = net:train { data = data, optimizer = { "sgd", lr = -1 } }; return r end,
+        "lunet.sgd: option 'lr' must be a finite number > 0, got -1" },
+      { function() local r = net:train { data = data, schedule = { "step" } }; return r end,
+        "net:train: option 'schedule': step needs step_size" },
+      { function() local r = net:train { data = data, stop = { metric = "val_loss" } }; return r end,
+        "net:train: option 'stop': metric \"val_loss\" needs option 'validate' (a dataset)" },
+      { function() local r = lunet.optimizer({ "adam", betas = { 1, 2 } }, 4); return r end,
+        "lunet.adam: option 'betas' must be two numbers in [0, 1)" },
+      { function() local r = lunet.schedule_lr({ "cosine" }, 0.1, 1); return r end,
+        "lunet.schedule_lr: option 'schedule': cosine needs t_max" },
+      { function() local r = lunet.experiment { model = lunet.models.mnist_cnn, data = data, runs = 1, cache = false,
+        quiet = true, schedule = { "exponential", gamma = 0.5, per = "batch" } }; return r end,
+        "lunet.experiment: option 'schedule': per must be \"epoch\" or \"step\" (got \"batch\")" },
+      { function() local r = lunet.sweep { base = { model = lunet.models.mnist_cnn, data = data, optimizer = 3 },
+        grid = { lr = { 0.1 } } }; return r end,
+        "lunet.sweep: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got number" },
+      { function() local r = config.train({ data = data, batch = 8, loss = "l1" }, "bench"); return r end, "bench: option 'loss'" },
+      -- checked two calls below the user's (lunet.experiment -> experiment.lua): at the user's line too
+      { function() local r = lunet.experiment { zzz = 1 }; return r end, "lunet.experiment: unknown option 'zzz'" },
+      { function() local r = lunet.sweep { name = 3 }; return r end, "lunet.sweep: option 'name' must be a string" },
+    }
+    for _, c in ipairs(cases) do
+      local line = debug.getinfo(c[1], "S").linedefined -- each case calls lunet on its own line
+      local err = raised_at(c[1])
+      assert.equal(("spec/api_spec.lua:%d: "):format(line), err:match("^[^:]*:%d+: "), err)
+      assert.equal(c[2], err:sub(#("spec/api_spec.lua:%d: "):format(line) + 1, #("spec/api_spec.lua:%d: "):format(line)
+        + #c[2]), err)
+    end
+  end)
+end)
+
+describe("check.in_lunet", function()
+  it("tells lunet's module files from the user's, by path and module name", function()
+    local check = require("lunet.check")
+    assert.is_true(check.in_lunet(debug.getinfo(lunet.sequential, "S").source))
+    assert.is_true(check.in_lunet("@/usr/share/lua/5.4/lunet/config.lua"))
+    assert.is_true(check.in_lunet("@lunet/init.lua"))
+    assert.is_false(check.in_lunet("@/home/u/lunet/train.lua")) -- a script in a folder named lunet
+    assert.is_false(check.in_lunet("@spec/api_spec.lua"))
+    assert.is_false(check.in_lunet("=[C]"))
+  end)
+end)
+
 -- core.defaults, the numbers both languages share (built in C from core/lunet.h), checked
 -- against what the engine and the module do when a setting is left out, never against
 -- copies of the numbers.

@@ -25,7 +25,7 @@ local core = require("lunet.core")
 local lfs = require("lfs")
 local synthetic = require("synthetic")
 -- load everything that loads lazily now, before the walk moves to a scratch directory
-local _ = lunet.experiment
+for _, k in ipairs(lunet._lazy_names()) do local _ = lunet[k] end
 for file in lfs.dir("lunet") do
   local name = file:match("^([%w_]+)%.lua$")
   if name then require("lunet." .. name) end
@@ -188,6 +188,7 @@ local function walk(t, prefix, depth)
   end
 end
 walk(lunet, "lunet", 0)
+walk(require("lunet.config"), "lunet.config", 1) -- net:train's and lunet.experiment's options
 
 -- ------------------------------------------------------------ templates
 
@@ -214,7 +215,13 @@ T["lunet.models.mnist_cnn"] = function() return pack { seed = 1 } end
 T["lunet.sgd"] = function() return pack { lr = 0.1, momentum = 0.5, dampening = 0, nesterov = false, weight_decay = 0 } end
 T["lunet.adam"] = function() return pack { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0 } end
 T["lunet.adamw"] = T["lunet.adam"]
-T["lunet.optimizer_spec"] = function() return pack({ "sgd", lr = 0.1 }, "lunet.optimizer_spec", 1) end
+T["lunet.config.optimizer"] = function() return pack({ "sgd", lr = 0.1 }, "lunet.config.optimizer") end
+T["lunet.config.schedule"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, "lunet.config.schedule") end
+T["lunet.config.train"] = function()
+  return pack({ data = data(), batch = 8, iterations = 2, loss = "mse", optimizer = { "adam", lr = 0.01 }, unit = "step",
+    seed = 3, shuffle = false, schedule = { "step", step_size = 1 }, validate = data(), validate_every = 1,
+    stop = { metric = "val_loss", patience = 1 } }, "lunet.config.train")
+end
 T["lunet.optimizer"] = function() return pack(lunet.sgd { lr = 0.1 }, 6) end
 T["lunet.tensor"] = function() return pack({ 1, 2, 3, 4, 5, 6 }, { 2, 3 }) end
 T["lunet.loss"] = function() return pack("nll", lunet.tensor({ -1, -2, -0.5, -3 }, { 2, 2 }), { 0, 1 }) end
@@ -239,7 +246,6 @@ end
 T["lunet.core.dataset_cifar"] = function() return pack({ tmp .. "/missing.bin" }, 0, { normalize = "auto" }) end
 T["lunet.load"] = function() return pack(tmp .. "/missing.lunet") end
 T["lunet.idx_read"] = function() return pack(tmp .. "/missing.idx") end
-T["lunet.train_config"] = function() return pack({ batch = 8, iterations = 1 }, "lunet.train_config", 1) end
 T["lunet.cpu_count"] = function() return pack() end
 T["lunet.schedule_lr"] = function() return pack({ "cosine", t_max = 10, eta_min = 0.001 }, 0.1, 3) end
 T["lunet.core.schedule_lr"] = function()
@@ -304,7 +310,7 @@ T["Result.optimizer_settings"] = function() return pack { optimizer = "sgd", lr 
 T["Progress.mode"] = function() return pack(false, true) end
 T["Progress.plain_line"] = function() return pack(progress()) end
 T["lunet._data_error"] = function() return pack("lunet.experiment", "data", nil) end
-T["lunet._check_datasets"] = function() return pack("lunet.experiment", { data = data }, 1, true) end
+T["lunet._check_datasets"] = function() return pack("lunet.experiment", { data = data }, true) end
 T["lunet.zeros"] = function() return pack { 2, 3 } end
 T["Progress.format_duration"] = function() return pack(75) end
 T["Progress.new"] = function() return pack { total_runs = 2, total_iterations = 3, enabled = false, stream = io.stderr } end

@@ -1,10 +1,52 @@
 --- lunet.check: argument and option-table checking with errors that name the
--- function, the argument and what was expected. Errors are raised at the caller of
--- the public function (level 3 from here).
+-- function, the argument and what was expected. Errors are raised at the user's line:
+-- the first caller outside lunet's Lua modules (check.raise), however deep in lunet
+-- the check runs (lunet.experiment checks its options two calls below the user's).
 local check = {}
 
--- extra: how many more functions of this file are between the public function and fail
-local function fail(msg, extra) error(msg, 4 + (extra or 0)) end
+-- The names of lunet's Lua modules: the .lua files beside this one ({init = true, ...}).
+local module_names
+local function lunet_modules()
+  if module_names then return module_names end
+  module_names = {}
+  local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  local ok, lfs = pcall(require, "lfs")
+  if dir and ok then
+    pcall(function()
+      for file in lfs.dir(dir) do
+        local name = file:match("^([%w_]+)%.lua$")
+        if name then module_names[name] = true end
+      end
+    end)
+  end
+  return module_names
+end
+
+-- check.in_lunet(source) -> is this the source (debug.getinfo's) of one of lunet's Lua
+-- modules, "@.../lunet/NAME.lua" with NAME one of them? The user's code is everything
+-- else (a script ~/lunet/train.lua too).
+local function in_lunet(source)
+  local name = source:match("^@lunet/([%w_]+)%.lua$") or source:match("^@.*/lunet/([%w_]+)%.lua$")
+  return name ~= nil and lunet_modules()[name] == true
+end
+check.in_lunet = in_lunet
+
+--- check.raise(msg): raises msg at the line of the first caller outside lunet's Lua
+-- modules, as luaL_error does at a C function's caller. A function that checks on
+-- behalf of a public one (lunet.config's) needs no error level however deep it is
+-- called: net:train's errors land on the line calling net:train, lunet.experiment's on
+-- the line calling lunet.experiment. A C function in between (pcall) ends the search:
+-- the error then has no position, as error(msg, level) gives for a C caller.
+function check.raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or not in_lunet(info.source) then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+local fail = check.raise
 
 local function describe(v)
   if type(v) == "number" then return tostring(v) end
@@ -18,6 +60,7 @@ local function is_int(v) return math.type(v) == "integer" or (type(v) == "number
 local kinds = {
   any = function() end,
   string = function(v) if type(v) ~= "string" then return "a string" end end,
+  nonempty_string = function(v) if type(v) ~= "string" or v == "" then return "a non-empty string" end end,
   boolean = function(v) if type(v) ~= "boolean" then return "a boolean" end end,
   table = function(v) if type(v) ~= "table" then return "a table" end end,
   userdata = function(v) if type(v) ~= "userdata" then return "a userdata" end end,
@@ -115,11 +158,11 @@ local function check_list(fname, argn, name, v, what)
   local n, why = list_length(v)
   if why then
     fail(("%s: argument #%d (%s) must be %s, got a userdata that cannot be read: %s"):format(fname, argn, name,
-      what, why), 1)
+      what, why))
   elseif n == nil then
-    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, what, describe(v)), 1)
+    fail(("%s: argument #%d (%s) must be %s, got %s"):format(fname, argn, name, what, describe(v)))
   elseif math.type(n) ~= "integer" then
-    fail(("%s: argument #%d (%s) must be %s, got a length of %s"):format(fname, argn, name, what, describe(n)), 1)
+    fail(("%s: argument #%d (%s) must be %s, got a length of %s"):format(fname, argn, name, what, describe(n)))
   end
   return n
 end

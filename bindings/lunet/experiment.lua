@@ -8,12 +8,13 @@
 -- a kill, or in several processes at once, only computes what is missing.
 local core = require("lunet.core")
 local check = require("lunet.check")
+local format = require("lunet.format")
 local Result = require("lunet.result")
 local plot = require("lunet.plot")
-local stats = require("lunet.stats")
 local Progress = require("lunet.progress")
 local fs = require("lunet.fs")
 local store = require("lunet.store")
+local training = require("lunet.config")
 
 local M = {}
 
@@ -45,20 +46,6 @@ local function describe_data(ds)
   }
 end
 
-local function describe_model(net)
-  local parts = {}
-  for i = 1, net:layer_count() do
-    local l = net:layer(i)
-    local o = {}
-    for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
-      "kernel", "stride", "padding", "p" }) do
-      if l[k] ~= nil then o[#o + 1] = ("%s"):format(l[k]) end
-    end
-    if l.bias == false then o[#o + 1] = "nobias" end
-    parts[#parts + 1] = l.kind .. (#o > 0 and ("(" .. table.concat(o, ",") .. ")") or "")
-  end
-  return table.concat(parts, " ")
-end
 
 -- ------------------------------------------------------------- experiment
 
@@ -168,8 +155,8 @@ local function prepare(lunet, opts, f, level)
     error(("%s: option 'threads' must be at most %d"):format(f, core.defaults.max_threads), level)
   end
   if opts.model == nil then error(f .. ": option 'model' is required", level) end
-  lunet._check_datasets(f, opts, level, true)
-  local train = lunet.train_config(opts, f, level)
+  lunet._check_datasets(f, opts, true)
+  local train = training.train(opts, f)
   local net = template_net(opts.model, f, level + 1)
   local threads = opts.threads or core.cpu_count()
   if threads == 0 then threads = core.cpu_count() end
@@ -179,7 +166,7 @@ local function prepare(lunet, opts, f, level)
   local optim = {}
   for k, v in pairs(train.optimizer) do optim[k] = v end
   local config = {
-    name = name, model = describe_model(net), data = describe_data(opts.data),
+    name = name, model = format.model(net), data = describe_data(opts.data),
     test = opts.test and describe_data(opts.test) or nil,
     -- schedule and stop are tables: the key's canonical form covers their contents
     schedule = train.schedule, stop = train.stop,
@@ -665,7 +652,7 @@ function M.sweep(lunet, opts)
     axes[#axes + 1] = k
   end
   table.sort(axes)
-  local base_optim = lunet.optimizer_spec(opts.base.optimizer or lunet.sgd {}, f, 3)
+  local base_optim = training.optimizer(opts.base.optimizer or lunet.sgd {}, f)
   local name = opts.name or opts.base.name or "sweep"
   local cells = {}
   local interrupted = false
@@ -752,10 +739,7 @@ end
 --- sweep:save(prefix): prefix.csv with one row per cell
 function Sweep:save(prefix)
   check.self("sweep:save", self, Sweep, "sweep")
-  if type(prefix) ~= "string" or prefix == "" then
-    error("sweep:save: argument #1 (prefix) must be a non-empty string, got " ..
-      (type(prefix) == "string" and '""' or type(prefix)), 2)
-  end
+  check.arg("nonempty_string", "sweep:save", 1, "prefix", prefix)
   local header = {}
   for _, k in ipairs(self.axes) do header[#header + 1] = k end
   for _, k in ipairs({ "final_mean", "final_std", "plateau", "test_accuracy" }) do header[#header + 1] = k end
@@ -790,26 +774,6 @@ function Sweep:__tostring()
       row.final_mean or 0 / 0, row.final_std or 0 / 0, plateau)
   end
   return table.concat(lines, "\n")
-end
-
--- ---------------------------------------------------------------- install
-
-function M.install(lunet)
-  -- not tail calls: the errors raised at level 3 must land on the caller's line
-  rawset(lunet, "experiment", function(opts)
-    local res = M.experiment(lunet, opts)
-    return res
-  end)
-  rawset(lunet, "sweep", function(opts)
-    local sw = M.sweep(lunet, opts)
-    return sw
-  end)
-  rawset(lunet, "plot", function(results, opts) return plot.results(results, opts) end)
-  rawset(lunet, "load_result", Result.load)
-  rawset(lunet, "Result", Result)
-  rawset(lunet, "stats", stats)
-  rawset(lunet, "Progress", Progress)
-  rawset(lunet, "store", store)
 end
 
 return M

@@ -4,8 +4,10 @@
 -- object. The text is read at run time from the `---` comments of the module's Lua
 -- files (the files the module was loaded from), completed by the entries below for
 -- the functions written in C.
--- This module also gives training histories and evaluations their printed form, and
--- the REPL its `print` (plain tables shown inline).
+-- This module also gives the REPL its `print` (plain tables shown inline); training
+-- histories and evaluations have theirs in lunet.history.
+local format = require("lunet.format")
+
 local help = {}
 
 local WIDTH = 100
@@ -15,9 +17,7 @@ local WIDTH = 100
 -- Each Lua file of the module: the tables its functions are defined on, and the
 -- public name of each (`function Net:train` documents net:train).
 local SOURCES = {
-  { module = "lunet", names = { lunet = "lunet", Net = "net", Dataset = "dataset" }, marked = true,
-    -- used by lunet.experiment, not by scripts
-    private = { ["lunet.train_config"] = true, ["lunet.optimizer_spec"] = true } },
+  { module = "lunet", names = { lunet = "lunet", Net = "net", Dataset = "dataset" }, marked = true },
   { module = "lunet.experiment", title = "experiments and sweeps", names = { M = "lunet", Sweep = "sweep" } },
   { module = "lunet.result", title = "results (lunet.Result)", names = { Result = "lunet.Result" },
     methods = { Result = "result" } },
@@ -27,11 +27,12 @@ local SOURCES = {
   { module = "lunet.store", title = "the run store (lunet.store)", names = { store = "lunet.store" } },
   { module = "lunet.progress", title = "progress display (lunet.Progress)", names = { Progress = "lunet.Progress" },
     methods = { Progress = "progress" } },
-  { module = "lunet.help", title = "help and printing", names = { help = "lunet.help", History = "history" },
-    rename = { ["lunet.help.help"] = "lunet.help" }, private = { ["lunet.help.history"] = true,
-      ["lunet.help.evaluation"] = true, ["lunet.help.text"] = true,
+  { module = "lunet.help", title = "help and printing", names = { help = "lunet.help" },
+    rename = { ["lunet.help.help"] = "lunet.help" }, private = { ["lunet.help.text"] = true,
       ["lunet.help.repl_print"] = true,
       ["lunet.help.entries"] = true } },
+  { module = "lunet.history", title = "training histories and evaluations", names = { History = "history" },
+    private = { ["history.new"] = true, ["history.evaluation"] = true } },
 }
 
 -- Entries for what has no Lua source to read: functions written in C (lunet.core)
@@ -336,12 +337,19 @@ end
 
 -- ------------------------------------------------------------ lookup
 
+-- Loads every name of lunet that loads on first use (lunet.Result, lunet.stats, ...),
+-- so that the lookups below find them; one that cannot load (no lua-cjson) stays out.
+local function load_lazy(lunet)
+  if type(lunet) ~= "table" or type(rawget(lunet, "_lazy_names")) ~= "function" then return end
+  for _, k in ipairs(lunet._lazy_names()) do pcall(function() return lunet[k] end) end
+end
+
 -- function value -> public name, from the tables users reach the API through.
 local function identity_names(lunet)
   local names = {}
   local function add(f, name) if type(f) == "function" and names[f] == nil then names[f] = name end end
   if type(lunet) ~= "table" then return names end
-  pcall(function() return lunet.experiment end) -- loads the experiment part
+  load_lazy(lunet)
   for k, v in pairs(lunet) do add(v, "lunet." .. tostring(k)) end
   for k, v in pairs(rawget(lunet, "models") or {}) do add(v, "lunet.models." .. k) end
   local core = rawget(lunet, "core")
@@ -435,6 +443,7 @@ function help.entries() return load_docs() end
 --- help.text([what]) -> string: what lunet.help(what) prints.
 function help.text(lunet, what)
   local docs = load_docs()
+  load_lazy(lunet)
   local t = type(what)
   if what == nil or what == lunet then
     return full_listing(lunet, docs)
@@ -482,13 +491,7 @@ end
 
 -- ------------------------------------------------------------ printing
 
-local function fmt_num(v)
-  if math.type(v) == "integer" then return tostring(v) end
-  if v ~= v then return "nan" end
-  if v == math.huge then return "inf" end
-  if v == -math.huge then return "-inf" end
-  return ("%.6g"):format(v)
-end
+local fmt_num = format.number
 
 local function first_line(s) return (s:match("^[^\n]*")) end
 
@@ -557,129 +560,6 @@ function help.repl_print(print)
     end
     return print(table.unpack(args, 1, n))
   end
-end
-
--- The training history returned by net:train.
-local History = { __name = "lunet.History" }
-History.__index = History
-help.History = History
-
-local function plural(n, word) return ("%d %s%s"):format(n, word, n == 1 and "" or "s") end
-
-local function fmt_rate(r)
-  if type(r) ~= "number" or r ~= r then return "?" end
-  if r >= 1e6 then return ("%.2fM"):format(r / 1e6) end
-  if r >= 1e4 then return ("%.1fk"):format(r / 1e3) end
-  return ("%.0f"):format(r)
-end
-
-function History:__tostring()
-  local loss = rawget(self, "loss") or {}
-  local unit = rawget(self, "unit") or "iteration"
-  local lines = { ("training history: %s, %s, %d samples in %.2f s (%s samples/s)"):format(
-    plural(#loss, unit), plural(rawget(self, "steps") or 0, "step"), rawget(self, "samples") or 0,
-    rawget(self, "seconds") or 0, fmt_rate(rawget(self, "samples_per_second"))) }
-  if #loss > 0 then
-    local spark = ""
-    local ok, stats = pcall(require, "lunet.stats")
-    if ok and #loss > 1 then spark = "  " .. stats.sparkline(loss, 60) end
-    lines[#lines + 1] = ("  loss %s -> %s%s"):format(fmt_num(loss[1]), fmt_num(loss[#loss]), spark)
-  end
-  if rawget(self, "diverged") then lines[#lines + 1] = "  diverged: a NaN or Inf loss stopped the run" end
-  local vl = rawget(self, "val_loss")
-  if type(vl) == "table" and #vl > 0 then
-    local va = rawget(self, "val_accuracy") or {}
-    lines[#lines + 1] = ("  validation loss %s -> %s, accuracy %.2f%% (%s)"):format(fmt_num(vl[1]),
-      fmt_num(vl[#vl]), 100 * (va[#va] or 0 / 0), plural(#vl, "validation"))
-  end
-  local stopped = rawget(self, "stopped_at")
-  if stopped then lines[#lines + 1] = ("  early stopping: stopped after %s %d"):format(unit, stopped) end
-  if rawget(self, "resumed_after") then
-    lines[#lines + 1] = ("  resumed from a checkpoint after %s %d"):format(unit, self.resumed_after)
-  end
-  if rawget(self, "checkpoint_error") then
-    lines[#lines + 1] = "  checkpoint failed, training stopped: " .. self.checkpoint_error
-  end
-  if rawget(self, "interrupted") then lines[#lines + 1] = "  interrupted: stopped early (Ctrl-C or progress)" end
-  return table.concat(lines, "\n")
-end
-
---- history:plot([opts])
--- Plots the loss per iteration of this training (net:train's result), and the
--- validation loss when it was validated, in the terminal or, with opts.file (.png, .svg,
--- .txt), to a file; opts as lunet.plot's.
-function History:plot(opts)
-  local Result = require("lunet.result")
-  local unit = rawget(self, "unit") or "iteration"
-  local res = Result.new { name = unit == "epoch" and "mean batch loss of each epoch" or "batch loss of each step",
-    config = { unit = unit }, runs = { { loss = rawget(self, "loss") or {},
-      val_iterations = rawget(self, "val_iterations"), val_loss = rawget(self, "val_loss"),
-      val_accuracy = rawget(self, "val_accuracy"), stopped_at = rawget(self, "stopped_at") } } }
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
-  if o.ylabel == nil then o.ylabel = "training loss" end
-  return res:plot(o)
-end
-
---- help.history(h, unit): gives a training history its methods and printed form.
-function help.history(h, unit)
-  if type(h) ~= "table" then return h end
-  if rawget(h, "unit") == nil then h.unit = unit end
-  return setmetatable(h, History)
-end
-
--- The confusion matrix of net:evaluate: rows = true class, columns = predicted class,
--- both 1-based here for class 0, 1, ... (m[true + 1][predicted + 1]).
-local Confusion = { __name = "lunet.Confusion" }
-Confusion.__index = Confusion
-
-function Confusion:__tostring()
-  local k = #self
-  local width = 4
-  for i = 1, k do for j = 1, k do width = math.max(width, #tostring(self[i][j]) + 1) end end
-  local cell = "%" .. width .. "s"
-  local head = { ("%-10s"):format("true\\pred") }
-  for j = 1, k do head[#head + 1] = cell:format(tostring(j - 1)) end
-  head[#head + 1] = cell:format("n")
-  local lines = { table.concat(head) }
-  for i = 1, k do
-    local row, n = { ("%-10s"):format(tostring(i - 1)) }, 0
-    for j = 1, k do
-      row[#row + 1] = cell:format(tostring(self[i][j]))
-      n = n + self[i][j]
-    end
-    row[#row + 1] = cell:format(tostring(n))
-    lines[#lines + 1] = table.concat(row)
-  end
-  return table.concat(lines, "\n")
-end
-
---- confusion:plot([opts]): a heatmap of the counts (x = predicted class, y = true class)
--- in the terminal or, with opts.file (.png, .svg, .txt), to a file; opts as plot.heatmap's.
-function Confusion:plot(opts)
-  local cells = {}
-  for i = 1, #self do
-    for j = 1, #self do cells[#cells + 1] = { x = j - 1, y = i - 1, value = self[i][j] } end
-  end
-  local o = { title = "confusion matrix", xlabel = "predicted class", ylabel = "true class" }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return require("lunet.plot").heatmap(cells, o)
-end
-help.Confusion = Confusion
-
-local Evaluation = {
-  __name = "lunet.Evaluation",
-  __tostring = function(r)
-    return ("evaluation: loss %s, accuracy %.2f%%"):format(fmt_num(r.loss), 100 * (r.accuracy or 0 / 0))
-  end,
-}
-help.Evaluation = Evaluation
-
---- help.evaluation(r): the printed form of net:evaluate's {loss, accuracy, confusion}.
-function help.evaluation(r)
-  if type(r) ~= "table" then return r end
-  if type(rawget(r, "confusion")) == "table" then setmetatable(r.confusion, Confusion) end
-  return setmetatable(r, Evaluation)
 end
 
 return help

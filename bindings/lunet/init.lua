@@ -1,10 +1,24 @@
 --- lunet: CNN training in C, driven from Lua 5.4.
 -- The C engine lives in lunet.core; this file builds the public API on top of it:
 -- layer constructors, nets, datasets, optimizers, training and evaluation.
--- Experiments, statistics, result files and plots are in lunet.experiment and the
--- modules it uses.
+-- The other modules, one job each (names marked * load on first use, each from its own):
+--   lunet.config      optimizer specs, schedules, early stopping, the training config
+--   lunet.history     what net:train and net:evaluate return (print, plot)
+--   lunet.format      numbers, rates and layers as text, for every printed form
+--   lunet.check       argument and option checks; errors at the user's line
+--   lunet.help        lunet.help() and the REPL's print
+--   lunet.experiment  *lunet.experiment, *lunet.sweep: repeat-run experiments
+--   lunet.result      *lunet.Result, *lunet.load_result: an experiment's outcome and files
+--   lunet.stats       *lunet.stats: means, spreads, confidence bands, plateaus
+--   lunet.plot        *lunet.plot: gnuplot curves and heatmaps
+--   lunet.progress    *lunet.Progress: the progress line
+--   lunet.store       *lunet.store: the run store
+--   lunet.plan, lunet.cluster: `bin/lunet sweep`; lunet.fs: directories, atomic writes;
+--   lunet.cli: a script's command-line options
 local core = require("lunet.core")
 local check = require("lunet.check")
+local format = require("lunet.format")
+local config = require("lunet.config")
 
 local lunet = {
   version = core.version,
@@ -21,12 +35,7 @@ local function layer_meta_tostring(l)
   if type(l) ~= "table" or type(l.kind) ~= "string" then
     error("layer:__tostring: argument #1 must be a layer spec, got " .. type(l), 2)
   end
-  local parts = {}
-  for _, k in ipairs({ "in_channels", "out_channels", "in_features", "out_features", "features",
-    "kernel", "stride", "padding", "p", "bias" }) do
-    if l[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(l[k]) end
-  end
-  return l.kind .. "(" .. table.concat(parts, ", ") .. ")"
+  return format.layer(l)
 end
 local Layer = { __tostring = layer_meta_tostring, __name = "lunet.Layer" }
 
@@ -173,127 +182,39 @@ function Net:set_parameters(list)
   end
 end
 
-local function fmt_count(n)
-  if n >= 1e6 then return ("%.2fM"):format(n / 1e6) end
-  if n >= 1e4 then return ("%.1fk"):format(n / 1e3) end
-  return tostring(math.tointeger(n) or n)
-end
-
-local function fmt_shape(s) return table.concat(s, "x") end
-
 local net_meta = core.Net
-local function layer_options(l)
-  local o = {}
-  if l.in_channels then o[#o + 1] = ("%d->%d"):format(l.in_channels, l.out_channels) end
-  if l.in_features then o[#o + 1] = ("%d->%d"):format(l.in_features, l.out_features) end
-  if l.features then o[#o + 1] = tostring(l.features) end
-  if l.kernel then o[#o + 1] = "k" .. l.kernel end
-  if l.stride and l.stride ~= (l.kind == "conv2d" and 1 or l.kernel) then o[#o + 1] = "s" .. l.stride end
-  if l.padding and l.padding > 0 then o[#o + 1] = "p" .. l.padding end
-  if l.p then o[#o + 1] = ("p=%g"):format(l.p) end
-  if l.bias == false then o[#o + 1] = "no bias" end
-  return table.concat(o, " ")
-end
 
 net_meta.__tostring = function(self)
   check.self("net:__tostring", self, core.Net, "net")
   local ok, count = pcall(self.layer_count, self)
   if not ok then return "net (freed)" end
-  local lines = { ("net: %d layers, input %s"):format(count, fmt_shape(self:input_shape())) }
+  local lines = { ("net: %d layers, input %s"):format(count, format.shape(self:input_shape())) }
   lines[#lines + 1] = ("  %-3s %-12s %-14s %-10s %8s %8s"):format("#", "layer", "options", "output",
     "params", "MFLOP")
   for i = 1, count do
     local l = self:layer(i)
-    lines[#lines + 1] = ("  %-3d %-12s %-14s %-10s %8s %8s"):format(i, l.kind, layer_options(l),
-      fmt_shape(l.output), l.params > 0 and fmt_count(l.params) or "-",
+    lines[#lines + 1] = ("  %-3d %-12s %-14s %-10s %8s %8s"):format(i, l.kind, format.layer_options(l),
+      format.shape(l.output), l.params > 0 and format.count(l.params) or "-",
       l.flops > 0 and ("%.3f"):format(l.flops / 1e6) or "-")
   end
   local fwd, bwd = self:flops()
   lines[#lines + 1] = ("  parameters %s; per sample %.3f MFLOP forward, %.3f backward"):format(
-    fmt_count(self:param_count()), fwd / 1e6, bwd / 1e6)
+    format.count(self:param_count()), fwd / 1e6, bwd / 1e6)
   return table.concat(lines, "\n")
 end
 
 -- ------------------------------------------------------------ optimizers
 
-local Optimizer = { __name = "lunet.OptimizerSpec" }
-Optimizer.__index = Optimizer
-Optimizer.__tostring = function(o)
-  check.self("optimizer:__tostring", o, Optimizer, "optimizer spec")
-  local parts = {}
-  for _, k in ipairs({ "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps" }) do
-    local v = o[k]
-    if v ~= nil then
-      if type(v) == "table" then v = "{" .. table.concat(v, ", ") .. "}" end
-      parts[#parts + 1] = k .. "=" .. tostring(v)
-    end
-  end
-  return o.kind .. "{" .. table.concat(parts, ", ") .. "}"
-end
-
-local optim_keys = {
-  sgd = { lr = "positive_number", momentum = "nonneg_number", dampening = "number",
-    nesterov = "boolean", weight_decay = "nonneg_number" },
-  adam = { lr = "positive_number", betas = "table", eps = "positive_number",
-    weight_decay = "nonneg_number" },
-}
-optim_keys.adamw = optim_keys.adam
-
-local function optimizer(kind)
-  return function(opts)
-    local f = "lunet." .. kind
-    opts = check.options(f, 1, opts, optim_keys[kind])
-    local o = { kind = kind }
-    for k, v in pairs(opts) do o[k] = v end
-    o.lr = o.lr or core.defaults.optimizers[kind].lr
-    if kind == "sgd" then
-      o.momentum = o.momentum or 0
-    else
-      if o.betas ~= nil then
-        local b = o.betas
-        if #b ~= 2 or type(b[1]) ~= "number" or type(b[2]) ~= "number"
-          or b[1] < 0 or b[1] >= 1 or b[2] < 0 or b[2] >= 1 then
-          error(f .. ": option 'betas' must be two numbers in [0, 1)", 2)
-        end
-      end
-    end
-    -- The engine checks combinations (nesterov needs momentum and no dampening).
-    local ok, err = pcall(core.optimizer, o, 1)
-    if not ok then error(f .. ": " .. tostring(err), 2) end
-    return setmetatable(o, Optimizer)
-  end
-end
 --- sgd{lr = 0.01, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0}
-lunet.sgd = optimizer("sgd")
+lunet.sgd = config.sgd
 --- adam{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0}
-lunet.adam = optimizer("adam")
+lunet.adam = config.adam
 --- adamw{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01}
-lunet.adamw = optimizer("adamw")
-
---- An optimizer spec from a spec object or a list form {"sgd", lr = ...}.
-function lunet.optimizer_spec(o, fname, level)
-  if type(fname) ~= "string" then fname = "lunet.optimizer_spec" end
-  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
-  level = level + 1
-  if getmetatable(o) == Optimizer then return o end
-  if type(o) ~= "table" then
-    error(("%s: option 'optimizer' must be lunet.sgd{...} or {\"sgd\", lr = ...}, got %s")
-      :format(fname, type(o)), level)
-  end
-  local kind = o[1] or o.kind
-  if not optim_keys[kind] then
-    error(("%s: unknown optimizer '%s' (valid: adam, adamw, sgd)"):format(fname, tostring(kind)), level)
-  end
-  local opts = {}
-  for k, v in pairs(o) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
-  local ok, spec = pcall(lunet[kind], opts)
-  if not ok then error(tostring(spec):gsub("^[^:]*:%d+: ", ""), level) end
-  return spec
-end
+lunet.adamw = config.adamw
 
 --- An engine-side optimizer over n parameters: opt:step(params_tensor, grads_tensor).
 function lunet.optimizer(spec, n)
-  spec = lunet.optimizer_spec(spec, "lunet.optimizer", 2)
+  spec = config.optimizer(spec, "lunet.optimizer")
   check.positive_int("lunet.optimizer", 2, "n", n)
   return core.optimizer(spec, n)
 end
@@ -350,7 +271,7 @@ end
 
 local lfs = require("lfs")
 
-local function quoted(v) return type(v) == "string" and ("%q"):format(v) or tostring(v) end
+local quoted = format.quoted
 
 local function exists(path) return lfs.attributes(path, "mode") == "file" end
 
@@ -383,17 +304,16 @@ function lunet._data_error(f, option, value)
 end
 
 -- Checks the dataset options of f (data required; test and validate optional):
--- raises at `level` above the caller for a non-dataset. With `takes_test`, a nil
+-- raises at the user's line (check.raise) for a non-dataset. With `takes_test`, a nil
 -- test after a loader failed gets a warning on stderr (once): `test =
 -- lunet.mnist{...}` that returned nil would otherwise silently mean "no test set".
-function lunet._check_datasets(f, opts, level, takes_test)
+function lunet._check_datasets(f, opts, takes_test)
   check.arg_type("lunet._check_datasets", 1, "f", f, "string")
   check.arg_type("lunet._check_datasets", 2, "opts", opts, "table")
-  level = ((math.type(level) == "integer" and level >= 1 and level <= 100) and level or 1) + 1
-  if getmetatable(opts.data) ~= core.Dataset then error(lunet._data_error(f, "data", opts.data), level) end
+  if getmetatable(opts.data) ~= core.Dataset then check.raise(lunet._data_error(f, "data", opts.data)) end
   for _, k in ipairs({ "test", "validate" }) do
     local v = opts[k]
-    if v ~= nil and getmetatable(v) ~= core.Dataset then error(lunet._data_error(f, k, v), level) end
+    if v ~= nil and getmetatable(v) ~= core.Dataset then check.raise(lunet._data_error(f, k, v)) end
   end
   if takes_test and opts.test == nil and last_failure and not last_failure.warned then
     last_failure.warned = true
@@ -557,7 +477,7 @@ function lunet.csv(opts)
   end
   if opts.label_column and opts.label_column > shape[1] * shape[2] * shape[3] + 1 then
     error(("%s: option 'label_column' (%d) is beyond the %d columns of shape %s"):format(f, opts.label_column,
-      shape[1] * shape[2] * shape[3] + 1, table.concat(shape, "x")), 2)
+      shape[1] * shape[2] * shape[3] + 1, format.shape(shape)), 2)
   end
   local norm = norm_options(f, opts)
   norm.label_column, norm.shape, norm.header, norm.n = opts.label_column, shape, opts.header, opts.n
@@ -651,16 +571,10 @@ core.Dataset.__tostring = function(self)
   for c, k in ipairs(self:class_counts()) do counts[#counts + 1] = ("%d:%d"):format(c - 1, k) end
   local bytes, storage = self:memory()
   return ("dataset %s: %d samples of %s, %d classes, %.1f MB (%s)\n  per class %s"):format(name, n,
-    table.concat(self:shape(), "x"), self:classes(), bytes / 1e6, storage, table.concat(counts, " "))
+    format.shape(self:shape()), self:classes(), bytes / 1e6, storage, table.concat(counts, " "))
 end
 
 -- ---------------------------------------------------------------- training
-
-local train_keys = { data = "any", loss = "string", optimizer = "table", batch = "positive_int",
-  iterations = "positive_int", unit = "string", seed = "integer", shuffle = "boolean",
-  progress = "any", quiet = "boolean", schedule = "table", validate = "any",
-  validate_every = "positive_int", stop = "table", fresh = "boolean", checkpoint = "table",
-  resume = "string", threads = "positive_int" }
 
 -- The threads a call of net:train/evaluate/predict uses (default 1): every pass is
 -- split over them and the results are bit for bit those of one thread.
@@ -673,128 +587,12 @@ local function use_threads(net, f, threads, level)
   net:_threads(threads)
 end
 
--- Learning-rate schedules (torch.optim.lr_scheduler): their options and which are required.
-local schedule_keys = {
-  step = { keys = { step_size = "positive_int", gamma = "positive_number" }, required = { "step_size" } },
-  multistep = { keys = { milestones = "table", gamma = "positive_number" }, required = { "milestones" } },
-  exponential = { keys = { gamma = "positive_number" }, required = { "gamma" } },
-  cosine = { keys = { t_max = "positive_int", eta_min = "nonneg_number" }, required = { "t_max" } },
-}
-
--- A schedule in canonical form {kind =, per =, ...} from {"step", step_size = 10, gamma = 0.5,
--- per = "epoch"|"step"} (or kind = "step"); PyTorch's defaults: gamma = 0.1, eta_min = 0.
-local function schedule_spec(s, fname, level)
-  level = level + 1
-  if type(s) ~= "table" then
-    error(("%s: option 'schedule' must be a table such as {\"step\", step_size = 10}, got %s")
-      :format(fname, type(s)), level)
-  end
-  local kind = s[1] or s.kind
-  local def = schedule_keys[kind]
-  if not def then
-    error(("%s: option 'schedule': unknown kind %s (valid: cosine, exponential, multistep, step)")
-      :format(fname, quoted(kind)), level)
-  end
-  local spec = { per = "string" }
-  for k, v in pairs(def.keys) do spec[k] = v end
-  local opts = {}
-  for k, v in pairs(s) do if k ~= 1 and k ~= "kind" then opts[k] = v end end
-  local ok, checked = pcall(check.options, fname .. ": option 'schedule'", 1, opts, spec)
-  if not ok then error((tostring(checked):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
-  for _, k in ipairs(def.required) do
-    if checked[k] == nil then
-      error(("%s: option 'schedule': %s needs %s"):format(fname, kind, k), level)
-    end
-  end
-  local per = checked.per or "epoch"
-  if per ~= "epoch" and per ~= "step" then
-    error(("%s: option 'schedule': per must be \"epoch\" or \"step\" (got %s)"):format(fname, quoted(per)), level)
-  end
-  local out = { kind = kind, per = per }
-  if kind == "step" or kind == "multistep" or kind == "exponential" then out.gamma = checked.gamma or 0.1 end
-  if kind == "step" then out.step_size = checked.step_size end
-  if kind == "cosine" then out.t_max, out.eta_min = checked.t_max, checked.eta_min or 0 end
-  if kind == "multistep" then
-    local m = {}
-    for i, v in ipairs(checked.milestones) do
-      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 1 then
-        error(("%s: option 'schedule': milestones[%d] must be a positive integer, got %s"):format(fname, i,
-          quoted(v)), level)
-      end
-      if i > 1 and v < m[i - 1] then
-        error(("%s: option 'schedule': milestones must be increasing"):format(fname), level)
-      end
-      m[i] = math.tointeger(v)
-    end
-    if #m ~= #checked.milestones or next(checked.milestones, #m > 0 and #m or nil) ~= nil then
-      error(("%s: option 'schedule': milestones must be a list of integers"):format(fname), level)
-    end
-    out.milestones = m
-  end
-  return out
-end
-
 --- The learning rate of a schedule at scheduler time t (finished epochs or steps).
 function lunet.schedule_lr(schedule, lr, t)
-  local s = schedule_spec(schedule, "lunet.schedule_lr", 2)
+  local s = config.schedule(schedule, "lunet.schedule_lr")
   check.arg("positive_number", "lunet.schedule_lr", 2, "lr", lr)
   check.arg("nonneg_int", "lunet.schedule_lr", 3, "t", t)
   return core.schedule_lr(s, lr, math.tointeger(t))
-end
-
---- Early stopping in canonical form {metric =, patience =, min_delta =}.
-local function stop_spec(s, fname, level, has_validation)
-  level = (math.type(level) == "integer" and level or 1) + 1
-  local ok, c = pcall(check.options, fname .. ": option 'stop'", 1, s,
-    { metric = "string", patience = "nonneg_int", min_delta = "nonneg_number" })
-  if not ok then error((tostring(c):gsub("^[^:]*:%d+: ", ""):gsub(" argument #1", "")), level) end
-  local metric = c.metric or (has_validation and "val_loss" or "loss")
-  if metric ~= "loss" and metric ~= "val_loss" then
-    error(("%s: option 'stop': metric must be \"val_loss\" or \"loss\" (got %s)"):format(fname, quoted(metric)), level)
-  end
-  if metric == "val_loss" and not has_validation then
-    error(("%s: option 'stop': metric \"val_loss\" needs option 'validate' (a dataset)"):format(fname), level)
-  end
-  return { metric = metric, patience = c.patience or 0, min_delta = c.min_delta or 0 }
-end
-
-local losses = { nll = true, cross_entropy = true, mse = true }
-
---- Checks and completes a training config (shared with experiments).
-function lunet.train_config(opts, f, level)
-  if type(f) ~= "string" then f = "lunet.train_config" end
-  if math.type(level) ~= "integer" or level < 1 or level > 100 then level = 1 end
-  level = level + 1
-  if type(opts) ~= "table" then
-    error(("%s: argument #1 (options) must be a table, got %s"):format(f, type(opts)), level)
-  end
-  local cfg = {
-    loss = opts.loss or "nll",
-    optimizer = lunet.optimizer_spec(opts.optimizer or lunet.sgd {}, f, level),
-    batch = opts.batch or core.defaults.batch,
-    iterations = opts.iterations or 1,
-    unit = opts.unit or "epoch",
-    seed = opts.seed or 1,
-    shuffle = opts.shuffle ~= false,
-  }
-  if not losses[cfg.loss] then
-    error(("%s: option 'loss' must be \"nll\", \"cross_entropy\" or \"mse\" (got %s)"):format(f, quoted(cfg.loss)), level)
-  end
-  if cfg.unit ~= "epoch" and cfg.unit ~= "step" then
-    error(("%s: option 'unit' must be \"epoch\" or \"step\" (got %s)"):format(f, quoted(cfg.unit)), level)
-  end
-  if opts.schedule ~= nil then cfg.schedule = schedule_spec(opts.schedule, f, level) end
-  if opts.validate ~= nil then
-    if getmetatable(opts.validate) ~= core.Dataset then
-      error(("%s: option 'validate' must be a dataset, got %s"):format(f, type(opts.validate)), level)
-    end
-    cfg.validate = opts.validate
-    cfg.validate_every = opts.validate_every or 1
-  elseif opts.validate_every ~= nil then
-    error(("%s: option 'validate_every' needs option 'validate' (a dataset)"):format(f), level)
-  end
-  if opts.stop ~= nil then cfg.stop = stop_spec(opts.stop, f, level, cfg.validate ~= nil) end
-  return cfg
 end
 
 -- The progress callback of net:train: the user's function (its counts given as
@@ -868,9 +666,9 @@ end
 function Net:train(opts)
   local f = "net:train"
   check.self(f, self, core.Net, "net")
-  opts = check.options(f, 1, opts, train_keys)
-  lunet._check_datasets(f, opts, 2)
-  local cfg = lunet.train_config(opts, f, 2)
+  opts = check.options(f, 1, opts, config.TRAIN_KEYS)
+  lunet._check_datasets(f, opts)
+  local cfg = config.train(opts, f)
   cfg.fresh = opts.fresh
   if opts.checkpoint ~= nil then
     local ok, c = pcall(check.options, f .. ": option 'checkpoint'", 1, opts.checkpoint,
@@ -900,7 +698,7 @@ function Net:train(opts)
       .. "(net:save keeps one); exiting with %d\n"):format(sig, h.iterations, cfg.iterations, 128 + sig))
     os.exit(128 + sig, true)
   end
-  return require("lunet.help").history(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
+  return require("lunet.history").new(h, cfg.unit) -- adds h.unit, print(h) and h:plot()
 end
 
 --- net:evaluate(data [, {loss = "nll", batch = 1000, threads = 1}]) -> {loss =, accuracy =, confusion =}
@@ -916,7 +714,7 @@ function Net:evaluate(data, opts)
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
   use_threads(self, f, opts.threads, 2)
   local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or core.defaults.eval_batch)
-  return require("lunet.help").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
+  return require("lunet.history").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 
 --- net:predict(x [, {threads = 1}]) -> class (0-based label), output tensor
@@ -970,20 +768,55 @@ lunet.idx_read = core.idx_read
 -- lunet.help([what]): the API list, or the doc of a function, name or object (lunet/help.lua).
 function lunet.help(what) return require("lunet.help").help(lunet, what) end
 
--- Experiments, results and plots load on first use so that `require("lunet")` stays
--- cheap and works without lua-cjson or gnuplot for engine-only use.
-local lazy = { experiment = true, sweep = true, plot = true, load_result = true, Result = true,
-  stats = true, Progress = true, store = true }
+-- Experiments, results, statistics and plots load on first use (as Penlight's `pl`
+-- loads `pl.*`), so that `require("lunet")` stays cheap and works without lua-cjson or
+-- gnuplot for engine-only use. Each name comes from its own module and loads only
+-- that module and what it requires: lunet.stats needs no cjson, lunet.Result does.
+-- lunet.NAME(opts) for lunet.experiment's NAME(lunet, opts): not a tail call, so that
+-- the errors it raises at level 3 land on the caller's line.
+local function experiment_part(name)
+  return function()
+    local M = require("lunet.experiment")
+    return function(opts)
+      local r = M[name](lunet, opts)
+      return r
+    end
+  end
+end
+
+local LAZY = {
+  experiment = experiment_part("experiment"),
+  sweep = experiment_part("sweep"),
+  plot = function()
+    local plot = require("lunet.plot")
+    return function(results, opts) return plot.results(results, opts) end
+  end,
+  load_result = function() return require("lunet.result").load end,
+  Result = function() return require("lunet.result") end,
+  stats = function() return require("lunet.stats") end,
+  Progress = function() return require("lunet.progress") end,
+  store = function() return require("lunet.store") end,
+}
+
+-- The names lunet loads on first use, sorted (lunet.help and the specs load them all).
+function lunet._lazy_names()
+  local names = {}
+  for k in pairs(LAZY) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 setmetatable(lunet, {
   __tostring = function() return ("lunet %s: lunet.help() lists the API"):format(core.version) end,
   __index = function(t, k)
-    if not lazy[k] then return nil end
-    local ok, ext = pcall(require, "lunet.experiment")
+    local load = LAZY[k]
+    if not load then return nil end
+    local ok, value = pcall(load)
     if not ok then
-      error(("lunet.%s needs lunet.experiment, which failed to load: %s"):format(k, tostring(ext)), 2)
+      error(("lunet.%s failed to load: %s"):format(k, tostring(value)), 2)
     end
-    ext.install(t)
-    return rawget(t, k)
+    rawset(t, k, value)
+    return value
   end,
 })
 

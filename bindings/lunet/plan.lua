@@ -14,6 +14,7 @@
 -- experiment's name, so an experiment whose runs an earlier one of the plan computes
 -- (same key, no more runs or iterations) gets no tasks of its own (M.tasks).
 local fs = require("lunet.fs")
+local check = require("lunet.check")
 local cjson = require("cjson")
 
 local json = cjson.new()
@@ -59,7 +60,7 @@ local function script_line(level)
     if not info then break end
     if info.currentline and info.currentline > 0 then
       if want and info.source == want then return state.script .. ":" .. info.currentline end
-      if not fallback and info.what ~= "C" and not info.source:match("lunet/[%w_]+%.lua$") then
+      if not fallback and info.what ~= "C" and not check.in_lunet(info.source) then
         fallback = info.short_src .. ":" .. info.currentline
       end
     end

@@ -9,6 +9,7 @@
 -- failures (gnuplot missing or failing, I/O) return nil, message.
 
 local check = require("lunet.check")
+local format = require("lunet.format")
 local fs = require("lunet.fs")
 local lfs = require("lfs")
 
@@ -50,8 +51,9 @@ local function is_finite(x)
   return type(x) == "number" and x == x and x ~= math.huge and x ~= -math.huge
 end
 
+-- plot data: 9 significant digits
 local function num(v)
-  return string.format("%.9g", v)
+  return format.real(v, "%.9g")
 end
 
 --- True when the gnuplot command can be found.
@@ -479,15 +481,9 @@ end
 
 plot._tic_label = tic_label -- exposed for the spec
 
+-- a heatmap cell's text: 3 significant digits
 local function value_label(v)
-  if v ~= v then
-    return "nan"
-  elseif v == math.huge then
-    return "inf"
-  elseif v == -math.huge then
-    return "-inf"
-  end
-  return string.format("%.3g", v)
+  return format.real(v, "%.3g")
 end
 
 --- Heatmap of a scalar over a 2-D grid (e.g. final loss over lr × momentum).

@@ -8,6 +8,7 @@
 -- the LUNET_PROGRESS environment variable.
 
 local check = require("lunet.check")
+local format = require("lunet.format")
 
 local Progress = {}
 Progress.__index = Progress
@@ -57,15 +58,6 @@ function Progress.format_duration(seconds)
     return string.format("%dm%02ds", s // 60, s % 60)
   end
   return string.format("%dh%02dm%02ds", s // 3600, (s % 3600) // 60, s % 60)
-end
-
-local function format_rate(r)
-  if r >= 1e6 then
-    return string.format("%.2fM", r / 1e6)
-  elseif r >= 1e4 then
-    return string.format("%.1fk", r / 1e3)
-  end
-  return string.format("%.0f", r)
 end
 
 --- Create a progress display.
@@ -148,7 +140,7 @@ function Progress:line()
     parts[#parts + 1] = string.format("loss %.4g", st.loss)
   end
   if type(st.samples_per_second) == "number" and st.samples_per_second == st.samples_per_second then
-    parts[#parts + 1] = format_rate(st.samples_per_second) .. " samples/s"
+    parts[#parts + 1] = format.rate(st.samples_per_second) .. " samples/s"
   end
   if type(st.seconds) == "number" and f and f > 0 then
     parts[#parts + 1] = "ETA " .. Progress.format_duration(st.seconds * (1 - f) / f)

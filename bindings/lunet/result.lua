@@ -8,6 +8,7 @@
 
 local stats = require("lunet.stats")
 local check = require("lunet.check")
+local format = require("lunet.format")
 local fs = require("lunet.fs")
 local cjson = require("cjson")
 
@@ -172,26 +173,7 @@ function Result:plot(opts)
   return require("lunet.plot").results({ self }, opts)
 end
 
--- %g of NaN prints "-nan" or "nan" depending on the sign bit; be explicit.
-local function fmt_number(v, fmt)
-  if v ~= v then
-    return "nan"
-  elseif v == math.huge then
-    return "inf"
-  elseif v == -math.huge then
-    return "-inf"
-  elseif math.type(v) == "integer" then
-    return tostring(v)
-  end
-  return string.format(fmt, v)
-end
-
-local function fmt_value(v)
-  if type(v) == "number" then
-    return fmt_number(v, "%.6g")
-  end
-  return tostring(v)
-end
+local fmt_number, fmt_value = format.number, format.value
 
 -- The defaults of each optimizer (lunet.sgd, lunet.adam, lunet.adamw): a setting
 -- equal to its default is left out of the printed config, any other is shown, so
@@ -332,16 +314,7 @@ local function csv_number(v)
   if v == nil then
     return ""
   end
-  if v ~= v then
-    return "nan"
-  end
-  if v == math.huge then
-    return "inf"
-  end
-  if v == -math.huge then
-    return "-inf"
-  end
-  return string.format("%.9g", v)
+  return format.real(v, "%.9g")
 end
 
 function Result:to_csv()
@@ -541,10 +514,7 @@ end
 -- are created). Returns true, or nil and a message; never raises on I/O.
 function Result:save(prefix)
   check.self("result:save", self, Result, "result")
-  if type(prefix) ~= "string" or prefix == "" then
-    error("result:save: argument #1 (prefix) must be a non-empty string, got " ..
-      (type(prefix) == "string" and '""' or type(prefix)), 2)
-  end
+  check.arg("nonempty_string", "result:save", 1, "prefix", prefix)
   local text, err = self:to_json()
   if not text then
     return nil, "save: cannot encode result as JSON: " .. tostring(err)
