@@ -12,6 +12,7 @@
  *    at once (one wide product; its layout would need a transpose afterwards, not timed).
  */
 #define _POSIX_C_SOURCE 200809L
+#include "layer.h"
 #include "simd.h"
 
 #include <cblas.h>
@@ -58,15 +59,15 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
     ln_error err;
     if (ln_layer_setup(&l, 1, &err)) exit(1);
     ln_conv_geom g;
-    ln_conv_geom_of(&l, &g);
+    ln_conv_geom_of(&l.spec, &l.in, &l.out, &g);
     const ln_simd_kernels *K = ln_simd();
     const int M = oc, N = (int)g.p, KK = (int)g.ck;
     float *x = rnd(l.in_n * B), *y = rnd(l.out_n * B), *dy = rnd(l.out_n * B), *dx = rnd(l.in_n * B);
     float *wt = rnd(l.weight_n), *bias = rnd(oc), *dw = rnd(l.weight_n), *db = rnd(oc);
     const int chunk = ln_conv_chunk(&g);
-    const int64_t unf = g.unf_n + LN_SIMD_SLACK;
-    float *rows = rnd(chunk * unf), *drows = rnd(unf);
-    float *part = rnd((g.oc * g.ck + g.oc) * 16);
+    const ln_conv_ws ws = ln_conv_ws_of(&g, rnd(ln_conv_workspace(&g)));
+    const int64_t unf = ws.unf;
+    float *rows = ws.rows, *drows = ws.drows, *part = ws.part;
     float *col = rnd((int64_t)KK * N * B), *dcol = rnd((int64_t)KK * N * B);
     float *ybig = rnd((int64_t)M * N * B);
     const double f = 2.0 * M * N * KK;
@@ -84,13 +85,13 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
                      N * B, 0.0f, ybig, N * B));
 
     TIME("dweight  lunet (unfold + kernel + reduce)", f, {
-        memset(part, 0, sizeof(float) * (size_t)((g.oc * g.ck + g.oc) * 16));
+        memset(part, 0, sizeof(float) * (size_t)((g.oc * g.ck + g.oc) * LN_SIMD_MAX_LANES));
         for (int n0 = 0; n0 < B; n0 += chunk) {
             for (int s = 0; s < chunk; s++) K->conv_unfold(&g, x + (n0 + s) * l.in_n, rows + s * unf);
-            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dy + n0 * l.out_n, l.out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
+            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dy + n0 * l.out_n, l.out_n, rows, unf, part, part + g.oc * g.ck * K->lanes, 0);
         }
         K->reduce_lanes(g.oc * g.ck, part, dw);
-        K->reduce_lanes(g.oc, part + g.oc * g.ck * 16, db);
+        K->reduce_lanes(g.oc, part + g.oc * g.ck * K->lanes, db);
     });
     TIME("dweight  sgemm per sample (dy * col^T)", f, for (int n = 0; n < B; n++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, KK, N, 1.0f, dy + n * l.out_n, N,

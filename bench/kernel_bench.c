@@ -3,6 +3,7 @@
  * Build (from the repo root): cc -O2 -Icore bench/kernel_bench.c core/liblunet.a -lz -lm -pthread
  * Usage: kernel_bench [batch] [isa: generic|avx2|avx512] */
 #define _POSIX_C_SOURCE 200809L
+#include "../core/layer.h"
 #include "../core/simd.h"
 
 #include <stdio.h>
@@ -85,16 +86,16 @@ static void run(const char *name, ln_layer *l, int batch, int reference, int wit
 static void parts(const char *name, ln_layer *l)
 {
     ln_conv_geom g;
-    ln_conv_geom_of(l, &g);
+    ln_conv_geom_of(&l->spec, &l->in, &l->out, &g);
     const ln_simd_kernels *K = ln_simd();
     ln_rng r;
     ln_rng_seed(&r, 9, 1);
     float *x = fl(l->in_n, &r), *y = fl(l->out_n, &r), *dx = fl(l->in_n, &r);
     const int chunk = ln_conv_chunk(&g);
-    const int64_t unf = g.unf_n + LN_SIMD_SLACK;
-    float *rows = fl(chunk * unf, &r), *drows = fl(unf, &r);
+    const ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
+    const int64_t unf = ws.unf;
+    float *rows = ws.rows, *drows = ws.drows, *part = ws.part;
     float *dyc = fl(chunk * l->out_n, &r);
-    float *part = fl((g.oc * g.ck + g.oc) * 16, &r);
     double t[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
     const int inner = 200;
     for (int rep = 0; rep < 15; rep++) {
@@ -105,7 +106,7 @@ static void parts(const char *name, ln_layer *l)
         for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y);
         v[2] = now();
         for (int i = 0; i < inner / chunk; i++)
-            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dyc, l->out_n, rows, unf, part, part + g.oc * g.ck * 16, 0);
+            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dyc, l->out_n, rows, unf, part, part + g.oc * g.ck * K->lanes, 0);
         v[3] = now();
         for (int i = 0; i < inner; i++) K->reduce_lanes(g.oc * g.ck, part, l->dweight);
         v[4] = now();

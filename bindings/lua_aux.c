@@ -136,14 +136,14 @@ ln_shape check_shape(lua_State *L, int arg, const char *name)
  * number is kept for core.interrupt_signal(), so that the Lua side can end a script
  * with 128 + signal. The previous handlers are restored when the call returns, so the
  * REPL's own handling (and the default action of SIGTERM) is untouched outside training. */
-volatile int interrupt_flag;
+atomic_int interrupt_flag; /* lock-free (core/train.c checks), so signal-safe */
 static volatile sig_atomic_t interrupt_signal;
 static const int caught_signals[N_CAUGHT] = {SIGINT, SIGTERM, SIGHUP};
 
 static void on_sigint(int sig)
 {
     if (!interrupt_signal) interrupt_signal = sig; /* the first one says why */
-    __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED); /* read by the worker threads */
+    atomic_store_explicit(&interrupt_flag, 1, memory_order_relaxed); /* read by the worker threads */
 }
 
 void sigint_catch(sigint_guard *g)

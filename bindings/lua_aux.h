@@ -55,7 +55,7 @@ const char *check_path(lua_State *L, int arg);
 
 /* Set by SIGINT, SIGTERM and SIGHUP while a long call runs (sigint_catch until
  * sigint_restore); the engine's stop flag (ln_train_config.stop). */
-extern volatile int interrupt_flag;
+extern atomic_int interrupt_flag;
 #define N_CAUGHT 3 /* SIGINT, SIGTERM, SIGHUP */
 typedef struct {
     struct sigaction old[N_CAUGHT];

@@ -32,7 +32,7 @@ static int runs_progress(void *user, const ln_runs_progress *p)
                                        "iterations_total", "samples", "seconds", "loss"};
     double vals[] = {p->runs_done, p->runs_total, (double)p->iterations_done,
                      (double)p->iterations_total, (double)p->samples, p->seconds, p->last_loss};
-    if (call_progress(lp, 7, keys, vals)) __atomic_store_n(&interrupt_flag, 1, __ATOMIC_RELAXED);
+    if (call_progress(lp, 7, keys, vals)) atomic_store_explicit(&interrupt_flag, 1, memory_order_relaxed);
     return 0;
 }
 

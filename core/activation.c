@@ -2,6 +2,7 @@
  * Backward uses the saved output y (as PyTorch does for all three). All three run
  * vectorised kernels (core/simd_impl.h: tanh and sigmoid from a polynomial exp, within
  * a few ulp of the C library's); the reference twins are the scalar loops. */
+#include "layer.h"
 #include "simd.h"
 
 #include <math.h>

@@ -12,6 +12,7 @@
  * variance (m/(m-1)), as PyTorch. Eval: the running stats take the batch's place.
  * Sums are kept in double: a channel can hold hundreds of thousands of values.
  */
+#include "layer.h"
 #include "simd.h"
 #include "workers.h"
 

@@ -7,35 +7,178 @@
  * The fast path is described below; the reference twin at the end computes the same
  * sums directly from the definition.
  */
+#include "conv_geom.h"
+#include "layer.h"
 #include "simd.h"
 #include "workers.h"
 
 #include <string.h>
 
-typedef struct {
-    int c, h, w, oc, oh, ow, k, stride, pad;
-    int64_t ck, p;
-} conv_dims;
+/* ---- geometry (conv_geom.h) ---- */
 
-static conv_dims dims_of(const ln_layer *l)
+void ln_conv_geom_of(const ln_layer_spec *spec, const ln_shape *in, const ln_shape *out,
+                     ln_conv_geom *g)
 {
-    conv_dims d;
-    d.c = (int)l->in.dim[0];
-    d.h = (int)l->in.dim[1];
-    d.w = (int)l->in.dim[2];
-    d.oc = (int)l->out.dim[0];
-    d.oh = (int)l->out.dim[1];
-    d.ow = (int)l->out.dim[2];
-    d.k = l->spec.kernel;
-    d.stride = l->spec.stride;
-    d.pad = l->spec.padding;
-    d.ck = (int64_t)d.c * d.k * d.k;
-    d.p = (int64_t)d.oh * d.ow;
-    return d;
+    g->c = (int)in->dim[0];
+    g->h = (int)in->dim[1];
+    g->w = (int)in->dim[2];
+    g->oc = (int)out->dim[0];
+    g->oh = (int)out->dim[1];
+    g->ow = (int)out->dim[2];
+    g->k = spec->kernel;
+    g->stride = spec->stride;
+    g->pad = spec->padding;
+    g->ck = (int64_t)g->c * g->k * g->k;
+    g->p = (int64_t)g->oh * g->ow;
+    g->shifted = g->stride == 1;
+    g->hp = g->h + 2 * g->pad;
+    if (g->shifted) {
+        g->rs1 = (int64_t)g->hp * g->ow;
+        g->rs2 = g->ow;
+        g->unf_n = (int64_t)g->c * g->k * g->rs1;
+    } else {
+        g->rs1 = (int64_t)g->k * g->p;
+        g->rs2 = g->p;
+        g->unf_n = g->ck * g->p;
+    }
+}
+
+static ln_conv_geom geom_of(const ln_layer *l)
+{
+    ln_conv_geom g;
+    ln_conv_geom_of(&l->spec, &l->in, &l->out, &g);
+    return g;
+}
+
+int ln_conv_chunk(const ln_conv_geom *g)
+{
+    /* enough samples for 512 output positions (32 vectors) per pass of a register tile:
+     * conv1 (576 positions) goes sample by sample, conv2 (64) by 8 */
+    int64_t n = (512 + g->p - 1) / g->p;
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+/* The workspace layout, the one place that says it: offsets (floats) of the parts of
+ * ln_conv_ws, and the total. */
+typedef struct {
+    int64_t unf, rows, drows, dypad, part, end;
+} ws_offsets;
+
+static ws_offsets ws_layout(const ln_conv_geom *g)
+{
+    ws_offsets o;
+    const int64_t lanes = LN_SIMD_MAX_LANES;
+    o.unf = g->unf_n + LN_SIMD_SLACK;
+    o.rows = 0;
+    o.drows = o.rows + ln_conv_chunk(g) * o.unf;
+    o.dypad = o.drows + o.unf;
+    o.part = o.dypad + (int64_t)g->oc * ((g->p + lanes - 1) / lanes * lanes);
+    o.end = o.part + (g->oc * g->ck + g->oc) * lanes;
+    return o;
+}
+
+int64_t ln_conv_workspace(const ln_conv_geom *g) { return ws_layout(g).end; }
+
+ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
+{
+    const ws_offsets o = ws_layout(g);
+    ln_conv_ws w;
+    w.rows = ws + o.rows;
+    w.drows = ws + o.drows;
+    w.dypad = ws + o.dypad;
+    w.part = ws + o.part;
+    w.unf = o.unf;
+    return w;
+}
+
+int64_t conv2d_workspace(const ln_layer *l)
+{
+    const ln_conv_geom g = geom_of(l);
+    return ln_conv_workspace(&g);
+}
+
+void ln_conv_unfold_c(const ln_conv_geom *g, const float *x, float *rows)
+{
+    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
+    if (g->shifted) {
+        for (int c = 0; c < g->c; c++)
+            for (int kj = 0; kj < k; kj++) {
+                /* columns ox with 0 <= ox + kj - pad < w */
+                const int lo = pad - kj > 0 ? pad - kj : 0;
+                const int hi = w + pad - kj < ow ? w + pad - kj : ow;
+                float *dst = rows + (int64_t)(c * k + kj) * g->rs1;
+                for (int iy = 0; iy < g->hp; iy++, dst += ow) {
+                    const int sy = iy - pad;
+                    if (sy < 0 || sy >= h || hi <= lo) {
+                        memset(dst, 0, sizeof(float) * (size_t)ow);
+                        continue;
+                    }
+                    const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox];
+                    for (int ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
+                }
+            }
+        return;
+    }
+    const int s = g->stride;
+    for (int c = 0; c < g->c; c++)
+        for (int kj = 0; kj < k; kj++)
+            for (int ki = 0; ki < k; ki++) {
+                float *dst = rows + (int64_t)(c * k + kj) * g->rs1 + (int64_t)ki * g->rs2;
+                for (int oy = 0; oy < g->oh; oy++, dst += ow) {
+                    const int sy = oy * s + ki - pad;
+                    if (sy < 0 || sy >= h) {
+                        memset(dst, 0, sizeof(float) * (size_t)ow);
+                        continue;
+                    }
+                    const float *src = x + ((int64_t)c * h + sy) * w;
+                    for (int ox = 0; ox < ow; ox++) {
+                        const int sx = ox * s + kj - pad;
+                        dst[ox] = sx >= 0 && sx < w ? src[sx] : 0.0f;
+                    }
+                }
+            }
+}
+
+void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
+{
+    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
+    memset(dx, 0, sizeof(float) * (size_t)((int64_t)g->c * h * w));
+    if (g->shifted) {
+        for (int c = 0; c < g->c; c++)
+            for (int kj = 0; kj < k; kj++) {
+                const int lo = pad - kj > 0 ? pad - kj : 0;
+                const int hi = w + pad - kj < ow ? w + pad - kj : ow;
+                const float *src = drows + (int64_t)(c * k + kj) * g->rs1;
+                for (int iy = 0; iy < g->hp; iy++, src += ow) {
+                    const int sy = iy - pad;
+                    if (sy < 0 || sy >= h) continue;
+                    float *dst = dx + ((int64_t)c * h + sy) * w + kj - pad;
+                    for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                }
+            }
+        return;
+    }
+    const int s = g->stride;
+    for (int c = 0; c < g->c; c++)
+        for (int kj = 0; kj < k; kj++)
+            for (int ki = 0; ki < k; ki++) {
+                const float *src = drows + (int64_t)(c * k + kj) * g->rs1 + (int64_t)ki * g->rs2;
+                for (int oy = 0; oy < g->oh; oy++, src += ow) {
+                    const int sy = oy * s + ki - pad;
+                    if (sy < 0 || sy >= h) continue;
+                    float *dst = dx + ((int64_t)c * h + sy) * w;
+                    for (int ox = 0; ox < ow; ox++) {
+                        const int sx = ox * s + kj - pad;
+                        if (sx >= 0 && sx < w) dst[sx] += src[ox];
+                    }
+                }
+            }
 }
 
 /* Fast path (core/simd.c, simd_impl.h):
- *  forward   per sample, unfold x into rows (see simd.h: shifted copies for stride 1,
+ *  forward   per sample, unfold x into rows (see conv_geom.h: shifted copies for stride 1,
  *            im2col otherwise), then y = W * rows + bias with a register-tiled kernel;
  *  backward  weight and bias gradients as dot products along p: the rows of a chunk of
  *            samples are unfolded, then register tiles of lane partials sweep over the
@@ -45,31 +188,11 @@ static conv_dims dims_of(const ln_layer *l)
  *            the unfolding).
  * Every sum runs in an order fixed by the shapes and the batch size. */
 
-typedef struct {
-    float *rows, *drows, *dypad, *part;
-    int64_t unf;
-} conv_ws;
-
-static conv_ws workspace_of(const ln_conv_geom *g, float *ws)
-{
-    conv_ws w;
-    w.unf = g->unf_n + LN_SIMD_SLACK;
-    const int64_t pp = (g->p + LN_SIMD_MAX_LANES - 1) / LN_SIMD_MAX_LANES * LN_SIMD_MAX_LANES;
-    w.rows = ws;
-    w.drows = w.rows + ln_conv_chunk(g) * w.unf;
-    w.dypad = w.drows + w.unf;
-    w.part = w.dypad + (int64_t)g->oc * pp;
-    return w;
-}
-
-int64_t conv2d_workspace(const ln_layer *l) { return ln_conv_workspace(l); }
-
 void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    ln_conv_geom g;
-    ln_conv_geom_of(l, &g);
+    const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
-    conv_ws ws = workspace_of(&g, ctx->workspace);
+    ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
     for (int n = 0; n < ctx->batch; n++) {
         K->conv_unfold(&g, x + (int64_t)n * l->in_n, ws.rows);
         K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n);
@@ -100,11 +223,10 @@ static void dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T, int
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T)
 {
-    ln_conv_geom g;
-    ln_conv_geom_of(l, &g);
+    const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
-    conv_ws ws = workspace_of(&g, ctx->workspace);
-    conv_ws shared = workspace_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
+    ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
+    ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
     const int lanes = K->lanes, chunk = ln_conv_chunk(&g);
     float *part = shared.part, *bpart = shared.part + g.oc * g.ck * lanes;
     int64_t kblock, items, it0 = 0, it1 = 0;
@@ -164,10 +286,9 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
 /* The lane partials (in the shared workspace) into the weight and bias gradients. */
 void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx)
 {
-    ln_conv_geom g;
-    ln_conv_geom_of(l, &g);
+    const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
-    conv_ws shared = workspace_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
+    ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
     float *part = shared.part, *bpart = shared.part + g.oc * g.ck * K->lanes;
     K->reduce_lanes(g.oc * g.ck, part, l->dweight);
     if (l->dbias) K->reduce_lanes(g.oc, bpart, l->dbias);
@@ -181,7 +302,7 @@ void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, co
 
 /* ---- reference twin: the definition, loop by loop ---- */
 
-static float input_at(const conv_dims *d, const float *x, int c, int iy, int ix)
+static float input_at(const ln_conv_geom *d, const float *x, int c, int iy, int ix)
 {
     if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w) return 0.0f;
     return x[((int64_t)c * d->h + iy) * d->w + ix];
@@ -189,7 +310,7 @@ static float input_at(const conv_dims *d, const float *x, int c, int iy, int ix)
 
 void conv2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    conv_dims d = dims_of(l);
+    const ln_conv_geom d = geom_of(l);
     for (int n = 0; n < ctx->batch; n++) {
         const float *xs = x + (int64_t)n * l->in_n;
         float *ys = y + (int64_t)n * l->out_n;
@@ -216,7 +337,7 @@ void conv2d_forward_reference(const ln_layer *l, const float *x, float *y, const
 void conv2d_backward_reference(ln_layer *l, const float *x, const float *dy, float *dx,
                                const ln_ctx *ctx)
 {
-    conv_dims d = dims_of(l);
+    const ln_conv_geom d = geom_of(l);
     for (int o = 0; o < d.oc; o++) {
         const float *dyo = dy + (int64_t)o * d.p;
         if (l->dbias) {

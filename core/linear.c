@@ -7,6 +7,7 @@
  * dx = dy W as register-tiled products along I. The reference twins below are the
  * definition, loop by loop, with double accumulators.
  */
+#include "layer.h"
 #include "simd.h"
 #include "workers.h"
 

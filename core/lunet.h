@@ -16,6 +16,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __cplusplus
+#include <atomic>
+using std::atomic_int; /* the same type as C11's (what C++23's <stdatomic.h> does) */
+#else
+#include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -467,7 +473,9 @@ typedef struct {
     uint64_t seed;         /* shuffling and dropout draw from streams of this seed */
     ln_progress_fn on_iteration; /* called after every iteration, may be NULL */
     void *user;
-    volatile int *stop;    /* if not NULL, checked before every step */
+    atomic_int *stop;      /* if not NULL, checked before every step; may be set from
+                              another thread or a signal handler (atomic_int is lock-free
+                              where lunet builds: core/train.c checks it) */
     ln_schedule schedule;  /* kind LN_SCHED_NONE: a constant rate */
     const ln_dataset *validate; /* if not NULL: evaluated every validate_every iterations */
     int64_t validate_every;     /* and after the last one; <= 0 means 1 */

@@ -11,6 +11,7 @@
  * agree with PyTorch to rounding (PyTorch's vectorised kernels fuse some of these
  * into FMAs, a difference of an ulp or so).
  */
+#include "lunet.h"
 #include "simd.h"
 
 #include <math.h>

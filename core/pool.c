@@ -5,6 +5,7 @@
  * NaN win, so a NaN anywhere is never hidden; the chosen input offset is saved for
  * backward.
  */
+#include "layer.h"
 #include "simd.h"
 
 #include <string.h>

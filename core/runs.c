@@ -217,7 +217,7 @@ static int next_assignment(pool *p)
     const ln_runs_config *cfg = p->cfg;
     for (;;) {
         if (atomic_load(&p->failed)) return -1;
-        if (cfg->train.stop && __atomic_load_n(cfg->train.stop, __ATOMIC_RELAXED)) return -1;
+        if (cfg->train.stop && atomic_load_explicit(cfg->train.stop, memory_order_relaxed)) return -1;
         const int r = p->next_candidate;
         if (r >= cfg->runs) return -1;
         p->next_candidate++;

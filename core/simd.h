@@ -2,9 +2,10 @@
  * simd.h - the vectorised kernels behind conv2d, linear, maxpool and relu (internal).
  *
  * core/simd_impl.h holds every kernel once, written against a small vector vocabulary
- * (V_LOADU, V_FMA, ...); core/simd.c includes it three times, for AVX-512, for
- * AVX2+FMA and for portable C (GCC vector extensions), and picks one at run time from
- * what the CPU supports (no -march needed at build time). The choice is made once per
+ * (V_LOADU, V_FMA, ...; its head comment is the contract). core/simd.c includes it three
+ * times, each between an ISA's simd_<isa>_begin.h (the vocabulary) and simd_end.h: for
+ * AVX-512, for AVX2+FMA and for portable C (GCC vector extensions); it picks one at run
+ * time from what the CPU supports (no -march needed at build time). The choice is made once per
  * process; LUNET_ISA=generic|avx2|avx512 in the environment (or ln_simd_force from a
  * test) overrides it, never above what the CPU has.
  *
@@ -15,41 +16,9 @@
 #ifndef LUNET_SIMD_H
 #define LUNET_SIMD_H
 
-#include "layer.h"
+#include "conv_geom.h" /* the convolution geometry the conv2d kernels take (and lunet.h) */
 
 typedef enum { LN_ISA_GENERIC = 0, LN_ISA_AVX2 = 1, LN_ISA_AVX512 = 2 } ln_isa;
-
-/* Lanes the widest vector ISA uses; workspace sizes are computed with it. */
-#define LN_SIMD_MAX_LANES 16
-
-/* Geometry of a convolution as the fast kernels see it.
- *
- * The input of one sample is "unfolded" into rows so that the convolution is a
- * product weight[OC x CK] * rows[CK x P]: row (c, ki, kj) holds, for every output
- * position p = oy*OW + ox, the input pixel that kernel tap (ki, kj) of channel c sees.
- * Row (c, ki, kj) starts at base + (c*k + kj)*rs1 + ki*rs2 and is P floats long.
- *  - stride 1 (shifted): the buffer holds, for each (c, kj), the zero-padded input
- *    shifted left by kj and cropped to OW columns: Hp x OW floats, Hp = H + 2*pad.
- *    Row (c, ki, kj) is that block from its row ki on (rs1 = Hp*OW, rs2 = OW): k
- *    times less memory than im2col, and every row is still contiguous over p.
- *  - stride > 1 (im2col): the buffer holds the k*k*C rows of P floats each, ordered
- *    (c, kj, ki) (rs1 = k*P, rs2 = P).
- */
-typedef struct {
-    int c, h, w, oc, oh, ow, k, stride, pad;
-    int hp;          /* padded input height (shifted layout) */
-    int shifted;     /* 1: stride-1 shifted layout, 0: im2col layout */
-    int64_t ck, p;   /* C*k*k, OH*OW */
-    int64_t rs1, rs2;
-    int64_t unf_n;   /* floats of one sample's unfolded input, without slack */
-} ln_conv_geom;
-
-/* Floats of slack after every unfolded buffer: full-vector loads may run past a row. */
-#define LN_SIMD_SLACK (2 * LN_SIMD_MAX_LANES)
-
-void ln_conv_geom_of(const ln_layer *l, ln_conv_geom *g);
-/* Workspace floats the fast conv2d kernels need for this layer (and its partitions). */
-int64_t ln_conv_workspace(const ln_layer *l);
 
 /* Constants of one Adam/AdamW step (core/optim.c computes them as PyTorch does). */
 enum { LN_DECAY_NONE = 0, LN_DECAY_L2, LN_DECAY_DECOUPLED };
@@ -67,7 +36,7 @@ typedef struct {
     int lanes;
     int tile_rows;    /* rows (output channels, samples) of the GEMM-like kernels' register tiles */
     int tile_vectors; /* unfolded rows per tile of the conv2d weight gradient */
-    /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (below) */
+    /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (conv_geom.h) */
     void (*conv_unfold)(const ln_conv_geom *g, const float *x, float *rows);
     void (*conv_fold)(const ln_conv_geom *g, const float *drows, float *dx);
     /* conv2d: y (one sample, OC x P) = W * rows + bias */
@@ -139,14 +108,5 @@ const ln_simd_kernels *ln_simd_for(ln_isa isa);
  * ISA now active. Not thread-safe: call before starting work. */
 ln_isa ln_simd_force(int isa);
 const char *ln_isa_name(ln_isa isa);
-
-/* Unfolding, in plain C for any geometry (the kernels' versions vectorise the stride-1
- * cases and call these for the rest). rows must hold g->unf_n + LN_SIMD_SLACK floats. */
-void ln_conv_unfold_c(const ln_conv_geom *g, const float *x, float *rows);
-/* The adjoint of unfolding: dx (one sample, overwritten) from d(rows). */
-void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx);
-/* Samples per chunk of the weight gradient (1 to 8): the register tiles of lane
- * partials sweep over a whole chunk before going back to memory. */
-int ln_conv_chunk(const ln_conv_geom *g);
 
 #endif

@@ -1,27 +1,70 @@
 /*
  * simd_impl.h - the fast kernels, written once against a vector vocabulary and
- * compiled once per ISA by core/simd.c (do not include it anywhere else).
+ * compiled once per ISA by core/simd.c (do not include it anywhere else):
+ *   #include "simd_avx2_begin.h"   (or simd_generic_begin.h, simd_avx512_begin.h)
+ *   #include "simd_impl.h"         defines the ISA's kernels and SFX(kernels), its table
+ *   #include "simd_end.h"          undefines the vocabulary, closes the target region
  *
- * The including file defines:
- *   vf, vi          vector of VL floats / VL int32 (GCC vector extensions)
+ * The contract: each begin header defines every one of these (a missing one is a
+ * compile error below), and simd_end.h undefines every one.
+ *   SIMD_TARGET_REGION  1 if the header opened a `#pragma GCC target` region, else 0
+ *   SIMD_ISA        the ln_isa value of the table
+ *   vf, vi          vector of VL floats / VL int32 (GCC vector extensions, so that
+ *                   +, *, comparisons and casts between them work on every ISA)
  *   VL              lanes
  *   SFX(name)       name with the ISA's suffix
- *   V_LOADU(p), V_STOREU(p, v), V_SET1(x), V_ZERO(), V_ADD(a, b)
+ *   V_LOADU(p), V_STOREU(p, v)        unaligned load and store of VL floats
+ *   V_SET1(x), V_ZERO()               broadcast, zeros
+ *   V_ADD(a, b), V_MUL(a, b), V_DIV(a, b), V_SQRT(a)   lane by lane, IEEE rounding
  *   V_FMA(a, b, c)  a*b + c (fused where the ISA has FMA)
- *   V_LOADU_N(p, n), V_STOREU_N(p, v, n)   first n lanes (0 < n <= VL), zeros beyond
+ *   V_LOADU_N(p, n), V_STOREU_N(p, v, n)   first n lanes (0 < n <= VL), zeros beyond;
+ *                                          only those lanes of p are touched
  *   V_HSUM(v)       sum of the lanes, in a fixed order
+ *   V_HAS_REDUCE16  1 if V_REDUCE16(part, out) is defined: out[i] += sum of the lanes of
+ *                   part[i*VL ..], for i < 16, in a fixed order (0: V_HSUM one by one)
  *   V_LOADU_LANES(p, l0, l1)     lanes [l0, l1) from p + lane, zeros elsewhere; p + lane
  *                                is only dereferenced for those lanes
  *   V_LMASK, V_LMASK_MAKE(l0, l1), V_LOADU_LMASK(p, m)   the same as V_LOADU_LANES with
  *                                a lane mask made once
  *   V_COPY8(d, s, n)             d[0..n) = s[0..n), n <= 8; may write d[n..8) (garbage)
- *   V_REDUCE16(part, out)        optional: out[i] += sum of lanes of part[i*VL..], i < 16
  *   TM, TN          register tile of the GEMM-like kernels: TM rows x TN vectors
+ *                   (TM <= 6, TN <= 4)
+ *   DW_TN           unfolded rows per tile of the conv2d weight gradient (<= TN; its
+ *                   tile also holds TM dy vectors, so it may need to be narrower)
  *   LIN_N           samples per tile of linear forward
+ *   SIMD_MAXPOOL    which twin of the 2x2 max pooling kernels to compile (they use the
+ *                   ISA's own intrinsics): SIMD_MAXPOOL_SCALAR (plain C, any vector
+ *                   width), SIMD_MAXPOOL_AVX2 (uses the AVX2 header's a2_mask) or
+ *                   SIMD_MAXPOOL_AVX512
  *
  * Every kernel is a loop nest over tiles of TM x TN accumulators that stay in registers
  * for the whole reduction; the reduction order depends only on the shapes.
  */
+
+#if !defined(SIMD_TARGET_REGION) || !defined(SIMD_ISA) || !defined(vf) || !defined(vi) || \
+    !defined(VL) || !defined(SFX)
+#error "simd_impl.h: the ISA header must define SIMD_TARGET_REGION, SIMD_ISA, vf, vi, VL, SFX"
+#endif
+#if !defined(V_LOADU) || !defined(V_STOREU) || !defined(V_SET1) || !defined(V_ZERO) || \
+    !defined(V_ADD) || !defined(V_MUL) || !defined(V_DIV) || !defined(V_SQRT) || !defined(V_FMA)
+#error "simd_impl.h: the ISA header must define V_LOADU, V_STOREU, V_SET1, V_ZERO, V_ADD, V_MUL, V_DIV, V_SQRT, V_FMA"
+#endif
+#if !defined(V_LOADU_N) || !defined(V_STOREU_N) || !defined(V_HSUM) || !defined(V_HAS_REDUCE16) || \
+    (V_HAS_REDUCE16 && !defined(V_REDUCE16))
+#error "simd_impl.h: the ISA header must define V_LOADU_N, V_STOREU_N, V_HSUM, V_HAS_REDUCE16 (and V_REDUCE16 if 1)"
+#endif
+#if !defined(V_LOADU_LANES) || !defined(V_LMASK) || !defined(V_LMASK_MAKE) || \
+    !defined(V_LOADU_LMASK) || !defined(V_COPY8)
+#error "simd_impl.h: the ISA header must define V_LOADU_LANES, V_LMASK, V_LMASK_MAKE, V_LOADU_LMASK, V_COPY8"
+#endif
+#if !defined(TM) || !defined(TN) || !defined(DW_TN) || !defined(LIN_N) || !defined(SIMD_MAXPOOL)
+#error "simd_impl.h: the ISA header must define TM, TN, DW_TN, LIN_N, SIMD_MAXPOOL"
+#endif
+
+/* the values of SIMD_MAXPOOL */
+#define SIMD_MAXPOOL_SCALAR 0
+#define SIMD_MAXPOOL_AVX2 1
+#define SIMD_MAXPOOL_AVX512 2
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -46,10 +89,8 @@
 
 #define TMAX_M 6
 #define TMAX_N 4
-/* rows per register tile of the conv2d weight gradient (its tile also holds TM + DW_TN
- * loaded vectors, so it may need to be narrower than TN) */
-#ifndef DW_TN
-#define DW_TN TN
+#if TM > TMAX_M || TN > TMAX_N || DW_TN > TN
+#error "simd_impl.h: tiles are at most TMAX_M x TMAX_N, and DW_TN <= TN"
 #endif
 
 /* ================================================================== conv2d */
@@ -357,7 +398,7 @@ static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t 
 static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
 {
     int64_t i = 0;
-#ifdef V_REDUCE16
+#if V_HAS_REDUCE16
     for (; i + 16 <= n; i += 16) V_REDUCE16(part + i * VL, out + i);
 #endif
     for (; i < n; i++) out[i] += V_HSUM(V_LOADU(part + i * VL));
@@ -754,7 +795,7 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
  * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
-#ifdef SIMD_MAXPOOL_AVX512
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
 /* Whether b replaces a as the window's pick when b comes later in the window order:
  * strictly greater, or NaN where a is not. For two picks, the later one in window order
  * wins ties only through its own earlier position (see maxpool2_fwd). */
@@ -863,7 +904,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
-#elif defined(SIMD_MAXPOOL_AVX2)
+#elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
 /* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time; even
  * and odd columns separated with shuffles, masks as vectors. */
 static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
@@ -986,7 +1027,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
-#else
+#elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
+/* plain C, one window at a time: the order and tie rules written out */
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
                               int32_t *argmax)
 {
@@ -1037,6 +1079,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
+#else
+#error "simd_impl.h: SIMD_MAXPOOL is not one of SIMD_MAXPOOL_SCALAR, _AVX2, _AVX512"
 #endif
 
 /* ============================================================= optimizers */
@@ -1123,4 +1167,6 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef TILE_SWITCH_LIM
 #undef TMAX_M
 #undef TMAX_N
-#undef DW_TN
+#undef SIMD_MAXPOOL_SCALAR
+#undef SIMD_MAXPOOL_AVX2
+#undef SIMD_MAXPOOL_AVX512

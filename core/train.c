@@ -7,6 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+/* ln_train_config.stop may be set from a signal handler (the Lua binding's Ctrl-C):
+ * C11 allows that only for lock-free atomics (7.14.1.1), so atomic_int must be one. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free: the stop flag is set "
+                                          "from signal handlers");
+
 /* Most bytes of loss history one run may record (see ln_train). */
 #define LN_HISTORY_LIMIT ((double)(1u << 30))
 
@@ -289,7 +294,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     int iteration_started = 0;
     for (int64_t step = 0; step < total_steps; step++) {
         /* atomic: another thread (or a signal handler) may set it at any time */
-        if (cfg->stop && __atomic_load_n(cfg->stop, __ATOMIC_RELAXED)) {
+        if (cfg->stop && atomic_load_explicit(cfg->stop, memory_order_relaxed)) {
             hist->interrupted = 1;
             break;
         }

@@ -21,6 +21,7 @@
  * Output: "ok N - desc" or "not ok N - desc: detail", then "# passed P failed F";
  * the exit status is 0 iff nothing failed.
  */
+#include "../../core/layer.h"
 #include "../../core/simd.h"
 
 #include <math.h>

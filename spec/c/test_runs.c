@@ -73,7 +73,7 @@ static ln_dataset *dataset(int64_t n, int salt)
 typedef struct {
     int calls;
     int stop_after; /* set *stop once runs_done reaches this (-1: never) */
-    volatile int *stop;
+    atomic_int *stop;
 } progress_state;
 
 static int on_progress(void *user, const ln_runs_progress *p)
@@ -81,7 +81,7 @@ static int on_progress(void *user, const ln_runs_progress *p)
     progress_state *s = user;
     s->calls++;
     if (s->stop_after >= 0 && p->runs_done >= s->stop_after && s->stop)
-        __atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
+        atomic_store_explicit(s->stop, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -145,14 +145,14 @@ static int on_run_hook(void *user, int run, ln_run_result *res)
 /* Stops training from another thread, as a signal handler would: once the training
  * thread has reported its first finished iteration (so even a slow build has some). */
 typedef struct {
-    volatile int *stop;
-    int iterations; /* set by the training thread's callback, read here (atomically) */
+    atomic_int *stop;
+    atomic_int iterations; /* set by the training thread's callback, read here */
 } stopper;
 
 static int count_iterations(void *user, const ln_progress *p)
 {
     stopper *s = user;
-    __atomic_store_n(&s->iterations, (int)p->iteration, __ATOMIC_RELAXED);
+    atomic_store_explicit(&s->iterations, (int)p->iteration, memory_order_relaxed);
     return 0;
 }
 
@@ -160,9 +160,9 @@ static void *stop_later(void *arg)
 {
     stopper *s = arg;
     struct timespec ts = {0, 5 * 1000000L};
-    while (__atomic_load_n(&s->iterations, __ATOMIC_RELAXED) < 1) nanosleep(&ts, NULL);
+    while (atomic_load_explicit(&s->iterations, memory_order_relaxed) < 1) nanosleep(&ts, NULL);
     nanosleep(&ts, NULL);
-    __atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(s->stop, 1, memory_order_relaxed);
     return NULL;
 }
 
@@ -251,7 +251,7 @@ int main(void)
 
     /* stop from the progress callback (the calling thread) at its first report, about
      * 0.1 s in, while runs of 2000 epochs are going on */
-    volatile int stop = 0;
+    atomic_int stop = 0;
     memset(got, 0, sizeof got);
     cfg = config(net, data, test, 2);
     cfg.train.iterations = 2000;

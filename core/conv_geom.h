@@ -1,0 +1,69 @@
+/*
+ * conv_geom.h - the geometry of a 2-D convolution as conv2d's fast path lays it out
+ * (internal): the unfolded rows, the samples per chunk of the weight gradient and the
+ * workspace layout, in one place. conv2d.c owns and defines all of it; the SIMD kernels
+ * (simd.h) take an ln_conv_geom and plain pointers, never a layer.
+ */
+#ifndef LUNET_CONV_GEOM_H
+#define LUNET_CONV_GEOM_H
+
+#include "lunet.h"
+
+/* Lanes of the widest vector the SIMD kernels use (simd.h); workspace sizes are computed
+ * with it, so that one workspace serves every ISA. */
+#define LN_SIMD_MAX_LANES 16
+/* Floats of slack after every unfolded buffer: full-vector loads may run past a row. */
+#define LN_SIMD_SLACK (2 * LN_SIMD_MAX_LANES)
+
+/* Geometry of a convolution as the fast kernels see it.
+ *
+ * The input of one sample is "unfolded" into rows so that the convolution is a
+ * product weight[OC x CK] * rows[CK x P]: row (c, ki, kj) holds, for every output
+ * position p = oy*OW + ox, the input pixel that kernel tap (ki, kj) of channel c sees.
+ * Row (c, ki, kj) starts at base + (c*k + kj)*rs1 + ki*rs2 and is P floats long.
+ *  - stride 1 (shifted): the buffer holds, for each (c, kj), the zero-padded input
+ *    shifted left by kj and cropped to OW columns: Hp x OW floats, Hp = H + 2*pad.
+ *    Row (c, ki, kj) is that block from its row ki on (rs1 = Hp*OW, rs2 = OW): k
+ *    times less memory than im2col, and every row is still contiguous over p.
+ *  - stride > 1 (im2col): the buffer holds the k*k*C rows of P floats each, ordered
+ *    (c, kj, ki) (rs1 = k*P, rs2 = P).
+ */
+typedef struct {
+    int c, h, w, oc, oh, ow, k, stride, pad;
+    int hp;          /* padded input height (shifted layout) */
+    int shifted;     /* 1: stride-1 shifted layout, 0: im2col layout */
+    int64_t ck, p;   /* C*k*k, OH*OW */
+    int64_t rs1, rs2;
+    int64_t unf_n;   /* floats of one sample's unfolded input, without slack */
+} ln_conv_geom;
+
+/* The geometry of a conv2d layer as ln_layer_setup left it: spec, input C x H x W and
+ * output OC x OH x OW (per sample). */
+void ln_conv_geom_of(const ln_layer_spec *spec, const ln_shape *in, const ln_shape *out,
+                     ln_conv_geom *g);
+/* Samples per chunk of the weight gradient (1 to 8): the register tiles of lane
+ * partials sweep over a whole chunk before going back to memory. */
+int ln_conv_chunk(const ln_conv_geom *g);
+
+/* The workspace of the fast conv2d path, carved in this order: */
+typedef struct {
+    float *rows;  /* chunk * unf: unfolded inputs of a chunk of samples */
+    float *drows; /* unf: gradient of one sample's unfolded input */
+    float *dypad; /* oc * P rounded up to whole vectors: one sample's dy, zero-padded */
+    float *part;  /* (oc*ck + oc) * LN_SIMD_MAX_LANES: lane partials of the weight
+                     gradient, then of the bias gradient */
+    int64_t unf;  /* floats per unfolded sample: unf_n + LN_SIMD_SLACK */
+} ln_conv_ws;
+
+/* Floats of that workspace. */
+int64_t ln_conv_workspace(const ln_conv_geom *g);
+/* The parts of the workspace at ws (ln_conv_workspace(g) floats). */
+ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws);
+
+/* Unfolding, in plain C for any geometry (the kernels' versions vectorise the stride-1
+ * cases and call these for the rest). rows must hold g->unf_n + LN_SIMD_SLACK floats. */
+void ln_conv_unfold_c(const ln_conv_geom *g, const float *x, float *rows);
+/* The adjoint of unfolding: dx (one sample, overwritten) from d(rows). */
+void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx);
+
+#endif

@@ -1,0 +1,73 @@
+/* simd_avx2_begin.h - the vector vocabulary of simd_impl.h for AVX2 + FMA (8 lanes).
+ * core/simd.c only, on x86: include it, then simd_impl.h, then simd_end.h. Opens a
+ * region compiled for avx2,fma (simd_end.h closes it), so no -march flag is needed;
+ * simd.c calls these kernels only when the CPU reports both. The contract (every macro
+ * below) is documented in simd_impl.h. Deliberately without an include guard. */
+#ifdef SIMD_ISA
+#error "simd_avx2_begin.h: the previous ISA was not closed with simd_end.h"
+#endif
+
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+
+typedef float vf8 __attribute__((vector_size(32)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+
+/* lanes [0, n) set, 0 <= n <= 8 (the AVX2 maxpool twin uses it too) */
+static const int32_t mask_table8[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+static inline __m256i a2_mask(int n) { return _mm256_loadu_si256((const __m256i *)(mask_table8 + 8 - n)); }
+static inline float a2_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+/* lanes [l0, l1) set */
+static inline __m256i a2_lanes(int l0, int l1)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i ge = _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(l0 - 1));
+    const __m256i lt = _mm256_cmpgt_epi32(_mm256_set1_epi32(l1), iota);
+    return _mm256_and_si256(ge, lt);
+}
+
+#define SIMD_TARGET_REGION 1
+#define vf vf8
+#define vi vi8
+#define VL 8
+#define SFX(name) name##_avx2
+#define SIMD_ISA LN_ISA_AVX2
+#define V_LOADU(p) _mm256_loadu_ps(p)
+#define V_STOREU(p, v) _mm256_storeu_ps((p), (v))
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_ZERO() _mm256_setzero_ps()
+#define V_ADD(a, b) _mm256_add_ps((a), (b))
+#define V_MUL(a, b) _mm256_mul_ps((a), (b))
+#define V_DIV(a, b) _mm256_div_ps((a), (b))
+#define V_SQRT(a) _mm256_sqrt_ps(a)
+#define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define V_LOADU_N(p, n) _mm256_maskload_ps((p), a2_mask(n))
+#define V_STOREU_N(p, v, n) _mm256_maskstore_ps((p), a2_mask(n), (v))
+#define V_HSUM(v) a2_hsum(v)
+#define V_HAS_REDUCE16 0
+#define V_LOADU_LANES(p, l0, l1) _mm256_maskload_ps((p), a2_lanes((l0), (l1)))
+#define V_LMASK __m256i
+#define V_LMASK_MAKE(l0, l1) a2_lanes((l0), (l1))
+#define V_LOADU_LMASK(p, m) _mm256_maskload_ps((p), (m))
+#define V_COPY8(d, s, n) _mm256_storeu_ps((d), _mm256_maskload_ps((s), a2_mask(n)))
+/* 4 x 3 tiles: 12 accumulators, 3 vector loads and a broadcast fill the 16 ymm registers
+ * (7 loads per 12 FMAs, where 4 x 2 needed 6 per 8); the weight gradient's tile, which
+ * also holds its 4 dy vectors, keeps 2 rows */
+#define TM 4
+#define TN 3
+#define DW_TN 2
+#define LIN_N 2
+#define SIMD_MAXPOOL SIMD_MAXPOOL_AVX2
