@@ -74,19 +74,18 @@ static void push_optim_defaults(lua_State *L, const ln_optim_spec *s)
 }
 
 /* core.defaults: the defaults and limits that the binding and the Lua modules share,
- * made once from the engine's values (core/lunet.h), so no number is written twice:
+ * made once from the engine's values (core/lunet.h; the optimizers' from their descriptors
+ * in core/optim.c, ln_optim_defaults), so no number is written twice:
  * optimizers.{sgd, adam, adamw}, mnist = {mean, std}, batch, eval_batch, max_runs,
  * max_threads. Read it, do not change it. */
 static void push_defaults(lua_State *L)
 {
     lua_createtable(L, 0, 6);
     lua_createtable(L, 0, 3);
-    static const ln_optim_kind kinds[] = {LN_OPT_SGD, LN_OPT_ADAM, LN_OPT_ADAMW};
-    for (int i = 0; i < 3; i++) {
-        const ln_optim_spec s = kinds[i] == LN_OPT_SGD ? ln_sgd_spec(LN_DEFAULT_SGD_LR, 0.0)
-                                                       : ln_adam_spec(kinds[i], LN_DEFAULT_ADAM_LR);
+    for (int k = 0; k < ln_optim_kind_count(); k++) { /* the core's descriptors */
+        const ln_optim_spec s = ln_optim_defaults((ln_optim_kind)k);
         push_optim_defaults(L, &s);
-        lua_setfield(L, -2, ln_optim_name(kinds[i]));
+        lua_setfield(L, -2, ln_optim_name((ln_optim_kind)k));
     }
     lua_setfield(L, -2, "optimizers");
     lua_createtable(L, 0, 2);

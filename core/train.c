@@ -26,7 +26,7 @@ void ln_train_config_defaults(ln_train_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->loss = LN_LOSS_NLL;
-    cfg->optim = ln_sgd_spec(LN_DEFAULT_SGD_LR, 0.0);
+    cfg->optim = ln_optim_defaults(LN_OPT_SGD);
     cfg->batch = LN_DEFAULT_BATCH;
     cfg->iterations = 1;
     cfg->unit = LN_UNIT_EPOCH;
