@@ -4,12 +4,8 @@ local lfs = require("lfs")
 local lunet = require("lunet")
 local synthetic = require("spec.support.synthetic")
 local util = require("spec.support.util")
-local shell_quote = util.shell_quote
-local write = util.write
-local temp_dir = util.temp_dir
-local rm_rf = util.rm_rf
-local run = util.run
-local explain = util.explain
+local shell_quote, write, temp_dir, rm_rf, run, explain =
+  util.shell_quote, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 
 local ROOT = lfs.currentdir()
 local LUNET = ROOT .. "/bin/lunet"
