@@ -168,7 +168,7 @@ describe("names that load on first use", function()
     local prelude = ("package.path = %q; package.cpath = %q; "
       .. "package.preload.cjson = function() error('no cjson in this test') end; ")
       :format(package.path, package.cpath)
-    return util.run("lua5.4 -e " .. util.shell_quote(prelude .. code))
+    return util.run_lua(prelude .. code)
   end
 
   it("each loads its own module: lunet.stats, lunet.Progress and lunet.plot need no cjson", function()

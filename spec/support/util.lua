@@ -87,6 +87,11 @@ function util.run(cmd, input)
   return r
 end
 
+-- Runs the Lua chunk `code` in a new lua5.4 process (`lua5.4 -e`); returns as util.run.
+function util.run_lua(code, input)
+  return util.run("lua5.4 -e " .. util.shell_quote(code), input)
+end
+
 -- Are two lists of numbers the same doubles, bit for bit?
 function util.same_bits(a, b)
   if #a ~= #b then return false end
