@@ -6,10 +6,13 @@
 --    `scripts/seed_report.lua --quick` and reading the store. Best of BENCH_REPEATS (5)
 --    wall and CPU seconds; target under 0.3 s.
 -- 2. BENCH_SLURM=1 (as root, with slurm-wlm and munge): 12 tasks of at least 30 s each
---    (BENCH_SWEEP_EPOCHS epochs of 2 runs on 3000 images; 2 threads each) through the
---    one-node Slurm of tools/cluster/slurm.sh (`bin/lunet sweep slurm --wait
---    --cpus-per-task NPROC`), against `bin/lunet run` of the same script; target within
---    1.3x. It takes about twice the script's time (12 minutes on 2 cores): opt-in.
+--    (2 runs on 3000 images, as many epochs as take 30 s here, timed first; NPROC threads
+--    each) through the one-node Slurm of tools/cluster/slurm.sh (`bin/lunet sweep slurm
+--    --wait --cpus-per-task NPROC`), against `bin/lunet run` of the same script; target
+--    within 1.3x. Prints both times, the ratio and the load average. It takes about
+--    twice the script's time (12 minutes): opt-in. BENCH_SWEEP_SECONDS=S sets the task
+--    length (e.g. 3: a short check of the machinery, about a minute), BENCH_SWEEP_EPOCHS=N
+--    the epochs instead.
 -- Needs MNIST (MNIST_DIR); without it, it says so and skips.
 local ROOT = arg[0]:match("^(.*)/bench/[^/]*$") or "."
 if ROOT:sub(1, 1) ~= "/" then ROOT = require("lfs").currentdir() .. (ROOT == "." and "" or "/" .. ROOT) end
@@ -21,12 +24,20 @@ package.cpath = ROOT .. "/bindings/?.so;" .. package.cpath
 local cluster = require("lunet.cluster")
 local sh = cluster.capture -- output, ok
 
--- wall, user + system seconds of a command (GNU time), or nil, its output
+-- wall, user + system seconds of a command (GNU time), its output; or nil, nil, its output
 local function timed(cmd)
   local out, ok = sh("/usr/bin/time -f 'TIME %e %U %S' sh -c " .. cluster.quote(cmd))
   local e, u, s = out:match("TIME (%S+) (%S+) (%S+)%s*$")
-  if not ok or not e then return nil, out end
+  if not ok or not e then return nil, nil, out end
   return tonumber(e), tonumber(u) + tonumber(s), out
+end
+
+-- the 1, 5 and 15 minute load averages, as "1.10 1.41 1.79"
+local function loadavg()
+  local f = io.open("/proc/loadavg", "r")
+  local text = f and f:read("l") or ""
+  if f then f:close() end
+  return text:match("^(%S+ %S+ %S+)") or "?"
 end
 
 local mnist = os.getenv("MNIST_DIR") or (ROOT .. "/data/mnist")
@@ -51,40 +62,72 @@ else
   -- the best of the repeats: other load on the machine only ever adds to a measurement
   local wall, cpu = math.min(table.unpack(walls)), math.min(table.unpack(cpus))
   print(("per-task overhead (a stored task of seed_report.lua --quick, 12 experiments): %.2f s wall, %.2f s CPU "
-    .. "(best of %d; target < 0.3 s: %s)"):format(wall, cpu, repeats, wall < 0.3 and "met" or "NOT met"))
+    .. "(best of %d; target < 0.3 s: %s; load average %s)"):format(wall, cpu, repeats,
+    wall < 0.3 and "met" or "NOT met", loadavg()))
 end
 
 if os.getenv("BENCH_SLURM") == "1" then
-  local epochs = tonumber(os.getenv("BENCH_SWEEP_EPOCHS") or "") or 8
-  local script = work .. "/twelve.lua"
-  local f = assert(io.open(script, "w"))
-  f:write(([[
+  -- The script: 12 experiments of 2 runs on 3000 images, one task each.
+  local function twelve(path, count, epochs)
+    local f = assert(io.open(path, "w"))
+    f:write(([[
 local lunet = require("lunet")
 local data = lunet.mnist { split = "train", n = 3000 }
-for i = 1, 12 do
+for i = 1, %d do
+  local t0 = lunet.core.now() -- (reading the result's numbers would end planning: see lunet.plan)
   local res = lunet.experiment { name = "task" .. i, model = lunet.models.mnist_cnn, data = data, runs = 2,
     iterations = %d, seed = i, optimizer = { "sgd", lr = 0.01, momentum = 0.5 }, quiet = true, out = arg[1] }
   print(res)
+  io.stderr:write(("TASK_SECONDS %%.3f\n"):format(lunet.core.now() - t0))
 end
-]]):format(epochs))
-  f:close()
+]]):format(count, epochs))
+    f:close()
+  end
+  -- Epochs: BENCH_SWEEP_EPOCHS, else enough for BENCH_SWEEP_SECONDS (30) per task, from
+  -- the time of one epoch measured here (the contract's tasks are at least 30 s long).
+  local epochs = tonumber(os.getenv("BENCH_SWEEP_EPOCHS") or "")
+  local seconds = tonumber(os.getenv("BENCH_SWEEP_SECONDS") or "") or 30
+  if not epochs then
+    local probe = work .. "/one.lua"
+    twelve(probe, 1, 1)
+    local out = sh(("(cd %s && %s run %s %s/calibrate 2>&1 >/dev/null)"):format(work, LUNET, probe, work))
+    local t = tonumber(out:match("TASK_SECONDS (%S+)"))
+    if not t or t <= 0 then
+      print("sweep bench: cannot time one epoch:\n" .. out)
+      os.execute("rm -rf " .. work)
+      return
+    end
+    epochs = math.ceil(seconds / t)
+    print(("one epoch of 2 runs: %.2f s, so %d epochs per task (at least %g s)"):format(t, epochs, seconds))
+  end
+  local script = work .. "/twelve.lua"
+  twelve(script, 12, epochs)
   local nproc = sh("nproc"):match("%d+")
-  local local_wall = timed(("cd %s && %s run %s local >/dev/null"):format(work, LUNET, script))
+  local load_before = loadavg()
+  local local_wall, _, local_out = timed(("cd %s && %s run %s local 2>&1 >/dev/null"):format(work, LUNET, script))
+  local longest, total = 0, 0
+  for t in (local_out or ""):gmatch("TASK_SECONDS (%S+)") do
+    longest, total = math.max(longest, tonumber(t)), total + tonumber(t)
+  end
   local env = sh(("sh %s/tools/cluster/slurm.sh start 2>&1"):format(ROOT))
   local conf = env:match("SLURM_CONF=([^;\n]+)")
   local dir = env:match("LUNET_SLURM_DIR=([^;\n]+)")
   if not conf then
     print("sweep bench: the one-node Slurm did not start:\n" .. env)
   else
-    local slurm_wall = timed(("cd %s && SLURM_CONF=%s %s sweep slurm --wait --cpus-per-task %s --out %s/out %s %s/out"
-      .. " >/dev/null"):format(work, conf, LUNET, nproc, work, script, work))
+    local slurm_wall, _, slurm_out = timed(("cd %s && SLURM_CONF=%s %s sweep slurm --wait --cpus-per-task %s --out %s/out %s %s/out"
+      .. " 2>&1"):format(work, conf, LUNET, nproc, work, script, work))
     sh(("sh %s/tools/cluster/slurm.sh stop %s"):format(ROOT, dir))
-    if local_wall and slurm_wall then
-      print(("12 tasks of 2 runs x %d epochs: bin/lunet run %.1f s, sweep slurm (one node) %.1f s: %.2fx "
-        .. "(target within 1.3x: %s)"):format(epochs, local_wall, slurm_wall, slurm_wall / local_wall,
+    if local_wall and slurm_wall and slurm_out:match("tasks: 12 COMPLETED") then
+      print(("12 tasks of 2 runs x %d epochs (%.1f s each on average, %.1f s the longest, in the local run), "
+        .. "%s threads each:"):format(epochs, total / 12, longest, nproc))
+      print(("  bin/lunet run %.1f s, sweep slurm --wait (one node: plan, check job, array, merge job) %.1f s: "
+        .. "%.2fx (target within 1.3x: %s)"):format(local_wall, slurm_wall, slurm_wall / local_wall,
         slurm_wall <= 1.3 * local_wall and "met" or "NOT met"))
+      print(("  load average before %s, after %s (other load only ever adds to both times)"):format(load_before,
+        loadavg()))
     else
-      print("sweep bench: a run failed")
+      print("sweep bench: a run failed:\n" .. tostring(local_out) .. "\n" .. tostring(slurm_out))
     end
   end
 end

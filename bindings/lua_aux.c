@@ -344,3 +344,15 @@ void lunet_open_aux(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }
+
+const char *push_kind_names(lua_State *L, int count, const char *(*name_of)(int))
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int k = 0; k < count; k++) {
+        if (k) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, name_of(k));
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}

@@ -46,6 +46,9 @@ double field_num(lua_State *L, int t, const char *key, double def);
 int field_bool(lua_State *L, int t, const char *key, int def);
 /* The string stays pushed (the table need not hold it). */
 const char *field_str(lua_State *L, int t, const char *key, const char *def);
+/* Pushes and returns "a, b, c": the names of core's kinds 0 .. count-1 (the valid
+ * values an error message lists). */
+const char *push_kind_names(lua_State *L, int count, const char *(*name_of)(int));
 void push_shape(lua_State *L, ln_shape s);
 ln_shape check_shape(lua_State *L, int arg, const char *name);
 /* A path argument: a string without NUL bytes. */

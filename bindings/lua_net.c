@@ -40,40 +40,32 @@ static int net_free(lua_State *L)
     return 0;
 }
 
-static const char *const layer_kind_names[] = {
-    "conv2d", "maxpool2d", "avgpool2d", "relu", "tanh", "sigmoid", "linear", "dropout",
-    "dropout2d", "flatten", "log_softmax", "batchnorm2d", "batchnorm1d", NULL,
-};
-
-/* A layer spec from a Lua table {kind = "conv2d", in_channels = 1, ...}; the Lua side
- * has already checked the keys, this checks the values. */
+/* A layer spec from a Lua table {kind = "conv2d", in_channels = 1, ...}: the fields
+ * are the kind's constructor parameters as core describes them (ln_layer_kind_info_of),
+ * the absent ones at their defaults. The Lua side has already checked the keys; this
+ * checks the types and the integer ranges, the shape rule in core the rest. */
 static ln_layer_spec read_layer_spec(lua_State *L, int t, int index)
 {
-    ln_layer_spec s;
-    memset(&s, 0, sizeof s);
     lua_getfield(L, t, "kind");
-    int kind = -1;
-    if (lua_type(L, -1) == LUA_TSTRING)
-        for (int k = 0; layer_kind_names[k]; k++)
-            if (!strcmp(layer_kind_names[k], lua_tostring(L, -1))) kind = k;
+    const int kind = lua_type(L, -1) == LUA_TSTRING ? ln_layer_kind_from_name(lua_tostring(L, -1)) : -1;
     if (kind < 0) luaL_error(L, "layer %d: unknown kind '%s'", index, luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    s.kind = (ln_layer_kind)kind;
-    const lua_Integer big = 1 << 24;
-    s.in_channels = (int)field_int(L, t, "in_channels", 0, 0, big);
-    if (s.kind == LN_BATCHNORM2D || s.kind == LN_BATCHNORM1D)
-        s.in_channels = (int)field_int(L, t, "features", s.in_channels, 0, big);
-    s.out_channels = (int)field_int(L, t, "out_channels", 0, 0, big);
-    s.in_features = (int)field_int(L, t, "in_features", 0, 0, big);
-    s.out_features = (int)field_int(L, t, "out_features", 0, 0, big);
-    s.kernel = (int)field_int(L, t, "kernel", 0, 0, 4096);
-    s.stride = (int)field_int(L, t, "stride", (s.kind == LN_CONV2D) ? 1 : s.kernel, 0, 4096);
-    if (s.stride == 0) s.stride = s.kernel;
-    s.padding = (int)field_int(L, t, "padding", 0, 0, 4096);
-    s.bias = field_bool(L, t, "bias", 1);
-    s.p = (float)field_num(L, t, "p", 0.5);
-    s.eps = (float)field_num(L, t, "eps", 1e-5);
-    s.momentum = (float)field_num(L, t, "momentum", 0.1);
+    const ln_layer_kind_info *info = ln_layer_kind_info_of((ln_layer_kind)kind);
+    ln_layer_spec s = ln_layer_spec_defaults((ln_layer_kind)kind);
+    for (int i = 0; i < info->param_count; i++) {
+        const ln_layer_param *p = &info->params[i];
+        char *field = (char *)&s + p->offset;
+        if (p->type == LN_PARAM_FLOAT) {
+            const float v = (float)field_num(L, t, p->name, p->fallback);
+            memcpy(field, &v, sizeof v);
+        } else {
+            const int v = p->type == LN_PARAM_BOOL
+                              ? field_bool(L, t, p->name, p->fallback != 0.0)
+                              : (int)field_int(L, t, p->name, (lua_Integer)p->fallback,
+                                               (lua_Integer)p->min, (lua_Integer)p->max);
+            memcpy(field, &v, sizeof v);
+        }
+    }
     return s;
 }
 
@@ -130,50 +122,25 @@ static int net_layer(lua_State *L)
     lua_setfield(L, -2, "params");
     lua_pushnumber(L, flops);
     lua_setfield(L, -2, "flops");
-#define INT_FIELD(f)                                                                              \
-    do {                                                                                          \
-        lua_pushinteger(L, s->f);                                                                 \
-        lua_setfield(L, -2, #f);                                                                  \
-    } while (0)
-    switch (s->kind) {
-    case LN_CONV2D:
-        INT_FIELD(in_channels);
-        INT_FIELD(out_channels);
-        INT_FIELD(kernel);
-        INT_FIELD(stride);
-        INT_FIELD(padding);
-        lua_pushboolean(L, s->bias);
-        lua_setfield(L, -2, "bias");
-        break;
-    case LN_MAXPOOL2D:
-    case LN_AVGPOOL2D:
-        INT_FIELD(kernel);
-        INT_FIELD(stride);
-        break;
-    case LN_LINEAR:
-        INT_FIELD(in_features);
-        INT_FIELD(out_features);
-        lua_pushboolean(L, s->bias);
-        lua_setfield(L, -2, "bias");
-        break;
-    case LN_DROPOUT:
-    case LN_DROPOUT2D:
-        lua_pushnumber(L, s->p);
-        lua_setfield(L, -2, "p");
-        break;
-    case LN_BATCHNORM2D:
-    case LN_BATCHNORM1D:
-        lua_pushinteger(L, s->in_channels);
-        lua_setfield(L, -2, "features");
-        lua_pushnumber(L, s->eps);
-        lua_setfield(L, -2, "eps");
-        lua_pushnumber(L, s->momentum);
-        lua_setfield(L, -2, "momentum");
-        break;
-    default:
-        break;
+    /* the kind's constructor parameters, as read by read_layer_spec */
+    const ln_layer_kind_info *info = ln_layer_kind_info_of(s->kind);
+    for (int k = 0; info && k < info->param_count; k++) {
+        const ln_layer_param *p = &info->params[k];
+        const char *field = (const char *)s + p->offset;
+        float f;
+        int v;
+        if (p->type == LN_PARAM_FLOAT) {
+            memcpy(&f, field, sizeof f);
+            lua_pushnumber(L, f);
+        } else {
+            memcpy(&v, field, sizeof v);
+            if (p->type == LN_PARAM_BOOL)
+                lua_pushboolean(L, v);
+            else
+                lua_pushinteger(L, v);
+        }
+        lua_setfield(L, -2, p->name);
     }
-#undef INT_FIELD
     return 1;
 }
 
@@ -467,7 +434,7 @@ static int net_evaluate(lua_State *L)
     lua_settop(L, 4);
     check_net_mutable(L, 1);
     check_dataset(L, 2);
-    int loss = luaL_checkoption(L, 3, "nll", loss_names);
+    int loss = check_loss(L, 3, "nll");
     int batch = lua_isnoneornil(L, 4) ? 1000 : (int)check_range(L, 4, "batch", 1, 1 << 20);
     /* the pointers last: converting argument 3 to a string may run a finalizer */
     net_ud *u = check_net_mutable(L, 1);
@@ -595,9 +562,48 @@ static const luaL_Reg net_functions[] = {
     {NULL, NULL},
 };
 
+/* core.layer_kinds: {name = {file_tag =, params = {{name =, type = "int"|"float"|"bool",
+ * required =, default =}, ...}}, ...}, built once from core's descriptors. */
+static void push_layer_kinds(lua_State *L)
+{
+    static const char *const type_names[] = {"int", "float", "bool"};
+    lua_createtable(L, 0, ln_layer_kind_count());
+    for (int k = 0; k < ln_layer_kind_count(); k++) {
+        const ln_layer_kind_info *info = ln_layer_kind_info_of((ln_layer_kind)k);
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, info->file_tag);
+        lua_setfield(L, -2, "file_tag");
+        lua_createtable(L, info->param_count, 0);
+        for (int i = 0; i < info->param_count; i++) {
+            const ln_layer_param *p = &info->params[i];
+            lua_createtable(L, 0, 4);
+            lua_pushstring(L, p->name);
+            lua_setfield(L, -2, "name");
+            lua_pushstring(L, type_names[p->type]);
+            lua_setfield(L, -2, "type");
+            lua_pushboolean(L, p->required);
+            lua_setfield(L, -2, "required");
+            if (!p->required) {
+                if (p->type == LN_PARAM_BOOL)
+                    lua_pushboolean(L, p->fallback != 0.0);
+                else if (p->type == LN_PARAM_INT)
+                    lua_pushinteger(L, (lua_Integer)p->fallback);
+                else
+                    lua_pushnumber(L, p->fallback);
+                lua_setfield(L, -2, "default");
+            }
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "params");
+        lua_setfield(L, -2, info->name);
+    }
+}
+
 void lunet_open_net(lua_State *L)
 {
     luaL_setfuncs(L, net_functions, 0);
+    push_layer_kinds(L);
+    lua_setfield(L, -2, "layer_kinds");
     register_class(L, NET_MT, net_methods, net_free, NULL, NULL);
     lua_setfield(L, -2, "Net");
 }

@@ -8,19 +8,19 @@
 
 const obj_class OPTIM_CLASS = {OPTIM_MT, "optimizer"};
 
-static const char *const optim_names[] = {"sgd", "adam", "adamw", NULL};
+static const char *optim_name_of(int k) { return ln_optim_name((ln_optim_kind)k); }
 
-/* An optimizer spec from {kind = "sgd", lr = ..., ...} (keys checked by the Lua side). */
+/* An optimizer spec from {kind = "sgd", lr = ..., ...} (keys checked by the Lua side);
+ * absent fields take core's defaults (ln_optim_defaults). */
 ln_optim_spec read_optim_spec(lua_State *L, int t)
 {
     lua_getfield(L, t, "kind");
-    int kind = -1;
-    if (lua_type(L, -1) == LUA_TSTRING)
-        for (int k = 0; optim_names[k]; k++)
-            if (!strcmp(optim_names[k], lua_tostring(L, -1))) kind = k;
-    if (kind < 0) luaL_error(L, "optimizer: unknown kind (valid: sgd, adam, adamw)");
+    const int kind = lua_type(L, -1) == LUA_TSTRING ? ln_optim_kind_from_name(lua_tostring(L, -1)) : -1;
+    if (kind < 0)
+        luaL_error(L, "optimizer: unknown kind (valid: %s)",
+                   push_kind_names(L, ln_optim_kind_count(), optim_name_of));
     lua_pop(L, 1);
-    ln_optim_spec s = kind == LN_OPT_SGD ? ln_sgd_spec(0.01, 0.0) : ln_adam_spec((ln_optim_kind)kind, 1e-3);
+    ln_optim_spec s = ln_optim_defaults((ln_optim_kind)kind);
     s.lr = field_num(L, t, "lr", s.lr);
     s.momentum = field_num(L, t, "momentum", s.momentum);
     s.dampening = field_num(L, t, "dampening", s.dampening);

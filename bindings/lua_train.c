@@ -9,7 +9,15 @@
 #include "lua_tensor.h"
 #include "lua_train.h"
 
-const char *const loss_names[] = {"nll", "cross_entropy", "mse", NULL};
+static const char *loss_name_of(int k) { return ln_loss_name((ln_loss_kind)k); }
+
+int check_loss(lua_State *L, int arg, const char *def)
+{
+    const char *name = def ? luaL_optstring(L, arg, def) : luaL_checkstring(L, arg);
+    const int k = ln_loss_kind_from_name(name);
+    if (k < 0) return luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+    return k;
+}
 
 /* t[key] as "epoch" (the default) or "step"; `what` names it in the error. */
 static ln_unit read_unit(lua_State *L, int t, const char *key, const char *what)
@@ -76,10 +84,10 @@ void read_train_config(lua_State *L, int t, ln_train_config *cfg)
 {
     ln_train_config_defaults(cfg);
     const char *loss = field_str(L, t, "loss", "nll");
-    int k = -1;
-    for (int i = 0; loss_names[i]; i++)
-        if (!strcmp(loss, loss_names[i])) k = i;
-    if (k < 0) luaL_error(L, "option 'loss': unknown loss '%s' (valid: nll, cross_entropy, mse)", loss);
+    const int k = ln_loss_kind_from_name(loss);
+    if (k < 0)
+        luaL_error(L, "option 'loss': unknown loss '%s' (valid: %s)", loss,
+                   push_kind_names(L, ln_loss_kind_count(), loss_name_of));
     cfg->loss = (ln_loss_kind)k;
     lua_getfield(L, t, "optimizer");
     if (!lua_istable(L, -1)) luaL_error(L, "option 'optimizer': table expected");
@@ -267,7 +275,7 @@ int raise_progress_error(lua_State *L, const lua_progress *lp)
 static int l_loss(lua_State *L)
 {
     lua_settop(L, 4); /* scratch pushed below must not be mistaken for arguments */
-    int kind = luaL_checkoption(L, 1, NULL, loss_names);
+    int kind = check_loss(L, 1, NULL);
     const ln_shape shape = check_tensor(L, 2)->shape;
     if (shape.ndim != 2) return luaL_argerror(L, 2, "pred must be batch x classes");
     int batch = (int)shape.dim[0], classes = (int)shape.dim[1];

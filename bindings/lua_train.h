@@ -3,7 +3,9 @@
 /* lua_train.h - what net:train and core.runs share. */
 #include "lua_aux.h"
 
-extern const char *const loss_names[];
+/* The loss named by argument arg (def when absent, NULL: required), by core's table;
+ * any other name is an argument error "invalid option 'name'". */
+int check_loss(lua_State *L, int arg, const char *def);
 
 /* The training options at t (ln_train_config); strings it reads stay pushed. */
 void read_train_config(lua_State *L, int t, ln_train_config *cfg);

@@ -1,34 +1,69 @@
-/* activation.c - elementwise ReLU, Tanh, Sigmoid; any shape in, same shape out.
- * Backward uses the saved output y (as PyTorch does for all three). All three run
- * vectorised kernels (core/simd_impl.h: tanh and sigmoid from a polynomial exp, within
- * a few ulp of the C library's); the reference twins are the scalar loops. */
+/* activation.c - elementwise ReLU, Tanh, Sigmoid, LeakyReLU; any shape in, same shape
+ * out. Backward uses the saved output y (as PyTorch does for ReLU, Tanh and Sigmoid)
+ * or, for LeakyReLU, the input x (as PyTorch: y's sign says nothing when the slope is
+ * negative). ReLU, Tanh and Sigmoid run vectorised kernels (core/simd_impl.h: tanh and
+ * sigmoid from a polynomial exp, within a few ulp of the C library's); LeakyReLU a
+ * branch-free loop that the compiler vectorises (a select, the same products). The
+ * reference twins are the scalar loops, PyTorch's formulas element by element. */
 #include "layer.h"
 #include "simd.h"
 
 #include <math.h>
+#include <string.h>
 
-void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+/* LeakyReLU's select, b where x > 0 and a elsewhere, through the comparison's mask
+ * (all ones or zeros) as SIMD code blends: no branch, so the compiler vectorises the
+ * loops below. NaN > 0 is false, so a NaN input picks the product, itself NaN: it
+ * passes through, as in PyTorch. The result is one of the two floats unchanged, bit
+ * for bit the reference's. */
+static float select_positive(float x, float b, float a)
+{
+    uint32_t ub, ua, r;
+    memcpy(&ub, &b, sizeof ub);
+    memcpy(&ua, &a, sizeof ua);
+    const uint32_t mask = -(uint32_t)(x > 0.0f);
+    r = (ub & mask) | (ua & ~mask);
+    float out;
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+
+static void leaky_relu_fwd(int64_t n, const float *x, float *y, float slope)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = select_positive(x[i], x[i], x[i] * slope);
+}
+
+static void leaky_relu_bwd(int64_t n, const float *x, const float *dy, float *dx, float slope)
+{
+    for (int64_t i = 0; i < n; i++) dx[i] = select_positive(x[i], dy[i], dy[i] * slope);
+}
+
+void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     if (l->spec.kind == LN_RELU)
         ln_simd()->relu_fwd(n, x, y);
+    else if (l->spec.kind == LN_LEAKY_RELU)
+        leaky_relu_fwd(n, x, y, l->spec.negative_slope);
     else
         ln_simd()->squash_fwd((int)l->spec.kind, n, x, y);
 }
 
-void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+void activation_backward(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     if (l->spec.kind == LN_RELU)
         ln_simd()->relu_bwd(n, y, dy, dx);
+    else if (l->spec.kind == LN_LEAKY_RELU)
+        leaky_relu_bwd(n, x, dy, dx, l->spec.negative_slope);
     else
         ln_simd()->squash_bwd((int)l->spec.kind, n, y, dy, dx);
 }
 
 /* ---- reference twins ---- */
 
-void activation_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+void activation_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     switch (l->spec.kind) {
@@ -42,13 +77,16 @@ void activation_forward_reference(const ln_layer *l, const float *x, float *y, c
     case LN_SIGMOID:
         for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
+    case LN_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : x[i] * l->spec.negative_slope;
+        break;
     default:
         break;
     }
 }
 
-void activation_backward_reference(const ln_layer *l, const float *y, const float *dy, float *dx,
-                                   const ln_ctx *ctx)
+void activation_backward_reference(ln_layer *l, const float *x, const float *y, const float *dy,
+                                   float *dx, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
     switch (l->spec.kind) {
@@ -60,6 +98,9 @@ void activation_backward_reference(const ln_layer *l, const float *y, const floa
         break;
     case LN_SIGMOID:
         for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case LN_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * l->spec.negative_slope;
         break;
     default:
         break;

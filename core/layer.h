@@ -37,6 +37,57 @@ typedef struct {
                            split one result over threads share (NULL: workspace) */
 } ln_ctx;
 
+/* ------------------------------------------------------------ kind descriptors
+ *
+ * One per layer kind, in core/layer.c's table (KANN's kad_op_list, Darknet's layer
+ * types): everything the engine does differently per kind. NULL members mean "the
+ * common case", said beside each. */
+
+/* The two kernels of a kind, in one signature for all kinds. Backward receives the
+ * forward's x and y and dy; it writes dx when dx != NULL and accumulates parameter
+ * gradients. */
+typedef struct {
+    void (*forward)(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+    void (*backward)(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
+                     const ln_ctx *ctx);
+} ln_kernels;
+
+typedef struct {
+    ln_layer_kind_info info; /* public: name, file tag, constructor parameters */
+    /* Shape rule: checks the spec, sets l->out and the parameter counts from l->in
+     * (which the caller has set, with l->out = l->in and no parameters). */
+    ln_status (*setup)(ln_layer *l, int index, ln_error *err);
+    void (*init)(ln_layer *l, ln_rng *rng); /* PyTorch's initialisation; NULL: nothing */
+    ln_kernels fast, reference;             /* reference: the plain twins (or fast again) */
+    /* Memory: floats of scratch (shared by all layers), per-sample saved state (mask
+     * floats, argmax int32s), and per-layer saved floats; NULL: none. */
+    int64_t (*workspace)(const ln_layer *l);
+    int64_t (*mask_per_sample)(const ln_layer *l);
+    int64_t (*argmax_per_sample)(const ln_layer *l);
+    int64_t (*saved_count)(const ln_layer *l); /* also the buffer count (batchnorm) */
+    /* Threads (core/layer_split.c). split_ok NULL: split by samples when the pass is
+     * large enough; forward_part/backward_part NULL: thread t takes its samples;
+     * backward_finish NULL: nothing to do after a split backward pass. */
+    int (*split_ok)(const ln_layer *l, const ln_ctx *ctx, int backward);
+    void (*forward_part)(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
+    void (*backward_part)(ln_layer *l, const float *x, const float *dy, float *dx,
+                          const ln_ctx *ctx, int t, int T);
+    void (*backward_finish)(ln_layer *l, const ln_ctx *ctx);
+    /* Multiply-adds of one sample's forward pass x 2; NULL: 0 (memory-bound kinds). */
+    double (*flops)(const ln_layer *l);
+    /* The weight's shape as a tensor (conv2d: out x in x k x k); NULL: a vector. */
+    ln_shape (*weight_shape)(const ln_layer *l);
+    /* Training: whether the layer draws random numbers (then the pass needs ctx->rng;
+     * NULL: never), and the fewest samples a training batch needs (0: any). */
+    int (*draws)(const ln_layer *l);
+    int min_training_batch;
+} ln_layer_ops;
+
+/* The descriptor of l's kind (the kind was checked when the layer was set up). */
+const ln_layer_ops *ln_layer_ops_of(ln_layer_kind k);
+/* The kind a model file's tag stands for, or -1. */
+int ln_layer_kind_from_file_tag(uint32_t tag);
+
 /* Shape inference: fills layer->out (and parameter counts) from layer->in, or fails
  * with a message naming the layer (index, 1-based) and both shapes. */
 ln_status ln_layer_setup(ln_layer *layer, int index, ln_error *err);
@@ -49,6 +100,8 @@ int64_t ln_layer_saved_count(const ln_layer *layer);
 int64_t ln_layer_buffer_count(const ln_layer *layer);
 
 void ln_layer_init(ln_layer *layer, ln_rng *rng);
+double ln_layer_flops(const ln_layer *layer);          /* per sample, see ln_net_layer_flops */
+ln_shape ln_layer_weight_shape(const ln_layer *layer); /* as ln_net_layer_tensor shows it */
 void ln_layer_forward(ln_layer *layer, const float *x, float *y, const ln_ctx *ctx);
 void ln_layer_backward(ln_layer *layer, const float *x, const float *y, const float *dy,
                        float *dx, const ln_ctx *ctx);
@@ -83,12 +136,13 @@ void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
 void avgpool2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 
-void activation_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
-void activation_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
+/* The elementwise kinds (relu, tanh, sigmoid) in the descriptors' own signature. */
+void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void activation_backward(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx);
-void activation_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
-void activation_backward_reference(const ln_layer *l, const float *y, const float *dy, float *dx,
-                                   const ln_ctx *ctx);
+void activation_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void activation_backward_reference(ln_layer *l, const float *x, const float *y, const float *dy,
+                                   float *dx, const ln_ctx *ctx);
 
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
@@ -108,6 +162,8 @@ void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float
  * says whether the pass is worth (and able to be) split at all; backward_finish is
  * the serial end of a split backward pass (conv2d's lane reduction). */
 int ln_layer_split_ok(const ln_layer *l, const ln_ctx *ctx, int backward);
+/* The common rule: split by samples when the pass moves enough floats to pay. */
+int ln_layer_split_by_size(const ln_layer *l, const ln_ctx *ctx);
 void ln_layer_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const float *dy,
                             float *dx, const ln_ctx *ctx, int t, int T);

@@ -18,14 +18,16 @@
  * others costs more than they would save. */
 #define SPLIT_MIN_FLOATS 16384
 
+int ln_layer_split_by_size(const ln_layer *l, const ln_ctx *ctx)
+{
+    return (int64_t)ctx->batch * (l->in_n > l->out_n ? l->in_n : l->out_n) >= SPLIT_MIN_FLOATS;
+}
+
 int ln_layer_split_ok(const ln_layer *l, const ln_ctx *ctx, int backward)
 {
-    const ln_layer_kind k = l->spec.kind;
-    if ((k == LN_DROPOUT || k == LN_DROPOUT2D) && ctx->training && !backward) return 0;
-    if (ctx->reference && (backward || k == LN_BATCHNORM1D || k == LN_BATCHNORM2D)) return 0;
-    if (k == LN_CONV2D || k == LN_LINEAR) return 1;
-    if (k == LN_BATCHNORM1D || k == LN_BATCHNORM2D) return l->in.dim[0] > 1;
-    return (int64_t)ctx->batch * (l->in_n > l->out_n ? l->in_n : l->out_n) >= SPLIT_MIN_FLOATS;
+    const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind);
+    if (ctx->reference && backward) return 0;
+    return k->split_ok ? k->split_ok(l, ctx, backward) : ln_layer_split_by_size(l, ctx);
 }
 
 /* Thread t's samples as a layer and context of their own: the per-sample saved state
@@ -48,8 +50,9 @@ static int sample_share(const ln_layer *l, const ln_ctx *ctx, int t, int T, ln_l
 
 void ln_layer_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
 {
-    if (l->spec.kind == LN_BATCHNORM1D || l->spec.kind == LN_BATCHNORM2D) {
-        batchnorm_forward_part(l, x, y, ctx, t, T);
+    const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind);
+    if (k->forward_part) {
+        k->forward_part(l, x, y, ctx, t, T);
         return;
     }
     ln_layer sub;
@@ -62,12 +65,10 @@ void ln_layer_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *
 void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const float *dy,
                             float *dx, const ln_ctx *ctx, int t, int T)
 {
-    switch (l->spec.kind) {
-    case LN_CONV2D: conv2d_backward_part(l, x, dy, dx, ctx, t, T); return;
-    case LN_LINEAR: linear_backward_part(l, x, dy, dx, ctx, t, T); return;
-    case LN_BATCHNORM1D:
-    case LN_BATCHNORM2D: batchnorm_backward_part(l, x, dy, dx, ctx, t, T); return;
-    default: break;
+    const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind);
+    if (k->backward_part) {
+        k->backward_part(l, x, dy, dx, ctx, t, T);
+        return;
     }
     ln_layer sub;
     ln_ctx sctx;
@@ -79,5 +80,6 @@ void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const f
 
 void ln_layer_backward_finish(ln_layer *l, const ln_ctx *ctx)
 {
-    if (l->spec.kind == LN_CONV2D) conv2d_backward_reduce(l, ctx);
+    const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind);
+    if (k->backward_finish) k->backward_finish(l, ctx);
 }

@@ -14,16 +14,7 @@
 #include "lunet.h"
 
 #include <math.h>
-
-const char *ln_loss_name(ln_loss_kind k)
-{
-    switch (k) {
-    case LN_LOSS_NLL: return "nll";
-    case LN_LOSS_CROSS_ENTROPY: return "cross_entropy";
-    case LN_LOSS_MSE: return "mse";
-    }
-    return "unknown";
-}
+#include <string.h>
 
 static ln_status check_labels(const char *name, const int32_t *labels, int batch, int classes,
                               ln_error *err)
@@ -39,8 +30,9 @@ static ln_status check_labels(const char *name, const int32_t *labels, int batch
 }
 
 static double nll(const float *pred, int batch, int classes, const int32_t *labels,
-                  float *dpred)
+                  const float *targets, float *dpred)
 {
+    (void)targets;
     double sum = 0.0;
     for (int n = 0; n < batch; n++) sum -= pred[(int64_t)n * classes + labels[n]];
     if (dpred) {
@@ -55,8 +47,9 @@ static double nll(const float *pred, int batch, int classes, const int32_t *labe
 }
 
 static double cross_entropy(const float *pred, int batch, int classes, const int32_t *labels,
-                            float *dpred)
+                            const float *targets, float *dpred)
 {
+    (void)targets;
     double sum = 0.0;
     for (int n = 0; n < batch; n++) {
         const float *p = pred + (int64_t)n * classes;
@@ -99,27 +92,53 @@ static double mse(const float *pred, int batch, int classes, const int32_t *labe
     return sum / (double)total;
 }
 
+/* One descriptor per loss, in enum order. */
+typedef struct {
+    const char *name;
+    /* The mean loss over the batch; the gradient into dpred when it is not NULL. */
+    double (*mean)(const float *pred, int batch, int classes, const int32_t *labels,
+                   const float *targets, float *dpred);
+    int takes_targets; /* 1: `targets`, when given, replace the labels */
+} loss_kind;
+
+static const loss_kind losses[] = {
+    [LN_LOSS_NLL] = {"nll", nll, 0},
+    [LN_LOSS_CROSS_ENTROPY] = {"cross_entropy", cross_entropy, 0},
+    [LN_LOSS_MSE] = {"mse", mse, 1},
+};
+#define LOSS_COUNT ((int)(sizeof losses / sizeof losses[0]))
+
+int ln_loss_kind_count(void) { return LOSS_COUNT; }
+
+const char *ln_loss_name(ln_loss_kind k)
+{
+    return (int)k >= 0 && (int)k < LOSS_COUNT ? losses[k].name : "unknown";
+}
+
+int ln_loss_kind_from_name(const char *name)
+{
+    for (int k = 0; name && k < LOSS_COUNT; k++)
+        if (!strcmp(losses[k].name, name)) return k;
+    return -1;
+}
+
 ln_status ln_loss(ln_loss_kind kind, const float *pred, int batch, int classes,
                   const int32_t *labels, const float *targets, double *loss, float *dpred,
                   ln_error *err)
 {
-    if (kind != LN_LOSS_NLL && kind != LN_LOSS_CROSS_ENTROPY && kind != LN_LOSS_MSE)
+    if ((int)kind < 0 || (int)kind >= LOSS_COUNT)
         return ln_fail(err, LN_EINVAL, "loss: unknown loss kind %d", (int)kind);
-    const char *name = ln_loss_name(kind);
+    const loss_kind *lk = &losses[kind];
+    const char *name = lk->name;
     if (batch < 1) return ln_fail(err, LN_EINVAL, "%s loss: batch must be >= 1 (got %d)", name, batch);
     if (classes < 1)
         return ln_fail(err, LN_EINVAL, "%s loss: classes must be >= 1 (got %d)", name, classes);
     if (!pred) return ln_fail(err, LN_EINVAL, "%s loss: pred is NULL", name);
     if (!loss) return ln_fail(err, LN_EINVAL, "%s loss: loss (the result pointer) is NULL", name);
-    if (kind != LN_LOSS_MSE || !targets) {
+    if (!lk->takes_targets || !targets) {
         ln_status st = check_labels(name, labels, batch, classes, err);
         if (st != LN_OK) return st;
     }
-
-    switch (kind) {
-    case LN_LOSS_NLL: *loss = nll(pred, batch, classes, labels, dpred); break;
-    case LN_LOSS_CROSS_ENTROPY: *loss = cross_entropy(pred, batch, classes, labels, dpred); break;
-    case LN_LOSS_MSE: *loss = mse(pred, batch, classes, labels, targets, dpred); break;
-    }
+    *loss = lk->mean(pred, batch, classes, labels, lk->takes_targets ? targets : NULL, dpred);
     return LN_OK;
 }

@@ -118,6 +118,8 @@ void ln_tensor_release(ln_tensor *t); /* idempotent */
 
 /* ---------------------------------------------------------------- layers */
 
+/* The numbering is internal (model files store each kind's file_tag, below): a new kind
+ * goes before LN_LAYER_KIND_COUNT. */
 typedef enum {
     LN_CONV2D = 0,
     LN_MAXPOOL2D,
@@ -132,19 +134,60 @@ typedef enum {
     LN_LOG_SOFTMAX,
     LN_BATCHNORM2D,
     LN_BATCHNORM1D,
+    LN_LEAKY_RELU,
     LN_LAYER_KIND_COUNT
 } ln_layer_kind;
 
-const char *ln_layer_kind_name(ln_layer_kind k); /* "conv2d", "maxpool2d", ... */
+/* Every kind is described once, in one table (core/layer.c): its name, its constructor
+ * parameters, its number in model files, its shape rule, memory needs, initialisation
+ * and kernels. Everything that lists, names, parses, prints, saves or runs layers
+ * derives from that table, so a new kind is one enum value here and one table entry. */
+const char *ln_layer_kind_name(ln_layer_kind k); /* "conv2d", "maxpool2d", ...; "unknown" */
+int ln_layer_kind_count(void);                   /* LN_LAYER_KIND_COUNT */
+int ln_layer_kind_from_name(const char *name);   /* the kind named so, or -1 */
+
+/* The type of a constructor parameter: an int field, a float field, or an int field
+ * holding 0 or 1. */
+typedef enum { LN_PARAM_INT = 0, LN_PARAM_FLOAT, LN_PARAM_BOOL } ln_param_type;
+
+/* One constructor parameter of a layer kind, in the order of the C constructor's (and
+ * the Lua constructor's) arguments. The value lives in the ln_layer_spec field at
+ * `offset` (an int for LN_PARAM_INT/BOOL, a float for LN_PARAM_FLOAT). */
+typedef struct {
+    const char *name;    /* the argument's name, e.g. "in_channels" (PyTorch's names) */
+    ln_param_type type;
+    int required;        /* 1: no default, the caller must give it */
+    double fallback;     /* the default when not required (PyTorch's) */
+    double min, max;     /* an int's accepted range, inclusive (the binding checks it;
+                            every value is checked again by the kind's shape rule) */
+    size_t offset;       /* offsetof(ln_layer_spec, field) */
+} ln_layer_param;
+
+/* The public, read-only part of a kind's descriptor. */
+typedef struct {
+    const char *name;             /* "conv2d" */
+    /* The kind's number in model files. Fixed once a kind exists: never reused,
+     * never changed (spec/c/test_kernels.c pins every one); a new kind takes the next
+     * free number. The enum's order is not the file format; this is. */
+    uint32_t file_tag;
+    int param_count;
+    const ln_layer_param *params; /* param_count entries */
+} ln_layer_kind_info;
+
+/* The descriptor of kind k, or NULL when k is not a kind. */
+const ln_layer_kind_info *ln_layer_kind_info_of(ln_layer_kind k);
 
 /* What a layer is; which fields matter depends on kind. */
 typedef struct {
     ln_layer_kind kind;
     int in_channels, out_channels;   /* conv2d; batchnorm: in_channels = features */
     int in_features, out_features;   /* linear */
-    int kernel, stride, padding;     /* conv2d, pools (pool stride 0 = kernel) */
+    int kernel, stride, padding;     /* conv2d, pools (pool stride 0 = kernel, set by ln_net_create) */
     int bias;                        /* conv2d, linear: 1 = has bias */
-    float p;                         /* dropout probability */
+    union {
+        float p;                     /* dropout probability */
+        float negative_slope;        /* leaky_relu: y = x > 0 ? x : negative_slope * x */
+    };                               /* (one field in model files) */
     float eps, momentum;             /* batchnorm (PyTorch: 1e-5, 0.1) */
 } ln_layer_spec;
 
@@ -155,7 +198,11 @@ ln_layer_spec ln_avgpool2d(int kernel, int stride);
 ln_layer_spec ln_linear(int in_features, int out_features);
 ln_layer_spec ln_dropout(ln_layer_kind kind, float p);
 ln_layer_spec ln_batchnorm(ln_layer_kind kind, int features);
+ln_layer_spec ln_leaky_relu(float negative_slope);  /* PyTorch's default slope: 0.01 */
 ln_layer_spec ln_simple_layer(ln_layer_kind kind); /* relu, tanh, sigmoid, flatten, log_softmax */
+/* A spec of kind k with every parameter at its default and the required ones 0, to be
+ * filled from ln_layer_kind_info_of(k)->params (how the Lua binding builds layers). */
+ln_layer_spec ln_layer_spec_defaults(ln_layer_kind k);
 
 /* ------------------------------------------------------------------ net */
 
@@ -221,7 +268,11 @@ void ln_net_use_reference_kernels(ln_net *net, int on);
 /* ---------------------------------------------------------------- losses */
 
 typedef enum { LN_LOSS_NLL = 0, LN_LOSS_CROSS_ENTROPY, LN_LOSS_MSE } ln_loss_kind;
-const char *ln_loss_name(ln_loss_kind k);
+/* Names ("nll", "cross_entropy", "mse") and the count come from one table in
+ * core/loss.c, which bindings list and parse by. */
+const char *ln_loss_name(ln_loss_kind k);       /* "unknown" when k is not a loss */
+int ln_loss_kind_count(void);
+int ln_loss_kind_from_name(const char *name);   /* the loss named so, or -1 */
 
 /* pred: batch x classes. For NLL pred holds log-probabilities; for CrossEntropy raw
  * scores; for MSE the target is `targets` (batch x classes) if not NULL, else the
@@ -235,7 +286,10 @@ ln_status ln_loss(ln_loss_kind kind, const float *pred, int batch, int classes,
 /* ------------------------------------------------------------ optimizers */
 
 typedef enum { LN_OPT_SGD = 0, LN_OPT_ADAM, LN_OPT_ADAMW } ln_optim_kind;
-const char *ln_optim_name(ln_optim_kind k);
+/* Names ("sgd", "adam", "adamw") and defaults come from one table in core/optim.c. */
+const char *ln_optim_name(ln_optim_kind k);     /* "unknown" when k is not an optimizer */
+int ln_optim_kind_count(void);
+int ln_optim_kind_from_name(const char *name);  /* the optimizer named so, or -1 */
 
 typedef struct {
     ln_optim_kind kind;
@@ -245,8 +299,13 @@ typedef struct {
     double beta1, beta2, eps;                 /* adam, adamw */
 } ln_optim_spec;
 
-ln_optim_spec ln_sgd_spec(double lr, double momentum);
-ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr); /* PyTorch defaults */
+/* Every field at its default: torch.optim's, and lr 0.01 for SGD (which has none
+ * there), 1e-3 for Adam and AdamW; AdamW's weight_decay 0.01, Adam's and SGD's 0;
+ * betas (0.9, 0.999), eps 1e-8. A kind that is not an optimizer gets all zeros (which
+ * ln_optim_spec_check refuses). */
+ln_optim_spec ln_optim_defaults(ln_optim_kind kind);
+ln_optim_spec ln_sgd_spec(double lr, double momentum);     /* the defaults but lr, momentum */
+ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr); /* the defaults but lr */
 ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err);
 
 typedef struct {
@@ -281,9 +340,10 @@ ln_status ln_idx_read(const char *path, ln_idx *out, ln_error *err);
  * `name` is used in error messages. */
 ln_status ln_idx_parse(const unsigned char *bytes, size_t size, const char *name, ln_idx *out,
                        ln_error *err);
-/* Like ln_idx_read, but keeps only the first max_items items (0 = all) in memory: the
- * rest of a gzipped file is still decoded and checked, never stored, so the first
- * 3000 of MNIST's 60000 images cost 2.4 MB, not 47 MB. */
+/* Like ln_idx_read, but keeps only the first max_items items (0 = all) in memory, so
+ * the first 3000 of MNIST's 60000 images cost 2.4 MB, not 47 MB. A gzipped file is
+ * decoded only up to those items when its trailer's size agrees with the header's
+ * (else wholly, to report a cut or padded file); a raw file is read and checked whole. */
 ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_error *err);
 void ln_idx_release(ln_idx *idx); /* idempotent */
 

@@ -4,7 +4,7 @@
  *   "LUNETNET"                         8 bytes magic
  *   u32 format version (1)
  *   u32 layer count L, u32 input ndim, 3 x i64 input dims (unused ones 0)
- *   L x layer: u32 kind; i32 in_channels, out_channels, in_features, out_features,
+ *   L x layer: u32 kind tag (the kind's file_tag, core/layer.c); i32 in_channels, out_channels, in_features, out_features,
  *              kernel, stride, padding, bias; f32 p, eps, momentum
  *   u64 parameter count P, u64 buffer count B
  *   P x f32 parameters, B x f32 buffers (layer after layer, weight then bias)
@@ -75,7 +75,7 @@ static void serialise(const ln_net *net_c, writer *w)
     for (int i = 0; i < 3; i++) put_u64(w, (uint64_t)(i < in.ndim ? in.dim[i] : 0));
     for (int i = 0; i < count; i++) {
         const ln_layer_spec *s = ln_net_layer_spec(net, i);
-        put_u32(w, (uint32_t)s->kind);
+        put_u32(w, ln_layer_kind_info_of(s->kind)->file_tag);
         int32_t f[8] = {s->in_channels, s->out_channels, s->in_features, s->out_features,
                         s->kernel,      s->stride,       s->padding,     s->bias};
         for (int k = 0; k < 8; k++) put_u32(w, (uint32_t)f[k]);
@@ -294,13 +294,14 @@ ln_status ln_net_load_bytes(const unsigned char *bytes, size_t size, const char 
     ln_layer_spec *specs = ln_alloc_zeroed(count, sizeof *specs);
     if (!specs) return ln_fail(err, LN_ENOMEM, "%s: out of memory", name);
     for (uint32_t i = 0; i < count; i++) {
-        uint32_t kind = 0, f[8] = {0};
-        get_u32(&r, &kind);
+        uint32_t tag = 0, f[8] = {0};
+        get_u32(&r, &tag);
         for (int k = 0; k < 8; k++) get_u32(&r, &f[k]);
         ln_layer_spec *s = &specs[i];
-        if (kind >= LN_LAYER_KIND_COUNT) {
+        const int kind = ln_layer_kind_from_file_tag(tag);
+        if (kind < 0) {
             ln_dealloc(specs);
-            return ln_fail(err, LN_EFORMAT, "%s: layer %u has unknown kind %u", name, i + 1, kind);
+            return ln_fail(err, LN_EFORMAT, "%s: layer %u has unknown kind %u", name, i + 1, tag);
         }
         for (int k = 0; k < 8; k++)
             if ((int32_t)f[k] < 0 || (int32_t)f[k] > (1 << 24)) {

@@ -140,6 +140,7 @@ ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln
             ln_net_free(net);
             return st;
         }
+        net->specs[i] = l->spec; /* as completed by the shape rule (a pool's stride 0) */
         /* Keep sizes far from overflow: 2^31 elements per sample is beyond any CNN here. */
         /* (the kind is named from the caller's spec: l dies with the net) */
         if (l->out_n < 1 || l->out_n > ((int64_t)1 << 31) || l->weight_n > ((int64_t)1 << 31)) {
@@ -208,12 +209,9 @@ int64_t ln_net_layer_param_count(const ln_net *net, int i)
 
 double ln_net_layer_flops(const ln_net *net, int i)
 {
-    const ln_layer *l = &net->layers[i];
     /* Only the multiply-adds of conv2d and linear count (2 FLOPs each); the rest is
      * memory-bound and small beside them. */
-    if (l->spec.kind == LN_CONV2D || l->spec.kind == LN_LINEAR) return 2.0 * (double)l->weight_n *
-        (l->spec.kind == LN_CONV2D ? (double)(l->out.dim[1] * l->out.dim[2]) : 1.0);
-    return 0.0;
+    return ln_layer_flops(&net->layers[i]);
 }
 
 double ln_net_forward_flops(const ln_net *net)
@@ -256,8 +254,7 @@ ln_status ln_net_layer_tensor(ln_net *net, int layer, const char *name, ln_tenso
                        net->count);
     ln_layer *l = &net->layers[layer];
     float *data = NULL;
-    int64_t dims[4] = {0, 0, 0, 0};
-    int ndim = 1;
+    int64_t dims[1] = {0};
     int is_weight = 0;
     if (!strcmp(name, "weight") || !strcmp(name, "weight_grad")) {
         data = !strcmp(name, "weight") ? l->weight : l->dweight;
@@ -277,21 +274,7 @@ ln_status ln_net_layer_tensor(ln_net *net, int layer, const char *name, ln_tenso
     if (!data)
         return ln_fail(err, LN_EINVAL, "layer %d (%s) has no %s", layer + 1,
                        ln_layer_kind_name(l->spec.kind), name);
-    if (is_weight) {
-        if (l->spec.kind == LN_CONV2D) {
-            ndim = 4;
-            dims[0] = l->spec.out_channels;
-            dims[1] = l->spec.in_channels;
-            dims[2] = dims[3] = l->spec.kernel;
-        } else if (l->spec.kind == LN_LINEAR) {
-            ndim = 2;
-            dims[0] = l->spec.out_features;
-            dims[1] = l->spec.in_features;
-        } else {
-            dims[0] = l->weight_n;
-        }
-    }
-    view->shape = ln_shape_make(ndim, dims);
+    view->shape = is_weight ? ln_layer_weight_shape(l) : ln_shape_make(1, dims);
     view->data = data;
     view->owns = 0;
     return LN_OK;
@@ -486,12 +469,14 @@ static void zero_grads(ln_net *net)
         memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
 }
 
-static int has_dropout(const ln_net *net)
+/* The first layer that draws random numbers in training, or -1. */
+static int first_drawing(const ln_net *net)
 {
-    for (int i = 0; i < net->count; i++)
-        if (net->layers[i].spec.kind == LN_DROPOUT || net->layers[i].spec.kind == LN_DROPOUT2D)
-            if (net->layers[i].spec.p > 0.0f) return 1;
-    return 0;
+    for (int i = 0; i < net->count; i++) {
+        const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+        if (k->draws && k->draws(&net->layers[i])) return i;
+    }
+    return -1;
 }
 
 ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, ln_rng *rng,
@@ -504,15 +489,17 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         ln_status st = ln_net_reserve(net, batch, err);
         if (st) return st;
     }
-    if (training && !rng && has_dropout(net))
-        return ln_fail(err, LN_EINVAL, "forward: training with dropout needs a random state");
-    if (training && batch == 1)
-        for (int i = 0; i < net->count; i++)
-            if (net->layers[i].spec.kind == LN_BATCHNORM1D)
-                return ln_fail(err, LN_EINVAL,
-                               "layer %d (batchnorm1d): training needs more than 1 sample per "
-                               "batch (as PyTorch)",
-                               i + 1);
+    const int drawing = training && !rng ? first_drawing(net) : -1;
+    if (drawing >= 0)
+        return ln_fail(err, LN_EINVAL, "forward: training with layer %d (%s) needs a random state",
+                       drawing + 1, ln_layer_kind_name(net->layers[drawing].spec.kind));
+    for (int i = 0; training && i < net->count; i++)
+        if (batch < ln_layer_ops_of(net->layers[i].spec.kind)->min_training_batch)
+            return ln_fail(err, LN_EINVAL,
+                           "layer %d (%s): training needs at least %d samples per batch (as "
+                           "PyTorch)",
+                           i + 1, ln_layer_kind_name(net->layers[i].spec.kind),
+                           ln_layer_ops_of(net->layers[i].spec.kind)->min_training_batch);
     ln_ctx ctx = {batch, training ? 1 : 0, net->reference, rng, net->workspace, NULL};
     if (x != net->act[0]) /* the caller may have gathered the batch in place */
         memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));

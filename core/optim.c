@@ -17,45 +17,67 @@
 #include <math.h>
 #include <string.h>
 
-const char *ln_optim_name(ln_optim_kind k)
+/* One descriptor per optimizer, in enum order: its name and torch.optim's defaults
+ * (SGD's lr has no default in PyTorch; lunet's is 0.01). The bindings take their
+ * defaults from here (ln_optim_defaults). */
+typedef struct {
+    const char *name;
+    ln_optim_spec defaults;
+} optim_kind;
+
+static const optim_kind optims[] = {
+    /* torch.optim.SGD: momentum 0, dampening 0, nesterov off, weight_decay 0 */
+    [LN_OPT_SGD] = {"sgd", {.kind = LN_OPT_SGD, .lr = 0.01}},
+    [LN_OPT_ADAM] = {"adam",
+                     {.kind = LN_OPT_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8}},
+    /* torch.optim.AdamW decays by default (0.01); torch.optim.Adam does not. */
+    [LN_OPT_ADAMW] = {"adamw",
+                      {.kind = LN_OPT_ADAMW, .lr = 1e-3, .weight_decay = 1e-2, .beta1 = 0.9,
+                       .beta2 = 0.999, .eps = 1e-8}},
+};
+#define OPTIM_COUNT ((int)(sizeof optims / sizeof optims[0]))
+
+static int is_optim(int k) { return k >= 0 && k < OPTIM_COUNT; }
+
+int ln_optim_kind_count(void) { return OPTIM_COUNT; }
+
+const char *ln_optim_name(ln_optim_kind k) { return is_optim((int)k) ? optims[k].name : "unknown"; }
+
+int ln_optim_kind_from_name(const char *name)
 {
-    switch (k) {
-    case LN_OPT_SGD: return "sgd";
-    case LN_OPT_ADAM: return "adam";
-    case LN_OPT_ADAMW: return "adamw";
-    }
-    return "unknown";
+    for (int k = 0; name && k < OPTIM_COUNT; k++)
+        if (!strcmp(optims[k].name, name)) return k;
+    return -1;
+}
+
+ln_optim_spec ln_optim_defaults(ln_optim_kind kind)
+{
+    if (is_optim((int)kind)) return optims[kind].defaults;
+    ln_optim_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    return s;
 }
 
 ln_optim_spec ln_sgd_spec(double lr, double momentum)
 {
-    ln_optim_spec s;
-    memset(&s, 0, sizeof s);
-    s.kind = LN_OPT_SGD;
+    ln_optim_spec s = optims[LN_OPT_SGD].defaults;
     s.lr = lr;
     s.momentum = momentum;
-    /* dampening 0, nesterov off, weight_decay 0: torch.optim.SGD's defaults. */
     return s;
 }
 
 ln_optim_spec ln_adam_spec(ln_optim_kind kind, double lr)
 {
-    ln_optim_spec s;
-    memset(&s, 0, sizeof s);
-    s.kind = kind;
+    ln_optim_spec s = ln_optim_defaults(kind);
     s.lr = lr;
-    s.beta1 = 0.9;
-    s.beta2 = 0.999;
-    s.eps = 1e-8;
-    /* torch.optim.AdamW decays by default (0.01); torch.optim.Adam does not. */
-    s.weight_decay = kind == LN_OPT_ADAMW ? 1e-2 : 0.0;
     return s;
 }
 
 ln_status ln_optim_spec_check(const ln_optim_spec *spec, ln_error *err)
 {
     if (!spec) return ln_fail(err, LN_EINVAL, "optimizer: spec is NULL");
-    if (spec->kind != LN_OPT_SGD && spec->kind != LN_OPT_ADAM && spec->kind != LN_OPT_ADAMW)
+    if (!is_optim((int)spec->kind))
         return ln_fail(err, LN_EINVAL, "optimizer: unknown kind %d (expected sgd, adam or adamw)",
                        (int)spec->kind);
     const char *name = ln_optim_name(spec->kind);

@@ -11,7 +11,8 @@
 -- Tolerances: rel <= 1e-5 for forward outputs, loss values and batchnorm running
 -- statistics; rel <= 1e-4 for input and parameter gradients, optimizer steps and the
 -- net's parameters after 3 SGD steps. Outputs that are copies of input elements
--- (maxpool, relu, flatten, eval dropout) must be bitwise equal to the float32 value.
+-- (maxpool, relu, flatten, eval dropout) or one product of one (leaky_relu) must be
+-- bitwise equal to the float32 value.
 --
 -- The cases containing a conv2d run a second time with the reference kernels
 -- (net:use_reference_kernels), so both conv2d implementations are held to PyTorch.
@@ -164,7 +165,8 @@ describe("PyTorch fixtures", function()
 
     -- One case per fixture kind (and per layer flavour with extra checks): perturb each
     -- compared value in turn; exactly that comparison must fail.
-    local mutation_cases = { "conv2d_k3_s2_p1", "maxpool2d_k3_s2", "relu", "batchnorm2d_train",
+    local mutation_cases = { "conv2d_k3_s2_p1", "maxpool2d_k3_s2", "relu", "leaky_relu_slope_0.2",
+      "batchnorm2d_train",
       "batchnorm1d_eval", "loss_mse_onehot", "loss_cross_entropy", "optim_adamw",
       "net_forward_backward", "net_train_steps",
       "schedule_lrs", "train_schedule_cosine_per_step" }

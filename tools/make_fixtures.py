@@ -149,6 +149,20 @@ def act_case(kind, module_cls):
     return make
 
 
+def leaky_relu_case(negative_slope):
+    """LeakyReLU; negative_slope None: the layer dict leaves it out (PyTorch's 0.01)."""
+    def make(name):
+        x = randn(2, 3, 4, 4, scale=2.0)
+        # keep every input away from the kink at 0
+        x = quantize(torch.where(x.abs() < 0.05, x.sign() * 0.05 + x, x))
+        assert bool((x != 0).all())
+        if negative_slope is None:
+            return layer_case(name, {"kind": "leaky_relu"}, nn.LeakyReLU(), x)
+        return layer_case(name, {"kind": "leaky_relu", "negative_slope": negative_slope},
+                          nn.LeakyReLU(negative_slope), x)
+    return make
+
+
 def linear_case(fin, fout, bias, batch):
     def make(name):
         m = nn.Linear(fin, fout, bias=bias)
@@ -475,6 +489,8 @@ CASES = [
     ("relu", "layer", act_case("relu", nn.ReLU)),
     ("tanh", "layer", act_case("tanh", nn.Tanh)),
     ("sigmoid", "layer", act_case("sigmoid", nn.Sigmoid)),
+    ("leaky_relu", "layer", leaky_relu_case(None)),
+    ("leaky_relu_slope_0.2", "layer", leaky_relu_case(0.2)),
     ("linear_320_50", "layer", linear_case(320, 50, True, 3)),
     ("linear_5_4_nobias", "layer", linear_case(5, 4, False, 3)),
     ("flatten", "layer", flatten_case),

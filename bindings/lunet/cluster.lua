@@ -236,7 +236,9 @@ local FINISHED = { COMPLETED = true, FAILED = true, CANCELLED = true, TIMEOUT = 
   NODE_FAIL = true, PREEMPTED = true, BOOT_FAIL = true, DEADLINE = true, REVOKED = true }
 M.FINISHED = FINISHED
 
-local function sleep(seconds) os.execute("sleep " .. seconds) end
+-- in this process: no `sleep` child per poll (a --wait of hours polls thousands of times,
+-- on a one-node cluster beside the tasks)
+local function sleep(seconds) require("lunet.core").sleep(seconds) end
 
 --- M.job_records(id) -> the job's records (an array job: one per task, or per pending
 -- range), or {} once Slurm has forgotten the job.
@@ -246,8 +248,8 @@ function M.job_records(id)
   return M.parse_job_records(out)
 end
 
---- M.wait_jobs(ids, poll) polls `scontrol show job` until every record of every job
--- has finished; returns {[id] = records}.
+--- M.wait_jobs(ids, poll) polls `scontrol show job` (every `poll` seconds, default 0.5)
+-- until every record of every job has finished; returns {[id] = records}.
 function M.wait_jobs(ids, poll)
   local final = {}
   while true do
@@ -551,9 +553,12 @@ local function tail(path, n)
   return table.concat(lines, "\n")
 end
 
--- Submits one job that must see the marker, and waits for it: the store is shared.
-local function check_shared(dir, base_words, extra, marker, token, timeout, out)
+-- Submits one job that must see the marker (the store is shared); check_shared waits for
+-- it. Submitted before planning, so that the two overlap (a script that cannot be planned
+-- leaves it to end on its own: it only writes a file under DIR/slurm).
+local function submit_probe(dir, base_words, extra, marker, token, out)
   local seen = ("%s/probe-%s.seen"):format(dir, token)
+  os.remove(seen) -- (left by a submission that stopped before reading it)
   local file = ("%s/probe.sbatch"):format(dir)
   write_file(file, table.concat({
     "#!/bin/sh",
@@ -565,8 +570,12 @@ local function check_shared(dir, base_words, extra, marker, token, timeout, out)
     "#SBATCH --cpus-per-task=1",
     ("test \"$(cat %s 2>/dev/null)\" = %s && hostname > %s"):format(M.quote(marker), M.quote(token), M.quote(seen)),
   }, "\n") .. "\n")
-  local id = sbatch(file, extra)
-  local t0 = os.time()
+  return { id = sbatch(file, extra), seen = seen, submitted = os.time() }
+end
+
+local function check_shared(probe, dir, marker, timeout, out)
+  local id, seen = probe.id, probe.seen
+  local t0, poll = probe.submitted, 0.05
   while true do
     local recs = M.job_records(id)
     local st = recs[1] and (recs[1].JobState or ""):match("^%u+")
@@ -577,7 +586,10 @@ local function check_shared(dir, base_words, extra, marker, token, timeout, out)
         .. "the marker itself and fails if the output directory is not shared)\n"):format(id, timeout))
       return
     end
-    sleep(0.5)
+    -- a job of a few milliseconds, started at once on an idle cluster: polled often at
+    -- first, then less, so that a queue of hours is not polled ten times a second
+    poll = math.min(poll * 1.5, 2)
+    sleep(poll)
   end
   local f = io.open(seen, "r")
   if not f then
@@ -605,27 +617,10 @@ local function cmd_slurm(opts, script, args, _, ctx)
   local max_array = math.tointeger(tonumber(M.parse_config(config_text).MaxArraySize or "1001")) or 1001
   if max_array < 1 then max_array = 1001 end
 
-  local doc, entries, plan_file, stopped = make_plan(opts, script, args)
-  if stopped then io.stderr:write(stopped.message, "\n") end
-  local tasks = opts.missing and planning.missing(entries, doc.tasks) or doc.tasks
-  if #tasks == 0 then
-    print(("sweep slurm: nothing to run (%d tasks planned, none missing)"):format(#doc.tasks))
-    return
-  end
-  local indices = {}
-  for i, t in ipairs(tasks) do indices[i] = t.index end
-
   local out = abspath(opts.out)
   local dir = out .. "/slurm"
   local mok, merr = fs.mkdir_p(dir .. "/logs")
   if not mok then fail(merr) end
-  local base = plan_file:match("([^/]+)%.plan%.json$")
-  local isa = opts.isa or os.getenv("LUNET_ISA") or require("lunet.core").isa()
-  local cwd = abspath(".")
-  local env = { { "LUNET_ISA", isa } }
-  -- threads per task = the CPUs Slurm gives it (one unless --cpus-per-task says more)
-  env[#env + 1] = opts["cpus-per-task"] and { "LUNET_THREADS", tostring(opts["cpus-per-task"]) }
-    or { "LUNET_THREADS", "${SLURM_CPUS_PER_TASK:-1}", raw = true }
   -- one token per output directory: tasks of an earlier submission still queued check the same
   local marker = out .. "/.lunet-shared"
   local f = io.open(marker, "r")
@@ -640,7 +635,28 @@ local function cmd_slurm(opts, script, args, _, ctx)
     if kv[2] then base_words[#base_words + 1] = ("#SBATCH --%s=%s"):format(kv[1], kv[2]) end
   end
   local timeout = opts["check-timeout"] or 120
-  if timeout > 0 then check_shared(dir, base_words, opts.sbatch, marker, token, timeout, out) end
+  -- the check job runs while the script is planned here; nothing else is submitted before it is seen
+  local probe = timeout > 0 and submit_probe(dir, base_words, opts.sbatch, marker, token, out)
+
+  local doc, entries, plan_file, stopped = make_plan(opts, script, args)
+  if stopped then io.stderr:write(stopped.message, "\n") end
+  local tasks = opts.missing and planning.missing(entries, doc.tasks) or doc.tasks
+  if probe and #tasks == 0 then os.execute("scancel " .. M.quote(probe.id) .. " 2>/dev/null") end
+  if probe and #tasks > 0 then check_shared(probe, dir, marker, timeout, out) end
+  if #tasks == 0 then
+    print(("sweep slurm: nothing to run (%d tasks planned, none missing)"):format(#doc.tasks))
+    return
+  end
+  local indices = {}
+  for i, t in ipairs(tasks) do indices[i] = t.index end
+
+  local base = plan_file:match("([^/]+)%.plan%.json$")
+  local isa = opts.isa or os.getenv("LUNET_ISA") or require("lunet.core").isa()
+  local cwd = abspath(".")
+  local env = { { "LUNET_ISA", isa } }
+  -- threads per task = the CPUs Slurm gives it (one unless --cpus-per-task says more)
+  env[#env + 1] = opts["cpus-per-task"] and { "LUNET_THREADS", tostring(opts["cpus-per-task"]) }
+    or { "LUNET_THREADS", "${SLURM_CPUS_PER_TASK:-1}", raw = true }
 
   local common = { "--out", out }
   local chunks = M.split(indices, max_array)
@@ -697,10 +713,10 @@ local function cmd_slurm(opts, script, args, _, ctx)
       table.concat(ids, ","), merge_id, dir, base, merge_id))
     return
   end
-  local all = {}
-  for _, id in ipairs(ids) do all[#all + 1] = id end
-  all[#all + 1] = merge_id
-  local final = M.wait_jobs(all, 0.5)
+  -- the merge starts after every array task has ended (afterany): poll it alone, then
+  -- read the arrays' records (one more round if it was cancelled before they ended)
+  local final = M.wait_jobs({ merge_id }, 0.5)
+  for id, recs in pairs(M.wait_jobs(ids, 0.5)) do final[id] = recs end
   local failed, counts = {}, {}
   for _, s in ipairs(submitted) do
     for _, r in ipairs(final[s.id] or {}) do

@@ -72,9 +72,9 @@ end
 -- ------------------------------------------------------------- layers
 
 -- The fields of a layer spec that its text shows, in this order (the kind first,
--- bias last).
+-- bias last). Append only: format.model's strings are run store keys.
 local LAYER_FIELDS = { "in_channels", "out_channels", "in_features", "out_features", "features",
-  "kernel", "stride", "padding", "p" }
+  "kernel", "stride", "padding", "p", "negative_slope" }
 
 -- format.layer(l) -> "conv2d(in_channels=1, out_channels=10, kernel=5, stride=1, padding=0,
 -- bias=true)": print(lunet.conv2d(1, 10, 5)).
@@ -99,6 +99,7 @@ function format.layer_options(l)
   if l.stride and l.stride ~= (l.kind == "conv2d" and 1 or l.kernel) then o[#o + 1] = "s" .. l.stride end
   if l.padding and l.padding > 0 then o[#o + 1] = "p" .. l.padding end
   if l.p then o[#o + 1] = ("p=%g"):format(l.p) end
+  if l.negative_slope then o[#o + 1] = ("slope=%g"):format(l.negative_slope) end
   if l.bias == false then o[#o + 1] = "no bias" end
   return table.concat(o, " ")
 end

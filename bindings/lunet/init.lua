@@ -103,6 +103,13 @@ lunet.dropout = dropout("dropout")
 --- dropout2d(p = 0.5): zeroes whole channels with probability p in training
 lunet.dropout2d = dropout("dropout2d")
 
+--- leaky_relu(negative_slope = 0.01): x where x > 0, negative_slope * x elsewhere (PyTorch's
+-- LeakyReLU; the default is the engine's)
+function lunet.leaky_relu(negative_slope)
+  check.optional("number", "lunet.leaky_relu", 1, "negative_slope", negative_slope)
+  return layer { kind = "leaky_relu", negative_slope = negative_slope }
+end
+
 local function batchnorm(kind)
   return function(features, opts)
     local f = "lunet." .. kind

@@ -389,18 +389,26 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     free_layer(&o);
 }
 
-static void test_relu(int64_t per_sample, int batch, ln_rng *rng, const char *isa)
+/* ReLU and LeakyReLU (positive, zero and negative slopes: PyTorch takes any), fast
+ * against the scalar twin. */
+static void test_rectifier(ln_layer_spec spec, int64_t per_sample, int batch, ln_rng *rng,
+                           const char *isa)
 {
     owned_layer o;
     int64_t d[1] = {per_sample};
-    make_layer(&o, ln_simple_layer(LN_RELU), ln_shape_make(1, d), batch, rng);
+    make_layer(&o, spec, ln_shape_make(1, d), batch, rng);
     const int64_t n = per_sample * batch;
     float *x = falloc(n), *dy = falloc(n);
     fill(x, n, rng);
     fill(dy, n, rng);
     for (int64_t i = 0; i < n; i += 5) x[i] = i % 3 ? -0.0f : NAN;
-    char desc[200];
-    snprintf(desc, sizeof desc, "%s relu over %lld floats (bit for bit, NaN and -0)", isa, (long long)n);
+    char name[64], desc[200];
+    if (spec.kind == LN_LEAKY_RELU)
+        snprintf(name, sizeof name, "leaky_relu(%g)", (double)spec.negative_slope);
+    else
+        snprintf(name, sizeof name, "%s", ln_layer_kind_name(spec.kind));
+    snprintf(desc, sizeof desc, "%s %s over %lld floats (bit for bit, NaN and -0)", isa, name,
+             (long long)n);
     report_same_bits(&o, x, dy, batch, desc);
     free(x);
     free(dy);
@@ -878,8 +886,11 @@ int main(void)
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 4, 0, &rng, name);
         }
-        test_relu(1440, 7, &rng, name);
-        test_relu(13, 1, &rng, name);
+        test_rectifier(ln_simple_layer(LN_RELU), 1440, 7, &rng, name);
+        test_rectifier(ln_simple_layer(LN_RELU), 13, 1, &rng, name);
+        test_rectifier(ln_leaky_relu(0.01f), 1440, 7, &rng, name);
+        test_rectifier(ln_leaky_relu(0.0f), 13, 1, &rng, name);
+        test_rectifier(ln_leaky_relu(-0.5f), 37, 3, &rng, name);
         test_squash(LN_TANH, 1440, 7, &rng, name);
         test_squash(LN_TANH, 13, 2, &rng, name);
         test_squash(LN_SIGMOID, 1440, 7, &rng, name);

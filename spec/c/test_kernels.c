@@ -1,5 +1,6 @@
 /* test_kernels.c - direct tests of the dropout, log_softmax, batchnorm, loss and
- * optimizer code, on ln_layer structs built by hand (no net involved).
+ * optimizer code, on ln_layer structs built by hand (no net involved), and the pinned
+ * kind tags of model files (append-only: a reordered enum must not change them).
  *
  * Gradients are checked against double-sided finite differences of a random
  * projection L = sum(y * r); hand-worked numbers pin the running statistics and the
@@ -9,10 +10,7 @@
  * Output: "ok N - desc" or "not ok N - desc: detail" per check, then
  * "# passed P failed F"; the exit status is 0 iff nothing failed.
  *
- * Build: gcc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra
- *   -fsanitize=address,undefined spec/c/test_kernels.c core/dropout.c core/log_softmax.c
- *   core/batchnorm.c core/loss.c core/optim.c core/alloc.c core/error.c core/rng.c
- *   core/tensor.c -lm -o /tmp/test_kernels
+ * Build: `make` (linked against the core library, build/<variant>/spec/test_kernels).
  */
 #include "../../core/layer.h"
 
@@ -21,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ reporting */
 
@@ -1015,6 +1014,101 @@ static void test_optim_check(tap *t)
     expect_rejected(t, &s, "kind", "optim check: unknown kind rejected");
 }
 
+/* ------------------------------------------------------------ model file kind tags */
+
+/* The kind numbers model files hold. Append-only: a kind's tag never changes and is
+ * never reused, whatever the order of ln_layer_kind; a new kind adds its line here. */
+static const struct {
+    const char *name;
+    uint32_t tag;
+} file_tags[] = {
+    {"conv2d", 0},  {"maxpool2d", 1}, {"avgpool2d", 2},    {"relu", 3},
+    {"tanh", 4},    {"sigmoid", 5},   {"linear", 6},       {"dropout", 7},
+    {"dropout2d", 8}, {"flatten", 9}, {"log_softmax", 10}, {"batchnorm2d", 11},
+    {"batchnorm1d", 12}, {"leaky_relu", 13},
+};
+
+static uint32_t le32_at(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void test_kind_tags(tap *t)
+{
+    const int n = (int)(sizeof file_tags / sizeof file_tags[0]);
+    report(t, ln_layer_kind_count() == n, "every layer kind has a pinned model file tag",
+           "%d kinds, %d pinned: pin the new kind's tag in file_tags[]", ln_layer_kind_count(), n);
+    for (int i = 0; i < n; i++) {
+        char desc[96];
+        snprintf(desc, sizeof desc, "%s keeps model file tag %u", file_tags[i].name,
+                 (unsigned)file_tags[i].tag);
+        const int k = ln_layer_kind_from_name(file_tags[i].name);
+        const ln_layer_kind_info *info = k < 0 ? NULL : ln_layer_kind_info_of((ln_layer_kind)k);
+        report(t, info && info->file_tag == file_tags[i].tag && !strcmp(info->name, file_tags[i].name),
+               desc, "kind %d, tag %d", k, info ? (int)info->file_tag : -1);
+    }
+    report(t, ln_layer_kind_from_name("no_such_kind") == -1 && ln_layer_kind_from_name(NULL) == -1 &&
+                  ln_layer_kind_info_of(LN_LAYER_KIND_COUNT) == NULL,
+           "unknown kind names and numbers are refused", NULL);
+
+    /* The file itself: a saved net's layer records start with those tags. */
+    ln_layer_spec specs[] = {ln_conv2d(1, 2, 3, 1, 0), ln_maxpool2d(2, 0),
+                             ln_simple_layer(LN_TANH), ln_simple_layer(LN_FLATTEN),
+                             ln_linear(8, 3), ln_simple_layer(LN_LOG_SOFTMAX)};
+    const int count = (int)(sizeof specs / sizeof specs[0]);
+    const uint32_t want[] = {0, 1, 4, 9, 6, 10};
+    ln_net *net = NULL;
+    ln_error err;
+    char path[] = "/tmp/lunet_tags_XXXXXX";
+    int fd = mkstemp(path);
+    unsigned char buf[512];
+    size_t got = 0;
+    if (fd >= 0 && !ln_net_create(&net, specs, count, ln_shape_make(3, (int64_t[]){1, 6, 6}),
+                                  NULL, &err) &&
+        !ln_net_save(net, path, &err)) {
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            got = fread(buf, 1, sizeof buf, f);
+            fclose(f);
+        }
+    }
+    const size_t header = 8 + 4 + 4 + 4 + 3 * 8, record = 4 + 8 * 4 + 3 * 4;
+    int ok = got >= header + count * record;
+    for (int i = 0; ok && i < count; i++) ok = le32_at(buf + header + i * record) == want[i];
+    report(t, ok, "a saved model file holds the pinned kind tags", "read %zu bytes", got);
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    ln_net_free(net);
+}
+
+/* The loss and optimizer tables: names both ways, and the defaults the bindings show. */
+static void test_loss_optim_tables(tap *t)
+{
+    static const char *const losses[] = {"nll", "cross_entropy", "mse"};
+    int ok = ln_loss_kind_count() == 3;
+    for (int k = 0; k < 3; k++)
+        ok = ok && ln_loss_kind_from_name(losses[k]) == k && !strcmp(ln_loss_name(k), losses[k]);
+    report(t, ok && ln_loss_kind_from_name("l1") == -1 && !strcmp(ln_loss_name(3), "unknown"),
+           "loss names both ways", NULL);
+    static const char *const optims[] = {"sgd", "adam", "adamw"};
+    ok = ln_optim_kind_count() == 3;
+    for (int k = 0; k < 3; k++)
+        ok = ok && ln_optim_kind_from_name(optims[k]) == k && !strcmp(ln_optim_name(k), optims[k]);
+    report(t, ok && ln_optim_kind_from_name("rmsprop") == -1, "optimizer names both ways", NULL);
+    const ln_optim_spec sgd = ln_optim_defaults(LN_OPT_SGD), adam = ln_optim_defaults(LN_OPT_ADAM),
+                        adamw = ln_optim_defaults(LN_OPT_ADAMW);
+    report(t, sgd.lr == 0.01 && sgd.momentum == 0 && sgd.dampening == 0 && !sgd.nesterov &&
+                  sgd.weight_decay == 0,
+           "sgd defaults: lr 0.01, momentum 0, dampening 0, nesterov off, weight_decay 0", NULL);
+    report(t, adam.lr == 1e-3 && adam.beta1 == 0.9 && adam.beta2 == 0.999 && adam.eps == 1e-8 &&
+                  adam.weight_decay == 0 && adamw.weight_decay == 0.01 && adamw.lr == 1e-3 &&
+                  adamw.beta1 == 0.9 && adamw.beta2 == 0.999 && adamw.eps == 1e-8,
+           "adam and adamw defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 / 0.01",
+           NULL);
+}
+
 int main(void)
 {
     tap t = {0, 0, 0};
@@ -1029,6 +1123,8 @@ int main(void)
     test_optim_steps(&t);
     test_optim_lifecycle(&t);
     test_optim_check(&t);
+    test_kind_tags(&t);
+    test_loss_optim_tables(&t);
     printf("# passed %d failed %d\n", t.passed, t.failed);
     return t.failed == 0 ? 0 : 1;
 }

@@ -272,6 +272,8 @@ function M.layer(d)
     return lunet[k]()
   elseif k == "linear" then
     return lunet.linear(opt_int(d.in_features), opt_int(d.out_features), { bias = d.bias })
+  elseif k == "leaky_relu" then
+    return lunet.leaky_relu(d.negative_slope)
   elseif k == "dropout" or k == "dropout2d" then
     return lunet[k](d.p)
   elseif k == "batchnorm2d" or k == "batchnorm1d" then
@@ -320,8 +322,9 @@ local function sorted_keys(t)
 end
 
 -- Ops whose outputs (and input gradients) are copies of input elements.
-local EXACT_OUTPUT = { maxpool2d = true, relu = true, flatten = true, dropout = true, dropout2d = true }
-local EXACT_GRAD = { relu = true, flatten = true, dropout = true, dropout2d = true }
+local EXACT_OUTPUT = { maxpool2d = true, relu = true, flatten = true, dropout = true, dropout2d = true,
+  leaky_relu = true }
+local EXACT_GRAD = { relu = true, flatten = true, dropout = true, dropout2d = true, leaky_relu = true }
 
 local function per_sample(shape)
   local s = {}

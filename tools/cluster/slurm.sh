@@ -143,7 +143,10 @@ CONF
 
 node_idle() {
     for n in munged slurmctld slurmd; do
-        [ -n "$(pid_of $n)" ] || { echo "slurm.sh: $n exited; its log: $DIR/log/$n.log $DIR/log/$n.out" >&2; tail -n 5 "$DIR/log/$n".* >&2 || true; return 2; }
+        alive "$(cat "$DIR/pids/$n" 2>/dev/null)" || { echo "slurm.sh: $n exited; its log: $DIR/log/$n.log $DIR/log/$n.out" >&2; tail -n 5 "$DIR/log/$n".* >&2 || true; return 2; }
+        # alive but not yet the daemon (still the shell or setsid before its exec, which a
+        # loaded machine can take a while to reach): not ready yet, not a failure
+        [ -n "$(pid_of $n)" ] || return 1
     done
     sinfo -h -n "$1" -o '%t' 2>/dev/null | grep -qx idle
 }
