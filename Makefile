@@ -58,11 +58,13 @@ $(STATIC): $(CORE_OBJ)
 $(SHARED): $(CORE_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@.tmp $^ $(LIBS) && mv -f $@.tmp $@
 
-# the binding: lua_module.c (the entry), lua_aux.c (the shared helper), one file per class
+# the binding: lua_module.c (the entry), lua_aux.c (the shared helper), one file per class;
+# hidden symbols but luaopen_lunet_core, so the files' shared helpers (check_obj, pin ...)
+# can neither clash with nor be interposed by a host program's names
 MODULE_SRC = $(wildcard bindings/*.c)
 $(MODULE): $(MODULE_SRC) $(wildcard bindings/*.h) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
+	$(CC) $(CFLAGS_ALL) -fvisibility=hidden $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
 # The products users and the Lua module path see; copies so that a SANITIZE build
 # replaces them and a normal `make` puts the release ones back.

@@ -172,7 +172,7 @@ int l_interrupt_signal(lua_State *L)
     lua_pushinteger(L, interrupt_signal);
     return 1;
 }
-/* ----------------------------------------------------------- object safety */
+/* ------------------------------------------- object safety (the rules: lua_aux.h) */
 
 const pin_kind PIN_READ = {0, USES(USE_FREE)};
 const pin_kind PIN_TRAINING = {USES(USE_TRAIN) | USES(USE_CHANGE), USES(USE_FREE) | USES(USE_TRAIN)};
@@ -332,17 +332,26 @@ void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
     lua_setfield(L, -2, "__name");
 }
 
-/* The pin guard's metatable (lua_aux.h: pin_open). */
-void lunet_open_aux(lua_State *L)
+/* A metatable for userdata that never reach Lua code (pin guards, run results): hidden
+ * (__metatable), with __gc and, if `closable`, __close = gc. */
+void register_hidden_class(lua_State *L, const char *name, lua_CFunction gc, int closable)
 {
-    luaL_newmetatable(L, PIN_MT); /* reachable from C only (and __metatable hides it) */
-    lua_pushcfunction(L, pin_guard_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, pin_guard_close);
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
+    if (closable) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__close");
+    }
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
+}
+
+/* The pin guard's metatable (pin_open). */
+void lunet_open_aux(lua_State *L)
+{
+    register_hidden_class(L, PIN_MT, pin_guard_close, 1);
 }
 
 const char *push_kind_names(lua_State *L, int count, const char *(*name_of)(int))

@@ -154,6 +154,9 @@ void *pin_field(lua_State *L, int guard, int t, const char *key, const obj_class
  * `index` with the methods table as upvalue). */
 void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
                     lua_CFunction gc, lua_CFunction tostring, lua_CFunction index);
+/* A metatable for userdata that never reach Lua code (pin guards, run results): hidden,
+ * with __gc and, if `closable`, __close = gc. */
+void register_hidden_class(lua_State *L, const char *name, lua_CFunction gc, int closable);
 /* obj:_info() / obj:_info(table): the Lua-side description kept in user value 1. */
 int info_slot(lua_State *L, const char *mt);
 #endif

@@ -38,6 +38,66 @@ static int l_alloc_fail_after(lua_State *L)
     return 1;
 }
 
+/* Sets t[key] = v for the table on top of the stack. */
+static void set_number(lua_State *L, const char *key, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
+/* Pushes one optimizer's defaults, the fields of its Lua constructor (lunet.sgd{} ...). */
+static void push_optim_defaults(lua_State *L, const ln_optim_spec *s)
+{
+    lua_createtable(L, 0, 5);
+    set_number(L, "lr", s->lr);
+    set_number(L, "weight_decay", s->weight_decay);
+    if (s->kind == LN_OPT_SGD) {
+        set_number(L, "momentum", s->momentum);
+        set_number(L, "dampening", s->dampening);
+        lua_pushboolean(L, s->nesterov);
+        lua_setfield(L, -2, "nesterov");
+        return;
+    }
+    lua_createtable(L, 2, 0);
+    lua_pushnumber(L, s->beta1);
+    lua_rawseti(L, -2, 1);
+    lua_pushnumber(L, s->beta2);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, -2, "betas");
+    set_number(L, "eps", s->eps);
+}
+
+/* core.defaults: the defaults and limits that the binding and the Lua modules share,
+ * made once from the engine's values (core/lunet.h; the optimizers' from their descriptors
+ * in core/optim.c, ln_optim_defaults), so no number is written twice:
+ * optimizers.{sgd, adam, adamw}, mnist = {mean, std}, batch, eval_batch, max_runs,
+ * max_threads. Read it, do not change it. */
+static void push_defaults(lua_State *L)
+{
+    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 3);
+    for (int k = 0; k < ln_optim_kind_count(); k++) { /* the core's descriptors */
+        const ln_optim_spec s = ln_optim_defaults((ln_optim_kind)k);
+        push_optim_defaults(L, &s);
+        lua_setfield(L, -2, ln_optim_name((ln_optim_kind)k));
+    }
+    lua_setfield(L, -2, "optimizers");
+    lua_createtable(L, 0, 2);
+    set_number(L, "mean", LN_MNIST_MEAN);
+    set_number(L, "std", LN_MNIST_STD);
+    lua_setfield(L, -2, "mnist");
+    set_integer(L, "batch", LN_DEFAULT_BATCH);
+    set_integer(L, "eval_batch", LN_DEFAULT_EVAL_BATCH);
+    set_integer(L, "max_runs", LN_MAX_RUNS);
+    set_integer(L, "max_threads", LN_MAX_THREADS);
+}
+
 static const luaL_Reg module_functions[] = {
     {"isatty", l_isatty},
     {"cpu_count", l_cpu_count},
@@ -47,7 +107,8 @@ static const luaL_Reg module_functions[] = {
     {NULL, NULL},
 };
 
-int luaopen_lunet_core(lua_State *L)
+/* the one symbol the module exports (the Makefile hides the rest) */
+__attribute__((visibility("default"))) int luaopen_lunet_core(lua_State *L)
 {
     luaL_newlib(L, module_functions);
     lunet_open_aux(L);
@@ -58,9 +119,10 @@ int luaopen_lunet_core(lua_State *L)
     lunet_open_optim(L);
     lunet_open_train(L);
     lunet_open_runs(L);
+    push_defaults(L);
+    lua_setfield(L, -2, "defaults");
     lua_pushstring(L, LUNET_VERSION);
     lua_setfield(L, -2, "version");
-    lua_pushinteger(L, LUNET_ENGINE_REVISION);
-    lua_setfield(L, -2, "engine_revision");
+    set_integer(L, "engine_revision", LUNET_ENGINE_REVISION);
     return 1;
 }

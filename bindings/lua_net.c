@@ -289,14 +289,12 @@ static int net_forward(lua_State *L)
     for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
     int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
     tensor_ud *y = new_tensor_ud(L);
-    net_ud *u = check_net_mutable(L, 1); /* the pointers after the allocation */
+    net = check_net_mutable(L, 1)->net; /* the pointers after the allocation */
     ln_tensor *x = check_tensor(L, 2);
     const float *out;
     ln_error err;
-    u->forward_batch = 0;
-    if (ln_net_forward(u->net, x->data, batch, training, &rng, &out, &err))
+    if (ln_net_forward(net, x->data, batch, training, &rng, &out, &err))
         return luaL_error(L, "forward: %s", err.msg);
-    u->forward_batch = batch;
     memcpy(alloc_tensor(L, y, ln_shape_make(nd, dims))->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
     return 1;
 }
@@ -306,26 +304,26 @@ static int net_forward(lua_State *L)
 static int net_backward(lua_State *L)
 {
     lua_settop(L, 2);
-    net_ud *u = check_net_mutable(L, 1);
-    ln_net *net = u->net;
+    ln_net *net = check_net_mutable(L, 1)->net;
     ln_tensor *dout = check_tensor(L, 2);
     ln_shape in = ln_net_input_shape(net);
     int64_t per_out = ln_shape_numel(ln_net_output_shape(net));
     int64_t n = ln_shape_numel(dout->shape);
     if (n % per_out != 0) return luaL_argerror(L, 2, "output gradient does not fit the output shape");
     int batch = (int)(n / per_out);
-    /* The engine goes back through the activations of the last forward pass, so dout
-     * must hold exactly that many samples (more would be ignored, fewer read past it). */
-    int forward_batch = u->forward_batch;
-    if (forward_batch == 0) return luaL_error(L, "backward: call net:forward first");
-    if (batch != forward_batch)
-        return luaL_argerror(L, 2, lua_pushfstring(L, "output gradient holds %d samples, the last "
-                                                      "forward pass had %d", batch, forward_batch));
     int64_t dims[LN_MAX_DIMS] = {batch};
     for (int i = 0; i < in.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = in.dim[i];
     tensor_ud *dxu = new_tensor_ud(L);
     net = check_net_mutable(L, 1)->net; /* the pointers after the allocation */
     dout = check_tensor(L, 2);
+    /* The engine goes back through the activations of the last forward pass, so dout
+     * must hold exactly that many samples (more would be ignored, fewer read past it);
+     * read after the allocation, whose finalizers may have run net:forward. */
+    const int forward_batch = ln_net_forward_batch(net);
+    if (forward_batch == 0) return luaL_error(L, "backward: call net:forward first");
+    if (batch != forward_batch)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "output gradient holds %d samples, the last "
+                                                      "forward pass had %d", batch, forward_batch));
     ln_tensor *dx = alloc_tensor(L, dxu, ln_shape_make(in.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : in.ndim + 1, dims));
     ln_error err;
     if (ln_net_backward(net, dout->data, dx->data, &err)) return luaL_error(L, "backward: %s", err.msg);
@@ -401,7 +399,6 @@ static int net_train(lua_State *L)
         cfg.resume = 1;
     }
     sigint_guard g;
-    u->forward_batch = 0; /* training overwrites the activations */
     sigint_catch(&g);
     ln_status st = ln_train(u->net, d->ds, &cfg, &h, &err);
     sigint_restore(&g);
@@ -435,7 +432,7 @@ static int net_evaluate(lua_State *L)
     check_net_mutable(L, 1);
     check_dataset(L, 2);
     int loss = check_loss(L, 3, "nll");
-    int batch = lua_isnoneornil(L, 4) ? 1000 : (int)check_range(L, 4, "batch", 1, 1 << 20);
+    int batch = lua_isnoneornil(L, 4) ? LN_DEFAULT_EVAL_BATCH : (int)check_range(L, 4, "batch", 1, 1 << 20);
     /* the pointers last: converting argument 3 to a string may run a finalizer */
     net_ud *u = check_net_mutable(L, 1);
     ln_net *net = u->net;
@@ -450,7 +447,6 @@ static int net_evaluate(lua_State *L)
     u = check_net_mutable(L, 1);
     net = u->net;
     data = check_dataset(L, 2);
-    u->forward_batch = 0; /* evaluation overwrites the activations */
     if (ln_evaluate_confusion(net, data, (ln_loss_kind)loss, batch, &l, &acc, confusion, &err))
         return luaL_error(L, "evaluate: %s", err.msg);
     lua_pushnumber(L, l);
@@ -500,7 +496,7 @@ static int net_threads(lua_State *L)
     lua_settop(L, 2);
     check_net(L, 1);
     if (!lua_isnil(L, 2)) {
-        const int threads = (int)check_range(L, 2, "threads", 1, 256);
+        const int threads = (int)check_range(L, 2, "threads", 1, LN_MAX_THREADS);
         /* the pool and the scratch change: not while a call uses the net */
         ln_net *net = check_net_mutable(L, 1)->net;
         ln_error err;

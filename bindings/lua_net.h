@@ -8,7 +8,6 @@
 typedef struct {
     obj_head h;
     ln_net *net;
-    int forward_batch; /* batch of the last net:forward, 0 if none since (backward needs it) */
     ln_train_state train; /* kept between net:train calls (optimizer, streams, counters) */
 } net_ud;
 

@@ -36,7 +36,9 @@ static int runs_progress(void *user, const ln_runs_progress *p)
     return 0;
 }
 
-/* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them. */
+/* Results live in a userdata so an error (or Ctrl-C in Lua code) never leaks them;
+ * its metatable (made once, in lunet_open_runs) only frees them. */
+#define RESULTS_MT "lunet.RunResults"
 typedef struct {
     ln_run_result *r;
     int n;
@@ -53,7 +55,7 @@ static void results_release(results_ud *u)
 
 static int results_gc(lua_State *L)
 {
-    results_release(lua_touserdata(L, 1));
+    results_release(luaL_checkudata(L, 1, RESULTS_MT));
     return 0;
 }
 
@@ -174,9 +176,9 @@ static int l_runs(lua_State *L)
     cfg.template_net = nu->net;
     cfg.data = du->ds;
     cfg.test = tu ? tu->ds : NULL;
-    cfg.runs = (int)field_int(L, 1, "runs", 1, 1, 1000000);
-    cfg.threads = (int)field_int(L, 1, "threads", 0, 0, 256);
-    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, 256);
+    cfg.runs = (int)field_int(L, 1, "runs", 1, 1, LN_MAX_RUNS);
+    cfg.threads = (int)field_int(L, 1, "threads", 0, 0, LN_MAX_THREADS);
+    cfg.threads_per_run = (int)field_int(L, 1, "threads_per_run", 1, 1, LN_MAX_THREADS);
     /* every step's loss only on request: 20 runs x 100 epochs are 94000 numbers */
     const int keep_steps = field_bool(L, 1, "keep_steps", 0);
     int64_t *test_at = NULL;
@@ -229,10 +231,7 @@ static int l_runs(lua_State *L)
     results_ud *ru = lua_newuserdatauv(L, sizeof *ru, 0);
     ru->r = NULL;
     ru->n = 0;
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, results_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    luaL_setmetatable(L, RESULTS_MT);
     ru->r = ln_alloc_zeroed((size_t)cfg.runs, sizeof *ru->r);
     if (!ru->r) return luaL_error(L, "runs: out of memory");
     ru->n = cfg.runs;
@@ -276,4 +275,5 @@ static const luaL_Reg runs_functions[] = {
 void lunet_open_runs(lua_State *L)
 {
     luaL_setfuncs(L, runs_functions, 0);
+    register_hidden_class(L, RESULTS_MT, results_gc, 0);
 }

@@ -93,7 +93,7 @@ void read_train_config(lua_State *L, int t, ln_train_config *cfg)
     if (!lua_istable(L, -1)) luaL_error(L, "option 'optimizer': table expected");
     cfg->optim = read_optim_spec(L, lua_gettop(L));
     lua_pop(L, 1);
-    cfg->batch = (int)field_int(L, t, "batch", 64, 1, 1 << 20);
+    cfg->batch = (int)field_int(L, t, "batch", LN_DEFAULT_BATCH, 1, 1 << 20);
     cfg->iterations = field_int(L, t, "iterations", 1, 1, (lua_Integer)1 << 32);
     cfg->unit = read_unit(L, t, "unit", "option 'unit'");
     cfg->shuffle = field_bool(L, t, "shuffle", 1);

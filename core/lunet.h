@@ -260,6 +260,11 @@ float *ln_net_input(ln_net *net);
  * Gradients are overwritten (not accumulated). If dx is not NULL it receives
  * d(loss)/d(input). */
 ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err);
+/* The batch of the forward pass ln_net_backward would go back through (dout holds that
+ * many samples), 0 if none: before the first ln_net_forward, and after ln_train and
+ * ln_evaluate, whose passes are no caller's (ln_net_forget_forward). */
+int ln_net_forward_batch(const ln_net *net);
+void ln_net_forget_forward(ln_net *net);
 
 /* Reference twins: the plain (slow, obviously correct) versions of the kernels, used
  * by tests to check the fast ones. 1 = use reference kernels for this net. */
@@ -376,6 +381,11 @@ typedef enum {
     LN_NORM_AUTO,      /* per-channel mean and (population) std of the loaded samples */
     LN_NORM_NONE       /* mean 0, std 1: bytes become byte / 255 */
 } ln_norm_mode;
+
+/* MNIST's training-set mean and std (PyTorch's example's), the normalisation of the
+ * Lua module's lunet.mnist. */
+#define LN_MNIST_MEAN 0.1307
+#define LN_MNIST_STD 0.3081
 
 typedef struct {
     ln_norm_mode mode;
@@ -551,6 +561,9 @@ typedef struct {
     char checkpoint_error[512]; /* a checkpoint that could not be written stopped the run */
 } ln_history;
 
+/* The batch of training (ln_train_config_defaults) and the Lua module's evaluation. */
+#define LN_DEFAULT_BATCH 64
+#define LN_DEFAULT_EVAL_BATCH 1000
 void ln_train_config_defaults(ln_train_config *cfg);
 ln_status ln_train_config_check(const ln_train_config *cfg, ln_error *err);
 /* Trains in place. Returns LN_OK also when the run diverged or was stopped (see
@@ -609,8 +622,8 @@ typedef struct {
     const ln_dataset *data;
     const ln_dataset *test;     /* may be NULL */
     ln_train_config train;      /* train.seed is the base seed */
-    int runs;
-    int threads;                /* <= 0: number of cores */
+    int runs;                   /* 1 to LN_MAX_RUNS */
+    int threads;                /* <= 0: number of cores; at most LN_MAX_THREADS */
     const int *only;            /* if not NULL: runs[i] is computed only if only[i] */
     const int64_t *test_at;     /* evaluate on `test` also after these iterations */
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
@@ -620,6 +633,8 @@ typedef struct {
     void *user;                 /* passed to on_progress, claim and on_run */
     int threads_per_run;        /* threads inside each run (ln_net_set_threads); <= 1: one */
 } ln_runs_config;
+
+#define LN_MAX_RUNS 1000000
 
 /* results[runs] must be zeroed by the caller; release each with ln_run_result_release. */
 ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *err);
@@ -633,11 +648,13 @@ const char *ln_kernel_isa(void);
 /* ------------------------------------------------ threads inside one run */
 
 /* A net can spread every forward and backward pass (and ln_train's optimizer step)
- * over a persistent pool of `threads` threads (1 = none, the default; at most 256).
+ * over a persistent pool of `threads` threads (1 = none, the default; at most
+ * LN_MAX_THREADS, which also bounds ln_runs_config's threads).
  * Each thread computes whole output elements exactly as one thread would (samples,
  * output channels, parameter ranges), so results are bit-identical for any thread
  * count. The pool lives until the count changes or the net is freed. A net must not
  * be used by two threads at once (it never was). */
+#define LN_MAX_THREADS 256
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err);
 int ln_net_threads(const ln_net *net);
 /* ln_optim_step on the net's parameters and gradients, over its threads. */

@@ -391,8 +391,8 @@ static void layer_pass(ln_net *net, ln_layer *l, const float *x, float *y, const
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err)
 {
     if (!net) return ln_fail(err, LN_EINVAL, "threads: net is NULL");
-    if (threads < 1 || threads > 256)
-        return ln_fail(err, LN_EINVAL, "threads must be in [1, 256] (got %d)", threads);
+    if (threads < 1 || threads > LN_MAX_THREADS)
+        return ln_fail(err, LN_EINVAL, "threads must be in [1, %d] (got %d)", LN_MAX_THREADS, threads);
     if (threads == net->threads) return LN_OK;
     ln_workers *w = NULL;
     if (threads > 1) {
@@ -512,6 +512,10 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
 }
 
 float *ln_net_input(ln_net *net) { return net->act[0]; }
+
+int ln_net_forward_batch(const ln_net *net) { return net->last_batch; }
+
+void ln_net_forget_forward(ln_net *net) { net->last_batch = 0; }
 
 ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *err)
 {

@@ -27,7 +27,7 @@
 #define LN_RUNS_HISTORY_LIMIT ((double)(1ull << 32))
 
 /* Most threads (and so most runs in flight) of one ln_runs call. */
-#define LN_RUNS_MAX_THREADS 256
+#define LN_RUNS_MAX_THREADS LN_MAX_THREADS
 
 typedef struct {
     int waiting; /* set by the worker, cleared by the caller once `run` is set */
@@ -239,7 +239,7 @@ static int next_assignment(pool *p)
 int ln_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+    return n < 1 ? 1 : (n > LN_MAX_THREADS ? LN_MAX_THREADS : (int)n);
 }
 
 static double now_seconds(void)
@@ -267,8 +267,8 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
 {
     if (!cfg->template_net || !cfg->data)
         return ln_fail(err, LN_EINVAL, "runs: a model and data are required");
-    if (cfg->runs < 1 || cfg->runs > 1000000)
-        return ln_fail(err, LN_EINVAL, "runs must be in [1, 1000000] (got %d)", cfg->runs);
+    if (cfg->runs < 1 || cfg->runs > LN_MAX_RUNS)
+        return ln_fail(err, LN_EINVAL, "runs must be in [1, %d] (got %d)", LN_MAX_RUNS, cfg->runs);
     ln_status st = ln_train_config_check(&cfg->train, err);
     if (st) return st;
 

@@ -26,8 +26,8 @@ void ln_train_config_defaults(ln_train_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->loss = LN_LOSS_NLL;
-    cfg->optim = ln_sgd_spec(0.01, 0.0);
-    cfg->batch = 64;
+    cfg->optim = ln_optim_defaults(LN_OPT_SGD);
+    cfg->batch = LN_DEFAULT_BATCH;
     cfg->iterations = 1;
     cfg->unit = LN_UNIT_EPOCH;
     cfg->shuffle = 1;
@@ -390,6 +390,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
     hist->seconds = now_seconds() - start;
     st = LN_OK;
 done:
+    ln_net_forget_forward(net); /* its activations hold a training batch, no caller's */
     /* The rate of the last call stays the optimizer's rate (a schedule recomputes it). */
     opt->spec.lr = base_lr;
     ln_dealloc(dpred);
@@ -431,7 +432,7 @@ ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kin
         if (!data->images) ln_dataset_read(data, start, n, ln_net_input(net));
         st = ln_net_forward(net, x, n, 0, NULL, &pred, err);
         if (!st) st = ln_loss(loss, pred, n, classes, data->labels + start, NULL, &l, NULL, err);
-        if (st) return st;
+        if (st) break;
         sum += l * n;
         for (int i = 0; i < n; i++) {
             const float *row = pred + (int64_t)i * classes;
@@ -443,6 +444,8 @@ ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kin
             if (confusion) confusion[(int64_t)truth * classes + best]++; /* truth < classes: checked */
         }
     }
+    ln_net_forget_forward(net); /* its activations hold a batch of data, no caller's */
+    if (st) return st;
     if (mean_loss) *mean_loss = sum / (double)data->count;
     if (accuracy) *accuracy = (double)correct / (double)data->count;
     return LN_OK;

@@ -129,8 +129,9 @@ void ln_workers_free(ln_workers *w)
 ln_status ln_workers_create(ln_workers **out, int threads, ln_error *err)
 {
     *out = NULL;
-    if (threads < 2 || threads > 256)
-        return ln_fail(err, LN_EINVAL, "threads must be in [2, 256] for a pool (got %d)", threads);
+    if (threads < 2 || threads > LN_MAX_THREADS)
+        return ln_fail(err, LN_EINVAL, "threads must be in [2, %d] for a pool (got %d)", LN_MAX_THREADS,
+                       threads);
     ln_workers *w = ln_alloc_zeroed(1, sizeof *w);
     if (!w) return ln_fail(err, LN_ENOMEM, "threads: out of memory");
     w->threads = ln_alloc_zeroed((size_t)threads, sizeof *w->threads);

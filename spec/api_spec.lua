@@ -274,3 +274,108 @@ describe("check.in_lunet", function()
     assert.is_false(check.in_lunet("=[C]"))
   end)
 end)
+
+-- core.defaults, the numbers both languages share (built in C from core/lunet.h), checked
+-- against what the engine and the module do when a setting is left out, never against
+-- copies of the numbers.
+describe("core.defaults", function()
+  local core = lunet.core
+  local D = core.defaults
+  local f32 = function(x) return string.unpack("f", string.pack("f", x)) end
+
+  -- Steps an engine optimizer made from `spec` (its settings left out but for kind)
+  -- over params p with the gradients of each step; returns the final params.
+  local function steps(spec, p, grads)
+    local opt = core.optimizer(spec, #p)
+    local params = core.tensor({ #p }, p)
+    for _, g in ipairs(grads) do opt:step(params, core.tensor({ #p }, g)) end
+    return params:totable()
+  end
+
+  it("sgd without settings steps by the default rate, no momentum, no decay", function()
+    local d = D.optimizers.sgd
+    assert.is_true(d.lr > 0)
+    -- two steps: momentum or dampening would carry the first gradient into the second,
+    -- weight decay would pull p = 2 further
+    local got = steps({ kind = "sgd" }, { 2 }, { { 1 }, { 3 } })
+    local p = f32(2 - d.lr * (1 + d.weight_decay * 2))
+    p = f32(p - d.lr * (3 + d.weight_decay * p))
+    assert.near(p, got[1], 1e-6)
+    assert.are.equal(0, d.momentum)
+    assert.are.equal(0, d.dampening)
+    assert.is_false(d.nesterov)
+    -- lunet.sgd{} is the same optimizer
+    assert.are.equal(d.lr, lunet.sgd {}.lr)
+    assert.same(got, steps(lunet.sgd {}, { 2 }, { { 1 }, { 3 } }))
+  end)
+
+  -- Adam's (and AdamW's) update by hand from the defaults: PyTorch's rule.
+  local function adam_by_hand(d, decoupled, p, grads)
+    local m, v = 0, 0
+    for t, g in ipairs(grads) do
+      if decoupled then p = p * (1 - d.lr * d.weight_decay) else g = g + d.weight_decay * p end
+      m = d.betas[1] * m + (1 - d.betas[1]) * g
+      v = d.betas[2] * v + (1 - d.betas[2]) * g * g
+      local mhat, vhat = m / (1 - d.betas[1] ^ t), v / (1 - d.betas[2] ^ t)
+      p = p - d.lr * mhat / (math.sqrt(vhat) + d.eps)
+    end
+    return p
+  end
+
+  for _, kind in ipairs { "adam", "adamw" } do
+    it(kind .. " without settings steps by the default rate, betas, eps and decay", function()
+      local d = D.optimizers[kind]
+      -- gradients near eps make eps count; three different ones make both betas count;
+      -- a zero gradient leaves only the decay
+      local grads = { { 3e-8 }, { -1e-8 }, { 2e-8 }, { 0 } }
+      local got = steps({ kind = kind }, { 1 }, grads)
+      local flat = {}
+      for i, g in ipairs(grads) do flat[i] = g[1] end
+      assert.near(adam_by_hand(d, kind == "adamw", 1, flat), got[1], 2e-7)
+      assert.same(got, steps(lunet[kind] {}, { 1 }, grads))
+    end)
+  end
+
+  it("adam and adamw differ by their default decay only", function()
+    local a, w = D.optimizers.adam, D.optimizers.adamw
+    assert.same({ a.lr, a.betas, a.eps }, { w.lr, w.betas, w.eps })
+    assert.are.equal(0, a.weight_decay)
+    assert.is_true(w.weight_decay > 0)
+  end)
+
+  it("training without a batch takes batch-sized steps (the engine's and net:train's default)", function()
+    local net = lunet.models.mnist_cnn()
+    local n = D.batch * 2 + 1
+    local data = synthetic(n)
+    local h = net:_train(data, { optimizer = { kind = "sgd" } }) -- the binding's default
+    assert.are.equal(3, h.steps) -- two full batches and one sample
+    h = net:train { data = data, quiet = true } -- the module's
+    assert.are.equal(3, h.steps)
+    assert.are.equal(n, h.samples)
+  end)
+
+  it("lunet.mnist normalises with the mean and std of MNIST's training images", function()
+    local dir = os.getenv("MNIST_DIR")
+    local train = dir and lunet.mnist { dir = dir, split = "train", normalize = "auto" }
+    if not train then return pending("MNIST_DIR not set or MNIST missing: real-data spec skipped") end
+    local measured = train:_info()
+    assert.near(measured.mean, D.mnist.mean, 5e-5)
+    assert.near(measured.std, D.mnist.std, 5e-5)
+    local test = lunet.mnist { dir = dir, split = "test", n = 1 }
+    local raw = lunet.mnist { dir = dir, split = "test", n = 1, normalize = false }
+    local x, r = test:image(1):totable(), raw:image(1):totable()
+    for i = 1, #x, 97 do assert.near((r[i] - D.mnist.mean) / D.mnist.std, x[i], 1e-5) end
+  end)
+
+  it("the limits are the engine's: max_runs and max_threads are the largest accepted", function()
+    local net = lunet.models.mnist_cnn()
+    assert.matches(("at most %d"):format(D.max_threads),
+      err_of(net.train, net, { data = synthetic(4), quiet = true, threads = D.max_threads + 1 }), 1, true)
+    assert.matches(("[1, %d]"):format(D.max_threads), err_of(net._threads, net, D.max_threads + 1), 1, true)
+    assert.matches(("at most %d"):format(D.max_runs), err_of(lunet.experiment,
+      { model = lunet.models.mnist_cnn, data = synthetic(4), runs = D.max_runs + 1, quiet = true, cache = false }),
+      1, true)
+    assert.matches(("[1, %d]"):format(D.max_runs), err_of(core.runs, { net = net, data = synthetic(4),
+      train = { optimizer = { kind = "sgd" } }, runs = D.max_runs + 1 }), 1, true)
+  end)
+end)

@@ -690,6 +690,10 @@ describe("limits", function()
     assert.same({ 2, 1, 28, 28 }, net:backward(tensor { 2, 4 }):shape())
     net:train { data = data(), quiet = true }
     assert.matches("net:forward first", err_of(net.backward, net, tensor { 2, 4 }), 1, true)
+    -- evaluation, too, leaves activations that are no caller's forward pass
+    net:forward(tensor { 2, 1, 28, 28 })
+    net:evaluate(data(), { batch = 2 })
+    assert.matches("net:forward first", err_of(net.backward, net, tensor { 2, 4 }), 1, true)
   end)
 
   it("damaged model files give nil and a message", function()

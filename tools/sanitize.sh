@@ -135,7 +135,7 @@ tsan)
     for p in $pids; do wait "$p"; done
     $CC $TSAN_FLAGS -o build/tsan/spec/test_runs spec/c/test_runs.c $objs -lz -lm
     LUA_INC=$(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
-    $CC $TSAN_FLAGS $LUA_INC -shared -o build/tsan/lunet/core.so bindings/*.c $objs -lz -lm
+    $CC $TSAN_FLAGS $LUA_INC -fvisibility=hidden -shared -o build/tsan/lunet/core.so bindings/*.c $objs -lz -lm
     echo "sanitize: TSan build ($(( $(now) - t0 )) s)"
 
     t0=$(now)

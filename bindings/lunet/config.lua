@@ -43,11 +43,10 @@ local function constructor(kind)
     opts = check.options(f, 1, opts, optim_keys[kind])
     local o = { kind = kind }
     for k, v in pairs(opts) do o[k] = v end
+    o.lr = o.lr or core.defaults.optimizers[kind].lr
     if kind == "sgd" then
-      o.lr = o.lr or 0.01
       o.momentum = o.momentum or 0
     else
-      o.lr = o.lr or 1e-3
       if o.betas ~= nil then
         local b = o.betas
         if #b ~= 2 or type(b[1]) ~= "number" or type(b[2]) ~= "number"
@@ -188,7 +187,7 @@ function config.train(opts, f)
   local cfg = {
     loss = opts.loss or "nll",
     optimizer = config.optimizer(opts.optimizer or config.sgd {}, f),
-    batch = opts.batch or 64,
+    batch = opts.batch or core.defaults.batch,
     iterations = opts.iterations or 1,
     unit = opts.unit or "epoch",
     seed = opts.seed or 1,

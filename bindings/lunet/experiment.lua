@@ -58,7 +58,7 @@ local EXPERIMENT_KEYS = {
 }
 M.EXPERIMENT_KEYS = EXPERIMENT_KEYS
 -- Most runs one experiment may have (the engine's limit, lunet.core.runs).
-local MAX_RUNS = 1000000
+local MAX_RUNS = core.defaults.max_runs
 local SIGNALS = { [1] = "SIGHUP", [2] = "SIGINT", [15] = "SIGTERM" }
 
 local function template_net(model, f, level)
@@ -151,7 +151,9 @@ local function prepare(lunet, opts, f, level)
   -- the limits first: everything below may loop over the runs
   local runs = opts.runs or 20
   if runs > MAX_RUNS then error(("%s: option 'runs' must be at most %d (got %d)"):format(f, MAX_RUNS, runs), level) end
-  if (opts.threads or 0) > 256 then error(f .. ": option 'threads' must be at most 256", level) end
+  if (opts.threads or 0) > core.defaults.max_threads then
+    error(("%s: option 'threads' must be at most %d"):format(f, core.defaults.max_threads), level)
+  end
   if opts.model == nil then error(f .. ": option 'model' is required", level) end
   lunet._check_datasets(f, opts, true)
   local train = training.train(opts, f)

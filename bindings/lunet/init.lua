@@ -449,7 +449,8 @@ end
 -- A preset of lunet.idx (same options); normalize = "auto" computes mean and std instead,
 -- normalize = false keeps x / 255.
 lunet.mnist = idx_preset {
-  fname = "lunet.mnist", name = "mnist", title = "MNIST", mean = 0.1307, std = 0.3081,
+  fname = "lunet.mnist", name = "mnist", title = "MNIST",
+  mean = core.defaults.mnist.mean, std = core.defaults.mnist.std,
   env = "MNIST_DIR", default_dir = "data/mnist",
   hint = GET_MNIST,
 }
@@ -586,8 +587,9 @@ end
 -- split over them and the results are bit for bit those of one thread.
 local function use_threads(net, f, threads, level)
   threads = threads or 1
-  if threads > 256 then
-    error(("%s: option 'threads' must be at most 256 (got %d)"):format(f, threads), level + 1)
+  if threads > core.defaults.max_threads then
+    error(("%s: option 'threads' must be at most %d (got %d)"):format(f, core.defaults.max_threads, threads),
+      level + 1)
   end
   net:_threads(threads)
 end
@@ -718,7 +720,7 @@ function Net:evaluate(data, opts)
   end
   opts = check.options(f, 2, opts, { loss = "string", batch = "positive_int", threads = "positive_int" })
   use_threads(self, f, opts.threads, 2)
-  local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or 1000)
+  local loss, acc, confusion = self:_evaluate(data, opts.loss or "nll", opts.batch or core.defaults.eval_batch)
   return require("lunet.history").evaluation({ loss = loss, accuracy = acc, confusion = confusion }) -- print(r) reads well
 end
 

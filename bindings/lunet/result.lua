@@ -178,11 +178,8 @@ local fmt_number, fmt_value = format.number, format.value
 -- The defaults of each optimizer (lunet.sgd, lunet.adam, lunet.adamw): a setting
 -- equal to its default is left out of the printed config, any other is shown, so
 -- two results that print alike were made alike.
-local OPTIMIZER_DEFAULTS = {
-  sgd = { dampening = 0, nesterov = false, weight_decay = 0 },
-  adam = { betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0 },
-  adamw = { betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0.01 },
-}
+-- (core.defaults.optimizers; only the OPTIMIZER_OPTIONAL fields are compared)
+local OPTIMIZER_DEFAULTS = require("lunet.core").defaults.optimizers
 local OPTIMIZER_OPTIONAL = { "dampening", "nesterov", "weight_decay", "betas", "eps" }
 
 local function same_setting(a, b)
