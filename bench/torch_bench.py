@@ -60,29 +60,18 @@ class Net(nn.Module):
         return F.log_softmax(x, dim=1)
 
 
-class CifarNet(nn.Module):
-    def __init__(self):
+class TwoConvNet(nn.Module):
+    """The cifar and fashion nets: two blocks of conv (k x k, padding pad) - relu - 2x2
+    max pool, then linear flat-hidden - relu - dropout (when dropout > 0) - linear
+    hidden-10."""
+
+    def __init__(self, in_channels, k, pad, flat, hidden, dropout=0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(4096, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(x.flatten(1)))
-        return F.log_softmax(self.fc2(x), dim=1)
-
-
-class FashionNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
-        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
-        self.fc1 = nn.Linear(3136, 1024)
-        self.drop = nn.Dropout(0.4)
-        self.fc2 = nn.Linear(1024, 10)
+        self.conv1 = nn.Conv2d(in_channels, 32, k, padding=pad)
+        self.conv2 = nn.Conv2d(32, 64, k, padding=pad)
+        self.fc1 = nn.Linear(flat, hidden)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
@@ -93,8 +82,8 @@ class FashionNet(nn.Module):
 
 NETS = {
     "study": (Net, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.5)),
-    "cifar": (CifarNet, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
-    "fashion": (FashionNet, lambda p: torch.optim.Adam(p, lr=1e-3)),
+    "cifar": (lambda: TwoConvNet(3, 3, 1, 4096, 128), lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
+    "fashion": (lambda: TwoConvNet(1, 5, 2, 3136, 1024, 0.4), lambda p: torch.optim.Adam(p, lr=1e-3)),
 }
 
 

@@ -10,6 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The cifar and fashion nets: two blocks of conv (k x k, stride 1, padding pad) - ReLU -
+ * 2x2 max pool, then flatten (flat values) - linear to hidden - ReLU - dropout (when
+ * dropout > 0) - linear to 10 classes. Fills s from 0; returns the layer count. */
+static int two_conv_blocks(ln_layer_spec *s, int in, int c1, int c2, int k, int pad, int flat, int hidden,
+                           float dropout)
+{
+    int i = 0;
+    s[i++] = ln_conv2d(in, c1, k, 1, pad);
+    s[i++] = ln_simple_layer(LN_RELU);
+    s[i++] = ln_maxpool2d(2, 0);
+    s[i++] = ln_conv2d(c1, c2, k, 1, pad);
+    s[i++] = ln_simple_layer(LN_RELU);
+    s[i++] = ln_maxpool2d(2, 0);
+    s[i++] = ln_simple_layer(LN_FLATTEN);
+    s[i++] = ln_linear(flat, hidden);
+    s[i++] = ln_simple_layer(LN_RELU);
+    if (dropout > 0) s[i++] = ln_dropout(LN_DROPOUT, dropout);
+    s[i++] = ln_linear(hidden, 10);
+    return i;
+}
+
 static int net_specs(const char *name, ln_layer_spec *s, int64_t *dims)
 {
     int i = 0;
@@ -46,28 +67,9 @@ static int net_specs(const char *name, ln_layer_spec *s, int64_t *dims)
     } else if (!strcmp(name, "cifar")) {
         dims[0] = 3;
         dims[1] = dims[2] = 32;
-        s[i++] = ln_conv2d(3, 32, 3, 1, 1);
-        s[i++] = ln_simple_layer(LN_RELU);
-        s[i++] = ln_maxpool2d(2, 0);
-        s[i++] = ln_conv2d(32, 64, 3, 1, 1);
-        s[i++] = ln_simple_layer(LN_RELU);
-        s[i++] = ln_maxpool2d(2, 0);
-        s[i++] = ln_simple_layer(LN_FLATTEN);
-        s[i++] = ln_linear(4096, 128);
-        s[i++] = ln_simple_layer(LN_RELU);
-        s[i++] = ln_linear(128, 10);
+        i = two_conv_blocks(s, 3, 32, 64, 3, 1, 4096, 128, 0);
     } else if (!strcmp(name, "fashion")) {
-        s[i++] = ln_conv2d(1, 32, 5, 1, 2);
-        s[i++] = ln_simple_layer(LN_RELU);
-        s[i++] = ln_maxpool2d(2, 0);
-        s[i++] = ln_conv2d(32, 64, 5, 1, 2);
-        s[i++] = ln_simple_layer(LN_RELU);
-        s[i++] = ln_maxpool2d(2, 0);
-        s[i++] = ln_simple_layer(LN_FLATTEN);
-        s[i++] = ln_linear(3136, 1024);
-        s[i++] = ln_simple_layer(LN_RELU);
-        s[i++] = ln_dropout(LN_DROPOUT, 0.4f);
-        s[i++] = ln_linear(1024, 10);
+        i = two_conv_blocks(s, 1, 32, 64, 5, 2, 3136, 1024, 0.4f);
     } else {
         return 0;
     }

@@ -4,13 +4,8 @@
 local lfs = require("lfs")
 local lunet = require("lunet")
 local util = require("util")
-local shell_quote = util.shell_quote
-local read = util.read
-local write = util.write
-local temp_dir = util.temp_dir
-local rm_rf = util.rm_rf
-local run = util.run
-local explain = util.explain
+local shell_quote, read, write, temp_dir, rm_rf, run, explain =
+  util.shell_quote, util.read, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 
 local ROOT = lfs.currentdir()
 local LUNET = ROOT .. "/bin/lunet"
@@ -20,6 +15,14 @@ local LUNET = ROOT .. "/bin/lunet"
 local function lunet_run(script, args, input)
   return run(("%s run %s %s"):format(shell_quote(LUNET), shell_quote(ROOT .. "/examples/" .. script), args or ""),
     input)
+end
+
+-- Runs an example that must stop with status 1 and say `message` (plain text) on stderr.
+local function refused(script, args, message)
+  local r = lunet_run(script, args)
+  assert.equal(1, r.code, explain(r))
+  assert.matches(message, r.err, 1, true)
+  return r
 end
 
 -- The 3x5 font of the synthetic digits, drawn 4x: a PGM writer independent of the
@@ -117,23 +120,13 @@ describe("examples/classify.lua", function()
 
   it("rejects a file that is not a PGM, no images, and unknown options", function()
     write(tmp .. "/note.txt", "hello\n")
-    local bad = lunet_run("classify.lua", "--synthetic " .. shell_quote(tmp .. "/note.txt"))
-    assert.equal(1, bad.code)
-    assert.matches("not a PGM image", bad.err, 1, true)
+    refused("classify.lua", "--synthetic " .. shell_quote(tmp .. "/note.txt"), "not a PGM image")
     write(tmp .. "/short.pgm", "P5\n28 28\n255\nabc")
-    bad = lunet_run("classify.lua", "--synthetic " .. shell_quote(tmp .. "/short.pgm"))
-    assert.equal(1, bad.code)
-    assert.matches("truncated PGM", bad.err, 1, true)
-    bad = lunet_run("classify.lua", "--synthetic")
-    assert.equal(1, bad.code)
-    assert.matches("no images given", bad.err, 1, true)
+    refused("classify.lua", "--synthetic " .. shell_quote(tmp .. "/short.pgm"), "truncated PGM")
+    local bad = refused("classify.lua", "--synthetic", "no images given")
     assert.matches("usage:", bad.err, 1, true)
-    bad = lunet_run("classify.lua", "--epochs zero x.pgm")
-    assert.equal(1, bad.code)
-    assert.matches("--epochs needs a positive integer", bad.err, 1, true)
-    bad = lunet_run("classify.lua", "--colour x.pgm")
-    assert.equal(1, bad.code)
-    assert.matches("unknown option '--colour'", bad.err, 1, true)
+    refused("classify.lua", "--epochs zero x.pgm", "--epochs needs a positive integer")
+    refused("classify.lua", "--colour x.pgm", "unknown option '--colour'")
   end)
 
   it("trains on MNIST when it is found", function()
@@ -198,9 +191,7 @@ describe("examples/embed_app.lua", function()
     assert.equal(1, r.code)
     assert.matches("embed_app: .*none%.lnet", r.err)
     assert.equal("", r.out)
-    r = lunet_run("embed_app.lua", "")
-    assert.equal(1, r.code)
-    assert.matches("usage:", r.err, 1, true)
+    refused("embed_app.lua", "", "usage:")
   end)
 end)
 
@@ -219,12 +210,8 @@ describe("examples/custom_net.lua", function()
   end)
 
   it("rejects bad arguments with status 1", function()
-    local r = lunet_run("custom_net.lua", "--lr -1")
-    assert.equal(1, r.code)
-    assert.matches("--lr needs a positive number", r.err, 1, true)
-    r = lunet_run("custom_net.lua", "extra")
-    assert.equal(1, r.code)
-    assert.matches("unknown argument 'extra'", r.err, 1, true)
+    refused("custom_net.lua", "--lr -1", "--lr needs a positive number")
+    refused("custom_net.lua", "extra", "unknown argument 'extra'")
   end)
 end)
 
@@ -256,9 +243,8 @@ describe("examples/sweep.lua", function()
   end)
 
   it("rejects a bad list with status 1", function()
-    local r = lunet_run("sweep.lua", "--lr 0.1,fast")
-    assert.equal(1, r.code)
-    assert.matches("--lr needs a comma-separated list of positive numbers, got '0.1,fast'", r.err, 1, true)
+    refused("sweep.lua", "--lr 0.1,fast",
+      "--lr needs a comma-separated list of positive numbers, got '0.1,fast'")
   end)
 end)
 
@@ -284,12 +270,9 @@ describe("examples/fashion.lua", function()
   end)
 
   it("rejects a bad argument with status 1", function()
-    local r = lunet_run("fashion.lua", "--epochs zero")
-    assert.equal(1, r.code)
-    assert.matches("--epochs needs a positive integer", r.err, 1, true)
-    r = lunet_run("fashion.lua", "--dir " .. shell_quote(tmp .. "/nowhere"))
-    assert.equal(1, r.code)
-    assert.matches("(the Fashion-MNIST train files are not in " .. tmp .. "/nowhere)", r.err, 1, true)
+    refused("fashion.lua", "--epochs zero", "--epochs needs a positive integer")
+    refused("fashion.lua", "--dir " .. shell_quote(tmp .. "/nowhere"),
+      "(the Fashion-MNIST train files are not in " .. tmp .. "/nowhere)")
   end)
 end)
 

@@ -5,13 +5,8 @@
 -- rockspec builds with the same Makefile.
 local lfs = require("lfs")
 local util = require("util")
-local shell_quote = util.shell_quote
-local read = util.read
-local write = util.write
-local temp_dir = util.temp_dir
-local rm_rf = util.rm_rf
-local run = util.run
-local explain = util.explain
+local shell_quote, read, write, temp_dir, rm_rf, run, explain =
+  util.shell_quote, util.read, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 
 local ROOT = lfs.currentdir()
 

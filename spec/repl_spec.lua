@@ -4,12 +4,8 @@ local lfs = require("lfs")
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 local util = require("util")
-local shell_quote = util.shell_quote
-local write = util.write
-local temp_dir = util.temp_dir
-local rm_rf = util.rm_rf
-local run = util.run
-local explain = util.explain
+local shell_quote, write, temp_dir, rm_rf, run, explain =
+  util.shell_quote, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 
 local ROOT = lfs.currentdir()
 local LUNET = ROOT .. "/bin/lunet"
@@ -110,7 +106,7 @@ describe("the lunet REPL", function()
   end)
 
   it("keeps lunet out of the globals of code that requires it", function()
-    local q = run(util.LUA .. " -e " .. shell_quote('local l = require("lunet"); print(rawget(_G, "lunet"), type(l))'))
+    local q = util.run_lua('local l = require("lunet"); print(rawget(_G, "lunet"), type(l))')
     assert.equal("nil\ttable\n", q.out, explain(q))
   end)
 end)
@@ -247,7 +243,7 @@ describe("lunet.help", function()
   end)
 
   it("prints through lunet.help", function()
-    local r = run(util.LUA .. " -e " .. shell_quote('require("lunet").help("net:save")'))
+    local r = util.run_lua('require("lunet").help("net:save")')
     assert.matches("^net:save%(path%)", r.out, explain(r))
   end)
 end)

@@ -176,13 +176,15 @@ describe("lunet.result", function()
 
     it("prints a short summary", function()
       local s = tostring(sample())
-      assert.matches('lunet result "sgd lr=0.1"', s, 1, true)
-      assert.matches("optimizer=sgd lr=0.1 momentum=0.9 batch=64 iterations=4 runs=3", s, 1, true)
-      assert.matches("runs:    4 (1 left out as diverged)", s, 1, true)
-      assert.matches("final:   0.2 ± 0.0707 (iteration 4)", s, 1, true)
-      assert.matches("plateau: n/a (fewer iterations than the window of 10)", s, 1, true)
-      assert.matches("time:    12.50 s", s, 1, true)
-      assert.matches("mean:    █▄▂▁", s, 1, true)
+      util.assert_contains(s, {
+        'lunet result "sgd lr=0.1"',
+        "optimizer=sgd lr=0.1 momentum=0.9 batch=64 iterations=4 runs=3",
+        "runs:    4 (1 left out as diverged)",
+        "final:   0.2 ± 0.0707 (iteration 4)",
+        "plateau: n/a (fewer iterations than the window of 10)",
+        "time:    12.50 s",
+        "mean:    █▄▂▁",
+      })
     end)
 
     it("shows every optimizer setting that is not its default", function()
@@ -317,9 +319,7 @@ describe("lunet.result", function()
     end)
 
     it("returns nil and a message on I/O errors instead of raising", function()
-      local f = assert(io.open(dir .. "/plain", "w"))
-      f:write("x")
-      f:close()
+      util.write(dir .. "/plain", "x")
       local ok, err = sample():save(dir .. "/plain/sub/exp")
       assert.is_nil(ok)
       assert.is_string(err)
@@ -344,11 +344,13 @@ describe("lunet.result", function()
     before_each(function() dir = temp_dir() end)
     after_each(function() rm_rf(dir) end)
 
-    local function write(name, text)
-      local f = assert(io.open(dir .. "/" .. name, "w"))
-      f:write(text)
-      f:close()
-      return dir .. "/" .. name
+    -- Loading the file `name` holding `text` must fail with no result and an error matching `pattern`.
+    local function load_fails(name, text, pattern)
+      local path = dir .. "/" .. name
+      if text then util.write(path, text) end
+      local r, err = Result.load(path)
+      assert.is_nil(r)
+      assert.matches(pattern, err)
     end
 
     it("raises on a path that is not a string", function()
@@ -357,33 +359,21 @@ describe("lunet.result", function()
     end)
 
     it("fails cleanly on a missing file", function()
-      local r, err = Result.load(dir .. "/nope.json")
-      assert.is_nil(r)
-      assert.matches("cannot open", err)
+      load_fails("nope.json", nil, "cannot open")
     end)
 
     it("fails cleanly on corrupt JSON", function()
-      local r, err = Result.load(write("bad.json", '{"format": "lunet-result", "runs": ['))
-      assert.is_nil(r)
-      assert.matches("corrupt JSON", err)
+      load_fails("bad.json", '{"format": "lunet-result", "runs": [', "corrupt JSON")
     end)
 
     it("fails cleanly on a wrong format tag or version", function()
-      local r, err = Result.load(write("other.json", '{"format": "something-else", "version": 1}'))
-      assert.is_nil(r)
-      assert.matches("not a lunet result", err)
-      r, err = Result.load(write("list.json", "[1, 2, 3]"))
-      assert.is_nil(r)
-      assert.matches("not a lunet result", err)
-      r, err = Result.load(write("v2.json", '{"format": "lunet-result", "version": 2}'))
-      assert.is_nil(r)
-      assert.matches("version 2", err)
+      load_fails("other.json", '{"format": "something-else", "version": 1}', "not a lunet result")
+      load_fails("list.json", "[1, 2, 3]", "not a lunet result")
+      load_fails("v2.json", '{"format": "lunet-result", "version": 2}', "version 2")
     end)
 
     it("fails cleanly on malformed runs", function()
-      local r, err = Result.load(write("runs.json", '{"format": "lunet-result", "version": 1, "runs": [3]}'))
-      assert.is_nil(r)
-      assert.matches("runs%[1%]", err)
+      load_fails("runs.json", '{"format": "lunet-result", "version": 1, "runs": [3]}', "runs%[1%]")
     end)
   end)
 end)

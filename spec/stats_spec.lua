@@ -28,23 +28,22 @@ describe("lunet.stats", function()
   end)
 
   describe("t_quantile_975", function()
+    -- cases: {degrees of freedom, expected quantile, tolerance}
+    local function check(cases)
+      for _, c in ipairs(cases) do assert.is_near(c[2], stats.t_quantile_975(c[1]), c[3], "df=" .. c[1]) end
+    end
+
     it("matches the standard table", function()
-      assert.is_near(12.706, stats.t_quantile_975(1), 1e-3)
-      assert.is_near(4.303, stats.t_quantile_975(2), 1e-3)
-      assert.is_near(2.228, stats.t_quantile_975(10), 1e-3)
-      assert.is_near(2.093, stats.t_quantile_975(19), 1e-3)
-      assert.is_near(2.042, stats.t_quantile_975(30), 1e-3)
+      check({ { 1, 12.706, 1e-3 }, { 2, 4.303, 1e-3 }, { 10, 2.228, 1e-3 }, { 19, 2.093, 1e-3 }, { 30, 2.042, 1e-3 } })
     end)
 
     it("is accurate beyond the table", function()
       -- Reference values from numerically integrating the t density.
-      assert.is_near(2.0395134464, stats.t_quantile_975(31), 1e-6)
-      assert.is_near(2.0210753903, stats.t_quantile_975(40), 1e-6)
-      assert.is_near(2.0002978220, stats.t_quantile_975(60), 1e-6)
-      assert.is_near(1.984, stats.t_quantile_975(100), 1e-3)
-      assert.is_near(1.9839715185, stats.t_quantile_975(100), 1e-6)
-      assert.is_near(1.9623390808, stats.t_quantile_975(1000), 1e-6)
-      assert.is_near(1.959964, stats.t_quantile_975(math.huge), 1e-6)
+      check({
+        { 31, 2.0395134464, 1e-6 }, { 40, 2.0210753903, 1e-6 }, { 60, 2.0002978220, 1e-6 },
+        { 100, 1.984, 1e-3 }, { 100, 1.9839715185, 1e-6 }, { 1000, 1.9623390808, 1e-6 },
+        { math.huge, 1.959964, 1e-6 },
+      })
     end)
 
     it("decreases monotonically with df", function()

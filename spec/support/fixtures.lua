@@ -472,23 +472,21 @@ function M.set_net_params(net, params, chk)
   end
 end
 
---- The flat gradient in the order of net:_params(): layer order, weight then bias.
-function M.flat_grads(net)
+-- The values of the tensors of `entries` (net:gradients() or net:parameters()) in their
+-- order, one flat list.
+local function flat_values(entries)
   local flat = {}
-  for _, g in ipairs(net:gradients()) do
-    for _, v in ipairs(g.tensor:totable()) do flat[#flat + 1] = v end
-  end
-  return lunet.tensor(flat)
-end
-
---- The flat parameters built the same way, to check the layout assumption.
-function M.flat_params(net)
-  local flat = {}
-  for _, p in ipairs(net:parameters()) do
-    for _, v in ipairs(p.tensor:totable()) do flat[#flat + 1] = v end
+  for _, e in ipairs(entries) do
+    for _, v in ipairs(e.tensor:totable()) do flat[#flat + 1] = v end
   end
   return flat
 end
+
+--- The flat gradient in the order of net:_params(): layer order, weight then bias.
+function M.flat_grads(net) return lunet.tensor(flat_values(net:gradients())) end
+
+--- The flat parameters built the same way, to check the layout assumption.
+function M.flat_params(net) return flat_values(net:parameters()) end
 
 --- dL/dout of the NLL mean: -1/N at each label.
 function M.nll_dout(labels, classes)

@@ -7,11 +7,11 @@ local data = require("synthetic")(64, 4, 1)
 local out = arg[1] or "out"
 local base = { model = lunet.models.mnist_cnn, data = data, batch = 16, iterations = 2, runs = 2, seed = 5,
   threads = 1, quiet = true, out = out }
-local function with(t)
-  local o = {}
-  for k, v in pairs(base) do o[k] = v end
-  for k, v in pairs(t) do o[k] = v end
-  return o
+local function with(t) -- t (a fresh table) completed with the base options it does not set
+  for k, v in pairs(base) do
+    if t[k] == nil then t[k] = v end
+  end
+  return t
 end
 local first = lunet.experiment(with { name = "first", optimizer = { "sgd", lr = 0.01 } })
 local lr = first:final() > 1 and 0.05 or 0.02 -- stage 2 needs stage 1's numbers

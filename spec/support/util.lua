@@ -1,6 +1,7 @@
 -- Helpers shared by the specs: temporary directories, whole-file reads and writes,
 -- and running shell commands with their output captured.
 local lfs = require("lfs")
+local luassert = require("luassert")
 
 local util = {}
 
@@ -91,6 +92,11 @@ function util.run(cmd, input)
   return r
 end
 
+-- Runs the Lua chunk `code` in a new lua5.4 process (util.LUA -e); returns as util.run.
+function util.run_lua(code, input)
+  return util.run(util.LUA .. " -e " .. util.shell_quote(code), input)
+end
+
 -- Are two lists of numbers the same doubles, bit for bit?
 function util.same_bits(a, b)
   if #a ~= #b then return false end
@@ -112,6 +118,11 @@ function util.idx_header(type_code, dims)
   local h = string.pack(">BBBB", 0, 0, type_code, #dims)
   for _, d in ipairs(dims) do h = h .. string.pack(">I4", d) end
   return h
+end
+
+-- Asserts that `text` holds every string of `pieces`, each as plain text (not a pattern).
+function util.assert_contains(text, pieces)
+  for _, piece in ipairs(pieces) do luassert.matches(piece, text, 1, true) end
 end
 
 -- A command's result as text, for assertion messages.

@@ -20,7 +20,9 @@
 # The daemons talk over 127.0.0.1 on two free ports; munged only over its socket in DIR.
 set -eu
 
-die() { echo "slurm.sh: $*" >&2; exit 1; }
+PROG=slurm.sh
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh"
 
 need_tools() {
     missing=""
@@ -37,10 +39,6 @@ need_tools() {
 
 # A TCP port nobody listens on (checked in /proc/net/tcp*; the daemons fail clearly if
 # another process takes it in between).
-port_in_use() {
-    hex=$(printf '%04X' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hex" '$2 ~ p"$" { found = 1 } END { exit !found }'
-}
 free_port() {
     avoid=${1:-0}
     i=0
@@ -171,12 +169,6 @@ wait_for() {
     die "start failed (state kept in $DIR)"
 }
 
-find_dir() {
-    DIR=${1:-${LUNET_SLURM_DIR:-}}
-    [ -n "$DIR" ] || die "which cluster? give its directory or set LUNET_SLURM_DIR (printed by start)"
-    [ -d "$DIR/pids" ] || die "$DIR is not a cluster directory of slurm.sh (no pids/)"
-    DIR=$(cd "$DIR" && pwd)
-}
 
 # Processes started by this cluster's daemons (slurmstepd) carry LUNET_SLURM_DAEMON_DIR.
 marked_pids() {
@@ -218,14 +210,13 @@ stop_daemons() {
     rm -f "$DIR/pids/slurmd" "$DIR/pids/slurmctld" "$DIR/pids/munged"
 }
 
+# the state directory: the argument, else $LUNET_SLURM_DIR
+find_dir() { state_dir "${1:-${LUNET_SLURM_DIR:-}}" LUNET_SLURM_DIR cluster pids; }
+
 stop() {
     find_dir "${1:-}"
     stop_daemons
-    if [ "${LUNET_SLURM_KEEP:-0}" = 1 ]; then
-        echo "slurm.sh: stopped; state kept in $DIR"
-    else
-        rm -rf "$DIR"
-    fi
+    remove_state "${LUNET_SLURM_KEEP:-0}" state
 }
 
 status() {
@@ -239,9 +230,4 @@ status() {
     return $rc
 }
 
-case "${1:-}" in
-    start|up) shift; start "$@" ;;
-    stop|down) shift; stop "$@" ;;
-    status) shift; status "$@" ;;
-    *) echo "usage: $0 start [DIR] | status [DIR] | stop [DIR]" >&2; exit 2 ;;
-esac
+main "$@"

@@ -19,15 +19,12 @@
 # The host aliases are lunet-a and lunet-b (LUNET_SSH_HOSTS overrides: a list of names).
 set -eu
 
-die() { echo "sshd.sh: $*" >&2; exit 1; }
+PROG=sshd.sh
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh"
 
 SSHD=/usr/sbin/sshd          # sshd must be started by its absolute path
 HOSTS=${LUNET_SSH_HOSTS:-lunet-a lunet-b}
-
-port_in_use() {
-    hex=$(printf '%04X' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hex" '$2 ~ p"$" { found = 1 } END { exit !found }'
-}
 
 alive_sshd() {
     f="$DIR/sshd.pid.started"
@@ -125,13 +122,6 @@ CONF
     echo "LUNET_SSHLOGINFILE=$DIR/sshloginfile; export LUNET_SSHLOGINFILE"
 }
 
-find_dir() {
-    DIR=${1:-${LUNET_SSHD_DIR:-}}
-    [ -n "$DIR" ] || die "which sshd? give its directory or set LUNET_SSHD_DIR (printed by start)"
-    [ -f "$DIR/sshd_config" ] || die "$DIR is not a directory of sshd.sh (no sshd_config)"
-    DIR=$(cd "$DIR" && pwd)
-}
-
 stop_sshd() {
     p=$(alive_sshd || true)
     [ -n "$p" ] || return 0
@@ -143,10 +133,13 @@ stop_sshd() {
     rm -f "$DIR/sshd.pid.started"
 }
 
+# the state directory: the argument, else $LUNET_SSHD_DIR
+find_dir() { state_dir "${1:-${LUNET_SSHD_DIR:-}}" LUNET_SSHD_DIR sshd sshd_config; }
+
 stop() {
     find_dir "${1:-}"
     stop_sshd
-    if [ "${LUNET_SSHD_KEEP:-0}" = 1 ]; then echo "sshd.sh: stopped; files kept in $DIR"; else rm -rf "$DIR"; fi
+    remove_state "${LUNET_SSHD_KEEP:-0}" files
 }
 
 status() {
@@ -159,9 +152,4 @@ status() {
     done
 }
 
-case "${1:-}" in
-    start|up) shift; start "$@" ;;
-    stop|down) shift; stop "$@" ;;
-    status) shift; status "$@" ;;
-    *) echo "usage: $0 start [DIR] | status [DIR] | stop [DIR]" >&2; exit 2 ;;
-esac
+main "$@"
