@@ -310,26 +310,31 @@ int info_slot(lua_State *L, const char *mt)
     return 1;
 }
 
-void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                           lua_CFunction gc, lua_CFunction tostring, lua_CFunction index)
+void open_class(lua_State *L, const lunet_class *c)
 {
-    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, c->functions, 0);
+    luaL_newmetatable(L, c->name);
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    luaL_setfuncs(L, c->methods, 0);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
-    if (index) lua_pushcclosure(L, index, 1); /* upvalue: the methods table */
+    if (c->index) lua_pushcclosure(L, c->index, 1); /* upvalue: the methods table */
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
+    lua_pushcfunction(L, c->gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
+    lua_pushcfunction(L, c->gc);
     lua_setfield(L, -2, "__close");
-    if (tostring) {
-        lua_pushcfunction(L, tostring);
+    if (c->tostring) {
+        lua_pushcfunction(L, c->tostring);
         lua_setfield(L, -2, "__tostring");
     }
-    lua_pushstring(L, name);
+    if (c->len) {
+        lua_pushcfunction(L, c->len);
+        lua_setfield(L, -2, "__len");
+    }
+    lua_pushstring(L, c->name);
     lua_setfield(L, -2, "__name");
+    lua_setfield(L, -2, c->field);
 }
 
 /* A metatable for userdata that never reach Lua code (pin guards, run results): hidden

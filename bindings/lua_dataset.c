@@ -379,9 +379,9 @@ static const luaL_Reg dataset_functions[] = {
 
 void lunet_open_dataset(lua_State *L)
 {
-    luaL_setfuncs(L, dataset_functions, 0);
-    register_class(L, DATASET_MT, dataset_methods, dataset_free, NULL, NULL);
-    lua_pushcfunction(L, dataset_size);
-    lua_setfield(L, -2, "__len");
-    lua_setfield(L, -2, "Dataset");
+    static const lunet_class dataset_class = {
+        .name = DATASET_MT, .field = "Dataset", .functions = dataset_functions,
+        .methods = dataset_methods, .gc = dataset_free, .len = dataset_size,
+    };
+    open_class(L, &dataset_class);
 }

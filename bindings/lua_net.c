@@ -597,9 +597,11 @@ static void push_layer_kinds(lua_State *L)
 
 void lunet_open_net(lua_State *L)
 {
-    luaL_setfuncs(L, net_functions, 0);
+    static const lunet_class net_class = {
+        .name = NET_MT, .field = "Net", .functions = net_functions,
+        .methods = net_methods, .gc = net_free,
+    };
+    open_class(L, &net_class);
     push_layer_kinds(L);
     lua_setfield(L, -2, "layer_kinds");
-    register_class(L, NET_MT, net_methods, net_free, NULL, NULL);
-    lua_setfield(L, -2, "Net");
 }

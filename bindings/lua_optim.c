@@ -131,7 +131,9 @@ static const luaL_Reg optim_functions[] = {
 
 void lunet_open_optim(lua_State *L)
 {
-    luaL_setfuncs(L, optim_functions, 0);
-    register_class(L, OPTIM_MT, optim_methods, optim_free, optim_tostring, NULL);
-    lua_setfield(L, -2, "Optimizer");
+    static const lunet_class optim_class = {
+        .name = OPTIM_MT, .field = "Optimizer", .functions = optim_functions,
+        .methods = optim_methods, .gc = optim_free, .tostring = optim_tostring,
+    };
+    open_class(L, &optim_class);
 }

@@ -186,9 +186,10 @@ static const luaL_Reg tensor_functions[] = {
 
 void lunet_open_tensor(lua_State *L)
 {
-    luaL_setfuncs(L, tensor_functions, 0);
-    register_class(L, TENSOR_MT, tensor_methods, tensor_free, tensor_tostring, tensor_index);
-    lua_pushcfunction(L, tensor_len);
-    lua_setfield(L, -2, "__len");
-    lua_setfield(L, -2, "Tensor");
+    static const lunet_class tensor_class = {
+        .name = TENSOR_MT, .field = "Tensor", .functions = tensor_functions,
+        .methods = tensor_methods, .gc = tensor_free, .tostring = tensor_tostring,
+        .index = tensor_index, .len = tensor_len,
+    };
+    open_class(L, &tensor_class);
 }
