@@ -368,20 +368,10 @@ static int l_idx_read(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg dataset_functions[] = {
-    {"dataset_from", l_dataset_from},
-    {"dataset_idx", l_dataset_idx},
-    {"dataset_csv", l_dataset_csv},
-    {"dataset_cifar", l_dataset_cifar},
-    {"idx_read", l_idx_read},
-    {NULL, NULL},
+const lunet_class lunet_dataset_class = {
+    .name = DATASET_MT, .field = "Dataset", .methods = dataset_methods, .gc = dataset_free,
+    .len = dataset_size,
+    .functions = (const luaL_Reg[]){{"dataset_from", l_dataset_from}, {"dataset_idx", l_dataset_idx},
+                                    {"dataset_csv", l_dataset_csv}, {"dataset_cifar", l_dataset_cifar},
+                                    {"idx_read", l_idx_read}, {NULL, NULL}},
 };
-
-void lunet_open_dataset(lua_State *L)
-{
-    static const lunet_class dataset_class = {
-        .name = DATASET_MT, .field = "Dataset", .functions = dataset_functions,
-        .methods = dataset_methods, .gc = dataset_free, .len = dataset_size,
-    };
-    open_class(L, &dataset_class);
-}

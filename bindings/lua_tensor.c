@@ -179,17 +179,8 @@ static const luaL_Reg tensor_methods[] = {
     {"reshape", tensor_reshape}, {"free", tensor_free},   {NULL, NULL},
 };
 
-static const luaL_Reg tensor_functions[] = {
-    {"tensor", l_tensor},
-    {NULL, NULL},
+const lunet_class lunet_tensor_class = {
+    .name = TENSOR_MT, .field = "Tensor", .methods = tensor_methods, .gc = tensor_free,
+    .tostring = tensor_tostring, .index = tensor_index, .len = tensor_len,
+    .functions = (const luaL_Reg[]){{"tensor", l_tensor}, {NULL, NULL}},
 };
-
-void lunet_open_tensor(lua_State *L)
-{
-    static const lunet_class tensor_class = {
-        .name = TENSOR_MT, .field = "Tensor", .functions = tensor_functions,
-        .methods = tensor_methods, .gc = tensor_free, .tostring = tensor_tostring,
-        .index = tensor_index, .len = tensor_len,
-    };
-    open_class(L, &tensor_class);
-}
