@@ -222,13 +222,9 @@ static int dataset_size(lua_State *L)
 
 static int dataset_shape(lua_State *L)
 {
-    ln_dataset *d = check_dataset(L, 1);
-    const lua_Integer dims[3] = {d->channels, d->height, d->width}; /* read before allocating */
-    lua_createtable(L, 3, 0);
-    for (int i = 0; i < 3; i++) {
-        lua_pushinteger(L, dims[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
+    const ln_dataset *d = check_dataset(L, 1);
+    const int64_t dims[3] = {d->channels, d->height, d->width};
+    push_shape(L, ln_shape_make(3, dims)); /* a copy: read before allocating */
     return 1;
 }
 
