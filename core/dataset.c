@@ -266,8 +266,8 @@ ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_p
     memset(&lab, 0, sizeof lab);
     float *values = NULL;
     int32_t *labels = NULL;
-    /* Only the first `limit` samples are kept in memory (and decoded, see
-     * ln_idx_read_items). */
+    /* Only the first `limit` samples are kept in memory (the files are still checked
+     * whole). */
     const size_t keep = limit > 0 ? (size_t)limit : 0;
     ln_status st = ln_idx_read_items(images_path, keep, &img, err);
     if (st != LN_OK) return st;
