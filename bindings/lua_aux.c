@@ -37,45 +37,50 @@ lua_Integer check_range(lua_State *L, int arg, const char *name, lua_Integer lo,
     return v;
 }
 
+/* Pushes t[key] and returns 1, or pushes nothing and returns 0 when it is nil. */
+static int field_get(lua_State *L, int t, const char *key)
+{
+    lua_getfield(L, t, key);
+    if (!lua_isnil(L, -1)) return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Raises "option 'key': <what> expected, got <type of the value on top>". */
+static void field_type_error(lua_State *L, const char *key, const char *what)
+{
+    luaL_error(L, "option '%s': %s expected, got %s", key, what, luaL_typename(L, -1));
+}
+
 /* Reads t[key] as an integer (default if nil), raising an error naming the field. */
 lua_Integer field_int(lua_State *L, int t, const char *key, lua_Integer def, lua_Integer lo,
                              lua_Integer hi)
 {
-    lua_getfield(L, t, key);
-    lua_Integer v = def;
-    if (!lua_isnil(L, -1)) {
-        int ok;
-        v = lua_tointegerx(L, -1, &ok);
-        if (!ok) luaL_error(L, "option '%s': integer expected, got %s", key, luaL_typename(L, -1));
-        if (v < lo || v > hi) luaL_error(L, "option '%s' must be in [%I, %I] (got %I)", key, lo, hi, v);
-    }
+    if (!field_get(L, t, key)) return def;
+    int ok;
+    const lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok) field_type_error(L, key, "integer");
+    if (v < lo || v > hi) luaL_error(L, "option '%s' must be in [%I, %I] (got %I)", key, lo, hi, v);
     lua_pop(L, 1);
     return v;
 }
 
 double field_num(lua_State *L, int t, const char *key, double def)
 {
-    lua_getfield(L, t, key);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        int ok;
-        v = lua_tonumberx(L, -1, &ok);
-        if (!ok) luaL_error(L, "option '%s': number expected, got %s", key, luaL_typename(L, -1));
-        if (isnan(v)) luaL_error(L, "option '%s' must not be NaN", key);
-    }
+    if (!field_get(L, t, key)) return def;
+    int ok;
+    const double v = lua_tonumberx(L, -1, &ok);
+    if (!ok) field_type_error(L, key, "number");
+    if (isnan(v)) luaL_error(L, "option '%s' must not be NaN", key);
     lua_pop(L, 1);
     return v;
 }
 
 int field_bool(lua_State *L, int t, const char *key, int def)
 {
-    lua_getfield(L, t, key);
-    int v = def;
-    if (!lua_isnil(L, -1)) {
-        if (!lua_isboolean(L, -1))
-            luaL_error(L, "option '%s': boolean expected, got %s", key, luaL_typename(L, -1));
-        v = lua_toboolean(L, -1);
-    }
+    if (!field_get(L, t, key)) return def;
+    if (!lua_isboolean(L, -1)) field_type_error(L, key, "boolean");
+    const int v = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
 }
@@ -85,13 +90,8 @@ int field_bool(lua_State *L, int t, const char *key, int def)
 const char *field_str(lua_State *L, int t, const char *key, const char *def)
 {
     luaL_checkstack(L, 2, "option tables");
-    lua_getfield(L, t, key);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "option '%s': string expected, got %s", key, luaL_typename(L, -1));
+    if (!field_get(L, t, key)) return def;
+    if (lua_type(L, -1) != LUA_TSTRING) field_type_error(L, key, "string");
     return lua_tostring(L, -1);
 }
 
@@ -310,26 +310,31 @@ int info_slot(lua_State *L, const char *mt)
     return 1;
 }
 
-void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                           lua_CFunction gc, lua_CFunction tostring, lua_CFunction index)
+void open_class(lua_State *L, const lunet_class *c)
 {
-    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, c->functions, 0);
+    luaL_newmetatable(L, c->name);
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    luaL_setfuncs(L, c->methods, 0);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
-    if (index) lua_pushcclosure(L, index, 1); /* upvalue: the methods table */
+    if (c->index) lua_pushcclosure(L, c->index, 1); /* upvalue: the methods table */
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
+    lua_pushcfunction(L, c->gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
+    lua_pushcfunction(L, c->gc);
     lua_setfield(L, -2, "__close");
-    if (tostring) {
-        lua_pushcfunction(L, tostring);
+    if (c->tostring) {
+        lua_pushcfunction(L, c->tostring);
         lua_setfield(L, -2, "__tostring");
     }
-    lua_pushstring(L, name);
+    if (c->len) {
+        lua_pushcfunction(L, c->len);
+        lua_setfield(L, -2, "__len");
+    }
+    lua_pushstring(L, c->name);
     lua_setfield(L, -2, "__name");
+    lua_setfield(L, -2, c->field);
 }
 
 /* A metatable for userdata that never reach Lua code (pin guards, run results): hidden

@@ -26,10 +26,7 @@
 /* The openers: each adds its functions and class (metatable) to the module table on
  * top of the stack. */
 void lunet_open_aux(lua_State *L);
-void lunet_open_tensor(lua_State *L);
-void lunet_open_dataset(lua_State *L);
-void lunet_open_net(lua_State *L);
-void lunet_open_optim(lua_State *L);
+void lunet_open_layer_kinds(lua_State *L); /* lua_net.c: core.layer_kinds */
 void lunet_open_train(lua_State *L);
 void lunet_open_runs(lua_State *L);
 int lunet_open_sys(lua_State *L); /* lua_sys.c: the run store's system calls */
@@ -149,11 +146,22 @@ void *pin_field(lua_State *L, int guard, int t, const char *key, const obj_class
 
 /* ------------------------------------------------------------------ classes */
 
-/* A class's metatable `name`, left on the stack: methods (also as its field "methods"),
- * __gc = __close = gc, __tostring, and __index (the methods table, or the closure
- * `index` with the methods table as upvalue). */
-void register_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                    lua_CFunction gc, lua_CFunction tostring, lua_CFunction index);
+/* One class of the binding: what open_class registers. */
+typedef struct {
+    const char *name;          /* metatable name in the registry, e.g. "lunet.Tensor" */
+    const char *field;         /* the module field holding the metatable, e.g. "Tensor" */
+    const luaL_Reg *functions; /* module-level functions (constructors), set on the module */
+    const luaL_Reg *methods;   /* also the metatable's field "methods" */
+    lua_CFunction gc;          /* __gc = __close */
+    lua_CFunction tostring;    /* __tostring, or NULL */
+    lua_CFunction index;       /* NULL: __index is the methods table; else a closure over it */
+    lua_CFunction len;         /* __len, or NULL */
+} lunet_class;
+/* With the module table on top of the stack: sets c->functions on it, builds the class's
+ * metatable and stores it as module[c->field]. */
+void open_class(lua_State *L, const lunet_class *c);
+/* The classes, one per file: lua_tensor.c, lua_dataset.c, lua_net.c, lua_optim.c. */
+extern const lunet_class lunet_tensor_class, lunet_dataset_class, lunet_net_class, lunet_optim_class;
 /* A metatable for userdata that never reach Lua code (pin guards, run results): hidden,
  * with __gc and, if `closable`, __close = gc. */
 void register_hidden_class(lua_State *L, const char *name, lua_CFunction gc, int closable);

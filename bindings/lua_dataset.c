@@ -222,13 +222,9 @@ static int dataset_size(lua_State *L)
 
 static int dataset_shape(lua_State *L)
 {
-    ln_dataset *d = check_dataset(L, 1);
-    const lua_Integer dims[3] = {d->channels, d->height, d->width}; /* read before allocating */
-    lua_createtable(L, 3, 0);
-    for (int i = 0; i < 3; i++) {
-        lua_pushinteger(L, dims[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
+    const ln_dataset *d = check_dataset(L, 1);
+    const int64_t dims[3] = {d->channels, d->height, d->width};
+    push_shape(L, ln_shape_make(3, dims)); /* a copy: read before allocating */
     return 1;
 }
 
@@ -368,20 +364,10 @@ static int l_idx_read(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg dataset_functions[] = {
-    {"dataset_from", l_dataset_from},
-    {"dataset_idx", l_dataset_idx},
-    {"dataset_csv", l_dataset_csv},
-    {"dataset_cifar", l_dataset_cifar},
-    {"idx_read", l_idx_read},
-    {NULL, NULL},
+const lunet_class lunet_dataset_class = {
+    .name = DATASET_MT, .field = "Dataset", .methods = dataset_methods, .gc = dataset_free,
+    .len = dataset_size,
+    .functions = (const luaL_Reg[]){{"dataset_from", l_dataset_from}, {"dataset_idx", l_dataset_idx},
+                                    {"dataset_csv", l_dataset_csv}, {"dataset_cifar", l_dataset_cifar},
+                                    {"idx_read", l_idx_read}, {NULL, NULL}},
 };
-
-void lunet_open_dataset(lua_State *L)
-{
-    luaL_setfuncs(L, dataset_functions, 0);
-    register_class(L, DATASET_MT, dataset_methods, dataset_free, NULL, NULL);
-    lua_pushcfunction(L, dataset_size);
-    lua_setfield(L, -2, "__len");
-    lua_setfield(L, -2, "Dataset");
-}

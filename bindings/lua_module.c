@@ -113,10 +113,10 @@ __attribute__((visibility("default"))) int luaopen_lunet_core(lua_State *L)
     luaL_newlib(L, module_functions);
     lunet_open_aux(L);
     lunet_open_sys(L);
-    lunet_open_tensor(L);
-    lunet_open_dataset(L);
-    lunet_open_net(L);
-    lunet_open_optim(L);
+    static const lunet_class *const classes[] = {&lunet_tensor_class, &lunet_dataset_class,
+                                                 &lunet_net_class, &lunet_optim_class};
+    for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) open_class(L, classes[i]);
+    lunet_open_layer_kinds(L);
     lunet_open_train(L);
     lunet_open_runs(L);
     push_defaults(L);

@@ -552,10 +552,9 @@ static const luaL_Reg net_methods[] = {
     {"free", net_free},                 {NULL, NULL},
 };
 
-static const luaL_Reg net_functions[] = {
-    {"net", l_net},
-    {"load", l_load},
-    {NULL, NULL},
+const lunet_class lunet_net_class = {
+    .name = NET_MT, .field = "Net", .methods = net_methods, .gc = net_free,
+    .functions = (const luaL_Reg[]){{"net", l_net}, {"load", l_load}, {NULL, NULL}},
 };
 
 /* core.layer_kinds: {name = {file_tag =, params = {{name =, type = "int"|"float"|"bool",
@@ -595,11 +594,8 @@ static void push_layer_kinds(lua_State *L)
     }
 }
 
-void lunet_open_net(lua_State *L)
+void lunet_open_layer_kinds(lua_State *L)
 {
-    luaL_setfuncs(L, net_functions, 0);
     push_layer_kinds(L);
     lua_setfield(L, -2, "layer_kinds");
-    register_class(L, NET_MT, net_methods, net_free, NULL, NULL);
-    lua_setfield(L, -2, "Net");
 }

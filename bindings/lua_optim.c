@@ -124,14 +124,7 @@ static const luaL_Reg optim_methods[] = {
     {"step", optim_step}, {"reset", optim_reset}, {"steps", optim_steps}, {"free", optim_free}, {NULL, NULL},
 };
 
-static const luaL_Reg optim_functions[] = {
-    {"optimizer", l_optimizer},
-    {NULL, NULL},
+const lunet_class lunet_optim_class = {
+    .name = OPTIM_MT, .field = "Optimizer", .methods = optim_methods, .gc = optim_free,
+    .tostring = optim_tostring, .functions = (const luaL_Reg[]){{"optimizer", l_optimizer}, {NULL, NULL}},
 };
-
-void lunet_open_optim(lua_State *L)
-{
-    luaL_setfuncs(L, optim_functions, 0);
-    register_class(L, OPTIM_MT, optim_methods, optim_free, optim_tostring, NULL);
-    lua_setfield(L, -2, "Optimizer");
-}

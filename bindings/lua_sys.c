@@ -33,21 +33,6 @@ static int fail_errno(lua_State *L, const char *what, const char *path, int e)
     return 3;
 }
 
-/* Writes all of s to fd; 0 or an errno value. */
-static int write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The directory part of path into buf ("." when there is none). */
 static void dir_of(const char *path, char *buf, size_t size)
 {
@@ -80,7 +65,7 @@ static int create_file(const char *path, const char *s, size_t n, int exclusive)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (exclusive ? O_EXCL : 0), 0644);
     if (fd < 0) return errno;
-    int e = write_all(fd, s, n);
+    int e = ln_write_all(fd, s, n);
     if (!e && fsync(fd) != 0) e = errno;
     if (close(fd) != 0 && !e) e = errno;
     if (e) unlink(path);

@@ -179,16 +179,8 @@ static const luaL_Reg tensor_methods[] = {
     {"reshape", tensor_reshape}, {"free", tensor_free},   {NULL, NULL},
 };
 
-static const luaL_Reg tensor_functions[] = {
-    {"tensor", l_tensor},
-    {NULL, NULL},
+const lunet_class lunet_tensor_class = {
+    .name = TENSOR_MT, .field = "Tensor", .methods = tensor_methods, .gc = tensor_free,
+    .tostring = tensor_tostring, .index = tensor_index, .len = tensor_len,
+    .functions = (const luaL_Reg[]){{"tensor", l_tensor}, {NULL, NULL}},
 };
-
-void lunet_open_tensor(lua_State *L)
-{
-    luaL_setfuncs(L, tensor_functions, 0);
-    register_class(L, TENSOR_MT, tensor_methods, tensor_free, tensor_tostring, tensor_index);
-    lua_pushcfunction(L, tensor_len);
-    lua_setfield(L, -2, "__len");
-    lua_setfield(L, -2, "Tensor");
-}

@@ -29,6 +29,25 @@ static void mask_layout(const ln_layer *l, int64_t *per_sample, int64_t *span)
     }
 }
 
+/* out = in * mask, each mask entry scaling its span of elements. Forward and backward
+ * both multiply by the same keep-scales (the layer is linear in its input). */
+static void apply_mask(const ln_layer *l, int batch, const float *in, float *out)
+{
+    int64_t per_sample, span;
+    mask_layout(l, &per_sample, &span);
+    const int64_t entries = (int64_t)batch * per_sample;
+    if (span == 1) {
+        for (int64_t i = 0; i < entries; i++) out[i] = in[i] * l->mask[i];
+        return;
+    }
+    for (int64_t e = 0; e < entries; e++) {
+        const float s = l->mask[e];
+        const float *ins = in + e * span;
+        float *outs = out + e * span;
+        for (int64_t i = 0; i < span; i++) outs[i] = ins[i] * s;
+    }
+}
+
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t total = (int64_t)ctx->batch * l->in_n;
@@ -55,16 +74,7 @@ void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
             l->mask[i] = ln_rng_uniform(ctx->rng) < p ? 0.0f : scale;
     }
 
-    if (span == 1) {
-        for (int64_t i = 0; i < total; i++) y[i] = x[i] * l->mask[i];
-    } else {
-        for (int64_t e = 0; e < entries; e++) {
-            const float s = l->mask[e];
-            const float *xs = x + e * span;
-            float *ys = y + e * span;
-            for (int64_t i = 0; i < span; i++) ys[i] = xs[i] * s;
-        }
-    }
+    apply_mask(l, ctx->batch, x, y);
 }
 
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
@@ -76,17 +86,5 @@ void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ct
         if (dx != dy) memcpy(dx, dy, sizeof(float) * (size_t)total);
         return;
     }
-    int64_t per_sample, span;
-    mask_layout(l, &per_sample, &span);
-    const int64_t entries = (int64_t)ctx->batch * per_sample;
-    if (span == 1) {
-        for (int64_t i = 0; i < total; i++) dx[i] = dy[i] * l->mask[i];
-    } else {
-        for (int64_t e = 0; e < entries; e++) {
-            const float s = l->mask[e];
-            const float *dys = dy + e * span;
-            float *dxs = dx + e * span;
-            for (int64_t i = 0; i < span; i++) dxs[i] = dys[i] * s;
-        }
-    }
+    apply_mask(l, ctx->batch, dy, dx);
 }

@@ -147,6 +147,8 @@ void activation_backward_reference(ln_layer *l, const float *x, const float *y, 
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 
+/* log(sum_i exp(x_i)) of n >= 1 floats, max-shifted, summed in double */
+double ln_log_sum_exp(const float *x, int64_t n);
 void log_softmax_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void log_softmax_backward(const ln_layer *l, const float *y, const float *dy, float *dx,
                           const ln_ctx *ctx);

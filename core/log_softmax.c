@@ -12,20 +12,28 @@
 
 #include <math.h>
 
+/* log(sum_i exp(x_i)) of n >= 1 floats, in double: the maximum m is subtracted before
+ * exponentiating so large scores cannot overflow. Shared with the cross-entropy loss,
+ * so both give the same value to the bit. */
+double ln_log_sum_exp(const float *x, int64_t n)
+{
+    float m = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > m) m = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += exp((double)x[i] - (double)m);
+    /* the maximum's own term is exp(0) = 1, so the sum is >= 1 */
+    // cppcheck-suppress invalidFunctionArg
+    return (double)m + log(sum);
+}
+
 void log_softmax_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = l->in_n;
     for (int s = 0; s < ctx->batch; s++) {
         const float *xs = x + (int64_t)s * n;
         float *ys = y + (int64_t)s * n;
-        float m = xs[0];
-        for (int64_t i = 1; i < n; i++)
-            if (xs[i] > m) m = xs[i];
-        double sum = 0.0;
-        for (int64_t i = 0; i < n; i++) sum += exp((double)xs[i] - (double)m);
-        /* the maximum's own term is exp(0) = 1, so the sum is >= 1 */
-        // cppcheck-suppress invalidFunctionArg
-        const double shift = (double)m + log(sum);
+        const double shift = ln_log_sum_exp(xs, n);
         for (int64_t i = 0; i < n; i++) ys[i] = (float)((double)xs[i] - shift);
     }
 }

@@ -11,6 +11,7 @@
  * All arguments are checked before anything is written, so a failed call leaves
  * *loss and dpred untouched.
  */
+#include "layer.h"
 #include "lunet.h"
 
 #include <math.h>
@@ -53,15 +54,7 @@ static double cross_entropy(const float *pred, int batch, int classes, const int
     double sum = 0.0;
     for (int n = 0; n < batch; n++) {
         const float *p = pred + (int64_t)n * classes;
-        /* Subtracting the max keeps exp from overflowing on large scores. */
-        float m = p[0];
-        for (int j = 1; j < classes; j++)
-            if (p[j] > m) m = p[j];
-        double s = 0.0;
-        for (int j = 0; j < classes; j++) s += exp((double)p[j] - (double)m);
-        /* the maximum's own term is exp(0) = 1, so the sum is >= 1 */
-        // cppcheck-suppress invalidFunctionArg
-        const double lse = (double)m + log(s);
+        const double lse = ln_log_sum_exp(p, classes);
         sum += lse - (double)p[labels[n]];
         if (dpred) {
             float *d = dpred + (int64_t)n * classes;

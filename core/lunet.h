@@ -667,6 +667,9 @@ void ln_optim_step_range(ln_optim *opt, float *params, const float *grads, int64
 /* ------------------------------------------------------------ model files */
 
 ln_status ln_net_save(const ln_net *net, const char *path, ln_error *err);
+/* Writes all n bytes to fd, again after EINTR and short writes: 0, or the errno value
+ * (errno is left set). Model files and the binding's run store use it. */
+int ln_write_all(int fd, const void *bytes, size_t n);
 /* Format and guarantees: see core/model_file.c. Saving is atomic (temp file, fsync,
  * rename). Loading checks magic, version, CRC-32, layer list and sizes; a bad file is
  * LN_EFORMAT naming it. ln_net_load_bytes parses a file image already in memory. */

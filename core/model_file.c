@@ -91,18 +91,19 @@ static void serialise(const ln_net *net_c, writer *w)
     for (int64_t i = 0; i < nb; i++) put_f32(w, buffers[i]);
 }
 
-static ln_status write_all(int fd, const unsigned char *p, size_t n)
+int ln_write_all(int fd, const void *bytes, size_t n)
 {
+    const unsigned char *p = bytes;
     while (n > 0) {
         ssize_t k = write(fd, p, n);
         if (k < 0) {
             if (errno == EINTR) continue;
-            return LN_EIO;
+            return errno;
         }
         p += k;
         n -= (size_t)k;
     }
-    return LN_OK;
+    return 0;
 }
 
 /* CRC-32 of any number of bytes (zlib counts in uInt). */
@@ -161,7 +162,7 @@ static ln_status write_atomic(const char *path, const unsigned char *bytes, size
     if (fd < 0) {
         st = ln_fail(err, LN_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
     } else {
-        if (write_all(fd, bytes, size) || fsync(fd) != 0)
+        if (ln_write_all(fd, bytes, size) || fsync(fd) != 0)
             st = ln_fail(err, LN_EIO, "%s: write failed: %s", path, strerror(errno));
         if (close(fd) != 0 && !st)
             st = ln_fail(err, LN_EIO, "%s: close failed: %s", path, strerror(errno));

@@ -108,6 +108,26 @@ describe("lunet.experiment", function()
     assert.equal(0, other.provenance.runs_cached)
   end)
 
+  it("keeps nets that differ in any layer parameter apart in the store (batchnorm eps, momentum)", function()
+    local function bn_net(opts)
+      return function()
+        return lunet.sequential { lunet.flatten(), lunet.linear(28 * 28, 8), lunet.batchnorm1d(8, opts),
+          lunet.relu(), lunet.linear(8, 4), lunet.log_softmax(), input = { 1, 28, 28 }, seed = 2 }
+      end
+    end
+    local plain = lunet.experiment(base { name = "bn", model = bn_net(), runs = 2, iterations = 2 })
+    assert.equal(2, plain.provenance.runs_computed)
+    -- eps changes the training losses; momentum only the running statistics (evaluation)
+    local eps = lunet.experiment(base { name = "bn", model = bn_net { eps = 1e-2 }, runs = 2, iterations = 2 })
+    assert.equal(0, eps.provenance.runs_cached)
+    assert.are_not.equal(bits(plain), bits(eps))
+    local momentum = lunet.experiment(base { name = "bn", model = bn_net { momentum = 0.5 }, runs = 2,
+      iterations = 2, test = data })
+    assert.equal(0, momentum.provenance.runs_cached)
+    assert.equal(2, lunet.experiment(base { name = "bn", model = bn_net(), runs = 2, iterations = 2 })
+      .provenance.runs_cached)
+  end)
+
   it("answers a shorter experiment from a longer one's cached runs, test figures included", function()
     local long = lunet.experiment(base { name = "prefix", test = data, test_at = { 2 }, fresh = true })
     local short = lunet.experiment(base { name = "prefix", test = data, iterations = 2 })

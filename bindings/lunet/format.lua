@@ -72,9 +72,29 @@ end
 -- ------------------------------------------------------------- layers
 
 -- The fields of a layer spec that its text shows, in this order (the kind first,
--- bias last). Append only: format.model's strings are run store keys.
+-- bias last). format.model's strings are run store keys, so the order only grows: the
+-- nine fields keys have always had, then every other constructor parameter the core
+-- declares (core.layer_kinds), kinds in file-tag order (append-only), so that a new
+-- kind's parameters append and every parameter that changes the numbers is in the key.
+-- (Before, batchnorm's eps and momentum were left out: two nets differing only there
+-- shared stored runs.)
 local LAYER_FIELDS = { "in_channels", "out_channels", "in_features", "out_features", "features",
-  "kernel", "stride", "padding", "p", "negative_slope" }
+  "kernel", "stride", "padding", "p" }
+do
+  local seen = { bias = true } -- bias: shown last, and in keys as "nobias"
+  for _, k in ipairs(LAYER_FIELDS) do seen[k] = true end
+  local kinds = {}
+  for _, kind in pairs(require("lunet.core").layer_kinds) do kinds[#kinds + 1] = kind end
+  table.sort(kinds, function(a, b) return a.file_tag < b.file_tag end)
+  for _, kind in ipairs(kinds) do
+    for _, param in ipairs(kind.params) do
+      if not seen[param.name] then
+        seen[param.name] = true
+        LAYER_FIELDS[#LAYER_FIELDS + 1] = param.name
+      end
+    end
+  end
+end
 
 -- format.layer(l) -> "conv2d(in_channels=1, out_channels=10, kernel=5, stride=1, padding=0,
 -- bias=true)": print(lunet.conv2d(1, 10, 5)).

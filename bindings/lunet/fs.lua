@@ -27,6 +27,18 @@ end
 --- Whether `path` is a directory.
 function fs.is_dir(path) return lfs.attributes(path, "mode") == "directory" end
 
+--- The names in directory `dir`, sorted, without "." and "..", or nil, message when
+-- `dir` is not a directory.
+function fs.list_dir(dir)
+  if not fs.is_dir(dir) then return nil, dir .. ": not a directory" end
+  local names = {}
+  for name in lfs.dir(dir) do
+    if name ~= "." and name ~= ".." then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
 --- The whole content of a file, or nil when it cannot be opened.
 function fs.read(path)
   local f = io.open(path, "rb")

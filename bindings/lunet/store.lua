@@ -411,15 +411,8 @@ end
 
 -- ------------------------------------------------------------ management
 
-local function entries(dir)
-  local list = {}
-  if lfs.attributes(dir, "mode") ~= "directory" then return list end
-  for name in lfs.dir(dir) do
-    if name ~= "." and name ~= ".." then list[#list + 1] = name end
-  end
-  table.sort(list)
-  return list
-end
+-- The sorted names in dir; none when it does not exist (yet).
+local function entries(dir) return fs.list_dir(dir) or {} end
 
 -- The configurations under <out>/store: {dir, digest, config (or nil), names, ...}.
 local function configurations(out)

@@ -52,14 +52,7 @@ function util.rm_rf(path)
 end
 
 -- The entries of a directory, sorted, without "." and "..".
-function util.list_dir(path)
-  local names = {}
-  for entry in lfs.dir(path) do
-    if entry ~= "." and entry ~= ".." then names[#names + 1] = entry end
-  end
-  table.sort(names)
-  return names
-end
+function util.list_dir(path) return assert(require("lunet.fs").list_dir(path)) end
 
 -- The run records in the run store under `out` (out/store/<digest>/run-*.json, every
 -- configuration's; only those of `iterations` iterations when given), as sorted paths;
