@@ -34,10 +34,12 @@ C_TESTS   = $(patsubst spec/c/%.c,$(BUILD)/spec/%,$(wildcard spec/c/test_*.c))
 
 .PHONY: all test test-cluster deps mnist bench report install uninstall clean help lint examples fuzz valgrind doc
 
-all: core/liblunet.a core/liblunet.so bindings/lunet/core.so $(C_TESTS)
+# Everything make builds stays under $(BUILD): bin/lunet and the specs find lunet.core
+# there (LUNET_BUILD names another build tree), `make install` takes it from there.
+all: $(STATIC) $(SHARED) $(MODULE) $(C_TESTS)
 
 help:
-	@echo "make            build core/liblunet.a, core/liblunet.so and the Lua module"
+	@echo "make            build build/release/: liblunet.a, liblunet.so, the Lua module's lunet/core.so"
 	@echo "make test       run every spec (busted); MNIST specs need MNIST_DIR"
 	@echo "make test-cluster  Slurm and ssh recipes with real daemons (root; tools/cluster/)"
 	@echo "make report     reproduce the study (scripts/seed_report.lua); QUICK=1 for a short one"
@@ -66,20 +68,7 @@ $(MODULE): $(MODULE_SRC) $(wildcard bindings/*.h) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fvisibility=hidden $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
-# The products users and the Lua module path see; copies so that a SANITIZE build
-# replaces them and a normal `make` puts the release ones back.
-# (copy, then rename: a process that has the old library mapped keeps it intact;
-# compared every time, so that `make` after a SANITIZE=1 build puts the release ones back)
-.PHONY: FORCE
-FORCE:
-core/liblunet.a: $(STATIC) FORCE
-	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
-core/liblunet.so: $(SHARED) FORCE
-	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
-bindings/lunet/core.so: $(MODULE) FORCE
-	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
-
-$(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
+$(BUILD)/spec/%: spec/c/%.c spec/c/tap.h $(STATIC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIBS)
 
@@ -89,8 +78,9 @@ $(BUILD)/spec/%: spec/c/%.c $(STATIC) $(CORE_HDR)
 ifeq ($(SANITIZE),1)
   TEST_ENV = LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0
 endif
+# The specs find lunet through .busted (spec/support/paths.lua): bindings/ and $(LUNET_BUILD).
 test: all examples
-	LUNET_C_TESTS=$(BUILD)/spec $(TEST_ENV) $(BUSTED) -o spec/support/summary_handler.lua --exclude-tags=cluster spec
+	LUNET_BUILD=$(BUILD) LUNET_C_TESTS=$(BUILD)/spec $(TEST_ENV) $(BUSTED) -o spec/support/summary_handler.lua --exclude-tags=cluster spec
 
 # The cluster recipes with real daemons (Slurm, sshd + GNU parallel; spec/cluster_spec.lua,
 # about 30 s, as root): tagged #cluster, so `make test` leaves them out.
@@ -104,11 +94,11 @@ mnist:
 	sh tools/fetch_mnist.sh data/mnist
 
 report: all
-	$(LUA) scripts/seed_report.lua $(if $(QUICK),--quick,)
+	bin/lunet report $(if $(QUICK),--quick,)
 
 bench: all
-	$(LUA) bench/bench.lua
-	$(LUA) bench/sweep.lua
+	bin/lunet run bench/bench.lua
+	bin/lunet run bench/sweep.lua
 
 # ---- install: the Lua module where Lua 5.4 looks for it, the C library, header,
 # pkg-config file and the `lunet` launcher.  DESTDIR is honoured for packaging.
@@ -125,10 +115,10 @@ install: all
 	install -d $(DESTDIR)$(LUA_LDIR)/lunet $(DESTDIR)$(LUA_CDIR)/lunet $(DESTDIR)$(C_PREFIX)/include \
 	  $(DESTDIR)$(C_PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(LUA_FILES) $(DESTDIR)$(LUA_LDIR)/lunet/
-	install -m 755 bindings/lunet/core.so $(DESTDIR)$(LUA_CDIR)/lunet/core.so
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/lunet/core.so
 	install -m 644 core/lunet.h $(DESTDIR)$(C_PREFIX)/include/lunet.h
-	install -m 644 core/liblunet.a $(DESTDIR)$(C_PREFIX)/lib/liblunet.a
-	install -m 755 core/liblunet.so $(DESTDIR)$(C_PREFIX)/lib/liblunet.so
+	install -m 644 $(STATIC) $(DESTDIR)$(C_PREFIX)/lib/liblunet.a
+	install -m 755 $(SHARED) $(DESTDIR)$(C_PREFIX)/lib/liblunet.so
 	sed -e 's|@PREFIX@|$(C_PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	  tools/lunet.pc.in > $(DESTDIR)$(C_PREFIX)/lib/pkgconfig/lunet.pc
 	if [ -f bin/lunet ]; then install -m 755 bin/lunet $(DESTDIR)$(PREFIX)/bin/lunet; fi
@@ -162,4 +152,4 @@ valgrind: all
 	sh tools/valgrind.sh
 
 clean:
-	rm -rf build core/liblunet.a core/liblunet.so bindings/lunet/core.so
+	rm -rf build

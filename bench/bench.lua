@@ -25,8 +25,6 @@
 -- PYTHON (/usr/bin/python3), CC (cc), BENCH_STUDY=0 to skip timing the whole study
 -- (scripts/seed_report.lua --fresh, about 4 minutes on 2 cores: wall time and peak RSS),
 -- BENCH_NETS=0 to skip the other nets, BENCH_NET_REPEATS (3) for them.
-package.path = "./?.lua;./?/init.lua;" .. package.path
-package.cpath = "./?.so;./bindings/?.so;" .. package.cpath
 local lunet = require("lunet")
 local core = lunet.core
 
@@ -251,7 +249,7 @@ torch.stop()
 if os.getenv("BENCH_STUDY") ~= "0" then
   print()
   print("study (scripts/seed_report.lua --fresh: 60 runs, 3 figures, sweep, plots), wall time and peak RSS:")
-  local out = sh("/usr/bin/time -f 'study: %e s, peak RSS %M KiB' lua5.4 scripts/seed_report.lua --fresh " ..
+  local out = sh("/usr/bin/time -f 'study: %e s, peak RSS %M KiB' bin/lunet report --fresh " ..
     "--out build/bench/report 2>&1 | tail -3")
   io.write(out)
   local seconds, kib = out:match("study: ([%d.]+) s, peak RSS (%d+) KiB")

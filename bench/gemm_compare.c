@@ -1,7 +1,7 @@
 /* gemm_compare.c - lunet's conv2d and linear kernels against OpenBLAS sgemm on the
  * study's exact shapes, one thread, batch 64. Not part of `make bench` (it needs
  * libopenblas-dev); bench/README.md has its output. Build and run from the repo root:
- *   cc -O2 -Icore bench/gemm_compare.c core/liblunet.a -lopenblas -lz -lm -pthread \
+ *   cc -O2 -Icore bench/gemm_compare.c build/release/liblunet.a -lopenblas -lz -lm -pthread \
  *      -o build/bench/gemm_compare && OPENBLAS_NUM_THREADS=1 build/bench/gemm_compare
  *
  * Every line is microseconds per sample (best of several repeats of a loop):

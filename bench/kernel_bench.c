@@ -1,6 +1,6 @@
 /* kernel_bench.c - times each layer kernel of the study's CNN in isolation (batch B,
  * default 64), fast path and reference, and prints microseconds per sample and GFLOP/s.
- * Build (from the repo root): cc -O2 -Icore bench/kernel_bench.c core/liblunet.a -lz -lm -pthread
+ * Build (from the repo root): cc -O2 -Icore bench/kernel_bench.c build/release/liblunet.a -lz -lm -pthread
  * Usage: kernel_bench [batch] [isa: generic|avx2|avx512] */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/layer.h"

@@ -19,8 +19,6 @@ if ROOT:sub(1, 1) ~= "/" then ROOT = require("lfs").currentdir() .. (ROOT == "."
 local LUNET = ROOT .. "/bin/lunet"
 local repeats = tonumber(os.getenv("BENCH_REPEATS") or "") or 5
 
-package.path = ROOT .. "/bindings/?.lua;" .. ROOT .. "/bindings/?/init.lua;" .. package.path
-package.cpath = ROOT .. "/bindings/?.so;" .. package.cpath
 local cluster = require("lunet.cluster")
 local sh = cluster.capture -- output, ok
 

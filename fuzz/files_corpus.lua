@@ -1,9 +1,9 @@
 -- fuzz/files_corpus.lua DIR - writes the seed corpus of fuzz/fuzz_files.c into DIR: a
 -- checkpoint of the harness's net (flatten, linear 4->3, log_softmax on 1x2x2 inputs) with
 -- SGD momentum and with Adam, a CSV file and a CIFAR-10 batch of two records.
--- Run by `sh fuzz/run.sh --corpus` (needs the built module: make).
+-- Run by `sh fuzz/run.sh --corpus` (through bin/lunet; needs the built module: make).
 local lunet = require("lunet")
-local dir = assert(arg[1], "usage: lua5.4 fuzz/files_corpus.lua DIR")
+local dir = assert(arg[1], "usage: bin/lunet run fuzz/files_corpus.lua DIR")
 
 local function write(name, bytes)
   local f = assert(io.open(dir .. "/" .. name, "wb"))

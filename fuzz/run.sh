@@ -52,7 +52,7 @@ if [ "${1:-}" = "--corpus" ]; then
     # fuzz_files: checkpoints written by the engine itself (needs the module: make)
     rm -f fuzz/corpus/fuzz_files/*
     mkdir -p fuzz/corpus/fuzz_files
-    lua5.4 fuzz/files_corpus.lua fuzz/corpus/fuzz_files
+    bin/lunet run fuzz/files_corpus.lua fuzz/corpus/fuzz_files
     echo "fuzz: seed corpus written to fuzz/corpus/"
     exit 0
 fi

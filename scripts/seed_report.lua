@@ -8,12 +8,12 @@
 --   Figure 3: 20 runs x 100 iterations, lr 1e-3, momentum 0.4;
 --   an overlay of Figures 2 and 3, and an lr x momentum sweep (fewer runs) as a heatmap.
 -- Writes out/report/: CSV, JSON, PNG and SVG per figure, and report.md.
--- Usage: lua5.4 scripts/seed_report.lua [options]   (--help lists them)
+-- Usage: lunet report [options]   (--help lists them; from a checkout: bin/lunet report)
 local lunet = require("lunet")
 local cli = require("lunet.cli")
 
 local usage = [[
-usage: lua5.4 scripts/seed_report.lua [options]
+usage: lunet report [options]   (scripts/seed_report.lua; from a checkout: bin/lunet report)
   --runs N              runs per figure (20)
   --iterations1 N       epochs of Figure 1 (50)
   --iterations N        epochs of Figures 2 and 3 (100)

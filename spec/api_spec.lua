@@ -1,6 +1,5 @@
 -- The Lua contract: strict options, argument errors that name the argument,
 -- printing, the userdata conventions, model files.
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 
@@ -162,12 +161,10 @@ end)
 
 describe("names that load on first use", function()
   local util = require("util")
-  -- A child lua5.4 with this process's module paths and a lua-cjson that cannot load:
-  -- runs `code` and prints what it prints.
+  -- A child lua5.4 with the specs' module paths (util.LUA) and a lua-cjson that cannot
+  -- load: runs `code` and prints what it prints.
   local function without_cjson(code)
-    local prelude = ("package.path = %q; package.cpath = %q; "
-      .. "package.preload.cjson = function() error('no cjson in this test') end; ")
-      :format(package.path, package.cpath)
+    local prelude = "package.preload.cjson = function() error('no cjson in this test') end; "
     return util.run_lua(prelude .. code)
   end
 

@@ -2,11 +2,10 @@
 -- state atomically; net:train{resume = path} finishes the call bit-identically to a run
 -- that was never stopped, also after the process that wrote it died in the middle.
 local lunet = require("lunet")
-local util = require("spec.support.util")
-package.path = "spec/support/?.lua;" .. package.path
+local util = require("util")
 local synthetic = require("synthetic")
 
-local same_bits = require("spec.support.util").same_bits
+local same_bits = require("util").same_bits
 
 local function slice(t, i, j) return table.move(t, i, j, 1, {}) end
 
@@ -31,7 +30,6 @@ describe("checkpoints", function()
     local ckpt = dir .. "/run.ckpt"
     local script = dir .. "/die.lua"
     util.write(script, ([[
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 local net = lunet.models.mnist_cnn { seed = 2 }
@@ -41,7 +39,7 @@ net:train { data = synthetic(64, 4, 3), validate = synthetic(24, 4, 9),
   checkpoint = { path = %q, every = 1 },
   progress = function(p) if p.iteration == 3 then os.exit(7, false) end end }
 ]]):format(ckpt))
-    local ok, how, code = os.execute("lua5.4 " .. util.shell_quote(script))
+    local ok, how, code = os.execute(util.LUA .. " " .. util.shell_quote(script))
     assert.is_nil(ok)
     assert.equal("exit", how)
     assert.equal(7, code)

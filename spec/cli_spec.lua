@@ -1,6 +1,5 @@
 -- lunet.cli: the command-line options of scripts and examples. Values and messages
 -- through cli.check; --help, the exit status and stderr through a real lua5.4 child.
-package.path = "bindings/?.lua;bindings/?/init.lua;spec/support/?.lua;" .. package.path
 local cli = require("lunet.cli")
 local util = require("util")
 
@@ -75,7 +74,6 @@ describe("lunet.cli", function()
       dir = util.temp_dir()
       script = dir .. "/demo.lua"
       util.write(script, ([[
-package.path = "bindings/?.lua;" .. package.path
 local cli = require("lunet.cli")
 local o = cli.parse(arg, { program = "demo", usage = "usage: demo [--runs N]", status = 3,
   options = { runs = { "int", 2, min = 1 } } })
@@ -85,13 +83,13 @@ print("runs=" .. o.runs)
     teardown(function() util.rm_rf(dir) end)
 
     it("runs with the values, prints the usage for --help, and exits with the status on a bad one", function()
-      local r = util.run("lua5.4 " .. script .. " --runs 7")
+      local r = util.run(util.LUA .. " " .. script .. " --runs 7")
       assert.are.equal(0, r.code, util.explain(r))
       assert.are.equal("runs=7\n", r.out)
-      r = util.run("lua5.4 " .. script .. " --help")
+      r = util.run(util.LUA .. " " .. script .. " --help")
       assert.are.equal(0, r.code, util.explain(r))
       assert.are.equal("usage: demo [--runs N]\n", r.out)
-      r = util.run("lua5.4 " .. script .. " --runs none")
+      r = util.run(util.LUA .. " " .. script .. " --runs none")
       assert.are.equal(3, r.code, util.explain(r))
       assert.are.equal("", r.out)
       assert.are.equal("demo: --runs needs a positive integer, got 'none'\nusage: demo [--runs N]\n", r.err)

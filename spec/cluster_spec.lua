@@ -4,7 +4,6 @@
 -- parallel` reach under two host aliases. The daemons run as root; elsewhere (not root,
 -- packages missing) these skip, saying why. Every daemon is stopped by its pid at the end,
 -- also when a test failed, and the last test of each group checks that none is left.
-package.path = "spec/support/?.lua;" .. package.path
 local util = require("util")
 local lfs = require("lfs")
 

@@ -6,11 +6,9 @@
 --
 -- A child prints "SURVIVED" as its last line once every check in it passed; a failed
 -- check raises (exit 1), a crash ends it with a signal.
-package.path = "spec/support/?.lua;" .. package.path
 local util = require("util")
 
 local PRELUDE = [[
-package.path = "spec/support/?.lua;" .. package.path
 io.stdout:setvbuf("no")
 local lunet = require("lunet")
 local core = lunet.core
@@ -34,7 +32,7 @@ end
 ]]
 
 local function child(program)
-  local r = util.run("lua5.4 -", PRELUDE .. program .. "\nprint('SURVIVED')\n")
+  local r = util.run(util.LUA .. " -", PRELUDE .. program .. "\nprint('SURVIVED')\n")
   assert(r.code == 0 and r.out:find("SURVIVED\n$"), util.explain(r))
   return r
 end

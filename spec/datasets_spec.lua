@@ -2,7 +2,7 @@
 -- fashion_mnist) on files the spec writes: values, normalisation (given, per channel,
 -- auto, none), and every malformed file giving nil and a message that names the place.
 local lunet = require("lunet")
-local util = require("spec.support.util")
+local util = require("util")
 
 local dir = util.temp_dir()
 
@@ -17,7 +17,7 @@ local function gzip(path)
   return path .. ".gz"
 end
 
-local header = require("spec.support.util").idx_header
+local header = require("util").idx_header
 
 local function byte_idx(dims, fn)
   local n = 1

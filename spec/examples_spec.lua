@@ -3,7 +3,7 @@
 -- for bad input, so that no example rots. embed.c is built by `make examples`.
 local lfs = require("lfs")
 local lunet = require("lunet")
-local util = require("spec.support.util")
+local util = require("util")
 local shell_quote, read, write, temp_dir, rm_rf, run, explain =
   util.shell_quote, util.read, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 
@@ -143,8 +143,7 @@ describe("examples/embed_app.lua", function()
   local model
   setup(function()
     -- a small model, made here so that this test does not depend on classify's
-    package.path = ROOT .. "/examples/?.lua;" .. package.path
-    local digits = require("digits")
+    local digits = dofile(ROOT .. "/examples/digits.lua")
     local net = lunet.sequential { lunet.flatten(), lunet.linear(784, 10), lunet.log_softmax(), seed = 1 }
     net:train { data = digits.synthetic(500, 5), optimizer = lunet.sgd { lr = 0.05, momentum = 0.9 },
       iterations = 4, quiet = true }

@@ -1,10 +1,9 @@
 -- Repeat-run experiments: thread-count invariance, divergence, caching and resume,
 -- strict configs, result files and plots, sweeps, Ctrl-C.
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local lfs = require("lfs")
 local synthetic = require("synthetic")
-local util = require("spec.support.util")
+local util = require("util")
 local remove_tree = util.rm_rf
 
 local out = os.tmpname()
@@ -244,7 +243,6 @@ describe("Ctrl-C during an experiment", function()
     local script = dir .. "/run.lua"
     local f = assert(io.open(script, "w"))
     f:write(([[
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local data = require("synthetic")(256, 4, 1)
 local res = lunet.experiment{ name = "int", model = lunet.models.mnist_cnn, data = data, batch = 8,
@@ -253,7 +251,7 @@ print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
 ]]):format(12, dir))
     f:close()
     -- one run takes a few tenths of a second here; interrupt in the middle of the runs
-    local cmd = ("lua5.4 %s > %s/out1 2> %s/err1 & pid=$!; sleep %.2f; kill -INT $pid; wait $pid; echo $? > %s/status")
+    local cmd = (util.LUA .. " %s > %s/out1 2> %s/err1 & pid=$!; sleep %.2f; kill -INT $pid; wait $pid; echo $? > %s/status")
       :format(script, dir, dir, 0.3 + 2.5 * one_run, dir)
     os.execute(cmd)
     local out1 = assert(io.open(dir .. "/out1")):read("a")
@@ -264,7 +262,7 @@ print("RUNS " .. #res.runs .. " COMPUTED " .. res.provenance.runs_computed)
     local kept = tonumber(err1:match("int: interrupted by SIGINT: (%d+) of 40 runs finished and are kept in "))
     assert.is_number(kept, out1 .. err1)
     assert.is_true(kept < 40, "expected an interruption, got " .. err1)
-    os.execute(("lua5.4 %s > %s/out2 2> %s/err2"):format(script, dir, dir))
+    os.execute((util.LUA .. " %s > %s/out2 2> %s/err2"):format(script, dir, dir))
     local out2 = assert(io.open(dir .. "/out2")):read("a")
     assert.equal(40, tonumber(out2:match("RUNS (%d+)")))
     assert.equal(40 - kept, tonumber(out2:match("COMPUTED (%d+)")))

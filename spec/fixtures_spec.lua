@@ -19,9 +19,8 @@
 --
 -- The last block proves that the checks can fail: it perturbs each compared value of
 -- one case per kind beyond its tolerance and expects exactly that comparison to fail.
-package.path = "bindings/?.lua;bindings/?/init.lua;spec/?.lua;" .. package.path
 local lunet = require("lunet")
-local fx = require("support.fixtures")
+local fx = require("fixtures")
 
 local index = fx.index()
 

@@ -1,6 +1,5 @@
 -- Every layer's backward (input and parameter gradients) and every loss's gradient
 -- against central finite differences.
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local gc = require("gradcheck")
 

@@ -1,7 +1,7 @@
 -- The IDX reader and MNIST loading, on files the spec writes itself.
 local lunet = require("lunet")
 local lfs = require("lfs")
-local util = require("spec.support.util")
+local util = require("util")
 local remove_tree = util.rm_rf
 
 local dir = os.tmpname()
@@ -16,7 +16,7 @@ local function write(name, bytes)
   return path
 end
 
-local header = require("spec.support.util").idx_header
+local header = require("util").idx_header
 
 local function images(n, h, w, fn)
   local bytes = {}

@@ -4,7 +4,7 @@
 -- pkg-config; then `make uninstall` must leave no lunet file behind. Also checks the
 -- rockspec builds with the same Makefile.
 local lfs = require("lfs")
-local util = require("spec.support.util")
+local util = require("util")
 local shell_quote, read, write, temp_dir, rm_rf, run, explain =
   util.shell_quote, util.read, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 
@@ -38,7 +38,7 @@ describe("make install", function()
   setup(function()
     prefix, work = temp_dir(), temp_dir()
     -- the installed module, Lua's default paths after it (lfs, cjson); run from `work`
-    -- so that the source tree's ./lunet link cannot be what is found
+    -- so that nothing of the source tree can be what is found
     env = ("cd %s && LUA_PATH=%s LUA_CPATH=%s "):format(shell_quote(work),
       shell_quote(prefix .. "/share/lua/5.4/?.lua;" .. prefix .. "/share/lua/5.4/?/init.lua;;"),
       shell_quote(prefix .. "/lib/lua/5.4/?.so;;"))

@@ -5,7 +5,7 @@
 -- process ends with 130 after one line on stderr, and the code after the call does not
 -- run. (Experiments:
 -- spec/experiment_spec.lua and spec/store_spec.lua.)
-local util = require("spec.support.util")
+local util = require("util")
 
 describe("Ctrl-C during net:train", function()
   local dir = util.temp_dir()
@@ -17,7 +17,6 @@ describe("Ctrl-C during net:train", function()
     local f = assert(io.open(script, "w"))
     -- globals, no `local`: the session runs the file line by line
     f:write([[
-package.path = "spec/support/?.lua;" .. package.path
 io.stdout:setvbuf("no")
 data = require("synthetic")(256, 4, 1)
 net = lunet.models.mnist_cnn()
@@ -39,8 +38,8 @@ print(("EVALUATED accuracy=%.3f"):format(r.accuracy))
     -- start it, wait until the first epoch is done (slow under valgrind), let it train
     -- a little longer, then send SIGINT as a terminal's Ctrl-C would. $! must be the
     -- Lua process itself (bin/lunet execs the session; no timeout in between).
-    local start = how == "session" and ("exec bin/lunet < %s"):format(script)
-      or ("exec lua5.4 -e 'lunet = require(\"lunet\")' %s"):format(script)
+    local start = how == "session" and ("exec env %s bin/lunet < %s"):format(util.ENV, script)
+      or ("exec %s -e 'lunet = require(\"lunet\")' %s"):format(util.LUA, script)
     local cmd = ([[
 %s > %s 2> %s &
 pid=$!

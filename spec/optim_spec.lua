@@ -1,6 +1,6 @@
 -- Each optimizer's step on known numbers equals PyTorch's formula, computed by hand.
 local lunet = require("lunet")
-local err_of = require("spec.support.util").err_of
+local err_of = require("util").err_of
 
 local function run(spec, p0, grads)
   local p = lunet.tensor(p0, { #p0 })

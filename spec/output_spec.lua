@@ -5,8 +5,8 @@
 local lfs = require("lfs")
 local lunet = require("lunet")
 local help = require("lunet.help")
-local synthetic = require("spec.support.synthetic")
-local util = require("spec.support.util")
+local synthetic = require("synthetic")
+local util = require("util")
 
 local ROOT = lfs.currentdir()
 
@@ -53,8 +53,6 @@ describe("missing data", function()
 
   it("a test set that failed to load is not silently dropped", function()
     local script = ([[
-      package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
-      package.cpath = "bindings/?.so;" .. package.cpath
       local lunet = require("lunet")
       local data = dofile("spec/support/synthetic.lua")(32)
       local test = lunet.mnist { dir = %q, split = "test" }
@@ -63,7 +61,7 @@ describe("missing data", function()
         quiet = true, cache = false }
       print(#res.runs)
     ]]):format(dir .. "/no-test")
-    local r = util.run("lua5.4 -e " .. util.shell_quote(script))
+    local r = util.run(util.LUA .. " -e " .. util.shell_quote(script))
     assert.are.equal(0, r.code, util.explain(r))
     assert.are.equal("lunet.experiment: no test set (option 'test' is nil); note that lunet.mnist returned nil before: "
       .. "cannot open " .. dir .. "/no-test/t10k-images-idx3-ubyte.gz (the MNIST test files are not in " .. dir
@@ -78,9 +76,7 @@ describe("missing data", function()
     assert.matches("lunet.mnist: cannot open " .. dir .. "/absent/train-images-idx3-ubyte.gz", r.err, 1, true)
     assert.matches("> print(ds == nil)\ntrue\n", r.out, 1, true)
     -- a script keeps the quiet nil, message contract
-    r = util.run("lua5.4 -e " .. util.shell_quote(([[package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
-      package.cpath = "bindings/?.so;" .. package.cpath
-      print(select("#", require("lunet").mnist { dir = %q }))]]):format(dir .. "/absent")))
+    r = util.run(util.LUA .. " -e " .. util.shell_quote(([[print(select("#", require("lunet").mnist { dir = %q }))]]):format(dir .. "/absent")))
     assert.are.same({ 0, "2\n", "" }, { r.code, r.out, r.err }, util.explain(r))
   end)
 

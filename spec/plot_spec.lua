@@ -1,7 +1,6 @@
-package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
 local plot = require("lunet.plot")
 local Result = require("lunet.result")
-local util = require("spec.support.util")
+local util = require("util")
 local temp_dir = util.temp_dir
 local rm_rf = util.rm_rf
 local list_dir = util.list_dir

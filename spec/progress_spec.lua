@@ -1,4 +1,3 @@
-package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
 local Progress = require("lunet.progress")
 
 -- A stream that records what is written to it.
@@ -218,11 +217,9 @@ describe("lunet.progress", function()
 end)
 
 describe("progress of a real training whose stderr is a file", function()
-  local util = require("spec.support.util")
+  local util = require("util")
   -- a tiny synthetic training in a child process, stderr captured by util.run
   local script = [[
-    package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
-    package.cpath = "bindings/?.so;" .. package.cpath
     local lunet = require("lunet")
     local ds = lunet.dataset(lunet.tensor({ 0, 1, 1, 0, 1, 1, 0, 0 }, { 4, 1, 1, 2 }), { 0, 1, 1, 0 })
     local net = lunet.sequential { lunet.flatten(), lunet.linear(2, 2), lunet.log_softmax(), input = { 1, 1, 2 } }
@@ -232,7 +229,7 @@ describe("progress of a real training whose stderr is a file", function()
     print(#res.runs)
   ]]
   local function run(env, quiet)
-    return util.run(env .. " lua5.4 -e " .. util.shell_quote(script:gsub("QUIET", tostring(quiet))))
+    return util.run(env .. " " .. util.LUA .. " -e " .. util.shell_quote(script:gsub("QUIET", tostring(quiet))))
   end
 
   it("writes no escape codes by default, and the experiment's summary line", function()

@@ -5,7 +5,6 @@
 -- revision 3). Synthetic data, so the check runs everywhere. A change that alters the
 -- numbers on purpose bumps LUNET_ENGINE_REVISION and re-records these in the same commit
 -- (run this file's cases with the new engine and print each loss with %a).
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 

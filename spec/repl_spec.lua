@@ -2,8 +2,8 @@
 -- non-interactively through a pipe; lunet.help(); and the printed form of every object.
 local lfs = require("lfs")
 local lunet = require("lunet")
-local synthetic = require("spec.support.synthetic")
-local util = require("spec.support.util")
+local synthetic = require("synthetic")
+local util = require("util")
 local shell_quote, write, temp_dir, rm_rf, run, explain =
   util.shell_quote, util.write, util.temp_dir, util.rm_rf, util.run, util.explain
 

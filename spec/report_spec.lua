@@ -2,10 +2,8 @@
 -- 256 images, 3 runs of 3 epochs) whose report must hold the verdict, the test
 -- behind it (recomputed here from the saved runs), the threshold table, the
 -- epochs paragraph and labelled figures.
-package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
-package.cpath = "bindings/?.so;" .. package.cpath
 local lunet = require("lunet")
-local util = require("spec.support.util")
+local util = require("util")
 
 describe("the study report (scripts/seed_report.lua)", function()
   if not util.mnist_dir() then
@@ -15,7 +13,7 @@ describe("the study report (scripts/seed_report.lua)", function()
   local out, report
   setup(function()
     out = util.temp_dir()
-    local r = util.run(("LUNET_PROGRESS=off lua5.4 scripts/seed_report.lua --runs 3 --iterations1 2 --iterations 3 "
+    local r = util.run(("LUNET_PROGRESS=off bin/lunet report --runs 3 --iterations1 2 --iterations 3 "
       .. "--n 256 --sweep-runs 2 --sweep-iterations 2 --threads 2 --out %s"):format(util.shell_quote(out)))
     assert.are.equal(0, r.code, util.explain(r))
     report = assert(util.read(out .. "/report.md"))

@@ -1,8 +1,7 @@
-package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
 local Result = require("lunet.result")
 local lfs = require("lfs")
 local cjson = require("cjson")
-local util = require("spec.support.util")
+local util = require("util")
 local temp_dir = util.temp_dir
 local rm_rf = util.rm_rf
 local list_dir = util.list_dir

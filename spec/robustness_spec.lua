@@ -19,14 +19,13 @@
 -- Also here: limits (absurd sizes fail fast with a message instead of allocating),
 -- damaged model files, and allocation failure injected through
 -- lunet.core.alloc_fail_after (the engine-level version is spec/c/test_alloc_failure.c).
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local core = require("lunet.core")
 local lfs = require("lfs")
 local synthetic = require("synthetic")
 -- load everything that loads lazily now, before the walk moves to a scratch directory
 for _, k in ipairs(lunet._lazy_names()) do local _ = lunet[k] end
-for file in lfs.dir("lunet") do
+for file in lfs.dir("bindings/lunet") do
   local name = file:match("^([%w_]+)%.lua$")
   if name then require("lunet." .. name) end
 end

@@ -1,4 +1,3 @@
-package.path = "bindings/?.lua;bindings/?/init.lua;" .. package.path
 local stats = require("lunet.stats")
 
 local function is_nan(x)

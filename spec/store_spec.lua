@@ -3,10 +3,9 @@
 -- a child trains an experiment of 8 runs on 256 generated images and prints its
 -- result's bits; the specs kill, stop, race and tamper with it and compare the bits
 -- with an uninterrupted run.
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local lfs = require("lfs")
-local util = require("spec.support.util")
+local util = require("util")
 local synthetic = require("synthetic")
 
 local ROOT = lfs.currentdir()
@@ -15,8 +14,7 @@ local q = util.shell_quote
 local RUNS, ITER = 8, 6
 
 local child = dir .. "/child.lua"
-util.write(child, ([[
-package.path = %q .. "/spec/support/?.lua;" .. package.path
+util.write(child, [[
 local lunet = require("lunet")
 local out, iterations, runs, threads, name = arg[1], tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), arg[5]
 local data = require("synthetic")(256, 4, 1)
@@ -24,13 +22,13 @@ local res = lunet.experiment { name = name or "store-spec", model = lunet.models
   iterations = iterations, runs = runs, threads = threads, out = out, quiet = true, seed = 5 }
 local parts = {}
 for _, r in ipairs(res.runs) do for _, v in ipairs(r.loss) do parts[#parts + 1] = string.pack("<d", v) end end
-print(("RESULT runs=%%d computed=%%d cached=%%d bits=%%s"):format(#res.runs, res.provenance.runs_computed,
+print(("RESULT runs=%d computed=%d cached=%d bits=%s"):format(#res.runs, res.provenance.runs_computed,
   res.provenance.runs_cached, lunet.store.hash(table.concat(parts))))
-]]):format(ROOT))
+]])
 
 -- no `timeout` or subshell in between: $! must be the Lua process itself, which the
 -- signals are for
-local LUA = "lua5.4 " .. q(child)
+local LUA = util.LUA .. " " .. q(child)
 
 -- A shell loop that waits (at most 60 s) until `n` records of `iterations` are stored under out.
 local function wait_records(out, n, iterations)
@@ -103,19 +101,18 @@ echo "exit $?" > %s/status
   local function session(sig)
     local out = dir .. "/session" .. sig
     util.write(dir .. "/session.lua", ([[
-package.path = %q .. "/spec/support/?.lua;" .. package.path
 res = lunet.experiment { name = "store-spec", model = lunet.models.mnist_cnn, data = require("synthetic")(256, 4, 1), batch = 8, iterations = %d, runs = %d, threads = 2, out = %q, quiet = true, seed = 5 }
 print(res)
 print("AFTER", #res.runs, res.provenance.interrupted)
-]]):format(ROOT, ITER, RUNS, out))
+]]):format(ITER, RUNS, out))
     os.execute(([[
-cd %s && exec bin/lunet < %s/session.lua > %s/out 2> %s/err &
+cd %s && exec env %s bin/lunet < %s/session.lua > %s/out 2> %s/err &
 pid=$!
 %s
 kill -%s $pid
 wait $pid
 echo "exit $?" > %s/status
-]]):format(q(ROOT), q(dir), q(dir), q(dir), wait_records(out, 2, ITER), sig, q(dir)))
+]]):format(q(ROOT), util.ENV, q(dir), q(dir), q(dir), wait_records(out, 2, ITER), sig, q(dir)))
     local o, e = util.read(dir .. "/out") or "", util.read(dir .. "/err") or ""
     return o, e, util.read(dir .. "/status"), "\nstdout: " .. o .. "\nstderr: " .. e, out
   end
@@ -330,7 +327,7 @@ wait $p2
   it("gives the study's Figure 1 from Figure 2's runs, and the report says so because the store does", function()
     if not util.mnist_dir() then return pending(util.NO_MNIST) end
     local out = dir .. "/report"
-    local r = util.run(("cd %s && timeout 600 lua5.4 scripts/seed_report.lua --runs 2 --iterations1 2 --iterations 3 "
+    local r = util.run(("cd %s && timeout 600 bin/lunet report --runs 2 --iterations1 2 --iterations 3 "
       .. "--n 200 --sweep-runs 1 --sweep-iterations 1 --threads 2 --fresh --out %s"):format(q(ROOT), q(out)))
     assert.equal(0, r.code, util.explain(r))
     local fig1 = assert(lunet.load_result(out .. "/figure1.json"))

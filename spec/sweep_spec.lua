@@ -2,7 +2,6 @@
 -- ranges and splitting (lunet.cluster), plan mode and its placeholders (lunet.plan), and
 -- plan / task / merge / parallel on one machine with real processes. The Slurm and ssh
 -- recipes with real daemons are in spec/cluster_spec.lua.
-package.path = "spec/support/?.lua;" .. package.path
 local util = require("util")
 local lfs = require("lfs")
 local cluster = require("lunet.cluster")

@@ -1,10 +1,9 @@
 -- Training end to end: the loss falls, runs are reproducible bit for bit, and the
 -- history says what happened.
-package.path = "spec/support/?.lua;" .. package.path
 local lunet = require("lunet")
 local synthetic = require("synthetic")
 
-local same_bits = require("spec.support.util").same_bits
+local same_bits = require("util").same_bits
 
 describe("training on synthetic data", function()
   local data = synthetic(96, 4, 3)

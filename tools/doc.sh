@@ -12,7 +12,7 @@ if ! command -v ldoc >/dev/null 2>&1; then
     exit 1
 fi
 mkdir -p build/doc
-LUA_PATH="bindings/?.lua;bindings/?/init.lua;;" LUA_CPATH="bindings/?.so;;" \
+LUA_PATH="bindings/?.lua;bindings/?/init.lua;;" LUA_CPATH="build/release/?.so;;" \
   "$LUA" - build/doc/lunet.lua <<'LUA_EOF'
 local out_path = arg[1]
 local help = require("lunet.help")

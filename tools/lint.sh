@@ -1,7 +1,7 @@
 #!/bin/sh
 # Static checks, zero warnings allowed (`make lint`):
 #  - luacheck (Debian package lua-check) on the Lua code: the module, scripts, examples,
-#    the launcher and the specs, configured by .luacheckrc;
+#    the launcher, the specs and the developer tools, benchmarks and fuzzers, configured by .luacheckrc;
 #  - cppcheck on the C engine, the Lua binding and the C example.
 # Exits non-zero when either reports anything.
 set -u
@@ -11,7 +11,7 @@ status=0
 if command -v luacheck >/dev/null 2>&1; then
     echo "lint: luacheck"
     luacheck --no-color --codes --formatter plain \
-        bindings/lunet/*.lua scripts examples bin/lunet spec || status=1
+        bindings/lunet/*.lua scripts examples bin/lunet spec tools bench fuzz || status=1
 else
     echo "lint: luacheck not found: install the Debian package lua-check (make deps)" >&2
     status=1

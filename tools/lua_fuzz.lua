@@ -1,13 +1,14 @@
 -- tools/lua_fuzz.lua - random Lua programs against lunet: no Lua program may crash it.
 --
---   lua5.4 tools/lua_fuzz.lua [seconds=60] [first_seed=the clock's seconds]
---       runs batches of generated programs in child processes (the `lua5.4` on PATH,
---       so under tools/sanitize.sh the sanitized interpreter and module) until the time
+--   bin/lunet run tools/lua_fuzz.lua [seconds=60] [first_seed=the clock's seconds]
+--       runs batches of generated programs in child processes (bin/lunet run, so the
+--       `lua5.4` on PATH and the module of LUNET_BUILD: under tools/sanitize.sh the
+--       sanitized interpreter and module) until the time
 --       is up; prints the programs run and the crashes found; exits 1 on any crash,
 --       sanitizer report or hang. A failing program is written to
---       build/fuzz/artifacts/lua-<seed>.lua, which `lua5.4 <file>` replays.
---   lua5.4 tools/lua_fuzz.lua --print SEED   prints program SEED
---   lua5.4 tools/lua_fuzz.lua --batch SEED COUNT   (internal) runs COUNT programs
+--       build/fuzz/artifacts/lua-<seed>.lua, which `bin/lunet run <file>` replays.
+--   bin/lunet run tools/lua_fuzz.lua --print SEED   prints program SEED
+--   bin/lunet run tools/lua_fuzz.lua --batch SEED COUNT   (internal) runs COUNT programs
 --
 -- A program is a seeded sequence of operations from a small op language over 6
 -- slots, each holding a net, a dataset, a tensor, an optimizer or anything else:
@@ -246,8 +247,8 @@ local programs, batches, crashes = 0, 0, 0
 local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 while os.time() < deadline do
   local out, err = os.tmpname(), os.tmpname()
-  local cmd = ("timeout 120 lua5.4 %s --batch %d %d >%s 2>%s"):format(sh_quote(here .. "/lua_fuzz.lua"), seed,
-    BATCH, out, err)
+  local cmd = ("timeout 120 %s run %s --batch %d %d >%s 2>%s"):format(sh_quote(here .. "/../bin/lunet"),
+    sh_quote(here .. "/lua_fuzz.lua"), seed, BATCH, out, err)
   local ok = os.execute(cmd)
   local log = io.open(out):read("a")
   local errors = io.open(err):read("a")
@@ -265,8 +266,7 @@ while os.time() < deadline do
     programs = programs + (bad - seed + 1)
     local file = ("%s/lua-%d.lua"):format(artifacts, bad)
     local f = assert(io.open(file, "w"))
-    f:write("-- lua_fuzz program ", bad, " (replay: lua5.4 ", file, " from the repository root)\n",
-      "package.path = 'tools/?.lua;' .. package.path\n",
+    f:write("-- lua_fuzz program ", bad, " (replay: bin/lunet run ", file, " from the repository root)\n",
       ("arg = { [0] = 'tools/lua_fuzz.lua', '--batch', '%d', '1' }\ndofile('tools/lua_fuzz.lua')\n"):format(bad),
       "--[[ the program:\n", generator(bad), "]]\n")
     f:close()

@@ -17,12 +17,13 @@
 # gnuplot, luarocks) would inherit it: under TSan sh crashes, under LSan the compilers
 # "leak". So a `lua5.4` wrapper first on PATH runs the real interpreter through the
 # dynamic loader with --preload, which reaches that interpreter only (and the lua5.4
-# processes the specs start, through the same wrapper); LUA_CPATH_5_4 points
-# `lunet.core` at the sanitized module. Leak checking is on for those Lua processes
+# processes the specs start, through the same wrapper); LUNET_BUILD points
+# `lunet.core` at the sanitized module (for the specs, spec/support/paths.lua; for
+# bin/lunet, its module search). Leak checking is on for those Lua processes
 # (with one suppression: the dynamic loader keeps the preloaded library's name).
 #
-# This script never replaces the release products (bindings/lunet/core.so, core/liblunet.*)
-# that other processes may be using: it builds the sanitizer trees under build/ only.
+# This script never replaces the release products (build/release/) that other processes
+# may be using: it builds its own trees build/sanitize/ and build/tsan/.
 #   SANITIZE_STEPS="asan luafuzz tsan" (default all); SANITIZE_SPECS="spec" (busted arguments).
 set -eu
 cd "$(dirname "$0")/.."
@@ -81,7 +82,7 @@ asan_run() {
         export ASAN_OPTIONS=detect_leaks=1
         export LSAN_OPTIONS="suppressions=$(pwd)/build/sanitize/lsan.supp:print_suppressions=0"
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-        export LUA_CPATH_5_4="$(pwd)/build/sanitize/?.so;;"
+        export LUNET_BUILD="$(pwd)/build/sanitize"
         export LUNET_LUA=lua5.4 # the session bin/lunet execs: the wrapper, not the bare interpreter
         export LUNET_C_TESTS=build/sanitize/spec
         exec "$@"
@@ -115,7 +116,7 @@ asan)
 luafuzz)
     t0=$(now)
     make -s -j"$JOBS" SANITIZE=1 build/sanitize/lunet/core.so
-    asan_run "$LOGS/lua_fuzz.asan.log" lua5.4 tools/lua_fuzz.lua "${LUA_FUZZ_SECONDS:-60}"
+    asan_run "$LOGS/lua_fuzz.asan.log" bin/lunet run tools/lua_fuzz.lua "${LUA_FUZZ_SECONDS:-60}"
     check "ASan+UBSan $(tail -n 1 "$LOGS/lua_fuzz.asan.log")" "$status" "$LOGS/lua_fuzz.asan.log" "$(( $(now) - t0 ))"
     ;;
 tsan)
@@ -150,7 +151,7 @@ tsan)
     (
         export PATH="$(pwd)/build/tsan/bin:$PATH"
         export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
-        export LUA_CPATH_5_4="$(pwd)/build/tsan/?.so;;"
+        export LUNET_BUILD="$(pwd)/build/tsan"
         export LUNET_LUA=lua5.4
         # (#slow: the 40-run Ctrl-C test, minutes under TSan; it runs in make test)
         exec lua5.4 "$BUSTED" -o spec/support/summary_handler.lua --exclude-tags=slow spec/experiment_spec.lua spec/interrupt_spec.lua

@@ -13,27 +13,14 @@
  */
 #include "../../core/lunet.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "tap.h"
 
-static int tests, failures;
-
-static void report(int ok, const char *fmt, ...)
-{
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    tests++;
-    if (!ok) failures++;
-    printf("%s %d - %s\n", ok ? "ok" : "not ok", tests, what);
-    fflush(stdout);
-}
+static tap T; /* this program's checks */
 
 static char dir[64];
 
@@ -141,10 +128,10 @@ static void sweep(const op *o, ctx *c)
         }
     }
     if (ok)
-        report(1, "%s: %ld allocation failures, each LN_ENOMEM with a message, then success", o->name,
-               failed_attempts);
+        tap_check(&T, 1, "%s: %ld allocation failures, each LN_ENOMEM with a message, then success", o->name,
+                  failed_attempts);
     else
-        report(0, "%s: %s", o->name, detail[0] ? detail : "never succeeded");
+        tap_check(&T, 0, "%s: %s", o->name, detail[0] ? detail : "never succeeded");
 }
 
 /* ------------------------------------------------------------ operations */
@@ -472,21 +459,21 @@ static void check_limits(void)
     ln_net *net = new_net();
     memset(&err, 0, sizeof err);
     ln_status st = ln_net_reserve(net, 1 << 30, &err);
-    report(st == LN_ENOMEM && strstr(err.msg, "activation memory") != NULL,
-           "reserve of a batch of 2^30 is refused up front: %s", err.msg);
+    tap_check(&T, st == LN_ENOMEM && strstr(err.msg, "activation memory") != NULL,
+              "reserve of a batch of 2^30 is refused up front: %s", err.msg);
     st = ln_net_reserve(net, 4, &err);
-    report(st == LN_OK, "and the net reserves a normal batch afterwards");
+    tap_check(&T, st == LN_OK, "and the net reserves a normal batch afterwards");
 
     ln_layer_spec big[2] = {ln_conv2d(1, 1 << 16, 1, 1, 0), ln_conv2d(1 << 16, 1 << 16, 1, 1, 0)};
     ln_net *huge = NULL;
     st = ln_net_create(&huge, big, 2, ln_shape_make(3, (int64_t[]){1, 1, 1}), NULL, &err);
-    report(st == LN_ENOMEM && huge == NULL && strstr(err.msg, "too large"),
-           "a layer with 2^32 weights is refused: %s", err.msg);
+    tap_check(&T, st == LN_ENOMEM && huge == NULL && strstr(err.msg, "too large"),
+              "a layer with 2^32 weights is refused: %s", err.msg);
     ln_layer_spec wide[1] = {ln_conv2d(1 << 24, 1 << 24, 1 << 12, 1, 1 << 11)};
     st = ln_net_create(&huge, wide, 1,
                        ln_shape_make(3, (int64_t[]){1 << 24, 1, 1}), NULL, &err);
-    report(st != LN_OK && huge == NULL && err.msg[0], "sizes that overflow int64 are refused: %s",
-           err.msg);
+    tap_check(&T, st != LN_OK && huge == NULL && err.msg[0], "sizes that overflow int64 are refused: %s",
+              err.msg);
 
     ln_dataset *data = new_data(8);
     ln_train_config cfg;
@@ -495,8 +482,8 @@ static void check_limits(void)
     cfg.unit = LN_UNIT_STEP;
     ln_history h;
     st = ln_train(net, data, &cfg, &h, &err);
-    report(st == LN_ENOMEM && strstr(err.msg, "limit"), "2^32 recorded steps are refused: %s",
-           err.msg);
+    tap_check(&T, st == LN_ENOMEM && strstr(err.msg, "limit"), "2^32 recorded steps are refused: %s",
+              err.msg);
     ln_runs_config rc;
     memset(&rc, 0, sizeof rc);
     rc.template_net = net;
@@ -505,8 +492,8 @@ static void check_limits(void)
     rc.train.iterations = 1000000000;
     rc.runs = 1000000;
     st = ln_runs(&rc, NULL, &err); /* refused before results[] is touched */
-    report(st == LN_ENOMEM && strstr(err.msg, "limit"), "10^6 runs of 10^9 epochs are refused: %s",
-           err.msg);
+    tap_check(&T, st == LN_ENOMEM && strstr(err.msg, "limit"), "10^6 runs of 10^9 epochs are refused: %s",
+              err.msg);
     ln_dataset_free(data);
     ln_net_free(net);
 }
@@ -562,6 +549,5 @@ int main(void)
     unlink(c.cifar);
     unlink(c.ckpt);
     rmdir(dir);
-    printf("# passed %d failed %d\n", tests - failures, failures);
-    return failures ? 1 : 0;
+    return tap_done(&T);
 }

@@ -23,43 +23,39 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "tap.h"
 
 /* ------------------------------------------------------------ harness */
 
 typedef struct {
-    int n, failed;
+    tap checks;     /* the checks reported */
     ln_error err;   /* every call under test reports here; cleared after each check */
     char dir[64];   /* the temp directory */
-} tap;
+} suite;
 
-static void tap_check(tap *t, int ok, const char *expr, int line, const char *fmt, ...)
+/* One check of cond (its text expr, at line); a failure also names the last error. */
+static void suite_check(suite *t, int ok, const char *expr, int line, const char *fmt, ...)
 {
-    char what[256];
+    char what[256], detail[600] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    t->n++;
-    if (ok) {
-        printf("ok %d - %s\n", t->n, what);
-    } else {
-        t->failed++;
-        printf("not ok %d - %s: `%s` is false (line %d; last error: %s%s%s)\n", t->n, what, expr,
-               line, t->err.msg[0] ? ln_status_name(t->err.code) : "none",
-               t->err.msg[0] ? ": " : "", t->err.msg);
-    }
-    fflush(stdout);
+    if (!ok)
+        snprintf(detail, sizeof detail, "`%s` is false (line %d; last error: %s%s%s)", expr, line,
+                 t->err.msg[0] ? ln_status_name(t->err.code) : "none", t->err.msg[0] ? ": " : "", t->err.msg);
+    tap_result(&t->checks, ok, what, detail);
     t->err.code = LN_OK;
     t->err.msg[0] = '\0';
 }
 
-#define CHECK(t, cond, ...) tap_check((t), (cond) ? 1 : 0, #cond, __LINE__, __VA_ARGS__)
+#define CHECK(t, cond, ...) suite_check((t), (cond) ? 1 : 0, #cond, __LINE__, __VA_ARGS__)
 
-static int msg_has(const tap *t, const char *s) { return strstr(t->err.msg, s) != NULL; }
+static int msg_has(const suite *t, const char *s) { return strstr(t->err.msg, s) != NULL; }
 
 /* ------------------------------------------------------------ writing test files */
 
-static void path_of(const tap *t, const char *name, char *buf, size_t size)
+static void path_of(const suite *t, const char *name, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%s", t->dir, name);
 }
@@ -92,7 +88,7 @@ static unsigned char *make_idx(int type, int ndim, const uint32_t *dims, const v
     return b;
 }
 
-static void write_raw(const tap *t, const char *name, const void *bytes, size_t size, char *path,
+static void write_raw(const suite *t, const char *name, const void *bytes, size_t size, char *path,
                       size_t path_size)
 {
     path_of(t, name, path, path_size);
@@ -104,7 +100,7 @@ static void write_raw(const tap *t, const char *name, const void *bytes, size_t 
 }
 
 /* mode "wb" starts a file, "ab" appends another gzip member. */
-static void write_gz(const tap *t, const char *name, const void *bytes, size_t size,
+static void write_gz(const suite *t, const char *name, const void *bytes, size_t size,
                      const char *mode, char *path, size_t path_size)
 {
     path_of(t, name, path, path_size);
@@ -163,7 +159,7 @@ typedef struct {
     char img[256], lab[256], img_gz[256], lab_gz[256];
 } fixture;
 
-static void write_fixture(const tap *t, fixture *fx)
+static void write_fixture(const suite *t, fixture *fx)
 {
     uint32_t idims[3] = {FX_N, FX_H, FX_W}, ldims[1] = {FX_N};
     size_t isz, lsz;
@@ -192,7 +188,7 @@ static float value_at(const ln_dataset *ds, int64_t k)
 
 /* ------------------------------------------------------------ IDX: valid files */
 
-static void test_idx_valid(tap *t, const fixture *fx)
+static void test_idx_valid(suite *t, const fixture *fx)
 {
     ln_idx a, b;
     ln_status st = ln_idx_read(fx->img, &a, &t->err);
@@ -257,7 +253,7 @@ static void test_idx_valid(tap *t, const fixture *fx)
 
 /* Parses bytes (from memory, name "buf") expecting failure `want` whose message
  * contains `needle`; also checks that *out was left zeroed. */
-static void expect_parse_error(tap *t, const unsigned char *bytes, size_t size, ln_status want,
+static void expect_parse_error(suite *t, const unsigned char *bytes, size_t size, ln_status want,
                                const char *needle, const char *what)
 {
     ln_idx out;
@@ -270,7 +266,7 @@ static void expect_parse_error(tap *t, const unsigned char *bytes, size_t size, 
 }
 
 /* The same through a file: the message must start with the path. */
-static void expect_file_error(tap *t, const char *name, const unsigned char *bytes, size_t size,
+static void expect_file_error(suite *t, const char *name, const unsigned char *bytes, size_t size,
                               ln_status want, const char *needle, const char *what)
 {
     char p[256];
@@ -284,7 +280,7 @@ static void expect_file_error(tap *t, const char *name, const unsigned char *byt
     if (st == LN_OK) ln_idx_release(&out);
 }
 
-static void test_idx_errors(tap *t, const fixture *fx)
+static void test_idx_errors(suite *t, const fixture *fx)
 {
     unsigned char ten[12] = {0};
     uint32_t d10[1] = {10};
@@ -420,10 +416,10 @@ static void test_idx_errors(tap *t, const fixture *fx)
 }
 
 /* 1 GiB + 1 of decompressed data from ~1 MB of gzip: many members of 1 MiB zeros. */
-static void test_gzip_bomb(tap *t)
+static void test_gzip_bomb(suite *t)
 {
     if (!getenv("LUNET_TEST_SLOW")) {
-        printf("# skip: gzip bomb (set LUNET_TEST_SLOW=1)\n");
+        tap_skip("gzip bomb (set LUNET_TEST_SLOW=1)");
         return;
     }
     size_t mib = (size_t)1 << 20;
@@ -445,7 +441,7 @@ static void test_gzip_bomb(tap *t)
 
 /* ------------------------------------------------------------ datasets from IDX */
 
-static void test_dataset_load(tap *t, const fixture *fx)
+static void test_dataset_load(suite *t, const fixture *fx)
 {
     ln_dataset *ds = NULL, *dz = NULL;
     const float mean = 0.1307f, std = 0.3081f;
@@ -540,7 +536,7 @@ static void test_dataset_load(tap *t, const fixture *fx)
     free(lbb);
 }
 
-static void test_dataset_errors(tap *t, const fixture *fx)
+static void test_dataset_errors(suite *t, const fixture *fx)
 {
     ln_dataset *ds = NULL;
     char p[256], q[256];
@@ -593,7 +589,7 @@ static void test_dataset_errors(tap *t, const fixture *fx)
 
 /* ------------------------------------------------------------ datasets from memory */
 
-static void test_arrays_select(tap *t)
+static void test_arrays_select(suite *t)
 {
     float img[4 * 2] = {0, 1, 2, 3, 4, 5, 6, 7};
     int32_t lab[4] = {3, 0, 1, 0};
@@ -661,7 +657,7 @@ static void expected_quotas(const int64_t *counts, int k, int64_t n, int64_t *qu
 }
 
 /* A dataset whose one pixel is the sample's index, so a subset shows what it took. */
-static ln_dataset *indexed(tap *t, int64_t n, const int32_t *labels)
+static ln_dataset *indexed(suite *t, int64_t n, const int32_t *labels)
 {
     float *img = malloc((size_t)n * sizeof *img);
     for (int64_t i = 0; i < n; i++) img[i] = (float)i;
@@ -684,7 +680,7 @@ static int well_formed(const ln_dataset *src, const ln_dataset *sub)
     return sub->classes == src->classes;
 }
 
-static ln_dataset *draw(tap *t, const ln_dataset *src, int64_t n, int random, int stratified,
+static ln_dataset *draw(suite *t, const ln_dataset *src, int64_t n, int random, int stratified,
                         uint64_t seed)
 {
     ln_rng rng;
@@ -700,7 +696,7 @@ static int same_samples(const ln_dataset *a, const ln_dataset *b)
            memcmp(a->images, b->images, (size_t)a->count * sizeof(float)) == 0;
 }
 
-static void test_subset(tap *t)
+static void test_subset(suite *t)
 {
     /* 100 samples, classes 50/30/20, interleaved. */
     int32_t lab[100];
@@ -835,7 +831,7 @@ static void test_subset(tap *t)
 /* ------------------------------------------------------------ allocation failures */
 
 typedef struct {
-    tap *t;
+    suite *t;
     const fixture *fx;
     const ln_dataset *src;
 } op_ctx;
@@ -886,7 +882,7 @@ static ln_status op_from_arrays(op_ctx *c, ln_dataset **out)
 /* Fails the (k+1)-th allocation and all after it, for k = 0, 1, ... until the
  * operation succeeds: every failure must be LN_ENOMEM with *out NULL. Leaks show
  * up under LeakSanitizer / valgrind. */
-static void fail_each_allocation(tap *t, op_ctx *c, op_fn fn, const char *what)
+static void fail_each_allocation(suite *t, op_ctx *c, op_fn fn, const char *what)
 {
     int ok = 1;
     long k;
@@ -910,7 +906,7 @@ static void fail_each_allocation(tap *t, op_ctx *c, op_fn fn, const char *what)
           what, k - 1);
 }
 
-static void test_alloc_failures(tap *t, const fixture *fx)
+static void test_alloc_failures(suite *t, const fixture *fx)
 {
     int32_t lab[20];
     for (int i = 0; i < 20; i++) lab[i] = i % 3;
@@ -935,7 +931,7 @@ static int exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
-static void check_mnist_set(tap *t, const char *dir, const char *prefix, int64_t n,
+static void check_mnist_set(suite *t, const char *dir, const char *prefix, int64_t n,
                             const int *first5, const int64_t *per_class)
 {
     char ip[512], lp[512];
@@ -980,11 +976,11 @@ static void check_mnist_set(tap *t, const char *dir, const char *prefix, int64_t
     ln_dataset_free(ds);
 }
 
-static void test_mnist(tap *t)
+static void test_mnist(suite *t)
 {
     const char *dir = getenv("MNIST_DIR");
     if (!dir || !*dir) {
-        printf("# skip: MNIST_DIR not set\n");
+        tap_skip("MNIST_DIR not set");
         return;
     }
     const char *names[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -993,7 +989,7 @@ static void test_mnist(tap *t)
         char p[512];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
         if (!exists(p)) {
-            printf("# skip: MNIST_DIR has no %s\n", names[i]);
+            tap_skip("MNIST_DIR has no %s", names[i]);
             return;
         }
     }
@@ -1009,7 +1005,7 @@ static void test_mnist(tap *t)
 
 int main(void)
 {
-    tap t;
+    suite t;
     memset(&t, 0, sizeof t);
     snprintf(t.dir, sizeof t.dir, "/tmp/lunet_test_data_XXXXXX");
     if (!mkdtemp(t.dir)) {
@@ -1030,6 +1026,5 @@ int main(void)
     test_mnist(&t);
 
     remove_dir(t.dir);
-    printf("# passed %d failed %d\n", t.n - t.failed, t.failed);
-    return t.failed == 0 ? 0 : 1;
+    return tap_done(&t.checks);
 }

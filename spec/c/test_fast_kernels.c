@@ -25,26 +25,14 @@
 #include "../../core/simd.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tap.h"
 
 /* ------------------------------------------------------------ reporting */
 
-static int n_tests, n_passed, n_failed;
-
-static void report(int ok, const char *desc, const char *detail)
-{
-    n_tests++;
-    if (ok) {
-        n_passed++;
-        printf("ok %d - %s\n", n_tests, desc);
-    } else {
-        n_failed++;
-        printf("not ok %d - %s: %s\n", n_tests, desc, detail && *detail ? detail : "failed");
-    }
-}
+static tap T; /* this program's checks */
 
 static float *falloc(int64_t n)
 {
@@ -188,7 +176,7 @@ static void report_same_bits(owned_layer *o, const float *x, const float *dy, in
     int ok = same_bits(fast.y, ref.y, sizeof(float) * out, detail, sizeof detail);
     if (ok && ref.argmax) ok = same_bits(fast.argmax, ref.argmax, sizeof(int32_t) * out, detail, sizeof detail);
     if (ok) ok = same_bits(fast.dx, ref.dx, sizeof(float) * in, detail, sizeof detail);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     free_pass(&fast);
     free_pass(&ref);
 }
@@ -231,21 +219,21 @@ static void test_conv(const conv_case *cc, int batch, ln_rng *rng, const char *i
     snprintf(base, sizeof base, "%s conv2d %dx%dx%d -> %d k%d s%d p%d%s batch %d", isa, cc->c, cc->h,
              cc->w, cc->oc, cc->k, cc->s, cc->pad, cc->bias ? "" : " nobias", batch);
     snprintf(desc, sizeof desc, "%s: forward", base);
-    report(close_all(fast.y, ref.y, o.l.out_n * batch, detail, sizeof detail), desc, detail);
+    tap_result(&T, close_all(fast.y, ref.y, o.l.out_n * batch, detail, sizeof detail), desc, detail);
     snprintf(desc, sizeof desc, "%s: weight grad", base);
-    report(close_all(fast.dw, ref.dw, o.l.weight_n, detail, sizeof detail), desc, detail);
+    tap_result(&T, close_all(fast.dw, ref.dw, o.l.weight_n, detail, sizeof detail), desc, detail);
     if (cc->bias) {
         snprintf(desc, sizeof desc, "%s: bias grad", base);
-        report(close_all(fast.db, ref.db, o.l.bias_n, detail, sizeof detail), desc, detail);
+        tap_result(&T, close_all(fast.db, ref.db, o.l.bias_n, detail, sizeof detail), desc, detail);
     }
     snprintf(desc, sizeof desc, "%s: input grad", base);
-    report(close_all(fast.dx, ref.dx, o.l.in_n * batch, detail, sizeof detail), desc, detail);
+    tap_result(&T, close_all(fast.dx, ref.dx, o.l.in_n * batch, detail, sizeof detail), desc, detail);
     /* without dx (the first layer): the same parameter gradients, bit for bit */
     pass_out nodx;
     run_pass(&o, x, dy, batch, 0, 0, &nodx);
     snprintf(desc, sizeof desc, "%s: weight grad without dx", base);
-    report(same_bits(nodx.dw, fast.dw, sizeof(float) * (size_t)o.l.weight_n, detail, sizeof detail),
-           desc, detail);
+    tap_result(&T, same_bits(nodx.dw, fast.dw, sizeof(float) * (size_t)o.l.weight_n, detail, sizeof detail),
+               desc, detail);
     free_pass(&nodx);
     free_pass(&fast);
     free_pass(&ref);
@@ -276,7 +264,7 @@ static void test_linear(int in, int out, int bias, int batch, ln_rng *rng, const
     if (ok) ok = close_all(fast.dw, ref.dw, o.l.weight_n, detail, sizeof detail);
     if (ok && bias) ok = close_all(fast.db, ref.db, out, detail, sizeof detail);
     if (ok) ok = close_all(fast.dx, ref.dx, (int64_t)in * batch, detail, sizeof detail);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     free_pass(&fast);
     free_pass(&ref);
     free(x);
@@ -378,7 +366,7 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
              close_all(out[0][2], out[1][2], c, detail, sizeof detail) &&
              close_all(out[0][3], out[1][3], c, detail, sizeof detail) &&
              close_all(out[0][4], out[1][4], 2 * c, detail, sizeof detail);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 2; r++) {
         for (int j = 0; j < 4; j++) free(out[r][j]);
         free(buf[r]);
@@ -467,7 +455,7 @@ static void test_squash(ln_layer_kind kind, int64_t per_sample, int batch, ln_rn
     fb.dx = falloc(n);
     ln_layer_backward(&o.l, x, ref.y, dy, fb.dx, &ctx);
     if (ok) ok = same_bits(fb.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     free(fb.dx);
     free_pass(&fast);
     free_pass(&ref);
@@ -500,7 +488,7 @@ static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char
     int ok = same_bits(p, p2, sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(m, m2, sizeof(float) * (size_t)n, detail, sizeof detail);
     snprintf(desc, sizeof desc, "%s sgd momentum step = scalar loop, bit for bit", isa);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     static const char *const decay_names[] = {"adam", "adam with weight decay", "adamw"};
     for (int decay = LN_DECAY_NONE; decay <= LN_DECAY_DECOUPLED; decay++) {
         ln_adam_consts k = {0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.01f, 0.99999f, -0.0013f, 0.0447f, decay};
@@ -516,7 +504,7 @@ static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char
              same_bits(m, m2, sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(v, v2, sizeof(float) * (size_t)n, detail, sizeof detail);
         snprintf(desc, sizeof desc, "%s %s step = reference, bit for bit", isa, decay_names[decay]);
-        report(ok, desc, detail);
+        tap_result(&T, ok, desc, detail);
     }
     free(p);
     free(g);
@@ -593,13 +581,13 @@ static void test_net_fast_vs_reference(const char *isa, ln_rng *rng)
     int ok = !ln_net_forward(a, x, batch, 1, &ra, &ya, &err) && !ln_net_forward(b, x, batch, 1, &rb, &yb, &err);
     if (ok) ok = close_all(ya, yb, 10 * batch, detail, sizeof detail);
     snprintf(desc, sizeof desc, "%s study net batch %d: forward, fast = reference kernels", isa, batch);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     ok = !ln_net_backward(a, dout, dxa, &err) && !ln_net_backward(b, dout, dxb, &err);
     if (ok)
         ok = close_all(ln_net_grads(a), ln_net_grads(b), ln_net_param_count(a), detail, sizeof detail);
     if (ok) ok = close_all(dxa, dxb, 784 * batch, detail, sizeof detail);
     snprintf(desc, sizeof desc, "%s study net batch %d: gradients, fast = reference kernels", isa, batch);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     free(x);
     free(dout);
     free(dxa);
@@ -635,7 +623,7 @@ static void test_determinism(const char *isa, ln_rng *rng)
     train_losses(ds, 16, l1, 2);
     train_losses(ds, 16, l2, 2);
     snprintf(desc, sizeof desc, "%s training twice gives bit-identical losses", isa);
-    report(same_bits(l1, l2, sizeof l1, detail, sizeof detail), desc, detail);
+    tap_result(&T, same_bits(l1, l2, sizeof l1, detail, sizeof detail), desc, detail);
 
     /* repeat runs on 1 and 2 threads */
     ln_net *tmpl = study_net(1);
@@ -662,7 +650,7 @@ static void test_determinism(const char *isa, ln_rng *rng)
                        sizeof(float) * (size_t)r1[r].hist.steps, detail, sizeof detail);
     }
     snprintf(desc, sizeof desc, "%s ln_runs: 1 and 2 threads give bit-identical step losses", isa);
-    report(ok, desc, ok ? "" : (*detail ? detail : err.msg));
+    tap_result(&T, ok, desc, ok ? "" : (*detail ? detail : err.msg));
     /* one run at a time with 3 threads inside it (what lunet.experiment does when it
      * has fewer runs than threads) */
     ln_run_result r3[3];
@@ -675,7 +663,7 @@ static void test_determinism(const char *isa, ln_rng *rng)
              same_bits(r1[r].hist.step_loss, r3[r].hist.step_loss,
                        sizeof(float) * (size_t)r1[r].hist.steps, detail, sizeof detail);
     snprintf(desc, sizeof desc, "%s ln_runs: 3 threads inside each run give bit-identical step losses", isa);
-    report(ok, desc, ok ? "" : (*detail ? detail : err.msg));
+    tap_result(&T, ok, desc, ok ? "" : (*detail ? detail : err.msg));
     for (int r = 0; r < 3; r++) {
         ln_history_release(&r1[r].hist);
         ln_history_release(&r2[r].hist);
@@ -755,7 +743,7 @@ static void test_threads(const thread_case *tc, ln_rng *rng, const char *isa)
     }
     snprintf(desc, sizeof desc, "%s %s: 1, 2 and 3 threads give bit-identical losses, parameters "
              "and evaluation", isa, tc->name);
-    report(ok, desc, detail);
+    tap_result(&T, ok, desc, detail);
     for (int t = 0; t < 3; t++) {
         ln_history_release(&h[t]);
         free(params[t]);
@@ -856,11 +844,11 @@ int main(void)
     ln_rng_seed(&rng, 20240601, 1);
     for (int isa = LN_ISA_GENERIC; isa <= LN_ISA_AVX512; isa++) {
         if (!ln_simd_for((ln_isa)isa)) {
-            printf("# skip: this CPU cannot run %s\n", ln_isa_name((ln_isa)isa));
+            tap_skip("this CPU cannot run %s", ln_isa_name((ln_isa)isa));
             continue;
         }
         if ((int)ln_simd_force(isa) != isa) {
-            report(0, "ln_simd_force selects the requested ISA", ln_isa_name((ln_isa)isa));
+            tap_result(&T, 0, "ln_simd_force selects the requested ISA", ln_isa_name((ln_isa)isa));
             continue;
         }
         const char *name = ln_isa_name((ln_isa)isa);
@@ -901,6 +889,5 @@ int main(void)
         thread_cases(&rng, name);
     }
     ln_simd_force(-1);
-    printf("# passed %d failed %d\n", n_passed, n_failed);
-    return n_failed ? 1 : 0;
+    return tap_done(&T);
 }

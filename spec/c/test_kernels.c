@@ -15,42 +15,13 @@
 #include "../../core/layer.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "tap.h"
 
-/* ------------------------------------------------------------ reporting */
-
-typedef struct {
-    int n, passed, failed;
-} tap;
-
-static void report(tap *t, int ok, const char *desc, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
-static void report(tap *t, int ok, const char *desc, const char *fmt, ...)
-{
-    t->n++;
-    if (ok) {
-        t->passed++;
-        printf("ok %d - %s\n", t->n, desc);
-        return;
-    }
-    t->failed++;
-    char detail[600] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof detail, fmt, ap);
-        va_end(ap);
-    }
-    printf("not ok %d - %s: %s\n", t->n, desc, detail[0] ? detail : "failed");
-}
+/* ------------------------------------------------------------ comparing values */
 
 static int close_to(double got, double want, double rel, double abs_tol)
 {
@@ -131,9 +102,9 @@ static gc_result gradcheck(objective_fn f, void *self, float *var, const float *
 
 static void report_gradcheck(tap *t, const char *desc, gc_result g, int64_t n)
 {
-    report(t, g.mismatches == 0, desc,
-           "%d of %lld mismatch; worst at [%lld]: analytic %.6g, numeric %.6g", g.mismatches,
-           (long long)n, (long long)g.worst, g.analytic, g.numeric);
+    tap_checkd(t, g.mismatches == 0, desc,
+               "%d of %lld mismatch; worst at [%lld]: analytic %.6g, numeric %.6g", g.mismatches,
+               (long long)n, (long long)g.worst, g.analytic, g.numeric);
 }
 
 /* ------------------------------------------------------- layer fixture */
@@ -278,9 +249,9 @@ static void test_selfcheck(tap *t)
     /* A gradient off by 0.05 in one place must be caught. */
     fx.dx[7] += 0.05f;
     gc_result g = gradcheck(projection_loss, &fx, fx.x, fx.dx, fx.in_total);
-    report(t, g.mismatches == 1 && g.worst == 7,
-           "self-check: gradcheck flags a log_softmax gradient perturbed at one element",
-           "mismatches %d, worst [%lld]", g.mismatches, (long long)g.worst);
+    tap_checkd(t, g.mismatches == 1 && g.worst == 7,
+               "self-check: gradcheck flags a log_softmax gradient perturbed at one element",
+               "mismatches %d, worst [%lld]", g.mismatches, (long long)g.worst);
     fixture_free(&fx);
 
     /* A classic batchnorm bug: backpropagating as if mean and variance were constants
@@ -295,9 +266,9 @@ static void test_selfcheck(tap *t)
         for (int c = 0; c < 3; c++)
             fx.dx[n * 3 + c] = fx.r[n * 3 + c] * fx.weight[c] * fx.saved[3 + c];
     g = gradcheck(projection_loss, &fx, fx.x, fx.dx, fx.in_total);
-    report(t, g.mismatches > 0,
-           "self-check: gradcheck flags a batchnorm backward that ignores the batch statistics",
-           "no mismatch reported");
+    tap_checkd(t, g.mismatches > 0,
+               "self-check: gradcheck flags a batchnorm backward that ignores the batch statistics",
+               "no mismatch reported");
     fixture_free(&fx);
 }
 
@@ -326,7 +297,7 @@ static void test_log_softmax(tap *t)
         for (int i = 0; i < 5; i++) s += exp((double)fx.y[n * 5 + i]);
         worst = fmax(worst, fabs(s - 1.0));
     }
-    report(t, worst < 1e-6, "log_softmax: exp(y) sums to 1 per sample", "off by %g", worst);
+    tap_checkd(t, worst < 1e-6, "log_softmax: exp(y) sums to 1 per sample", "off by %g", worst);
     fixture_free(&fx);
 
     /* Scores far beyond exp's float range: y = x - 1002 - log(e^-2 + e^-1 + 1). */
@@ -339,13 +310,13 @@ static void test_log_softmax(tap *t)
     const double lse = log(exp(-2.0) + exp(-1.0) + 1.0);
     const double want[3] = {-2.0 - lse, -1.0 - lse, -lse};
     char detail[200] = "";
-    report(t, all_close(fx.y, want, 3, 1e-6, 1e-6, detail, sizeof detail),
-           "log_softmax: stable for scores around 1000", "%s", detail);
+    tap_checkd(t, all_close(fx.y, want, 3, 1e-6, 1e-6, detail, sizeof detail),
+               "log_softmax: stable for scores around 1000", "%s", detail);
     fx.x[1] = NAN;
     forward(&fx);
-    report(t, isnan(fx.y[0]) && isnan(fx.y[1]) && isnan(fx.y[2]),
-           "log_softmax: a NaN score makes the sample NaN", "y = %g %g %g", (double)fx.y[0],
-           (double)fx.y[1], (double)fx.y[2]);
+    tap_checkd(t, isnan(fx.y[0]) && isnan(fx.y[1]) && isnan(fx.y[2]),
+               "log_softmax: a NaN score makes the sample NaN", "y = %g %g %g", (double)fx.y[0],
+               (double)fx.y[1], (double)fx.y[2]);
     fixture_free(&fx);
 }
 
@@ -392,11 +363,11 @@ static void test_batchnorm_grads(tap *t)
     const double twice_w[2] = {2 * once_w[0], 2 * once_w[1]};
     const double twice_b[2] = {2 * once_b[0], 2 * once_b[1]};
     char detail[200] = "";
-    report(t,
-           (once_w[0] != 0.0 || once_w[1] != 0.0) &&
+    tap_checkd(t,
+               (once_w[0] != 0.0 || once_w[1] != 0.0) &&
                all_close(fx.dweight, twice_w, 2, 1e-6, 1e-7, detail, sizeof detail) &&
                all_close(fx.dbias, twice_b, 2, 1e-6, 1e-7, detail, sizeof detail),
-           "batchnorm: dgamma/dbeta accumulate and are computed when dx is NULL", "%s", detail);
+               "batchnorm: dgamma/dbeta accumulate and are computed when dx is NULL", "%s", detail);
     fixture_free(&fx);
 }
 
@@ -416,19 +387,19 @@ static void test_batchnorm_values(tap *t)
     memcpy(fx.x, x1, sizeof x1);
     forward(&fx);
     const double rm1[2] = {0.3, 0.1}, rv1[2] = {1.6, 1.2};
-    report(t,
-           all_close(fx.rmean, rm1, 2, 1e-6, 1e-7, detail, sizeof detail) &&
+    tap_checkd(t,
+               all_close(fx.rmean, rm1, 2, 1e-6, 1e-7, detail, sizeof detail) &&
                all_close(fx.rvar, rv1, 2, 1e-6, 1e-7, detail, sizeof detail),
-           "batchnorm1d: running mean/var after one step (unbiased var, momentum 0.1)", "%s",
-           detail);
+               "batchnorm1d: running mean/var after one step (unbiased var, momentum 0.1)", "%s",
+               detail);
     const double inv0 = 1.0 / sqrt(14.0 / 3.0 + 1e-5), inv1 = 1.0 / sqrt(2.0 + 1e-5);
     const double saved1[4] = {3.0, 1.0, inv0, inv1};
-    report(t, all_close(fx.saved, saved1, 4, 1e-6, 1e-7, detail, sizeof detail),
-           "batchnorm1d: saved mean and invstd (biased var + eps)", "%s", detail);
+    tap_checkd(t, all_close(fx.saved, saved1, 4, 1e-6, 1e-7, detail, sizeof detail),
+               "batchnorm1d: saved mean and invstd (biased var + eps)", "%s", detail);
     /* gamma 1, beta 0: y = (x - mean) * invstd. */
     const double y1[6] = {-2 * inv0, -1 * inv1, -1 * inv0, -1 * inv1, 3 * inv0, 2 * inv1};
-    report(t, all_close(fx.y, y1, 6, 1e-6, 1e-6, detail, sizeof detail),
-           "batchnorm1d: training output normalised with the batch statistics", "%s", detail);
+    tap_checkd(t, all_close(fx.y, y1, 6, 1e-6, 1e-6, detail, sizeof detail),
+               "batchnorm1d: training output normalised with the batch statistics", "%s", detail);
 
     /* Eval with running_mean 0.5, running_var 4, gamma 2, beta 1:
      * y = (x - 0.5) / sqrt(4 + 1e-5) * 2 + 1. */
@@ -440,10 +411,10 @@ static void test_batchnorm_values(tap *t)
     forward(&fx);
     double ye[6];
     for (int i = 0; i < 6; i++) ye[i] = (x1[i] - 0.5) / sqrt(4.0 + 1e-5) * 2.0 + 1.0;
-    report(t,
-           all_close(fx.y, ye, 6, 1e-6, 1e-6, detail, sizeof detail) && fx.rmean[0] == 0.5f &&
+    tap_checkd(t,
+               all_close(fx.y, ye, 6, 1e-6, 1e-6, detail, sizeof detail) && fx.rmean[0] == 0.5f &&
                fx.rvar[0] == 4.0f,
-           "batchnorm1d: eval uses the running stats and leaves them alone", "%s", detail);
+               "batchnorm1d: eval uses the running stats and leaves them alone", "%s", detail);
     fixture_free(&fx);
 
     /* BatchNorm2d, C = 2, 2x2 planes, batch 2:
@@ -457,18 +428,18 @@ static void test_batchnorm_values(tap *t)
     memcpy(fx.x, x2, sizeof x2);
     forward(&fx);
     const double rm2[2] = {0.45, 0.1}, rv2[2] = {1.5, 0.9 + 0.8 / 7.0};
-    report(t,
-           all_close(fx.rmean, rm2, 2, 1e-6, 1e-7, detail, sizeof detail) &&
+    tap_checkd(t,
+               all_close(fx.rmean, rm2, 2, 1e-6, 1e-7, detail, sizeof detail) &&
                all_close(fx.rvar, rv2, 2, 1e-6, 1e-7, detail, sizeof detail),
-           "batchnorm2d: running mean/var after one step (per channel over N,H,W)", "%s",
-           detail);
+               "batchnorm2d: running mean/var after one step (per channel over N,H,W)", "%s",
+               detail);
     const double saved2[4] = {4.5, 1.0, 1.0 / sqrt(42.0 / 8.0 + 1e-5), 1.0 / sqrt(1.0 + 1e-5)};
-    report(t, all_close(fx.saved, saved2, 4, 1e-6, 1e-7, detail, sizeof detail),
-           "batchnorm2d: saved mean and invstd", "%s", detail);
+    tap_checkd(t, all_close(fx.saved, saved2, 4, 1e-6, 1e-7, detail, sizeof detail),
+               "batchnorm2d: saved mean and invstd", "%s", detail);
     /* A second step compounds: running_mean = 0.9*0.45 + 0.1*4.5 = 0.855. */
     forward(&fx);
-    report(t, close_to(fx.rmean[0], 0.855, 1e-6, 1e-7), "batchnorm2d: running mean compounds",
-           "got %.9g", (double)fx.rmean[0]);
+    tap_checkd(t, close_to(fx.rmean[0], 0.855, 1e-6, 1e-7), "batchnorm2d: running mean compounds",
+               "got %.9g", (double)fx.rmean[0]);
     fixture_free(&fx);
 }
 
@@ -496,12 +467,12 @@ static void test_dropout(tap *t)
         if (fx.y[i] != fx.x[i] * fx.mask[i] && bad < 0) bad = i;
     }
     const double frac = (double)dropped / (double)fx.in_total;
-    report(t, fabs(frac - 0.3) < 0.02, "dropout: fraction dropped is about p (0.3)",
-           "dropped %.4f", frac);
-    report(t, bad < 0, "dropout: kept values are scaled by 1/(1-p), dropped are 0",
-           "element %lld: x %g mask %g y %g", (long long)bad,
-           bad >= 0 ? (double)fx.x[bad] : 0.0, bad >= 0 ? (double)fx.mask[bad] : 0.0,
-           bad >= 0 ? (double)fx.y[bad] : 0.0);
+    tap_checkd(t, fabs(frac - 0.3) < 0.02, "dropout: fraction dropped is about p (0.3)",
+               "dropped %.4f", frac);
+    tap_checkd(t, bad < 0, "dropout: kept values are scaled by 1/(1-p), dropped are 0",
+               "element %lld: x %g mask %g y %g", (long long)bad,
+               bad >= 0 ? (double)fx.x[bad] : 0.0, bad >= 0 ? (double)fx.mask[bad] : 0.0,
+               bad >= 0 ? (double)fx.y[bad] : 0.0);
 
     /* Draw order: one uniform per element, sample-major, drop when < p. */
     ln_rng replay;
@@ -511,27 +482,27 @@ static void test_dropout(tap *t)
         const float want = ln_rng_uniform(&replay) < p ? 0.0f : scale;
         if (fx.mask[i] != want) bad = i;
     }
-    report(t, bad < 0, "dropout: mask follows the rng draws in sample-major order",
-           "first difference at %lld", (long long)bad);
+    tap_checkd(t, bad < 0, "dropout: mask follows the rng draws in sample-major order",
+               "first difference at %lld", (long long)bad);
 
     backward(&fx, fx.dx);
     bad = -1;
     for (int64_t i = 0; i < fx.in_total && bad < 0; i++)
         if (fx.dx[i] != fx.r[i] * fx.mask[i]) bad = i;
-    report(t, bad < 0, "dropout: backward multiplies dy by the mask", "element %lld",
-           (long long)bad);
+    tap_checkd(t, bad < 0, "dropout: backward multiplies dy by the mask", "element %lld",
+               (long long)bad);
 
     /* The same seed gives the same mask, another seed another one. */
     float *first = falloc(fx.in_total);
     memcpy(first, fx.mask, sizeof(float) * (size_t)fx.in_total);
     ln_rng_seed(&fx.rng, 7, LN_STREAM_DROPOUT);
     forward(&fx);
-    report(t, memcmp(first, fx.mask, sizeof(float) * (size_t)fx.in_total) == 0,
-           "dropout: same seed gives the same mask", NULL);
+    tap_checkd(t, memcmp(first, fx.mask, sizeof(float) * (size_t)fx.in_total) == 0,
+               "dropout: same seed gives the same mask", NULL);
     ln_rng_seed(&fx.rng, 8, LN_STREAM_DROPOUT);
     forward(&fx);
-    report(t, memcmp(first, fx.mask, sizeof(float) * (size_t)fx.in_total) != 0,
-           "dropout: another seed gives another mask", NULL);
+    tap_checkd(t, memcmp(first, fx.mask, sizeof(float) * (size_t)fx.in_total) != 0,
+               "dropout: another seed gives another mask", NULL);
     free(first);
 
     /* Eval: identity both ways, and the rng is not touched. */
@@ -539,18 +510,18 @@ static void test_dropout(tap *t)
     const ln_rng before = fx.rng;
     forward(&fx);
     backward(&fx, fx.dx);
-    report(t,
-           memcmp(fx.x, fx.y, sizeof(float) * (size_t)fx.in_total) == 0 &&
+    tap_checkd(t,
+               memcmp(fx.x, fx.y, sizeof(float) * (size_t)fx.in_total) == 0 &&
                memcmp(fx.r, fx.dx, sizeof(float) * (size_t)fx.in_total) == 0 &&
                before.state == fx.rng.state,
-           "dropout: eval is the identity forward and backward and draws nothing", NULL);
+               "dropout: eval is the identity forward and backward and draws nothing", NULL);
 
     /* p = 0: identity in training too. */
     fx.ctx.training = 1;
     fx.l.spec.p = 0.0f;
     forward(&fx);
-    report(t, memcmp(fx.x, fx.y, sizeof(float) * (size_t)fx.in_total) == 0,
-           "dropout: p = 0 is the identity", NULL);
+    tap_checkd(t, memcmp(fx.x, fx.y, sizeof(float) * (size_t)fx.in_total) == 0,
+               "dropout: p = 0 is the identity", NULL);
     /* p = 1: everything zero, no 1/0 anywhere. */
     fx.l.spec.p = 1.0f;
     forward(&fx);
@@ -558,8 +529,8 @@ static void test_dropout(tap *t)
     bad = -1;
     for (int64_t i = 0; i < fx.in_total && bad < 0; i++)
         if (fx.y[i] != 0.0f || fx.dx[i] != 0.0f || fx.mask[i] != 0.0f) bad = i;
-    report(t, bad < 0, "dropout: p = 1 zeroes output and gradient", "element %lld",
-           (long long)bad);
+    tap_checkd(t, bad < 0, "dropout: p = 1 zeroes output and gradient", "element %lld",
+               (long long)bad);
     fixture_free(&fx);
 
     /* Dropout2d, p = 0.5, 50 samples x 8 channels of 5x5. */
@@ -579,28 +550,28 @@ static void test_dropout(tap *t)
         for (int i = 0; i < 25; i++)
             if (fx.y[e * 25 + i] != fx.x[e * 25 + i] * fx.mask[e] && partial < 0) partial = e;
     }
-    report(t, partial < 0 && whole == chan_dropped,
-           "dropout2d: whole channels are zeroed or scaled together",
-           "channel %lld mixed; %lld zero channels vs %lld dropped", (long long)partial,
-           (long long)whole, (long long)chan_dropped);
-    report(t, fabs((double)chan_dropped / 400.0 - 0.5) < 0.1,
-           "dropout2d: fraction of channels dropped is about p (0.5)", "%lld of 400",
-           (long long)chan_dropped);
+    tap_checkd(t, partial < 0 && whole == chan_dropped,
+               "dropout2d: whole channels are zeroed or scaled together",
+               "channel %lld mixed; %lld zero channels vs %lld dropped", (long long)partial,
+               (long long)whole, (long long)chan_dropped);
+    tap_checkd(t, fabs((double)chan_dropped / 400.0 - 0.5) < 0.1,
+               "dropout2d: fraction of channels dropped is about p (0.5)", "%lld of 400",
+               (long long)chan_dropped);
     bad = -1;
     for (int64_t e = 0; e < 400 && bad < 0; e++)
         if (fx.mask[e] != 0.0f && fx.mask[e] != 2.0f) bad = e;
-    report(t, bad < 0, "dropout2d: keep-scale is 1/(1-p) = 2", "entry %lld is %g", (long long)bad,
-           bad >= 0 ? (double)fx.mask[bad] : 0.0);
+    tap_checkd(t, bad < 0, "dropout2d: keep-scale is 1/(1-p) = 2", "entry %lld is %g", (long long)bad,
+               bad >= 0 ? (double)fx.mask[bad] : 0.0);
     backward(&fx, fx.dx);
     bad = -1;
     for (int64_t i = 0; i < fx.in_total && bad < 0; i++)
         if (fx.dx[i] != fx.r[i] * fx.mask[i / 25]) bad = i;
-    report(t, bad < 0, "dropout2d: backward multiplies dy by the channel's mask",
-           "element %lld", (long long)bad);
+    tap_checkd(t, bad < 0, "dropout2d: backward multiplies dy by the channel's mask",
+               "element %lld", (long long)bad);
     fx.ctx.training = 0;
     forward(&fx);
-    report(t, memcmp(fx.x, fx.y, sizeof(float) * (size_t)fx.in_total) == 0,
-           "dropout2d: eval is the identity", NULL);
+    tap_checkd(t, memcmp(fx.x, fx.y, sizeof(float) * (size_t)fx.in_total) == 0,
+               "dropout2d: eval is the identity", NULL);
     fixture_free(&fx);
 }
 
@@ -647,7 +618,7 @@ static void test_loss_grads(tap *t)
         ln_error err = {LN_OK, ""};
         ln_status st = ln_loss(lc.kind, pred, B, C, labels, lc.targets, &v, grad, &err);
         if (st != LN_OK) {
-            report(t, 0, cases[k].desc, "ln_loss failed: %s", err.msg);
+            tap_checkd(t, 0, cases[k].desc, "ln_loss failed: %s", err.msg);
             continue;
         }
         report_gradcheck(t, cases[k].desc, gradcheck(loss_objective, &lc, pred, grad, B * C),
@@ -667,36 +638,36 @@ static void test_loss_values(tap *t)
     float g[6];
     ln_status st = ln_loss(LN_LOSS_NLL, logp, 2, 3, lab2, NULL, &v, g, &err);
     const double gn[6] = {-0.5, 0, 0, 0, -0.5, 0};
-    report(t, st == LN_OK && close_to(v, 0.3, 1e-6, 1e-7) && all_close(g, gn, 6, 0, 0, detail, sizeof detail),
-           "nll loss: value and gradient on hand numbers", "status %d loss %.9g %s", (int)st, v,
-           detail);
+    tap_checkd(t, st == LN_OK && close_to(v, 0.3, 1e-6, 1e-7) && all_close(g, gn, 6, 0, 0, detail, sizeof detail),
+               "nll loss: value and gradient on hand numbers", "status %d loss %.9g %s", (int)st, v,
+               detail);
 
     /* Cross-entropy on equal scores: log 2 per sample; gradient (0.5 - onehot) / 2. */
     const float eq[4] = {0, 0, 1, 1};
     st = ln_loss(LN_LOSS_CROSS_ENTROPY, eq, 2, 2, lab2, NULL, &v, g, &err);
     const double gc[4] = {-0.25, 0.25, 0.25, -0.25};
-    report(t, st == LN_OK && close_to(v, log(2.0), 1e-9, 0) && all_close(g, gc, 4, 1e-7, 0, detail, sizeof detail),
-           "cross-entropy loss: value and gradient on hand numbers", "loss %.9g %s", v, detail);
+    tap_checkd(t, st == LN_OK && close_to(v, log(2.0), 1e-9, 0) && all_close(g, gc, 4, 1e-7, 0, detail, sizeof detail),
+               "cross-entropy loss: value and gradient on hand numbers", "loss %.9g %s", v, detail);
     const float big[2] = {1000.0f, 0.0f};
     st = ln_loss(LN_LOSS_CROSS_ENTROPY, big, 1, 2, lab2, NULL, &v, g, &err);
-    report(t, st == LN_OK && isfinite(v) && v >= 0.0 && v < 1e-300 && g[0] == 0.0f && g[1] == 0.0f,
-           "cross-entropy loss: stable on a score of 1000", "loss %g grad %g %g", v, (double)g[0],
-           (double)g[1]);
+    tap_checkd(t, st == LN_OK && isfinite(v) && v >= 0.0 && v < 1e-300 && g[0] == 0.0f && g[1] == 0.0f,
+               "cross-entropy loss: stable on a score of 1000", "loss %g grad %g %g", v, (double)g[0],
+               (double)g[1]);
 
     /* MSE with targets: diffs 1, 0, -2, 0 -> 5/4; gradient 2*diff/4. */
     const float pm[4] = {1, 2, 3, 4}, tm[4] = {0, 2, 5, 4};
     st = ln_loss(LN_LOSS_MSE, pm, 2, 2, NULL, tm, &v, g, &err);
     const double gm[4] = {0.5, 0, -1, 0};
-    report(t, st == LN_OK && close_to(v, 1.25, 1e-12, 0) && all_close(g, gm, 4, 0, 0, detail, sizeof detail),
-           "mse loss (targets): value and gradient on hand numbers, labels unused", "loss %.9g %s",
-           v, detail);
+    tap_checkd(t, st == LN_OK && close_to(v, 1.25, 1e-12, 0) && all_close(g, gm, 4, 0, 0, detail, sizeof detail),
+               "mse loss (targets): value and gradient on hand numbers, labels unused", "loss %.9g %s",
+               v, detail);
     /* MSE vs one-hot: diffs -0.5,0,0 and 0,-1,1 -> 2.25/6 = 0.375. */
     const float po[6] = {0.5f, 0, 0, 0, 0, 1};
     st = ln_loss(LN_LOSS_MSE, po, 2, 3, lab2, NULL, &v, g, &err);
     const double go[6] = {-1.0 / 6, 0, 0, 0, -2.0 / 6, 2.0 / 6};
-    report(t, st == LN_OK && close_to(v, 0.375, 1e-12, 0) && all_close(g, go, 6, 1e-7, 0, detail, sizeof detail),
-           "mse loss (one-hot labels): value and gradient on hand numbers", "loss %.9g %s", v,
-           detail);
+    tap_checkd(t, st == LN_OK && close_to(v, 0.375, 1e-12, 0) && all_close(g, go, 6, 1e-7, 0, detail, sizeof detail),
+               "mse loss (one-hot labels): value and gradient on hand numbers", "loss %.9g %s", v,
+               detail);
 
     /* NaN in pred: a NaN loss, not an error. */
     const float pn[2] = {NAN, 0.0f};
@@ -705,13 +676,13 @@ static void test_loss_values(tap *t)
         st = ln_loss((ln_loss_kind)k, pn, 1, 2, lab2, NULL, &v, g, &err);
         if (st != LN_OK || !isnan(v)) nan_ok = 0;
     }
-    report(t, nan_ok, "losses: NaN in pred gives a NaN loss and LN_OK", NULL);
+    tap_checkd(t, nan_ok, "losses: NaN in pred gives a NaN loss and LN_OK", NULL);
 
-    report(t,
-           strcmp(ln_loss_name(LN_LOSS_NLL), "nll") == 0 &&
+    tap_checkd(t,
+               strcmp(ln_loss_name(LN_LOSS_NLL), "nll") == 0 &&
                strcmp(ln_loss_name(LN_LOSS_CROSS_ENTROPY), "cross_entropy") == 0 &&
                strcmp(ln_loss_name(LN_LOSS_MSE), "mse") == 0,
-           "ln_loss_name: nll, cross_entropy, mse", NULL);
+               "ln_loss_name: nll, cross_entropy, mse", NULL);
 }
 
 static void test_loss_errors(tap *t)
@@ -724,33 +695,33 @@ static void test_loss_errors(tap *t)
 
     const int32_t bad[2] = {1, 7};
     ln_status st = ln_loss(LN_LOSS_NLL, pred, 2, 3, bad, NULL, &v, g, &err);
-    report(t,
-           st == LN_EINVAL && strstr(err.msg, "sample 1") && strstr(err.msg, "7") &&
+    tap_checkd(t,
+               st == LN_EINVAL && strstr(err.msg, "sample 1") && strstr(err.msg, "7") &&
                strstr(err.msg, "[0, 3)") && v == 123.0 && g[0] == 42.0f,
            "ln_loss: label out of range names sample, label and range, writes nothing",
            "status %d, msg '%s'", (int)st, err.msg);
     const int32_t neg[1] = {-1};
     st = ln_loss(LN_LOSS_CROSS_ENTROPY, pred, 1, 3, neg, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL && strstr(err.msg, "-1"), "ln_loss: negative label rejected",
-           "status %d, msg '%s'", (int)st, err.msg);
+    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "-1"), "ln_loss: negative label rejected",
+               "status %d, msg '%s'", (int)st, err.msg);
     st = ln_loss(LN_LOSS_MSE, pred, 1, 3, neg, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL, "ln_loss: mse without targets checks the labels", "status %d",
-           (int)st);
+    tap_checkd(t, st == LN_EINVAL, "ln_loss: mse without targets checks the labels", "status %d",
+               (int)st);
     const int32_t ok[2] = {0, 1};
     st = ln_loss(LN_LOSS_NLL, pred, 0, 3, ok, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL && strstr(err.msg, "batch"), "ln_loss: batch 0 rejected",
-           "status %d, msg '%s'", (int)st, err.msg);
+    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "batch"), "ln_loss: batch 0 rejected",
+               "status %d, msg '%s'", (int)st, err.msg);
     st = ln_loss(LN_LOSS_NLL, pred, 2, 0, ok, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL && strstr(err.msg, "classes"), "ln_loss: classes 0 rejected",
-           "status %d, msg '%s'", (int)st, err.msg);
+    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "classes"), "ln_loss: classes 0 rejected",
+               "status %d, msg '%s'", (int)st, err.msg);
     st = ln_loss(LN_LOSS_NLL, NULL, 2, 3, ok, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL && strstr(err.msg, "pred"), "ln_loss: NULL pred rejected",
-           "status %d, msg '%s'", (int)st, err.msg);
+    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "pred"), "ln_loss: NULL pred rejected",
+               "status %d, msg '%s'", (int)st, err.msg);
     st = ln_loss(LN_LOSS_NLL, pred, 2, 3, NULL, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL && strstr(err.msg, "labels"), "ln_loss: NULL labels rejected for nll",
-           "status %d, msg '%s'", (int)st, err.msg);
+    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "labels"), "ln_loss: NULL labels rejected for nll",
+               "status %d, msg '%s'", (int)st, err.msg);
     st = ln_loss((ln_loss_kind)9, pred, 2, 3, ok, NULL, &v, g, &err);
-    report(t, st == LN_EINVAL, "ln_loss: unknown kind rejected", "status %d", (int)st);
+    tap_checkd(t, st == LN_EINVAL, "ln_loss: unknown kind rejected", "status %d", (int)st);
 }
 
 /* ----------------------------------------------------------- optimizers */
@@ -795,7 +766,7 @@ static void check_steps(tap *t, const char *desc, const ln_optim_spec *spec, con
         ok = 0;
         strncat(detail, " (step 2)", sizeof detail - strlen(detail) - 1);
     }
-    report(t, ok, desc, "%s", detail);
+    tap_checkd(t, ok, desc, "%s", detail);
 }
 
 static void test_optim_steps(tap *t)
@@ -899,60 +870,60 @@ static void test_optim_lifecycle(tap *t)
     p[0] = 1.0f;
     p[1] = -2.0f;
     ln_optim_step(&opt, p, g1);
-    report(t, st == LN_OK && zeroed && p[0] == 1.0f - 0.1f * 0.5f && p[1] == -2.0f - 0.1f * 0.25f,
-           "optim: reset zeroes the state and the step count", "status %d, p = %g %g", (int)st,
-           (double)p[0], (double)p[1]);
+    tap_checkd(t, st == LN_OK && zeroed && p[0] == 1.0f - 0.1f * 0.5f && p[1] == -2.0f - 0.1f * 0.25f,
+               "optim: reset zeroes the state and the step count", "status %d, p = %g %g", (int)st,
+               (double)p[0], (double)p[1]);
     ln_optim_release(&opt);
     ln_optim_release(&opt);
-    report(t, opt.state == NULL && opt.count == 0, "optim: release is idempotent", NULL);
+    tap_checkd(t, opt.state == NULL && opt.count == 0, "optim: release is idempotent", NULL);
 
     s = ln_adam_spec(LN_OPT_ADAM, 0.001);
     st = ln_optim_init(&opt, &s, 1000, &err);
     int zero = st == LN_OK && opt.state != NULL;
     for (int i = 0; zero && i < 2000; i++)
         if (opt.state[i] != 0.0f) zero = 0;
-    report(t, zero, "optim: adam state is 2*count zeroed floats", "status %d", (int)st);
+    tap_checkd(t, zero, "optim: adam state is 2*count zeroed floats", "status %d", (int)st);
     ln_optim_release(&opt);
 
     s = ln_sgd_spec(-1.0, 0.0);
     st = ln_optim_init(&opt, &s, 10, &err);
-    report(t, st == LN_EINVAL && opt.state == NULL, "optim: init rejects a bad spec",
-           "status %d", (int)st);
+    tap_checkd(t, st == LN_EINVAL && opt.state == NULL, "optim: init rejects a bad spec",
+               "status %d", (int)st);
     ln_optim_release(&opt);
 
     s = ln_sgd_spec(0.1, 0.0);
     st = ln_optim_init(&opt, &s, -1, &err);
-    report(t, st == LN_EINVAL, "optim: init rejects a negative count", "status %d", (int)st);
+    tap_checkd(t, st == LN_EINVAL, "optim: init rejects a negative count", "status %d", (int)st);
     ln_optim_release(&opt);
 
     ln_alloc_fail_after(0);
     s = ln_adam_spec(LN_OPT_ADAM, 0.1);
     st = ln_optim_init(&opt, &s, 10, &err);
     ln_alloc_fail_after(-1);
-    report(t, st == LN_ENOMEM && opt.state == NULL, "optim: allocation failure is LN_ENOMEM",
-           "status %d", (int)st);
+    tap_checkd(t, st == LN_ENOMEM && opt.state == NULL, "optim: allocation failure is LN_ENOMEM",
+               "status %d", (int)st);
     ln_optim_release(&opt);
 
     ln_optim_spec a = ln_adam_spec(LN_OPT_ADAM, 0.001), w = ln_adam_spec(LN_OPT_ADAMW, 0.001),
                   sg = ln_sgd_spec(0.01, 0.9);
-    report(t,
-           a.beta1 == 0.9 && a.beta2 == 0.999 && a.eps == 1e-8 && a.weight_decay == 0.0 &&
+    tap_checkd(t,
+               a.beta1 == 0.9 && a.beta2 == 0.999 && a.eps == 1e-8 && a.weight_decay == 0.0 &&
                w.weight_decay == 0.01 && w.kind == LN_OPT_ADAMW && sg.dampening == 0.0 &&
                sg.nesterov == 0 && sg.weight_decay == 0.0 && sg.momentum == 0.9,
-           "optim: spec constructors fill PyTorch's defaults", NULL);
-    report(t,
-           strcmp(ln_optim_name(LN_OPT_SGD), "sgd") == 0 &&
+               "optim: spec constructors fill PyTorch's defaults", NULL);
+    tap_checkd(t,
+               strcmp(ln_optim_name(LN_OPT_SGD), "sgd") == 0 &&
                strcmp(ln_optim_name(LN_OPT_ADAM), "adam") == 0 &&
                strcmp(ln_optim_name(LN_OPT_ADAMW), "adamw") == 0,
-           "ln_optim_name: sgd, adam, adamw", NULL);
+               "ln_optim_name: sgd, adam, adamw", NULL);
 }
 
 static void expect_rejected(tap *t, const ln_optim_spec *s, const char *needle, const char *desc)
 {
     ln_error err = {LN_OK, ""};
     ln_status st = ln_optim_spec_check(s, &err);
-    report(t, st == LN_EINVAL && strstr(err.msg, needle) != NULL, desc,
-           "status %d, msg '%s' (wanted it to mention '%s')", (int)st, err.msg, needle);
+    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, needle) != NULL, desc,
+               "status %d, msg '%s' (wanted it to mention '%s')", (int)st, err.msg, needle);
 }
 
 static void test_optim_check(tap *t)
@@ -968,7 +939,7 @@ static void test_optim_check(tap *t)
     s = ln_sgd_spec(0.01, 0.9);
     s.nesterov = 1;
     if (ln_optim_spec_check(&s, &err) != LN_OK) valid = 0;
-    report(t, valid, "optim check: defaults and nesterov with momentum pass", "%s", err.msg);
+    tap_checkd(t, valid, "optim check: defaults and nesterov with momentum pass", "%s", err.msg);
 
     s = ln_sgd_spec(-1.0, 0.0);
     expect_rejected(t, &s, "sgd: lr must be > 0", "optim check: sgd lr -1 rejected naming lr");
@@ -1036,20 +1007,20 @@ static uint32_t le32_at(const unsigned char *b)
 static void test_kind_tags(tap *t)
 {
     const int n = (int)(sizeof file_tags / sizeof file_tags[0]);
-    report(t, ln_layer_kind_count() == n, "every layer kind has a pinned model file tag",
-           "%d kinds, %d pinned: pin the new kind's tag in file_tags[]", ln_layer_kind_count(), n);
+    tap_checkd(t, ln_layer_kind_count() == n, "every layer kind has a pinned model file tag",
+               "%d kinds, %d pinned: pin the new kind's tag in file_tags[]", ln_layer_kind_count(), n);
     for (int i = 0; i < n; i++) {
         char desc[96];
         snprintf(desc, sizeof desc, "%s keeps model file tag %u", file_tags[i].name,
                  (unsigned)file_tags[i].tag);
         const int k = ln_layer_kind_from_name(file_tags[i].name);
         const ln_layer_kind_info *info = k < 0 ? NULL : ln_layer_kind_info_of((ln_layer_kind)k);
-        report(t, info && info->file_tag == file_tags[i].tag && !strcmp(info->name, file_tags[i].name),
-               desc, "kind %d, tag %d", k, info ? (int)info->file_tag : -1);
+        tap_checkd(t, info && info->file_tag == file_tags[i].tag && !strcmp(info->name, file_tags[i].name),
+                   desc, "kind %d, tag %d", k, info ? (int)info->file_tag : -1);
     }
-    report(t, ln_layer_kind_from_name("no_such_kind") == -1 && ln_layer_kind_from_name(NULL) == -1 &&
+    tap_checkd(t, ln_layer_kind_from_name("no_such_kind") == -1 && ln_layer_kind_from_name(NULL) == -1 &&
                   ln_layer_kind_info_of(LN_LAYER_KIND_COUNT) == NULL,
-           "unknown kind names and numbers are refused", NULL);
+               "unknown kind names and numbers are refused", NULL);
 
     /* The file itself: a saved net's layer records start with those tags. */
     ln_layer_spec specs[] = {ln_conv2d(1, 2, 3, 1, 0), ln_maxpool2d(2, 0),
@@ -1075,7 +1046,7 @@ static void test_kind_tags(tap *t)
     const size_t header = 8 + 4 + 4 + 4 + 3 * 8, record = 4 + 8 * 4 + 3 * 4;
     int ok = got >= header + count * record;
     for (int i = 0; ok && i < count; i++) ok = le32_at(buf + header + i * record) == want[i];
-    report(t, ok, "a saved model file holds the pinned kind tags", "read %zu bytes", got);
+    tap_checkd(t, ok, "a saved model file holds the pinned kind tags", "read %zu bytes", got);
     if (fd >= 0) {
         close(fd);
         unlink(path);
@@ -1090,28 +1061,28 @@ static void test_loss_optim_tables(tap *t)
     int ok = ln_loss_kind_count() == 3;
     for (int k = 0; k < 3; k++)
         ok = ok && ln_loss_kind_from_name(losses[k]) == k && !strcmp(ln_loss_name(k), losses[k]);
-    report(t, ok && ln_loss_kind_from_name("l1") == -1 && !strcmp(ln_loss_name(3), "unknown"),
-           "loss names both ways", NULL);
+    tap_checkd(t, ok && ln_loss_kind_from_name("l1") == -1 && !strcmp(ln_loss_name(3), "unknown"),
+               "loss names both ways", NULL);
     static const char *const optims[] = {"sgd", "adam", "adamw"};
     ok = ln_optim_kind_count() == 3;
     for (int k = 0; k < 3; k++)
         ok = ok && ln_optim_kind_from_name(optims[k]) == k && !strcmp(ln_optim_name(k), optims[k]);
-    report(t, ok && ln_optim_kind_from_name("rmsprop") == -1, "optimizer names both ways", NULL);
+    tap_checkd(t, ok && ln_optim_kind_from_name("rmsprop") == -1, "optimizer names both ways", NULL);
     const ln_optim_spec sgd = ln_optim_defaults(LN_OPT_SGD), adam = ln_optim_defaults(LN_OPT_ADAM),
                         adamw = ln_optim_defaults(LN_OPT_ADAMW);
-    report(t, sgd.lr == 0.01 && sgd.momentum == 0 && sgd.dampening == 0 && !sgd.nesterov &&
+    tap_checkd(t, sgd.lr == 0.01 && sgd.momentum == 0 && sgd.dampening == 0 && !sgd.nesterov &&
                   sgd.weight_decay == 0,
-           "sgd defaults: lr 0.01, momentum 0, dampening 0, nesterov off, weight_decay 0", NULL);
-    report(t, adam.lr == 1e-3 && adam.beta1 == 0.9 && adam.beta2 == 0.999 && adam.eps == 1e-8 &&
+               "sgd defaults: lr 0.01, momentum 0, dampening 0, nesterov off, weight_decay 0", NULL);
+    tap_checkd(t, adam.lr == 1e-3 && adam.beta1 == 0.9 && adam.beta2 == 0.999 && adam.eps == 1e-8 &&
                   adam.weight_decay == 0 && adamw.weight_decay == 0.01 && adamw.lr == 1e-3 &&
                   adamw.beta1 == 0.9 && adamw.beta2 == 0.999 && adamw.eps == 1e-8,
-           "adam and adamw defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 / 0.01",
-           NULL);
+               "adam and adamw defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 / 0.01",
+               NULL);
 }
 
 int main(void)
 {
-    tap t = {0, 0, 0};
+    tap t = {0, 0};
     test_selfcheck(&t);
     test_log_softmax(&t);
     test_batchnorm_grads(&t);
@@ -1125,6 +1096,5 @@ int main(void)
     test_optim_check(&t);
     test_kind_tags(&t);
     test_loss_optim_tables(&t);
-    printf("# passed %d failed %d\n", t.passed, t.failed);
-    return t.failed == 0 ? 0 : 1;
+    return tap_done(&t);
 }

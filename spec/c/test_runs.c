@@ -11,26 +11,13 @@
 #include "../../core/lunet.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "tap.h"
 
-static int tests, failures;
-
-static void report(int ok, const char *fmt, ...)
-{
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    tests++;
-    if (!ok) failures++;
-    printf("%s %d - %s\n", ok ? "ok" : "not ok", tests, what);
-    fflush(stdout);
-}
+static tap T; /* this program's checks */
 
 #define RUNS 6
 
@@ -180,11 +167,11 @@ int main(void)
     cfg.on_progress = on_progress;
     cfg.user = &ps;
     ln_status st = ln_runs(&cfg, ref, &err);
-    report(st == LN_OK, "runs on 1 thread: %s", st ? err.msg : "ok");
+    tap_check(&T, st == LN_OK, "runs on 1 thread: %s", st ? err.msg : "ok");
     int all_done = 1;
     for (int r = 0; r < RUNS; r++) all_done &= ref[r].done && ref[r].hist.iterations == 4;
-    report(all_done, "every run finished its 4 iterations");
-    report(ps.calls >= 1, "progress reported on the calling thread (%d calls)", ps.calls);
+    tap_check(&T, all_done, "every run finished its 4 iterations");
+    tap_check(&T, ps.calls >= 1, "progress reported on the calling thread (%d calls)", ps.calls);
     for (int threads = 2; threads <= 4; threads += 2) {
         memset(got, 0, sizeof got);
         cfg = config(net, data, test, threads);
@@ -198,7 +185,7 @@ int main(void)
                    got[r].test_accuracy == ref[r].test_accuracy &&
                    got[r].test_loss_at[0] == ref[r].test_loss_at[0];
         }
-        report(same, "%d threads give bit-identical losses and test figures", threads);
+        tap_check(&T, same, "%d threads give bit-identical losses and test figures", threads);
         release_all(got);
     }
 
@@ -217,9 +204,9 @@ int main(void)
     int each_once = 1;
     for (int r = 0; r < RUNS; r++)
         each_once &= hs.claimed[r] == 1 && hs.handed[r] == (r != 1 && r != 4) && !got[r].hist.loss;
-    report(st == LN_OK && each_once && hs.handed_done == RUNS - 2 && hs.off_thread == 0 && hs.same,
-           "each run claimed once, the %d claimed ones handed over once each, on the calling "
-           "thread, equal to the runs without hooks", hs.handed_done);
+    tap_check(&T, st == LN_OK && each_once && hs.handed_done == RUNS - 2 && hs.off_thread == 0 && hs.same,
+              "each run claimed once, the %d claimed ones handed over once each, on the calling "
+              "thread, equal to the runs without hooks", hs.handed_done);
     release_all(got);
     release_all(ref);
 
@@ -244,9 +231,9 @@ int main(void)
     ln_alloc_fail_after(-1);
     int handed = 0;
     for (int r = 0; r < RUNS; r++) handed += hs.handed[r];
-    report(st == LN_ENOMEM && handed >= 2 && handed < RUNS && hs.handed_done == handed,
-           "an allocation failure after %d runs (%ld allocations each) returns an error with "
-           "every finished run handed over", handed, per_run);
+    tap_check(&T, st == LN_ENOMEM && handed >= 2 && handed < RUNS && hs.handed_done == handed,
+              "an allocation failure after %d runs (%ld allocations each) returns an error with "
+              "every finished run handed over", handed, per_run);
     release_all(got);
 
     /* stop from the progress callback (the calling thread) at its first report, about
@@ -270,9 +257,9 @@ int main(void)
             consistent &= got[r].hist.interrupted && got[r].hist.iterations < 2000;
         }
     }
-    report(st == LN_OK && done < RUNS && partial >= 1 && consistent,
-           "a stop request keeps finished runs whole (%d) and marks the stopped ones (%d) "
-           "interrupted", done, partial);
+    tap_check(&T, st == LN_OK && done < RUNS && partial >= 1 && consistent,
+              "a stop request keeps finished runs whole (%d) and marks the stopped ones (%d) "
+              "interrupted", done, partial);
     release_all(got);
 
     /* stop a single ln_train from another thread, as SIGINT does */
@@ -292,16 +279,15 @@ int main(void)
     ln_history h;
     st = ln_train(solo, data, &tc, &h, &err);
     pthread_join(id, NULL);
-    report(st == LN_OK && h.interrupted && h.iterations > 0 && h.iterations < 100000 &&
+    tap_check(&T, st == LN_OK && h.interrupted && h.iterations > 0 && h.iterations < 100000 &&
                h.steps >= h.iterations,
-           "a stop from another thread ends ln_train at the next step (%lld iterations kept)",
-           (long long)h.iterations);
+              "a stop from another thread ends ln_train at the next step (%lld iterations kept)",
+              (long long)h.iterations);
     ln_history_release(&h);
     ln_net_free(solo);
 
     ln_dataset_free(data);
     ln_dataset_free(test);
     ln_net_free(net);
-    printf("# passed %d failed %d\n", tests - failures, failures);
-    return failures ? 1 : 0;
+    return tap_done(&T);
 }

@@ -5,6 +5,11 @@ local luassert = require("luassert")
 
 local util = {}
 
+-- A command prefix that starts Lua (util.LUA) or any command (util.ENV .. " cmd") with the
+-- module path the specs have: the source tree's lunet, this build's lunet.core, spec/support/.
+util.ENV = require("paths").env
+util.LUA = require("paths").lua
+
 function util.shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- The whole file, or nil when it cannot be opened.
@@ -80,9 +85,9 @@ function util.run(cmd, input)
   return r
 end
 
--- Runs the Lua chunk `code` in a new lua5.4 process (`lua5.4 -e`); returns as util.run.
+-- Runs the Lua chunk `code` in a new lua5.4 process (util.LUA -e); returns as util.run.
 function util.run_lua(code, input)
-  return util.run("lua5.4 -e " .. util.shell_quote(code), input)
+  return util.run(util.LUA .. " -e " .. util.shell_quote(code), input)
 end
 
 -- Are two lists of numbers the same doubles, bit for bit?

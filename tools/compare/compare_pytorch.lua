@@ -9,19 +9,20 @@
 -- and the difference of the final mean test accuracies.
 --
 -- --shared-init adds a paired comparison: lunet run r starts from the initial weights
--- of PyTorch run r (tools/compare_pytorch.py --dump-init) and trains with its own
+-- of PyTorch run r (tools/compare/compare_pytorch.py --dump-init) and trains with its own
 -- shuffling and dropout. The spread between runs that comes from the initialisation
 -- is then shared by both engines, so what remains of the difference is the training
 -- itself; per iteration the 95% CI of the paired difference (lunet - PyTorch) is
 -- reported too.
--- Needs Debian's python3-torch (development only): tools/compare_pytorch.py.
--- Usage: lua5.4 scripts/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--seed N] [--out DIR]
+-- Needs Debian's python3-torch (development only): tools/compare/compare_pytorch.py.
+-- Usage: bin/lunet run tools/compare/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--seed N] [--out DIR]
 --        [--quick] [--fresh] [--shared-init]
 local lunet = require("lunet")
-local common = require("scripts.compare_common")
+local common = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/compare_common.lua")
 local lfs = require("lfs")
 
-local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = "docs/compare", fresh = false, quick = false,
+-- out: one folder per replicate, docs/compare/seed<SEED> unless --out says otherwise
+local opts = { runs = 20, n = 3000, threads = lunet.cpu_count(), out = false, fresh = false, quick = false,
   seed = 1, shared_init = false }
 local i = 1
 while i <= #arg do
@@ -35,11 +36,13 @@ while i <= #arg do
     if opts[key] == nil then error("option --" .. key .. " needs a value") end
     i = i + 1
   else
-    io.stderr:write("usage: lua5.4 scripts/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--seed N] [--out DIR] [--quick] [--fresh] [--shared-init]\n")
+    io.stderr:write("usage: bin/lunet run tools/compare/compare_pytorch.lua [--runs N] [--n N] [--threads N] [--seed N] [--out DIR] [--quick] [--fresh] [--shared-init]\n")
     os.exit(2)
   end
   i = i + 1
 end
+
+opts.out = opts.out or ("docs/compare/seed%d"):format(opts.seed)
 
 local python = "/usr/bin/python3"
 if not os.execute(python .. " -c 'import torch' 2>/dev/null") then
@@ -62,10 +65,10 @@ lfs.mkdir(opts.out)
 local function fmt(v, f) return v == v and (f or "%.4f"):format(v) or "n/a" end
 
 local md = {
-  "# lunet against PyTorch on the study's settings", "",
+  ("# lunet against PyTorch on the study's settings, seed %d"):format(opts.seed), "",
   ("First %d MNIST training images, the PyTorch MNIST-example CNN, NLL loss, SGD, batch 64, %d runs per engine"
     .. " (each engine with its own seeds); test accuracy on the 10000 test images."):format(opts.n, opts.runs),
-  "PyTorch: tools/compare_pytorch.py (torch.manual_seed per run, DataLoader-style shuffling per epoch).", "",
+  "PyTorch: tools/compare/compare_pytorch.py (torch.manual_seed per run, DataLoader-style shuffling per epoch).", "",
   "| figure | lr | momentum | epochs | lunet final loss | PyTorch final loss | iterations where each mean is inside the other's 95% CI | lunet test accuracy | PyTorch test accuracy | difference |",
   "|---|---|---|---|---|---|---|---|---|---|",
 }
@@ -109,12 +112,12 @@ local function write_csv(path, rows)
 end
 
 -- lunet runs that start from PyTorch's initial weights, one per PyTorch run: the
--- weights come from tools/compare_pytorch.py --dump-init (cached beside the
+-- weights come from tools/compare/compare_pytorch.py --dump-init (cached beside the
 -- PyTorch result), shuffling and dropout are lunet's own (seed = PyTorch's run seed).
 local function shared_init_runs(f)
   local init_path = ("out/compare-init-%s-seed%d-runs%d.json"):format(f.key, opts.seed, opts.runs)
   if opts.fresh or not lfs.attributes(init_path) then
-    local cmd = ("%s tools/compare_pytorch.py --mnist-dir %q --runs %d --seed %d --dump-init %q")
+    local cmd = ("%s tools/compare/compare_pytorch.py --mnist-dir %q --runs %d --seed %d --dump-init %q")
       :format(python, mnist_dir, opts.runs, opts.seed, init_path)
     io.stderr:write(cmd, "\n")
     assert(os.execute(cmd), "the PyTorch side failed")
@@ -164,7 +167,7 @@ for _, f in ipairs(figures) do
   local pt = not opts.fresh and lunet.load_result(pt_path)
   if not pt or pt.config.runs ~= opts.runs or pt.config.iterations ~= f.iterations or pt.config.n ~= opts.n
     or pt.config.seed ~= opts.seed then
-    local cmd = ("%s tools/compare_pytorch.py --mnist-dir %q --n %d --runs %d --iterations %d --lr %g --momentum %g --threads %d --seed %d --name %q --out %q")
+    local cmd = ("%s tools/compare/compare_pytorch.py --mnist-dir %q --n %d --runs %d --iterations %d --lr %g --momentum %g --threads %d --seed %d --name %q --out %q")
       :format(python, mnist_dir, opts.n, opts.runs, f.iterations, f.lr, f.momentum, opts.threads, opts.seed,
         "pytorch " .. f.key, pt_path)
     io.stderr:write(cmd, "\n")
@@ -235,9 +238,9 @@ if #shared_md > 0 then
   md[#md + 1] = ""
 end
 for _, d in ipairs(details) do md[#md + 1] = d end
--- Notes written by hand beside the generated files (replicates, pooled runs) survive a rerun.
-if lfs.attributes(opts.out .. "/replicates.md") then
-  md[#md + 1] = "Replicates with other seeds, the runs pooled, and a note on the criterion: [replicates.md](replicates.md)."
+-- Notes written by hand beside the replicates' folders (replicates, pooled runs) survive a rerun.
+if lfs.attributes((opts.out:match("^(.*)/[^/]*$") or ".") .. "/replicates.md") then
+  md[#md + 1] = "Replicates with other seeds, the runs pooled, and a note on the criterion: [replicates.md](../replicates.md)."
 end
 local path = opts.out .. "/README.md"
 local fh = assert(io.open(path .. ".tmp", "w"))

@@ -1,4 +1,4 @@
---- compare_common.lua: what scripts/compare_pytorch.lua and scripts/compare_replicates.lua
+--- compare_common.lua: what tools/compare/compare_pytorch.lua and tools/compare/compare_replicates.lua
 -- share: the study's two settings they compare, and the criterion of issue 5.
 local M = {}
 

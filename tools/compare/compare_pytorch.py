@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of scripts/compare_pytorch.lua (development only; needs python3-torch).
+"""PyTorch side of tools/compare/compare_pytorch.lua (development only; needs python3-torch).
 
 Trains the study's CNN (PyTorch's MNIST example net) on the first N MNIST training
 images, R independent runs, and writes the per-epoch mean losses and final test

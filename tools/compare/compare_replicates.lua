@@ -1,25 +1,24 @@
 #!/usr/bin/env lua5.4
---- compare_replicates.lua: what the criterion of scripts/compare_pytorch.lua gives when an
+--- compare_replicates.lua: what the criterion of tools/compare/compare_pytorch.lua gives when an
 -- engine is compared with itself, and when the replicates are pooled.
 --
--- Reads two finished comparisons (defaults: docs/compare = seed 1, docs/compare-seed2 =
--- seed 2; lunet's runs come from its result cache in out/, so run compare_pytorch.lua for
+-- Reads two finished comparisons (defaults: docs/compare/seed1 and docs/compare/seed2; lunet's runs come from its result cache in out/, so run compare_pytorch.lua for
 -- both seeds first) and prints, per figure:
 --   PyTorch seed 1 against PyTorch seed 2, lunet seed 1 against lunet seed 2 (each engine
 --   with itself: any failure of the criterion there is sampling noise by construction);
 --   lunet against PyTorch with both seeds' runs pooled (40 runs per engine).
 -- Criterion: share of iterations where each mean lies inside the other's 95% CI, and the
 -- difference of the final mean test accuracies.
--- Usage: lua5.4 scripts/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]
+-- Usage: bin/lunet run tools/compare/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]
 local lunet = require("lunet")
-local common = require("scripts.compare_common")
+local common = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/compare_common.lua")
 
-local opts = { a = "docs/compare", b = "docs/compare-seed2", runs = 20, n = 3000 }
+local opts = { a = "docs/compare/seed1", b = "docs/compare/seed2", runs = 20, n = 3000 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(%w+)$")
   if not key or opts[key] == nil or arg[i + 1] == nil then
-    io.stderr:write("usage: lua5.4 scripts/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]\n")
+    io.stderr:write("usage: bin/lunet run tools/compare/compare_replicates.lua [--a DIR] [--b DIR] [--runs N] [--n N]\n")
     os.exit(2)
   end
   opts[key] = type(opts[key]) == "number" and math.tointeger(tonumber(arg[i + 1])) or arg[i + 1]
