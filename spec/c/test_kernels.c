@@ -734,7 +734,7 @@ static int run_two_steps(const ln_optim_spec *spec, float after1[2], float after
     ln_optim opt;
     ln_error err = {LN_OK, ""};
     if (ln_optim_init(&opt, spec, 2, &err) != LN_OK) {
-        snprintf(detail, size, "init failed: %s", err.msg);
+        snprintf(detail, size, "init failed: %.200s", err.msg);
         return 0;
     }
     float p[2] = {1.0f, -2.0f};
