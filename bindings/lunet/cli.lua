@@ -144,16 +144,17 @@ end
 -- the usage on stderr and exits with spec.status. given[name] is true for the options
 -- set on the command line (the others hold their defaults).
 function M.parse(args, spec)
-  local opts, err, help = M.check(args, spec)
+  -- check's second value is the message on failure and the `given` set on success
+  local opts, given_or_err, help = M.check(args, spec)
   if help then
     print(spec.usage)
     os.exit(0)
   end
   if not opts then
-    io.stderr:write(spec.program or "lunet", ": ", err, "\n", spec.usage and (spec.usage .. "\n") or "")
+    io.stderr:write(spec.program or "lunet", ": ", given_or_err, "\n", spec.usage and (spec.usage .. "\n") or "")
     os.exit(spec.status or 1)
   end
-  return opts, err
+  return opts, given_or_err
 end
 
 return M
