@@ -104,6 +104,7 @@ static void read_as_dataset(const unsigned char *data, size_t size)
     memset(&err, 0, sizeof err);
     ln_status st = ln_idx_read_items(memfd_path, max_items, &idx, &err);
     check_result(st, &idx, &err);
+    const int float_file = st == LN_OK && idx.type == 0x0D; /* the file may be gzip */
     ln_idx_release(&idx);
 
     /* labels for as many items as the header claims, when that is small */
@@ -120,7 +121,11 @@ static void read_as_dataset(const unsigned char *data, size_t size)
         return;
     }
     const size_t per = (size_t)ds->channels * (size_t)ds->height * (size_t)ds->width;
-    if (!ds->pixels || ds->images || ds->count < 1 || per == 0 || per > ((size_t)1 << 24)) abort();
+    /* Storage: bytes (pixels) for byte images of at most LN_PIXEL_CHANNELS channels,
+     * float32 (images) for float files (IDX 0x0D) and wider byte images; exactly one. */
+    const int want_bytes = !float_file && ds->channels <= LN_PIXEL_CHANNELS;
+    if (!ds->pixels == !ds->images || !ds->pixels != !want_bytes) abort();
+    if (ds->count < 1 || per == 0 || per > ((size_t)1 << 24)) abort();
     float *sample = malloc(per * sizeof(float) * 2);
     if (!sample) abort();
     int32_t label;

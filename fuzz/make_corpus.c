@@ -85,6 +85,10 @@ int main(void)
     idx_seed("images_2x3x3", 0x08, 3, (uint32_t[]){2, 3, 3}, 18);
     idx_seed("images_2x1x2x2", 0x08, 4, (uint32_t[]){2, 1, 2, 2}, 8);
     idx_seed("labels_5", 0x08, 1, (uint32_t[]){5}, 5);
+    /* the two float32 dataset stores: float files, and byte images wider than
+     * LN_PIXEL_CHANNELS (values of the pattern below are finite for these sizes) */
+    idx_seed("float_images_1x1x1", 0x0D, 3, (uint32_t[]){1, 1, 1}, 4);
+    idx_seed("images_1x5x1x1", 0x08, 4, (uint32_t[]){1, 5, 1, 1}, 5);
     idx_seed("bytes_signed", 0x09, 2, (uint32_t[]){2, 3}, 6);
     idx_seed("shorts", 0x0B, 1, (uint32_t[]){3}, 6);
     idx_seed("ints", 0x0C, 2, (uint32_t[]){1, 2}, 8);
