@@ -67,7 +67,7 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
     const int chunk = ln_conv_chunk(&g);
     const ln_conv_ws ws = ln_conv_ws_of(&g, rnd(ln_conv_workspace(&g)));
     const int64_t unf = ws.unf;
-    float *rows = ws.rows, *drows = ws.drows, *part = ws.part;
+    float *rows = ws.rows, *drows = ws.drows, *part = ws.sums;
     float *col = rnd((int64_t)KK * N * B), *dcol = rnd((int64_t)KK * N * B);
     float *ybig = rnd((int64_t)M * N * B);
     const double f = 2.0 * M * N * KK;
@@ -88,7 +88,7 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
         memset(part, 0, sizeof(float) * (size_t)((g.oc * g.ck + g.oc) * LN_SIMD_MAX_LANES));
         for (int n0 = 0; n0 < B; n0 += chunk) {
             for (int s = 0; s < chunk; s++) K->conv_unfold(&g, x + (n0 + s) * l.in_n, rows + s * unf);
-            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dy + n0 * l.out_n, l.out_n, rows, unf, part, part + g.oc * g.ck * K->lanes, 0);
+            K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, chunk, dy + n0 * l.out_n, l.out_n, rows, unf, part, part + g.oc * g.ck * K->lanes, 0);
         }
         K->reduce_lanes(g.oc * g.ck, part, dw);
         K->reduce_lanes(g.oc, part + g.oc * g.ck * K->lanes, db);

@@ -94,8 +94,7 @@ static void parts(const char *name, ln_layer *l)
     const int chunk = ln_conv_chunk(&g);
     const ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
     const int64_t unf = ws.unf;
-    float *rows = ws.rows, *drows = ws.drows, *part = ws.part;
-    float *dyc = fl(chunk * l->out_n, &r);
+    float *rows = ws.rows, *drows = ws.drows;
     double t[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
     const int inner = 200;
     for (int rep = 0; rep < 15; rep++) {
@@ -106,21 +105,23 @@ static void parts(const char *name, ln_layer *l)
         for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y);
         v[2] = now();
         for (int i = 0; i < inner / chunk; i++)
-            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, dyc, l->out_n, rows, unf, part, part + g.oc * g.ck * K->lanes, 0);
+            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, ws.dyt, rows, unf, ws.sums, ws.sums + g.ck * g.ocp, 0);
         v[3] = now();
-        for (int i = 0; i < inner; i++) K->reduce_lanes(g.oc * g.ck, part, l->dweight);
         v[4] = now();
         for (int i = 0; i < inner; i++) K->conv_dx(&g, l->weight, y, g.p, drows);
         v[5] = now();
         for (int i = 0; i < inner; i++) K->conv_fold(&g, drows, dx);
         v[6] = now();
         v[3] = v[2] + (v[3] - v[2]) * inner / (inner / chunk * chunk); /* per sample */
+        v[4] = v[3];
         for (int j = 0; j < 6; j++)
             if ((v[j + 1] - v[j]) / inner < t[j]) t[j] = (v[j + 1] - v[j]) / inner;
     }
-    printf("%-12s us/sample: unfold %.3f  fwd %.3f  dw(chunk %d) %.3f  dx %.3f  fold %.3f;"
-           "  reduce %.3f us/batch\n",
-           name, t[0] * 1e6, t[1] * 1e6, chunk, t[2] * 1e6, t[4] * 1e6, t[5] * 1e6, t[3] * 1e6);
+    const double gf = 2.0 * (double)g.oc * (double)g.ck * (double)g.p * 1e-9; /* one product */
+    printf("%-22s us/sample: unfold %.3f  fwd %.3f (%.0f GF/s)  dw(chunk %d) %.3f (%.0f GF/s)  "
+           "dx %.3f (%.0f GF/s)  fold %.3f\n",
+           name, t[0] * 1e6, t[1] * 1e6, gf / t[1], chunk, t[2] * 1e6, gf / t[2], t[4] * 1e6,
+           gf / t[4], t[5] * 1e6);
 }
 
 int main(int argc, char **argv)
@@ -140,8 +141,21 @@ int main(int argc, char **argv)
     ln_layer relu1 = make(ln_simple_layer(LN_RELU), 10, 12, 12, &r, batch);
     ln_layer lin1 = make(ln_linear(320, 50), 320, 1, 1, &r, batch);
     ln_layer lin2 = make(ln_linear(50, 10), 50, 1, 1, &r, batch);
-    parts("conv1 parts", &conv1);
-    parts("conv2 parts", &conv2);
+    parts("study conv1 1-10 k5", &conv1);
+    parts("study conv2 10-20 k5", &conv2);
+    /* the other nets' convolutions (bench/train_bench.c): custom, cifar, fashion */
+    struct { const char *name; int c, oc, k, pad, hw; } other[] = {
+        {"custom conv1 1-16 k3p1", 1, 16, 3, 1, 28},   {"custom conv2 16-32 k3p1", 16, 32, 3, 1, 14},
+        {"cifar conv1 3-32 k3p1", 3, 32, 3, 1, 32},    {"cifar conv2 32-64 k3p1", 32, 64, 3, 1, 16},
+        {"fashion conv1 1-32 k5p2", 1, 32, 5, 2, 28},  {"fashion conv2 32-64 k5p2", 32, 64, 5, 2, 14},
+    };
+    const char *only = getenv("PARTS_NET");
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        if (only && !strstr(other[i].name, only)) continue;
+        ln_layer l = make(ln_conv2d(other[i].c, other[i].oc, other[i].k, 1, other[i].pad), other[i].c,
+                          other[i].hw, other[i].hw, &r, batch);
+        parts(other[i].name, &l);
+    }
     if (getenv("PARTS_ONLY")) return 0;
     for (int ref = 0; ref < 2; ref++) {
         run("conv1 1->10 k5 28x28", &conv1, batch, ref, 0, 2.0 * 10 * 25 * 576);

@@ -41,6 +41,7 @@ void ln_conv_geom_of(const ln_layer_spec *spec, const ln_shape *in, const ln_sha
         g->rs2 = g->p;
         g->unf_n = g->ck * g->p;
     }
+    g->ocp = ((int64_t)g->oc + LN_SIMD_MAX_LANES - 1) / LN_SIMD_MAX_LANES * LN_SIMD_MAX_LANES;
 }
 
 static ln_conv_geom geom_of(const ln_layer *l)
@@ -61,7 +62,7 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, part, end;
+    int64_t unf, rows, drows, dypad, dyt, sums, end;
 } ws_offsets;
 
 static ws_offsets ws_layout(const ln_conv_geom *g)
@@ -72,8 +73,10 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     o.rows = 0;
     o.drows = o.rows + ln_conv_chunk(g) * o.unf;
     o.dypad = o.drows + o.unf;
-    o.part = o.dypad + (int64_t)g->oc * ((g->p + lanes - 1) / lanes * lanes);
-    o.end = o.part + (g->oc * g->ck + g->oc) * lanes;
+    o.dyt = o.dypad + (int64_t)g->oc * ((g->p + lanes - 1) / lanes * lanes);
+    o.sums = o.dyt + ln_conv_chunk(g) * g->p * g->ocp;
+    const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
+    o.end = o.sums + (transposed > partials ? transposed : partials);
     return o;
 }
 
@@ -86,7 +89,8 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.rows = ws + o.rows;
     w.drows = ws + o.drows;
     w.dypad = ws + o.dypad;
-    w.part = ws + o.part;
+    w.dyt = ws + o.dyt;
+    w.sums = ws + o.sums;
     w.unf = o.unf;
     return w;
 }
@@ -180,9 +184,11 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
 /* Fast path (core/simd.c, simd_impl.h):
  *  forward   per sample, unfold x into rows (see conv_geom.h: shifted copies for stride 1,
  *            im2col otherwise), then y = W * rows + bias with a register-tiled kernel;
- *  backward  weight and bias gradients as dot products along p: the rows of a chunk of
- *            samples are unfolded, then register tiles of lane partials sweep over the
- *            chunk; the partials are summed across lanes once, after the last chunk.
+ *  backward  weight and bias gradients: the rows of a chunk of samples are unfolded and
+ *            their dy transposed (channels contiguous per position), then register
+ *            tiles of (unfolded rows x vectors of channels) sweep over the chunk, one
+ *            sum per weight along p; the sums, transposed, go into the gradients after
+ *            the last chunk.
  *            The input gradient (skipped when dx == NULL, as for the first layer) is
  *            drows = W^T * dy per sample, folded back onto the input (the adjoint of
  *            the unfolding).
@@ -199,27 +205,59 @@ void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
     }
 }
 
-/* Work items of the weight gradient for T threads: blocks of tile_rows channels times
- * blocks of unfolded rows (a multiple of tile_vectors), enough of them to balance T
- * threads. The partials do not depend on the blocks (simd.h), only the balance does. */
-static void dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T, int64_t *kblock,
-                     int64_t *items)
+/* Which weight-gradient kernel a layer takes (simd.h): the transposed one unless too
+ * many of its lanes would be padding. A function of the shapes and the ISA only. */
+static int dw_transposed(const ln_conv_geom *g, const ln_simd_kernels *K)
 {
-    const int64_t oblocks = (g->oc + K->tile_rows - 1) / K->tile_rows;
-    int64_t kb = g->ck;
-    if (T > 1 && oblocks < 4 * T) {
-        const int64_t splits = (4 * T + oblocks - 1) / oblocks;
-        kb = (g->ck + splits - 1) / splits;
-        kb = (kb + K->tile_vectors - 1) / K->tile_vectors * K->tile_vectors;
+    const int64_t nv = (g->oc + K->lanes - 1) / K->lanes;
+    return 100 * (int64_t)g->oc >= (int64_t)K->dw_fill * nv * K->lanes;
+}
+
+/* Work items of the weight gradient for T threads: blocks of channels (transposed: the
+ * kernel's tiles, nv vectors in ceil(nv / tile_vectors) even blocks; lane partials:
+ * tile_rows channels) times blocks of unfolded rows (with T > 1, enough of them for
+ * about 4T items; a multiple of 12 rows, whole tiles of either kernel). No block
+ * changes any bit of a sum (simd.h), only the balance. */
+typedef struct {
+    int transposed, unit, nv, oblocks;
+    int64_t kblock, kblocks, items;
+} dw_plan;
+
+static dw_plan dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T)
+{
+    dw_plan d;
+    d.transposed = dw_transposed(g, K);
+    d.unit = d.transposed ? K->lanes : K->tile_rows; /* channels per unit */
+    d.nv = (g->oc + d.unit - 1) / d.unit;
+    d.oblocks = d.transposed ? (d.nv + K->tile_vectors - 1) / K->tile_vectors : d.nv;
+    d.kblock = g->ck;
+    if (T > 1 && d.oblocks < 4 * T) {
+        const int64_t splits = (4 * T + d.oblocks - 1) / d.oblocks;
+        d.kblock = (g->ck + splits - 1) / splits;
+        d.kblock = (d.kblock + 11) / 12 * 12;
     }
-    *kblock = kb;
-    *items = oblocks * ((g->ck + kb - 1) / kb);
+    d.kblocks = (g->ck + d.kblock - 1) / d.kblock;
+    d.items = d.oblocks * d.kblocks;
+    return d;
+}
+
+/* Item it's channels [*o0, *o1) and rows [*k0, *k1). */
+static void dw_item(const ln_conv_geom *g, const dw_plan *d, int64_t it, int *o0, int *o1, int64_t *k0,
+                    int64_t *k1)
+{
+    const int ob = (int)(it / d->kblocks);
+    *o0 = d->nv * ob / d->oblocks * d->unit;
+    *o1 = d->nv * (ob + 1) / d->oblocks * d->unit;
+    if (*o1 > g->oc) *o1 = g->oc;
+    *k0 = it % d->kblocks * d->kblock;
+    *k1 = *k0 + d->kblock < g->ck ? *k0 + d->kblock : g->ck;
 }
 
 /* Thread t's share of the backward pass: its weight-gradient items over the whole
- * batch (it unfolds every chunk into its own workspace; the partials go to the
- * shared workspace, each item to its own places), then the input gradient of its
- * samples. conv2d_backward_reduce sums the lanes afterwards, on one thread. */
+ * batch (it unfolds and transposes every chunk into its own workspace; the sums go to
+ * the shared workspace, each item to its own places), then the input gradient of its
+ * samples. conv2d_backward_reduce adds the sums to the gradients afterwards, on one
+ * thread. */
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T)
 {
@@ -228,21 +266,21 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
     ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
     const int lanes = K->lanes, chunk = ln_conv_chunk(&g);
-    float *part = shared.part, *bpart = shared.part + g.oc * g.ck * lanes;
-    int64_t kblock, items, it0 = 0, it1 = 0;
-    dw_items(&g, K, T, &kblock, &items);
-    const int64_t kblocks = (g.ck + kblock - 1) / kblock;
+    float *sums = shared.sums, *bsums = shared.sums + g.ck * g.ocp;
+    float *lbsums = shared.sums + g.oc * g.ck * lanes; /* the bias's lane partials */
+    const dw_plan plan = dw_items(&g, K, T);
+    int64_t it0 = 0, it1 = 0;
     /* contiguous items of about equal cost (channels x rows) per thread: item i goes to
      * the thread whose share of the total cost holds the middle of the item */
     {
         const int64_t total = (int64_t)g.oc * g.ck;
         int64_t before = 0;
         int found = 0;
-        for (int64_t it = 0; it < items; it++) {
-            const int o0 = (int)(it / kblocks) * K->tile_rows;
-            const int64_t k0 = it % kblocks * kblock;
-            const int64_t cost = (int64_t)((o0 + K->tile_rows < g.oc ? K->tile_rows : g.oc - o0)) *
-                                 (k0 + kblock < g.ck ? kblock : g.ck - k0);
+        for (int64_t it = 0; it < plan.items; it++) {
+            int o0, o1;
+            int64_t k0, k1;
+            dw_item(&g, &plan, it, &o0, &o1, &k0, &k1);
+            const int64_t cost = (int64_t)(o1 - o0) * (k1 - k0);
             const int owner = (int)((2 * before + cost) * T / (2 * total));
             before += cost;
             if (owner == t && !found) {
@@ -254,14 +292,21 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     }
     for (int n0 = 0; it0 < it1 && n0 < ctx->batch; n0 += chunk) {
         const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
-        for (int s = 0; s < ns; s++)
+        for (int s = 0; s < ns; s++) {
             K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
+            if (plan.transposed)
+                K->conv_dy_transpose(&g, dy + (int64_t)(n0 + s) * l->out_n, ws.dyt + s * g.p * g.ocp);
+        }
         for (int64_t it = it0; it < it1; it++) {
-            const int o0 = (int)(it / kblocks) * K->tile_rows;
-            const int o1 = o0 + K->tile_rows < g.oc ? o0 + K->tile_rows : g.oc;
-            const int64_t k0 = it % kblocks * kblock, k1 = k0 + kblock < g.ck ? k0 + kblock : g.ck;
-            K->conv_dw(&g, o0, o1, k0, k1, ns, dy + (int64_t)n0 * l->out_n, l->out_n, ws.rows,
-                       ws.unf, part, l->dbias ? bpart : NULL, n0 == 0);
+            int o0, o1;
+            int64_t k0, k1;
+            dw_item(&g, &plan, it, &o0, &o1, &k0, &k1);
+            if (plan.transposed)
+                K->conv_dw(&g, o0, o1, k0, k1, ns, ws.dyt, ws.rows, ws.unf, sums,
+                           l->dbias ? bsums : NULL, n0 == 0);
+            else
+                K->conv_dw_lanes(&g, o0, o1, k0, k1, ns, dy + (int64_t)n0 * l->out_n, l->out_n,
+                                 ws.rows, ws.unf, sums, l->dbias ? lbsums : NULL, n0 == 0);
         }
     }
     if (!dx) return;
@@ -283,15 +328,25 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     }
 }
 
-/* The lane partials (in the shared workspace) into the weight and bias gradients. */
+/* The sums (in the shared workspace, transposed or lane partials) into the weight and
+ * bias gradients. */
 void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx)
 {
     const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
     ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
-    float *part = shared.part, *bpart = shared.part + g.oc * g.ck * K->lanes;
-    K->reduce_lanes(g.oc * g.ck, part, l->dweight);
-    if (l->dbias) K->reduce_lanes(g.oc, bpart, l->dbias);
+    if (!dw_transposed(&g, K)) {
+        K->reduce_lanes(g.oc * g.ck, shared.sums, l->dweight);
+        if (l->dbias) K->reduce_lanes(g.oc, shared.sums + g.oc * g.ck * K->lanes, l->dbias);
+        return;
+    }
+    const float *sums = shared.sums, *bsums = shared.sums + g.ck * g.ocp;
+    for (int o = 0; o < g.oc; o++) {
+        float *dw = l->dweight + o * g.ck;
+        for (int64_t k = 0; k < g.ck; k++) dw[k] += sums[k * g.ocp + o];
+    }
+    if (l->dbias)
+        for (int o = 0; o < g.oc; o++) l->dbias[o] += bsums[o];
 }
 
 void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)

@@ -35,14 +35,16 @@ typedef struct {
     int64_t ck, p;   /* C*k*k, OH*OW */
     int64_t rs1, rs2;
     int64_t unf_n;   /* floats of one sample's unfolded input, without slack */
+    int64_t ocp;     /* oc rounded up to LN_SIMD_MAX_LANES: floats per position of the
+                        transposed dy and per row of the weight-gradient sums */
 } ln_conv_geom;
 
 /* The geometry of a conv2d layer as ln_layer_setup left it: spec, input C x H x W and
  * output OC x OH x OW (per sample). */
 void ln_conv_geom_of(const ln_layer_spec *spec, const ln_shape *in, const ln_shape *out,
                      ln_conv_geom *g);
-/* Samples per chunk of the weight gradient (1 to 8): the register tiles of lane
- * partials sweep over a whole chunk before going back to memory. */
+/* Samples per chunk of the weight gradient (1 to 8): its register tiles sweep over a
+ * whole chunk before going back to memory. */
 int ln_conv_chunk(const ln_conv_geom *g);
 
 /* The workspace of the fast conv2d path, carved in this order: */
@@ -50,8 +52,10 @@ typedef struct {
     float *rows;  /* chunk * unf: unfolded inputs of a chunk of samples */
     float *drows; /* unf: gradient of one sample's unfolded input */
     float *dypad; /* oc * P rounded up to whole vectors: one sample's dy, zero-padded */
-    float *part;  /* (oc*ck + oc) * LN_SIMD_MAX_LANES: lane partials of the weight
-                     gradient, then of the bias gradient */
+    float *dyt;   /* chunk * P * ocp: dy of a chunk of samples transposed (position-major) */
+    float *sums;  /* the weight gradient's sums, then the bias gradient's: transposed
+                     ((ck + 1) * ocp, k-major) or as lane partials ((oc*ck + oc) *
+                     LN_SIMD_MAX_LANES), as the kernel that computes them lays them out */
     int64_t unf;  /* floats per unfolded sample: unf_n + LN_SIMD_SLACK */
 } ln_conv_ws;
 

@@ -29,7 +29,7 @@ extern "C" {
 
 #define LUNET_VERSION "0.1.0"
 /* Model files and result caches are keyed by this; bump when results change. */
-#define LUNET_ENGINE_REVISION 3
+#define LUNET_ENGINE_REVISION 4
 
 /* ---------------------------------------------------------------- status */
 

@@ -35,7 +35,9 @@ typedef struct {
     ln_isa isa;
     int lanes;
     int tile_rows;    /* rows (output channels, samples) of the GEMM-like kernels' register tiles */
-    int tile_vectors; /* unfolded rows per tile of the conv2d weight gradient */
+    int tile_vectors; /* vectors of channels per tile of conv_dw, at most */
+    int dw_fill;      /* conv2d takes conv_dw when at least dw_fill percent of the lanes of
+                         its channel vectors are channels, conv_dw_lanes otherwise */
     /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (conv_geom.h) */
     void (*conv_unfold)(const ln_conv_geom *g, const float *x, float *rows);
     void (*conv_fold)(const ln_conv_geom *g, const float *drows, float *dx);
@@ -46,15 +48,25 @@ typedef struct {
      * whole vectors */
     void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, int64_t pstride,
                     float *drows);
-    /* conv2d weight gradient of a chunk of ns samples (dy and unfolded rows of sample s
-     * at dy + s*dstride, rows + s*rstride): lane partials
-     * part[(o*ck + k)*lanes + l] += sum over samples and p = v*lanes + l of
-     * dy[o][p] * row_k[p] for o in [o0, o1), k in [k0, k1); bpart[o*lanes + l] likewise
-     * for the bias (if bpart and k0 == 0). first != 0: the partials start from zero
-     * (= instead of +=). The ranges do not change any bit of a partial. */
+    /* conv2d: dyt[p*ocp + o] = dy[o*P + p] for one sample, zeros for o in [oc, ocp) */
+    void (*conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float *dyt);
+    /* conv2d weight gradient of a chunk of ns samples (unfolded rows of sample s at
+     * rows + s*rstride; dy transposed, dyt + s*P*ocp, dyt[p*ocp + o] = dy[o][p], zeros
+     * for o in [oc, ocp)): sums[k*ocp + o] += sum over the samples, then over p in order,
+     * of row_k[p] * dyt[p][o], for o in [o0, o1) (o0 a multiple of lanes), k in [k0, k1);
+     * bsums[o] likewise for the bias (if bsums and k0 == 0). first != 0: the sums start
+     * from zero (= instead of +=). One chain per (o, k): the ranges do not change any bit,
+     * and the lanes of the last vector of channels up to ocp are written too. */
     void (*conv_dw)(const ln_conv_geom *g, int o0, int o1, int64_t k0, int64_t k1, int ns,
-                    const float *dy, int64_t dstride, const float *rows, int64_t rstride,
-                    float *part, float *bpart, int first);
+                    const float *dyt, const float *rows, int64_t rstride, float *sums, float *bsums,
+                    int first);
+    /* the same gradient as lane partials (for few channels: no lane is padding), from dy
+     * as it is (sample s at dy + s*dstride): part[(o*ck + k)*lanes + l] += sum over samples
+     * and p = v*lanes + l of dy[o][p] * row_k[p] for o in [o0, o1) (any o0), k in [k0, k1);
+     * bpart[o*lanes + l] likewise; first as above. reduce_lanes then sums the lanes. */
+    void (*conv_dw_lanes)(const ln_conv_geom *g, int o0, int o1, int64_t k0, int64_t k1, int ns,
+                          const float *dy, int64_t dstride, const float *rows, int64_t rstride,
+                          float *part, float *bpart, int first);
     /* out[i] += sum of part[i*lanes .. i*lanes + lanes), fixed order */
     void (*reduce_lanes)(int64_t n, const float *part, float *out);
     /* linear: y = x W^T + b, x: n x in, y: n x out */

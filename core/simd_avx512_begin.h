@@ -86,5 +86,11 @@ static inline __attribute__((always_inline)) __mmask16 a5_lanes(int l0, int l1)
 #define TM 5
 #define TN 4
 #define DW_TN TN
+/* the transposed weight gradient: up to 24 accumulators, 4 loads and a broadcast; the
+ * lane partials (5 x 4 tiles) ran at ~87% of the peak here, so the transposed one is
+ * taken only when (nearly) every lane is a channel */
+#define DW_TM(nr) 6
+#define SIMD_M256 1 /* __m256 intrinsics (AVX2) are available in the region */
+#define DW_FILL 90
 #define LIN_N 4
 #define SIMD_MAXPOOL SIMD_MAXPOOL_AVX512

@@ -41,5 +41,8 @@
 #undef TM
 #undef TN
 #undef DW_TN
+#undef DW_TM
+#undef DW_FILL
+#undef SIMD_M256
 #undef LIN_N
 #undef SIMD_MAXPOOL

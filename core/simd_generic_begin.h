@@ -72,5 +72,8 @@ typedef struct {
 #define TM 4
 #define TN 2
 #define DW_TN TN
+#define DW_TM(nr) 6 /* 12 accumulators, 2 loads, a broadcast and a product */
+#define SIMD_M256 0
+#define DW_FILL 90
 #define LIN_N 2
 #define SIMD_MAXPOOL SIMD_MAXPOOL_SCALAR

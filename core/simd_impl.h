@@ -29,8 +29,15 @@
  *   V_COPY8(d, s, n)             d[0..n) = s[0..n), n <= 8; may write d[n..8) (garbage)
  *   TM, TN          register tile of the GEMM-like kernels: TM rows x TN vectors
  *                   (TM <= 6, TN <= 4)
- *   DW_TN           unfolded rows per tile of the conv2d weight gradient (<= TN; its
- *                   tile also holds TM dy vectors, so it may need to be narrower)
+ *   DW_TN           unfolded rows per tile of the conv2d lane-partial weight gradient
+ *                   (<= TN; its tile also holds TM dy vectors, so it may need to be narrower)
+ *   DW_TM(nr)       unfolded rows per tile of the conv2d transposed weight gradient whose
+ *                   tile is nr vectors of channels wide (<= 6; its tile also holds nr dy
+ *                   vectors and a broadcast)
+ *   SIMD_M256       1 if the region has the AVX2 intrinsics on __m256 (x86), else 0
+ *   DW_FILL         the transposed weight gradient is used when at least DW_FILL percent
+ *                   of its lanes are channels (the rest are padding), the lane partials
+ *                   otherwise
  *   LIN_N           samples per tile of linear forward
  *   SIMD_MAXPOOL    which twin of the 2x2 max pooling kernels to compile (they use the
  *                   ISA's own intrinsics): SIMD_MAXPOOL_SCALAR (plain C, any vector
@@ -57,8 +64,9 @@
     !defined(V_LOADU_LMASK) || !defined(V_COPY8)
 #error "simd_impl.h: the ISA header must define V_LOADU_LANES, V_LMASK, V_LMASK_MAKE, V_LOADU_LMASK, V_COPY8"
 #endif
-#if !defined(TM) || !defined(TN) || !defined(DW_TN) || !defined(LIN_N) || !defined(SIMD_MAXPOOL)
-#error "simd_impl.h: the ISA header must define TM, TN, DW_TN, LIN_N, SIMD_MAXPOOL"
+#if !defined(TM) || !defined(TN) || !defined(DW_TN) || !defined(DW_TM) || !defined(DW_FILL) || \
+    !defined(SIMD_M256) || !defined(LIN_N) || !defined(SIMD_MAXPOOL)
+#error "simd_impl.h: the ISA header must define TM, TN, DW_TN, DW_TM, DW_FILL, SIMD_M256, LIN_N, SIMD_MAXPOOL"
 #endif
 
 /* the values of SIMD_MAXPOOL */
@@ -89,7 +97,7 @@
 
 #define TMAX_M 6
 #define TMAX_N 4
-#if TM > TMAX_M || TN > TMAX_N || DW_TN > TN
+#if TM > TMAX_M || TN > TMAX_N || DW_TN > TN || DW_TM(1) > TMAX_M || DW_TM(TN) > TMAX_M
 #error "simd_impl.h: tiles are at most TMAX_M x TMAX_N, and DW_TN <= TN"
 #endif
 
@@ -318,6 +326,124 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
     }
 }
 
+#if SIMD_M256
+/* dst[i*dstride + j] = src[j*sstride + i] for i, j < 8: an 8 x 8 block transposed in
+ * registers (unpack pairs, then quads, then halves) */
+ALWAYS_INLINE void SFX(transpose8)(const float *src, int64_t sstride, float *dst, int64_t dstride)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * sstride);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * dstride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * dstride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+#endif
+
+/* dyt[p*ocp + o] = dy[o*P + p] for one sample, zeros for o in [oc, ocp): blocks of 8 x 8
+ * transposed in registers where the region has them, element by element elsewhere. */
+static void SFX(conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float *dyt)
+{
+    const int64_t P = g->p, ocp = g->ocp;
+    const int oc = g->oc;
+    int64_t p0 = 0;
+#if SIMD_M256
+    const int oc8 = oc / 8 * 8;
+    for (; p0 + 8 <= P; p0 += 8) {
+        for (int o = 0; o < oc8; o += 8) SFX(transpose8)(dy + o * P + p0, P, dyt + p0 * ocp + o, ocp);
+        for (int64_t p = p0; p < p0 + 8; p++) {
+            for (int o = oc8; o < oc; o++) dyt[p * ocp + o] = dy[o * P + p];
+            for (int64_t o = oc; o < ocp; o++) dyt[p * ocp + o] = 0.0f;
+        }
+    }
+#endif
+    for (; p0 < P; p0++) {
+        for (int o = 0; o < oc; o++) dyt[p0 * ocp + o] = dy[o * P + p0];
+        for (int64_t o = oc; o < ocp; o++) dyt[p0 * ocp + o] = 0.0f;
+    }
+}
+
+/* Weight-gradient sums of MR unfolded rows (offsets roff, the first is row k0) and NR
+ * vectors of channels from channel ov, over the ns samples of a chunk (unfolded rows
+ * `rstride` floats apart; dy transposed, P x ocp floats per sample):
+ * sums[k*ocp + o] (= if first, else +=) sum over the samples, then over p in order, of
+ * row_k[p] * dyt[p*ocp + o]. The rows are broadcast and the channels are the vector
+ * lanes, as in the forward kernel: NR loads and MR broadcasts per MR x NR FMAs, and one
+ * accumulator chain per (o, k), so that the bits do not depend on the tiling. */
+ALWAYS_INLINE void SFX(conv_dw_tile)(const int MR, const int NR, const ln_conv_geom *g, int64_t k0,
+                                     const int64_t *roff, int ov, int ns, const float *dyt,
+                                     const float *rows, int64_t rstride, float *sums, int first)
+{
+    const int64_t P = g->p, ocp = g->ocp;
+    float *s0 = sums + k0 * ocp + ov;
+    vf acc[TMAX_M][TMAX_N];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < NR; j++) acc[m][j] = first ? V_ZERO() : V_LOADU(s0 + m * ocp + j * VL);
+    for (int smp = 0; smp < ns; smp++) {
+        const float *d = dyt + smp * P * ocp + ov;
+        const float *r[TMAX_M];
+        for (int m = 0; m < MR; m++) r[m] = rows + smp * rstride + roff[m];
+        for (int64_t p = 0; p < P; p++, d += ocp) {
+            vf dv[TMAX_N];
+            for (int j = 0; j < NR; j++) dv[j] = V_LOADU(d + j * VL);
+            for (int m = 0; m < MR; m++) {
+                const vf b = V_SET1(r[m][p]);
+                for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(b, dv[j], acc[m][j]);
+            }
+        }
+    }
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < NR; j++) V_STOREU(s0 + m * ocp + j * VL, acc[m][j]);
+}
+
+/* Weight and bias gradient sums of a chunk of `ns` samples (simd.h), for channels
+ * [o_begin, o_end) (o_begin a multiple of VL) and unfolded rows [k_begin, k_end) (the
+ * bias sums of those channels go with k_begin == 0). The channel vectors are cut into
+ * ceil(nv / TN) even tiles, each swept over the rows in blocks of DW_TM(width): a tile's
+ * slice of dyt stays in L1 while the unfolded rows stream through, broadcast. */
+static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t k_begin,
+                         int64_t k_end, int ns, const float *dyt, const float *rows, int64_t rstride,
+                         float *sums, float *bsums, int first)
+{
+    int start[3];
+    start[0] = (int)(k_begin / ((int64_t)g->k * g->k));
+    start[1] = (int)(k_begin / g->k % g->k);
+    start[2] = (int)(k_begin % g->k);
+    const int v0 = o_begin / VL, nv = (o_end - o_begin + VL - 1) / VL;
+    const int tiles = (nv + TN - 1) / TN;
+    for (int t = 0; t < tiles; t++) {
+        const int a = v0 + nv * t / tiles, nr = v0 + nv * (t + 1) / tiles - a, tm = DW_TM(nr);
+        int pos[3] = {start[0], start[1], start[2]};
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += tm) {
+            const int mr = (int)(k_end - k0 < tm ? k_end - k0 : tm);
+            int64_t roff[TMAX_M];
+            SFX(row_offsets)(g, pos, mr, roff);
+            TILE_SWITCH_LIM(SFX(conv_dw_tile), TMAX_M, TN, mr, nr, g, k0, roff, a * VL, ns, dyt, rows,
+                            rstride, sums, first)
+        }
+    }
+    if (!bsums || k_begin != 0) return;
+    const int64_t P = g->p, ocp = g->ocp;
+    for (int v = v0; v < v0 + nv; v++) {
+        vf s = first ? V_ZERO() : V_LOADU(bsums + v * VL);
+        for (int smp = 0; smp < ns; smp++) {
+            const float *d = dyt + smp * P * ocp + v * VL;
+            for (int64_t p = 0; p < P; p++, d += ocp) s = V_ADD(s, V_LOADU(d));
+        }
+        V_STOREU(bsums + v * VL, s);
+    }
+}
+
 /* Lane partials of the weight gradient for MR channels o0.. and NK rows k0.., over the
  * `ns` samples of a chunk (unfolded rows `rstride` floats apart, dy `dstride` apart):
  * part[(o*ck + k)*VL + l] += sum over samples and vectors v of dy[o][v*VL + l] *
@@ -355,15 +481,16 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
         for (int n = 0; n < NK; n++) V_STOREU(part + ((o0 + m) * ck + k0 + n) * VL, acc[m][n]);
 }
 
-/* Weight and bias gradient partials of a chunk of `ns` samples, for channels [o_begin,
+/* The lane-partial weight gradient (simd.h): partials of a chunk of `ns` samples, for channels [o_begin,
  * o_end) and unfolded rows [k_begin, k_end) (the bias partials of those channels go
  * with k_begin == 0). Channel blocks outside, so the chunk's dy for a block stays in L1
  * while the unfolded rows stream from L2. Every partial sums over the samples and
  * vectors in the same order whatever the ranges: a split of the ranges over threads
  * gives the same bits. */
-static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t k_begin,
-                         int64_t k_end, int ns, const float *dy, int64_t dstride, const float *rows,
-                         int64_t rstride, float *part, float *bpart, int first)
+static void SFX(conv_dw_lanes)(const ln_conv_geom *g, int o_begin, int o_end, int64_t k_begin,
+                               int64_t k_end, int ns, const float *dy, int64_t dstride,
+                               const float *rows, int64_t rstride, float *part, float *bpart,
+                               int first)
 {
     int start[3];
     start[0] = (int)(k_begin / ((int64_t)g->k * g->k));
@@ -1134,12 +1261,15 @@ static const ln_simd_kernels SFX(kernels) = {
     .isa = SIMD_ISA,
     .lanes = VL,
     .tile_rows = TM,
-    .tile_vectors = DW_TN,
+    .tile_vectors = TN,
+    .dw_fill = DW_FILL,
     .conv_unfold = SFX(conv_unfold),
     .conv_fold = SFX(conv_fold),
     .conv_fwd = SFX(conv_fwd),
     .conv_dx = SFX(conv_dx),
+    .conv_dy_transpose = SFX(conv_dy_transpose),
     .conv_dw = SFX(conv_dw),
+    .conv_dw_lanes = SFX(conv_dw_lanes),
     .reduce_lanes = SFX(reduce_lanes),
     .linear_fwd = SFX(linear_fwd),
     .linear_bwd = SFX(linear_bwd),
