@@ -564,15 +564,28 @@ ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int 
             y[(int64_t)a * out + o] = V_HSUM(acc[a][o]) + (b ? b[o] : 0.0f);
 }
 
+/* Floats of inputs (x rows or w rows) that a pass of the linear kernels keeps in L2
+ * while the other operand streams: blocks of samples (forward) or of input columns (dx)
+ * are cut to fit, so that a large weight matrix is read from memory a few times per
+ * batch, not once per tile. */
+#define LIN_L2_FLOATS (48 * 1024)
+
 static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float *w,
                             const float *b, float *y)
 {
-    for (int a0 = 0; a0 < n; a0 += LIN_N) {
-        const int na = n - a0 < LIN_N ? n - a0 : LIN_N;
+    /* samples in blocks whose rows stay in L2; within a block, each tile of TN weight
+     * rows (in L1) sweeps over the block's samples */
+    int ab = (int)(LIN_L2_FLOATS / (in > 0 ? in : 1)) / LIN_N * LIN_N;
+    if (ab < LIN_N) ab = LIN_N;
+    for (int ab0 = 0; ab0 < n; ab0 += ab) {
+        const int ab1 = n - ab0 < ab ? n : ab0 + ab;
         for (int o0 = 0; o0 < out; o0 += TN) {
             const int no = out - o0 < TN ? out - o0 : TN;
-            TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_N, TN, na, no, in, out, x + (int64_t)a0 * in,
-                        w + (int64_t)o0 * in, b ? b + o0 : NULL, y + (int64_t)a0 * out + o0)
+            for (int a0 = ab0; a0 < ab1; a0 += LIN_N) {
+                const int na = ab1 - a0 < LIN_N ? ab1 - a0 : LIN_N;
+                TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_N, TN, na, no, in, out, x + (int64_t)a0 * in,
+                                w + (int64_t)o0 * in, b ? b + o0 : NULL, y + (int64_t)a0 * out + o0)
+            }
         }
     }
 }
@@ -659,13 +672,20 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
         }
     }
     if (!dx) return;
-    for (int a0 = a_begin; a0 < a_end; a0 += TM) {
-        const int mr = a_end - a0 < TM ? a_end - a0 : TM;
-        for (int v0 = 0; v0 < nvec; v0 += TN) {
-            const int nr = nvec - v0 < TN ? nvec - v0 : TN;
-            const int last = v0 + nr == nvec ? tail : VL;
-            TILE_SWITCH(SFX(linear_dx_tile), mr, nr, in, out, w + v0 * VL,
-                        dy + (int64_t)a0 * out, dx + (int64_t)a0 * in + v0 * VL, last)
+    /* columns of w in slabs that stay in L2 (whole tiles of TN vectors) while the samples
+     * sweep over them */
+    int slab = (int)(LIN_L2_FLOATS / ((int64_t)(out > 0 ? out : 1) * VL)) / TN * TN;
+    if (slab < TN) slab = TN;
+    for (int s0 = 0; s0 < nvec; s0 += slab) {
+        const int s1 = nvec - s0 < slab ? nvec : s0 + slab;
+        for (int a0 = a_begin; a0 < a_end; a0 += TM) {
+            const int mr = a_end - a0 < TM ? a_end - a0 : TM;
+            for (int v0 = s0; v0 < s1; v0 += TN) {
+                const int nr = s1 - v0 < TN ? s1 - v0 : TN;
+                const int last = v0 + nr == nvec ? tail : VL;
+                TILE_SWITCH(SFX(linear_dx_tile), mr, nr, in, out, w + v0 * VL,
+                            dy + (int64_t)a0 * out, dx + (int64_t)a0 * in + v0 * VL, last)
+            }
         }
     }
 }
@@ -1291,6 +1311,7 @@ static const ln_simd_kernels SFX(kernels) = {
 };
 
 #undef ALWAYS_INLINE
+#undef LIN_L2_FLOATS
 #undef TCASE
 #undef TROW
 #undef TILE_SWITCH
