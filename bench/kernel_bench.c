@@ -157,6 +157,14 @@ int main(int argc, char **argv)
         parts(other[i].name, &l);
     }
     if (getenv("PARTS_ONLY")) return 0;
+    if (getenv("LINEAR_ONLY")) { /* the large linear layers of the fashion and cifar nets */
+        ln_layer fl1 = make(ln_linear(3136, 1024), 3136, 1, 1, &r, batch);
+        ln_layer cl1 = make(ln_linear(4096, 128), 4096, 1, 1, &r, batch);
+        run("linear 3136->1024", &fl1, batch, 0, 1, 2.0 * 3136 * 1024);
+        run("linear 3136->1024 no dx", &fl1, batch, 0, 0, 2.0 * 3136 * 1024);
+        run("linear 4096->128", &cl1, batch, 0, 1, 2.0 * 4096 * 128);
+        return 0;
+    }
     for (int ref = 0; ref < 2; ref++) {
         run("conv1 1->10 k5 28x28", &conv1, batch, ref, 0, 2.0 * 10 * 25 * 576);
         run("conv2 10->20 k5 12x12", &conv2, batch, ref, 1, 2.0 * 20 * 250 * 64);

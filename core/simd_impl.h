@@ -569,6 +569,8 @@ ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int 
  * are cut to fit, so that a large weight matrix is read from memory a few times per
  * batch, not once per tile. */
 #define LIN_L2_FLOATS (48 * 1024)
+/* Floats of dy columns the weight gradient gathers on the stack (16 KiB) */
+#define LIN_DYB_FLOATS 4096
 
 static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float *w,
                             const float *b, float *y)
@@ -591,7 +593,7 @@ static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float 
 }
 
 /* dw[o][i] += sum_n dy[n][o] * x[n][i] for MR outputs and NR vectors of inputs. */
-ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in, int out,
+ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in, int dstride,
                                        const float *x, const float *dy, float *dw, int last)
 {
     vf acc[TMAX_M][TMAX_N];
@@ -603,7 +605,7 @@ ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in
         for (int j = 0; j < NR - 1; j++) xv[j] = V_LOADU(xa + j * VL);
         xv[NR - 1] = last == VL ? V_LOADU(xa + (NR - 1) * VL) : V_LOADU_N(xa + (NR - 1) * VL, last);
         for (int m = 0; m < MR; m++) {
-            const vf dv = V_SET1(dy[(int64_t)a * out + m]);
+            const vf dv = V_SET1(dy[(int64_t)a * dstride + m]);
             for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(dv, xv[j], acc[m][j]);
         }
     }
@@ -654,13 +656,33 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
                             int o_end, int a_begin, int a_end)
 {
     const int nvec = (in + VL - 1) / VL, tail = in - (nvec - 1) * VL;
-    for (int v0 = 0; v0 < nvec; v0 += TN) {
-        const int nr = nvec - v0 < TN ? nvec - v0 : TN;
-        const int last = v0 + nr == nvec ? tail : VL;
+    /* columns of x in slabs that stay in L2 (whole tiles of TN vectors); within a slab,
+     * each block of TM rows of dw is walked along its rows, which the hardware
+     * prefetches (a slab of one tile touched a few dozen bytes per row of a large dw) */
+    int xslab = (int)(LIN_L2_FLOATS / ((int64_t)(n > 0 ? n : 1) * VL)) / TN * TN;
+    if (xslab < TN) xslab = TN;
+    for (int s0 = 0; s0 < nvec; s0 += xslab) {
+        const int s1 = nvec - s0 < xslab ? nvec : s0 + xslab;
         for (int o0 = o_begin; o0 < o_end; o0 += TM) {
             const int mr = o_end - o0 < TM ? o_end - o0 : TM;
-            TILE_SWITCH(SFX(linear_dw_tile), mr, nr, n, in, out, x + v0 * VL, dy + o0,
-                        dw + (int64_t)o0 * in + v0 * VL, last)
+            /* the block's columns of dy gathered (n x mr floats): read in place, they are
+             * n rows `out` floats apart, which for out a multiple of 1024 all fall into
+             * one set of L1 */
+            float dyb[LIN_DYB_FLOATS];
+            const float *d = dy + o0;
+            int dstride = out;
+            if ((int64_t)n * mr <= LIN_DYB_FLOATS) {
+                for (int a = 0; a < n; a++)
+                    for (int m = 0; m < mr; m++) dyb[a * mr + m] = dy[(int64_t)a * out + o0 + m];
+                d = dyb;
+                dstride = mr;
+            }
+            for (int v0 = s0; v0 < s1; v0 += TN) {
+                const int nr = s1 - v0 < TN ? s1 - v0 : TN;
+                const int last = v0 + nr == nvec ? tail : VL;
+                TILE_SWITCH(SFX(linear_dw_tile), mr, nr, n, in, dstride, x + v0 * VL, d,
+                            dw + (int64_t)o0 * in + v0 * VL, last)
+            }
         }
     }
     if (db) {
@@ -1312,6 +1334,7 @@ static const ln_simd_kernels SFX(kernels) = {
 
 #undef ALWAYS_INLINE
 #undef LIN_L2_FLOATS
+#undef LIN_DYB_FLOATS
 #undef TCASE
 #undef TROW
 #undef TILE_SWITCH

@@ -868,6 +868,12 @@ int main(void)
             test_linear(lin[i][0], lin[i][1], lin[i][2], 1, &rng, name);
             test_linear(lin[i][0], lin[i][1], lin[i][2], 7, &rng, name);
         }
+        /* the kernels' cache blocks: samples of the forward and columns of the weight
+         * gradient (long rows), columns of w for dx (many outputs), a batch too large for
+         * the weight gradient's gathered dy */
+        test_linear(5000, 9, 1, 23, &rng, name);
+        test_linear(40, 3000, 0, 5, &rng, name);
+        test_linear(33, 17, 1, 1100, &rng, name);
         static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70}, {2, 2, 3}};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
