@@ -107,21 +107,23 @@ static void parts(const char *name, ln_layer *l)
         for (int i = 0; i < inner / chunk; i++)
             K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, ws.dyt, rows, unf, ws.sums, ws.sums + g.ck * g.ocp, 0);
         v[3] = now();
+        for (int i = 0; i < inner; i++) K->conv_dy_transpose(&g, y, ws.dyt);
         v[4] = now();
         for (int i = 0; i < inner; i++) K->conv_dx(&g, l->weight, y, g.p, drows);
         v[5] = now();
         for (int i = 0; i < inner; i++) K->conv_fold(&g, drows, dx);
         v[6] = now();
-        v[3] = v[2] + (v[3] - v[2]) * inner / (inner / chunk * chunk); /* per sample */
-        v[4] = v[3];
+        double d[6];
+        for (int j = 0; j < 6; j++) d[j] = (v[j + 1] - v[j]) / inner;
+        d[2] = (v[3] - v[2]) / (inner / chunk * chunk); /* per sample */
         for (int j = 0; j < 6; j++)
-            if ((v[j + 1] - v[j]) / inner < t[j]) t[j] = (v[j + 1] - v[j]) / inner;
+            if (d[j] < t[j]) t[j] = d[j];
     }
     const double gf = 2.0 * (double)g.oc * (double)g.ck * (double)g.p * 1e-9; /* one product */
     printf("%-22s us/sample: unfold %.3f  fwd %.3f (%.0f GF/s)  dw(chunk %d) %.3f (%.0f GF/s)  "
-           "dx %.3f (%.0f GF/s)  fold %.3f\n",
+           "dx %.3f (%.0f GF/s)  fold %.3f  dy transpose %.3f\n",
            name, t[0] * 1e6, t[1] * 1e6, gf / t[1], chunk, t[2] * 1e6, gf / t[2], t[4] * 1e6,
-           gf / t[4], t[5] * 1e6);
+           gf / t[4], t[5] * 1e6, t[3] * 1e6);
 }
 
 int main(int argc, char **argv)

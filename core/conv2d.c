@@ -205,12 +205,18 @@ void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
     }
 }
 
+/* Unfolded rows from which the transposed weight gradient pays for transposing dy: the
+ * transposition costs about as much per (channel, position) as DW_MIN_CK / 32 of the
+ * products (kernel_bench: first layers with 9 to 27 rows lost or broke even). */
+#define DW_MIN_CK 32
+
 /* Which weight-gradient kernel a layer takes (simd.h): the transposed one unless too
- * many of its lanes would be padding. A function of the shapes and the ISA only. */
+ * many of its lanes would be padding or the layer has few unfolded rows. A function of
+ * the shapes and the ISA only. */
 static int dw_transposed(const ln_conv_geom *g, const ln_simd_kernels *K)
 {
     const int64_t nv = (g->oc + K->lanes - 1) / K->lanes;
-    return 100 * (int64_t)g->oc >= (int64_t)K->dw_fill * nv * K->lanes;
+    return g->ck >= DW_MIN_CK && 100 * (int64_t)g->oc >= (int64_t)K->dw_fill * nv * K->lanes;
 }
 
 /* Work items of the weight gradient for T threads: blocks of channels (transposed: the

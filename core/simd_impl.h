@@ -358,13 +358,15 @@ static void SFX(conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float
     const int oc = g->oc;
     int64_t p0 = 0;
 #if SIMD_M256
+    /* 8 channels at a time along p: their 8 rows are read in order (rows P floats apart
+     * may share an L1 set; walking across channels first evicted them between uses) */
     const int oc8 = oc / 8 * 8;
-    for (; p0 + 8 <= P; p0 += 8) {
-        for (int o = 0; o < oc8; o += 8) SFX(transpose8)(dy + o * P + p0, P, dyt + p0 * ocp + o, ocp);
-        for (int64_t p = p0; p < p0 + 8; p++) {
-            for (int o = oc8; o < oc; o++) dyt[p * ocp + o] = dy[o * P + p];
-            for (int64_t o = oc; o < ocp; o++) dyt[p * ocp + o] = 0.0f;
-        }
+    const int64_t p8 = P / 8 * 8;
+    for (int o = 0; o < oc8; o += 8)
+        for (int64_t p = 0; p < p8; p += 8) SFX(transpose8)(dy + o * P + p, P, dyt + p * ocp + o, ocp);
+    for (; p0 < p8; p0++) {
+        for (int o = oc8; o < oc; o++) dyt[p0 * ocp + o] = dy[o * P + p0];
+        for (int64_t o = oc; o < ocp; o++) dyt[p0 * ocp + o] = 0.0f;
     }
 #endif
     for (; p0 < P; p0++) {

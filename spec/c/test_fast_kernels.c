@@ -200,11 +200,12 @@ static const conv_case conv_cases[] = {
     {1, 3, 3, 2, 3, 1, 2, 1},     /* padding 2 on a tiny input */
     {2, 12, 12, 3, 9, 1, 0, 1},   /* kernel wider than 8 */
     {7, 13, 17, 13, 3, 1, 1, 1},  /* channel counts off the register tiles */
-    /* channel counts that fill the vectors: the transposed weight gradient (simd.h) */
+    /* channel counts that fill the vectors and 32 or more unfolded rows: the transposed
+     * weight gradient (simd.h, conv2d.c) */
     {4, 10, 10, 16, 3, 1, 1, 1},  /* the custom net's shape, smaller */
     {16, 7, 7, 32, 3, 1, 1, 0},   /* no bias */
     {5, 9, 8, 15, 5, 1, 2, 1},    /* one padding lane */
-    {2, 12, 11, 24, 3, 2, 1, 1},  /* stride 2 (im2col), 3 vectors of 8 */
+    {4, 12, 11, 24, 3, 2, 1, 1},  /* stride 2 (im2col), 3 vectors of 8 */
     {8, 6, 6, 64, 3, 1, 1, 1},    /* many channel tiles */
 };
 
