@@ -4,8 +4,7 @@
 -- the values recorded with the engine before the issue 17 redesign (commit 4186ca5, engine
 -- revision 3; the study's two since then, the third re-recorded at revision 4, when the
 -- conv2d weight gradient of layers whose channels fill the vectors (32 or more unfolded
--- rows) summed in another
--- order). Synthetic data, so the check runs everywhere. A change that alters the
+-- rows) summed in another order). Synthetic data, so the check runs everywhere. A change that alters the
 -- numbers on purpose bumps LUNET_ENGINE_REVISION and re-records these in the same commit
 -- (run this file's cases with the new engine and print each loss with %a).
 local lunet = require("lunet")
