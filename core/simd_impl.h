@@ -139,6 +139,38 @@ static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
             }
         return;
     }
+    const int nvx = (ow + VL - 1) / VL;
+    if (k * nvx <= 64) {
+        /* padded rows as whole vectors: lane l of vector column x0 holds input column
+         * x0 + l + kj - pad when that is inside the input (a lane mask made once per
+         * (kj, x0)), zero otherwise; the last vector of a row spills into the next row,
+         * which is written after it (the last one into the slack) */
+        V_LMASK mask[64];
+        for (int kj = 0; kj < k; kj++)
+            for (int v = 0; v < nvx; v++) {
+                int l0 = pad - kj - v * VL, l1 = w + pad - kj - v * VL;
+                if (l0 < 0) l0 = 0;
+                if (l0 > VL) l0 = VL;
+                if (l1 > VL) l1 = VL;
+                if (l1 < l0) l1 = l0;
+                mask[kj * nvx + v] = V_LMASK_MAKE(l0, l1);
+            }
+        float *dst = rows;
+        for (int c = 0; c < g->c; c++)
+            for (int kj = 0; kj < k; kj++) {
+                const V_LMASK *m = mask + kj * nvx;
+                for (int iy = 0; iy < g->hp; iy++, dst += ow) {
+                    const int sy = iy - pad;
+                    if (sy < 0 || sy >= h) {
+                        for (int v = 0; v < nvx; v++) V_STOREU(dst + v * VL, V_ZERO());
+                        continue;
+                    }
+                    const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
+                    for (int v = 0; v < nvx; v++) V_STOREU(dst + v * VL, V_LOADU_LMASK(src + v * VL, m[v]));
+                }
+            }
+        return;
+    }
     for (int c = 0; c < g->c; c++)
         for (int kj = 0; kj < k; kj++) {
             /* columns ox with 0 <= ox + kj - pad < w */
