@@ -295,8 +295,12 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
     const int tail = (int)(P - (nvec - 1) * VL);
     for (int o0 = 0; o0 < g->oc; o0 += TM) {
         const int mr = g->oc - o0 < TM ? g->oc - o0 : TM;
-        for (int64_t v0 = 0; v0 < nvec; v0 += TN) {
-            const int nr = (int)(nvec - v0 < TN ? nvec - v0 : TN);
+        int nr;
+        for (int64_t v0 = 0; v0 < nvec; v0 += nr) {
+            nr = (int)(nvec - v0 < TN ? nvec - v0 : TN);
+            /* a lone last vector would be a narrow tile: the two before it share with it
+             * (each output is one sum whatever the tiles: the same bits) */
+            if (TN == 3 && nvec - v0 == 4) nr = 2;
             const int last = v0 + nr == nvec ? tail : VL;
             TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck,
                         bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last)
