@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "fixture.h"
 #include "tap.h"
 
 static tap T; /* this program's checks */
@@ -54,15 +55,9 @@ static void make_specs(void)
 
 static ln_net *new_net(void)
 {
-    ln_net *net = NULL;
-    ln_error err;
     ln_rng rng;
     ln_rng_seed(&rng, 1, LN_STREAM_INIT);
-    if (ln_net_create(&net, layers, layer_count, input, &rng, &err)) {
-        fprintf(stderr, "fixture net: %s\n", err.msg);
-        exit(2);
-    }
-    return net;
+    return fixture_net(layers, layer_count, input, &rng);
 }
 
 static ln_dataset *new_data(int64_t count)
@@ -73,12 +68,7 @@ static ln_dataset *new_data(int64_t count)
         labels[i] = (int32_t)(i % 3);
         for (int p = 0; p < 64; p++) images[i * 64 + p] = (float)((i * 7 + p * 3) % 11) / 11.0f - 0.5f;
     }
-    ln_dataset *ds = NULL;
-    ln_error err;
-    if (ln_dataset_from_arrays(images, labels, count, 1, 8, 8, &ds, &err)) {
-        fprintf(stderr, "fixture data: %s\n", err.msg);
-        exit(2);
-    }
+    ln_dataset *ds = fixture_dataset(images, labels, count, 1, 8, 8);
     free(images);
     free(labels);
     return ds;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "fixture.h"
 #include "tap.h"
 
 /* ------------------------------------------------------------ comparing values */
@@ -39,16 +40,6 @@ static int all_close(const float *got, const double *want, int n, double rel, do
             return 0;
         }
     return 1;
-}
-
-static float *falloc(int64_t n)
-{
-    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test_kernels: out of memory\n");
-        exit(2);
-    }
-    return p;
 }
 
 static void fill_uniform(float *v, int64_t n, ln_rng *rng, float lo, float hi)
