@@ -691,28 +691,30 @@ static void test_loss_errors(tap *t)
                strstr(err.msg, "[0, 3)") && v == 123.0 && g[0] == 42.0f,
            "ln_loss: label out of range names sample, label and range, writes nothing",
            "status %d, msg '%s'", (int)st, err.msg);
-    const int32_t neg[1] = {-1};
-    st = ln_loss(LN_LOSS_CROSS_ENTROPY, pred, 1, 3, neg, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "-1"), "ln_loss: negative label rejected",
-               "status %d, msg '%s'", (int)st, err.msg);
-    st = ln_loss(LN_LOSS_MSE, pred, 1, 3, neg, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL, "ln_loss: mse without targets checks the labels", "status %d",
-               (int)st);
-    const int32_t ok[2] = {0, 1};
-    st = ln_loss(LN_LOSS_NLL, pred, 0, 3, ok, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "batch"), "ln_loss: batch 0 rejected",
-               "status %d, msg '%s'", (int)st, err.msg);
-    st = ln_loss(LN_LOSS_NLL, pred, 2, 0, ok, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "classes"), "ln_loss: classes 0 rejected",
-               "status %d, msg '%s'", (int)st, err.msg);
-    st = ln_loss(LN_LOSS_NLL, NULL, 2, 3, ok, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "pred"), "ln_loss: NULL pred rejected",
-               "status %d, msg '%s'", (int)st, err.msg);
-    st = ln_loss(LN_LOSS_NLL, pred, 2, 3, NULL, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL && strstr(err.msg, "labels"), "ln_loss: NULL labels rejected for nll",
-               "status %d, msg '%s'", (int)st, err.msg);
-    st = ln_loss((ln_loss_kind)9, pred, 2, 3, ok, NULL, &v, g, &err);
-    tap_checkd(t, st == LN_EINVAL, "ln_loss: unknown kind rejected", "status %d", (int)st);
+    /* each rejected with LN_EINVAL and a message that names what is wrong ("": any) */
+    const int32_t neg[1] = {-1}, ok[2] = {0, 1};
+    const struct {
+        const char *desc;
+        ln_loss_kind kind;
+        const float *pred;
+        int batch, classes;
+        const int32_t *labels;
+        const char *names;
+    } rejected[] = {
+        {"ln_loss: negative label rejected", LN_LOSS_CROSS_ENTROPY, pred, 1, 3, neg, "-1"},
+        {"ln_loss: mse without targets checks the labels", LN_LOSS_MSE, pred, 1, 3, neg, ""},
+        {"ln_loss: batch 0 rejected", LN_LOSS_NLL, pred, 0, 3, ok, "batch"},
+        {"ln_loss: classes 0 rejected", LN_LOSS_NLL, pred, 2, 0, ok, "classes"},
+        {"ln_loss: NULL pred rejected", LN_LOSS_NLL, NULL, 2, 3, ok, "pred"},
+        {"ln_loss: NULL labels rejected for nll", LN_LOSS_NLL, pred, 2, 3, NULL, "labels"},
+        {"ln_loss: unknown kind rejected", (ln_loss_kind)9, pred, 2, 3, ok, ""},
+    };
+    for (size_t k = 0; k < sizeof rejected / sizeof rejected[0]; k++) {
+        st = ln_loss(rejected[k].kind, rejected[k].pred, rejected[k].batch, rejected[k].classes,
+                     rejected[k].labels, NULL, &v, g, &err);
+        tap_checkd(t, st == LN_EINVAL && strstr(err.msg, rejected[k].names), rejected[k].desc,
+                   "status %d, msg '%s'", (int)st, err.msg);
+    }
 }
 
 /* ----------------------------------------------------------- optimizers */
