@@ -15,6 +15,7 @@
 #include "../../core/layer.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -938,21 +939,42 @@ static void test_optim_check(tap *t)
     if (ln_optim_spec_check(&s, &err) != LN_OK) valid = 0;
     tap_checkd(t, valid, "optim check: defaults and nesterov with momentum pass", "%s", err.msg);
 
-    s = ln_sgd_spec(-1.0, 0.0);
-    expect_rejected(t, &s, "sgd: lr must be > 0", "optim check: sgd lr -1 rejected naming lr");
-    s = ln_sgd_spec(-1.0, 0.0);
-    expect_rejected(t, &s, "(got -1)", "optim check: message gives the bad value");
-    s = ln_sgd_spec(0.0, 0.0);
-    expect_rejected(t, &s, "lr", "optim check: lr 0 rejected");
-    s = ln_sgd_spec(NAN, 0.0);
-    expect_rejected(t, &s, "lr", "optim check: lr NaN rejected");
-    s = ln_sgd_spec(INFINITY, 0.0);
-    expect_rejected(t, &s, "lr", "optim check: lr inf rejected");
-    s = ln_sgd_spec(0.1, -0.5);
-    expect_rejected(t, &s, "momentum", "optim check: negative momentum rejected");
-    s = ln_sgd_spec(0.1, 0.9);
-    s.dampening = NAN;
-    expect_rejected(t, &s, "dampening", "optim check: NaN dampening rejected");
+    /* one number of a valid spec set to a bad value: rejected, the message naming it */
+    const struct {
+        ln_optim_spec valid;
+        size_t field; /* offset of a double in ln_optim_spec */
+        double bad;
+        const char *names, *desc;
+    } bad_numbers[] = {
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, lr), -1.0, "sgd: lr must be > 0",
+         "optim check: sgd lr -1 rejected naming lr"},
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, lr), -1.0, "(got -1)",
+         "optim check: message gives the bad value"},
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, lr), 0.0, "lr", "optim check: lr 0 rejected"},
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, lr), NAN, "lr", "optim check: lr NaN rejected"},
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, lr), INFINITY, "lr", "optim check: lr inf rejected"},
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, momentum), -0.5, "momentum",
+         "optim check: negative momentum rejected"},
+        {ln_sgd_spec(0.1, 0.9), offsetof(ln_optim_spec, dampening), NAN, "dampening",
+         "optim check: NaN dampening rejected"},
+        {ln_sgd_spec(0.1, 0.0), offsetof(ln_optim_spec, weight_decay), -1.0, "weight_decay",
+         "optim check: negative weight_decay rejected"},
+        {ln_adam_spec(LN_OPT_ADAM, 0.1), offsetof(ln_optim_spec, beta1), 1.0, "beta1",
+         "optim check: beta1 = 1 rejected"},
+        {ln_adam_spec(LN_OPT_ADAM, 0.1), offsetof(ln_optim_spec, beta2), -0.1, "beta2",
+         "optim check: negative beta2 rejected"},
+        {ln_adam_spec(LN_OPT_ADAMW, 0.1), offsetof(ln_optim_spec, eps), 0.0, "adamw: eps",
+         "optim check: eps 0 rejected"},
+        {ln_adam_spec(LN_OPT_ADAMW, 0.1), offsetof(ln_optim_spec, lr), 0.0, "adamw: lr",
+         "optim check: adamw lr 0 rejected"},
+        {ln_adam_spec(LN_OPT_ADAMW, 0.1), offsetof(ln_optim_spec, weight_decay), NAN, "weight_decay",
+         "optim check: NaN weight_decay rejected"},
+    };
+    for (size_t k = 0; k < sizeof bad_numbers / sizeof bad_numbers[0]; k++) {
+        s = bad_numbers[k].valid;
+        memcpy((char *)&s + bad_numbers[k].field, &bad_numbers[k].bad, sizeof(double));
+        expect_rejected(t, &s, bad_numbers[k].names, bad_numbers[k].desc);
+    }
     s = ln_sgd_spec(0.1, 0.0);
     s.nesterov = 1;
     expect_rejected(t, &s, "nesterov", "optim check: nesterov without momentum rejected");
@@ -960,23 +982,6 @@ static void test_optim_check(tap *t)
     s.nesterov = 1;
     s.dampening = 0.1;
     expect_rejected(t, &s, "nesterov", "optim check: nesterov with dampening rejected");
-    s = ln_sgd_spec(0.1, 0.0);
-    s.weight_decay = -1.0;
-    expect_rejected(t, &s, "weight_decay", "optim check: negative weight_decay rejected");
-    s = ln_adam_spec(LN_OPT_ADAM, 0.1);
-    s.beta1 = 1.0;
-    expect_rejected(t, &s, "beta1", "optim check: beta1 = 1 rejected");
-    s = ln_adam_spec(LN_OPT_ADAM, 0.1);
-    s.beta2 = -0.1;
-    expect_rejected(t, &s, "beta2", "optim check: negative beta2 rejected");
-    s = ln_adam_spec(LN_OPT_ADAMW, 0.1);
-    s.eps = 0.0;
-    expect_rejected(t, &s, "adamw: eps", "optim check: eps 0 rejected");
-    s = ln_adam_spec(LN_OPT_ADAMW, 0.0);
-    expect_rejected(t, &s, "adamw: lr", "optim check: adamw lr 0 rejected");
-    s = ln_adam_spec(LN_OPT_ADAMW, 0.1);
-    s.weight_decay = NAN;
-    expect_rejected(t, &s, "weight_decay", "optim check: NaN weight_decay rejected");
     s = ln_sgd_spec(0.1, 0.0);
     s.kind = (ln_optim_kind)7;
     expect_rejected(t, &s, "kind", "optim check: unknown kind rejected");
