@@ -331,13 +331,11 @@ static int dataset_checksum(lua_State *L)
 }
 
 
-static int dataset_info(lua_State *L) { return info_slot(L, DATASET_MT); }
-
 static const luaL_Reg dataset_methods[] = {
     {"size", dataset_size},       {"shape", dataset_shape},
     {"classes", dataset_classes}, {"image", dataset_image},
     {"label", dataset_label},     {"class_counts", dataset_class_counts},
-    {"_subset", dataset_subset},  {"_info", dataset_info},
+    {"_subset", dataset_subset},
     {"checksum", dataset_checksum}, {"memory", dataset_memory},
     {"free", dataset_free},       {NULL, NULL},
 };
@@ -374,7 +372,7 @@ static int l_idx_read(lua_State *L)
 
 const lunet_class lunet_dataset_class = {
     .name = DATASET_MT, .field = "Dataset", .methods = dataset_methods, .gc = dataset_free,
-    .len = dataset_size,
+    .len = dataset_size, .info = 1,
     .functions = (const luaL_Reg[]){{"dataset_from", l_dataset_from}, {"dataset_idx", l_dataset_idx},
                                     {"dataset_csv", l_dataset_csv}, {"dataset_cifar", l_dataset_cifar},
                                     {"idx_read", l_idx_read}, {NULL, NULL}},

@@ -535,8 +535,6 @@ static int l_load(lua_State *L)
     return 1;
 }
 
-static int net_info(lua_State *L) { return info_slot(L, NET_MT); }
-
 static const luaL_Reg net_methods[] = {
     {"layer_count", net_layer_count},   {"layer", net_layer},
     {"input_shape", net_input_shape},   {"output_shape", net_output_shape},
@@ -548,12 +546,12 @@ static const luaL_Reg net_methods[] = {
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},
     {"use_reference_kernels", net_use_reference}, {"_threads", net_threads},
-    {"save", net_save},                 {"_info", net_info},
+    {"save", net_save},
     {"free", net_free},                 {NULL, NULL},
 };
 
 const lunet_class lunet_net_class = {
-    .name = NET_MT, .field = "Net", .methods = net_methods, .gc = net_free,
+    .name = NET_MT, .field = "Net", .methods = net_methods, .gc = net_free, .info = 1,
     .functions = (const luaL_Reg[]){{"net", l_net}, {"load", l_load}, {NULL, NULL}},
 };
 
