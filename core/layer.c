@@ -21,8 +21,14 @@ static ln_layer_spec blank(ln_layer_kind kind)
     return s;
 }
 
-/* Writes value to the spec field of constructor parameter p (an int or a float). */
-static void set_param(ln_layer_spec *s, const ln_layer_param *p, double value)
+double ln_layer_param_get(const ln_layer_spec *s, const ln_layer_param *p)
+{
+    const char *field = (const char *)s + p->offset;
+    if (p->type == LN_PARAM_FLOAT) return *(const float *)(const void *)field;
+    return *(const int *)(const void *)field;
+}
+
+void ln_layer_param_set(ln_layer_spec *s, const ln_layer_param *p, double value)
 {
     char *field = (char *)s + p->offset;
     if (p->type == LN_PARAM_FLOAT)
@@ -38,7 +44,7 @@ static ln_layer_spec from_args(ln_layer_kind k, int n, const double *args)
 {
     ln_layer_spec s = ln_layer_spec_defaults(k);
     for (int i = 0; is_kind((int)k) && i < n && i < kinds[k].info.param_count; i++)
-        set_param(&s, &kinds[k].info.params[i], args[i]);
+        ln_layer_param_set(&s, &kinds[k].info.params[i], args[i]);
     return s;
 }
 
@@ -626,7 +632,7 @@ ln_layer_spec ln_layer_spec_defaults(ln_layer_kind k)
     ln_layer_spec s = blank(k);
     if (!is_kind((int)k)) return s;
     for (int i = 0; i < kinds[k].info.param_count; i++)
-        set_param(&s, &kinds[k].info.params[i], kinds[k].info.params[i].fallback);
+        ln_layer_param_set(&s, &kinds[k].info.params[i], kinds[k].info.params[i].fallback);
     return s;
 }
 

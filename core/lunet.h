@@ -203,6 +203,11 @@ ln_layer_spec ln_simple_layer(ln_layer_kind kind); /* relu, tanh, sigmoid, flatt
 /* A spec of kind k with every parameter at its default and the required ones 0, to be
  * filled from ln_layer_kind_info_of(k)->params (how the Lua binding builds layers). */
 ln_layer_spec ln_layer_spec_defaults(ln_layer_kind k);
+/* The value of constructor parameter p (one of its kind's) in spec s, and setting it: the
+ * field is an int (a bool is 0 or 1) or a float; the value goes through a double, exact
+ * for every int and float. */
+double ln_layer_param_get(const ln_layer_spec *s, const ln_layer_param *p);
+void ln_layer_param_set(ln_layer_spec *s, const ln_layer_param *p, double value);
 
 /* ------------------------------------------------------------------ net */
 
