@@ -120,16 +120,15 @@ static void make_read_only(lua_State *L)
             lua_pop(L, 1);
         }
     }
+    static const luaL_Reg view_meta[] = {{"__newindex", read_only_newindex},
+                                         {"__pairs", read_only_pairs},
+                                         {"__len", read_only_len},
+                                         {NULL, NULL}};
     lua_newtable(L); /* the view */
     lua_createtable(L, 0, 5);
+    luaL_setfuncs(L, view_meta, 0);
     lua_pushvalue(L, -3);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, read_only_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, read_only_pairs);
-    lua_setfield(L, -2, "__pairs");
-    lua_pushcfunction(L, read_only_len);
-    lua_setfield(L, -2, "__len");
     lua_pushliteral(L, "read-only");
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
