@@ -692,6 +692,13 @@ ALWAYS_INLINE void SFX(linear_dx_tile)(const int MR, const int NR, int in, int o
     }
 }
 
+/* Vectors of columns per slab of `rows` rows that stays in L2: whole tiles of TN. */
+ALWAYS_INLINE int SFX(lin_slab)(int64_t rows)
+{
+    const int s = (int)(LIN_L2_FLOATS / ((rows > 0 ? rows : 1) * VL)) / TN * TN;
+    return s < TN ? TN : s;
+}
+
 /* dw rows [o_begin, o_end) (and those entries of db) over all n samples; dx rows
  * [a_begin, a_end). Each output element is one sum in a fixed order, so the ranges (a
  * split over threads) do not change any bit. */
@@ -703,8 +710,7 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
     /* columns of x in slabs that stay in L2 (whole tiles of TN vectors); within a slab,
      * each block of TM rows of dw is walked along its rows, which the hardware
      * prefetches (a slab of one tile touched a few dozen bytes per row of a large dw) */
-    int xslab = (int)(LIN_L2_FLOATS / ((int64_t)(n > 0 ? n : 1) * VL)) / TN * TN;
-    if (xslab < TN) xslab = TN;
+    const int xslab = SFX(lin_slab)(n);
     for (int s0 = 0; s0 < nvec; s0 += xslab) {
         const int s1 = nvec - s0 < xslab ? nvec : s0 + xslab;
         for (int o0 = o_begin; o0 < o_end; o0 += TM) {
@@ -740,8 +746,7 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
     if (!dx) return;
     /* columns of w in slabs that stay in L2 (whole tiles of TN vectors) while the samples
      * sweep over them */
-    int slab = (int)(LIN_L2_FLOATS / ((int64_t)(out > 0 ? out : 1) * VL)) / TN * TN;
-    if (slab < TN) slab = TN;
+    const int slab = SFX(lin_slab)(out);
     for (int s0 = 0; s0 < nvec; s0 += slab) {
         const int s1 = nvec - s0 < slab ? nvec : s0 + slab;
         for (int a0 = a_begin; a0 < a_end; a0 += TM) {
