@@ -34,7 +34,7 @@
  *   LIN_N           samples per tile of linear forward
  *   SIMD_MAXPOOL    which twin of the 2x2 max pooling kernels to compile (they use the
  *                   ISA's own intrinsics): SIMD_MAXPOOL_SCALAR (plain C, any vector
- *                   width), SIMD_MAXPOOL_AVX2 (uses the AVX2 header's a2_mask) or
+ *                   width), SIMD_MAXPOOL_AVX2 (AVX2 intrinsics) or
  *                   SIMD_MAXPOOL_AVX512
  *
  * Every kernel is a loop nest over tiles of TM x TN accumulators that stay in registers
@@ -795,6 +795,36 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
  * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
+/* One 2x2 window, output column ox of the row pair r0, r1 (row 2 oy of its plane,
+ * at = 2 oy w): in window order (top-left, top-right, bottom-left, bottom-right) the
+ * first maximum, or the first NaN; its offset in the plane. The scalar kernels, and the
+ * vector kernels' last columns. */
+ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w, int at, int ox, float *y,
+                                   int32_t *argmax)
+{
+    const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+    const int offs[4] = {0, 1, w, w + 1};
+    float bv = v[0];
+    int bo = 0;
+    for (int q = 1; q < 4; q++)
+        if (v[q] > bv || (v[q] != v[q] && bv == bv)) {
+            bv = v[q];
+            bo = offs[q];
+        }
+    *y = bv;
+    *argmax = at + 2 * ox + bo;
+}
+
+/* Its backward: the window's four input gradients, g where the maximum was, else 0. */
+ALWAYS_INLINE void SFX(maxpool2_window_grad)(float *r0, float *r1, int w, int at, int ox, float g, int32_t argmax)
+{
+    const int rel = argmax - (at + 2 * ox);
+    r0[2 * ox] = rel == 0 ? g : 0.0f;
+    r0[2 * ox + 1] = rel == 1 ? g : 0.0f;
+    r1[2 * ox] = rel == w ? g : 0.0f;
+    r1[2 * ox + 1] = rel == w + 1 ? g : 0.0f;
+}
+
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
 /* Whether b replaces a as the window's pick when b comes later in the window order:
  * strictly greater, or NaN where a is not. For two picks, the later one in window order
@@ -905,12 +935,15 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
     }
 }
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-/* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time; even
- * and odd columns separated with shuffles, masks as vectors. */
+/* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time, then 4
+ * (the low half of the same computation), then one by one: no masked loads or stores,
+ * which AMD cores run as slow microcode (the masked kernels cost 2.4 + 4.4 us per
+ * sample on conv1's 10x24x24 output, these 1.0 + 0.9 us; bench/README.md). Even and odd
+ * columns separated with shuffles, masks as vectors. */
 static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
 {
-    return _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ),
-                        _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_UNORD_Q), _mm256_cmp_ps(a, a, _CMP_ORD_Q)));
+    /* not (b <= a): b > a, or b NaN; and a not NaN */
+    return _mm256_and_ps(_mm256_cmp_ps(b, a, _CMP_NLE_UQ), _mm256_cmp_ps(a, a, _CMP_ORD_Q));
 }
 
 /* the even and odd lanes of the 16 floats a:b, in order */
@@ -920,62 +953,78 @@ static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *o
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
+/* The windows of the row pair r0, r1 from output column ox on (8 of them from the 16
+ * floats of each row at 2 ox, or 4 from 8 when `half`: then the upper lanes repeat the
+ * lower ones): their maxima and input offsets (relative to the plane, row 2 oy). */
+ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int half, int w, int at,
+                                          __m256 *best, __m256i *idx)
+{
+    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256 a0 = _mm256_loadu_ps(r0), b0 = _mm256_loadu_ps(r1);
+    const __m256 a1 = half ? a0 : _mm256_loadu_ps(r0 + 8), b1 = half ? b0 : _mm256_loadu_ps(r1 + 8);
+    __m256 tl, tr, bl, br;
+    SFX(deinterleave)(a0, a1, &tl, &tr);
+    SFX(deinterleave)(b0, b1, &bl, &br);
+    /* window order tl, tr, bl, br: first maximum, first NaN (see AVX-512) */
+    const __m256 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
+    const __m256 top = _mm256_blendv_ps(tl, tr, t), bot = _mm256_blendv_ps(bl, br, b);
+    const __m256 v = SFX(later_wins)(top, bot);
+    *best = _mm256_blendv_ps(top, bot, v);
+    const __m256i toff = _mm256_and_si256(_mm256_castps_si256(t), one);
+    const __m256i boff = _mm256_add_epi32(_mm256_set1_epi32(w), _mm256_and_si256(_mm256_castps_si256(b), one));
+    const __m256i off =
+        _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(toff), _mm256_castsi256_ps(boff), v));
+    *idx = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(at), two_iota), off);
+}
+
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
                               int32_t *argmax)
 {
     const int oh = h / 2, ow = w / 2;
-    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(w);
-    const float *yend = y + planes * oh * ow;
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int32_t *ap = argmax + pl * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox += 8) {
-                const int n = ow - ox < 8 ? ow - ox : 8;
-                __m256 a0, a1, b0, b1;
-                if (n == 8) {
-                    a0 = _mm256_loadu_ps(r0 + 2 * ox);
-                    a1 = _mm256_loadu_ps(r0 + 2 * ox + 8);
-                    b0 = _mm256_loadu_ps(r1 + 2 * ox);
-                    b1 = _mm256_loadu_ps(r1 + 2 * ox + 8);
-                } else {
-                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
-                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
-                    a0 = _mm256_maskload_ps(r0 + 2 * ox, mlo);
-                    a1 = _mm256_maskload_ps(r0 + 2 * ox + 8, mhi);
-                    b0 = _mm256_maskload_ps(r1 + 2 * ox, mlo);
-                    b1 = _mm256_maskload_ps(r1 + 2 * ox + 8, mhi);
-                }
-                __m256 tl, tr, bl, br;
-                SFX(deinterleave)(a0, a1, &tl, &tr);
-                SFX(deinterleave)(b0, b1, &bl, &br);
-                /* window order tl, tr, bl, br: first maximum, first NaN (see AVX-512) */
-                const __m256 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
-                const __m256 top = _mm256_blendv_ps(tl, tr, t), bot = _mm256_blendv_ps(bl, br, b);
-                const __m256 v = SFX(later_wins)(top, bot);
-                const __m256 best = _mm256_blendv_ps(top, bot, v);
-                const __m256i toff = _mm256_and_si256(_mm256_castps_si256(t), one);
-                const __m256i boff = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(b), one));
-                const __m256i off = _mm256_castps_si256(
-                    _mm256_blendv_ps(_mm256_castsi256_ps(toff), _mm256_castsi256_ps(boff), v));
-                const __m256i idx = _mm256_add_epi32(
-                    _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota), off);
-                float *yo = yp + oy * ow + ox;
-                /* a full store runs into the next output row, written after this one */
-                if (yo + 8 <= yend) {
-                    _mm256_storeu_ps(yo, best);
-                    _mm256_storeu_si256((__m256i *)(ap + oy * ow + ox), idx);
-                } else {
-                    const __m256i mn = a2_mask(n);
-                    _mm256_maskstore_ps(yo, mn, best);
-                    _mm256_maskstore_epi32(ap + oy * ow + ox, mn, idx);
-                }
+            float *yo = y + (pl * oh + oy) * ow;
+            int32_t *ao = argmax + (pl * oh + oy) * ow;
+            int ox = 0;
+            __m256 best;
+            __m256i idx;
+            for (; ox + 8 <= ow; ox += 8) {
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, &best, &idx);
+                _mm256_storeu_ps(yo + ox, best);
+                _mm256_storeu_si256((__m256i *)(ao + ox), idx);
             }
+            if (ox + 4 <= ow) {
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, &best, &idx);
+                _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(best));
+                _mm_storeu_si128((__m128i *)(ao + ox), _mm256_castsi256_si128(idx));
+                ox += 4;
+            }
+            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, yo + ox, ao + ox);
         }
     }
+}
+
+/* The four input gradients of 8 windows (or the first 4, `half`) from their output
+ * gradients g and input offsets rel (relative to the window's top-left): the top row's
+ * 16 (8) floats in t0:t1, the bottom row's in b0:b1. */
+ALWAYS_INLINE void SFX(maxpool2_spread)(__m256 g, __m256i rel, int w, __m256 *t0, __m256 *t1, __m256 *b0,
+                                         __m256 *b1)
+{
+    const __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_set1_epi32(1);
+    const __m256i cw = _mm256_set1_epi32(w), cw1 = _mm256_set1_epi32(w + 1);
+    const __m256 v00 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c0)), g);
+    const __m256 v01 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c1)), g);
+    const __m256 v10 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw)), g);
+    const __m256 v11 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw1)), g);
+    const __m256 tlo = _mm256_unpacklo_ps(v00, v01), thi = _mm256_unpackhi_ps(v00, v01);
+    const __m256 blo = _mm256_unpacklo_ps(v10, v11), bhi = _mm256_unpackhi_ps(v10, v11);
+    *t0 = _mm256_permute2f128_ps(tlo, thi, 0x20);
+    *t1 = _mm256_permute2f128_ps(tlo, thi, 0x31);
+    *b0 = _mm256_permute2f128_ps(blo, bhi, 0x20);
+    *b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
@@ -983,75 +1032,52 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 {
     const int oh = h / 2, ow = w / 2;
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_set1_epi32(1);
-    const __m256i cw = _mm256_set1_epi32(w), cw1 = _mm256_set1_epi32(w + 1);
-    const float *dxend = dx + planes * h * w;
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *gp = dy + pl * oh * ow;
-        const int32_t *ap = argmax + pl * oh * ow;
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox += 8) {
-                const int n = ow - ox < 8 ? ow - ox : 8;
-                const __m256i mn = a2_mask(n);
-                const __m256 g = _mm256_maskload_ps(gp + oy * ow + ox, mn);
+            const float *go = dy + (pl * oh + oy) * ow;
+            const int32_t *ao = argmax + (pl * oh + oy) * ow;
+            int ox = 0;
+            __m256 t0, t1, b0, b1;
+            for (; ox + 8 <= ow; ox += 8) {
                 const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota);
-                const __m256i rel = _mm256_sub_epi32(_mm256_maskload_epi32(ap + oy * ow + ox, mn), base);
-                const __m256 v00 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c0)), g);
-                const __m256 v01 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c1)), g);
-                const __m256 v10 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw)), g);
-                const __m256 v11 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw1)), g);
-                const __m256 tlo = _mm256_unpacklo_ps(v00, v01), thi = _mm256_unpackhi_ps(v00, v01);
-                const __m256 blo = _mm256_unpacklo_ps(v10, v11), bhi = _mm256_unpackhi_ps(v10, v11);
-                const __m256 t0 = _mm256_permute2f128_ps(tlo, thi, 0x20), t1 = _mm256_permute2f128_ps(tlo, thi, 0x31);
-                const __m256 b0 = _mm256_permute2f128_ps(blo, bhi, 0x20), b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
-                /* as the AVX-512 kernel: full stores inside the row, or when the row is
-                 * one chunk (the spill lands in rows stored later); else masked */
-                if (2 * ox + 16 <= w || (ow <= 8 && r1 + 16 <= dxend)) {
-                    _mm256_storeu_ps(r0 + 2 * ox, t0);
-                    if (n > 4) _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
-                    _mm256_storeu_ps(r1 + 2 * ox, b0);
-                    if (n > 4) _mm256_storeu_ps(r1 + 2 * ox + 8, b1);
-                } else {
-                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
-                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
-                    _mm256_maskstore_ps(r0 + 2 * ox, mlo, t0);
-                    _mm256_maskstore_ps(r0 + 2 * ox + 8, mhi, t1);
-                    _mm256_maskstore_ps(r1 + 2 * ox, mlo, b0);
-                    _mm256_maskstore_ps(r1 + 2 * ox + 8, mhi, b1);
-                }
+                const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + ox)), base);
+                SFX(maxpool2_spread)(_mm256_loadu_ps(go + ox), rel, w, &t0, &t1, &b0, &b1);
+                _mm256_storeu_ps(r0 + 2 * ox, t0);
+                _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
+                _mm256_storeu_ps(r1 + 2 * ox, b0);
+                _mm256_storeu_ps(r1 + 2 * ox + 8, b1);
             }
+            if (ox + 4 <= ow) {
+                const __m128i base = _mm_add_epi32(_mm_set1_epi32(2 * oy * w + 2 * ox),
+                                                   _mm256_castsi256_si128(two_iota));
+                const __m128i rel = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)(ao + ox)), base);
+                /* the upper lanes repeat the lower ones; only t0 and b0 are stored */
+                const __m128 g = _mm_loadu_ps(go + ox);
+                SFX(maxpool2_spread)(_mm256_set_m128(g, g), _mm256_set_m128i(rel, rel), w, &t0, &t1, &b0, &b1);
+                _mm256_storeu_ps(r0 + 2 * ox, t0);
+                _mm256_storeu_ps(r1 + 2 * ox, b0);
+                ox += 4;
+            }
+            for (; ox < ow; ox++) SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, go[ox], ao[ox]);
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
-/* plain C, one window at a time: the order and tie rules written out */
+/* plain C, one window at a time (SFX(maxpool2_window): the order and tie rules written out) */
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
                               int32_t *argmax)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int32_t *ap = argmax + pl * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox++) {
-                const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
-                const int offs[4] = {0, 1, w, w + 1};
-                float bv = v[0];
-                int bo = 0;
-                for (int q = 1; q < 4; q++)
-                    if (v[q] > bv || (v[q] != v[q] && bv == bv)) {
-                        bv = v[q];
-                        bo = offs[q];
-                    }
-                yp[oy * ow + ox] = bv;
-                ap[oy * ow + ox] = 2 * oy * w + 2 * ox + bo;
-            }
+            const int64_t o = (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, y + o + ox, argmax + o + ox);
         }
     }
 }
@@ -1061,19 +1087,11 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *gp = dy + pl * oh * ow;
-        const int32_t *ap = argmax + pl * oh * ow;
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox++) {
-                const int rel = ap[oy * ow + ox] - (2 * oy * w + 2 * ox);
-                const float g = gp[oy * ow + ox];
-                r0[2 * ox] = rel == 0 ? g : 0.0f;
-                r0[2 * ox + 1] = rel == 1 ? g : 0.0f;
-                r1[2 * ox] = rel == w ? g : 0.0f;
-                r1[2 * ox + 1] = rel == w + 1 ? g : 0.0f;
-            }
+            const int64_t o = (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, dy[o + ox], argmax[o + ox]);
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);

@@ -862,7 +862,9 @@ int main(void)
             test_linear(lin[i][0], lin[i][1], lin[i][2], 1, &rng, name);
             test_linear(lin[i][0], lin[i][1], lin[i][2], 7, &rng, name);
         }
-        static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70}, {2, 2, 3}};
+        /* output widths 12 (8 + 4 windows), 4, 4 (odd width), 2, 35, 1, 14 (8 + 4 + 2), 9 (8 + 1, odd) */
+        static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70},
+                                       {2, 2, 3},   {2, 6, 28}, {1, 4, 19}};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
