@@ -92,6 +92,9 @@ typedef struct {
     void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
                          float *dx);
+    /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
+     * (one product per element: bit for bit dropout.c's loops; out may be in) */
+    void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);
     /* optimizers, the same operations in the same order as optim.c's scalar code (no
      * FMA contraction, IEEE sqrt and division), so bit for bit equal to it:
      * buf = buf*mom + keep*g; p = p + neg_lr*buf */

@@ -1101,6 +1101,28 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #error "simd_impl.h: SIMD_MAXPOOL is not one of SIMD_MAXPOOL_SCALAR, _AVX2, _AVX512"
 #endif
 
+/* ================================================================= dropout */
+
+/* out = in * mask, each mask entry scaling its run of `span` elements; out may be in. */
+static void SFX(scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out)
+{
+    if (span == 1) {
+        int64_t i = 0;
+        for (; i + VL <= entries; i += VL) V_STOREU(out + i, V_MUL(V_LOADU(in + i), V_LOADU(mask + i)));
+        for (; i < entries; i++) out[i] = in[i] * mask[i];
+        return;
+    }
+    for (int64_t e = 0; e < entries; e++) {
+        const float s = mask[e];
+        const vf sv = V_SET1(s);
+        const float *ins = in + e * span;
+        float *outs = out + e * span;
+        int64_t i = 0;
+        for (; i + VL <= span; i += VL) V_STOREU(outs + i, V_MUL(V_LOADU(ins + i), sv));
+        for (; i < span; i++) outs[i] = ins[i] * s;
+    }
+}
+
 /* ============================================================= optimizers */
 
 /* SGD with momentum (no weight decay, not the first step): per element
@@ -1174,6 +1196,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .avgpool2_bwd = SFX(avgpool2_bwd),
     .squash_fwd = SFX(squash_fwd),
     .squash_bwd = SFX(squash_bwd),
+    .scale_runs = SFX(scale_runs),
     .sgd_momentum = SFX(sgd_momentum),
     .adam = SFX(adam),
 };

@@ -468,6 +468,33 @@ static void test_squash(ln_layer_kind kind, int64_t per_sample, int batch, ln_rn
 
 /* The vectorised SGD-momentum and Adam steps against the scalar loops, bit for bit
  * (the same operations in the same order: no FMA, IEEE sqrt and division). */
+/* Dropout's products (masks of elements, span 1, or of channels) against the plain
+ * loops, bit for bit, out of place and in place. */
+static void test_scale_runs(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int64_t spans[] = {1, 3, 8, 13, 64, 196};
+    for (size_t c = 0; c < sizeof spans / sizeof spans[0]; c++) {
+        const int64_t span = spans[c], entries = span == 1 ? 37 : 9, n = entries * span;
+        float *in = falloc(n), *mask = falloc(entries), *out = falloc(n), *want = falloc(n);
+        fill(in, n, rng);
+        for (int64_t e = 0; e < entries; e++) mask[e] = e % 3 == 0 ? 0.0f : 2.0f;
+        in[0] = NAN;
+        in[n - 1] = INFINITY;
+        for (int64_t i = 0; i < n; i++) want[i] = in[i] * mask[i / span];
+        K->scale_runs(entries, span, in, mask, out);
+        char desc[160], detail[300] = "";
+        snprintf(desc, sizeof desc, "%s dropout products, span %lld (bit for bit)", isa, (long long)span);
+        int ok = same_bits(out, want, sizeof(float) * (size_t)n, detail, sizeof detail);
+        K->scale_runs(entries, span, in, mask, in); /* in place */
+        if (ok) ok = same_bits(in, want, sizeof(float) * (size_t)n, detail, sizeof detail);
+        tap_result(&T, ok, desc, detail);
+        free(in);
+        free(mask);
+        free(out);
+        free(want);
+    }
+}
+
 static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
 {
     const int64_t n = 1003; /* a vector tail on every ISA */
@@ -885,6 +912,7 @@ int main(void)
         test_squash(LN_TANH, 13, 2, &rng, name);
         test_squash(LN_SIGMOID, 1440, 7, &rng, name);
         test_squash(LN_SIGMOID, 13, 2, &rng, name);
+        test_scale_runs(ln_simd_for((ln_isa)isa), &rng, name);
         test_optim_kernels(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
