@@ -212,7 +212,7 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
         const float beta = beta_of(l, c);
         for (int n = 0; n < ctx->batch; n++)
             K->bn_affine(d.s, x + n * d.stride + c * d.s, y + n * d.stride + c * d.s, mean_f, alpha,
-                         beta);
+                         beta, l->relu_y != NULL);
     }
 }
 
@@ -221,14 +221,15 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
+    const float *ry = l->relu_y; /* a fused ReLU's output: its mask applies to dy */
     for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
         backward_stats(l, ctx, &d, c, &mean, &invstd);
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int n = 0; n < ctx->batch; n++) {
             double a, b;
-            K->bn_grad_sums(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s, mean,
-                            invstd, &a, &b);
+            K->bn_grad_sums(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
+                            ry ? ry + n * d.stride + c * d.s : NULL, mean, invstd, &a, &b);
             sum_dy += a;
             sum_dy_xhat += b;
         }
@@ -242,9 +243,17 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
         for (int n = 0; n < ctx->batch; n++)
             K->bn_dx(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
-                     dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
+                     ry ? ry + n * d.stride + c * d.s : NULL, dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
                      ctx->training);
     }
+}
+
+/* The fast path applies a ReLU that follows (ln_layer.relu_y); runs shorter than
+ * FAST_MIN_RUN take the reference, which does not. */
+int batchnorm_absorbs_relu(const ln_layer *l)
+{
+    const int64_t c = l->in.ndim >= 1 && l->in.dim[0] > 0 ? l->in.dim[0] : l->in_n;
+    return c > 0 && l->in_n / c >= FAST_MIN_RUN;
 }
 
 /* Thread t of T takes the channels [c0, c1): every statistic, running stat and

@@ -24,6 +24,11 @@ typedef struct {
     float *mask;               /* dropout: batch x (out_n or channels) keep-scales */
     int32_t *argmax;           /* maxpool: batch x out_n flat input offsets */
     float *saved;              /* batchnorm: mean and invstd per channel */
+    /* Set by the net for a pass when the ReLU that follows is fused into this layer
+     * (its absorbs_relu said yes; net.c skips the ReLU): the ReLU's output, batch x
+     * out_n like y. Forward then writes relu(y) there, backward takes dy with respect to
+     * it and applies the ReLU's mask first. NULL: no fusion. */
+    const float *relu_y;
 } ln_layer;
 
 /* Everything a kernel needs that is not the layer's own. */
@@ -81,6 +86,9 @@ typedef struct {
      * NULL: never), and the fewest samples a training batch needs (0: any). */
     int (*draws)(const ln_layer *l);
     int min_training_batch;
+    /* Whether the fast kernels can apply a ReLU that follows the layer (ln_layer.relu_y),
+     * saving the ReLU's passes over memory; NULL: never. */
+    int (*absorbs_relu)(const ln_layer *l);
 } ln_layer_ops;
 
 /* The descriptor of l's kind (the kind was checked when the layer was set up). */
@@ -128,6 +136,7 @@ void linear_backward_reference(ln_layer *l, const float *x, const float *dy, flo
                                const ln_ctx *ctx);
 
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+int maxpool2d_absorbs_relu(const ln_layer *l);
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
@@ -154,6 +163,7 @@ void log_softmax_backward(const ln_layer *l, const float *y, const float *dy, fl
                           const ln_ctx *ctx);
 
 void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+int batchnorm_absorbs_relu(const ln_layer *l);
 void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
                         const ln_ctx *ctx);
 void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);

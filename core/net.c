@@ -470,6 +470,17 @@ static void zero_grads(ln_net *net)
 }
 
 /* The first layer that draws random numbers in training, or -1. */
+/* Whether layer i takes in the ReLU that follows it in this forward pass: the fast
+ * kernels only (the reference twins stay one layer each), and the layer kind's say. The
+ * results are the same bits either way (the same operations on the same values); what
+ * is saved is the ReLU's read and write of the whole batch, forward and backward. */
+static int fuses_relu(const ln_net *net, int i, const ln_ctx *ctx)
+{
+    if (ctx->reference || i + 1 >= net->count || net->layers[i + 1].spec.kind != LN_RELU) return 0;
+    const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+    return k->absorbs_relu && k->absorbs_relu(&net->layers[i]);
+}
+
 static int first_drawing(const ln_net *net)
 {
     for (int i = 0; i < net->count; i++) {
@@ -503,8 +514,17 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
     ln_ctx ctx = {batch, training ? 1 : 0, net->reference, rng, net->workspace, NULL};
     if (x != net->act[0]) /* the caller may have gathered the batch in place */
         memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
-    for (int i = 0; i < net->count; i++)
-        layer_pass(net, &net->layers[i], net->act[i], net->act[i + 1], NULL, NULL, &ctx, 0);
+    for (int i = 0; i < net->count; i++) {
+        ln_layer *l = &net->layers[i];
+        l->relu_y = fuses_relu(net, i, &ctx) ? net->act[i + 2] : NULL;
+        if (l->relu_y) {
+            /* layer i writes the ReLU's output itself; act[i + 1] is not written */
+            layer_pass(net, l, net->act[i], net->act[i + 2], NULL, NULL, &ctx, 0);
+            net->layers[++i].relu_y = NULL;
+        } else {
+            layer_pass(net, l, net->act[i], net->act[i + 1], NULL, NULL, &ctx, 0);
+        }
+    }
     net->last_batch = batch;
     net->last_training = ctx.training;
     if (out) *out = net->act[net->count];
@@ -527,12 +547,19 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     const int stop = dx ? 0 : first_param_layer(net);
     const float *dy = dout;
     for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
+        /* a ReLU fused into the layer before it (in the forward pass, with the fast
+         * kernels now too): that layer applies its mask to dy */
+        if (i > 0 && net->layers[i - 1].relu_y && !ctx.reference) continue;
         float *target = NULL;
         if (i > stop)
             target = (dy == net->grad_a) ? net->grad_b : net->grad_a;
         else if (dx)
             target = dx;
-        layer_pass(net, &net->layers[i], net->act[i], net->act[i + 1], dy, target, &ctx, 1);
+        ln_layer *l = &net->layers[i];
+        if (l->relu_y && !ctx.reference)
+            layer_pass(net, l, net->act[i], net->act[i + 2], dy, target, &ctx, 1);
+        else
+            layer_pass(net, l, net->act[i], net->act[i + 1], dy, target, &ctx, 1);
         dy = target;
     }
     return LN_OK;

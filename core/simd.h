@@ -78,20 +78,23 @@ typedef struct {
      * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
     double (*bn_sum)(int64_t n, const float *x);
     double (*bn_sqdev)(int64_t n, const float *x, float mean);
-    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta);
-    void (*bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
-                         double *sum_dy, double *sum_dy_xhat);
-    void (*bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean, float invstd,
-                  float k, float mdy, float mdyx, int training);
+    /* A ReLU that follows the layer may be fused (net.c): relu != 0 applies it to y;
+     * ry (NULL: none) is its output, and dy is replaced by dy where ry > 0, else 0. */
+    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int relu);
+    void (*bn_grad_sums)(int64_t n, const float *x, const float *dy, const float *ry, float mean,
+                         float invstd, double *sum_dy, double *sum_dy_xhat);
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, const float *ry, float *dx, float mean,
+                  float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */
     void (*squash_fwd)(int kind, int64_t n, const float *x, float *y);
     void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
-    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode). */
-    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax);
+    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu and
+     * relu_y (NULL: none) a fused ReLU that follows, as for batchnorm above. */
+    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
-                         float *dx);
+                         const float *relu_y, float *dx);
     /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
      * (one product per element: bit for bit dropout.c's loops; out may be in) */
     void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);

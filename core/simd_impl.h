@@ -703,52 +703,72 @@ static double SFX(bn_sqdev)(int64_t n, const float *x, float mean)
     return s;
 }
 
-static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta)
+static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta,
+                           int relu)
 {
-    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta);
+    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta), zero = V_ZERO();
     int64_t i = 0;
+    if (relu) { /* the fused ReLU: relu_fwd's rule on each value */
+        for (; i + VL <= n; i += VL) {
+            const vf v = V_ADD(V_MUL(V_LOADU(x + i) - m, a), b);
+            V_STOREU(y + i, (vf)((vi)v & ((v > zero) | (v != v))));
+        }
+        for (; i < n; i++) {
+            const float v = (x[i] - mean) * alpha + beta;
+            y[i] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+        return;
+    }
     for (; i + VL <= n; i += VL) V_STOREU(y + i, V_ADD(V_MUL(V_LOADU(x + i) - m, a), b));
     for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
 }
 
-static void SFX(bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
-                              double *sum_dy, double *sum_dy_xhat)
+/* dy, or with a fused ReLU's output ry, dy where ry > 0 and 0 elsewhere (relu_bwd) */
+ALWAYS_INLINE vf SFX(relu_masked)(const float *dy, const float *ry, int64_t i)
+{
+    const vf g = V_LOADU(dy + i);
+    return ry ? (vf)((vi)g & (V_LOADU(ry + i) > V_ZERO())) : g;
+}
+
+static void SFX(bn_grad_sums)(int64_t n, const float *x, const float *dy, const float *ry, float mean,
+                              float invstd, double *sum_dy, double *sum_dy_xhat)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd);
     vf a = V_ZERO(), b = V_ZERO();
     int64_t i = 0;
     for (; i + VL <= n; i += VL) {
-        const vf g = V_LOADU(dy + i);
+        const vf g = SFX(relu_masked)(dy, ry, i);
         a = V_ADD(a, g);
         b = V_FMA(g, V_MUL(V_LOADU(x + i) - m, is), b);
     }
     double sa = SFX(hsum_d)(a), sb = SFX(hsum_d)(b);
     for (; i < n; i++) {
-        sa += dy[i];
-        sb += (double)dy[i] * (double)((x[i] - mean) * invstd);
+        const float g = ry && !(ry[i] > 0.0f) ? 0.0f : dy[i];
+        sa += g;
+        sb += (double)g * (double)((x[i] - mean) * invstd);
     }
     *sum_dy = sa;
     *sum_dy_xhat = sb;
 }
 
-static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean,
+static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const float *ry, float *dx, float mean,
                        float invstd, float k, float mdy, float mdyx, int training)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
     const vf md = V_SET1(mdy), mx = V_SET1(mdyx);
     int64_t i = 0;
     if (!training) {
-        for (; i + VL <= n; i += VL) V_STOREU(dx + i, V_MUL(V_LOADU(dy + i), kv));
-        for (; i < n; i++) dx[i] = dy[i] * k;
+        for (; i + VL <= n; i += VL) V_STOREU(dx + i, V_MUL(SFX(relu_masked)(dy, ry, i), kv));
+        for (; i < n; i++) dx[i] = (ry && !(ry[i] > 0.0f) ? 0.0f : dy[i]) * k;
         return;
     }
     for (; i + VL <= n; i += VL) {
         const vf xhat = V_MUL(V_LOADU(x + i) - m, is);
-        V_STOREU(dx + i, V_MUL(kv, (V_LOADU(dy + i) - md) - V_MUL(xhat, mx)));
+        V_STOREU(dx + i, V_MUL(kv, (SFX(relu_masked)(dy, ry, i) - md) - V_MUL(xhat, mx)));
     }
     for (; i < n; i++) {
         const float xhat = (x[i] - mean) * invstd;
-        dx[i] = k * (dy[i] - mdy - xhat * mdyx);
+        dx[i] = k * ((ry && !(ry[i] > 0.0f) ? 0.0f : dy[i]) - mdy - xhat * mdyx);
     }
 }
 
@@ -797,10 +817,11 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
  * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
 /* One 2x2 window, output column ox of the row pair r0, r1 (row 2 oy of its plane,
  * at = 2 oy w): in window order (top-left, top-right, bottom-left, bottom-right) the
- * first maximum, or the first NaN; its offset in the plane. The scalar kernels, and the
- * vector kernels' last columns. */
-ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w, int at, int ox, float *y,
-                                   int32_t *argmax)
+ * first maximum, or the first NaN; its offset in the plane. With relu, the ReLU that
+ * follows the pooling (net.c fuses it: relu_fwd's rule) is applied to the maximum. The
+ * scalar kernels, and the vector kernels' last columns. */
+ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w, int at, int ox, int relu,
+                                        float *y, int32_t *argmax)
 {
     const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
     const int offs[4] = {0, 1, w, w + 1};
@@ -811,11 +832,12 @@ ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w,
             bv = v[q];
             bo = offs[q];
         }
-    *y = bv;
+    *y = relu && !(bv > 0.0f || bv != bv) ? 0.0f : bv;
     *argmax = at + 2 * ox + bo;
 }
 
-/* Its backward: the window's four input gradients, g where the maximum was, else 0. */
+/* Its backward: the window's four input gradients, g where the maximum was, else 0
+ * (the caller has applied a fused ReLU's mask to g). */
 ALWAYS_INLINE void SFX(maxpool2_window_grad)(float *r0, float *r1, int w, int at, int ox, float g, int32_t argmax)
 {
     const int rel = argmax - (at + 2 * ox);
@@ -836,7 +858,7 @@ static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
 }
 
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -865,7 +887,9 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
                 const __mmask16 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
                 const __m512 top = _mm512_mask_mov_ps(tl, t, tr), bot = _mm512_mask_mov_ps(bl, b, br);
                 const __mmask16 v = SFX(later_wins)(top, bot);
-                const __m512 best = _mm512_mask_mov_ps(top, v, bot);
+                __m512 best = _mm512_mask_mov_ps(top, v, bot);
+                if (relu) /* the fused ReLU: kept where > 0 or NaN */
+                    best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NLE_UQ), best);
                 __m512i off = _mm512_maskz_mov_epi32(t, one);
                 off = _mm512_mask_mov_epi32(off, v, _mm512_mask_add_epi32(wv, b, wv, one));
                 const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), even);
@@ -886,7 +910,7 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, float *dx)
+                              const int32_t *argmax, const float *relu_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -904,7 +928,12 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 const int n = ow - ox < 16 ? ow - ox : 16;
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mn = (__mmask16)((1u << n) - 1);
-                const __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                if (relu_y) /* the fused ReLU's backward: dy where its output > 0 */
+                    g = _mm512_maskz_mov_ps(
+                        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mn, relu_y + (gp - dy) + oy * ow + ox),
+                                           _mm512_setzero_ps(), _CMP_GT_OQ),
+                        g);
                 const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), two_iota);
                 const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(mn, ap + oy * ow + ox), base);
                 const __m512 v00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512()), g);
@@ -979,9 +1008,10 @@ ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int h
 }
 
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
+    const __m256 zero = _mm256_setzero_ps();
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
@@ -993,16 +1023,18 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
             __m256i idx;
             for (; ox + 8 <= ow; ox += 8) {
                 SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, &best, &idx);
+                if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ)); /* > 0 or NaN */
                 _mm256_storeu_ps(yo + ox, best);
                 _mm256_storeu_si256((__m256i *)(ao + ox), idx);
             }
             if (ox + 4 <= ow) {
                 SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, &best, &idx);
+                if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ));
                 _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(best));
                 _mm_storeu_si128((__m128i *)(ao + ox), _mm256_castsi256_si128(idx));
                 ox += 4;
             }
-            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, yo + ox, ao + ox);
+            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, yo + ox, ao + ox);
         }
     }
 }
@@ -1028,22 +1060,26 @@ ALWAYS_INLINE void SFX(maxpool2_spread)(__m256 g, __m256i rel, int w, __m256 *t0
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, float *dx)
+                              const int32_t *argmax, const float *relu_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256 zero = _mm256_setzero_ps();
     for (int64_t pl = 0; pl < planes; pl++) {
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const float *go = dy + (pl * oh + oy) * ow;
+            const float *ro = relu_y ? relu_y + (pl * oh + oy) * ow : NULL; /* a fused ReLU's output */
             const int32_t *ao = argmax + (pl * oh + oy) * ow;
             int ox = 0;
             __m256 t0, t1, b0, b1;
             for (; ox + 8 <= ow; ox += 8) {
                 const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota);
                 const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + ox)), base);
-                SFX(maxpool2_spread)(_mm256_loadu_ps(go + ox), rel, w, &t0, &t1, &b0, &b1);
+                __m256 g = _mm256_loadu_ps(go + ox);
+                if (ro) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(ro + ox), zero, _CMP_GT_OQ));
+                SFX(maxpool2_spread)(g, rel, w, &t0, &t1, &b0, &b1);
                 _mm256_storeu_ps(r0 + 2 * ox, t0);
                 _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
                 _mm256_storeu_ps(r1 + 2 * ox, b0);
@@ -1054,13 +1090,15 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                                                    _mm256_castsi256_si128(two_iota));
                 const __m128i rel = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)(ao + ox)), base);
                 /* the upper lanes repeat the lower ones; only t0 and b0 are stored */
-                const __m128 g = _mm_loadu_ps(go + ox);
+                __m128 g = _mm_loadu_ps(go + ox);
+                if (ro) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(ro + ox), _mm_setzero_ps()));
                 SFX(maxpool2_spread)(_mm256_set_m128(g, g), _mm256_set_m128i(rel, rel), w, &t0, &t1, &b0, &b1);
                 _mm256_storeu_ps(r0 + 2 * ox, t0);
                 _mm256_storeu_ps(r1 + 2 * ox, b0);
                 ox += 4;
             }
-            for (; ox < ow; ox++) SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, go[ox], ao[ox]);
+            for (; ox < ow; ox++)
+                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox], ao[ox]);
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
@@ -1069,7 +1107,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
 /* plain C, one window at a time (SFX(maxpool2_window): the order and tie rules written out) */
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1077,13 +1115,14 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, y + o + ox, argmax + o + ox);
+            for (int ox = 0; ox < ow; ox++)
+                SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, y + o + ox, argmax + o + ox);
         }
     }
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, float *dx)
+                              const int32_t *argmax, const float *relu_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1091,7 +1130,10 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
         for (int oy = 0; oy < oh; oy++) {
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++) SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, dy[o + ox], argmax[o + ox]);
+            for (int ox = 0; ox < ow; ox++) {
+                const float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, argmax[o + ox]);
+            }
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);

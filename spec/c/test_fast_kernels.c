@@ -377,6 +377,78 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     free_layer(&o);
 }
 
+/* A ReLU fused into the layer before it (ln_layer.relu_y, net.c) against the two
+ * layers one after the other, bit for bit: output, input gradient and (batchnorm)
+ * parameter gradients and statistics, in training and eval; values around 0, NaN. */
+static void test_fused_relu(ln_layer_spec spec, int c, int h, int w, int batch, int training, ln_rng *rng,
+                            const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {c, h, w};
+    make_layer(&o, spec, ln_shape_make(3, d), batch, rng);
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
+    float *x = falloc(n), *dy = falloc(m), *bufs = falloc(4 * c);
+    fill(x, n, rng);
+    fill(dy, m, rng);
+    x[n / 2] = NAN;
+    for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
+    float *y[2], *dx[2], *dw[2], *stats[2];
+    for (int fused = 0; fused < 2; fused++) {
+        float *saved = falloc(2 * c);
+        if (o.l.spec.kind == LN_BATCHNORM2D) {
+            for (int i = 0; i < c; i++) bufs[i] = 0.1f * (float)i, bufs[c + i] = 1.0f + 0.1f * (float)i;
+            o.l.running_mean = bufs;
+            o.l.running_var = bufs + c;
+            o.l.saved = saved;
+        }
+        ln_ctx ctx = {batch, training, 0, NULL, NULL, NULL};
+        y[fused] = falloc(m);
+        dx[fused] = falloc(n);
+        float *pre = falloc(m), *g = falloc(m);
+        if (o.dweight) memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
+        if (o.dbias) memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
+        if (fused) {
+            o.l.relu_y = y[1];
+            ln_layer_forward(&o.l, x, y[1], &ctx);
+            ln_layer_backward(&o.l, x, y[1], dy, dx[1], &ctx);
+            o.l.relu_y = NULL;
+        } else {
+            ln_layer_forward(&o.l, x, pre, &ctx);
+            ln_simd()->relu_fwd(m, pre, y[0]);
+            ln_simd()->relu_bwd(m, y[0], dy, g);
+            ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
+        }
+        dw[fused] = falloc(2 * c);
+        memset(dw[fused], 0, sizeof(float) * 2 * (size_t)c);
+        if (o.dweight) memcpy(dw[fused], o.dweight, sizeof(float) * (size_t)c);
+        if (o.dbias) memcpy(dw[fused] + c, o.dbias, sizeof(float) * (size_t)c);
+        stats[fused] = falloc(4 * c);
+        memcpy(stats[fused], bufs, sizeof(float) * 2 * (size_t)c);
+        memcpy(stats[fused] + 2 * c, saved, sizeof(float) * 2 * (size_t)c);
+        free(pre);
+        free(g);
+        free(saved);
+    }
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s + relu fused on %dx%dx%d batch %d, %s (bit for bit the two layers)", isa,
+             ln_layer_kind_name(o.l.spec.kind), c, h, w, batch, training ? "training" : "eval");
+    int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+             same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
+             same_bits(stats[0], stats[1], sizeof(float) * 4 * (size_t)c, detail, sizeof detail);
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 2; r++) {
+        free(y[r]);
+        free(dx[r]);
+        free(dw[r]);
+        free(stats[r]);
+    }
+    free(x);
+    free(dy);
+    free(bufs);
+    free_layer(&o);
+}
+
 /* ReLU and LeakyReLU (positive, zero and negative slopes: PyTorch takes any), fast
  * against the scalar twin. */
 static void test_rectifier(ln_layer_spec spec, int64_t per_sample, int batch, ln_rng *rng,
@@ -898,6 +970,12 @@ int main(void)
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        for (int training = 0; training < 2; training++) {
+            test_fused_relu(ln_batchnorm(LN_BATCHNORM2D, 4), 4, 6, 7, 3, training, &rng, name);
+            test_fused_relu(ln_batchnorm(LN_BATCHNORM2D, 3), 3, 4, 4, 5, training, &rng, name);
+        }
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_fused_relu(ln_maxpool2d(2, 2), pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
