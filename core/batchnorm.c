@@ -216,6 +216,9 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
     }
 }
 
+/* Samples per call of the gradient sums' kernel. */
+#define GRAD_RUNS 8
+
 static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int64_t c0, int64_t c1)
 {
@@ -226,12 +229,17 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         float mean, invstd;
         backward_stats(l, ctx, &d, c, &mean, &invstd);
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int n = 0; n < ctx->batch; n++) {
-            double a, b;
-            K->bn_grad_sums(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
-                            ry ? ry + n * d.stride + c * d.s : NULL, mean, invstd, &a, &b);
-            sum_dy += a;
-            sum_dy_xhat += b;
+        /* each sample's run summed alone, added in sample order; the kernel takes up
+         * to GRAD_RUNS of them side by side */
+        for (int n0 = 0; n0 < ctx->batch; n0 += GRAD_RUNS) {
+            const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
+            double a[GRAD_RUNS], b[GRAD_RUNS];
+            const int64_t at = n0 * d.stride + c * d.s;
+            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, ry ? ry + at : NULL, mean, invstd, a, b);
+            for (int r = 0; r < runs; r++) {
+                sum_dy += a[r];
+                sum_dy_xhat += b[r];
+            }
         }
         if (l->dweight) l->dweight[c] += (float)sum_dy_xhat;
         if (l->dbias) l->dbias[c] += (float)sum_dy;

@@ -81,8 +81,10 @@ typedef struct {
     /* A ReLU that follows the layer may be fused (net.c): relu != 0 applies it to y;
      * ry (NULL: none) is its output, and dy is replaced by dy where ry > 0, else 0. */
     void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int relu);
-    void (*bn_grad_sums)(int64_t n, const float *x, const float *dy, const float *ry, float mean,
-                         float invstd, double *sum_dy, double *sum_dy_xhat);
+    /* bn_grad_sums: `runs` runs of n, run r at x + r stride (dy, ry likewise); its sums
+     * in sum_dy[r], sum_dy_xhat[r] (each run's as if alone: bit for bit) */
+    void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
+                         const float *ry, float mean, float invstd, double *sum_dy, double *sum_dy_xhat);
     void (*bn_dx)(int64_t n, const float *x, const float *dy, const float *ry, float *dx, float mean,
                   float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of

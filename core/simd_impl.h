@@ -730,25 +730,46 @@ ALWAYS_INLINE vf SFX(relu_masked)(const float *dy, const float *ry, int64_t i)
     return ry ? (vf)((vi)g & (V_LOADU(ry + i) > V_ZERO())) : g;
 }
 
-static void SFX(bn_grad_sums)(int64_t n, const float *x, const float *dy, const float *ry, float mean,
-                              float invstd, double *sum_dy, double *sum_dy_xhat)
+/* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy, ry likewise):
+ * each run's sums in the order one run alone would take, the runs interleaved so that
+ * their add and FMA chains overlap instead of waiting on each other's latency. */
+ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, const float *x,
+                                          const float *dy, const float *ry, float mean, float invstd,
+                                          double *sum_dy, double *sum_dy_xhat)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd);
-    vf a = V_ZERO(), b = V_ZERO();
+    vf a[4], b[4];
+    for (int r = 0; r < R; r++) a[r] = b[r] = V_ZERO();
     int64_t i = 0;
-    for (; i + VL <= n; i += VL) {
-        const vf g = SFX(relu_masked)(dy, ry, i);
-        a = V_ADD(a, g);
-        b = V_FMA(g, V_MUL(V_LOADU(x + i) - m, is), b);
+    for (; i + VL <= n; i += VL)
+        for (int r = 0; r < R; r++) {
+            const vf g = SFX(relu_masked)(dy + r * stride, ry ? ry + r * stride : NULL, i);
+            a[r] = V_ADD(a[r], g);
+            b[r] = V_FMA(g, V_MUL(V_LOADU(x + r * stride + i) - m, is), b[r]);
+        }
+    for (int r = 0; r < R; r++) {
+        const float *xr = x + r * stride, *dyr = dy + r * stride, *ryr = ry ? ry + r * stride : NULL;
+        double sa = SFX(hsum_d)(a[r]), sb = SFX(hsum_d)(b[r]);
+        for (int64_t j = i; j < n; j++) {
+            const float g = ryr && !(ryr[j] > 0.0f) ? 0.0f : dyr[j];
+            sa += g;
+            sb += (double)g * (double)((xr[j] - mean) * invstd);
+        }
+        sum_dy[r] = sa;
+        sum_dy_xhat[r] = sb;
     }
-    double sa = SFX(hsum_d)(a), sb = SFX(hsum_d)(b);
-    for (; i < n; i++) {
-        const float g = ry && !(ry[i] > 0.0f) ? 0.0f : dy[i];
-        sa += g;
-        sb += (double)g * (double)((x[i] - mean) * invstd);
-    }
-    *sum_dy = sa;
-    *sum_dy_xhat = sb;
+}
+
+static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
+                              const float *ry, float mean, float invstd, double *sum_dy, double *sum_dy_xhat)
+{
+    int r = 0;
+    for (; r + 4 <= runs; r += 4)
+        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, ry ? ry + r * stride : NULL, mean,
+                               invstd, sum_dy + r, sum_dy_xhat + r);
+    for (; r < runs; r++)
+        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, ry ? ry + r * stride : NULL, mean,
+                               invstd, sum_dy + r, sum_dy_xhat + r);
 }
 
 static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const float *ry, float *dx, float mean,
