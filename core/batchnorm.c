@@ -185,15 +185,27 @@ static void backward_reference(ln_layer *l, const float *x, const float *dy, flo
 /* Runs shorter than this (batchnorm1d: 1 value per sample) go to the reference. */
 #define FAST_MIN_RUN 8
 
+/* The fast forward's y = (x - mean) * alpha + beta of channel c: the saved batch
+ * statistics in training (after store_stats), the running ones in eval. Backward
+ * recomputes a fused ReLU's mask from the same floats. */
+static void affine_of(const ln_layer *l, const bn_dims *d, int64_t c, int training, float *mean, float *alpha)
+{
+    if (training) {
+        *mean = l->saved[c];
+        *alpha = (float)((double)l->saved[d->c + c] * gamma_of(l, c));
+    } else {
+        const double invstd = 1.0 / sqrt((double)l->running_var[c] + (double)l->spec.eps);
+        *mean = l->running_mean[c];
+        *alpha = (float)(invstd * gamma_of(l, c));
+    }
+}
+
 static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t c0,
                          int64_t c1)
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const double eps = (double)l->spec.eps;
-    float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
     for (int64_t c = c0; c < c1; c++) {
-        float mean_f, alpha;
         if (ctx->training) {
             double sum = 0.0;
             for (int n = 0; n < ctx->batch; n++) sum += K->bn_sum(d.s, x + n * d.stride + c * d.s);
@@ -202,13 +214,9 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
             for (int n = 0; n < ctx->batch; n++)
                 sq += K->bn_sqdev(d.s, x + n * d.stride + c * d.s, (float)mean);
             store_stats(l, &d, c, mean, sq);
-            mean_f = saved_mean[c];
-            alpha = (float)((double)saved_invstd[c] * gamma_of(l, c));
-        } else {
-            const double invstd = 1.0 / sqrt((double)l->running_var[c] + eps);
-            mean_f = l->running_mean[c];
-            alpha = (float)(invstd * gamma_of(l, c));
         }
+        float mean_f, alpha;
+        affine_of(l, &d, c, ctx->training, &mean_f, &alpha);
         const float beta = beta_of(l, c);
         for (int n = 0; n < ctx->batch; n++)
             K->bn_affine(d.s, x + n * d.stride + c * d.s, y + n * d.stride + c * d.s, mean_f, alpha,
@@ -224,10 +232,15 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const float *ry = l->relu_y; /* a fused ReLU's output: its mask applies to dy */
     for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
         backward_stats(l, ctx, &d, c, &mean, &invstd);
+        /* a fused ReLU (l->relu_y): its mask applies to dy, recomputed from x */
+        ln_bn_relu relu;
+        float relu_mean;
+        affine_of(l, &d, c, ctx->training, &relu_mean, &relu.alpha);
+        relu.beta = beta_of(l, c);
+        const ln_bn_relu *mask = l->relu_y ? &relu : NULL;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         /* each sample's run summed alone, added in sample order; the kernel takes up
          * to GRAD_RUNS of them side by side */
@@ -235,7 +248,7 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
             const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
             double a[GRAD_RUNS], b[GRAD_RUNS];
             const int64_t at = n0 * d.stride + c * d.s;
-            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, ry ? ry + at : NULL, mean, invstd, a, b);
+            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, mask, mean, invstd, a, b);
             for (int r = 0; r < runs; r++) {
                 sum_dy += a[r];
                 sum_dy_xhat += b[r];
@@ -251,7 +264,7 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
         for (int n = 0; n < ctx->batch; n++)
             K->bn_dx(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
-                     ry ? ry + n * d.stride + c * d.s : NULL, dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
+                     mask, dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
                      ctx->training);
     }
 }

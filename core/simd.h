@@ -30,6 +30,11 @@ typedef struct {
 void ln_adam_reference(int64_t n, float *p, const float *grad, float *m, float *v,
                        const ln_adam_consts *k);
 
+/* The affine map of a batchnorm channel whose ReLU is fused (see bn_grad_sums). */
+typedef struct {
+    float alpha, beta;
+} ln_bn_relu;
+
 /* One ISA's kernels. All pointers are to float32; see simd_impl.h for each contract. */
 typedef struct {
     ln_isa isa;
@@ -78,14 +83,17 @@ typedef struct {
      * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
     double (*bn_sum)(int64_t n, const float *x);
     double (*bn_sqdev)(int64_t n, const float *x, float mean);
-    /* A ReLU that follows the layer may be fused (net.c): relu != 0 applies it to y;
-     * ry (NULL: none) is its output, and dy is replaced by dy where ry > 0, else 0. */
+    /* A ReLU that follows the layer may be fused (net.c): relu != 0 applies it to y in
+     * bn_affine; in backward, relu (NULL: none) holds the forward's alpha and beta, and
+     * dy is replaced by dy where (x - mean) * alpha + beta > 0 (the ReLU's output > 0,
+     * recomputed instead of read), else 0. bn_grad_sums: `runs` runs of n, run r at
+     * x + r stride (dy likewise), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as
+     * if alone: bit for bit). */
     void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int relu);
-    /* bn_grad_sums: `runs` runs of n, run r at x + r stride (dy, ry likewise); its sums
-     * in sum_dy[r], sum_dy_xhat[r] (each run's as if alone: bit for bit) */
     void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                         const float *ry, float mean, float invstd, double *sum_dy, double *sum_dy_xhat);
-    void (*bn_dx)(int64_t n, const float *x, const float *dy, const float *ry, float *dx, float mean,
+                         const ln_bn_relu *relu, float mean, float invstd, double *sum_dy,
+                         double *sum_dy_xhat);
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_relu *relu, float *dx, float mean,
                   float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the

@@ -723,18 +723,26 @@ static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, floa
     for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
 }
 
-/* dy, or with a fused ReLU's output ry, dy where ry > 0 and 0 elsewhere (relu_bwd) */
-ALWAYS_INLINE vf SFX(relu_masked)(const float *dy, const float *ry, int64_t i)
+/* A fused ReLU's backward without its output: the mask y > 0 is the forward's value
+ * (x - mean) * alpha + beta > 0, recomputed from xm = x - mean with the forward's
+ * operations (bit for bit the same value, so the same mask; NaN: false, as y > 0). */
+ALWAYS_INLINE vf SFX(relu_masked)(vf g, vf xm, const ln_bn_relu *relu)
 {
-    const vf g = V_LOADU(dy + i);
-    return ry ? (vf)((vi)g & (V_LOADU(ry + i) > V_ZERO())) : g;
+    if (!relu) return g;
+    const vf v = V_ADD(V_MUL(xm, V_SET1(relu->alpha)), V_SET1(relu->beta));
+    return (vf)((vi)g & (v > V_ZERO()));
 }
 
-/* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy, ry likewise):
- * each run's sums in the order one run alone would take, the runs interleaved so that
- * their add and FMA chains overlap instead of waiting on each other's latency. */
+static inline float SFX(relu_masked1)(float g, float xm, const ln_bn_relu *relu)
+{
+    return relu && !(xm * relu->alpha + relu->beta > 0.0f) ? 0.0f : g;
+}
+
+/* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy likewise): each
+ * run's sums in the order one run alone would take, the runs interleaved so that their
+ * add and FMA chains overlap instead of waiting on each other's latency. */
 ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, const float *x,
-                                          const float *dy, const float *ry, float mean, float invstd,
+                                          const float *dy, const ln_bn_relu *relu, float mean, float invstd,
                                           double *sum_dy, double *sum_dy_xhat)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd);
@@ -743,15 +751,16 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
     int64_t i = 0;
     for (; i + VL <= n; i += VL)
         for (int r = 0; r < R; r++) {
-            const vf g = SFX(relu_masked)(dy + r * stride, ry ? ry + r * stride : NULL, i);
+            const vf xm = V_LOADU(x + r * stride + i) - m;
+            const vf g = SFX(relu_masked)(V_LOADU(dy + r * stride + i), xm, relu);
             a[r] = V_ADD(a[r], g);
-            b[r] = V_FMA(g, V_MUL(V_LOADU(x + r * stride + i) - m, is), b[r]);
+            b[r] = V_FMA(g, V_MUL(xm, is), b[r]);
         }
     for (int r = 0; r < R; r++) {
-        const float *xr = x + r * stride, *dyr = dy + r * stride, *ryr = ry ? ry + r * stride : NULL;
+        const float *xr = x + r * stride, *dyr = dy + r * stride;
         double sa = SFX(hsum_d)(a[r]), sb = SFX(hsum_d)(b[r]);
         for (int64_t j = i; j < n; j++) {
-            const float g = ryr && !(ryr[j] > 0.0f) ? 0.0f : dyr[j];
+            const float g = SFX(relu_masked1)(dyr[j], xr[j] - mean, relu);
             sa += g;
             sb += (double)g * (double)((xr[j] - mean) * invstd);
         }
@@ -761,35 +770,38 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
 }
 
 static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                              const float *ry, float mean, float invstd, double *sum_dy, double *sum_dy_xhat)
+                              const ln_bn_relu *relu, float mean, float invstd, double *sum_dy,
+                              double *sum_dy_xhat)
 {
     int r = 0;
     for (; r + 4 <= runs; r += 4)
-        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, ry ? ry + r * stride : NULL, mean,
-                               invstd, sum_dy + r, sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, relu, mean, invstd, sum_dy + r,
+                               sum_dy_xhat + r);
     for (; r < runs; r++)
-        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, ry ? ry + r * stride : NULL, mean,
-                               invstd, sum_dy + r, sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, relu, mean, invstd, sum_dy + r,
+                               sum_dy_xhat + r);
 }
 
-static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const float *ry, float *dx, float mean,
-                       float invstd, float k, float mdy, float mdyx, int training)
+static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_relu *relu, float *dx,
+                       float mean, float invstd, float k, float mdy, float mdyx, int training)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
     const vf md = V_SET1(mdy), mx = V_SET1(mdyx);
     int64_t i = 0;
     if (!training) {
-        for (; i + VL <= n; i += VL) V_STOREU(dx + i, V_MUL(SFX(relu_masked)(dy, ry, i), kv));
-        for (; i < n; i++) dx[i] = (ry && !(ry[i] > 0.0f) ? 0.0f : dy[i]) * k;
+        for (; i + VL <= n; i += VL)
+            V_STOREU(dx + i, V_MUL(SFX(relu_masked)(V_LOADU(dy + i), V_LOADU(x + i) - m, relu), kv));
+        for (; i < n; i++) dx[i] = SFX(relu_masked1)(dy[i], x[i] - mean, relu) * k;
         return;
     }
     for (; i + VL <= n; i += VL) {
-        const vf xhat = V_MUL(V_LOADU(x + i) - m, is);
-        V_STOREU(dx + i, V_MUL(kv, (SFX(relu_masked)(dy, ry, i) - md) - V_MUL(xhat, mx)));
+        const vf xm = V_LOADU(x + i) - m;
+        const vf xhat = V_MUL(xm, is);
+        V_STOREU(dx + i, V_MUL(kv, (SFX(relu_masked)(V_LOADU(dy + i), xm, relu) - md) - V_MUL(xhat, mx)));
     }
     for (; i < n; i++) {
         const float xhat = (x[i] - mean) * invstd;
-        dx[i] = k * ((ry && !(ry[i] > 0.0f) ? 0.0f : dy[i]) - mdy - xhat * mdyx);
+        dx[i] = k * (SFX(relu_masked1)(dy[i], x[i] - mean, relu) - mdy - xhat * mdyx);
     }
 }
 
