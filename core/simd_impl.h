@@ -999,9 +999,10 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
 /* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time, then 4
  * (the low half of the same computation), then one by one: no masked loads or stores,
- * which AMD cores run as slow microcode (the masked kernels cost 2.4 + 4.4 us per
- * sample on conv1's 10x24x24 output, these 1.0 + 0.9 us; bench/README.md). Even and odd
- * columns separated with shuffles, masks as vectors. */
+ * which cost far more than plain ones on AMD cores (the masked kernels took 1.37 + 2.94
+ * us per sample on conv1's 10x24x24 output, their backward slower than the scalar
+ * reference; these 1.12 + 0.88 us: bench/README.md). Even and odd columns separated
+ * with shuffles, masks as vectors. */
 static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
 {
     /* not (b <= a): b > a, or b NaN; and a not NaN */
