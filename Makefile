@@ -68,7 +68,7 @@ $(MODULE): $(MODULE_SRC) $(wildcard bindings/*.h) core/lunet.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fvisibility=hidden $(LUA_INC) -shared -o $@.tmp $(MODULE_SRC) $(STATIC) $(LIBS) && mv -f $@.tmp $@
 
-$(BUILD)/spec/%: spec/c/%.c spec/c/tap.h $(STATIC) $(CORE_HDR)
+$(BUILD)/spec/%: spec/c/%.c spec/c/tap.h spec/c/fixture.h $(STATIC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIBS)
 

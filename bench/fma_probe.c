@@ -26,43 +26,32 @@ static double now(void)
 #define CHAINS 12 /* >= latency (4) x pipes (2); kept in registers */
 #define ITERS 10000000L
 
-__attribute__((target("avx512f"))) static double run_zmm(float seed)
-{
-    __m512 acc[CHAINS];
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps(seed + (float)i);
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    double t0 = now();
-    for (long it = 0; it < ITERS; it++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+/* One probe per register width: CHAINS independent FMA chains of `vec` (LANES floats)
+ * for ITERS iterations; returns GFLOP/s (an FMA counts 2 per lane). The chains' sum is
+ * stored through a volatile so that the compiler keeps the work. */
+#define FMA_PROBE(name, isa, vec, lanes, set1, fmadd, add, storeu)                \
+    __attribute__((target(isa))) static double name(float seed)                    \
+    {                                                                              \
+        vec acc[CHAINS];                                                           \
+        for (int i = 0; i < CHAINS; i++) acc[i] = set1(seed + (float)i);           \
+        const vec a = set1(0.999999f), b = set1(1e-7f);                            \
+        double t0 = now();                                                         \
+        for (long it = 0; it < ITERS; it++) {                                      \
+            _Pragma("GCC unroll 12")                                               \
+            for (int i = 0; i < CHAINS; i++) acc[i] = fmadd(acc[i], a, b);         \
+        }                                                                          \
+        double t = now() - t0;                                                     \
+        vec s = acc[0];                                                            \
+        for (int i = 1; i < CHAINS; i++) s = add(s, acc[i]);                       \
+        float out[lanes];                                                          \
+        storeu(out, s);                                                            \
+        volatile float sink = out[0];                                              \
+        (void)sink;                                                                \
+        return (double)ITERS * CHAINS * lanes * 2 / t * 1e-9;                      \
     }
-    double t = now() - t0;
-    __m512 s = acc[0];
-    for (int i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, acc[i]);
-    volatile float sink = _mm512_reduce_add_ps(s);
-    (void)sink;
-    return (double)ITERS * CHAINS * 16 * 2 / t * 1e-9;
-}
 
-__attribute__((target("avx2,fma"))) static double run_ymm(float seed)
-{
-    __m256 acc[CHAINS];
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps(seed + (float)i);
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    double t0 = now();
-    for (long it = 0; it < ITERS; it++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-    }
-    double t = now() - t0;
-    __m256 s = acc[0];
-    for (int i = 1; i < CHAINS; i++) s = _mm256_add_ps(s, acc[i]);
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    volatile float sink = out[0];
-    (void)sink;
-    return (double)ITERS * CHAINS * 8 * 2 / t * 1e-9;
-}
+FMA_PROBE(run_zmm, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps)
+FMA_PROBE(run_ymm, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps)
 
 int main(void)
 {

@@ -297,10 +297,11 @@ const char *check_path(lua_State *L, int arg)
 }
 
 /* obj:_info() / obj:_info(table): the Lua-side description of a dataset or net
- * (split, source ...), kept in the userdata's first user value. */
-int info_slot(lua_State *L, const char *mt)
+ * (split, source ...), kept in the userdata's first user value. Upvalue 1: the class's
+ * metatable name. */
+static int info_method(lua_State *L)
 {
-    luaL_checkudata(L, 1, mt);
+    luaL_checkudata(L, 1, lua_tostring(L, lua_upvalueindex(1)));
     if (lua_gettop(L) >= 2) {
         lua_settop(L, 2);
         lua_setiuservalue(L, 1, 1);
@@ -316,6 +317,11 @@ void open_class(lua_State *L, const lunet_class *c)
     luaL_newmetatable(L, c->name);
     lua_newtable(L);
     luaL_setfuncs(L, c->methods, 0);
+    if (c->info) {
+        lua_pushstring(L, c->name);
+        lua_pushcclosure(L, info_method, 1);
+        lua_setfield(L, -2, "_info");
+    }
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods");
     if (c->index) lua_pushcclosure(L, c->index, 1); /* upvalue: the methods table */

@@ -156,6 +156,7 @@ typedef struct {
     lua_CFunction tostring;    /* __tostring, or NULL */
     lua_CFunction index;       /* NULL: __index is the methods table; else a closure over it */
     lua_CFunction len;         /* __len, or NULL */
+    int info;                  /* 1: the method _info (see info_method in lua_aux.c) */
 } lunet_class;
 /* With the module table on top of the stack: sets c->functions on it, builds the class's
  * metatable and stores it as module[c->field]. */
@@ -165,6 +166,4 @@ extern const lunet_class lunet_tensor_class, lunet_dataset_class, lunet_net_clas
 /* A metatable for userdata that never reach Lua code (pin guards, run results): hidden,
  * with __gc and, if `closable`, __close = gc. */
 void register_hidden_class(lua_State *L, const char *name, lua_CFunction gc, int closable);
-/* obj:_info() / obj:_info(table): the Lua-side description kept in user value 1. */
-int info_slot(lua_State *L, const char *mt);
 #endif

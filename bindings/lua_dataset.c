@@ -111,16 +111,24 @@ static int push_loaded(lua_State *L, dataset_ud *u, ln_status st, const ln_error
     return 3;
 }
 
-/* core.dataset_idx(images_path, labels_path, limit, {mean, std, normalize}) */
+/* core.dataset_idx(images_path, labels_path, limit, {mean, std, normalize}, check)
+ * check: "whole" (default) or "kept" (ln_idx_check: a sweep task, whose plan holds the
+ * checksum of the data read whole) */
 static int l_dataset_idx(lua_State *L)
 {
     const char *images = check_path(L, 1);
     const char *labels = check_path(L, 2);
     lua_Integer limit = luaL_optinteger(L, 3, 0);
+    const char *check_name = luaL_optstring(L, 5, "whole");
+    const int kept = strcmp(check_name, "kept") == 0;
+    if (!kept && strcmp(check_name, "whole") != 0)
+        luaL_argerror(L, 5, lua_pushfstring(L, "check must be \"whole\" or \"kept\", got \"%s\"",
+                                            check_name));
+    const ln_idx_check check = kept ? LN_IDX_CHECK_KEPT : LN_IDX_CHECK_WHOLE;
     ln_norm norm;
     ln_error err;
     dataset_ud *u = begin_load(L, 4, &norm);
-    ln_status st = ln_dataset_load_idx_norm(images, labels, limit, &norm, &u->ds, &err);
+    ln_status st = ln_dataset_load_idx_norm(images, labels, limit, check, &norm, &u->ds, &err);
     return push_loaded(L, u, st, &err, &norm);
 }
 
@@ -323,13 +331,11 @@ static int dataset_checksum(lua_State *L)
 }
 
 
-static int dataset_info(lua_State *L) { return info_slot(L, DATASET_MT); }
-
 static const luaL_Reg dataset_methods[] = {
     {"size", dataset_size},       {"shape", dataset_shape},
     {"classes", dataset_classes}, {"image", dataset_image},
     {"label", dataset_label},     {"class_counts", dataset_class_counts},
-    {"_subset", dataset_subset},  {"_info", dataset_info},
+    {"_subset", dataset_subset},
     {"checksum", dataset_checksum}, {"memory", dataset_memory},
     {"free", dataset_free},       {NULL, NULL},
 };
@@ -366,7 +372,7 @@ static int l_idx_read(lua_State *L)
 
 const lunet_class lunet_dataset_class = {
     .name = DATASET_MT, .field = "Dataset", .methods = dataset_methods, .gc = dataset_free,
-    .len = dataset_size,
+    .len = dataset_size, .info = 1,
     .functions = (const luaL_Reg[]){{"dataset_from", l_dataset_from}, {"dataset_idx", l_dataset_idx},
                                     {"dataset_csv", l_dataset_csv}, {"dataset_cifar", l_dataset_cifar},
                                     {"idx_read", l_idx_read}, {NULL, NULL}},

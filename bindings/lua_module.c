@@ -73,11 +73,74 @@ static void push_optim_defaults(lua_State *L, const ln_optim_spec *s)
     set_number(L, "eps", s->eps);
 }
 
+/* Read-only views: an empty table whose metatable reads from the real one (kept as an
+ * upvalue-free __index table) and refuses writes. pairs and # see the real contents. */
+static int read_only_newindex(lua_State *L)
+{
+    return luaL_error(L, "lunet.core.defaults is read-only: it shows the engine's values "
+                         "(core/lunet.h); give your own settings to the function instead");
+}
+
+static int read_only_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    return lua_next(L, 1) ? 2 : (lua_pushnil(L), 1);
+}
+
+static int read_only_pairs(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_pushcfunction(L, read_only_next);
+    lua_getfield(L, -2, "__index"); /* the real table */
+    lua_pushnil(L);
+    return 3;
+}
+
+static int read_only_len(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "__index");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+/* Replaces the table on the top of the stack, and every table inside it, by read-only
+ * views of them. */
+static void make_read_only(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { /* table, key, value */
+        if (lua_istable(L, -1)) {
+            make_read_only(L);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4); /* same key: assigning existing fields keeps lua_next valid */
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    static const luaL_Reg view_meta[] = {{"__newindex", read_only_newindex},
+                                         {"__pairs", read_only_pairs},
+                                         {"__len", read_only_len},
+                                         {NULL, NULL}};
+    lua_newtable(L); /* the view */
+    lua_createtable(L, 0, 5);
+    luaL_setfuncs(L, view_meta, 0);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_remove(L, -2); /* the real table, now reachable from the view only */
+}
+
 /* core.defaults: the defaults and limits that the binding and the Lua modules share,
  * made once from the engine's values (core/lunet.h; the optimizers' from their descriptors
  * in core/optim.c, ln_optim_defaults), so no number is written twice:
  * optimizers.{sgd, adam, adamw}, mnist = {mean, std}, batch, eval_batch, max_runs,
- * max_threads. Read it, do not change it. */
+ * max_threads. Read-only (a write raises): changing it would change what the Lua side
+ * assumes but not the engine. */
 static void push_defaults(lua_State *L)
 {
     lua_createtable(L, 0, 6);
@@ -96,6 +159,7 @@ static void push_defaults(lua_State *L)
     set_integer(L, "eval_batch", LN_DEFAULT_EVAL_BATCH);
     set_integer(L, "max_runs", LN_MAX_RUNS);
     set_integer(L, "max_threads", LN_MAX_THREADS);
+    make_read_only(L);
 }
 
 static const luaL_Reg module_functions[] = {

@@ -54,19 +54,28 @@ static ln_layer_spec read_layer_spec(lua_State *L, int t, int index)
     ln_layer_spec s = ln_layer_spec_defaults((ln_layer_kind)kind);
     for (int i = 0; i < info->param_count; i++) {
         const ln_layer_param *p = &info->params[i];
-        char *field = (char *)&s + p->offset;
-        if (p->type == LN_PARAM_FLOAT) {
-            const float v = (float)field_num(L, t, p->name, p->fallback);
-            memcpy(field, &v, sizeof v);
-        } else {
-            const int v = p->type == LN_PARAM_BOOL
-                              ? field_bool(L, t, p->name, p->fallback != 0.0)
-                              : (int)field_int(L, t, p->name, (lua_Integer)p->fallback,
-                                               (lua_Integer)p->min, (lua_Integer)p->max);
-            memcpy(field, &v, sizeof v);
-        }
+        double v;
+        if (p->type == LN_PARAM_FLOAT)
+            v = field_num(L, t, p->name, p->fallback);
+        else if (p->type == LN_PARAM_BOOL)
+            v = field_bool(L, t, p->name, p->fallback != 0.0);
+        else
+            v = (double)field_int(L, t, p->name, (lua_Integer)p->fallback, (lua_Integer)p->min,
+                                  (lua_Integer)p->max);
+        ln_layer_param_set(&s, p, v);
     }
     return s;
+}
+
+/* A value of layer parameter p (its field's, or its default) as its Lua type. */
+static void push_param(lua_State *L, const ln_layer_param *p, double value)
+{
+    if (p->type == LN_PARAM_BOOL)
+        lua_pushboolean(L, value != 0.0);
+    else if (p->type == LN_PARAM_INT)
+        lua_pushinteger(L, (lua_Integer)value);
+    else
+        lua_pushnumber(L, value);
 }
 
 /* core.net(layers, input_shape, seed) -> net; shape errors raise with the layer named */
@@ -125,21 +134,8 @@ static int net_layer(lua_State *L)
     /* the kind's constructor parameters, as read by read_layer_spec */
     const ln_layer_kind_info *info = ln_layer_kind_info_of(s->kind);
     for (int k = 0; info && k < info->param_count; k++) {
-        const ln_layer_param *p = &info->params[k];
-        const char *field = (const char *)s + p->offset;
-        float f;
-        int v;
-        if (p->type == LN_PARAM_FLOAT) {
-            memcpy(&f, field, sizeof f);
-            lua_pushnumber(L, f);
-        } else {
-            memcpy(&v, field, sizeof v);
-            if (p->type == LN_PARAM_BOOL)
-                lua_pushboolean(L, v);
-            else
-                lua_pushinteger(L, v);
-        }
-        lua_setfield(L, -2, p->name);
+        push_param(L, &info->params[k], ln_layer_param_get(s, &info->params[k]));
+        lua_setfield(L, -2, info->params[k].name);
     }
     return 1;
 }
@@ -535,8 +531,6 @@ static int l_load(lua_State *L)
     return 1;
 }
 
-static int net_info(lua_State *L) { return info_slot(L, NET_MT); }
-
 static const luaL_Reg net_methods[] = {
     {"layer_count", net_layer_count},   {"layer", net_layer},
     {"input_shape", net_input_shape},   {"output_shape", net_output_shape},
@@ -548,12 +542,12 @@ static const luaL_Reg net_methods[] = {
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},
     {"use_reference_kernels", net_use_reference}, {"_threads", net_threads},
-    {"save", net_save},                 {"_info", net_info},
+    {"save", net_save},
     {"free", net_free},                 {NULL, NULL},
 };
 
 const lunet_class lunet_net_class = {
-    .name = NET_MT, .field = "Net", .methods = net_methods, .gc = net_free,
+    .name = NET_MT, .field = "Net", .methods = net_methods, .gc = net_free, .info = 1,
     .functions = (const luaL_Reg[]){{"net", l_net}, {"load", l_load}, {NULL, NULL}},
 };
 
@@ -579,12 +573,7 @@ static void push_layer_kinds(lua_State *L)
             lua_pushboolean(L, p->required);
             lua_setfield(L, -2, "required");
             if (!p->required) {
-                if (p->type == LN_PARAM_BOOL)
-                    lua_pushboolean(L, p->fallback != 0.0);
-                else if (p->type == LN_PARAM_INT)
-                    lua_pushinteger(L, (lua_Integer)p->fallback);
-                else
-                    lua_pushnumber(L, p->fallback);
+                push_param(L, p, p->fallback);
                 lua_setfield(L, -2, "default");
             }
             lua_rawseti(L, -2, i + 1);

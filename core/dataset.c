@@ -235,7 +235,8 @@ ln_status ln_dataset_load_idx(const char *images_path, const char *labels_path, 
     norm.count = 1;
     norm.mean[0] = mean;
     norm.std[0] = std;
-    return ln_dataset_load_idx_norm(images_path, labels_path, limit, &norm, out, err);
+    return ln_dataset_load_idx_norm(images_path, labels_path, limit, LN_IDX_CHECK_WHOLE, &norm, out,
+                                    err);
 }
 
 /* Big-endian IDX float32 -> host floats. */
@@ -249,7 +250,8 @@ static void idx_floats(const unsigned char *be, size_t n, float *out)
 }
 
 ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_path,
-                                   int64_t limit, ln_norm *norm, ln_dataset **out, ln_error *err)
+                                   int64_t limit, ln_idx_check check, ln_norm *norm,
+                                   ln_dataset **out, ln_error *err)
 {
     if (!out) return ln_fail(err, LN_EINVAL, "dataset: output is NULL");
     *out = NULL;
@@ -266,10 +268,10 @@ ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_p
     memset(&lab, 0, sizeof lab);
     float *values = NULL;
     int32_t *labels = NULL;
-    /* Only the first `limit` samples are kept in memory (the files are still checked
-     * whole). */
+    /* Only the first `limit` samples are kept in memory (the files are checked as
+     * `check` says). */
     const size_t keep = limit > 0 ? (size_t)limit : 0;
-    ln_status st = ln_idx_read_items(images_path, keep, &img, err);
+    ln_status st = ln_idx_read_items(images_path, keep, check, &img, err);
     if (st != LN_OK) return st;
     if ((img.type != 0x08 && img.type != 0x0D) || (img.ndim != 3 && img.ndim != 4)) {
         st = img.type != 0x08 && img.type != 0x0D
@@ -281,7 +283,7 @@ ln_status ln_dataset_load_idx_norm(const char *images_path, const char *labels_p
                            "found %d", images_path, img.ndim);
         goto done;
     }
-    st = ln_idx_read_items(labels_path, keep, &lab, err);
+    st = ln_idx_read_items(labels_path, keep, check, &lab, err);
     if (st != LN_OK) goto done;
     if (lab.type != 0x08 || lab.ndim != 1) {
         st = lab.type != 0x08

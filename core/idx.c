@@ -10,6 +10,11 @@
  * caller can use it and it usually means a broken writer. Files larger than
  * LN_IDX_MAX_BYTES (after decompression) are refused with LN_ENOMEM, so a small
  * hostile .gz cannot make us allocate without bound.
+ *
+ * Reading only the first n items of a gzipped file with LN_IDX_CHECK_KEPT stops decoding
+ * after them when the gzip trailer's size agrees with the size the header declares
+ * (deflate decodes front to back, so the kept bytes are the same either way); a cut or
+ * padded file disagrees and is decoded whole to say what is wrong.
  */
 #include "lunet.h"
 
@@ -265,6 +270,21 @@ static size_t kept_prefix(const unsigned char *buf, size_t len, size_t keep_item
     return header + bytes;
 }
 
+/* The decoded length the IDX header at buf declares for the whole file (header and every
+ * item), once it has been decoded (len bytes so far); 0 while unknown or not a sane header. */
+static size_t declared_size(const unsigned char *buf, size_t len)
+{
+    if (len < 4) return 0;
+    size_t elem = idx_elem_size(buf[2]);
+    int ndim = buf[3];
+    if (elem == 0 || ndim < 1 || ndim > LN_MAX_DIMS) return 0;
+    size_t header = 4 + 4 * (size_t)ndim, bytes = elem;
+    if (len < header) return 0;
+    for (int i = 0; i < ndim; i++)
+        if (!ln_mul_size(bytes, be32(buf + 4 + 4 * (size_t)i), &bytes)) return 0;
+    return bytes <= LN_IDX_MAX_BYTES - header ? header + bytes : 0;
+}
+
 /* Counts the bytes the stream zs still decodes (through all following members), on a
  * copy of it, stopping once more than `most`; input[in_pos..] is not fed to zs yet.
  * Corrupt data just ends the count: the real decoding reports it. */
@@ -302,9 +322,17 @@ static ln_status count_rest(z_stream *zs, const unsigned char *in, size_t in_siz
     return LN_OK;
 }
 
+/* The last gzip member's trailer: its decoded size mod 2^32 (little-endian, the last
+ * 4 bytes). in_size >= 18 (the smallest gzip member). */
+static uint32_t gzip_trailer_size(const unsigned char *in, size_t in_size)
+{
+    const unsigned char *t = in + in_size - 4;
+    return (uint32_t)t[0] | ((uint32_t)t[1] << 8) | ((uint32_t)t[2] << 16) | ((uint32_t)t[3] << 24);
+}
+
 static ln_status gunzip(const unsigned char *in, size_t in_size, const char *path,
-                        size_t keep_items, unsigned char **out_buf, size_t *out_len,
-                        size_t *out_total, ln_error *err)
+                        size_t keep_items, ln_idx_check check, unsigned char **out_buf,
+                        size_t *out_len, size_t *out_total, ln_error *err)
 {
     *out_buf = NULL;
     *out_len = 0;
@@ -318,9 +346,7 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
      * beyond the limit. */
     size_t cap = in_size * 4 > LN_IDX_FIRST_READ ? in_size * 4 : LN_IDX_FIRST_READ;
     if (in_size >= 18) {
-        const unsigned char *t = in + in_size - 4;
-        size_t hint = (size_t)t[0] | ((size_t)t[1] << 8) | ((size_t)t[2] << 16) |
-                      ((size_t)t[3] << 24);
+        size_t hint = gzip_trailer_size(in, in_size);
         /* deflate expands at most 1032:1, so a larger claim is a lie: ignore it rather
          * than allocate up to the limit for a few hostile bytes */
         if (hint > 0 && hint <= LN_IDX_MAX_BYTES && hint / 1032 <= in_size) cap = hint + 1;
@@ -361,6 +387,15 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
         if (keep == 0) keep = kept_prefix(buf, len, keep_items);
         if (keep == 0 && keep_items == 0) keep = SIZE_MAX;
         const int discarding = keep != 0 && keep != SIZE_MAX && len >= keep;
+        if (discarding && discarded == 0 && check == LN_IDX_CHECK_KEPT && in_size >= 18) {
+            /* The kept items are decoded: stop here when the trailer's size (mod 2^32)
+             * agrees with the header's; else decode the rest below to report it. */
+            const size_t whole = declared_size(buf, len);
+            if (whole > len && (uint32_t)whole == gzip_trailer_size(in, in_size)) {
+                discarded = whole - len;
+                break;
+            }
+        }
         if (discarding) {
             zs.next_out = scratch;
             zs.avail_out = sizeof scratch;
@@ -449,10 +484,11 @@ static ln_status gunzip(const unsigned char *in, size_t in_size, const char *pat
 
 ln_status ln_idx_read(const char *path, ln_idx *out, ln_error *err)
 {
-    return ln_idx_read_items(path, 0, out, err);
+    return ln_idx_read_items(path, 0, LN_IDX_CHECK_WHOLE, out, err);
 }
 
-ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_error *err)
+ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx_check check, ln_idx *out,
+                            ln_error *err)
 {
     if (!out) return ln_fail(err, LN_EINVAL, "ln_idx_read: output is NULL");
     memset(out, 0, sizeof *out);
@@ -468,7 +504,7 @@ ln_status ln_idx_read_items(const char *path, size_t max_items, ln_idx *out, ln_
     if (size >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
         unsigned char *plain = NULL;
         size_t plain_size = 0;
-        st = gunzip(bytes, size, path, max_items, &plain, &plain_size, &total, err);
+        st = gunzip(bytes, size, path, max_items, check, &plain, &plain_size, &total, err);
         ln_dealloc(bytes);
         if (st != LN_OK) return st;
         bytes = plain;

@@ -11,6 +11,8 @@
 /* The descriptors, in enum order; defined at the end of this file. */
 static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT];
 
+static int is_kind(int k) { return k >= 0 && k < LN_LAYER_KIND_COUNT; }
+
 static ln_layer_spec blank(ln_layer_kind kind)
 {
     ln_layer_spec s;
@@ -19,63 +21,64 @@ static ln_layer_spec blank(ln_layer_kind kind)
     return s;
 }
 
-ln_layer_spec ln_conv2d(int in_channels, int out_channels, int kernel, int stride, int padding)
+double ln_layer_param_get(const ln_layer_spec *s, const ln_layer_param *p)
 {
-    ln_layer_spec s = blank(LN_CONV2D);
-    s.in_channels = in_channels;
-    s.out_channels = out_channels;
-    s.kernel = kernel;
-    s.stride = stride;
-    s.padding = padding;
-    s.bias = 1;
+    const char *field = (const char *)s + p->offset;
+    if (p->type == LN_PARAM_FLOAT) return *(const float *)(const void *)field;
+    return *(const int *)(const void *)field;
+}
+
+void ln_layer_param_set(ln_layer_spec *s, const ln_layer_param *p, double value)
+{
+    char *field = (char *)s + p->offset;
+    if (p->type == LN_PARAM_FLOAT)
+        *(float *)(void *)field = (float)value;
+    else
+        *(int *)(void *)field = (int)value;
+}
+
+/* A spec of kind k from the first n of its constructor parameters, in the order of the
+ * kind's descriptor (the C constructors take them in that order); the others keep
+ * their defaults, so that every default lives in the descriptor only. */
+static ln_layer_spec from_args(ln_layer_kind k, int n, const double *args)
+{
+    ln_layer_spec s = ln_layer_spec_defaults(k);
+    for (int i = 0; is_kind((int)k) && i < n && i < kinds[k].info.param_count; i++)
+        ln_layer_param_set(&s, &kinds[k].info.params[i], args[i]);
     return s;
 }
 
+ln_layer_spec ln_conv2d(int in_channels, int out_channels, int kernel, int stride, int padding)
+{
+    return from_args(LN_CONV2D, 5, (const double[]){in_channels, out_channels, kernel, stride, padding});
+}
+
+/* PyTorch: a pool's stride defaults to its kernel */
 ln_layer_spec ln_maxpool2d(int kernel, int stride)
 {
-    ln_layer_spec s = blank(LN_MAXPOOL2D);
-    s.kernel = kernel;
-    s.stride = stride > 0 ? stride : kernel; /* PyTorch: stride defaults to kernel */
-    return s;
+    return from_args(LN_MAXPOOL2D, 2, (const double[]){kernel, stride > 0 ? stride : kernel});
 }
 
 ln_layer_spec ln_avgpool2d(int kernel, int stride)
 {
-    ln_layer_spec s = ln_maxpool2d(kernel, stride);
-    s.kind = LN_AVGPOOL2D;
-    return s;
+    return from_args(LN_AVGPOOL2D, 2, (const double[]){kernel, stride > 0 ? stride : kernel});
 }
 
 ln_layer_spec ln_linear(int in_features, int out_features)
 {
-    ln_layer_spec s = blank(LN_LINEAR);
-    s.in_features = in_features;
-    s.out_features = out_features;
-    s.bias = 1;
-    return s;
+    return from_args(LN_LINEAR, 2, (const double[]){in_features, out_features});
 }
 
-ln_layer_spec ln_dropout(ln_layer_kind kind, float p)
-{
-    ln_layer_spec s = blank(kind);
-    s.p = p;
-    return s;
-}
+ln_layer_spec ln_dropout(ln_layer_kind kind, float p) { return from_args(kind, 1, (const double[]){p}); }
 
 ln_layer_spec ln_batchnorm(ln_layer_kind kind, int features)
 {
-    ln_layer_spec s = blank(kind);
-    s.in_channels = features;
-    s.eps = 1e-5f;
-    s.momentum = 0.1f;
-    return s;
+    return from_args(kind, 1, (const double[]){features});
 }
 
 ln_layer_spec ln_leaky_relu(float negative_slope)
 {
-    ln_layer_spec s = blank(LN_LEAKY_RELU);
-    s.negative_slope = negative_slope;
-    return s;
+    return from_args(LN_LEAKY_RELU, 1, (const double[]){negative_slope});
 }
 
 ln_layer_spec ln_simple_layer(ln_layer_kind kind) { return blank(kind); }
@@ -598,8 +601,6 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                        .reference = {activation_forward_reference, activation_backward_reference}},
 };
 
-static int is_kind(int k) { return k >= 0 && k < LN_LAYER_KIND_COUNT; }
-
 const ln_layer_ops *ln_layer_ops_of(ln_layer_kind k) { return &kinds[k]; }
 
 const ln_layer_kind_info *ln_layer_kind_info_of(ln_layer_kind k)
@@ -632,14 +633,8 @@ ln_layer_spec ln_layer_spec_defaults(ln_layer_kind k)
 {
     ln_layer_spec s = blank(k);
     if (!is_kind((int)k)) return s;
-    for (int i = 0; i < kinds[k].info.param_count; i++) {
-        const ln_layer_param *p = &kinds[k].info.params[i];
-        char *field = (char *)&s + p->offset;
-        if (p->type == LN_PARAM_FLOAT)
-            *(float *)(void *)field = (float)p->fallback;
-        else
-            *(int *)(void *)field = (int)p->fallback;
-    }
+    for (int i = 0; i < kinds[k].info.param_count; i++)
+        ln_layer_param_set(&s, &kinds[k].info.params[i], kinds[k].info.params[i].fallback);
     return s;
 }
 

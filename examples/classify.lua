@@ -21,10 +21,7 @@ local lfs = require("lfs")
 local USAGE = "usage: lunet run examples/classify.lua [--synthetic] [--n N] [--epochs N] [--seed N]"
   .. " [--model FILE] IMAGE.pgm..."
 
-local function fail(msg)
-  io.stderr:write("classify: ", msg, "\n")
-  os.exit(1)
-end
+local function fail(msg) cli.fail("classify", msg) end
 
 -- ------------------------------------------------------------ arguments
 local opts = cli.parse(arg, { program = "classify", usage = USAGE, rest = "images", options = {

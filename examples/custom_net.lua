@@ -16,10 +16,7 @@ local digits = require("digits")
 
 local USAGE = "usage: lunet run examples/custom_net.lua [--synthetic] [--n N] [--epochs N] [--lr X] [--save FILE]"
 
-local function fail(msg)
-  io.stderr:write("custom_net: ", msg, "\n")
-  os.exit(1)
-end
+local function fail(msg) cli.fail("custom_net", msg) end
 
 local opts = cli.parse(arg, { program = "custom_net", usage = USAGE, options = {
   n = { "int", 3000, min = 1 }, epochs = { "int", 2, min = 1 }, lr = { "number", 1e-3, positive = true },

@@ -24,10 +24,7 @@ local cli = require("lunet.cli")
 local USAGE = "usage: lunet run examples/fashion.lua [--runs N] [--epochs N] [--n N] [--val N] [--dir DIR]"
   .. " [--out DIR] [--threads N]"
 
-local function fail(msg)
-  io.stderr:write("fashion: ", msg, "\n")
-  os.exit(1)
-end
+local function fail(msg) cli.fail("fashion", msg) end
 
 local opts = cli.parse(arg, { program = "fashion", usage = USAGE, options = {
   runs = { "int", 4, min = 1 }, epochs = { "int", 10, min = 1 }, n = { "int", 3000, min = 1 },

@@ -20,10 +20,7 @@ local digits = require("digits")
 local USAGE = "usage: lunet run examples/sweep.lua [--lr LIST] [--momentum LIST] [--runs N]"
   .. " [--iterations N] [--n N] [--synthetic] [--out DIR] [--threads N]"
 
-local function fail(msg)
-  io.stderr:write("sweep: ", msg, "\n")
-  os.exit(1)
-end
+local function fail(msg) cli.fail("sweep", msg) end
 
 local opts = cli.parse(arg, { program = "sweep", usage = USAGE, options = {
   lr = { "numbers", { 1e-3, 1e-2, 1e-1 }, positive = true }, momentum = { "numbers", { 0, 0.5, 0.9 }, min = 0 },

@@ -8,7 +8,8 @@
  *     file path (read loop, header, memmove);
  *  3. for inputs that are not gzip: ln_idx_read on a gzip-compressed copy, so valid
  *     streams of fuzzed content reach the parser through the decompressor too;
- *  4. the dataset path: ln_idx_read_items with a small item limit, and
+ *  4. the dataset path: ln_idx_read_items with a small item limit (both checks: the
+ *     prefix-only read must agree with the whole read wherever that succeeds), and
  *     ln_dataset_load_idx with the input as the image file and a labels file of as
  *     many items as the input claims (when that is small), every sample then read
  *     back through ln_dataset_read (byte storage) and ln_dataset_gather.
@@ -99,13 +100,24 @@ static void write_labels(uint32_t count)
 static void read_as_dataset(const unsigned char *data, size_t size)
 {
     const size_t max_items = size > 0 ? data[size - 1] % 4 : 0; /* 0 = all */
-    ln_idx idx;
+    ln_idx whole, kept;
     ln_error err;
     memset(&err, 0, sizeof err);
-    ln_status st = ln_idx_read_items(memfd_path, max_items, &idx, &err);
-    check_result(st, &idx, &err);
-    const int float_file = st == LN_OK && idx.type == 0x0D; /* the file may be gzip */
-    ln_idx_release(&idx);
+    ln_status st = ln_idx_read_items(memfd_path, max_items, LN_IDX_CHECK_WHOLE, &whole, &err);
+    check_result(st, &whole, &err);
+    /* the prefix-only decoding: where the whole read succeeds it does too, with the same
+     * items (it may succeed where the whole read finds damage after them) */
+    ln_status st_kept = ln_idx_read_items(memfd_path, max_items, LN_IDX_CHECK_KEPT, &kept, &err);
+    check_result(st_kept, &kept, &err);
+    if (st == LN_OK &&
+        (st_kept != LN_OK || kept.type != whole.type || kept.ndim != whole.ndim ||
+         kept.count != whole.count || kept.file_items != whole.file_items ||
+         memcmp(kept.dim, whole.dim, sizeof whole.dim) != 0 ||
+         memcmp(kept.data, whole.data, whole.count * whole.elem_size) != 0))
+        abort();
+    const int float_file = st == LN_OK && whole.type == 0x0D; /* the file may be gzip */
+    ln_idx_release(&whole);
+    ln_idx_release(&kept);
 
     /* labels for as many items as the header claims, when that is small */
     uint32_t claimed = size >= 8 ? (uint32_t)data[4] << 24 | (uint32_t)data[5] << 16 |

@@ -289,6 +289,24 @@ describe("core.defaults", function()
     return params:totable()
   end
 
+  it("is read-only all the way down, yet reads, iterates and counts like a table", function()
+    for _, write in ipairs {
+      function() D.batch = 1 end, function() D.optimizers.sgd.lr = 1 end,
+      function() D.optimizers.adam.betas[1] = 0.5 end, function() D.mnist.extra = 1 end,
+    } do
+      assert.matches("lunet.core.defaults is read-only", err_of(write), 1, true)
+    end
+    assert.are.equal(0.01, D.optimizers.sgd.lr) -- nothing changed
+    local keys = {}
+    for k in pairs(D) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.are.same({ "batch", "eval_batch", "max_runs", "max_threads", "mnist", "optimizers" }, keys)
+    assert.are.equal(2, #D.optimizers.adam.betas)
+    local betas = {}
+    for i, b in ipairs(D.optimizers.adam.betas) do betas[i] = b end
+    assert.are.same({ 0.9, 0.999 }, betas)
+  end)
+
   it("sgd without settings steps by the default rate, no momentum, no decay", function()
     local d = D.optimizers.sgd
     assert.is_true(d.lr > 0)

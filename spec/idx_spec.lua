@@ -119,6 +119,35 @@ describe("datasets from IDX files", function()
     assert.matches("truncated", err, 1, true)
   end)
 
+  it("with check \"kept\" (sweep tasks) stops decoding after the kept items, yet reports a cut file", function()
+    local core = require("lunet.core")
+    local kd = dir .. "/kept"
+    lfs.mkdir(kd)
+    -- 200 images of random bytes: 157 KB, gzip barely shrinks them, so the stream's end
+    -- lies far past the first decoded block of the kept 8 images
+    local images_gz, labels_gz = util.write_idx_gz(kd, 200, 11)
+    local whole = assert(core.dataset_idx(images_gz, labels_gz, 8, {}))
+    local kept = assert(core.dataset_idx(images_gz, labels_gz, 8, {}, "kept"))
+    assert.are.equal(whole:checksum(), kept:checksum())
+    assert.are.same(whole:image(8):totable(), kept:image(8):totable())
+    -- damage near the end of the stream (the trailer intact): a whole read finds it, a
+    -- read of the first 8 items never decodes it
+    local size = lfs.attributes(images_gz, "size")
+    util.flip_byte(images_gz, size - 2000)
+    local ds, err = core.dataset_idx(images_gz, labels_gz, 8, {})
+    assert.is_nil(ds)
+    assert.matches("corrupt gzip data", err, 1, true)
+    kept = assert(core.dataset_idx(images_gz, labels_gz, 8, {}, "kept"))
+    assert.are.equal(whole:checksum(), kept:checksum())
+    -- a cut file: its last 4 bytes are not the trailer's size, so it is decoded whole
+    util.write(images_gz, util.read(images_gz):sub(1, size - 3000))
+    ds, err = core.dataset_idx(images_gz, labels_gz, 8, {}, "kept")
+    assert.is_nil(ds)
+    assert.matches("truncated", err, 1, true)
+    assert.matches("bad argument #5 to 'lunet.core.dataset_idx' (check must be \"whole\" or \"kept\", got \"some\")",
+      util.err_of(core.dataset_idx, images_gz, labels_gz, 8, {}, "some"), 1, true)
+  end)
+
   it("keeps the file's bytes, yet reads, checksums and trains exactly like the same samples as floats", function()
     local ds = assert(lunet.mnist { dir = sub })
     local values, labs = {}, {}

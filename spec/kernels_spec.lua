@@ -3,13 +3,10 @@
 -- bit for bit. Kernel-by-kernel checks on many shapes and every ISA are in
 -- spec/c/test_fast_kernels.c (run by c_spec.lua).
 local lunet = require("lunet")
+local lcg = require("lcg")
 
 local function random_data(n, seed)
-  local s, vals, labels = seed, {}, {}
-  local function rnd()
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  end
+  local rnd, vals, labels = lcg(seed), {}, {}
   for i = 1, n * 784 do vals[i] = rnd() * 2 - 0.5 end
   for i = 1, n do labels[i] = math.floor(rnd() * 10) end
   return lunet.dataset(lunet.tensor(vals, { n, 1, 28, 28 }), labels)

@@ -2,52 +2,42 @@
 local lunet = require("lunet")
 local err_of = require("util").err_of
 
-local function run(spec, p0, grads)
+-- Steps an optimizer of `spec` over parameters p0 with one gradient per step; the
+-- parameters after step k must be near want[k] (relative 1e-6, absolute below 1).
+local function steps(spec, p0, grads, want)
   local p = lunet.tensor(p0, { #p0 })
   local opt = lunet.optimizer(spec, #p0)
-  local out = {}
   for k, g in ipairs(grads) do
     opt:step(p, lunet.tensor(g, { #g }))
-    out[k] = p:totable()
-  end
-  return out
-end
-
-local function near(expected, got, tol)
-  for i = 1, #expected do
-    assert.near(expected[i], got[i], tol or 1e-6 * math.max(1, math.abs(expected[i])))
+    local got = p:totable()
+    for i = 1, #want[k] do
+      assert.near(want[k][i], got[i], 1e-6 * math.max(1, math.abs(want[k][i])))
+    end
   end
 end
 
 describe("SGD", function()
   it("plain: p -= lr * g", function()
-    local s = run(lunet.sgd { lr = 0.1 }, { 1, -2 }, { { 0.5, 1 }, { 0.5, 1 } })
-    near({ 0.95, -2.1 }, s[1])
-    near({ 0.90, -2.2 }, s[2])
+    steps(lunet.sgd { lr = 0.1 }, { 1, -2 }, { { 0.5, 1 }, { 0.5, 1 } }, { { 0.95, -2.1 }, { 0.90, -2.2 } })
   end)
   it("momentum: the first step copies the gradient into the buffer", function()
     -- buf1 = g1 = 1; p = 1 - 0.1*1 = 0.9; buf2 = 0.9*1 + 2 = 2.9; p = 0.9 - 0.29 = 0.61
-    local s = run(lunet.sgd { lr = 0.1, momentum = 0.9 }, { 1 }, { { 1 }, { 2 } })
-    near({ 0.9 }, s[1])
-    near({ 0.61 }, s[2])
+    steps(lunet.sgd { lr = 0.1, momentum = 0.9 }, { 1 }, { { 1 }, { 2 } }, { { 0.9 }, { 0.61 } })
   end)
   it("dampening applies from the second step", function()
     -- buf1 = 1 (no dampening on the first step); buf2 = 0.9*1 + (1-0.5)*2 = 1.9
-    local s = run(lunet.sgd { lr = 0.1, momentum = 0.9, dampening = 0.5 }, { 1 }, { { 1 }, { 2 } })
-    near({ 0.9 }, s[1])
-    near({ 0.9 - 0.19 }, s[2])
+    steps(lunet.sgd { lr = 0.1, momentum = 0.9, dampening = 0.5 }, { 1 }, { { 1 }, { 2 } },
+      { { 0.9 }, { 0.9 - 0.19 } })
   end)
   it("nesterov: g + momentum * buf", function()
     -- step1: buf = 1, g' = 1 + 0.9 = 1.9 -> p = 1 - 0.19 = 0.81
     -- step2: buf = 0.9 + 2 = 2.9, g' = 2 + 2.61 = 4.61 -> p = 0.81 - 0.461 = 0.349
-    local s = run(lunet.sgd { lr = 0.1, momentum = 0.9, nesterov = true }, { 1 }, { { 1 }, { 2 } })
-    near({ 0.81 }, s[1])
-    near({ 0.349 }, s[2])
+    steps(lunet.sgd { lr = 0.1, momentum = 0.9, nesterov = true }, { 1 }, { { 1 }, { 2 } },
+      { { 0.81 }, { 0.349 } })
   end)
   it("weight decay adds wd * p to the gradient", function()
     -- g = 1 + 0.1*2 = 1.2 -> p = 2 - 0.5*1.2 = 1.4
-    local s = run(lunet.sgd { lr = 0.5, weight_decay = 0.1 }, { 2 }, { { 1 } })
-    near({ 1.4 }, s[1])
+    steps(lunet.sgd { lr = 0.5, weight_decay = 0.1 }, { 2 }, { { 1 } }, { { 1.4 } })
   end)
 end)
 
@@ -65,17 +55,13 @@ describe("Adam", function()
     end
     -- by hand: step 1 moves by lr * sign(g) exactly (m_hat / sqrt(v_hat) = 1)
     assert.near(0.99, expected[1], 1e-7)
-    local s = run(lunet.adam { lr = lr }, { 1.0 }, { { 0.5 }, { -1.0 } })
-    near({ expected[1] }, s[1])
-    near({ expected[2] }, s[2])
+    steps(lunet.adam { lr = lr }, { 1.0 }, { { 0.5 }, { -1.0 } }, { { expected[1] }, { expected[2] } })
   end)
   it("weight decay enters the gradient (L2), AdamW decays the weight instead", function()
-    local s = run(lunet.adam { lr = 0.1, weight_decay = 0.5 }, { 2.0 }, { { 0.0 } })
     -- g = 0 + 0.5*2 = 1: the first Adam step moves by lr
-    near({ 1.9 }, s[1])
-    local w = run(lunet.adamw { lr = 0.1, weight_decay = 0.5 }, { 2.0 }, { { 1.0 } })
+    steps(lunet.adam { lr = 0.1, weight_decay = 0.5 }, { 2.0 }, { { 0.0 } }, { { 1.9 } })
     -- p = 2*(1 - 0.1*0.5) = 1.9, then the Adam step of g = 1 moves by 0.1 -> 1.8
-    near({ 1.8 }, w[1])
+    steps(lunet.adamw { lr = 0.1, weight_decay = 0.5 }, { 2.0 }, { { 1.0 } }, { { 1.8 } })
   end)
 end)
 

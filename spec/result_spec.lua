@@ -9,8 +9,6 @@ local read = util.read
 
 local NAN = 0 / 0
 
--- Fresh empty directory for one test.
-
 -- Deep equality where NaN equals NaN (plain same() says NaN ~= NaN).
 local function deep_equal(a, b, path)
   path = path or "value"
@@ -233,147 +231,146 @@ describe("lunet.result", function()
     end)
   end)
 
-  describe("save", function()
+  -- save and load: each test gets a fresh empty directory, removed after it
+  describe("files", function()
     local dir
     before_each(function() dir = temp_dir() end)
     after_each(function() rm_rf(dir) end)
 
-    it("writes a CSV with summary and run columns", function()
-      local r = sample()
-      assert.is_true(r:save(dir .. "/exp"))
-      local lines = {}
-      for line in read(dir .. "/exp.csv"):gmatch("([^\n]*)\n") do
-        lines[#lines + 1] = line
-      end
-      assert.are.equal(5, #lines)
-      assert.are.equal("iteration,mean,std,ci_low,ci_high,run_1,run_2,run_3,run_4", lines[1])
-      local rows = {}
-      for i = 2, #lines do
-        local cells = {}
-        for cell in (lines[i] .. ","):gmatch("([^,]*),") do
-          cells[#cells + 1] = cell
+    describe("save", function()
+      it("writes a CSV with summary and run columns", function()
+        local r = sample()
+        assert.is_true(r:save(dir .. "/exp"))
+        local lines = {}
+        for line in read(dir .. "/exp.csv"):gmatch("([^\n]*)\n") do
+          lines[#lines + 1] = line
         end
-        assert.are.equal(9, #cells)
-        rows[i - 1] = cells
+        assert.are.equal(5, #lines)
+        assert.are.equal("iteration,mean,std,ci_low,ci_high,run_1,run_2,run_3,run_4", lines[1])
+        local rows = {}
+        for i = 2, #lines do
+          local cells = {}
+          for cell in (lines[i] .. ","):gmatch("([^,]*),") do
+            cells[#cells + 1] = cell
+          end
+          assert.are.equal(9, #cells)
+          rows[i - 1] = cells
+        end
+        assert.are.equal("1", rows[1][1])
+        assert.are.equal("2.03333333", rows[1][2]) -- %.9g
+        assert.is_near(r.std[1], tonumber(rows[1][3]), 1e-8)
+        assert.is_near(r.ci_low[1], tonumber(rows[1][4]), 1e-7)
+        assert.are.equal("2.5", rows[1][8])
+        assert.are.equal("nan", rows[3][8]) -- diverged run's NaN
+        assert.are.equal("", rows[4][7])    -- run 2 stopped after 3 iterations
+        assert.are.equal("", rows[4][8])
+        assert.are.equal("0.15", rows[4][9])
+        assert.are.equal("0.2", rows[4][2])
+      end)
+
+      it("round-trips through JSON exactly, NaN and infinities included", function()
+        local r = sample()
+        r.runs[3].loss[2] = math.huge
+        r.runs[1].loss[1] = 0.1 + 0.2 -- needs 17 significant digits
+        r = Result.new({ name = r.name, config = r.config, provenance = r.provenance, runs = r.runs })
+        assert.is_true(r:save(dir .. "/rt"))
+        local back = assert(Result.load(dir .. "/rt.json"))
+        assert.are.equal(Result, getmetatable(back))
+        local fields = { "name", "config", "provenance", "runs", "mean", "std", "ci_low", "ci_high",
+          "n", "left_out", "iterations" }
+        for _, k in ipairs(fields) do
+          local ok, why = deep_equal(r[k], back[k], k)
+          assert.is_true(ok, why)
+        end
+        assert.are.equal(0.1 + 0.2, back.runs[1].loss[1])
+        assert.are.equal(math.huge, back.runs[3].loss[2])
+        assert.is_true(back.runs[3].loss[3] ~= back.runs[3].loss[3])
+        assert.is_true(back.runs[3].test_loss ~= back.runs[3].test_loss)
+        assert.are.equal(1 / 3, back.runs[4].test_accuracy)
+        assert.are.equal("integer", math.type(back.config.batch))
+        assert.are.equal(tostring(r), tostring(back))
+        -- a path without the extension loads too
+        assert.is_true(deep_equal(r.mean, assert(Result.load(dir .. "/rt")).mean))
+      end)
+
+      it("writes standard JSON with the format tag", function()
+        assert.is_true(sample():save(dir .. "/std"))
+        local doc = cjson.decode(read(dir .. "/std.json"))
+        assert.are.equal("lunet-result", doc.format)
+        assert.are.equal(1, doc.version)
+        assert.are.equal("sgd lr=0.1", doc.name)
+        assert.are.equal(4, #doc.runs)
+        assert.are.equal("NaN", doc.runs[3].loss[3])
+        assert.are.equal(1, doc.left_out)
+        assert.are.same({ 3, 3, 3, 2 }, doc.n)
+        assert.is_true(doc.runs[3].diverged)
+      end)
+
+      it("creates nested parent directories and leaves no temporary files", function()
+        local r = sample()
+        assert.is_true(r:save(dir .. "/a/b/c/exp"))
+        assert.are.equal("directory", lfs.attributes(dir .. "/a/b/c", "mode"))
+        assert.are.same({ "exp.csv", "exp.json" }, list_dir(dir .. "/a/b/c"))
+        -- saving again replaces the files, still without leftovers
+        assert.is_true(r:save(dir .. "/a/b/c/exp"))
+        assert.is_true(r:save(dir .. "/a/b/c/other"))
+        assert.are.same({ "exp.csv", "exp.json", "other.csv", "other.json" }, list_dir(dir .. "/a/b/c"))
+        assert.are.same({ "a" }, list_dir(dir))
+      end)
+
+      it("returns nil and a message on I/O errors instead of raising", function()
+        util.write(dir .. "/plain", "x")
+        local ok, err = sample():save(dir .. "/plain/sub/exp")
+        assert.is_nil(ok)
+        assert.is_string(err)
+        assert.matches("plain", err)
+        ok, err = sample():save(dir .. "/plain/exp")
+        assert.is_nil(ok)
+        assert.is_string(err)
+        assert.are.same({ "plain" }, list_dir(dir))
+      end)
+
+      it("reports values that cannot be encoded", function()
+        local r = Result.new({ config = { callback = print }, runs = { { loss = { 1 } } } })
+        local ok, err = r:save(dir .. "/bad")
+        assert.is_nil(ok)
+        assert.matches("cannot encode", err)
+        assert.are.same({}, list_dir(dir))
+      end)
+    end)
+
+    describe("load", function()
+      -- Loading the file `name` holding `text` must fail with no result and an error matching `pattern`.
+      local function load_fails(name, text, pattern)
+        local path = dir .. "/" .. name
+        if text then util.write(path, text) end
+        local r, err = Result.load(path)
+        assert.is_nil(r)
+        assert.matches(pattern, err)
       end
-      assert.are.equal("1", rows[1][1])
-      assert.are.equal("2.03333333", rows[1][2]) -- %.9g
-      assert.is_near(r.std[1], tonumber(rows[1][3]), 1e-8)
-      assert.is_near(r.ci_low[1], tonumber(rows[1][4]), 1e-7)
-      assert.are.equal("2.5", rows[1][8])
-      assert.are.equal("nan", rows[3][8]) -- diverged run's NaN
-      assert.are.equal("", rows[4][7])    -- run 2 stopped after 3 iterations
-      assert.are.equal("", rows[4][8])
-      assert.are.equal("0.15", rows[4][9])
-      assert.are.equal("0.2", rows[4][2])
-    end)
 
-    it("round-trips through JSON exactly, NaN and infinities included", function()
-      local r = sample()
-      r.runs[3].loss[2] = math.huge
-      r.runs[1].loss[1] = 0.1 + 0.2 -- needs 17 significant digits
-      r = Result.new({ name = r.name, config = r.config, provenance = r.provenance, runs = r.runs })
-      assert.is_true(r:save(dir .. "/rt"))
-      local back = assert(Result.load(dir .. "/rt.json"))
-      assert.are.equal(Result, getmetatable(back))
-      local fields = { "name", "config", "provenance", "runs", "mean", "std", "ci_low", "ci_high",
-        "n", "left_out", "iterations" }
-      for _, k in ipairs(fields) do
-        local ok, why = deep_equal(r[k], back[k], k)
-        assert.is_true(ok, why)
-      end
-      assert.are.equal(0.1 + 0.2, back.runs[1].loss[1])
-      assert.are.equal(math.huge, back.runs[3].loss[2])
-      assert.is_true(back.runs[3].loss[3] ~= back.runs[3].loss[3])
-      assert.is_true(back.runs[3].test_loss ~= back.runs[3].test_loss)
-      assert.are.equal(1 / 3, back.runs[4].test_accuracy)
-      assert.are.equal("integer", math.type(back.config.batch))
-      assert.are.equal(tostring(r), tostring(back))
-      -- a path without the extension loads too
-      assert.is_true(deep_equal(r.mean, assert(Result.load(dir .. "/rt")).mean))
-    end)
+      it("raises on a path that is not a string", function()
+        assert.has_error(function() Result.load() end, "Result.load: argument #1 (path) must be a string, got nil")
+        assert.has_error(function() Result.load({}) end, "Result.load: argument #1 (path) must be a string, got table")
+      end)
 
-    it("writes standard JSON with the format tag", function()
-      assert.is_true(sample():save(dir .. "/std"))
-      local doc = cjson.decode(read(dir .. "/std.json"))
-      assert.are.equal("lunet-result", doc.format)
-      assert.are.equal(1, doc.version)
-      assert.are.equal("sgd lr=0.1", doc.name)
-      assert.are.equal(4, #doc.runs)
-      assert.are.equal("NaN", doc.runs[3].loss[3])
-      assert.are.equal(1, doc.left_out)
-      assert.are.same({ 3, 3, 3, 2 }, doc.n)
-      assert.is_true(doc.runs[3].diverged)
-    end)
+      it("fails cleanly on a missing file", function()
+        load_fails("nope.json", nil, "cannot open")
+      end)
 
-    it("creates nested parent directories and leaves no temporary files", function()
-      local r = sample()
-      assert.is_true(r:save(dir .. "/a/b/c/exp"))
-      assert.are.equal("directory", lfs.attributes(dir .. "/a/b/c", "mode"))
-      assert.are.same({ "exp.csv", "exp.json" }, list_dir(dir .. "/a/b/c"))
-      -- saving again replaces the files, still without leftovers
-      assert.is_true(r:save(dir .. "/a/b/c/exp"))
-      assert.is_true(r:save(dir .. "/a/b/c/other"))
-      assert.are.same({ "exp.csv", "exp.json", "other.csv", "other.json" }, list_dir(dir .. "/a/b/c"))
-      assert.are.same({ "a" }, list_dir(dir))
-    end)
+      it("fails cleanly on corrupt JSON", function()
+        load_fails("bad.json", '{"format": "lunet-result", "runs": [', "corrupt JSON")
+      end)
 
-    it("returns nil and a message on I/O errors instead of raising", function()
-      util.write(dir .. "/plain", "x")
-      local ok, err = sample():save(dir .. "/plain/sub/exp")
-      assert.is_nil(ok)
-      assert.is_string(err)
-      assert.matches("plain", err)
-      ok, err = sample():save(dir .. "/plain/exp")
-      assert.is_nil(ok)
-      assert.is_string(err)
-      assert.are.same({ "plain" }, list_dir(dir))
-    end)
+      it("fails cleanly on a wrong format tag or version", function()
+        load_fails("other.json", '{"format": "something-else", "version": 1}', "not a lunet result")
+        load_fails("list.json", "[1, 2, 3]", "not a lunet result")
+        load_fails("v2.json", '{"format": "lunet-result", "version": 2}', "version 2")
+      end)
 
-    it("reports values that cannot be encoded", function()
-      local r = Result.new({ config = { callback = print }, runs = { { loss = { 1 } } } })
-      local ok, err = r:save(dir .. "/bad")
-      assert.is_nil(ok)
-      assert.matches("cannot encode", err)
-      assert.are.same({}, list_dir(dir))
-    end)
-  end)
-
-  describe("load", function()
-    local dir
-    before_each(function() dir = temp_dir() end)
-    after_each(function() rm_rf(dir) end)
-
-    -- Loading the file `name` holding `text` must fail with no result and an error matching `pattern`.
-    local function load_fails(name, text, pattern)
-      local path = dir .. "/" .. name
-      if text then util.write(path, text) end
-      local r, err = Result.load(path)
-      assert.is_nil(r)
-      assert.matches(pattern, err)
-    end
-
-    it("raises on a path that is not a string", function()
-      assert.has_error(function() Result.load() end, "Result.load: argument #1 (path) must be a string, got nil")
-      assert.has_error(function() Result.load({}) end, "Result.load: argument #1 (path) must be a string, got table")
-    end)
-
-    it("fails cleanly on a missing file", function()
-      load_fails("nope.json", nil, "cannot open")
-    end)
-
-    it("fails cleanly on corrupt JSON", function()
-      load_fails("bad.json", '{"format": "lunet-result", "runs": [', "corrupt JSON")
-    end)
-
-    it("fails cleanly on a wrong format tag or version", function()
-      load_fails("other.json", '{"format": "something-else", "version": 1}', "not a lunet result")
-      load_fails("list.json", "[1, 2, 3]", "not a lunet result")
-      load_fails("v2.json", '{"format": "lunet-result", "version": 2}', "version 2")
-    end)
-
-    it("fails cleanly on malformed runs", function()
-      load_fails("runs.json", '{"format": "lunet-result", "version": 1, "runs": [3]}', "runs%[1%]")
+      it("fails cleanly on malformed runs", function()
+        load_fails("runs.json", '{"format": "lunet-result", "version": 1, "runs": [3]}', "runs%[1%]")
+      end)
     end)
   end)
 end)

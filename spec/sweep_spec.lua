@@ -341,6 +341,38 @@ describe("bin/lunet sweep on one machine", function()
     assert.matches("LUNET_ISA is avx9000 but this machine computes with " .. require("lunet.core").isa(), r.err)
   end)
 
+  it("a task decodes only the kept items of a gzipped IDX file: the plan's data checksums vouch for them",
+    function()
+    local data = dir .. "/data"
+    lfs.mkdir(data)
+    local images_gz = util.write_idx_gz(data, 200, 5)
+    util.write(dir .. "/idx_sweep.lua", ([[
+local lunet = require("lunet")
+local data = assert(lunet.idx { images = %q, labels = %q, n = 8 })
+local res = lunet.experiment { name = "idx", model = lunet.models.mnist_cnn, data = data, batch = 4, iterations = 1,
+  runs = 1, seed = 2, threads = 1, quiet = true, optimizer = { "sgd", lr = 0.01 } }
+print(res)
+]]):format(images_gz, data .. "/train-labels-idx1-ubyte.gz"))
+    lunet_ok("sweep plan idx_sweep.lua")
+    -- damage near the end of the images' stream: a whole read (bin/lunet run, the plan)
+    -- refuses the file; the task never decodes that far, and computes the planned run
+    local good = util.read(images_gz)
+    util.flip_byte(images_gz, #good - 2000)
+    local r = lunet_fails("run idx_sweep.lua")
+    assert.matches("corrupt gzip data", r.err, 1, true)
+    r = lunet_ok("sweep task --index 0 idx_sweep.lua")
+    assert.matches("sweep task 0: idx runs 1%-1: 1 computed", r.err)
+    -- a kept image changed (a valid file): its checksum, hence the configuration's key,
+    -- differs from the plan's, and the task refuses to compute
+    util.write_idx_gz(data, 200, 5, function(i, b) return i == 3000 and (b + 1) % 256 or b end)
+    r = lunet_fails("sweep task --index 0 idx_sweep.lua")
+    assert.matches("plans differently from the plan in out/sweep/idx_sweep.plan.json", r.err, 1, true)
+    -- the original file again: the task's run is stored, the merge answers from the store
+    util.write(images_gz, good)
+    r = lunet_ok("sweep merge idx_sweep.lua")
+    assert.matches("all 1 runs taken from the cache", r.out, 1, true)
+  end)
+
   it("refuses to merge runs of mixed instruction sets unless asked", function()
     local isa = require("lunet.core").isa()
     if isa == "generic" then return pending("this machine computes with the generic kernels only") end

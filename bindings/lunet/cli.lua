@@ -22,7 +22,8 @@
 -- numbers (a comma-separated list; min, max, positive apply to each). Without `rest`,
 -- an argument that is not an option is an error. cli.check(args, spec) is the same
 -- but returns nil, message instead of ending the script (for scripts that report
--- errors their own way, and for tests).
+-- errors their own way, and for tests). cli.fail(program, message) ends a script on
+-- an error of its own in the same form.
 -- @module lunet.cli
 local M = {}
 
@@ -151,10 +152,17 @@ function M.parse(args, spec)
     os.exit(0)
   end
   if not opts then
-    io.stderr:write(spec.program or "lunet", ": ", given_or_err, "\n", spec.usage and (spec.usage .. "\n") or "")
-    os.exit(spec.status or 1)
+    M.fail(spec.program, given_or_err .. (spec.usage and ("\n" .. spec.usage) or ""), spec.status)
   end
   return opts, given_or_err
+end
+
+--- cli.fail(program, message, status) ends the script: "program: message" on stderr
+-- (program "lunet" when nil), exit status `status` (1). For a script's own errors after
+-- its options are read, in the same form as a bad option's.
+function M.fail(program, message, status)
+  io.stderr:write(program or "lunet", ": ", tostring(message), "\n")
+  os.exit(status or 1)
 end
 
 return M

@@ -298,8 +298,9 @@ local function run_chunk(file, args)
 end
 
 -- One planning pass over the script: entries, and the Stop that ended it early (or nil).
--- The script's own printing goes to stderr, so that stdout is the plan.
-local function plan_pass(script, args, keep)
+-- The script's own printing goes to stderr, so that stdout is the plan. data_check: see
+-- lunet.plan.data_check ("kept" only where the pass is checked against a plan file).
+local function plan_pass(script, args, keep, data_check)
   local planning = require("lunet.plan")
   local saved_print = print
   print = function(...) -- luacheck: ignore 121
@@ -307,7 +308,7 @@ local function plan_pass(script, args, keep)
     for i = 1, t.n do t[i] = tostring(t[i]) end
     io.stderr:write(table.concat(t, "\t", 1, t.n), "\n")
   end
-  planning.begin { script = script, keep = keep, mode = "plan" }
+  planning.begin { script = script, keep = keep, mode = "plan", data_check = data_check }
   local ok, err = run_chunk(script, args)
   print = saved_print -- luacheck: ignore 121
   local entries = planning.finish()
@@ -341,7 +342,7 @@ local function make_plan(opts, script, args)
 end
 
 -- Plans the script again and checks it against the plan file (task and merge).
-local function checked_plan(cmd, opts, script, args, keep)
+local function checked_plan(cmd, opts, script, args, keep, data_check)
   local planning = require("lunet.plan")
   local path = planning.path(opts.out, script)
   local doc, err = planning.read(path)
@@ -349,7 +350,7 @@ local function checked_plan(cmd, opts, script, args, keep)
     fail(("sweep %s: %s (`bin/lunet sweep plan --out %s %s` writes it; sweep slurm and sweep parallel do too)")
       :format(cmd, err, opts.out, script))
   end
-  local entries, stopped = plan_pass(script, args, keep and keep(doc))
+  local entries, stopped = plan_pass(script, args, keep and keep(doc), data_check)
   -- the plan may go further now that earlier stages are stored; its beginning must not change
   local n = #(doc.experiments or {})
   local fp = planning.fingerprint(entries, doc.runs_per_task, n)
@@ -425,7 +426,7 @@ local function cmd_task(opts, script, args, lunet)
   local doc, entries = checked_plan("task", opts, script, args, function(d)
     target = d.tasks[index + 1]
     return function(e) return target and e.index == target.experiment end
-  end)
+  end, "kept") -- the plan's fingerprint holds the checksums of the data read whole
   if not target then
     fail(("sweep task: task %d does not exist: the plan in %s has %d tasks (0-%d)"):format(index,
       planning.path(opts.out, script), #doc.tasks, #doc.tasks - 1))

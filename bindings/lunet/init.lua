@@ -382,6 +382,13 @@ local function record(ds, mean, std, info)
   return ds
 end
 
+-- How the IDX loaders check a gzipped file of which they keep the first n items: whole,
+-- except in a `sweep task` (lunet.plan.data_check says why that is safe there).
+local function idx_check()
+  local planning = package.loaded["lunet.plan"]
+  return planning and planning.mode and planning.data_check or "whole"
+end
+
 --- idx{images = path, labels = path, n = all, mean =, std =, normalize = "auto"|false,
 ---     name = "idx"} -> dataset | nil, message
 -- Any pair of IDX files (uint8 or float32 images, uint8 labels; gzip or raw). Bytes are
@@ -395,7 +402,7 @@ function lunet.idx(opts)
     error(f .. ": options 'images' and 'labels' (paths of the two IDX files) are required", 2)
   end
   local norm = norm_options(f, opts)
-  local ds, mean, std = core.dataset_idx(opts.images, opts.labels, opts.n or 0, norm)
+  local ds, mean, std = core.dataset_idx(opts.images, opts.labels, opts.n or 0, norm, idx_check())
   if not ds then return loader_failed(f, mean) end
   return record(ds, mean, std, { name = opts.name or "idx", source = opts.images, first = opts.n })
 end
@@ -438,7 +445,7 @@ local function idx_preset(p)
       return loader_failed(f, ("cannot open %s/%s.gz (the %s %s files are not in %s); %s")
         :format(dir, images and names[2] or names[1], p.title, split, dir, p.hint))
     end
-    local ds, mean, std = core.dataset_idx(images, labels, opts.n or 0, norm)
+    local ds, mean, std = core.dataset_idx(images, labels, opts.n or 0, norm, idx_check())
     if not ds then return loader_failed(f, tostring(mean) .. "; " .. p.hint) end
     return record(ds, mean, std, { name = p.name, split = split, source = dir, first = opts.n })
   end

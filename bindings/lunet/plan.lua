@@ -24,6 +24,13 @@ local M = {}
 -- merge` runs it. lunet.experiment hands its call to M.experiment when this is set.
 M.mode = nil
 
+--- How IDX loaders check a gzipped file they keep a prefix of (core.dataset_idx):
+-- "whole" (decode it all, check its CRC), or "kept" while `sweep task` plans the script
+-- again: decoding stops after the kept items, and what the task uses is verified
+-- otherwise, since every experiment's key holds its data's checksum and the task
+-- refuses a plan whose fingerprint (made of those keys, read whole) differs.
+M.data_check = "whole"
+
 local FORMAT = "lunet-sweep-plan"
 M.FORMAT = FORMAT
 
@@ -35,16 +42,25 @@ M.Stop = Stop
 
 local state = { entries = {}, script = nil, keep = nil }
 
---- M.begin{script = path, mode = "plan" | "merge", keep = function(entry) -> keep its options}:
--- turns plan (or merge) mode on with an empty plan.
+--- M.begin{script = path, mode = "plan" | "merge", keep = function(entry) -> keep its options,
+-- data_check = "whole" | "kept"}: turns plan (or merge) mode on with an empty plan.
 function M.begin(opts)
   M.mode = opts and opts.mode or "plan"
+  M.data_check = opts and opts.data_check or "whole"
   state = { entries = {}, script = opts and opts.script, keep = opts and opts.keep }
 end
 
 --- M.finish() -> entries: turns plan mode off and hands back what was planned.
 function M.finish()
   M.mode = nil
+  M.data_check = "whole"
+
+--- How IDX loaders check a gzipped file they keep a prefix of (core.dataset_idx):
+-- "whole" (decode it all, check its CRC), or "kept" while `sweep task` plans the script
+-- again: decoding stops after the kept items, and what the task uses is verified
+-- otherwise, since every experiment's key holds its data's checksum and the task
+-- refuses a plan whose fingerprint (made of those keys, read whole) differs.
+M.data_check = "whole"
   local entries = state.entries
   state = { entries = {} }
   return entries

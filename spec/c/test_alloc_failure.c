@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "fixture.h"
 #include "tap.h"
 
 static tap T; /* this program's checks */
@@ -54,15 +55,9 @@ static void make_specs(void)
 
 static ln_net *new_net(void)
 {
-    ln_net *net = NULL;
-    ln_error err;
     ln_rng rng;
     ln_rng_seed(&rng, 1, LN_STREAM_INIT);
-    if (ln_net_create(&net, layers, layer_count, input, &rng, &err)) {
-        fprintf(stderr, "fixture net: %s\n", err.msg);
-        exit(2);
-    }
-    return net;
+    return fixture_net(layers, layer_count, input, &rng);
 }
 
 static ln_dataset *new_data(int64_t count)
@@ -73,12 +68,7 @@ static ln_dataset *new_data(int64_t count)
         labels[i] = (int32_t)(i % 3);
         for (int p = 0; p < 64; p++) images[i * 64 + p] = (float)((i * 7 + p * 3) % 11) / 11.0f - 0.5f;
     }
-    ln_dataset *ds = NULL;
-    ln_error err;
-    if (ln_dataset_from_arrays(images, labels, count, 1, 8, 8, &ds, &err)) {
-        fprintf(stderr, "fixture data: %s\n", err.msg);
-        exit(2);
-    }
+    ln_dataset *ds = fixture_dataset(images, labels, count, 1, 8, 8);
     free(images);
     free(labels);
     return ds;
@@ -301,6 +291,16 @@ static ln_status run_load_bytes(ctx *c, ln_error *err)
     return st;
 }
 
+/* What a dataset step returned: its status, or a failure when the dataset it made
+ * does not hold `want` samples; the dataset is freed either way. */
+static ln_status made_dataset(ln_status st, ln_dataset *ds, int64_t want, const char *what, ln_error *err)
+{
+    if (!st && ds->count != want)
+        st = ln_fail(err, LN_EINVAL, "%s: %lld samples, want %lld", what, (long long)ds->count, (long long)want);
+    ln_dataset_free(ds);
+    return st;
+}
+
 static ln_status run_dataset_from(ctx *c, ln_error *err)
 {
     (void)c;
@@ -308,8 +308,7 @@ static ln_status run_dataset_from(ctx *c, ln_error *err)
     int32_t labels[2] = {0, 1};
     ln_dataset *ds = NULL;
     ln_status st = ln_dataset_from_arrays(images, labels, 2, 1, 2, 2, &ds, err);
-    ln_dataset_free(ds);
-    return st;
+    return made_dataset(st, ds, 2, "from arrays", err);
 }
 
 static void setup_data(ctx *c) { c->data = new_data(30); }
@@ -325,8 +324,7 @@ static ln_status run_subset(ctx *c, ln_error *err)
     ln_rng_seed(&rng, 5, LN_STREAM_SUBSET);
     ln_dataset *sub = NULL;
     ln_status st = ln_dataset_subset(c->data, 10, 1, 1, &rng, &sub, err);
-    ln_dataset_free(sub);
-    return st;
+    return made_dataset(st, sub, 10, "subset", err);
 }
 
 static ln_status run_idx_gz(ctx *c, ln_error *err)
@@ -341,35 +339,24 @@ static ln_status run_dataset_load(ctx *c, ln_error *err)
 {
     ln_dataset *ds = NULL;
     ln_status st = ln_dataset_load_idx(c->gz, c->labels, 0, 0.1f, 0.3f, &ds, err);
-    ln_dataset_free(ds);
-    return st;
+    return made_dataset(st, ds, 3, "idx", err);
 }
 
 static ln_status run_dataset_csv(ctx *c, ln_error *err)
 {
     ln_dataset *ds = NULL;
-    ln_norm norm;
-    memset(&norm, 0, sizeof norm);
-    norm.mode = LN_NORM_AUTO;
+    ln_norm norm = {.mode = LN_NORM_AUTO};
     ln_status st = ln_dataset_load_csv(c->csv, 1, 1, 2, 2, 1, 0, &norm, &ds, err);
-    if (!st && ds->count != 3) st = ln_fail(err, LN_EINVAL, "csv: %lld rows", (long long)ds->count);
-    ln_dataset_free(ds);
-    return st;
+    return made_dataset(st, ds, 3, "csv", err);
 }
 
 static ln_status run_dataset_cifar(ctx *c, ln_error *err)
 {
     ln_dataset *ds = NULL;
-    ln_norm norm;
-    memset(&norm, 0, sizeof norm);
-    norm.mode = LN_NORM_GIVEN;
-    norm.count = 3;
-    for (int i = 0; i < 3; i++) norm.mean[i] = 0.5, norm.std[i] = 0.25;
+    ln_norm norm = {.mode = LN_NORM_GIVEN, .count = 3, .mean = {0.5, 0.5, 0.5}, .std = {0.25, 0.25, 0.25}};
     const char *paths[2] = {c->cifar, c->cifar};
     ln_status st = ln_dataset_load_cifar(paths, 2, 0, &norm, &ds, err);
-    if (!st && ds->count != 4) st = ln_fail(err, LN_EINVAL, "cifar: %lld records", (long long)ds->count);
-    ln_dataset_free(ds);
-    return st;
+    return made_dataset(st, ds, 4, "cifar", err);
 }
 
 /* ln_train continuing with a kept state, validating, stopping early, on a schedule and

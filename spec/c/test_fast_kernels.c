@@ -28,22 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fixture.h"
 #include "tap.h"
 
 /* ------------------------------------------------------------ reporting */
 
 static tap T; /* this program's checks */
-
-static float *falloc(int64_t n)
-{
-    /* a little slack after every buffer is NOT given: overruns show under ASan */
-    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test_fast_kernels: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static void fill(float *v, int64_t n, ln_rng *rng)
 {
@@ -80,10 +70,22 @@ static int same_bits(const void *a, const void *b, size_t bytes, char *detail, s
 
 /* --------------------------------------------------------------- layers */
 
+/* A layer with random parameters, and a random input x and output gradient dy for
+ * one batch (drawn in that order). */
 typedef struct {
     ln_layer l;
     float *weight, *bias, *dweight, *dbias;
+    float *x, *dy;
 } owned_layer;
+
+/* n random values and n zeroed gradients; none (NULL) when n is 0. */
+static void make_param(int64_t n, float **value, float **grad, ln_rng *rng)
+{
+    if (!n) return;
+    *value = falloc(n);
+    *grad = falloc(n);
+    fill(*value, n, rng);
+}
 
 static void make_layer(owned_layer *o, ln_layer_spec spec, ln_shape in, int batch, ln_rng *rng)
 {
@@ -91,26 +93,19 @@ static void make_layer(owned_layer *o, ln_layer_spec spec, ln_shape in, int batc
     o->l.spec = spec;
     o->l.in = in;
     ln_error err;
-    if (ln_layer_setup(&o->l, 1, &err)) {
-        fprintf(stderr, "test_fast_kernels: %s\n", err.msg);
-        exit(2);
-    }
-    if (o->l.weight_n) {
-        o->weight = falloc(o->l.weight_n);
-        o->dweight = falloc(o->l.weight_n);
-        fill(o->weight, o->l.weight_n, rng);
-        o->l.weight = o->weight;
-        o->l.dweight = o->dweight;
-    }
-    if (o->l.bias_n) {
-        o->bias = falloc(o->l.bias_n);
-        o->dbias = falloc(o->l.bias_n);
-        fill(o->bias, o->l.bias_n, rng);
-        o->l.bias = o->bias;
-        o->l.dbias = o->dbias;
-    }
+    if (ln_layer_setup(&o->l, 1, &err)) fixture_fail("layer", err.msg);
+    make_param(o->l.weight_n, &o->weight, &o->dweight, rng);
+    make_param(o->l.bias_n, &o->bias, &o->dbias, rng);
+    o->l.weight = o->weight;
+    o->l.dweight = o->dweight;
+    o->l.bias = o->bias;
+    o->l.dbias = o->dbias;
     if (ln_layer_argmax_per_sample(&o->l))
         o->l.argmax = calloc((size_t)(o->l.out_n * batch), sizeof(int32_t));
+    o->x = falloc(o->l.in_n * batch);
+    o->dy = falloc(o->l.out_n * batch);
+    fill(o->x, o->l.in_n * batch, rng);
+    fill(o->dy, o->l.out_n * batch, rng);
 }
 
 static void free_layer(owned_layer *o)
@@ -120,6 +115,8 @@ static void free_layer(owned_layer *o)
     free(o->dweight);
     free(o->dbias);
     free(o->l.argmax);
+    free(o->x);
+    free(o->dy);
 }
 
 /* Forward and backward through one layer with reference = 0/1; outputs copied out. */
@@ -128,8 +125,7 @@ typedef struct {
     int32_t *argmax;
 } pass_out;
 
-static void run_pass(owned_layer *o, const float *x, const float *dy, int batch, int reference,
-                     int want_dx, pass_out *out)
+static void run_pass(owned_layer *o, int batch, int reference, int want_dx, pass_out *out)
 {
     ln_layer *l = &o->l;
     int64_t wsn = ln_layer_workspace(l);
@@ -137,11 +133,11 @@ static void run_pass(owned_layer *o, const float *x, const float *dy, int batch,
     ln_ctx ctx = {batch, 1, reference, NULL, ws, NULL};
     out->y = falloc(l->out_n * batch);
     out->dx = want_dx ? falloc(l->in_n * batch) : NULL;
-    ln_layer_forward(l, x, out->y, &ctx);
+    ln_layer_forward(l, o->x, out->y, &ctx);
     if (l->dweight) memset(l->dweight, 0, sizeof(float) * (size_t)l->weight_n);
     if (l->dbias) memset(l->dbias, 0, sizeof(float) * (size_t)l->bias_n);
     if (want_dx) memset(out->dx, 0x7f, sizeof(float) * (size_t)(l->in_n * batch)); /* must be overwritten */
-    ln_layer_backward(l, x, out->y, dy, out->dx, &ctx);
+    ln_layer_backward(l, o->x, out->y, o->dy, out->dx, &ctx);
     out->dw = l->dweight ? falloc(l->weight_n) : NULL;
     out->db = l->dbias ? falloc(l->bias_n) : NULL;
     if (out->dw) memcpy(out->dw, l->dweight, sizeof(float) * (size_t)l->weight_n);
@@ -166,11 +162,11 @@ static void free_pass(pass_out *p)
 /* Forward and backward through the layer with the fast and the reference kernels;
  * reports whether the outputs, the argmax (layers that keep one) and the input
  * gradients are the same bits. */
-static void report_same_bits(owned_layer *o, const float *x, const float *dy, int batch, const char *desc)
+static void report_same_bits(owned_layer *o, int batch, const char *desc)
 {
     pass_out fast, ref;
-    run_pass(o, x, dy, batch, 0, 1, &fast);
-    run_pass(o, x, dy, batch, 1, 1, &ref);
+    run_pass(o, batch, 0, 1, &fast);
+    run_pass(o, batch, 1, 1, &ref);
     const size_t in = (size_t)(o->l.in_n * batch), out = (size_t)(o->l.out_n * batch);
     char detail[300] = "";
     int ok = same_bits(fast.y, ref.y, sizeof(float) * out, detail, sizeof detail);
@@ -209,12 +205,9 @@ static void test_conv(const conv_case *cc, int batch, ln_rng *rng, const char *i
     spec.bias = cc->bias;
     int64_t dims[3] = {cc->c, cc->h, cc->w};
     make_layer(&o, spec, ln_shape_make(3, dims), batch, rng);
-    float *x = falloc(o.l.in_n * batch), *dy = falloc(o.l.out_n * batch);
-    fill(x, o.l.in_n * batch, rng);
-    fill(dy, o.l.out_n * batch, rng);
     pass_out fast, ref;
-    run_pass(&o, x, dy, batch, 0, 1, &fast);
-    run_pass(&o, x, dy, batch, 1, 1, &ref);
+    run_pass(&o, batch, 0, 1, &fast);
+    run_pass(&o, batch, 1, 1, &ref);
     char base[160], desc[220], detail[300] = "";
     snprintf(base, sizeof base, "%s conv2d %dx%dx%d -> %d k%d s%d p%d%s batch %d", isa, cc->c, cc->h,
              cc->w, cc->oc, cc->k, cc->s, cc->pad, cc->bias ? "" : " nobias", batch);
@@ -230,15 +223,13 @@ static void test_conv(const conv_case *cc, int batch, ln_rng *rng, const char *i
     tap_result(&T, close_all(fast.dx, ref.dx, o.l.in_n * batch, detail, sizeof detail), desc, detail);
     /* without dx (the first layer): the same parameter gradients, bit for bit */
     pass_out nodx;
-    run_pass(&o, x, dy, batch, 0, 0, &nodx);
+    run_pass(&o, batch, 0, 0, &nodx);
     snprintf(desc, sizeof desc, "%s: weight grad without dx", base);
     tap_result(&T, same_bits(nodx.dw, fast.dw, sizeof(float) * (size_t)o.l.weight_n, detail, sizeof detail),
                desc, detail);
     free_pass(&nodx);
     free_pass(&fast);
     free_pass(&ref);
-    free(x);
-    free(dy);
     free_layer(&o);
 }
 
@@ -251,12 +242,9 @@ static void test_linear(int in, int out, int bias, int batch, ln_rng *rng, const
     spec.bias = bias;
     int64_t d[1] = {in};
     make_layer(&o, spec, ln_shape_make(1, d), batch, rng);
-    float *x = falloc((int64_t)in * batch), *dy = falloc((int64_t)out * batch);
-    fill(x, (int64_t)in * batch, rng);
-    fill(dy, (int64_t)out * batch, rng);
     pass_out fast, ref;
-    run_pass(&o, x, dy, batch, 0, 1, &fast);
-    run_pass(&o, x, dy, batch, 1, 1, &ref);
+    run_pass(&o, batch, 0, 1, &fast);
+    run_pass(&o, batch, 1, 1, &ref);
     char desc[200], detail[300] = "";
     snprintf(desc, sizeof desc, "%s linear %d -> %d%s batch %d", isa, in, out, bias ? "" : " nobias",
              batch);
@@ -267,8 +255,6 @@ static void test_linear(int in, int out, int bias, int batch, ln_rng *rng, const
     tap_result(&T, ok, desc, detail);
     free_pass(&fast);
     free_pass(&ref);
-    free(x);
-    free(dy);
     free_layer(&o);
 }
 
@@ -280,9 +266,7 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
     int64_t d[3] = {c, h, w};
     make_layer(&o, ln_maxpool2d(2, 2), ln_shape_make(3, d), batch, rng);
     const int64_t n = o.l.in_n * batch;
-    float *x = falloc(n), *dy = falloc(o.l.out_n * batch);
-    fill(x, n, rng);
-    fill(dy, o.l.out_n * batch, rng);
+    float *x = o.x;
     if (specials) /* ties (coarse values), NaNs and infinities */
         for (int64_t i = 0; i < n; i++) {
             x[i] = floorf(x[i] * 2.0f);
@@ -294,9 +278,7 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
     char desc[200];
     snprintf(desc, sizeof desc, "%s maxpool2d 2x2 on %dx%dx%d batch %d%s (bit for bit)", isa, c, h, w,
              batch, specials ? " with ties, NaN, inf" : "");
-    report_same_bits(&o, x, dy, batch, desc);
-    free(x);
-    free(dy);
+    report_same_bits(&o, batch, desc);
     free_layer(&o);
 }
 
@@ -307,16 +289,12 @@ static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char
     int64_t d[3] = {c, h, w};
     make_layer(&o, ln_avgpool2d(2, 2), ln_shape_make(3, d), batch, rng);
     const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
-    float *x = falloc(n), *dy = falloc(m);
-    fill(x, n, rng);
-    fill(dy, m, rng);
+    float *x = o.x, *dy = o.dy;
     for (int64_t i = 0; i < n; i += 7) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? NAN : INFINITY;
     for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
     char desc[200];
     snprintf(desc, sizeof desc, "%s avgpool2d 2x2 on %dx%dx%d batch %d (bit for bit)", isa, c, h, w, batch);
-    report_same_bits(&o, x, dy, batch, desc);
-    free(x);
-    free(dy);
+    report_same_bits(&o, batch, desc);
     free_layer(&o);
 }
 
@@ -330,9 +308,7 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     const ln_layer_kind kind = h ? LN_BATCHNORM2D : LN_BATCHNORM1D;
     make_layer(&o, ln_batchnorm(kind, c), ln_shape_make(h ? 3 : 1, d), batch, rng);
     const int64_t n = o.l.in_n * batch;
-    float *x = falloc(n), *dy = falloc(n), *buf[2], *saved[2];
-    fill(x, n, rng);
-    fill(dy, n, rng);
+    float *x = o.x, *buf[2], *saved[2];
     for (int64_t i = 0; i < n; i++) x[i] = 3.0f + 2.0f * x[i]; /* a mean well away from 0 */
     float *out[2][5];
     for (int r = 0; r < 2; r++) {
@@ -351,7 +327,7 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
         memset(o.dweight, 0, sizeof(float) * (size_t)c);
         memset(o.dbias, 0, sizeof(float) * (size_t)c);
         ln_layer_forward(&o.l, x, out[r][0], &ctx);
-        ln_layer_backward(&o.l, x, out[r][0], dy, out[r][1], &ctx);
+        ln_layer_backward(&o.l, x, out[r][0], o.dy, out[r][1], &ctx);
         out[r][2] = falloc(c);
         out[r][3] = falloc(c);
         memcpy(out[r][2], o.dweight, sizeof(float) * (size_t)c);
@@ -372,8 +348,6 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
         free(buf[r]);
         free(saved[r]);
     }
-    free(x);
-    free(dy);
     free_layer(&o);
 }
 
@@ -458,9 +432,7 @@ static void test_rectifier(ln_layer_spec spec, int64_t per_sample, int batch, ln
     int64_t d[1] = {per_sample};
     make_layer(&o, spec, ln_shape_make(1, d), batch, rng);
     const int64_t n = per_sample * batch;
-    float *x = falloc(n), *dy = falloc(n);
-    fill(x, n, rng);
-    fill(dy, n, rng);
+    float *x = o.x;
     for (int64_t i = 0; i < n; i += 5) x[i] = i % 3 ? -0.0f : NAN;
     char name[64], desc[200];
     if (spec.kind == LN_LEAKY_RELU)
@@ -469,9 +441,7 @@ static void test_rectifier(ln_layer_spec spec, int64_t per_sample, int batch, ln
         snprintf(name, sizeof name, "%s", ln_layer_kind_name(spec.kind));
     snprintf(desc, sizeof desc, "%s %s over %lld floats (bit for bit, NaN and -0)", isa, name,
              (long long)n);
-    report_same_bits(&o, x, dy, batch, desc);
-    free(x);
-    free(dy);
+    report_same_bits(&o, batch, desc);
     free_layer(&o);
 }
 
@@ -496,16 +466,15 @@ static void test_squash(ln_layer_kind kind, int64_t per_sample, int batch, ln_rn
     int64_t d[1] = {per_sample};
     make_layer(&o, ln_simple_layer(kind), ln_shape_make(1, d), batch, rng);
     const int64_t n = per_sample * batch;
-    float *x = falloc(n), *dy = falloc(n);
-    fill(dy, n, rng);
+    float *x = o.x; /* drawn again below, with special values first */
     static const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f,
                                      0.625f, -0.625f, 0.6249999f, 9.0f, -9.0f, 87.5f, -87.5f, -100.0f};
     const int64_t ns = (int64_t)(sizeof specials / sizeof specials[0]);
     for (int64_t i = 0; i < n; i++)
         x[i] = i < ns ? specials[i] : (2.0f * ln_rng_uniform(rng) - 1.0f) * (i % 3 ? 4.0f : 20.0f);
     pass_out fast, ref;
-    run_pass(&o, x, dy, batch, 0, 1, &fast);
-    run_pass(&o, x, dy, batch, 1, 1, &ref);
+    run_pass(&o, batch, 0, 1, &fast);
+    run_pass(&o, batch, 1, 1, &ref);
     char desc[200], detail[300] = "";
     snprintf(desc, sizeof desc, "%s %s over %lld floats: forward within 4 ulp, backward bit for bit",
              isa, ln_layer_kind_name(kind), (long long)n);
@@ -525,14 +494,12 @@ static void test_squash(ln_layer_kind kind, int64_t per_sample, int batch, ln_rn
     memcpy(fast.y, ref.y, sizeof(float) * (size_t)n);
     ln_ctx ctx = {batch, 1, 0, NULL, NULL, NULL};
     fb.dx = falloc(n);
-    ln_layer_backward(&o.l, x, ref.y, dy, fb.dx, &ctx);
+    ln_layer_backward(&o.l, x, ref.y, o.dy, fb.dx, &ctx);
     if (ok) ok = same_bits(fb.dx, ref.dx, sizeof(float) * (size_t)n, detail, sizeof detail);
     tap_result(&T, ok, desc, detail);
     free(fb.dx);
     free_pass(&fast);
     free_pass(&ref);
-    free(x);
-    free(dy);
     free_layer(&o);
 }
 
@@ -616,9 +583,9 @@ static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char
 
 /* --------------------------------------------------------------- nets */
 
-static ln_net *study_net(uint64_t seed)
+/* The study's net (input 1x28x28): writes its 13 layers to s, returns the count. */
+static int study_layers(ln_layer_spec *s)
 {
-    ln_layer_spec s[13];
     int i = 0;
     s[i++] = ln_conv2d(1, 10, 5, 1, 0);
     s[i++] = ln_maxpool2d(2, 0);
@@ -633,30 +600,32 @@ static ln_net *study_net(uint64_t seed)
     s[i++] = ln_dropout(LN_DROPOUT, 0.5f);
     s[i++] = ln_linear(50, 10);
     s[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
-    ln_rng rng;
-    ln_rng_seed(&rng, seed, LN_STREAM_INIT);
-    ln_net *net = NULL;
-    ln_error err;
-    int64_t d[3] = {1, 28, 28};
-    if (ln_net_create(&net, s, i, ln_shape_make(3, d), &rng, &err)) {
-        fprintf(stderr, "test_fast_kernels: %s\n", err.msg);
-        exit(2);
-    }
-    return net;
+    return i;
 }
 
-static ln_dataset *random_data(int n, ln_rng *rng)
+static ln_net *make_net(const ln_layer_spec *s, int count, int c, int h, int w, uint64_t seed)
 {
-    float *img = falloc((int64_t)n * 784);
+    ln_rng rng;
+    ln_rng_seed(&rng, seed, LN_STREAM_INIT);
+    int64_t d[3] = {c, h, w};
+    return fixture_net(s, count, ln_shape_make(3, d), &rng);
+}
+
+static ln_net *study_net(uint64_t seed)
+{
+    ln_layer_spec s[13];
+    return make_net(s, study_layers(s), 1, 28, 28, seed);
+}
+
+/* n images of c x h x w values in [-0.5, 1.5) with labels 0..9, drawn in that order. */
+static ln_dataset *random_data(int n, int c, int h, int w, ln_rng *rng)
+{
+    const int64_t count = (int64_t)n * c * h * w;
+    float *img = falloc(count);
     int32_t *lab = calloc((size_t)n, sizeof(int32_t));
-    for (int64_t i = 0; i < (int64_t)n * 784; i++) img[i] = 2.0f * ln_rng_uniform(rng) - 0.5f;
+    for (int64_t i = 0; i < count; i++) img[i] = 2.0f * ln_rng_uniform(rng) - 0.5f;
     for (int i = 0; i < n; i++) lab[i] = (int32_t)ln_rng_below(rng, 10);
-    ln_dataset *ds = NULL;
-    ln_error err;
-    if (ln_dataset_from_arrays(img, lab, n, 1, 28, 28, &ds, &err)) {
-        fprintf(stderr, "test_fast_kernels: %s\n", err.msg);
-        exit(2);
-    }
+    ln_dataset *ds = fixture_dataset(img, lab, n, c, h, w);
     free(img);
     free(lab);
     return ds;
@@ -705,10 +674,7 @@ static void train_losses(ln_dataset *ds, int batch, double *loss, int epochs)
     cfg.iterations = epochs;
     ln_history h;
     ln_error err;
-    if (ln_train(net, ds, &cfg, &h, &err)) {
-        fprintf(stderr, "test_fast_kernels: %s\n", err.msg);
-        exit(2);
-    }
+    if (ln_train(net, ds, &cfg, &h, &err)) fixture_fail("training", err.msg);
     for (int e = 0; e < epochs; e++) loss[e] = h.loss[e];
     ln_history_release(&h);
     ln_net_free(net);
@@ -716,7 +682,7 @@ static void train_losses(ln_dataset *ds, int batch, double *loss, int epochs)
 
 static void test_determinism(const char *isa, ln_rng *rng)
 {
-    ln_dataset *ds = random_data(150, rng);
+    ln_dataset *ds = random_data(150, 1, 28, 28, rng);
     double l1[2], l2[2];
     char desc[200], detail[300] = "";
     train_losses(ds, 16, l1, 2);
@@ -774,23 +740,9 @@ static void test_determinism(const char *isa, ln_rng *rng)
 
 /* ------------------------------------------------- threads inside a run */
 
-static ln_net *make_net(const ln_layer_spec *s, int count, int c, int h, int w, uint64_t seed)
-{
-    ln_rng rng;
-    ln_rng_seed(&rng, seed, LN_STREAM_INIT);
-    ln_net *net = NULL;
-    ln_error err;
-    int64_t d[3] = {c, h, w};
-    if (ln_net_create(&net, s, count, ln_shape_make(3, d), &rng, &err)) {
-        fprintf(stderr, "test_fast_kernels: %s\n", err.msg);
-        exit(2);
-    }
-    return net;
-}
-
 typedef struct {
     const char *name;
-    ln_layer_spec specs[16];
+    const ln_layer_spec *specs;
     int count, c, h, w;
     ln_optim_spec optim;
 } thread_case;
@@ -801,14 +753,8 @@ typedef struct {
 static void test_threads(const thread_case *tc, ln_rng *rng, const char *isa)
 {
     const int n = 45, batch = 16; /* a partial last batch */
-    const int64_t per = (int64_t)tc->c * tc->h * tc->w;
-    float *img = falloc(n * per);
-    int32_t lab[45];
-    for (int64_t i = 0; i < n * per; i++) img[i] = 2.0f * ln_rng_uniform(rng) - 0.5f;
-    for (int i = 0; i < n; i++) lab[i] = (int32_t)ln_rng_below(rng, 10);
-    ln_dataset *ds = NULL;
+    ln_dataset *ds = random_data(n, tc->c, tc->h, tc->w, rng);
     ln_error err;
-    if (ln_dataset_from_arrays(img, lab, n, tc->c, tc->h, tc->w, &ds, &err)) exit(2);
     ln_train_config cfg;
     ln_train_config_defaults(&cfg);
     cfg.optim = tc->optim;
@@ -848,91 +794,46 @@ static void test_threads(const thread_case *tc, ln_rng *rng, const char *isa)
         free(params[t]);
     }
     ln_dataset_free(ds);
-    free(img);
 }
 
 static void thread_cases(ln_rng *rng, const char *isa)
 {
-    thread_case tc;
-    /* the study's net with momentum SGD */
-    memset(&tc, 0, sizeof tc);
-    tc.name = "study net";
-    int i = 0;
-    tc.specs[i++] = ln_conv2d(1, 10, 5, 1, 0);
-    tc.specs[i++] = ln_maxpool2d(2, 0);
-    tc.specs[i++] = ln_simple_layer(LN_RELU);
-    tc.specs[i++] = ln_conv2d(10, 20, 5, 1, 0);
-    tc.specs[i++] = ln_dropout(LN_DROPOUT2D, 0.5f);
-    tc.specs[i++] = ln_maxpool2d(2, 0);
-    tc.specs[i++] = ln_simple_layer(LN_RELU);
-    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
-    tc.specs[i++] = ln_linear(320, 50);
-    tc.specs[i++] = ln_simple_layer(LN_RELU);
-    tc.specs[i++] = ln_dropout(LN_DROPOUT, 0.5f);
-    tc.specs[i++] = ln_linear(50, 10);
-    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
-    tc.count = i;
-    tc.c = 1;
-    tc.h = tc.w = 28;
-    tc.optim = ln_sgd_spec(0.01, 0.5);
-    test_threads(&tc, rng, isa);
+    ln_layer_spec study[13];
+    const int study_count = study_layers(study);
     /* padding, batchnorm 2d and 1d, avgpool, tanh, sigmoid; Adam over > 65536
      * parameters (the optimizer step is split too) */
-    memset(&tc, 0, sizeof tc);
-    tc.name = "custom net (batchnorm, avgpool, tanh, sigmoid, adam)";
-    i = 0;
-    tc.specs[i++] = ln_conv2d(1, 16, 3, 1, 1);
-    tc.specs[i++] = ln_batchnorm(LN_BATCHNORM2D, 16);
-    tc.specs[i++] = ln_simple_layer(LN_RELU);
-    tc.specs[i++] = ln_avgpool2d(2, 0);
-    tc.specs[i++] = ln_conv2d(16, 32, 3, 1, 1);
-    tc.specs[i++] = ln_batchnorm(LN_BATCHNORM2D, 32);
-    tc.specs[i++] = ln_simple_layer(LN_TANH);
-    tc.specs[i++] = ln_avgpool2d(2, 0);
-    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
-    tc.specs[i++] = ln_linear(1568, 48);
-    tc.specs[i++] = ln_batchnorm(LN_BATCHNORM1D, 48);
-    tc.specs[i++] = ln_simple_layer(LN_SIGMOID);
-    tc.specs[i++] = ln_linear(48, 10);
-    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
-    tc.count = i;
-    tc.c = 1;
-    tc.h = tc.w = 28;
-    tc.optim = ln_adam_spec(LN_OPT_ADAM, 1e-3);
-    test_threads(&tc, rng, isa);
+    const ln_layer_spec custom[] = {
+        ln_conv2d(1, 16, 3, 1, 1),  ln_batchnorm(LN_BATCHNORM2D, 16), ln_simple_layer(LN_RELU),
+        ln_avgpool2d(2, 0),         ln_conv2d(16, 32, 3, 1, 1),       ln_batchnorm(LN_BATCHNORM2D, 32),
+        ln_simple_layer(LN_TANH),   ln_avgpool2d(2, 0),               ln_simple_layer(LN_FLATTEN),
+        ln_linear(1568, 48),        ln_batchnorm(LN_BATCHNORM1D, 48), ln_simple_layer(LN_SIGMOID),
+        ln_linear(48, 10),          ln_simple_layer(LN_LOG_SOFTMAX),
+    };
     /* strided and padded convolution (im2col), maxpool 3x3 stride 2, AdamW */
-    memset(&tc, 0, sizeof tc);
-    tc.name = "strided net (conv stride 2, maxpool 3x3, adamw)";
-    i = 0;
-    tc.specs[i++] = ln_conv2d(3, 12, 3, 2, 1);
-    tc.specs[i++] = ln_simple_layer(LN_RELU);
-    tc.specs[i++] = ln_maxpool2d(3, 2);
-    tc.specs[i++] = ln_conv2d(12, 24, 3, 1, 1);
-    tc.specs[i++] = ln_simple_layer(LN_TANH);
-    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
-    tc.specs[i++] = ln_linear(24 * 7 * 7, 10);
-    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
-    tc.count = i;
-    tc.c = 3;
-    tc.h = tc.w = 32;
-    tc.optim = ln_adam_spec(LN_OPT_ADAMW, 1e-3);
-    test_threads(&tc, rng, isa);
+    const ln_layer_spec strided[] = {
+        ln_conv2d(3, 12, 3, 2, 1),  ln_simple_layer(LN_RELU),  ln_maxpool2d(3, 2),
+        ln_conv2d(12, 24, 3, 1, 1), ln_simple_layer(LN_TANH),  ln_simple_layer(LN_FLATTEN),
+        ln_linear(24 * 7 * 7, 10),  ln_simple_layer(LN_LOG_SOFTMAX),
+    };
     /* momentum SGD over > 65536 parameters: the study's optimizer split over parameter
      * ranges (the first step's buffer copy, then the vectorised update), which the
      * study net (21840 parameters) keeps on one thread */
-    memset(&tc, 0, sizeof tc);
-    tc.name = "wide mlp (momentum sgd over 80110 parameters)";
-    i = 0;
-    tc.specs[i++] = ln_simple_layer(LN_FLATTEN);
-    tc.specs[i++] = ln_linear(256, 300);
-    tc.specs[i++] = ln_simple_layer(LN_RELU);
-    tc.specs[i++] = ln_linear(300, 10);
-    tc.specs[i++] = ln_simple_layer(LN_LOG_SOFTMAX);
-    tc.count = i;
-    tc.c = 1;
-    tc.h = tc.w = 16;
-    tc.optim = ln_sgd_spec(0.01, 0.9);
-    test_threads(&tc, rng, isa);
+    const ln_layer_spec wide[] = {
+        ln_simple_layer(LN_FLATTEN), ln_linear(256, 300), ln_simple_layer(LN_RELU),
+        ln_linear(300, 10),          ln_simple_layer(LN_LOG_SOFTMAX),
+    };
+#define COUNT(a) (int)(sizeof(a) / sizeof(a)[0])
+    const thread_case cases[] = {
+        {"study net", study, study_count, 1, 28, 28, ln_sgd_spec(0.01, 0.5)},
+        {"custom net (batchnorm, avgpool, tanh, sigmoid, adam)", custom, COUNT(custom), 1, 28, 28,
+         ln_adam_spec(LN_OPT_ADAM, 1e-3)},
+        {"strided net (conv stride 2, maxpool 3x3, adamw)", strided, COUNT(strided), 3, 32, 32,
+         ln_adam_spec(LN_OPT_ADAMW, 1e-3)},
+        {"wide mlp (momentum sgd over 80110 parameters)", wide, COUNT(wide), 1, 16, 16,
+         ln_sgd_spec(0.01, 0.9)},
+    };
+    for (int k = 0; k < COUNT(cases); k++) test_threads(&cases[k], rng, isa);
+#undef COUNT
 }
 
 /* ---------------------------------------------------------------- main */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "fixture.h"
 #include "tap.h"
 
 static tap T; /* this program's checks */
@@ -28,13 +29,7 @@ static ln_net *template_net(void)
         ln_dropout(LN_DROPOUT2D, 0.2f), ln_simple_layer(LN_FLATTEN), ln_linear(27, 4),
         ln_simple_layer(LN_LOG_SOFTMAX),
     };
-    ln_net *net = NULL;
-    ln_error err;
-    if (ln_net_create(&net, layers, 7, ln_shape_make(3, (int64_t[]){1, 8, 8}), NULL, &err)) {
-        fprintf(stderr, "net: %s\n", err.msg);
-        exit(2);
-    }
-    return net;
+    return fixture_net(layers, 7, ln_shape_make(3, (int64_t[]){1, 8, 8}), NULL);
 }
 
 static ln_dataset *dataset(int64_t n, int salt)
@@ -46,12 +41,7 @@ static ln_dataset *dataset(int64_t n, int salt)
         for (int p = 0; p < 64; p++)
             x[i * 64 + p] = (p / 16 == y[i] ? 1.0f : 0.0f) + (float)((i * 13 + p * 7 + salt) % 10) * 0.03f;
     }
-    ln_dataset *ds = NULL;
-    ln_error err;
-    if (ln_dataset_from_arrays(x, y, n, 1, 8, 8, &ds, &err)) {
-        fprintf(stderr, "data: %s\n", err.msg);
-        exit(2);
-    }
+    ln_dataset *ds = fixture_dataset(x, y, n, 1, 8, 8);
     free(x);
     free(y);
     return ds;

@@ -2,17 +2,12 @@
 -- The scalar checked is L = sum_i y_i * r_i for a fixed random r, so dL/dy = r and
 -- one backward pass gives every analytic gradient at once.
 local lunet = require("lunet")
+local lcg = require("lcg")
 
 local M = {}
 
--- A small deterministic generator (LCG) so specs do not depend on math.random's state.
-function M.rng(seed)
-  local s = seed or 12345
-  return function()
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  end
-end
+-- A deterministic generator (spec/support/lcg.lua), seed 12345 unless given.
+function M.rng(seed) return lcg(seed or 12345) end
 
 function M.random_tensor(shape, rand, scale)
   local n = 1

@@ -1,14 +1,13 @@
 -- A small learnable dataset that needs no files: class c lights up a bright
 -- 7x7 square at a position determined by c, plus noise.
 local lunet = require("lunet")
+-- lcg.lua beside this file: child processes dofile() this one without spec/support on
+-- their module path
+local lcg = dofile((debug.getinfo(1, "S").source:match("^@(.*)/") or ".") .. "/lcg.lua")
 
 return function(n, classes, seed)
   classes = classes or 4
-  local s = seed or 1
-  local function rand()
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  end
+  local rand = lcg(seed or 1)
   local data, labels = {}, {}
   for i = 1, n do
     local c = (i - 1) % classes

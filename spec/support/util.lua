@@ -113,6 +113,33 @@ function util.idx_header(type_code, dims)
   return h
 end
 
+-- Writes dir/train-images-idx3-ubyte.gz and dir/train-labels-idx1-ubyte.gz (gzip -n): n
+-- 28x28 images of pseudo-random bytes from `seed` (they barely compress, so the gzip
+-- stream runs through the file in step with the images) and labels i % 10. change(i,
+-- byte) -> byte, if given, alters pixel i (0-based over all images) before compressing.
+-- Returns the two paths.
+function util.write_idx_gz(dir, n, seed, change)
+  local x, bytes = seed, {}
+  for i = 0, n * 784 - 1 do
+    x = (x * 1103515245 + 12345) % 2147483648
+    local b = (x >> 16) % 256
+    bytes[#bytes + 1] = string.char(change and change(i, b) or b)
+  end
+  local labels = {}
+  for i = 0, n - 1 do labels[#labels + 1] = string.char(i % 10) end
+  local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
+  util.write(images_path, util.idx_header(8, { n, 28, 28 }) .. table.concat(bytes))
+  util.write(labels_path, util.idx_header(8, { n }) .. table.concat(labels))
+  assert(os.execute(("gzip -nf %s %s"):format(util.shell_quote(images_path), util.shell_quote(labels_path))))
+  return images_path .. ".gz", labels_path .. ".gz"
+end
+
+-- Flips the bits of the byte at `pos` (1-based) of a file.
+function util.flip_byte(path, pos)
+  local bytes = util.read(path)
+  util.write(path, bytes:sub(1, pos - 1) .. string.char(bytes:byte(pos) ~ 0xff) .. bytes:sub(pos + 1))
+end
+
 -- Asserts that `text` holds every string of `pieces`, each as plain text (not a pattern).
 function util.assert_contains(text, pieces)
   for _, piece in ipairs(pieces) do luassert.matches(piece, text, 1, true) end
