@@ -4,7 +4,8 @@
  *
  * Activation block (for a reserved batch B):
  *   act[0]      = B x input       (a copy of the forward's input, kept for backward)
- *   act[i + 1]  = B x output(i)   (layer i's output)
+ *   act[i + 1]  = B x output(i)   (layer i's output; a flatten's is its input's floats,
+ *                                  the same memory: the net neither copies nor stores it)
  * Gradient block: two ping-pong buffers of B x (largest per-sample size).
  */
 #include "layer.h"
@@ -308,7 +309,7 @@ ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err)
     act_n = b * ln_shape_numel(net->input);
     for (int i = 0; i < net->count; i++) {
         const ln_layer *l = &net->layers[i];
-        act_n += b * l->out_n;
+        if (l->spec.kind != LN_FLATTEN) act_n += b * l->out_n;
         mask_n += b * ln_layer_mask_per_sample(l);
         argmax_n += b * ln_layer_argmax_per_sample(l);
     }
@@ -331,8 +332,12 @@ ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err)
     int32_t *am = net->argmax_block;
     for (int i = 0; i < net->count; i++) {
         ln_layer *l = &net->layers[i];
-        net->act[i + 1] = a;
-        a += b * l->out_n;
+        if (l->spec.kind == LN_FLATTEN) { /* the same floats under another shape */
+            net->act[i + 1] = net->act[i];
+        } else {
+            net->act[i + 1] = a;
+            a += b * l->out_n;
+        }
         l->mask = ln_layer_mask_per_sample(l) ? m : NULL;
         m += b * ln_layer_mask_per_sample(l);
         l->argmax = ln_layer_argmax_per_sample(l) ? am : NULL;
@@ -517,6 +522,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
     for (int i = 0; i < net->count; i++) {
         ln_layer *l = &net->layers[i];
         l->relu_y = fuses_relu(net, i, &ctx) ? net->act[i + 2] : NULL;
+        if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
         if (l->relu_y) {
             /* layer i writes the ReLU's output itself; act[i + 1] is not written */
             layer_pass(net, l, net->act[i], net->act[i + 2], NULL, NULL, &ctx, 0);
@@ -550,6 +556,9 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
         /* a ReLU fused into the layer before it (in the forward pass, with the fast
          * kernels now too): that layer applies its mask to dy */
         if (i > 0 && net->layers[i - 1].relu_y && !ctx.reference) continue;
+        /* a flatten's gradient is its output's, the same floats; only the net's input
+         * gradient (dx) needs a copy */
+        if (net->layers[i].spec.kind == LN_FLATTEN && i > stop) continue;
         float *target = NULL;
         if (i > stop)
             target = (dy == net->grad_a) ? net->grad_b : net->grad_a;
