@@ -220,7 +220,7 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
         const float beta = beta_of(l, c);
         for (int n = 0; n < ctx->batch; n++)
             K->bn_affine(d.s, x + n * d.stride + c * d.s, y + n * d.stride + c * d.s, mean_f, alpha,
-                         beta, l->relu_y != NULL);
+                         beta, l->act_y ? (int)l->act_kind : 0);
     }
 }
 
@@ -235,12 +235,14 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
     for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
         backward_stats(l, ctx, &d, c, &mean, &invstd);
-        /* a fused ReLU (l->relu_y): its mask applies to dy, recomputed from x */
-        ln_bn_relu relu;
-        float relu_mean;
-        affine_of(l, &d, c, ctx->training, &relu_mean, &relu.alpha);
-        relu.beta = beta_of(l, c);
-        const ln_bn_relu *mask = l->relu_y ? &relu : NULL;
+        /* a fused activation (l->act_y): its derivative applies to dy; a ReLU's mask
+         * is recomputed from x, tanh and sigmoid read their output */
+        ln_bn_act act;
+        float act_mean;
+        affine_of(l, &d, c, ctx->training, &act_mean, &act.alpha);
+        act.beta = beta_of(l, c);
+        act.kind = (int)l->act_kind;
+        const ln_bn_act *fused = l->act_y ? &act : NULL;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         /* each sample's run summed alone, added in sample order; the kernel takes up
          * to GRAD_RUNS of them side by side */
@@ -248,7 +250,8 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
             const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
             double a[GRAD_RUNS], b[GRAD_RUNS];
             const int64_t at = n0 * d.stride + c * d.s;
-            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, mask, mean, invstd, a, b);
+            act.y = l->act_y ? l->act_y + at : NULL;
+            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, fused, mean, invstd, a, b);
             for (int r = 0; r < runs; r++) {
                 sum_dy += a[r];
                 sum_dy_xhat += b[r];
@@ -264,17 +267,18 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
         for (int n = 0; n < ctx->batch; n++)
             K->bn_dx(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
-                     mask, dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
+                     (act.y = l->act_y ? l->act_y + n * d.stride + c * d.s : NULL, fused),
+                     dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
                      ctx->training);
     }
 }
 
-/* The fast path applies a ReLU that follows (ln_layer.relu_y); runs shorter than
- * FAST_MIN_RUN take the reference, which does not. */
-int batchnorm_absorbs_relu(const ln_layer *l)
+/* The fast path applies a ReLU, tanh or sigmoid that follows (ln_layer.act_y); runs
+ * shorter than FAST_MIN_RUN take the reference, which does not. */
+int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
 {
     const int64_t c = l->in.ndim >= 1 && l->in.dim[0] > 0 ? l->in.dim[0] : l->in_n;
-    return c > 0 && l->in_n / c >= FAST_MIN_RUN;
+    return (act == LN_RELU || act == LN_TANH || act == LN_SIGMOID) && c > 0 && l->in_n / c >= FAST_MIN_RUN;
 }
 
 /* Thread t of T takes the channels [c0, c1): every statistic, running stat and

@@ -475,15 +475,18 @@ static void zero_grads(ln_net *net)
 }
 
 /* The first layer that draws random numbers in training, or -1. */
-/* Whether layer i takes in the ReLU that follows it in this forward pass: the fast
- * kernels only (the reference twins stay one layer each), and the layer kind's say. The
- * results are the same bits either way (the same operations on the same values); what
- * is saved is the ReLU's read and write of the whole batch, forward and backward. */
-static int fuses_relu(const ln_net *net, int i, const ln_ctx *ctx)
+/* Whether layer i takes in the activation that follows it in this forward pass: the
+ * fast kernels only (the reference twins stay one layer each), and the layer kind's
+ * say. The results are the same bits either way (the same operations on the same
+ * values); what is saved is the activation's read and write of the whole batch,
+ * forward and backward. */
+static int fuses_act(const ln_net *net, int i, const ln_ctx *ctx)
 {
-    if (ctx->reference || i + 1 >= net->count || net->layers[i + 1].spec.kind != LN_RELU) return 0;
+    if (ctx->reference || i + 1 >= net->count) return 0;
+    const ln_layer_kind act = net->layers[i + 1].spec.kind;
+    if (act != LN_RELU && act != LN_TANH && act != LN_SIGMOID) return 0;
     const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
-    return k->absorbs_relu && k->absorbs_relu(&net->layers[i]);
+    return k->absorbs_act && k->absorbs_act(&net->layers[i], act);
 }
 
 static int first_drawing(const ln_net *net)
@@ -521,12 +524,13 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
     for (int i = 0; i < net->count; i++) {
         ln_layer *l = &net->layers[i];
-        l->relu_y = fuses_relu(net, i, &ctx) ? net->act[i + 2] : NULL;
+        l->act_y = fuses_act(net, i, &ctx) ? net->act[i + 2] : NULL;
+        l->act_kind = l->act_y ? net->layers[i + 1].spec.kind : LN_RELU;
         if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
-        if (l->relu_y) {
-            /* layer i writes the ReLU's output itself; act[i + 1] is not written */
+        if (l->act_y) {
+            /* layer i writes the activation's output itself; act[i + 1] is not written */
             layer_pass(net, l, net->act[i], net->act[i + 2], NULL, NULL, &ctx, 0);
-            net->layers[++i].relu_y = NULL;
+            net->layers[++i].act_y = NULL;
         } else {
             layer_pass(net, l, net->act[i], net->act[i + 1], NULL, NULL, &ctx, 0);
         }
@@ -553,9 +557,9 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     const int stop = dx ? 0 : first_param_layer(net);
     const float *dy = dout;
     for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
-        /* a ReLU fused into the layer before it (in the forward pass, with the fast
-         * kernels now too): that layer applies its mask to dy */
-        if (i > 0 && net->layers[i - 1].relu_y && !ctx.reference) continue;
+        /* an activation fused into the layer before it (in the forward pass, with the
+         * fast kernels now too): that layer applies its derivative to dy */
+        if (i > 0 && net->layers[i - 1].act_y && !ctx.reference) continue;
         /* a flatten's gradient is its output's, the same floats; only the net's input
          * gradient (dx) needs a copy */
         if (net->layers[i].spec.kind == LN_FLATTEN && i > stop) continue;
@@ -565,7 +569,7 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
         else if (dx)
             target = dx;
         ln_layer *l = &net->layers[i];
-        if (l->relu_y && !ctx.reference)
+        if (l->act_y && !ctx.reference)
             layer_pass(net, l, net->act[i], net->act[i + 2], dy, target, &ctx, 1);
         else
             layer_pass(net, l, net->act[i], net->act[i + 1], dy, target, &ctx, 1);

@@ -18,7 +18,7 @@ static int is_2x2(const ln_layer *l)
 }
 
 /* The 2x2 kernels apply a ReLU that follows (max then ReLU, exactly as two layers). */
-int maxpool2d_absorbs_relu(const ln_layer *l) { return is_2x2(l); }
+int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return is_2x2(l) && act == LN_RELU; }
 
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
@@ -27,7 +27,7 @@ void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
         return;
     }
     ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
-                            (int)l->in.dim[2], x, y, l->argmax, l->relu_y != NULL);
+                            (int)l->in.dim[2], x, y, l->argmax, l->act_y != NULL);
 }
 
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
@@ -37,7 +37,7 @@ void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
         return;
     }
     ln_simd()->maxpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
-                            (int)l->in.dim[2], dy, l->argmax, l->relu_y, dx);
+                            (int)l->in.dim[2], dy, l->argmax, l->act_y, dx);
 }
 
 /* ---- reference twins: any window, scalar ---- */

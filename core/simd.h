@@ -30,10 +30,14 @@ typedef struct {
 void ln_adam_reference(int64_t n, float *p, const float *grad, float *m, float *v,
                        const ln_adam_consts *k);
 
-/* The affine map of a batchnorm channel whose ReLU is fused (see bn_grad_sums). */
+/* The activation fused into a batchnorm (see bn_grad_sums): its kind (LN_RELU, LN_TANH,
+ * LN_SIGMOID), the channel's affine map (the ReLU's mask is recomputed from it) and
+ * the activation's output where x is (tanh and sigmoid read it). */
 typedef struct {
+    int kind;
     float alpha, beta;
-} ln_bn_relu;
+    const float *y;
+} ln_bn_act;
 
 /* One ISA's kernels. All pointers are to float32; see simd_impl.h for each contract. */
 typedef struct {
@@ -83,17 +87,19 @@ typedef struct {
      * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
     double (*bn_sum)(int64_t n, const float *x);
     double (*bn_sqdev)(int64_t n, const float *x, float mean);
-    /* A ReLU that follows the layer may be fused (net.c): relu != 0 applies it to y in
-     * bn_affine; in backward, relu (NULL: none) holds the forward's alpha and beta, and
-     * dy is replaced by dy where (x - mean) * alpha + beta > 0 (the ReLU's output > 0,
-     * recomputed instead of read), else 0. bn_grad_sums: `runs` runs of n, run r at
-     * x + r stride (dy likewise), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as
-     * if alone: bit for bit). */
-    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int relu);
+    /* An activation that follows the layer may be fused (net.c): act (LN_RELU, LN_TANH,
+     * LN_SIGMOID; 0: none) is applied to y in bn_affine (relu_fwd's and squash_fwd's
+     * operations); in backward, act (NULL: none) replaces dy by the activation's
+     * backward: dy where (x - mean) * alpha + beta > 0 for a ReLU (its output > 0,
+     * recomputed instead of read), squash_bwd's formula from act->y (at the places of x)
+     * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (dy, act->y
+     * likewise), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if alone: bit for
+     * bit). */
+    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int act);
     void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                         const ln_bn_relu *relu, float mean, float invstd, double *sum_dy,
+                         const ln_bn_act *act, float mean, float invstd, double *sum_dy,
                          double *sum_dy_xhat);
-    void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_relu *relu, float *dx, float mean,
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx, float mean,
                   float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the

@@ -704,11 +704,11 @@ static double SFX(bn_sqdev)(int64_t n, const float *x, float mean)
 }
 
 static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta,
-                           int relu)
+                           int act)
 {
     const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta), zero = V_ZERO();
     int64_t i = 0;
-    if (relu) { /* the fused ReLU: relu_fwd's rule on each value */
+    if (act == LN_RELU) { /* the fused ReLU: relu_fwd's rule on each value */
         for (; i + VL <= n; i += VL) {
             const vf v = V_ADD(V_MUL(V_LOADU(x + i) - m, a), b);
             V_STOREU(y + i, (vf)((vi)v & ((v > zero) | (v != v))));
@@ -719,31 +719,52 @@ static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, floa
         }
         return;
     }
+    if (act == LN_TANH || act == LN_SIGMOID) { /* squash_fwd on each value, the tail masked */
+        for (; i < n; i += VL) {
+            const int k = n - i < VL ? (int)(n - i) : VL;
+            const vf v = V_ADD(V_MUL((k == VL ? V_LOADU(x + i) : V_LOADU_N(x + i, k)) - m, a), b);
+            const vf r = act == LN_TANH ? SFX(tanh_v)(v) : SFX(sigmoid_v)(v);
+            if (k == VL)
+                V_STOREU(y + i, r);
+            else
+                V_STOREU_N(y + i, r, k);
+        }
+        return;
+    }
     for (; i + VL <= n; i += VL) V_STOREU(y + i, V_ADD(V_MUL(V_LOADU(x + i) - m, a), b));
     for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
 }
 
-/* A fused ReLU's backward without its output: the mask y > 0 is the forward's value
- * (x - mean) * alpha + beta > 0, recomputed from xm = x - mean with the forward's
- * operations (bit for bit the same value, so the same mask; NaN: false, as y > 0). */
-ALWAYS_INLINE vf SFX(relu_masked)(vf g, vf xm, const ln_bn_relu *relu)
+/* dy through a fused activation's backward (act NULL: dy). A ReLU's mask y > 0 is the
+ * forward's value (x - mean) * alpha + beta > 0, recomputed from xm = x - mean with the
+ * forward's operations (bit for bit the same value, so the same mask; NaN: false, as
+ * y > 0); tanh and sigmoid take squash_bwd's formulas from their output at act->y + at. */
+ALWAYS_INLINE vf SFX(act_grad)(vf g, vf xm, const ln_bn_act *act, int64_t at)
 {
-    if (!relu) return g;
-    const vf v = V_ADD(V_MUL(xm, V_SET1(relu->alpha)), V_SET1(relu->beta));
-    return (vf)((vi)g & (v > V_ZERO()));
+    if (!act) return g;
+    if (act->kind == LN_RELU) {
+        const vf v = V_ADD(V_MUL(xm, V_SET1(act->alpha)), V_SET1(act->beta));
+        return (vf)((vi)g & (v > V_ZERO()));
+    }
+    const vf y = V_LOADU(act->y + at), one = V_SET1(1.0f);
+    return act->kind == LN_TANH ? g * (one - y * y) : (g * y) * (one - y);
 }
 
-static inline float SFX(relu_masked1)(float g, float xm, const ln_bn_relu *relu)
+static inline float SFX(act_grad1)(float g, float xm, const ln_bn_act *act, int64_t at)
 {
-    return relu && !(xm * relu->alpha + relu->beta > 0.0f) ? 0.0f : g;
+    if (!act) return g;
+    if (act->kind == LN_RELU) return !(xm * act->alpha + act->beta > 0.0f) ? 0.0f : g;
+    const float y = act->y[at];
+    return act->kind == LN_TANH ? g * (1.0f - y * y) : g * y * (1.0f - y);
 }
 
-/* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy likewise): each
- * run's sums in the order one run alone would take, the runs interleaved so that their
- * add and FMA chains overlap instead of waiting on each other's latency. */
+/* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy, act->y
+ * likewise): each run's sums in the order one run alone would take, the runs
+ * interleaved so that their add and FMA chains overlap instead of waiting on each
+ * other's latency. */
 ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, const float *x,
-                                          const float *dy, const ln_bn_relu *relu, float mean, float invstd,
-                                          double *sum_dy, double *sum_dy_xhat)
+                                          const float *dy, const ln_bn_act *act, int64_t at, float mean,
+                                          float invstd, double *sum_dy, double *sum_dy_xhat)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd);
     vf a[4], b[4];
@@ -752,7 +773,7 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
     for (; i + VL <= n; i += VL)
         for (int r = 0; r < R; r++) {
             const vf xm = V_LOADU(x + r * stride + i) - m;
-            const vf g = SFX(relu_masked)(V_LOADU(dy + r * stride + i), xm, relu);
+            const vf g = SFX(act_grad)(V_LOADU(dy + r * stride + i), xm, act, at + r * stride + i);
             a[r] = V_ADD(a[r], g);
             b[r] = V_FMA(g, V_MUL(xm, is), b[r]);
         }
@@ -760,7 +781,7 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
         const float *xr = x + r * stride, *dyr = dy + r * stride;
         double sa = SFX(hsum_d)(a[r]), sb = SFX(hsum_d)(b[r]);
         for (int64_t j = i; j < n; j++) {
-            const float g = SFX(relu_masked1)(dyr[j], xr[j] - mean, relu);
+            const float g = SFX(act_grad1)(dyr[j], xr[j] - mean, act, at + r * stride + j);
             sa += g;
             sb += (double)g * (double)((xr[j] - mean) * invstd);
         }
@@ -770,19 +791,19 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
 }
 
 static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                              const ln_bn_relu *relu, float mean, float invstd, double *sum_dy,
+                              const ln_bn_act *act, float mean, float invstd, double *sum_dy,
                               double *sum_dy_xhat)
 {
     int r = 0;
     for (; r + 4 <= runs; r += 4)
-        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, relu, mean, invstd, sum_dy + r,
-                               sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
+                               sum_dy + r, sum_dy_xhat + r);
     for (; r < runs; r++)
-        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, relu, mean, invstd, sum_dy + r,
-                               sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
+                               sum_dy + r, sum_dy_xhat + r);
 }
 
-static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_relu *relu, float *dx,
+static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx,
                        float mean, float invstd, float k, float mdy, float mdyx, int training)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
@@ -790,18 +811,18 @@ static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_r
     int64_t i = 0;
     if (!training) {
         for (; i + VL <= n; i += VL)
-            V_STOREU(dx + i, V_MUL(SFX(relu_masked)(V_LOADU(dy + i), V_LOADU(x + i) - m, relu), kv));
-        for (; i < n; i++) dx[i] = SFX(relu_masked1)(dy[i], x[i] - mean, relu) * k;
+            V_STOREU(dx + i, V_MUL(SFX(act_grad)(V_LOADU(dy + i), V_LOADU(x + i) - m, act, i), kv));
+        for (; i < n; i++) dx[i] = SFX(act_grad1)(dy[i], x[i] - mean, act, i) * k;
         return;
     }
     for (; i + VL <= n; i += VL) {
         const vf xm = V_LOADU(x + i) - m;
         const vf xhat = V_MUL(xm, is);
-        V_STOREU(dx + i, V_MUL(kv, (SFX(relu_masked)(V_LOADU(dy + i), xm, relu) - md) - V_MUL(xhat, mx)));
+        V_STOREU(dx + i, V_MUL(kv, (SFX(act_grad)(V_LOADU(dy + i), xm, act, i) - md) - V_MUL(xhat, mx)));
     }
     for (; i < n; i++) {
         const float xhat = (x[i] - mean) * invstd;
-        dx[i] = k * (SFX(relu_masked1)(dy[i], x[i] - mean, relu) - mdy - xhat * mdyx);
+        dx[i] = k * (SFX(act_grad1)(dy[i], x[i] - mean, act, i) - mdy - xhat * mdyx);
     }
 }
 

@@ -351,11 +351,12 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     free_layer(&o);
 }
 
-/* A ReLU fused into the layer before it (ln_layer.relu_y, net.c) against the two
- * layers one after the other, bit for bit: output, input gradient and (batchnorm)
- * parameter gradients and statistics, in training and eval; values around 0, NaN. */
-static void test_fused_relu(ln_layer_spec spec, int c, int h, int w, int batch, int training, ln_rng *rng,
-                            const char *isa)
+/* An activation (ReLU; tanh and sigmoid after batchnorm) fused into the layer before it
+ * (ln_layer.act_y, net.c) against the two layers one after the other, bit for bit:
+ * output, input gradient and (batchnorm) parameter gradients and statistics, in
+ * training and eval; values around 0, NaN. */
+static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
+                           ln_rng *rng, const char *isa)
 {
     owned_layer o;
     int64_t d[3] = {c, h, w};
@@ -382,14 +383,20 @@ static void test_fused_relu(ln_layer_spec spec, int c, int h, int w, int batch, 
         if (o.dweight) memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
         if (o.dbias) memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
         if (fused) {
-            o.l.relu_y = y[1];
+            o.l.act_y = y[1];
+            o.l.act_kind = act;
             ln_layer_forward(&o.l, x, y[1], &ctx);
             ln_layer_backward(&o.l, x, y[1], dy, dx[1], &ctx);
-            o.l.relu_y = NULL;
+            o.l.act_y = NULL;
         } else {
             ln_layer_forward(&o.l, x, pre, &ctx);
-            ln_simd()->relu_fwd(m, pre, y[0]);
-            ln_simd()->relu_bwd(m, y[0], dy, g);
+            if (act == LN_RELU) {
+                ln_simd()->relu_fwd(m, pre, y[0]);
+                ln_simd()->relu_bwd(m, y[0], dy, g);
+            } else {
+                ln_simd()->squash_fwd((int)act, m, pre, y[0]);
+                ln_simd()->squash_bwd((int)act, m, y[0], dy, g);
+            }
             ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
         }
         dw[fused] = falloc(2 * c);
@@ -404,8 +411,9 @@ static void test_fused_relu(ln_layer_spec spec, int c, int h, int w, int batch, 
         free(saved);
     }
     char desc[200], detail[300] = "";
-    snprintf(desc, sizeof desc, "%s %s + relu fused on %dx%dx%d batch %d, %s (bit for bit the two layers)", isa,
-             ln_layer_kind_name(o.l.spec.kind), c, h, w, batch, training ? "training" : "eval");
+    snprintf(desc, sizeof desc, "%s %s + %s fused on %dx%dx%d batch %d, %s (bit for bit the two layers)", isa,
+             ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), c, h, w, batch,
+             training ? "training" : "eval");
     int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
@@ -871,12 +879,14 @@ int main(void)
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
-        for (int training = 0; training < 2; training++) {
-            test_fused_relu(ln_batchnorm(LN_BATCHNORM2D, 4), 4, 6, 7, 3, training, &rng, name);
-            test_fused_relu(ln_batchnorm(LN_BATCHNORM2D, 3), 3, 4, 4, 5, training, &rng, name);
-        }
+        static const ln_layer_kind acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
+        for (int training = 0; training < 2; training++)
+            for (int a = 0; a < 3; a++) {
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 4, 4, 5, training, &rng, name);
+            }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
-            test_fused_relu(ln_maxpool2d(2, 2), pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
+            test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
