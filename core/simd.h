@@ -106,8 +106,9 @@ typedef struct {
      * reference's dy*(1-y*y) and dy*y*(1-y) */
     void (*squash_fwd)(int kind, int64_t n, const float *x, float *y);
     void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
-    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu and
-     * relu_y (NULL: none) a fused ReLU that follows, as for batchnorm above. */
+    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu != 0
+     * applies a ReLU that follows (net.c fuses it); relu_y (NULL: none) is that ReLU's
+     * output, and dy is taken where it is > 0, else 0. */
     void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
                          const float *relu_y, float *dx);
