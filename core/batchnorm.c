@@ -237,11 +237,9 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         backward_stats(l, ctx, &d, c, &mean, &invstd);
         /* a fused activation (l->act_y): its derivative applies to dy; a ReLU's mask
          * is recomputed from x, tanh and sigmoid read their output */
-        ln_bn_act act;
-        float act_mean;
+        ln_bn_act act = {(int)l->act_kind, 0.0f, beta_of(l, c), NULL};
+        float act_mean; /* the same as mean */
         affine_of(l, &d, c, ctx->training, &act_mean, &act.alpha);
-        act.beta = beta_of(l, c);
-        act.kind = (int)l->act_kind;
         const ln_bn_act *fused = l->act_y ? &act : NULL;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         /* each sample's run summed alone, added in sample order; the kernel takes up
@@ -265,11 +263,12 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
          * depend on every x of the channel */
         const float mean_dy = ctx->training && d.m > 0 ? (float)(sum_dy / (double)d.m) : 0.0f;
         const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
-        for (int n = 0; n < ctx->batch; n++)
-            K->bn_dx(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
-                     (act.y = l->act_y ? l->act_y + n * d.stride + c * d.s : NULL, fused),
-                     dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
+        for (int n = 0; n < ctx->batch; n++) {
+            const int64_t at = n * d.stride + c * d.s;
+            act.y = l->act_y ? l->act_y + at : NULL;
+            K->bn_dx(d.s, x + at, dy + at, fused, dx + at, mean, invstd, k, mean_dy, mean_dy_xhat,
                      ctx->training);
+        }
     }
 }
 
