@@ -1,16 +1,25 @@
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 /* train_bench.c - times lunet training from C, without Lua, for profiling
  * (perf record / valgrind --tool=callgrind ./train_bench ...).
  * Usage: train_bench [batch] [epochs] [n] [net] [threads] [optimizer]
  *   net: study (default), tanh (the study's layout with tanh before pooling), custom,
  *        cifar, fashion (see bench/README.md); optimizer: sgd (default) or adam.
  * MNIST_DIR set and a 1x28x28 net: real images; random ones otherwise. */
+#define _POSIX_C_SOURCE 200809L
 #include "../core/lunet.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* CPU seconds of this process: other load on a shared machine stretches wall time far
+ * more than it does this. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* The cifar and fashion nets: two blocks of conv (k x k, stride 1, padding pad) - ReLU -
  * 2x2 max pool, then flatten (flat values) - linear to hidden - ReLU - dropout (when
@@ -129,21 +138,18 @@ int main(int argc, char **argv)
     cfg.batch = batch;
     cfg.iterations = epochs;
     ln_history h;
-    struct timespec c0, c1; /* process CPU time: less sensitive to other load than wall time */
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
-    const ln_status st = ln_train(net, ds, &cfg, &h, &err);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-    if (st) {
+    const double cpu0 = cpu_seconds();
+    if (ln_train(net, ds, &cfg, &h, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
+    const double cpu = cpu_seconds() - cpu0;
     const double flops = ln_net_forward_flops(net) + ln_net_backward_flops(net);
-    printf("%s batch %d threads %d: %.0f samples/s, %.1f GFLOP/s, loss", name, batch, threads,
-           (double)h.samples / h.seconds, flops * (double)h.samples / h.seconds * 1e-9);
+    printf("%s batch %d threads %d: %.0f samples/s, %.1f GFLOP/s, %.0f samples per CPU-second, loss", name,
+           batch, threads, (double)h.samples / h.seconds, flops * (double)h.samples / h.seconds * 1e-9,
+           (double)h.samples / cpu);
     for (int64_t e = 0; e < h.iterations; e++) printf(" %.6f", h.loss[e]);
-    const double cpu = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
-    printf("; per CPU-second: %.0f samples, %.1f GFLOP\n", (double)h.samples / cpu,
-           flops * (double)h.samples / cpu * 1e-9);
+    printf("\n");
     ln_history_release(&h);
     ln_dataset_free(ds);
     ln_net_free(net);

@@ -185,15 +185,27 @@ static void backward_reference(ln_layer *l, const float *x, const float *dy, flo
 /* Runs shorter than this (batchnorm1d: 1 value per sample) go to the reference. */
 #define FAST_MIN_RUN 8
 
+/* The fast forward's y = (x - mean) * alpha + beta of channel c: the saved batch
+ * statistics in training (after store_stats), the running ones in eval. Backward
+ * recomputes a fused ReLU's mask from the same floats. */
+static void affine_of(const ln_layer *l, const bn_dims *d, int64_t c, int training, float *mean, float *alpha)
+{
+    if (training) {
+        *mean = l->saved[c];
+        *alpha = (float)((double)l->saved[d->c + c] * gamma_of(l, c));
+    } else {
+        const double invstd = 1.0 / sqrt((double)l->running_var[c] + (double)l->spec.eps);
+        *mean = l->running_mean[c];
+        *alpha = (float)(invstd * gamma_of(l, c));
+    }
+}
+
 static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t c0,
                          int64_t c1)
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const double eps = (double)l->spec.eps;
-    float *saved_mean = l->saved, *saved_invstd = l->saved + d.c;
     for (int64_t c = c0; c < c1; c++) {
-        float mean_f, alpha;
         if (ctx->training) {
             double sum = 0.0;
             for (int n = 0; n < ctx->batch; n++) sum += K->bn_sum(d.s, x + n * d.stride + c * d.s);
@@ -202,19 +214,18 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
             for (int n = 0; n < ctx->batch; n++)
                 sq += K->bn_sqdev(d.s, x + n * d.stride + c * d.s, (float)mean);
             store_stats(l, &d, c, mean, sq);
-            mean_f = saved_mean[c];
-            alpha = (float)((double)saved_invstd[c] * gamma_of(l, c));
-        } else {
-            const double invstd = 1.0 / sqrt((double)l->running_var[c] + eps);
-            mean_f = l->running_mean[c];
-            alpha = (float)(invstd * gamma_of(l, c));
         }
+        float mean_f, alpha;
+        affine_of(l, &d, c, ctx->training, &mean_f, &alpha);
         const float beta = beta_of(l, c);
         for (int n = 0; n < ctx->batch; n++)
             K->bn_affine(d.s, x + n * d.stride + c * d.s, y + n * d.stride + c * d.s, mean_f, alpha,
-                         beta);
+                         beta, l->act_y ? (int)l->act_kind : 0);
     }
 }
+
+/* Samples per call of the gradient sums' kernel. */
+#define GRAD_RUNS 8
 
 static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int64_t c0, int64_t c1)
@@ -224,13 +235,25 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
     for (int64_t c = c0; c < c1; c++) {
         float mean, invstd;
         backward_stats(l, ctx, &d, c, &mean, &invstd);
+        /* a fused activation (l->act_y): its derivative applies to dy; a ReLU's mask
+         * is recomputed from x, tanh and sigmoid read their output */
+        ln_bn_act act = {(int)l->act_kind, 0.0f, beta_of(l, c), NULL};
+        float act_mean; /* the same as mean */
+        affine_of(l, &d, c, ctx->training, &act_mean, &act.alpha);
+        const ln_bn_act *fused = l->act_y ? &act : NULL;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int n = 0; n < ctx->batch; n++) {
-            double a, b;
-            K->bn_grad_sums(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s, mean,
-                            invstd, &a, &b);
-            sum_dy += a;
-            sum_dy_xhat += b;
+        /* each sample's run summed alone, added in sample order; the kernel takes up
+         * to GRAD_RUNS of them side by side */
+        for (int n0 = 0; n0 < ctx->batch; n0 += GRAD_RUNS) {
+            const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
+            double a[GRAD_RUNS], b[GRAD_RUNS];
+            const int64_t at = n0 * d.stride + c * d.s;
+            act.y = l->act_y ? l->act_y + at : NULL;
+            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, fused, mean, invstd, a, b);
+            for (int r = 0; r < runs; r++) {
+                sum_dy += a[r];
+                sum_dy_xhat += b[r];
+            }
         }
         if (l->dweight) l->dweight[c] += (float)sum_dy_xhat;
         if (l->dbias) l->dbias[c] += (float)sum_dy;
@@ -240,11 +263,21 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
          * depend on every x of the channel */
         const float mean_dy = ctx->training && d.m > 0 ? (float)(sum_dy / (double)d.m) : 0.0f;
         const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
-        for (int n = 0; n < ctx->batch; n++)
-            K->bn_dx(d.s, x + n * d.stride + c * d.s, dy + n * d.stride + c * d.s,
-                     dx + n * d.stride + c * d.s, mean, invstd, k, mean_dy, mean_dy_xhat,
+        for (int n = 0; n < ctx->batch; n++) {
+            const int64_t at = n * d.stride + c * d.s;
+            act.y = l->act_y ? l->act_y + at : NULL;
+            K->bn_dx(d.s, x + at, dy + at, fused, dx + at, mean, invstd, k, mean_dy, mean_dy_xhat,
                      ctx->training);
+        }
     }
+}
+
+/* The fast path applies a ReLU, tanh or sigmoid that follows (ln_layer.act_y); runs
+ * shorter than FAST_MIN_RUN take the reference, which does not. */
+int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
+{
+    const int64_t c = l->in.ndim >= 1 && l->in.dim[0] > 0 ? l->in.dim[0] : l->in_n;
+    return (act == LN_RELU || act == LN_TANH || act == LN_SIGMOID) && c > 0 && l->in_n / c >= FAST_MIN_RUN;
 }
 
 /* Thread t of T takes the channels [c0, c1): every statistic, running stat and

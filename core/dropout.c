@@ -14,6 +14,7 @@
  * when dropped, as in PyTorch (which multiplies by the noise tensor).
  */
 #include "layer.h"
+#include "simd.h"
 
 #include <string.h>
 
@@ -30,12 +31,18 @@ static void mask_layout(const ln_layer *l, int64_t *per_sample, int64_t *span)
 }
 
 /* out = in * mask, each mask entry scaling its span of elements. Forward and backward
- * both multiply by the same keep-scales (the layer is linear in its input). */
-static void apply_mask(const ln_layer *l, int batch, const float *in, float *out)
+ * both multiply by the same keep-scales (the layer is linear in its input). The fast
+ * path (core/simd_impl.h) does the same products a vector at a time; these loops are
+ * its reference twin. */
+static void apply_mask(const ln_layer *l, const ln_ctx *ctx, const float *in, float *out)
 {
     int64_t per_sample, span;
     mask_layout(l, &per_sample, &span);
-    const int64_t entries = (int64_t)batch * per_sample;
+    const int64_t entries = (int64_t)ctx->batch * per_sample;
+    if (!ctx->reference) {
+        ln_simd()->scale_runs(entries, span, in, l->mask, out);
+        return;
+    }
     if (span == 1) {
         for (int64_t i = 0; i < entries; i++) out[i] = in[i] * l->mask[i];
         return;
@@ -74,7 +81,7 @@ void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
             l->mask[i] = ln_rng_uniform(ctx->rng) < p ? 0.0f : scale;
     }
 
-    apply_mask(l, ctx->batch, x, y);
+    apply_mask(l, ctx, x, y);
 }
 
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
@@ -86,5 +93,5 @@ void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ct
         if (dx != dy) memcpy(dx, dy, sizeof(float) * (size_t)total);
         return;
     }
-    apply_mask(l, ctx->batch, dy, dx);
+    apply_mask(l, ctx, dy, dx);
 }

@@ -543,6 +543,7 @@ static const ln_layer_param leaky_relu_params[] = {
         .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
         .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
         .backward_part = batchnorm_backward_part, .min_training_batch = min_batch,            \
+        .absorbs_act = batchnorm_absorbs_act,                                                 \
     }
 
 /* In enum order (designated, so a slip is a compile error, not a shifted table). The
@@ -563,7 +564,8 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                       .setup = setup_pool,
                       .fast = {maxpool2d_forward, maxpool2d_bwd},
                       .reference = {maxpool2d_forward_reference, maxpool2d_bwd_ref},
-                      .argmax_per_sample = maxpool_argmax},
+                      .argmax_per_sample = maxpool_argmax,
+                      .absorbs_act = maxpool2d_absorbs_act},
     [LN_AVGPOOL2D] = {.info = {"avgpool2d", 2, PARAMS(pool_params)},
                       .setup = setup_pool,
                       .fast = {avgpool2d_fwd, avgpool2d_bwd},

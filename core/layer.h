@@ -24,6 +24,13 @@ typedef struct {
     float *mask;               /* dropout: batch x (out_n or channels) keep-scales */
     int32_t *argmax;           /* maxpool: batch x out_n flat input offsets */
     float *saved;              /* batchnorm: mean and invstd per channel */
+    /* Set by the net for a pass when the activation that follows (act_kind: ReLU, tanh,
+     * sigmoid) is fused into this layer (its absorbs_act said yes; net.c skips the
+     * activation): the activation's output, batch x out_n like y. Forward then writes
+     * act(y) there; backward takes dy with respect to it and applies the activation's
+     * derivative first. NULL: no fusion. */
+    const float *act_y;
+    ln_layer_kind act_kind;
 } ln_layer;
 
 /* Everything a kernel needs that is not the layer's own. */
@@ -81,6 +88,9 @@ typedef struct {
      * NULL: never), and the fewest samples a training batch needs (0: any). */
     int (*draws)(const ln_layer *l);
     int min_training_batch;
+    /* Whether the fast kernels can apply the activation `act` that follows the layer
+     * (ln_layer.act_y), saving its passes over memory; NULL: never. */
+    int (*absorbs_act)(const ln_layer *l, ln_layer_kind act);
 } ln_layer_ops;
 
 /* The descriptor of l's kind (the kind was checked when the layer was set up). */
@@ -128,6 +138,7 @@ void linear_backward_reference(ln_layer *l, const float *x, const float *dy, flo
                                const ln_ctx *ctx);
 
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act);
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
@@ -154,6 +165,7 @@ void log_softmax_backward(const ln_layer *l, const float *y, const float *dy, fl
                           const ln_ctx *ctx);
 
 void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act);
 void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
                         const ln_ctx *ctx);
 void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);

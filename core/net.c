@@ -4,7 +4,8 @@
  *
  * Activation block (for a reserved batch B):
  *   act[0]      = B x input       (a copy of the forward's input, kept for backward)
- *   act[i + 1]  = B x output(i)   (layer i's output)
+ *   act[i + 1]  = B x output(i)   (layer i's output; a flatten's is its input's floats,
+ *                                  the same memory: the net neither copies nor stores it)
  * Gradient block: two ping-pong buffers of B x (largest per-sample size).
  */
 #include "layer.h"
@@ -308,7 +309,7 @@ ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err)
     act_n = b * ln_shape_numel(net->input);
     for (int i = 0; i < net->count; i++) {
         const ln_layer *l = &net->layers[i];
-        act_n += b * l->out_n;
+        if (l->spec.kind != LN_FLATTEN) act_n += b * l->out_n;
         mask_n += b * ln_layer_mask_per_sample(l);
         argmax_n += b * ln_layer_argmax_per_sample(l);
     }
@@ -331,8 +332,12 @@ ln_status ln_net_reserve(ln_net *net, int max_batch, ln_error *err)
     int32_t *am = net->argmax_block;
     for (int i = 0; i < net->count; i++) {
         ln_layer *l = &net->layers[i];
-        net->act[i + 1] = a;
-        a += b * l->out_n;
+        if (l->spec.kind == LN_FLATTEN) { /* the same floats under another shape */
+            net->act[i + 1] = net->act[i];
+        } else {
+            net->act[i + 1] = a;
+            a += b * l->out_n;
+        }
         l->mask = ln_layer_mask_per_sample(l) ? m : NULL;
         m += b * ln_layer_mask_per_sample(l);
         l->argmax = ln_layer_argmax_per_sample(l) ? am : NULL;
@@ -470,6 +475,20 @@ static void zero_grads(ln_net *net)
 }
 
 /* The first layer that draws random numbers in training, or -1. */
+/* Whether layer i takes in the activation that follows it in this forward pass: the
+ * fast kernels only (the reference twins stay one layer each), and the layer kind's
+ * say. The results are the same bits either way (the same operations on the same
+ * values); what is saved is the activation's read and write of the whole batch,
+ * forward and backward. */
+static int fuses_act(const ln_net *net, int i, const ln_ctx *ctx)
+{
+    if (ctx->reference || i + 1 >= net->count) return 0;
+    const ln_layer_kind act = net->layers[i + 1].spec.kind;
+    if (act != LN_RELU && act != LN_TANH && act != LN_SIGMOID) return 0;
+    const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+    return k->absorbs_act && k->absorbs_act(&net->layers[i], act);
+}
+
 static int first_drawing(const ln_net *net)
 {
     for (int i = 0; i < net->count; i++) {
@@ -503,8 +522,19 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
     ln_ctx ctx = {batch, training ? 1 : 0, net->reference, rng, net->workspace, NULL};
     if (x != net->act[0]) /* the caller may have gathered the batch in place */
         memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
-    for (int i = 0; i < net->count; i++)
-        layer_pass(net, &net->layers[i], net->act[i], net->act[i + 1], NULL, NULL, &ctx, 0);
+    for (int i = 0; i < net->count; i++) {
+        ln_layer *l = &net->layers[i];
+        l->act_y = fuses_act(net, i, &ctx) ? net->act[i + 2] : NULL;
+        l->act_kind = l->act_y ? net->layers[i + 1].spec.kind : LN_RELU;
+        if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
+        if (l->act_y) {
+            /* layer i writes the activation's output itself; act[i + 1] is not written */
+            layer_pass(net, l, net->act[i], net->act[i + 2], NULL, NULL, &ctx, 0);
+            net->layers[++i].act_y = NULL;
+        } else {
+            layer_pass(net, l, net->act[i], net->act[i + 1], NULL, NULL, &ctx, 0);
+        }
+    }
     net->last_batch = batch;
     net->last_training = ctx.training;
     if (out) *out = net->act[net->count];
@@ -527,12 +557,22 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     const int stop = dx ? 0 : first_param_layer(net);
     const float *dy = dout;
     for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
+        /* an activation fused into the layer before it (in the forward pass, with the
+         * fast kernels now too): that layer applies its derivative to dy */
+        if (i > 0 && net->layers[i - 1].act_y && !ctx.reference) continue;
+        /* a flatten's gradient is its output's, the same floats; only the net's input
+         * gradient (dx) needs a copy */
+        if (net->layers[i].spec.kind == LN_FLATTEN && i > stop) continue;
         float *target = NULL;
         if (i > stop)
             target = (dy == net->grad_a) ? net->grad_b : net->grad_a;
         else if (dx)
             target = dx;
-        layer_pass(net, &net->layers[i], net->act[i], net->act[i + 1], dy, target, &ctx, 1);
+        ln_layer *l = &net->layers[i];
+        if (l->act_y && !ctx.reference)
+            layer_pass(net, l, net->act[i], net->act[i + 2], dy, target, &ctx, 1);
+        else
+            layer_pass(net, l, net->act[i], net->act[i + 1], dy, target, &ctx, 1);
         dy = target;
     }
     return LN_OK;

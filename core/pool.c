@@ -17,6 +17,9 @@ static int is_2x2(const ln_layer *l)
     return l->spec.kernel == 2 && l->spec.stride == 2 && l->spec.padding == 0;
 }
 
+/* The 2x2 kernels apply a ReLU that follows (max then ReLU, exactly as two layers). */
+int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return is_2x2(l) && act == LN_RELU; }
+
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     if (!is_2x2(l)) {
@@ -24,7 +27,7 @@ void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
         return;
     }
     ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
-                            (int)l->in.dim[2], x, y, l->argmax);
+                            (int)l->in.dim[2], x, y, l->argmax, l->act_y != NULL);
 }
 
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
@@ -34,7 +37,7 @@ void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
         return;
     }
     ln_simd()->maxpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
-                            (int)l->in.dim[2], dy, l->argmax, dx);
+                            (int)l->in.dim[2], dy, l->argmax, l->act_y, dx);
 }
 
 /* ---- reference twins: any window, scalar ---- */

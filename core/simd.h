@@ -30,6 +30,15 @@ typedef struct {
 void ln_adam_reference(int64_t n, float *p, const float *grad, float *m, float *v,
                        const ln_adam_consts *k);
 
+/* The activation fused into a batchnorm (see bn_grad_sums): its kind (LN_RELU, LN_TANH,
+ * LN_SIGMOID), the channel's affine map (the ReLU's mask is recomputed from it) and
+ * the activation's output where x is (tanh and sigmoid read it). */
+typedef struct {
+    int kind;
+    float alpha, beta;
+    const float *y;
+} ln_bn_act;
+
 /* One ISA's kernels. All pointers are to float32; see simd_impl.h for each contract. */
 typedef struct {
     ln_isa isa;
@@ -90,20 +99,34 @@ typedef struct {
      * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
     double (*bn_sum)(int64_t n, const float *x);
     double (*bn_sqdev)(int64_t n, const float *x, float mean);
-    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta);
-    void (*bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
-                         double *sum_dy, double *sum_dy_xhat);
-    void (*bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean, float invstd,
-                  float k, float mdy, float mdyx, int training);
+    /* An activation that follows the layer may be fused (net.c): act (LN_RELU, LN_TANH,
+     * LN_SIGMOID; 0: none) is applied to y in bn_affine (relu_fwd's and squash_fwd's
+     * operations); in backward, act (NULL: none) replaces dy by the activation's
+     * backward: dy where (x - mean) * alpha + beta > 0 for a ReLU (its output > 0,
+     * recomputed instead of read), squash_bwd's formula from act->y (at the places of x)
+     * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (dy, act->y
+     * likewise), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if alone: bit for
+     * bit). */
+    void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int act);
+    void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
+                         const ln_bn_act *act, float mean, float invstd, double *sum_dy,
+                         double *sum_dy_xhat);
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx, float mean,
+                  float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */
     void (*squash_fwd)(int kind, int64_t n, const float *x, float *y);
     void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
-    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode). */
-    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax);
+    /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu != 0
+     * applies a ReLU that follows (net.c fuses it); relu_y (NULL: none) is that ReLU's
+     * output, and dy is taken where it is > 0, else 0. */
+    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
-                         float *dx);
+                         const float *relu_y, float *dx);
+    /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
+     * (one product per element: bit for bit dropout.c's loops; out may be in) */
+    void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);
     /* optimizers, the same operations in the same order as optim.c's scalar code (no
      * FMA contraction, IEEE sqrt and division), so bit for bit equal to it:
      * buf = buf*mom + keep*g; p = p + neg_lr*buf */

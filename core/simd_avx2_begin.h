@@ -19,7 +19,7 @@
 typedef float vf8 __attribute__((vector_size(32)));
 typedef int32_t vi8 __attribute__((vector_size(32)));
 
-/* lanes [0, n) set, 0 <= n <= 8 (the AVX2 maxpool twin uses it too) */
+/* lanes [0, n) set, 0 <= n <= 8 */
 static const int32_t mask_table8[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 static inline __m256i a2_mask(int n) { return _mm256_loadu_si256((const __m256i *)(mask_table8 + 8 - n)); }
 static inline float a2_hsum(__m256 v)

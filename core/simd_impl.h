@@ -41,7 +41,7 @@
  *   LIN_N           samples per tile of linear forward
  *   SIMD_MAXPOOL    which twin of the 2x2 max pooling kernels to compile (they use the
  *                   ISA's own intrinsics): SIMD_MAXPOOL_SCALAR (plain C, any vector
- *                   width), SIMD_MAXPOOL_AVX2 (uses the AVX2 header's a2_mask) or
+ *                   width), SIMD_MAXPOOL_AVX2 (AVX2 intrinsics) or
  *                   SIMD_MAXPOOL_AVX512
  *
  * Every kernel is a loop nest over tiles of TM x TN accumulators that stay in registers
@@ -921,52 +921,126 @@ static double SFX(bn_sqdev)(int64_t n, const float *x, float mean)
     return s;
 }
 
-static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta)
+static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta,
+                           int act)
 {
-    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta);
+    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta), zero = V_ZERO();
     int64_t i = 0;
+    if (act == LN_RELU) { /* the fused ReLU: relu_fwd's rule on each value */
+        for (; i + VL <= n; i += VL) {
+            const vf v = V_ADD(V_MUL(V_LOADU(x + i) - m, a), b);
+            V_STOREU(y + i, (vf)((vi)v & ((v > zero) | (v != v))));
+        }
+        for (; i < n; i++) {
+            const float v = (x[i] - mean) * alpha + beta;
+            y[i] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+        return;
+    }
+    if (act == LN_TANH || act == LN_SIGMOID) { /* squash_fwd on each value, the tail masked */
+        for (; i < n; i += VL) {
+            const int k = n - i < VL ? (int)(n - i) : VL;
+            const vf v = V_ADD(V_MUL((k == VL ? V_LOADU(x + i) : V_LOADU_N(x + i, k)) - m, a), b);
+            const vf r = act == LN_TANH ? SFX(tanh_v)(v) : SFX(sigmoid_v)(v);
+            if (k == VL)
+                V_STOREU(y + i, r);
+            else
+                V_STOREU_N(y + i, r, k);
+        }
+        return;
+    }
     for (; i + VL <= n; i += VL) V_STOREU(y + i, V_ADD(V_MUL(V_LOADU(x + i) - m, a), b));
     for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
 }
 
-static void SFX(bn_grad_sums)(int64_t n, const float *x, const float *dy, float mean, float invstd,
-                              double *sum_dy, double *sum_dy_xhat)
+/* dy through a fused activation's backward (act NULL: dy). A ReLU's mask y > 0 is the
+ * forward's value (x - mean) * alpha + beta > 0, recomputed from xm = x - mean with the
+ * forward's operations (bit for bit the same value, so the same mask; NaN: false, as
+ * y > 0); tanh and sigmoid take squash_bwd's formulas from their output at act->y + at. */
+ALWAYS_INLINE vf SFX(act_grad)(vf g, vf xm, const ln_bn_act *act, int64_t at)
 {
-    const vf m = V_SET1(mean), is = V_SET1(invstd);
-    vf a = V_ZERO(), b = V_ZERO();
-    int64_t i = 0;
-    for (; i + VL <= n; i += VL) {
-        const vf g = V_LOADU(dy + i);
-        a = V_ADD(a, g);
-        b = V_FMA(g, V_MUL(V_LOADU(x + i) - m, is), b);
+    if (!act) return g;
+    if (act->kind == LN_RELU) {
+        const vf v = V_ADD(V_MUL(xm, V_SET1(act->alpha)), V_SET1(act->beta));
+        return (vf)((vi)g & (v > V_ZERO()));
     }
-    double sa = SFX(hsum_d)(a), sb = SFX(hsum_d)(b);
-    for (; i < n; i++) {
-        sa += dy[i];
-        sb += (double)dy[i] * (double)((x[i] - mean) * invstd);
-    }
-    *sum_dy = sa;
-    *sum_dy_xhat = sb;
+    const vf y = V_LOADU(act->y + at), one = V_SET1(1.0f);
+    return act->kind == LN_TANH ? g * (one - y * y) : (g * y) * (one - y);
 }
 
-static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, float *dx, float mean,
-                       float invstd, float k, float mdy, float mdyx, int training)
+static inline float SFX(act_grad1)(float g, float xm, const ln_bn_act *act, int64_t at)
+{
+    if (!act) return g;
+    if (act->kind == LN_RELU) return !(xm * act->alpha + act->beta > 0.0f) ? 0.0f : g;
+    const float y = act->y[at];
+    return act->kind == LN_TANH ? g * (1.0f - y * y) : g * y * (1.0f - y);
+}
+
+/* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy, act->y
+ * likewise): each run's sums in the order one run alone would take, the runs
+ * interleaved so that their add and FMA chains overlap instead of waiting on each
+ * other's latency. */
+ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, const float *x,
+                                          const float *dy, const ln_bn_act *act, int64_t at, float mean,
+                                          float invstd, double *sum_dy, double *sum_dy_xhat)
+{
+    const vf m = V_SET1(mean), is = V_SET1(invstd);
+    vf a[4], b[4];
+    for (int r = 0; r < R; r++) a[r] = b[r] = V_ZERO();
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        for (int r = 0; r < R; r++) {
+            const vf xm = V_LOADU(x + r * stride + i) - m;
+            const vf g = SFX(act_grad)(V_LOADU(dy + r * stride + i), xm, act, at + r * stride + i);
+            a[r] = V_ADD(a[r], g);
+            b[r] = V_FMA(g, V_MUL(xm, is), b[r]);
+        }
+    for (int r = 0; r < R; r++) {
+        const float *xr = x + r * stride, *dyr = dy + r * stride;
+        double sa = SFX(hsum_d)(a[r]), sb = SFX(hsum_d)(b[r]);
+        for (int64_t j = i; j < n; j++) {
+            const float g = SFX(act_grad1)(dyr[j], xr[j] - mean, act, at + r * stride + j);
+            sa += g;
+            sb += (double)g * (double)((xr[j] - mean) * invstd);
+        }
+        sum_dy[r] = sa;
+        sum_dy_xhat[r] = sb;
+    }
+}
+
+static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
+                              const ln_bn_act *act, float mean, float invstd, double *sum_dy,
+                              double *sum_dy_xhat)
+{
+    int r = 0;
+    for (; r + 4 <= runs; r += 4)
+        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
+                               sum_dy + r, sum_dy_xhat + r);
+    for (; r < runs; r++)
+        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
+                               sum_dy + r, sum_dy_xhat + r);
+}
+
+static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx,
+                       float mean, float invstd, float k, float mdy, float mdyx, int training)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
     const vf md = V_SET1(mdy), mx = V_SET1(mdyx);
     int64_t i = 0;
     if (!training) {
-        for (; i + VL <= n; i += VL) V_STOREU(dx + i, V_MUL(V_LOADU(dy + i), kv));
-        for (; i < n; i++) dx[i] = dy[i] * k;
+        for (; i + VL <= n; i += VL)
+            V_STOREU(dx + i, V_MUL(SFX(act_grad)(V_LOADU(dy + i), V_LOADU(x + i) - m, act, i), kv));
+        for (; i < n; i++) dx[i] = SFX(act_grad1)(dy[i], x[i] - mean, act, i) * k;
         return;
     }
     for (; i + VL <= n; i += VL) {
-        const vf xhat = V_MUL(V_LOADU(x + i) - m, is);
-        V_STOREU(dx + i, V_MUL(kv, (V_LOADU(dy + i) - md) - V_MUL(xhat, mx)));
+        const vf xm = V_LOADU(x + i) - m;
+        const vf xhat = V_MUL(xm, is);
+        V_STOREU(dx + i, V_MUL(kv, (SFX(act_grad)(V_LOADU(dy + i), xm, act, i) - md) - V_MUL(xhat, mx)));
     }
     for (; i < n; i++) {
         const float xhat = (x[i] - mean) * invstd;
-        dx[i] = k * (dy[i] - mdy - xhat * mdyx);
+        dx[i] = k * (SFX(act_grad1)(dy[i], x[i] - mean, act, i) - mdy - xhat * mdyx);
     }
 }
 
@@ -1013,6 +1087,38 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
  * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
+/* One 2x2 window, output column ox of the row pair r0, r1 (row 2 oy of its plane,
+ * at = 2 oy w): in window order (top-left, top-right, bottom-left, bottom-right) the
+ * first maximum, or the first NaN; its offset in the plane. With relu, the ReLU that
+ * follows the pooling (net.c fuses it: relu_fwd's rule) is applied to the maximum. The
+ * scalar kernels, and the vector kernels' last columns. */
+ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w, int at, int ox, int relu,
+                                        float *y, int32_t *argmax)
+{
+    const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+    const int offs[4] = {0, 1, w, w + 1};
+    float bv = v[0];
+    int bo = 0;
+    for (int q = 1; q < 4; q++)
+        if (v[q] > bv || (v[q] != v[q] && bv == bv)) {
+            bv = v[q];
+            bo = offs[q];
+        }
+    *y = relu && !(bv > 0.0f || bv != bv) ? 0.0f : bv;
+    *argmax = at + 2 * ox + bo;
+}
+
+/* Its backward: the window's four input gradients, g where the maximum was, else 0
+ * (the caller has applied a fused ReLU's mask to g). */
+ALWAYS_INLINE void SFX(maxpool2_window_grad)(float *r0, float *r1, int w, int at, int ox, float g, int32_t argmax)
+{
+    const int rel = argmax - (at + 2 * ox);
+    r0[2 * ox] = rel == 0 ? g : 0.0f;
+    r0[2 * ox + 1] = rel == 1 ? g : 0.0f;
+    r1[2 * ox] = rel == w ? g : 0.0f;
+    r1[2 * ox + 1] = rel == w + 1 ? g : 0.0f;
+}
+
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
 /* Whether b replaces a as the window's pick when b comes later in the window order:
  * strictly greater, or NaN where a is not. For two picks, the later one in window order
@@ -1024,7 +1130,7 @@ static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
 }
 
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1053,7 +1159,9 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
                 const __mmask16 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
                 const __m512 top = _mm512_mask_mov_ps(tl, t, tr), bot = _mm512_mask_mov_ps(bl, b, br);
                 const __mmask16 v = SFX(later_wins)(top, bot);
-                const __m512 best = _mm512_mask_mov_ps(top, v, bot);
+                __m512 best = _mm512_mask_mov_ps(top, v, bot);
+                if (relu) /* the fused ReLU: kept where > 0 or NaN */
+                    best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NLE_UQ), best);
                 __m512i off = _mm512_maskz_mov_epi32(t, one);
                 off = _mm512_mask_mov_epi32(off, v, _mm512_mask_add_epi32(wv, b, wv, one));
                 const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), even);
@@ -1074,7 +1182,7 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, float *dx)
+                              const int32_t *argmax, const float *relu_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1092,7 +1200,12 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 const int n = ow - ox < 16 ? ow - ox : 16;
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mn = (__mmask16)((1u << n) - 1);
-                const __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                if (relu_y) /* the fused ReLU's backward: dy where its output > 0 */
+                    g = _mm512_maskz_mov_ps(
+                        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mn, relu_y + (gp - dy) + oy * ow + ox),
+                                           _mm512_setzero_ps(), _CMP_GT_OQ),
+                        g);
                 const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), two_iota);
                 const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(mn, ap + oy * ow + ox), base);
                 const __m512 v00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512()), g);
@@ -1123,12 +1236,16 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
     }
 }
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-/* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time; even
- * and odd columns separated with shuffles, masks as vectors. */
+/* AVX2: the same tournament as the AVX-512 kernels above, 8 windows at a time, then 4
+ * (the low half of the same computation), then one by one: no masked loads or stores,
+ * which cost far more than plain ones on AMD cores (the masked kernels took 1.37 + 2.94
+ * us per sample on conv1's 10x24x24 output, their backward slower than the scalar
+ * reference; these 1.12 + 0.88 us: bench/README.md). Even and odd columns separated
+ * with shuffles, masks as vectors. */
 static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
 {
-    return _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ),
-                        _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_UNORD_Q), _mm256_cmp_ps(a, a, _CMP_ORD_Q)));
+    /* not (b <= a): b > a, or b NaN; and a not NaN */
+    return _mm256_and_ps(_mm256_cmp_ps(b, a, _CMP_NLE_UQ), _mm256_cmp_ps(a, a, _CMP_ORD_Q));
 }
 
 /* the even and odd lanes of the 16 floats a:b, in order */
@@ -1138,159 +1255,157 @@ static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *o
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
+/* The windows of the row pair r0, r1 from output column ox on (8 of them from the 16
+ * floats of each row at 2 ox, or 4 from 8 when `half`: then the upper lanes repeat the
+ * lower ones): their maxima and input offsets (relative to the plane, row 2 oy). */
+ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int half, int w, int at,
+                                          __m256 *best, __m256i *idx)
+{
+    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256 a0 = _mm256_loadu_ps(r0), b0 = _mm256_loadu_ps(r1);
+    const __m256 a1 = half ? a0 : _mm256_loadu_ps(r0 + 8), b1 = half ? b0 : _mm256_loadu_ps(r1 + 8);
+    __m256 tl, tr, bl, br;
+    SFX(deinterleave)(a0, a1, &tl, &tr);
+    SFX(deinterleave)(b0, b1, &bl, &br);
+    /* window order tl, tr, bl, br: first maximum, first NaN (see AVX-512) */
+    const __m256 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
+    const __m256 top = _mm256_blendv_ps(tl, tr, t), bot = _mm256_blendv_ps(bl, br, b);
+    const __m256 v = SFX(later_wins)(top, bot);
+    *best = _mm256_blendv_ps(top, bot, v);
+    const __m256i toff = _mm256_and_si256(_mm256_castps_si256(t), one);
+    const __m256i boff = _mm256_add_epi32(_mm256_set1_epi32(w), _mm256_and_si256(_mm256_castps_si256(b), one));
+    const __m256i off =
+        _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(toff), _mm256_castsi256_ps(boff), v));
+    *idx = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(at), two_iota), off);
+}
+
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
-    const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(w);
-    const float *yend = y + planes * oh * ow;
+    const __m256 zero = _mm256_setzero_ps();
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int32_t *ap = argmax + pl * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox += 8) {
-                const int n = ow - ox < 8 ? ow - ox : 8;
-                __m256 a0, a1, b0, b1;
-                if (n == 8) {
-                    a0 = _mm256_loadu_ps(r0 + 2 * ox);
-                    a1 = _mm256_loadu_ps(r0 + 2 * ox + 8);
-                    b0 = _mm256_loadu_ps(r1 + 2 * ox);
-                    b1 = _mm256_loadu_ps(r1 + 2 * ox + 8);
-                } else {
-                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
-                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
-                    a0 = _mm256_maskload_ps(r0 + 2 * ox, mlo);
-                    a1 = _mm256_maskload_ps(r0 + 2 * ox + 8, mhi);
-                    b0 = _mm256_maskload_ps(r1 + 2 * ox, mlo);
-                    b1 = _mm256_maskload_ps(r1 + 2 * ox + 8, mhi);
-                }
-                __m256 tl, tr, bl, br;
-                SFX(deinterleave)(a0, a1, &tl, &tr);
-                SFX(deinterleave)(b0, b1, &bl, &br);
-                /* window order tl, tr, bl, br: first maximum, first NaN (see AVX-512) */
-                const __m256 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
-                const __m256 top = _mm256_blendv_ps(tl, tr, t), bot = _mm256_blendv_ps(bl, br, b);
-                const __m256 v = SFX(later_wins)(top, bot);
-                const __m256 best = _mm256_blendv_ps(top, bot, v);
-                const __m256i toff = _mm256_and_si256(_mm256_castps_si256(t), one);
-                const __m256i boff = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(b), one));
-                const __m256i off = _mm256_castps_si256(
-                    _mm256_blendv_ps(_mm256_castsi256_ps(toff), _mm256_castsi256_ps(boff), v));
-                const __m256i idx = _mm256_add_epi32(
-                    _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota), off);
-                float *yo = yp + oy * ow + ox;
-                /* a full store runs into the next output row, written after this one */
-                if (yo + 8 <= yend) {
-                    _mm256_storeu_ps(yo, best);
-                    _mm256_storeu_si256((__m256i *)(ap + oy * ow + ox), idx);
-                } else {
-                    const __m256i mn = a2_mask(n);
-                    _mm256_maskstore_ps(yo, mn, best);
-                    _mm256_maskstore_epi32(ap + oy * ow + ox, mn, idx);
-                }
+            float *yo = y + (pl * oh + oy) * ow;
+            int32_t *ao = argmax + (pl * oh + oy) * ow;
+            int ox = 0;
+            __m256 best;
+            __m256i idx;
+            for (; ox + 8 <= ow; ox += 8) {
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, &best, &idx);
+                if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ)); /* > 0 or NaN */
+                _mm256_storeu_ps(yo + ox, best);
+                _mm256_storeu_si256((__m256i *)(ao + ox), idx);
             }
+            if (ox + 4 <= ow) {
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, &best, &idx);
+                if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ));
+                _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(best));
+                _mm_storeu_si128((__m128i *)(ao + ox), _mm256_castsi256_si128(idx));
+                ox += 4;
+            }
+            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, yo + ox, ao + ox);
         }
     }
 }
 
+/* The four input gradients of 8 windows (or the first 4, `half`) from their output
+ * gradients g and input offsets rel (relative to the window's top-left): the top row's
+ * 16 (8) floats in t0:t1, the bottom row's in b0:b1. */
+ALWAYS_INLINE void SFX(maxpool2_spread)(__m256 g, __m256i rel, int w, __m256 *t0, __m256 *t1, __m256 *b0,
+                                         __m256 *b1)
+{
+    const __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_set1_epi32(1);
+    const __m256i cw = _mm256_set1_epi32(w), cw1 = _mm256_set1_epi32(w + 1);
+    const __m256 v00 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c0)), g);
+    const __m256 v01 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c1)), g);
+    const __m256 v10 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw)), g);
+    const __m256 v11 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw1)), g);
+    const __m256 tlo = _mm256_unpacklo_ps(v00, v01), thi = _mm256_unpackhi_ps(v00, v01);
+    const __m256 blo = _mm256_unpacklo_ps(v10, v11), bhi = _mm256_unpackhi_ps(v10, v11);
+    *t0 = _mm256_permute2f128_ps(tlo, thi, 0x20);
+    *t1 = _mm256_permute2f128_ps(tlo, thi, 0x31);
+    *b0 = _mm256_permute2f128_ps(blo, bhi, 0x20);
+    *b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
+}
+
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, float *dx)
+                              const int32_t *argmax, const float *relu_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_set1_epi32(1);
-    const __m256i cw = _mm256_set1_epi32(w), cw1 = _mm256_set1_epi32(w + 1);
-    const float *dxend = dx + planes * h * w;
+    const __m256 zero = _mm256_setzero_ps();
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *gp = dy + pl * oh * ow;
-        const int32_t *ap = argmax + pl * oh * ow;
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox += 8) {
-                const int n = ow - ox < 8 ? ow - ox : 8;
-                const __m256i mn = a2_mask(n);
-                const __m256 g = _mm256_maskload_ps(gp + oy * ow + ox, mn);
+            const float *go = dy + (pl * oh + oy) * ow;
+            const float *ro = relu_y ? relu_y + (pl * oh + oy) * ow : NULL; /* a fused ReLU's output */
+            const int32_t *ao = argmax + (pl * oh + oy) * ow;
+            int ox = 0;
+            __m256 t0, t1, b0, b1;
+            for (; ox + 8 <= ow; ox += 8) {
                 const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota);
-                const __m256i rel = _mm256_sub_epi32(_mm256_maskload_epi32(ap + oy * ow + ox, mn), base);
-                const __m256 v00 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c0)), g);
-                const __m256 v01 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, c1)), g);
-                const __m256 v10 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw)), g);
-                const __m256 v11 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(rel, cw1)), g);
-                const __m256 tlo = _mm256_unpacklo_ps(v00, v01), thi = _mm256_unpackhi_ps(v00, v01);
-                const __m256 blo = _mm256_unpacklo_ps(v10, v11), bhi = _mm256_unpackhi_ps(v10, v11);
-                const __m256 t0 = _mm256_permute2f128_ps(tlo, thi, 0x20), t1 = _mm256_permute2f128_ps(tlo, thi, 0x31);
-                const __m256 b0 = _mm256_permute2f128_ps(blo, bhi, 0x20), b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
-                /* as the AVX-512 kernel: full stores inside the row, or when the row is
-                 * one chunk (the spill lands in rows stored later); else masked */
-                if (2 * ox + 16 <= w || (ow <= 8 && r1 + 16 <= dxend)) {
-                    _mm256_storeu_ps(r0 + 2 * ox, t0);
-                    if (n > 4) _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
-                    _mm256_storeu_ps(r1 + 2 * ox, b0);
-                    if (n > 4) _mm256_storeu_ps(r1 + 2 * ox + 8, b1);
-                } else {
-                    const int lo = 2 * n < 8 ? 2 * n : 8, hi = 2 * n - lo;
-                    const __m256i mlo = a2_mask(lo), mhi = a2_mask(hi);
-                    _mm256_maskstore_ps(r0 + 2 * ox, mlo, t0);
-                    _mm256_maskstore_ps(r0 + 2 * ox + 8, mhi, t1);
-                    _mm256_maskstore_ps(r1 + 2 * ox, mlo, b0);
-                    _mm256_maskstore_ps(r1 + 2 * ox + 8, mhi, b1);
-                }
+                const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + ox)), base);
+                __m256 g = _mm256_loadu_ps(go + ox);
+                if (ro) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(ro + ox), zero, _CMP_GT_OQ));
+                SFX(maxpool2_spread)(g, rel, w, &t0, &t1, &b0, &b1);
+                _mm256_storeu_ps(r0 + 2 * ox, t0);
+                _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
+                _mm256_storeu_ps(r1 + 2 * ox, b0);
+                _mm256_storeu_ps(r1 + 2 * ox + 8, b1);
             }
+            if (ox + 4 <= ow) {
+                const __m128i base = _mm_add_epi32(_mm_set1_epi32(2 * oy * w + 2 * ox),
+                                                   _mm256_castsi256_si128(two_iota));
+                const __m128i rel = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)(ao + ox)), base);
+                /* the upper lanes repeat the lower ones; only t0 and b0 are stored */
+                __m128 g = _mm_loadu_ps(go + ox);
+                if (ro) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(ro + ox), _mm_setzero_ps()));
+                SFX(maxpool2_spread)(_mm256_set_m128(g, g), _mm256_set_m128i(rel, rel), w, &t0, &t1, &b0, &b1);
+                _mm256_storeu_ps(r0 + 2 * ox, t0);
+                _mm256_storeu_ps(r1 + 2 * ox, b0);
+                ox += 4;
+            }
+            for (; ox < ow; ox++)
+                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox], ao[ox]);
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
 }
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
-/* plain C, one window at a time: the order and tie rules written out */
+/* plain C, one window at a time (SFX(maxpool2_window): the order and tie rules written out) */
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, int relu)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int32_t *ap = argmax + pl * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox++) {
-                const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
-                const int offs[4] = {0, 1, w, w + 1};
-                float bv = v[0];
-                int bo = 0;
-                for (int q = 1; q < 4; q++)
-                    if (v[q] > bv || (v[q] != v[q] && bv == bv)) {
-                        bv = v[q];
-                        bo = offs[q];
-                    }
-                yp[oy * ow + ox] = bv;
-                ap[oy * ow + ox] = 2 * oy * w + 2 * ox + bo;
-            }
+            const int64_t o = (pl * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++)
+                SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, y + o + ox, argmax + o + ox);
         }
     }
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, float *dx)
+                              const int32_t *argmax, const float *relu_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *gp = dy + pl * oh * ow;
-        const int32_t *ap = argmax + pl * oh * ow;
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
+            const int64_t o = (pl * oh + oy) * ow;
             for (int ox = 0; ox < ow; ox++) {
-                const int rel = ap[oy * ow + ox] - (2 * oy * w + 2 * ox);
-                const float g = gp[oy * ow + ox];
-                r0[2 * ox] = rel == 0 ? g : 0.0f;
-                r0[2 * ox + 1] = rel == 1 ? g : 0.0f;
-                r1[2 * ox] = rel == w ? g : 0.0f;
-                r1[2 * ox + 1] = rel == w + 1 ? g : 0.0f;
+                const float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, argmax[o + ox]);
             }
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
@@ -1300,6 +1415,28 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #else
 #error "simd_impl.h: SIMD_MAXPOOL is not one of SIMD_MAXPOOL_SCALAR, _AVX2, _AVX512"
 #endif
+
+/* ================================================================= dropout */
+
+/* out = in * mask, each mask entry scaling its run of `span` elements; out may be in. */
+static void SFX(scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out)
+{
+    if (span == 1) {
+        int64_t i = 0;
+        for (; i + VL <= entries; i += VL) V_STOREU(out + i, V_MUL(V_LOADU(in + i), V_LOADU(mask + i)));
+        for (; i < entries; i++) out[i] = in[i] * mask[i];
+        return;
+    }
+    for (int64_t e = 0; e < entries; e++) {
+        const float s = mask[e];
+        const vf sv = V_SET1(s);
+        const float *ins = in + e * span;
+        float *outs = out + e * span;
+        int64_t i = 0;
+        for (; i + VL <= span; i += VL) V_STOREU(outs + i, V_MUL(V_LOADU(ins + i), sv));
+        for (; i < span; i++) outs[i] = ins[i] * s;
+    }
+}
 
 /* ============================================================= optimizers */
 
@@ -1377,6 +1514,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .avgpool2_bwd = SFX(avgpool2_bwd),
     .squash_fwd = SFX(squash_fwd),
     .squash_bwd = SFX(squash_bwd),
+    .scale_runs = SFX(scale_runs),
     .sgd_momentum = SFX(sgd_momentum),
     .adam = SFX(adam),
 };

@@ -358,6 +358,86 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     free_layer(&o);
 }
 
+/* An activation (ReLU; tanh and sigmoid after batchnorm) fused into the layer before it
+ * (ln_layer.act_y, net.c) against the two layers one after the other, bit for bit:
+ * output, input gradient and (batchnorm) parameter gradients and statistics, in
+ * training and eval; values around 0, NaN. */
+static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
+                           ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {c, h, w};
+    make_layer(&o, spec, ln_shape_make(3, d), batch, rng);
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
+    float *x = falloc(n), *dy = falloc(m), *bufs = falloc(4 * c);
+    fill(x, n, rng);
+    fill(dy, m, rng);
+    x[n / 2] = NAN;
+    for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
+    float *y[2], *dx[2], *dw[2], *stats[2];
+    for (int fused = 0; fused < 2; fused++) {
+        float *saved = falloc(2 * c);
+        if (o.l.spec.kind == LN_BATCHNORM2D) {
+            for (int i = 0; i < c; i++) bufs[i] = 0.1f * (float)i, bufs[c + i] = 1.0f + 0.1f * (float)i;
+            o.l.running_mean = bufs;
+            o.l.running_var = bufs + c;
+            o.l.saved = saved;
+        }
+        ln_ctx ctx = {batch, training, 0, NULL, NULL, NULL};
+        y[fused] = falloc(m);
+        dx[fused] = falloc(n);
+        float *pre = falloc(m), *g = falloc(m);
+        if (o.dweight) memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
+        if (o.dbias) memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
+        if (fused) {
+            o.l.act_y = y[1];
+            o.l.act_kind = act;
+            ln_layer_forward(&o.l, x, y[1], &ctx);
+            ln_layer_backward(&o.l, x, y[1], dy, dx[1], &ctx);
+            o.l.act_y = NULL;
+        } else {
+            ln_layer_forward(&o.l, x, pre, &ctx);
+            if (act == LN_RELU) {
+                ln_simd()->relu_fwd(m, pre, y[0]);
+                ln_simd()->relu_bwd(m, y[0], dy, g);
+            } else {
+                ln_simd()->squash_fwd((int)act, m, pre, y[0]);
+                ln_simd()->squash_bwd((int)act, m, y[0], dy, g);
+            }
+            ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
+        }
+        dw[fused] = falloc(2 * c);
+        memset(dw[fused], 0, sizeof(float) * 2 * (size_t)c);
+        if (o.dweight) memcpy(dw[fused], o.dweight, sizeof(float) * (size_t)c);
+        if (o.dbias) memcpy(dw[fused] + c, o.dbias, sizeof(float) * (size_t)c);
+        stats[fused] = falloc(4 * c);
+        memcpy(stats[fused], bufs, sizeof(float) * 2 * (size_t)c);
+        memcpy(stats[fused] + 2 * c, saved, sizeof(float) * 2 * (size_t)c);
+        free(pre);
+        free(g);
+        free(saved);
+    }
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s + %s fused on %dx%dx%d batch %d, %s (bit for bit the two layers)", isa,
+             ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), c, h, w, batch,
+             training ? "training" : "eval");
+    int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+             same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
+             same_bits(stats[0], stats[1], sizeof(float) * 4 * (size_t)c, detail, sizeof detail);
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 2; r++) {
+        free(y[r]);
+        free(dx[r]);
+        free(dw[r]);
+        free(stats[r]);
+    }
+    free(x);
+    free(dy);
+    free(bufs);
+    free_layer(&o);
+}
+
 /* ReLU and LeakyReLU (positive, zero and negative slopes: PyTorch takes any), fast
  * against the scalar twin. */
 static void test_rectifier(ln_layer_spec spec, int64_t per_sample, int batch, ln_rng *rng,
@@ -442,6 +522,33 @@ static void test_squash(ln_layer_kind kind, int64_t per_sample, int batch, ln_rn
 
 /* The vectorised SGD-momentum and Adam steps against the scalar loops, bit for bit
  * (the same operations in the same order: no FMA, IEEE sqrt and division). */
+/* Dropout's products (masks of elements, span 1, or of channels) against the plain
+ * loops, bit for bit, out of place and in place. */
+static void test_scale_runs(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int64_t spans[] = {1, 3, 8, 13, 64, 196};
+    for (size_t c = 0; c < sizeof spans / sizeof spans[0]; c++) {
+        const int64_t span = spans[c], entries = span == 1 ? 37 : 9, n = entries * span;
+        float *in = falloc(n), *mask = falloc(entries), *out = falloc(n), *want = falloc(n);
+        fill(in, n, rng);
+        for (int64_t e = 0; e < entries; e++) mask[e] = e % 3 == 0 ? 0.0f : 2.0f;
+        in[0] = NAN;
+        in[n - 1] = INFINITY;
+        for (int64_t i = 0; i < n; i++) want[i] = in[i] * mask[i / span];
+        K->scale_runs(entries, span, in, mask, out);
+        char desc[160], detail[300] = "";
+        snprintf(desc, sizeof desc, "%s dropout products, span %lld (bit for bit)", isa, (long long)span);
+        int ok = same_bits(out, want, sizeof(float) * (size_t)n, detail, sizeof detail);
+        K->scale_runs(entries, span, in, mask, in); /* in place */
+        if (ok) ok = same_bits(in, want, sizeof(float) * (size_t)n, detail, sizeof detail);
+        tap_result(&T, ok, desc, detail);
+        free(in);
+        free(mask);
+        free(out);
+        free(want);
+    }
+}
+
 static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
 {
     const int64_t n = 1003; /* a vector tail on every ISA */
@@ -776,13 +883,23 @@ int main(void)
         test_linear(5000, 9, 1, 23, &rng, name);
         test_linear(40, 3000, 0, 5, &rng, name);
         test_linear(33, 17, 1, 1100, &rng, name);
-        static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70}, {2, 2, 3}};
+        /* output widths 12 (8 + 4 windows), 4, 4 (odd width), 2, 35, 1, 14 (8 + 4 + 2), 9 (8 + 1, odd) */
+        static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70},
+                                       {2, 2, 3},   {2, 6, 28}, {1, 4, 19}};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        static const ln_layer_kind acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
+        for (int training = 0; training < 2; training++)
+            for (int a = 0; a < 3; a++) {
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 4, 4, 5, training, &rng, name);
+            }
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
@@ -797,6 +914,7 @@ int main(void)
         test_squash(LN_TANH, 13, 2, &rng, name);
         test_squash(LN_SIGMOID, 1440, 7, &rng, name);
         test_squash(LN_SIGMOID, 13, 2, &rng, name);
+        test_scale_runs(ln_simd_for((ln_isa)isa), &rng, name);
         test_optim_kernels(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
