@@ -6,7 +6,7 @@
 --    `scripts/seed_report.lua --quick` and reading the store. Best of BENCH_REPEATS (5)
 --    wall and CPU seconds; target under 0.3 s.
 -- 2. BENCH_SLURM=1 (as root, with slurm-wlm and munge): 12 tasks of at least 30 s each
---    (2 runs on 3000 images, as many epochs as take 30 s here, timed first; NPROC threads
+--    (2 runs on 3000 images, as many epochs as take 30 s + 25% here, timed first; NPROC threads
 --    each) through the one-node Slurm of tools/cluster/slurm.sh (`bin/lunet sweep slurm
 --    --wait --cpus-per-task NPROC`), against `bin/lunet run` of the same script; target
 --    within 1.3x. Prints both times, the ratio and the load average. It takes about
@@ -86,19 +86,27 @@ end
   local epochs = tonumber(os.getenv("BENCH_SWEEP_EPOCHS") or "")
   local seconds = tonumber(os.getenv("BENCH_SWEEP_SECONDS") or "") or 30
   if not epochs then
-    -- a probe of 5 epochs: one epoch alone carries the start-up costs of a run and
-    -- overestimated the epoch (23 s tasks for 30 s)
-    local probe = work .. "/one.lua"
-    twelve(probe, 1, 5)
-    local out = sh(("(cd %s && %s run %s %s/calibrate 2>&1 >/dev/null)"):format(work, LUNET, probe, work))
-    local t = tonumber(out:match("TASK_SECONDS (%S+)"))
-    if not t or t <= 0 then
-      print("sweep bench: cannot time one epoch:\n" .. out)
+    -- An epoch's time from two probes (5 and 15 epochs): their difference leaves out
+    -- what every experiment costs once (a 1-epoch probe gave 23 s tasks for 30 s, a
+    -- 5-epoch one 25 s). Tasks of the same length varied by +-12% around their mean
+    -- here, so the mean aims 25% above the contract's minimum.
+    local function probe(n)
+      local path = ("%s/probe%d.lua"):format(work, n)
+      twelve(path, 1, n)
+      local out = sh(("(cd %s && %s run %s %s/calibrate%d 2>&1 >/dev/null)"):format(work, LUNET, path, work, n))
+      return tonumber(out:match("TASK_SECONDS (%S+)")), out
+    end
+    local t5, out5 = probe(5)
+    local t15, out15 = probe(15)
+    if not t5 or not t15 or t15 <= t5 then
+      print("sweep bench: cannot time an epoch:\n" .. out5 .. out15)
       os.execute("rm -rf " .. work)
       return
     end
-    epochs = math.ceil(seconds * 5 / t)
-    print(("5 epochs of 2 runs: %.2f s, so %d epochs per task (at least %g s)"):format(t, epochs, seconds))
+    local per_epoch = (t15 - t5) / 10
+    epochs = math.ceil(1.25 * seconds / per_epoch)
+    print(("an epoch of 2 runs: %.3f s (5 epochs %.2f s, 15 epochs %.2f s), so %d epochs per task (%g s + 25%%)")
+      :format(per_epoch, t5, t15, epochs, seconds))
   end
   local script = work .. "/twelve.lua"
   twelve(script, 12, epochs)

@@ -108,6 +108,30 @@ describe("lunet.cluster arrays", function()
     assert.are.same({ "5", "1", "FAILED", "3:0" }, { recs[1].JobId, recs[1].ArrayTaskId, recs[1].JobState, recs[1].ExitCode })
     assert.are.same({ "2-3", "PENDING" }, { recs[2].ArrayTaskId, recs[2].JobState })
   end)
+  it("waits for jobs keeping every task's last record, though slurmctld forgets finished ones", function()
+    local function rec(task, state) return { JobId = "9", ArrayJobId = "9", ArrayTaskId = task, JobState = state } end
+    -- what `scontrol show job` lists at each poll: the merge job 10 after the array 9; tasks 0
+    -- and 1 are forgotten (MinJobAge) before the merge ends; task 2 vanishes while running
+    local polls = {
+      { ["9"] = { rec("0", "RUNNING"), rec("1-3", "PENDING") }, ["10"] = { { JobId = "10", JobState = "PENDING" } } },
+      { ["9"] = { rec("0", "COMPLETED"), rec("1", "RUNNING"), rec("2-3", "PENDING") },
+        ["10"] = { { JobId = "10", JobState = "PENDING" } } },
+      { ["9"] = { rec("1", "FAILED"), rec("2", "RUNNING"), rec("3", "RUNNING") },
+        ["10"] = { { JobId = "10", JobState = "PENDING" } } },
+      { ["9"] = { rec("3", "COMPLETED") }, ["10"] = { { JobId = "10", JobState = "COMPLETED" } } },
+    }
+    local n = 0
+    local final = cluster.wait_jobs({ "10", "9" }, 0, function(id)
+      if id == "10" then n = n + 1 end
+      return polls[math.min(n, #polls)][id]
+    end)
+    assert.are.equal(4, n)
+    local states = {}
+    for _, r in ipairs(final["9"]) do states[#states + 1] = r.ArrayTaskId .. "=" .. r.JobState end
+    assert.are.same({ "0=COMPLETED", "1=FAILED", "2=UNKNOWN", "3=COMPLETED" }, states)
+    assert.are.equal("COMPLETED", final["10"][1].JobState)
+  end)
+
   it("writes sbatch scripts that check the shared directory, pin the ISA and run the task", function()
     local dir = util.temp_dir()
     util.write(dir .. "/marker", "abc123")

@@ -248,20 +248,56 @@ function M.job_records(id)
   return M.parse_job_records(out)
 end
 
---- M.wait_jobs(ids, poll) polls `scontrol show job` (every `poll` seconds, default 0.5)
--- until every record of every job has finished; returns {[id] = records}.
-function M.wait_jobs(ids, poll)
-  local final = {}
+--- M.wait_jobs(ids, poll, records) polls `scontrol show job` (every `poll` seconds,
+-- default 0.5) until every record of every job has finished; returns {[id] = records},
+-- each task's last record. slurmctld forgets a job MinJobAge (300 s by default) after it
+-- ends, so the records are gathered while polling: by the time a long array's last task
+-- ends, its first ones are gone from scontrol. A pending range record (ArrayTaskId
+-- "3-11") disappears when its tasks start, and is dropped then; a task (or a plain job)
+-- seen unfinished that disappears before it was seen to end is kept with JobState
+-- "UNKNOWN" (possible only if a poll came later than MinJobAge after its end; an empty
+-- answer counts as the job's end only after 20 in a row).
+-- `records` (default M.job_records) is the source of a job's records, for tests.
+function M.wait_jobs(ids, poll, records)
+  records = records or M.job_records
+  local function state(r) return (r.JobState or ""):match("^%u+") or "" end
+  local seen = {} -- [id] = {order = keys in first-seen order, by = {[key] = record}}
   while true do
     local pending = false
     for _, id in ipairs(ids) do
-      local recs = M.job_records(id)
-      if #recs > 0 then final[id] = recs end
-      for _, r in ipairs(recs) do
-        if not FINISHED[(r.JobState or ""):match("^%u+")] then pending = true end
+      local s = seen[id] or { order = {}, by = {}, empty = 0 }
+      seen[id] = s
+      local listed, list = {}, records(id)
+      for _, r in ipairs(list) do
+        local key = r.ArrayTaskId or r.JobId or "?"
+        listed[key] = true
+        if not s.by[key] then s.order[#s.order + 1] = key end
+        s.by[key] = r
+      end
+      -- an empty answer may be a passing failure of scontrol: believe it after 20 in a row
+      s.empty = #list == 0 and s.empty + 1 or 0
+      for key, r in pairs(s.by) do
+        if (#list > 0 or s.empty >= 20) and not listed[key] and not FINISHED[state(r)] and state(r) ~= "UNKNOWN" then
+          if r.ArrayTaskId and not tonumber(r.ArrayTaskId) then
+            s.by[key] = nil -- a pending range, split as its tasks started
+          else
+            r.JobState = "UNKNOWN"
+          end
+        end
+      end
+      for _, r in pairs(s.by) do
+        if not FINISHED[state(r)] and state(r) ~= "UNKNOWN" then pending = true end
       end
     end
-    if not pending then return final end
+    if not pending then
+      local final = {}
+      for id, s in pairs(seen) do
+        local list = {}
+        for _, key in ipairs(s.order) do if s.by[key] then list[#list + 1] = s.by[key] end end
+        if #list > 0 then final[id] = list end
+      end
+      return final
+    end
     sleep(poll or 0.5)
   end
 end
@@ -714,10 +750,11 @@ local function cmd_slurm(opts, script, args, _, ctx)
       table.concat(ids, ","), merge_id, dir, base, merge_id))
     return
   end
-  -- the merge starts after every array task has ended (afterany): poll it alone, then
-  -- read the arrays' records (one more round if it was cancelled before they ended)
-  local final = M.wait_jobs({ merge_id }, 0.5)
-  for id, recs in pairs(M.wait_jobs(ids, 0.5)) do final[id] = recs end
+  -- the merge and the arrays together: a task's record must be read before slurmctld
+  -- forgets it, MinJobAge after it ended (M.wait_jobs)
+  local all = { merge_id }
+  for _, id in ipairs(ids) do all[#all + 1] = id end
+  local final = M.wait_jobs(all, 0.5)
   local failed, counts = {}, {}
   for _, s in ipairs(submitted) do
     for _, r in ipairs(final[s.id] or {}) do
