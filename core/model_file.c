@@ -606,6 +606,13 @@ static ln_status parse_checkpoint(const unsigned char *bytes, size_t size, const
     s.epochs = (int64_t)v[5];
     s.pos = (int64_t)v[6];
     s.count = (int64_t)v[7];
+    /* PCG32 needs an odd increment: with an even one a state can repeat at once (state 0,
+     * increment 0 draws 0 forever), and the unbiased draw below n would never end */
+    if (ok && ((v[1] & 1u) == 0 || (v[3] & 1u) == 0)) {
+        ln_net_free(saved);
+        ln_optim_release(&s.opt);
+        return ln_fail(err, LN_EFORMAT, "%s: bad random state (a stream increment is even)", name);
+    }
     /* counters far below 2^62, so that training on from them cannot overflow */
     const uint64_t counter_max = (uint64_t)1 << 62;
     if (!ok || v[7] < 1 || v[7] > UINT32_MAX || v[6] > v[7] || r.left / 4 < v[7] ||
