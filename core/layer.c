@@ -142,8 +142,9 @@ static ln_status setup_window(ln_layer *l, int index, int64_t channels, ln_error
     if (s->kernel < 1) return spec_error(err, l, index, "kernel must be >= 1");
     if (s->stride < 1) return spec_error(err, l, index, "stride must be >= 1");
     if (s->padding < 0) return spec_error(err, l, index, "padding must be >= 0");
-    if (s->kind != LN_CONV2D && s->padding * 2 > s->kernel)
-        return spec_error(err, l, index, "padding must be at most half the kernel");
+    /* the pooling kernels pad nothing (a model file could still carry a padding) */
+    if (s->kind != LN_CONV2D && s->padding != 0)
+        return spec_error(err, l, index, "padding must be 0 (pooling layers do not pad)");
     if (l->in.ndim != 3) return shape_error(err, l, index, "of 3 dimensions (C x H x W)");
     int64_t oh = window_out(l->in.dim[1], s->kernel, s->stride, s->padding);
     int64_t ow = window_out(l->in.dim[2], s->kernel, s->stride, s->padding);
