@@ -30,7 +30,7 @@
  *   TM, TN          register tile of the GEMM-like kernels: TM rows x TN vectors
  *                   (TM <= 6, TN <= 4)
  *   DW_TN           unfolded rows per tile of the conv2d lane-partial weight gradient
- *                   (<= TN; its tile also holds TM dy vectors, so it may need to be narrower)
+ *                   (<= TN; its tile also holds DW_TN row vectors and one dy vector)
  *   DW_TM(nr)       unfolded rows per tile of the conv2d transposed weight gradient whose
  *                   tile is nr vectors of channels wide (<= 6; its tile also holds nr dy
  *                   vectors and a broadcast)
@@ -501,11 +501,12 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
         const float *d = dy + smp * dstride + (int64_t)o0 * P;
         const float *r = rows + smp * rstride;
         for (int64_t v = 0; v < full; v++) {
-            vf xv[TMAX_N], dv[TMAX_M];
+            vf xv[TMAX_N];
             for (int n = 0; n < NK; n++) xv[n] = V_LOADU(r + roff[n] + v * VL);
-            for (int m = 0; m < MR; m++) dv[m] = V_LOADU(d + m * P + v * VL);
-            for (int m = 0; m < MR; m++)
-                for (int n = 0; n < NK; n++) acc[m][n] = V_FMA(dv[m], xv[n], acc[m][n]);
+            for (int m = 0; m < MR; m++) {
+                const vf dv = V_LOADU(d + m * P + v * VL);
+                for (int n = 0; n < NK; n++) acc[m][n] = V_FMA(dv, xv[n], acc[m][n]);
+            }
         }
         if (tail) {
             vf xv[TMAX_N], dv[TMAX_M];
