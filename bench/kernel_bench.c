@@ -105,7 +105,7 @@ static void parts(const char *name, ln_layer *l)
         v[0] = now();
         for (int i = 0; i < inner; i++) K->conv_unfold(&g, x, rows);
         v[1] = now();
-        for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y);
+        for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y, 0);
         v[2] = now();
         for (int i = 0; i < inner / chunk; i++)
             K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, ws.dyt, rows, unf, ws.sums, ws.sums + g.ck * g.ocp, 0);
