@@ -7,7 +7,8 @@
  *  - linear forward and backward on sizes with and without vector tails, with and
  *    without bias;
  *  - max pooling 2x2 (values and argmax bit for bit, including ties and NaN) and ReLU
- *    (bit for bit, including NaN and -0);
+ *    (bit for bit, including NaN and -0); activations fused into the layer before them
+ *    (batchnorm, max pooling, conv2d) against the two layers, bit for bit;
  *  - tanh and sigmoid (forward within 4 ulp of the C library, backward bit for bit);
  *  - the SGD-momentum and Adam/AdamW steps against the scalar loops, bit for bit;
  *  - the study's net: fast against reference kernels after a forward and backward
@@ -360,8 +361,8 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
 
 /* An activation (ReLU; tanh and sigmoid after batchnorm) fused into the layer before it
  * (ln_layer.act_y, net.c) against the two layers one after the other, bit for bit:
- * output, input gradient and (batchnorm) parameter gradients and statistics, in
- * training and eval; values around 0, NaN. */
+ * output, input gradient and (batchnorm, conv2d) parameter gradients and (batchnorm)
+ * statistics, in training and eval; values around 0, NaN. */
 static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
                            ln_rng *rng, const char *isa)
 {
@@ -375,6 +376,8 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     x[n / 2] = NAN;
     for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
     float *y[2], *dx[2], *dw[2], *stats[2];
+    const int64_t wn = o.l.weight_n, bn = o.l.bias_n, wsn = ln_layer_workspace(&o.l);
+    float *ws = wsn > 0 ? falloc(wsn) : NULL;
     for (int fused = 0; fused < 2; fused++) {
         float *saved = falloc(2 * c);
         if (o.l.spec.kind == LN_BATCHNORM2D) {
@@ -383,7 +386,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
             o.l.running_var = bufs + c;
             o.l.saved = saved;
         }
-        ln_ctx ctx = {batch, training, 0, NULL, NULL, NULL};
+        ln_ctx ctx = {batch, training, 0, NULL, ws, NULL};
         y[fused] = falloc(m);
         dx[fused] = falloc(n);
         float *pre = falloc(m), *g = falloc(m);
@@ -406,10 +409,9 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
             }
             ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
         }
-        dw[fused] = falloc(2 * c);
-        memset(dw[fused], 0, sizeof(float) * 2 * (size_t)c);
-        if (o.dweight) memcpy(dw[fused], o.dweight, sizeof(float) * (size_t)c);
-        if (o.dbias) memcpy(dw[fused] + c, o.dbias, sizeof(float) * (size_t)c);
+        dw[fused] = falloc(wn + bn);
+        if (o.dweight) memcpy(dw[fused], o.dweight, sizeof(float) * (size_t)wn);
+        if (o.dbias) memcpy(dw[fused] + wn, o.dbias, sizeof(float) * (size_t)bn);
         stats[fused] = falloc(4 * c);
         memcpy(stats[fused], bufs, sizeof(float) * 2 * (size_t)c);
         memcpy(stats[fused] + 2 * c, saved, sizeof(float) * 2 * (size_t)c);
@@ -423,7 +425,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
              training ? "training" : "eval");
     int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
-             same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
+             same_bits(dw[0], dw[1], sizeof(float) * (size_t)(wn + bn), detail, sizeof detail) &&
              same_bits(stats[0], stats[1], sizeof(float) * 4 * (size_t)c, detail, sizeof detail);
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 2; r++) {
@@ -435,6 +437,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     free(x);
     free(dy);
     free(bufs);
+    free(ws);
     free_layer(&o);
 }
 
@@ -900,6 +903,11 @@ int main(void)
             }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
+        /* a ReLU fused into conv2d: the lane-partial weight gradient with a vector tail
+         * (zero-padded dy for dx) and chunks of samples, the transposed one, im2col */
+        test_fused_act(ln_conv2d(3, 5, 3, 1, 1), LN_RELU, 3, 9, 11, 19, 1, &rng, name);
+        test_fused_act(ln_conv2d(4, 16, 3, 1, 1), LN_RELU, 4, 10, 10, 7, 1, &rng, name);
+        test_fused_act(ln_conv2d(2, 6, 3, 2, 1), LN_RELU, 2, 10, 9, 5, 1, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
