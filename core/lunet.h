@@ -272,7 +272,8 @@ int ln_net_forward_batch(const ln_net *net);
 void ln_net_forget_forward(ln_net *net);
 
 /* Reference twins: the plain (slow, obviously correct) versions of the kernels, used
- * by tests to check the fast ones. 1 = use reference kernels for this net. */
+ * by tests to check the fast ones. 1 = use reference kernels for this net, from its next
+ * forward pass on (a backward goes through the kernels of the forward before it). */
 void ln_net_use_reference_kernels(ln_net *net, int on);
 
 /* ---------------------------------------------------------------- losses */

@@ -33,6 +33,7 @@ struct ln_net {
 
     int last_batch;          /* batch of the last forward, 0 if none */
     int last_training;
+    int last_reference;      /* the kernels of the last forward: its backward takes the same */
     int reference;
 
     int threads;             /* threads a pass uses (ln_net_set_threads), >= 1 */
@@ -474,7 +475,6 @@ static void zero_grads(ln_net *net)
         memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
 }
 
-/* The first layer that draws random numbers in training, or -1. */
 /* Whether layer i takes in the activation that follows it in this forward pass: the
  * fast kernels only (the reference twins stay one layer each), and the layer kind's
  * say. The results are the same bits either way (the same operations on the same
@@ -489,6 +489,7 @@ static int fuses_act(const ln_net *net, int i, const ln_ctx *ctx)
     return k->absorbs_act && k->absorbs_act(&net->layers[i], act);
 }
 
+/* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
     for (int i = 0; i < net->count; i++) {
@@ -537,6 +538,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
     }
     net->last_batch = batch;
     net->last_training = ctx.training;
+    net->last_reference = ctx.reference;
     if (out) *out = net->act[net->count];
     return LN_OK;
 }
@@ -551,7 +553,9 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
 {
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
     if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
-    ln_ctx ctx = {net->last_batch, net->last_training, net->reference, NULL, net->workspace, NULL};
+    /* the forward's kernels, even if use_reference_kernels switched since: the fast
+     * forward leaves some outputs unwritten (an activation fused into the layer before) */
+    ln_ctx ctx = {net->last_batch, net->last_training, net->last_reference, NULL, net->workspace, NULL};
     zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
     const int stop = dx ? 0 : first_param_layer(net);
