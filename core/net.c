@@ -391,7 +391,10 @@ static void layer_pass(ln_net *net, ln_layer *l, const float *x, float *y, const
     }
     layer_job j = {l, x, y, dy, backward ? dx : y, ctx, net->workspace_n, backward};
     ln_workers_run(net->workers, layer_region, &j);
-    if (backward) ln_layer_backward_finish(l, ctx);
+    if (backward)
+        ln_layer_backward_finish(l, ctx);
+    else
+        ln_layer_forward_finish(l, ctx);
 }
 
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err)
