@@ -85,6 +85,9 @@ void ln_rng_seed(ln_rng *rng, uint64_t seed, uint64_t stream);
 uint32_t ln_rng_u32(ln_rng *rng);
 float ln_rng_uniform(ln_rng *rng);             /* [0, 1) with 24 random bits */
 uint32_t ln_rng_below(ln_rng *rng, uint32_t n);/* unbiased, in [0, n); n > 0 */
+/* The state n calls of ln_rng_u32 (or ln_rng_uniform) would leave, in O(log n) steps:
+ * threads that draw parts of one stream start where the draws before theirs end. */
+void ln_rng_advance(ln_rng *rng, uint64_t n);
 /* SplitMix64 mix of (seed, index): independent seeds for run r, layer i, ... */
 uint64_t ln_seed_derive(uint64_t seed, uint64_t index);
 
@@ -272,7 +275,8 @@ int ln_net_forward_batch(const ln_net *net);
 void ln_net_forget_forward(ln_net *net);
 
 /* Reference twins: the plain (slow, obviously correct) versions of the kernels, used
- * by tests to check the fast ones. 1 = use reference kernels for this net. */
+ * by tests to check the fast ones. 1 = use reference kernels for this net, from its next
+ * forward pass on (a backward goes through the kernels of the forward before it). */
 void ln_net_use_reference_kernels(ln_net *net, int on);
 
 /* ---------------------------------------------------------------- losses */
@@ -460,6 +464,11 @@ void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out)
  * their labels; indices must be in range. */
 void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
                        int32_t *labels);
+/* ln_dataset_gather of n samples (n <= the reserved batch) into the net's input slot
+ * (ln_net_input), over the net's threads: each sample is copied whole by one of them, so
+ * the same floats. Returns the slot. */
+float *ln_net_gather_input(ln_net *net, const ln_dataset *data, const int64_t *indices, int n,
+                           int32_t *labels);
 /* Bytes the dataset holds in memory (samples and labels). */
 size_t ln_dataset_bytes(const ln_dataset *ds);
 

@@ -33,6 +33,7 @@ struct ln_net {
 
     int last_batch;          /* batch of the last forward, 0 if none */
     int last_training;
+    int last_reference;      /* the kernels of the last forward: its backward takes the same */
     int reference;
 
     int threads;             /* threads a pass uses (ln_net_set_threads), >= 1 */
@@ -390,7 +391,10 @@ static void layer_pass(ln_net *net, ln_layer *l, const float *x, float *y, const
     }
     layer_job j = {l, x, y, dy, backward ? dx : y, ctx, net->workspace_n, backward};
     ln_workers_run(net->workers, layer_region, &j);
-    if (backward) ln_layer_backward_finish(l, ctx);
+    if (backward)
+        ln_layer_backward_finish(l, ctx);
+    else
+        ln_layer_forward_finish(l, ctx);
 }
 
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err)
@@ -474,7 +478,6 @@ static void zero_grads(ln_net *net)
         memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
 }
 
-/* The first layer that draws random numbers in training, or -1. */
 /* Whether layer i takes in the activation that follows it in this forward pass: the
  * fast kernels only (the reference twins stay one layer each), and the layer kind's
  * say. The results are the same bits either way (the same operations on the same
@@ -489,6 +492,7 @@ static int fuses_act(const ln_net *net, int i, const ln_ctx *ctx)
     return k->absorbs_act && k->absorbs_act(&net->layers[i], act);
 }
 
+/* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
     for (int i = 0; i < net->count; i++) {
@@ -537,11 +541,43 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
     }
     net->last_batch = batch;
     net->last_training = ctx.training;
+    net->last_reference = ctx.reference;
     if (out) *out = net->act[net->count];
     return LN_OK;
 }
 
 float *ln_net_input(ln_net *net) { return net->act[0]; }
+
+/* Gathers of fewer floats than this stay on one thread (as SPLIT_MIN_FLOATS in
+ * layer_split.c: waking the others would cost more). */
+#define GATHER_SPLIT_MIN 16384
+
+typedef struct {
+    const ln_dataset *data;
+    const int64_t *indices;
+    int64_t n, per;
+    float *x;
+    int32_t *labels;
+} gather_job;
+
+static void gather_region(void *arg, int t, int T)
+{
+    const gather_job *j = arg;
+    int64_t b, e;
+    ln_split(j->n, t, T, &b, &e);
+    if (b < e) ln_dataset_gather(j->data, j->indices + b, e - b, j->x + b * j->per, j->labels ? j->labels + b : NULL);
+}
+
+float *ln_net_gather_input(ln_net *net, const ln_dataset *data, const int64_t *indices, int n,
+                           int32_t *labels)
+{
+    gather_job j = {data, indices, n, ln_shape_numel(net->input), net->act[0], labels};
+    if (net->workers && j.n * j.per >= GATHER_SPLIT_MIN)
+        ln_workers_run(net->workers, gather_region, &j);
+    else
+        ln_dataset_gather(data, indices, n, j.x, labels);
+    return j.x;
+}
 
 int ln_net_forward_batch(const ln_net *net) { return net->last_batch; }
 
@@ -551,7 +587,9 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
 {
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
     if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
-    ln_ctx ctx = {net->last_batch, net->last_training, net->reference, NULL, net->workspace, NULL};
+    /* the forward's kernels, even if use_reference_kernels switched since: the fast
+     * forward leaves some outputs unwritten (an activation fused into the layer before) */
+    ln_ctx ctx = {net->last_batch, net->last_training, net->last_reference, NULL, net->workspace, NULL};
     zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
     const int stop = dx ? 0 : first_param_layer(net);
