@@ -79,5 +79,5 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define DW_TM(nr) ((nr) >= 3 ? 4 : 6)
 #define SIMD_M256 1 /* __m256 intrinsics (AVX2) are available in the region */
 #define DW_FILL 90
-#define LIN_N 2
+#define LIN_N 3 /* 3 x 4 forward tiles (simd_impl.h, LIN_O) */
 #define SIMD_MAXPOOL SIMD_MAXPOOL_AVX2

@@ -581,23 +581,56 @@ static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
 
 /* ================================================================== linear */
 
+/* Floats of inputs (x rows or w rows) that a pass of the linear kernels keeps in L2
+ * while the other operand streams: blocks of samples (forward) or of input columns (dx)
+ * are cut to fit, so that a large weight matrix is read from memory a few times per
+ * batch, not once per tile. */
+#define LIN_L2_FLOATS (48 * 1024)
+/* Floats of dy columns the weight gradient gathers on the stack (16 KiB) */
+#define LIN_DYB_FLOATS 4096
+/* Input vectors per block of the forward: the LIN_O weight rows of a block (512 floats
+ * each, 8 KiB) stay in L1 while the block's samples sweep over them (3136 -> 1024 at
+ * batch 64: 50-57 GFLOP/s where whole rows gave 46-47, kernel_bench on a loaded machine) */
+#define LIN_KV (512 / VL)
+/* Samples per block of the forward whose lane sums are parked between input blocks,
+ * and floats of their rows kept in L2 */
+#define LIN_AB 24
+#define LIN_FWD_L2 (96 * 1024)
+
+/* outputs per tile of the forward: TMAX_N while LIN_N x TMAX_N chains fit in 12 (AVX2:
+ * 3 x 4, 12 lane chains, 3 x loads and one w load at a time fill the 16 registers: 7
+ * loads per 12 FMAs, where 2 x 4 needed 6 per 8 (3136 -> 1024 forward 42 -> 50-54
+ * GFLOP/s); generic: 2 x 4), TN otherwise (AVX-512: 4 x 4). The same sums whatever the
+ * tile. */
+#define LIN_O (LIN_N * TMAX_N <= 12 ? TMAX_N : TN)
+
 /* y[n][o] = b[o] + x[n] . w[o] for NN samples and NO outputs: dot products over the
- * inputs in VL lanes, then each lane set summed. */
-ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int out,
-                                        const float *x, const float *w, const float *b,
-                                        float *y)
+ * inputs in VL lanes, then each lane set summed. One call covers the input vectors
+ * [v0, v1): the lane sums start at zero (v0 == 0) or where the previous call left them
+ * in part (NN x LIN_O vectors), and are summed into y after the last full vector
+ * (v1 == in / VL) and the tail; otherwise they are left in part. Cutting the vectors
+ * into blocks this way keeps every lane's sum in the same order. */
+ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int out, int v0, int v1,
+                                        const float *x, const float *w, const float *b, float *y,
+                                        float *part)
 {
     const int full = in / VL, tail = in - full * VL;
     vf acc[TMAX_M][TMAX_N];
     for (int a = 0; a < NN; a++)
-        for (int o = 0; o < NO; o++) acc[a][o] = V_ZERO();
-    for (int v = 0; v < full; v++) {
+        for (int o = 0; o < NO; o++)
+            acc[a][o] = v0 == 0 ? V_ZERO() : V_LOADU(part + (a * LIN_O + o) * VL);
+    for (int v = v0; v < v1; v++) {
         vf xv[TMAX_M];
         for (int a = 0; a < NN; a++) xv[a] = V_LOADU(x + (int64_t)a * in + v * VL);
         for (int o = 0; o < NO; o++) {
             const vf wv = V_LOADU(w + (int64_t)o * in + v * VL);
             for (int a = 0; a < NN; a++) acc[a][o] = V_FMA(xv[a], wv, acc[a][o]);
         }
+    }
+    if (v1 < full) {
+        for (int a = 0; a < NN; a++)
+            for (int o = 0; o < NO; o++) V_STOREU(part + (a * LIN_O + o) * VL, acc[a][o]);
+        return;
     }
     if (tail) {
         vf xv[TMAX_M];
@@ -612,35 +645,36 @@ ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int 
             y[(int64_t)a * out + o] = V_HSUM(acc[a][o]) + (b ? b[o] : 0.0f);
 }
 
-/* Floats of inputs (x rows or w rows) that a pass of the linear kernels keeps in L2
- * while the other operand streams: blocks of samples (forward) or of input columns (dx)
- * are cut to fit, so that a large weight matrix is read from memory a few times per
- * batch, not once per tile. */
-#define LIN_L2_FLOATS (48 * 1024)
-/* Floats of dy columns the weight gradient gathers on the stack (16 KiB) */
-#define LIN_DYB_FLOATS 4096
-
-/* outputs per tile of the forward: TMAX_N while LIN_N x TMAX_N chains fit in 8 (AVX2 and
- * generic: 2 x 4, 8 independent lane chains to cover the FMA latency, where 2 x 3 left it
- * waiting: 3136 -> 1024 forward ~10% faster), TN otherwise (AVX-512: 4 x 4). The same
- * sums whatever the tile. */
-#define LIN_O (LIN_N * TMAX_N <= 8 ? TMAX_N : TN)
-
 static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float *w,
                             const float *b, float *y)
 {
-    /* samples in blocks whose rows stay in L2; within a block, each tile of TN weight
-     * rows (in L1) sweeps over the block's samples */
-    int ab = (int)(LIN_L2_FLOATS / (in > 0 ? in : 1)) / LIN_N * LIN_N;
-    if (ab < LIN_N) ab = LIN_N;
+    /* samples in blocks of at most LIN_AB whose rows stay in L2 (as many blocks as
+     * L2 needs, evened out); within a block, each tile of LIN_O weight rows is cut into
+     * blocks of input vectors that stay in L1 while the block's samples sweep over them,
+     * so that a weight row is read from memory once per sample block and from L1 by
+     * every tile of samples. The lane sums wait in part between input blocks. */
+    const int full = in / VL;
+    const int64_t total = (int64_t)n * (in > 0 ? in : 1);
+    int nab = (int)((total + LIN_FWD_L2 - 1) / LIN_FWD_L2);
+    if (nab < (n + LIN_AB - 1) / LIN_AB) nab = (n + LIN_AB - 1) / LIN_AB;
+    if (nab < 1) nab = 1;
+    int ab = (n + nab - 1) / nab;
+    ab = (ab + LIN_N - 1) / LIN_N * LIN_N;
+    const int nkb = full > LIN_KV ? (full + LIN_KV - 1) / LIN_KV : 1;
+    const int kv = (full + nkb - 1) / nkb > 0 ? (full + nkb - 1) / nkb : 1;
+    float part[LIN_AB * LIN_O * VL + LIN_N * LIN_O * VL];
     for (int ab0 = 0; ab0 < n; ab0 += ab) {
         const int ab1 = n - ab0 < ab ? n : ab0 + ab;
         for (int o0 = 0; o0 < out; o0 += LIN_O) {
             const int no = out - o0 < LIN_O ? out - o0 : LIN_O;
-            for (int a0 = ab0; a0 < ab1; a0 += LIN_N) {
-                const int na = ab1 - a0 < LIN_N ? ab1 - a0 : LIN_N;
-                TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_N, LIN_O, na, no, in, out, x + (int64_t)a0 * in,
-                                w + (int64_t)o0 * in, b ? b + o0 : NULL, y + (int64_t)a0 * out + o0)
+            for (int v0 = 0; v0 < full || v0 == 0; v0 += kv) {
+                const int v1 = full - v0 < kv ? full : v0 + kv;
+                for (int a0 = ab0; a0 < ab1; a0 += LIN_N) {
+                    const int na = ab1 - a0 < LIN_N ? ab1 - a0 : LIN_N;
+                    TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_N, LIN_O, na, no, in, out, v0, v1,
+                                    x + (int64_t)a0 * in, w + (int64_t)o0 * in, b ? b + o0 : NULL,
+                                    y + (int64_t)a0 * out + o0, part + (a0 - ab0) * LIN_O * VL)
+                }
             }
         }
     }
@@ -1533,6 +1567,9 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef LIN_L2_FLOATS
 #undef LIN_DYB_FLOATS
 #undef LIN_O
+#undef LIN_KV
+#undef LIN_AB
+#undef LIN_FWD_L2
 #undef TCASE
 #undef TROW
 #undef TILE_SWITCH
