@@ -544,7 +544,8 @@ static const ln_layer_param leaky_relu_params[] = {
         .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
         .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
         .backward_part = batchnorm_backward_part, .min_training_batch = min_batch,            \
-        .absorbs_act = batchnorm_absorbs_act,                                                 \
+        .absorbs_act = batchnorm_absorbs_act, .absorbs_pool = batchnorm_absorbs_pool,         \
+        .workspace = batchnorm_workspace,                                                     \
     }
 
 /* In enum order (designated, so a slip is a compile error, not a shifted table). The

@@ -104,13 +104,13 @@ typedef struct {
      * operations); in backward, act (NULL: none) replaces dy by the activation's
      * backward: dy where (x - mean) * alpha + beta > 0 for a ReLU (its output > 0,
      * recomputed instead of read), squash_bwd's formula from act->y (at the places of x)
-     * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (dy, act->y
-     * likewise), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if alone: bit for
-     * bit). */
+     * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (act->y likewise,
+     * dy at dy + r dstride), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if
+     * alone: bit for bit). */
     void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int act);
-    void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                         const ln_bn_act *act, float mean, float invstd, double *sum_dy,
-                         double *sum_dy_xhat);
+    void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstride, const float *x,
+                         const float *dy, const ln_bn_act *act, float mean, float invstd,
+                         double *sum_dy, double *sum_dy_xhat);
     void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx, float mean,
                   float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of

@@ -980,8 +980,9 @@ static inline float SFX(act_grad1)(float g, float xm, const ln_bn_act *act, int6
  * likewise): each run's sums in the order one run alone would take, the runs
  * interleaved so that their add and FMA chains overlap instead of waiting on each
  * other's latency. */
-ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, const float *x,
-                                          const float *dy, const ln_bn_act *act, int64_t at, float mean,
+ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, int64_t dstride,
+                                          const float *x, const float *dy, const ln_bn_act *act,
+                                          int64_t at, float mean,
                                           float invstd, double *sum_dy, double *sum_dy_xhat)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd);
@@ -991,12 +992,12 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
     for (; i + VL <= n; i += VL)
         for (int r = 0; r < R; r++) {
             const vf xm = V_LOADU(x + r * stride + i) - m;
-            const vf g = SFX(act_grad)(V_LOADU(dy + r * stride + i), xm, act, at + r * stride + i);
+            const vf g = SFX(act_grad)(V_LOADU(dy + r * dstride + i), xm, act, at + r * stride + i);
             a[r] = V_ADD(a[r], g);
             b[r] = V_FMA(g, V_MUL(xm, is), b[r]);
         }
     for (int r = 0; r < R; r++) {
-        const float *xr = x + r * stride, *dyr = dy + r * stride;
+        const float *xr = x + r * stride, *dyr = dy + r * dstride;
         double sa = SFX(hsum_d)(a[r]), sb = SFX(hsum_d)(b[r]);
         for (int64_t j = i; j < n; j++) {
             const float g = SFX(act_grad1)(dyr[j], xr[j] - mean, act, at + r * stride + j);
@@ -1008,17 +1009,17 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
     }
 }
 
-static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                              const ln_bn_act *act, float mean, float invstd, double *sum_dy,
-                              double *sum_dy_xhat)
+static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstride, const float *x,
+                              const float *dy, const ln_bn_act *act, float mean, float invstd,
+                              double *sum_dy, double *sum_dy_xhat)
 {
     int r = 0;
     for (; r + 4 <= runs; r += 4)
-        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
-                               sum_dy + r, sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(4, n, stride, dstride, x + r * stride, dy + r * dstride, act, r * stride,
+                               mean, invstd, sum_dy + r, sum_dy_xhat + r);
     for (; r < runs; r++)
-        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
-                               sum_dy + r, sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(1, n, stride, dstride, x + r * stride, dy + r * dstride, act, r * stride,
+                               mean, invstd, sum_dy + r, sum_dy_xhat + r);
 }
 
 static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx,
@@ -1046,38 +1047,103 @@ static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_a
 
 /* ================================================================= avgpool */
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+/* the even and odd lanes of the 16 floats a:b, in order (2x2 pooling's columns) */
+static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
+{
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+#endif
+
 /* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
- * times 0.25, bit for bit (plain loops that the compiler vectorises for this ISA). */
+ * times 0.25, bit for bit. One row pair: output row yo of ow values from input rows r0,
+ * r1. AVX2: 8 windows at a time from the even and odd columns (as maxpool), then 4, then
+ * one by one; other ISAs: a plain loop that the compiler vectorises. */
+ALWAYS_INLINE void SFX(avgpool2_row)(int ow, const float *restrict r0, const float *restrict r1,
+                                     float *restrict yo)
+{
+    int ox = 0;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+    const __m256 zero = _mm256_setzero_ps(), q = _mm256_set1_ps(0.25f);
+    for (; ox + 4 <= ow; ox += 8) {
+        const int half = ox + 8 > ow;
+        const __m256 a0 = _mm256_loadu_ps(r0 + 2 * ox), b0 = _mm256_loadu_ps(r1 + 2 * ox);
+        const __m256 a1 = half ? a0 : _mm256_loadu_ps(r0 + 2 * ox + 8);
+        const __m256 b1 = half ? b0 : _mm256_loadu_ps(r1 + 2 * ox + 8);
+        __m256 tl, tr, bl, br;
+        SFX(deinterleave)(a0, a1, &tl, &tr);
+        SFX(deinterleave)(b0, b1, &bl, &br);
+        const __m256 s = _mm256_mul_ps(
+            _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(zero, tl), tr), bl), br), q);
+        if (half) {
+            _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(s));
+            ox += 4;
+            break;
+        }
+        _mm256_storeu_ps(yo + ox, s);
+    }
+#endif
+    for (; ox < ow; ox++)
+        yo[ox] = ((((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) * 0.25f;
+}
+
 static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++)
         for (int oy = 0; oy < oh; oy++) {
-            const float *restrict r0 = x + (pl * h + 2 * oy) * w, *restrict r1 = r0 + w;
-            float *restrict yo = y + (pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++)
-                yo[ox] = ((((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) * 0.25f;
+            const float *r0 = x + (pl * h + 2 * oy) * w;
+            SFX(avgpool2_row)(ow, r0, r0 + w, y + (pl * oh + oy) * ow);
         }
 }
 
-/* Backward: every input position written once (0 + dy/4, as the reference's zeroed
- * buffer plus one contribution; the odd last row and column get 0). */
+/* Backward of one row pair: every input position written once (0 + dy/4, as the
+ * reference's zeroed buffer plus one contribution; an odd last column gets 0). */
+ALWAYS_INLINE void SFX(avgpool2_row_grad)(int ow, int w, const float *restrict g, float *restrict r0,
+                                          float *restrict r1)
+{
+    int ox = 0;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+    const __m256 zero = _mm256_setzero_ps(), q = _mm256_set1_ps(0.25f);
+    for (; ox + 8 <= ow; ox += 8) {
+        const __m256 v = _mm256_add_ps(zero, _mm256_mul_ps(_mm256_loadu_ps(g + ox), q));
+        const __m256 lo = _mm256_unpacklo_ps(v, v), hi = _mm256_unpackhi_ps(v, v);
+        const __m256 t0 = _mm256_permute2f128_ps(lo, hi, 0x20), t1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        _mm256_storeu_ps(r0 + 2 * ox, t0);
+        _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
+        _mm256_storeu_ps(r1 + 2 * ox, t0);
+        _mm256_storeu_ps(r1 + 2 * ox + 8, t1);
+    }
+    if (ox + 4 <= ow) {
+        const __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_mul_ps(_mm_loadu_ps(g + ox), _mm_set1_ps(0.25f)));
+        const __m128 lo = _mm_unpacklo_ps(v, v), hi = _mm_unpackhi_ps(v, v);
+        _mm_storeu_ps(r0 + 2 * ox, lo);
+        _mm_storeu_ps(r0 + 2 * ox + 4, hi);
+        _mm_storeu_ps(r1 + 2 * ox, lo);
+        _mm_storeu_ps(r1 + 2 * ox + 4, hi);
+        ox += 4;
+    }
+#endif
+    for (; ox < ow; ox++) {
+        const float v = 0.0f + g[ox] * 0.25f;
+        r0[2 * ox] = v;
+        r0[2 * ox + 1] = v;
+        r1[2 * ox] = v;
+        r1[2 * ox + 1] = v;
+    }
+    if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+}
+
+/* Backward (the odd last row and column get 0). */
 static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
-            float *restrict r0 = xp + (int64_t)(2 * oy) * w, *restrict r1 = r0 + w;
-            const float *restrict g = dy + (pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++) {
-                const float v = 0.0f + g[ox] * 0.25f;
-                r0[2 * ox] = v;
-                r0[2 * ox + 1] = v;
-                r1[2 * ox] = v;
-                r1[2 * ox + 1] = v;
-            }
-            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+            float *r0 = xp + (int64_t)(2 * oy) * w;
+            SFX(avgpool2_row_grad)(ow, w, dy + (pl * oh + oy) * ow, r0, r0 + w);
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
@@ -1248,12 +1314,7 @@ static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
     return _mm256_and_ps(_mm256_cmp_ps(b, a, _CMP_NLE_UQ), _mm256_cmp_ps(a, a, _CMP_ORD_Q));
 }
 
-/* the even and odd lanes of the 16 floats a:b, in order */
-static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
-{
-    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-}
+/* SFX(deinterleave): see avgpool */
 
 /* The windows of the row pair r0, r1 from output column ox on (8 of them from the 16
  * floats of each row at 2 ox, or 4 from 8 when `half`: then the upper lanes repeat the

@@ -363,18 +363,20 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
  * output, input gradient and (batchnorm) parameter gradients and statistics, in
  * training and eval; values around 0, NaN. */
 static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
-                           ln_rng *rng, const char *isa)
+                           int pool, ln_rng *rng, const char *isa)
 {
     owned_layer o;
     int64_t d[3] = {c, h, w};
     make_layer(&o, spec, ln_shape_make(3, d), batch, rng);
-    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
-    float *x = falloc(n), *dy = falloc(m), *bufs = falloc(4 * c);
+    /* pool: a 2x2 average pooling follows the activation (ln_layer.pool_y), dy is its
+     * output's gradient; m2 floats of it */
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, m2 = pool ? ln_pooled_n(&o.l) * batch : m;
+    float *x = falloc(n), *dy = falloc(m2), *bufs = falloc(4 * c);
     fill(x, n, rng);
-    fill(dy, m, rng);
+    fill(dy, m2, rng);
     x[n / 2] = NAN;
     for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
-    float *y[2], *dx[2], *dw[2], *stats[2];
+    float *y[2], *py[2], *dx[2], *dw[2], *stats[2];
     for (int fused = 0; fused < 2; fused++) {
         float *saved = falloc(2 * c);
         if (o.l.spec.kind == LN_BATCHNORM2D) {
@@ -383,27 +385,38 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
             o.l.running_var = bufs + c;
             o.l.saved = saved;
         }
-        ln_ctx ctx = {batch, training, 0, NULL, NULL, NULL};
+        const int64_t ws_n = ln_layer_workspace(&o.l);
+        float *ws = falloc(ws_n > 0 ? ws_n : 1);
+        ln_ctx ctx = {batch, training, 0, NULL, ws, NULL};
         y[fused] = falloc(m);
+        py[fused] = falloc(m2);
         dx[fused] = falloc(n);
-        float *pre = falloc(m), *g = falloc(m);
+        float *pre = falloc(m), *g = falloc(m), *gp = falloc(m);
         if (o.dweight) memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
         if (o.dbias) memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
         if (fused) {
             o.l.act_y = y[1];
             o.l.act_kind = act;
+            o.l.pool_y = pool ? py[1] : NULL;
             ln_layer_forward(&o.l, x, y[1], &ctx);
             ln_layer_backward(&o.l, x, y[1], dy, dx[1], &ctx);
             o.l.act_y = NULL;
+            o.l.pool_y = NULL;
         } else {
             ln_layer_forward(&o.l, x, pre, &ctx);
+            const float *gy = dy; /* the activation's output gradient */
+            if (pool) {
+                ln_simd()->avgpool2_bwd((int64_t)batch * c, h, w, dy, gp);
+                gy = gp;
+            }
             if (act == LN_RELU) {
                 ln_simd()->relu_fwd(m, pre, y[0]);
-                ln_simd()->relu_bwd(m, y[0], dy, g);
+                ln_simd()->relu_bwd(m, y[0], gy, g);
             } else {
                 ln_simd()->squash_fwd((int)act, m, pre, y[0]);
-                ln_simd()->squash_bwd((int)act, m, y[0], dy, g);
+                ln_simd()->squash_bwd((int)act, m, y[0], gy, g);
             }
+            if (pool) ln_simd()->avgpool2_fwd((int64_t)batch * c, h, w, y[0], py[0]);
             ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
         }
         dw[fused] = falloc(2 * c);
@@ -415,19 +428,23 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
         memcpy(stats[fused] + 2 * c, saved, sizeof(float) * 2 * (size_t)c);
         free(pre);
         free(g);
+        free(gp);
         free(saved);
+        free(ws);
     }
     char desc[200], detail[300] = "";
-    snprintf(desc, sizeof desc, "%s %s + %s fused on %dx%dx%d batch %d, %s (bit for bit the two layers)", isa,
-             ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), c, h, w, batch,
-             training ? "training" : "eval");
+    snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)", isa,
+             ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), pool ? " + avgpool2d 2x2" : "", c, h,
+             w, batch, training ? "training" : "eval", pool ? "three" : "two");
     int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+             (!pool || same_bits(py[0], py[1], sizeof(float) * (size_t)m2, detail, sizeof detail)) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
              same_bits(stats[0], stats[1], sizeof(float) * 4 * (size_t)c, detail, sizeof detail);
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 2; r++) {
         free(y[r]);
+        free(py[r]);
         free(dx[r]);
         free(dw[r]);
         free(stats[r]);
@@ -895,11 +912,16 @@ int main(void)
         static const ln_layer_kind acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
         for (int training = 0; training < 2; training++)
             for (int a = 0; a < 3; a++) {
-                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, &rng, name);
-                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 4, 4, 5, training, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, 0, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 4, 4, 5, training, 0, &rng, name);
+                /* with a 2x2 average pooling after the activation: odd and even sides,
+                 * rows of 8 + 4 + scalar windows, more samples than the gradient's runs */
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 9, 28, 11, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 14, 14, 2, training, 1, &rng, name);
             }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
-            test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
+            test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, 0, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
