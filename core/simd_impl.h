@@ -1058,30 +1058,44 @@ static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *o
 
 /* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
  * times 0.25, bit for bit. One row pair: output row yo of ow values from input rows r0,
- * r1. AVX2: 8 windows at a time from the even and odd columns (as maxpool), then 4, then
- * one by one; other ISAs: a plain loop that the compiler vectorises. */
+ * r1. AVX2: 8 windows at a time from the even and odd columns (as maxpool), the last 8
+ * (or 4 when the row has fewer than 8) overlapping the ones before instead of a scalar
+ * tail; other ISAs: a plain loop that the compiler vectorises. */
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+ALWAYS_INLINE __m256 SFX(avgpool2_8)(const float *r0, const float *r1)
+{
+    __m256 tl, tr, bl, br;
+    SFX(deinterleave)(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), &tl, &tr);
+    SFX(deinterleave)(_mm256_loadu_ps(r1), _mm256_loadu_ps(r1 + 8), &bl, &br);
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), tl), tr), bl), br);
+    return _mm256_mul_ps(s, _mm256_set1_ps(0.25f));
+}
+
+ALWAYS_INLINE __m128 SFX(avgpool2_4)(const float *r0, const float *r1)
+{
+    const __m128 a0 = _mm_loadu_ps(r0), a1 = _mm_loadu_ps(r0 + 4);
+    const __m128 b0 = _mm_loadu_ps(r1), b1 = _mm_loadu_ps(r1 + 4);
+    const __m128 tl = _mm_shuffle_ps(a0, a1, 0x88), tr = _mm_shuffle_ps(a0, a1, 0xDD);
+    const __m128 bl = _mm_shuffle_ps(b0, b1, 0x88), br = _mm_shuffle_ps(b0, b1, 0xDD);
+    const __m128 s = _mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_setzero_ps(), tl), tr), bl), br);
+    return _mm_mul_ps(s, _mm_set1_ps(0.25f));
+}
+#endif
+
 ALWAYS_INLINE void SFX(avgpool2_row)(int ow, const float *restrict r0, const float *restrict r1,
                                      float *restrict yo)
 {
     int ox = 0;
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-    const __m256 zero = _mm256_setzero_ps(), q = _mm256_set1_ps(0.25f);
-    for (; ox + 4 <= ow; ox += 8) {
-        const int half = ox + 8 > ow;
-        const __m256 a0 = _mm256_loadu_ps(r0 + 2 * ox), b0 = _mm256_loadu_ps(r1 + 2 * ox);
-        const __m256 a1 = half ? a0 : _mm256_loadu_ps(r0 + 2 * ox + 8);
-        const __m256 b1 = half ? b0 : _mm256_loadu_ps(r1 + 2 * ox + 8);
-        __m256 tl, tr, bl, br;
-        SFX(deinterleave)(a0, a1, &tl, &tr);
-        SFX(deinterleave)(b0, b1, &bl, &br);
-        const __m256 s = _mm256_mul_ps(
-            _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(zero, tl), tr), bl), br), q);
-        if (half) {
-            _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(s));
-            ox += 4;
-            break;
-        }
-        _mm256_storeu_ps(yo + ox, s);
+    if (ow >= 8) {
+        for (; ox + 8 <= ow; ox += 8) _mm256_storeu_ps(yo + ox, SFX(avgpool2_8)(r0 + 2 * ox, r1 + 2 * ox));
+        if (ox < ow) _mm256_storeu_ps(yo + ow - 8, SFX(avgpool2_8)(r0 + 2 * (ow - 8), r1 + 2 * (ow - 8)));
+        return;
+    }
+    if (ow >= 4) {
+        _mm_storeu_ps(yo, SFX(avgpool2_4)(r0, r1));
+        if (ow > 4) _mm_storeu_ps(yo + ow - 4, SFX(avgpool2_4)(r0 + 2 * (ow - 4), r1 + 2 * (ow - 4)));
+        return;
     }
 #endif
     for (; ox < ow; ox++)
@@ -1099,30 +1113,23 @@ static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
 }
 
 /* Backward of one row pair: every input position written once (0 + dy/4, as the
- * reference's zeroed buffer plus one contribution; an odd last column gets 0). */
+ * reference's zeroed buffer plus one contribution; an odd last column gets 0). AVX2, even
+ * rows of 8 or more: 8 inputs (4 windows) at a time, the last 8 overlapping. */
 ALWAYS_INLINE void SFX(avgpool2_row_grad)(int ow, int w, const float *restrict g, float *restrict r0,
                                           float *restrict r1)
 {
     int ox = 0;
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-    const __m256 zero = _mm256_setzero_ps(), q = _mm256_set1_ps(0.25f);
-    for (; ox + 8 <= ow; ox += 8) {
-        const __m256 v = _mm256_add_ps(zero, _mm256_mul_ps(_mm256_loadu_ps(g + ox), q));
-        const __m256 lo = _mm256_unpacklo_ps(v, v), hi = _mm256_unpackhi_ps(v, v);
-        const __m256 t0 = _mm256_permute2f128_ps(lo, hi, 0x20), t1 = _mm256_permute2f128_ps(lo, hi, 0x31);
-        _mm256_storeu_ps(r0 + 2 * ox, t0);
-        _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
-        _mm256_storeu_ps(r1 + 2 * ox, t0);
-        _mm256_storeu_ps(r1 + 2 * ox + 8, t1);
-    }
-    if (ox + 4 <= ow) {
-        const __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_mul_ps(_mm_loadu_ps(g + ox), _mm_set1_ps(0.25f)));
-        const __m128 lo = _mm_unpacklo_ps(v, v), hi = _mm_unpackhi_ps(v, v);
-        _mm_storeu_ps(r0 + 2 * ox, lo);
-        _mm_storeu_ps(r0 + 2 * ox + 4, hi);
-        _mm_storeu_ps(r1 + 2 * ox, lo);
-        _mm_storeu_ps(r1 + 2 * ox + 4, hi);
-        ox += 4;
+    if (!(w & 1) && w >= 8) {
+        const __m128 q = _mm_set1_ps(0.25f);
+        for (int c = 0;; c += 8) {
+            if (c + 8 > w) c = w - 8;
+            const __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_mul_ps(_mm_loadu_ps(g + c / 2), q));
+            const __m256 d = _mm256_set_m128(_mm_unpackhi_ps(v, v), _mm_unpacklo_ps(v, v));
+            _mm256_storeu_ps(r0 + c, d);
+            _mm256_storeu_ps(r1 + c, d);
+            if (c + 8 == w) return;
+        }
     }
 #endif
     for (; ox < ow; ox++) {
