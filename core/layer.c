@@ -525,6 +525,7 @@ static const ln_layer_param leaky_relu_params[] = {
         .info = {nm, tag, NO_PARAMS}, .setup = setup_same,                                    \
         .fast = {activation_forward, activation_backward},                                    \
         .reference = {activation_forward_reference, activation_backward_reference},           \
+        .absorbs_pool = activation_absorbs_pool,                                              \
     }
 
 /* dropout, dropout2d: one kernel, masks of elements or of whole channels (dropout.c) */

@@ -36,6 +36,7 @@ typedef struct {
      * Forward also writes the pooled values there; backward takes dy with respect to
      * them (pooled) and spreads it as the pooling's backward would. NULL: no fusion. */
     float *pool_y;
+    int32_t *pool_argmax; /* a fused max pooling's: the pooling layer's argmax */
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */
     int absorbed;
@@ -167,6 +168,7 @@ void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx,
 
 /* The elementwise kinds (relu, tanh, sigmoid) in the descriptors' own signature. */
 void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+int activation_absorbs_pool(const ln_layer *l, const ln_layer *pool);
 void activation_backward(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx);
 void activation_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);

@@ -44,6 +44,7 @@ static int sample_share(const ln_layer *l, const ln_ctx *ctx, int t, int T, ln_l
     if (l->mask) sub->mask = l->mask + b0 * ln_layer_mask_per_sample(l);
     if (l->act_y) sub->act_y = l->act_y + b0 * l->out_n;
     if (l->pool_y) sub->pool_y = l->pool_y + b0 * ln_pooled_n(l);
+    if (l->pool_argmax) sub->pool_argmax = l->pool_argmax + b0 * ln_pooled_n(l);
     *sctx = *ctx;
     sctx->batch = (int)(b1 - b0);
     *first = b0;

@@ -33,6 +33,7 @@ struct ln_net {
 
     int last_batch;          /* batch of the last forward, 0 if none */
     int last_training;
+    int last_reference;      /* the kernels of the last forward, which its backward uses */
     int reference;
 
     int threads;             /* threads a pass uses (ln_net_set_threads), >= 1 */
@@ -542,6 +543,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
          * not written), then a fused pooling's after it */
         const int out = l->act_y ? i + 1 : i;
         l->pool_y = fuses_pool(net, i, out + 1, &ctx) ? net->act[out + 2] : NULL;
+        l->pool_argmax = l->pool_y ? net->layers[out + 1].argmax : NULL;
         if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
         layer_pass(net, l, net->act[i], net->act[out + 1], NULL, NULL, &ctx, 0);
         const int last = l->pool_y ? out + 1 : out;
@@ -550,10 +552,12 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
             a->absorbed = 1;
             a->act_y = NULL;
             a->pool_y = NULL;
+            a->pool_argmax = NULL;
         }
     }
     net->last_batch = batch;
     net->last_training = ctx.training;
+    net->last_reference = ctx.reference;
     if (out) *out = net->act[net->count];
     return LN_OK;
 }
@@ -568,7 +572,9 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
 {
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
     if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
-    ln_ctx ctx = {net->last_batch, net->last_training, net->reference, NULL, net->workspace, NULL};
+    /* the forward's kernels: a fused layer's forward leaves outputs unwritten that the
+     * separate layers' backward would read (ln_net_use_reference_kernels in between) */
+    ln_ctx ctx = {net->last_batch, net->last_training, net->last_reference, NULL, net->workspace, NULL};
     zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
     const int stop = dx ? 0 : first_param_layer(net);

@@ -120,10 +120,13 @@ typedef struct {
     void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
     /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu != 0
      * applies a ReLU that follows (net.c fuses it); relu_y (NULL: none) is that ReLU's
-     * output, and dy is taken where it is > 0, else 0. */
-    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu);
+     * output, and dy is taken where it is > 0, else 0. pre (0: none; LN_RELU, LN_TANH,
+     * LN_SIGMOID): the activation before the pooling, fused (its values are compared);
+     * backward applies its derivative from pre_y, the pooled output (simd_impl.h). */
+    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu,
+                         int pre);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
-                         const float *relu_y, float *dx);
+                         const float *relu_y, int pre, const float *pre_y, float *dx);
     /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
      * (one product per element: bit for bit dropout.c's loops; out may be in) */
     void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);

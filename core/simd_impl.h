@@ -1159,16 +1159,53 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 /* ================================================================= maxpool */
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
- * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
+ * bottom-right), the first maximum and NaN handling are those of pool.c's reference.
+ *
+ * pre (0: none; LN_RELU, LN_TANH, LN_SIGMOID): the activation layer before the pooling,
+ * fused into it (net.c): applied to every input with relu_fwd's and squash_fwd's
+ * operations before the windows are compared, so the maxima and their offsets are those
+ * of the two layers; its full output is never written. Backward: the activation's
+ * derivative at the window's output (pre_y, the pooled output: the activation's value
+ * where the maximum was) is applied to dy first, squash_bwd's and relu_bwd's formulas;
+ * the other inputs of the window get 0, as the two layers give them for finite values. */
+ALWAYS_INLINE vf SFX(pre_act)(int pre, vf v)
+{
+    if (pre == LN_RELU) return (vf)((vi)v & ((v > V_ZERO()) | (v != v)));
+    if (pre == LN_TANH) return SFX(tanh_v)(v);
+    if (pre == LN_SIGMOID) return SFX(sigmoid_v)(v);
+    return v;
+}
+
+ALWAYS_INLINE vf SFX(pre_grad)(int pre, vf g, vf y)
+{
+    const vf one = V_SET1(1.0f);
+    if (pre == LN_RELU) return (vf)((vi)g & (y > V_ZERO()));
+    if (pre == LN_TANH) return g * (one - y * y);
+    if (pre == LN_SIGMOID) return (g * y) * (one - y);
+    return g;
+}
+
+static inline float SFX(pre_grad1)(int pre, float g, float y)
+{
+    if (pre == LN_RELU) return y > 0.0f ? g : 0.0f;
+    if (pre == LN_TANH) return g * (1.0f - y * y);
+    if (pre == LN_SIGMOID) return g * y * (1.0f - y);
+    return g;
+}
 /* One 2x2 window, output column ox of the row pair r0, r1 (row 2 oy of its plane,
  * at = 2 oy w): in window order (top-left, top-right, bottom-left, bottom-right) the
  * first maximum, or the first NaN; its offset in the plane. With relu, the ReLU that
  * follows the pooling (net.c fuses it: relu_fwd's rule) is applied to the maximum. The
  * scalar kernels, and the vector kernels' last columns. */
 ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w, int at, int ox, int relu,
-                                        float *y, int32_t *argmax)
+                                        int pre, float *y, int32_t *argmax)
 {
-    const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+    float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+    if (pre) { /* the vector kernels' values */
+        float a[VL];
+        V_STOREU(a, SFX(pre_act)(pre, V_LOADU_N(v, 4)));
+        for (int q = 0; q < 4; q++) v[q] = a[q];
+    }
     const int offs[4] = {0, 1, w, w + 1};
     float bv = v[0];
     int bo = 0;
@@ -1203,7 +1240,7 @@ static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
 }
 
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu)
+                              int32_t *argmax, int relu, int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1220,10 +1257,10 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
                 const int n = ow - ox < 16 ? ow - ox : 16;
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
-                const __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox);
-                const __m512 a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
-                const __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox);
-                const __m512 b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+                const __m512 a0 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mlo, r0 + 2 * ox));
+                const __m512 a1 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16));
+                const __m512 b0 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mlo, r1 + 2 * ox));
+                const __m512 b1 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16));
                 const __m512 tl = _mm512_permutex2var_ps(a0, even, a1), tr = _mm512_permutex2var_ps(a0, odd, a1);
                 const __m512 bl = _mm512_permutex2var_ps(b0, even, b1), br = _mm512_permutex2var_ps(b0, odd, b1);
                 /* window order tl, tr, bl, br: first maximum, first NaN. Pick within each
@@ -1255,7 +1292,8 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, float *dx)
+                              const int32_t *argmax, const float *relu_y, int pre, const float *pre_y,
+                              float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1274,6 +1312,9 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mn = (__mmask16)((1u << n) - 1);
                 __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                if (pre)
+                    g = (__m512)SFX(pre_grad)(pre, (vf)g,
+                                              (vf)_mm512_maskz_loadu_ps(mn, pre_y + (gp - dy) + oy * ow + ox));
                 if (relu_y) /* the fused ReLU's backward: dy where its output > 0 */
                     g = _mm512_maskz_mov_ps(
                         _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mn, relu_y + (gp - dy) + oy * ow + ox),
@@ -1327,12 +1368,14 @@ static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
  * floats of each row at 2 ox, or 4 from 8 when `half`: then the upper lanes repeat the
  * lower ones): their maxima and input offsets (relative to the plane, row 2 oy). */
 ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int half, int w, int at,
-                                          __m256 *best, __m256i *idx)
+                                          int pre, __m256 *best, __m256i *idx)
 {
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i one = _mm256_set1_epi32(1);
-    const __m256 a0 = _mm256_loadu_ps(r0), b0 = _mm256_loadu_ps(r1);
-    const __m256 a1 = half ? a0 : _mm256_loadu_ps(r0 + 8), b1 = half ? b0 : _mm256_loadu_ps(r1 + 8);
+    const __m256 a0 = (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r0));
+    const __m256 b0 = (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r1));
+    const __m256 a1 = half ? a0 : (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r0 + 8));
+    const __m256 b1 = half ? b0 : (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r1 + 8));
     __m256 tl, tr, bl, br;
     SFX(deinterleave)(a0, a1, &tl, &tr);
     SFX(deinterleave)(b0, b1, &bl, &br);
@@ -1349,7 +1392,7 @@ ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int h
 }
 
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu)
+                              int32_t *argmax, int relu, int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256 zero = _mm256_setzero_ps();
@@ -1363,19 +1406,19 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
             __m256 best;
             __m256i idx;
             for (; ox + 8 <= ow; ox += 8) {
-                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, &best, &idx);
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, pre, &best, &idx);
                 if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ)); /* > 0 or NaN */
                 _mm256_storeu_ps(yo + ox, best);
                 _mm256_storeu_si256((__m256i *)(ao + ox), idx);
             }
             if (ox + 4 <= ow) {
-                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, &best, &idx);
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, pre, &best, &idx);
                 if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ));
                 _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(best));
                 _mm_storeu_si128((__m128i *)(ao + ox), _mm256_castsi256_si128(idx));
                 ox += 4;
             }
-            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, yo + ox, ao + ox);
+            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, pre, yo + ox, ao + ox);
         }
     }
 }
@@ -1401,7 +1444,8 @@ ALWAYS_INLINE void SFX(maxpool2_spread)(__m256 g, __m256i rel, int w, __m256 *t0
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, float *dx)
+                              const int32_t *argmax, const float *relu_y, int pre, const float *pre_y,
+                              float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
@@ -1412,6 +1456,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const float *go = dy + (pl * oh + oy) * ow;
             const float *ro = relu_y ? relu_y + (pl * oh + oy) * ow : NULL; /* a fused ReLU's output */
+            const float *po = pre_y ? pre_y + (pl * oh + oy) * ow : NULL;   /* a fused activation's */
             const int32_t *ao = argmax + (pl * oh + oy) * ow;
             int ox = 0;
             __m256 t0, t1, b0, b1;
@@ -1420,6 +1465,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + ox)), base);
                 __m256 g = _mm256_loadu_ps(go + ox);
                 if (ro) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(ro + ox), zero, _CMP_GT_OQ));
+                if (pre) g = SFX(pre_grad)(pre, g, _mm256_loadu_ps(po + ox));
                 SFX(maxpool2_spread)(g, rel, w, &t0, &t1, &b0, &b1);
                 _mm256_storeu_ps(r0 + 2 * ox, t0);
                 _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
@@ -1433,13 +1479,19 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 /* the upper lanes repeat the lower ones; only t0 and b0 are stored */
                 __m128 g = _mm_loadu_ps(go + ox);
                 if (ro) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(ro + ox), _mm_setzero_ps()));
+                if (pre)
+                    g = _mm256_castps256_ps128(
+                        SFX(pre_grad)(pre, _mm256_castps128_ps256(g), _mm256_castps128_ps256(_mm_loadu_ps(po + ox))));
                 SFX(maxpool2_spread)(_mm256_set_m128(g, g), _mm256_set_m128i(rel, rel), w, &t0, &t1, &b0, &b1);
                 _mm256_storeu_ps(r0 + 2 * ox, t0);
                 _mm256_storeu_ps(r1 + 2 * ox, b0);
                 ox += 4;
             }
-            for (; ox < ow; ox++)
-                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox], ao[ox]);
+            for (; ox < ow; ox++) {
+                float g = ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox];
+                if (pre) g = SFX(pre_grad1)(pre, g, po[ox]);
+                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, ao[ox]);
+            }
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
@@ -1448,7 +1500,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
 /* plain C, one window at a time (SFX(maxpool2_window): the order and tie rules written out) */
 static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu)
+                              int32_t *argmax, int relu, int pre)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1457,13 +1509,14 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
             for (int ox = 0; ox < ow; ox++)
-                SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, y + o + ox, argmax + o + ox);
+                SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, pre, y + o + ox, argmax + o + ox);
         }
     }
 }
 
 static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, float *dx)
+                              const int32_t *argmax, const float *relu_y, int pre, const float *pre_y,
+                              float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1472,7 +1525,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
             for (int ox = 0; ox < ow; ox++) {
-                const float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                if (pre) g = SFX(pre_grad1)(pre, g, pre_y[o + ox]);
                 SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, argmax[o + ox]);
             }
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;

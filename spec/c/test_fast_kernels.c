@@ -289,6 +289,65 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
     free_layer(&o);
 }
 
+/* A ReLU, tanh or sigmoid with the 2x2 max pooling after it fused into it
+ * (ln_layer.pool_y): the pooled output, offsets and input gradient bit for bit the two
+ * fast layers', with ties (coarse and saturated values), infinities and -0 (not NaN:
+ * the two layers then also give NaN gradients at the inputs the maximum passed over). */
+static void test_act_maxpool(ln_layer_kind act, int c, int h, int w, int batch, ln_rng *rng, const char *isa)
+{
+    owned_layer a, p;
+    int64_t d[3] = {c, h, w};
+    make_layer(&a, ln_simple_layer(act), ln_shape_make(3, d), batch, rng);
+    make_layer(&p, ln_maxpool2d(2, 2), ln_shape_make(3, d), batch, rng);
+    const int64_t n = a.l.in_n * batch, m = p.l.out_n * batch;
+    float *x = a.x, *dy = p.dy;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t r = ln_rng_below(rng, 16);
+        if (r < 4) x[i] = floorf(x[i] * 2.0f);       /* ties */
+        if (r == 4) x[i] = 20.0f + (float)(i % 3);    /* saturated: tanh ties at 1 */
+        if (r == 5) x[i] = -INFINITY;
+        if (r == 6) x[i] = -0.0f;
+    }
+    for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
+    ln_ctx ctx = {batch, 1, 0, NULL, NULL, NULL};
+    float *y = falloc(n), *g = falloc(n), *py[2], *dx[2];
+    int32_t *am[2];
+    for (int r = 0; r < 2; r++) {
+        py[r] = falloc(m);
+        dx[r] = falloc(n);
+    }
+    am[0] = p.l.argmax; /* freed with the layer */
+    am[1] = calloc((size_t)m, sizeof(int32_t));
+    /* the two layers */
+    ln_layer_forward(&a.l, x, y, &ctx);
+    ln_layer_forward(&p.l, y, py[0], &ctx);
+    ln_layer_backward(&p.l, y, py[0], dy, g, &ctx);
+    ln_layer_backward(&a.l, x, y, g, dx[0], &ctx);
+    /* fused */
+    a.l.pool_y = py[1];
+    a.l.pool_argmax = am[1];
+    ln_layer_forward(&a.l, x, NULL, &ctx);
+    ln_layer_backward(&a.l, x, NULL, dy, dx[1], &ctx);
+    a.l.pool_y = NULL;
+    a.l.pool_argmax = NULL;
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s + maxpool2d 2x2 fused on %dx%dx%d batch %d (bit for bit the two layers)",
+             isa, ln_layer_kind_name(act), c, h, w, batch);
+    int ok = same_bits(py[0], py[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+             same_bits(am[0], am[1], sizeof(int32_t) * (size_t)m, detail, sizeof detail) &&
+             same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail);
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 2; r++) {
+        free(py[r]);
+        free(dx[r]);
+    }
+    free(am[1]);
+    free(y);
+    free(g);
+    free_layer(&a);
+    free_layer(&p);
+}
+
 /* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
 static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char *isa)
 {
@@ -909,6 +968,10 @@ int main(void)
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        static const ln_layer_kind pre_acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_act_maxpool(pre_acts[i % 3], pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        for (int k = 0; k < 3; k++) test_act_maxpool(pre_acts[k], 10, 24, 24, 2, &rng, name);
         static const ln_layer_kind acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
         for (int training = 0; training < 2; training++)
             for (int a = 0; a < 3; a++) {
