@@ -222,30 +222,13 @@ static int dw_transposed(const ln_conv_geom *g, const ln_simd_kernels *K)
 /* Work items of the weight gradient for T threads: blocks of channels (transposed: the
  * kernel's tiles, nv vectors in ceil(nv / tile_vectors) even blocks; lane partials:
  * tile_rows channels) times blocks of unfolded rows (with T > 1, enough of them for
- * about 4T items; a multiple of 12 rows, whole tiles of either kernel). No block
+ * about 4T items; a multiple of 12 rows, whole tiles of either kernel, or of 4 where that
+ * evens the threads' shares: see dw_items). No block
  * changes any bit of a sum (simd.h), only the balance. */
 typedef struct {
     int transposed, unit, nv, oblocks;
     int64_t kblock, kblocks, items;
 } dw_plan;
-
-static dw_plan dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T)
-{
-    dw_plan d;
-    d.transposed = dw_transposed(g, K);
-    d.unit = d.transposed ? K->lanes : K->tile_rows; /* channels per unit */
-    d.nv = (g->oc + d.unit - 1) / d.unit;
-    d.oblocks = d.transposed ? (d.nv + K->tile_vectors - 1) / K->tile_vectors : d.nv;
-    d.kblock = g->ck;
-    if (T > 1 && d.oblocks < 4 * T) {
-        const int64_t splits = (4 * T + d.oblocks - 1) / d.oblocks;
-        d.kblock = (g->ck + splits - 1) / splits;
-        d.kblock = (d.kblock + 11) / 12 * 12;
-    }
-    d.kblocks = (g->ck + d.kblock - 1) / d.kblock;
-    d.items = d.oblocks * d.kblocks;
-    return d;
-}
 
 /* Item it's channels [*o0, *o1) and rows [*k0, *k1). */
 static void dw_item(const ln_conv_geom *g, const dw_plan *d, int64_t it, int *o0, int *o1, int64_t *k0,
@@ -257,6 +240,76 @@ static void dw_item(const ln_conv_geom *g, const dw_plan *d, int64_t it, int *o0
     if (*o1 > g->oc) *o1 = g->oc;
     *k0 = it % d->kblocks * d->kblock;
     *k1 = *k0 + d->kblock < g->ck ? *k0 + d->kblock : g->ck;
+}
+
+/* Thread t's items [*it0, *it1) (it0 == it1: none): contiguous items of about equal cost
+ * (channels x rows) per thread, item i to the thread whose share of the total cost holds
+ * the middle of the item. Returns the cost of the busiest thread's items. */
+static int64_t dw_share(const ln_conv_geom *g, const dw_plan *d, int t, int T, int64_t *it0,
+                        int64_t *it1)
+{
+    const int64_t total = (int64_t)g->oc * g->ck;
+    int64_t before = 0, busiest = 0, run = 0;
+    int found = 0, last_owner = 0;
+    *it0 = *it1 = 0;
+    for (int64_t it = 0; it < d->items; it++) {
+        int o0, o1;
+        int64_t k0, k1;
+        dw_item(g, d, it, &o0, &o1, &k0, &k1);
+        const int64_t cost = (int64_t)(o1 - o0) * (k1 - k0);
+        const int owner = (int)((2 * before + cost) * T / (2 * total));
+        before += cost;
+        if (owner != last_owner) run = 0;
+        last_owner = owner;
+        run += cost;
+        if (run > busiest) busiest = run;
+        if (owner == t && !found) {
+            *it0 = it;
+            found = 1;
+        }
+        if (owner == t) *it1 = it + 1;
+    }
+    return busiest;
+}
+
+static dw_plan dw_plan_with(const ln_conv_geom *g, const ln_simd_kernels *K, int64_t kblock)
+{
+    dw_plan d;
+    d.transposed = dw_transposed(g, K);
+    d.unit = d.transposed ? K->lanes : K->tile_rows; /* channels per unit */
+    d.nv = (g->oc + d.unit - 1) / d.unit;
+    d.oblocks = d.transposed ? (d.nv + K->tile_vectors - 1) / K->tile_vectors : d.nv;
+    d.kblock = kblock;
+    d.kblocks = (g->ck + d.kblock - 1) / d.kblock;
+    d.items = d.oblocks * d.kblocks;
+    return d;
+}
+
+/* The plan for T threads. When its items split unevenly (the study's first layer: 25
+ * rows in blocks of 12, so 59% of the work on one of 2 threads), smaller blocks of rows,
+ * multiples of 4, are tried and the most even taken (the larger block on a tie). */
+static dw_plan dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T)
+{
+    const int64_t oblocks = dw_plan_with(g, K, g->ck).oblocks;
+    int64_t kblock = g->ck;
+    if (T > 1 && oblocks < 4 * T) {
+        const int64_t splits = (4 * T + oblocks - 1) / oblocks;
+        kblock = (g->ck + splits - 1) / splits;
+        kblock = (kblock + 11) / 12 * 12;
+    }
+    dw_plan best = dw_plan_with(g, K, kblock);
+    if (T == 1) return best;
+    int64_t it0, it1, best_cost = dw_share(g, &best, 0, T, &it0, &it1);
+    const int64_t even = ((int64_t)g->oc * g->ck + T - 1) / T;
+    for (int64_t kb = kblock / 4 * 4; kb >= 4 && 50 * best_cost > 51 * even; kb -= 4) {
+        const dw_plan d = dw_plan_with(g, K, kb);
+        const int64_t cost = dw_share(g, &d, 0, T, &it0, &it1);
+        if (cost < best_cost) {
+            best = d;
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 /* Thread t's share of the backward pass: its weight-gradient items over the whole
@@ -275,27 +328,8 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     float *sums = shared.sums, *bsums = shared.sums + g.ck * g.ocp;
     float *lbsums = shared.sums + g.oc * g.ck * lanes; /* the bias's lane partials */
     const dw_plan plan = dw_items(&g, K, T);
-    int64_t it0 = 0, it1 = 0;
-    /* contiguous items of about equal cost (channels x rows) per thread: item i goes to
-     * the thread whose share of the total cost holds the middle of the item */
-    {
-        const int64_t total = (int64_t)g.oc * g.ck;
-        int64_t before = 0;
-        int found = 0;
-        for (int64_t it = 0; it < plan.items; it++) {
-            int o0, o1;
-            int64_t k0, k1;
-            dw_item(&g, &plan, it, &o0, &o1, &k0, &k1);
-            const int64_t cost = (int64_t)(o1 - o0) * (k1 - k0);
-            const int owner = (int)((2 * before + cost) * T / (2 * total));
-            before += cost;
-            if (owner == t && !found) {
-                it0 = it;
-                found = 1;
-            }
-            if (owner == t) it1 = it + 1;
-        }
-    }
+    int64_t it0, it1;
+    dw_share(&g, &plan, t, T, &it0, &it1);
     for (int n0 = 0; it0 < it1 && n0 < ctx->batch; n0 += chunk) {
         const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
         for (int s = 0; s < ns; s++) {

@@ -15,6 +15,7 @@
  */
 #include "layer.h"
 #include "simd.h"
+#include "workers.h" /* ln_split */
 
 #include <string.h>
 
@@ -55,6 +56,30 @@ static void apply_mask(const ln_layer *l, const ln_ctx *ctx, const float *in, fl
     }
 }
 
+/* The keep-scales of mask entries [e0, e1), rng positioned at entry e0's draw. */
+static void draw_mask(ln_layer *l, ln_rng *rng, int64_t e0, int64_t e1)
+{
+    const float p = l->spec.p;
+    if (!(p > 0.0f) || !rng) {
+        /* p == 0: nothing is dropped. A missing rng cannot draw; keeping everything is
+         * the only outcome that does not invent randomness (the net checks for it). */
+        for (int64_t i = e0; i < e1; i++) l->mask[i] = 1.0f;
+    } else if (p >= 1.0f) {
+        /* Everything is dropped; 1/(1-p) would divide by zero, and no scale is needed. */
+        for (int64_t i = e0; i < e1; i++) l->mask[i] = 0.0f;
+    } else {
+        /* The scale in double then rounded once, so it is the float nearest 1/(1-p). */
+        const float scale = (float)(1.0 / (1.0 - (double)p));
+        for (int64_t i = e0; i < e1; i++) l->mask[i] = ln_rng_uniform(rng) < p ? 0.0f : scale;
+    }
+}
+
+/* Whether a training forward of l draws from ctx->rng (one draw per mask entry). */
+static int draws(const ln_layer *l, const ln_ctx *ctx)
+{
+    return ctx->training && ctx->rng && l->spec.p > 0.0f && l->spec.p < 1.0f;
+}
+
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t total = (int64_t)ctx->batch * l->in_n;
@@ -64,24 +89,43 @@ void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
     }
     int64_t per_sample, span;
     mask_layout(l, &per_sample, &span);
-    const int64_t entries = (int64_t)ctx->batch * per_sample;
-    const float p = l->spec.p;
-
-    if (!(p > 0.0f) || !ctx->rng) {
-        /* p == 0: nothing is dropped. A missing rng cannot draw; keeping everything is
-         * the only outcome that does not invent randomness (the net checks for it). */
-        for (int64_t i = 0; i < entries; i++) l->mask[i] = 1.0f;
-    } else if (p >= 1.0f) {
-        /* Everything is dropped; 1/(1-p) would divide by zero, and no scale is needed. */
-        for (int64_t i = 0; i < entries; i++) l->mask[i] = 0.0f;
-    } else {
-        /* The scale in double then rounded once, so it is the float nearest 1/(1-p). */
-        const float scale = (float)(1.0 / (1.0 - (double)p));
-        for (int64_t i = 0; i < entries; i++)
-            l->mask[i] = ln_rng_uniform(ctx->rng) < p ? 0.0f : scale;
-    }
-
+    draw_mask(l, ctx->rng, 0, (int64_t)ctx->batch * per_sample);
     apply_mask(l, ctx, x, y);
+}
+
+/* Thread t of T: the samples ln_split gives it, their mask entries drawn from a copy of
+ * the stream jumped ahead past the entries of the samples before (the same draws as on
+ * one thread); ctx->rng is only read here, and dropout_forward_finish advances it past
+ * the whole batch after the region. */
+void dropout_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
+{
+    int64_t b0, b1, per_sample, span;
+    ln_split(ctx->batch, t, T, &b0, &b1);
+    if (b0 >= b1) return;
+    mask_layout(l, &per_sample, &span);
+    ln_layer sub = *l;
+    sub.mask = l->mask + b0 * per_sample;
+    ln_ctx sctx = *ctx;
+    sctx.batch = (int)(b1 - b0);
+    if (!ctx->training) {
+        dropout_forward(&sub, x + b0 * l->in_n, y + b0 * l->in_n, &sctx);
+        return;
+    }
+    ln_rng rng, *from = ctx->rng; /* drawn from only when draws() says so */
+    if (draws(l, ctx)) {
+        rng = *ctx->rng;
+        ln_rng_advance(&rng, (uint64_t)(b0 * per_sample));
+        from = &rng;
+    }
+    draw_mask(&sub, from, 0, (b1 - b0) * per_sample);
+    apply_mask(&sub, &sctx, x + b0 * l->in_n, y + b0 * l->in_n);
+}
+
+void dropout_forward_finish(ln_layer *l, const ln_ctx *ctx)
+{
+    int64_t per_sample, span;
+    mask_layout(l, &per_sample, &span);
+    if (draws(l, ctx)) ln_rng_advance(ctx->rng, (uint64_t)ctx->batch * (uint64_t)per_sample);
 }
 
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)

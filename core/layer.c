@@ -463,12 +463,6 @@ static int split_always(const ln_layer *l, const ln_ctx *ctx, int backward)
     return 1;
 }
 
-/* Dropout in training draws its mask from one stream in sample order: one thread. */
-static int dropout_split_ok(const ln_layer *l, const ln_ctx *ctx, int backward)
-{
-    return ctx->training && !backward ? 0 : ln_layer_split_by_size(l, ctx);
-}
-
 /* Batchnorm splits by channels; its reference twin stays on one thread. */
 static int batchnorm_split_ok(const ln_layer *l, const ln_ctx *ctx, int backward)
 {
@@ -533,7 +527,8 @@ static const ln_layer_param leaky_relu_params[] = {
     {                                                                                         \
         .info = {nm, tag, PARAMS(dropout_params)}, .setup = setup_dropout,                    \
         .fast = {dropout_forward, dropout_bwd}, .reference = {dropout_forward, dropout_bwd},  \
-        .mask_per_sample = dropout_mask, .split_ok = dropout_split_ok, .draws = dropout_draws, \
+        .mask_per_sample = dropout_mask, .draws = dropout_draws,                              \
+        .forward_part = dropout_forward_part, .forward_finish = dropout_forward_finish,       \
     }
 
 /* batchnorm2d, batchnorm1d: one kernel over N x C x (rest); it chooses its reference

@@ -83,11 +83,13 @@ typedef struct {
     int64_t (*saved_count)(const ln_layer *l); /* also the buffer count (batchnorm) */
     /* Threads (core/layer_split.c). split_ok NULL: split by samples when the pass is
      * large enough; forward_part/backward_part NULL: thread t takes its samples;
-     * backward_finish NULL: nothing to do after a split backward pass. */
+     * forward_finish/backward_finish NULL: nothing to do after a split pass (run on
+     * one thread after the region). */
     int (*split_ok)(const ln_layer *l, const ln_ctx *ctx, int backward);
     void (*forward_part)(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
     void (*backward_part)(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T);
+    void (*forward_finish)(ln_layer *l, const ln_ctx *ctx);
     void (*backward_finish)(ln_layer *l, const ln_ctx *ctx);
     /* Multiply-adds of one sample's forward pass x 2; NULL: 0 (memory-bound kinds). */
     double (*flops)(const ln_layer *l);
@@ -177,6 +179,8 @@ void activation_backward_reference(ln_layer *l, const float *x, const float *y, 
 
 void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
+void dropout_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
+void dropout_forward_finish(ln_layer *l, const ln_ctx *ctx);
 
 /* log(sum_i exp(x_i)) of n >= 1 floats, max-shifted, summed in double */
 double ln_log_sum_exp(const float *x, int64_t n);
@@ -203,6 +207,7 @@ int ln_layer_split_by_size(const ln_layer *l, const ln_ctx *ctx);
 void ln_layer_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const float *dy,
                             float *dx, const ln_ctx *ctx, int t, int T);
+void ln_layer_forward_finish(ln_layer *l, const ln_ctx *ctx);
 void ln_layer_backward_finish(ln_layer *l, const ln_ctx *ctx);
 
 #endif

@@ -7,8 +7,9 @@
  *    those are split by samples (contiguous ranges);
  *  - parameter gradients sum over the batch: conv2d and linear split them by output
  *    channels (and conv2d also by unfolded rows), batchnorm by channels;
- *  - dropout in training draws its mask from one random stream in sample order: it
- *    stays on one thread (it is cheap beside the products).
+ *  - dropout in training draws its mask from one random stream in sample order: each
+ *    thread draws its samples' entries from a copy of the stream jumped ahead to them
+ *    (ln_rng_advance), and the stream is advanced past the batch after the region.
  * The reference twins run on one thread except where they are per sample anyway.
  */
 #include "workers.h"
@@ -79,6 +80,12 @@ void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const f
     if (!dx || !sample_share(l, ctx, t, T, &sub, &sctx, &b0)) return;
     ln_layer_backward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, dy + b0 * l->out_n,
                       dx + b0 * l->in_n, &sctx);
+}
+
+void ln_layer_forward_finish(ln_layer *l, const ln_ctx *ctx)
+{
+    const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind);
+    if (k->forward_finish) k->forward_finish(l, ctx);
 }
 
 void ln_layer_backward_finish(ln_layer *l, const ln_ctx *ctx)

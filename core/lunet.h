@@ -85,6 +85,9 @@ void ln_rng_seed(ln_rng *rng, uint64_t seed, uint64_t stream);
 uint32_t ln_rng_u32(ln_rng *rng);
 float ln_rng_uniform(ln_rng *rng);             /* [0, 1) with 24 random bits */
 uint32_t ln_rng_below(ln_rng *rng, uint32_t n);/* unbiased, in [0, n); n > 0 */
+/* The state n calls of ln_rng_u32 (or ln_rng_uniform) would leave, in O(log n) steps:
+ * threads that draw parts of one stream start where the draws before theirs end. */
+void ln_rng_advance(ln_rng *rng, uint64_t n);
 /* SplitMix64 mix of (seed, index): independent seeds for run r, layer i, ... */
 uint64_t ln_seed_derive(uint64_t seed, uint64_t index);
 
@@ -272,7 +275,8 @@ int ln_net_forward_batch(const ln_net *net);
 void ln_net_forget_forward(ln_net *net);
 
 /* Reference twins: the plain (slow, obviously correct) versions of the kernels, used
- * by tests to check the fast ones. 1 = use reference kernels for this net. */
+ * by tests to check the fast ones. 1 = use reference kernels for this net, from its next
+ * forward pass on (a backward goes through the kernels of the forward before it). */
 void ln_net_use_reference_kernels(ln_net *net, int on);
 
 /* ---------------------------------------------------------------- losses */

@@ -33,7 +33,7 @@ struct ln_net {
 
     int last_batch;          /* batch of the last forward, 0 if none */
     int last_training;
-    int last_reference;      /* the kernels of the last forward, which its backward uses */
+    int last_reference;      /* the kernels of the last forward: its backward takes the same */
     int reference;
 
     int threads;             /* threads a pass uses (ln_net_set_threads), >= 1 */
@@ -391,7 +391,10 @@ static void layer_pass(ln_net *net, ln_layer *l, const float *x, float *y, const
     }
     layer_job j = {l, x, y, dy, backward ? dx : y, ctx, net->workspace_n, backward};
     ln_workers_run(net->workers, layer_region, &j);
-    if (backward) ln_layer_backward_finish(l, ctx);
+    if (backward)
+        ln_layer_backward_finish(l, ctx);
+    else
+        ln_layer_forward_finish(l, ctx);
 }
 
 ln_status ln_net_set_threads(ln_net *net, int threads, ln_error *err)
@@ -475,7 +478,6 @@ static void zero_grads(ln_net *net)
         memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
 }
 
-/* The first layer that draws random numbers in training, or -1. */
 /* Whether layer i takes in the activation that follows it in this forward pass: the
  * fast kernels only (the reference twins stay one layer each), and the layer kind's
  * say. The results are the same bits either way (the same operations on the same
@@ -501,6 +503,7 @@ static int fuses_pool(const ln_net *net, int i, int p, const ln_ctx *ctx)
     return k->absorbs_pool && k->absorbs_pool(&net->layers[i], &net->layers[p]);
 }
 
+/* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
     for (int i = 0; i < net->count; i++) {
@@ -572,8 +575,9 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
 {
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
     if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
-    /* the forward's kernels: a fused layer's forward leaves outputs unwritten that the
-     * separate layers' backward would read (ln_net_use_reference_kernels in between) */
+    /* the forward's kernels, even if use_reference_kernels switched since: the fast
+     * forward leaves some outputs unwritten (an activation fused into the layer before,
+     * an activation that took in the pooling after it) */
     ln_ctx ctx = {net->last_batch, net->last_training, net->last_reference, NULL, net->workspace, NULL};
     zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */

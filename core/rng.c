@@ -13,6 +13,23 @@ uint32_t ln_rng_u32(ln_rng *rng)
     return (xorshifted >> rot) | (xorshifted << ((-rot) & 31));
 }
 
+/* Jumping ahead: n steps of state -> state * MULT + inc compose to state * A + C with
+ * A = MULT^n and C = inc * (MULT^(n-1) + ... + 1), built from the steps of 1, 2, 4, ...
+ * by squaring (one bit of n at a time), all mod 2^64. */
+void ln_rng_advance(ln_rng *rng, uint64_t n)
+{
+    uint64_t acc_mult = 1, acc_plus = 0, mult = PCG_MULT, plus = rng->inc;
+    for (; n; n >>= 1) {
+        if (n & 1u) {
+            acc_mult *= mult;
+            acc_plus = acc_plus * mult + plus;
+        }
+        plus = (mult + 1) * plus;
+        mult *= mult;
+    }
+    rng->state = acc_mult * rng->state + acc_plus;
+}
+
 void ln_rng_seed(ln_rng *rng, uint64_t seed, uint64_t stream)
 {
     rng->state = 0;

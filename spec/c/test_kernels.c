@@ -567,6 +567,59 @@ static void test_dropout(tap *t)
     fixture_free(&fx);
 }
 
+/* ln_rng_advance jumps as far as that many draws; dropout split over threads (each part
+ * from a jumped copy of the stream, then the finish) draws what one thread draws. */
+static void test_dropout_parts(tap *t)
+{
+    int same = 1;
+    const uint64_t steps[] = {0, 1, 2, 3, 7, 64, 1000, 4097};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        ln_rng a, b;
+        ln_rng_seed(&a, 99 + i, 3);
+        b = a;
+        for (uint64_t n = 0; n < steps[i]; n++) ln_rng_u32(&a);
+        ln_rng_advance(&b, steps[i]);
+        same &= a.state == b.state && a.inc == b.inc && ln_rng_u32(&a) == ln_rng_u32(&b);
+    }
+    tap_checkd(t, same, "ln_rng_advance(n) leaves the state n draws leave (n = 0 to 4097)", NULL);
+    ln_rng a, b;
+    ln_rng_seed(&a, 5, 1);
+    b = a;
+    ln_rng_advance(&a, (uint64_t)1 << 40);
+    ln_rng_advance(&a, 12345);
+    ln_rng_advance(&b, ((uint64_t)1 << 40) + 12345);
+    tap_checkd(t, a.state == b.state, "ln_rng_advance by 2^40 then by 12345 equals by 2^40 + 12345", NULL);
+
+    const int64_t d1[1] = {37}, d2[3] = {6, 3, 3};
+    const ln_layer_kind kinds[] = {LN_DROPOUT, LN_DROPOUT2D};
+    for (int k = 0; k < 2; k++) {
+        for (int threads = 2; threads <= 5; threads += 3) {
+            fixture one, split;
+            fixture_make(&one, kinds[k], k ? 3 : 1, k ? d2 : d1, 11, 1, 17);
+            fixture_make(&split, kinds[k], k ? 3 : 1, k ? d2 : d1, 11, 1, 17);
+            one.l.spec.p = split.l.spec.p = 0.4f;
+            ln_rng fill;
+            ln_rng_seed(&fill, 3, 0);
+            fill_uniform(one.x, one.in_total, &fill, -1.0f, 1.0f);
+            memcpy(split.x, one.x, sizeof(float) * (size_t)one.in_total);
+            forward(&one);
+            /* the parts in reverse order: none may depend on another having run */
+            for (int part = threads - 1; part >= 0; part--)
+                dropout_forward_part(&split.l, split.x, split.y, &split.ctx, part, threads);
+            dropout_forward_finish(&split.l, &split.ctx);
+            const int64_t entries = one.in_total / (k ? 9 : 1);
+            tap_check(t,
+                      memcmp(one.mask, split.mask, sizeof(float) * (size_t)entries) == 0 &&
+                          memcmp(one.y, split.y, sizeof(float) * (size_t)one.in_total) == 0 &&
+                          one.rng.state == split.rng.state,
+                      "%s split over %d threads draws the masks, outputs and stream of one thread",
+                      k ? "dropout2d" : "dropout", threads);
+            fixture_free(&one);
+            fixture_free(&split);
+        }
+    }
+}
+
 /* --------------------------------------------------------------- losses */
 
 typedef struct {
@@ -1090,6 +1143,7 @@ int main(void)
     test_batchnorm_grads(&t);
     test_batchnorm_values(&t);
     test_dropout(&t);
+    test_dropout_parts(&t);
     test_loss_grads(&t);
     test_loss_values(&t);
     test_loss_errors(&t);
