@@ -219,7 +219,10 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
         affine_of(l, &d, c, ctx->training, &mean_f, &alpha);
         const float beta = beta_of(l, c);
         for (int n = 0; n < ctx->batch; n++) {
-            float *yp = y + n * d.stride + c * d.s;
+            /* with a fused pooling, only a fused tanh's or sigmoid's backward reads the
+             * full output: otherwise the plane goes to scratch, pooled from there */
+            float *yp = l->pool_y && !(l->act_y && l->act_kind != LN_RELU) ? ctx->workspace
+                                                                            : y + n * d.stride + c * d.s;
             K->bn_affine(d.s, x + n * d.stride + c * d.s, yp, mean_f, alpha, beta,
                          l->act_y ? (int)l->act_kind : 0);
             /* a fused pooling: the plane just written, still in L1 */

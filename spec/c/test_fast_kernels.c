@@ -495,7 +495,9 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)", isa,
              ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), pool ? " + avgpool2d 2x2" : "", c, h,
              w, batch, training ? "training" : "eval", pool ? "three" : "two");
-    int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+    /* a ReLU with a pooling after it: the full output is not written (backward
+     * recomputes the ReLU's mask from x), the pooled one is compared */
+    int ok = ((pool && act == LN_RELU) || same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail)) &&
              (!pool || same_bits(py[0], py[1], sizeof(float) * (size_t)m2, detail, sizeof detail)) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
