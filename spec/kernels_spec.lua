@@ -64,6 +64,38 @@ describe("fast kernels", function()
     end
   end)
 
+  -- the fast passes fold a pooling into the layer before it: batchnorm2d (with or
+  -- without its fused activation) then 2x2 average pooling, an activation then 2x2 max
+  -- pooling; each net trains like the separate reference layers
+  local pooled = {
+    { "batchnorm2d, avgpool", { lunet.batchnorm2d(4), lunet.avgpool2d(2) } },
+    { "batchnorm2d, relu, avgpool", { lunet.batchnorm2d(4), lunet.relu(), lunet.avgpool2d(2) } },
+    { "batchnorm2d, sigmoid, avgpool", { lunet.batchnorm2d(4), lunet.sigmoid(), lunet.avgpool2d(2) } },
+    { "relu, maxpool", { lunet.relu(), lunet.maxpool2d(2) } },
+    { "tanh, maxpool, relu", { lunet.tanh(), lunet.maxpool2d(2), lunet.relu() } },
+  }
+  for _, case in ipairs(pooled) do
+    it(("train conv2d, %s like the reference kernels"):format(case[1]), function()
+      local function mk()
+        local layers = { lunet.conv2d(1, 4, 3, { padding = 1 }) }
+        for _, l in ipairs(case[2]) do layers[#layers + 1] = l end
+        for _, l in ipairs({ lunet.flatten(), lunet.linear(784, 10), lunet.log_softmax() }) do
+          layers[#layers + 1] = l
+        end
+        layers.seed = 6
+        return lunet.sequential(layers)
+      end
+      local fast, ref = mk(), mk()
+      ref:use_reference_kernels(true)
+      local hf, hr = train(fast, data, 7), train(ref, data, 7)
+      for i = 1, 3 do
+        local tol = 1e-4 * math.abs(hr.loss[i])
+        assert(math.abs(hf.loss[i] - hr.loss[i]) <= tol,
+          ("epoch %d: fast %.9g, reference %.9g"):format(i, hf.loss[i], hr.loss[i]))
+      end
+    end)
+  end
+
   it("take the forward's kernels in a backward after use_reference_kernels switched", function()
     -- the fast forward fuses the ReLUs after batchnorm and max pooling (their inputs are
     -- never written), so a backward through other kernels could read stale values
