@@ -78,8 +78,9 @@ void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const f
     ln_ctx sctx;
     int64_t b0;
     if (!dx || !sample_share(l, ctx, t, T, &sub, &sctx, &b0)) return;
-    ln_layer_backward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, dy + b0 * l->out_n,
-                      dx + b0 * l->in_n, &sctx);
+    /* with a fused pooling, dy is the pooling's output gradient */
+    const int64_t dy_n = l->pool_y ? ln_pooled_n(l) : l->out_n;
+    ln_layer_backward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, dy + b0 * dy_n, dx + b0 * l->in_n, &sctx);
 }
 
 void ln_layer_forward_finish(ln_layer *l, const ln_ctx *ctx)

@@ -915,8 +915,17 @@ static void thread_cases(ln_rng *rng, const char *isa)
         ln_simple_layer(LN_FLATTEN), ln_linear(256, 300), ln_simple_layer(LN_RELU),
         ln_linear(300, 10),          ln_simple_layer(LN_LOG_SOFTMAX),
     };
+    /* activations that take in the 2x2 max pooling after them (split by samples, the
+     * pooling's offsets with them): the CIFAR net's layout, and tanh */
+    const ln_layer_spec act_pool[] = {
+        ln_conv2d(3, 16, 3, 1, 1),  ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
+        ln_conv2d(16, 16, 3, 1, 1), ln_simple_layer(LN_TANH), ln_maxpool2d(2, 0),
+        ln_simple_layer(LN_FLATTEN), ln_linear(16 * 8 * 8, 10), ln_simple_layer(LN_LOG_SOFTMAX),
+    };
 #define COUNT(a) (int)(sizeof(a) / sizeof(a)[0])
     const thread_case cases[] = {
+        {"relu/tanh + maxpool net (the activations take in the pooling)", act_pool, COUNT(act_pool), 3, 32, 32,
+         ln_sgd_spec(0.01, 0.5)},
         {"study net", study, study_count, 1, 28, 28, ln_sgd_spec(0.01, 0.5)},
         {"custom net (batchnorm, avgpool, tanh, sigmoid, adam)", custom, COUNT(custom), 1, 28, 28,
          ln_adam_spec(LN_OPT_ADAM, 1e-3)},
