@@ -464,6 +464,11 @@ void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out)
  * their labels; indices must be in range. */
 void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
                        int32_t *labels);
+/* ln_dataset_gather of n samples (n <= the reserved batch) into the net's input slot
+ * (ln_net_input), over the net's threads: each sample is copied whole by one of them, so
+ * the same floats. Returns the slot. */
+float *ln_net_gather_input(ln_net *net, const ln_dataset *data, const int64_t *indices, int n,
+                           int32_t *labels);
 /* Bytes the dataset holds in memory (samples and labels). */
 size_t ln_dataset_bytes(const ln_dataset *ds);
 

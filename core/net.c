@@ -567,6 +567,37 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
 
 float *ln_net_input(ln_net *net) { return net->act[0]; }
 
+/* Gathers of fewer floats than this stay on one thread (as SPLIT_MIN_FLOATS in
+ * layer_split.c: waking the others would cost more). */
+#define GATHER_SPLIT_MIN 16384
+
+typedef struct {
+    const ln_dataset *data;
+    const int64_t *indices;
+    int64_t n, per;
+    float *x;
+    int32_t *labels;
+} gather_job;
+
+static void gather_region(void *arg, int t, int T)
+{
+    const gather_job *j = arg;
+    int64_t b, e;
+    ln_split(j->n, t, T, &b, &e);
+    if (b < e) ln_dataset_gather(j->data, j->indices + b, e - b, j->x + b * j->per, j->labels ? j->labels + b : NULL);
+}
+
+float *ln_net_gather_input(ln_net *net, const ln_dataset *data, const int64_t *indices, int n,
+                           int32_t *labels)
+{
+    gather_job j = {data, indices, n, ln_shape_numel(net->input), net->act[0], labels};
+    if (net->workers && j.n * j.per >= GATHER_SPLIT_MIN)
+        ln_workers_run(net->workers, gather_region, &j);
+    else
+        ln_dataset_gather(data, indices, n, j.x, labels);
+    return j.x;
+}
+
 int ln_net_forward_batch(const ln_net *net) { return net->last_batch; }
 
 void ln_net_forget_forward(ln_net *net) { net->last_batch = 0; }

@@ -311,8 +311,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         }
         const int n = (int)(count - ts->pos < batch ? count - ts->pos : batch);
         /* straight into the net's input slot: no batch buffer, no second copy */
-        float *x = ln_net_input(net);
-        ln_dataset_gather(data, ts->order + ts->pos, n, x, labels);
+        float *x = ln_net_gather_input(net, data, ts->order + ts->pos, n, labels);
         ts->pos += n;
 
         const float *pred;

@@ -45,7 +45,8 @@ describe("fast kernels", function()
     local runs = {}
     for threads = 1, 3 do
       local net = lunet.models.mnist_cnn { seed = 9 }
-      local h = net:train { data = data, batch = 16, iterations = 2, quiet = true, threads = threads,
+      -- batches of 24 and 21: over 16384 input floats, so the gather is split too
+      local h = net:train { data = data, batch = 24, iterations = 2, quiet = true, threads = threads,
         optimizer = lunet.adam { lr = 1e-3 } }
       runs[threads] = { h = h, params = net:_params(), eval = net:evaluate(data, { threads = threads, batch = 20 }) }
       runs[threads].class, runs[threads].out = net:predict(data:image(1), { threads = threads })
@@ -53,7 +54,7 @@ describe("fast kernels", function()
     for threads = 2, 3 do
       local a, b = runs[1], runs[threads]
       assert.equal(#a.h.step_loss, #b.h.step_loss)
-      assert.equal(6, #a.h.step_loss) -- 45 samples in batches of 16: 3 steps an epoch
+      assert.equal(4, #a.h.step_loss) -- 45 samples in batches of 24: 2 steps an epoch
       for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
       assert.equal(#a.params, #b.params)
       for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
