@@ -120,8 +120,8 @@ typedef struct {
     void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
     /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu != 0
      * applies a ReLU that follows (net.c fuses it); relu_y (NULL: none) is that ReLU's
-     * output, and dy is taken where it is > 0, else 0. pre (0: none; LN_RELU, LN_TANH,
-     * LN_SIGMOID): the activation before the pooling, fused (its values are compared);
+     * output, and dy is taken where it is > 0, else 0. pre (0: none; LN_TANH, LN_SIGMOID):
+     * the activation before the pooling, fused (its values are compared);
      * backward applies its derivative from pre_y, the pooled output (simd_impl.h). */
     void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu,
                          int pre);

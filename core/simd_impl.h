@@ -1161,16 +1161,15 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
  * bottom-right), the first maximum and NaN handling are those of pool.c's reference.
  *
- * pre (0: none; LN_RELU, LN_TANH, LN_SIGMOID): the activation layer before the pooling,
- * fused into it (net.c): applied to every input with relu_fwd's and squash_fwd's
- * operations before the windows are compared, so the maxima and their offsets are those
+ * pre (0: none; LN_TANH, LN_SIGMOID): the activation layer before the pooling, fused
+ * into it (net.c; a ReLU takes the `relu` path, see activation.c): applied to every
+ * input with squash_fwd's operations before the windows are compared, so the maxima and their offsets are those
  * of the two layers; its full output is never written. Backward: the activation's
  * derivative at the window's output (pre_y, the pooled output: the activation's value
- * where the maximum was) is applied to dy first, squash_bwd's and relu_bwd's formulas;
+ * where the maximum was) is applied to dy first, squash_bwd's formulas;
  * the other inputs of the window get 0, as the two layers give them for finite values. */
 ALWAYS_INLINE vf SFX(pre_act)(int pre, vf v)
 {
-    if (pre == LN_RELU) return (vf)((vi)v & ((v > V_ZERO()) | (v != v)));
     if (pre == LN_TANH) return SFX(tanh_v)(v);
     if (pre == LN_SIGMOID) return SFX(sigmoid_v)(v);
     return v;
@@ -1179,7 +1178,6 @@ ALWAYS_INLINE vf SFX(pre_act)(int pre, vf v)
 ALWAYS_INLINE vf SFX(pre_grad)(int pre, vf g, vf y)
 {
     const vf one = V_SET1(1.0f);
-    if (pre == LN_RELU) return (vf)((vi)g & (y > V_ZERO()));
     if (pre == LN_TANH) return g * (one - y * y);
     if (pre == LN_SIGMOID) return (g * y) * (one - y);
     return g;
@@ -1187,7 +1185,6 @@ ALWAYS_INLINE vf SFX(pre_grad)(int pre, vf g, vf y)
 
 static inline float SFX(pre_grad1)(int pre, float g, float y)
 {
-    if (pre == LN_RELU) return y > 0.0f ? g : 0.0f;
     if (pre == LN_TANH) return g * (1.0f - y * y);
     if (pre == LN_SIGMOID) return g * y * (1.0f - y);
     return g;
