@@ -17,21 +17,24 @@ local function train(net, data, batch)
     optimizer = lunet.sgd { lr = 0.01, momentum = 0.5 } }
 end
 
+-- Trains fast and ref (use_reference_kernels) alike: their epoch losses within 1e-4.
+local function like_reference(fast, ref, data, batch)
+  ref:use_reference_kernels(true)
+  local hf, hr = train(fast, data, batch), train(ref, data, batch)
+  assert.equal(3, #hf.loss)
+  for i = 1, 3 do
+    local tol = 1e-4 * math.abs(hr.loss[i])
+    assert(math.abs(hf.loss[i] - hr.loss[i]) <= tol,
+      ("epoch %d: fast %.9g, reference %.9g"):format(i, hf.loss[i], hr.loss[i]))
+  end
+end
+
 describe("fast kernels", function()
   local data = random_data(45, 11)
 
   for _, batch in ipairs({ 1, 7, 45 }) do
     it(("train the study's net like the reference kernels (batch %d, 3 epochs)"):format(batch), function()
-      local fast = lunet.models.mnist_cnn { seed = 3 }
-      local ref = lunet.models.mnist_cnn { seed = 3 }
-      ref:use_reference_kernels(true)
-      local hf, hr = train(fast, data, batch), train(ref, data, batch)
-      assert.equal(3, #hf.loss)
-      for i = 1, 3 do
-        local tol = 1e-4 * math.abs(hr.loss[i])
-        assert(math.abs(hf.loss[i] - hr.loss[i]) <= tol,
-          ("epoch %d: fast %.9g, reference %.9g"):format(i, hf.loss[i], hr.loss[i]))
-      end
+      like_reference(lunet.models.mnist_cnn { seed = 3 }, lunet.models.mnist_cnn { seed = 3 }, data, batch)
     end)
   end
 
@@ -86,14 +89,7 @@ describe("fast kernels", function()
         layers.seed = 6
         return lunet.sequential(layers)
       end
-      local fast, ref = mk(), mk()
-      ref:use_reference_kernels(true)
-      local hf, hr = train(fast, data, 7), train(ref, data, 7)
-      for i = 1, 3 do
-        local tol = 1e-4 * math.abs(hr.loss[i])
-        assert(math.abs(hf.loss[i] - hr.loss[i]) <= tol,
-          ("epoch %d: fast %.9g, reference %.9g"):format(i, hf.loss[i], hr.loss[i]))
-      end
+      like_reference(mk(), mk(), data, 7)
     end)
   end
 
