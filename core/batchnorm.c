@@ -309,17 +309,21 @@ int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
 /* A 2x2 average pooling (stride 2, no padding) after a batchnorm2d whose runs take the
  * fast path: its forward pools each plane right after normalising it, its backward
  * spreads each plane's gradient into the workspace (batchnorm_workspace). */
+/* Planes larger than this (floats) are not pooled in place: the scratch stays small. */
+#define POOL_MAX_PLANE 65536
+
 int batchnorm_absorbs_pool(const ln_layer *l, const ln_layer *pool)
 {
     return pool->spec.kind == LN_AVGPOOL2D && pool->spec.kernel == 2 && pool->spec.stride == 2 &&
            pool->spec.padding == 0 && l->in.ndim == 3 && l->in.dim[1] >= 2 && l->in.dim[2] >= 2 &&
-           l->in.dim[1] * l->in.dim[2] >= FAST_MIN_RUN;
+           l->in.dim[1] * l->in.dim[2] >= FAST_MIN_RUN && l->in.dim[1] * l->in.dim[2] <= POOL_MAX_PLANE;
 }
 
-/* Scratch of the fused pooling's backward: GRAD_RUNS planes. */
+/* Scratch of a fused pooling: GRAD_RUNS planes (backward; forward takes one). */
 int64_t batchnorm_workspace(const ln_layer *l)
 {
-    return l->in.ndim == 3 ? GRAD_RUNS * l->in.dim[1] * l->in.dim[2] : 0;
+    const int64_t plane = l->in.ndim == 3 ? l->in.dim[1] * l->in.dim[2] : 0;
+    return plane <= POOL_MAX_PLANE ? GRAD_RUNS * plane : 0;
 }
 
 /* Thread t of T takes the channels [c0, c1): every statistic, running stat and
