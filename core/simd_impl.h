@@ -1236,8 +1236,8 @@ static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
            (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
 }
 
-static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu, int pre)
+ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
+                                         int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1288,9 +1288,9 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
     }
 }
 
-static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, int pre, const float *pre_y,
-                              float *dx)
+ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const float *dy,
+                                         const int32_t *argmax, const float *relu_y, const int pre,
+                                         const float *pre_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1388,8 +1388,8 @@ ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int h
     *idx = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(at), two_iota), off);
 }
 
-static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu, int pre)
+ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
+                                         int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256 zero = _mm256_setzero_ps();
@@ -1440,9 +1440,9 @@ ALWAYS_INLINE void SFX(maxpool2_spread)(__m256 g, __m256i rel, int w, __m256 *t0
     *b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
 }
 
-static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, int pre, const float *pre_y,
-                              float *dx)
+ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const float *dy,
+                                         const int32_t *argmax, const float *relu_y, const int pre,
+                                         const float *pre_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
@@ -1496,8 +1496,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 }
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
 /* plain C, one window at a time (SFX(maxpool2_window): the order and tie rules written out) */
-static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu, int pre)
+ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
+                                         int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1511,9 +1511,9 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
     }
 }
 
-static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, int pre, const float *pre_y,
-                              float *dx)
+ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const float *dy,
+                                         const int32_t *argmax, const float *relu_y, const int pre,
+                                         const float *pre_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1534,6 +1534,30 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #else
 #error "simd_impl.h: SIMD_MAXPOOL is not one of SIMD_MAXPOOL_SCALAR, _AVX2, _AVX512"
 #endif
+
+/* The kernels with the fused activation before the pooling as a constant: the plain
+ * pooling's loops carry no test of it. */
+static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax,
+                              int relu, int pre)
+{
+    if (pre == LN_TANH)
+        SFX(maxpool2_fwd_pre)(planes, h, w, x, y, argmax, relu, LN_TANH);
+    else if (pre == LN_SIGMOID)
+        SFX(maxpool2_fwd_pre)(planes, h, w, x, y, argmax, relu, LN_SIGMOID);
+    else
+        SFX(maxpool2_fwd_pre)(planes, h, w, x, y, argmax, relu, 0);
+}
+
+static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
+                              const float *relu_y, int pre, const float *pre_y, float *dx)
+{
+    if (pre == LN_TANH)
+        SFX(maxpool2_bwd_pre)(planes, h, w, dy, argmax, relu_y, LN_TANH, pre_y, dx);
+    else if (pre == LN_SIGMOID)
+        SFX(maxpool2_bwd_pre)(planes, h, w, dy, argmax, relu_y, LN_SIGMOID, pre_y, dx);
+    else
+        SFX(maxpool2_bwd_pre)(planes, h, w, dy, argmax, relu_y, 0, pre_y, dx);
+}
 
 /* ================================================================= dropout */
 
