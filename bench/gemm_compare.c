@@ -75,7 +75,7 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
 
     TIME("forward  lunet (unfold + kernel)", f, for (int n = 0; n < B; n++) {
         K->conv_unfold(&g, x + n * l.in_n, rows);
-        K->conv_fwd(&g, wt, bias, rows, y + n * l.out_n);
+        K->conv_fwd(&g, wt, bias, rows, y + n * l.out_n, 0);
     });
     TIME("forward  sgemm per sample (M N K above)", f, for (int n = 0; n < B; n++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, KK, 1.0f, wt, KK,

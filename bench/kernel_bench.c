@@ -1,7 +1,10 @@
 /* kernel_bench.c - times each layer kernel of the study's CNN in isolation (batch B,
  * default 64), fast path and reference, and prints microseconds per sample and GFLOP/s.
  * Build (from the repo root): cc -O2 -Icore bench/kernel_bench.c build/release/liblunet.a -lz -lm -pthread
- * Usage: kernel_bench [batch] [isa: generic|avx2|avx512] */
+ * Usage: kernel_bench [batch] [isa: generic|avx2|avx512]
+ * Environment: PARTS_ONLY=1 stops after the per-step conv timings, PARTS_NET=name keeps
+ * the other nets' convolutions whose name holds it, CONV_LAYERS=1 times those as whole
+ * layers on a batch (forward, backward) instead of step by step. */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/layer.h"
 #include "../core/simd.h"
@@ -95,14 +98,14 @@ static void parts(const char *name, ln_layer *l)
     const ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
     const int64_t unf = ws.unf;
     float *rows = ws.rows, *drows = ws.drows;
-    double t[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
+    double t[7] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
     const int inner = 200;
     for (int rep = 0; rep < 15; rep++) {
-        double v[7];
+        double v[8];
         v[0] = now();
         for (int i = 0; i < inner; i++) K->conv_unfold(&g, x, rows);
         v[1] = now();
-        for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y);
+        for (int i = 0; i < inner; i++) K->conv_fwd(&g, l->weight, l->bias, rows, y, 0);
         v[2] = now();
         for (int i = 0; i < inner / chunk; i++)
             K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, ws.dyt, rows, unf, ws.sums, ws.sums + g.ck * g.ocp, 0);
@@ -113,17 +116,22 @@ static void parts(const char *name, ln_layer *l)
         v[5] = now();
         for (int i = 0; i < inner; i++) K->conv_fold(&g, drows, dx);
         v[6] = now();
-        double d[6];
-        for (int j = 0; j < 6; j++) d[j] = (v[j + 1] - v[j]) / inner;
+        for (int i = 0; i < inner / chunk; i++)
+            K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, chunk, y, 0, rows, unf, ws.sums,
+                             ws.sums + g.oc * g.ck * K->lanes, 0);
+        v[7] = now();
+        double d[7];
+        for (int j = 0; j < 7; j++) d[j] = (v[j + 1] - v[j]) / inner;
         d[2] = (v[3] - v[2]) / (inner / chunk * chunk); /* per sample */
-        for (int j = 0; j < 6; j++)
+        d[6] = (v[7] - v[6]) / (inner / chunk * chunk);
+        for (int j = 0; j < 7; j++)
             if (d[j] < t[j]) t[j] = d[j];
     }
     const double gf = 2.0 * (double)g.oc * (double)g.ck * (double)g.p * 1e-9; /* one product */
     printf("%-22s us/sample: unfold %.3f  fwd %.3f (%.0f GF/s)  dw(chunk %d) %.3f (%.0f GF/s)  "
-           "dx %.3f (%.0f GF/s)  fold %.3f  dy transpose %.3f\n",
+           "dx %.3f (%.0f GF/s)  fold %.3f  dy transpose %.3f  dw lanes %.3f (%.0f GF/s)\n",
            name, t[0] * 1e6, t[1] * 1e6, gf / t[1], chunk, t[2] * 1e6, gf / t[2], t[4] * 1e6,
-           gf / t[4], t[5] * 1e6, t[3] * 1e6);
+           gf / t[4], t[5] * 1e6, t[3] * 1e6, t[6] * 1e6, gf / t[6]);
 }
 
 int main(int argc, char **argv)
@@ -156,7 +164,11 @@ int main(int argc, char **argv)
         if (only && !strstr(other[i].name, only)) continue;
         ln_layer l = make(ln_conv2d(other[i].c, other[i].oc, other[i].k, 1, other[i].pad), other[i].c,
                           other[i].hw, other[i].hw, &r, batch);
-        parts(other[i].name, &l);
+        if (getenv("CONV_LAYERS")) /* the whole layer on a batch: fresh samples, as in training */
+            run(other[i].name, &l, batch, 0, !strstr(other[i].name, "conv1"),
+                2.0 * other[i].oc * other[i].c * other[i].k * other[i].k * other[i].hw * other[i].hw);
+        else
+            parts(other[i].name, &l);
     }
     if (getenv("PARTS_ONLY")) return 0;
     if (getenv("LINEAR_ONLY")) { /* the large linear layers of the fashion and cifar nets */

@@ -62,7 +62,7 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, sums, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, end;
 } ws_offsets;
 
 static ws_offsets ws_layout(const ln_conv_geom *g)
@@ -74,7 +74,8 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     o.drows = o.rows + ln_conv_chunk(g) * o.unf;
     o.dypad = o.drows + o.unf;
     o.dyt = o.dypad + (int64_t)g->oc * ((g->p + lanes - 1) / lanes * lanes);
-    o.sums = o.dyt + ln_conv_chunk(g) * g->p * g->ocp;
+    o.dym = o.dyt + ln_conv_chunk(g) * g->p * g->ocp;
+    o.sums = o.dym + ln_conv_chunk(g) * g->oc * g->p;
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.end = o.sums + (transposed > partials ? transposed : partials);
     return o;
@@ -90,6 +91,7 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.drows = ws + o.drows;
     w.dypad = ws + o.dypad;
     w.dyt = ws + o.dyt;
+    w.dym = ws + o.dym;
     w.sums = ws + o.sums;
     w.unf = o.unf;
     return w;
@@ -191,7 +193,11 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *            the last chunk.
  *            The input gradient (skipped when dx == NULL, as for the first layer) is
  *            drows = W^T * dy per sample, folded back onto the input (the adjoint of
- *            the unfolding).
+ *            the unfolding), chunk by chunk with the weight gradient.
+ *  a ReLU that follows (net.c fuses it: ln_layer.act_y) is applied as the outputs are
+ *            stored, and its derivative (relu_bwd: dy where the output > 0) to each
+ *            chunk of dy before the products: the same operations as the separate
+ *            layer, without its passes over the batch.
  * Every sum runs in an order fixed by the shapes and the batch size. */
 
 void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
@@ -201,8 +207,16 @@ void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
     for (int n = 0; n < ctx->batch; n++) {
         K->conv_unfold(&g, x + (int64_t)n * l->in_n, ws.rows);
-        K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n);
+        K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n, l->act_y != NULL);
     }
+}
+
+/* A ReLU that follows is fused (net.c): conv2d_forward applies it to y, the backward its
+ * derivative to dy. */
+int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act)
+{
+    (void)l;
+    return act == LN_RELU;
 }
 
 /* Unfolded rows from which the transposed weight gradient pays for transposing dy: the
@@ -312,11 +326,28 @@ static dw_plan dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T)
     return best;
 }
 
-/* Thread t's share of the backward pass: its weight-gradient items over the whole
- * batch (it unfolds and transposes every chunk into its own workspace; the sums go to
- * the shared workspace, each item to its own places), then the input gradient of its
- * samples. conv2d_backward_reduce adds the sums to the gradients afterwards, on one
- * thread. */
+/* The input gradient of sample n (its dy at d, oc x P floats) into dx. */
+static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
+                      const float *d, float *dx)
+{
+    const int64_t pp = (g->p + K->lanes - 1) / K->lanes * K->lanes;
+    if (pp != g->p) { /* rows of dy zero-padded to whole vectors */
+        for (int o = 0; o < g->oc; o++) {
+            memcpy(ws->dypad + o * pp, d + o * g->p, sizeof(float) * (size_t)g->p);
+            memset(ws->dypad + o * pp + g->p, 0, sizeof(float) * (size_t)(pp - g->p));
+        }
+        d = ws->dypad;
+    }
+    memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
+    K->conv_dx(g, l->weight, d, pp, ws->drows);
+    K->conv_fold(g, ws->drows, dx);
+}
+
+/* Thread t's share of the backward pass, chunk of samples by chunk: its weight-gradient
+ * items (it unfolds and transposes every chunk into its own workspace; the sums go to
+ * the shared workspace, each item to its own places), then the input gradient of those
+ * of its samples in the chunk (each sample's alone: the same bits in any order).
+ * conv2d_backward_reduce adds the sums to the gradients afterwards, on one thread. */
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T)
 {
@@ -330,12 +361,26 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     const dw_plan plan = dw_items(&g, K, T);
     int64_t it0, it1;
     dw_share(&g, &plan, t, T, &it0, &it1);
-    for (int n0 = 0; it0 < it1 && n0 < ctx->batch; n0 += chunk) {
+    int64_t b0, b1; /* the samples whose input gradient is this thread's */
+    ln_split(ctx->batch, t, T, &b0, &b1);
+    if (!dx) b1 = b0;
+    for (int n0 = 0; n0 < ctx->batch; n0 += chunk) {
         const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
-        for (int s = 0; s < ns; s++) {
+        const int64_t x0 = b0 > n0 ? b0 : n0, x1 = b1 < n0 + ns ? b1 : n0 + ns;
+        const int dw_here = it0 < it1;
+        if (!dw_here && x0 >= x1) continue;
+        /* the chunk's dy, through a fused ReLU's derivative if there is one */
+        const float *dyc = dy + (int64_t)n0 * l->out_n;
+        if (l->act_y) {
+            const int64_t m0 = dw_here ? n0 : x0, m1 = dw_here ? n0 + ns : x1;
+            K->relu_bwd((m1 - m0) * l->out_n, l->act_y + m0 * l->out_n, dy + m0 * l->out_n,
+                        ws.dym + (m0 - n0) * l->out_n);
+            dyc = ws.dym;
+        }
+        for (int s = 0; dw_here && s < ns; s++) {
             K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
             if (plan.transposed)
-                K->conv_dy_transpose(&g, dy + (int64_t)(n0 + s) * l->out_n, ws.dyt + s * g.p * g.ocp);
+                K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
         }
         for (int64_t it = it0; it < it1; it++) {
             int o0, o1;
@@ -345,26 +390,11 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 K->conv_dw(&g, o0, o1, k0, k1, ns, ws.dyt, ws.rows, ws.unf, sums,
                            l->dbias ? bsums : NULL, n0 == 0);
             else
-                K->conv_dw_lanes(&g, o0, o1, k0, k1, ns, dy + (int64_t)n0 * l->out_n, l->out_n,
-                                 ws.rows, ws.unf, sums, l->dbias ? lbsums : NULL, n0 == 0);
+                K->conv_dw_lanes(&g, o0, o1, k0, k1, ns, dyc, l->out_n, ws.rows, ws.unf, sums,
+                                 l->dbias ? lbsums : NULL, n0 == 0);
         }
-    }
-    if (!dx) return;
-    const int64_t pp = (g.p + lanes - 1) / lanes * lanes;
-    int64_t b0, b1;
-    ln_split(ctx->batch, t, T, &b0, &b1);
-    for (int64_t n = b0; n < b1; n++) {
-        const float *d = dy + n * l->out_n;
-        if (pp != g.p) { /* rows of dy zero-padded to whole vectors */
-            for (int o = 0; o < g.oc; o++) {
-                memcpy(ws.dypad + o * pp, d + o * g.p, sizeof(float) * (size_t)g.p);
-                memset(ws.dypad + o * pp + g.p, 0, sizeof(float) * (size_t)(pp - g.p));
-            }
-            d = ws.dypad;
-        }
-        memset(ws.drows, 0, sizeof(float) * (size_t)g.unf_n);
-        K->conv_dx(&g, l->weight, d, pp, ws.drows);
-        K->conv_fold(&g, ws.drows, dx + n * l->in_n);
+        for (int64_t n = x0; n < x1; n++)
+            dx_sample(l, &g, K, &ws, dyc + (n - n0) * l->out_n, dx + n * l->in_n);
     }
 }
 

@@ -53,6 +53,8 @@ typedef struct {
     float *drows; /* unf: gradient of one sample's unfolded input */
     float *dypad; /* oc * P rounded up to whole vectors: one sample's dy, zero-padded */
     float *dyt;   /* chunk * P * ocp: dy of a chunk of samples transposed (position-major) */
+    float *dym;   /* chunk * OC * P: dy of a chunk of samples through a fused ReLU's
+                     derivative (ln_layer.act_y), when there is one */
     float *sums;  /* the weight gradient's sums, then the bias gradient's: transposed
                      ((ck + 1) * ocp, k-major) or as lane partials ((oc*ck + oc) *
                      LN_SIMD_MAX_LANES), as the kernel that computes them lays them out */

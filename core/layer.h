@@ -142,6 +142,7 @@ void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
 void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
 /* Threads (see core/layer_split.c): thread t of T does its share; results do not
  * depend on T. conv2d's lane partials are summed by conv2d_backward_reduce after. */
+int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act);
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T);
 void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx);

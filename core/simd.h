@@ -50,9 +50,9 @@ typedef struct {
     /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (conv_geom.h) */
     void (*conv_unfold)(const ln_conv_geom *g, const float *x, float *rows);
     void (*conv_fold)(const ln_conv_geom *g, const float *drows, float *dx);
-    /* conv2d: y (one sample, OC x P) = W * rows + bias */
+    /* conv2d: y (one sample, OC x P) = W * rows + bias, then relu_fwd's ReLU if relu */
     void (*conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
-                     const float *rows, float *y);
+                     const float *rows, float *y, int relu);
     /* conv2d: drows += W^T * dy (one sample); dy rows pstride apart, zero-padded to
      * whole vectors */
     void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, int64_t pstride,

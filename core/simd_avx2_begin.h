@@ -65,14 +65,17 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define V_COPY8(d, s, n) _mm256_storeu_ps((d), _mm256_maskload_ps((s), a2_mask(n)))
 /* 4 x 3 tiles: 12 accumulators, 3 vector loads and a broadcast fill the 16 ymm registers
  * (7 loads per 12 FMAs, where 4 x 2 needed 6 per 8); the lane-partial weight gradient's
- * tile, which also holds its 4 dy vectors, keeps 2 rows; the transposed one is 4 rows x
+ * tile is 4 channels x 3 rows too (its dy vectors are loaded one at a time: 12
+ * accumulators, 3 rows and one dy; 4 x 2 ran study conv2 at 47 GF/s, 4 x 3 at 59-80,
+ * kernel_bench on a loaded machine); the transposed one is 4 rows x
  * 3 vectors or 6 rows x 2 vectors (8 loads per 12 FMAs). The transposed one runs at
- * 85-90% of the FMA peak, the lane partials at 55-60% (half their unaligned loads split
- * across cache lines): it is faster from about 70% of its lanes in use, but is taken
- * from 90% so that the study's net (20 channels in 3 vectors) keeps its numbers. */
+ * 85-100% of the FMA peak, the lane partials at 70-90% since their 4 x 3 tiles (55-60%
+ * with 4 x 2); the transposed one is taken from 90% of its lanes in use, so that the
+ * study's net (20 channels in 3 vectors) keeps its numbers (its lane partials, 7.5 us
+ * per sample, now beat the transposed kernel's 8.2 plus 0.4 for transposing dy). */
 #define TM 4
 #define TN 3
-#define DW_TN 2
+#define DW_TN 3
 #define DW_TM(nr) ((nr) >= 3 ? 4 : 6)
 #define SIMD_M256 1 /* __m256 intrinsics (AVX2) are available in the region */
 #define DW_FILL 90

@@ -30,7 +30,7 @@
  *   TM, TN          register tile of the GEMM-like kernels: TM rows x TN vectors
  *                   (TM <= 6, TN <= 4)
  *   DW_TN           unfolded rows per tile of the conv2d lane-partial weight gradient
- *                   (<= TN; its tile also holds TM dy vectors, so it may need to be narrower)
+ *                   (<= TN; its tile also holds DW_TN row vectors and one dy vector)
  *   DW_TM(nr)       unfolded rows per tile of the conv2d transposed weight gradient whose
  *                   tile is nr vectors of channels wide (<= 6; its tile also holds nr dy
  *                   vectors and a broadcast)
@@ -253,10 +253,11 @@ ALWAYS_INLINE void SFX(row_offsets)(const ln_conv_geom *g, int pos[3], int n, in
 }
 
 /* y[m][p0 + ...] = bias[m] + sum_k w[m*ck + k] * row_k[p0 + ...] for MR rows and NR
- * vectors; the last vector keeps `last` lanes. rows/y point at p0 already. */
+ * vectors, then a ReLU if relu (relu_fwd's operations); the last vector keeps `last`
+ * lanes. rows/y point at p0 already. */
 ALWAYS_INLINE void SFX(conv_fwd_tile)(const int MR, const int NR, const ln_conv_geom *g,
                                       const float *w, const float *bias, const float *rows,
-                                      float *y, int last)
+                                      float *y, int last, int relu)
 {
     vf acc[TMAX_M][TMAX_N];
     for (int m = 0; m < MR; m++) {
@@ -279,6 +280,14 @@ ALWAYS_INLINE void SFX(conv_fwd_tile)(const int MR, const int NR, const ln_conv_
             }
         }
     const int64_t P = g->p;
+    if (relu) {
+        const vf zero = V_ZERO();
+        for (int m = 0; m < MR; m++)
+            for (int j = 0; j < NR; j++) {
+                const vi keep = (acc[m][j] > zero) | (acc[m][j] != acc[m][j]); /* NaN passes */
+                acc[m][j] = (vf)((vi)acc[m][j] & keep);
+            }
+    }
     for (int m = 0; m < MR; m++) {
         for (int j = 0; j < NR - 1; j++) V_STOREU(y + m * P + j * VL, acc[m][j]);
         if (last == VL)
@@ -289,7 +298,7 @@ ALWAYS_INLINE void SFX(conv_fwd_tile)(const int MR, const int NR, const ln_conv_
 }
 
 static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
-                          const float *rows, float *y)
+                          const float *rows, float *y, int relu)
 {
     const int64_t P = g->p, nvec = (P + VL - 1) / VL;
     const int tail = (int)(P - (nvec - 1) * VL);
@@ -303,7 +312,7 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
             if (TN == 3 && nvec - v0 == 4) nr = 2;
             const int last = v0 + nr == nvec ? tail : VL;
             TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck,
-                        bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last)
+                        bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
         }
     }
 }
@@ -501,11 +510,12 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
         const float *d = dy + smp * dstride + (int64_t)o0 * P;
         const float *r = rows + smp * rstride;
         for (int64_t v = 0; v < full; v++) {
-            vf xv[TMAX_N], dv[TMAX_M];
+            vf xv[TMAX_N];
             for (int n = 0; n < NK; n++) xv[n] = V_LOADU(r + roff[n] + v * VL);
-            for (int m = 0; m < MR; m++) dv[m] = V_LOADU(d + m * P + v * VL);
-            for (int m = 0; m < MR; m++)
-                for (int n = 0; n < NK; n++) acc[m][n] = V_FMA(dv[m], xv[n], acc[m][n]);
+            for (int m = 0; m < MR; m++) {
+                const vf dv = V_LOADU(d + m * P + v * VL);
+                for (int n = 0; n < NK; n++) acc[m][n] = V_FMA(dv, xv[n], acc[m][n]);
+            }
         }
         if (tail) {
             vf xv[TMAX_N], dv[TMAX_M];

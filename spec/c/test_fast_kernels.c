@@ -7,7 +7,8 @@
  *  - linear forward and backward on sizes with and without vector tails, with and
  *    without bias;
  *  - max pooling 2x2 (values and argmax bit for bit, including ties and NaN) and ReLU
- *    (bit for bit, including NaN and -0);
+ *    (bit for bit, including NaN and -0); activations fused into the layer before them
+ *    (batchnorm, max pooling, conv2d) against the two layers, bit for bit;
  *  - tanh and sigmoid (forward within 4 ulp of the C library, backward bit for bit);
  *  - the SGD-momentum and Adam/AdamW steps against the scalar loops, bit for bit;
  *  - the study's net: fast against reference kernels after a forward and backward
@@ -421,8 +422,8 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
 
 /* An activation (ReLU; tanh and sigmoid after batchnorm) fused into the layer before it
  * (ln_layer.act_y, net.c) against the two layers one after the other, bit for bit:
- * output, input gradient and (batchnorm) parameter gradients and statistics, in
- * training and eval; values around 0, NaN. */
+ * output, input gradient and (batchnorm, conv2d) parameter gradients and (batchnorm)
+ * statistics, in training and eval; values around 0, NaN. */
 static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
                            int pool, ln_rng *rng, const char *isa)
 {
@@ -438,6 +439,8 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     x[n / 2] = NAN;
     for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
     float *y[2], *py[2], *dx[2], *dw[2], *stats[2];
+    const int64_t wn = o.l.weight_n, bn = o.l.bias_n, wsn = ln_layer_workspace(&o.l);
+    float *ws = wsn > 0 ? falloc(wsn) : NULL;
     for (int fused = 0; fused < 2; fused++) {
         float *saved = falloc(2 * c);
         if (o.l.spec.kind == LN_BATCHNORM2D) {
@@ -446,8 +449,6 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
             o.l.running_var = bufs + c;
             o.l.saved = saved;
         }
-        const int64_t ws_n = ln_layer_workspace(&o.l);
-        float *ws = falloc(ws_n > 0 ? ws_n : 1);
         ln_ctx ctx = {batch, training, 0, NULL, ws, NULL};
         y[fused] = falloc(m);
         py[fused] = falloc(m2);
@@ -480,10 +481,9 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
             if (pool) ln_simd()->avgpool2_fwd((int64_t)batch * c, h, w, y[0], py[0]);
             ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
         }
-        dw[fused] = falloc(2 * c);
-        memset(dw[fused], 0, sizeof(float) * 2 * (size_t)c);
-        if (o.dweight) memcpy(dw[fused], o.dweight, sizeof(float) * (size_t)c);
-        if (o.dbias) memcpy(dw[fused] + c, o.dbias, sizeof(float) * (size_t)c);
+        dw[fused] = falloc(wn + bn);
+        if (o.dweight) memcpy(dw[fused], o.dweight, sizeof(float) * (size_t)wn);
+        if (o.dbias) memcpy(dw[fused] + wn, o.dbias, sizeof(float) * (size_t)bn);
         stats[fused] = falloc(4 * c);
         memcpy(stats[fused], bufs, sizeof(float) * 2 * (size_t)c);
         memcpy(stats[fused] + 2 * c, saved, sizeof(float) * 2 * (size_t)c);
@@ -491,7 +491,6 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
         free(g);
         free(gp);
         free(saved);
-        free(ws);
     }
     char desc[200], detail[300] = "";
     snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)", isa,
@@ -502,7 +501,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     int ok = ((pool && act == LN_RELU) || same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail)) &&
              (!pool || same_bits(py[0], py[1], sizeof(float) * (size_t)m2, detail, sizeof detail)) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
-             same_bits(dw[0], dw[1], sizeof(float) * 2 * (size_t)c, detail, sizeof detail) &&
+             same_bits(dw[0], dw[1], sizeof(float) * (size_t)(wn + bn), detail, sizeof detail) &&
              same_bits(stats[0], stats[1], sizeof(float) * 4 * (size_t)c, detail, sizeof detail);
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 2; r++) {
@@ -515,6 +514,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     free(x);
     free(dy);
     free(bufs);
+    free(ws);
     free_layer(&o);
 }
 
@@ -918,15 +918,16 @@ static void thread_cases(ln_rng *rng, const char *isa)
         ln_linear(300, 10),          ln_simple_layer(LN_LOG_SOFTMAX),
     };
     /* activations that take in the 2x2 max pooling after them (split by samples, the
-     * pooling's offsets with them): the CIFAR net's layout, and tanh */
+     * pooling's offsets with them): tanh after a convolution, a ReLU after dropout2d (a
+     * ReLU right after a convolution goes into the convolution) */
     const ln_layer_spec act_pool[] = {
-        ln_conv2d(3, 16, 3, 1, 1),  ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
-        ln_conv2d(16, 16, 3, 1, 1), ln_simple_layer(LN_TANH), ln_maxpool2d(2, 0),
+        ln_conv2d(3, 16, 3, 1, 1),  ln_simple_layer(LN_TANH), ln_maxpool2d(2, 0),
+        ln_conv2d(16, 16, 3, 1, 1), ln_dropout(LN_DROPOUT2D, 0.25f), ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
         ln_simple_layer(LN_FLATTEN), ln_linear(16 * 8 * 8, 10), ln_simple_layer(LN_LOG_SOFTMAX),
     };
 #define COUNT(a) (int)(sizeof(a) / sizeof(a)[0])
     const thread_case cases[] = {
-        {"relu/tanh + maxpool net (the activations take in the pooling)", act_pool, COUNT(act_pool), 3, 32, 32,
+        {"tanh/relu + maxpool net (the activations take in the pooling)", act_pool, COUNT(act_pool), 3, 32, 32,
          ln_sgd_spec(0.01, 0.5)},
         {"study net", study, study_count, 1, 28, 28, ln_sgd_spec(0.01, 0.5)},
         {"custom net (batchnorm, avgpool, tanh, sigmoid, adam)", custom, COUNT(custom), 1, 28, 28,
@@ -998,6 +999,11 @@ int main(void)
             }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, 0, &rng, name);
+        /* a ReLU fused into conv2d: the lane-partial weight gradient with a vector tail
+         * (zero-padded dy for dx) and chunks of samples, the transposed one, im2col */
+        test_fused_act(ln_conv2d(3, 5, 3, 1, 1), LN_RELU, 3, 9, 11, 19, 1, 0, &rng, name);
+        test_fused_act(ln_conv2d(4, 16, 3, 1, 1), LN_RELU, 4, 10, 10, 7, 1, 0, &rng, name);
+        test_fused_act(ln_conv2d(2, 6, 3, 2, 1), LN_RELU, 2, 10, 9, 5, 1, 0, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
