@@ -38,9 +38,29 @@ static void leaky_relu_bwd(int64_t n, const float *x, const float *dy, float *dx
     for (int64_t i = 0; i < n; i++) dx[i] = select_positive(x[i], dy[i], dy[i] * slope);
 }
 
+/* A 2x2 max pooling that follows a ReLU, tanh or sigmoid: the pooling kernels apply a
+ * tanh or sigmoid to each input before comparing, a ReLU to the maxima (ReLU then max
+ * and max then ReLU give the same values and input gradients: only the offset kept for
+ * a window of no positive value may differ, and its gradients are 0 either way; that
+ * is the path maxpool2d's fused ReLU after it takes); ln_layer.pool_y, pool_argmax. The
+ * activation's full output is neither written nor read back, forward or backward. */
+int activation_absorbs_pool(const ln_layer *l, const ln_layer *pool)
+{
+    const ln_layer_kind k = l->spec.kind;
+    return (k == LN_RELU || k == LN_TANH || k == LN_SIGMOID) && pool->spec.kind == LN_MAXPOOL2D &&
+           pool->spec.kernel == 2 && pool->spec.stride == 2 && pool->spec.padding == 0 && l->in.ndim == 3 &&
+           l->in.dim[1] >= 2 && l->in.dim[2] >= 2;
+}
+
 void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
+    if (l->pool_y) { /* y is not written (see activation_absorbs_pool) */
+        ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1], (int)l->in.dim[2], x,
+                                l->pool_y, l->pool_argmax, l->spec.kind == LN_RELU,
+                                l->spec.kind == LN_RELU ? 0 : (int)l->spec.kind);
+        return;
+    }
     if (l->spec.kind == LN_RELU)
         ln_simd()->relu_fwd(n, x, y);
     else if (l->spec.kind == LN_LEAKY_RELU)
@@ -53,6 +73,13 @@ void activation_backward(ln_layer *l, const float *x, const float *y, const floa
                          const ln_ctx *ctx)
 {
     const int64_t n = (int64_t)ctx->batch * l->in_n;
+    if (l->pool_y) { /* dy: the pooling's output gradient */
+        ln_simd()->maxpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1], (int)l->in.dim[2], dy,
+                                l->pool_argmax, l->spec.kind == LN_RELU ? l->pool_y : NULL,
+                                l->spec.kind == LN_RELU ? 0 : (int)l->spec.kind,
+                                l->spec.kind == LN_RELU ? NULL : l->pool_y, dx);
+        return;
+    }
     if (l->spec.kind == LN_RELU)
         ln_simd()->relu_bwd(n, y, dy, dx);
     else if (l->spec.kind == LN_LEAKY_RELU)

@@ -218,10 +218,32 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
         float mean_f, alpha;
         affine_of(l, &d, c, ctx->training, &mean_f, &alpha);
         const float beta = beta_of(l, c);
-        for (int n = 0; n < ctx->batch; n++)
-            K->bn_affine(d.s, x + n * d.stride + c * d.s, y + n * d.stride + c * d.s, mean_f, alpha,
-                         beta, l->act_y ? (int)l->act_kind : 0);
+        for (int n = 0; n < ctx->batch; n++) {
+            /* with a fused pooling, only a fused tanh's or sigmoid's backward reads the
+             * full output: otherwise the plane goes to scratch, pooled from there */
+            float *yp = l->pool_y && !(l->act_y && l->act_kind != LN_RELU) ? ctx->workspace
+                                                                            : y + n * d.stride + c * d.s;
+            K->bn_affine(d.s, x + n * d.stride + c * d.s, yp, mean_f, alpha, beta,
+                         l->act_y ? (int)l->act_kind : 0);
+            /* a fused pooling: the plane just written, still in L1 */
+            if (l->pool_y)
+                K->avgpool2_fwd(1, (int)l->in.dim[1], (int)l->in.dim[2], yp,
+                                l->pool_y + n * ln_pooled_n(l) + c * (ln_pooled_n(l) / d.c));
+        }
     }
+}
+
+/* A fused pooling's backward (ln_layer.pool_y): dy is the pooling's output gradient;
+ * the gradient of `runs` planes of channel c from sample n0 on, spread as the pooling
+ * layer would spread it, into the workspace (runs planes of S floats). */
+static const float *unpooled_dy(const ln_layer *l, const bn_dims *d, const float *dy, int64_t c,
+                                int n0, int runs, const ln_ctx *ctx)
+{
+    const int64_t pn = ln_pooled_n(l), plane = pn / d->c;
+    for (int r = 0; r < runs; r++)
+        ln_simd()->avgpool2_bwd(1, (int)l->in.dim[1], (int)l->in.dim[2], dy + (n0 + r) * pn + c * plane,
+                                ctx->workspace + r * d->s);
+    return ctx->workspace;
 }
 
 /* Samples per call of the gradient sums' kernel. */
@@ -249,7 +271,11 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
             double a[GRAD_RUNS], b[GRAD_RUNS];
             const int64_t at = n0 * d.stride + c * d.s;
             act.y = l->act_y ? l->act_y + at : NULL;
-            K->bn_grad_sums(d.s, runs, d.stride, x + at, dy + at, fused, mean, invstd, a, b);
+            if (l->pool_y)
+                K->bn_grad_sums(d.s, runs, d.stride, d.s, x + at, unpooled_dy(l, &d, dy, c, n0, runs, ctx),
+                                fused, mean, invstd, a, b);
+            else
+                K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at, dy + at, fused, mean, invstd, a, b);
             for (int r = 0; r < runs; r++) {
                 sum_dy += a[r];
                 sum_dy_xhat += b[r];
@@ -266,8 +292,8 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         for (int n = 0; n < ctx->batch; n++) {
             const int64_t at = n * d.stride + c * d.s;
             act.y = l->act_y ? l->act_y + at : NULL;
-            K->bn_dx(d.s, x + at, dy + at, fused, dx + at, mean, invstd, k, mean_dy, mean_dy_xhat,
-                     ctx->training);
+            const float *g = l->pool_y ? unpooled_dy(l, &d, dy, c, n, 1, ctx) : dy + at;
+            K->bn_dx(d.s, x + at, g, fused, dx + at, mean, invstd, k, mean_dy, mean_dy_xhat, ctx->training);
         }
     }
 }
@@ -278,6 +304,26 @@ int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
 {
     const int64_t c = l->in.ndim >= 1 && l->in.dim[0] > 0 ? l->in.dim[0] : l->in_n;
     return (act == LN_RELU || act == LN_TANH || act == LN_SIGMOID) && c > 0 && l->in_n / c >= FAST_MIN_RUN;
+}
+
+/* A 2x2 average pooling (stride 2, no padding) after a batchnorm2d whose runs take the
+ * fast path: its forward pools each plane right after normalising it, its backward
+ * spreads each plane's gradient into the workspace (batchnorm_workspace). */
+/* Planes larger than this (floats) are not pooled in place: the scratch stays small. */
+#define POOL_MAX_PLANE 65536
+
+int batchnorm_absorbs_pool(const ln_layer *l, const ln_layer *pool)
+{
+    return pool->spec.kind == LN_AVGPOOL2D && pool->spec.kernel == 2 && pool->spec.stride == 2 &&
+           pool->spec.padding == 0 && l->in.ndim == 3 && l->in.dim[1] >= 2 && l->in.dim[2] >= 2 &&
+           l->in.dim[1] * l->in.dim[2] >= FAST_MIN_RUN && l->in.dim[1] * l->in.dim[2] <= POOL_MAX_PLANE;
+}
+
+/* Scratch of a fused pooling: GRAD_RUNS planes (backward; forward takes one). */
+int64_t batchnorm_workspace(const ln_layer *l)
+{
+    const int64_t plane = l->in.ndim == 3 ? l->in.dim[1] * l->in.dim[2] : 0;
+    return plane <= POOL_MAX_PLANE ? GRAD_RUNS * plane : 0;
 }
 
 /* Thread t of T takes the channels [c0, c1): every statistic, running stat and

@@ -519,6 +519,7 @@ static const ln_layer_param leaky_relu_params[] = {
         .info = {nm, tag, NO_PARAMS}, .setup = setup_same,                                    \
         .fast = {activation_forward, activation_backward},                                    \
         .reference = {activation_forward_reference, activation_backward_reference},           \
+        .absorbs_pool = activation_absorbs_pool,                                              \
     }
 
 /* dropout, dropout2d: one kernel, masks of elements or of whole channels (dropout.c) */
@@ -539,7 +540,8 @@ static const ln_layer_param leaky_relu_params[] = {
         .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
         .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
         .backward_part = batchnorm_backward_part, .min_training_batch = min_batch,            \
-        .absorbs_act = batchnorm_absorbs_act,                                                 \
+        .absorbs_act = batchnorm_absorbs_act, .absorbs_pool = batchnorm_absorbs_pool,         \
+        .workspace = batchnorm_workspace,                                                     \
     }
 
 /* In enum order (designated, so a slip is a compile error, not a shifted table). The

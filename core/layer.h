@@ -31,6 +31,15 @@ typedef struct {
      * derivative first. NULL: no fusion. */
     const float *act_y;
     ln_layer_kind act_kind;
+    /* Likewise for a 2x2 average pooling that follows (after the fused activation, if
+     * any; the kind's absorbs_pool said yes): its output, batch x (C x H/2 x W/2).
+     * Forward also writes the pooled values there; backward takes dy with respect to
+     * them (pooled) and spreads it as the pooling's backward would. NULL: no fusion. */
+    float *pool_y;
+    int32_t *pool_argmax; /* a fused max pooling's: the pooling layer's argmax */
+    /* Set by the net for a pass: this layer's work is done by the layer before it (an
+     * activation or pooling it absorbed); net.c skips it forward and backward. */
+    int absorbed;
 } ln_layer;
 
 /* Everything a kernel needs that is not the layer's own. */
@@ -93,7 +102,17 @@ typedef struct {
     /* Whether the fast kernels can apply the activation `act` that follows the layer
      * (ln_layer.act_y), saving its passes over memory; NULL: never. */
     int (*absorbs_act)(const ln_layer *l, ln_layer_kind act);
+    /* Whether the fast kernels can also do the pooling layer `pool` that follows (after
+     * the absorbed activation, if any): ln_layer.pool_y; NULL: never. */
+    int (*absorbs_pool)(const ln_layer *l, const ln_layer *pool);
 } ln_layer_ops;
+
+/* Floats per sample of a fused 2x2 pooling's output (ln_layer.pool_y): C x H/2 x W/2
+ * of the layer's C x H x W output. */
+static inline int64_t ln_pooled_n(const ln_layer *l)
+{
+    return l->out.dim[0] * (l->out.dim[1] / 2) * (l->out.dim[2] / 2);
+}
 
 /* The descriptor of l's kind (the kind was checked when the layer was set up). */
 const ln_layer_ops *ln_layer_ops_of(ln_layer_kind k);
@@ -152,6 +171,7 @@ void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx,
 
 /* The elementwise kinds (relu, tanh, sigmoid) in the descriptors' own signature. */
 void activation_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+int activation_absorbs_pool(const ln_layer *l, const ln_layer *pool);
 void activation_backward(ln_layer *l, const float *x, const float *y, const float *dy, float *dx,
                          const ln_ctx *ctx);
 void activation_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
@@ -171,6 +191,8 @@ void log_softmax_backward(const ln_layer *l, const float *y, const float *dy, fl
 
 void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act);
+int batchnorm_absorbs_pool(const ln_layer *l, const ln_layer *pool);
+int64_t batchnorm_workspace(const ln_layer *l);
 void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
                         const ln_ctx *ctx);
 void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);

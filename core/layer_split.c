@@ -44,6 +44,8 @@ static int sample_share(const ln_layer *l, const ln_ctx *ctx, int t, int T, ln_l
     if (l->argmax) sub->argmax = l->argmax + b0 * ln_layer_argmax_per_sample(l);
     if (l->mask) sub->mask = l->mask + b0 * ln_layer_mask_per_sample(l);
     if (l->act_y) sub->act_y = l->act_y + b0 * l->out_n;
+    if (l->pool_y) sub->pool_y = l->pool_y + b0 * ln_pooled_n(l);
+    if (l->pool_argmax) sub->pool_argmax = l->pool_argmax + b0 * ln_pooled_n(l);
     *sctx = *ctx;
     sctx->batch = (int)(b1 - b0);
     *first = b0;
@@ -76,8 +78,9 @@ void ln_layer_backward_part(ln_layer *l, const float *x, const float *y, const f
     ln_ctx sctx;
     int64_t b0;
     if (!dx || !sample_share(l, ctx, t, T, &sub, &sctx, &b0)) return;
-    ln_layer_backward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, dy + b0 * l->out_n,
-                      dx + b0 * l->in_n, &sctx);
+    /* with a fused pooling, dy is the pooling's output gradient */
+    const int64_t dy_n = l->pool_y ? ln_pooled_n(l) : l->out_n;
+    ln_layer_backward(&sub, x + b0 * l->in_n, y + b0 * l->out_n, dy + b0 * dy_n, dx + b0 * l->in_n, &sctx);
 }
 
 void ln_layer_forward_finish(ln_layer *l, const ln_ctx *ctx)

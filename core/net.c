@@ -492,6 +492,17 @@ static int fuses_act(const ln_net *net, int i, const ln_ctx *ctx)
     return k->absorbs_act && k->absorbs_act(&net->layers[i], act);
 }
 
+/* Whether layer i also takes in the pooling at index p that follows it (after its
+ * fused activation, if any): the fast kernels only, and the layer kind's say. The same
+ * bits either way; what is saved is the pooling's pass over the layer's whole output,
+ * forward, and writing and reading back the spread gradient, backward. */
+static int fuses_pool(const ln_net *net, int i, int p, const ln_ctx *ctx)
+{
+    if (ctx->reference || p >= net->count) return 0;
+    const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+    return k->absorbs_pool && k->absorbs_pool(&net->layers[i], &net->layers[p]);
+}
+
 /* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
@@ -528,15 +539,23 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         memcpy(net->act[0], x, sizeof(float) * (size_t)(batch * ln_shape_numel(net->input)));
     for (int i = 0; i < net->count; i++) {
         ln_layer *l = &net->layers[i];
+        l->absorbed = 0;
         l->act_y = fuses_act(net, i, &ctx) ? net->act[i + 2] : NULL;
         l->act_kind = l->act_y ? net->layers[i + 1].spec.kind : LN_RELU;
+        /* the layer's own output: the activation's when it is fused (then act[i + 1] is
+         * not written), then a fused pooling's after it */
+        const int out = l->act_y ? i + 1 : i;
+        l->pool_y = fuses_pool(net, i, out + 1, &ctx) ? net->act[out + 2] : NULL;
+        l->pool_argmax = l->pool_y ? net->layers[out + 1].argmax : NULL;
         if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
-        if (l->act_y) {
-            /* layer i writes the activation's output itself; act[i + 1] is not written */
-            layer_pass(net, l, net->act[i], net->act[i + 2], NULL, NULL, &ctx, 0);
-            net->layers[++i].act_y = NULL;
-        } else {
-            layer_pass(net, l, net->act[i], net->act[i + 1], NULL, NULL, &ctx, 0);
+        layer_pass(net, l, net->act[i], net->act[out + 1], NULL, NULL, &ctx, 0);
+        const int last = l->pool_y ? out + 1 : out;
+        while (i < last) {
+            ln_layer *a = &net->layers[++i];
+            a->absorbed = 1;
+            a->act_y = NULL;
+            a->pool_y = NULL;
+            a->pool_argmax = NULL;
         }
     }
     net->last_batch = batch;
@@ -588,16 +607,17 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     if (!net->last_batch) return ln_fail(err, LN_EINVAL, "backward: no forward pass to go back through");
     if (!dout) return ln_fail(err, LN_EINVAL, "backward: output gradient is NULL");
     /* the forward's kernels, even if use_reference_kernels switched since: the fast
-     * forward leaves some outputs unwritten (an activation fused into the layer before) */
+     * forward leaves some outputs unwritten (an activation fused into the layer before,
+     * an activation that took in the pooling after it) */
     ln_ctx ctx = {net->last_batch, net->last_training, net->last_reference, NULL, net->workspace, NULL};
     zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
     const int stop = dx ? 0 : first_param_layer(net);
     const float *dy = dout;
     for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
-        /* an activation fused into the layer before it (in the forward pass, with the
-         * fast kernels now too): that layer applies its derivative to dy */
-        if (i > 0 && net->layers[i - 1].act_y && !ctx.reference) continue;
+        /* an activation or pooling fused into a layer before it (in the forward pass,
+         * with the fast kernels now too): that layer applies its backward to dy */
+        if (net->layers[i].absorbed && !ctx.reference) continue;
         /* a flatten's gradient is its output's, the same floats; only the net's input
          * gradient (dx) needs a copy */
         if (net->layers[i].spec.kind == LN_FLATTEN && i > stop) continue;
@@ -607,8 +627,8 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
         else if (dx)
             target = dx;
         ln_layer *l = &net->layers[i];
-        if (l->act_y && !ctx.reference)
-            layer_pass(net, l, net->act[i], net->act[i + 2], dy, target, &ctx, 1);
+        if ((l->act_y || l->pool_y) && !ctx.reference)
+            layer_pass(net, l, net->act[i], net->act[l->act_y ? i + 2 : i + 1], dy, target, &ctx, 1);
         else
             layer_pass(net, l, net->act[i], net->act[i + 1], dy, target, &ctx, 1);
         dy = target;

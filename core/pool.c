@@ -27,7 +27,7 @@ void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
         return;
     }
     ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
-                            (int)l->in.dim[2], x, y, l->argmax, l->act_y != NULL);
+                            (int)l->in.dim[2], x, y, l->argmax, l->act_y != NULL, 0);
 }
 
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
@@ -37,7 +37,7 @@ void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
         return;
     }
     ln_simd()->maxpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
-                            (int)l->in.dim[2], dy, l->argmax, l->act_y, dx);
+                            (int)l->in.dim[2], dy, l->argmax, l->act_y, 0, NULL, dx);
 }
 
 /* ---- reference twins: any window, scalar ---- */

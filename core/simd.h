@@ -104,13 +104,13 @@ typedef struct {
      * operations); in backward, act (NULL: none) replaces dy by the activation's
      * backward: dy where (x - mean) * alpha + beta > 0 for a ReLU (its output > 0,
      * recomputed instead of read), squash_bwd's formula from act->y (at the places of x)
-     * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (dy, act->y
-     * likewise), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if alone: bit for
-     * bit). */
+     * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (act->y likewise,
+     * dy at dy + r dstride), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if
+     * alone: bit for bit). */
     void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int act);
-    void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                         const ln_bn_act *act, float mean, float invstd, double *sum_dy,
-                         double *sum_dy_xhat);
+    void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstride, const float *x,
+                         const float *dy, const ln_bn_act *act, float mean, float invstd,
+                         double *sum_dy, double *sum_dy_xhat);
     void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx, float mean,
                   float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
@@ -120,10 +120,13 @@ typedef struct {
     void (*squash_bwd)(int kind, int64_t n, const float *y, const float *dy, float *dx);
     /* 2x2 max pooling, stride 2, over `planes` planes of h x w (floor mode); relu != 0
      * applies a ReLU that follows (net.c fuses it); relu_y (NULL: none) is that ReLU's
-     * output, and dy is taken where it is > 0, else 0. */
-    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu);
+     * output, and dy is taken where it is > 0, else 0. pre (0: none; LN_TANH, LN_SIGMOID):
+     * the activation before the pooling, fused (its values are compared);
+     * backward applies its derivative from pre_y, the pooled output (simd_impl.h). */
+    void (*maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax, int relu,
+                         int pre);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
-                         const float *relu_y, float *dx);
+                         const float *relu_y, int pre, const float *pre_y, float *dx);
     /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
      * (one product per element: bit for bit dropout.c's loops; out may be in) */
     void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);

@@ -1043,8 +1043,9 @@ static inline float SFX(act_grad1)(float g, float xm, const ln_bn_act *act, int6
  * likewise): each run's sums in the order one run alone would take, the runs
  * interleaved so that their add and FMA chains overlap instead of waiting on each
  * other's latency. */
-ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, const float *x,
-                                          const float *dy, const ln_bn_act *act, int64_t at, float mean,
+ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride, int64_t dstride,
+                                          const float *x, const float *dy, const ln_bn_act *act,
+                                          int64_t at, float mean,
                                           float invstd, double *sum_dy, double *sum_dy_xhat)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd);
@@ -1054,12 +1055,12 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
     for (; i + VL <= n; i += VL)
         for (int r = 0; r < R; r++) {
             const vf xm = V_LOADU(x + r * stride + i) - m;
-            const vf g = SFX(act_grad)(V_LOADU(dy + r * stride + i), xm, act, at + r * stride + i);
+            const vf g = SFX(act_grad)(V_LOADU(dy + r * dstride + i), xm, act, at + r * stride + i);
             a[r] = V_ADD(a[r], g);
             b[r] = V_FMA(g, V_MUL(xm, is), b[r]);
         }
     for (int r = 0; r < R; r++) {
-        const float *xr = x + r * stride, *dyr = dy + r * stride;
+        const float *xr = x + r * stride, *dyr = dy + r * dstride;
         double sa = SFX(hsum_d)(a[r]), sb = SFX(hsum_d)(b[r]);
         for (int64_t j = i; j < n; j++) {
             const float g = SFX(act_grad1)(dyr[j], xr[j] - mean, act, at + r * stride + j);
@@ -1071,17 +1072,17 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, int64_t n, int64_t stride
     }
 }
 
-static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, const float *x, const float *dy,
-                              const ln_bn_act *act, float mean, float invstd, double *sum_dy,
-                              double *sum_dy_xhat)
+static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstride, const float *x,
+                              const float *dy, const ln_bn_act *act, float mean, float invstd,
+                              double *sum_dy, double *sum_dy_xhat)
 {
     int r = 0;
     for (; r + 4 <= runs; r += 4)
-        SFX(bn_grad_sums_runs)(4, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
-                               sum_dy + r, sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(4, n, stride, dstride, x + r * stride, dy + r * dstride, act, r * stride,
+                               mean, invstd, sum_dy + r, sum_dy_xhat + r);
     for (; r < runs; r++)
-        SFX(bn_grad_sums_runs)(1, n, stride, x + r * stride, dy + r * stride, act, r * stride, mean, invstd,
-                               sum_dy + r, sum_dy_xhat + r);
+        SFX(bn_grad_sums_runs)(1, n, stride, dstride, x + r * stride, dy + r * dstride, act, r * stride,
+                               mean, invstd, sum_dy + r, sum_dy_xhat + r);
 }
 
 static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx,
@@ -1109,38 +1110,110 @@ static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_a
 
 /* ================================================================= avgpool */
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+/* the even and odd lanes of the 16 floats a:b, in order (2x2 pooling's columns) */
+static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
+{
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+#endif
+
 /* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
- * times 0.25, bit for bit (plain loops that the compiler vectorises for this ISA). */
+ * times 0.25, bit for bit. One row pair: output row yo of ow values from input rows r0,
+ * r1. AVX2: 8 windows at a time from the even and odd columns (as maxpool), the last 8
+ * (or 4 when the row has fewer than 8) overlapping the ones before instead of a scalar
+ * tail; other ISAs: a plain loop that the compiler vectorises. */
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+ALWAYS_INLINE __m256 SFX(avgpool2_8)(const float *r0, const float *r1)
+{
+    __m256 tl, tr, bl, br;
+    SFX(deinterleave)(_mm256_loadu_ps(r0), _mm256_loadu_ps(r0 + 8), &tl, &tr);
+    SFX(deinterleave)(_mm256_loadu_ps(r1), _mm256_loadu_ps(r1 + 8), &bl, &br);
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_setzero_ps(), tl), tr), bl), br);
+    return _mm256_mul_ps(s, _mm256_set1_ps(0.25f));
+}
+
+ALWAYS_INLINE __m128 SFX(avgpool2_4)(const float *r0, const float *r1)
+{
+    const __m128 a0 = _mm_loadu_ps(r0), a1 = _mm_loadu_ps(r0 + 4);
+    const __m128 b0 = _mm_loadu_ps(r1), b1 = _mm_loadu_ps(r1 + 4);
+    const __m128 tl = _mm_shuffle_ps(a0, a1, 0x88), tr = _mm_shuffle_ps(a0, a1, 0xDD);
+    const __m128 bl = _mm_shuffle_ps(b0, b1, 0x88), br = _mm_shuffle_ps(b0, b1, 0xDD);
+    const __m128 s = _mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_setzero_ps(), tl), tr), bl), br);
+    return _mm_mul_ps(s, _mm_set1_ps(0.25f));
+}
+#endif
+
+ALWAYS_INLINE void SFX(avgpool2_row)(int ow, const float *restrict r0, const float *restrict r1,
+                                     float *restrict yo)
+{
+    int ox = 0;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+    if (ow >= 8) {
+        for (; ox + 8 <= ow; ox += 8) _mm256_storeu_ps(yo + ox, SFX(avgpool2_8)(r0 + 2 * ox, r1 + 2 * ox));
+        if (ox < ow) _mm256_storeu_ps(yo + ow - 8, SFX(avgpool2_8)(r0 + 2 * (ow - 8), r1 + 2 * (ow - 8)));
+        return;
+    }
+    if (ow >= 4) {
+        _mm_storeu_ps(yo, SFX(avgpool2_4)(r0, r1));
+        if (ow > 4) _mm_storeu_ps(yo + ow - 4, SFX(avgpool2_4)(r0 + 2 * (ow - 4), r1 + 2 * (ow - 4)));
+        return;
+    }
+#endif
+    for (; ox < ow; ox++)
+        yo[ox] = ((((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) * 0.25f;
+}
+
 static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++)
         for (int oy = 0; oy < oh; oy++) {
-            const float *restrict r0 = x + (pl * h + 2 * oy) * w, *restrict r1 = r0 + w;
-            float *restrict yo = y + (pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++)
-                yo[ox] = ((((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) * 0.25f;
+            const float *r0 = x + (pl * h + 2 * oy) * w;
+            SFX(avgpool2_row)(ow, r0, r0 + w, y + (pl * oh + oy) * ow);
         }
 }
 
-/* Backward: every input position written once (0 + dy/4, as the reference's zeroed
- * buffer plus one contribution; the odd last row and column get 0). */
+/* Backward of one row pair: every input position written once (0 + dy/4, as the
+ * reference's zeroed buffer plus one contribution; an odd last column gets 0). AVX2, even
+ * rows of 8 or more: 8 inputs (4 windows) at a time, the last 8 overlapping. */
+ALWAYS_INLINE void SFX(avgpool2_row_grad)(int ow, int w, const float *restrict g, float *restrict r0,
+                                          float *restrict r1)
+{
+    int ox = 0;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+    if (!(w & 1) && w >= 8) {
+        const __m128 q = _mm_set1_ps(0.25f);
+        for (int c = 0;; c += 8) {
+            if (c + 8 > w) c = w - 8;
+            const __m128 v = _mm_add_ps(_mm_setzero_ps(), _mm_mul_ps(_mm_loadu_ps(g + c / 2), q));
+            const __m256 d = _mm256_set_m128(_mm_unpackhi_ps(v, v), _mm_unpacklo_ps(v, v));
+            _mm256_storeu_ps(r0 + c, d);
+            _mm256_storeu_ps(r1 + c, d);
+            if (c + 8 == w) return;
+        }
+    }
+#endif
+    for (; ox < ow; ox++) {
+        const float v = 0.0f + g[ox] * 0.25f;
+        r0[2 * ox] = v;
+        r0[2 * ox + 1] = v;
+        r1[2 * ox] = v;
+        r1[2 * ox + 1] = v;
+    }
+    if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+}
+
+/* Backward (the odd last row and column get 0). */
 static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
         float *xp = dx + pl * h * w;
         for (int oy = 0; oy < oh; oy++) {
-            float *restrict r0 = xp + (int64_t)(2 * oy) * w, *restrict r1 = r0 + w;
-            const float *restrict g = dy + (pl * oh + oy) * ow;
-            for (int ox = 0; ox < ow; ox++) {
-                const float v = 0.0f + g[ox] * 0.25f;
-                r0[2 * ox] = v;
-                r0[2 * ox + 1] = v;
-                r1[2 * ox] = v;
-                r1[2 * ox + 1] = v;
-            }
-            if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+            float *r0 = xp + (int64_t)(2 * oy) * w;
+            SFX(avgpool2_row_grad)(ow, w, dy + (pl * oh + oy) * ow, r0, r0 + w);
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
     }
@@ -1149,16 +1222,50 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 /* ================================================================= maxpool */
 
 /* 2x2 windows, stride 2. The order of the window (top-left, top-right, bottom-left,
- * bottom-right), the first maximum and NaN handling are those of pool.c's reference. */
+ * bottom-right), the first maximum and NaN handling are those of pool.c's reference.
+ *
+ * pre (0: none; LN_TANH, LN_SIGMOID): the activation layer before the pooling, fused
+ * into it (net.c; a ReLU takes the `relu` path, see activation.c): applied to every
+ * input with squash_fwd's operations before the windows are compared, so the maxima and their offsets are those
+ * of the two layers; its full output is never written. Backward: the activation's
+ * derivative at the window's output (pre_y, the pooled output: the activation's value
+ * where the maximum was) is applied to dy first, squash_bwd's formulas;
+ * the other inputs of the window get 0, as the two layers give them for finite values. */
+ALWAYS_INLINE vf SFX(pre_act)(int pre, vf v)
+{
+    if (pre == LN_TANH) return SFX(tanh_v)(v);
+    if (pre == LN_SIGMOID) return SFX(sigmoid_v)(v);
+    return v;
+}
+
+ALWAYS_INLINE vf SFX(pre_grad)(int pre, vf g, vf y)
+{
+    const vf one = V_SET1(1.0f);
+    if (pre == LN_TANH) return g * (one - y * y);
+    if (pre == LN_SIGMOID) return (g * y) * (one - y);
+    return g;
+}
+
+static inline float SFX(pre_grad1)(int pre, float g, float y)
+{
+    if (pre == LN_TANH) return g * (1.0f - y * y);
+    if (pre == LN_SIGMOID) return g * y * (1.0f - y);
+    return g;
+}
 /* One 2x2 window, output column ox of the row pair r0, r1 (row 2 oy of its plane,
  * at = 2 oy w): in window order (top-left, top-right, bottom-left, bottom-right) the
  * first maximum, or the first NaN; its offset in the plane. With relu, the ReLU that
  * follows the pooling (net.c fuses it: relu_fwd's rule) is applied to the maximum. The
  * scalar kernels, and the vector kernels' last columns. */
 ALWAYS_INLINE void SFX(maxpool2_window)(const float *r0, const float *r1, int w, int at, int ox, int relu,
-                                        float *y, int32_t *argmax)
+                                        int pre, float *y, int32_t *argmax)
 {
-    const float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+    float v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+    if (pre) { /* the vector kernels' values */
+        float a[VL];
+        V_STOREU(a, SFX(pre_act)(pre, V_LOADU_N(v, 4)));
+        for (int q = 0; q < 4; q++) v[q] = a[q];
+    }
     const int offs[4] = {0, 1, w, w + 1};
     float bv = v[0];
     int bo = 0;
@@ -1192,8 +1299,8 @@ static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
            (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
 }
 
-static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu)
+ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
+                                         int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1210,10 +1317,10 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
                 const int n = ow - ox < 16 ? ow - ox : 16;
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
-                const __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ox);
-                const __m512 a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16);
-                const __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ox);
-                const __m512 b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16);
+                const __m512 a0 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mlo, r0 + 2 * ox));
+                const __m512 a1 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mhi, r0 + 2 * ox + 16));
+                const __m512 b0 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mlo, r1 + 2 * ox));
+                const __m512 b1 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16));
                 const __m512 tl = _mm512_permutex2var_ps(a0, even, a1), tr = _mm512_permutex2var_ps(a0, odd, a1);
                 const __m512 bl = _mm512_permutex2var_ps(b0, even, b1), br = _mm512_permutex2var_ps(b0, odd, b1);
                 /* window order tl, tr, bl, br: first maximum, first NaN. Pick within each
@@ -1244,8 +1351,9 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
     }
 }
 
-static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, float *dx)
+ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const float *dy,
+                                         const int32_t *argmax, const float *relu_y, const int pre,
+                                         const float *pre_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1264,6 +1372,9 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mn = (__mmask16)((1u << n) - 1);
                 __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
+                if (pre)
+                    g = (__m512)SFX(pre_grad)(pre, (vf)g,
+                                              (vf)_mm512_maskz_loadu_ps(mn, pre_y + (gp - dy) + oy * ow + ox));
                 if (relu_y) /* the fused ReLU's backward: dy where its output > 0 */
                     g = _mm512_maskz_mov_ps(
                         _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mn, relu_y + (gp - dy) + oy * ow + ox),
@@ -1311,23 +1422,20 @@ static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
     return _mm256_and_ps(_mm256_cmp_ps(b, a, _CMP_NLE_UQ), _mm256_cmp_ps(a, a, _CMP_ORD_Q));
 }
 
-/* the even and odd lanes of the 16 floats a:b, in order */
-static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
-{
-    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-}
+/* SFX(deinterleave): see avgpool */
 
 /* The windows of the row pair r0, r1 from output column ox on (8 of them from the 16
  * floats of each row at 2 ox, or 4 from 8 when `half`: then the upper lanes repeat the
  * lower ones): their maxima and input offsets (relative to the plane, row 2 oy). */
 ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int half, int w, int at,
-                                          __m256 *best, __m256i *idx)
+                                          int pre, __m256 *best, __m256i *idx)
 {
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i one = _mm256_set1_epi32(1);
-    const __m256 a0 = _mm256_loadu_ps(r0), b0 = _mm256_loadu_ps(r1);
-    const __m256 a1 = half ? a0 : _mm256_loadu_ps(r0 + 8), b1 = half ? b0 : _mm256_loadu_ps(r1 + 8);
+    const __m256 a0 = (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r0));
+    const __m256 b0 = (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r1));
+    const __m256 a1 = half ? a0 : (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r0 + 8));
+    const __m256 b1 = half ? b0 : (__m256)SFX(pre_act)(pre, _mm256_loadu_ps(r1 + 8));
     __m256 tl, tr, bl, br;
     SFX(deinterleave)(a0, a1, &tl, &tr);
     SFX(deinterleave)(b0, b1, &bl, &br);
@@ -1343,8 +1451,8 @@ ALWAYS_INLINE void SFX(maxpool2_windows)(const float *r0, const float *r1, int h
     *idx = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(at), two_iota), off);
 }
 
-static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu)
+ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
+                                         int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256 zero = _mm256_setzero_ps();
@@ -1358,19 +1466,19 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
             __m256 best;
             __m256i idx;
             for (; ox + 8 <= ow; ox += 8) {
-                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, &best, &idx);
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 0, w, 2 * oy * w + 2 * ox, pre, &best, &idx);
                 if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ)); /* > 0 or NaN */
                 _mm256_storeu_ps(yo + ox, best);
                 _mm256_storeu_si256((__m256i *)(ao + ox), idx);
             }
             if (ox + 4 <= ow) {
-                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, &best, &idx);
+                SFX(maxpool2_windows)(r0 + 2 * ox, r1 + 2 * ox, 1, w, 2 * oy * w + 2 * ox, pre, &best, &idx);
                 if (relu) best = _mm256_and_ps(best, _mm256_cmp_ps(best, zero, _CMP_NLE_UQ));
                 _mm_storeu_ps(yo + ox, _mm256_castps256_ps128(best));
                 _mm_storeu_si128((__m128i *)(ao + ox), _mm256_castsi256_si128(idx));
                 ox += 4;
             }
-            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, yo + ox, ao + ox);
+            for (; ox < ow; ox++) SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, pre, yo + ox, ao + ox);
         }
     }
 }
@@ -1395,8 +1503,9 @@ ALWAYS_INLINE void SFX(maxpool2_spread)(__m256 g, __m256i rel, int w, __m256 *t0
     *b1 = _mm256_permute2f128_ps(blo, bhi, 0x31);
 }
 
-static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, float *dx)
+ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const float *dy,
+                                         const int32_t *argmax, const float *relu_y, const int pre,
+                                         const float *pre_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     const __m256i two_iota = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
@@ -1407,6 +1516,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const float *go = dy + (pl * oh + oy) * ow;
             const float *ro = relu_y ? relu_y + (pl * oh + oy) * ow : NULL; /* a fused ReLU's output */
+            const float *po = pre_y ? pre_y + (pl * oh + oy) * ow : NULL;   /* a fused activation's */
             const int32_t *ao = argmax + (pl * oh + oy) * ow;
             int ox = 0;
             __m256 t0, t1, b0, b1;
@@ -1415,6 +1525,7 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + ox)), base);
                 __m256 g = _mm256_loadu_ps(go + ox);
                 if (ro) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(ro + ox), zero, _CMP_GT_OQ));
+                if (pre) g = SFX(pre_grad)(pre, g, _mm256_loadu_ps(po + ox));
                 SFX(maxpool2_spread)(g, rel, w, &t0, &t1, &b0, &b1);
                 _mm256_storeu_ps(r0 + 2 * ox, t0);
                 _mm256_storeu_ps(r0 + 2 * ox + 8, t1);
@@ -1428,13 +1539,19 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
                 /* the upper lanes repeat the lower ones; only t0 and b0 are stored */
                 __m128 g = _mm_loadu_ps(go + ox);
                 if (ro) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(ro + ox), _mm_setzero_ps()));
+                if (pre)
+                    g = _mm256_castps256_ps128(
+                        SFX(pre_grad)(pre, _mm256_castps128_ps256(g), _mm256_castps128_ps256(_mm_loadu_ps(po + ox))));
                 SFX(maxpool2_spread)(_mm256_set_m128(g, g), _mm256_set_m128i(rel, rel), w, &t0, &t1, &b0, &b1);
                 _mm256_storeu_ps(r0 + 2 * ox, t0);
                 _mm256_storeu_ps(r1 + 2 * ox, b0);
                 ox += 4;
             }
-            for (; ox < ow; ox++)
-                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox], ao[ox]);
+            for (; ox < ow; ox++) {
+                float g = ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox];
+                if (pre) g = SFX(pre_grad1)(pre, g, po[ox]);
+                SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, ao[ox]);
+            }
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
         }
         if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
@@ -1442,8 +1559,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 }
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_SCALAR
 /* plain C, one window at a time (SFX(maxpool2_window): the order and tie rules written out) */
-static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y,
-                              int32_t *argmax, int relu)
+ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
+                                         int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1452,13 +1569,14 @@ static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
             const float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
             for (int ox = 0; ox < ow; ox++)
-                SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, y + o + ox, argmax + o + ox);
+                SFX(maxpool2_window)(r0, r1, w, 2 * oy * w, ox, relu, pre, y + o + ox, argmax + o + ox);
         }
     }
 }
 
-static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
-                              const int32_t *argmax, const float *relu_y, float *dx)
+ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const float *dy,
+                                         const int32_t *argmax, const float *relu_y, const int pre,
+                                         const float *pre_y, float *dx)
 {
     const int oh = h / 2, ow = w / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -1467,7 +1585,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
             for (int ox = 0; ox < ow; ox++) {
-                const float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                if (pre) g = SFX(pre_grad1)(pre, g, pre_y[o + ox]);
                 SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, argmax[o + ox]);
             }
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
@@ -1478,6 +1597,30 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy,
 #else
 #error "simd_impl.h: SIMD_MAXPOOL is not one of SIMD_MAXPOOL_SCALAR, _AVX2, _AVX512"
 #endif
+
+/* The kernels with the fused activation before the pooling as a constant: the plain
+ * pooling's loops carry no test of it. */
+static void SFX(maxpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y, int32_t *argmax,
+                              int relu, int pre)
+{
+    if (pre == LN_TANH)
+        SFX(maxpool2_fwd_pre)(planes, h, w, x, y, argmax, relu, LN_TANH);
+    else if (pre == LN_SIGMOID)
+        SFX(maxpool2_fwd_pre)(planes, h, w, x, y, argmax, relu, LN_SIGMOID);
+    else
+        SFX(maxpool2_fwd_pre)(planes, h, w, x, y, argmax, relu, 0);
+}
+
+static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
+                              const float *relu_y, int pre, const float *pre_y, float *dx)
+{
+    if (pre == LN_TANH)
+        SFX(maxpool2_bwd_pre)(planes, h, w, dy, argmax, relu_y, LN_TANH, pre_y, dx);
+    else if (pre == LN_SIGMOID)
+        SFX(maxpool2_bwd_pre)(planes, h, w, dy, argmax, relu_y, LN_SIGMOID, pre_y, dx);
+    else
+        SFX(maxpool2_bwd_pre)(planes, h, w, dy, argmax, relu_y, 0, pre_y, dx);
+}
 
 /* ================================================================= dropout */
 

@@ -123,6 +123,20 @@ int main(void)
                           ln_batchnorm(LN_BATCHNORM1D, 4), ln_dropout(LN_DROPOUT, 0.5f),
                           ln_simple_layer(LN_LOG_SOFTMAX)};
     model_seed("batchnorm.lunet", bn, 7, img);
+    /* the fused passes of the fast kernels: conv+ReLU, batchnorm+tanh+average pooling,
+     * sigmoid+max pooling; batchnorm+ReLU+average pooling, ReLU+max pooling */
+    ln_shape img8 = ln_shape_make(3, (int64_t[]){1, 8, 8});
+    ln_layer_spec fused[] = {ln_conv2d(1, 2, 3, 1, 1), ln_simple_layer(LN_RELU),
+                             ln_batchnorm(LN_BATCHNORM2D, 2), ln_simple_layer(LN_TANH),
+                             ln_avgpool2d(2, 0), ln_simple_layer(LN_SIGMOID), ln_maxpool2d(2, 0),
+                             ln_simple_layer(LN_FLATTEN), ln_linear(8, 3),
+                             ln_simple_layer(LN_LOG_SOFTMAX)};
+    model_seed("fused_act_pool.lunet", fused, 10, img8);
+    ln_layer_spec fused2[] = {ln_conv2d(1, 2, 3, 1, 1), ln_batchnorm(LN_BATCHNORM2D, 2),
+                              ln_simple_layer(LN_RELU), ln_avgpool2d(2, 0),
+                              ln_dropout(LN_DROPOUT2D, 0.5f), ln_simple_layer(LN_RELU),
+                              ln_maxpool2d(2, 0), ln_simple_layer(LN_FLATTEN), ln_linear(8, 2)};
+    model_seed("fused_bn_relu_pool.lunet", fused2, 9, img8);
     ln_layer_spec vec[] = {ln_linear(4, 3), ln_simple_layer(LN_RELU), ln_linear(3, 2)};
     model_seed("mlp.lunet", vec, 3, ln_shape_make(1, (int64_t[]){4}));
     ln_layer_spec one[] = {ln_simple_layer(LN_FLATTEN)};

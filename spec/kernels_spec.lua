@@ -17,21 +17,24 @@ local function train(net, data, batch)
     optimizer = lunet.sgd { lr = 0.01, momentum = 0.5 } }
 end
 
+-- Trains fast and ref (use_reference_kernels) alike: their epoch losses within 1e-4.
+local function like_reference(fast, ref, data, batch)
+  ref:use_reference_kernels(true)
+  local hf, hr = train(fast, data, batch), train(ref, data, batch)
+  assert.equal(3, #hf.loss)
+  for i = 1, 3 do
+    local tol = 1e-4 * math.abs(hr.loss[i])
+    assert(math.abs(hf.loss[i] - hr.loss[i]) <= tol,
+      ("epoch %d: fast %.9g, reference %.9g"):format(i, hf.loss[i], hr.loss[i]))
+  end
+end
+
 describe("fast kernels", function()
   local data = random_data(45, 11)
 
   for _, batch in ipairs({ 1, 7, 45 }) do
     it(("train the study's net like the reference kernels (batch %d, 3 epochs)"):format(batch), function()
-      local fast = lunet.models.mnist_cnn { seed = 3 }
-      local ref = lunet.models.mnist_cnn { seed = 3 }
-      ref:use_reference_kernels(true)
-      local hf, hr = train(fast, data, batch), train(ref, data, batch)
-      assert.equal(3, #hf.loss)
-      for i = 1, 3 do
-        local tol = 1e-4 * math.abs(hr.loss[i])
-        assert(math.abs(hf.loss[i] - hr.loss[i]) <= tol,
-          ("epoch %d: fast %.9g, reference %.9g"):format(i, hf.loss[i], hr.loss[i]))
-      end
+      like_reference(lunet.models.mnist_cnn { seed = 3 }, lunet.models.mnist_cnn { seed = 3 }, data, batch)
     end)
   end
 
@@ -64,6 +67,32 @@ describe("fast kernels", function()
       for j = 1, #a.out do assert.equal(a.out[j], b.out[j]) end
     end
   end)
+
+  -- the fast passes fold a pooling into the layer before it: batchnorm2d (with or
+  -- without its fused activation) then 2x2 average pooling, an activation then 2x2 max
+  -- pooling (a ReLU right after conv2d goes into conv2d instead, hence the dropout2d);
+  -- each net trains like the separate reference layers
+  local pooled = {
+    { "batchnorm2d, avgpool", { lunet.batchnorm2d(4), lunet.avgpool2d(2) } },
+    { "batchnorm2d, relu, avgpool", { lunet.batchnorm2d(4), lunet.relu(), lunet.avgpool2d(2) } },
+    { "batchnorm2d, sigmoid, avgpool", { lunet.batchnorm2d(4), lunet.sigmoid(), lunet.avgpool2d(2) } },
+    { "dropout2d, relu, maxpool", { lunet.dropout2d(0.25), lunet.relu(), lunet.maxpool2d(2) } },
+    { "tanh, maxpool, relu", { lunet.tanh(), lunet.maxpool2d(2), lunet.relu() } },
+  }
+  for _, case in ipairs(pooled) do
+    it(("train conv2d, %s like the reference kernels"):format(case[1]), function()
+      local function mk()
+        local layers = { lunet.conv2d(1, 4, 3, { padding = 1 }) }
+        for _, l in ipairs(case[2]) do layers[#layers + 1] = l end
+        for _, l in ipairs({ lunet.flatten(), lunet.linear(784, 10), lunet.log_softmax() }) do
+          layers[#layers + 1] = l
+        end
+        layers.seed = 6
+        return lunet.sequential(layers)
+      end
+      like_reference(mk(), mk(), data, 7)
+    end)
+  end
 
   it("take the forward's kernels in a backward after use_reference_kernels switched", function()
     -- the fast forward fuses the ReLUs after batchnorm and max pooling (their inputs are

@@ -290,6 +290,67 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
     free_layer(&o);
 }
 
+/* A ReLU, tanh or sigmoid with the 2x2 max pooling after it fused into it
+ * (ln_layer.pool_y): the pooled output, offsets and input gradient bit for bit the two
+ * fast layers', with ties (coarse and saturated values), infinities and -0 (not NaN:
+ * the two layers then also give NaN gradients at the inputs the maximum passed over).
+ * A ReLU pools first (max then ReLU): the offsets of windows without a positive value
+ * are not compared (their gradients are, all 0). */
+static void test_act_maxpool(ln_layer_kind act, int c, int h, int w, int batch, ln_rng *rng, const char *isa)
+{
+    owned_layer a, p;
+    int64_t d[3] = {c, h, w};
+    make_layer(&a, ln_simple_layer(act), ln_shape_make(3, d), batch, rng);
+    make_layer(&p, ln_maxpool2d(2, 2), ln_shape_make(3, d), batch, rng);
+    const int64_t n = a.l.in_n * batch, m = p.l.out_n * batch;
+    float *x = a.x, *dy = p.dy;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t r = ln_rng_below(rng, 16);
+        if (r < 4) x[i] = floorf(x[i] * 2.0f);       /* ties */
+        if (r == 4) x[i] = 20.0f + (float)(i % 3);    /* saturated: tanh ties at 1 */
+        if (r == 5) x[i] = -INFINITY;
+        if (r == 6) x[i] = -0.0f;
+    }
+    for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
+    ln_ctx ctx = {batch, 1, 0, NULL, NULL, NULL};
+    float *y = falloc(n), *g = falloc(n), *py[2], *dx[2];
+    int32_t *am[2];
+    for (int r = 0; r < 2; r++) {
+        py[r] = falloc(m);
+        dx[r] = falloc(n);
+    }
+    am[0] = p.l.argmax; /* freed with the layer */
+    am[1] = calloc((size_t)m, sizeof(int32_t));
+    /* the two layers */
+    ln_layer_forward(&a.l, x, y, &ctx);
+    ln_layer_forward(&p.l, y, py[0], &ctx);
+    ln_layer_backward(&p.l, y, py[0], dy, g, &ctx);
+    ln_layer_backward(&a.l, x, y, g, dx[0], &ctx);
+    /* fused */
+    a.l.pool_y = py[1];
+    a.l.pool_argmax = am[1];
+    ln_layer_forward(&a.l, x, NULL, &ctx);
+    ln_layer_backward(&a.l, x, NULL, dy, dx[1], &ctx);
+    a.l.pool_y = NULL;
+    a.l.pool_argmax = NULL;
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s %s + maxpool2d 2x2 fused on %dx%dx%d batch %d (bit for bit the two layers)",
+             isa, ln_layer_kind_name(act), c, h, w, batch);
+    int ok = same_bits(py[0], py[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+             (act == LN_RELU || same_bits(am[0], am[1], sizeof(int32_t) * (size_t)m, detail, sizeof detail)) &&
+             same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail);
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 2; r++) {
+        free(py[r]);
+        free(dx[r]);
+    }
+    free(am[1]);
+    free(y);
+    free(g);
+    free_layer(&a);
+    free_layer(&p);
+}
+
 /* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
 static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char *isa)
 {
@@ -364,18 +425,20 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
  * output, input gradient and (batchnorm, conv2d) parameter gradients and (batchnorm)
  * statistics, in training and eval; values around 0, NaN. */
 static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
-                           ln_rng *rng, const char *isa)
+                           int pool, ln_rng *rng, const char *isa)
 {
     owned_layer o;
     int64_t d[3] = {c, h, w};
     make_layer(&o, spec, ln_shape_make(3, d), batch, rng);
-    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
-    float *x = falloc(n), *dy = falloc(m), *bufs = falloc(4 * c);
+    /* pool: a 2x2 average pooling follows the activation (ln_layer.pool_y), dy is its
+     * output's gradient; m2 floats of it */
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, m2 = pool ? ln_pooled_n(&o.l) * batch : m;
+    float *x = falloc(n), *dy = falloc(m2), *bufs = falloc(4 * c);
     fill(x, n, rng);
-    fill(dy, m, rng);
+    fill(dy, m2, rng);
     x[n / 2] = NAN;
     for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
-    float *y[2], *dx[2], *dw[2], *stats[2];
+    float *y[2], *py[2], *dx[2], *dw[2], *stats[2];
     const int64_t wn = o.l.weight_n, bn = o.l.bias_n, wsn = ln_layer_workspace(&o.l);
     float *ws = wsn > 0 ? falloc(wsn) : NULL;
     for (int fused = 0; fused < 2; fused++) {
@@ -388,25 +451,34 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
         }
         ln_ctx ctx = {batch, training, 0, NULL, ws, NULL};
         y[fused] = falloc(m);
+        py[fused] = falloc(m2);
         dx[fused] = falloc(n);
-        float *pre = falloc(m), *g = falloc(m);
+        float *pre = falloc(m), *g = falloc(m), *gp = falloc(m);
         if (o.dweight) memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
         if (o.dbias) memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
         if (fused) {
             o.l.act_y = y[1];
             o.l.act_kind = act;
+            o.l.pool_y = pool ? py[1] : NULL;
             ln_layer_forward(&o.l, x, y[1], &ctx);
             ln_layer_backward(&o.l, x, y[1], dy, dx[1], &ctx);
             o.l.act_y = NULL;
+            o.l.pool_y = NULL;
         } else {
             ln_layer_forward(&o.l, x, pre, &ctx);
+            const float *gy = dy; /* the activation's output gradient */
+            if (pool) {
+                ln_simd()->avgpool2_bwd((int64_t)batch * c, h, w, dy, gp);
+                gy = gp;
+            }
             if (act == LN_RELU) {
                 ln_simd()->relu_fwd(m, pre, y[0]);
-                ln_simd()->relu_bwd(m, y[0], dy, g);
+                ln_simd()->relu_bwd(m, y[0], gy, g);
             } else {
                 ln_simd()->squash_fwd((int)act, m, pre, y[0]);
-                ln_simd()->squash_bwd((int)act, m, y[0], dy, g);
+                ln_simd()->squash_bwd((int)act, m, y[0], gy, g);
             }
+            if (pool) ln_simd()->avgpool2_fwd((int64_t)batch * c, h, w, y[0], py[0]);
             ln_layer_backward(&o.l, x, pre, g, dx[0], &ctx);
         }
         dw[fused] = falloc(wn + bn);
@@ -417,19 +489,24 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
         memcpy(stats[fused] + 2 * c, saved, sizeof(float) * 2 * (size_t)c);
         free(pre);
         free(g);
+        free(gp);
         free(saved);
     }
     char desc[200], detail[300] = "";
-    snprintf(desc, sizeof desc, "%s %s + %s fused on %dx%dx%d batch %d, %s (bit for bit the two layers)", isa,
-             ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), c, h, w, batch,
-             training ? "training" : "eval");
-    int ok = same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail) &&
+    snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)", isa,
+             ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), pool ? " + avgpool2d 2x2" : "", c, h,
+             w, batch, training ? "training" : "eval", pool ? "three" : "two");
+    /* a ReLU with a pooling after it: the full output is not written (backward
+     * recomputes the ReLU's mask from x), the pooled one is compared */
+    int ok = ((pool && act == LN_RELU) || same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail)) &&
+             (!pool || same_bits(py[0], py[1], sizeof(float) * (size_t)m2, detail, sizeof detail)) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(dw[0], dw[1], sizeof(float) * (size_t)(wn + bn), detail, sizeof detail) &&
              same_bits(stats[0], stats[1], sizeof(float) * 4 * (size_t)c, detail, sizeof detail);
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 2; r++) {
         free(y[r]);
+        free(py[r]);
         free(dx[r]);
         free(dw[r]);
         free(stats[r]);
@@ -840,8 +917,18 @@ static void thread_cases(ln_rng *rng, const char *isa)
         ln_simple_layer(LN_FLATTEN), ln_linear(256, 300), ln_simple_layer(LN_RELU),
         ln_linear(300, 10),          ln_simple_layer(LN_LOG_SOFTMAX),
     };
+    /* activations that take in the 2x2 max pooling after them (split by samples, the
+     * pooling's offsets with them): tanh after a convolution, a ReLU after dropout2d (a
+     * ReLU right after a convolution goes into the convolution) */
+    const ln_layer_spec act_pool[] = {
+        ln_conv2d(3, 16, 3, 1, 1),  ln_simple_layer(LN_TANH), ln_maxpool2d(2, 0),
+        ln_conv2d(16, 16, 3, 1, 1), ln_dropout(LN_DROPOUT2D, 0.25f), ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
+        ln_simple_layer(LN_FLATTEN), ln_linear(16 * 8 * 8, 10), ln_simple_layer(LN_LOG_SOFTMAX),
+    };
 #define COUNT(a) (int)(sizeof(a) / sizeof(a)[0])
     const thread_case cases[] = {
+        {"tanh/relu + maxpool net (the activations take in the pooling)", act_pool, COUNT(act_pool), 3, 32, 32,
+         ln_sgd_spec(0.01, 0.5)},
         {"study net", study, study_count, 1, 28, 28, ln_sgd_spec(0.01, 0.5)},
         {"custom net (batchnorm, avgpool, tanh, sigmoid, adam)", custom, COUNT(custom), 1, 28, 28,
          ln_adam_spec(LN_OPT_ADAM, 1e-3)},
@@ -895,19 +982,28 @@ int main(void)
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        static const ln_layer_kind pre_acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_act_maxpool(pre_acts[i % 3], pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        for (int k = 0; k < 3; k++) test_act_maxpool(pre_acts[k], 10, 24, 24, 2, &rng, name);
         static const ln_layer_kind acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
         for (int training = 0; training < 2; training++)
             for (int a = 0; a < 3; a++) {
-                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, &rng, name);
-                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 4, 4, 5, training, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, 0, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 4, 4, 5, training, 0, &rng, name);
+                /* with a 2x2 average pooling after the activation: odd and even sides,
+                 * rows of 8 + 4 + scalar windows, more samples than the gradient's runs */
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 9, 28, 11, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 14, 14, 2, training, 1, &rng, name);
             }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
-            test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, &rng, name);
+            test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, 0, &rng, name);
         /* a ReLU fused into conv2d: the lane-partial weight gradient with a vector tail
          * (zero-padded dy for dx) and chunks of samples, the transposed one, im2col */
-        test_fused_act(ln_conv2d(3, 5, 3, 1, 1), LN_RELU, 3, 9, 11, 19, 1, &rng, name);
-        test_fused_act(ln_conv2d(4, 16, 3, 1, 1), LN_RELU, 4, 10, 10, 7, 1, &rng, name);
-        test_fused_act(ln_conv2d(2, 6, 3, 2, 1), LN_RELU, 2, 10, 9, 5, 1, &rng, name);
+        test_fused_act(ln_conv2d(3, 5, 3, 1, 1), LN_RELU, 3, 9, 11, 19, 1, 0, &rng, name);
+        test_fused_act(ln_conv2d(4, 16, 3, 1, 1), LN_RELU, 4, 10, 10, 7, 1, 0, &rng, name);
+        test_fused_act(ln_conv2d(2, 6, 3, 2, 1), LN_RELU, 2, 10, 9, 5, 1, 0, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
