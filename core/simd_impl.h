@@ -588,10 +588,6 @@ static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
 #define LIN_L2_FLOATS (48 * 1024)
 /* Floats of dy columns the weight gradient gathers on the stack (16 KiB) */
 #define LIN_DYB_FLOATS 4096
-/* Outputs per block of the input gradient, and floats of w of such a block (16 KiB)
- * that stay in L1 while the samples sweep over them; dx holds the sums between blocks */
-#define LIN_DXO 64
-#define LIN_DX_L1 4096
 /* Input vectors per block of the forward: the LIN_O weight rows of a block (512 floats
  * each, 8 KiB) stay in L1 while the block's samples sweep over them (3136 -> 1024 at
  * batch 64: 50-57 GFLOP/s where whole rows gave 46-47, kernel_bench on a loaded machine) */
@@ -714,19 +710,13 @@ ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in
 }
 
 /* dx[n][i] = sum_o dy[n][o] * w[o][i] for MR samples and NR vectors of inputs. */
-ALWAYS_INLINE void SFX(linear_dx_tile)(const int MR, const int NR, int in, int out, int no,
-                                       int first, const float *w, const float *dy, float *dx,
-                                       int last)
+ALWAYS_INLINE void SFX(linear_dx_tile)(const int MR, const int NR, int in, int out,
+                                       const float *w, const float *dy, float *dx, int last)
 {
     vf acc[TMAX_M][TMAX_N];
-    for (int m = 0; m < MR; m++) {
-        const float *t = dx + (int64_t)m * in;
-        for (int j = 0; j < NR - 1; j++) acc[m][j] = first ? V_ZERO() : V_LOADU(t + j * VL);
-        acc[m][NR - 1] = first               ? V_ZERO()
-                         : last == VL ? V_LOADU(t + (NR - 1) * VL)
-                                      : V_LOADU_N(t + (NR - 1) * VL, last);
-    }
-    for (int o = 0; o < no; o++) {
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < NR; j++) acc[m][j] = V_ZERO();
+    for (int o = 0; o < out; o++) {
         vf wv[TMAX_N];
         const float *wo = w + (int64_t)o * in;
         for (int j = 0; j < NR - 1; j++) wv[j] = V_LOADU(wo + j * VL);
@@ -798,27 +788,18 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
         }
     }
     if (!dx) return;
-    /* columns of w in slabs (whole tiles of TN vectors) that the samples sweep over:
-     * with many outputs, a slab is cut into blocks of LIN_DXO rows that stay in L1 and dx
-     * holds the sums between blocks (3136 -> 1024 at batch 64: dx 41-46 -> 57-59
-     * GFLOP/s, medians of kernel_bench on a loaded machine); with few outputs (4096 ->
-     * 128 was not faster so) the whole slab stays in L2 and the sums in registers */
-    const int dxo = out > 4 * LIN_DXO ? LIN_DXO : out;
-    int slab = SFX(lin_slab)(out);
-    if (dxo < out) slab = (LIN_DX_L1 / (dxo * VL)) / TN * TN > TN ? (LIN_DX_L1 / (dxo * VL)) / TN * TN : TN;
+    /* columns of w in slabs that stay in L2 (whole tiles of TN vectors) while the samples
+     * sweep over them */
+    const int slab = SFX(lin_slab)(out);
     for (int s0 = 0; s0 < nvec; s0 += slab) {
         const int s1 = nvec - s0 < slab ? nvec : s0 + slab;
-        for (int o0 = 0; o0 < out; o0 += dxo) {
-            const int no = out - o0 < dxo ? out - o0 : dxo;
-            for (int a0 = a_begin; a0 < a_end; a0 += TM) {
-                const int mr = a_end - a0 < TM ? a_end - a0 : TM;
-                for (int v0 = s0; v0 < s1; v0 += TN) {
-                    const int nr = s1 - v0 < TN ? s1 - v0 : TN;
-                    const int last = v0 + nr == nvec ? tail : VL;
-                    TILE_SWITCH(SFX(linear_dx_tile), mr, nr, in, out, no, o0 == 0,
-                                w + (int64_t)o0 * in + v0 * VL, dy + (int64_t)a0 * out + o0,
-                                dx + (int64_t)a0 * in + v0 * VL, last)
-                }
+        for (int a0 = a_begin; a0 < a_end; a0 += TM) {
+            const int mr = a_end - a0 < TM ? a_end - a0 : TM;
+            for (int v0 = s0; v0 < s1; v0 += TN) {
+                const int nr = s1 - v0 < TN ? s1 - v0 : TN;
+                const int last = v0 + nr == nvec ? tail : VL;
+                TILE_SWITCH(SFX(linear_dx_tile), mr, nr, in, out, w + v0 * VL,
+                            dy + (int64_t)a0 * out, dx + (int64_t)a0 * in + v0 * VL, last)
             }
         }
     }
@@ -1729,8 +1710,6 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef LIN_L2_FLOATS
 #undef LIN_DYB_FLOATS
 #undef LIN_O
-#undef LIN_DXO
-#undef LIN_DX_L1
 #undef LIN_KV
 #undef LIN_AB
 #undef LIN_FWD_L2
