@@ -80,19 +80,6 @@ static int draws(const ln_layer *l, const ln_ctx *ctx)
     return ctx->training && ctx->rng && l->spec.p > 0.0f && l->spec.p < 1.0f;
 }
 
-void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
-{
-    const int64_t total = (int64_t)ctx->batch * l->in_n;
-    if (!ctx->training) {
-        if (y != x) memcpy(y, x, sizeof(float) * (size_t)total);
-        return;
-    }
-    int64_t per_sample, span;
-    mask_layout(l, &per_sample, &span);
-    draw_mask(l, ctx->rng, 0, (int64_t)ctx->batch * per_sample);
-    apply_mask(l, ctx, x, y);
-}
-
 /* Thread t of T: the samples ln_split gives it, their mask entries drawn from a copy of
  * the stream jumped ahead past the entries of the samples before (the same draws as on
  * one thread); ctx->rng is only read here, and dropout_forward_finish advances it past
@@ -102,15 +89,15 @@ void dropout_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *c
     int64_t b0, b1, per_sample, span;
     ln_split(ctx->batch, t, T, &b0, &b1);
     if (b0 >= b1) return;
+    if (!ctx->training) { /* the identity */
+        if (y != x) memcpy(y + b0 * l->in_n, x + b0 * l->in_n, sizeof(float) * (size_t)((b1 - b0) * l->in_n));
+        return;
+    }
     mask_layout(l, &per_sample, &span);
     ln_layer sub = *l;
     sub.mask = l->mask + b0 * per_sample;
     ln_ctx sctx = *ctx;
     sctx.batch = (int)(b1 - b0);
-    if (!ctx->training) {
-        dropout_forward(&sub, x + b0 * l->in_n, y + b0 * l->in_n, &sctx);
-        return;
-    }
     ln_rng rng, *from = ctx->rng; /* drawn from only when draws() says so */
     if (draws(l, ctx)) {
         rng = *ctx->rng;
@@ -126,6 +113,14 @@ void dropout_forward_finish(ln_layer *l, const ln_ctx *ctx)
     int64_t per_sample, span;
     mask_layout(l, &per_sample, &span);
     if (draws(l, ctx)) ln_rng_advance(ctx->rng, (uint64_t)ctx->batch * (uint64_t)per_sample);
+}
+
+/* One thread: the one part of the batch and the stream advanced past it, so one thread
+ * and many draw alike by construction. */
+void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    dropout_forward_part(l, x, y, ctx, 0, 1);
+    dropout_forward_finish(l, ctx);
 }
 
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)

@@ -615,9 +615,10 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     const int stop = dx ? 0 : first_param_layer(net);
     const float *dy = dout;
     for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
-        /* an activation or pooling fused into a layer before it (in the forward pass,
-         * with the fast kernels now too): that layer applies its backward to dy */
-        if (net->layers[i].absorbed && !ctx.reference) continue;
+        /* an activation or pooling fused into a layer before it by the forward pass
+         * (only ever with the fast kernels, which ctx has from that forward): that
+         * layer applies its backward to dy */
+        if (net->layers[i].absorbed) continue;
         /* a flatten's gradient is its output's, the same floats; only the net's input
          * gradient (dx) needs a copy */
         if (net->layers[i].spec.kind == LN_FLATTEN && i > stop) continue;
@@ -627,10 +628,8 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
         else if (dx)
             target = dx;
         ln_layer *l = &net->layers[i];
-        if ((l->act_y || l->pool_y) && !ctx.reference)
-            layer_pass(net, l, net->act[i], net->act[l->act_y ? i + 2 : i + 1], dy, target, &ctx, 1);
-        else
-            layer_pass(net, l, net->act[i], net->act[i + 1], dy, target, &ctx, 1);
+        /* y: a fused activation's output when there is one (act[i + 1] was not written) */
+        layer_pass(net, l, net->act[i], net->act[l->act_y ? i + 2 : i + 1], dy, target, &ctx, 1);
         dy = target;
     }
     return LN_OK;

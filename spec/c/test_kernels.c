@@ -585,10 +585,13 @@ static void test_dropout_parts(tap *t)
     ln_rng a, b;
     ln_rng_seed(&a, 5, 1);
     b = a;
+    const uint64_t seeded = a.state;
     ln_rng_advance(&a, (uint64_t)1 << 40);
+    const uint64_t far = a.state;
     ln_rng_advance(&a, 12345);
     ln_rng_advance(&b, ((uint64_t)1 << 40) + 12345);
-    tap_checkd(t, a.state == b.state, "ln_rng_advance by 2^40 then by 12345 equals by 2^40 + 12345", NULL);
+    tap_checkd(t, a.state == b.state && far != seeded && a.state != far,
+               "ln_rng_advance by 2^40 then by 12345 equals by 2^40 + 12345 (and each moves the state)", NULL);
 
     const int64_t d1[1] = {37}, d2[3] = {6, 3, 3};
     const ln_layer_kind kinds[] = {LN_DROPOUT, LN_DROPOUT2D};
