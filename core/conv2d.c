@@ -197,7 +197,9 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *  a ReLU that follows (net.c fuses it: ln_layer.act_y) is applied as the outputs are
  *            stored, and its derivative (relu_bwd: dy where the output > 0) to each
  *            chunk of dy before the products: the same operations as the separate
- *            layer, without its passes over the batch.
+ *            layer, without its passes over the batch;
+ *  a 2x2 max pooling that follows (with ReLUs before or after it) likewise: see
+ *            conv2d_absorbs_pool.
  * Every sum runs in an order fixed by the shapes and the batch size. */
 
 void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
@@ -205,9 +207,16 @@ void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *c
     const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
+    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0;
     for (int n = 0; n < ctx->batch; n++) {
         K->conv_unfold(&g, x + (int64_t)n * l->in_n, ws.rows);
-        K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n, l->act_y != NULL);
+        if (!l->pool_y) {
+            K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n, l->act_y != NULL);
+            continue;
+        }
+        /* a fused max pooling: the sample's output, still in L1, pooled at once */
+        K->conv_fwd(&g, l->weight, l->bias, ws.rows, ws.dym, l->act_y != NULL);
+        K->maxpool2_fwd(g.oc, g.oh, g.ow, ws.dym, l->pool_y + n * pn, l->pool_argmax + n * pn, l->pool_relu, 0);
     }
 }
 
@@ -217,6 +226,25 @@ int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act)
 {
     (void)l;
     return act == LN_RELU;
+}
+
+/* A 2x2 max pooling that follows (after the fused ReLU, if any; net.c) is fused too, and
+ * a ReLU after it (max then ReLU, the pooling kernel's own fusion, maxpool2d_absorbs_act):
+ * each sample's output goes to scratch and is pooled from there, so the layer's full
+ * output is never written to the batch's memory nor read back; backward spreads each
+ * chunk's pooled gradient into scratch the same way (the pooling kernel's backward, the
+ * ReLU's mask from the pooled output, which is the ReLU's value where the maximum was).
+ * The same operations on the same values as the separate layers: the same bits, offsets
+ * included. */
+int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool)
+{
+    return pool->spec.kind == LN_MAXPOOL2D && pool->spec.kernel == 2 && pool->spec.stride == 2 &&
+           pool->spec.padding == 0 && l->out.dim[1] >= 2 && l->out.dim[2] >= 2;
+}
+
+int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act)
+{
+    return conv2d_absorbs_pool(l, pool) && act == LN_RELU;
 }
 
 /* Unfolded rows from which the transposed weight gradient pays for transposing dy: the
@@ -369,13 +397,20 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         const int64_t x0 = b0 > n0 ? b0 : n0, x1 = b1 < n0 + ns ? b1 : n0 + ns;
         const int dw_here = it0 < it1;
         if (!dw_here && x0 >= x1) continue;
-        /* the chunk's dy, through a fused ReLU's derivative if there is one */
-        const float *dyc = dy + (int64_t)n0 * l->out_n;
-        if (l->act_y) {
-            const int64_t m0 = dw_here ? n0 : x0, m1 = dw_here ? n0 + ns : x1;
+        /* the chunk's dy (samples [m0, m1) of it: those this thread needs), through the
+         * fused layers' backward if there are any: into scratch */
+        const float *dyc = ws.dym;
+        const int64_t m0 = dw_here ? n0 : x0, m1 = dw_here ? n0 + ns : x1;
+        if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
+            const int64_t pn = ln_pooled_n(l);
+            K->maxpool2_bwd((m1 - m0) * g.oc, g.oh, g.ow, dy + m0 * pn, l->pool_argmax + m0 * pn,
+                            l->act_y || l->pool_relu ? l->pool_y + m0 * pn : NULL, 0, NULL,
+                            ws.dym + (m0 - n0) * l->out_n);
+        } else if (l->act_y) {
             K->relu_bwd((m1 - m0) * l->out_n, l->act_y + m0 * l->out_n, dy + m0 * l->out_n,
                         ws.dym + (m0 - n0) * l->out_n);
-            dyc = ws.dym;
+        } else {
+            dyc = dy + (int64_t)n0 * l->out_n;
         }
         for (int s = 0; dw_here && s < ns; s++) {
             K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);

@@ -37,6 +37,9 @@ typedef struct {
      * them (pooled) and spreads it as the pooling's backward would. NULL: no fusion. */
     float *pool_y;
     int32_t *pool_argmax; /* a fused max pooling's: the pooling layer's argmax */
+    /* A ReLU after the fused pooling (the kind's absorbs_pool_act said yes): applied to
+     * the pooled values, so pool_y is the ReLU's output. 0: none. */
+    int pool_relu;
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */
     int absorbed;
@@ -105,6 +108,9 @@ typedef struct {
     /* Whether the fast kernels can also do the pooling layer `pool` that follows (after
      * the absorbed activation, if any): ln_layer.pool_y; NULL: never. */
     int (*absorbs_pool)(const ln_layer *l, const ln_layer *pool);
+    /* Whether, with that pooling absorbed, they can also apply the activation `act` that
+     * follows the pooling (ln_layer.pool_relu); NULL: never. */
+    int (*absorbs_pool_act)(const ln_layer *l, const ln_layer *pool, ln_layer_kind act);
 } ln_layer_ops;
 
 /* Floats per sample of a fused 2x2 pooling's output (ln_layer.pool_y): C x H/2 x W/2
@@ -143,6 +149,8 @@ void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, co
 /* Threads (see core/layer_split.c): thread t of T does its share; results do not
  * depend on T. conv2d's lane partials are summed by conv2d_backward_reduce after. */
 int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act);
+int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool);
+int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act);
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T);
 void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx);

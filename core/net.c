@@ -503,6 +503,19 @@ static int fuses_pool(const ln_net *net, int i, int p, const ln_ctx *ctx)
     return k->absorbs_pool && k->absorbs_pool(&net->layers[i], &net->layers[p]);
 }
 
+/* Whether layer i, which takes in the pooling at index p, also takes in a ReLU right
+ * after it (ln_layer.pool_relu): the pooling kind's fusion of it and the layer kind's
+ * say. */
+static int fuses_pool_act(const ln_net *net, int i, int p, const ln_ctx *ctx)
+{
+    if (ctx->reference || p + 1 >= net->count) return 0;
+    const ln_layer_kind act = net->layers[p + 1].spec.kind;
+    const ln_layer_ops *pk = ln_layer_ops_of(net->layers[p].spec.kind);
+    const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+    return act == LN_RELU && pk->absorbs_act && pk->absorbs_act(&net->layers[p], act) && k->absorbs_pool_act &&
+           k->absorbs_pool_act(&net->layers[i], &net->layers[p], act);
+}
+
 /* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
@@ -545,17 +558,21 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         /* the layer's own output: the activation's when it is fused (then act[i + 1] is
          * not written), then a fused pooling's after it */
         const int out = l->act_y ? i + 1 : i;
-        l->pool_y = fuses_pool(net, i, out + 1, &ctx) ? net->act[out + 2] : NULL;
-        l->pool_argmax = l->pool_y ? net->layers[out + 1].argmax : NULL;
+        const int pool = fuses_pool(net, i, out + 1, &ctx) ? out + 1 : -1;
+        l->pool_relu = pool >= 0 && fuses_pool_act(net, i, pool, &ctx);
+        /* the last layer taken in, whose output the fused pass writes */
+        const int last = pool < 0 ? out : l->pool_relu ? pool + 1 : pool;
+        l->pool_y = pool >= 0 ? net->act[last + 1] : NULL;
+        l->pool_argmax = pool >= 0 ? net->layers[pool].argmax : NULL;
         if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
         layer_pass(net, l, net->act[i], net->act[out + 1], NULL, NULL, &ctx, 0);
-        const int last = l->pool_y ? out + 1 : out;
         while (i < last) {
             ln_layer *a = &net->layers[++i];
             a->absorbed = 1;
             a->act_y = NULL;
             a->pool_y = NULL;
             a->pool_argmax = NULL;
+            a->pool_relu = 0;
         }
     }
     net->last_batch = batch;

@@ -70,7 +70,8 @@ describe("fast kernels", function()
 
   -- the fast passes fold a pooling into the layer before it: batchnorm2d (with or
   -- without its fused activation) then 2x2 average pooling, an activation then 2x2 max
-  -- pooling (a ReLU right after conv2d goes into conv2d instead, hence the dropout2d);
+  -- pooling (a ReLU right after conv2d goes into conv2d instead, hence the dropout2d),
+  -- conv2d then 2x2 max pooling;
   -- each net trains like the separate reference layers
   local pooled = {
     { "batchnorm2d, avgpool", { lunet.batchnorm2d(4), lunet.avgpool2d(2) } },
@@ -78,6 +79,10 @@ describe("fast kernels", function()
     { "batchnorm2d, sigmoid, avgpool", { lunet.batchnorm2d(4), lunet.sigmoid(), lunet.avgpool2d(2) } },
     { "dropout2d, relu, maxpool", { lunet.dropout2d(0.25), lunet.relu(), lunet.maxpool2d(2) } },
     { "tanh, maxpool, relu", { lunet.tanh(), lunet.maxpool2d(2), lunet.relu() } },
+    -- and conv2d takes in a 2x2 max pooling with the ReLUs around it
+    { "relu, maxpool", { lunet.relu(), lunet.maxpool2d(2) } },
+    { "maxpool, relu", { lunet.maxpool2d(2), lunet.relu() } },
+    { "maxpool", { lunet.maxpool2d(2) } },
   }
   for _, case in ipairs(pooled) do
     it(("train conv2d, %s like the reference kernels"):format(case[1]), function()
