@@ -302,17 +302,28 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
 {
     const int64_t P = g->p, nvec = (P + VL - 1) / VL;
     const int tail = (int)(P - (nvec - 1) * VL);
-    for (int o0 = 0; o0 < g->oc; o0 += TM) {
-        const int mr = g->oc - o0 < TM ? g->oc - o0 : TM;
+    /* Rows per tile: TM, unless the channels are not a multiple of it and are one of a
+     * taller tile (up to TMAX_M rows, as many accumulators as TM x TN at most, at least
+     * 2 vectors wide): the study's first layer, 10 channels, takes 2 tiles of 5 x 2
+     * rather than 4 + 4 + 2, whose 2 x 3 tile has too few accumulator chains to hide the
+     * FMA latency. (Each output is one sum whatever the tiles: the same bits.) */
+    int tm = TM, tn = TN;
+    for (int m = TM + 1; g->oc % TM && m <= TMAX_M; m++)
+        if (g->oc % m == 0 && TM * TN / m >= 2) {
+            tm = m;
+            tn = TM * TN / m < TN ? TM * TN / m : TN;
+            break;
+        }
+    for (int o0 = 0; o0 < g->oc; o0 += tm) {
+        const int mr = g->oc - o0 < tm ? g->oc - o0 : tm;
         int nr;
         for (int64_t v0 = 0; v0 < nvec; v0 += nr) {
-            nr = (int)(nvec - v0 < TN ? nvec - v0 : TN);
-            /* a lone last vector would be a narrow tile: the two before it share with it
-             * (each output is one sum whatever the tiles: the same bits) */
-            if (TN == 3 && nvec - v0 == 4) nr = 2;
+            nr = (int)(nvec - v0 < tn ? nvec - v0 : tn);
+            /* a lone last vector would be a narrow tile: the two before it share with it */
+            if (tn == 3 && nvec - v0 == 4) nr = 2;
             const int last = v0 + nr == nvec ? tail : VL;
-            TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck,
-                        bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
+            TILE_SWITCH_LIM(SFX(conv_fwd_tile), TMAX_M, TN, mr, nr, g, w + o0 * g->ck, bias ? bias + o0 : NULL,
+                            rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
         }
     }
 }
