@@ -30,6 +30,33 @@ static inline float a2_hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* out[i] += a2_hsum(part[i*8 ..]) for i < 8, the same additions in the same association
+ * (each lane i with lane i + 4, then pairs 0 + 2 and 1 + 3, then those two), eight sums
+ * at a time instead of one latency chain each: the halves of two vectors are added in
+ * one register, the pairs taken by shuffles, the last step is hadd's. */
+static inline void a2_reduce8(const float *part, float *out)
+{
+    __m256 p[4], q[2];
+    for (int j = 0; j < 4; j++) {
+        const __m256 a = _mm256_loadu_ps(part + 16 * j), b = _mm256_loadu_ps(part + 16 * j + 8);
+        /* lanes 0-3: a's s_i = a_i + a_(i+4); lanes 4-7: b's */
+        p[j] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    }
+    for (int j = 0; j < 2; j++) /* per half: s0 + s2, s1 + s3 of two vectors */
+        q[j] = _mm256_add_ps(_mm256_shuffle_ps(p[2 * j], p[2 * j + 1], 0x44),
+                             _mm256_shuffle_ps(p[2 * j], p[2 * j + 1], 0xEE));
+    /* (s0 + s2) + (s1 + s3): sums of vectors 0, 2, 4, 6 in the low half, 1, 3, 5, 7 high */
+    const __m256 r = _mm256_hadd_ps(q[0], q[1]);
+    const __m256 sums = _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), sums));
+}
+
+static inline void a2_reduce16(const float *part, float *out)
+{
+    a2_reduce8(part, out);
+    a2_reduce8(part + 64, out + 8);
+}
+
 /* lanes [l0, l1) set */
 static inline __m256i a2_lanes(int l0, int l1)
 {
@@ -57,7 +84,8 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define V_LOADU_N(p, n) _mm256_maskload_ps((p), a2_mask(n))
 #define V_STOREU_N(p, v, n) _mm256_maskstore_ps((p), a2_mask(n), (v))
 #define V_HSUM(v) a2_hsum(v)
-#define V_HAS_REDUCE16 0
+#define V_HAS_REDUCE16 1
+#define V_REDUCE16(part, out) a2_reduce16((part), (out))
 #define V_LOADU_LANES(p, l0, l1) _mm256_maskload_ps((p), a2_lanes((l0), (l1)))
 #define V_LMASK __m256i
 #define V_LMASK_MAKE(l0, l1) a2_lanes((l0), (l1))

@@ -732,6 +732,35 @@ static void test_scale_runs(const ln_simd_kernels *K, ln_rng *rng, const char *i
     }
 }
 
+/* reduce_lanes (the lane partials' sums, 16 at a time where the ISA has a batched
+ * reduction) bit for bit the same as one partial at a time (V_HSUM's association), on
+ * values whose sums depend on the association: magnitudes from 1e-8 to 1e8, -0, inf. */
+static void test_reduce_lanes(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    const int64_t n = 53; /* three batches of 16 and a tail */
+    const int lanes = K->lanes;
+    float *part = falloc(n * lanes), *out[2];
+    for (int64_t i = 0; i < n * lanes; i++) {
+        const float e = powf(10.0f, (float)ln_rng_below(rng, 17) - 8.0f);
+        part[i] = (2.0f * ln_rng_uniform(rng) - 1.0f) * e;
+    }
+    part[5] = -0.0f;
+    part[3 * lanes + 1] = INFINITY;
+    for (int r = 0; r < 2; r++) {
+        out[r] = falloc(n);
+        for (int64_t i = 0; i < n; i++) out[r][i] = i % 4 ? 0.25f * (float)i : -0.0f;
+    }
+    K->reduce_lanes(n, part, out[0]);
+    for (int64_t i = 0; i < n; i++) K->reduce_lanes(1, part + i * lanes, out[1] + i);
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s reduce_lanes of %lld partials: batched = one at a time (bit for bit)", isa,
+             (long long)n);
+    tap_result(&T, same_bits(out[0], out[1], sizeof(float) * (size_t)n, detail, sizeof detail), desc, detail);
+    free(part);
+    free(out[0]);
+    free(out[1]);
+}
+
 static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
 {
     const int64_t n = 1003; /* a vector tail on every ISA */
@@ -1141,6 +1170,7 @@ int main(void)
         test_squash(LN_SIGMOID, 13, 2, &rng, name);
         test_scale_runs(ln_simd_for((ln_isa)isa), &rng, name);
         test_optim_kernels(ln_simd_for((ln_isa)isa), &rng, name);
+        test_reduce_lanes(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
         thread_cases(&rng, name);
