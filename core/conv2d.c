@@ -198,26 +198,59 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *            stored, and its derivative (relu_bwd: dy where the output > 0) to each
  *            chunk of dy before the products: the same operations as the separate
  *            layer, without its passes over the batch;
- *  a 2x2 max pooling that follows (with ReLUs before or after it) likewise: see
- *            conv2d_absorbs_pool.
+ *  a 2x2 max pooling that follows (with ReLUs before or after it, or a dropout2d
+ *            before it) likewise: see conv2d_absorbs_pool and conv2d_absorbs_pool_drop.
  * Every sum runs in an order fixed by the shapes and the batch size. */
 
-void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+/* Samples [b0, b1) of the batch (the pointers are the whole batch's). */
+static void forward_samples(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t b0, int64_t b1)
 {
     const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
     const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0;
-    for (int n = 0; n < ctx->batch; n++) {
-        K->conv_unfold(&g, x + (int64_t)n * l->in_n, ws.rows);
+    /* a fused dropout2d scales channels in training (eval: the identity) */
+    ln_layer *drop = l->pool_drop && ctx->training ? l->pool_drop : NULL;
+    if (drop) dropout_draw_part(drop, ctx, b0, b1);
+    for (int64_t n = b0; n < b1; n++) {
+        K->conv_unfold(&g, x + n * l->in_n, ws.rows);
         if (!l->pool_y) {
-            K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + (int64_t)n * l->out_n, l->act_y != NULL);
+            K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + n * l->out_n, l->act_y != NULL);
             continue;
         }
         /* a fused max pooling: the sample's output, still in L1, pooled at once */
         K->conv_fwd(&g, l->weight, l->bias, ws.rows, ws.dym, l->act_y != NULL);
+        if (drop) K->scale_runs(g.oc, g.p, ws.dym, drop->mask + n * g.oc, ws.dym);
         K->maxpool2_fwd(g.oc, g.oh, g.ow, ws.dym, l->pool_y + n * pn, l->pool_argmax + n * pn, l->pool_relu, 0);
     }
+}
+
+/* Thread t of T: its samples (every sample's output is its own). */
+void conv2d_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
+{
+    int64_t b0, b1;
+    ln_split(ctx->batch, t, T, &b0, &b1);
+    if (b0 >= b1) return;
+    if (ctx->reference) { /* the twin, on this thread's samples */
+        ln_ctx sctx = *ctx;
+        sctx.batch = (int)(b1 - b0);
+        conv2d_forward_reference(l, x + b0 * l->in_n, y + b0 * l->out_n, &sctx);
+        return;
+    }
+    forward_samples(l, x, y, ctx, b0, b1);
+}
+
+/* After the parts: a fused dropout2d's stream advanced past the batch, as the dropout
+ * layer's own finish does. */
+void conv2d_forward_finish(ln_layer *l, const ln_ctx *ctx)
+{
+    if (l->pool_drop) dropout_forward_finish(l->pool_drop, ctx);
+}
+
+void conv2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
+{
+    forward_samples(l, x, y, ctx, 0, ctx->batch);
+    conv2d_forward_finish(l, ctx);
 }
 
 /* A ReLU that follows is fused (net.c): conv2d_forward applies it to y, the backward its
@@ -245,6 +278,17 @@ int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool)
 int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act)
 {
     return conv2d_absorbs_pool(l, pool) && act == LN_RELU;
+}
+
+/* A dropout2d between the convolution and that pooling (the study's second layer) goes
+ * in too: each channel of the sample's output in scratch is scaled by its keep-scale
+ * (scale_runs, the dropout's own products) before the pooling, and the spread gradient
+ * likewise backward; the convolution draws the mask as the dropout layer would (the
+ * same draws, on any number of threads). Without a ReLU between them only: the pooled
+ * output then says nothing of the ReLU's mask where a channel was dropped. */
+int conv2d_absorbs_pool_drop(const ln_layer *l, const ln_layer *drop)
+{
+    return drop->spec.kind == LN_DROPOUT2D && drop->in.ndim == 3 && drop->in.dim[0] == l->out.dim[0];
 }
 
 /* Unfolded rows from which the transposed weight gradient pays for transposing dy: the
@@ -403,9 +447,11 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         const int64_t m0 = dw_here ? n0 : x0, m1 = dw_here ? n0 + ns : x1;
         if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
             const int64_t pn = ln_pooled_n(l);
+            float *d = ws.dym + (m0 - n0) * l->out_n;
             K->maxpool2_bwd((m1 - m0) * g.oc, g.oh, g.ow, dy + m0 * pn, l->pool_argmax + m0 * pn,
-                            l->act_y || l->pool_relu ? l->pool_y + m0 * pn : NULL, 0, NULL,
-                            ws.dym + (m0 - n0) * l->out_n);
+                            l->act_y || l->pool_relu ? l->pool_y + m0 * pn : NULL, 0, NULL, d);
+            if (l->pool_drop && ctx->training) /* a fused dropout2d's backward */
+                K->scale_runs((m1 - m0) * g.oc, g.p, d, l->pool_drop->mask + m0 * g.oc, d);
         } else if (l->act_y) {
             K->relu_bwd((m1 - m0) * l->out_n, l->act_y + m0 * l->out_n, dy + m0 * l->out_n,
                         ws.dym + (m0 - n0) * l->out_n);

@@ -80,10 +80,25 @@ static int draws(const ln_layer *l, const ln_ctx *ctx)
     return ctx->training && ctx->rng && l->spec.p > 0.0f && l->spec.p < 1.0f;
 }
 
-/* Thread t of T: the samples ln_split gives it, their mask entries drawn from a copy of
- * the stream jumped ahead past the entries of the samples before (the same draws as on
- * one thread); ctx->rng is only read here, and dropout_forward_finish advances it past
- * the whole batch after the region. */
+/* The mask entries of samples [b0, b1) of a training pass, drawn from a copy of the
+ * stream jumped ahead past the entries of the samples before (the same draws as on one
+ * thread); ctx->rng is only read here, and dropout_forward_finish advances it past the
+ * whole batch after the region. Also for a layer that takes in a dropout2d
+ * (ln_layer.pool_drop). */
+void dropout_draw_part(ln_layer *l, const ln_ctx *ctx, int64_t b0, int64_t b1)
+{
+    int64_t per_sample, span;
+    mask_layout(l, &per_sample, &span);
+    ln_rng rng, *from = ctx->rng; /* drawn from only when draws() says so */
+    if (draws(l, ctx)) {
+        rng = *ctx->rng;
+        ln_rng_advance(&rng, (uint64_t)(b0 * per_sample));
+        from = &rng;
+    }
+    draw_mask(l, from, b0 * per_sample, b1 * per_sample);
+}
+
+/* Thread t of T: the samples ln_split gives it, their mask entries drawn as above. */
 void dropout_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T)
 {
     int64_t b0, b1, per_sample, span;
@@ -93,18 +108,12 @@ void dropout_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *c
         if (y != x) memcpy(y + b0 * l->in_n, x + b0 * l->in_n, sizeof(float) * (size_t)((b1 - b0) * l->in_n));
         return;
     }
+    dropout_draw_part(l, ctx, b0, b1);
     mask_layout(l, &per_sample, &span);
     ln_layer sub = *l;
     sub.mask = l->mask + b0 * per_sample;
     ln_ctx sctx = *ctx;
     sctx.batch = (int)(b1 - b0);
-    ln_rng rng, *from = ctx->rng; /* drawn from only when draws() says so */
-    if (draws(l, ctx)) {
-        rng = *ctx->rng;
-        ln_rng_advance(&rng, (uint64_t)(b0 * per_sample));
-        from = &rng;
-    }
-    draw_mask(&sub, from, 0, (b1 - b0) * per_sample);
     apply_mask(&sub, &sctx, x + b0 * l->in_n, y + b0 * l->in_n);
 }
 

@@ -13,7 +13,9 @@
 
 #include "lunet.h"
 
-typedef struct {
+typedef struct ln_layer ln_layer;
+
+struct ln_layer {
     ln_layer_spec spec;
     ln_shape in, out;          /* per sample */
     int64_t in_n, out_n;       /* elements per sample */
@@ -40,10 +42,15 @@ typedef struct {
     /* A ReLU after the fused pooling (the kind's absorbs_pool_act said yes): applied to
      * the pooled values, so pool_y is the ReLU's output. 0: none. */
     int pool_relu;
+    /* A dropout2d between this layer's output and its fused pooling, taken in too (the
+     * kind's absorbs_pool_drop said yes): in training the layer draws that layer's mask
+     * (its ln_layer.mask, as it would) and scales each channel before the pooling, and
+     * scales the spread gradient backward. NULL: none. */
+    ln_layer *pool_drop;
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */
     int absorbed;
-} ln_layer;
+};
 
 /* Everything a kernel needs that is not the layer's own. */
 typedef struct {
@@ -111,6 +118,9 @@ typedef struct {
     /* Whether, with that pooling absorbed, they can also apply the activation `act` that
      * follows the pooling (ln_layer.pool_relu); NULL: never. */
     int (*absorbs_pool_act)(const ln_layer *l, const ln_layer *pool, ln_layer_kind act);
+    /* Whether they can take in a dropout `drop` between the layer (with no fused
+     * activation) and that pooling (ln_layer.pool_drop); NULL: never. */
+    int (*absorbs_pool_drop)(const ln_layer *l, const ln_layer *drop);
 } ln_layer_ops;
 
 /* Floats per sample of a fused 2x2 pooling's output (ln_layer.pool_y): C x H/2 x W/2
@@ -144,13 +154,16 @@ void ln_layer_backward(ln_layer *layer, const float *x, const float *y, const fl
                        float *dx, const ln_ctx *ctx);
 
 /* Per-kind kernels (one file each). */
-void conv2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
+void conv2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx);
 /* Threads (see core/layer_split.c): thread t of T does its share; results do not
  * depend on T. conv2d's lane partials are summed by conv2d_backward_reduce after. */
 int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act);
 int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool);
 int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act);
+int conv2d_absorbs_pool_drop(const ln_layer *l, const ln_layer *drop);
+void conv2d_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
+void conv2d_forward_finish(ln_layer *l, const ln_ctx *ctx);
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T);
 void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx);
@@ -190,6 +203,7 @@ void dropout_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx);
 void dropout_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx);
 void dropout_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void dropout_forward_finish(ln_layer *l, const ln_ctx *ctx);
+void dropout_draw_part(ln_layer *l, const ln_ctx *ctx, int64_t b0, int64_t b1);
 
 /* log(sum_i exp(x_i)) of n >= 1 floats, max-shifted, summed in double */
 double ln_log_sum_exp(const float *x, int64_t n);

@@ -9,7 +9,8 @@
  *    channels (and conv2d also by unfolded rows), batchnorm by channels;
  *  - dropout in training draws its mask from one random stream in sample order: each
  *    thread draws its samples' entries from a copy of the stream jumped ahead to them
- *    (ln_rng_advance), and the stream is advanced past the batch after the region.
+ *    (ln_rng_advance), and the stream is advanced past the batch after the region (a
+ *    conv2d that takes in a dropout2d draws its mask the same way, sample range by range).
  * The reference twins run on one thread except where they are per sample anyway.
  */
 #include "workers.h"

@@ -516,6 +516,16 @@ static int fuses_pool_act(const ln_net *net, int i, int p, const ln_ctx *ctx)
            k->absorbs_pool_act(&net->layers[i], &net->layers[p], act);
 }
 
+/* Whether layer i takes in the dropout at index d and the pooling right after it
+ * (ln_layer.pool_drop): the layer kind's say on both. */
+static int fuses_pool_drop(const ln_net *net, int i, int d, const ln_ctx *ctx)
+{
+    if (ctx->reference || d + 1 >= net->count) return 0;
+    const ln_layer_ops *k = ln_layer_ops_of(net->layers[i].spec.kind);
+    return k->absorbs_pool_drop && k->absorbs_pool_drop(&net->layers[i], &net->layers[d]) &&
+           fuses_pool(net, i, d + 1, ctx);
+}
+
 /* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
@@ -558,7 +568,10 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         /* the layer's own output: the activation's when it is fused (then act[i + 1] is
          * not written), then a fused pooling's after it */
         const int out = l->act_y ? i + 1 : i;
-        const int pool = fuses_pool(net, i, out + 1, &ctx) ? out + 1 : -1;
+        /* a dropout2d between the layer and a pooling it takes in, taken in too */
+        const int drop = !l->act_y && fuses_pool_drop(net, i, out + 1, &ctx) ? out + 1 : -1;
+        l->pool_drop = drop >= 0 ? &net->layers[drop] : NULL;
+        const int pool = drop >= 0 ? drop + 1 : fuses_pool(net, i, out + 1, &ctx) ? out + 1 : -1;
         l->pool_relu = pool >= 0 && fuses_pool_act(net, i, pool, &ctx);
         /* the last layer taken in, whose output the fused pass writes */
         const int last = pool < 0 ? out : l->pool_relu ? pool + 1 : pool;
@@ -573,6 +586,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
             a->pool_y = NULL;
             a->pool_argmax = NULL;
             a->pool_relu = 0;
+            a->pool_drop = NULL;
         }
     }
     net->last_batch = batch;

@@ -71,7 +71,7 @@ describe("fast kernels", function()
   -- the fast passes fold a pooling into the layer before it: batchnorm2d (with or
   -- without its fused activation) then 2x2 average pooling, an activation then 2x2 max
   -- pooling (a ReLU right after conv2d goes into conv2d instead, hence the dropout2d),
-  -- conv2d then 2x2 max pooling;
+  -- conv2d then 2x2 max pooling (with a dropout2d between them too);
   -- each net trains like the separate reference layers
   local pooled = {
     { "batchnorm2d, avgpool", { lunet.batchnorm2d(4), lunet.avgpool2d(2) } },
@@ -83,6 +83,7 @@ describe("fast kernels", function()
     { "relu, maxpool", { lunet.relu(), lunet.maxpool2d(2) } },
     { "maxpool, relu", { lunet.maxpool2d(2), lunet.relu() } },
     { "maxpool", { lunet.maxpool2d(2) } },
+    { "dropout2d, maxpool, relu", { lunet.dropout2d(0.25), lunet.maxpool2d(2), lunet.relu() } },
   }
   for _, case in ipairs(pooled) do
     it(("train conv2d, %s like the reference kernels"):format(case[1]), function()

@@ -354,44 +354,54 @@ static void test_act_maxpool(ln_layer_kind act, int c, int h, int w, int batch, 
 
 /* conv2d with the 2x2 max pooling after it fused into it (ln_layer.pool_y; `relu`: 0
  * none, 1 a ReLU between them (ln_layer.act_y), 2 a ReLU after the pooling
- * (ln_layer.pool_relu)): the pooled output, offsets and every gradient bit for bit the
- * separate fast layers', on one thread and split over 3 (conv2d_backward_part), with
- * ties around 0 (zero inputs) and -0. */
-static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch, int relu, ln_rng *rng,
+ * (ln_layer.pool_relu); `drop`: a dropout2d(0.4) between them, ln_layer.pool_drop, in
+ * training, without relu 1): the pooled output, offsets, every gradient, the dropout's
+ * mask and the random stream after it bit for bit the separate fast layers', on one
+ * thread and split over 3 (forward and backward parts), with ties around 0 (zero
+ * inputs) and -0. */
+static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch, int relu, int drop, ln_rng *rng,
                               const char *isa)
 {
-    owned_layer o, p;
-    int64_t d[3] = {c, h, w};
-    make_layer(&o, spec, ln_shape_make(3, d), batch, rng);
+    owned_layer o, p, d;
+    int64_t dims[3] = {c, h, w};
+    make_layer(&o, spec, ln_shape_make(3, dims), batch, rng);
     make_layer(&p, ln_maxpool2d(2, 2), o.l.out, batch, rng);
+    make_layer(&d, ln_dropout(LN_DROPOUT2D, 0.4f), o.l.out, batch, rng);
     const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, pm = p.l.out_n * batch;
-    const int64_t wn = o.l.weight_n + o.l.bias_n;
+    const int64_t wn = o.l.weight_n + o.l.bias_n, masks = (int64_t)batch * o.l.out.dim[0];
     for (int64_t i = 0; i < n; i += 3) o.x[i] = i % 2 ? 0.0f : -0.0f;
     for (int64_t i = 0; i < pm; i += 5) p.dy[i] = -0.0f;
     const int64_t wsn = ln_layer_workspace(&o.l);
-    float *ws = falloc(3 * wsn), *py[3], *dx[3], *dw[3];
+    float *ws = falloc(3 * wsn), *py[3], *dx[3], *dw[3], *mask[3];
     int32_t *am[3];
+    ln_rng stream[3];
     for (int r = 0; r < 3; r++) {
         py[r] = falloc(pm);
         dx[r] = falloc(n);
         dw[r] = falloc(wn);
+        mask[r] = falloc(masks);
         am[r] = calloc((size_t)pm, sizeof(int32_t));
+        ln_rng_seed(&stream[r], 77, 5);
     }
+    free(p.l.argmax); /* am[r] instead */
     /* r = 0: the separate layers */
     {
-        ln_ctx ctx = {batch, 1, 0, NULL, ws, NULL};
+        ln_ctx ctx = {batch, 1, 0, &stream[0], ws, NULL};
         float *y = falloc(m), *a = falloc(m), *g = falloc(m), *ga = falloc(m);
         memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
         memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
+        d.l.mask = mask[0];
         ln_layer_forward(&o.l, o.x, y, &ctx);
         if (relu == 1) ln_simd()->relu_fwd(m, y, a);
-        free(p.l.argmax);
+        if (drop) ln_layer_forward(&d.l, y, a, &ctx);
         p.l.argmax = am[0];
         p.l.act_y = relu == 2 ? py[0] : NULL; /* the pooling's own fused ReLU */
-        ln_layer_forward(&p.l, relu == 1 ? a : y, py[0], &ctx);
-        ln_layer_backward(&p.l, relu == 1 ? a : y, py[0], p.dy, g, &ctx);
+        const float *pin = relu == 1 || drop ? a : y;
+        ln_layer_forward(&p.l, pin, py[0], &ctx);
+        ln_layer_backward(&p.l, pin, py[0], p.dy, g, &ctx);
         if (relu == 1) ln_simd()->relu_bwd(m, a, g, ga);
-        ln_layer_backward(&o.l, o.x, y, relu == 1 ? ga : g, dx[0], &ctx);
+        if (drop) ln_layer_backward(&d.l, y, a, g, ga, &ctx);
+        ln_layer_backward(&o.l, o.x, y, relu == 1 || drop ? ga : g, dx[0], &ctx);
         p.l.act_y = NULL;
         memcpy(dw[0], o.dweight, sizeof(float) * (size_t)o.l.weight_n);
         memcpy(dw[0] + o.l.weight_n, o.dbias, sizeof(float) * (size_t)o.l.bias_n);
@@ -400,21 +410,30 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
         free(g);
         free(ga);
     }
-    /* r = 1: fused, one thread; r = 2: fused, the backward split over 3 threads */
+    /* r = 1: fused, one thread; r = 2: fused, split over 3 threads */
     for (int r = 1; r < 3; r++) {
-        ln_ctx ctx = {batch, 1, 0, NULL, ws, NULL};
+        ln_ctx ctx = {batch, 1, 0, &stream[r], ws, NULL};
         float *act = falloc(m); /* a fused ReLU's output: never written with a pooling */
         memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
         memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
+        d.l.mask = mask[r];
         o.l.act_y = relu == 1 ? act : NULL;
         o.l.act_kind = LN_RELU;
         o.l.pool_y = py[r];
         o.l.pool_argmax = am[r];
         o.l.pool_relu = relu == 2;
-        ln_layer_forward(&o.l, o.x, NULL, &ctx);
+        o.l.pool_drop = drop ? &d.l : NULL;
         if (r == 1) {
+            ln_layer_forward(&o.l, o.x, NULL, &ctx);
             ln_layer_backward(&o.l, o.x, NULL, p.dy, dx[r], &ctx);
         } else {
+            for (int t = 0; t < 3; t++) {
+                ln_ctx tc = ctx;
+                tc.workspace = ws + t * wsn;
+                tc.shared = ws;
+                ln_layer_forward_part(&o.l, o.x, NULL, &tc, t, 3);
+            }
+            ln_layer_forward_finish(&o.l, &ctx);
             for (int t = 0; t < 3; t++) {
                 ln_ctx tc = ctx;
                 tc.workspace = ws + t * wsn;
@@ -427,31 +446,42 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
         o.l.pool_y = NULL;
         o.l.pool_argmax = NULL;
         o.l.pool_relu = 0;
+        o.l.pool_drop = NULL;
         memcpy(dw[r], o.dweight, sizeof(float) * (size_t)o.l.weight_n);
         memcpy(dw[r] + o.l.weight_n, o.dbias, sizeof(float) * (size_t)o.l.bias_n);
         free(act);
     }
-    p.l.argmax = NULL; /* am[0], freed below */
+    p.l.argmax = NULL;
+    d.l.mask = NULL;
     int ok = 1;
     char desc[200], detail[300] = "";
-    for (int r = 1; ok && r < 3; r++)
+    for (int r = 1; ok && r < 3; r++) {
         ok = same_bits(py[0], py[r], sizeof(float) * (size_t)pm, detail, sizeof detail) &&
              same_bits(am[0], am[r], sizeof(int32_t) * (size_t)pm, detail, sizeof detail) &&
              same_bits(dx[0], dx[r], sizeof(float) * (size_t)n, detail, sizeof detail) &&
-             same_bits(dw[0], dw[r], sizeof(float) * (size_t)wn, detail, sizeof detail);
-    snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s + maxpool2d 2x2%s fused on %dx%dx%d batch %d, 1 and 3 "
-             "threads (bit for bit the separate layers)", isa, c, spec.out_channels, spec.kernel, spec.padding,
-             relu == 1 ? " + relu" : "", relu == 2 ? " + relu" : "", c, h, w, batch);
+             same_bits(dw[0], dw[r], sizeof(float) * (size_t)wn, detail, sizeof detail) &&
+             (!drop || same_bits(mask[0], mask[r], sizeof(float) * (size_t)masks, detail, sizeof detail));
+        ln_rng a = stream[0], b = stream[r]; /* their next draws, the streams untouched */
+        if (ok && ln_rng_u32(&a) != ln_rng_u32(&b)) {
+            ok = 0;
+            snprintf(detail, sizeof detail, "the random stream is not where the separate layers leave it");
+        }
+    }
+    snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s%s + maxpool2d 2x2%s fused on %dx%dx%d batch %d, 1 and "
+             "3 threads (bit for bit the separate layers)", isa, c, spec.out_channels, spec.kernel, spec.padding,
+             relu == 1 ? " + relu" : "", drop ? " + dropout2d" : "", relu == 2 ? " + relu" : "", c, h, w, batch);
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 3; r++) {
         free(py[r]);
         free(dx[r]);
         free(dw[r]);
+        free(mask[r]);
         free(am[r]);
     }
     free(ws);
     free_layer(&o);
     free_layer(&p);
+    free_layer(&d);
 }
 
 /* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
@@ -1057,17 +1087,19 @@ static void thread_cases(ln_rng *rng, const char *isa)
         ln_conv2d(16, 16, 3, 1, 1), ln_dropout(LN_DROPOUT2D, 0.25f), ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
         ln_simple_layer(LN_FLATTEN), ln_linear(16 * 8 * 8, 10), ln_simple_layer(LN_LOG_SOFTMAX),
     };
-    /* convolutions that take in the 2x2 max pooling after them: a ReLU before it, one
-     * after it, none (split by samples forward, by chunks backward; input gradients) */
+    /* convolutions that take in the 2x2 max pooling after them: a ReLU before it, a
+     * dropout2d before it and a ReLU after it, none (split by samples forward, by chunks
+     * backward; input gradients; the dropout's draws split too) */
     const ln_layer_spec conv_pool[] = {
-        ln_conv2d(3, 8, 3, 1, 1),  ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
-        ln_conv2d(8, 16, 3, 1, 1), ln_maxpool2d(2, 0),       ln_simple_layer(LN_RELU),
-        ln_conv2d(16, 8, 3, 1, 1), ln_maxpool2d(2, 0),       ln_simple_layer(LN_FLATTEN),
-        ln_linear(8 * 4 * 4, 10),  ln_simple_layer(LN_LOG_SOFTMAX),
+        ln_conv2d(3, 8, 3, 1, 1),         ln_simple_layer(LN_RELU), ln_maxpool2d(2, 0),
+        ln_conv2d(8, 16, 3, 1, 1),        ln_dropout(LN_DROPOUT2D, 0.25f),
+        ln_maxpool2d(2, 0),               ln_simple_layer(LN_RELU), ln_conv2d(16, 8, 3, 1, 1),
+        ln_maxpool2d(2, 0),               ln_simple_layer(LN_FLATTEN),
+        ln_linear(8 * 4 * 4, 10),         ln_simple_layer(LN_LOG_SOFTMAX),
     };
 #define COUNT(a) (int)(sizeof(a) / sizeof(a)[0])
     const thread_case cases[] = {
-        {"conv + maxpool net (the convolutions take in the pooling and its ReLUs)", conv_pool, COUNT(conv_pool), 3,
+        {"conv + maxpool net (the convolutions take in the pooling, its ReLUs, a dropout2d)", conv_pool, COUNT(conv_pool), 3,
          32, 32, ln_sgd_spec(0.01, 0.5)},
         {"tanh/relu + maxpool net (the activations take in the pooling)", act_pool, COUNT(act_pool), 3, 32, 32,
          ln_sgd_spec(0.01, 0.5)},
@@ -1149,11 +1181,14 @@ int main(void)
         /* a 2x2 max pooling (and the ReLUs before and after it) fused into conv2d: the
          * study's first layer, odd output sides, chunks of samples with the transposed
          * weight gradient, a vector tail */
-        for (int relu = 0; relu < 3; relu++) {
-            test_conv_maxpool(ln_conv2d(1, 10, 5, 1, 0), 1, 28, 28, 3, relu, &rng, name);
-            test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, &rng, name);
-            test_conv_maxpool(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, relu, &rng, name);
-        }
+        for (int relu = 0; relu < 3; relu++)
+            for (int drop = 0; drop < 2; drop++) {
+                if (drop && relu == 1) continue; /* not fused (conv2d_absorbs_pool_drop) */
+                test_conv_maxpool(ln_conv2d(1, 10, 5, 1, 0), 1, 28, 28, 3, relu, drop, &rng, name);
+                test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, drop, &rng, name);
+                test_conv_maxpool(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, relu, drop, &rng, name);
+                test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, drop, &rng, name);
+            }
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
