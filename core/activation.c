@@ -48,7 +48,7 @@ int activation_absorbs_pool(const ln_layer *l, const ln_layer *pool)
 {
     const ln_layer_kind k = l->spec.kind;
     return (k == LN_RELU || k == LN_TANH || k == LN_SIGMOID) && pool->spec.kind == LN_MAXPOOL2D &&
-           pool->spec.kernel == 2 && pool->spec.stride == 2 && pool->spec.padding == 0 && l->in.ndim == 3 &&
+           ln_pool_is_2x2(pool) && l->in.ndim == 3 &&
            l->in.dim[1] >= 2 && l->in.dim[2] >= 2;
 }
 

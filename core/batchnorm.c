@@ -314,8 +314,7 @@ int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
 
 int batchnorm_absorbs_pool(const ln_layer *l, const ln_layer *pool)
 {
-    return pool->spec.kind == LN_AVGPOOL2D && pool->spec.kernel == 2 && pool->spec.stride == 2 &&
-           pool->spec.padding == 0 && l->in.ndim == 3 && l->in.dim[1] >= 2 && l->in.dim[2] >= 2 &&
+    return pool->spec.kind == LN_AVGPOOL2D && ln_pool_is_2x2(pool) && l->in.ndim == 3 && l->in.dim[1] >= 2 && l->in.dim[2] >= 2 &&
            l->in.dim[1] * l->in.dim[2] >= FAST_MIN_RUN && l->in.dim[1] * l->in.dim[2] <= POOL_MAX_PLANE;
 }
 

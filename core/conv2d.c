@@ -271,13 +271,14 @@ int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act)
  * included. */
 int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool)
 {
-    return pool->spec.kind == LN_MAXPOOL2D && pool->spec.kernel == 2 && pool->spec.stride == 2 &&
-           pool->spec.padding == 0 && l->out.dim[1] >= 2 && l->out.dim[2] >= 2;
+    return pool->spec.kind == LN_MAXPOOL2D && ln_pool_is_2x2(pool) && l->out.dim[1] >= 2 && l->out.dim[2] >= 2;
 }
 
+/* net.c asks only once the pooling is taken in and its own kind takes the activation */
 int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act)
 {
-    return conv2d_absorbs_pool(l, pool) && act == LN_RELU;
+    (void)l, (void)pool;
+    return act == LN_RELU;
 }
 
 /* A dropout2d between the convolution and that pooling (the study's second layer) goes

@@ -33,8 +33,9 @@ struct ln_layer {
      * derivative first. NULL: no fusion. */
     const float *act_y;
     ln_layer_kind act_kind;
-    /* Likewise for a 2x2 average pooling that follows (after the fused activation, if
-     * any; the kind's absorbs_pool said yes): its output, batch x (C x H/2 x W/2).
+    /* Likewise for a 2x2 pooling that follows (average or max, after the fused
+     * activation, if any; the kind's absorbs_pool said yes): its output, batch x
+     * (C x H/2 x W/2).
      * Forward also writes the pooled values there; backward takes dy with respect to
      * them (pooled) and spreads it as the pooling's backward would. NULL: no fusion. */
     float *pool_y;
@@ -122,6 +123,13 @@ typedef struct {
      * activation) and that pooling (ln_layer.pool_drop); NULL: never. */
     int (*absorbs_pool_drop)(const ln_layer *l, const ln_layer *drop);
 } ln_layer_ops;
+
+/* Whether a pooling layer has 2x2 windows with stride 2 and no padding: the windows the
+ * vectorised pooling kernels and every fused pooling handle. */
+static inline int ln_pool_is_2x2(const ln_layer *pool)
+{
+    return pool->spec.kernel == 2 && pool->spec.stride == 2 && pool->spec.padding == 0;
+}
 
 /* Floats per sample of a fused 2x2 pooling's output (ln_layer.pool_y): C x H/2 x W/2
  * of the layer's C x H x W output. */

@@ -10,19 +10,16 @@
 
 #include <string.h>
 
-/* 2x2 windows with stride 2 (the study's net, the custom and CIFAR nets) go to
- * vectorised kernels, bit for bit the reference; other windows to the reference code. */
-static int is_2x2(const ln_layer *l)
-{
-    return l->spec.kernel == 2 && l->spec.stride == 2 && l->spec.padding == 0;
-}
+/* 2x2 windows with stride 2 (the study's net, the custom and CIFAR nets;
+ * ln_pool_is_2x2) go to vectorised kernels, bit for bit the reference; other windows to
+ * the reference code. */
 
 /* The 2x2 kernels apply a ReLU that follows (max then ReLU, exactly as two layers). */
-int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return is_2x2(l) && act == LN_RELU; }
+int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return ln_pool_is_2x2(l) && act == LN_RELU; }
 
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    if (!is_2x2(l)) {
+    if (!ln_pool_is_2x2(l)) {
         maxpool2d_forward_reference(l, x, y, ctx);
         return;
     }
@@ -32,7 +29,7 @@ void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 
 void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
-    if (!is_2x2(l)) {
+    if (!ln_pool_is_2x2(l)) {
         maxpool2d_backward_reference(l, dy, dx, ctx);
         return;
     }
@@ -86,7 +83,7 @@ void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx,
 
 void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    if (!is_2x2(l)) {
+    if (!ln_pool_is_2x2(l)) {
         avgpool2d_forward_reference(l, x, y, ctx);
         return;
     }
@@ -96,7 +93,7 @@ void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx
 
 void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
-    if (!is_2x2(l)) {
+    if (!ln_pool_is_2x2(l)) {
         avgpool2d_backward_reference(l, dy, dx, ctx);
         return;
     }

@@ -297,6 +297,9 @@ ALWAYS_INLINE void SFX(conv_fwd_tile)(const int MR, const int NR, const ln_conv_
     }
 }
 
+/* The widest a taller tile of conv_fwd gets (TM + 1 rows or more, TM x TN chains at most) */
+#define CONV_TALL_TN (TM * TN / (TM + 1) < TN ? TM * TN / (TM + 1) : TN)
+
 static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
                           const float *rows, float *y, int relu)
 {
@@ -322,8 +325,12 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
             /* a lone last vector would be a narrow tile: the two before it share with it */
             if (tn == 3 && nvec - v0 == 4) nr = 2;
             const int last = v0 + nr == nvec ? tail : VL;
-            TILE_SWITCH_LIM(SFX(conv_fwd_tile), TMAX_M, TN, mr, nr, g, w + o0 * g->ck, bias ? bias + o0 : NULL,
+            if (tm <= TM)
+                TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck, bias ? bias + o0 : NULL,
                             rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
+            else /* a taller tile is at most CONV_TALL_TN vectors wide: no others compiled */
+                TILE_SWITCH_LIM(SFX(conv_fwd_tile), TMAX_M, CONV_TALL_TN, mr, nr, g, w + o0 * g->ck,
+                                bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
         }
     }
 }
@@ -1718,6 +1725,7 @@ static const ln_simd_kernels SFX(kernels) = {
 };
 
 #undef ALWAYS_INLINE
+#undef CONV_TALL_TN
 #undef LIN_L2_FLOATS
 #undef LIN_DYB_FLOATS
 #undef LIN_O
