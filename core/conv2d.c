@@ -59,10 +59,21 @@ int ln_conv_chunk(const ln_conv_geom *g)
     return n < 1 ? 1 : n > 8 ? 8 : (int)n;
 }
 
+/* The weight gradient sums over the batch in groups of samples fixed by the shapes and
+ * the batch size alone, never by the thread count: one thread makes a group's sums
+ * (every position of every sample in the group, in order) and reduces them to the
+ * group's gradient; the groups' gradients are then added in group order. Threads take
+ * whole groups, so each unfolds (and transposes, and spreads the pooled gradient of) only
+ * its own samples, once. A group has at least DW_GROUP_MIN samples (fewer sums to
+ * reduce) and whole chunks; there are at most DW_GROUPS_MAX (their gradients wait in
+ * scratch of a fixed size). */
+#define DW_GROUP_MIN 16
+#define DW_GROUPS_MAX 8
+
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, dym, sums, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, groups, end;
 } ws_offsets;
 
 static ws_offsets ws_layout(const ln_conv_geom *g)
@@ -77,7 +88,8 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     o.dym = o.dyt + ln_conv_chunk(g) * g->p * g->ocp;
     o.sums = o.dym + ln_conv_chunk(g) * g->oc * g->p;
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
-    o.end = o.sums + (transposed > partials ? transposed : partials);
+    o.groups = o.sums + (transposed > partials ? transposed : partials);
+    o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
     return o;
 }
 
@@ -93,6 +105,7 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.dyt = ws + o.dyt;
     w.dym = ws + o.dym;
     w.sums = ws + o.sums;
+    w.groups = ws + o.groups;
     w.unf = o.unf;
     return w;
 }
@@ -297,106 +310,48 @@ int conv2d_absorbs_pool_drop(const ln_layer *l, const ln_layer *drop)
  * products (kernel_bench: first layers with 9 to 27 rows lost or broke even). */
 #define DW_MIN_CK 32
 
-/* Which weight-gradient kernel a layer takes (simd.h): the transposed one unless too
- * many of its lanes would be padding or the layer has few unfolded rows. A function of
- * the shapes and the ISA only. */
-static int dw_transposed(const ln_conv_geom *g, const ln_simd_kernels *K)
+/* Batches of at most this many samples take the transposed weight gradient even when
+ * some of its lanes are padding: the lane partials' reduction, once per group, then
+ * costs more than the padding (the study's conv2, 20 channels in 24 lanes: +12.6% samples
+ * per second at batch 1, +6.5% at 2, no change at 4; train_bench medians of 7). */
+#define DW_FEW_SAMPLES 2
+
+/* Which weight-gradient kernel a layer takes (simd.h) for a batch of n samples: the
+ * transposed one unless the layer has few unfolded rows, or too many of its lanes would
+ * be padding and the batch is not small. A function of the shapes, the batch size and
+ * the ISA only. */
+static int dw_transposed(const ln_conv_geom *g, const ln_simd_kernels *K, int n)
 {
     const int64_t nv = (g->oc + K->lanes - 1) / K->lanes;
-    return g->ck >= DW_MIN_CK && 100 * (int64_t)g->oc >= (int64_t)K->dw_fill * nv * K->lanes;
+    return g->ck >= DW_MIN_CK &&
+           (n <= DW_FEW_SAMPLES || 100 * (int64_t)g->oc >= (int64_t)K->dw_fill * nv * K->lanes);
 }
 
-/* Work items of the weight gradient for T threads: blocks of channels (transposed: the
- * kernel's tiles, nv vectors in ceil(nv / tile_vectors) even blocks; lane partials:
- * tile_rows channels) times blocks of unfolded rows (with T > 1, enough of them for
- * about 4T items; a multiple of 12 rows, whole tiles of either kernel, or of 4 where that
- * evens the threads' shares: see dw_items). No block
- * changes any bit of a sum (simd.h), only the balance. */
-typedef struct {
-    int transposed, unit, nv, oblocks;
-    int64_t kblock, kblocks, items;
-} dw_plan;
 
-/* Item it's channels [*o0, *o1) and rows [*k0, *k1). */
-static void dw_item(const ln_conv_geom *g, const dw_plan *d, int64_t it, int *o0, int *o1, int64_t *k0,
-                    int64_t *k1)
+/* Samples per group of a batch of n. */
+static int dw_group_size(const ln_conv_geom *g, int n)
 {
-    const int ob = (int)(it / d->kblocks);
-    *o0 = d->nv * ob / d->oblocks * d->unit;
-    *o1 = d->nv * (ob + 1) / d->oblocks * d->unit;
-    if (*o1 > g->oc) *o1 = g->oc;
-    *k0 = it % d->kblocks * d->kblock;
-    *k1 = *k0 + d->kblock < g->ck ? *k0 + d->kblock : g->ck;
+    const int chunk = ln_conv_chunk(g);
+    int s = (n + DW_GROUPS_MAX - 1) / DW_GROUPS_MAX;
+    if (s < DW_GROUP_MIN) s = DW_GROUP_MIN;
+    return (s + chunk - 1) / chunk * chunk;
 }
 
-/* Thread t's items [*it0, *it1) (it0 == it1: none): contiguous items of about equal cost
- * (channels x rows) per thread, item i to the thread whose share of the total cost holds
- * the middle of the item. Returns the cost of the busiest thread's items. */
-static int64_t dw_share(const ln_conv_geom *g, const dw_plan *d, int t, int T, int64_t *it0,
-                        int64_t *it1)
+/* The weight and bias gradient sums of one group (in this thread's workspace) reduced
+ * into dw (oc * ck) and db (oc, if there is a bias), which hold zeros. */
+static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int transposed, const float *sums,
+                      float *dw, float *db)
 {
-    const int64_t total = (int64_t)g->oc * g->ck;
-    int64_t before = 0, busiest = 0, run = 0;
-    int found = 0, last_owner = 0;
-    *it0 = *it1 = 0;
-    for (int64_t it = 0; it < d->items; it++) {
-        int o0, o1;
-        int64_t k0, k1;
-        dw_item(g, d, it, &o0, &o1, &k0, &k1);
-        const int64_t cost = (int64_t)(o1 - o0) * (k1 - k0);
-        const int owner = (int)((2 * before + cost) * T / (2 * total));
-        before += cost;
-        if (owner != last_owner) run = 0;
-        last_owner = owner;
-        run += cost;
-        if (run > busiest) busiest = run;
-        if (owner == t && !found) {
-            *it0 = it;
-            found = 1;
-        }
-        if (owner == t) *it1 = it + 1;
+    if (!transposed) {
+        K->reduce_lanes(g->oc * g->ck, sums, dw);
+        if (db) K->reduce_lanes(g->oc, sums + g->oc * g->ck * K->lanes, db);
+        return;
     }
-    return busiest;
-}
-
-static dw_plan dw_plan_with(const ln_conv_geom *g, const ln_simd_kernels *K, int64_t kblock)
-{
-    dw_plan d;
-    d.transposed = dw_transposed(g, K);
-    d.unit = d.transposed ? K->lanes : K->tile_rows; /* channels per unit */
-    d.nv = (g->oc + d.unit - 1) / d.unit;
-    d.oblocks = d.transposed ? (d.nv + K->tile_vectors - 1) / K->tile_vectors : d.nv;
-    d.kblock = kblock;
-    d.kblocks = (g->ck + d.kblock - 1) / d.kblock;
-    d.items = d.oblocks * d.kblocks;
-    return d;
-}
-
-/* The plan for T threads. When its items split unevenly (the study's first layer: 25
- * rows in blocks of 12, so 59% of the work on one of 2 threads), smaller blocks of rows,
- * multiples of 4, are tried and the most even taken (the larger block on a tie). */
-static dw_plan dw_items(const ln_conv_geom *g, const ln_simd_kernels *K, int T)
-{
-    const int64_t oblocks = dw_plan_with(g, K, g->ck).oblocks;
-    int64_t kblock = g->ck;
-    if (T > 1 && oblocks < 4 * T) {
-        const int64_t splits = (4 * T + oblocks - 1) / oblocks;
-        kblock = (g->ck + splits - 1) / splits;
-        kblock = (kblock + 11) / 12 * 12;
-    }
-    dw_plan best = dw_plan_with(g, K, kblock);
-    if (T == 1) return best;
-    int64_t it0, it1, best_cost = dw_share(g, &best, 0, T, &it0, &it1);
-    const int64_t even = ((int64_t)g->oc * g->ck + T - 1) / T;
-    for (int64_t kb = kblock / 4 * 4; kb >= 4 && 50 * best_cost > 51 * even; kb -= 4) {
-        const dw_plan d = dw_plan_with(g, K, kb);
-        const int64_t cost = dw_share(g, &d, 0, T, &it0, &it1);
-        if (cost < best_cost) {
-            best = d;
-            best_cost = cost;
-        }
-    }
-    return best;
+    const float *bsums = sums + g->ck * g->ocp;
+    for (int o = 0; o < g->oc; o++)
+        for (int64_t k = 0; k < g->ck; k++) dw[o * g->ck + k] += sums[k * g->ocp + o];
+    if (db)
+        for (int o = 0; o < g->oc; o++) db[o] += bsums[o];
 }
 
 /* The input gradient of sample n (its dy at d, oc x P floats) into dx. */
@@ -416,11 +371,13 @@ static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_ke
     K->conv_fold(g, ws->drows, dx);
 }
 
-/* Thread t's share of the backward pass, chunk of samples by chunk: its weight-gradient
- * items (it unfolds and transposes every chunk into its own workspace; the sums go to
- * the shared workspace, each item to its own places), then the input gradient of those
- * of its samples in the chunk (each sample's alone: the same bits in any order).
- * conv2d_backward_reduce adds the sums to the gradients afterwards, on one thread. */
+/* Thread t's share of the backward pass: its groups of samples (dw_group_size), chunk
+ * by chunk: the chunk's dy (through the fused layers' backward), unfolded inputs (and,
+ * transposed, dy transposed), the weight gradient's sums over the chunk, then each
+ * sample's input gradient (each sample's alone: the same bits in any order). At a
+ * group's end its sums are reduced: the first group's into the gradients (zeroed by
+ * net.c), the others' into their place in the shared workspace, which
+ * conv2d_backward_reduce adds to the gradients afterwards, on one thread. */
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T)
 {
@@ -428,77 +385,68 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     const ln_simd_kernels *K = ln_simd();
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
     ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
-    const int lanes = K->lanes, chunk = ln_conv_chunk(&g);
-    float *sums = shared.sums, *bsums = shared.sums + g.ck * g.ocp;
-    float *lbsums = shared.sums + g.oc * g.ck * lanes; /* the bias's lane partials */
-    const dw_plan plan = dw_items(&g, K, T);
-    int64_t it0, it1;
-    dw_share(&g, &plan, t, T, &it0, &it1);
-    int64_t b0, b1; /* the samples whose input gradient is this thread's */
-    ln_split(ctx->batch, t, T, &b0, &b1);
-    if (!dx) b1 = b0;
-    for (int n0 = 0; n0 < ctx->batch; n0 += chunk) {
-        const int ns = ctx->batch - n0 < chunk ? ctx->batch - n0 : chunk;
-        const int64_t x0 = b0 > n0 ? b0 : n0, x1 = b1 < n0 + ns ? b1 : n0 + ns;
-        const int dw_here = it0 < it1;
-        if (!dw_here && x0 >= x1) continue;
-        /* the chunk's dy (samples [m0, m1) of it: those this thread needs), through the
-         * fused layers' backward if there are any: into scratch */
-        const float *dyc = ws.dym;
-        const int64_t m0 = dw_here ? n0 : x0, m1 = dw_here ? n0 + ns : x1;
-        if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
-            const int64_t pn = ln_pooled_n(l);
-            float *d = ws.dym + (m0 - n0) * l->out_n;
-            K->maxpool2_bwd((m1 - m0) * g.oc, g.oh, g.ow, dy + m0 * pn, l->pool_argmax + m0 * pn,
-                            l->act_y || l->pool_relu ? l->pool_y + m0 * pn : NULL, 0, NULL, d);
-            if (l->pool_drop && ctx->training) /* a fused dropout2d's backward */
-                K->scale_runs((m1 - m0) * g.oc, g.p, d, l->pool_drop->mask + m0 * g.oc, d);
-        } else if (l->act_y) {
-            K->relu_bwd((m1 - m0) * l->out_n, l->act_y + m0 * l->out_n, dy + m0 * l->out_n,
-                        ws.dym + (m0 - n0) * l->out_n);
-        } else {
-            dyc = dy + (int64_t)n0 * l->out_n;
-        }
-        for (int s = 0; dw_here && s < ns; s++) {
-            K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
-            if (plan.transposed)
-                K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
-        }
-        for (int64_t it = it0; it < it1; it++) {
-            int o0, o1;
-            int64_t k0, k1;
-            dw_item(&g, &plan, it, &o0, &o1, &k0, &k1);
-            if (plan.transposed)
-                K->conv_dw(&g, o0, o1, k0, k1, ns, ws.dyt, ws.rows, ws.unf, sums,
-                           l->dbias ? bsums : NULL, n0 == 0);
+    const int lanes = K->lanes, chunk = ln_conv_chunk(&g), transposed = dw_transposed(&g, K, ctx->batch);
+    /* the sums: transposed, the bias's after the weight's; lane partials likewise */
+    float *bsums = ws.sums + (transposed ? g.ck * g.ocp : g.oc * g.ck * lanes);
+    const int gs = dw_group_size(&g, ctx->batch), groups = (ctx->batch + gs - 1) / gs;
+    const int64_t wn = g.oc * g.ck + g.oc; /* floats of one group's gradients */
+    int64_t g0, g1;
+    ln_split(groups, t, T, &g0, &g1);
+    for (int64_t grp = g0; grp < g1; grp++) {
+        const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
+        for (int n0 = s0; n0 < s1; n0 += chunk) {
+            const int ns = s1 - n0 < chunk ? s1 - n0 : chunk;
+            /* the chunk's dy through the fused layers' backward, if any: into scratch */
+            const float *dyc = ws.dym;
+            if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
+                const int64_t pn = ln_pooled_n(l);
+                K->maxpool2_bwd((int64_t)ns * g.oc, g.oh, g.ow, dy + n0 * pn, l->pool_argmax + n0 * pn,
+                                l->act_y || l->pool_relu ? l->pool_y + n0 * pn : NULL, 0, NULL, ws.dym);
+                if (l->pool_drop && ctx->training) /* a fused dropout2d's backward */
+                    K->scale_runs((int64_t)ns * g.oc, g.p, ws.dym, l->pool_drop->mask + (int64_t)n0 * g.oc,
+                                  ws.dym);
+            } else if (l->act_y) {
+                K->relu_bwd(ns * l->out_n, l->act_y + n0 * l->out_n, dy + n0 * l->out_n, ws.dym);
+            } else {
+                dyc = dy + (int64_t)n0 * l->out_n;
+            }
+            for (int s = 0; s < ns; s++) {
+                K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
+                if (transposed) K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
+            }
+            if (transposed)
+                K->conv_dw(&g, 0, g.oc, 0, g.ck, ns, ws.dyt, ws.rows, ws.unf, ws.sums, l->dbias ? bsums : NULL,
+                           n0 == s0);
             else
-                K->conv_dw_lanes(&g, o0, o1, k0, k1, ns, dyc, l->out_n, ws.rows, ws.unf, sums,
-                                 l->dbias ? lbsums : NULL, n0 == 0);
+                K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums,
+                                 l->dbias ? bsums : NULL, n0 == s0);
+            for (int s = 0; dx && s < ns; s++)
+                dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
         }
-        for (int64_t n = x0; n < x1; n++)
-            dx_sample(l, &g, K, &ws, dyc + (n - n0) * l->out_n, dx + n * l->in_n);
+        float *dw = l->dweight, *db = l->dbias;
+        if (grp > 0) {
+            dw = shared.groups + (grp - 1) * wn;
+            db = l->dbias ? dw + g.oc * g.ck : NULL;
+            memset(dw, 0, sizeof(float) * (size_t)wn);
+        }
+        dw_reduce(&g, K, transposed, ws.sums, dw, db);
     }
 }
 
-/* The sums (in the shared workspace, transposed or lane partials) into the weight and
- * bias gradients. */
+/* The groups' gradients after the first (in the shared workspace) added to the layer's
+ * gradients, in group order. */
 void conv2d_backward_reduce(ln_layer *l, const ln_ctx *ctx)
 {
     const ln_conv_geom g = geom_of(l);
-    const ln_simd_kernels *K = ln_simd();
     ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
-    if (!dw_transposed(&g, K)) {
-        K->reduce_lanes(g.oc * g.ck, shared.sums, l->dweight);
-        if (l->dbias) K->reduce_lanes(g.oc, shared.sums + g.oc * g.ck * K->lanes, l->dbias);
-        return;
+    const int gs = dw_group_size(&g, ctx->batch), groups = (ctx->batch + gs - 1) / gs;
+    const int64_t wn = g.oc * g.ck + g.oc, n = g.oc * g.ck;
+    for (int grp = 1; grp < groups; grp++) {
+        const float *dw = shared.groups + (grp - 1) * wn;
+        for (int64_t i = 0; i < n; i++) l->dweight[i] += dw[i];
+        if (l->dbias)
+            for (int o = 0; o < g.oc; o++) l->dbias[o] += dw[n + o];
     }
-    const float *sums = shared.sums, *bsums = shared.sums + g.ck * g.ocp;
-    for (int o = 0; o < g.oc; o++) {
-        float *dw = l->dweight + o * g.ck;
-        for (int64_t k = 0; k < g.ck; k++) dw[k] += sums[k * g.ocp + o];
-    }
-    if (l->dbias)
-        for (int o = 0; o < g.oc; o++) l->dbias[o] += bsums[o];
 }
 
 void conv2d_backward(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx)

@@ -58,6 +58,9 @@ typedef struct {
     float *sums;  /* the weight gradient's sums, then the bias gradient's: transposed
                      ((ck + 1) * ocp, k-major) or as lane partials ((oc*ck + oc) *
                      LN_SIMD_MAX_LANES), as the kernel that computes them lays them out */
+    float *groups; /* (DW_GROUPS_MAX - 1) * (oc*ck + oc): the weight and bias gradients of
+                      the second and later groups of samples (conv2d.c), in the first
+                      thread's workspace */
     int64_t unf;  /* floats per unfolded sample: unf_n + LN_SIMD_SLACK */
 } ln_conv_ws;
 

@@ -5,8 +5,10 @@
  * whole output elements, each with the same sequence of operations as on one thread.
  *  - samples are independent in every forward kernel and in every input gradient:
  *    those are split by samples (contiguous ranges);
- *  - parameter gradients sum over the batch: conv2d and linear split them by output
- *    channels (and conv2d also by unfolded rows), batchnorm by channels;
+ *  - parameter gradients sum over the batch: linear splits them by output channels,
+ *    batchnorm by channels; conv2d sums them in groups of samples that the batch size
+ *    alone fixes (conv2d.c, dw_group_size), a thread taking whole groups, and adds the
+ *    groups' gradients in group order afterwards;
  *  - dropout in training draws its mask from one random stream in sample order: each
  *    thread draws its samples' entries from a copy of the stream jumped ahead to them
  *    (ln_rng_advance), and the stream is advanced past the batch after the region (a

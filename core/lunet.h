@@ -29,7 +29,7 @@ extern "C" {
 
 #define LUNET_VERSION "0.1.0"
 /* Model files and result caches are keyed by this; bump when results change. */
-#define LUNET_ENGINE_REVISION 4
+#define LUNET_ENGINE_REVISION 5
 
 /* ---------------------------------------------------------------- status */
 
@@ -679,7 +679,8 @@ const char *ln_kernel_isa(void);
  * over a persistent pool of `threads` threads (1 = none, the default; at most
  * LN_MAX_THREADS, which also bounds ln_runs_config's threads).
  * Each thread computes whole output elements exactly as one thread would (samples,
- * output channels, parameter ranges), so results are bit-identical for any thread
+ * output channels, parameter ranges; a sum over the batch in groups of samples fixed by
+ * the batch size, added in group order), so results are bit-identical for any thread
  * count. The pool lives until the count changes or the net is freed. A net must not
  * be used by two threads at once (it never was). */
 #define LN_MAX_THREADS 256

@@ -2,8 +2,10 @@
  * reference twins, for every ISA this CPU can run (portable C, AVX2, AVX-512).
  *
  *  - conv2d forward and backward (weight, bias and input gradients) on shapes with
- *    stride, padding, odd sizes, 1x1 and large kernels, batch 1, 7 and 19 (the weight
- *    gradient works on chunks of up to 8 samples);
+ *    stride, padding, odd sizes, 1x1 and large kernels, batch 1, 2, 7, 19 and 150 (the
+ *    weight gradient works on chunks of up to 8 samples, in groups of at least 16
+ *    samples, at most 8 groups: 19 is two groups, the second partial, and 150 seven;
+ *    batches of 1 and 2 take the transposed kernel more often);
  *  - linear forward and backward on sizes with and without vector tails, with and
  *    without bias;
  *  - max pooling 2x2 (values and argmax bit for bit, including ties and NaN) and ReLU
@@ -1133,8 +1135,10 @@ int main(void)
         const char *name = ln_isa_name((ln_isa)isa);
         for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
             test_conv(&conv_cases[i], 1, &rng, name);
+            test_conv(&conv_cases[i], 2, &rng, name);
             test_conv(&conv_cases[i], 7, &rng, name);
             test_conv(&conv_cases[i], 19, &rng, name); /* chunks of samples and a partial one */
+            test_conv(&conv_cases[i], 150, &rng, name); /* seven groups of samples */
         }
         static const int lin[][3] = {{320, 50, 1}, {50, 10, 1}, {7, 3, 0}, {33, 17, 1}, {1, 1, 1}, {16, 64, 0}};
         for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
