@@ -62,12 +62,12 @@ void linear_backward_reference(ln_layer *l, const float *x, const float *dy, flo
         if (l->dbias) {
             double s = 0.0;
             for (int n = 0; n < ctx->batch; n++) s += dy[n * out + o];
-            l->dbias[o] += (float)s;
+            l->dbias[o] = 0.0f + (float)s; /* written, as the fast kernel */
         }
         for (int64_t i = 0; i < in; i++) {
             double s = 0.0;
             for (int n = 0; n < ctx->batch; n++) s += (double)dy[n * out + o] * x[n * in + i];
-            l->dweight[o * in + i] += (float)s;
+            l->dweight[o * in + i] = 0.0f + (float)s;
         }
     }
     if (!dx) return;

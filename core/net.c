@@ -460,22 +460,39 @@ void ln_net_optim_step(ln_net *net, ln_optim *opt)
     ln_workers_run(net->workers, optim_region, &j);
 }
 
-/* Gradients are overwritten by a backward pass: zeroed first, over the threads when there
- * are many (the Fashion-MNIST net has 3.3 million). */
+/* Gradients are overwritten by a backward pass: those that the layers' kernels add to
+ * are zeroed first, over the threads when there are many; those of kinds whose kernels
+ * write them (ln_layer_ops.writes_grads: linear) are not. */
+typedef struct {
+    float *p;
+    int64_t n;
+} zero_job;
+
 static void zero_range(void *arg, int t, int T)
 {
-    ln_net *net = arg;
+    const zero_job *j = arg;
     int64_t b, e;
-    ln_split(net->param_count, t, T, &b, &e);
-    memset(net->grads + b, 0, sizeof(float) * (size_t)(e - b));
+    ln_split(j->n, t, T, &b, &e);
+    memset(j->p + b, 0, sizeof(float) * (size_t)(e - b));
+}
+
+static void zero_floats(ln_net *net, float *p, int64_t n)
+{
+    zero_job j = {p, n};
+    if (net->workers && n >= PARAM_SPLIT_MIN)
+        ln_workers_run(net->workers, zero_range, &j);
+    else if (n > 0)
+        memset(p, 0, sizeof(float) * (size_t)n);
 }
 
 static void zero_grads(ln_net *net)
 {
-    if (net->workers && net->param_count >= PARAM_SPLIT_MIN)
-        ln_workers_run(net->workers, zero_range, net);
-    else
-        memset(net->grads, 0, sizeof(float) * (size_t)net->param_count);
+    for (int i = 0; i < net->count; i++) {
+        ln_layer *l = &net->layers[i];
+        if (ln_layer_ops_of(l->spec.kind)->writes_grads) continue;
+        if (l->dweight) zero_floats(net, l->dweight, l->weight_n);
+        if (l->dbias) zero_floats(net, l->dbias, l->bias_n);
+    }
 }
 
 /* Whether layer i takes in the activation that follows it in this forward pass: the

@@ -81,7 +81,8 @@ typedef struct {
     /* linear: y = x W^T + b, x: n x in, y: n x out */
     void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b,
                        float *y);
-    /* linear: dw += dy^T x and db += column sums of dy (if db) for outputs [o0, o1);
+    /* linear: dw = dy^T x and db = column sums of dy (if db) for outputs [o0, o1),
+     * written as 0 + the sum (the bits of adding it to zeros);
      * dx = dy W (if dx) for samples [a0, a1) */
     void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *dy,
                        float *dw, float *db, float *dx, int o0, int o1, int a0, int a1);

@@ -698,7 +698,8 @@ static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float 
     }
 }
 
-/* dw[o][i] += sum_n dy[n][o] * x[n][i] for MR outputs and NR vectors of inputs. */
+/* dw[o][i] = 0 + sum_n dy[n][o] * x[n][i] for MR outputs and NR vectors of inputs (the
+ * bits of adding the sum to a zeroed gradient: -0 becomes +0). */
 ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in, int dstride,
                                        const float *x, const float *dy, float *dw, int last)
 {
@@ -715,15 +716,15 @@ ALWAYS_INLINE void SFX(linear_dw_tile)(const int MR, const int NR, int n, int in
             for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(dv, xv[j], acc[m][j]);
         }
     }
+    const vf zero = V_ZERO();
     for (int m = 0; m < MR; m++) {
         float *t = dw + (int64_t)m * in;
-        for (int j = 0; j < NR - 1; j++)
-            V_STOREU(t + j * VL, V_ADD(V_LOADU(t + j * VL), acc[m][j]));
+        for (int j = 0; j < NR - 1; j++) V_STOREU(t + j * VL, V_ADD(zero, acc[m][j]));
         t += (NR - 1) * VL;
         if (last == VL)
-            V_STOREU(t, V_ADD(V_LOADU(t), acc[m][NR - 1]));
+            V_STOREU(t, V_ADD(zero, acc[m][NR - 1]));
         else
-            V_STOREU_N(t, V_ADD(V_LOADU_N(t, last), acc[m][NR - 1]), last);
+            V_STOREU_N(t, V_ADD(zero, acc[m][NR - 1]), last);
     }
 }
 
@@ -800,7 +801,7 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
     if (db) {
         /* column sums of dy, sample after sample */
         for (int o = o_begin; o < o_end; o++) {
-            float s = db[o];
+            float s = 0.0f;
             for (int a = 0; a < n; a++) s += dy[(int64_t)a * out + o];
             db[o] = s;
         }

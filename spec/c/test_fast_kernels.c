@@ -7,7 +7,7 @@
  *    samples, at most 8 groups: 19 is two groups, the second partial, and 150 seven;
  *    batches of 1 and 2 take the transposed kernel more often);
  *  - linear forward and backward on sizes with and without vector tails, with and
- *    without bias;
+ *    without bias (its gradients start as garbage: both kernels must write them);
  *  - max pooling 2x2 (values and argmax bit for bit, including ties and NaN) and ReLU
  *    (bit for bit, including NaN and -0); activations fused into the layer before them
  *    (batchnorm, max pooling, conv2d) and poolings fused into conv2d (with the ReLUs
@@ -138,8 +138,11 @@ static void run_pass(owned_layer *o, int batch, int reference, int want_dx, pass
     out->y = falloc(l->out_n * batch);
     out->dx = want_dx ? falloc(l->in_n * batch) : NULL;
     ln_layer_forward(l, o->x, out->y, &ctx);
-    if (l->dweight) memset(l->dweight, 0, sizeof(float) * (size_t)l->weight_n);
-    if (l->dbias) memset(l->dbias, 0, sizeof(float) * (size_t)l->bias_n);
+    /* gradients that the kind's kernels write (linear) must be overwritten; the others
+     * are added to zeros, as the net leaves them */
+    const int fill = ln_layer_ops_of(l->spec.kind)->writes_grads ? 0x7f : 0;
+    if (l->dweight) memset(l->dweight, fill, sizeof(float) * (size_t)l->weight_n);
+    if (l->dbias) memset(l->dbias, fill, sizeof(float) * (size_t)l->bias_n);
     if (want_dx) memset(out->dx, 0x7f, sizeof(float) * (size_t)(l->in_n * batch)); /* must be overwritten */
     ln_layer_backward(l, o->x, out->y, o->dy, out->dx, &ctx);
     out->dw = l->dweight ? falloc(l->weight_n) : NULL;
