@@ -202,8 +202,10 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *  backward  weight and bias gradients: the rows of a chunk of samples are unfolded and
  *            their dy transposed (channels contiguous per position), then register
  *            tiles of (unfolded rows x vectors of channels) sweep over the chunk, one
- *            sum per weight along p; the sums, transposed, go into the gradients after
- *            the last chunk.
+ *            sum per weight along p (or, with few channels, lane partials from dy as it
+ *            is); after the last chunk of a group of samples (dw_group_size) the sums,
+ *            transposed or reduced, are that group's gradient, and the groups'
+ *            gradients are added in group order.
  *            The input gradient (skipped when dx == NULL, as for the first layer) is
  *            drows = W^T * dy per sample, folded back onto the input (the adjoint of
  *            the unfolding), chunk by chunk with the weight gradient.
