@@ -68,6 +68,21 @@ describe("lunet.experiment", function()
     local many = lunet.experiment(base { runs = 4, threads = 2, fresh = true, cache = false })
     assert.equal(2, many.provenance.runs_side_by_side)
     assert.equal(1, many.provenance.threads_per_run)
+    assert.is_nil(many.provenance.tail_threads_per_run)
+  end)
+
+  it("computes the runs past the last full row of threads on all the threads, with the same bits", function()
+    local one = lunet.experiment(base { runs = 3, threads = 1, fresh = true, cache = false })
+    local two = lunet.experiment(base { runs = 3, threads = 2, fresh = true, cache = false })
+    assert.equal(bits(one), bits(two))
+    assert.equal(2, two.provenance.runs_side_by_side)
+    assert.equal(1, two.provenance.threads_per_run)
+    assert.equal(2, two.provenance.tail_threads_per_run)
+    -- the time and speed cover both rounds: 3 runs x 4 epochs x 64 samples
+    local pv = two.provenance
+    assert.is_true(pv.seconds > 0)
+    assert.near(3 * 4 * 64, pv.samples_per_second * pv.seconds, 1e-6 * 3 * 4 * 64)
+    assert.is_nil(one.provenance.tail_threads_per_run)
   end)
 
   it("gives the same bits with 1 thread and with 2", function()

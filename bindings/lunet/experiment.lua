@@ -332,20 +332,36 @@ local function execute(p, wanted)
     mode = Progress.mode(p.opts.quiet, core.isatty(2)), label = p.name }
   local done_before = #wanted - #pending
   local failure
+  -- the rounds before this one (lunet.core.runs reports each round's own time and samples)
+  local seconds_before, samples_before = 0, 0
   local function report(pr)
     if s then s:heartbeat() end
+    local seconds, samples = seconds_before + pr.seconds, samples_before + pr.samples
     progress:update { runs_done = done_before + pr.runs_done, iterations_done = pr.iterations_done
-      + done_before * iterations, seconds = pr.seconds, loss = pr.loss == pr.loss and pr.loss or nil,
-      samples_per_second = pr.seconds > 0 and pr.samples / pr.seconds or nil }
-    st.seconds, st.samples = pr.seconds, pr.samples
+      + done_before * iterations, seconds = seconds, loss = pr.loss == pr.loss and pr.loss or nil,
+      samples_per_second = seconds > 0 and samples / seconds or nil }
+    st.seconds, st.samples = seconds, samples
   end
   while #pending > 0 do
-    local only, waiting = {}, {}
-    for _, r in ipairs(pending) do only[r] = true end
+    local only, waiting, later = {}, {}, {}
     -- Runs side by side while there are as many runs to compute as threads (they share
     -- nothing); with fewer, the spare threads go inside the runs. Same numbers either way.
-    st.side = math.max(1, math.min(p.threads, #pending))
+    -- Runs beyond the last full row of `threads` wait for a round of their own, with the
+    -- spare threads inside them: 3 runs on 2 threads are 2 side by side, then 1 on both
+    -- threads, instead of a last run alone with a core idle (a run on 2 threads goes
+    -- about 1.7x as fast as on one: the sweep's cells of 3 runs took 10-18% less time).
+    local now = #pending
+    if now > p.threads then now = now - now % p.threads end
+    for i, r in ipairs(pending) do
+      if i <= now then only[r] = true else later[#later + 1] = r end
+    end
+    st.side = math.max(1, math.min(p.threads, now))
     st.per_run = math.max(1, p.threads // st.side)
+    if st.first_side then
+      st.tail_per_run = st.per_run
+    else
+      st.first_side, st.first_per_run = st.side, st.per_run
+    end
     local ok, list, interrupted = pcall(core.runs, {
       net = p.net, data = p.opts.data, test = p.opts.test, train = p.train, runs = p.runs, threads = st.side,
       threads_per_run = st.per_run,
@@ -385,7 +401,8 @@ local function execute(p, wanted)
     end
     -- runs that another live process is computing: wait for its records; a claim
     -- whose owner died is free again and computed here in the next round
-    pending = {}
+    seconds_before, samples_before = st.seconds, st.samples
+    pending = later
     local delay = 0.05
     while #waiting > 0 do
       local still = {}
@@ -426,7 +443,8 @@ local function result_of(p, st, wanted, started, clock0)
     name = p.name, config = p.config,
     provenance = {
       lunet = core.version, engine_revision = core.engine_revision, lua = _VERSION,
-      threads = p.threads, runs_side_by_side = st.side, threads_per_run = st.per_run, cpu = cpu_name(),
+      threads = p.threads, runs_side_by_side = st.first_side, threads_per_run = st.first_per_run,
+      tail_threads_per_run = st.tail_per_run, cpu = cpu_name(),
       isa = core.isa(), date = os.date("!%Y-%m-%dT%H:%M:%SZ", started),
       seconds = st.seconds, cpu_seconds = os.clock() - clock0,
       samples_per_second = st.seconds > 0 and st.samples / st.seconds or nil,
