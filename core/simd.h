@@ -44,7 +44,6 @@ typedef struct {
     ln_isa isa;
     int lanes;
     int tile_rows;    /* rows (output channels, samples) of the GEMM-like kernels' register tiles */
-    int tile_vectors; /* vectors of channels per tile of conv_dw, at most */
     int dw_fill;      /* conv2d takes conv_dw when at least dw_fill percent of the lanes of
                          its channel vectors are channels, conv_dw_lanes otherwise */
     /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (conv_geom.h) */

@@ -1695,7 +1695,6 @@ static const ln_simd_kernels SFX(kernels) = {
     .isa = SIMD_ISA,
     .lanes = VL,
     .tile_rows = TM,
-    .tile_vectors = TN,
     .dw_fill = DW_FILL,
     .conv_unfold = SFX(conv_unfold),
     .conv_fold = SFX(conv_fold),

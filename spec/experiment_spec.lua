@@ -59,12 +59,19 @@ describe("lunet.experiment", function()
     assert.are_not.equal(res.runs[1].loss[4], res.runs[2].loss[4])
   end)
 
+  -- runs computed on `threads` threads: the same bits as on one; their provenance
+  local function arranged(runs, threads)
+    local one = lunet.experiment(base { runs = runs, threads = 1, fresh = true, cache = false })
+    local res = lunet.experiment(base { runs = runs, threads = threads, fresh = true, cache = false })
+    assert.equal(bits(one), bits(res))
+    assert.is_nil(one.provenance.tail_threads_per_run)
+    return res.provenance
+  end
+
   it("puts spare threads inside the runs when there are fewer runs than threads, with the same bits", function()
-    local one = lunet.experiment(base { runs = 1, threads = 1, fresh = true, cache = false })
-    local three = lunet.experiment(base { runs = 1, threads = 3, fresh = true, cache = false })
-    assert.equal(bits(one), bits(three))
-    assert.equal(1, three.provenance.runs_side_by_side)
-    assert.equal(3, three.provenance.threads_per_run)
+    local three = arranged(1, 3)
+    assert.equal(1, three.runs_side_by_side)
+    assert.equal(3, three.threads_per_run)
     local many = lunet.experiment(base { runs = 4, threads = 2, fresh = true, cache = false })
     assert.equal(2, many.provenance.runs_side_by_side)
     assert.equal(1, many.provenance.threads_per_run)
@@ -72,17 +79,13 @@ describe("lunet.experiment", function()
   end)
 
   it("computes the runs past the last full row of threads on all the threads, with the same bits", function()
-    local one = lunet.experiment(base { runs = 3, threads = 1, fresh = true, cache = false })
-    local two = lunet.experiment(base { runs = 3, threads = 2, fresh = true, cache = false })
-    assert.equal(bits(one), bits(two))
-    assert.equal(2, two.provenance.runs_side_by_side)
-    assert.equal(1, two.provenance.threads_per_run)
-    assert.equal(2, two.provenance.tail_threads_per_run)
+    local pv = arranged(3, 2)
+    assert.equal(2, pv.runs_side_by_side)
+    assert.equal(1, pv.threads_per_run)
+    assert.equal(2, pv.tail_threads_per_run)
     -- the time and speed cover both rounds: 3 runs x 4 epochs x 64 samples
-    local pv = two.provenance
     assert.is_true(pv.seconds > 0)
     assert.near(3 * 4 * 64, pv.samples_per_second * pv.seconds, 1e-6 * 3 * 4 * 64)
-    assert.is_nil(one.provenance.tail_threads_per_run)
   end)
 
   it("gives the same bits with 1 thread and with 2", function()
