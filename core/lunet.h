@@ -655,7 +655,8 @@ typedef struct {
     const int *only;            /* if not NULL: runs[i] is computed only if only[i] */
     const int64_t *test_at;     /* evaluate on `test` also after these iterations */
     int test_at_count;          /* (e.g. so a 100-epoch run also gives 50-epoch figures) */
-    ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second */
+    ln_runs_progress_fn on_progress; /* called on the calling thread about 10x a second
+                                     and after each finished run */
     ln_runs_claim_fn claim;     /* may be NULL: every run of `only` is computed */
     ln_runs_done_fn on_run;     /* may be NULL */
     void *user;                 /* passed to on_progress, claim and on_run */

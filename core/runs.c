@@ -354,6 +354,15 @@ ln_status ln_runs(const ln_runs_config *cfg, ln_run_result *results, ln_error *e
                     handing_over = 0;
                 }
             }
+            /* a finished run shows at once, not at the next tick: short runs would
+             * otherwise finish unseen between two ticks */
+            if (cfg->on_progress && p->workers_left > 0) {
+                pthread_mutex_unlock(&p->lock);
+                ln_runs_progress pr = snapshot(p, wanted, per_run, start);
+                cfg->on_progress(cfg->user, &pr);
+                last_report = now_seconds();
+                pthread_mutex_lock(&p->lock);
+            }
             continue;
         }
         if (p->requests > 0) {

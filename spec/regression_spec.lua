@@ -1,37 +1,48 @@
--- The engine's numbers do not drift: per-step losses of three small trainings (the study's
--- net with SGD-momentum, the same with Adam on 2 threads, and a net through padding, stride,
--- batchnorm, relu/tanh/sigmoid, avg/max pooling, dropout and AdamW) equal, bit for bit,
--- the values recorded at engine revision 5 (the conv2d weight gradient sums the batch in
--- groups of samples and adds the groups' gradients; revisions 3 and 4 summed it in other
--- orders). Synthetic data, so the check runs everywhere. A change that alters the numbers
--- on purpose bumps LUNET_ENGINE_REVISION and re-records these in the same commit (run this
--- file's cases with the new engine and print each loss with %a).
+-- The engine's numbers do not drift: the per-step losses of spec/support/regression_cases.lua's
+-- three small trainings equal, bit for bit, the values recorded at engine revision 5 (the
+-- conv2d weight gradient sums the batch in groups of samples and adds the groups'
+-- gradients; revisions 3 and 4 summed it in other orders), for each instruction set this
+-- machine can compute with. The bits depend on the ISA (README, "The ISA rule"), so each
+-- ISA has its own record and runs in a child process with LUNET_ISA pinned; an ISA the
+-- CPU lacks is reported as skipped, visibly. A change that alters the numbers on purpose
+-- bumps LUNET_ENGINE_REVISION and re-records every ISA in the same commit (the command is
+-- in regression_cases.lua).
 local lunet = require("lunet")
-local synthetic = require("synthetic")
+local util = require("util")
+local cases = require("regression_cases")
 
 local RECORDED_REVISION = 5
 local RECORDED = {
-  ["study sgd"] = { 0x1.2b21274p+1, 0x1.2a4499fp+1, 0x1.23b79b6p+1, 0x1.2732ca9p+1, 0x1.25179c28p+1, 0x1.26a1963p+1 },
-  ["study adam 2 threads"] = { 0x1.2b21274p+1, 0x1.2a80ec3p+1, 0x1.233e4a2p+1, 0x1.2598369p+1, 0x1.22e73dfp+1, 0x1.233c1f3p+1 },
-  ["custom adamw"] = { 0x1.33b9ac58p+1, 0x1.32ae0d58p+1, 0x1.31992be8p+1, 0x1.216df11p+1, 0x1.2377d0f8p+1, 0x1.1d29cc58p+1 },
+  avx512 = {
+    ["study sgd"] = { 0x1.2b21273p+1, 0x1.2a4499ep+1, 0x1.23b79b6p+1, 0x1.2732ca9p+1, 0x1.25179c3p+1, 0x1.26a1964p+1 },
+    ["study adam 2 threads"] = { 0x1.2b21273p+1, 0x1.2a80ec3p+1, 0x1.233e4a2p+1, 0x1.2598367p+1, 0x1.22e73ep+1, 0x1.233c1f4p+1 },
+    ["custom adamw"] = { 0x1.33b9ac68p+1, 0x1.32ae0d2p+1, 0x1.31992be8p+1, 0x1.216df15p+1, 0x1.2377d0f8p+1, 0x1.1d29cc4p+1 },
+  },
+  avx2 = {
+    ["study sgd"] = { 0x1.2b21274p+1, 0x1.2a4499fp+1, 0x1.23b79b6p+1, 0x1.2732ca9p+1, 0x1.25179c28p+1, 0x1.26a1963p+1 },
+    ["study adam 2 threads"] = { 0x1.2b21274p+1, 0x1.2a80ec3p+1, 0x1.233e4a2p+1, 0x1.2598369p+1, 0x1.22e73dfp+1, 0x1.233c1f3p+1 },
+    ["custom adamw"] = { 0x1.33b9ac58p+1, 0x1.32ae0d58p+1, 0x1.31992be8p+1, 0x1.216df11p+1, 0x1.2377d0f8p+1, 0x1.1d29cc58p+1 },
+  },
+  generic = {
+    ["study sgd"] = { 0x1.2b21273p+1, 0x1.2a4499dp+1, 0x1.23b79b5p+1, 0x1.2732ca7p+1, 0x1.25179c68p+1, 0x1.26a1963p+1 },
+    ["study adam 2 threads"] = { 0x1.2b21273p+1, 0x1.2a80ec3p+1, 0x1.233e4a1p+1, 0x1.2598368p+1, 0x1.22e73dd8p+1, 0x1.233c1f3p+1 },
+    ["custom adamw"] = { 0x1.33b9ac6p+1, 0x1.32ae0d5p+1, 0x1.31992bdp+1, 0x1.216df138p+1, 0x1.2377d0e8p+1, 0x1.1d29cc68p+1 },
+  },
 }
 
-local function custom()
-  return lunet.sequential {
-    lunet.conv2d(1, 8, 3, { padding = 1 }), lunet.batchnorm2d(8), lunet.relu(), lunet.avgpool2d(2),
-    lunet.conv2d(8, 16, 3, { padding = 1, stride = 2 }), lunet.batchnorm2d(16), lunet.tanh(), lunet.maxpool2d(2),
-    lunet.flatten(), lunet.linear(16 * 3 * 3, 32), lunet.sigmoid(), lunet.dropout(0.25),
-    lunet.linear(32, 10), lunet.log_softmax(), input = { 1, 28, 28 }, seed = 11,
-  }
+-- Runs the cases with LUNET_ISA=isa in a child; returns the ISA it computed with and
+-- {case = {loss as %a, ...}}.
+local function run_on(isa)
+  local r = util.run("LUNET_ISA=" .. isa .. " " .. util.LUA .. " -e 'require(\"regression_cases\").print()'")
+  assert(r.ok, util.explain(r))
+  local got_isa = r.out:match("^isa (%w+)\n")
+  local got = {}
+  for name, list in r.out:gmatch("\n([^\t\n]+)\t([^\n]*)") do
+    got[name] = {}
+    for v in list:gmatch("[^,]+") do got[name][#got[name] + 1] = v end
+  end
+  return got_isa, got
 end
-
-local function study() return lunet.models.mnist_cnn { seed = 7 } end
-
-local CASES = {
-  { "study sgd", study, function() return lunet.sgd { lr = 0.01, momentum = 0.9 } end, 1 },
-  { "study adam 2 threads", study, function() return lunet.adam {} end, 2 },
-  { "custom adamw", custom, function() return lunet.adamw { lr = 3e-3 } end, 1 },
-}
 
 describe("the engine's numbers", function()
   it("are recorded for this engine revision", function()
@@ -39,15 +50,33 @@ describe("the engine's numbers", function()
       "LUNET_ENGINE_REVISION changed: re-record spec/regression_spec.lua in the same commit")
   end)
 
-  local data = synthetic(256, 10, 5)
-  for _, c in ipairs(CASES) do
-    it("equal the recorded losses bit for bit: " .. c[1], function()
-      local h = c[2]():train { data = data, loss = "nll", optimizer = c[3](), batch = 32, iterations = 6,
-        unit = "step", seed = 3, threads = c[4], quiet = true }
-      local got, want = {}, {}
-      for i, v in ipairs(h.loss) do got[i] = ("%a"):format(v) end
-      for i, v in ipairs(RECORDED[c[1]]) do want[i] = ("%a"):format(v) end
-      assert.are.same(want, got)
+  it("are recorded for every instruction set, and for every case", function()
+    for _, isa in ipairs { "avx512", "avx2", "generic" } do
+      for _, c in ipairs(cases.CASES) do
+        assert.are.equal(6, #RECORDED[isa][c[1]], isa .. " " .. c[1])
+      end
+    end
+  end)
+
+  for _, isa in ipairs { "avx512", "avx2", "generic" } do
+    describe("with " .. isa .. " kernels", function()
+      local got_isa, got
+      local function result()
+        if not got_isa then got_isa, got = run_on(isa) end
+        return got_isa, got
+      end
+      for _, c in ipairs(cases.CASES) do
+        it("equal the recorded losses bit for bit: " .. c[1], function()
+          local computed_with, losses = result()
+          if computed_with ~= isa then
+            return pending(("this CPU cannot compute with %s (it chose %s): %s skipped"):format(isa,
+              tostring(computed_with), c[1]))
+          end
+          local want = {}
+          for i, v in ipairs(RECORDED[isa][c[1]]) do want[i] = ("%a"):format(v) end
+          assert.are.same(want, losses[c[1]])
+        end)
+      end
     end)
   end
 end)

@@ -489,9 +489,10 @@ print(res)
       end
       return seqs
     end
-    -- -j 2: two tasks at a time (of 10 epochs, so that the kill comes in the middle), in a
-    -- session of its own: the kill reaches lunet, GNU parallel and the running tasks
-    os.execute(("cd %s && (setsid sh -c 'echo $$ > sid; exec %s sweep parallel -j 2 %s out 10' >/dev/null 2>&1 &)")
+    -- -j 2: two tasks at a time (of 200 epochs, about 0.4 s a task on a Zen 5 core, so that
+    -- the kill comes in the middle: at 10 epochs, 0.05 s, all four were done before it), in
+    -- a session of its own: the kill reaches lunet, GNU parallel and the running tasks
+    os.execute(("cd %s && (setsid sh -c 'echo $$ > sid; exec %s sweep parallel -j 2 %s out 200' >/dev/null 2>&1 &)")
       :format(util.shell_quote(dir), LUNET, TINY))
     local waited = 0
     while #done_lines() < 1 and waited < 1200 do
@@ -508,11 +509,11 @@ print(res)
     local before = #done_lines()
     assert.is_true(before >= 1 and before < 4, util.read(joblog))
     local stored = #util.store_records(dir .. "/out") -- also the runs that the killed tasks finished
-    local r = lunet_ok("sweep parallel -j 2 " .. TINY .. " out 10")
+    local r = lunet_ok("sweep parallel -j 2 " .. TINY .. " out 200")
     assert.are.equal(8 - stored, computed_runs(r.err)) -- no run is computed twice
     local seqs = done_lines()
     table.sort(seqs)
     assert.are.same({ "1", "2", "3", "4" }, seqs, util.read(joblog)) -- each task done once: none ran again
-    equals_local_run(util.read(dir .. "/out/tiny.csv"), "10")
+    equals_local_run(util.read(dir .. "/out/tiny.csv"), "200")
   end)
 end)
