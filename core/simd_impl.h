@@ -1110,7 +1110,7 @@ static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_a
 
 /* ================================================================= avgpool */
 
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#if SIMD_M256
 /* the even and odd lanes of the 16 floats a:b, in order (2x2 pooling's columns) */
 static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
 {
@@ -1121,10 +1121,12 @@ static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *o
 
 /* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
  * times 0.25, bit for bit. One row pair: output row yo of ow values from input rows r0,
- * r1. AVX2: 8 windows at a time from the even and odd columns (as maxpool), the last 8
- * (or 4 when the row has fewer than 8) overlapping the ones before instead of a scalar
- * tail; other ISAs: a plain loop that the compiler vectorises. */
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+ * r1. With the __m256 intrinsics (the AVX2 and AVX-512 regions): 8 windows at a time
+ * from the even and odd columns (as maxpool), the last 8 (or 4 when the row has fewer
+ * than 8) overlapping the ones before instead of a scalar tail; the generic ISA: a plain
+ * loop. (The AVX-512 region took the plain loop until session 10, which the compiler did
+ * not vectorise: the custom net's avgpool2_bwd was 6.7% of its profile.) */
+#if SIMD_M256
 ALWAYS_INLINE __m256 SFX(avgpool2_8)(const float *r0, const float *r1)
 {
     __m256 tl, tr, bl, br;
@@ -1149,7 +1151,7 @@ ALWAYS_INLINE void SFX(avgpool2_row)(int ow, const float *restrict r0, const flo
                                      float *restrict yo)
 {
     int ox = 0;
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#if SIMD_M256
     if (ow >= 8) {
         for (; ox + 8 <= ow; ox += 8) _mm256_storeu_ps(yo + ox, SFX(avgpool2_8)(r0 + 2 * ox, r1 + 2 * ox));
         if (ox < ow) _mm256_storeu_ps(yo + ow - 8, SFX(avgpool2_8)(r0 + 2 * (ow - 8), r1 + 2 * (ow - 8)));
@@ -1176,13 +1178,14 @@ static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, floa
 }
 
 /* Backward of one row pair: every input position written once (0 + dy/4, as the
- * reference's zeroed buffer plus one contribution; an odd last column gets 0). AVX2, even
- * rows of 8 or more: 8 inputs (4 windows) at a time, the last 8 overlapping. */
+ * reference's zeroed buffer plus one contribution; an odd last column gets 0). With the
+ * __m256 intrinsics, even rows of 8 or more: 8 inputs (4 windows) at a time, the last 8
+ * overlapping. */
 ALWAYS_INLINE void SFX(avgpool2_row_grad)(int ow, int w, const float *restrict g, float *restrict r0,
                                           float *restrict r1)
 {
     int ox = 0;
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#if SIMD_M256
     if (!(w & 1) && w >= 8) {
         const __m128 q = _mm_set1_ps(0.25f);
         for (int c = 0;; c += 8) {
