@@ -6,14 +6,20 @@ local M = {}
 
 local BATCH = 64
 
--- The nets, as lunet builds them (PyTorch's twins are in bench/torch_bench.py).
+-- The nets, as lunet builds them (PyTorch's twins are in bench/torch_bench.py), and the
+-- epochs each measurement trains, for lunet and PyTorch alike: enough for a run on one
+-- thread to last 0.25 s or more on a Zen 5 core. A run on 2 threads that starts while the
+-- second core has been idle pays a start-up of 10-20 ms on the development machine (a
+-- fresh net's first epoch of the study: 77-98k samples/s after a 1-thread run, 96k
+-- without; 111k from the second epoch on), which 1-epoch runs of 30-50 ms turned into a
+-- 2-thread "speed-up" of 0.99x.
 local function nets(lunet)
   local L = lunet
   return {
-    { name = "study", what = "the study's net (relu after pooling), SGD", torch = true,
+    { name = "study", what = "the study's net (relu after pooling), SGD", torch = true, epochs = 5,
       make = function() return L.models.mnist_cnn { seed = 1 } end,
       optimizer = function() return L.sgd { lr = 0.01, momentum = 0.5 } end },
-    { name = "tanh", what = "the study's layout with tanh before pooling, SGD",
+    { name = "tanh", what = "the study's layout with tanh before pooling, SGD", epochs = 5,
       make = function()
         return L.sequential { L.conv2d(1, 10, 5), L.tanh(), L.maxpool2d(2), L.conv2d(10, 20, 5),
           L.dropout2d(0.5), L.tanh(), L.maxpool2d(2), L.flatten(), L.linear(320, 50), L.tanh(),
@@ -21,13 +27,14 @@ local function nets(lunet)
       end,
       optimizer = function() return L.sgd { lr = 0.01, momentum = 0.5 } end },
     { name = "custom", what = "conv 3x3 pad 1, batchnorm2d, relu, avgpool, conv, batchnorm2d, tanh, avgpool, linear; Adam",
+      epochs = 3,
       make = function()
         return L.sequential { L.conv2d(1, 16, 3, { padding = 1 }), L.batchnorm2d(16), L.relu(),
           L.avgpool2d(2), L.conv2d(16, 32, 3, { padding = 1 }), L.batchnorm2d(32), L.tanh(),
           L.avgpool2d(2), L.flatten(), L.linear(1568, 10), L.log_softmax(), input = { 1, 28, 28 }, seed = 1 }
       end,
       optimizer = function() return L.adam { lr = 1e-3 } end },
-    { name = "cifar", what = "CIFAR-shaped net on 3x32x32, SGD", torch = true, cifar = true,
+    { name = "cifar", what = "CIFAR-shaped net on 3x32x32, SGD", torch = true, cifar = true, epochs = 3,
       make = function()
         return L.sequential { L.conv2d(3, 32, 3, { padding = 1 }), L.relu(), L.maxpool2d(2),
           L.conv2d(32, 64, 3, { padding = 1 }), L.relu(), L.maxpool2d(2), L.flatten(),
@@ -35,7 +42,7 @@ local function nets(lunet)
       end,
       optimizer = function() return L.sgd { lr = 0.01, momentum = 0.9 } end },
     { name = "fashion", what = "Fashion-MNIST reference CNN (5x5 pad 2, linear 3136-1024, dropout 0.4), Adam",
-      torch = true, fashion = true,
+      torch = true, fashion = true, epochs = 2,
       make = function()
         return L.sequential { L.conv2d(1, 32, 5, { padding = 2 }), L.relu(), L.maxpool2d(2),
           L.conv2d(32, 64, 5, { padding = 2 }), L.relu(), L.maxpool2d(2), L.flatten(),
@@ -96,7 +103,7 @@ function M.run(env)
       for threads, into in ipairs({ l1, l2 }) do
         local net = n.make()
         local cpu0 = os.clock()
-        local h = net:train { data = data, batch = BATCH, iterations = 1, quiet = true,
+        local h = net:train { data = data, batch = BATCH, iterations = n.epochs, quiet = true,
           optimizer = n.optimizer(), threads = threads }
         -- 1 thread: samples per CPU-second too, which other load on the machine hardly
         -- changes (the wall-clock figure drops with it)
@@ -105,8 +112,8 @@ function M.run(env)
         net:free()
       end
       if torch and n.torch then
-        t1[#t1 + 1] = torch.measure(BATCH, 1, n.name, 1)
-        t2[#t2 + 1] = torch.measure(BATCH, 2, n.name, 1)
+        t1[#t1 + 1] = torch.measure(BATCH, 1, n.name, n.epochs)
+        t2[#t2 + 1] = torch.measure(BATCH, 2, n.name, n.epochs)
       end
     end
     local r = { l1 = median(l1), l2 = median(l2), t1 = median(t1), t2 = median(t2), c1 = median(c1),

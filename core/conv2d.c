@@ -350,8 +350,7 @@ static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int trans
         return;
     }
     const float *bsums = sums + g->ck * g->ocp;
-    for (int o = 0; o < g->oc; o++)
-        for (int64_t k = 0; k < g->ck; k++) dw[o * g->ck + k] += sums[k * g->ocp + o];
+    K->transpose_add(g->ck, g->oc, sums, g->ocp, dw, g->ck);
     if (db)
         for (int o = 0; o < g->oc; o++) db[o] += bsums[o];
 }

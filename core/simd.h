@@ -75,6 +75,10 @@ typedef struct {
     void (*conv_dw_lanes)(const ln_conv_geom *g, int o0, int o1, int64_t k0, int64_t k1, int ns,
                           const float *dy, int64_t dstride, const float *rows, int64_t rstride,
                           float *part, float *bpart, int first);
+    /* dst[o*dstride + k] += src[k*sstride + o] for k < rows, o < cols (conv_dw's sums
+     * into the layer's gradient; one addition per element, so the same bits in any order) */
+    void (*transpose_add)(int64_t rows, int cols, const float *src, int64_t sstride, float *dst,
+                          int64_t dstride);
     /* out[i] += sum of part[i*lanes .. i*lanes + lanes), fixed order */
     void (*reduce_lanes)(int64_t n, const float *part, float *out);
     /* linear: y = x W^T + b, x: n x in, y: n x out */

@@ -796,6 +796,35 @@ static void test_reduce_lanes(const ln_simd_kernels *K, ln_rng *rng, const char 
     free(out[1]);
 }
 
+/* transpose_add (conv2d's transposed weight-gradient sums into the layer's gradient, in
+ * blocks of 8 x 8 where the ISA has them) bit for bit the element-by-element sum, on
+ * shapes with and without whole blocks (the study's conv2: 250 x 20 from ocp 32), with
+ * strides wider than the block and -0 in both operands. */
+static void test_transpose_add(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int shapes[][3] = {{250, 20, 32}, {25, 10, 16}, {8, 8, 8}, {7, 3, 8}, {144, 32, 32}, {17, 9, 24}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const int64_t rows = shapes[c][0], sstride = shapes[c][2];
+        const int cols = shapes[c][1];
+        const int64_t dstride = rows + 3; /* wider than a row: the gaps must stay as they are */
+        float *src = falloc(rows * sstride), *got = falloc(cols * dstride), *want = falloc(cols * dstride);
+        for (int64_t i = 0; i < rows * sstride; i++) src[i] = 2.0f * ln_rng_uniform(rng) - 1.0f;
+        for (int64_t i = 0; i < cols * dstride; i++) got[i] = want[i] = i % 5 ? ln_rng_uniform(rng) : -0.0f;
+        src[1] = -0.0f;
+        K->transpose_add(rows, cols, src, sstride, got, dstride);
+        for (int o = 0; o < cols; o++)
+            for (int64_t k = 0; k < rows; k++) want[o * dstride + k] += src[k * sstride + o];
+        char desc[200], detail[300] = "";
+        snprintf(desc, sizeof desc, "%s transpose_add %lld x %d (source stride %lld) = element by element (bit for bit)",
+                 isa, (long long)rows, cols, (long long)sstride);
+        tap_result(&T, same_bits(got, want, sizeof(float) * (size_t)(cols * dstride), detail, sizeof detail), desc,
+                   detail);
+        free(src);
+        free(got);
+        free(want);
+    }
+}
+
 static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
 {
     const int64_t n = 1003; /* a vector tail on every ISA */
@@ -1213,6 +1242,7 @@ int main(void)
         test_scale_runs(ln_simd_for((ln_isa)isa), &rng, name);
         test_optim_kernels(ln_simd_for((ln_isa)isa), &rng, name);
         test_reduce_lanes(ln_simd_for((ln_isa)isa), &rng, name);
+        test_transpose_add(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
         thread_cases(&rng, name);
