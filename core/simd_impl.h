@@ -317,13 +317,17 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
             tn = TM * TN / m < TN ? TM * TN / m : TN;
             break;
         }
-    for (int o0 = 0; o0 < g->oc; o0 += tm) {
-        const int mr = g->oc - o0 < tm ? g->oc - o0 : tm;
-        int nr;
-        for (int64_t v0 = 0; v0 < nvec; v0 += nr) {
-            nr = (int)(nvec - v0 < tn ? nvec - v0 : tn);
-            /* a lone last vector would be a narrow tile: the two before it share with it */
-            if (tn == 3 && nvec - v0 == 4) nr = 2;
+    /* The rows and the vectors in tiles as even as they can be (custom conv2, 32 channels
+     * by 13 vectors: 5,5,5,5,4,4,4 by 4,3,3,3 rather than 5 x 6 + 2 by 4,4,4,1, whose
+     * narrow tiles had too few chains to hide the FMA latency) */
+    const int mt = (g->oc + tm - 1) / tm;
+    const int64_t nt = (nvec + tn - 1) / tn;
+    int o0 = 0;
+    for (int ti = 0; ti < mt; ti++) {
+        const int mr = g->oc / mt + (ti < g->oc % mt);
+        int64_t v0 = 0;
+        for (int64_t tj = 0; tj < nt; tj++) {
+            const int nr = (int)(nvec / nt + (tj < nvec % nt));
             const int last = v0 + nr == nvec ? tail : VL;
             if (tm <= TM)
                 TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck, bias ? bias + o0 : NULL,
@@ -331,7 +335,9 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
             else /* a taller tile is at most CONV_TALL_TN vectors wide: no others compiled */
                 TILE_SWITCH_LIM(SFX(conv_fwd_tile), TMAX_M, CONV_TALL_TN, mr, nr, g, w + o0 * g->ck,
                                 bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
+            v0 += nr;
         }
+        o0 += mr;
     }
 }
 
