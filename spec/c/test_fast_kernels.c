@@ -1183,9 +1183,11 @@ int main(void)
         test_linear(5000, 9, 1, 23, &rng, name);
         test_linear(40, 3000, 0, 5, &rng, name);
         test_linear(33, 17, 1, 1100, &rng, name);
-        /* output widths 12 (8 + 4 windows), 4, 4 (odd width), 2, 35, 1, 14 (8 + 4 + 2), 9 (8 + 1, odd) */
+        /* output widths 12 (8 + 4 windows), 4, 4 (odd width), 2, 35, 1, 14 (8 + 4 + 2), 9 (8 + 1, odd),
+         * 4 again on 8-wide planes of 7 and 4 row pairs plus an odd row (AVX-512 takes 8-wide
+         * planes 4 row pairs at a time) */
         static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70},
-                                       {2, 2, 3},   {2, 6, 28}, {1, 4, 19}};
+                                       {2, 2, 3},   {2, 6, 28}, {1, 4, 19}, {3, 14, 8}, {2, 9, 8}};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
