@@ -91,6 +91,17 @@ function M.run(env)
     "lunet 1t", "GFLOP/s", "% of peak", "lunet 2t", "GFLOP/s", "% of peak", "torch 1t", "torch 2t", "2t/best",
     "1t/CPU-s", "% of peak"))
   print(("-"):rep(145))
+  -- A discarded warm-up on 2 threads: the first 2-thread run of a process on the Zen 5
+  -- development machine went at one thread's speed for its first ~55 ms (0.95 ms steps
+  -- of the study, then 0.58 ms; later runs of the same process, new nets included, were
+  -- at 0.58 ms from their second step), which is the host's scheduling, not lunet's.
+  do
+    local warm = nets(lunet)[1]
+    local net = warm.make()
+    net:train { data = env.data, batch = BATCH, iterations = 3, quiet = true, optimizer = warm.optimizer(),
+      threads = 2 }
+    net:free()
+  end
   local res = {}
   for _, n in ipairs(nets(lunet)) do
     local data = n.cifar and cifar or n.fashion and fashion or env.data
