@@ -1358,6 +1358,17 @@ static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
            (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
 }
 
+/* The four input gradients of 16 windows: g where the offset rel of the maximum within
+ * its window is 0, 1, w or w + 1 (top-left, top-right, bottom-left, bottom-right), else 0 */
+ALWAYS_INLINE void SFX(window_grads)(__m512i rel, __m512 g, __m512i c1, __m512i cw, __m512i cw1, __m512 *v00,
+                                     __m512 *v01, __m512 *v10, __m512 *v11)
+{
+    *v00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512()), g);
+    *v01 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, c1), g);
+    *v10 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw), g);
+    *v11 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw1), g);
+}
+
 ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
                                          int32_t *argmax, int relu, const int pre)
 {
@@ -1468,10 +1479,8 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
                     g);
             const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w), base8);
             const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ap + oy * ow), base);
-            const __m512 v00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512()), g);
-            const __m512 v01 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, c1), g);
-            const __m512 v10 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw), g);
-            const __m512 v11 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw1), g);
+            __m512 v00, v01, v10, v11;
+            SFX(window_grads)(rel, g, c1, cw, cw1, &v00, &v01, &v10, &v11);
             const __m512 t01 = _mm512_permutex2var_ps(v00, ilo, v01), t23 = _mm512_permutex2var_ps(v00, ihi, v01);
             const __m512 b01 = _mm512_permutex2var_ps(v10, ilo, v11), b23 = _mm512_permutex2var_ps(v10, ihi, v11);
             float *r = xp + (int64_t)(2 * oy) * w;
@@ -1497,10 +1506,8 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
                         g);
                 const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), two_iota);
                 const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(mn, ap + oy * ow + ox), base);
-                const __m512 v00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512()), g);
-                const __m512 v01 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, c1), g);
-                const __m512 v10 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw), g);
-                const __m512 v11 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw1), g);
+                __m512 v00, v01, v10, v11;
+                SFX(window_grads)(rel, g, c1, cw, cw1, &v00, &v01, &v10, &v11);
                 const __m512 t0 = _mm512_permutex2var_ps(v00, ilo, v01), t1 = _mm512_permutex2var_ps(v00, ihi, v01);
                 const __m512 b0 = _mm512_permutex2var_ps(v10, ilo, v11), b1 = _mm512_permutex2var_ps(v10, ihi, v11);
                 /* Full stores are safe inside the row, or when the row is one chunk:
