@@ -73,8 +73,23 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, dym, sums, groups, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, groups, end;
 } ws_offsets;
+
+/* Batches of at most this many samples take the transposed weight gradient (on layers
+ * with DW_MIN_CK or more unfolded rows, dw_transposed) even when some of its lanes are
+ * padding: the lane partials' reduction, once per group, then costs more than the
+ * padding (the study's conv2, 20 channels in 24 lanes: +12.6% samples per second at
+ * batch 1, +6.5% at 2, no change at 4; train_bench medians of 7). */
+#define DW_FEW_SAMPLES 2
+/* Layers whose unfolded rows of one sample hold at most this many floats keep room for
+ * them transposed (ln_conv_ws.rowst): the study's conv2 needs 64 x 250. */
+#define ROWST_MAX_FLOATS 32768
+
+static int64_t rowst_floats(const ln_conv_geom *g)
+{
+    return g->p * g->ck <= ROWST_MAX_FLOATS ? DW_FEW_SAMPLES * g->p * g->ck : 0;
+}
 
 static ws_offsets ws_layout(const ln_conv_geom *g)
 {
@@ -88,7 +103,8 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     o.dym = o.dyt + ln_conv_chunk(g) * g->p * g->ocp;
     o.sums = o.dym + ln_conv_chunk(g) * g->oc * g->p;
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
-    o.groups = o.sums + (transposed > partials ? transposed : partials);
+    o.rowst = o.sums + (transposed > partials ? transposed : partials);
+    o.groups = o.rowst + rowst_floats(g);
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
     return o;
 }
@@ -105,6 +121,7 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.dyt = ws + o.dyt;
     w.dym = ws + o.dym;
     w.sums = ws + o.sums;
+    w.rowst = rowst_floats(g) ? ws + o.rowst : NULL;
     w.groups = ws + o.groups;
     w.unf = o.unf;
     return w;
@@ -312,12 +329,6 @@ int conv2d_absorbs_pool_drop(const ln_layer *l, const ln_layer *drop)
  * products (kernel_bench: first layers with 9 to 27 rows lost or broke even). */
 #define DW_MIN_CK 32
 
-/* Batches of at most this many samples take the transposed weight gradient even when
- * some of its lanes are padding: the lane partials' reduction, once per group, then
- * costs more than the padding (the study's conv2, 20 channels in 24 lanes: +12.6% samples
- * per second at batch 1, +6.5% at 2, no change at 4; train_bench medians of 7). */
-#define DW_FEW_SAMPLES 2
-
 /* Which weight-gradient kernel a layer takes (simd.h) for a batch of n samples: the
  * transposed one unless the layer has few unfolded rows, or too many of its lanes would
  * be padding and the batch is not small. A function of the shapes, the batch size and
@@ -397,6 +408,12 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
     ln_conv_ws shared = ln_conv_ws_of(&g, ctx->shared ? ctx->shared : ctx->workspace);
     const int lanes = K->lanes, chunk = ln_conv_chunk(&g), transposed = dw_transposed(&g, K, ctx->batch);
+    /* A batch of one chunk that takes the transposed kernel: its rows transposed instead
+     * of dy, and the gradient as linear's weight gradient (positions as samples, vectors
+     * along the rows, so no lane is padding: the study's conv2 has 20 channels in 32
+     * lanes). Each (o, k) is then the same chain of FMAs in the same order as in the
+     * transposed kernel, written as 0 + the sum as its reduction writes it: the same bits. */
+    const int along_rows = transposed && ws.rowst && ctx->batch <= DW_FEW_SAMPLES && ctx->batch <= chunk;
     /* the sums: transposed, the bias's after the weight's; lane partials likewise */
     float *bsums = ws.sums + (transposed ? g.ck * g.ocp : g.oc * g.ck * lanes);
     const int gs = dw_group_size(&g, ctx->batch), groups = (ctx->batch + gs - 1) / gs;
@@ -426,8 +443,12 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                     prefetch_floats(x + (int64_t)(n0 + s + 1) * l->in_n, l->in_n);
                 K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
                 if (transposed) K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
+                if (along_rows) K->conv_rows_transpose(&g, ws.rows + s * ws.unf, ws.rowst + s * g.p * g.ck);
             }
-            if (transposed)
+            if (along_rows)
+                K->linear_bwd(ns * (int)g.p, (int)g.ck, (int)g.ocp, ws.rowst, NULL, ws.dyt, l->dweight, l->dbias, NULL,
+                              0, g.oc, 0, 0);
+            else if (transposed)
                 K->conv_dw(&g, 0, g.oc, 0, g.ck, ns, ws.dyt, ws.rows, ws.unf, ws.sums, l->dbias ? bsums : NULL,
                            n0 == s0);
             else
@@ -436,6 +457,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             for (int s = 0; dx && s < ns; s++)
                 dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
         }
+        if (along_rows) continue; /* the gradients are written */
         float *dw = l->dweight, *db = l->dbias;
         if (grp > 0) {
             dw = shared.groups + (grp - 1) * wn;

@@ -58,6 +58,9 @@ typedef struct {
     float *sums;  /* the weight gradient's sums, then the bias gradient's: transposed
                      ((ck + 1) * ocp, k-major) or as lane partials ((oc*ck + oc) *
                      LN_SIMD_MAX_LANES), as the kernel that computes them lays them out */
+    float *rowst;  /* DW_FEW_SAMPLES * P * ck, or nothing (layers with P * ck over
+                      ROWST_MAX_FLOATS): the unfolded rows of a small batch transposed
+                      (position-major), for the weight gradient along the rows (conv2d.c) */
     float *groups; /* (DW_GROUPS_MAX - 1) * (oc*ck + oc): the weight and bias gradients of
                       the second and later groups of samples (conv2d.c), in the first
                       thread's workspace */

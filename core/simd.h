@@ -75,6 +75,8 @@ typedef struct {
     void (*conv_dw_lanes)(const ln_conv_geom *g, int o0, int o1, int64_t k0, int64_t k1, int ns,
                           const float *dy, int64_t dstride, const float *rows, int64_t rstride,
                           float *part, float *bpart, int first);
+    /* rowst[p*ck + k] = row_k[p]: one sample's unfolded rows, position-major */
+    void (*conv_rows_transpose)(const ln_conv_geom *g, const float *rows, float *rowst);
     /* dst[o*dstride + k] += src[k*sstride + o] for k < rows, o < cols (conv_dw's sums
      * into the layer's gradient; one addition per element, so the same bits in any order) */
     void (*transpose_add)(int64_t rows, int cols, const float *src, int64_t sstride, float *dst,

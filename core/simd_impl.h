@@ -396,13 +396,13 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
 }
 
 #if SIMD_M256
-/* dst[i*dstride + j] = src[j*sstride + i] (add: dst[...] + src[...]) for i, j < 8: an
- * 8 x 8 block transposed in registers (unpack pairs, then quads, then halves) */
-ALWAYS_INLINE void SFX(transpose8_to)(const float *src, int64_t sstride, float *dst, int64_t dstride,
-                                      const int add)
+/* dst[i*dstride + j] = src[j][i] (add: dst[...] + src[j][i]) for i, j < 8, from 8 rows
+ * anywhere: an 8 x 8 block transposed in registers (unpack pairs, then quads, then
+ * halves) */
+ALWAYS_INLINE void SFX(transpose8_from)(const float *const *src, float *dst, int64_t dstride, const int add)
 {
     __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * sstride);
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[i]);
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -424,11 +424,48 @@ ALWAYS_INLINE void SFX(transpose8_to)(const float *src, int64_t sstride, float *
     }
 }
 
+/* The same from 8 rows sstride floats apart. */
+ALWAYS_INLINE void SFX(transpose8_to)(const float *src, int64_t sstride, float *dst, int64_t dstride,
+                                      const int add)
+{
+    const float *rows[8];
+    for (int i = 0; i < 8; i++) rows[i] = src + i * sstride;
+    SFX(transpose8_from)(rows, dst, dstride, add);
+}
+
 ALWAYS_INLINE void SFX(transpose8)(const float *src, int64_t sstride, float *dst, int64_t dstride)
 {
     SFX(transpose8_to)(src, sstride, dst, dstride, 0);
 }
 #endif
+
+/* rowst[p*ck + k] = row_k[p] for one sample's unfolded rows (at their row_offsets):
+ * blocks of 8 rows by 8 positions transposed in registers where the region has them. */
+static void SFX(conv_rows_transpose)(const ln_conv_geom *g, const float *rows, float *rowst)
+{
+    const int64_t P = g->p, ck = g->ck;
+    int pos[3] = {0, 0, 0};
+    int64_t k0 = 0;
+#if SIMD_M256
+    const int64_t p8 = P / 8 * 8;
+    for (; k0 + 8 <= ck; k0 += 8) {
+        int64_t off[8];
+        SFX(row_offsets)(g, pos, 8, off);
+        const float *src[8];
+        for (int64_t p = 0; p < p8; p += 8) {
+            for (int i = 0; i < 8; i++) src[i] = rows + off[i] + p;
+            SFX(transpose8_from)(src, rowst + p * ck + k0, ck, 0);
+        }
+        for (int64_t p = p8; p < P; p++)
+            for (int i = 0; i < 8; i++) rowst[p * ck + k0 + i] = rows[off[i] + p];
+    }
+#endif
+    for (; k0 < ck; k0++) {
+        int64_t off;
+        SFX(row_offsets)(g, pos, 1, &off);
+        for (int64_t p = 0; p < P; p++) rowst[p * ck + k0] = rows[off + p];
+    }
+}
 
 /* dst[o*dstride + k] += src[k*sstride + o] for k < rows, o < cols: the transposed weight
  * gradient's sums (ck x ocp) added to the layer's (oc x ck). One addition per element,
@@ -1849,6 +1886,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .conv_dx = SFX(conv_dx),
     .conv_dy_transpose = SFX(conv_dy_transpose),
     .transpose_add = SFX(transpose_add),
+    .conv_rows_transpose = SFX(conv_rows_transpose),
     .conv_dw = SFX(conv_dw),
     .conv_dw_lanes = SFX(conv_dw_lanes),
     .reduce_lanes = SFX(reduce_lanes),

@@ -1,7 +1,9 @@
--- The three small trainings whose per-step losses spec/regression_spec.lua holds to the
--- recorded bits: the study's net with SGD-momentum, the same with Adam on 2 threads, and
--- a net through padding, stride, batchnorm, relu/tanh/sigmoid, avg/max pooling, dropout
--- and AdamW. Synthetic data, so they run everywhere. The spec runs them in a child
+-- The four small trainings whose per-step losses spec/regression_spec.lua holds to the
+-- recorded bits: the study's net with SGD-momentum, the same with Adam on 2 threads, a
+-- net through padding, stride, batchnorm, relu/tanh/sigmoid, avg/max pooling, dropout
+-- and AdamW, and the study's net at batch 1 (recorded in session 10 when its conv2
+-- weight gradient moved to the unfolded rows' side, from the transposed kernel's bits,
+-- which it keeps). Synthetic data, so they run everywhere. The spec runs them in a child
 -- process per instruction set (LUNET_ISA is read once, when the kernels are first
 -- chosen); to re-record, print them with
 --   LUNET_ISA=avx2 lua5.4 -e 'require("regression_cases").print()'
@@ -26,11 +28,14 @@ M.CASES = {
   { "study sgd", study, function() return lunet.sgd { lr = 0.01, momentum = 0.9 } end, 1 },
   { "study adam 2 threads", study, function() return lunet.adam {} end, 2 },
   { "custom adamw", custom, function() return lunet.adamw { lr = 3e-3 } end, 1 },
+  -- batch 1: the convolutions' weight gradients of a batch of one sample (conv2d.c's
+  -- transposed kernel, or the same sums along the unfolded rows)
+  { "study sgd batch 1", study, function() return lunet.sgd { lr = 0.01, momentum = 0.9 } end, 1, 1 },
 }
 
 -- The losses of case `c` (an entry of M.CASES), each as a %a string.
 function M.losses(c)
-  local h = c[2]():train { data = synthetic(256, 10, 5), loss = "nll", optimizer = c[3](), batch = 32,
+  local h = c[2]():train { data = synthetic(256, 10, 5), loss = "nll", optimizer = c[3](), batch = c[5] or 32,
     iterations = 6, unit = "step", seed = 3, threads = c[4], quiet = true }
   local got = {}
   for i, v in ipairs(h.loss) do got[i] = ("%a"):format(v) end
