@@ -825,6 +825,43 @@ static void test_transpose_add(const ln_simd_kernels *K, ln_rng *rng, const char
     }
 }
 
+/* conv_rows_transpose (a small batch's unfolded rows, position-major, for the weight
+ * gradient along the rows) bit for bit the element-by-element copy from each row's
+ * place: row (c, ki, kj) at (c*k + kj)*rs1 + ki*rs2 in both layouts (conv_geom.h). The
+ * study's conv2 (shifted layout, 250 rows), a padded layer (9 rows, fewer than a block),
+ * a strided one (im2col, 27 rows, 3 over the blocks of 8). */
+static void test_rows_transpose(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int cases[][6] = {{10, 12, 20, 5, 1, 0}, {1, 28, 16, 3, 1, 1}, {3, 32, 12, 3, 2, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int c = cases[i][0], hw = cases[i][1];
+        owned_layer o;
+        int64_t d[3] = {c, hw, hw};
+        make_layer(&o, ln_conv2d(c, cases[i][2], cases[i][3], cases[i][4], cases[i][5]), ln_shape_make(3, d), 1, rng);
+        ln_conv_geom g;
+        ln_conv_geom_of(&o.l.spec, &o.l.in, &o.l.out, &g);
+        float *rows = falloc(g.unf_n + 64), *got = falloc(g.p * g.ck), *want = falloc(g.p * g.ck);
+        for (int64_t j = 0; j < g.unf_n + 64; j++) rows[j] = 2.0f * ln_rng_uniform(rng) - 1.0f;
+        K->conv_rows_transpose(&g, rows, got);
+        const int k = g.k;
+        for (int ci = 0; ci < g.c; ci++)
+            for (int ki = 0; ki < k; ki++)
+                for (int kj = 0; kj < k; kj++) {
+                    const int64_t row = ((int64_t)ci * k + ki) * k + kj;
+                    const int64_t off = ((int64_t)ci * k + kj) * g.rs1 + ki * g.rs2;
+                    for (int64_t p = 0; p < g.p; p++) want[p * g.ck + row] = rows[off + p];
+                }
+        char desc[200], detail[300] = "";
+        snprintf(desc, sizeof desc, "%s conv_rows_transpose of %lld rows x %lld positions (%s layout) = element by element",
+                 isa, (long long)g.ck, (long long)g.p, g.shifted ? "shifted" : "im2col");
+        tap_result(&T, same_bits(got, want, sizeof(float) * (size_t)(g.p * g.ck), detail, sizeof detail), desc, detail);
+        free(rows);
+        free(got);
+        free(want);
+        free_layer(&o);
+    }
+}
+
 static void test_optim_kernels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
 {
     const int64_t n = 1003; /* a vector tail on every ISA */
@@ -1245,6 +1282,7 @@ int main(void)
         test_optim_kernels(ln_simd_for((ln_isa)isa), &rng, name);
         test_reduce_lanes(ln_simd_for((ln_isa)isa), &rng, name);
         test_transpose_add(ln_simd_for((ln_isa)isa), &rng, name);
+        test_rows_transpose(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
         thread_cases(&rng, name);
