@@ -469,7 +469,7 @@ static void SFX(conv_rows_transpose)(const ln_conv_geom *g, const float *rows, f
 
 /* dst[o*dstride + k] += src[k*sstride + o] for k < rows, o < cols: the transposed weight
  * gradient's sums (ck x ocp) added to the layer's (oc x ck). One addition per element,
- * so any order gives the same bits as conv2d.c's element-by-element twin; blocks of 8 x 8
+ * so any order gives the same bits as the element loop it replaced; blocks of 8 x 8
  * transposed in registers where the region has them (at batch 1 the scalar loop's
  * strided reads were 5.6% of the study's time on AVX-512). */
 static void SFX(transpose_add)(int64_t rows, int cols, const float *src, int64_t sstride, float *dst,
@@ -1428,13 +1428,46 @@ ALWAYS_INLINE void SFX(window_grads)(__m512i rel, __m512 g, __m512i c1, __m512i 
     *v11 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rel, cw1), g);
 }
 
+/* The pick of 16 windows from their four inputs, in window order tl, tr, bl, br: first
+ * maximum, first NaN. Pick within each row, then the bottom pick wins only if it beats
+ * the top pick strictly (or is NaN where the top is not): the same as scanning in order.
+ * relu: the fused ReLU (kept where > 0 or NaN). *idx: base (each window's top-left
+ * offset in the plane) plus the pick's offset within the window (0, 1, w or w + 1). */
+ALWAYS_INLINE __m512 SFX(window_pick)(__m512 tl, __m512 tr, __m512 bl, __m512 br, int relu, int w, __m512i base,
+                                      __m512i *idx)
+{
+    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(w);
+    const __mmask16 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
+    const __m512 top = _mm512_mask_mov_ps(tl, t, tr), bot = _mm512_mask_mov_ps(bl, b, br);
+    const __mmask16 v = SFX(later_wins)(top, bot);
+    __m512 best = _mm512_mask_mov_ps(top, v, bot);
+    if (relu) best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NLE_UQ), best);
+    __m512i off = _mm512_maskz_mov_epi32(t, one);
+    off = _mm512_mask_mov_epi32(off, v, _mm512_mask_add_epi32(wv, b, wv, one));
+    *idx = _mm512_add_epi32(base, off);
+    return best;
+}
+
+/* The output gradient of 16 windows (the lanes of m) at offset `at` of the pooled
+ * planes, through a fused activation's derivative (pre, from its output pre_y) and a
+ * fused ReLU's (dy where relu_y > 0), as the backward applies them. */
+ALWAYS_INLINE __m512 SFX(window_dy)(__mmask16 m, int64_t at, const float *dy, int pre, const float *pre_y,
+                                    const float *relu_y)
+{
+    __m512 g = _mm512_maskz_loadu_ps(m, dy + at);
+    if (pre) g = (__m512)SFX(pre_grad)(pre, (vf)g, (vf)_mm512_maskz_loadu_ps(m, pre_y + at));
+    if (relu_y)
+        g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, relu_y + at), _mm512_setzero_ps(), _CMP_GT_OQ),
+                                g);
+    return g;
+}
+
 ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const float *x, float *y,
                                          int32_t *argmax, int relu, const int pre)
 {
     const int oh = h / 2, ow = w / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(w);
     const float *yend = y + planes * oh * ow;
     /* 8 wide (the study's conv2: 8x8 planes): 4 row pairs at a time, 16 windows from 4 plain
      * loads of 2 rows each; lanes 0-7 of a permutation pick the top row's even columns of
@@ -1459,15 +1492,9 @@ ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const flo
             const __m512 b01 = _mm512_permutex2var_ps(z0, bot8, z1), b23 = _mm512_permutex2var_ps(z2, bot8, z3);
             const __m512 tl = _mm512_shuffle_f32x4(t01, t23, 0x44), tr = _mm512_shuffle_f32x4(t01, t23, 0xEE);
             const __m512 bl = _mm512_shuffle_f32x4(b01, b23, 0x44), br = _mm512_shuffle_f32x4(b01, b23, 0xEE);
-            const __mmask16 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
-            const __m512 top = _mm512_mask_mov_ps(tl, t, tr), bot = _mm512_mask_mov_ps(bl, b, br);
-            const __mmask16 v = SFX(later_wins)(top, bot);
-            __m512 best = _mm512_mask_mov_ps(top, v, bot);
-            if (relu)
-                best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NLE_UQ), best);
-            __m512i off = _mm512_maskz_mov_epi32(t, one);
-            off = _mm512_mask_mov_epi32(off, v, _mm512_mask_add_epi32(wv, b, wv, one));
-            const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(_mm512_set1_epi32(2 * oy * w), base8), off);
+            __m512i idx;
+            const __m512 best = SFX(window_pick)(tl, tr, bl, br, relu, w,
+                                                 _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w), base8), &idx);
             _mm512_storeu_ps(yp + oy * ow, best);
             _mm512_storeu_si512(ap + oy * ow, idx);
         }
@@ -1483,19 +1510,9 @@ ALWAYS_INLINE void SFX(maxpool2_fwd_pre)(int64_t planes, int h, int w, const flo
                 const __m512 b1 = (__m512)SFX(pre_act)(pre, (vf)_mm512_maskz_loadu_ps(mhi, r1 + 2 * ox + 16));
                 const __m512 tl = _mm512_permutex2var_ps(a0, even, a1), tr = _mm512_permutex2var_ps(a0, odd, a1);
                 const __m512 bl = _mm512_permutex2var_ps(b0, even, b1), br = _mm512_permutex2var_ps(b0, odd, b1);
-                /* window order tl, tr, bl, br: first maximum, first NaN. Pick within each
-                 * row, then the bottom pick wins only if it beats the top pick strictly
-                 * (or is NaN where the top is not): the same as scanning in order. */
-                const __mmask16 t = SFX(later_wins)(tl, tr), b = SFX(later_wins)(bl, br);
-                const __m512 top = _mm512_mask_mov_ps(tl, t, tr), bot = _mm512_mask_mov_ps(bl, b, br);
-                const __mmask16 v = SFX(later_wins)(top, bot);
-                __m512 best = _mm512_mask_mov_ps(top, v, bot);
-                if (relu) /* the fused ReLU: kept where > 0 or NaN */
-                    best = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NLE_UQ), best);
-                __m512i off = _mm512_maskz_mov_epi32(t, one);
-                off = _mm512_mask_mov_epi32(off, v, _mm512_mask_add_epi32(wv, b, wv, one));
-                const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), even);
-                const __m512i idx = _mm512_add_epi32(base, off);
+                __m512i idx;
+                const __m512 best = SFX(window_pick)(tl, tr, bl, br, relu, w,
+                                                     _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), even), &idx);
                 float *yo = yp + oy * ow + ox;
                 /* a full store runs into the next output row, written after this one */
                 if (yo + 16 <= yend) {
@@ -1532,12 +1549,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
         /* 8 wide: 4 row pairs (16 windows) at a time, the forward's permutations undone:
          * the windows' top halves interleaved into rows, then two rows to a store */
         for (; w == 8 && oy + 4 <= oh; oy += 4) {
-            __m512 g = _mm512_loadu_ps(gp + oy * ow);
-            if (pre) g = (__m512)SFX(pre_grad)(pre, (vf)g, (vf)_mm512_loadu_ps(pre_y + (gp - dy) + oy * ow));
-            if (relu_y)
-                g = _mm512_maskz_mov_ps(
-                    _mm512_cmp_ps_mask(_mm512_loadu_ps(relu_y + (gp - dy) + oy * ow), _mm512_setzero_ps(), _CMP_GT_OQ),
-                    g);
+            const __m512 g = SFX(window_dy)((__mmask16)0xFFFF, (gp - dy) + oy * ow, dy, pre, pre_y, relu_y);
             const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w), base8);
             const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ap + oy * ow), base);
             __m512 v00, v01, v10, v11;
@@ -1556,15 +1568,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
                 const int n = ow - ox < 16 ? ow - ox : 16;
                 const int lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
                 const __mmask16 mn = (__mmask16)((1u << n) - 1);
-                __m512 g = _mm512_maskz_loadu_ps(mn, gp + oy * ow + ox);
-                if (pre)
-                    g = (__m512)SFX(pre_grad)(pre, (vf)g,
-                                              (vf)_mm512_maskz_loadu_ps(mn, pre_y + (gp - dy) + oy * ow + ox));
-                if (relu_y) /* the fused ReLU's backward: dy where its output > 0 */
-                    g = _mm512_maskz_mov_ps(
-                        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mn, relu_y + (gp - dy) + oy * ow + ox),
-                                           _mm512_setzero_ps(), _CMP_GT_OQ),
-                        g);
+                const __m512 g = SFX(window_dy)(mn, (gp - dy) + oy * ow + ox, dy, pre, pre_y, relu_y);
                 const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), two_iota);
                 const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(mn, ap + oy * ow + ox), base);
                 __m512 v00, v01, v10, v11;
