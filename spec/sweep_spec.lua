@@ -500,9 +500,11 @@ print(res)
       waited = waited + 1
     end
     local sid = util.read(dir .. "/sid"):match("%d+")
-    os.execute("pkill -TERM -s " .. sid)
+    -- pkill and pgrep without the sanitizer runtimes `make test SANITIZE=1` preloads for
+    -- lua5.4 (pkill hung in a futex under them)
+    os.execute("env -u LD_PRELOAD pkill -TERM -s " .. sid)
     waited = 0
-    while os.execute("pgrep -s " .. sid .. " >/dev/null") == true and waited < 600 do
+    while os.execute("env -u LD_PRELOAD pgrep -s " .. sid .. " >/dev/null") == true and waited < 600 do
       os.execute("sleep 0.05")
       waited = waited + 1
     end
