@@ -56,8 +56,10 @@ static void apply_mask(const ln_layer *l, const ln_ctx *ctx, const float *in, fl
     }
 }
 
-/* The keep-scales of mask entries [e0, e1), rng positioned at entry e0's draw. */
-static void draw_mask(ln_layer *l, ln_rng *rng, int64_t e0, int64_t e1)
+/* The keep-scales of mask entries [e0, e1), rng positioned at entry e0's draw. The
+ * fast path (ln_simd()->dropout_mask) draws 8 entries at a time; the loop below is its
+ * reference twin. */
+static void draw_mask(ln_layer *l, ln_rng *rng, int64_t e0, int64_t e1, int reference)
 {
     const float p = l->spec.p;
     if (!(p > 0.0f) || !rng) {
@@ -70,6 +72,10 @@ static void draw_mask(ln_layer *l, ln_rng *rng, int64_t e0, int64_t e1)
     } else {
         /* The scale in double then rounded once, so it is the float nearest 1/(1-p). */
         const float scale = (float)(1.0 / (1.0 - (double)p));
+        if (!reference) {
+            ln_simd()->dropout_mask(rng, e1 - e0, p, scale, l->mask + e0);
+            return;
+        }
         for (int64_t i = e0; i < e1; i++) l->mask[i] = ln_rng_uniform(rng) < p ? 0.0f : scale;
     }
 }
@@ -95,7 +101,7 @@ void dropout_draw_part(ln_layer *l, const ln_ctx *ctx, int64_t b0, int64_t b1)
         ln_rng_advance(&rng, (uint64_t)(b0 * per_sample));
         from = &rng;
     }
-    draw_mask(l, from, b0 * per_sample, b1 * per_sample);
+    draw_mask(l, from, b0 * per_sample, b1 * per_sample, ctx->reference);
 }
 
 /* Thread t of T: the samples ln_split gives it, their mask entries drawn as above. */

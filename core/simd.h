@@ -136,6 +136,9 @@ typedef struct {
     /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
      * (one product per element: bit for bit dropout.c's loops; out may be in) */
     void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);
+    /* dropout's keep-scales: mask[i] = (draw i of rng, as ln_rng_uniform) < p ? 0 : scale
+     * for i < n, rng left past the n draws (bit for bit dropout.c's loop) */
+    void (*dropout_mask)(ln_rng *rng, int64_t n, float p, float scale, float *mask);
     /* optimizers, the same operations in the same order as optim.c's scalar code (no
      * FMA contraction, IEEE sqrt and division), so bit for bit equal to it:
      * buf = buf*mom + keep*g; p = p + neg_lr*buf */
