@@ -87,11 +87,27 @@ void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out)
     for (int64_t i = 0; i < n; i++) read_sample(ds, first + i, per, out + (size_t)i * per);
 }
 
+/* Samples ahead of the one being read whose bytes a gather asks for: a shuffled batch's
+ * samples are far apart in memory, and by the next batch the net's activations have
+ * pushed the dataset out of L2, so each sample's first lines missed before the hardware
+ * prefetcher caught on (the study's gather: 3.0% of its profile, 1.4% with this; 2
+ * and 8 ahead did no better). */
+#define GATHER_AHEAD 4
+
+static void prefetch_sample(const ln_dataset *ds, int64_t index, size_t per)
+{
+    const char *p = ds->images ? (const char *)(ds->images + (size_t)index * per)
+                               : (const char *)(ds->pixels + (size_t)index * per);
+    const size_t bytes = ds->images ? per * sizeof(float) : per;
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+}
+
 void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
                        int32_t *labels)
 {
     const size_t per = sample_size(ds);
     for (int64_t i = 0; i < n; i++) {
+        if (i + GATHER_AHEAD < n) prefetch_sample(ds, indices[i + GATHER_AHEAD], per);
         read_sample(ds, indices[i], per, out + (size_t)i * per);
         if (labels) labels[i] = ds->labels[indices[i]];
     }
