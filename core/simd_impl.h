@@ -226,7 +226,19 @@ static void SFX(conv_fold)(const ln_conv_geom *g, const float *drows, float *dx)
         for (int c = 0; c < g->c; c++) {
             const float *blk = drows + (int64_t)c * k * g->rs1;
             float *out = dx + (int64_t)c * h * w + sx0;
-            for (int sy = 0; sy < h; sy++, out += w) {
+            int sy = 0;
+            /* two rows at a time: their chains of nk adds interleave */
+            for (; sy + 2 <= h && (n == VL || (sx0 == 0 && (out - dx) + w + VL <= end)); sy += 2, out += 2 * w) {
+                const float *row = blk + (int64_t)(sy + pad) * ow;
+                vf acc0 = V_ZERO(), acc1 = V_ZERO();
+                for (int q = 0; q < nk; q++) {
+                    acc0 = V_ADD(acc0, V_LOADU_LMASK(row + off[q], mask[q]));
+                    acc1 = V_ADD(acc1, V_LOADU_LMASK(row + ow + off[q], mask[q]));
+                }
+                V_STOREU(out, acc0);
+                V_STOREU(out + w, acc1);
+            }
+            for (; sy < h; sy++, out += w) {
                 const float *row = blk + (int64_t)(sy + pad) * ow;
                 vf acc = V_ZERO();
                 for (int q = 0; q < nk; q++) acc = V_ADD(acc, V_LOADU_LMASK(row + off[q], mask[q]));
