@@ -108,4 +108,5 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define SIMD_M256 1 /* __m256 intrinsics (AVX2) are available in the region */
 #define DW_FILL 90
 #define LIN_N 3 /* 3 x 4 forward tiles (simd_impl.h, LIN_O) */
+#define CONV_WIDE_CK 0 /* 16 registers: no 6 x 4 tiles */
 #define SIMD_MAXPOOL SIMD_MAXPOOL_AVX2

@@ -45,4 +45,5 @@
 #undef DW_FILL
 #undef SIMD_M256
 #undef LIN_N
+#undef CONV_WIDE_CK
 #undef SIMD_MAXPOOL

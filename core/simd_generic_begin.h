@@ -76,4 +76,5 @@ typedef struct {
 #define SIMD_M256 0
 #define DW_FILL 90
 #define LIN_N 2
+#define CONV_WIDE_CK 0
 #define SIMD_MAXPOOL SIMD_MAXPOOL_SCALAR

@@ -39,6 +39,8 @@
  *                   of its lanes are channels (the rest are padding), the lane partials
  *                   otherwise
  *   LIN_N           samples per tile of linear forward
+ *   CONV_WIDE_CK    0, or the reduction length (ck) from which conv_fwd takes TMAX_M x
+ *                   TMAX_N tiles for channel counts that TM does not divide
  *   SIMD_MAXPOOL    which twin of the 2x2 max pooling kernels to compile (they use the
  *                   ISA's own intrinsics): SIMD_MAXPOOL_SCALAR (plain C, any vector
  *                   width), SIMD_MAXPOOL_AVX2 (AVX2 intrinsics) or
@@ -65,8 +67,8 @@
 #error "simd_impl.h: the ISA header must define V_LOADU_LANES, V_LMASK, V_LMASK_MAKE, V_LOADU_LMASK, V_COPY8"
 #endif
 #if !defined(TM) || !defined(TN) || !defined(DW_TN) || !defined(DW_TM) || !defined(DW_FILL) || \
-    !defined(SIMD_M256) || !defined(LIN_N) || !defined(SIMD_MAXPOOL)
-#error "simd_impl.h: the ISA header must define TM, TN, DW_TN, DW_TM, DW_FILL, SIMD_M256, LIN_N, SIMD_MAXPOOL"
+    !defined(SIMD_M256) || !defined(LIN_N) || !defined(SIMD_MAXPOOL) || !defined(CONV_WIDE_CK)
+#error "simd_impl.h: the ISA header must define TM, TN, DW_TN, DW_TM, DW_FILL, SIMD_M256, LIN_N, SIMD_MAXPOOL, CONV_WIDE_CK"
 #endif
 
 /* the values of SIMD_MAXPOOL */
@@ -327,8 +329,13 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
      * 2 vectors wide): the study's first layer, 10 channels, takes 2 tiles of 5 x 2
      * rather than 4 + 4 + 2, whose 2 x 3 tile has too few accumulator chains to hide the
      * FMA latency. (Each output is one sum whatever the tiles: the same bits.) */
-    int tm = TM, tn = TN;
-    for (int m = TM + 1; g->oc % TM && m <= TMAX_M; m++)
+    int tm = TM, tn = TN, wide = 0;
+    if (CONV_WIDE_CK && g->oc % TM && g->ck >= CONV_WIDE_CK) {
+        tm = TMAX_M;
+        tn = TMAX_N;
+        wide = 1;
+    }
+    for (int m = TM + 1; !wide && g->oc % TM && m <= TMAX_M; m++)
         if (g->oc % m == 0 && TM * TN / m >= 2) {
             tm = m;
             tn = TM * TN / m < TN ? TM * TN / m : TN;
@@ -346,6 +353,12 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
         for (int64_t tj = 0; tj < nt; tj++) {
             const int nr = (int)(nvec / nt + (tj < nvec % nt));
             const int last = v0 + nr == nvec ? tail : VL;
+#if CONV_WIDE_CK
+            if (wide)
+                TILE_SWITCH_LIM(SFX(conv_fwd_tile), TMAX_M, TMAX_N, mr, nr, g, w + o0 * g->ck,
+                                bias ? bias + o0 : NULL, rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
+            else
+#endif
             if (tm <= TM)
                 TILE_SWITCH(SFX(conv_fwd_tile), mr, nr, g, w + o0 * g->ck, bias ? bias + o0 : NULL,
                             rows + v0 * VL, y + o0 * P + v0 * VL, last, relu)
