@@ -102,6 +102,12 @@ static void prefetch_sample(const ln_dataset *ds, int64_t index, size_t per)
     for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
 }
 
+void ln_dataset_prefetch(const ln_dataset *ds, const int64_t *indices, int64_t n)
+{
+    const size_t per = sample_size(ds);
+    for (int64_t i = 0; i < n; i++) prefetch_sample(ds, indices[i], per);
+}
+
 void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
                        int32_t *labels)
 {

@@ -464,6 +464,10 @@ void ln_dataset_read(const ln_dataset *ds, int64_t first, int64_t n, float *out)
  * their labels; indices must be in range. */
 void ln_dataset_gather(const ln_dataset *ds, const int64_t *indices, int64_t n, float *out,
                        int32_t *labels);
+/* Asks the CPU to bring the samples at indices[0..n-1] into its caches: a hint (no value
+ * changes), for a loop that knows what it gathers next (ln_train: the next batch's first
+ * samples, so that a batch of 1 does not wait for its image). */
+void ln_dataset_prefetch(const ln_dataset *ds, const int64_t *indices, int64_t n);
 /* ln_dataset_gather of n samples (n <= the reserved batch) into the net's input slot
  * (ln_net_input), over the net's threads: each sample is copied whole by one of them, so
  * the same floats. Returns the slot. */

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Samples of the next step that a step asks the cache for (ln_dataset_prefetch) */
+#define PREFETCH_SAMPLES 4
+
 /* ln_train_config.stop may be set from a signal handler (the Lua binding's Ctrl-C):
  * C11 allows that only for lock-free atomics (7.14.1.1), so atomic_int must be one. */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free: the stop flag is set "
@@ -313,6 +316,9 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         /* straight into the net's input slot: no batch buffer, no second copy */
         float *x = ln_net_gather_input(net, data, ts->order + ts->pos, n, labels);
         ts->pos += n;
+        /* the next step's first samples (of this epoch's order), fetched while this one
+         * trains */
+        ln_dataset_prefetch(data, ts->order + ts->pos, count - ts->pos < PREFETCH_SAMPLES ? count - ts->pos : PREFETCH_SAMPLES);
 
         const float *pred;
         double loss;
