@@ -1966,22 +1966,21 @@ static void SFX(dropout_mask)(ln_rng *rng, int64_t n, float p, float scale, floa
 {
     int64_t i = 0;
     if (n >= 8) {
-        ln_u64x8 s;
+        uint64_t states[8];
         ln_rng r = *rng;
         for (int j = 0; j < 8; j++) {
-            s[j] = r.state;
+            states[j] = r.state;
             ln_rng_advance(&r, 1);
         }
+        ln_u64x8 s;
+        memcpy(&s, states, sizeof s);
         ln_rng from0 = {0, rng->inc}, from1 = {1, rng->inc};
         ln_rng_advance(&from0, 8); /* 8 steps from state x give x * a + c: c from 0 ... */
         ln_rng_advance(&from1, 8); /* ... and a + c from 1 */
         const uint64_t c = from0.state, a = from1.state - from0.state;
-        ln_i32x8 keep_bits;
-        {
-            int32_t b;
-            memcpy(&b, &scale, sizeof b);
-            for (int j = 0; j < 8; j++) keep_bits[j] = b;
-        }
+        int32_t bits1;
+        memcpy(&bits1, &scale, sizeof bits1);
+        const ln_i32x8 keep_bits = (ln_i32x8){0} + bits1; /* the scale's bits in every lane */
         for (; i + 8 <= n; i += 8) {
             /* ln_rng_u32's output function of each lane's state, then ln_rng_uniform */
             const ln_u32x8 xs = __builtin_convertvector(((s >> 18) ^ s) >> 27, ln_u32x8);
