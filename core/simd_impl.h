@@ -729,49 +729,55 @@ static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
 /* outputs per tile of the forward: TMAX_N while LIN_N x TMAX_N chains fit in 12 (AVX2:
  * 3 x 4, 12 lane chains, 3 x loads and one w load at a time fill the 16 registers: 7
  * loads per 12 FMAs, where 2 x 4 needed 6 per 8 (3136 -> 1024 forward 42 -> 50-54
- * GFLOP/s); generic: 2 x 4), TN otherwise (AVX-512: 4 x 4). The same sums whatever the
- * tile. */
-#define LIN_O (LIN_N * TMAX_N <= 12 ? TMAX_N : TN)
+ * GFLOP/s); generic: 2 x 4), TMAX_M otherwise (AVX-512: 4 samples x 6 outputs, 24
+ * chains: the samples' rows come from L2 and each of their vectors now feeds 6 FMAs
+ * instead of 4: 3136 -> 1024 forward 161-178 -> 176-199 GFLOP/s). The same sums
+ * whatever the tile. */
+#define LIN_O (LIN_N * TMAX_N <= 12 ? TMAX_N : TMAX_M)
+#if LIN_N > TMAX_N
+#error "simd_impl.h: LIN_N samples per forward tile, at most TMAX_N"
+#endif
 
 /* y[n][o] = b[o] + x[n] . w[o] for NN samples and NO outputs: dot products over the
  * inputs in VL lanes, then each lane set summed. One call covers the input vectors
  * [v0, v1): the lane sums start at zero (v0 == 0) or where the previous call left them
  * in part (NN x LIN_O vectors), and are summed into y after the last full vector
  * (v1 == in / VL) and the tail; otherwise they are left in part. Cutting the vectors
- * into blocks this way keeps every lane's sum in the same order. */
-ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NN, const int NO, int in, int out, int v0, int v1,
+ * into blocks this way keeps every lane's sum in the same order. (Outputs first: the
+ * tile switch takes up to TMAX_M of them and TMAX_N samples.) */
+ALWAYS_INLINE void SFX(linear_fwd_tile)(const int NO, const int NN, int in, int out, int v0, int v1,
                                         const float *x, const float *w, const float *b, float *y,
                                         float *part)
 {
     const int full = in / VL, tail = in - full * VL;
-    vf acc[TMAX_M][TMAX_N];
+    vf acc[TMAX_M][TMAX_N]; /* [output][sample] */
     for (int a = 0; a < NN; a++)
         for (int o = 0; o < NO; o++)
-            acc[a][o] = v0 == 0 ? V_ZERO() : V_LOADU(part + (a * LIN_O + o) * VL);
+            acc[o][a] = v0 == 0 ? V_ZERO() : V_LOADU(part + (a * LIN_O + o) * VL);
     for (int v = v0; v < v1; v++) {
-        vf xv[TMAX_M];
+        vf xv[TMAX_N];
         for (int a = 0; a < NN; a++) xv[a] = V_LOADU(x + (int64_t)a * in + v * VL);
         for (int o = 0; o < NO; o++) {
             const vf wv = V_LOADU(w + (int64_t)o * in + v * VL);
-            for (int a = 0; a < NN; a++) acc[a][o] = V_FMA(xv[a], wv, acc[a][o]);
+            for (int a = 0; a < NN; a++) acc[o][a] = V_FMA(xv[a], wv, acc[o][a]);
         }
     }
     if (v1 < full) {
         for (int a = 0; a < NN; a++)
-            for (int o = 0; o < NO; o++) V_STOREU(part + (a * LIN_O + o) * VL, acc[a][o]);
+            for (int o = 0; o < NO; o++) V_STOREU(part + (a * LIN_O + o) * VL, acc[o][a]);
         return;
     }
     if (tail) {
-        vf xv[TMAX_M];
+        vf xv[TMAX_N];
         for (int a = 0; a < NN; a++) xv[a] = V_LOADU_N(x + (int64_t)a * in + full * VL, tail);
         for (int o = 0; o < NO; o++) {
             const vf wv = V_LOADU_N(w + (int64_t)o * in + full * VL, tail);
-            for (int a = 0; a < NN; a++) acc[a][o] = V_FMA(xv[a], wv, acc[a][o]);
+            for (int a = 0; a < NN; a++) acc[o][a] = V_FMA(xv[a], wv, acc[o][a]);
         }
     }
     for (int a = 0; a < NN; a++)
         for (int o = 0; o < NO; o++)
-            y[(int64_t)a * out + o] = V_HSUM(acc[a][o]) + (b ? b[o] : 0.0f);
+            y[(int64_t)a * out + o] = V_HSUM(acc[o][a]) + (b ? b[o] : 0.0f);
 }
 
 static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float *w,
@@ -800,7 +806,7 @@ static void SFX(linear_fwd)(int n, int in, int out, const float *x, const float 
                 const int v1 = full - v0 < kv ? full : v0 + kv;
                 for (int a0 = ab0; a0 < ab1; a0 += LIN_N) {
                     const int na = ab1 - a0 < LIN_N ? ab1 - a0 : LIN_N;
-                    TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_N, LIN_O, na, no, in, out, v0, v1,
+                    TILE_SWITCH_LIM(SFX(linear_fwd_tile), LIN_O, LIN_N, no, na, in, out, v0, v1,
                                     x + (int64_t)a0 * in, w + (int64_t)o0 * in, b ? b + o0 : NULL,
                                     y + (int64_t)a0 * out + o0, part + (a0 - ab0) * LIN_O * VL)
                 }
