@@ -578,6 +578,21 @@ ALWAYS_INLINE void SFX(conv_dw_tile)(const int MR, const int NR, const ln_conv_g
         for (int j = 0; j < NR; j++) V_STOREU(s0 + m * ocp + j * VL, acc[m][j]);
 }
 
+/* bsums[j*VL ..] (+)= the sums over the samples and positions of the transposed dy's
+ * channel vectors j < NC (dyt at the first; positions ocp floats apart, samples P * ocp) */
+ALWAYS_INLINE void SFX(dw_bias_vectors)(const int NC, int ns, int64_t P, int64_t ocp, const float *dyt,
+                                        float *bsums, int first)
+{
+    vf s[TMAX_N];
+    for (int j = 0; j < NC; j++) s[j] = first ? V_ZERO() : V_LOADU(bsums + j * VL);
+    for (int smp = 0; smp < ns; smp++) {
+        const float *d = dyt + smp * P * ocp;
+        for (int64_t p = 0; p < P; p++, d += ocp)
+            for (int j = 0; j < NC; j++) s[j] = V_ADD(s[j], V_LOADU(d + j * VL));
+    }
+    for (int j = 0; j < NC; j++) V_STOREU(bsums + j * VL, s[j]);
+}
+
 /* Weight and bias gradient sums of a chunk of `ns` samples (simd.h), for channels
  * [o_begin, o_end) (o_begin a multiple of VL) and unfolded rows [k_begin, k_end) (the
  * bias sums of those channels go with k_begin == 0). The channel vectors are cut into
@@ -605,14 +620,16 @@ static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t 
         }
     }
     if (!bsums || k_begin != 0) return;
-    const int64_t P = g->p, ocp = g->ocp;
-    for (int v = v0; v < v0 + nv; v++) {
-        vf s = first ? V_ZERO() : V_LOADU(bsums + v * VL);
-        for (int smp = 0; smp < ns; smp++) {
-            const float *d = dyt + smp * P * ocp + v * VL;
-            for (int64_t p = 0; p < P; p++, d += ocp) s = V_ADD(s, V_LOADU(d));
+    /* the bias sums: each vector of channels one chain of adds over the positions, up to
+     * TN vectors side by side (one at a time, Fashion's conv2 waited on 4 chains of 588) */
+    for (int v = v0; v < v0 + nv; v += TN) {
+        const int nc = v0 + nv - v < TN ? v0 + nv - v : TN;
+        switch (nc) { /* a constant count: the sums stay in registers */
+        case 4: SFX(dw_bias_vectors)(4, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
+        case 3: SFX(dw_bias_vectors)(3, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
+        case 2: SFX(dw_bias_vectors)(2, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
+        default: SFX(dw_bias_vectors)(1, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
         }
-        V_STOREU(bsums + v * VL, s);
     }
 }
 
