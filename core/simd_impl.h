@@ -640,9 +640,11 @@ static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t 
 ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_conv_geom *g,
                                          int o0, int64_t k0, const int64_t *roff, int ns,
                                          const float *dy, int64_t dstride, const float *rows,
-                                         int64_t rstride, float *part, int first)
+                                         int64_t rstride, float *part, int first, const int P64)
 {
-    const int64_t P = g->p, full = P / VL, ck = g->ck;
+    /* P64: the caller knows P == 64, so the loop over a sample's vectors is unrolled
+     * (the study's conv2: 4 vectors a sample, whose loop's own overhead was a tenth) */
+    const int64_t P = P64 ? 64 : g->p, full = P / VL, ck = g->ck;
     const int tail = (int)(P - full * VL);
     vf acc[TMAX_M][TMAX_N];
     for (int m = 0; m < MR; m++)
@@ -713,8 +715,12 @@ static void SFX(conv_dw_lanes)(const ln_conv_geom *g, int o_begin, int o_end, in
             const int nk = (int)(k_end - k0 < DW_TN ? k_end - k0 : DW_TN);
             int64_t roff[TMAX_N];
             SFX(row_offsets)(g, pos, nk, roff);
-            TILE_SWITCH_LIM(SFX(conv_dw_dot_tile), TM, DW_TN, mr, nk, g, o0, k0, roff, ns, dy,
-                            dstride, rows, rstride, part, first)
+            if (g->p == 64)
+                TILE_SWITCH_LIM(SFX(conv_dw_dot_tile), TM, DW_TN, mr, nk, g, o0, k0, roff, ns, dy,
+                                dstride, rows, rstride, part, first, 1)
+            else
+                TILE_SWITCH_LIM(SFX(conv_dw_dot_tile), TM, DW_TN, mr, nk, g, o0, k0, roff, ns, dy,
+                                dstride, rows, rstride, part, first, 0)
         }
     }
     if (!bpart || k_begin != 0) return;
