@@ -397,13 +397,64 @@ static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_ke
     K->conv_fold(g, ws->drows, dx);
 }
 
+/* The dy of samples [n0, n0 + ns) (ns <= a chunk) through the layers fused after this
+ * one (pooling, its ReLU, a dropout2d), into scratch; dy itself when there are none. */
+static const float *chunk_dy(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
+                             const float *dy, int n0, int ns, const ln_ctx *ctx)
+{
+    if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
+        const int64_t pn = ln_pooled_n(l);
+        K->maxpool2_bwd((int64_t)ns * g->oc, g->oh, g->ow, dy + n0 * pn, l->pool_argmax + n0 * pn,
+                        l->act_y || l->pool_relu ? l->pool_y + n0 * pn : NULL, 0, NULL, ws->dym);
+        if (l->pool_drop && ctx->training) /* a fused dropout2d's backward */
+            K->scale_runs((int64_t)ns * g->oc, g->p, ws->dym, l->pool_drop->mask + (int64_t)n0 * g->oc, ws->dym);
+        return ws->dym;
+    }
+    if (l->act_y) {
+        K->relu_bwd(ns * l->out_n, l->act_y + n0 * l->out_n, dy + n0 * l->out_n, ws->dym);
+        return ws->dym;
+    }
+    return dy + (int64_t)n0 * l->out_n;
+}
+
+/* The samples whose input gradient thread u of T computes, [*b0, *b1): the threads take
+ * whole groups for the weight gradient, and a batch rarely splits into groups evenly
+ * (64 samples in chunks of 3: groups of 18, 18, 18 and 10, so 36 samples against 28 on
+ * 2 threads, and Fashion's conv2 backward waited 21% on the first thread). The input
+ * gradients, one sample each whichever thread makes it, even the two out: each thread's
+ * weight-gradient samples plus its input-gradient samples come to 2 batch / T (the two
+ * cost the same FLOPs), in sample order. */
+static void dx_range(int batch, int gs, int groups, int u, int T, int *b0, int *b1)
+{
+    int bound[2];
+    for (int e = 0; e < 2; e++) {
+        const int v = u + e;
+        int64_t g0, g1, lo = 0;
+        if (v >= T) {
+            bound[e] = batch;
+            continue;
+        }
+        for (int w = 0; w <= v; w++) { /* thread w's first weight-gradient sample */
+            ln_split(groups, w, T, &g0, &g1);
+            int64_t want = 2 * (int64_t)batch * w / T - (g0 * gs < batch ? g0 * gs : batch);
+            if (want < lo) want = lo; /* boundaries in order */
+            if (want > batch) want = batch;
+            lo = want;
+        }
+        bound[e] = (int)lo;
+    }
+    *b0 = bound[0];
+    *b1 = bound[1];
+}
+
 /* Thread t's share of the backward pass: its groups of samples (dw_group_size), chunk
  * by chunk: the chunk's dy (through the fused layers' backward), unfolded inputs (and,
- * transposed, dy transposed), the weight gradient's sums over the chunk, then each
- * sample's input gradient (each sample's alone: the same bits in any order). At a
- * group's end its sums are reduced: the first group's into the gradients (zeroed by
- * net.c), the others' into their place in the shared workspace, which
- * conv2d_backward_reduce adds to the gradients afterwards, on one thread. */
+ * transposed, dy transposed), the weight gradient's sums over the chunk, then the input
+ * gradient of each of the chunk's samples that dx_range gives this thread (each sample's
+ * alone: the same bits on any thread, in any order); then those of its samples in other
+ * threads' groups. At a group's end its sums are reduced: the first group's into the
+ * gradients (zeroed by net.c), the others' into their place in the shared workspace,
+ * which conv2d_backward_reduce adds to the gradients afterwards, on one thread. */
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int t, int T)
 {
@@ -424,24 +475,13 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     const int64_t wn = g.oc * g.ck + g.oc; /* floats of one group's gradients */
     int64_t g0, g1;
     ln_split(groups, t, T, &g0, &g1);
+    int dx0 = 0, dx1 = 0; /* this thread's input gradients */
+    if (dx) dx_range(ctx->batch, gs, groups, t, T, &dx0, &dx1);
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
             const int ns = s1 - n0 < chunk ? s1 - n0 : chunk;
-            /* the chunk's dy through the fused layers' backward, if any: into scratch */
-            const float *dyc = ws.dym;
-            if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
-                const int64_t pn = ln_pooled_n(l);
-                K->maxpool2_bwd((int64_t)ns * g.oc, g.oh, g.ow, dy + n0 * pn, l->pool_argmax + n0 * pn,
-                                l->act_y || l->pool_relu ? l->pool_y + n0 * pn : NULL, 0, NULL, ws.dym);
-                if (l->pool_drop && ctx->training) /* a fused dropout2d's backward */
-                    K->scale_runs((int64_t)ns * g.oc, g.p, ws.dym, l->pool_drop->mask + (int64_t)n0 * g.oc,
-                                  ws.dym);
-            } else if (l->act_y) {
-                K->relu_bwd(ns * l->out_n, l->act_y + n0 * l->out_n, dy + n0 * l->out_n, ws.dym);
-            } else {
-                dyc = dy + (int64_t)n0 * l->out_n;
-            }
+            const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
             for (int s = 0; s < ns; s++) {
                 if (n0 + s + 1 < s1 && l->in_n >= PREFETCH_MIN_FLOATS)
                     prefetch_floats(x + (int64_t)(n0 + s + 1) * l->in_n, l->in_n);
@@ -459,7 +499,8 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums,
                                  l->dbias ? bsums : NULL, n0 == s0);
             for (int s = 0; dx && s < ns; s++)
-                dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
+                if (n0 + s >= dx0 && n0 + s < dx1)
+                    dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
         }
         if (along_rows) continue; /* the gradients are written */
         float *dw = l->dweight, *db = l->dbias;
@@ -469,6 +510,21 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             memset(dw, 0, sizeof(float) * (size_t)wn);
         }
         dw_reduce(&g, K, transposed, ws.sums, dw, db);
+    }
+    /* this thread's input gradients in other threads' groups, a chunk at a time */
+    const int own0 = g0 * gs < ctx->batch ? (int)g0 * gs : ctx->batch;
+    const int own1 = g1 * gs < ctx->batch ? (int)g1 * gs : ctx->batch;
+    for (int n0 = dx0; n0 < dx1;) {
+        if (n0 >= own0 && n0 < own1) { /* done with the weight gradient */
+            n0 = own1;
+            continue;
+        }
+        int ns = dx1 - n0 < chunk ? dx1 - n0 : chunk;
+        if (n0 < own0 && n0 + ns > own0) ns = own0 - n0;
+        const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
+        for (int s = 0; s < ns; s++)
+            dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
+        n0 += ns;
     }
 }
 
