@@ -18,6 +18,9 @@
 
 #include <math.h>
 
+/* Samples per call of the statistics' and the gradient sums' kernels. */
+#define GRAD_RUNS 8
+
 typedef struct {
     int64_t c, s;    /* channels, values per channel per sample */
     int64_t stride;  /* values per sample */
@@ -208,11 +211,21 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
     for (int64_t c = c0; c < c1; c++) {
         if (ctx->training) {
             double sum = 0.0;
-            for (int n = 0; n < ctx->batch; n++) sum += K->bn_sum(d.s, x + n * d.stride + c * d.s);
+            /* each sample's run summed alone, added in sample order; the kernels take up
+             * to GRAD_RUNS of them side by side */
+            double part[GRAD_RUNS];
+            for (int n0 = 0; n0 < ctx->batch; n0 += GRAD_RUNS) {
+                const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
+                K->bn_sums(d.s, runs, d.stride, x + n0 * d.stride + c * d.s, part);
+                for (int r = 0; r < runs; r++) sum += part[r];
+            }
             const double mean = d.m > 0 ? sum / (double)d.m : 0.0;
             double sq = 0.0;
-            for (int n = 0; n < ctx->batch; n++)
-                sq += K->bn_sqdev(d.s, x + n * d.stride + c * d.s, (float)mean);
+            for (int n0 = 0; n0 < ctx->batch; n0 += GRAD_RUNS) {
+                const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
+                K->bn_sqdevs(d.s, runs, d.stride, x + n0 * d.stride + c * d.s, (float)mean, part);
+                for (int r = 0; r < runs; r++) sq += part[r];
+            }
             store_stats(l, &d, c, mean, sq);
         }
         float mean_f, alpha;
@@ -246,8 +259,6 @@ static const float *unpooled_dy(const ln_layer *l, const bn_dims *d, const float
     return ctx->workspace;
 }
 
-/* Samples per call of the gradient sums' kernel. */
-#define GRAD_RUNS 8
 
 static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int64_t c0, int64_t c1)

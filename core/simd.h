@@ -103,8 +103,8 @@ typedef struct {
      * reference's operations: bit for bit); the sums of dy and of dy * xhat with
      * xhat = (x - mean) * invstd; dx = k * (dy - mdy - xhat * mdyx) in training and
      * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
-    double (*bn_sum)(int64_t n, const float *x);
-    double (*bn_sqdev)(int64_t n, const float *x, float mean);
+    void (*bn_sums)(int64_t n, int runs, int64_t stride, const float *x, double *out);
+    void (*bn_sqdevs)(int64_t n, int runs, int64_t stride, const float *x, float mean, double *out);
     /* An activation that follows the layer may be fused (net.c): act (LN_RELU, LN_TANH,
      * LN_SIGMOID; 0: none) is applied to y in bn_affine (relu_fwd's and squash_fwd's
      * operations); in backward, act (NULL: none) replaces dy by the activation's

@@ -1128,36 +1128,64 @@ ALWAYS_INLINE double SFX(hsum_d)(vf v)
     return s;
 }
 
-static double SFX(bn_sum)(int64_t n, const float *x)
+/* The sum of x, and of (x - mean)^2, over `runs` runs of n floats (run r at x + r
+ * stride) into out[r], each run's as if alone: two chains of float lanes (even and odd
+ * vectors), the tail as it was, then summed in double. Up to 4 runs side by side: one
+ * run's two chains of 25 adds (a 28x28 plane) waited on the adds' latency. */
+ALWAYS_INLINE void SFX(bn_sum_runs)(const int R, int64_t n, int64_t stride, const float *x, double *out)
 {
-    vf a = V_ZERO(), b = V_ZERO();
+    vf a[4], b[4];
+    for (int r = 0; r < R; r++) a[r] = b[r] = V_ZERO();
     int64_t i = 0;
-    for (; i + 2 * VL <= n; i += 2 * VL) {
-        a = V_ADD(a, V_LOADU(x + i));
-        b = V_ADD(b, V_LOADU(x + i + VL));
-    }
-    for (; i + VL <= n; i += VL) a = V_ADD(a, V_LOADU(x + i));
-    if (i < n) b = V_ADD(b, V_LOADU_N(x + i, (int)(n - i)));
-    return SFX(hsum_d)(a) + SFX(hsum_d)(b);
+    for (; i + 2 * VL <= n; i += 2 * VL)
+        for (int r = 0; r < R; r++) {
+            a[r] = V_ADD(a[r], V_LOADU(x + r * stride + i));
+            b[r] = V_ADD(b[r], V_LOADU(x + r * stride + i + VL));
+        }
+    for (; i + VL <= n; i += VL)
+        for (int r = 0; r < R; r++) a[r] = V_ADD(a[r], V_LOADU(x + r * stride + i));
+    if (i < n)
+        for (int r = 0; r < R; r++) b[r] = V_ADD(b[r], V_LOADU_N(x + r * stride + i, (int)(n - i)));
+    for (int r = 0; r < R; r++) out[r] = SFX(hsum_d)(a[r]) + SFX(hsum_d)(b[r]);
 }
 
-static double SFX(bn_sqdev)(int64_t n, const float *x, float mean)
+ALWAYS_INLINE void SFX(bn_sqdev_runs)(const int R, int64_t n, int64_t stride, const float *x, float mean,
+                                      double *out)
 {
     const vf m = V_SET1(mean);
-    vf a = V_ZERO(), b = V_ZERO();
+    vf a[4], b[4];
+    for (int r = 0; r < R; r++) a[r] = b[r] = V_ZERO();
     int64_t i = 0;
-    for (; i + 2 * VL <= n; i += 2 * VL) {
-        const vf d0 = V_LOADU(x + i) - m, d1 = V_LOADU(x + i + VL) - m;
-        a = V_FMA(d0, d0, a);
-        b = V_FMA(d1, d1, b);
+    for (; i + 2 * VL <= n; i += 2 * VL)
+        for (int r = 0; r < R; r++) {
+            const vf d0 = V_LOADU(x + r * stride + i) - m, d1 = V_LOADU(x + r * stride + i + VL) - m;
+            a[r] = V_FMA(d0, d0, a[r]);
+            b[r] = V_FMA(d1, d1, b[r]);
+        }
+    for (; i + VL <= n; i += VL)
+        for (int r = 0; r < R; r++) {
+            const vf d0 = V_LOADU(x + r * stride + i) - m;
+            a[r] = V_FMA(d0, d0, a[r]);
+        }
+    for (int r = 0; r < R; r++) {
+        double s = SFX(hsum_d)(a[r]) + SFX(hsum_d)(b[r]);
+        for (int64_t j = i; j < n; j++) s += ((double)x[r * stride + j] - mean) * ((double)x[r * stride + j] - mean);
+        out[r] = s;
     }
-    for (; i + VL <= n; i += VL) {
-        const vf d0 = V_LOADU(x + i) - m;
-        a = V_FMA(d0, d0, a);
-    }
-    double s = SFX(hsum_d)(a) + SFX(hsum_d)(b);
-    for (; i < n; i++) s += ((double)x[i] - mean) * ((double)x[i] - mean);
-    return s;
+}
+
+static void SFX(bn_sums)(int64_t n, int runs, int64_t stride, const float *x, double *out)
+{
+    int r = 0;
+    for (; r + 4 <= runs; r += 4) SFX(bn_sum_runs)(4, n, stride, x + r * stride, out + r);
+    for (; r < runs; r++) SFX(bn_sum_runs)(1, n, stride, x + r * stride, out + r);
+}
+
+static void SFX(bn_sqdevs)(int64_t n, int runs, int64_t stride, const float *x, float mean, double *out)
+{
+    int r = 0;
+    for (; r + 4 <= runs; r += 4) SFX(bn_sqdev_runs)(4, n, stride, x + r * stride, mean, out + r);
+    for (; r < runs; r++) SFX(bn_sqdev_runs)(1, n, stride, x + r * stride, mean, out + r);
 }
 
 static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta,
@@ -2144,8 +2172,8 @@ static const ln_simd_kernels SFX(kernels) = {
     .relu_bwd = SFX(relu_bwd),
     .maxpool2_fwd = SFX(maxpool2_fwd),
     .maxpool2_bwd = SFX(maxpool2_bwd),
-    .bn_sum = SFX(bn_sum),
-    .bn_sqdev = SFX(bn_sqdev),
+    .bn_sums = SFX(bn_sums),
+    .bn_sqdevs = SFX(bn_sqdevs),
     .bn_affine = SFX(bn_affine),
     .bn_grad_sums = SFX(bn_grad_sums),
     .bn_dx = SFX(bn_dx),
