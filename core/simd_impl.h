@@ -137,8 +137,16 @@ static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
             for (int kj = 0; kj < k; kj++) {
                 float *dst = rows + (int64_t)(c * k + kj) * g->rs1;
                 const float *src = x + (int64_t)c * h * w + kj;
-                if (ow == 8) /* a plain copy (the study's conv2): no lane mask to apply */
-                    for (int iy = 0; iy < h; iy++, dst += ow, src += w) memcpy(dst, src, 8 * sizeof(float));
+                if (ow == 8) { /* a plain copy (the study's conv2): no lane mask to apply */
+                    int iy = 0;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+                    /* two rows, contiguous in the buffer, per 64-byte store */
+                    for (; iy + 2 <= h; iy += 2, dst += 2 * ow, src += 2 * w)
+                        _mm512_storeu_si512(dst, _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)src)),
+                                                                    _mm256_loadu_si256((const __m256i *)(src + w)), 1));
+#endif
+                    for (; iy < h; iy++, dst += ow, src += w) memcpy(dst, src, 8 * sizeof(float));
+                }
                 else if (ow < 8)
                     for (int iy = 0; iy < h; iy++, dst += ow, src += w) V_COPY8(dst, src, ow);
                 else
