@@ -417,13 +417,13 @@ static const float *chunk_dy(const ln_layer *l, const ln_conv_geom *g, const ln_
     return dy + (int64_t)n0 * l->out_n;
 }
 
-/* The samples whose input gradient thread u of T computes, [*b0, *b1): the threads take
+/* The samples whose input gradient thread u of T computes, [*b0, *b1). The threads take
  * whole groups for the weight gradient, and a batch rarely splits into groups evenly
  * (64 samples in chunks of 3: groups of 18, 18, 18 and 10, so 36 samples against 28 on
- * 2 threads, and Fashion's conv2 backward waited 21% on the first thread). The input
- * gradients, one sample each whichever thread makes it, even the two out: each thread's
- * weight-gradient samples plus its input-gradient samples come to 2 batch / T (the two
- * cost the same FLOPs), in sample order. */
+ * 2 threads; Fashion's conv2 backward waited 21% on the first thread). An input gradient
+ * is one sample's alone, the same bits on any thread, so these even the work out: thread
+ * u takes the samples, in sample order, that bring its weight-gradient samples plus its
+ * input-gradient samples to 2 batch / T (the two cost the same FLOPs). */
 static void dx_range(int batch, int gs, int groups, int u, int T, int *b0, int *b1)
 {
     int bound[2];
