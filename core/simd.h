@@ -102,7 +102,8 @@ typedef struct {
      * the sum of x; the sum of (x - mean)^2; y = (x - mean) * alpha + beta (the
      * reference's operations: bit for bit); the sums of dy and of dy * xhat with
      * xhat = (x - mean) * invstd; dx = k * (dy - mdy - xhat * mdyx) in training and
-     * dy * k otherwise (bit for bit). Sums in float lanes, returned as double. */
+     * dy * k otherwise (bit for bit). Sums in float lanes, returned as double; bn_sums
+     * and bn_sqdevs take `runs` runs stride floats apart, out[r] each run's as if alone. */
     void (*bn_sums)(int64_t n, int runs, int64_t stride, const float *x, double *out);
     void (*bn_sqdevs)(int64_t n, int runs, int64_t stride, const float *x, float mean, double *out);
     /* An activation that follows the layer may be fused (net.c): act (LN_RELU, LN_TANH,

@@ -2048,7 +2048,8 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, con
  * hold states 0..7 draws ahead and each step moves all of them 8 draws on (state * a + c,
  * a and c read off ln_rng_advance), lane j of step t yielding draw 8t + j: the same draws
  * in the same order, without a branch. The types are GCC vector extensions, so every ISA
- * compiles the same lines (AVX-512 and AVX2 with two or one multiplies per 32-bit half). */
+ * compiles the same lines (the compiler builds the 64-bit multiplies from 32-bit ones
+ * where the ISA has none). */
 #ifndef LN_DRAW_LANE_TYPES
 #define LN_DRAW_LANE_TYPES
 typedef uint64_t ln_u64x8 __attribute__((vector_size(64)));
