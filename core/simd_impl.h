@@ -149,8 +149,23 @@ static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
                 }
                 else if (ow < 8)
                     for (int iy = 0; iy < h; iy++, dst += ow, src += w) V_COPY8(dst, src, ow);
-                else
-                    for (int iy = 0; iy < h; iy++, dst += ow, src += w) SFX(copy_spill)(dst, src, ow);
+                else {
+                    int iy = 0;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+                    /* 24 wide (the study's conv1): two rows, 48 contiguous floats in the
+                     * buffer, by three 64-byte stores */
+                    for (; ow == 24 && iy + 2 <= h; iy += 2, dst += 2 * ow, src += 2 * w) {
+                        const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + w + 8);
+                        const __m512 mid = _mm512_castsi512_ps(_mm512_inserti64x4(
+                            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(src + 16))),
+                            _mm256_loadu_si256((const __m256i *)(src + w)), 1));
+                        _mm512_storeu_ps(dst, a);
+                        _mm512_storeu_ps(dst + 16, mid);
+                        _mm512_storeu_ps(dst + 32, b);
+                    }
+#endif
+                    for (; iy < h; iy++, dst += ow, src += w) SFX(copy_spill)(dst, src, ow);
+                }
             }
         return;
     }
