@@ -259,7 +259,6 @@ static const float *unpooled_dy(const ln_layer *l, const bn_dims *d, const float
     return ctx->workspace;
 }
 
-
 static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int64_t c0, int64_t c1)
 {

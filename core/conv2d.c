@@ -91,24 +91,20 @@ static int64_t rowst_floats(const ln_conv_geom *g)
     return g->p * g->ck <= ROWST_MAX_FLOATS ? DW_FEW_SAMPLES * g->p * g->ck : 0;
 }
 
-/* n rounded up to whole cache lines (16 floats): every part of the workspace starts on
- * a line, as the workspace does, so that vectors at the start of a row never straddle two */
-static int64_t lines(int64_t n) { return (n + LN_SIMD_MAX_LANES - 1) / LN_SIMD_MAX_LANES * LN_SIMD_MAX_LANES; }
-
 static ws_offsets ws_layout(const ln_conv_geom *g)
 {
     ws_offsets o;
     const int64_t lanes = LN_SIMD_MAX_LANES;
-    o.unf = lines(g->unf_n + LN_SIMD_SLACK);
+    o.unf = ln_whole_lines(g->unf_n + LN_SIMD_SLACK);
     o.rows = 0;
     o.drows = o.rows + ln_conv_chunk(g) * o.unf;
     o.dypad = o.drows + o.unf;
-    o.dyt = o.dypad + lines((int64_t)g->oc * ((g->p + lanes - 1) / lanes * lanes));
-    o.dym = o.dyt + lines(ln_conv_chunk(g) * g->p * g->ocp);
-    o.sums = o.dym + lines(ln_conv_chunk(g) * g->oc * g->p);
+    o.dyt = o.dypad + ln_whole_lines((int64_t)g->oc * ((g->p + lanes - 1) / lanes * lanes));
+    o.dym = o.dyt + ln_whole_lines(ln_conv_chunk(g) * g->p * g->ocp);
+    o.sums = o.dym + ln_whole_lines(ln_conv_chunk(g) * g->oc * g->p);
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
-    o.rowst = o.sums + lines(transposed > partials ? transposed : partials);
-    o.groups = o.rowst + lines(rowst_floats(g));
+    o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
+    o.groups = o.rowst + ln_whole_lines(rowst_floats(g));
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
     return o;
 }

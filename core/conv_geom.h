@@ -12,6 +12,13 @@
 /* Lanes of the widest vector the SIMD kernels use (simd.h); workspace sizes are computed
  * with it, so that one workspace serves every ISA. */
 #define LN_SIMD_MAX_LANES 16
+/* n floats rounded up to whole cache lines (64 bytes): scratch whose parts all start on
+ * a line, as the allocation does (alloc.c), so that no vector at a row's start splits
+ * over two lines */
+static inline int64_t ln_whole_lines(int64_t n)
+{
+    return (n + LN_SIMD_MAX_LANES - 1) / LN_SIMD_MAX_LANES * LN_SIMD_MAX_LANES;
+}
 /* Floats of slack after every unfolded buffer: full-vector loads may run past a row. */
 #define LN_SIMD_SLACK (2 * LN_SIMD_MAX_LANES)
 

@@ -8,7 +8,7 @@
  *                                  the same memory: the net neither copies nor stores it)
  * Gradient block: two ping-pong buffers of B x (largest per-sample size).
  */
-#include "conv_geom.h" /* LN_SIMD_MAX_LANES */
+#include "conv_geom.h" /* ln_whole_lines */
 #include "layer.h"
 #include "workers.h"
 
@@ -164,7 +164,7 @@ ln_status ln_net_create(ln_net **out, const ln_layer_spec *layers, int count, ln
          * starts on one: 35,140 floats left the second thread's unfolded rows and
          * lane partials 16 bytes off, and its share of the study's conv2 backward took
          * 15% longer than the first thread's, every vector access split over two lines */
-        net->workspace_n = max64(net->workspace_n, (ws + LN_SIMD_MAX_LANES - 1) / LN_SIMD_MAX_LANES * LN_SIMD_MAX_LANES);
+        net->workspace_n = max64(net->workspace_n, ln_whole_lines(ws));
         shape = l->out;
     }
     net->params = floats(net->param_count);

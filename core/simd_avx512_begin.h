@@ -95,6 +95,7 @@ static inline __attribute__((always_inline)) __mmask16 a5_lanes(int l0, int l1)
 #define LIN_N 4
 /* conv_fwd takes 6 x 4 tiles (24 accumulators, 4 row vectors, a broadcast: 29 of the 32
  * registers) for channels that 5 does not divide, when the reduction is at least this
- * long (64 channels, ck 288 and 800: forward +2-3%; conv1s of ck 9-25 were slower) */
+ * long (64 channels, ck 288 and 800, and 32, ck 144: forward +1-5%; conv1s of ck 9-25
+ * were slower) */
 #define CONV_WIDE_CK 64
 #define SIMD_MAXPOOL SIMD_MAXPOOL_AVX512

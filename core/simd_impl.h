@@ -601,19 +601,48 @@ ALWAYS_INLINE void SFX(conv_dw_tile)(const int MR, const int NR, const ln_conv_g
         for (int j = 0; j < NR; j++) V_STOREU(s0 + m * ocp + j * VL, acc[m][j]);
 }
 
-/* bsums[j*VL ..] (+)= the sums over the samples and positions of the transposed dy's
- * channel vectors j < NC (dyt at the first; positions ocp floats apart, samples P * ocp) */
-ALWAYS_INLINE void SFX(dw_bias_vectors)(const int NC, int ns, int64_t P, int64_t ocp, const float *dyt,
-                                        float *bsums, int first)
+/* Chains of vectors summed side by side, each chain its own adds in the order of one
+ * (a single chain waits on the adds' latency, not on its loads): out[j*VL ..] (+)= the
+ * sum over samples s < ns and steps i < steps of the vector at src + j*cstride +
+ * s*sstride + i*istride, then of the first `tail` lanes at step i = steps (tail 0:
+ * none), for chains j < chains. The bias sums of both weight-gradient kernels: the
+ * transposed one's vectors of channels (one at a time, Fashion's conv2 waited on 4
+ * chains of 588) and the lane partials' channels (the study's conv1 on 10 chains of 36,
+ * 9% of its weight gradient). */
+#define SUM_CHAINS 8
+ALWAYS_INLINE void SFX(chain_sums_n)(const int NC, int ns, int64_t sstride, int64_t cstride, int64_t istride,
+                                     int64_t steps, int tail, const float *src, float *out, int first)
 {
-    vf s[TMAX_N];
-    for (int j = 0; j < NC; j++) s[j] = first ? V_ZERO() : V_LOADU(bsums + j * VL);
+    vf s[SUM_CHAINS];
+    for (int j = 0; j < NC; j++) s[j] = first ? V_ZERO() : V_LOADU(out + j * VL);
     for (int smp = 0; smp < ns; smp++) {
-        const float *d = dyt + smp * P * ocp;
-        for (int64_t p = 0; p < P; p++, d += ocp)
-            for (int j = 0; j < NC; j++) s[j] = V_ADD(s[j], V_LOADU(d + j * VL));
+        const float *d = src + smp * sstride;
+        for (int64_t i = 0; i < steps; i++)
+            for (int j = 0; j < NC; j++) s[j] = V_ADD(s[j], V_LOADU(d + j * cstride + i * istride));
+        if (tail)
+            for (int j = 0; j < NC; j++) s[j] = V_ADD(s[j], V_LOADU_N(d + j * cstride + steps * istride, tail));
     }
-    for (int j = 0; j < NC; j++) V_STOREU(bsums + j * VL, s[j]);
+    for (int j = 0; j < NC; j++) V_STOREU(out + j * VL, s[j]);
+}
+
+static void SFX(chain_sums)(int chains, int ns, int64_t sstride, int64_t cstride, int64_t istride, int64_t steps,
+                            int tail, const float *src, float *out, int first)
+{
+    for (int j0 = 0; j0 < chains; j0 += SUM_CHAINS) {
+        const int nc = chains - j0 < SUM_CHAINS ? chains - j0 : SUM_CHAINS;
+        const float *d = src + j0 * cstride;
+        float *o = out + j0 * VL;
+        switch (nc) { /* a constant count: the sums stay in registers */
+        case 8: SFX(chain_sums_n)(8, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        case 7: SFX(chain_sums_n)(7, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        case 6: SFX(chain_sums_n)(6, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        case 5: SFX(chain_sums_n)(5, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        case 4: SFX(chain_sums_n)(4, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        case 3: SFX(chain_sums_n)(3, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        case 2: SFX(chain_sums_n)(2, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        default: SFX(chain_sums_n)(1, ns, sstride, cstride, istride, steps, tail, d, o, first); break;
+        }
+    }
 }
 
 /* Weight and bias gradient sums of a chunk of `ns` samples (simd.h), for channels
@@ -643,17 +672,8 @@ static void SFX(conv_dw)(const ln_conv_geom *g, int o_begin, int o_end, int64_t 
         }
     }
     if (!bsums || k_begin != 0) return;
-    /* the bias sums: each vector of channels one chain of adds over the positions, up to
-     * TN vectors side by side (one at a time, Fashion's conv2 waited on 4 chains of 588) */
-    for (int v = v0; v < v0 + nv; v += TN) {
-        const int nc = v0 + nv - v < TN ? v0 + nv - v : TN;
-        switch (nc) { /* a constant count: the sums stay in registers */
-        case 4: SFX(dw_bias_vectors)(4, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
-        case 3: SFX(dw_bias_vectors)(3, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
-        case 2: SFX(dw_bias_vectors)(2, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
-        default: SFX(dw_bias_vectors)(1, ns, g->p, g->ocp, dyt + v * VL, bsums + v * VL, first); break;
-        }
-    }
+    /* the bias sums: a chain per vector of channels, over the samples and positions */
+    SFX(chain_sums)(nv, ns, g->p * g->ocp, VL, g->ocp, g->p, 0, dyt + v0 * VL, bsums + v0 * VL, first);
 }
 
 /* Lane partials of the weight gradient for MR channels o0.. and NK rows k0.., over the
@@ -666,7 +686,8 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
                                          int64_t rstride, float *part, int first, const int P64)
 {
     /* P64: the caller knows P == 64, so the loop over a sample's vectors is unrolled
-     * (the study's conv2: 4 vectors a sample, whose loop's own overhead was a tenth) */
+     * (the study's conv2, 4 vectors a sample: its weight gradient 2.97-3.02 -> 2.86-2.88
+     * us per sample) */
     const int64_t P = P64 ? 64 : g->p, full = P / VL, ck = g->ck;
     const int tail = (int)(P - full * VL);
     vf acc[TMAX_M][TMAX_N];
@@ -694,26 +715,6 @@ ALWAYS_INLINE void SFX(conv_dw_dot_tile)(const int MR, const int NK, const ln_co
     }
     for (int m = 0; m < MR; m++)
         for (int n = 0; n < NK; n++) V_STOREU(part + ((o0 + m) * ck + k0 + n) * VL, acc[m][n]);
-}
-
-/* Channels whose bias partials are summed side by side */
-#define DW_BIAS_CHAINS 8
-
-/* bpart[j*VL + l] (+)= the lane partials of channel j's dy (rows P floats apart, samples
- * dstride apart), for NC channels at once: each its own chain, in the order of one */
-ALWAYS_INLINE void SFX(dw_bias_chains)(const int NC, int ns, int64_t P, int64_t full, int tail, const float *dy,
-                                       int64_t dstride, float *bpart, int first)
-{
-    vf s[DW_BIAS_CHAINS];
-    for (int j = 0; j < NC; j++) s[j] = first ? V_ZERO() : V_LOADU(bpart + j * VL);
-    for (int smp = 0; smp < ns; smp++) {
-        const float *d = dy + smp * dstride;
-        for (int64_t v = 0; v < full; v++)
-            for (int j = 0; j < NC; j++) s[j] = V_ADD(s[j], V_LOADU(d + j * P + v * VL));
-        if (tail)
-            for (int j = 0; j < NC; j++) s[j] = V_ADD(s[j], V_LOADU_N(d + j * P + full * VL, tail));
-    }
-    for (int j = 0; j < NC; j++) V_STOREU(bpart + j * VL, s[j]);
 }
 
 /* The lane-partial weight gradient (simd.h): partials of a chunk of `ns` samples, for channels [o_begin,
@@ -747,26 +748,10 @@ static void SFX(conv_dw_lanes)(const ln_conv_geom *g, int o_begin, int o_end, in
         }
     }
     if (!bpart || k_begin != 0) return;
-    /* the bias partials: each channel's one chain of adds, DW_BIAS_CHAINS channels side by
-     * side (one at a time, the study's conv1 waited on 10 chains of 36 adds: 9% of its
-     * weight gradient) */
-    const int64_t P = g->p, full = P / VL;
-    const int tail = (int)(P - full * VL);
-    for (int o0 = o_begin; o0 < o_end; o0 += DW_BIAS_CHAINS) {
-        const int nc = o_end - o0 < DW_BIAS_CHAINS ? o_end - o0 : DW_BIAS_CHAINS;
-        const float *d = dy + (int64_t)o0 * P;
-        float *b = bpart + o0 * VL;
-        switch (nc) { /* a constant count: the sums stay in registers */
-        case 8: SFX(dw_bias_chains)(8, ns, P, full, tail, d, dstride, b, first); break;
-        case 7: SFX(dw_bias_chains)(7, ns, P, full, tail, d, dstride, b, first); break;
-        case 6: SFX(dw_bias_chains)(6, ns, P, full, tail, d, dstride, b, first); break;
-        case 5: SFX(dw_bias_chains)(5, ns, P, full, tail, d, dstride, b, first); break;
-        case 4: SFX(dw_bias_chains)(4, ns, P, full, tail, d, dstride, b, first); break;
-        case 3: SFX(dw_bias_chains)(3, ns, P, full, tail, d, dstride, b, first); break;
-        case 2: SFX(dw_bias_chains)(2, ns, P, full, tail, d, dstride, b, first); break;
-        default: SFX(dw_bias_chains)(1, ns, P, full, tail, d, dstride, b, first); break;
-        }
-    }
+    /* the bias partials: a chain per channel, over the samples and vectors */
+    const int64_t full = g->p / VL;
+    SFX(chain_sums)(o_end - o_begin, ns, dstride, g->p, VL, full, (int)(g->p - full * VL), dy + (int64_t)o_begin * g->p,
+                    bpart + o_begin * VL, first);
 }
 
 /* out[i] += sum of the VL lane partials part[i*VL ..], for i < n, in a fixed order. */
@@ -2107,7 +2092,6 @@ static void SFX(dropout_mask)(ln_rng *rng, int64_t n, float p, float scale, floa
     for (; i < n; i++) mask[i] = ln_rng_uniform(rng) < p ? 0.0f : scale;
 }
 
-
 /* out = in * mask, each mask entry scaling its run of `span` elements; out may be in. */
 static void SFX(scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out)
 {
@@ -2218,7 +2202,7 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef LIN_O
 #undef LIN_KV
 #undef LIN_AB
-#undef DW_BIAS_CHAINS
+#undef SUM_CHAINS
 #undef LIN_FWD_L2
 #undef TCASE
 #undef TROW
