@@ -1323,6 +1323,12 @@ int main(void)
         }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+        /* AVX-512's even rows up to 32 (one load a row pair, the last load ending at dy's
+         * end): the custom net's 28 and 14 wide planes, 32, 30, 2 and 16, one plane alone */
+        static const int even_pools[][4] = {{16, 28, 28, 2}, {32, 14, 14, 1}, {1, 14, 14, 1}, {2, 6, 32, 1},
+                                            {3, 5, 30, 2},   {9, 4, 2, 1},    {1, 2, 16, 1}};
+        for (size_t i = 0; i < sizeof even_pools / sizeof even_pools[0]; i++)
+            test_avgpool(even_pools[i][0], even_pools[i][1], even_pools[i][2], even_pools[i][3], &rng, name);
         static const ln_layer_kind pre_acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_act_maxpool(pre_acts[i % 3], pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
