@@ -1382,6 +1382,48 @@ ALWAYS_INLINE void SFX(avgpool2_row)(int ow, const float *restrict r0, const flo
 static void SFX(avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y)
 {
     const int oh = h / 2, ow = w / 2;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+    /* Even rows of at most 32: a row pair's windows from plain loads of 16 (masked
+     * only where they would run past x), the columns parted by two permutations a row,
+     * one store of 16 that spills into the next row pair's outputs (written after it;
+     * masked near the end of y). Batchnorm calls this per plane. */
+    if (!(w & 1) && w <= 32 && w >= 2) {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        const __m512 q = _mm512_set1_ps(0.25f);
+        const float *xend = x + planes * h * w;
+        const float *yend = y + planes * oh * ow;
+        const int lo = w < 16 ? w : 16, hi = w - lo;
+        const __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
+        const __mmask16 mn = (__mmask16)((1u << ow) - 1);
+        for (int64_t pl = 0; pl < planes; pl++)
+            for (int oy = 0; oy < oh; oy++) {
+                const float *r0 = x + (pl * h + 2 * oy) * w, *r1 = r0 + w;
+                float *yo = y + (pl * oh + oy) * ow;
+                __m512 a0, a1, b0, b1;
+                if (r1 + 16 + (hi ? 16 : 0) <= xend) {
+                    a0 = _mm512_loadu_ps(r0);
+                    b0 = _mm512_loadu_ps(r1);
+                    a1 = hi ? _mm512_loadu_ps(r0 + 16) : a0;
+                    b1 = hi ? _mm512_loadu_ps(r1 + 16) : b0;
+                } else {
+                    a0 = _mm512_maskz_loadu_ps(mlo, r0);
+                    b0 = _mm512_maskz_loadu_ps(mlo, r1);
+                    a1 = _mm512_maskz_loadu_ps(mhi, r0 + 16);
+                    b1 = _mm512_maskz_loadu_ps(mhi, r1 + 16);
+                }
+                const __m512 tl = _mm512_permutex2var_ps(a0, even, a1), tr = _mm512_permutex2var_ps(a0, odd, a1);
+                const __m512 bl = _mm512_permutex2var_ps(b0, even, b1), br = _mm512_permutex2var_ps(b0, odd, b1);
+                const __m512 v = _mm512_mul_ps(
+                    _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_setzero_ps(), tl), tr), bl), br), q);
+                if (yo + 16 <= yend)
+                    _mm512_storeu_ps(yo, v);
+                else
+                    _mm512_mask_storeu_ps(yo, mn, v);
+            }
+        return;
+    }
+#endif
     for (int64_t pl = 0; pl < planes; pl++)
         for (int oy = 0; oy < oh; oy++) {
             const float *r0 = x + (pl * h + 2 * oy) * w;
