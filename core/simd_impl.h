@@ -435,15 +435,23 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
     const int64_t P = g->p, nvec = (P + VL - 1) / VL;
     const int tail = (int)(P - (nvec - 1) * VL);
     int pos[3] = {0, 0, 0};
+    /* The vectors in even tiles (Fashion's conv2, 13 vectors: 4,3,3,3 rather than
+     * 4,4,4,1, whose 5 chains wait on the FMA latency) when no row block holds two rows
+     * of one (c, kj) block: then no two tiles of a row block add to one place, and the
+     * cut along p leaves every sum's order as it was. (With 3x3 kernels a block of 5
+     * rows holds (c, ki, kj) and (c, ki + 1, kj), and moving the cut would reorder them.) */
+    const int even = !g->shifted || g->k >= TM;
+    const int64_t nt = (nvec + TN - 1) / TN;
     for (int64_t k0 = 0; k0 < g->ck; k0 += TM) {
         const int mr = (int)(g->ck - k0 < TM ? g->ck - k0 : TM);
         int64_t roff[TMAX_M];
         SFX(row_offsets)(g, pos, mr, roff);
-        for (int64_t v0 = 0; v0 < nvec; v0 += TN) {
-            const int nr = (int)(nvec - v0 < TN ? nvec - v0 : TN);
+        for (int64_t v0 = 0, tj = 0; v0 < nvec; tj++) {
+            const int nr = even ? (int)(nvec / nt + (tj < nvec % nt)) : (int)(nvec - v0 < TN ? nvec - v0 : TN);
             const int last = v0 + nr == nvec ? tail : VL;
             TILE_SWITCH(SFX(conv_dx_tile), mr, nr, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL,
                         pstride, last)
+            v0 += nr;
         }
     }
 }
