@@ -426,6 +426,43 @@ ALWAYS_INLINE void SFX(conv_dx_tile)(const int MR, const int NR, const ln_conv_g
     }
 }
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+/* A row block's last 5 vectors when the vectors split 4,...,4,1 and the cut must stay
+ * (3x3 kernels: see conv_dx): the 4-wide tile and the 1-wide one computed together, 25
+ * chains instead of 20 and then 5, whose 5 chains a step waited on the FMA latency,
+ * stored as the two tiles store (the 4 vectors of every row, then the last vector of
+ * every row), so every place in drows gets its adds in the same order. */
+ALWAYS_INLINE void SFX(conv_dx_tile_4_1)(const int MR, const ln_conv_geom *g, const float *w, int64_t k0,
+                                         const int64_t *roff, const float *dy, float *drows, int64_t pstride,
+                                         int last)
+{
+    vf acc[TMAX_M][5];
+    for (int m = 0; m < MR; m++)
+        for (int j = 0; j < 5; j++) acc[m][j] = V_ZERO();
+    const int64_t ck = g->ck;
+    const float *wo = w + k0;
+    for (int o = 0; o < g->oc; o++, wo += ck) {
+        vf dv[5];
+        for (int j = 0; j < 5; j++) dv[j] = V_LOADU(dy + o * pstride + j * VL);
+        for (int m = 0; m < MR; m++) {
+            const vf wv = V_SET1(wo[m]);
+            for (int j = 0; j < 5; j++) acc[m][j] = V_FMA(wv, dv[j], acc[m][j]);
+        }
+    }
+    for (int m = 0; m < MR; m++) {
+        float *r = drows + roff[m];
+        for (int j = 0; j < 4; j++) V_STOREU(r + j * VL, V_ADD(V_LOADU(r + j * VL), acc[m][j]));
+    }
+    for (int m = 0; m < MR; m++) {
+        float *t = drows + roff[m] + 4 * VL;
+        if (last == VL)
+            V_STOREU(t, V_ADD(V_LOADU(t), acc[m][4]));
+        else
+            V_STOREU_N(t, V_ADD(V_LOADU_N(t, last), acc[m][4]), last);
+    }
+}
+#endif
+
 /* drows += W^T dy for one sample; dy: OC rows of pstride floats, each readable up to a
  * whole number of vectors with zeros after P (the caller pads when P % VL != 0). Tiles go row block by row block, then along p, so that rows
  * sharing a place in drows are added in a fixed order. */
@@ -449,6 +486,18 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
         for (int64_t v0 = 0, tj = 0; v0 < nvec; tj++) {
             const int nr = even ? (int)(nvec / nt + (tj < nvec % nt)) : (int)(nvec - v0 < TN ? nvec - v0 : TN);
             const int last = v0 + nr == nvec ? tail : VL;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+            if (!even && TN == 4 && nr == 4 && v0 + 5 == nvec) {
+                switch (mr) {
+                case 5: SFX(conv_dx_tile_4_1)(5, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
+                case 4: SFX(conv_dx_tile_4_1)(4, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
+                case 3: SFX(conv_dx_tile_4_1)(3, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
+                case 2: SFX(conv_dx_tile_4_1)(2, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
+                default: SFX(conv_dx_tile_4_1)(1, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
+                }
+                break; /* the row block's last vectors */
+            }
+#endif
             TILE_SWITCH(SFX(conv_dx_tile), mr, nr, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL,
                         pstride, last)
             v0 += nr;
