@@ -789,8 +789,11 @@ static void SFX(conv_dw_lanes)(const ln_conv_geom *g, int o_begin, int o_end, in
     start[0] = (int)(k_begin / ((int64_t)g->k * g->k));
     start[1] = (int)(k_begin / g->k % g->k);
     start[2] = (int)(k_begin % g->k);
-    for (int o0 = o_begin; o0 < o_end; o0 += TM) {
-        const int mr = o_end - o0 < TM ? o_end - o0 : TM;
+    /* the channels in even blocks of at most TM (the custom net's conv1, 16 channels:
+     * 4,4,4,4 rather than 5,5,5,1, whose one chain per row waited on its loads) */
+    const int nob = (o_end - o_begin + TM - 1) / TM;
+    for (int ob = 0, o0 = o_begin; ob < nob; ob++) {
+        const int mr = (o_end - o_begin) / nob + (ob < (o_end - o_begin) % nob);
         int pos[3] = {start[0], start[1], start[2]};
         for (int64_t k0 = k_begin; k0 < k_end; k0 += DW_TN) {
             const int nk = (int)(k_end - k0 < DW_TN ? k_end - k0 : DW_TN);
@@ -803,6 +806,7 @@ static void SFX(conv_dw_lanes)(const ln_conv_geom *g, int o_begin, int o_end, in
                 TILE_SWITCH_LIM(SFX(conv_dw_dot_tile), TM, DW_TN, mr, nk, g, o0, k0, roff, ns, dy,
                                 dstride, rows, rstride, part, first, 0)
         }
+        o0 += mr;
     }
     if (!bpart || k_begin != 0) return;
     /* the bias partials: a chain per channel, over the samples and vectors */
