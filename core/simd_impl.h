@@ -1539,6 +1539,28 @@ ALWAYS_INLINE void SFX(avgpool2_row_grad)(int ow, int w, const float *restrict g
     if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
 }
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+/* A row pair of a pooling's input gradient, rows r0 and r1 of up to 32 floats: the top
+ * row's lanes in t0 (and t1 past 16, when hi), the bottom row's in b0 (b1). Full stores
+ * spill into the next row (r0's into r1, stored next) or the next row pairs (stored
+ * later); near the end of the gradient (end) they are masked (mlo, mhi: the row's lanes). */
+ALWAYS_INLINE void SFX(store_row_pair)(float *r0, float *r1, __m512 t0, __m512 t1, __m512 b0, __m512 b1, int hi,
+                                       __mmask16 mlo, __mmask16 mhi, const float *end)
+{
+    if (r1 + (hi ? 32 : 16) <= end) {
+        _mm512_storeu_ps(r0, t0);
+        if (hi) _mm512_storeu_ps(r0 + 16, t1);
+        _mm512_storeu_ps(r1, b0);
+        if (hi) _mm512_storeu_ps(r1 + 16, b1);
+    } else {
+        _mm512_mask_storeu_ps(r0, mlo, t0);
+        _mm512_mask_storeu_ps(r0 + 16, mhi, t1);
+        _mm512_mask_storeu_ps(r1, mlo, b0);
+        _mm512_mask_storeu_ps(r1 + 16, mhi, b1);
+    }
+}
+#endif
+
 /* Backward (the odd last row and column get 0). */
 static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx)
 {
@@ -1571,17 +1593,7 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
                 const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_mul_ps(_mm512_loadu_ps(g), q));
                 const __m512 a = _mm512_permutexvar_ps(i0, v);
                 const __m512 b = _mm512_permutexvar_ps(_mm512_add_epi32(i0, eight), v);
-                if (r1 + (hi ? 32 : 16) <= dxend) {
-                    _mm512_storeu_ps(r0, a);
-                    if (hi) _mm512_storeu_ps(r0 + 16, b);
-                    _mm512_storeu_ps(r1, a);
-                    if (hi) _mm512_storeu_ps(r1 + 16, b);
-                } else {
-                    _mm512_mask_storeu_ps(r0, mlo, a);
-                    _mm512_mask_storeu_ps(r0 + 16, mhi, b);
-                    _mm512_mask_storeu_ps(r1, mlo, a);
-                    _mm512_mask_storeu_ps(r1 + 16, mhi, b);
-                }
+                SFX(store_row_pair)(r0, r1, a, b, a, b, hi, mlo, mhi, dxend);
             }
             if (h & 1) memset(xp + (int64_t)(h - 1) * w, 0, sizeof(float) * (size_t)w);
         }
@@ -1896,19 +1908,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
             const __m512 t0 = _mm512_permutex2var_ps(v00, ilo, v01), t1 = _mm512_permutex2var_ps(v00, ihi, v01);
             const __m512 b0 = _mm512_permutex2var_ps(v10, ilo, v11), b1 = _mm512_permutex2var_ps(v10, ihi, v11);
             float *r0 = dx + q * 2 * w, *r1 = r0 + w;
-            /* full stores spill into the next row (r0's into r1, stored next) or the next
-             * row pairs (stored later); near the end of dx they are masked */
-            if (r1 + (hi ? 32 : 16) <= dxend) {
-                _mm512_storeu_ps(r0, t0);
-                if (hi) _mm512_storeu_ps(r0 + 16, t1);
-                _mm512_storeu_ps(r1, b0);
-                if (hi) _mm512_storeu_ps(r1 + 16, b1);
-            } else {
-                _mm512_mask_storeu_ps(r0, mlo, t0);
-                _mm512_mask_storeu_ps(r0 + 16, mhi, t1);
-                _mm512_mask_storeu_ps(r1, mlo, b0);
-                _mm512_mask_storeu_ps(r1 + 16, mhi, b1);
-            }
+            SFX(store_row_pair)(r0, r1, t0, t1, b0, b1, hi, mlo, mhi, dxend);
             if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
             if (++oy == oh) {
                 oy = 0;
