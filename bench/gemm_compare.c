@@ -68,6 +68,8 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
     const ln_conv_ws ws = ln_conv_ws_of(&g, rnd(ln_conv_workspace(&g)));
     const int64_t unf = ws.unf;
     float *rows = ws.rows, *drows = ws.drows, *part = ws.sums;
+    int *chans = ws.chans; /* every channel's input gradient */
+    for (int o = 0; o < g.oc; o++) chans[o] = o;
     float *col = rnd((int64_t)KK * N * B), *dcol = rnd((int64_t)KK * N * B);
     float *ybig = rnd((int64_t)M * N * B);
     const double f = 2.0 * M * N * KK;
@@ -102,7 +104,7 @@ static void conv(const char *name, int c, int h, int w, int oc, int k)
 
     TIME("dinput   lunet (kernel + fold)", f, for (int n = 0; n < B; n++) {
         memset(drows, 0, sizeof(float) * (size_t)g.unf_n);
-        K->conv_dx(&g, wt, dy + n * l.out_n, g.p, drows);
+        K->conv_dx(&g, wt, dy + n * l.out_n, g.p, chans, (int)g.oc, drows);
         K->conv_fold(&g, drows, dx + n * l.in_n);
     });
     TIME("dinput   sgemm per sample (W^T * dy, no col2im)", f, for (int n = 0; n < B; n++)

@@ -98,6 +98,7 @@ static void parts(const char *name, ln_layer *l)
     const ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
     const int64_t unf = ws.unf;
     float *rows = ws.rows, *drows = ws.drows;
+    for (int o = 0; o < g.oc; o++) ws.chans[o] = o; /* every channel's input gradient */
     double t[7] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
     const int inner = 200;
     for (int rep = 0; rep < 15; rep++) {
@@ -112,7 +113,7 @@ static void parts(const char *name, ln_layer *l)
         v[3] = now();
         for (int i = 0; i < inner; i++) K->conv_dy_transpose(&g, y, ws.dyt);
         v[4] = now();
-        for (int i = 0; i < inner; i++) K->conv_dx(&g, l->weight, y, g.p, drows);
+        for (int i = 0; i < inner; i++) K->conv_dx(&g, l->weight, y, g.p, ws.chans, (int)g.oc, drows);
         v[5] = now();
         for (int i = 0; i < inner; i++) K->conv_fold(&g, drows, dx);
         v[6] = now();

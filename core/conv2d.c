@@ -73,7 +73,7 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, groups, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, chans, groups, end;
 } ws_offsets;
 
 /* Batches of at most this many samples take the transposed weight gradient (on layers
@@ -104,7 +104,8 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     o.sums = o.dym + ln_whole_lines(ln_conv_chunk(g) * g->oc * g->p);
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
-    o.groups = o.rowst + ln_whole_lines(rowst_floats(g));
+    o.chans = o.rowst + ln_whole_lines(rowst_floats(g));
+    o.groups = o.chans + ln_whole_lines(g->oc); /* ints, as many as floats */
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
     return o;
 }
@@ -122,6 +123,7 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.dym = ws + o.dym;
     w.sums = ws + o.sums;
     w.rowst = rowst_floats(g) ? ws + o.rowst : NULL;
+    w.chans = (int *)(void *)(ws + o.chans);
     w.groups = ws + o.groups;
     w.unf = o.unf;
     return w;
@@ -377,9 +379,48 @@ static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int trans
 }
 
 /* The input gradient of sample n (its dy at d, oc x P floats) into dx. */
-static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
-                      const float *d, float *dx)
+/* Whether n floats are all +0 or -0 (a NaN or any other value is not) */
+static int all_zero(const float *v, int64_t n)
 {
+    uint32_t bits = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, v + i, sizeof u);
+        bits |= u & 0x7FFFFFFFu;
+    }
+    return bits == 0;
+}
+
+/* Whether every weight is finite */
+static int all_finite(const float *w, int64_t n)
+{
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, w + i, sizeof u);
+        bad += (u & 0x7F800000u) == 0x7F800000u;
+    }
+    return bad == 0;
+}
+
+/* The channels one sample's input gradient takes, into ws->chans, and their count: all
+ * of them, or, when `drop` gives the sample's fused dropout2d scales (in training, with
+ * finite weights), not the dropped channels whose dy plane is all +-0: half the study's
+ * conv2 planes, whose products would only add zeros (simd.h, conv_dx: the same bits). A
+ * dropped plane that holds a NaN (an infinite gradient times 0) is kept, as are the
+ * weights' NaNs: what the full sum would give. */
+static int dx_channels(const ln_conv_geom *g, const ln_conv_ws *ws, const float *d, const float *drop)
+{
+    int n = 0;
+    for (int o = 0; o < g->oc; o++)
+        if (!drop || drop[o] != 0.0f || !all_zero(d + (int64_t)o * g->p, g->p)) ws->chans[n++] = o;
+    return n;
+}
+
+static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
+                      const float *d, const float *drop, float *dx)
+{
+    const int nch = dx_channels(g, ws, d, drop);
     const int64_t pp = (g->p + K->lanes - 1) / K->lanes * K->lanes;
     if (pp != g->p) { /* rows of dy zero-padded to whole vectors */
         for (int o = 0; o < g->oc; o++) {
@@ -389,7 +430,7 @@ static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_ke
         d = ws->dypad;
     }
     memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
-    K->conv_dx(g, l->weight, d, pp, ws->drows);
+    K->conv_dx(g, l->weight, d, pp, ws->chans, nch, ws->drows);
     K->conv_fold(g, ws->drows, dx);
 }
 
@@ -473,6 +514,11 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     ln_split(groups, t, T, &g0, &g1);
     int dx0 = 0, dx1 = 0; /* this thread's input gradients */
     if (dx) dx_range(ctx->batch, gs, groups, t, T, &dx0, &dx1);
+    /* a fused dropout2d's scales, by which the input gradients skip the dropped planes
+     * (dx_channels), when the weights are finite */
+    const float *drop = dx && l->pool_drop && ctx->training && all_finite(l->weight, g.oc * g.ck)
+                            ? l->pool_drop->mask
+                            : NULL;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
@@ -496,7 +542,8 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                                  l->dbias ? bsums : NULL, n0 == s0);
             for (int s = 0; dx && s < ns; s++)
                 if (n0 + s >= dx0 && n0 + s < dx1)
-                    dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
+                    dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
+                              dx + (int64_t)(n0 + s) * l->in_n);
         }
         if (along_rows) continue; /* the gradients are written */
         float *dw = l->dweight, *db = l->dbias;
@@ -519,7 +566,8 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         if (n0 < own0 && n0 + ns > own0) ns = own0 - n0;
         const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++)
-            dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, dx + (int64_t)(n0 + s) * l->in_n);
+            dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
+                      dx + (int64_t)(n0 + s) * l->in_n);
         n0 += ns;
     }
 }

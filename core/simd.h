@@ -53,9 +53,12 @@ typedef struct {
     void (*conv_fwd)(const ln_conv_geom *g, const float *w, const float *bias,
                      const float *rows, float *y, int relu);
     /* conv2d: drows += W^T * dy (one sample); dy rows pstride apart, zero-padded to
-     * whole vectors */
+     * whole vectors; only the nch channels chans[0..nch) (increasing), whose sum over
+     * the channels is then the full one's to the bit when the others' dy rows are all
+     * +-0 and w is finite (each skipped term is a +-0 added to a sum that starts at +0,
+     * and so is never -0) */
     void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, int64_t pstride,
-                    float *drows);
+                    const int *chans, int nch, float *drows);
     /* conv2d: dyt[p*ocp + o] = dy[o*P + p] for one sample, zeros for o in [oc, ocp) */
     void (*conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float *dyt);
     /* conv2d weight gradient of a chunk of ns samples (unfolded rows of sample s at

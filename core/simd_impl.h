@@ -394,26 +394,38 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
     }
 }
 
+/* One channel's step of conv_dx's tiles: acc[m][j] += w_o[k0 + m] * dy_o[j] for the
+ * weights wo_ = w_o + k0 and dy row dyo_ */
+#define DX_STEP(NR_, wo_, dyo_)                                                                  \
+    do {                                                                                         \
+        const float *wo = (wo_), *dyo = (dyo_);                                                  \
+        vf dv[8]; /* (a constant size: NR_ would make a VLA) */                            \
+        for (int j = 0; j < (NR_); j++) dv[j] = V_LOADU(dyo + j * VL);                           \
+        for (int m = 0; m < MR; m++) {                                                           \
+            const vf wv = V_SET1(wo[m]);                                                         \
+            for (int j = 0; j < (NR_); j++) acc[m][j] = V_FMA(wv, dv[j], acc[m][j]);             \
+        }                                                                                        \
+    } while (0)
+
 /* For MR consecutive rows k0.. (in (c, ki, kj) order) and NR vectors of p:
  * acc = sum_o w[o][k] * dy[o][p], then added onto the rows' places in drows.
  * dy has P floats per channel and is readable (zero-padded) to a whole vector. */
 ALWAYS_INLINE void SFX(conv_dx_tile)(const int MR, const int NR, const ln_conv_geom *g,
                                      const float *w, int64_t k0, const int64_t *roff,
-                                     const float *dy, float *drows, int64_t pstride, int last)
+                                     const float *dy, float *drows, int64_t pstride, int last,
+                                     const int *chans, int nch, const int SPARSE)
 {
     vf acc[TMAX_M][TMAX_N];
     for (int m = 0; m < MR; m++)
         for (int j = 0; j < NR; j++) acc[m][j] = V_ZERO();
     const int64_t ck = g->ck;
-    const float *wo = w + k0;
-    for (int o = 0; o < g->oc; o++, wo += ck) {
-        vf dv[TMAX_N];
-        for (int j = 0; j < NR; j++) dv[j] = V_LOADU(dy + o * pstride + j * VL);
-        for (int m = 0; m < MR; m++) {
-            const vf wv = V_SET1(wo[m]);
-            for (int j = 0; j < NR; j++) acc[m][j] = V_FMA(wv, dv[j], acc[m][j]);
-        }
-    }
+    /* every channel in a plain loop (an index a step made the Fashion net's conv2 input
+     * gradient 3-10% slower), or those of chans (the SPARSE twin: a function of its own,
+     * since the two loops in one slowed the plain one by 2-4%) */
+    if (!SPARSE)
+        for (int o = 0; o < nch; o++) DX_STEP(NR, w + k0 + o * ck, dy + o * pstride);
+    else
+        for (int i = 0; i < nch; i++) DX_STEP(NR, w + k0 + chans[i] * ck, dy + chans[i] * pstride);
     for (int m = 0; m < MR; m++) {
         float *r = drows + roff[m];
         for (int j = 0; j < NR - 1; j++)
@@ -434,21 +446,16 @@ ALWAYS_INLINE void SFX(conv_dx_tile)(const int MR, const int NR, const ln_conv_g
  * every row), so every place in drows gets its adds in the same order. */
 ALWAYS_INLINE void SFX(conv_dx_tile_4_1)(const int MR, const ln_conv_geom *g, const float *w, int64_t k0,
                                          const int64_t *roff, const float *dy, float *drows, int64_t pstride,
-                                         int last)
+                                         int last, const int *chans, int nch, const int SPARSE)
 {
     vf acc[TMAX_M][5];
     for (int m = 0; m < MR; m++)
         for (int j = 0; j < 5; j++) acc[m][j] = V_ZERO();
     const int64_t ck = g->ck;
-    const float *wo = w + k0;
-    for (int o = 0; o < g->oc; o++, wo += ck) {
-        vf dv[5];
-        for (int j = 0; j < 5; j++) dv[j] = V_LOADU(dy + o * pstride + j * VL);
-        for (int m = 0; m < MR; m++) {
-            const vf wv = V_SET1(wo[m]);
-            for (int j = 0; j < 5; j++) acc[m][j] = V_FMA(wv, dv[j], acc[m][j]);
-        }
-    }
+    if (!SPARSE)
+        for (int o = 0; o < nch; o++) DX_STEP(5, w + k0 + o * ck, dy + o * pstride);
+    else
+        for (int i = 0; i < nch; i++) DX_STEP(5, w + k0 + chans[i] * ck, dy + chans[i] * pstride);
     for (int m = 0; m < MR; m++) {
         float *r = drows + roff[m];
         for (int j = 0; j < 4; j++) V_STOREU(r + j * VL, V_ADD(V_LOADU(r + j * VL), acc[m][j]));
@@ -466,8 +473,8 @@ ALWAYS_INLINE void SFX(conv_dx_tile_4_1)(const int MR, const ln_conv_geom *g, co
 /* drows += W^T dy for one sample; dy: OC rows of pstride floats, each readable up to a
  * whole number of vectors with zeros after P (the caller pads when P % VL != 0). Tiles go row block by row block, then along p, so that rows
  * sharing a place in drows are added in a fixed order. */
-static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
-                         int64_t pstride, float *drows)
+ALWAYS_INLINE void SFX(conv_dx_pass)(const ln_conv_geom *g, const float *w, const float *dy,
+                                     int64_t pstride, const int *chans, int nch, float *drows, const int SPARSE)
 {
     const int64_t P = g->p, nvec = (P + VL - 1) / VL;
     const int tail = (int)(P - (nvec - 1) * VL);
@@ -489,20 +496,29 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
             if (!even && TN == 4 && nr == 4 && v0 + 5 == nvec) {
                 switch (mr) {
-                case 5: SFX(conv_dx_tile_4_1)(5, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
-                case 4: SFX(conv_dx_tile_4_1)(4, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
-                case 3: SFX(conv_dx_tile_4_1)(3, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
-                case 2: SFX(conv_dx_tile_4_1)(2, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
-                default: SFX(conv_dx_tile_4_1)(1, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail); break;
+                case 5: SFX(conv_dx_tile_4_1)(5, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail, chans, nch, SPARSE); break;
+                case 4: SFX(conv_dx_tile_4_1)(4, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail, chans, nch, SPARSE); break;
+                case 3: SFX(conv_dx_tile_4_1)(3, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail, chans, nch, SPARSE); break;
+                case 2: SFX(conv_dx_tile_4_1)(2, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail, chans, nch, SPARSE); break;
+                default: SFX(conv_dx_tile_4_1)(1, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL, pstride, tail, chans, nch, SPARSE); break;
                 }
                 break; /* the row block's last vectors */
             }
 #endif
             TILE_SWITCH(SFX(conv_dx_tile), mr, nr, g, w, k0, roff, dy + v0 * VL, drows + v0 * VL,
-                        pstride, last)
+                        pstride, last, chans, nch, SPARSE)
             v0 += nr;
         }
     }
+}
+
+static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, int64_t pstride,
+                         const int *chans, int nch, float *drows)
+{
+    if (nch == g->oc) /* every channel */
+        SFX(conv_dx_pass)(g, w, dy, pstride, NULL, nch, drows, 0);
+    else
+        SFX(conv_dx_pass)(g, w, dy, pstride, chans, nch, drows, 1);
 }
 
 #if SIMD_M256
@@ -2344,6 +2360,7 @@ static const ln_simd_kernels SFX(kernels) = {
 };
 
 #undef ALWAYS_INLINE
+#undef DX_STEP
 #undef CONV_TALL_TN
 #undef LIN_L2_FLOATS
 #undef LIN_DYB_FLOATS

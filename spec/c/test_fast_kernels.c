@@ -378,8 +378,8 @@ static void test_act_maxpool(ln_layer_kind act, int c, int h, int w, int batch, 
  * mask and the random stream after it bit for bit the separate fast layers', on one
  * thread and split over 3 (forward and backward parts), with ties around 0 (zero
  * inputs) and -0. */
-static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch, int relu, int drop, ln_rng *rng,
-                              const char *isa)
+static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch, int relu, int drop, int special,
+                              ln_rng *rng, const char *isa)
 {
     owned_layer o, p, d;
     int64_t dims[3] = {c, h, w};
@@ -390,6 +390,14 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
     const int64_t wn = o.l.weight_n + o.l.bias_n, masks = (int64_t)batch * o.l.out.dim[0];
     for (int64_t i = 0; i < n; i += 3) o.x[i] = i % 2 ? 0.0f : -0.0f;
     for (int64_t i = 0; i < pm; i += 5) p.dy[i] = -0.0f;
+    /* special 1: an infinite output gradient in the even channels' planes (a dropped
+     * one's gradient is then NaN, not 0: the input gradient may skip only the others);
+     * 2: an infinite weight (no plane may be skipped) */
+    const int64_t pplane = p.l.out_n / p.l.out.dim[0];
+    if (special == 1)
+        for (int s = 0; s < batch; s++)
+            for (int64_t ch = 0; ch < p.l.out.dim[0]; ch += 2) p.dy[s * p.l.out_n + ch * pplane] = INFINITY;
+    if (special == 2) o.l.weight[0] = INFINITY;
     const int64_t wsn = ln_layer_workspace(&o.l);
     float *ws = falloc(3 * wsn), *py[3], *dx[3], *dw[3], *mask[3];
     int32_t *am[3];
@@ -486,9 +494,10 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
             snprintf(detail, sizeof detail, "the random stream is not where the separate layers leave it");
         }
     }
-    snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s%s + maxpool2d 2x2%s fused on %dx%dx%d batch %d, 1 and "
+    snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s%s + maxpool2d 2x2%s fused on %dx%dx%d batch %d%s, 1 and "
              "3 threads (bit for bit the separate layers)", isa, c, spec.out_channels, spec.kernel, spec.padding,
-             relu == 1 ? " + relu" : "", drop ? " + dropout2d" : "", relu == 2 ? " + relu" : "", c, h, w, batch);
+             relu == 1 ? " + relu" : "", drop ? " + dropout2d" : "", relu == 2 ? " + relu" : "", c, h, w, batch,
+             special == 1 ? ", inf in dy" : special == 2 ? ", an infinite weight" : "");
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 3; r++) {
         free(py[r]);
@@ -1357,10 +1366,17 @@ int main(void)
         for (int relu = 0; relu < 3; relu++)
             for (int drop = 0; drop < 2; drop++) {
                 if (drop && relu == 1) continue; /* not fused (conv2d_absorbs_pool_drop) */
-                test_conv_maxpool(ln_conv2d(1, 10, 5, 1, 0), 1, 28, 28, 3, relu, drop, &rng, name);
-                test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, drop, &rng, name);
-                test_conv_maxpool(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, relu, drop, &rng, name);
-                test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, drop, &rng, name);
+                test_conv_maxpool(ln_conv2d(1, 10, 5, 1, 0), 1, 28, 28, 3, relu, drop, 0, &rng, name);
+                test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, drop, 0, &rng, name);
+                test_conv_maxpool(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, relu, drop, 0, &rng, name);
+                test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, drop, 0, &rng, name);
+            }
+        /* a fused dropout2d: the input gradient skips the dropped planes, but not one that
+         * holds a NaN (inf times 0), nor any when a weight is not finite */
+        for (int special = 1; special <= 2; special++)
+            for (int relu = 0; relu <= 2; relu += 2) {
+                test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, 1, special, &rng, name);
+                test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, 1, special, &rng, name);
             }
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
