@@ -12,6 +12,7 @@
 #include "simd.h"
 #include "workers.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- geometry (conv_geom.h) ---- */
@@ -73,7 +74,7 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, chans, groups, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, chans, wsub, groups, end;
 } ws_offsets;
 
 /* Batches of at most this many samples take the transposed weight gradient (on layers
@@ -105,7 +106,8 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
     o.chans = o.rowst + ln_whole_lines(rowst_floats(g));
-    o.groups = o.chans + ln_whole_lines(g->oc); /* ints, as many as floats */
+    o.wsub = o.chans + ln_whole_lines(g->oc); /* ints, as many as floats */
+    o.groups = o.wsub + ln_whole_lines(g->oc * g->ck + 3 * g->oc);
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
     return o;
 }
@@ -124,6 +126,7 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.sums = ws + o.sums;
     w.rowst = rowst_floats(g) ? ws + o.rowst : NULL;
     w.chans = (int *)(void *)(ws + o.chans);
+    w.wsub = ws + o.wsub;
     w.groups = ws + o.groups;
     w.unf = o.unf;
     return w;
@@ -236,25 +239,93 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *            before it) likewise: see conv2d_absorbs_pool and conv2d_absorbs_pool_drop.
  * Every sum runs in an order fixed by the shapes and the batch size. */
 
+/* Sums that may be left out of a sample's output must stay below this: then none
+ * of them, rounding included, reaches infinity */
+#define SKIP_BOUND 1e37
+
+/* The channels of sample n's output to compute, into ws->chans, and their count: every
+ * channel, or, after a fused dropout2d in training with a ReLU after the pooling, not
+ * the dropped ones whose sums are bound to be finite (|bias| + sum |w| times the largest
+ * |x|, wabs[o] * xmax, below SKIP_BOUND): such a channel's outputs are +-0 after the
+ * dropout, every window of them picks its first input, and the ReLU makes it +0, which
+ * forward_samples writes without the sums (the same bits; a sum that could overflow to
+ * infinity, inf times 0 being NaN, is computed). */
+static int kept_channels(const ln_conv_geom *g, const ln_conv_ws *ws, const float *mask, const float *wabs,
+                         double xmax)
+{
+    int n = 0;
+    for (int o = 0; o < g->oc; o++)
+        if (!mask || mask[o] != 0.0f || !((double)wabs[o] * xmax < SKIP_BOUND)) ws->chans[n++] = o;
+    return n;
+}
+
+/* A pooled plane of channel outputs that were all +-0 under a ReLU: +0 everywhere, and
+ * each window's first input (its offset in the plane) as the maximum */
+static void zero_pooled_plane(const ln_conv_geom *g, float *py, int32_t *am)
+{
+    const int ph = g->oh / 2, pw = g->ow / 2;
+    for (int oy = 0; oy < ph; oy++)
+        for (int ox = 0; ox < pw; ox++) {
+            py[oy * pw + ox] = 0.0f;
+            am[oy * pw + ox] = 2 * oy * g->ow + 2 * ox;
+        }
+}
+
 /* Samples [b0, b1) of the batch (the pointers are the whole batch's). */
 static void forward_samples(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t b0, int64_t b1)
 {
     const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
     ln_conv_ws ws = ln_conv_ws_of(&g, ctx->workspace);
-    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0;
+    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0, pplane = l->pool_y ? pn / g.oc : 0;
     /* a fused dropout2d scales channels in training (eval: the identity) */
     ln_layer *drop = l->pool_drop && ctx->training ? l->pool_drop : NULL;
     if (drop) dropout_draw_part(drop, ctx, b0, b1);
+    /* dropped channels are left out (kept_channels) under a ReLU after the pooling; the
+     * weight bounds for that, and the kept channels' weights, biases and scales */
+    const int skip = drop && l->pool_relu && !l->act_y;
+    float *wabs = ws.wsub + g.oc * g.ck + 2 * g.oc;
+    if (skip) /* |bias| + ck times the largest |w|: at least |bias| + sum |w| */
+        for (int o = 0; o < g.oc; o++) {
+            const double a = (l->bias ? fabs((double)l->bias[o]) : 0.0) +
+                             (double)g.ck * K->max_abs(g.ck, l->weight + o * g.ck);
+            wabs[o] = a < 1e38 ? (float)a : INFINITY;
+        }
     for (int64_t n = b0; n < b1; n++) {
         K->conv_unfold(&g, x + n * l->in_n, ws.rows);
         if (!l->pool_y) {
             K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + n * l->out_n, l->act_y != NULL);
             continue;
         }
+        const float *mask = drop ? drop->mask + n * g.oc : NULL;
+        const int nk = skip ? kept_channels(&g, &ws, mask, wabs, K->max_abs(l->in_n, x + n * l->in_n)) : g.oc;
+        if (nk < g.oc) {
+            /* the kept channels' outputs, as a narrower layer, then their planes pooled
+             * one by one; the others' pooled planes written directly */
+            ln_conv_geom gk = g;
+            gk.oc = nk;
+            float *wk = ws.wsub, *bk = wk + (int64_t)nk * g.ck, *sk = bk + nk;
+            for (int i = 0; i < nk; i++) {
+                const int o = ws.chans[i];
+                memcpy(wk + i * g.ck, l->weight + o * g.ck, sizeof(float) * (size_t)g.ck);
+                bk[i] = l->bias ? l->bias[o] : 0.0f;
+                sk[i] = mask[o];
+            }
+            K->conv_fwd(&gk, wk, l->bias ? bk : NULL, ws.rows, ws.dym, 0);
+            K->scale_runs(nk, g.p, ws.dym, sk, ws.dym);
+            for (int o = 0, i = 0; o < g.oc; o++) {
+                float *py = l->pool_y + n * pn + o * pplane;
+                int32_t *am = l->pool_argmax + n * pn + o * pplane;
+                if (i < nk && ws.chans[i] == o)
+                    K->maxpool2_fwd(1, g.oh, g.ow, ws.dym + i++ * g.p, py, am, 1, 0);
+                else
+                    zero_pooled_plane(&g, py, am);
+            }
+            continue;
+        }
         /* a fused max pooling: the sample's output, still in L1, pooled at once */
         K->conv_fwd(&g, l->weight, l->bias, ws.rows, ws.dym, l->act_y != NULL);
-        if (drop) K->scale_runs(g.oc, g.p, ws.dym, drop->mask + n * g.oc, ws.dym);
+        if (drop) K->scale_runs(g.oc, g.p, ws.dym, mask, ws.dym);
         K->maxpool2_fwd(g.oc, g.oh, g.ow, ws.dym, l->pool_y + n * pn, l->pool_argmax + n * pn, l->pool_relu, 0);
     }
 }

@@ -68,8 +68,11 @@ typedef struct {
     float *rowst;  /* DW_FEW_SAMPLES * P * ck, or nothing (layers with P * ck over
                       ROWST_MAX_FLOATS): the unfolded rows of a small batch transposed
                       (position-major), for the weight gradient along the rows (conv2d.c) */
-    int *chans;    /* oc: the channels one sample's input gradient takes (conv2d.c,
-                      dx_channels) */
+    int *chans;    /* oc: the channels one sample's input gradient or output takes
+                      (conv2d.c, dx_channels, kept_channels) */
+    float *wsub;   /* oc*ck + 3*oc: the weights, biases and dropout scales of the channels
+                      a sample's output takes, and every channel's weight bound
+                      (conv2d.c, forward_samples) */
     float *groups; /* (DW_GROUPS_MAX - 1) * (oc*ck + oc): the weight and bias gradients of
                       the second and later groups of samples (conv2d.c), in the first
                       thread's workspace */

@@ -140,6 +140,8 @@ typedef struct {
     /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
      * (one product per element: bit for bit dropout.c's loops; out may be in) */
     void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);
+    /* the largest |x[i]| of n floats, or infinity if one is not finite */
+    float (*max_abs)(int64_t n, const float *x);
     /* dropout's keep-scales: mask[i] = (draw i of rng, as ln_rng_uniform) < p ? 0 : scale
      * for i < n, rng left past the n draws (bit for bit dropout.c's loop) */
     void (*dropout_mask)(ln_rng *rng, int64_t n, float p, float scale, float *mask);

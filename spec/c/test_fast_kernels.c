@@ -398,6 +398,8 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
         for (int s = 0; s < batch; s++)
             for (int64_t ch = 0; ch < p.l.out.dim[0]; ch += 2) p.dy[s * p.l.out_n + ch * pplane] = INFINITY;
     if (special == 2) o.l.weight[0] = INFINITY;
+    if (special == 3) /* finite inputs whose sums overflow: none may be left out */
+        for (int64_t i = 0; i < n; i++) o.x[i] = o.x[i] * 1e37f + 3e37f;
     const int64_t wsn = ln_layer_workspace(&o.l);
     float *ws = falloc(3 * wsn), *py[3], *dx[3], *dw[3], *mask[3];
     int32_t *am[3];
@@ -497,7 +499,7 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
     snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s%s + maxpool2d 2x2%s fused on %dx%dx%d batch %d%s, 1 and "
              "3 threads (bit for bit the separate layers)", isa, c, spec.out_channels, spec.kernel, spec.padding,
              relu == 1 ? " + relu" : "", drop ? " + dropout2d" : "", relu == 2 ? " + relu" : "", c, h, w, batch,
-             special == 1 ? ", inf in dy" : special == 2 ? ", an infinite weight" : "");
+             special == 1 ? ", inf in dy" : special == 2 ? ", an infinite weight" : special == 3 ? ", huge inputs" : "");
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 3; r++) {
         free(py[r]);
@@ -510,6 +512,40 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
     free_layer(&o);
     free_layer(&p);
     free_layer(&d);
+}
+
+/* max_abs: the largest magnitude (a negative value's, in the vector part or the tail),
+ * or infinity when an inf or a NaN is anywhere */
+static void test_max_abs(const char *isa)
+{
+    float v[53];
+    int ok = 1;
+    char detail[200] = "";
+    for (int n = 0; n <= 53 && ok; n++)
+        for (int at = 0; at < n && ok; at++) {
+            for (int i = 0; i < 53; i++) v[i] = (float)((i * 7) % 11) - 5.0f; /* |v| <= 5 */
+            v[at] = -1e30f;
+            float got = ln_simd()->max_abs(n, v);
+            if (got != 1e30f) {
+                ok = 0;
+                snprintf(detail, sizeof detail, "n %d, -1e30 at %d: %g", n, at, (double)got);
+            }
+            for (int q = 0; q < 3 && ok; q++) {
+                v[at] = q == 0 ? INFINITY : q == 1 ? -INFINITY : NAN;
+                got = ln_simd()->max_abs(n, v);
+                if (!isinf(got)) {
+                    ok = 0;
+                    snprintf(detail, sizeof detail, "n %d, a non-finite value at %d: %g", n, at, (double)got);
+                }
+            }
+        }
+    if (ok && ln_simd()->max_abs(0, v) != 0.0f) {
+        ok = 0;
+        snprintf(detail, sizeof detail, "no values: not 0");
+    }
+    char desc[120];
+    snprintf(desc, sizeof desc, "%s max_abs: the largest magnitude, infinity for an inf or NaN anywhere", isa);
+    tap_result(&T, ok, desc, detail);
 }
 
 /* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
@@ -1330,6 +1366,7 @@ int main(void)
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
             test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
         }
+        test_max_abs(name);
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
         /* AVX-512's even rows up to 32 (one load a row pair, the last load ending at dy's
@@ -1372,8 +1409,9 @@ int main(void)
                 test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, drop, 0, &rng, name);
             }
         /* a fused dropout2d: the input gradient skips the dropped planes, but not one that
-         * holds a NaN (inf times 0), nor any when a weight is not finite */
-        for (int special = 1; special <= 2; special++)
+         * holds a NaN (inf times 0), nor any when a weight is not finite; the output skips
+         * the dropped channels, but not those whose sums may overflow (huge inputs) */
+        for (int special = 1; special <= 3; special++)
             for (int relu = 0; relu <= 2; relu += 2) {
                 test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, 1, special, &rng, name);
                 test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, 1, special, &rng, name);
