@@ -449,19 +449,6 @@ static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int trans
         for (int o = 0; o < g->oc; o++) db[o] += bsums[o];
 }
 
-/* The input gradient of sample n (its dy at d, oc x P floats) into dx. */
-/* Whether n floats are all +0 or -0 (a NaN or any other value is not) */
-static int all_zero(const float *v, int64_t n)
-{
-    uint32_t bits = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, v + i, sizeof u);
-        bits |= u & 0x7FFFFFFFu;
-    }
-    return bits == 0;
-}
-
 /* Whether every weight is finite */
 static int all_finite(const float *w, int64_t n)
 {
@@ -474,24 +461,28 @@ static int all_finite(const float *w, int64_t n)
     return bad == 0;
 }
 
-/* The channels one sample's input gradient takes, into ws->chans, and their count: all
- * of them, or, when `drop` gives the sample's fused dropout2d scales (in training, with
- * finite weights), not the dropped channels whose dy plane is all +-0: half the study's
- * conv2 planes, whose products would only add zeros (simd.h, conv_dx: the same bits). A
- * dropped plane that holds a NaN (an infinite gradient times 0) is kept, as are the
- * weights' NaNs: what the full sum would give. */
-static int dx_channels(const ln_conv_geom *g, const ln_conv_ws *ws, const float *d, const float *drop)
+/* The channels one sample's input gradient takes (its dy at d), into ws->chans, and
+ * their count: all of them, or, when `sparse` (the weights are finite), not those whose
+ * dy plane is all +-0, whose products would only add zeros (simd.h, conv_dx: the same
+ * bits): the planes a dropout2d dropped, half of the study's conv2 ones (a fused one's
+ * scales, drop, say which may be: the others are kept unread). A plane that holds a NaN
+ * (an infinite gradient times 0) is kept, and with a weight that is not finite every
+ * plane: what the full sum would give. */
+static int dx_channels(const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws, const float *d,
+                       int sparse, const float *drop)
 {
     int n = 0;
     for (int o = 0; o < g->oc; o++)
-        if (!drop || drop[o] != 0.0f || !all_zero(d + (int64_t)o * g->p, g->p)) ws->chans[n++] = o;
+        if (!sparse || (drop && drop[o] != 0.0f) || K->max_abs(g->p, d + (int64_t)o * g->p) != 0.0f)
+            ws->chans[n++] = o;
     return n;
 }
 
+/* The input gradient of one sample (its dy at d, oc x P floats) into dx. */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
-                      const float *d, const float *drop, float *dx)
+                      const float *d, int sparse, const float *drop, float *dx)
 {
-    const int nch = dx_channels(g, ws, d, drop);
+    const int nch = dx_channels(g, K, ws, d, sparse, drop);
     const int64_t pp = (g->p + K->lanes - 1) / K->lanes * K->lanes;
     if (pp != g->p) { /* rows of dy zero-padded to whole vectors */
         for (int o = 0; o < g->oc; o++) {
@@ -585,11 +576,10 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     ln_split(groups, t, T, &g0, &g1);
     int dx0 = 0, dx1 = 0; /* this thread's input gradients */
     if (dx) dx_range(ctx->batch, gs, groups, t, T, &dx0, &dx1);
-    /* a fused dropout2d's scales, by which the input gradients skip the dropped planes
-     * (dx_channels), when the weights are finite */
-    const float *drop = dx && l->pool_drop && ctx->training && all_finite(l->weight, g.oc * g.ck)
-                            ? l->pool_drop->mask
-                            : NULL;
+    /* the input gradients skip the all-zero dy planes (dx_channels) when the weights are
+     * finite; a fused dropout2d's scales say which planes can be */
+    const int sparse = dx && all_finite(l->weight, g.oc * g.ck);
+    const float *drop = l->pool_drop && ctx->training ? l->pool_drop->mask : NULL;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
@@ -613,7 +603,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                                  l->dbias ? bsums : NULL, n0 == s0);
             for (int s = 0; dx && s < ns; s++)
                 if (n0 + s >= dx0 && n0 + s < dx1)
-                    dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
+                    dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
                               dx + (int64_t)(n0 + s) * l->in_n);
         }
         if (along_rows) continue; /* the gradients are written */
@@ -637,7 +627,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         if (n0 < own0 && n0 + ns > own0) ns = own0 - n0;
         const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++)
-            dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
+            dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
                       dx + (int64_t)(n0 + s) * l->in_n);
         n0 += ns;
     }

@@ -957,6 +957,49 @@ static void test_rows_transpose(const ln_simd_kernels *K, ln_rng *rng, const cha
     }
 }
 
+/* conv_dx over a list of channels bit for bit conv_dx over all of them when the others'
+ * dy planes are all +-0 (simd.h; conv2d.c leaves such planes out): the study's conv2,
+ * a 3x3 padded layer with a vector tail (its 4 + 1 tile), Fashion's 5x5 padded one, an
+ * im2col one; every other channel zeroed, -0 and +0 mixed, and -0 in the kept planes. */
+static void test_dx_channels(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int cases[][6] = {{10, 12, 20, 5, 1, 0}, {16, 14, 32, 3, 1, 1}, {8, 14, 12, 5, 1, 2}, {3, 11, 6, 3, 2, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int c = cases[i][0], hw = cases[i][1];
+        owned_layer o;
+        int64_t d[3] = {c, hw, hw};
+        make_layer(&o, ln_conv2d(c, cases[i][2], cases[i][3], cases[i][4], cases[i][5]), ln_shape_make(3, d), 1, rng);
+        ln_conv_geom g;
+        ln_conv_geom_of(&o.l.spec, &o.l.in, &o.l.out, &g);
+        const int64_t pp = (g.p + K->lanes - 1) / K->lanes * K->lanes;
+        float *dy = falloc(g.oc * pp), *all = falloc(g.unf_n + 64), *some = falloc(g.unf_n + 64);
+        int *chans = calloc((size_t)g.oc, sizeof(int)), *every = calloc((size_t)g.oc, sizeof(int));
+        int nch = 0;
+        for (int oc = 0; oc < g.oc; oc++) {
+            every[oc] = oc;
+            const int zero = oc % 2 == 1 || oc == 2;
+            if (!zero) chans[nch++] = oc;
+            for (int64_t p = 0; p < pp; p++)
+                dy[oc * pp + p] = p >= g.p ? 0.0f : zero ? (p % 3 ? 0.0f : -0.0f) : p % 7 == 0 ? -0.0f
+                                                                                      : 2.0f * ln_rng_uniform(rng) - 1.0f;
+        }
+        memset(all, 0, sizeof(float) * (size_t)(g.unf_n + 64));
+        memset(some, 0, sizeof(float) * (size_t)(g.unf_n + 64));
+        K->conv_dx(&g, o.l.weight, dy, pp, every, g.oc, all);
+        K->conv_dx(&g, o.l.weight, dy, pp, chans, nch, some);
+        char desc[200], detail[300] = "";
+        snprintf(desc, sizeof desc, "%s conv_dx over %d of %d channels (%dx%d, k%d stride %d pad %d) = over all, the others' dy +-0",
+                 isa, nch, g.oc, hw, hw, g.k, g.stride, g.pad);
+        tap_result(&T, same_bits(all, some, sizeof(float) * (size_t)g.unf_n, detail, sizeof detail), desc, detail);
+        free(dy);
+        free(all);
+        free(some);
+        free(chans);
+        free(every);
+        free_layer(&o);
+    }
+}
+
 /* Every part of a conv2d layer's workspace starts on a cache line when the workspace
  * does (a second thread's unfolded rows 16 bytes off split every vector access over two
  * lines: its share of the study's conv2 backward took 15% longer), and the unfolded
@@ -1436,6 +1479,7 @@ int main(void)
         test_reduce_lanes(ln_simd_for((ln_isa)isa), &rng, name);
         test_transpose_add(ln_simd_for((ln_isa)isa), &rng, name);
         test_rows_transpose(ln_simd_for((ln_isa)isa), &rng, name);
+        test_dx_channels(ln_simd_for((ln_isa)isa), &rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
         thread_cases(&rng, name);
