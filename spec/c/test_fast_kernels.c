@@ -920,6 +920,15 @@ static void test_transpose_add(const ln_simd_kernels *K, ln_rng *rng, const char
     }
 }
 
+/* A conv2d layer for one sample of c x hw x hw from cs = {c, hw, out channels, kernel,
+ * stride, padding}, and its geometry */
+static void square_conv(const int cs[6], owned_layer *o, ln_conv_geom *g, ln_rng *rng)
+{
+    int64_t d[3] = {cs[0], cs[1], cs[1]};
+    make_layer(o, ln_conv2d(cs[0], cs[2], cs[3], cs[4], cs[5]), ln_shape_make(3, d), 1, rng);
+    ln_conv_geom_of(&o->l.spec, &o->l.in, &o->l.out, g);
+}
+
 /* conv_rows_transpose (a small batch's unfolded rows, position-major, for the weight
  * gradient along the rows) bit for bit the element-by-element copy from each row's
  * place: row (c, ki, kj) at (c*k + kj)*rs1 + ki*rs2 in both layouts (conv_geom.h). The
@@ -929,12 +938,9 @@ static void test_rows_transpose(const ln_simd_kernels *K, ln_rng *rng, const cha
 {
     static const int cases[][6] = {{10, 12, 20, 5, 1, 0}, {1, 28, 16, 3, 1, 1}, {3, 32, 12, 3, 2, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const int c = cases[i][0], hw = cases[i][1];
         owned_layer o;
-        int64_t d[3] = {c, hw, hw};
-        make_layer(&o, ln_conv2d(c, cases[i][2], cases[i][3], cases[i][4], cases[i][5]), ln_shape_make(3, d), 1, rng);
         ln_conv_geom g;
-        ln_conv_geom_of(&o.l.spec, &o.l.in, &o.l.out, &g);
+        square_conv(cases[i], &o, &g, rng);
         float *rows = falloc(g.unf_n + 64), *got = falloc(g.p * g.ck), *want = falloc(g.p * g.ck);
         for (int64_t j = 0; j < g.unf_n + 64; j++) rows[j] = 2.0f * ln_rng_uniform(rng) - 1.0f;
         K->conv_rows_transpose(&g, rows, got);
@@ -965,12 +971,10 @@ static void test_dx_channels(const ln_simd_kernels *K, ln_rng *rng, const char *
 {
     static const int cases[][6] = {{10, 12, 20, 5, 1, 0}, {16, 14, 32, 3, 1, 1}, {8, 14, 12, 5, 1, 2}, {3, 11, 6, 3, 2, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const int c = cases[i][0], hw = cases[i][1];
+        const int hw = cases[i][1];
         owned_layer o;
-        int64_t d[3] = {c, hw, hw};
-        make_layer(&o, ln_conv2d(c, cases[i][2], cases[i][3], cases[i][4], cases[i][5]), ln_shape_make(3, d), 1, rng);
         ln_conv_geom g;
-        ln_conv_geom_of(&o.l.spec, &o.l.in, &o.l.out, &g);
+        square_conv(cases[i], &o, &g, rng);
         const int64_t pp = (g.p + K->lanes - 1) / K->lanes * K->lanes;
         float *dy = falloc(g.oc * pp), *all = falloc(g.unf_n + 64), *some = falloc(g.unf_n + 64);
         int *chans = calloc((size_t)g.oc, sizeof(int)), *every = calloc((size_t)g.oc, sizeof(int));
