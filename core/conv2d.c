@@ -230,13 +230,17 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *            gradients are added in group order.
  *            The input gradient (skipped when dx == NULL, as for the first layer) is
  *            drows = W^T * dy per sample, folded back onto the input (the adjoint of
- *            the unfolding), chunk by chunk with the weight gradient.
+ *            the unfolding), chunk by chunk with the weight gradient; channels whose
+ *            dy plane is all +-0 (a dropout2d's dropped ones) are left out when the
+ *            weights are finite (dx_channels: the same bits).
  *  a ReLU that follows (net.c fuses it: ln_layer.act_y) is applied as the outputs are
  *            stored, and its derivative (relu_bwd: dy where the output > 0) to each
  *            chunk of dy before the products: the same operations as the separate
  *            layer, without its passes over the batch;
  *  a 2x2 max pooling that follows (with ReLUs before or after it, or a dropout2d
- *            before it) likewise: see conv2d_absorbs_pool and conv2d_absorbs_pool_drop.
+ *            before it) likewise: see conv2d_absorbs_pool and conv2d_absorbs_pool_drop;
+ *            with a dropout2d and a ReLU after the pooling, the dropped channels'
+ *            sums are not computed when they are bound to be finite (kept_channels).
  * Every sum runs in an order fixed by the shapes and the batch size. */
 
 /* Sums that may be left out of a sample's output must stay below this: then none
