@@ -106,7 +106,7 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
     o.chans = o.rowst + ln_whole_lines(rowst_floats(g));
-    o.wsub = o.chans + ln_whole_lines(g->oc); /* ints, as many as floats */
+    o.wsub = o.chans + ln_whole_lines((int64_t)ln_conv_chunk(g) * (g->oc + 1)); /* ints, as many as floats */
     o.groups = o.wsub + ln_whole_lines(g->oc * g->ck + 3 * g->oc);
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
     return o;
@@ -482,6 +482,31 @@ static int dx_channels(const ln_conv_geom *g, const ln_simd_kernels *K, const ln
     return n;
 }
 
+/* The channels each sample of a chunk (samples n0.., ns of them, their dy at dyc) takes
+ * in the lane-partial weight gradient, as lists in ws->chans (sample s's at s*oc, their
+ * counts after the chunk's lists): when positions fill 4 vectors (conv_dw_lanes_some),
+ * not those whose dy plane is all +-0, whose products would add only zeros to the
+ * partials, if the sample's input is finite (x * 0 is NaN for an infinite x); the
+ * fused dropout2d's scales, drop, say which planes to test. Returns whether any channel
+ * is left out (else the full kernel runs). */
+static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
+                       const float *x, const float *dyc, int n0, int ns, const float *drop)
+{
+    if (g->p != 4 * K->lanes) return 0;
+    int *nch = ws->chans + (int64_t)ln_conv_chunk(g) * g->oc, left = 0;
+    for (int s = 0; s < ns; s++) {
+        int *cs = ws->chans + (int64_t)s * g->oc;
+        const float *d = dyc + (int64_t)s * l->out_n, *ds = drop ? drop + (int64_t)(n0 + s) * g->oc : NULL;
+        const int finite = K->max_abs(l->in_n, x + (int64_t)(n0 + s) * l->in_n) < INFINITY;
+        nch[s] = 0;
+        for (int o = 0; o < g->oc; o++)
+            if (!finite || (ds && ds[o] != 0.0f) || K->max_abs(g->p, d + (int64_t)o * g->p) != 0.0f)
+                cs[nch[s]++] = o;
+        left += g->oc - nch[s];
+    }
+    return left > 0;
+}
+
 /* The input gradient of one sample (its dy at d, oc x P floats) into dx. */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                       const float *d, int sparse, const float *drop, float *dx)
@@ -602,6 +627,9 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             else if (transposed)
                 K->conv_dw(&g, 0, g.oc, 0, g.ck, ns, ws.dyt, ws.rows, ws.unf, ws.sums, l->dbias ? bsums : NULL,
                            n0 == s0);
+            else if (dw_channels(l, &g, K, &ws, x, dyc, n0, ns, drop))
+                K->conv_dw_lanes_some(&g, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums, l->dbias ? bsums : NULL,
+                                      n0 == s0, ws.chans, ws.chans + (int64_t)chunk * g.oc);
             else
                 K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums,
                                  l->dbias ? bsums : NULL, n0 == s0);

@@ -78,6 +78,13 @@ typedef struct {
     void (*conv_dw_lanes)(const ln_conv_geom *g, int o0, int o1, int64_t k0, int64_t k1, int ns,
                           const float *dy, int64_t dstride, const float *rows, int64_t rstride,
                           float *part, float *bpart, int first);
+    /* conv_dw_lanes for every channel and row, with P == 4 * lanes, but sample s's
+     * products only for its nch[s] channels chans[s*oc ..] (increasing): the partials
+     * are conv_dw_lanes' to the bit when the others' dy planes are all +-0 and the rows
+     * finite (each left-out product a +-0 added to a partial that starts at +0) */
+    void (*conv_dw_lanes_some)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride, const float *rows,
+                               int64_t rstride, float *part, float *bpart, int first, const int *chans,
+                               const int *nch);
     /* rowst[p*ck + k] = row_k[p]: one sample's unfolded rows, position-major */
     void (*conv_rows_transpose)(const ln_conv_geom *g, const float *rows, float *rowst);
     /* dst[o*dstride + k] += src[k*sstride + o] for k < rows, o < cols (conv_dw's sums

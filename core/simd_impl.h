@@ -831,6 +831,61 @@ static void SFX(conv_dw_lanes)(const ln_conv_geom *g, int o_begin, int o_end, in
                     bpart + o_begin * VL, first);
 }
 
+/* NK rows (offsets roff) of one sample against its channels' dy planes, 4 vectors each:
+ * each (channel, row) partial loaded, its 4 products added in vector order, stored */
+ALWAYS_INLINE void SFX(dw_some_rows)(const int NK, int64_t ck, int64_t k0, const int64_t *roff, const float *r,
+                                     const float *d, const int *cs, int nc, float *part)
+{
+    vf xv[4][4];
+    for (int n = 0; n < NK; n++)
+        for (int v = 0; v < 4; v++) xv[n][v] = V_LOADU(r + roff[n] + v * VL);
+    for (int i = 0; i < nc; i++) {
+        const int o = cs[i];
+        const float *dp = d + (int64_t)o * 4 * VL;
+        vf dv[4];
+        for (int v = 0; v < 4; v++) dv[v] = V_LOADU(dp + v * VL);
+        for (int n = 0; n < NK; n++) {
+            float *pp = part + ((int64_t)o * ck + k0 + n) * VL;
+            vf acc = V_LOADU(pp);
+            for (int v = 0; v < 4; v++) acc = V_FMA(dv[v], xv[n][v], acc);
+            V_STOREU(pp, acc);
+        }
+    }
+}
+
+/* conv_dw_lanes over each sample's channels only (simd.h): rows in blocks of 4 whose
+ * vectors stay in registers while the sample's channels (half of the study's conv2 ones
+ * after its dropout2d) stream their partials through L1; every partial gets its products
+ * in conv_dw_lanes' order, samples then vectors. */
+static void SFX(conv_dw_lanes_some)(const ln_conv_geom *g, int ns, const float *dy, int64_t dstride,
+                                    const float *rows, int64_t rstride, float *part, float *bpart, int first,
+                                    const int *chans, const int *nch)
+{
+    const int64_t ck = g->ck;
+    int pos[3] = {0, 0, 0};
+    for (int64_t k0 = 0; k0 < ck; k0 += 4) {
+        const int nk = (int)(ck - k0 < 4 ? ck - k0 : 4);
+        int64_t roff[TMAX_N];
+        SFX(row_offsets)(g, pos, nk, roff);
+        if (first)
+            for (int o = 0; o < g->oc; o++)
+                for (int n = 0; n < nk; n++) V_STOREU(part + ((int64_t)o * ck + k0 + n) * VL, V_ZERO());
+        for (int s = 0; s < ns; s++) {
+            const float *r = rows + s * rstride, *d = dy + s * dstride;
+            const int *cs = chans + (int64_t)s * g->oc;
+            switch (nk) {
+            case 4: SFX(dw_some_rows)(4, ck, k0, roff, r, d, cs, nch[s], part); break;
+            case 3: SFX(dw_some_rows)(3, ck, k0, roff, r, d, cs, nch[s], part); break;
+            case 2: SFX(dw_some_rows)(2, ck, k0, roff, r, d, cs, nch[s], part); break;
+            default: SFX(dw_some_rows)(1, ck, k0, roff, r, d, cs, nch[s], part); break;
+            }
+        }
+    }
+    if (!bpart) return;
+    /* the bias partials: every channel, as conv_dw_lanes sums them */
+    SFX(chain_sums)(g->oc, ns, dstride, g->p, VL, 4, 0, dy, bpart, first);
+}
+
 /* out[i] += sum of the VL lane partials part[i*VL ..], for i < n, in a fixed order. */
 static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
 {
@@ -2365,6 +2420,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .conv_rows_transpose = SFX(conv_rows_transpose),
     .conv_dw = SFX(conv_dw),
     .conv_dw_lanes = SFX(conv_dw_lanes),
+    .conv_dw_lanes_some = SFX(conv_dw_lanes_some),
     .reduce_lanes = SFX(reduce_lanes),
     .linear_fwd = SFX(linear_fwd),
     .linear_bwd = SFX(linear_bwd),

@@ -1004,6 +1004,93 @@ static void test_dx_channels(const ln_simd_kernels *K, ln_rng *rng, const char *
     }
 }
 
+/* conv_dw_lanes_some (positions filling 4 vectors) bit for bit conv_dw_lanes when each
+ * sample's left-out channels have all +-0 dy planes: the study's conv2 shape (8x8
+ * outputs on AVX-512), a chunk of 3 samples with different channel lists (one with every
+ * channel, one with none), over two chunks (the second adding to the first's partials),
+ * biases included; 8x8 outputs on AVX-512, 4x8 on AVX2, 4x4 on the generic ISA. */
+static void test_dw_some(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    const int oh = K->lanes == 4 ? 4 : K->lanes / 2, ow = 4 * K->lanes / oh; /* 4 vectors of outputs */
+    owned_layer o;
+    int64_t d[3] = {10, oh + 4, ow + 4};
+    make_layer(&o, ln_conv2d(10, 20, 5, 1, 0), ln_shape_make(3, d), 1, rng);
+    ln_conv_geom g;
+    ln_conv_geom_of(&o.l.spec, &o.l.in, &o.l.out, &g);
+    const int ns = 3;
+    const int64_t unf = g.unf_n + 64, pn = (int64_t)g.oc * g.p;
+    float *rows = falloc(ns * unf), *dy = falloc(ns * pn);
+    const int64_t parts = (g.oc * g.ck + g.oc) * K->lanes;
+    float *want = falloc(parts), *got = falloc(parts);
+    int *chans = calloc((size_t)(ns * g.oc), sizeof(int)), nch[3] = {0, 0, 0};
+    int ok = 1;
+    char detail[300] = "";
+    for (int chunk = 0; chunk < 2 && ok; chunk++) {
+        for (int64_t j = 0; j < ns * unf; j++) rows[j] = 2.0f * ln_rng_uniform(rng) - 1.0f;
+        for (int s = 0; s < ns; s++) {
+            nch[s] = 0;
+            for (int oc = 0; oc < g.oc; oc++) {
+                const int keep = s == 0 || (s == 1 && (oc * 7 + chunk) % 3 == 0);
+                if (keep) chans[s * g.oc + nch[s]++] = oc;
+                for (int64_t p = 0; p < g.p; p++)
+                    dy[s * pn + oc * g.p + p] = keep ? 2.0f * ln_rng_uniform(rng) - 1.0f : (p % 2 ? 0.0f : -0.0f);
+            }
+        }
+        K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, ns, dy, pn, rows, unf, want, want + g.oc * g.ck * K->lanes, chunk == 0);
+        K->conv_dw_lanes_some(&g, ns, dy, pn, rows, unf, got, got + g.oc * g.ck * K->lanes, chunk == 0, chans, nch);
+        ok = same_bits(want, got, sizeof(float) * (size_t)parts, detail, sizeof detail);
+    }
+    char desc[200];
+    snprintf(desc, sizeof desc, "%s conv_dw_lanes_some over each sample's channels = conv_dw_lanes, the others' dy +-0 "
+             "(%dx%d outputs, 2 chunks of 3 samples)", isa, g.oh, g.ow);
+    tap_result(&T, ok, desc, detail);
+    free(rows);
+    free(dy);
+    free(want);
+    free(got);
+    free(chans);
+    free_layer(&o);
+}
+
+/* A convolution whose weight gradient may leave out all-zero dy planes (8x8 outputs:
+ * conv_dw_lanes_some on AVX-512) with an infinite input pixel: 0 * inf is NaN, so the
+ * zero planes' channels must get NaN where the reference puts it. */
+static void test_dw_inf_input(ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[3] = {10, 12, 12};
+    const int batch = 3;
+    make_layer(&o, ln_conv2d(10, 20, 5, 1, 0), ln_shape_make(3, d), batch, rng);
+    o.x[1 * o.l.in_n + 3 * 144 + 40] = INFINITY; /* sample 1, channel 3 */
+    for (int s = 0; s < batch; s++)
+        for (int oc = 1; oc < 20; oc += 2)
+            for (int p = 0; p < 64; p++) o.dy[s * o.l.out_n + oc * 64 + p] = 0.0f;
+    pass_out fast, ref;
+    run_pass(&o, batch, 0, 1, &fast);
+    run_pass(&o, batch, 1, 1, &ref);
+    int ok = 1, nans = 0;
+    char detail[200] = "";
+    for (int64_t i = 0; i < o.l.weight_n && ok; i++) {
+        nans += isnan(ref.dw[i]) != 0;
+        if ((isnan(fast.dw[i]) != 0) != (isnan(ref.dw[i]) != 0)) {
+            ok = 0;
+            snprintf(detail, sizeof detail, "weight gradient %lld: %g, the reference %g", (long long)i,
+                     (double)fast.dw[i], (double)ref.dw[i]);
+        }
+    }
+    if (ok && nans == 0) {
+        ok = 0;
+        snprintf(detail, sizeof detail, "no NaN in the reference's weight gradient: the case tests nothing");
+    }
+    char desc[200];
+    snprintf(desc, sizeof desc, "%s conv2d weight gradient with an infinite input and zero dy planes: NaN where the "
+             "reference has it (%d)", isa, nans);
+    tap_result(&T, ok, desc, detail);
+    free_pass(&fast);
+    free_pass(&ref);
+    free_layer(&o);
+}
+
 /* Every part of a conv2d layer's workspace starts on a cache line when the workspace
  * does (a second thread's unfolded rows 16 bytes off split every vector access over two
  * lines: its share of the study's conv2 backward took 15% longer), and the unfolded
@@ -1484,6 +1571,8 @@ int main(void)
         test_transpose_add(ln_simd_for((ln_isa)isa), &rng, name);
         test_rows_transpose(ln_simd_for((ln_isa)isa), &rng, name);
         test_dx_channels(ln_simd_for((ln_isa)isa), &rng, name);
+        test_dw_some(ln_simd_for((ln_isa)isa), &rng, name);
+        test_dw_inf_input(&rng, name);
         test_net_fast_vs_reference(name, &rng);
         test_determinism(name, &rng);
         thread_cases(&rng, name);
