@@ -487,12 +487,12 @@ static int dx_channels(const ln_conv_geom *g, const ln_simd_kernels *K, const ln
  * counts after the chunk's lists): when positions fill 4 vectors (conv_dw_lanes_some),
  * not those whose dy plane is all +-0, whose products would add only zeros to the
  * partials, if the sample's input is finite (x * 0 is NaN for an infinite x); the
- * fused dropout2d's scales, drop, say which planes to test. Returns whether any channel
- * is left out (else the full kernel runs). */
+ * fused dropout2d's scales, drop, say which planes to test. Returns how many channels
+ * the lists leave out (0: the full kernel runs), or -1 when it makes none. */
 static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                        const float *x, const float *dyc, int n0, int ns, const float *drop)
 {
-    if (g->p != 4 * K->lanes) return 0;
+    if (g->p != 4 * K->lanes) return -1;
     int *nch = ws->chans + (int64_t)ln_conv_chunk(g) * g->oc, left = 0;
     for (int s = 0; s < ns; s++) {
         int *cs = ws->chans + (int64_t)s * g->oc;
@@ -509,9 +509,12 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
 
 /* The input gradient of one sample (its dy at d, oc x P floats) into dx. */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
-                      const float *d, int sparse, const float *drop, float *dx)
+                      const float *d, int sparse, const float *drop, const int *listed, int nlisted, float *dx)
 {
-    const int nch = dx_channels(g, K, ws, d, sparse, drop);
+    /* the weight gradient's list of the sample's channels, when it made one and the
+     * weights are finite (it keeps every channel of a sample whose input is not) */
+    const int *chans = listed && sparse ? listed : ws->chans;
+    const int nch = listed && sparse ? nlisted : dx_channels(g, K, ws, d, sparse, drop);
     const int64_t pp = (g->p + K->lanes - 1) / K->lanes * K->lanes;
     if (pp != g->p) { /* rows of dy zero-padded to whole vectors */
         for (int o = 0; o < g->oc; o++) {
@@ -521,7 +524,7 @@ static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_ke
         d = ws->dypad;
     }
     memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
-    K->conv_dx(g, l->weight, d, pp, ws->chans, nch, ws->drows);
+    K->conv_dx(g, l->weight, d, pp, chans, nch, ws->drows);
     K->conv_fold(g, ws->drows, dx);
 }
 
@@ -614,6 +617,8 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         for (int n0 = s0; n0 < s1; n0 += chunk) {
             const int ns = s1 - n0 < chunk ? s1 - n0 : chunk;
             const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
+            int left = -1; /* channels the weight gradient left out; -1: it made no lists */
+            const int *nlist = ws.chans + (int64_t)chunk * g.oc;
             for (int s = 0; s < ns; s++) {
                 if (n0 + s + 1 < s1 && l->in_n >= PREFETCH_MIN_FLOATS)
                     prefetch_floats(x + (int64_t)(n0 + s + 1) * l->in_n, l->in_n);
@@ -627,15 +632,16 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             else if (transposed)
                 K->conv_dw(&g, 0, g.oc, 0, g.ck, ns, ws.dyt, ws.rows, ws.unf, ws.sums, l->dbias ? bsums : NULL,
                            n0 == s0);
-            else if (dw_channels(l, &g, K, &ws, x, dyc, n0, ns, drop))
+            else if ((left = dw_channels(l, &g, K, &ws, x, dyc, n0, ns, drop)) > 0)
                 K->conv_dw_lanes_some(&g, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums, l->dbias ? bsums : NULL,
-                                      n0 == s0, ws.chans, ws.chans + (int64_t)chunk * g.oc);
+                                      n0 == s0, ws.chans, nlist);
             else
                 K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums,
                                  l->dbias ? bsums : NULL, n0 == s0);
             for (int s = 0; dx && s < ns; s++)
                 if (n0 + s >= dx0 && n0 + s < dx1)
                     dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
+                              left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0,
                               dx + (int64_t)(n0 + s) * l->in_n);
         }
         if (along_rows) continue; /* the gradients are written */
@@ -660,7 +666,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++)
             dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
-                      dx + (int64_t)(n0 + s) * l->in_n);
+                      NULL, 0, dx + (int64_t)(n0 + s) * l->in_n);
         n0 += ns;
     }
 }
