@@ -385,7 +385,7 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
     int64_t dims[3] = {c, h, w};
     make_layer(&o, spec, ln_shape_make(3, dims), batch, rng);
     make_layer(&p, ln_maxpool2d(2, 2), o.l.out, batch, rng);
-    make_layer(&d, ln_dropout(LN_DROPOUT2D, 0.4f), o.l.out, batch, rng);
+    make_layer(&d, ln_dropout(LN_DROPOUT2D, special == 4 ? 0.95f : 0.4f), o.l.out, batch, rng);
     const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, pm = p.l.out_n * batch;
     const int64_t wn = o.l.weight_n + o.l.bias_n, masks = (int64_t)batch * o.l.out.dim[0];
     for (int64_t i = 0; i < n; i += 3) o.x[i] = i % 2 ? 0.0f : -0.0f;
@@ -398,6 +398,7 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
         for (int s = 0; s < batch; s++)
             for (int64_t ch = 0; ch < p.l.out.dim[0]; ch += 2) p.dy[s * p.l.out_n + ch * pplane] = INFINITY;
     if (special == 2) o.l.weight[0] = INFINITY;
+    /* 4: a dropout2d of 0.95, which drops every channel of some samples */
     if (special == 3) /* finite inputs whose sums overflow: none may be left out */
         for (int64_t i = 0; i < n; i++) o.x[i] = o.x[i] * 1e37f + 3e37f;
     const int64_t wsn = ln_layer_workspace(&o.l);
@@ -499,7 +500,8 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
     snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s%s + maxpool2d 2x2%s fused on %dx%dx%d batch %d%s, 1 and "
              "3 threads (bit for bit the separate layers)", isa, c, spec.out_channels, spec.kernel, spec.padding,
              relu == 1 ? " + relu" : "", drop ? " + dropout2d" : "", relu == 2 ? " + relu" : "", c, h, w, batch,
-             special == 1 ? ", inf in dy" : special == 2 ? ", an infinite weight" : special == 3 ? ", huge inputs" : "");
+             special == 1 ? ", inf in dy" : special == 2 ? ", an infinite weight" : special == 3 ? ", huge inputs"
+             : special == 4 ? ", dropout 0.95 (samples with every channel dropped)" : "");
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 3; r++) {
         free(py[r]);
@@ -1545,7 +1547,7 @@ int main(void)
         /* a fused dropout2d: the input gradient skips the dropped planes, but not one that
          * holds a NaN (inf times 0), nor any when a weight is not finite; the output skips
          * the dropped channels, but not those whose sums may overflow (huge inputs) */
-        for (int special = 1; special <= 3; special++)
+        for (int special = 1; special <= 4; special++)
             for (int relu = 0; relu <= 2; relu += 2) {
                 test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, 1, special, &rng, name);
                 test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, 1, special, &rng, name);
