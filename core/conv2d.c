@@ -232,7 +232,8 @@ void ln_conv_fold_c(const ln_conv_geom *g, const float *drows, float *dx)
  *            drows = W^T * dy per sample, folded back onto the input (the adjoint of
  *            the unfolding), chunk by chunk with the weight gradient; channels whose
  *            dy plane is all +-0 (a dropout2d's dropped ones) are left out when the
- *            weights are finite (dx_channels: the same bits).
+ *            weights are finite (nonzero_channels: the same bits), and from the lane
+ *            partials when the sample's input is (dw_channels).
  *  a ReLU that follows (net.c fuses it: ln_layer.act_y) is applied as the outputs are
  *            stored, and its derivative (relu_bwd: dy where the output > 0) to each
  *            chunk of dy before the products: the same operations as the separate
@@ -453,42 +454,32 @@ static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int trans
         for (int o = 0; o < g->oc; o++) db[o] += bsums[o];
 }
 
-/* Whether every weight is finite */
-static int all_finite(const float *w, int64_t n)
-{
-    int64_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, w + i, sizeof u);
-        bad += (u & 0x7F800000u) == 0x7F800000u;
-    }
-    return bad == 0;
-}
-
-/* The channels one sample's input gradient takes (its dy at d), into ws->chans, and
- * their count: all of them, or, when `sparse` (the weights are finite), not those whose
- * dy plane is all +-0, whose products would only add zeros (simd.h, conv_dx: the same
- * bits): the planes a dropout2d dropped, half of the study's conv2 ones (a fused one's
- * scales, drop, say which may be: the others are kept unread). A plane that holds a NaN
- * (an infinite gradient times 0) is kept, and with a weight that is not finite every
- * plane: what the full sum would give. */
-static int dx_channels(const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws, const float *d,
-                       int sparse, const float *drop)
+/* One sample's channels whose dy plane (at d) may hold anything but +-0, into cs, and
+ * their count: a fused dropout2d's kept channels (ds, its scales: not read) and every
+ * other channel whose plane's largest magnitude is not 0 (a NaN plane reads infinite
+ * and is kept). The products of the others would only add +-0 to sums that start at +0
+ * (simd.h: conv_dx, conv_dw_lanes_some): leaving them out keeps the bits. */
+static int nonzero_channels(const ln_conv_geom *g, const ln_simd_kernels *K, const float *d, const float *ds, int *cs)
 {
     int n = 0;
     for (int o = 0; o < g->oc; o++)
-        if (!sparse || (drop && drop[o] != 0.0f) || K->max_abs(g->p, d + (int64_t)o * g->p) != 0.0f)
-            ws->chans[n++] = o;
+        if ((ds && ds[o] != 0.0f) || K->max_abs(g->p, d + (int64_t)o * g->p) != 0.0f) cs[n++] = o;
     return n;
+}
+
+/* Every channel, in order, into cs; their count */
+static int all_channels(const ln_conv_geom *g, int *cs)
+{
+    for (int o = 0; o < g->oc; o++) cs[o] = o;
+    return g->oc;
 }
 
 /* The channels each sample of a chunk (samples n0.., ns of them, their dy at dyc) takes
  * in the lane-partial weight gradient, as lists in ws->chans (sample s's at s*oc, their
- * counts after the chunk's lists): when positions fill 4 vectors (conv_dw_lanes_some),
- * not those whose dy plane is all +-0, whose products would add only zeros to the
- * partials, if the sample's input is finite (x * 0 is NaN for an infinite x); the
- * fused dropout2d's scales, drop, say which planes to test. Returns how many channels
- * the lists leave out (0: the full kernel runs), or -1 when it makes none. */
+ * counts after the chunk's lists), when positions fill 4 vectors (conv_dw_lanes_some):
+ * nonzero_channels, or every channel for a sample whose input is not finite (x * 0 is
+ * NaN for an infinite x). Returns how many channels the lists leave out (0: the full
+ * kernel runs), or -1 when it makes none. */
 static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                        const float *x, const float *dyc, int n0, int ns, const float *drop)
 {
@@ -496,25 +487,26 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
     int *nch = ws->chans + (int64_t)ln_conv_chunk(g) * g->oc, left = 0;
     for (int s = 0; s < ns; s++) {
         int *cs = ws->chans + (int64_t)s * g->oc;
-        const float *d = dyc + (int64_t)s * l->out_n, *ds = drop ? drop + (int64_t)(n0 + s) * g->oc : NULL;
         const int finite = K->max_abs(l->in_n, x + (int64_t)(n0 + s) * l->in_n) < INFINITY;
-        nch[s] = 0;
-        for (int o = 0; o < g->oc; o++)
-            if (!finite || (ds && ds[o] != 0.0f) || K->max_abs(g->p, d + (int64_t)o * g->p) != 0.0f)
-                cs[nch[s]++] = o;
+        nch[s] = finite ? nonzero_channels(g, K, dyc + (int64_t)s * l->out_n,
+                                           drop ? drop + (int64_t)(n0 + s) * g->oc : NULL, cs)
+                        : all_channels(g, cs);
         left += g->oc - nch[s];
     }
-    return left > 0;
+    return left;
 }
 
 /* The input gradient of one sample (its dy at d, oc x P floats) into dx. */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                       const float *d, int sparse, const float *drop, const int *listed, int nlisted, float *dx)
 {
-    /* the weight gradient's list of the sample's channels, when it made one and the
-     * weights are finite (it keeps every channel of a sample whose input is not) */
+    /* with finite weights (sparse), the channels whose dy plane is not all +-0: the
+     * weight gradient's list of them when it made one (it keeps every channel of a
+     * sample whose input is not finite), else nonzero_channels; all of them otherwise */
     const int *chans = listed && sparse ? listed : ws->chans;
-    const int nch = listed && sparse ? nlisted : dx_channels(g, K, ws, d, sparse, drop);
+    const int nch = listed && sparse ? nlisted
+                    : sparse         ? nonzero_channels(g, K, d, drop, ws->chans)
+                                     : all_channels(g, ws->chans);
     const int64_t pp = (g->p + K->lanes - 1) / K->lanes * K->lanes;
     if (pp != g->p) { /* rows of dy zero-padded to whole vectors */
         for (int o = 0; o < g->oc; o++) {
@@ -608,9 +600,9 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     ln_split(groups, t, T, &g0, &g1);
     int dx0 = 0, dx1 = 0; /* this thread's input gradients */
     if (dx) dx_range(ctx->batch, gs, groups, t, T, &dx0, &dx1);
-    /* the input gradients skip the all-zero dy planes (dx_channels) when the weights are
-     * finite; a fused dropout2d's scales say which planes can be */
-    const int sparse = dx && all_finite(l->weight, g.oc * g.ck);
+    /* the input gradients skip the all-zero dy planes (nonzero_channels) when the weights
+     * are finite; a fused dropout2d's scales say which planes can be */
+    const int sparse = dx && K->max_abs(g.oc * g.ck, l->weight) < INFINITY;
     const float *drop = l->pool_drop && ctx->training ? l->pool_drop->mask : NULL;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;

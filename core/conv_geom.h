@@ -68,8 +68,8 @@ typedef struct {
     float *rowst;  /* DW_FEW_SAMPLES * P * ck, or nothing (layers with P * ck over
                       ROWST_MAX_FLOATS): the unfolded rows of a small batch transposed
                       (position-major), for the weight gradient along the rows (conv2d.c) */
-    int *chans;    /* oc: the channels one sample's input gradient or output takes
-                      (conv2d.c, dx_channels, kept_channels) */
+    int *chans;    /* chunk * (oc + 1): the channels each sample of a chunk takes, and
+                      their counts (conv2d.c: dw_channels, nonzero_channels, kept_channels) */
     float *wsub;   /* oc*ck + 3*oc: the weights, biases and dropout scales of the channels
                       a sample's output takes, and every channel's weight bound
                       (conv2d.c, forward_samples) */

@@ -399,7 +399,7 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
 #define DX_STEP(NR_, wo_, dyo_)                                                                  \
     do {                                                                                         \
         const float *wo = (wo_), *dyo = (dyo_);                                                  \
-        vf dv[8]; /* (a constant size: NR_ would make a VLA) */                            \
+        vf dv[8]; /* (a constant size: NR_ would make a VLA) */                              \
         for (int j = 0; j < (NR_); j++) dv[j] = V_LOADU(dyo + j * VL);                           \
         for (int m = 0; m < MR; m++) {                                                           \
             const vf wv = V_SET1(wo[m]);                                                         \
