@@ -185,14 +185,6 @@ static void backward_reference(ln_layer *l, const float *x, const float *dy, flo
  * summed in vector lanes (float) and that partial added to the channel's double sum;
  * the elementwise steps are the reference's operations in its order. ---- */
 
-/* The lines of n floats at p, asked for ahead to be written: a channel's runs are a
- * sample's stride apart (the custom net's first layer: 3 KiB runs 49 KiB apart), which
- * the hardware prefetchers do not follow. */
-static void prefetch_write(float *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1);
-}
-
 /* Runs shorter than this (batchnorm1d: 1 value per sample) go to the reference. */
 #define FAST_MIN_RUN 8
 
@@ -245,11 +237,14 @@ static void forward_fast(ln_layer *l, const float *x, float *y, const ln_ctx *ct
             /* with a fused pooling, only a fused tanh's or sigmoid's backward reads the
              * full output: otherwise the plane goes to scratch, pooled from there */
             float *yp = full_y ? y + n * d.stride + c * d.s : ctx->workspace;
-            /* the next sample's outputs, a sample's stride on: asked for ahead, to be
-             * written (the custom net's pooled planes waited on their lines) */
+            /* the next sample's outputs, asked for ahead, to be written: a channel's runs
+             * are a sample's stride apart (the custom net's first layer: 3 KiB runs 49 KiB
+             * apart), which the hardware prefetchers do not follow (the custom net's
+             * pooled planes waited on their lines) */
             if (n + 1 < ctx->batch) {
-                if (full_y) prefetch_write(y + (n + 1) * d.stride + c * d.s, d.s);
-                if (l->pool_y) prefetch_write(l->pool_y + (n + 1) * pn + c * plane, plane);
+                if (full_y) K->prefetch_write(y + (n + 1) * d.stride + c * d.s, (int64_t)sizeof(float) * d.s);
+                if (l->pool_y)
+                    K->prefetch_write(l->pool_y + (n + 1) * pn + c * plane, (int64_t)sizeof(float) * plane);
             }
             K->bn_affine(d.s, x + n * d.stride + c * d.s, yp, mean_f, alpha, beta,
                          l->act_y ? (int)l->act_kind : 0);

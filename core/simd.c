@@ -22,6 +22,8 @@
 #include "simd_end.h"
 
 #if LN_SIMD_X86
+#include <cpuid.h>
+
 #include "simd_avx2_begin.h"
 #include "simd_impl.h"
 #include "simd_end.h"
@@ -33,13 +35,25 @@
 
 /* ============================================================== dispatch */
 
+#if LN_SIMD_X86
+/* PREFETCHW (CPUID 0x80000001, ECX bit 8), which the AVX-512 region is compiled to use:
+ * every CPU with AVX-512 has it, but the check costs nothing (and clang's
+ * __builtin_cpu_supports does not know the name) */
+static int cpu_has_prefetchw(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c >> 8 & 1u);
+}
+#endif
+
 static int cpu_has(ln_isa isa)
 {
 #if LN_SIMD_X86
     __builtin_cpu_init();
     switch (isa) {
     case LN_ISA_AVX512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+                               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                               cpu_has_prefetchw();
     case LN_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     default: return 1;
     }

@@ -158,6 +158,10 @@ typedef struct {
     void (*sgd_momentum)(int64_t n, float *p, const float *g, float *buf, float mom, float keep,
                          float neg_lr);
     void (*adam)(int64_t n, float *p, const float *g, float *m, float *v, const ln_adam_consts *k);
+    /* asks for the cache lines of bytes at p, to be written soon: fetched for writing
+     * where the ISA's region has PREFETCHW (AVX-512), so that another core's copy is
+     * invalidated now rather than at the store; for reading elsewhere. A hint only */
+    void (*prefetch_write)(const void *p, int64_t bytes);
 } ln_simd_kernels;
 
 /* The kernels of the active ISA (detected on first use). */

@@ -11,10 +11,10 @@
 #include <immintrin.h>
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma,prfchw"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx2,fma")
+#pragma GCC target("avx512f,avx512vl,avx2,fma,prfchw")
 #endif
 
 typedef float vf16 __attribute__((vector_size(64)));
@@ -82,6 +82,10 @@ static inline __attribute__((always_inline)) __mmask16 a5_lanes(int l0, int l1)
 #define V_LMASK __mmask16
 #define V_LMASK_MAKE(l0, l1) a5_lanes((l0), (l1))
 #define V_LOADU_LMASK(p, m) _mm512_maskz_loadu_ps((m), (p))
+/* a line about to be written, fetched for writing (PREFETCHW: simd.c requires it with
+ * AVX-512, which every CPU that has AVX-512 also has) */
+#define V_PREFETCH_W(p) __builtin_prefetch((p), 1)
+#define V_HAS_PREFETCH_W 1
 #define V_COPY8(d, s, n) _mm256_storeu_ps((d), _mm256_maskz_loadu_ps((__mmask8)((1u << (n)) - 1u), (s)))
 #define TM 5
 #define TN 4

@@ -38,6 +38,8 @@
 #undef V_LMASK_MAKE
 #undef V_LOADU_LMASK
 #undef V_COPY8
+#undef V_PREFETCH_W
+#undef V_HAS_PREFETCH_W
 #undef TM
 #undef TN
 #undef DW_TN

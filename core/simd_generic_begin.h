@@ -68,6 +68,10 @@ typedef struct {
 #define V_LMASK g_lmask
 #define V_LMASK_MAKE(l0, l1) ((g_lmask){(l0), (l1)})
 #define V_LOADU_LMASK(p, m) g_loadu_lanes((p), (m).l0, (m).l1)
+/* a prefetch as the compiler has it (for reading on x86 without PREFETCHW); nothing in
+ * the optimizers */
+#define V_PREFETCH_W(p) __builtin_prefetch((p), 1)
+#define V_HAS_PREFETCH_W 0
 #define V_COPY8(d, s, n) memcpy((d), (s), sizeof(float) * (size_t)(n))
 #define TM 4
 #define TN 2
