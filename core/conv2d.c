@@ -276,8 +276,10 @@ static void zero_pooled_plane(const ln_conv_geom *g, float *py, int32_t *am)
         }
 }
 
-/* Samples [b0, b1) of the batch (the pointers are the whole batch's). */
-static void forward_samples(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t b0, int64_t b1)
+/* Samples [b0, b1) of the batch (the pointers are the whole batch's), on one of
+ * `threads` threads. */
+static void forward_samples(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t b0, int64_t b1,
+                            int threads)
 {
     const ln_conv_geom g = geom_of(l);
     const ln_simd_kernels *K = ln_simd();
@@ -303,8 +305,9 @@ static void forward_samples(ln_layer *l, const float *x, float *y, const ln_ctx 
          * takes all samples of), so each line's store must first invalidate that copy:
          * where the two cores share no L3 (a VM's vCPUs on two dies, a 400 ns round
          * trip) the study's conv2 forward took 91-99 us a step instead of 70, 74-77
-         * with this (simd.h, prefetch_write: PREFETCHW on AVX-512) */
-        if (n + 1 < b1) {
+         * with this (simd.h, prefetch_write: PREFETCHW on AVX-512). On one thread the
+         * lines are this core's already: nothing to ask for */
+        if (threads > 1 && n + 1 < b1) {
             if (l->pool_y) {
                 K->prefetch_write(l->pool_y + (n + 1) * pn, (int64_t)sizeof(float) * pn);
                 K->prefetch_write(l->pool_argmax + (n + 1) * pn, (int64_t)sizeof(int32_t) * pn);
@@ -362,7 +365,7 @@ void conv2d_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ct
         conv2d_forward_reference(l, x + b0 * l->in_n, y + b0 * l->out_n, &sctx);
         return;
     }
-    forward_samples(l, x, y, ctx, b0, b1);
+    forward_samples(l, x, y, ctx, b0, b1, T);
 }
 
 /* After the parts: a fused dropout2d's stream advanced past the batch, as the dropout
@@ -374,7 +377,7 @@ void conv2d_forward_finish(ln_layer *l, const ln_ctx *ctx)
 
 void conv2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    forward_samples(l, x, y, ctx, 0, ctx->batch);
+    forward_samples(l, x, y, ctx, 0, ctx->batch, 1);
     conv2d_forward_finish(l, ctx);
 }
 
