@@ -77,6 +77,22 @@ local function fma_peak()
   return best
 end
 
+-- ------------------------------------------------------- cores' distance
+
+-- The round trip of a cache line between two threads (bench/core_link.c), in ns, or nil:
+-- about 100 where the cores share an L3, 400 where the development VM's two vCPUs sit
+-- on two dies, which slows a single run on 2 threads by 10-15% (bench/README.md).
+local link_built
+local function core_link()
+  if link_built == nil then
+    local cc = os.getenv("CC") or "cc"
+    local _, ok = sh(cc .. " -O2 -pthread -o build/bench/core_link bench/core_link.c 2>&1")
+    link_built = ok and true or false
+  end
+  if not link_built then return nil end
+  return tonumber(sh("build/bench/core_link"):match("round_trip_ns ([%d.]+)"))
+end
+
 -- ------------------------------------------------------------------ data
 
 local function load_data()
@@ -178,6 +194,10 @@ local peak, perr = fma_peak()
 local per_core = peak and peak.peak
 print(peak and ("FP32 peak per core (bench/fma_probe.c): %.1f GFLOP/s (zmm %.1f, ymm %.1f)")
   :format(peak.peak, peak.zmm or 0, peak.ymm or 0) or ("FP32 peak: " .. perr))
+do
+  local link = core_link()
+  print(("cores' cache-line round trip (bench/core_link.c): %s"):format(link and ("%.0f ns"):format(link) or "-"))
+end
 local data, source = load_data()
 print("data: " .. source)
 local tinfo, terr = torch.start()
@@ -243,7 +263,7 @@ target("1/1", 10, 50)
 
 if os.getenv("BENCH_NETS") ~= "0" then
   require("bench.nets").run { lunet = lunet, data = data, torch = tinfo and torch, per_core = per_core,
-    median = median, loadavg = loadavg }
+    median = median, loadavg = loadavg, core_link = core_link }
 end
 torch.stop()
 

@@ -103,6 +103,7 @@ function M.run(env)
     net:free()
   end
   local res = {}
+  local link_before = env.core_link and env.core_link()
   for _, n in ipairs(nets(lunet)) do
     local data = n.cifar and cifar or n.fashion and fashion or env.data
     local probe = n.make()
@@ -153,7 +154,12 @@ function M.run(env)
   print(("net:predict, one 1x28x28 image, the study's net: %.1f us per call (median of 7 x 1000, CPU time)")
     :format(median(lat)))
 
+  local link_after = env.core_link and env.core_link()
   print()
+  local function ns(v) return v and ("%.0f ns"):format(v) or "-" end
+  print(("cores' cache-line round trip (bench/core_link.c): %s before these nets, %s after (about 100 where " ..
+    "they share an L3; the development VM's two vCPUs on two dies read about 400, and one run on 2 threads " ..
+    "is then 10-15%% slower)"):format(ns(link_before), ns(link_after)))
   local function verdict(ok) return ok and "met" or "NOT met" end
   local s, t = res.study, res.tanh
   print(("target tanh layout vs relu, 1 thread: %.2fx (per CPU-second %.2fx; target >= 0.7x) -> %s"):format(
