@@ -81,7 +81,7 @@ end
 
 -- The round trip of a cache line between two threads (bench/core_link.c), in ns, or nil:
 -- about 100 where the cores share an L3, 400 where the development VM's two vCPUs sit
--- on two dies, which slows a single run on 2 threads by 10-15% (bench/README.md).
+-- on two dies, where a single run of the study on 2 threads is about 9% slower (bench/README.md).
 local link_built
 local function core_link()
   if link_built == nil then

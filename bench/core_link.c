@@ -5,7 +5,8 @@
  *   round_trip_ns <ns>   median of 5 runs of 100000 round trips
  * On the development VM this reads about 100 ns when its two vCPUs share an L3 and
  * about 400 ns when they are on two dies (the host moves them from minute to minute),
- * and a single run on 2 threads is 10-15% slower in the second case (bench/README.md,
+ * and a single run of the study on 2 threads is about 9% slower in the second case (13-20%
+ * before the prefetches of bench/README.md,
  * session 14): `make bench` prints it next to the 2-thread figures.
  * Build: cc -O2 -pthread core_link.c -o core_link. Threads are pinned to CPUs 0 and 1
  * when the system allows it (Linux); otherwise the scheduler places them. With fewer

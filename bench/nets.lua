@@ -159,7 +159,7 @@ function M.run(env)
   local function ns(v) return v and ("%.0f ns"):format(v) or "-" end
   print(("cores' cache-line round trip (bench/core_link.c): %s before these nets, %s after (about 100 where " ..
     "they share an L3; the development VM's two vCPUs on two dies read about 400, and one run on 2 threads " ..
-    "is then 10-15%% slower)"):format(ns(link_before), ns(link_after)))
+    "is then about 9%% slower)"):format(ns(link_before), ns(link_after)))
   local function verdict(ok) return ok and "met" or "NOT met" end
   local s, t = res.study, res.tanh
   print(("target tanh layout vs relu, 1 thread: %.2fx (per CPU-second %.2fx; target >= 0.7x) -> %s"):format(

@@ -435,8 +435,7 @@ int ln_net_threads(const ln_net *net) { return net->threads; }
  * this stay on one thread: waking the others costs more than they would save. The
  * study's 21,840 parameters are split: where the two cores share no L3, each thread then
  * waits on half of the lines the other thread wrote (gradients) or read (parameters),
- * side by side (the study on 2 threads +1.5-2.5% there; unchanged where they share one;
- * 65536 before) */
+ * side by side (the study on 2 threads +1.5-2.5% there; unchanged where they share one) */
 #define PARAM_SPLIT_MIN 16384
 
 /* The optimizer step over parameter ranges, one per thread (every update is

@@ -90,8 +90,8 @@ static inline __m256i a2_lanes(int l0, int l1)
 #define V_LMASK __m256i
 #define V_LMASK_MAKE(l0, l1) a2_lanes((l0), (l1))
 #define V_LOADU_LMASK(p, m) _mm256_maskload_ps((p), (m))
-/* no PREFETCHW here (Haswell lacks it): a prefetch for reading, which the batchnorm
- * and convolution callers measured helpful as it is, and nothing in the optimizers */
+/* no PREFETCHW here (Haswell lacks it): a prefetch for reading, as batchnorm's
+ * prefetch always was on every ISA, and nothing in the optimizers */
 #define V_PREFETCH_W(p) __builtin_prefetch((p), 1)
 #define V_HAS_PREFETCH_W 0
 #define V_COPY8(d, s, n) _mm256_storeu_ps((d), _mm256_maskload_ps((s), a2_mask(n)))

@@ -2364,15 +2364,13 @@ static void SFX(scale_runs)(int64_t entries, int64_t span, const float *in, cons
 
 /* ============================================================= optimizers */
 
-/* SGD with momentum (no weight decay, not the first step): per element
- * buf = buf*mom + keep*g; p = p + neg_lr*buf, rounded after every operation. */
 /* The optimizers ask for the parameters OPT_AHEAD floats ahead to be written, a line
  * per 16 floats. In a run on 2 threads the other thread has read them (its share of
  * the forward), so each line's store must first invalidate that copy; where the two
  * cores share no L3 (a VM's two vCPUs on two dies: a 400 ns round trip, not 100), the
  * study's step (22k parameters, on one thread) took 17-19 us instead of 3.3, waiting
- * for those invalidations; 13-14 us with this (the rest is reading the gradients the
- * other thread wrote). Only with PREFETCHW: a prefetch for reading fetches the line
+ * for those invalidations; 13-14 us with this (the rest was not broken down: a read
+ * prefetch of the gradients did not shorten it). Only with PREFETCHW: a prefetch for reading fetches the line
  * shared, and the store still has to invalidate the other copy. */
 #define OPT_AHEAD 512
 ALWAYS_INLINE void SFX(opt_prefetch)(float *p, int64_t i, int64_t n)
@@ -2384,12 +2382,15 @@ ALWAYS_INLINE void SFX(opt_prefetch)(float *p, int64_t i, int64_t n)
 #endif
 }
 
+/* simd.h: the 64-byte lines of bytes at p asked for, to be written (a hint) */
 static void SFX(prefetch_write)(const void *p, int64_t bytes)
 {
     const char *c = p;
     for (int64_t i = 0; i < bytes; i += 64) V_PREFETCH_W(c + i);
 }
 
+/* SGD with momentum (no weight decay, not the first step): per element
+ * buf = buf*mom + keep*g; p = p + neg_lr*buf, rounded after every operation. */
 static void SFX(sgd_momentum)(int64_t n, float *p, const float *g, float *buf, float mom,
                               float keep, float neg_lr)
 {

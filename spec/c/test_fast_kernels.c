@@ -551,8 +551,7 @@ static void test_max_abs(const char *isa)
 }
 
 /* prefetch_write is a hint: over a whole buffer, its last byte, nothing and a range
- * that is not line-aligned, it changes no byte (and, run under ASan, reads none out of
- * bounds: a prefetch is not an access) */
+ * that is not line-aligned, it changes no byte */
 static void test_prefetch_write(const char *isa)
 {
     enum { N = 1000 };
