@@ -908,6 +908,8 @@ static void SFX(reduce_lanes)(int64_t n, const float *part, float *out)
 #define LIN_L2_FLOATS (48 * 1024)
 /* Floats of dy columns the weight gradient gathers on the stack (16 KiB) */
 #define LIN_DYB_FLOATS 4096
+/* Floats of a dy row up to which the weight gradient reads dy's columns in place */
+#define LIN_DY_NEAR 64
 /* Input vectors per block of the forward: the LIN_O weight rows of a block (1024 floats
  * each, 16 KiB) stay in L1 while the block's samples sweep over them (whole rows gave
  * 46-47 GFLOP/s on 3136 -> 1024 at batch 64 on the AVX2 machine, 512-float blocks 50-57;
@@ -1090,13 +1092,16 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
         const int s1 = nvec - s0 < xslab ? nvec : s0 + xslab;
         for (int o0 = o_begin; o0 < o_end; o0 += TM) {
             const int mr = o_end - o0 < TM ? o_end - o0 : TM;
-            /* the block's columns of dy gathered (n x mr floats): read in place, they are
-             * n rows `out` floats apart, which for out a multiple of 1024 all fall into
-             * one set of L1 */
+            /* the block's columns of dy gathered (n x mr floats) when dy's rows are far
+             * apart: read in place, they are n rows `out` floats apart, which for out a
+             * multiple of 1024 all fall into one set of L1. Rows of at most LIN_DY_NEAR
+             * floats are read in place: they fill whole lines of every set, and the
+             * gather cost as much as the FMAs in a batch-1 conv weight gradient (positions
+             * as samples, 10 or 20 channels). */
             float dyb[LIN_DYB_FLOATS];
             const float *d = dy + o0;
             int dstride = out;
-            if ((int64_t)n * mr <= LIN_DYB_FLOATS) {
+            if (out > LIN_DY_NEAR && (int64_t)n * mr <= LIN_DYB_FLOATS) {
                 for (int a = 0; a < n; a++)
                     for (int m = 0; m < mr; m++) dyb[a * mr + m] = dy[(int64_t)a * out + o0 + m];
                 d = dyb;
@@ -2322,15 +2327,27 @@ static void SFX(dropout_mask)(ln_rng *rng, int64_t n, float p, float scale, floa
 static float SFX(max_abs)(int64_t n, const float *x)
 {
     const vi mag = (vi)V_SET1(0.0f) | 0x7FFFFFFF;
-    vi m = (vi)V_ZERO();
+    /* four running maxima: one was a chain of compare-and-select, two cycles a vector
+     * (5% of a batch-1 step of the study) */
+    vi m[4] = {(vi)V_ZERO(), (vi)V_ZERO(), (vi)V_ZERO(), (vi)V_ZERO()};
     int64_t i = 0;
+    for (; i + 4 * VL <= n; i += 4 * VL)
+        for (int c = 0; c < 4; c++) {
+            const vi a = (vi)V_LOADU(x + i + c * VL) & mag;
+            const vi gt = a > m[c];
+            m[c] = (a & gt) | (m[c] & ~gt);
+        }
     for (; i + VL <= n; i += VL) {
         const vi a = (vi)V_LOADU(x + i) & mag;
-        const vi gt = a > m;
-        m = (a & gt) | (m & ~gt);
+        const vi gt = a > m[0];
+        m[0] = (a & gt) | (m[0] & ~gt);
+    }
+    for (int c = 1; c < 4; c++) {
+        const vi gt = m[c] > m[0];
+        m[0] = (m[c] & gt) | (m[0] & ~gt);
     }
     uint32_t r = 0;
-    for (int j = 0; j < VL; j++) r = (uint32_t)m[j] > r ? (uint32_t)m[j] : r;
+    for (int j = 0; j < VL; j++) r = (uint32_t)m[0][j] > r ? (uint32_t)m[0][j] : r;
     for (; i < n; i++) {
         uint32_t u;
         memcpy(&u, x + i, sizeof u);
@@ -2480,6 +2497,7 @@ static const ln_simd_kernels SFX(kernels) = {
 #undef CONV_TALL_TN
 #undef LIN_L2_FLOATS
 #undef LIN_DYB_FLOATS
+#undef LIN_DY_NEAR
 #undef LIN_O
 #undef LIN_KV
 #undef OPT_AHEAD

@@ -520,12 +520,12 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
  * or infinity when an inf or a NaN is anywhere */
 static void test_max_abs(const char *isa)
 {
-    float v[53];
+    float v[150]; /* past 4 x 16 lanes: every one of the running maxima */
     int ok = 1;
     char detail[200] = "";
-    for (int n = 0; n <= 53 && ok; n++)
+    for (int n = 0; n <= 150 && ok; n++)
         for (int at = 0; at < n && ok; at++) {
-            for (int i = 0; i < 53; i++) v[i] = (float)((i * 7) % 11) - 5.0f; /* |v| <= 5 */
+            for (int i = 0; i < 150; i++) v[i] = (float)((i * 7) % 11) - 5.0f; /* |v| <= 5 */
             v[at] = -1e30f;
             float got = ln_simd()->max_abs(n, v);
             if (got != 1e30f) {
