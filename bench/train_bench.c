@@ -12,15 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-/* CPU seconds of this process: other load on a shared machine stretches wall time far
- * more than it does this. */
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The cifar and fashion nets: two blocks of conv (k x k, stride 1, padding pad) - ReLU -
  * 2x2 max pool, then flatten (flat values) - linear to hidden - ReLU - dropout (when
  * dropout > 0) - linear to 10 classes. Fills s from 0; returns the layer count. */
@@ -138,12 +129,13 @@ int main(int argc, char **argv)
     cfg.batch = batch;
     cfg.iterations = epochs;
     ln_history h;
-    const double cpu0 = cpu_seconds();
     if (ln_train(net, ds, &cfg, &h, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    const double cpu = cpu_seconds() - cpu0;
+    /* samples per CPU-second (the training loop's, all threads): other load on a shared
+     * machine stretches wall time far more than it does this */
+    const double cpu = h.cpu_seconds;
     const double flops = ln_net_forward_flops(net) + ln_net_backward_flops(net);
     printf("%s batch %d threads %d: %.0f samples/s, %.1f GFLOP/s, %.0f samples per CPU-second, loss", name,
            batch, threads, (double)h.samples / h.seconds, flops * (double)h.samples / h.seconds * 1e-9,

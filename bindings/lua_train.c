@@ -159,6 +159,8 @@ void push_history(lua_State *L, const ln_history *h, int with_steps)
     lua_setfield(L, -2, "samples");
     lua_pushnumber(L, h->seconds);
     lua_setfield(L, -2, "seconds");
+    lua_pushnumber(L, h->cpu_seconds);
+    lua_setfield(L, -2, "cpu_seconds");
     lua_pushnumber(L, h->seconds > 0 ? (double)h->samples / h->seconds : 0.0);
     lua_setfield(L, -2, "samples_per_second");
     lua_pushboolean(L, h->diverged);

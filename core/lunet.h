@@ -591,6 +591,9 @@ typedef struct {
     int64_t stopped_at;    /* early stopping: the iteration it stopped after, else 0 */
     int64_t first_iteration; /* a resumed call: iterations done before it (else 0) */
     char checkpoint_error[512]; /* a checkpoint that could not be written stopped the run */
+    double cpu_seconds;    /* the process's CPU time over the same span as seconds: every
+                            * thread's, so up to threads x seconds; less than seconds on
+                            * one thread when other work took the core */
 } ln_history;
 
 /* The batch of training (ln_train_config_defaults) and the Lua module's evaluation. */

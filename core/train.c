@@ -25,6 +25,14 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of the whole process (all its threads) */
+static double cpu_now_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void ln_train_config_defaults(ln_train_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -289,7 +297,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         goto done;
     }
 
-    const double start = now_seconds();
+    const double start = now_seconds(), cpu_start = cpu_now_seconds();
     stop_watch watch = {ts->stop_best, ts->stop_wait};
 
     double iter_sum = 0.0;
@@ -350,6 +358,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
             iter_samples = 0;
             iteration_started = 0;
             hist->seconds = now_seconds() - start;
+            hist->cpu_seconds = cpu_now_seconds() - cpu_start;
             if (diverged) {
                 hist->diverged = 1;
                 break;
@@ -393,6 +402,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         }
     }
     hist->seconds = now_seconds() - start;
+    hist->cpu_seconds = cpu_now_seconds() - cpu_start;
     st = LN_OK;
 done:
     ln_net_forget_forward(net); /* its activations hold a training batch, no caller's */

@@ -21,6 +21,23 @@ describe("training on synthetic data", function()
     assert.equal(8 * 96, h.samples)
   end)
 
+  it("history.cpu_seconds is the process's CPU time over the training, every thread's", function()
+    for _, threads in ipairs({ 1, 2 }) do
+      local net = lunet.models.mnist_cnn { seed = 1 }
+      local c0 = os.clock()
+      local h = net:train { data = data, batch = 16, iterations = 6, quiet = true, threads = threads }
+      local around = os.clock() - c0 -- also counts the buffers' allocation before the span
+      assert.is_true(h.cpu_seconds > 0 and h.cpu_seconds <= around,
+        ("%d threads: cpu %g, os.clock around %g"):format(threads, h.cpu_seconds, around))
+      if threads == 1 then -- one thread cannot use more CPU than wall-clock time
+        assert.is_true(h.cpu_seconds <= h.seconds * 1.02 + 0.002,
+          ("cpu %g, wall %g"):format(h.cpu_seconds, h.seconds))
+      else -- the workers run (or spin) beside the caller
+        assert.is_true(h.cpu_seconds > h.seconds, ("cpu %g, wall %g"):format(h.cpu_seconds, h.seconds))
+      end
+    end
+  end)
+
   it("epoch loss is the sample-weighted mean of its steps (last batch partial)", function()
     local net = lunet.models.mnist_cnn { seed = 1 }
     local h = net:train { data = data, batch = 40, iterations = 1, quiet = true }

@@ -642,7 +642,8 @@ end
 -- line every 10 s otherwise (LUNET_PROGRESS=tty|plain|off overrides; quiet = true
 -- silences it).
 -- Returns the history: loss[i] per iteration, step_loss, lr[i] (the rate of the iteration's
--- first step), seconds, samples_per_second, diverged, interrupted (Ctrl-C stops at the next
+-- first step), seconds, cpu_seconds (the process's CPU time over the same span: all its
+-- threads'), samples_per_second, diverged, interrupted (Ctrl-C stops at the next
 -- step and keeps what was done).
 -- threads = N splits every step over N threads; the results are the same bit for bit.
 -- A progress function that returns true stops training (interrupted = true); an error
