@@ -1096,8 +1096,8 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
              * apart: read in place, they are n rows `out` floats apart, which for out a
              * multiple of 1024 all fall into one set of L1. Rows of at most LIN_DY_NEAR
              * floats are read in place: they fill whole lines of every set, and the
-             * gather cost as much as the FMAs in a batch-1 conv weight gradient (positions
-             * as samples, 10 or 20 channels). */
+             * gather's copies showed in the profile of a batch-1 conv weight gradient
+             * (positions as samples, dy rows of 10 or 20 channels). */
             float dyb[LIN_DYB_FLOATS];
             const float *d = dy + o0;
             int dstride = out;
