@@ -593,7 +593,7 @@ typedef struct {
     char checkpoint_error[512]; /* a checkpoint that could not be written stopped the run */
     double cpu_seconds;    /* the process's CPU time over the same span as seconds: every
                             * thread's, so up to threads x seconds; less than seconds on
-                            * one thread when other work took the core */
+                            * one thread when other work took the core (0 after an error) */
 } ln_history;
 
 /* The batch of training (ln_train_config_defaults) and the Lua module's evaluation. */

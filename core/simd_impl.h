@@ -1276,49 +1276,32 @@ ALWAYS_INLINE double SFX(hsum_d)(vf v)
     return s;
 }
 
-/* out[k] = hsum_d(v[k]) for the 8 vectors v[0..7], bit for bit: each sum is the same
- * chain of double adds, lane after lane, but the 8 chains go side by side in two
- * vectors of doubles, the lanes transposed in registers, instead of one scalar chain of
- * 16 dependent adds after another (the custom net's second batchnorm, 32 planes of
- * 14 x 14 a sample: its sums 0.59 -> 0.50 us a sample, the gradient's 1.13 -> 1.07). */
-#if SIMD_M256
-ALWAYS_INLINE void SFX(hsum_d8)(const vf *v, double *out)
-{
-    float rows[8][VL] __attribute__((aligned(32))), lanes[VL][8] __attribute__((aligned(32)));
-    for (int k = 0; k < 8; k++) V_STOREU(rows[k], v[k]);
-    for (int l0 = 0; l0 < VL; l0 += 8) SFX(transpose8)(rows[0] + l0, VL, lanes[l0], 8); /* lanes[l][k] = v[k][l] */
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    for (int l = 0; l < VL; l++) {
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm_load_ps(lanes[l])));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm_load_ps(lanes[l] + 4)));
-    }
-    _mm256_storeu_pd(out, s0);
-    _mm256_storeu_pd(out + 4, s1);
-}
-#else
-ALWAYS_INLINE void SFX(hsum_d8)(const vf *v, double *out)
-{
-    for (int k = 0; k < 8; k++) out[k] = SFX(hsum_d)(v[k]);
-}
-#endif
-
-/* ha[r] = hsum_d(a[r]), hb[r] = hsum_d(b[r]) for R runs: 4 runs' 8 vectors side by side */
+/* ha[r] = hsum_d(a[r]), hb[r] = hsum_d(b[r]) for R runs, bit for bit. With 4 runs and
+ * 8 x 8 transposes in the region, each sum is the same chain of double adds, lane after
+ * lane, but the 8 chains go side by side in two vectors of doubles instead of one scalar
+ * chain of 16 dependent adds after another (the custom net's second batchnorm, 32
+ * planes of 14 x 14 a sample: its sums 0.59 -> 0.50 us a sample, the gradient's 1.13 ->
+ * 1.07). */
 ALWAYS_INLINE void SFX(hsum_d_runs)(const int R, const vf *a, const vf *b, double *ha, double *hb)
 {
+#if SIMD_M256
     if (R == 4) {
-        vf v[8];
-        double h[8];
+        float rows[8][VL] __attribute__((aligned(32))), lanes[VL][8] __attribute__((aligned(32)));
         for (int r = 0; r < 4; r++) {
-            v[r] = a[r];
-            v[r + 4] = b[r];
+            V_STOREU(rows[r], a[r]);
+            V_STOREU(rows[r + 4], b[r]);
         }
-        SFX(hsum_d8)(v, h);
-        for (int r = 0; r < 4; r++) {
-            ha[r] = h[r];
-            hb[r] = h[r + 4];
+        for (int l0 = 0; l0 < VL; l0 += 8) SFX(transpose8)(rows[0] + l0, VL, lanes[l0], 8); /* lanes[l][k] = rows[k][l] */
+        __m256d sa = _mm256_setzero_pd(), sb = _mm256_setzero_pd();
+        for (int l = 0; l < VL; l++) {
+            sa = _mm256_add_pd(sa, _mm256_cvtps_pd(_mm_load_ps(lanes[l])));
+            sb = _mm256_add_pd(sb, _mm256_cvtps_pd(_mm_load_ps(lanes[l] + 4)));
         }
+        _mm256_storeu_pd(ha, sa);
+        _mm256_storeu_pd(hb, sb);
         return;
     }
+#endif
     for (int r = 0; r < R; r++) {
         ha[r] = SFX(hsum_d)(a[r]);
         hb[r] = SFX(hsum_d)(b[r]);
