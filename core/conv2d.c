@@ -74,7 +74,7 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, chans, wsub, groups, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, dxl, dxl_start, dxl_chan, dxl_val, chans, wsub, groups, end;
 } ws_offsets;
 
 /* Batches of at most this many samples take the transposed weight gradient (on layers
@@ -105,7 +105,12 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     o.sums = o.dym + ln_whole_lines(ln_conv_chunk(g) * g->oc * g->p);
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
-    o.chans = o.rowst + ln_whole_lines(rowst_floats(g));
+    o.dxl = o.rowst + ln_whole_lines(rowst_floats(g));
+    const int64_t terms = (int64_t)g->oc * (g->oh / 2) * (g->ow / 2); /* ints, as many as floats */
+    o.dxl_start = o.dxl + ln_whole_lines(ln_conv_dx_listed_scratch(g));
+    o.dxl_chan = o.dxl_start + ln_whole_lines(g->p + 1);
+    o.dxl_val = o.dxl_chan + ln_whole_lines(terms);
+    o.chans = o.dxl_val + ln_whole_lines(terms);
     o.wsub = o.chans + ln_whole_lines((int64_t)ln_conv_chunk(g) * (g->oc + 1)); /* ints, as many as floats */
     o.groups = o.wsub + ln_whole_lines(g->oc * g->ck + 3 * g->oc);
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
@@ -125,6 +130,10 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.dym = ws + o.dym;
     w.sums = ws + o.sums;
     w.rowst = rowst_floats(g) ? ws + o.rowst : NULL;
+    w.dxl = ws + o.dxl;
+    w.dxl_start = (int *)(void *)(ws + o.dxl_start);
+    w.dxl_chan = (int *)(void *)(ws + o.dxl_chan);
+    w.dxl_val = ws + o.dxl_val;
     w.chans = (int *)(void *)(ws + o.chans);
     w.wsub = ws + o.wsub;
     w.groups = ws + o.groups;
@@ -514,10 +523,62 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
     return left;
 }
 
-/* The input gradient of one sample (its dy at d, oc x P floats) into dx. */
-static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
-                      const float *d, int sparse, const float *drop, const int *listed, int nlisted, float *dx)
+/* Layers with fewer output channels than this take conv_dx even after a fused max
+ * pooling: conv_dx_listed saves the products of three places in four, but pays for
+ * transposing and adding back its sums, as much as conv_dx's products of about 30
+ * channels cost. Per sample on AVX-512 (bench/kernel_bench.c): the study's conv2, 20
+ * channels, 3.3-3.8 us with conv_dx against 4.3-4.9 listed; 32 channels of 27 rows
+ * 12.7-13.4 against 11.7-15.0; CIFAR's conv2, 64 channels, 54-59 against 24-32;
+ * Fashion's, 64, 110-120 against 63-71. */
+#define DX_LISTED_MIN_OC 48
+
+/* Sample n's argmax of the fused max pooling, or NULL */
+static const int32_t *pooled_argmax(const ln_layer *l, int n)
 {
+    return l->pool_y ? l->pool_argmax + (int64_t)n * ln_pooled_n(l) : NULL;
+}
+
+/* The places of one sample's dy (at d, oc x P floats) that a fused 2x2 max pooling sent
+ * a gradient other than +-0 to (its argmax at am, a window's maximum per entry), as
+ * conv_dx_listed takes them: position by position, each position's channels in
+ * increasing order (a counting sort by position, channel after channel). Every other
+ * place of d is +-0: the pooling's backward writes zeros outside its maxima. */
+static void listed_positions(const ln_conv_geom *g, const int32_t *am, const float *d, const ln_conv_ws *ws)
+{
+    const int64_t P = g->p, pq = (int64_t)(g->oh / 2) * (g->ow / 2);
+    int *start = ws->dxl_start;
+    memset(start, 0, sizeof(int) * (size_t)(P + 1));
+    for (int o = 0; o < g->oc; o++)
+        for (int64_t q = 0; q < pq; q++) {
+            const int32_t p = am[o * pq + q];
+            start[p + 1] += d[o * P + p] != 0.0f;
+        }
+    for (int64_t p = 0; p < P; p++) start[p + 1] += start[p];
+    for (int o = 0; o < g->oc; o++) /* start[p] moves on to where p's terms end */
+        for (int64_t q = 0; q < pq; q++) {
+            const int32_t p = am[o * pq + q];
+            const float v = d[o * P + p];
+            if (v == 0.0f) continue;
+            ws->dxl_chan[start[p]] = o;
+            ws->dxl_val[start[p]++] = v;
+        }
+    for (int64_t p = P; p > 0; p--) start[p] = start[p - 1];
+    start[0] = 0;
+}
+
+/* The input gradient of one sample (its dy at d, oc x P floats) into dx; am: the
+ * sample's fused 2x2 max pooling's argmax (NULL: none). */
+static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
+                      const float *d, int sparse, const float *drop, const int *listed, int nlisted,
+                      const int32_t *am, float *dx)
+{
+    memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
+    if (am && sparse && g->oc >= DX_LISTED_MIN_OC) { /* a quarter of the places at most hold a gradient */
+        listed_positions(g, am, d, ws);
+        K->conv_dx_listed(g, l->weight, ws->dxl_start, ws->dxl_chan, ws->dxl_val, ws->dxl, ws->drows);
+        K->conv_fold(g, ws->drows, dx);
+        return;
+    }
     /* with finite weights (sparse), the channels whose dy plane is not all +-0: the
      * weight gradient's list of them when it made one (it keeps every channel of a
      * sample whose input is not finite), else nonzero_channels; all of them otherwise */
@@ -533,7 +594,6 @@ static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_ke
         }
         d = ws->dypad;
     }
-    memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
     K->conv_dx(g, l->weight, d, pp, chans, nch, ws->drows);
     K->conv_fold(g, ws->drows, dx);
 }
@@ -652,7 +712,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 if (n0 + s >= dx0 && n0 + s < dx1)
                     dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
                               left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0,
-                              dx + (int64_t)(n0 + s) * l->in_n);
+                              pooled_argmax(l, n0 + s), dx + (int64_t)(n0 + s) * l->in_n);
         }
         if (along_rows) continue; /* the gradients are written */
         float *dw = l->dweight, *db = l->dbias;
@@ -676,7 +736,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++)
             dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
-                      NULL, 0, dx + (int64_t)(n0 + s) * l->in_n);
+                      NULL, 0, pooled_argmax(l, n0 + s), dx + (int64_t)(n0 + s) * l->in_n);
         n0 += ns;
     }
 }

@@ -68,6 +68,10 @@ typedef struct {
     float *rowst;  /* DW_FEW_SAMPLES * P * ck, or nothing (layers with P * ck over
                       ROWST_MAX_FLOATS): the unfolded rows of a small batch transposed
                       (position-major), for the weight gradient along the rows (conv2d.c) */
+    float *dxl;    /* ln_conv_dx_listed_scratch(g): conv_dx_listed's sums (simd.h) */
+    int *dxl_start; /* P + 1: where each position's terms start in the lists below */
+    int *dxl_chan;  /* oc * P / 4 (a 2x2 pooling's windows): each term's channel */
+    float *dxl_val; /* oc * P / 4: each term's dy */
     int *chans;    /* chunk * (oc + 1): the channels each sample of a chunk takes, and
                       their counts (conv2d.c: dw_channels, nonzero_channels, kept_channels) */
     float *wsub;   /* oc*ck + 3*oc: the weights, biases and dropout scales of the channels
@@ -79,6 +83,14 @@ typedef struct {
     int64_t unf;  /* floats per unfolded sample: unf_n + LN_SIMD_SLACK */
 } ln_conv_ws;
 
+/* Floats of conv_dx_listed's scratch (simd.h): a block of up to 8 vectors of rows of one
+ * sample's sums, position-major, then all of its sums transposed (rows of positions
+ * rounded up to whole vectors), for the widest ISA */
+static inline int64_t ln_conv_dx_listed_scratch(const ln_conv_geom *g)
+{
+    const int64_t l = LN_SIMD_MAX_LANES, pp = (g->p + l - 1) / l * l;
+    return g->p * 8 * l + g->ck * pp;
+}
 /* Floats of that workspace. */
 int64_t ln_conv_workspace(const ln_conv_geom *g);
 /* The parts of the workspace at ws (ln_conv_workspace(g) floats). */

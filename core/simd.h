@@ -59,6 +59,13 @@ typedef struct {
      * and so is never -0) */
     void (*conv_dx)(const ln_conv_geom *g, const float *w, const float *dy, int64_t pstride,
                     const int *chans, int nch, float *drows);
+    /* conv_dx with every channel, for one sample whose dy is +-0 but at the listed places
+     * (a fused 2x2 max pooling's gradient): position p's terms are entries [start[p],
+     * start[p + 1]), channel chan[i] (increasing within a position) with the value val[i].
+     * drows gets conv_dx's sums to the bit when the unlisted dy are +-0 and w is finite.
+     * scratch: conv_dx_listed_scratch(g) floats */
+    void (*conv_dx_listed)(const ln_conv_geom *g, const float *w, const int *start, const int *chan,
+                           const float *val, float *scratch, float *drows);
     /* conv2d: dyt[p*ocp + o] = dy[o*P + p] for one sample, zeros for o in [oc, ocp) */
     void (*conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float *dyt);
     /* conv2d weight gradient of a chunk of ns samples (unfolded rows of sample s at

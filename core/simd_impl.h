@@ -397,6 +397,13 @@ static void SFX(conv_fwd)(const ln_conv_geom *g, const float *w, const float *bi
     }
 }
 
+/* The modes of conv_dx's tiles (their SPARSE argument): every channel, the listed ones,
+ * or no channel: each tile's sums read from a matrix of them (ck rows of pstride floats
+ * at dy), computed by conv_dx_listed, and added onto drows as the other modes add theirs */
+#define DX_ALL 0
+#define DX_LISTED 1
+#define DX_REPLAY 2
+
 /* One channel's step of conv_dx's tiles: acc[m][j] += w_o[k0 + m] * dy_o[j] for the
  * weights wo_ = w_o + k0 and dy row dyo_ */
 #define DX_STEP(NR_, wo_, dyo_)                                                                  \
@@ -425,7 +432,10 @@ ALWAYS_INLINE void SFX(conv_dx_tile)(const int MR, const int NR, const ln_conv_g
     /* every channel in a plain loop (an index a step made the Fashion net's conv2 input
      * gradient 3-10% slower), or those of chans (the SPARSE twin: a function of its own,
      * since the two loops in one slowed the plain one by 2-4%) */
-    if (!SPARSE)
+    if (SPARSE == DX_REPLAY)
+        for (int m = 0; m < MR; m++)
+            for (int j = 0; j < NR; j++) acc[m][j] = V_LOADU(dy + (k0 + m) * pstride + j * VL);
+    else if (!SPARSE)
         for (int o = 0; o < nch; o++) DX_STEP(NR, w + k0 + o * ck, dy + o * pstride);
     else
         for (int i = 0; i < nch; i++) DX_STEP(NR, w + k0 + chans[i] * ck, dy + chans[i] * pstride);
@@ -455,7 +465,10 @@ ALWAYS_INLINE void SFX(conv_dx_tile_4_1)(const int MR, const ln_conv_geom *g, co
     for (int m = 0; m < MR; m++)
         for (int j = 0; j < 5; j++) acc[m][j] = V_ZERO();
     const int64_t ck = g->ck;
-    if (!SPARSE)
+    if (SPARSE == DX_REPLAY)
+        for (int m = 0; m < MR; m++)
+            for (int j = 0; j < 5; j++) acc[m][j] = V_LOADU(dy + (k0 + m) * pstride + j * VL);
+    else if (!SPARSE)
         for (int o = 0; o < nch; o++) DX_STEP(5, w + k0 + o * ck, dy + o * pstride);
     else
         for (int i = 0; i < nch; i++) DX_STEP(5, w + k0 + chans[i] * ck, dy + chans[i] * pstride);
@@ -519,10 +532,11 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
                          const int *chans, int nch, float *drows)
 {
     if (nch == g->oc) /* every channel */
-        SFX(conv_dx_pass)(g, w, dy, pstride, NULL, nch, drows, 0);
+        SFX(conv_dx_pass)(g, w, dy, pstride, NULL, nch, drows, DX_ALL);
     else
-        SFX(conv_dx_pass)(g, w, dy, pstride, chans, nch, drows, 1);
+        SFX(conv_dx_pass)(g, w, dy, pstride, chans, nch, drows, DX_LISTED);
 }
+
 
 #if SIMD_M256
 /* dst[i*dstride + j] = src[j][i] (add: dst[...] + src[j][i]) for i, j < 8, from 8 rows
@@ -642,6 +656,77 @@ static void SFX(conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float
         for (int o = 0; o < oc; o++) dyt[p0 * ocp + o] = dy[o * P + p0];
         for (int64_t o = oc; o < ocp; o++) dyt[p0 * ocp + o] = 0.0f;
     }
+}
+
+/* Vectors of k that conv_dx_listed keeps in registers at once */
+#define DXL_KV 8
+
+/* conv_dx's sums of one position, for rows [k0, k0 + NV vectors) (the last one `tail`
+ * rows long): the n listed terms, channel chan[i] with dy value val[i], in their order,
+ * from +0; into col (row k0 + k at col[k]) */
+ALWAYS_INLINE void SFX(dxl_position)(const int NV, const float *w, int64_t ck, int64_t k0, int tail,
+                                     const int *chan, const float *val, int n, float *col)
+{
+    vf acc[DXL_KV];
+    for (int j = 0; j < NV; j++) acc[j] = V_ZERO();
+    for (int i = 0; i < n; i++) {
+        const vf d = V_SET1(val[i]);
+        const float *wo = w + (int64_t)chan[i] * ck + k0;
+        for (int j = 0; j < NV - 1; j++) acc[j] = V_FMA(V_LOADU(wo + j * VL), d, acc[j]);
+        acc[NV - 1] = V_FMA(tail == VL ? V_LOADU(wo + (NV - 1) * VL) : V_LOADU_N(wo + (NV - 1) * VL, tail), d,
+                            acc[NV - 1]);
+    }
+    for (int j = 0; j < NV; j++) V_STOREU(col + j * VL, acc[j]);
+}
+
+/* drows += W^T dy for one sample whose dy is +-0 but at the listed places (simd.h): each
+ * position's sums over its listed channels (a weight row's vectors against a broadcast
+ * dy value, so only the places a 2x2 max pooling sent a gradient to cost anything),
+ * position-major in scratch, transposed to rows of positions, then added onto drows by
+ * conv_dx's own tiles in their order (DX_REPLAY). Each sum is conv_dx's: the same terms
+ * in the same (channel) order from +0, less terms that are +-0 exactly. */
+static void SFX(conv_dx_listed)(const ln_conv_geom *g, const float *w, const int *start, const int *chan,
+                                const float *val, float *scratch, float *drows)
+{
+    const int64_t P = g->p, ck = g->ck, pp = (P + VL - 1) / VL * VL, kb = DXL_KV * VL;
+    float *cols = scratch, *rows = scratch + P * kb;
+    /* blocks of rows outside: a block's weights (every channel's, DXL_KV vectors each)
+     * stay in L1 while the positions' lists stream (inside out, the weight rows came from
+     * L2 at every term: no faster than conv_dx on the Fashion net's conv2); each block's
+     * sums, position-major, are transposed before the next (one block's, not the whole
+     * sample's, so that they stay in L2) */
+    for (int64_t k0 = 0; k0 < ck; k0 += kb) {
+        const int64_t left = ck - k0, kw = left < kb ? left : kb;
+        const int nv = (int)((kw + VL - 1) / VL);
+        const int tail = (int)(kw - (int64_t)(nv - 1) * VL);
+        for (int64_t p = 0; p < P; p++) {
+            const int i0 = start[p], n = start[p + 1] - i0;
+            float *col = cols + p * kb;
+            switch (nv) { /* a constant count: the sums stay in registers */
+            case 8: SFX(dxl_position)(8, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            case 7: SFX(dxl_position)(7, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            case 6: SFX(dxl_position)(6, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            case 5: SFX(dxl_position)(5, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            case 4: SFX(dxl_position)(4, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            case 3: SFX(dxl_position)(3, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            case 2: SFX(dxl_position)(2, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            default: SFX(dxl_position)(1, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
+            }
+        }
+        /* rows[(k0 + k)*pp + p] = cols[p*kb + k], zeros for p in [P, pp) */
+        int64_t k = 0;
+#if SIMD_M256
+        const int64_t p8 = P / 8 * 8, k8 = kw / 8 * 8;
+        for (; k < k8; k += 8) {
+            for (int64_t p = 0; p < p8; p += 8) SFX(transpose8)(cols + p * kb + k, kb, rows + (k0 + k) * pp + p, pp);
+            for (int64_t i = k; i < k + 8; i++)
+                for (int64_t p = p8; p < pp; p++) rows[(k0 + i) * pp + p] = p < P ? cols[p * kb + i] : 0.0f;
+        }
+#endif
+        for (; k < kw; k++)
+            for (int64_t p = 0; p < pp; p++) rows[(k0 + k) * pp + p] = p < P ? cols[p * kb + k] : 0.0f;
+    }
+    SFX(conv_dx_pass)(g, w, rows, pp, NULL, 0, drows, DX_REPLAY);
 }
 
 /* Weight-gradient sums of MR unfolded rows (offsets roff, the first is row k0) and NR
@@ -2500,6 +2585,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .conv_fold = SFX(conv_fold),
     .conv_fwd = SFX(conv_fwd),
     .conv_dx = SFX(conv_dx),
+    .conv_dx_listed = SFX(conv_dx_listed),
     .conv_dy_transpose = SFX(conv_dy_transpose),
     .transpose_add = SFX(transpose_add),
     .conv_rows_transpose = SFX(conv_rows_transpose),
@@ -2532,6 +2618,10 @@ static const ln_simd_kernels SFX(kernels) = {
 
 #undef ALWAYS_INLINE
 #undef DX_STEP
+#undef DX_ALL
+#undef DX_LISTED
+#undef DX_REPLAY
+#undef DXL_KV
 #undef CONV_TALL_TN
 #undef LIN_L2_FLOATS
 #undef LIN_DYB_FLOATS

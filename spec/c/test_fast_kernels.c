@@ -1031,6 +1031,64 @@ static void test_dx_channels(const ln_simd_kernels *K, ln_rng *rng, const char *
     }
 }
 
+/* conv_dx_listed bit for bit conv_dx over every channel when dy is +-0 but at the
+ * listed places (simd.h; conv2d.c lists a fused 2x2 max pooling's maxima): each
+ * channel's 2x2 windows send a value to one random place, some of them +-0 (a ReLU's
+ * mask: not listed), and the rest of dy is +0 and -0 mixed. The shapes: the CIFAR net's
+ * conv2 shrunk (shifted layout, a vector tail on AVX-512), Fashion's 5x5 padded one with
+ * 200 rows (a second block of rows, itself with a tail), an im2col one, the study's conv2
+ * and an odd output (7x7: the last row and column in no window). */
+static void test_dx_listed(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int cases[][6] = {
+        {16, 16, 48, 3, 1, 1}, {8, 14, 40, 5, 1, 2}, {3, 11, 36, 3, 2, 1}, {10, 12, 20, 5, 1, 0}, {4, 11, 33, 5, 1, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int hw = cases[i][1];
+        owned_layer o;
+        ln_conv_geom g;
+        square_conv(cases[i], &o, &g, rng);
+        const int64_t P = g.p, pp = (P + K->lanes - 1) / K->lanes * K->lanes;
+        float *dy = falloc(g.oc * pp), *all = falloc(g.unf_n + 64), *listed = falloc(g.unf_n + 64);
+        float *scratch = falloc(ln_conv_dx_listed_scratch(&g)), *val = falloc(g.oc * P);
+        int *start = calloc((size_t)P + 1, sizeof(int)), *chan = calloc((size_t)(g.oc * P), sizeof(int));
+        for (int64_t j = 0; j < g.oc * pp; j++) dy[j] = ln_rng_u32(rng) % 2 ? -0.0f : 0.0f;
+        for (int oc = 0; oc < g.oc; oc++)
+            for (int qy = 0; qy < g.oh / 2; qy++)
+                for (int qx = 0; qx < g.ow / 2; qx++) {
+                    const int64_t p = (int64_t)(2 * qy + (int)(ln_rng_u32(rng) % 2)) * g.ow + 2 * qx + (int)(ln_rng_u32(rng) % 2);
+                    const uint32_t kind = ln_rng_u32(rng) % 4;
+                    dy[oc * pp + p] = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 2.0f * ln_rng_uniform(rng) - 1.0f;
+                }
+        int n = 0; /* the lists: position by position, channels in order */
+        for (int64_t p = 0; p < P; p++) {
+            start[p] = n;
+            for (int oc = 0; oc < g.oc; oc++)
+                if (dy[oc * pp + p] != 0.0f) {
+                    chan[n] = oc;
+                    val[n++] = dy[oc * pp + p];
+                }
+        }
+        start[P] = n;
+        memset(all, 0, sizeof(float) * (size_t)(g.unf_n + 64));
+        memset(listed, 0, sizeof(float) * (size_t)(g.unf_n + 64));
+        K->conv_dx(&g, o.l.weight, dy, pp, NULL, g.oc, all);
+        K->conv_dx_listed(&g, o.l.weight, start, chan, val, scratch, listed);
+        char desc[200], detail[300] = "";
+        snprintf(desc, sizeof desc,
+                 "%s conv_dx_listed, %d terms (%dx%d, %d to %d channels, k%d stride %d pad %d) = conv_dx over every channel",
+                 isa, n, hw, hw, g.c, g.oc, g.k, g.stride, g.pad);
+        tap_result(&T, same_bits(all, listed, sizeof(float) * (size_t)g.unf_n, detail, sizeof detail), desc, detail);
+        free(dy);
+        free(all);
+        free(listed);
+        free(scratch);
+        free(val);
+        free(start);
+        free(chan);
+        free_layer(&o);
+    }
+}
+
 /* conv_dw_lanes_some (positions filling 4 vectors) bit for bit conv_dw_lanes when each
  * sample's left-out channels have all +-0 dy planes: the study's conv2 shape (8x8
  * outputs on AVX-512), a chunk of 3 samples with different channel lists (one with every
@@ -1599,6 +1657,7 @@ int main(void)
         test_transpose_add(ln_simd_for((ln_isa)isa), &rng, name);
         test_rows_transpose(ln_simd_for((ln_isa)isa), &rng, name);
         test_dx_channels(ln_simd_for((ln_isa)isa), &rng, name);
+        test_dx_listed(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_some(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_inf_input(&rng, name);
         test_net_fast_vs_reference(name, &rng);
