@@ -38,6 +38,33 @@ describe("fast kernels", function()
     end)
   end
 
+  -- conv2's input gradient goes through conv_dx_listed (48 channels or more, a fused max
+  -- pooling: only the places the pooling sent a gradient to); its 13x13 output leaves a
+  -- row and a column outside the windows, and its dropout2d is fused too
+  local function pooled_net()
+    return lunet.sequential { lunet.conv2d(1, 8, 3), lunet.relu(), lunet.maxpool2d(2),
+      lunet.conv2d(8, 48, 3, { padding = 1 }), lunet.dropout2d(0.25), lunet.maxpool2d(2), lunet.relu(),
+      lunet.flatten(), lunet.linear(48 * 6 * 6, 10), lunet.log_softmax(), input = { 1, 28, 28 }, seed = 4 }
+  end
+
+  it("train a net whose input gradient skips what a max pooling left out like the reference kernels", function()
+    like_reference(pooled_net(), pooled_net(), data, 9)
+  end)
+
+  it("give that net bit-identical losses and parameters on 1 and 2 threads", function()
+    local runs = {}
+    for threads = 1, 2 do
+      local net = pooled_net()
+      local h = net:train { data = data, batch = 24, iterations = 2, quiet = true, threads = threads,
+        optimizer = lunet.sgd { lr = 0.05, momentum = 0.5 } }
+      runs[threads] = { h = h, params = net:_params() }
+    end
+    local a, b = runs[1], runs[2]
+    assert.equal(4, #a.h.step_loss)
+    for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
+    for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
+  end)
+
   it("give bit-identical losses when training twice", function()
     local a = train(lunet.models.mnist_cnn { seed = 5 }, data, 16)
     local b = train(lunet.models.mnist_cnn { seed = 5 }, data, 16)
