@@ -74,7 +74,8 @@ int ln_conv_chunk(const ln_conv_geom *g)
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
-    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, dxl, dxl_start, dxl_chan, dxl_val, chans, wsub, groups, end;
+    int64_t unf, rows, drows, dypad, dyt, dym, sums, rowst, dxl, dxl_start, dxl_chan, dxl_val, dwl_start, dwl_pos,
+        dwl_val, chans, wsub, groups, end;
 } ws_offsets;
 
 /* Batches of at most this many samples take the transposed weight gradient (on layers
@@ -106,11 +107,14 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
     o.dxl = o.rowst + ln_whole_lines(rowst_floats(g));
-    const int64_t terms = (int64_t)g->oc * (g->oh / 2) * (g->ow / 2); /* ints, as many as floats */
+    const int64_t terms = (int64_t)g->oc * g->p; /* ints, as many as floats */
     o.dxl_start = o.dxl + ln_whole_lines(ln_conv_dx_listed_scratch(g));
     o.dxl_chan = o.dxl_start + ln_whole_lines(g->p + 1);
     o.dxl_val = o.dxl_chan + ln_whole_lines(terms);
-    o.chans = o.dxl_val + ln_whole_lines(terms);
+    o.dwl_start = o.dxl_val + ln_whole_lines(terms);
+    o.dwl_pos = o.dwl_start + ln_whole_lines(g->oc + 1);
+    o.dwl_val = o.dwl_pos + ln_whole_lines(terms);
+    o.chans = o.dwl_val + ln_whole_lines(terms);
     o.wsub = o.chans + ln_whole_lines((int64_t)ln_conv_chunk(g) * (g->oc + 1)); /* ints, as many as floats */
     o.groups = o.wsub + ln_whole_lines(g->oc * g->ck + 3 * g->oc);
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
@@ -134,6 +138,9 @@ ln_conv_ws ln_conv_ws_of(const ln_conv_geom *g, float *ws)
     w.dxl_start = (int *)(void *)(ws + o.dxl_start);
     w.dxl_chan = (int *)(void *)(ws + o.dxl_chan);
     w.dxl_val = ws + o.dxl_val;
+    w.dwl_start = (int *)(void *)(ws + o.dwl_start);
+    w.dwl_pos = (int *)(void *)(ws + o.dwl_pos);
+    w.dwl_val = ws + o.dwl_val;
     w.chans = (int *)(void *)(ws + o.chans);
     w.wsub = ws + o.wsub;
     w.groups = ws + o.groups;
@@ -467,9 +474,16 @@ static int dw_group_size(const ln_conv_geom *g, int n)
 
 /* The weight and bias gradient sums of one group (in this thread's workspace) reduced
  * into dw (oc * ck) and db (oc, if there is a bias), which hold zeros. */
-static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int transposed, const float *sums,
-                      float *dw, float *db)
+static void dw_reduce(const ln_conv_geom *g, const ln_simd_kernels *K, int transposed, int listed,
+                      const float *sums, float *dw, float *db)
 {
+    if (listed) { /* conv_dw_listed's: oc x ck, then the bias's */
+        const int64_t n = g->oc * g->ck;
+        for (int64_t i = 0; i < n; i++) dw[i] += sums[i];
+        if (db)
+            for (int o = 0; o < g->oc; o++) db[o] += sums[n + o];
+        return;
+    }
     if (!transposed) {
         K->reduce_lanes(g->oc * g->ck, sums, dw);
         if (db) K->reduce_lanes(g->oc, sums + g->oc * g->ck * K->lanes, db);
@@ -538,43 +552,80 @@ static const int32_t *pooled_argmax(const ln_layer *l, int n)
     return l->pool_y ? l->pool_argmax + (int64_t)n * ln_pooled_n(l) : NULL;
 }
 
-/* The places of one sample's dy (at d, oc x P floats) that a fused 2x2 max pooling sent
- * a gradient other than +-0 to (its argmax at am, a window's maximum per entry), as
- * conv_dx_listed takes them: position by position, each position's channels in
- * increasing order (a counting sort by position, channel after channel). Every other
- * place of d is +-0: the pooling's backward writes zeros outside its maxima. */
-static void listed_positions(const ln_conv_geom *g, const int32_t *am, const float *d, const ln_conv_ws *ws)
+/* The places of one sample's dy (at d) that a fused 2x2 max pooling sent a gradient
+ * other than +-0 to, channel by channel, each channel's in increasing position (as
+ * conv_dw_listed takes them): a pooled row's maxima in its upper row of outputs, then
+ * those in its lower row; every place of every channel when all is set (a sample whose
+ * input is not finite: x * 0 is NaN for an infinite x). Every candidate is written and
+ * the count moves on past the kept ones: a branch on each was mispredicted half the
+ * time (a ReLU's zeros), 16 us a sample of the CIFAR net's conv2. */
+static void channel_positions(const ln_conv_geom *g, const int32_t *am, const float *d, int all, const ln_conv_ws *ws)
 {
-    const int64_t P = g->p, pq = (int64_t)(g->oh / 2) * (g->ow / 2);
+    const int pw = g->ow / 2, ph = g->oh / 2;
+    int n = 0;
+    for (int o = 0; o < g->oc; o++) {
+        const float *dp = d + (int64_t)o * g->p;
+        const int32_t *ao = am + (int64_t)o * ph * pw;
+        ws->dwl_start[o] = n;
+        if (all) {
+            for (int p = 0; p < (int)g->p; p++) {
+                ws->dwl_pos[n] = p;
+                ws->dwl_val[n++] = dp[p];
+            }
+            continue;
+        }
+        for (int qy = 0; qy < ph; qy++) {
+            const int32_t lower = (2 * qy + 1) * g->ow; /* the first place of the lower row */
+            for (int qx = 0; qx < pw; qx++) {
+                const int32_t p = ao[qy * pw + qx];
+                const float v = dp[p];
+                ws->dwl_pos[n] = p;
+                ws->dwl_val[n] = v;
+                n += (p < lower) & (v != 0.0f);
+            }
+            for (int qx = 0; qx < pw; qx++) {
+                const int32_t p = ao[qy * pw + qx];
+                const float v = dp[p];
+                ws->dwl_pos[n] = p;
+                ws->dwl_val[n] = v;
+                n += (p >= lower) & (v != 0.0f);
+            }
+        }
+    }
+    ws->dwl_start[g->oc] = n;
+}
+
+/* conv_dx_listed's lists (position by position, each position's channels in increasing
+ * order) from channel_positions' (channel by channel): a counting sort by position. */
+static void position_lists(const ln_conv_geom *g, const ln_conv_ws *ws)
+{
+    const int64_t P = g->p;
     int *start = ws->dxl_start;
     memset(start, 0, sizeof(int) * (size_t)(P + 1));
-    for (int o = 0; o < g->oc; o++)
-        for (int64_t q = 0; q < pq; q++) {
-            const int32_t p = am[o * pq + q];
-            start[p + 1] += d[o * P + p] != 0.0f;
-        }
+    const int n = ws->dwl_start[g->oc];
+    for (int i = 0; i < n; i++) start[ws->dwl_pos[i] + 1]++;
     for (int64_t p = 0; p < P; p++) start[p + 1] += start[p];
     for (int o = 0; o < g->oc; o++) /* start[p] moves on to where p's terms end */
-        for (int64_t q = 0; q < pq; q++) {
-            const int32_t p = am[o * pq + q];
-            const float v = d[o * P + p];
-            if (v == 0.0f) continue;
-            ws->dxl_chan[start[p]] = o;
-            ws->dxl_val[start[p]++] = v;
+        for (int i = ws->dwl_start[o]; i < ws->dwl_start[o + 1]; i++) {
+            const int at = start[ws->dwl_pos[i]]++;
+            ws->dxl_chan[at] = o;
+            ws->dxl_val[at] = ws->dwl_val[i];
         }
     for (int64_t p = P; p > 0; p--) start[p] = start[p - 1];
     start[0] = 0;
 }
 
 /* The input gradient of one sample (its dy at d, oc x P floats) into dx; am: the
- * sample's fused 2x2 max pooling's argmax (NULL: none). */
+ * sample's fused 2x2 max pooling's argmax (NULL: none); have_lists: channel_positions has
+ * listed its places (all of them when its input is not finite: still exact). */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                       const float *d, int sparse, const float *drop, const int *listed, int nlisted,
-                      const int32_t *am, float *dx)
+                      const int32_t *am, int have_lists, float *dx)
 {
     memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
     if (am && sparse && g->oc >= DX_LISTED_MIN_OC) { /* a quarter of the places at most hold a gradient */
-        listed_positions(g, am, d, ws);
+        if (!have_lists) channel_positions(g, am, d, 0, ws);
+        position_lists(g, ws);
         K->conv_dx_listed(g, l->weight, ws->dxl_start, ws->dxl_chan, ws->dxl_val, ws->dxl, ws->drows);
         K->conv_fold(g, ws->drows, dx);
         return;
@@ -682,6 +733,10 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
      * are finite; a fused dropout2d's scales say which planes can be */
     const int sparse = dx && K->max_abs(g.oc * g.ck, l->weight) < INFINITY;
     const float *drop = l->pool_drop && ctx->training ? l->pool_drop->mask : NULL;
+    /* After a fused max pooling, the transposed kernel's sums sample by sample over the
+     * places the pooling sent a gradient to (conv_dw_listed; the same layers as
+     * conv_dx_listed), the lists shared with the input gradient */
+    const int listed = transposed && !along_rows && l->pool_y && g.oc >= DX_LISTED_MIN_OC;
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
@@ -693,8 +748,23 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 if (n0 + s + 1 < s1 && l->in_n >= PREFETCH_MIN_FLOATS)
                     prefetch_floats(x + (int64_t)(n0 + s + 1) * l->in_n, l->in_n);
                 K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
-                if (transposed) K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
+                if (transposed && !listed) K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
                 if (along_rows) K->conv_rows_transpose(&g, ws.rows + s * ws.unf, ws.rowst + s * g.p * g.ck);
+            }
+            if (listed) {
+                if (n0 == s0) memset(ws.sums, 0, sizeof(float) * (size_t)wn);
+                for (int s = 0; s < ns; s++) {
+                    const float *ds = dyc + (int64_t)s * l->out_n;
+                    const int finite = K->max_abs(l->in_n, x + (int64_t)(n0 + s) * l->in_n) < INFINITY;
+                    channel_positions(&g, pooled_argmax(l, n0 + s), ds, !finite, &ws);
+                    K->conv_rows_transpose(&g, ws.rows + s * ws.unf, ws.dxl);
+                    K->conv_dw_listed(&g, ws.dxl, ws.dwl_start, ws.dwl_pos, ws.dwl_val, ws.sums,
+                                      l->dbias ? ws.sums + g.oc * g.ck : NULL);
+                    if (dx && n0 + s >= dx0 && n0 + s < dx1)
+                        dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL, NULL, 0,
+                                  pooled_argmax(l, n0 + s), 1, dx + (int64_t)(n0 + s) * l->in_n);
+                }
+                continue; /* the chunk's input gradients are done */
             }
             if (along_rows)
                 K->linear_bwd(ns * (int)g.p, (int)g.ck, (int)g.ocp, ws.rowst, NULL, ws.dyt, l->dweight, l->dbias, NULL,
@@ -712,7 +782,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 if (n0 + s >= dx0 && n0 + s < dx1)
                     dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
                               left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0,
-                              pooled_argmax(l, n0 + s), dx + (int64_t)(n0 + s) * l->in_n);
+                              pooled_argmax(l, n0 + s), 0, dx + (int64_t)(n0 + s) * l->in_n);
         }
         if (along_rows) continue; /* the gradients are written */
         float *dw = l->dweight, *db = l->dbias;
@@ -721,7 +791,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             db = l->dbias ? dw + g.oc * g.ck : NULL;
             memset(dw, 0, sizeof(float) * (size_t)wn);
         }
-        dw_reduce(&g, K, transposed, ws.sums, dw, db);
+        dw_reduce(&g, K, transposed, listed, ws.sums, dw, db);
     }
     /* this thread's input gradients in other threads' groups, a chunk at a time */
     const int own0 = g0 * gs < ctx->batch ? (int)g0 * gs : ctx->batch;
@@ -736,7 +806,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++)
             dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
-                      NULL, 0, pooled_argmax(l, n0 + s), dx + (int64_t)(n0 + s) * l->in_n);
+                      NULL, 0, pooled_argmax(l, n0 + s), 0, dx + (int64_t)(n0 + s) * l->in_n);
         n0 += ns;
     }
 }

@@ -68,10 +68,17 @@ typedef struct {
     float *rowst;  /* DW_FEW_SAMPLES * P * ck, or nothing (layers with P * ck over
                       ROWST_MAX_FLOATS): the unfolded rows of a small batch transposed
                       (position-major), for the weight gradient along the rows (conv2d.c) */
-    float *dxl;    /* ln_conv_dx_listed_scratch(g): conv_dx_listed's sums (simd.h) */
+    float *dxl;    /* ln_conv_dx_listed_scratch(g): conv_dx_listed's sums (simd.h), or one
+                      sample's unfolded rows position-major for conv_dw_listed */
     int *dxl_start; /* P + 1: where each position's terms start in the lists below */
-    int *dxl_chan;  /* oc * P / 4 (a 2x2 pooling's windows): each term's channel */
-    float *dxl_val; /* oc * P / 4: each term's dy */
+    int *dxl_chan;  /* oc * P / 4 (a 2x2 pooling's windows; room for oc * P): each term's
+                       channel */
+    float *dxl_val; /* likewise: each term's dy */
+    int *dwl_start; /* oc + 1, dwl_pos and dwl_val oc * P: conv_dw_listed's lists of one
+                       sample's places, channel by channel (every place of a sample whose
+                       input is not finite) */
+    int *dwl_pos;
+    float *dwl_val;
     int *chans;    /* chunk * (oc + 1): the channels each sample of a chunk takes, and
                       their counts (conv2d.c: dw_channels, nonzero_channels, kept_channels) */
     float *wsub;   /* oc*ck + 3*oc: the weights, biases and dropout scales of the channels

@@ -66,6 +66,15 @@ typedef struct {
      * scratch: conv_dx_listed_scratch(g) floats */
     void (*conv_dx_listed)(const ln_conv_geom *g, const float *w, const int *start, const int *chan,
                            const float *val, float *scratch, float *drows);
+    /* conv2d weight gradient of one sample whose dy is +-0 but at the listed places,
+     * channel by channel: channel o's are entries [ostart[o], ostart[o + 1]), position
+     * pos[i] (increasing) with the value val[i]: sums[o*ck + k] += val * row_k[pos] in
+     * that order, and bsums[o] += val (if bsums); rowst: the sample's unfolded rows
+     * position-major (conv_rows_transpose). Sample after sample, each sum gets conv_dw's
+     * products in conv_dw's order less those of a +-0 dy: its bits when the rows are
+     * finite (a non-finite sample's every place must be listed) */
+    void (*conv_dw_listed)(const ln_conv_geom *g, const float *rowst, const int *ostart, const int *pos,
+                           const float *val, float *sums, float *bsums);
     /* conv2d: dyt[p*ocp + o] = dy[o*P + p] for one sample, zeros for o in [oc, ocp) */
     void (*conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float *dyt);
     /* conv2d weight gradient of a chunk of ns samples (unfolded rows of sample s at

@@ -729,6 +729,64 @@ static void SFX(conv_dx_listed)(const ln_conv_geom *g, const float *w, const int
     SFX(conv_dx_pass)(g, w, rows, pp, NULL, 0, drows, DX_REPLAY);
 }
 
+/* One channel's sums of conv_dw_listed for rows [k0, k0 + NV vectors) (the last one
+ * `tail` rows long), in registers: loaded, the channel's n listed positions' row vectors
+ * (rowst, position-major, from k0) times their dy added in order, stored */
+ALWAYS_INLINE void SFX(dwl_channel)(const int NV, int64_t ck, int tail, const float *rowst, const int *pos,
+                                    const float *val, int n, float *so)
+{
+    vf acc[DXL_KV];
+    for (int j = 0; j < NV - 1; j++) acc[j] = V_LOADU(so + j * VL);
+    acc[NV - 1] = tail == VL ? V_LOADU(so + (NV - 1) * VL) : V_LOADU_N(so + (NV - 1) * VL, tail);
+    for (int i = 0; i < n; i++) {
+        const vf d = V_SET1(val[i]);
+        const float *r = rowst + (int64_t)pos[i] * ck;
+        for (int j = 0; j < NV - 1; j++) acc[j] = V_FMA(d, V_LOADU(r + j * VL), acc[j]);
+        acc[NV - 1] = V_FMA(d, tail == VL ? V_LOADU(r + (NV - 1) * VL) : V_LOADU_N(r + (NV - 1) * VL, tail),
+                            acc[NV - 1]);
+    }
+    for (int j = 0; j < NV - 1; j++) V_STOREU(so + j * VL, acc[j]);
+    if (tail == VL)
+        V_STOREU(so + (NV - 1) * VL, acc[NV - 1]);
+    else
+        V_STOREU_N(so + (NV - 1) * VL, acc[NV - 1], tail);
+}
+
+/* The weight-gradient sums of one sample whose dy is +-0 but at the listed places
+ * (simd.h): sums[o*ck + k] += dy * row_k[p] for channel o's listed (p, dy), in
+ * increasing p; bsums[o] += dy likewise (if bsums). Each channel's sums stay in
+ * registers, a block of rows at a time, while its positions' rows (rowst,
+ * position-major) are read. Each sum gets conv_dw's products in conv_dw's order,
+ * samples then positions, less those of a +-0 dy (exact when the rows are finite). */
+static void SFX(conv_dw_listed)(const ln_conv_geom *g, const float *rowst, const int *ostart, const int *pos,
+                                const float *val, float *sums, float *bsums)
+{
+    const int64_t ck = g->ck, kb = DXL_KV * VL;
+    for (int64_t k0 = 0; k0 < ck; k0 += kb) {
+        const int64_t left = ck - k0, kw = left < kb ? left : kb;
+        const int nv = (int)((kw + VL - 1) / VL);
+        const int tail = (int)(kw - (int64_t)(nv - 1) * VL);
+        for (int o = 0; o < g->oc; o++) {
+            const int i0 = ostart[o], n = ostart[o + 1] - i0;
+            float *so = sums + (int64_t)o * ck + k0;
+            const float *r = rowst + k0;
+            switch (nv) { /* a constant count: the sums stay in registers */
+            case 8: SFX(dwl_channel)(8, ck, tail, r, pos + i0, val + i0, n, so); break;
+            case 7: SFX(dwl_channel)(7, ck, tail, r, pos + i0, val + i0, n, so); break;
+            case 6: SFX(dwl_channel)(6, ck, tail, r, pos + i0, val + i0, n, so); break;
+            case 5: SFX(dwl_channel)(5, ck, tail, r, pos + i0, val + i0, n, so); break;
+            case 4: SFX(dwl_channel)(4, ck, tail, r, pos + i0, val + i0, n, so); break;
+            case 3: SFX(dwl_channel)(3, ck, tail, r, pos + i0, val + i0, n, so); break;
+            case 2: SFX(dwl_channel)(2, ck, tail, r, pos + i0, val + i0, n, so); break;
+            default: SFX(dwl_channel)(1, ck, tail, r, pos + i0, val + i0, n, so); break;
+            }
+        }
+    }
+    if (!bsums) return;
+    for (int o = 0; o < g->oc; o++)
+        for (int i = ostart[o]; i < ostart[o + 1]; i++) bsums[o] += val[i]; /* in position order */
+}
+
 /* Weight-gradient sums of MR unfolded rows (offsets roff, the first is row k0) and NR
  * vectors of channels from channel ov, over the ns samples of a chunk (unfolded rows
  * `rstride` floats apart; dy transposed, P x ocp floats per sample):
@@ -2586,6 +2644,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .conv_fwd = SFX(conv_fwd),
     .conv_dx = SFX(conv_dx),
     .conv_dx_listed = SFX(conv_dx_listed),
+    .conv_dw_listed = SFX(conv_dw_listed),
     .conv_dy_transpose = SFX(conv_dy_transpose),
     .transpose_add = SFX(transpose_add),
     .conv_rows_transpose = SFX(conv_rows_transpose),

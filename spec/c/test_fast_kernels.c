@@ -1089,6 +1089,91 @@ static void test_dx_listed(const ln_simd_kernels *K, ln_rng *rng, const char *is
     }
 }
 
+/* conv_dw_listed, sample after sample, bit for bit conv_dw (the transposed kernel) over
+ * a chunk of 3 samples when dy is +-0 but at the listed places: dy as in
+ * test_dx_listed; the second sample lists every place, the +-0 ones too (conv2d.c does
+ * that for a sample whose input is not finite); lists channel by channel, positions in
+ * order; biases included. */
+static void test_dw_listed(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int cases[][6] = {{16, 16, 48, 3, 1, 1}, {8, 14, 40, 5, 1, 2}, {3, 11, 36, 3, 2, 1}, {4, 11, 33, 5, 1, 0}};
+    enum { NS = 3 };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int hw = cases[i][1];
+        owned_layer o;
+        ln_conv_geom g;
+        square_conv(cases[i], &o, &g, rng);
+        const int64_t P = g.p, ck = g.ck, unf = ln_whole_lines(g.unf_n + LN_SIMD_SLACK);
+        float *x = falloc(o.l.in_n), *rows = falloc(NS * unf), *dy = falloc(NS * g.oc * P);
+        float *dyt = falloc(NS * P * g.ocp), *dense = falloc(ck * g.ocp), *bdense = falloc(g.ocp);
+        float *listed = falloc(g.oc * ck + g.oc), *rowst = falloc(P * ck), *val = falloc(g.oc * P);
+        int *start = calloc((size_t)g.oc + 1, sizeof(int)), *pos = calloc((size_t)(g.oc * P), sizeof(int));
+        for (int s = 0; s < NS; s++) {
+            for (int64_t j = 0; j < o.l.in_n; j++) x[j] = 2.0f * ln_rng_uniform(rng) - 1.0f;
+            K->conv_unfold(&g, x, rows + s * unf);
+            float *d = dy + s * g.oc * P;
+            for (int64_t j = 0; j < g.oc * P; j++) d[j] = ln_rng_u32(rng) % 2 ? -0.0f : 0.0f;
+            for (int oc = 0; oc < g.oc; oc++)
+                for (int qy = 0; qy < g.oh / 2; qy++)
+                    for (int qx = 0; qx < g.ow / 2; qx++) {
+                        const int64_t p = (int64_t)(2 * qy + (int)(ln_rng_u32(rng) % 2)) * g.ow + 2 * qx +
+                                          (int)(ln_rng_u32(rng) % 2);
+                        const uint32_t kind = ln_rng_u32(rng) % 4;
+                        d[oc * P + p] = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 2.0f * ln_rng_uniform(rng) - 1.0f;
+                    }
+            K->conv_dy_transpose(&g, d, dyt + s * P * g.ocp);
+        }
+        K->conv_dw(&g, 0, g.oc, 0, ck, NS, dyt, rows, unf, dense, bdense, 1);
+        memset(listed, 0, sizeof(float) * (size_t)(g.oc * ck + g.oc));
+        for (int s = 0; s < NS; s++) {
+            const float *d = dy + s * g.oc * P;
+            int n = 0; /* channel by channel, positions in order */
+            for (int oc = 0; oc < g.oc; oc++) {
+                start[oc] = n;
+                for (int64_t p = 0; p < P; p++)
+                    if (s == 1 || d[oc * P + p] != 0.0f) {
+                        pos[n] = (int)p;
+                        val[n++] = d[oc * P + p];
+                    }
+            }
+            start[g.oc] = n;
+            K->conv_rows_transpose(&g, rows + s * unf, rowst);
+            K->conv_dw_listed(&g, rowst, start, pos, val, listed, listed + g.oc * ck);
+        }
+        int same = 1;
+        char desc[200], detail[300] = "";
+        for (int oc = 0; oc < g.oc && same; oc++) {
+            for (int64_t k = 0; k < ck && same; k++)
+                if (memcmp(&listed[oc * ck + k], &dense[k * g.ocp + oc], sizeof(float))) {
+                    same = 0;
+                    snprintf(detail, sizeof detail, "weight (%d, %lld): %a against %a", oc, (long long)k,
+                             (double)listed[oc * ck + k], (double)dense[k * g.ocp + oc]);
+                }
+            if (same && memcmp(&listed[g.oc * ck + oc], &bdense[oc], sizeof(float))) {
+                same = 0;
+                snprintf(detail, sizeof detail, "bias %d: %a against %a", oc, (double)listed[g.oc * ck + oc],
+                         (double)bdense[oc]);
+            }
+        }
+        snprintf(desc, sizeof desc,
+                 "%s conv_dw_listed over 3 samples (%dx%d, %d to %d channels, k%d stride %d pad %d) = conv_dw",
+                 isa, hw, hw, g.c, g.oc, g.k, g.stride, g.pad);
+        tap_result(&T, same, desc, detail);
+        free(x);
+        free(rows);
+        free(dy);
+        free(dyt);
+        free(dense);
+        free(bdense);
+        free(listed);
+        free(rowst);
+        free(val);
+        free(start);
+        free(pos);
+        free_layer(&o);
+    }
+}
+
 /* conv_dw_lanes_some (positions filling 4 vectors) bit for bit conv_dw_lanes when each
  * sample's left-out channels have all +-0 dy planes: the study's conv2 shape (8x8
  * outputs on AVX-512), a chunk of 3 samples with different channel lists (one with every
@@ -1658,6 +1743,7 @@ int main(void)
         test_rows_transpose(ln_simd_for((ln_isa)isa), &rng, name);
         test_dx_channels(ln_simd_for((ln_isa)isa), &rng, name);
         test_dx_listed(ln_simd_for((ln_isa)isa), &rng, name);
+        test_dw_listed(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_some(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_inf_input(&rng, name);
         test_net_fast_vs_reference(name, &rng);
