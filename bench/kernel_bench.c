@@ -4,7 +4,8 @@
  * Usage: kernel_bench [batch] [isa: generic|avx2|avx512]
  * Environment: PARTS_ONLY=1 stops after the per-step conv timings, PARTS_NET=name keeps
  * the other nets' convolutions whose name holds it, CONV_LAYERS=1 times those as whole
- * layers on a batch (forward, backward) instead of step by step. */
+ * layers on a batch (forward, backward) instead of step by step, LISTED=1 times the
+ * gradients after a fused max pooling (conv_dx and conv_dw against their listed twins). */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/layer.h"
 #include "../core/simd.h"
@@ -135,6 +136,97 @@ static void parts(const char *name, ln_layer *l)
            gf / t[4], t[5] * 1e6, t[3] * 1e6, t[6] * 1e6, gf / t[6]);
 }
 
+/* A fused 2x2 max pooling's gradient for one sample of layer g (oc x P floats): one
+ * random place of each window, half of them +-0 (a ReLU's mask); its places listed
+ * channel by channel (conv_dw_listed) and position by position (conv_dx_listed). */
+static void pooled_dy(const ln_conv_geom *g, ln_rng *r, float *dy, const ln_conv_ws *ws)
+{
+    const int64_t P = g->p;
+    memset(dy, 0, sizeof(float) * (size_t)(g->oc * P));
+    for (int o = 0; o < g->oc; o++)
+        for (int qy = 0; qy < g->oh / 2; qy++)
+            for (int qx = 0; qx < g->ow / 2; qx++) {
+                const int64_t p = (int64_t)(2 * qy + (int)(ln_rng_u32(r) & 1)) * g->ow + 2 * qx + (int)(ln_rng_u32(r) & 1);
+                if (ln_rng_u32(r) & 1) dy[o * P + p] = ln_rng_uniform(r) - 0.5f;
+            }
+    int n = 0;
+    for (int o = 0; o < g->oc; o++) {
+        ws->dwl_start[o] = n;
+        for (int64_t p = 0; p < P; p++)
+            if (dy[o * P + p] != 0.0f) {
+                ws->dwl_pos[n] = (int)p;
+                ws->dwl_val[n++] = dy[o * P + p];
+            }
+    }
+    ws->dwl_start[g->oc] = n;
+    n = 0;
+    for (int64_t p = 0; p < P; p++) {
+        ws->dxl_start[p] = n;
+        for (int o = 0; o < g->oc; o++)
+            if (dy[o * P + p] != 0.0f) {
+                ws->dxl_chan[n] = o;
+                ws->dxl_val[n++] = dy[o * P + p];
+            }
+    }
+    ws->dxl_start[P] = n;
+}
+
+/* The input and weight gradients of one sample after a fused max pooling, per sample:
+ * conv_dx (every channel) against conv_dx_listed, and conv_dw over a chunk (dy
+ * transposed first) against conv_dw_listed (rows transposed first); lists made
+ * beforehand (conv2d.c makes them from the pooling's argmax). */
+static void listed_parts(const char *name, ln_layer *l)
+{
+    ln_conv_geom g;
+    ln_conv_geom_of(&l->spec, &l->in, &l->out, &g);
+    const ln_simd_kernels *K = ln_simd();
+    ln_rng r;
+    ln_rng_seed(&r, 9, 1);
+    const int chunk = ln_conv_chunk(&g);
+    const ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
+    const int64_t P = g.p, pp = (P + K->lanes - 1) / K->lanes * K->lanes;
+    float *x = fl(l->in_n, &r), *dy = fl(g.oc * P, &r), *dypad = fl(g.oc * pp, &r);
+    pooled_dy(&g, &r, dy, &ws);
+    for (int o = 0; o < g.oc; o++)
+        for (int64_t p = 0; p < pp; p++) dypad[o * pp + p] = p < P ? dy[o * P + p] : 0.0f;
+    for (int s = 0; s < chunk; s++) K->conv_unfold(&g, x, ws.rows + s * ws.unf);
+    double t[4] = {1e30, 1e30, 1e30, 1e30};
+    const int inner = 60;
+    for (int rep = 0; rep < 15; rep++) {
+        double v[5];
+        v[0] = now();
+        for (int i = 0; i < inner; i++) {
+            memset(ws.drows, 0, sizeof(float) * (size_t)g.unf_n);
+            K->conv_dx(&g, l->weight, dypad, pp, NULL, g.oc, ws.drows);
+        }
+        v[1] = now();
+        for (int i = 0; i < inner; i++) {
+            memset(ws.drows, 0, sizeof(float) * (size_t)g.unf_n);
+            K->conv_dx_listed(&g, l->weight, ws.dxl_start, ws.dxl_chan, ws.dxl_val, ws.dxl, ws.drows);
+        }
+        v[2] = now();
+        for (int i = 0; i < inner / chunk; i++) {
+            for (int s = 0; s < chunk; s++) K->conv_dy_transpose(&g, dy, ws.dyt + s * P * g.ocp);
+            K->conv_dw(&g, 0, g.oc, 0, g.ck, chunk, ws.dyt, ws.rows, ws.unf, ws.sums, ws.sums + g.ck * g.ocp, 1);
+        }
+        v[3] = now();
+        for (int i = 0; i < inner / chunk * chunk; i++) {
+            K->conv_rows_transpose(&g, ws.rows + (i % chunk) * ws.unf, ws.dxl);
+            K->conv_dw_listed(&g, ws.dxl, ws.dwl_start, ws.dwl_pos, ws.dwl_val, ws.sums, ws.sums + g.oc * g.ck);
+        }
+        v[4] = now();
+        const double d[4] = {(v[1] - v[0]) / inner, (v[2] - v[1]) / inner, (v[3] - v[2]) / (inner / chunk * chunk),
+                             (v[4] - v[3]) / (inner / chunk * chunk)};
+        for (int j = 0; j < 4; j++)
+            if (d[j] < t[j]) t[j] = d[j];
+    }
+    printf("%-22s us/sample, %d of %lld places listed: dx %.2f, listed %.2f;  dw %.2f, listed %.2f\n", name,
+           ws.dxl_start[P], (long long)(g.oc * P), t[0] * 1e6, t[1] * 1e6, t[2] * 1e6, t[3] * 1e6);
+    ln_dealloc(x);
+    ln_dealloc(dy);
+    ln_dealloc(dypad);
+}
+
 int main(int argc, char **argv)
 {
     int batch = argc > 1 ? atoi(argv[1]) : 64;
@@ -152,8 +244,12 @@ int main(int argc, char **argv)
     ln_layer relu1 = make(ln_simple_layer(LN_RELU), 10, 12, 12, &r, batch);
     ln_layer lin1 = make(ln_linear(320, 50), 320, 1, 1, &r, batch);
     ln_layer lin2 = make(ln_linear(50, 10), 50, 1, 1, &r, batch);
-    parts("study conv1 1-10 k5", &conv1);
-    parts("study conv2 10-20 k5", &conv2);
+    if (getenv("LISTED"))
+        listed_parts("study conv2 10-20 k5", &conv2);
+    else {
+        parts("study conv1 1-10 k5", &conv1);
+        parts("study conv2 10-20 k5", &conv2);
+    }
     /* the other nets' convolutions (bench/train_bench.c): custom, cifar, fashion */
     struct { const char *name; int c, oc, k, pad, hw; } other[] = {
         {"custom conv1 1-16 k3p1", 1, 16, 3, 1, 28},   {"custom conv2 16-32 k3p1", 16, 32, 3, 1, 14},
@@ -165,7 +261,9 @@ int main(int argc, char **argv)
         if (only && !strstr(other[i].name, only)) continue;
         ln_layer l = make(ln_conv2d(other[i].c, other[i].oc, other[i].k, 1, other[i].pad), other[i].c,
                           other[i].hw, other[i].hw, &r, batch);
-        if (getenv("CONV_LAYERS")) /* the whole layer on a batch: fresh samples, as in training */
+        if (getenv("LISTED"))
+            listed_parts(other[i].name, &l);
+        else if (getenv("CONV_LAYERS")) /* the whole layer on a batch: fresh samples, as in training */
             run(other[i].name, &l, batch, 0, !strstr(other[i].name, "conv1"),
                 2.0 * other[i].oc * other[i].c * other[i].k * other[i].k * other[i].hw * other[i].hw);
         else

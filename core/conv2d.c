@@ -537,13 +537,15 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
     return left;
 }
 
-/* Layers with fewer output channels than this take conv_dx even after a fused max
- * pooling: conv_dx_listed saves the products of three places in four, but pays for
- * transposing and adding back its sums, which broke even at 32 channels. Per sample on AVX-512, the two kernels alone on one sample's dy (a random
- * place in each window, half of them +-0), best of 15 x 100 calls: the study's conv2, 20
- * channels, 3.3-3.8 us with conv_dx against 4.3-4.9 listed; 32 channels of 27 rows
- * 12.7-13.4 against 11.7-15.0; CIFAR's conv2, 64 channels, 54-59 against 24-32;
- * Fashion's, 64, 110-120 against 63-71. */
+/* Layers with fewer output channels than this take conv_dx and conv_dw even after a
+ * fused max pooling: conv_dx_listed saves the products of three places in four (more
+ * with a ReLU), but pays for transposing and adding back its sums, which broke even
+ * near 32 channels. Per sample on AVX-512 (bench/kernel_bench.c, LISTED=1: one random
+ * place in each window, half of them +-0): the study's conv2, 20 channels, input
+ * gradient 3.3-3.8 us against 4.0-4.9 listed; CIFAR's conv1 shape, 32 channels of 27
+ * rows, 10.6-13.4 against 11.7-15.0; CIFAR's conv2, 64 channels, 46-59 against 24-32;
+ * Fashion's, 64, 100-120 against 62-71. The weight gradients of those 64-channel
+ * layers: 47 against 19, 97 against 44. */
 #define DX_LISTED_MIN_OC 48
 
 /* Sample n's argmax of the fused max pooling, or NULL */
