@@ -71,6 +71,21 @@ int ln_conv_chunk(const ln_conv_geom *g)
 #define DW_GROUP_MIN 16
 #define DW_GROUPS_MAX 8
 
+/* Layers with fewer output channels than this take conv_dx and conv_dw even after a
+ * fused max pooling: conv_dx_listed saves the products of three places in four (more
+ * with a ReLU), but pays for transposing and adding back its sums, which broke even
+ * near 32 channels. Per sample on AVX-512 (bench/kernel_bench.c, LISTED=1: one random
+ * place in each window, half of them +-0): the study's conv2, 20 channels, input
+ * gradient 3.3-3.8 us against 4.0-4.9 listed; CIFAR's conv1 shape, 32 channels of 27
+ * rows, 10.6-13.4 against 11.7-15.0; CIFAR's conv2, 64 channels, 46-59 against 24-32;
+ * Fashion's, 64, 100-120 against 62-71. The weight gradients of those 64-channel
+ * layers: 47 against 19, 97 against 44. */
+#define DX_LISTED_MIN_OC 48
+
+/* Whether a layer may take the listed gradients (after a 2x2 max pooling that net.c
+ * fuses): only those have room for their lists and sums */
+static int may_list(const ln_conv_geom *g) { return g->oc >= DX_LISTED_MIN_OC && g->oh >= 2 && g->ow >= 2; }
+
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
@@ -107,14 +122,19 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
     const int64_t transposed = (g->ck + 1) * g->ocp, partials = (g->oc * g->ck + g->oc) * lanes;
     o.rowst = o.sums + ln_whole_lines(transposed > partials ? transposed : partials);
     o.dxl = o.rowst + ln_whole_lines(rowst_floats(g));
-    const int64_t terms = (int64_t)g->oc * g->p; /* ints, as many as floats */
-    o.dxl_start = o.dxl + ln_whole_lines(ln_conv_dx_listed_scratch(g));
-    o.dxl_chan = o.dxl_start + ln_whole_lines(g->p + 1);
-    o.dxl_val = o.dxl_chan + ln_whole_lines(terms);
-    o.dwl_start = o.dxl_val + ln_whole_lines(terms);
-    o.dwl_pos = o.dwl_start + ln_whole_lines(g->oc + 1);
-    o.dwl_val = o.dwl_pos + ln_whole_lines(terms);
-    o.chans = o.dwl_val + ln_whole_lines(terms);
+    /* the lists: every place of every channel (a sample whose input is not finite) for
+     * the weight gradient's, a window's maximum per entry for the input gradient's (ints,
+     * as many as floats) */
+    const int list = may_list(g);
+    const int64_t every = list ? (int64_t)g->oc * g->p : 0;
+    const int64_t maxima = list ? (int64_t)g->oc * (g->oh / 2) * (g->ow / 2) : 0;
+    o.dxl_start = o.dxl + ln_whole_lines(list ? ln_conv_dx_listed_scratch(g) : 0);
+    o.dxl_chan = o.dxl_start + ln_whole_lines(list ? g->p + 1 : 0);
+    o.dxl_val = o.dxl_chan + ln_whole_lines(maxima);
+    o.dwl_start = o.dxl_val + ln_whole_lines(maxima);
+    o.dwl_pos = o.dwl_start + ln_whole_lines(list ? g->oc + 1 : 0);
+    o.dwl_val = o.dwl_pos + ln_whole_lines(every);
+    o.chans = o.dwl_val + ln_whole_lines(every);
     o.wsub = o.chans + ln_whole_lines((int64_t)ln_conv_chunk(g) * (g->oc + 1)); /* ints, as many as floats */
     o.groups = o.wsub + ln_whole_lines(g->oc * g->ck + 3 * g->oc);
     o.end = o.groups + (DW_GROUPS_MAX - 1) * (g->oc * g->ck + g->oc);
@@ -537,16 +557,6 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
     return left;
 }
 
-/* Layers with fewer output channels than this take conv_dx and conv_dw even after a
- * fused max pooling: conv_dx_listed saves the products of three places in four (more
- * with a ReLU), but pays for transposing and adding back its sums, which broke even
- * near 32 channels. Per sample on AVX-512 (bench/kernel_bench.c, LISTED=1: one random
- * place in each window, half of them +-0): the study's conv2, 20 channels, input
- * gradient 3.3-3.8 us against 4.0-4.9 listed; CIFAR's conv1 shape, 32 channels of 27
- * rows, 10.6-13.4 against 11.7-15.0; CIFAR's conv2, 64 channels, 46-59 against 24-32;
- * Fashion's, 64, 100-120 against 62-71. The weight gradients of those 64-channel
- * layers: 47 against 19, 97 against 44. */
-#define DX_LISTED_MIN_OC 48
 
 /* Sample n's argmax of the fused max pooling, or NULL */
 static const int32_t *pooled_argmax(const ln_layer *l, int n)
@@ -619,13 +629,13 @@ static void position_lists(const ln_conv_geom *g, const ln_conv_ws *ws)
 
 /* The input gradient of one sample (its dy at d, oc x P floats) into dx; am: the
  * sample's fused 2x2 max pooling's argmax (NULL: none); have_lists: channel_positions has
- * listed its places (all of them when its input is not finite: still exact). */
+ * listed the pooling's maxima (not every place). */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                       const float *d, int sparse, const float *drop, const int *listed, int nlisted,
                       const int32_t *am, int have_lists, float *dx)
 {
     memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
-    if (am && sparse && g->oc >= DX_LISTED_MIN_OC) { /* a quarter of the places at most hold a gradient */
+    if (am && sparse && may_list(g)) { /* a quarter of the places at most hold a gradient */
         if (!have_lists) channel_positions(g, am, d, 0, ws);
         position_lists(g, ws);
         K->conv_dx_listed(g, l->weight, ws->dxl_start, ws->dxl_chan, ws->dxl_val, ws->dxl, ws->drows);
@@ -738,7 +748,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     /* After a fused max pooling, the transposed kernel's sums sample by sample over the
      * places the pooling sent a gradient to (conv_dw_listed; the same layers as
      * conv_dx_listed), the lists shared with the input gradient */
-    const int listed = transposed && !along_rows && l->pool_y && g.oc >= DX_LISTED_MIN_OC;
+    const int listed = transposed && !along_rows && l->pool_y && may_list(&g);
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
@@ -762,9 +772,9 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                     K->conv_rows_transpose(&g, ws.rows + s * ws.unf, ws.dxl);
                     K->conv_dw_listed(&g, ws.dxl, ws.dwl_start, ws.dwl_pos, ws.dwl_val, ws.sums,
                                       l->dbias ? ws.sums + g.oc * g.ck : NULL);
-                    if (dx && n0 + s >= dx0 && n0 + s < dx1)
+                    if (dx && n0 + s >= dx0 && n0 + s < dx1) /* the maxima's lists (every place: rebuilt) */
                         dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL, NULL, 0,
-                                  pooled_argmax(l, n0 + s), 1, dx + (int64_t)(n0 + s) * l->in_n);
+                                  pooled_argmax(l, n0 + s), finite, dx + (int64_t)(n0 + s) * l->in_n);
                 }
                 continue; /* the chunk's input gradients are done */
             }

@@ -68,12 +68,13 @@ typedef struct {
     float *rowst;  /* DW_FEW_SAMPLES * P * ck, or nothing (layers with P * ck over
                       ROWST_MAX_FLOATS): the unfolded rows of a small batch transposed
                       (position-major), for the weight gradient along the rows (conv2d.c) */
+    /* The listed gradients' (conv2d.c, after a fused max pooling; the parts are empty in
+     * layers that never take them): */
     float *dxl;    /* ln_conv_dx_listed_scratch(g): conv_dx_listed's sums (simd.h), or one
                       sample's unfolded rows position-major for conv_dw_listed */
     int *dxl_start; /* P + 1: where each position's terms start in the lists below */
-    int *dxl_chan;  /* oc * P / 4 (a 2x2 pooling's windows; room for oc * P): each term's
-                       channel */
-    float *dxl_val; /* likewise: each term's dy */
+    int *dxl_chan;  /* oc * (OH/2) * (OW/2), a pooling window's maximum each: its channel */
+    float *dxl_val; /* likewise: its dy */
     int *dwl_start; /* oc + 1, dwl_pos and dwl_val oc * P: conv_dw_listed's lists of one
                        sample's places, channel by channel (every place of a sample whose
                        input is not finite) */

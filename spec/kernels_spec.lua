@@ -51,18 +51,47 @@ describe("fast kernels", function()
     like_reference(pooled_net(), pooled_net(), data, 9)
   end)
 
-  it("give that net bit-identical losses and parameters on 1 and 2 threads", function()
+  it("give that net the reference kernels' gradients when an input is infinite (NaN where they have NaN)", function()
+    local vals, d = {}, {}
+    for i = 1, 6 * 784 do vals[i] = ((i * 7919) % 1000) / 1000 - 0.5 end
+    vals[3 * 784 + 300] = math.huge -- sample 4: conv2's input is not finite there, x * 0 is NaN
+    for i = 1, 60 do d[i] = ((i * 31) % 17) / 17 - 0.5 end
+    local x, dout = lunet.tensor(vals, { 6, 1, 28, 28 }), lunet.tensor(d, { 6, 10 })
+    local grads = {}
+    for ref = 1, 2 do
+      local net = pooled_net()
+      net:use_reference_kernels(ref == 2)
+      net:forward(x, true, 1)
+      net:backward(dout)
+      grads[ref] = net:_grads()
+    end
+    local nan = 0
+    for j = 1, #grads[1] do
+      local a, b = grads[1][j], grads[2][j]
+      assert.equal(b ~= b, a ~= a, "NaN in one gradient only, at " .. j)
+      if a ~= a then
+        nan = nan + 1
+      else
+        assert(math.abs(a - b) <= 1e-4 * math.max(1, math.abs(b)), ("gradient %d: %.9g, reference %.9g"):format(j, a, b))
+      end
+    end
+    assert(nan > 0 and nan < #grads[1], "expected some NaN gradients, got " .. nan)
+  end)
+
+  it("give that net bit-identical losses and parameters on 1, 2 and 3 threads", function()
     local runs = {}
-    for threads = 1, 2 do
+    for threads = 1, 3 do
       local net = pooled_net()
       local h = net:train { data = data, batch = 24, iterations = 2, quiet = true, threads = threads,
         optimizer = lunet.sgd { lr = 0.05, momentum = 0.5 } }
       runs[threads] = { h = h, params = net:_params() }
     end
-    local a, b = runs[1], runs[2]
-    assert.equal(4, #a.h.step_loss)
-    for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
-    for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
+    for threads = 2, 3 do
+      local a, b = runs[1], runs[threads]
+      assert.equal(4, #a.h.step_loss)
+      for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
+      for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
+    end
   end)
 
   it("give bit-identical losses when training twice", function()
