@@ -1031,6 +1031,22 @@ static void test_dx_channels(const ln_simd_kernels *K, ln_rng *rng, const char *
     }
 }
 
+/* A fused 2x2 max pooling's gradient for one sample (oc rows `stride` floats apart):
+ * +0 and -0 everywhere, then in each window one random place gets +0, -0 or a value in
+ * [-1, 1) (a ReLU's mask, or a gradient) */
+static void pooled_gradient(const ln_conv_geom *g, ln_rng *rng, int64_t stride, float *dy)
+{
+    for (int64_t j = 0; j < g->oc * stride; j++) dy[j] = ln_rng_u32(rng) % 2 ? -0.0f : 0.0f;
+    for (int oc = 0; oc < g->oc; oc++)
+        for (int qy = 0; qy < g->oh / 2; qy++)
+            for (int qx = 0; qx < g->ow / 2; qx++) {
+                const int64_t p =
+                    (int64_t)(2 * qy + (int)(ln_rng_u32(rng) % 2)) * g->ow + 2 * qx + (int)(ln_rng_u32(rng) % 2);
+                const uint32_t kind = ln_rng_u32(rng) % 4;
+                dy[oc * stride + p] = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 2.0f * ln_rng_uniform(rng) - 1.0f;
+            }
+}
+
 /* conv_dx_listed bit for bit conv_dx over every channel when dy is +-0 but at the
  * listed places (simd.h; conv2d.c lists a fused 2x2 max pooling's maxima): each
  * channel's 2x2 windows send a value to one random place, some of them +-0 (a ReLU's
@@ -1051,14 +1067,7 @@ static void test_dx_listed(const ln_simd_kernels *K, ln_rng *rng, const char *is
         float *dy = falloc(g.oc * pp), *all = falloc(g.unf_n + 64), *listed = falloc(g.unf_n + 64);
         float *scratch = falloc(ln_conv_dx_listed_scratch(&g)), *val = falloc(g.oc * P);
         int *start = calloc((size_t)P + 1, sizeof(int)), *chan = calloc((size_t)(g.oc * P), sizeof(int));
-        for (int64_t j = 0; j < g.oc * pp; j++) dy[j] = ln_rng_u32(rng) % 2 ? -0.0f : 0.0f;
-        for (int oc = 0; oc < g.oc; oc++)
-            for (int qy = 0; qy < g.oh / 2; qy++)
-                for (int qx = 0; qx < g.ow / 2; qx++) {
-                    const int64_t p = (int64_t)(2 * qy + (int)(ln_rng_u32(rng) % 2)) * g.ow + 2 * qx + (int)(ln_rng_u32(rng) % 2);
-                    const uint32_t kind = ln_rng_u32(rng) % 4;
-                    dy[oc * pp + p] = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 2.0f * ln_rng_uniform(rng) - 1.0f;
-                }
+        pooled_gradient(&g, rng, pp, dy);
         int n = 0; /* the lists: position by position, channels in order */
         for (int64_t p = 0; p < P; p++) {
             start[p] = n;
@@ -1091,7 +1100,7 @@ static void test_dx_listed(const ln_simd_kernels *K, ln_rng *rng, const char *is
 
 /* conv_dw_listed, sample after sample, bit for bit conv_dw (the transposed kernel) over
  * a chunk of 3 samples when dy is +-0 but at the listed places: dy as in
- * test_dx_listed; the second sample lists every place, the +-0 ones too (conv2d.c does
+ * test_dx_listed (pooled_gradient); the second sample lists every place, the +-0 ones too (conv2d.c does
  * that for a sample whose input is not finite); lists channel by channel, positions in
  * order; biases included. */
 static void test_dw_listed(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
@@ -1112,15 +1121,7 @@ static void test_dw_listed(const ln_simd_kernels *K, ln_rng *rng, const char *is
             for (int64_t j = 0; j < o.l.in_n; j++) x[j] = 2.0f * ln_rng_uniform(rng) - 1.0f;
             K->conv_unfold(&g, x, rows + s * unf);
             float *d = dy + s * g.oc * P;
-            for (int64_t j = 0; j < g.oc * P; j++) d[j] = ln_rng_u32(rng) % 2 ? -0.0f : 0.0f;
-            for (int oc = 0; oc < g.oc; oc++)
-                for (int qy = 0; qy < g.oh / 2; qy++)
-                    for (int qx = 0; qx < g.ow / 2; qx++) {
-                        const int64_t p = (int64_t)(2 * qy + (int)(ln_rng_u32(rng) % 2)) * g.ow + 2 * qx +
-                                          (int)(ln_rng_u32(rng) % 2);
-                        const uint32_t kind = ln_rng_u32(rng) % 4;
-                        d[oc * P + p] = kind == 0 ? 0.0f : kind == 1 ? -0.0f : 2.0f * ln_rng_uniform(rng) - 1.0f;
-                    }
+            pooled_gradient(&g, rng, P, d);
             K->conv_dy_transpose(&g, d, dyt + s * P * g.ocp);
         }
         K->conv_dw(&g, 0, g.oc, 0, ck, NS, dyt, rows, unf, dense, bdense, 1);
