@@ -557,7 +557,6 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
     return left;
 }
 
-
 /* Sample n's argmax of the fused max pooling, or NULL */
 static const int32_t *pooled_argmax(const ln_layer *l, int n)
 {
@@ -569,8 +568,9 @@ static const int32_t *pooled_argmax(const ln_layer *l, int n)
  * conv_dw_listed takes them): a pooled row's maxima in its upper row of outputs, then
  * those in its lower row; every place of every channel when all is set (a sample whose
  * input is not finite: x * 0 is NaN for an infinite x). Every candidate is written and
- * the count moves on past the kept ones: a branch on each was mispredicted half the
- * time (a ReLU's zeros), 16 us a sample of the CIFAR net's conv2. */
+ * the count moves on past the kept ones: with a branch on each (mispredicted about half
+ * the time: a ReLU's zeros), the CIFAR net's conv2 backward took 8.3-9.9 ms a step in
+ * training, 5.9-6.2 without. */
 static void channel_positions(const ln_conv_geom *g, const int32_t *am, const float *d, int all, const ln_conv_ws *ws)
 {
     const int pw = g->ow / 2, ph = g->oh / 2;
