@@ -183,8 +183,17 @@ static void listed_parts(const char *name, ln_layer *l)
     ln_rng r;
     ln_rng_seed(&r, 9, 1);
     const int chunk = ln_conv_chunk(&g);
-    const ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
-    const int64_t P = g.p, pp = (P + K->lanes - 1) / K->lanes * K->lanes;
+    ln_conv_ws ws = ln_conv_ws_of(&g, fl(ln_conv_workspace(&g), &r));
+    const int64_t P = g.p, pp = (P + K->lanes - 1) / K->lanes * K->lanes, terms = g.oc * P;
+    /* the listed parts of their own: layers under conv2d.c's threshold (DX_LISTED_MIN_OC)
+     * have none in their workspace, and those are timed too */
+    ws.dxl = fl(ln_conv_dx_listed_scratch(&g), &r);
+    ws.dxl_start = ln_alloc(sizeof(int) * (size_t)(P + 1));
+    ws.dxl_chan = ln_alloc(sizeof(int) * (size_t)terms);
+    ws.dxl_val = fl(terms, &r);
+    ws.dwl_start = ln_alloc(sizeof(int) * (size_t)(g.oc + 1));
+    ws.dwl_pos = ln_alloc(sizeof(int) * (size_t)terms);
+    ws.dwl_val = fl(terms, &r);
     float *x = fl(l->in_n, &r), *dy = fl(g.oc * P, &r), *dypad = fl(g.oc * pp, &r);
     pooled_dy(&g, &r, dy, &ws);
     for (int o = 0; o < g.oc; o++)

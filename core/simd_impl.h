@@ -661,22 +661,43 @@ static void SFX(conv_dy_transpose)(const ln_conv_geom *g, const float *dy, float
 /* Vectors of k that conv_dx_listed keeps in registers at once */
 #define DXL_KV 8
 
-/* conv_dx's sums of one position, for rows [k0, k0 + NV vectors) (the last one `tail`
- * rows long): the n listed terms, channel chan[i] with dy value val[i], in their order,
- * from +0; into col (row k0 + k at col[k]) */
-ALWAYS_INLINE void SFX(dxl_position)(const int NV, const float *w, int64_t ck, int64_t k0, int tail,
-                                     const int *chan, const float *val, int n, float *col)
+/* The sums of both listed gradients: out[j*VL ..] = (from_zero ? 0 : out) + the n terms
+ * val[i] * (the vector at rows + idx[i]*stride + j*VL), added in order, for NV vectors,
+ * the last one `tail` lanes long (the others of out untouched). In registers: NV <=
+ * DXL_KV, a constant (listed_sums). */
+ALWAYS_INLINE void SFX(listed_sums_n)(const int NV, const float *rows, int64_t stride, const int *idx,
+                                      const float *val, int n, int tail, int from_zero, float *out)
 {
     vf acc[DXL_KV];
-    for (int j = 0; j < NV; j++) acc[j] = V_ZERO();
+    for (int j = 0; j < NV - 1; j++) acc[j] = from_zero ? V_ZERO() : V_LOADU(out + j * VL);
+    acc[NV - 1] = from_zero ? V_ZERO() : tail == VL ? V_LOADU(out + (NV - 1) * VL) : V_LOADU_N(out + (NV - 1) * VL, tail);
     for (int i = 0; i < n; i++) {
         const vf d = V_SET1(val[i]);
-        const float *wo = w + (int64_t)chan[i] * ck + k0;
-        for (int j = 0; j < NV - 1; j++) acc[j] = V_FMA(V_LOADU(wo + j * VL), d, acc[j]);
-        acc[NV - 1] = V_FMA(tail == VL ? V_LOADU(wo + (NV - 1) * VL) : V_LOADU_N(wo + (NV - 1) * VL, tail), d,
+        const float *r = rows + (int64_t)idx[i] * stride;
+        for (int j = 0; j < NV - 1; j++) acc[j] = V_FMA(d, V_LOADU(r + j * VL), acc[j]);
+        acc[NV - 1] = V_FMA(d, tail == VL ? V_LOADU(r + (NV - 1) * VL) : V_LOADU_N(r + (NV - 1) * VL, tail),
                             acc[NV - 1]);
     }
-    for (int j = 0; j < NV; j++) V_STOREU(col + j * VL, acc[j]);
+    for (int j = 0; j < NV - 1; j++) V_STOREU(out + j * VL, acc[j]);
+    if (tail == VL)
+        V_STOREU(out + (NV - 1) * VL, acc[NV - 1]);
+    else
+        V_STOREU_N(out + (NV - 1) * VL, acc[NV - 1], tail);
+}
+
+static void SFX(listed_sums)(int nv, const float *rows, int64_t stride, const int *idx, const float *val, int n,
+                             int tail, int from_zero, float *out)
+{
+    switch (nv) { /* a constant count: the sums stay in registers */
+    case 8: SFX(listed_sums_n)(8, rows, stride, idx, val, n, tail, from_zero, out); break;
+    case 7: SFX(listed_sums_n)(7, rows, stride, idx, val, n, tail, from_zero, out); break;
+    case 6: SFX(listed_sums_n)(6, rows, stride, idx, val, n, tail, from_zero, out); break;
+    case 5: SFX(listed_sums_n)(5, rows, stride, idx, val, n, tail, from_zero, out); break;
+    case 4: SFX(listed_sums_n)(4, rows, stride, idx, val, n, tail, from_zero, out); break;
+    case 3: SFX(listed_sums_n)(3, rows, stride, idx, val, n, tail, from_zero, out); break;
+    case 2: SFX(listed_sums_n)(2, rows, stride, idx, val, n, tail, from_zero, out); break;
+    default: SFX(listed_sums_n)(1, rows, stride, idx, val, n, tail, from_zero, out); break;
+    }
 }
 
 /* drows += W^T dy for one sample whose dy is +-0 but at the listed places (simd.h): each
@@ -699,20 +720,9 @@ static void SFX(conv_dx_listed)(const ln_conv_geom *g, const float *w, const int
         const int64_t left = ck - k0, kw = left < kb ? left : kb;
         const int nv = (int)((kw + VL - 1) / VL);
         const int tail = (int)(kw - (int64_t)(nv - 1) * VL);
-        for (int64_t p = 0; p < P; p++) {
-            const int i0 = start[p], n = start[p + 1] - i0;
-            float *col = cols + p * kb;
-            switch (nv) { /* a constant count: the sums stay in registers */
-            case 8: SFX(dxl_position)(8, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            case 7: SFX(dxl_position)(7, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            case 6: SFX(dxl_position)(6, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            case 5: SFX(dxl_position)(5, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            case 4: SFX(dxl_position)(4, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            case 3: SFX(dxl_position)(3, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            case 2: SFX(dxl_position)(2, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            default: SFX(dxl_position)(1, w, ck, k0, tail, chan + i0, val + i0, n, col); break;
-            }
-        }
+        for (int64_t p = 0; p < P; p++) /* position p's sums, from +0, into its column */
+            SFX(listed_sums)(nv, w + k0, ck, chan + start[p], val + start[p], start[p + 1] - start[p], tail, 1,
+                             cols + p * kb);
         /* rows[(k0 + k)*pp + p] = cols[p*kb + k], zeros for p in [P, pp) */
         int64_t k = 0;
 #if SIMD_M256
@@ -729,29 +739,6 @@ static void SFX(conv_dx_listed)(const ln_conv_geom *g, const float *w, const int
     SFX(conv_dx_pass)(g, w, rows, pp, NULL, 0, drows, DX_REPLAY);
 }
 
-/* One channel's sums of conv_dw_listed for rows [k0, k0 + NV vectors) (the last one
- * `tail` rows long), in registers: loaded, the channel's n listed positions' row vectors
- * (rowst, position-major, from k0) times their dy added in order, stored */
-ALWAYS_INLINE void SFX(dwl_channel)(const int NV, int64_t ck, int tail, const float *rowst, const int *pos,
-                                    const float *val, int n, float *so)
-{
-    vf acc[DXL_KV];
-    for (int j = 0; j < NV - 1; j++) acc[j] = V_LOADU(so + j * VL);
-    acc[NV - 1] = tail == VL ? V_LOADU(so + (NV - 1) * VL) : V_LOADU_N(so + (NV - 1) * VL, tail);
-    for (int i = 0; i < n; i++) {
-        const vf d = V_SET1(val[i]);
-        const float *r = rowst + (int64_t)pos[i] * ck;
-        for (int j = 0; j < NV - 1; j++) acc[j] = V_FMA(d, V_LOADU(r + j * VL), acc[j]);
-        acc[NV - 1] = V_FMA(d, tail == VL ? V_LOADU(r + (NV - 1) * VL) : V_LOADU_N(r + (NV - 1) * VL, tail),
-                            acc[NV - 1]);
-    }
-    for (int j = 0; j < NV - 1; j++) V_STOREU(so + j * VL, acc[j]);
-    if (tail == VL)
-        V_STOREU(so + (NV - 1) * VL, acc[NV - 1]);
-    else
-        V_STOREU_N(so + (NV - 1) * VL, acc[NV - 1], tail);
-}
-
 /* The weight-gradient sums of one sample whose dy is +-0 but at the listed places
  * (simd.h): sums[o*ck + k] += dy * row_k[p] for channel o's listed (p, dy), in
  * increasing p; bsums[o] += dy likewise (if bsums). Each channel's sums stay in
@@ -766,21 +753,9 @@ static void SFX(conv_dw_listed)(const ln_conv_geom *g, const float *rowst, const
         const int64_t left = ck - k0, kw = left < kb ? left : kb;
         const int nv = (int)((kw + VL - 1) / VL);
         const int tail = (int)(kw - (int64_t)(nv - 1) * VL);
-        for (int o = 0; o < g->oc; o++) {
-            const int i0 = ostart[o], n = ostart[o + 1] - i0;
-            float *so = sums + (int64_t)o * ck + k0;
-            const float *r = rowst + k0;
-            switch (nv) { /* a constant count: the sums stay in registers */
-            case 8: SFX(dwl_channel)(8, ck, tail, r, pos + i0, val + i0, n, so); break;
-            case 7: SFX(dwl_channel)(7, ck, tail, r, pos + i0, val + i0, n, so); break;
-            case 6: SFX(dwl_channel)(6, ck, tail, r, pos + i0, val + i0, n, so); break;
-            case 5: SFX(dwl_channel)(5, ck, tail, r, pos + i0, val + i0, n, so); break;
-            case 4: SFX(dwl_channel)(4, ck, tail, r, pos + i0, val + i0, n, so); break;
-            case 3: SFX(dwl_channel)(3, ck, tail, r, pos + i0, val + i0, n, so); break;
-            case 2: SFX(dwl_channel)(2, ck, tail, r, pos + i0, val + i0, n, so); break;
-            default: SFX(dwl_channel)(1, ck, tail, r, pos + i0, val + i0, n, so); break;
-            }
-        }
+        for (int o = 0; o < g->oc; o++) /* channel o's sums go on from where they are */
+            SFX(listed_sums)(nv, rowst + k0, ck, pos + ostart[o], val + ostart[o], ostart[o + 1] - ostart[o], tail, 0,
+                             sums + (int64_t)o * ck + k0);
     }
     if (!bsums) return;
     for (int o = 0; o < g->oc; o++)

@@ -18,20 +18,15 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free: the sto
 /* Most bytes of loss history one run may record (see ln_train). */
 #define LN_HISTORY_LIMIT ((double)(1u << 30))
 
-static double now_seconds(void)
+/* A clock's reading in seconds (0 if it cannot be read). CLOCK_MONOTONIC for the wall
+ * time; CLOCK_PROCESS_CPUTIME_ID for the CPU time of the whole process (all its
+ * threads), a system call (1.5 us on the development VM), so read once at each end of
+ * the training, not per iteration, which with unit = "step" is every step (a batch-1
+ * step of the study takes about 20 us) */
+static double clock_seconds(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU time of the whole process (all its threads): a system call (1.5 us on the
- * development VM), so read once at each end of the training, not per iteration, which
- * with unit = "step" is every step (a batch-1 step of the study takes about 20 us) */
-static double cpu_now_seconds(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+    if (clock_gettime(clock, &ts) != 0) return 0.0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -299,7 +294,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
         goto done;
     }
 
-    const double start = now_seconds(), cpu_start = cpu_now_seconds();
+    const double start = clock_seconds(CLOCK_MONOTONIC), cpu_start = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     stop_watch watch = {ts->stop_best, ts->stop_wait};
 
     double iter_sum = 0.0;
@@ -359,7 +354,7 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
             iter_sum = 0.0;
             iter_samples = 0;
             iteration_started = 0;
-            hist->seconds = now_seconds() - start;
+            hist->seconds = clock_seconds(CLOCK_MONOTONIC) - start;
             if (diverged) {
                 hist->diverged = 1;
                 break;
@@ -402,8 +397,8 @@ ln_status ln_train(ln_net *net, const ln_dataset *data, const ln_train_config *c
             if (it >= cfg->iterations) break;
         }
     }
-    hist->seconds = now_seconds() - start;
-    hist->cpu_seconds = cpu_now_seconds() - cpu_start;
+    hist->seconds = clock_seconds(CLOCK_MONOTONIC) - start;
+    hist->cpu_seconds = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
     st = LN_OK;
 done:
     ln_net_forget_forward(net); /* its activations hold a training batch, no caller's */

@@ -1288,9 +1288,17 @@ static void test_workspace_lines(void)
         ln_conv_geom g;
         ln_conv_geom_of(&l.spec, &l.in, &l.out, &g);
         const ln_conv_ws ws = ln_conv_ws_of(&g, (float *)(uintptr_t)4096);
-        const float *parts[] = {ws.rows, ws.drows, ws.dypad, ws.dyt, ws.dym, ws.sums, ws.rowst ? ws.rowst : ws.rows};
-        const char *names[] = {"rows", "drows", "dypad", "dyt", "dym", "sums", "rowst"};
-        for (int q = 0; q < 7 && ok; q++)
+        const float *parts[] = {ws.rows,    ws.drows,
+                                ws.dypad,   ws.dyt,
+                                ws.dym,     ws.sums,
+                                ws.rowst ? ws.rowst : ws.rows,
+                                ws.dxl,     (const float *)(const void *)ws.dxl_start,
+                                (const float *)(const void *)ws.dxl_chan, ws.dxl_val,
+                                (const float *)(const void *)ws.dwl_start, (const float *)(const void *)ws.dwl_pos,
+                                ws.dwl_val};
+        const char *names[] = {"rows", "drows", "dypad", "dyt", "dym", "sums", "rowst",
+                               "dxl", "dxl_start", "dxl_chan", "dxl_val", "dwl_start", "dwl_pos", "dwl_val"};
+        for (int q = 0; q < (int)(sizeof parts / sizeof parts[0]) && ok; q++)
             if ((uintptr_t)parts[q] % 64) {
                 ok = 0;
                 snprintf(detail, sizeof detail, "conv case %zu: %s at byte %lu of the workspace", i, names[q],
