@@ -557,58 +557,45 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
     return left;
 }
 
-/* Sample n's argmax of the fused max pooling, or NULL */
-static const int32_t *pooled_argmax(const ln_layer *l, int n)
+/* conv_dw_listed's lists (ws->dwl_*) of sample n: the places its fused 2x2 max pooling
+ * sends a gradient other than +-0 to, channel by channel, each channel's in increasing
+ * position, from the pooling's own gradient (dy, the layer's output gradient): the dy
+ * of the convolution's output, the pooling spread out (chunk_dy), is not made. */
+static void pooled_places(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
+                          const float *dy, int n, const ln_ctx *ctx)
 {
-    return l->pool_y ? l->pool_argmax + (int64_t)n * ln_pooled_n(l) : NULL;
+    const int64_t pn = ln_pooled_n(l);
+    K->pool_places((int)g->oc, (int)g->oh, (int)g->ow, l->pool_argmax + n * pn, dy + n * pn,
+                   l->act_y || l->pool_relu ? l->pool_y + n * pn : NULL,
+                   l->pool_drop && ctx->training ? l->pool_drop->mask + (int64_t)n * g->oc : NULL, ws->dwl_start,
+                   ws->dwl_pos, ws->dwl_val);
 }
 
-/* The places of one sample's dy (at d) that a fused 2x2 max pooling sent a gradient
- * other than +-0 to, channel by channel, each channel's in increasing position (as
- * conv_dw_listed takes them): a pooled row's maxima in its upper row of outputs, then
- * those in its lower row; every place of every channel when all is set (a sample whose
- * input is not finite: x * 0 is NaN for an infinite x). Every candidate is written and
- * the count moves on past the kept ones: with a branch on each (mispredicted about half
- * the time: a ReLU's zeros), the CIFAR net's conv2 backward took 8.3-9.9 ms a step in
- * training, 5.9-6.2 without. */
-static void channel_positions(const ln_conv_geom *g, const int32_t *am, const float *d, int all, const ln_conv_ws *ws)
+/* The lists of every place of every channel with its dy (at d): for the weight gradient
+ * of a sample whose input is not finite (x * 0 is NaN for an infinite x). */
+static void every_place(const ln_conv_geom *g, const float *d, const ln_conv_ws *ws)
 {
-    const int pw = g->ow / 2, ph = g->oh / 2;
     int n = 0;
     for (int o = 0; o < g->oc; o++) {
-        const float *dp = d + (int64_t)o * g->p;
-        const int32_t *ao = am + (int64_t)o * ph * pw;
         ws->dwl_start[o] = n;
-        if (all) {
-            for (int p = 0; p < (int)g->p; p++) {
-                ws->dwl_pos[n] = p;
-                ws->dwl_val[n++] = dp[p];
-            }
-            continue;
-        }
-        for (int qy = 0; qy < ph; qy++) {
-            const int32_t lower = (2 * qy + 1) * g->ow; /* the first place of the lower row */
-            for (int qx = 0; qx < pw; qx++) {
-                const int32_t p = ao[qy * pw + qx];
-                const float v = dp[p];
-                ws->dwl_pos[n] = p;
-                ws->dwl_val[n] = v;
-                n += (p < lower) & (v != 0.0f);
-            }
-            for (int qx = 0; qx < pw; qx++) {
-                const int32_t p = ao[qy * pw + qx];
-                const float v = dp[p];
-                ws->dwl_pos[n] = p;
-                ws->dwl_val[n] = v;
-                n += (p >= lower) & (v != 0.0f);
-            }
+        for (int p = 0; p < (int)g->p; p++) {
+            ws->dwl_pos[n] = p;
+            ws->dwl_val[n++] = d[(int64_t)o * g->p + p];
         }
     }
     ws->dwl_start[g->oc] = n;
 }
 
+/* Whether the input gradient takes conv_dx_listed: after a fused max pooling, with
+ * finite weights (sparse), on a layer may_list admits. It then reads the maxima's lists
+ * (pooled_places) and no dy. */
+static int dx_listed(const ln_layer *l, const ln_conv_geom *g, int sparse)
+{
+    return l->pool_y && sparse && may_list(g);
+}
+
 /* conv_dx_listed's lists (position by position, each position's channels in increasing
- * order) from channel_positions' (channel by channel): a counting sort by position. */
+ * order) from pooled_places' (channel by channel): a counting sort by position. */
 static void position_lists(const ln_conv_geom *g, const ln_conv_ws *ws)
 {
     const int64_t P = g->p;
@@ -627,16 +614,13 @@ static void position_lists(const ln_conv_geom *g, const ln_conv_ws *ws)
     start[0] = 0;
 }
 
-/* The input gradient of one sample (its dy at d, oc x P floats) into dx; am: the
- * sample's fused 2x2 max pooling's argmax (NULL: none); have_lists: channel_positions has
- * listed the pooling's maxima (not every place). */
+/* The input gradient of one sample (its dy at d, oc x P floats; NULL when dx_listed,
+ * which takes the pooling's maxima from pooled_places' lists instead) into dx. */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
-                      const float *d, int sparse, const float *drop, const int *listed, int nlisted,
-                      const int32_t *am, int have_lists, float *dx)
+                      const float *d, int sparse, const float *drop, const int *listed, int nlisted, float *dx)
 {
     memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
-    if (am && sparse && may_list(g)) { /* a quarter of the places at most hold a gradient */
-        if (!have_lists) channel_positions(g, am, d, 0, ws);
+    if (dx_listed(l, g, sparse)) { /* a quarter of the places at most hold a gradient */
         position_lists(g, ws);
         K->conv_dx_listed(g, l->weight, ws->dxl_start, ws->dxl_chan, ws->dxl_val, ws->dxl, ws->drows);
         K->conv_fold(g, ws->drows, dx);
@@ -753,7 +737,8 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
             const int ns = s1 - n0 < chunk ? s1 - n0 : chunk;
-            const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
+            /* the listed gradients read the pooling's own gradient instead */
+            const float *dyc = listed ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
             int left = -1; /* channels the weight gradient left out; -1: it made no lists */
             const int *nlist = ws.chans + (int64_t)chunk * g.oc;
             for (int s = 0; s < ns; s++) {
@@ -766,15 +751,23 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             if (listed) {
                 if (n0 == s0) memset(ws.sums, 0, sizeof(float) * (size_t)wn);
                 for (int s = 0; s < ns; s++) {
-                    const float *ds = dyc + (int64_t)s * l->out_n;
-                    const int finite = K->max_abs(l->in_n, x + (int64_t)(n0 + s) * l->in_n) < INFINITY;
-                    channel_positions(&g, pooled_argmax(l, n0 + s), ds, !finite, &ws);
+                    const int n = n0 + s;
+                    const int finite = K->max_abs(l->in_n, x + (int64_t)n * l->in_n) < INFINITY;
+                    const float *ds = NULL; /* the sample's dy, made only where needed */
+                    if (finite)
+                        pooled_places(l, &g, K, &ws, dy, n, ctx);
+                    else
+                        every_place(&g, ds = chunk_dy(l, &g, K, &ws, dy, n, 1, ctx), &ws);
                     K->conv_rows_transpose(&g, ws.rows + s * ws.unf, ws.dxl);
                     K->conv_dw_listed(&g, ws.dxl, ws.dwl_start, ws.dwl_pos, ws.dwl_val, ws.sums,
                                       l->dbias ? ws.sums + g.oc * g.ck : NULL);
-                    if (dx && n0 + s >= dx0 && n0 + s < dx1) /* the maxima's lists (every place: rebuilt) */
-                        dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL, NULL, 0,
-                                  pooled_argmax(l, n0 + s), finite, dx + (int64_t)(n0 + s) * l->in_n);
+                    if (!dx || n < dx0 || n >= dx1) continue;
+                    if (!dx_listed(l, &g, sparse) && !ds)
+                        ds = chunk_dy(l, &g, K, &ws, dy, n, 1, ctx);
+                    else if (dx_listed(l, &g, sparse) && !finite) /* the maxima's, not every place */
+                        pooled_places(l, &g, K, &ws, dy, n, ctx);
+                    dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)n * g.oc : NULL, NULL, 0,
+                              dx + (int64_t)n * l->in_n);
                 }
                 continue; /* the chunk's input gradients are done */
             }
@@ -791,10 +784,12 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 K->conv_dw_lanes(&g, 0, g.oc, 0, g.ck, ns, dyc, l->out_n, ws.rows, ws.unf, ws.sums,
                                  l->dbias ? bsums : NULL, n0 == s0);
             for (int s = 0; dx && s < ns; s++)
-                if (n0 + s >= dx0 && n0 + s < dx1)
+                if (n0 + s >= dx0 && n0 + s < dx1) {
+                    if (dx_listed(l, &g, sparse)) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
                     dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
                               left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0,
-                              pooled_argmax(l, n0 + s), 0, dx + (int64_t)(n0 + s) * l->in_n);
+                              dx + (int64_t)(n0 + s) * l->in_n);
+                }
         }
         if (along_rows) continue; /* the gradients are written */
         float *dw = l->dweight, *db = l->dbias;
@@ -815,10 +810,12 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         }
         int ns = dx1 - n0 < chunk ? dx1 - n0 : chunk;
         if (n0 < own0 && n0 + ns > own0) ns = own0 - n0;
-        const float *dyc = chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
-        for (int s = 0; s < ns; s++)
-            dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
-                      NULL, 0, pooled_argmax(l, n0 + s), 0, dx + (int64_t)(n0 + s) * l->in_n);
+        const float *dyc = dx_listed(l, &g, sparse) ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
+        for (int s = 0; s < ns; s++) {
+            if (!dyc) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
+            dx_sample(l, &g, K, &ws, dyc ? dyc + (int64_t)s * l->out_n : NULL, sparse,
+                      drop ? drop + (int64_t)(n0 + s) * g.oc : NULL, NULL, 0, dx + (int64_t)(n0 + s) * l->in_n);
+        }
         n0 += ns;
     }
 }

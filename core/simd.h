@@ -160,6 +160,15 @@ typedef struct {
                          int pre);
     void (*maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, const int32_t *argmax,
                          const float *relu_y, int pre, const float *pre_y, float *dx);
+    /* the places of one sample's oc planes of oh x ow (a convolution's output) that a
+     * fused 2x2 max pooling (argmax: oc x oh/2 x ow/2) sends a gradient other than +-0
+     * (NaN included) to, and that gradient: channel o's places are entries [start[o],
+     * start[o + 1]) of pos and val, in increasing position. Window q's gradient is g[q],
+     * +0 where relu_y[q] is not > 0 (relu_y NULL: no fused ReLU), times scale[o] (NULL:
+     * no fused dropout2d): what maxpool2_bwd then scale_runs put at argmax[q], bit for
+     * bit. Returns start[oc]; pos and val take 16 entries past it (whole vectors). */
+    int (*pool_places)(int oc, int oh, int ow, const int32_t *argmax, const float *g, const float *relu_y,
+                       const float *scale, int *start, int *pos, float *val);
     /* dropout: out[e*span + i] = in[e*span + i] * mask[e] for e < entries, i < span
      * (one product per element: bit for bit dropout.c's loops; out may be in) */
     void (*scale_runs)(int64_t entries, int64_t span, const float *in, const float *mask, float *out);

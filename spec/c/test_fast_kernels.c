@@ -1175,6 +1175,72 @@ static void test_dw_listed(const ln_simd_kernels *K, ln_rng *rng, const char *is
     }
 }
 
+/* pool_places' lists bit for bit those read off the plane that maxpool2_bwd and then
+ * scale_runs spread the pooling's gradient into: every place whose value is not +-0 (NaN
+ * included), channel by channel, in increasing position. Gradients +-0, NaN, infinite
+ * or ordinary; ReLU outputs +-0, NaN or ordinary; a dropped channel (scale 0). Shapes:
+ * the CIFAR and Fashion nets' conv2 outputs, an odd one (the last row and column in no
+ * window), a pooled row of 20 windows (two vectors on AVX-512) and the smallest. */
+static void test_pool_places(const ln_simd_kernels *K, ln_rng *rng, const char *isa)
+{
+    static const int cases[][3] = {{64, 16, 16}, {64, 14, 14}, {5, 7, 7}, {3, 4, 40}, {2, 2, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int variant = 0; variant < 4; variant++) { /* bit 0: a fused ReLU; bit 1: dropout2d */
+            const int oc = cases[i][0], oh = cases[i][1], ow = cases[i][2], ph = oh / 2, pw = ow / 2;
+            const int64_t P = (int64_t)oh * ow, pn = (int64_t)oc * ph * pw;
+            float *g = falloc(pn), *ry = falloc(pn), *scale = falloc(oc), *plane = falloc(oc * P);
+            float *val = falloc(oc * P + 16), *want_val = falloc(oc * P);
+            int32_t *am = calloc((size_t)pn, sizeof(int32_t));
+            int *start = calloc((size_t)oc + 1, sizeof(int)), *want_start = calloc((size_t)oc + 1, sizeof(int));
+            int *pos = calloc((size_t)(oc * P + 16), sizeof(int)), *want_pos = calloc((size_t)(oc * P), sizeof(int));
+            for (int o = 0; o < oc; o++) {
+                scale[o] = ln_rng_u32(rng) % 4 ? 1.25f : 0.0f;
+                for (int qy = 0; qy < ph; qy++)
+                    for (int qx = 0; qx < pw; qx++) {
+                        const int64_t q = ((int64_t)o * ph + qy) * pw + qx;
+                        am[q] = (2 * qy + (int)(ln_rng_u32(rng) % 2)) * ow + 2 * qx + (int)(ln_rng_u32(rng) % 2);
+                        const uint32_t kind = ln_rng_u32(rng) % 16;
+                        g[q] = kind == 0 ? 0.0f : kind == 1 ? -0.0f : kind == 2 ? NAN : kind == 3 ? -INFINITY
+                                                                                 : 2.0f * ln_rng_uniform(rng) - 1.0f;
+                        const uint32_t rk = ln_rng_u32(rng) % 8;
+                        ry[q] = rk == 0 ? 0.0f : rk == 1 ? -0.0f : rk == 2 ? NAN : 2.0f * ln_rng_uniform(rng) - 1.0f;
+                    }
+            }
+            const float *relu_y = variant & 1 ? ry : NULL, *sc = variant & 2 ? scale : NULL;
+            K->maxpool2_bwd(oc, oh, ow, g, am, relu_y, 0, NULL, plane);
+            if (sc) K->scale_runs(oc, P, plane, sc, plane);
+            int n = 0;
+            for (int o = 0; o < oc; o++) {
+                want_start[o] = n;
+                for (int64_t p = 0; p < P; p++)
+                    if (plane[o * P + p] != 0.0f) {
+                        want_pos[n] = (int)p;
+                        want_val[n++] = plane[o * P + p];
+                    }
+            }
+            want_start[oc] = n;
+            const int got = K->pool_places(oc, oh, ow, am, g, relu_y, sc, start, pos, val);
+            int same = got == n && !memcmp(start, want_start, sizeof(int) * (size_t)(oc + 1)) &&
+                       !memcmp(pos, want_pos, sizeof(int) * (size_t)n) && !memcmp(val, want_val, sizeof(float) * (size_t)n);
+            char desc[200], detail[200] = "";
+            if (!same) snprintf(detail, sizeof detail, "%d places listed, %d on the spread plane", got, n);
+            snprintf(desc, sizeof desc, "%s pool_places (%d planes of %dx%d%s%s) = the places of maxpool2_bwd's plane", isa,
+                     oc, oh, ow, relu_y ? ", ReLU" : "", sc ? ", dropout2d" : "");
+            tap_result(&T, same, desc, detail);
+            free(g);
+            free(ry);
+            free(scale);
+            free(plane);
+            free(val);
+            free(want_val);
+            free(am);
+            free(start);
+            free(want_start);
+            free(pos);
+            free(want_pos);
+        }
+}
+
 /* conv_dw_lanes_some (positions filling 4 vectors) bit for bit conv_dw_lanes when each
  * sample's left-out channels have all +-0 dy planes: the study's conv2 shape (8x8
  * outputs on AVX-512), a chunk of 3 samples with different channel lists (one with every
@@ -1753,6 +1819,7 @@ int main(void)
         test_dx_channels(ln_simd_for((ln_isa)isa), &rng, name);
         test_dx_listed(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_listed(ln_simd_for((ln_isa)isa), &rng, name);
+        test_pool_places(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_some(ln_simd_for((ln_isa)isa), &rng, name);
         test_dw_inf_input(&rng, name);
         test_net_fast_vs_reference(name, &rng);
