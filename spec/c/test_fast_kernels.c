@@ -398,7 +398,9 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
         for (int s = 0; s < batch; s++)
             for (int64_t ch = 0; ch < p.l.out.dim[0]; ch += 2) p.dy[s * p.l.out_n + ch * pplane] = INFINITY;
     if (special == 2) o.l.weight[0] = INFINITY;
-    /* 4: a dropout2d of 0.95, which drops every channel of some samples */
+    /* 4: a dropout2d of 0.95, which drops every channel of some samples; 5: an infinite
+     * input in sample 1 (the listed weight gradient then takes every place of it) */
+    if (special == 5) o.x[o.l.in_n + 7] = INFINITY;
     if (special == 3) /* finite inputs whose sums overflow: none may be left out */
         for (int64_t i = 0; i < n; i++) o.x[i] = o.x[i] * 1e37f + 3e37f;
     const int64_t wsn = ln_layer_workspace(&o.l);
@@ -501,7 +503,8 @@ static void test_conv_maxpool(ln_layer_spec spec, int c, int h, int w, int batch
              "3 threads (bit for bit the separate layers)", isa, c, spec.out_channels, spec.kernel, spec.padding,
              relu == 1 ? " + relu" : "", drop ? " + dropout2d" : "", relu == 2 ? " + relu" : "", c, h, w, batch,
              special == 1 ? ", inf in dy" : special == 2 ? ", an infinite weight" : special == 3 ? ", huge inputs"
-             : special == 4 ? ", dropout 0.95 (samples with every channel dropped)" : "");
+             : special == 4 ? ", dropout 0.95 (samples with every channel dropped)"
+             : special == 5 ? ", an infinite input" : "");
     tap_result(&T, ok, desc, detail);
     for (int r = 0; r < 3; r++) {
         free(py[r]);
@@ -1787,14 +1790,19 @@ int main(void)
                 test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, drop, 0, &rng, name);
                 test_conv_maxpool(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, relu, drop, 0, &rng, name);
                 test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, drop, 0, &rng, name);
+                /* 48 channels: the listed gradients (conv_dw_listed, conv_dx_listed) */
+                test_conv_maxpool(ln_conv2d(6, 48, 3, 1, 1), 6, 10, 10, 11, relu, drop, 0, &rng, name);
             }
         /* a fused dropout2d: the input gradient skips the dropped planes, but not one that
          * holds a NaN (inf times 0), nor any when a weight is not finite; the output skips
          * the dropped channels, but not those whose sums may overflow (huge inputs) */
-        for (int special = 1; special <= 4; special++)
+        for (int special = 1; special <= 5; special++)
             for (int relu = 0; relu <= 2; relu += 2) {
-                test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, 1, special, &rng, name);
-                test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, 1, special, &rng, name);
+                if (special <= 4) {
+                    test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, 1, special, &rng, name);
+                    test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, 1, special, &rng, name);
+                }
+                test_conv_maxpool(ln_conv2d(6, 48, 3, 1, 1), 6, 10, 10, 11, relu, 1, special, &rng, name);
             }
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
