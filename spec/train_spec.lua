@@ -25,15 +25,21 @@ describe("training on synthetic data", function()
     for _, threads in ipairs({ 1, 2 }) do
       local net = lunet.models.mnist_cnn { seed = 1 }
       local c0 = os.clock()
-      local h = net:train { data = data, batch = 16, iterations = 6, quiet = true, threads = threads }
-      local around = os.clock() - c0 -- also counts the buffers' allocation before the span
+      local h = net:train { data = data, batch = 16, iterations = 40, quiet = true, threads = threads }
+      -- the process's CPU time around the call, which also counts the buffers' allocation
+      -- and the workers' start before the span
+      local around = os.clock() - c0
       assert.is_true(h.cpu_seconds > 0 and h.cpu_seconds <= around,
         ("%d threads: cpu %g, os.clock around %g"):format(threads, h.cpu_seconds, around))
       if threads == 1 then -- one thread cannot use more CPU than wall-clock time
         assert.is_true(h.cpu_seconds <= h.seconds * 1.02 + 0.002,
           ("cpu %g, wall %g"):format(h.cpu_seconds, h.seconds))
-      else -- the workers run (or spin) beside the caller
-        assert.is_true(h.cpu_seconds > h.seconds, ("cpu %g, wall %g"):format(h.cpu_seconds, h.seconds))
+      else
+        -- nearly all of the process's time: the caller's share alone would be about half
+        -- of it. (More CPU than wall-clock time would show the workers' time only while
+        -- no other load keeps the second thread off its CPU.)
+        assert.is_true(h.cpu_seconds >= 0.75 * around,
+          ("cpu %g, os.clock around %g, wall %g"):format(h.cpu_seconds, around, h.seconds))
       end
     end
   end)
