@@ -560,7 +560,9 @@ static int dw_channels(const ln_layer *l, const ln_conv_geom *g, const ln_simd_k
 /* conv_dw_listed's lists (ws->dwl_*) of sample n: the places its fused 2x2 max pooling
  * sends a gradient other than +-0 to, channel by channel, each channel's in increasing
  * position, from the pooling's own gradient (dy, the layer's output gradient): the dy
- * of the convolution's output, the pooling spread out (chunk_dy), is not made. */
+ * of the convolution's output, the pooling spread out (chunk_dy), is not made. The
+ * lists have room for oc x P entries (every_place's), and these are at most a quarter
+ * of that, so the 16 entries past them that pool_places may write fit (may_list: oc >= 48). */
 static void pooled_places(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                           const float *dy, int n, const ln_ctx *ctx)
 {
