@@ -300,6 +300,23 @@ static int kept_channels(const ln_conv_geom *g, const ln_conv_ws *ws, const floa
     return n;
 }
 
+/* Asks for n floats from p into the cache, a line at a time: the next sample's input,
+ * saved by the layer before and by now in L3 or memory, while this one is computed, so
+ * that its unfolding does not wait on it (the CIFAR net's conv2 forward: unfolding 6.5 ->
+ * 3.7 us a sample, conv1's 2.4 -> 1.1). Only for inputs of PREFETCH_MIN_FLOATS or more:
+ * the study's layers (784 and 1440 floats a sample) were about 2% slower with it. The
+ * backward asks while it unfolds a chunk's samples, a shorter lead, where only inputs of
+ * PREFETCH_BWD_MIN_FLOATS or more gain (CIFAR's and Fashion's second layers: the custom
+ * net's conv2, 3136 floats, lost 2-4% to it); asking a whole sample ahead in the listed
+ * gradients' loop made the CIFAR net's conv2 backward slower (7.0-7.4 against 6.5-7.4 ms
+ * a step). */
+#define PREFETCH_MIN_FLOATS 2048
+#define PREFETCH_BWD_MIN_FLOATS 4096
+static void prefetch_floats(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}
+
 /* A pooled plane of channel outputs that were all +-0 under a ReLU: +0 everywhere, and
  * each window's first input (its offset in the plane) as the maximum */
 static void zero_pooled_plane(const ln_conv_geom *g, float *py, int32_t *am)
@@ -352,6 +369,7 @@ static void forward_samples(ln_layer *l, const float *x, float *y, const ln_ctx 
             }
         }
         K->conv_unfold(&g, x + n * l->in_n, ws.rows);
+        if (n + 1 < b1 && l->in_n >= PREFETCH_MIN_FLOATS) prefetch_floats(x + (n + 1) * l->in_n, l->in_n);
         if (!l->pool_y) {
             K->conv_fwd(&g, l->weight, l->bias, ws.rows, y + n * l->out_n, l->act_y != NULL);
             continue;
@@ -470,17 +488,6 @@ static int dw_transposed(const ln_conv_geom *g, const ln_simd_kernels *K, int n)
     const int64_t nv = (g->oc + K->lanes - 1) / K->lanes;
     return g->ck >= DW_MIN_CK &&
            (n <= DW_FEW_SAMPLES || 100 * (int64_t)g->oc >= (int64_t)K->dw_fill * nv * K->lanes);
-}
-
-
-/* Asks for n floats from p into the cache, a line at a time: the next sample's input,
- * saved in the forward and by now in L3 or memory, while this one is unfolded. Only
- * for inputs of PREFETCH_MIN_FLOATS or more (CIFAR's and Fashion's second layers):
- * the custom net's conv2 (3136 floats a sample) lost 2-4% to it. */
-#define PREFETCH_MIN_FLOATS 4096
-static void prefetch_floats(const float *p, int64_t n)
-{
-    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
 }
 
 /* Samples per group of a batch of n. */
@@ -744,7 +751,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
             int left = -1; /* channels the weight gradient left out; -1: it made no lists */
             const int *nlist = ws.chans + (int64_t)chunk * g.oc;
             for (int s = 0; s < ns; s++) {
-                if (n0 + s + 1 < s1 && l->in_n >= PREFETCH_MIN_FLOATS)
+                if (n0 + s + 1 < s1 && l->in_n >= PREFETCH_BWD_MIN_FLOATS)
                     prefetch_floats(x + (int64_t)(n0 + s + 1) * l->in_n, l->in_n);
                 K->conv_unfold(&g, x + (int64_t)(n0 + s) * l->in_n, ws.rows + s * ws.unf);
                 if (transposed && !listed) K->conv_dy_transpose(&g, dyc + (int64_t)s * l->out_n, ws.dyt + s * g.p * g.ocp);
