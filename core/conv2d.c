@@ -742,6 +742,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
      * places the pooling sent a gradient to (conv_dw_listed; the same layers as
      * conv_dx_listed), the lists shared with the input gradient */
     const int listed = transposed && !along_rows && l->pool_y && may_list(&g);
+    const int dxl = dx && dx_listed(l, &g, sparse); /* the input gradients take the maxima's lists */
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
@@ -771,9 +772,9 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                     K->conv_dw_listed(&g, ws.dxl, ws.dwl_start, ws.dwl_pos, ws.dwl_val, ws.sums,
                                       l->dbias ? ws.sums + g.oc * g.ck : NULL);
                     if (!dx || n < dx0 || n >= dx1) continue;
-                    if (!dx_listed(l, &g, sparse) && !ds)
+                    if (!dxl && !ds)
                         ds = chunk_dy(l, &g, K, &ws, dy, n, 1, ctx);
-                    else if (dx_listed(l, &g, sparse) && !finite) /* the maxima's, not every place */
+                    else if (dxl && !finite) /* the maxima's, not every place */
                         pooled_places(l, &g, K, &ws, dy, n, ctx);
                     dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)n * g.oc : NULL, NULL, 0,
                               dx + (int64_t)n * l->in_n);
@@ -794,7 +795,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                                  l->dbias ? bsums : NULL, n0 == s0);
             for (int s = 0; dx && s < ns; s++)
                 if (n0 + s >= dx0 && n0 + s < dx1) {
-                    if (dx_listed(l, &g, sparse)) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
+                    if (dxl) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
                     dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
                               left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0,
                               dx + (int64_t)(n0 + s) * l->in_n);
@@ -819,7 +820,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         }
         int ns = dx1 - n0 < chunk ? dx1 - n0 : chunk;
         if (n0 < own0 && n0 + ns > own0) ns = own0 - n0;
-        const float *dyc = dx_listed(l, &g, sparse) ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
+        const float *dyc = dxl ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++) {
             if (!dyc) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
             dx_sample(l, &g, K, &ws, dyc ? dyc + (int64_t)s * l->out_n : NULL, sparse,

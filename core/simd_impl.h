@@ -537,7 +537,6 @@ static void SFX(conv_dx)(const ln_conv_geom *g, const float *w, const float *dy,
         SFX(conv_dx_pass)(g, w, dy, pstride, chans, nch, drows, DX_LISTED);
 }
 
-
 #if SIMD_M256
 /* dst[i*dstride + j] = src[j][i] (add: dst[...] + src[j][i]) for i, j < 8, from 8 rows
  * anywhere: an 8 x 8 block transposed in registers (unpack pairs, then quads, then
@@ -1915,6 +1914,13 @@ ALWAYS_INLINE void SFX(maxpool2_window_grad)(float *r0, float *r1, int w, int at
     r1[2 * ox + 1] = rel == w + 1 ? g : 0.0f;
 }
 
+/* A window's output gradient through a fused ReLU (relu_y NULL: none): dy where the
+ * ReLU's output at q is > 0, else +0 (one window of window_dy's rule) */
+ALWAYS_INLINE float SFX(window_dy1)(float dy, const float *relu_y, int64_t q)
+{
+    return relu_y && !(relu_y[q] > 0.0f) ? 0.0f : dy;
+}
+
 #if SIMD_M256
 /* The backward's inputs of the plane MAXPOOL_PREFETCH planes after pl (of pn windows), a
  * cache line at a time. In a net they come from L3 or memory: the pooled gradient was
@@ -2348,7 +2354,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
                 ox += 4;
             }
             for (; ox < ow; ox++) {
-                float g = ro && !(ro[ox] > 0.0f) ? 0.0f : go[ox];
+                float g = SFX(window_dy1)(go[ox], ro, ox);
                 if (pre) g = SFX(pre_grad1)(pre, g, po[ox]);
                 SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, ao[ox]);
             }
@@ -2385,7 +2391,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
             float *r0 = xp + (int64_t)(2 * oy) * w, *r1 = r0 + w;
             const int64_t o = (pl * oh + oy) * ow;
             for (int ox = 0; ox < ow; ox++) {
-                float g = relu_y && !(relu_y[o + ox] > 0.0f) ? 0.0f : dy[o + ox];
+                float g = SFX(window_dy1)(dy[o + ox], relu_y, o + ox);
                 if (pre) g = SFX(pre_grad1)(pre, g, pre_y[o + ox]);
                 SFX(maxpool2_window_grad)(r0, r1, w, 2 * oy * w, ox, g, argmax[o + ox]);
             }
@@ -2431,10 +2437,6 @@ static void SFX(maxpool2_bwd)(int64_t planes, int h, int w, const float *dy, con
  * (the memory form is slow on AMD) and stored whole. The CIFAR net's conv2 in training:
  * 5-7 us a sample, where spreading the gradient (maxpool2_bwd) and the scalar loop that
  * read the lists off the spread plane took 9 and 16. */
-ALWAYS_INLINE float SFX(pooled_grad1)(float g, const float *relu_y, int64_t q)
-{
-    return relu_y && !(relu_y[q] > 0.0f) ? 0.0f : g;
-}
 
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
 /* the lanes of p and v that take sets, packed to the front of pos and val; their count */
@@ -2463,11 +2465,7 @@ static int SFX(pool_places)(int oc, int oh, int ow, const int32_t *argmax, const
                 for (int qx = 0; qx < pw; qx += 16) {
                     const __mmask16 in = (__mmask16)(pw - qx >= 16 ? 0xFFFF : (1u << (pw - qx)) - 1);
                     const __m512i p = _mm512_maskz_loadu_epi32(in, argmax + q0 + qx);
-                    __m512 v = _mm512_maskz_loadu_ps(in, g + q0 + qx);
-                    if (relu_y) /* +0 where the ReLU's output is not > 0, as maxpool2_bwd's */
-                        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(in, relu_y + q0 + qx),
-                                                                   _mm512_setzero_ps(), _CMP_GT_OQ),
-                                                v);
+                    __m512 v = SFX(window_dy)(in, q0 + qx, g, 0, NULL, relu_y); /* maxpool2_bwd's */
                     if (scale) v = _mm512_mul_ps(v, _mm512_set1_ps(scale[o]));
                     const __mmask16 nz = _mm512_mask_cmp_ps_mask(in, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
                     const __mmask16 up = _mm512_mask_cmplt_epi32_mask(nz, p, _mm512_set1_epi32(lower));
@@ -2478,7 +2476,7 @@ static int SFX(pool_places)(int oc, int oh, int ow, const int32_t *argmax, const
             for (int half = 0; half < 2; half++)
                 for (int qx = 0; qx < pw; qx++) {
                     const int32_t p = argmax[q0 + qx];
-                    float v = SFX(pooled_grad1)(g[q0 + qx], relu_y, q0 + qx);
+                    float v = SFX(window_dy1)(g[q0 + qx], relu_y, q0 + qx);
                     if (scale) v = v * scale[o];
                     pos[n] = p;
                     val[n] = v;
