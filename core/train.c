@@ -417,6 +417,15 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
     return ln_evaluate_confusion(net, data, loss, batch, mean_loss, accuracy, NULL, err);
 }
 
+/* Samples forwarded at a time by an evaluation. A net's activation memory is sized for the
+ * largest batch it has run (about 100 KB a sample for the study's net, zeroed when it is
+ * taken), so forwarding net:evaluate's default batch of 1000 whole took 100 MB and, on first
+ * use, a third of a second of page faults for 0.08 s of work. A sample's output does not
+ * depend on the samples forwarded beside it (test_fast_kernels checks every layer kind), so
+ * a batch is forwarded EVAL_CHUNK samples at a time (or what the net already holds) and its
+ * loss taken over the whole batch, as before: the same bits for any chunk. */
+#define EVAL_CHUNK 64
+
 ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
                                 double *mean_loss, double *accuracy, int64_t *confusion,
                                 ln_error *err)
@@ -427,21 +436,36 @@ ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kin
     if (batch > data->count) batch = (int)data->count;
     const int64_t per_sample = (int64_t)data->channels * data->height * data->width;
     const int classes = (int)ln_net_output_shape(net).dim[0];
-    if (batch > ln_net_reserved_batch(net)) {
-        st = ln_net_reserve(net, batch, err);
+    const int held = ln_net_reserved_batch(net);
+    const int chunk = batch <= EVAL_CHUNK ? batch : held > EVAL_CHUNK ? (held < batch ? held : batch) : EVAL_CHUNK;
+    if (chunk > held) {
+        st = ln_net_reserve(net, chunk, err);
         if (st) return st;
+    }
+    /* a batch's outputs gathered from its chunks (none when a batch is one chunk) */
+    float *outputs = NULL;
+    if (chunk < batch) {
+        outputs = ln_alloc(sizeof(float) * (size_t)batch * (size_t)classes);
+        if (!outputs) return ln_fail(err, LN_ENOMEM, "evaluate: out of memory for %d outputs", batch);
     }
     double sum = 0.0;
     int64_t correct = 0;
     if (confusion) memset(confusion, 0, sizeof *confusion * (size_t)classes * (size_t)classes);
     for (int64_t start = 0; start < data->count; start += batch) {
         const int n = (int)(data->count - start < batch ? data->count - start : batch);
-        const float *pred;
+        const float *pred = NULL;
         double l;
-        /* float storage is read in place; bytes are converted into the net's input slot */
-        const float *x = data->images ? data->images + start * per_sample : ln_net_input(net);
-        if (!data->images) ln_dataset_read(data, start, n, ln_net_input(net));
-        st = ln_net_forward(net, x, n, 0, NULL, &pred, err);
+        for (int done = 0; !st && done < n; done += chunk) {
+            const int m = n - done < chunk ? n - done : chunk;
+            const int64_t first = start + done;
+            /* float storage is read in place; bytes are converted into the net's input slot */
+            const float *x = data->images ? data->images + first * per_sample : ln_net_input(net);
+            if (!data->images) ln_dataset_read(data, first, m, ln_net_input(net));
+            st = ln_net_forward(net, x, m, 0, NULL, &pred, err);
+            if (!st && outputs)
+                memcpy(outputs + (int64_t)done * classes, pred, sizeof(float) * (size_t)m * (size_t)classes);
+        }
+        if (outputs) pred = outputs;
         if (!st) st = ln_loss(loss, pred, n, classes, data->labels + start, NULL, &l, NULL, err);
         if (st) break;
         sum += l * n;
@@ -455,6 +479,7 @@ ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kin
             if (confusion) confusion[(int64_t)truth * classes + best]++; /* truth < classes: checked */
         }
     }
+    ln_dealloc(outputs);
     ln_net_forget_forward(net); /* its activations hold a batch of data, no caller's */
     if (st) return st;
     if (mean_loss) *mean_loss = sum / (double)data->count;

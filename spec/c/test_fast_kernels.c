@@ -1643,6 +1643,93 @@ static void test_threads(const thread_case *tc, ln_rng *rng, const char *isa)
     ln_dataset_free(ds);
 }
 
+/* Evaluation forwards a batch a chunk at a time (train.c's EVAL_CHUNK): that keeps the
+ * results only because a sample's output in eval mode does not depend on the samples
+ * forwarded beside it. Checked here on every layer kind: the outputs of 200 samples
+ * forwarded at once and in chunks of 1, 7 and 64 (on 1 and 2 threads), bit for bit; then
+ * ln_evaluate in batches of 150 against the loss and accuracy of whole-batch forwards, and
+ * the net's reserved batch after it (a chunk, not the batch). */
+static void test_eval_chunks(const thread_case *tc, ln_rng *rng, const char *isa)
+{
+    const int n = 200, batch = 150, classes = 10;
+    ln_dataset *ds = random_data(n, tc->c, tc->h, tc->w, rng);
+    ln_error err;
+    ln_train_config cfg;
+    ln_train_config_defaults(&cfg);
+    cfg.optim = tc->optim;
+    cfg.batch = 16;
+    cfg.iterations = 1;
+    ln_history h;
+    memset(&h, 0, sizeof h);
+    ln_net *net = make_net(tc->specs, tc->count, tc->c, tc->h, tc->w, 11);
+    char desc[240], detail[300] = "";
+    /* trained a little, so that batchnorm's running statistics are not the initial ones */
+    int ok = !ln_train(net, ds, &cfg, &h, &err);
+    double loss = 0.0, acc = 0.0;
+    ok = ok && !ln_evaluate(net, ds, LN_LOSS_NLL, batch, &loss, &acc, &err);
+    const int reserved = ln_net_reserved_batch(net);
+    if (ok && reserved > 64) {
+        ok = 0;
+        snprintf(detail, sizeof detail, "the net holds a batch of %d after evaluating in batches of %d", reserved, batch);
+    }
+    /* the loss and accuracy of whole-batch forwards (ln_evaluate's formula) */
+    const int64_t per = (int64_t)tc->c * tc->h * tc->w;
+    float *x = falloc(n * per);
+    ln_dataset_read(ds, 0, n, x);
+    const int32_t *labels = ds->labels;
+    double sum = 0.0, l = 0.0;
+    int64_t correct = 0;
+    const float *out = NULL;
+    for (int start = 0; ok && start < n; start += batch) {
+        const int m = n - start < batch ? n - start : batch;
+        ok = !ln_net_forward(net, x + start * per, m, 0, NULL, &out, &err) &&
+             !ln_loss(LN_LOSS_NLL, out, m, classes, labels + start, NULL, &l, NULL, &err);
+        sum += l * m;
+        for (int i = 0; ok && i < m; i++) {
+            int best = 0;
+            for (int c = 1; c < classes; c++)
+                if (out[i * classes + c] > out[i * classes + best]) best = c;
+            correct += best == labels[start + i];
+        }
+    }
+    if (ok && (sum / n != loss || (double)correct / n != acc)) {
+        ok = 0;
+        snprintf(detail, sizeof detail, "ln_evaluate %a %a, whole batches %a %a", loss, acc, sum / n,
+                 (double)correct / n);
+    }
+    if (!ok && !*detail) snprintf(detail, sizeof detail, "%.250s", err.msg);
+    snprintf(desc, sizeof desc, "%s %s: ln_evaluate in batches of 150 forwards chunks and gives "
+             "whole-batch forwards' loss and accuracy", isa, tc->name);
+    tap_result(&T, ok, desc, detail);
+
+    /* the premise, layer by layer: outputs of chunks against the whole */
+    float *whole = falloc((int64_t)n * classes);
+    for (int threads = 1; threads <= 2; threads++) {
+        const int chunks[] = {1, 7, 64};
+        ok = !ln_net_set_threads(net, threads, &err) && !ln_net_forward(net, x, n, 0, NULL, &out, &err);
+        if (ok) memcpy(whole, out, sizeof(float) * (size_t)n * classes);
+        *detail = 0;
+        for (int k = 0; ok && k < 3; k++)
+            for (int start = 0; ok && start < n; start += chunks[k]) {
+                const int m = n - start < chunks[k] ? n - start : chunks[k];
+                ok = !ln_net_forward(net, x + start * per, m, 0, NULL, &out, &err) &&
+                     same_bits(out, whole + start * classes, sizeof(float) * (size_t)m * classes, detail,
+                               sizeof detail);
+                if (!ok && !*detail) snprintf(detail, sizeof detail, "%.250s", err.msg);
+                else if (!ok) snprintf(detail + strlen(detail), sizeof detail - strlen(detail),
+                                       " (chunks of %d, from sample %d)", chunks[k], start);
+            }
+        snprintf(desc, sizeof desc, "%s %s, %d thread%s: eval outputs of 200 samples at once and in "
+                 "chunks of 1, 7 and 64 are the same bits", isa, tc->name, threads, threads > 1 ? "s" : "");
+        tap_result(&T, ok, desc, detail);
+    }
+    free(whole);
+    free(x);
+    ln_history_release(&h);
+    ln_net_free(net);
+    ln_dataset_free(ds);
+}
+
 static void thread_cases(ln_rng *rng, const char *isa)
 {
     ln_layer_spec study[13];
@@ -1701,7 +1788,10 @@ static void thread_cases(ln_rng *rng, const char *isa)
         {"wide mlp (momentum sgd over 80110 parameters)", wide, COUNT(wide), 1, 16, 16,
          ln_sgd_spec(0.01, 0.9)},
     };
-    for (int k = 0; k < COUNT(cases); k++) test_threads(&cases[k], rng, isa);
+    for (int k = 0; k < COUNT(cases); k++) {
+        test_threads(&cases[k], rng, isa);
+        test_eval_chunks(&cases[k], rng, isa);
+    }
 #undef COUNT
 }
 
