@@ -295,6 +295,29 @@ static int net_forward(lua_State *L)
     return 1;
 }
 
+/* net:_predict(x) -> output tensor (batch x output shape): net:forward's eval-mode
+ * output, forwarded a chunk at a time (ln_net_predict), so that a large batch does not
+ * size the net's activation memory; no net:backward after it. */
+static int net_predict(lua_State *L)
+{
+    lua_settop(L, 2);
+    ln_net *net = check_net_mutable(L, 1)->net;
+    int batch = input_batch(L, net, check_tensor(L, 2), 2);
+    ln_shape os = ln_net_output_shape(net);
+    int64_t dims[LN_MAX_DIMS] = {batch};
+    for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
+    int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
+    tensor_ud *y = new_tensor_ud(L);
+    ln_tensor *out = alloc_tensor(L, y, ln_shape_make(nd, dims));
+    net = check_net_mutable(L, 1)->net; /* the pointers after the allocations */
+    ln_tensor *x = check_tensor(L, 2);
+    if (ln_shape_numel(x->shape) != (int64_t)batch * ln_shape_numel(ln_net_input_shape(net)))
+        return luaL_argerror(L, 2, "input changed while the output was allocated");
+    ln_error err;
+    if (ln_net_predict(net, x->data, batch, out->data, &err)) return luaL_error(L, "predict: %s", err.msg);
+    return 1;
+}
+
 /* net:backward(dout) -> dx (same shape as the forward's input batch); the parameter
  * gradients can then be read with net:get(i, "weight_grad") */
 static int net_backward(lua_State *L)
@@ -539,6 +562,7 @@ static const luaL_Reg net_methods[] = {
     {"_params", net_params},            {"_set_params", net_set_params},
     {"_grads", net_grads},
     {"forward", net_forward},           {"backward", net_backward},
+    {"_predict", net_predict},
     {"_train", net_train},              {"_evaluate", net_evaluate},
     {"clone", net_clone},               {"init", net_init},
     {"use_reference_kernels", net_use_reference}, {"_threads", net_threads},

@@ -260,6 +260,14 @@ int ln_net_reserved_batch(const ln_net *net);
  * *out points into the net's activation memory, valid until the next call. */
 ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, ln_rng *rng,
                          const float **out, ln_error *err);
+/* Eval-mode outputs of `batch` samples at x into out (batch x output shape floats),
+ * forwarded ln_net_eval_chunk(net, batch) samples at a time: the bits of one
+ * ln_net_forward of the whole batch, without sizing the activation memory for it. No
+ * ln_net_backward goes back through it. */
+ln_status ln_net_predict(ln_net *net, const float *x, int batch, float *out, ln_error *err);
+/* The samples an eval pass over `batch` forwards at a time (ln_net_predict, ln_evaluate):
+ * 64, or the batch the net already holds if that is larger, and at most `batch`. */
+int ln_net_eval_chunk(const ln_net *net, int batch);
 /* The net's own input slot (reserved batch x input shape floats): a caller that
  * writes a batch there and passes this pointer as x to ln_net_forward saves a copy.
  * Valid until the next ln_net_reserve that grows the batch. */

@@ -417,15 +417,6 @@ ln_status ln_evaluate(ln_net *net, const ln_dataset *data, ln_loss_kind loss, in
     return ln_evaluate_confusion(net, data, loss, batch, mean_loss, accuracy, NULL, err);
 }
 
-/* Samples forwarded at a time by an evaluation. A net's activation memory is sized for the
- * largest batch it has run (about 100 KB a sample for the study's net, zeroed when it is
- * taken), so forwarding net:evaluate's default batch of 1000 whole took 100 MB and, on first
- * use, a third of a second of page faults for 0.08 s of work. A sample's output does not
- * depend on the samples forwarded beside it (test_fast_kernels checks every layer kind), so
- * a batch is forwarded EVAL_CHUNK samples at a time (or what the net already holds) and its
- * loss taken over the whole batch, as before: the same bits for any chunk. */
-#define EVAL_CHUNK 64
-
 ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kind loss, int batch,
                                 double *mean_loss, double *accuracy, int64_t *confusion,
                                 ln_error *err)
@@ -436,9 +427,9 @@ ln_status ln_evaluate_confusion(ln_net *net, const ln_dataset *data, ln_loss_kin
     if (batch > data->count) batch = (int)data->count;
     const int64_t per_sample = (int64_t)data->channels * data->height * data->width;
     const int classes = (int)ln_net_output_shape(net).dim[0];
-    const int held = ln_net_reserved_batch(net);
-    const int chunk = batch <= EVAL_CHUNK ? batch : held > EVAL_CHUNK ? (held < batch ? held : batch) : EVAL_CHUNK;
-    if (chunk > held) {
+    /* forwarded a chunk at a time (the bits of whole batches), the loss over the batch */
+    const int chunk = ln_net_eval_chunk(net, batch);
+    if (chunk > ln_net_reserved_batch(net)) {
         st = ln_net_reserve(net, chunk, err);
         if (st) return st;
     }

@@ -387,6 +387,7 @@ T["Net:_evaluate"] = function() return pack(small_net(), data(), "nll", 8) end
 T["Net:train"] = function() return pack(small_net(), train_opts()) end
 T["Net:evaluate"] = function() return pack(small_net(), data(), { loss = "nll", batch = 8 }) end
 T["Net:predict"] = function() return pack(small_net(), tensor { 1, 28, 28 }) end
+T["Net:_predict"] = function() return pack(small_net(), tensor { 3, 1, 28, 28 }) end
 T["Net:init"] = function() return pack(small_net(), 7) end
 T["Net:use_reference_kernels"] = function() return pack(small_net(), true) end
 T["Net:save"] = function() return pack(small_net(), tmp .. "/net.lunet") end

@@ -102,6 +102,36 @@ describe("training on synthetic data", function()
     for i = 1, 10 do s = s + math.exp(logp[i]) end
     assert.near(1, s, 1e-5)
   end)
+
+  it("predict of a batch gives net:forward's eval outputs bit for bit (forwarded 64 at a time) and each row's class", function()
+    local net = lunet.models.mnist_cnn { seed = 1 }
+    local n = 150 -- chunks of 64, 64 and 22
+    local values = {}
+    for i = 1, n do
+      local img = data:image((i - 1) % data:size() + 1)
+      for j = 1, 784 do values[(i - 1) * 784 + j] = img[j] end
+    end
+    local x = lunet.tensor(values, { n, 1, 28, 28 })
+    local classes, y = net:predict(x)
+    local ref = net:forward(x)
+    assert.same({ n, 10 }, y:shape())
+    assert.equal(n, #classes)
+    for i = 1, n * 10 do
+      if string.pack("f", y[i]) ~= string.pack("f", ref[i]) then
+        error(("output %d: predict %a, forward %a"):format(i, y[i], ref[i]))
+      end
+    end
+    for i = 1, n do
+      local best = 0
+      for c = 1, 9 do
+        if ref[(i - 1) * 10 + c + 1] > ref[(i - 1) * 10 + best + 1] then best = c end
+      end
+      assert.equal(best, classes[i])
+    end
+    -- predict's passes are not the caller's to go back through
+    net:predict(x)
+    assert.has_error(function() net:backward(lunet.zeros { n, 10 }) end, "backward: call net:forward first")
+  end)
 end)
 
 describe("continuing in memory", function()

@@ -719,7 +719,9 @@ end
 --- net:evaluate(data [, {loss = "nll", batch = 1000, threads = 1}]) -> {loss =, accuracy =, confusion =}
 -- confusion[t + 1][p + 1]: how many samples of true class t the net called p (k x k, k =
 -- the net's outputs; rows sum to the class counts). print(r.confusion) shows a table;
--- r.confusion:plot{file = "confusion.png"} draws it as a heatmap.
+-- r.confusion:plot{file = "confusion.png"} draws it as a heatmap. `batch` is the
+-- loss's averaging unit; the passes forward 64 samples at a time whatever it is (the
+-- same bits), so a large batch takes no more memory.
 function Net:evaluate(data, opts)
   local f = "net:evaluate"
   check.self(f, self, core.Net, "net")
@@ -734,7 +736,9 @@ end
 
 --- net:predict(x [, {threads = 1}]) -> class (0-based label), output tensor
 -- (log-probabilities for the study's net). x is one sample (e.g. 1x28x28) or a batch;
--- for a batch, returns a list of classes and the batch output.
+-- for a batch, returns a list of classes and the batch output: net:forward(x)'s eval
+-- output bit for bit, forwarded 64 samples at a time (10000 images take no more memory
+-- than 64), and not one net:backward can go back through.
 function Net:predict(x, opts)
   check.self("net:predict", self, core.Net, "net")
   if getmetatable(x) ~= core.Tensor then
@@ -742,7 +746,7 @@ function Net:predict(x, opts)
   end
   opts = check.options("net:predict", 2, opts, { threads = "positive_int" })
   use_threads(self, "net:predict", opts.threads, 2)
-  local y = self:forward(x)
+  local y = self:_predict(x)
   local shape = y:shape()
   local n, k = shape[1], shape[2]
   local classes = {}

@@ -1667,15 +1667,24 @@ static void test_eval_chunks(const thread_case *tc, ln_rng *rng, const char *isa
     int ok = !ln_train(net, ds, &cfg, &h, &err);
     double loss = 0.0, acc = 0.0;
     ok = ok && !ln_evaluate(net, ds, LN_LOSS_NLL, batch, &loss, &acc, &err);
-    const int reserved = ln_net_reserved_batch(net);
+    int reserved = ln_net_reserved_batch(net);
     if (ok && reserved > 64) {
         ok = 0;
         snprintf(detail, sizeof detail, "the net holds a batch of %d after evaluating in batches of %d", reserved, batch);
     }
-    /* the loss and accuracy of whole-batch forwards (ln_evaluate's formula) */
     const int64_t per = (int64_t)tc->c * tc->h * tc->w;
     float *x = falloc(n * per);
     ln_dataset_read(ds, 0, n, x);
+    /* ln_net_predict of all 200, compared below with a forward of all 200 */
+    float *predicted = falloc((int64_t)n * classes);
+    const int predict_ok = !ln_net_predict(net, x, n, predicted, &err);
+    reserved = ln_net_reserved_batch(net);
+    if (ok && (!predict_ok || reserved > 64)) {
+        ok = 0;
+        snprintf(detail, sizeof detail, "ln_net_predict of %d samples: %.200s; the net holds a batch of %d", n,
+                 predict_ok ? "ok" : err.msg, reserved);
+    }
+    /* the loss and accuracy of whole-batch forwards (ln_evaluate's formula) */
     const int32_t *labels = ds->labels;
     double sum = 0.0, l = 0.0;
     int64_t correct = 0;
@@ -1709,6 +1718,10 @@ static void test_eval_chunks(const thread_case *tc, ln_rng *rng, const char *isa
         ok = !ln_net_set_threads(net, threads, &err) && !ln_net_forward(net, x, n, 0, NULL, &out, &err);
         if (ok) memcpy(whole, out, sizeof(float) * (size_t)n * classes);
         *detail = 0;
+        if (ok && threads == 1 && predict_ok) {
+            ok = same_bits(predicted, whole, sizeof(float) * (size_t)n * classes, detail, sizeof detail);
+            if (!ok) snprintf(detail + strlen(detail), sizeof detail - strlen(detail), " (ln_net_predict)");
+        }
         for (int k = 0; ok && k < 3; k++)
             for (int start = 0; ok && start < n; start += chunks[k]) {
                 const int m = n - start < chunks[k] ? n - start : chunks[k];
@@ -1720,10 +1733,12 @@ static void test_eval_chunks(const thread_case *tc, ln_rng *rng, const char *isa
                                        " (chunks of %d, from sample %d)", chunks[k], start);
             }
         snprintf(desc, sizeof desc, "%s %s, %d thread%s: eval outputs of 200 samples at once and in "
-                 "chunks of 1, 7 and 64 are the same bits", isa, tc->name, threads, threads > 1 ? "s" : "");
+                 "chunks of 1, 7 and 64%s are the same bits", isa, tc->name, threads, threads > 1 ? "s" : "",
+                 threads == 1 ? " (and ln_net_predict's)" : "");
         tap_result(&T, ok, desc, detail);
     }
     free(whole);
+    free(predicted);
     free(x);
     ln_history_release(&h);
     ln_net_free(net);
