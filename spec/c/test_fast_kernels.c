@@ -1789,6 +1789,11 @@ static void thread_cases(ln_rng *rng, const char *isa)
         ln_maxpool2d(2, 0),               ln_simple_layer(LN_FLATTEN),
         ln_linear(8 * 4 * 4, 10),         ln_simple_layer(LN_LOG_SOFTMAX),
     };
+    /* the kind no other case has: leaky ReLU (with dropout between linear layers) */
+    const ln_layer_spec leaky[] = {
+        ln_simple_layer(LN_FLATTEN), ln_linear(3 * 8 * 8, 40), ln_leaky_relu(0.1f),
+        ln_dropout(LN_DROPOUT, 0.3f), ln_linear(40, 10),        ln_simple_layer(LN_LOG_SOFTMAX),
+    };
 #define COUNT(a) (int)(sizeof(a) / sizeof(a)[0])
     const thread_case cases[] = {
         {"conv + maxpool net (the convolutions take in the pooling, its ReLUs, a dropout2d)", conv_pool, COUNT(conv_pool), 3,
@@ -1802,6 +1807,7 @@ static void thread_cases(ln_rng *rng, const char *isa)
          ln_adam_spec(LN_OPT_ADAMW, 1e-3)},
         {"wide mlp (momentum sgd over 80110 parameters)", wide, COUNT(wide), 1, 16, 16,
          ln_sgd_spec(0.01, 0.9)},
+        {"leaky relu mlp (dropout)", leaky, COUNT(leaky), 3, 8, 8, ln_sgd_spec(0.01, 0.5)},
     };
     for (int k = 0; k < COUNT(cases); k++) {
         test_threads(&cases[k], rng, isa);
