@@ -2,7 +2,8 @@
  * (perf record / valgrind --tool=callgrind ./train_bench ...).
  * Usage: train_bench [batch] [epochs] [n] [net] [threads] [optimizer]
  *   net: study (default), tanh (the study's layout with tanh before pooling), custom,
- *        cifar, fashion (see bench/README.md); optimizer: sgd (default) or adam.
+ *        cifar, fashion (see bench/README.md), pool3max and pool3avg (the cifar net with
+ *        3x3 stride-2 max or average poolings); optimizer: sgd (default) or adam.
  * MNIST_DIR set and a 1x28x28 net: real images; random ones otherwise. */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/lunet.h"
@@ -13,18 +14,21 @@
 #include <time.h>
 
 /* The cifar and fashion nets: two blocks of conv (k x k, stride 1, padding pad) - ReLU -
- * 2x2 max pool, then flatten (flat values) - linear to hidden - ReLU - dropout (when
- * dropout > 0) - linear to 10 classes. Fills s from 0; returns the layer count. */
+ * pool (2x2 max pooling unless given), then flatten (flat values) - linear to hidden -
+ * ReLU - dropout (when dropout > 0) - linear to 10 classes. Fills s from 0; returns the
+ * layer count. */
 static int two_conv_blocks(ln_layer_spec *s, int in, int c1, int c2, int k, int pad, int flat, int hidden,
-                           float dropout)
+                           float dropout, const ln_layer_spec *pool)
 {
     int i = 0;
+    const ln_layer_spec max2 = ln_maxpool2d(2, 0);
+    if (!pool) pool = &max2;
     s[i++] = ln_conv2d(in, c1, k, 1, pad);
     s[i++] = ln_simple_layer(LN_RELU);
-    s[i++] = ln_maxpool2d(2, 0);
+    s[i++] = *pool;
     s[i++] = ln_conv2d(c1, c2, k, 1, pad);
     s[i++] = ln_simple_layer(LN_RELU);
-    s[i++] = ln_maxpool2d(2, 0);
+    s[i++] = *pool;
     s[i++] = ln_simple_layer(LN_FLATTEN);
     s[i++] = ln_linear(flat, hidden);
     s[i++] = ln_simple_layer(LN_RELU);
@@ -69,9 +73,15 @@ static int net_specs(const char *name, ln_layer_spec *s, int64_t *dims)
     } else if (!strcmp(name, "cifar")) {
         dims[0] = 3;
         dims[1] = dims[2] = 32;
-        i = two_conv_blocks(s, 3, 32, 64, 3, 1, 4096, 128, 0);
+        i = two_conv_blocks(s, 3, 32, 64, 3, 1, 4096, 128, 0, NULL);
+    } else if (!strcmp(name, "pool3max") || !strcmp(name, "pool3avg")) {
+        /* 32x32 -> 15x15 -> 7x7 */
+        const ln_layer_spec pool = name[5] == 'm' ? ln_maxpool2d(3, 2) : ln_avgpool2d(3, 2);
+        dims[0] = 3;
+        dims[1] = dims[2] = 32;
+        i = two_conv_blocks(s, 3, 32, 64, 3, 1, 64 * 7 * 7, 128, 0, &pool);
     } else if (!strcmp(name, "fashion")) {
-        i = two_conv_blocks(s, 1, 32, 64, 5, 2, 3136, 1024, 0.4f);
+        i = two_conv_blocks(s, 1, 32, 64, 5, 2, 3136, 1024, 0.4f, NULL);
     } else {
         return 0;
     }
@@ -92,7 +102,7 @@ int main(int argc, char **argv)
     int64_t dims[3];
     int count = net_specs(name, specs, dims);
     if (!count) {
-        fprintf(stderr, "unknown net %s (study, tanh, custom, cifar, fashion)\n", name);
+        fprintf(stderr, "unknown net %s (study, tanh, custom, cifar, fashion, pool3max, pool3avg)\n", name);
         return 1;
     }
     ln_rng rng;

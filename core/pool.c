@@ -11,8 +11,10 @@
 #include <string.h>
 
 /* 2x2 windows with stride 2 (the study's net, the custom and CIFAR nets;
- * ln_pool_is_2x2) go to vectorised kernels, bit for bit the reference; other windows to
- * the reference code. */
+ * ln_pool_is_2x2) go to their own vectorised kernels, other windows forward to kernels
+ * for any window (simd.h maxpool_fwd, avgpool_fwd), all bit for bit the reference. Other
+ * windows backward: the max pooling's is the reference (one addition per output), the
+ * average pooling's is avgpool_backward_any. */
 
 /* The 2x2 kernels apply a ReLU that follows (max then ReLU, exactly as two layers). */
 int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return ln_pool_is_2x2(l) && act == LN_RELU; }
@@ -20,7 +22,8 @@ int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return ln_pool
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     if (!ln_pool_is_2x2(l)) {
-        maxpool2d_forward_reference(l, x, y, ctx);
+        ln_simd()->maxpool_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1], (int)l->in.dim[2],
+                               l->spec.kernel, l->spec.stride, x, y, l->argmax);
         return;
     }
     ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
@@ -84,17 +87,45 @@ void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx,
 void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     if (!ln_pool_is_2x2(l)) {
-        avgpool2d_forward_reference(l, x, y, ctx);
+        ln_simd()->avgpool_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1], (int)l->in.dim[2],
+                               l->spec.kernel, l->spec.stride, x, y);
         return;
     }
     ln_simd()->avgpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
                             (int)l->in.dim[2], x, y);
 }
 
+/* The reference's sums in another loop order, the same bits: an input takes the
+ * gradients of its windows in the order of their outputs (row, then column), starting
+ * from +0, in both. The reference goes output by output, so where windows overlap
+ * (stride < window) each addition waits on the one before it through memory; here a
+ * window row's column offsets go from last to first, each a pass along the output row
+ * that touches every input once (for one input, a later window has an earlier offset),
+ * so the additions of a pass are independent. */
+static void avgpool_backward_any(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
+{
+    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
+    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
+    const int k = l->spec.kernel, s = l->spec.stride;
+    const float inv = 1.0f / (float)(k * k);
+    memset(dx, 0, sizeof(float) * (size_t)((int64_t)ctx->batch * l->in_n));
+    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+        float *dxp = dx + plane * h * w;
+        const float *dyp = dy + plane * oh * ow;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ki = 0; ki < k; ki++) {
+                float *row = dxp + (int64_t)(oy * s + ki) * w;
+                const float *g = dyp + oy * ow;
+                for (int kj = k - 1; kj >= 0; kj--)
+                    for (int ox = 0; ox < ow; ox++) row[ox * s + kj] += g[ox] * inv;
+            }
+    }
+}
+
 void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
     if (!ln_pool_is_2x2(l)) {
-        avgpool2d_backward_reference(l, dy, dx, ctx);
+        avgpool_backward_any(l, dy, dx, ctx);
         return;
     }
     ln_simd()->avgpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],

@@ -124,6 +124,11 @@ typedef struct {
      * bit pool.c's reference */
     void (*avgpool2_fwd)(int64_t planes, int h, int w, const float *x, float *y);
     void (*avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, float *dx);
+    /* max and average pooling with any square window k and stride s (floor mode, no
+     * padding) over `planes` planes of h x w, bit for bit pool.c's reference (the max
+     * pooling's argmax too) */
+    void (*maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y, int32_t *argmax);
+    void (*avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y);
     /* batchnorm over one run of n floats of a channel (batchnorm.c's fast path):
      * the sum of x; the sum of (x - mean)^2; y = (x - mean) * alpha + beta (the
      * reference's operations: bit for bit); the sums of dy and of dy * xhat with

@@ -288,11 +288,11 @@ static void test_linear(int in, int out, int bias, int batch, ln_rng *rng, const
 
 /* --------------------------------------------------- maxpool and relu */
 
-static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *rng, const char *isa)
+static void test_maxpool(int c, int h, int w, int k, int s, int batch, int specials, ln_rng *rng, const char *isa)
 {
     owned_layer o;
     int64_t d[3] = {c, h, w};
-    make_layer(&o, ln_maxpool2d(2, 2), ln_shape_make(3, d), batch, rng);
+    make_layer(&o, ln_maxpool2d(k, s), ln_shape_make(3, d), batch, rng);
     const int64_t n = o.l.in_n * batch;
     float *x = o.x;
     if (specials) /* ties (coarse values), NaNs and infinities */
@@ -304,8 +304,8 @@ static void test_maxpool(int c, int h, int w, int batch, int specials, ln_rng *r
             if (r == 2) x[i] = -0.0f;
         }
     char desc[200];
-    snprintf(desc, sizeof desc, "%s maxpool2d 2x2 on %dx%dx%d batch %d%s (bit for bit)", isa, c, h, w,
-             batch, specials ? " with ties, NaN, inf" : "");
+    snprintf(desc, sizeof desc, "%s maxpool2d %dx%d stride %d on %dx%dx%d batch %d%s (bit for bit)", isa, k, k, s, c,
+             h, w, batch, specials ? " with ties, NaN, inf" : "");
     report_same_bits(&o, batch, desc);
     free_layer(&o);
 }
@@ -579,17 +579,18 @@ static void test_prefetch_write(const char *isa)
 }
 
 /* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
-static void test_avgpool(int c, int h, int w, int batch, ln_rng *rng, const char *isa)
+static void test_avgpool(int c, int h, int w, int k, int s, int batch, ln_rng *rng, const char *isa)
 {
     owned_layer o;
     int64_t d[3] = {c, h, w};
-    make_layer(&o, ln_avgpool2d(2, 2), ln_shape_make(3, d), batch, rng);
+    make_layer(&o, ln_avgpool2d(k, s), ln_shape_make(3, d), batch, rng);
     const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch;
     float *x = o.x, *dy = o.dy;
     for (int64_t i = 0; i < n; i += 7) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? NAN : INFINITY;
     for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
     char desc[200];
-    snprintf(desc, sizeof desc, "%s avgpool2d 2x2 on %dx%dx%d batch %d (bit for bit)", isa, c, h, w, batch);
+    snprintf(desc, sizeof desc, "%s avgpool2d %dx%d stride %d on %dx%dx%d batch %d (bit for bit)", isa, k, k, s, c, h,
+             w, batch);
     report_same_bits(&o, batch, desc);
     free_layer(&o);
 }
@@ -1856,19 +1857,33 @@ int main(void)
         static const int pools[][3] = {{10, 24, 24}, {20, 8, 8}, {3, 7, 9}, {2, 5, 5}, {1, 33, 70},
                                        {2, 2, 3},   {2, 6, 28}, {1, 4, 19}, {3, 14, 8}, {2, 9, 8}};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
-            test_maxpool(pools[i][0], pools[i][1], pools[i][2], 1, 0, &rng, name);
-            test_maxpool(pools[i][0], pools[i][1], pools[i][2], 7, 1, &rng, name);
+            test_maxpool(pools[i][0], pools[i][1], pools[i][2], 2, 2, 1, 0, &rng, name);
+            test_maxpool(pools[i][0], pools[i][1], pools[i][2], 2, 2, 7, 1, &rng, name);
+        }
+        /* other windows (c, h, w, k, s): 3x3 stride 2 with output rows of 15 (fewer than
+         * AVX-512's lanes), 7, 34 (two vectors and 2), 64; stride 1 (k 3 and 2), 3 (a lane at
+         * a time), 4 (k = s), 3 with k 2 (gaps); k 1; one window; the last rows' loads
+         * near the end of x */
+        static const int windows[][5] = {{3, 32, 32, 3, 2}, {4, 15, 15, 3, 2}, {2, 33, 70, 3, 2}, {1, 6, 131, 3, 2},
+                                         {2, 40, 40, 3, 1}, {1, 35, 35, 2, 1}, {2, 33, 33, 5, 3}, {2, 11, 37, 4, 4},
+                                         {2, 20, 20, 2, 3}, {3, 9, 9, 1, 1},   {1, 5, 5, 5, 1},   {1, 3, 18, 3, 2}};
+        for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+            const int *p = windows[i];
+            test_maxpool(p[0], p[1], p[2], p[3], p[4], 1, 0, &rng, name);
+            test_maxpool(p[0], p[1], p[2], p[3], p[4], 5, 1, &rng, name);
+            test_avgpool(p[0], p[1], p[2], p[3], p[4], 1, &rng, name);
+            test_avgpool(p[0], p[1], p[2], p[3], p[4], 4, &rng, name);
         }
         test_max_abs(name);
         test_prefetch_write(name);
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
-            test_avgpool(pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
+            test_avgpool(pools[i][0], pools[i][1], pools[i][2], 2, 2, 3, &rng, name);
         /* AVX-512's even rows up to 32 (one load a row pair, the last load ending at dy's
          * end): the custom net's 28 and 14 wide planes, 32, 30, 2 and 16, one plane alone */
         static const int even_pools[][4] = {{16, 28, 28, 2}, {32, 14, 14, 1}, {1, 14, 14, 1}, {2, 6, 32, 1},
                                             {3, 5, 30, 2},   {9, 4, 2, 1},    {1, 2, 16, 1}};
         for (size_t i = 0; i < sizeof even_pools / sizeof even_pools[0]; i++)
-            test_avgpool(even_pools[i][0], even_pools[i][1], even_pools[i][2], even_pools[i][3], &rng, name);
+            test_avgpool(even_pools[i][0], even_pools[i][1], even_pools[i][2], 2, 2, even_pools[i][3], &rng, name);
         static const ln_layer_kind pre_acts[] = {LN_RELU, LN_TANH, LN_SIGMOID};
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_act_maxpool(pre_acts[i % 3], pools[i][0], pools[i][1], pools[i][2], 3, &rng, name);
