@@ -1846,25 +1846,11 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 
 /* =================================================== pooling, any window */
 
-/* Lanes l of p[idx[l]] (idx: offsets in floats): a gather where the ISA has one. */
-ALWAYS_INLINE vf SFX(load_at)(const float *p, vi idx)
-{
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
-    return _mm512_i32gather_ps((__m512i)idx, p, 4);
-#elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-    return _mm256_i32gather_ps(p, (__m256i)idx, 4);
-#else
-    vf v;
-    for (int l = 0; l < VL; l++) v[l] = p[idx[l]];
-    return v;
-#endif
-}
-
-/* The values at one place of VL windows side by side (an output row's windows from
- * `at`, lane l's at p + lane_at[l]; only the first n lanes are used, the others hold any
- * value): with stride 1, plain loads (masked for a row's last windows); with stride 2 on
- * AVX-512, two loads and a permutation picking the even places (masked where they would
- * run past `end`, the end of x); else a gather (lane_at clamped to the row's windows). */
+/* The values at one place of VL windows side by side (lane l's at p + lane_at[l]; only
+ * the first n lanes are used, the others hold any value): with stride 1, plain loads
+ * (masked for a row's last windows); with stride 2 on AVX-512 and AVX2, two loads and
+ * a permutation picking the even places (masked where they would run past `end`, the
+ * end of x); else lane by lane. */
 ALWAYS_INLINE vf SFX(window_values)(const float *p, int s, int n, vi lane_at, const float *end)
 {
     if (s == 1) {
@@ -1904,13 +1890,15 @@ ALWAYS_INLINE vf SFX(window_values)(const float *p, int s, int n, vi lane_at, co
     return V_LOADU(v);
 }
 
-/* Lane l's window offset l * s, for the lanes of a row's last n windows the last
- * window's past n (so that a gather reads only the row's values). */
+/* Lane l's window offset l * s; for a row's last n windows, the last window's in the
+ * lanes past n (so that those lanes read places of the row, not past x). */
 ALWAYS_INLINE vi SFX(window_lanes)(int n, int s)
 {
-    vi at;
+    int32_t at[VL];
     for (int l = 0; l < VL; l++) at[l] = (l < n ? l : n - 1) * s;
-    return at;
+    vi v;
+    memcpy(&v, at, sizeof v);
+    return v;
 }
 
 /* Max pooling with any square window k and stride s (floor mode, no padding) over
