@@ -270,6 +270,15 @@ static int input_batch(lua_State *L, ln_net *net, ln_tensor *x, int arg)
     return (int)(n / per);
 }
 
+/* batch x the net's output shape (as many dimensions as a tensor holds) */
+static ln_shape batch_output_shape(const ln_net *net, int batch)
+{
+    const ln_shape os = ln_net_output_shape(net);
+    int64_t dims[LN_MAX_DIMS] = {batch};
+    for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
+    return ln_shape_make(os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1, dims);
+}
+
 /* net:forward(x [, training [, seed]]) -> output tensor (batch x output shape) */
 static int net_forward(lua_State *L)
 {
@@ -280,10 +289,7 @@ static int net_forward(lua_State *L)
     lua_Integer seed = luaL_optinteger(L, 4, 0);
     ln_rng rng;
     ln_rng_seed(&rng, (uint64_t)seed, LN_STREAM_DROPOUT);
-    ln_shape os = ln_net_output_shape(net);
-    int64_t dims[LN_MAX_DIMS] = {batch};
-    for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
-    int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
+    const ln_shape ys = batch_output_shape(net, batch);
     tensor_ud *y = new_tensor_ud(L);
     net = check_net_mutable(L, 1)->net; /* the pointers after the allocation */
     ln_tensor *x = check_tensor(L, 2);
@@ -291,7 +297,7 @@ static int net_forward(lua_State *L)
     ln_error err;
     if (ln_net_forward(net, x->data, batch, training, &rng, &out, &err))
         return luaL_error(L, "forward: %s", err.msg);
-    memcpy(alloc_tensor(L, y, ln_shape_make(nd, dims))->data, out, sizeof(float) * (size_t)(batch * ln_shape_numel(os)));
+    memcpy(alloc_tensor(L, y, ys)->data, out, sizeof(float) * (size_t)ln_shape_numel(ys));
     return 1;
 }
 
@@ -303,12 +309,8 @@ static int net_predict(lua_State *L)
     lua_settop(L, 2);
     ln_net *net = check_net_mutable(L, 1)->net;
     int batch = input_batch(L, net, check_tensor(L, 2), 2);
-    ln_shape os = ln_net_output_shape(net);
-    int64_t dims[LN_MAX_DIMS] = {batch};
-    for (int i = 0; i < os.ndim && i + 1 < LN_MAX_DIMS; i++) dims[i + 1] = os.dim[i];
-    int nd = os.ndim + 1 > LN_MAX_DIMS ? LN_MAX_DIMS : os.ndim + 1;
     tensor_ud *y = new_tensor_ud(L);
-    ln_tensor *out = alloc_tensor(L, y, ln_shape_make(nd, dims));
+    ln_tensor *out = alloc_tensor(L, y, batch_output_shape(net, batch));
     net = check_net_mutable(L, 1)->net; /* the pointers after the allocations */
     ln_tensor *x = check_tensor(L, 2);
     if (ln_shape_numel(x->shape) != (int64_t)batch * ln_shape_numel(ln_net_input_shape(net)))
