@@ -10,6 +10,28 @@
 
 #include <string.h>
 
+/* A pooling's geometry over a batch: planes of h x w in, oh x ow out, window k, stride s,
+ * and the average's 1 / k^2. */
+typedef struct {
+    int64_t planes;
+    int h, w, oh, ow, k, s;
+    float inv;
+} pool_dims;
+
+static pool_dims dims_of(const ln_layer *l, const ln_ctx *ctx)
+{
+    pool_dims d;
+    d.planes = (int64_t)ctx->batch * l->in.dim[0];
+    d.h = (int)l->in.dim[1];
+    d.w = (int)l->in.dim[2];
+    d.oh = (int)l->out.dim[1];
+    d.ow = (int)l->out.dim[2];
+    d.k = l->spec.kernel;
+    d.s = l->spec.stride;
+    d.inv = 1.0f / (float)(d.k * d.k);
+    return d;
+}
+
 /* 2x2 windows with stride 2 (the study's net, the custom and CIFAR nets;
  * ln_pool_is_2x2) go to their own vectorised kernels, other windows forward to kernels
  * for any window (simd.h maxpool_fwd, avgpool_fwd), all bit for bit the reference. Other
@@ -22,8 +44,8 @@ int maxpool2d_absorbs_act(const ln_layer *l, ln_layer_kind act) { return ln_pool
 void maxpool2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     if (!ln_pool_is_2x2(l)) {
-        ln_simd()->maxpool_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1], (int)l->in.dim[2],
-                               l->spec.kernel, l->spec.stride, x, y, l->argmax);
+        const pool_dims d = dims_of(l, ctx);
+        ln_simd()->maxpool_fwd(d.planes, d.h, d.w, d.k, d.s, x, y, l->argmax);
         return;
     }
     ln_simd()->maxpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
@@ -44,10 +66,9 @@ void maxpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
 
 void maxpool2d_forward_reference(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
-    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
-    const int k = l->spec.kernel, s = l->spec.stride;
-    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+    const pool_dims d = dims_of(l, ctx);
+    const int h = d.h, w = d.w, oh = d.oh, ow = d.ow, k = d.k, s = d.s;
+    for (int64_t plane = 0; plane < d.planes; plane++) {
         const float *xp = x + plane * h * w;
         float *yp = y + plane * oh * ow;
         int32_t *ap = l->argmax + plane * oh * ow;
@@ -87,8 +108,8 @@ void maxpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx,
 void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
     if (!ln_pool_is_2x2(l)) {
-        ln_simd()->avgpool_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1], (int)l->in.dim[2],
-                               l->spec.kernel, l->spec.stride, x, y);
+        const pool_dims d = dims_of(l, ctx);
+        ln_simd()->avgpool_fwd(d.planes, d.h, d.w, d.k, d.s, x, y);
         return;
     }
     ln_simd()->avgpool2_fwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],
@@ -104,12 +125,11 @@ void avgpool2d_forward(const ln_layer *l, const float *x, float *y, const ln_ctx
  * so the additions of a pass are independent. */
 static void avgpool_backward_any(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
-    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
-    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
-    const int k = l->spec.kernel, s = l->spec.stride;
-    const float inv = 1.0f / (float)(k * k);
-    memset(dx, 0, sizeof(float) * (size_t)((int64_t)ctx->batch * l->in_n));
-    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+    const pool_dims d = dims_of(l, ctx);
+    const int h = d.h, w = d.w, oh = d.oh, ow = d.ow, k = d.k, s = d.s;
+    const float inv = d.inv;
+    memset(dx, 0, sizeof(float) * (size_t)(d.planes * h * w));
+    for (int64_t plane = 0; plane < d.planes; plane++) {
         float *dxp = dx + plane * h * w;
         const float *dyp = dy + plane * oh * ow;
         for (int oy = 0; oy < oh; oy++)
@@ -134,11 +154,10 @@ void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_
 
 void avgpool2d_forward_reference(const ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 {
-    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
-    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
-    const int k = l->spec.kernel, s = l->spec.stride;
-    const float inv = 1.0f / (float)(k * k);
-    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+    const pool_dims d = dims_of(l, ctx);
+    const int h = d.h, w = d.w, oh = d.oh, ow = d.ow, k = d.k, s = d.s;
+    const float inv = d.inv;
+    for (int64_t plane = 0; plane < d.planes; plane++) {
         const float *xp = x + plane * h * w;
         float *yp = y + plane * oh * ow;
         for (int oy = 0; oy < oh; oy++)
@@ -153,12 +172,11 @@ void avgpool2d_forward_reference(const ln_layer *l, const float *x, float *y, co
 
 void avgpool2d_backward_reference(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
-    const int c = (int)l->in.dim[0], h = (int)l->in.dim[1], w = (int)l->in.dim[2];
-    const int oh = (int)l->out.dim[1], ow = (int)l->out.dim[2];
-    const int k = l->spec.kernel, s = l->spec.stride;
-    const float inv = 1.0f / (float)(k * k);
-    memset(dx, 0, sizeof(float) * (size_t)((int64_t)ctx->batch * l->in_n));
-    for (int64_t plane = 0; plane < (int64_t)ctx->batch * c; plane++) {
+    const pool_dims d = dims_of(l, ctx);
+    const int h = d.h, w = d.w, oh = d.oh, ow = d.ow, k = d.k, s = d.s;
+    const float inv = d.inv;
+    memset(dx, 0, sizeof(float) * (size_t)(d.planes * h * w));
+    for (int64_t plane = 0; plane < d.planes; plane++) {
         float *dxp = dx + plane * h * w;
         const float *dyp = dy + plane * oh * ow;
         for (int oy = 0; oy < oh; oy++)
