@@ -5,7 +5,8 @@
  * read as C = in.dim[0] channels of S = in_n / C contiguous values, and statistics
  * are taken per channel over the batch and those S values (m = batch * S of them).
  * Parameters: weight (gamma) C, bias (beta) C; buffers running_mean C, running_var C;
- * saved: mean[C] then invstd[C] of the last training forward, used by backward.
+ * saved: mean[C] then invstd[C] of the last training forward, used by backward, then
+ * mean(dy)[C] and mean(dy * xhat)[C] of a backward that deferred its input gradient.
  *
  * Training: y = (x - mean) * invstd * gamma + beta with the biased batch variance;
  * the running stats move by `momentum` towards the batch mean and the unbiased
@@ -268,20 +269,38 @@ static const float *unpooled_dy(const ln_layer *l, const bn_dims *d, const float
     return to;
 }
 
+/* A channel's constants of the input gradient, from its forward's statistics. */
+typedef struct {
+    float mean, invstd, k; /* k = invstd * gamma */
+    ln_bn_act act;         /* a fused activation's (its y: set per run) */
+} grad_consts;
+
+static grad_consts grad_consts_of(const ln_layer *l, const ln_ctx *ctx, const bn_dims *d, int64_t c)
+{
+    grad_consts g;
+    backward_stats(l, ctx, d, c, &g.mean, &g.invstd);
+    g.k = g.invstd * gamma_of(l, c);
+    /* a fused activation (l->act_y): its derivative applies to dy; a ReLU's mask is
+     * recomputed from x, tanh and sigmoid read their output */
+    g.act = (ln_bn_act){(int)l->act_kind, 0.0f, beta_of(l, c), NULL};
+    float act_mean; /* the same as mean */
+    affine_of(l, d, c, ctx->training, &act_mean, &g.act.alpha);
+    return g;
+}
+
 static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int64_t c0, int64_t c1)
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
+    /* deferred (ln_layer.defer_dx): only the sums here, and their means saved for
+     * batchnorm_input_grad; a fused pooling's gradient then spread into the workspace */
+    const int defer = l->defer_dx;
+    float *const wdx = defer ? NULL : dx;
     for (int64_t c = c0; c < c1; c++) {
-        float mean, invstd;
-        backward_stats(l, ctx, &d, c, &mean, &invstd);
-        /* a fused activation (l->act_y): its derivative applies to dy; a ReLU's mask
-         * is recomputed from x, tanh and sigmoid read their output */
-        ln_bn_act act = {(int)l->act_kind, 0.0f, beta_of(l, c), NULL};
-        float act_mean; /* the same as mean */
-        affine_of(l, &d, c, ctx->training, &act_mean, &act.alpha);
-        const ln_bn_act *fused = l->act_y ? &act : NULL;
+        grad_consts gc = grad_consts_of(l, ctx, &d, c);
+        ln_bn_act *act = &gc.act;
+        const ln_bn_act *fused = l->act_y ? act : NULL;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         /* each sample's run summed alone, added in sample order; the kernel takes up
          * to GRAD_RUNS of them side by side */
@@ -289,19 +308,21 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
             const int runs = ctx->batch - n0 < GRAD_RUNS ? ctx->batch - n0 : GRAD_RUNS;
             double a[GRAD_RUNS], b[GRAD_RUNS];
             const int64_t at = n0 * d.stride + c * d.s;
-            act.y = l->act_y ? l->act_y + at : NULL;
+            act->y = l->act_y ? l->act_y + at : NULL;
             /* a fused pooling's gradient spread into dx, where the second pass reads it
              * and writes over it (in place, value by value), or into the workspace when
              * there is no dx: spread once, not once a pass (the custom net: 4.4% of its
              * profile in the spreading) */
-            if (l->pool_y && dx)
+            if (l->pool_y && wdx)
                 K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at,
-                                unpooled_dy(l, &d, dy, c, n0, runs, dx + at, d.stride), fused, mean, invstd, a, b);
+                                unpooled_dy(l, &d, dy, c, n0, runs, wdx + at, d.stride), fused, gc.mean, gc.invstd,
+                                a, b);
             else if (l->pool_y)
                 K->bn_grad_sums(d.s, runs, d.stride, d.s, x + at,
-                                unpooled_dy(l, &d, dy, c, n0, runs, ctx->workspace, d.s), fused, mean, invstd, a, b);
+                                unpooled_dy(l, &d, dy, c, n0, runs, ctx->workspace, d.s), fused, gc.mean, gc.invstd,
+                                a, b);
             else
-                K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at, dy + at, fused, mean, invstd, a, b);
+                K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at, dy + at, fused, gc.mean, gc.invstd, a, b);
             for (int r = 0; r < runs; r++) {
                 sum_dy += a[r];
                 sum_dy_xhat += b[r];
@@ -310,18 +331,60 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         if (l->dweight) l->dweight[c] += (float)sum_dy_xhat;
         if (l->dbias) l->dbias[c] += (float)sum_dy;
         if (!dx) continue;
-        const float k = invstd * gamma_of(l, c);
         /* eval: the layer is affine in x (dx = dy * k); training: the batch statistics
          * depend on every x of the channel */
         const float mean_dy = ctx->training && d.m > 0 ? (float)(sum_dy / (double)d.m) : 0.0f;
         const float mean_dy_xhat = ctx->training && d.m > 0 ? (float)(sum_dy_xhat / (double)d.m) : 0.0f;
+        if (defer) {
+            l->saved[2 * d.c + c] = mean_dy;
+            l->saved[3 * d.c + c] = mean_dy_xhat;
+            continue;
+        }
         for (int n = 0; n < ctx->batch; n++) {
             const int64_t at = n * d.stride + c * d.s;
-            act.y = l->act_y ? l->act_y + at : NULL;
+            act->y = l->act_y ? l->act_y + at : NULL;
             const float *g = l->pool_y ? dx + at : dy + at; /* the spread gradient, read in place */
-            K->bn_dx(d.s, x + at, g, fused, dx + at, mean, invstd, k, mean_dy, mean_dy_xhat, ctx->training);
+            K->bn_dx(d.s, x + at, g, fused, dx + at, gc.mean, gc.invstd, gc.k, mean_dy, mean_dy_xhat, ctx->training);
         }
     }
+}
+
+/* Planes a fused pooling's gradient is spread ahead of the plane read (in place) in
+ * batchnorm_input_grad: a plane spread right before it is read waits on its stores
+ * (the custom net's, 49 loads across two stores each). */
+#define SPREAD_AHEAD 4
+
+/* The backward's second pass for samples [n0, n0 + ns), sample by sample: the same
+ * kernel on the same values as backward_fast's, so the same bits. */
+void batchnorm_input_grad(const ln_layer *l, const ln_ctx *ctx, int64_t n0, int ns, float *out)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const ln_simd_kernels *K = ln_simd();
+    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0, plane = pn / d.c;
+    const int h = (int)l->in.dim[1], w = (int)l->in.dim[2];
+    for (int s = 0; s < ns; s++) {
+        const int64_t n = n0 + s;
+        float *o = out + s * d.stride;
+        const float *pdy = l->pool_y ? l->defer_dy + n * pn : NULL;
+        if (pdy) K->avgpool2_bwd(d.c < SPREAD_AHEAD ? d.c : SPREAD_AHEAD, h, w, pdy, o);
+        for (int64_t c = 0; c < d.c; c++) {
+            if (pdy && c + SPREAD_AHEAD < d.c)
+                K->avgpool2_bwd(1, h, w, pdy + (c + SPREAD_AHEAD) * plane, o + (c + SPREAD_AHEAD) * d.s);
+            grad_consts gc = grad_consts_of(l, ctx, &d, c);
+            const int64_t at = n * d.stride + c * d.s;
+            gc.act.y = l->act_y ? l->act_y + at : NULL;
+            const float *g = pdy ? o + c * d.s : l->defer_dy + at;
+            K->bn_dx(d.s, l->defer_x + at, g, l->act_y ? &gc.act : NULL, o + c * d.s, gc.mean, gc.invstd, gc.k,
+                     l->saved[2 * d.c + c], l->saved[3 * d.c + c], ctx->training);
+        }
+    }
+}
+
+/* Whether the backward can defer its input gradient (ln_layer.defer_dx): the fast path
+ * only (batchnorm_backward_part's choice). */
+int batchnorm_defers_dx(const ln_layer *l, const ln_ctx *ctx)
+{
+    return !ctx->reference && dims_of(l, ctx).s >= FAST_MIN_RUN;
 }
 
 /* The fast path applies a ReLU, tanh or sigmoid that follows (ln_layer.act_y); runs

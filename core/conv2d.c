@@ -435,6 +435,14 @@ void conv2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
     conv2d_forward_finish(l, ctx);
 }
 
+/* A batchnorm right after the layer may leave its input gradient, this layer's dy, to
+ * the backward here (net.c; ln_layer.grad_bn): chunk_dy makes it, a chunk of samples at
+ * a time. Not with layers fused after this one, which would come between. */
+int conv2d_takes_deferred_dx(const ln_layer *l, const ln_layer *bn)
+{
+    return !l->act_y && !l->pool_y && !l->pool_drop && bn->in_n == l->out_n;
+}
+
 /* A ReLU that follows is fused (net.c): conv2d_forward applies it to y, the backward its
  * derivative to dy. */
 int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act)
@@ -659,6 +667,10 @@ static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_ke
 static const float *chunk_dy(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
                              const float *dy, int n0, int ns, const ln_ctx *ctx)
 {
+    if (l->grad_bn) { /* dy was left unwritten by the batchnorm after this layer */
+        batchnorm_input_grad(l->grad_bn, ctx, n0, ns, ws->dym);
+        return ws->dym;
+    }
     if (l->pool_y) { /* dy is the fused pooling's (or its ReLU's) output gradient */
         const int64_t pn = ln_pooled_n(l);
         K->maxpool2_bwd((int64_t)ns * g->oc, g->oh, g->ow, dy + n0 * pn, l->pool_argmax + n0 * pn,

@@ -294,7 +294,7 @@ int64_t ln_layer_argmax_per_sample(const ln_layer *l)
 
 int64_t ln_layer_saved_count(const ln_layer *l) { return or_zero(kinds[l->spec.kind].saved_count, l); }
 
-int64_t ln_layer_buffer_count(const ln_layer *l) { return ln_layer_saved_count(l); }
+int64_t ln_layer_buffer_count(const ln_layer *l) { return or_zero(kinds[l->spec.kind].buffer_count, l); }
 
 /* Dropout draws its mask in training unless nothing can be dropped. */
 static int dropout_draws(const ln_layer *l) { return l->spec.p > 0.0f; }
@@ -307,7 +307,10 @@ static int64_t dropout_mask(const ln_layer *l)
 static int64_t maxpool_argmax(const ln_layer *l) { return l->out_n; }
 
 /* batchnorm: mean and invstd per channel (saved), running mean and var (buffers). */
-static int64_t batchnorm_saved(const ln_layer *l) { return 2 * (int64_t)l->spec.in_channels; }
+/* saved: the batch mean and invstd, then mean(dy) and mean(dy * xhat) of a backward
+ * that deferred its input gradient (batchnorm_input_grad) */
+static int64_t batchnorm_saved(const ln_layer *l) { return 4 * (int64_t)l->spec.in_channels; }
+static int64_t batchnorm_buffers(const ln_layer *l) { return 2 * (int64_t)l->spec.in_channels; }
 
 /* ------------------------------------------------------------ initialisation */
 
@@ -551,6 +554,7 @@ static const ln_layer_param leaky_relu_params[] = {
         .info = {nm, tag, PARAMS(batchnorm_params)}, .setup = setup_batchnorm,                \
         .init = init_batchnorm, .fast = {batchnorm_forward, batchnorm_bwd},                   \
         .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
+        .buffer_count = batchnorm_buffers, .defers_dx = batchnorm_defers_dx,                   \
         .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
         .backward_part = batchnorm_backward_part, .min_training_batch = min_batch,            \
         .absorbs_act = batchnorm_absorbs_act, .absorbs_pool = batchnorm_absorbs_pool,         \
@@ -575,6 +579,7 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                    .absorbs_pool = conv2d_absorbs_pool,
                    .absorbs_pool_act = conv2d_absorbs_pool_act,
                    .absorbs_pool_drop = conv2d_absorbs_pool_drop,
+                   .takes_deferred_dx = conv2d_takes_deferred_dx,
                    .forward_part = conv2d_forward_part,
                    .forward_finish = conv2d_forward_finish},
     [LN_MAXPOOL2D] = {.info = {"maxpool2d", 1, PARAMS(pool_params)},

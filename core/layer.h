@@ -25,7 +25,7 @@ struct ln_layer {
     float *running_mean, *running_var; /* batchnorm: views into the buffer block */
     float *mask;               /* dropout: batch x (out_n or channels) keep-scales */
     int32_t *argmax;           /* maxpool: batch x out_n flat input offsets */
-    float *saved;              /* batchnorm: mean and invstd per channel */
+    float *saved;              /* batchnorm: mean, invstd, mean dy, mean dy*xhat per channel */
     /* Set by the net for a pass when the activation that follows (act_kind: ReLU, tanh,
      * sigmoid) is fused into this layer (its absorbs_act said yes; net.c skips the
      * activation): the activation's output, batch x out_n like y. Forward then writes
@@ -51,6 +51,16 @@ struct ln_layer {
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */
     int absorbed;
+    /* Set by the net for a backward pass (fast kernels; the kinds' defers_dx and
+     * takes_deferred_dx said yes). On a batchnorm: its backward makes only its sums and
+     * leaves dx unwritten; defer_x and defer_dy are the x and dy of that pass. On the
+     * layer right before it (a convolution), grad_bn is that batchnorm: its backward
+     * makes its dy a chunk of samples at a time from them (batchnorm_input_grad), in
+     * scratch, so that the batchnorm's input gradient is never written out whole and
+     * read back (the custom net's first batchnorm: 3.2 MB a step of 64, twice). */
+    int defer_dx;
+    const float *defer_x, *defer_dy;
+    const ln_layer *grad_bn;
 };
 
 /* Everything a kernel needs that is not the layer's own. */
@@ -91,7 +101,8 @@ typedef struct {
     int64_t (*workspace)(const ln_layer *l);
     int64_t (*mask_per_sample)(const ln_layer *l);
     int64_t (*argmax_per_sample)(const ln_layer *l);
-    int64_t (*saved_count)(const ln_layer *l); /* also the buffer count (batchnorm) */
+    int64_t (*saved_count)(const ln_layer *l);
+    int64_t (*buffer_count)(const ln_layer *l); /* running statistics (batchnorm) */
     /* Threads (core/layer_split.c). split_ok NULL: split by samples when the pass is
      * large enough; forward_part/backward_part NULL: thread t takes its samples;
      * forward_finish/backward_finish NULL: nothing to do after a split pass (run on
@@ -122,6 +133,11 @@ typedef struct {
     /* Whether they can take in a dropout `drop` between the layer (with no fused
      * activation) and that pooling (ln_layer.pool_drop); NULL: never. */
     int (*absorbs_pool_drop)(const ln_layer *l, const ln_layer *drop);
+    /* Whether the layer's backward can leave its input gradient to the layer before it
+     * (ln_layer.defer_dx), and whether a layer can make the deferred input gradient of
+     * the batchnorm `bn` after it (ln_layer.grad_bn); NULL: never. */
+    int (*defers_dx)(const ln_layer *l, const ln_ctx *ctx);
+    int (*takes_deferred_dx)(const ln_layer *l, const ln_layer *bn);
     /* 1: both backward kernels write the parameter gradients (0 + the sum, the bits of
      * adding it to zeros) instead of adding to them, so the net need not zero them
      * first (the Fashion-MNIST net's 3136 -> 1024 linear: 12.8 MB less to clear and
@@ -175,6 +191,7 @@ int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act);
 int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool);
 int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act);
 int conv2d_absorbs_pool_drop(const ln_layer *l, const ln_layer *drop);
+int conv2d_takes_deferred_dx(const ln_layer *l, const ln_layer *bn);
 void conv2d_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void conv2d_forward_finish(ln_layer *l, const ln_ctx *ctx);
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
@@ -233,6 +250,11 @@ void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
 void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                              const ln_ctx *ctx, int t, int T);
+int batchnorm_defers_dx(const ln_layer *l, const ln_ctx *ctx);
+/* The input gradient a deferring batchnorm (ln_layer.defer_dx) left unwritten, of
+ * samples [n0, n0 + ns), into out (ns x in_n): bit for bit what its backward would
+ * have written. */
+void batchnorm_input_grad(const ln_layer *l, const ln_ctx *ctx, int64_t n0, int ns, float *out);
 
 /* The work of one layer split over T threads (core/layer_split.c). ln_layer_split_ok
  * says whether the pass is worth (and able to be) split at all; backward_finish is

@@ -551,6 +551,19 @@ static int fuses_pool_drop(const ln_net *net, int i, int d, const ln_ctx *ctx)
            fuses_pool(net, i, d + 1, ctx);
 }
 
+/* Whether layer i's backward leaves its input gradient to the layer before it
+ * (ln_layer.defer_dx, grad_bn): both kinds' say. The same bits either way (the same
+ * kernel on the same values); what is saved is writing that gradient out whole and
+ * reading it back. */
+static int defers_dx(const ln_net *net, int i, const ln_ctx *ctx)
+{
+    if (ctx->reference || i < 1) return 0;
+    const ln_layer *l = &net->layers[i], *before = &net->layers[i - 1];
+    const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind), *kb = ln_layer_ops_of(before->spec.kind);
+    return !l->absorbed && !before->absorbed && k->defers_dx && k->defers_dx(l, ctx) && kb->takes_deferred_dx &&
+           kb->takes_deferred_dx(before, l);
+}
+
 /* The first layer that draws random numbers in training, or -1. */
 static int first_drawing(const ln_net *net)
 {
@@ -702,6 +715,10 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
     zero_grads(net);
     /* Without a request for dx, nothing before the first parametric layer needs a gradient. */
     const int stop = dx ? 0 : first_param_layer(net);
+    for (int i = 0; i < net->count; i++) {
+        net->layers[i].defer_dx = 0;
+        net->layers[i].grad_bn = NULL;
+    }
     const float *dy = dout;
     for (int i = net->count - 1; i >= 0 && i >= stop; i--) {
         /* an activation or pooling fused into a layer before it by the forward pass
@@ -718,7 +735,19 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
             target = dx;
         ln_layer *l = &net->layers[i];
         /* y: a fused activation's output when there is one (act[i + 1] was not written) */
-        layer_pass(net, l, net->act[i], net->act[l->act_y ? i + 2 : i + 1], dy, target, &ctx, 1);
+        float *y = net->act[l->act_y ? i + 2 : i + 1];
+        if (i - 1 >= stop && defers_dx(net, i, &ctx)) {
+            /* the layer before makes this one's dx from its dy, which must outlive that
+             * layer's backward: dy stays where it is, and the layer before writes its
+             * own dx to the other buffer */
+            l->defer_dx = 1;
+            l->defer_x = net->act[i];
+            l->defer_dy = dy;
+            net->layers[i - 1].grad_bn = l;
+            layer_pass(net, l, net->act[i], y, dy, target, &ctx, 1);
+            continue;
+        }
+        layer_pass(net, l, net->act[i], y, dy, target, &ctx, 1);
         dy = target;
     }
     return LN_OK;

@@ -648,6 +648,122 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     free_layer(&o);
 }
 
+/* A convolution and the batchnorm after it (its fused activation `act`, 0 for none, and
+ * `pool`, a 2x2 average pooling after that): the batchnorm's backward deferring its
+ * input gradient to the convolution's (ln_layer.defer_dx, grad_bn; net.c) against the
+ * two backward passes one after the other, bit for bit: the convolution's input and
+ * parameter gradients and the batchnorm's parameter gradients, on one thread and split
+ * over 3 (both layers' backward parts), in training or eval; values around 0, a NaN. The
+ * deferred input gradient's buffer is filled with NaN first and must stay so. */
+static void test_conv_bn_deferred(ln_layer_spec cspec, int c, int h, int w, int batch, ln_layer_kind act,
+                                  int pool, int training, ln_rng *rng, const char *isa)
+{
+    owned_layer o, b;
+    int64_t dims[3] = {c, h, w};
+    make_layer(&o, cspec, ln_shape_make(3, dims), batch, rng);
+    make_layer(&b, ln_batchnorm(LN_BATCHNORM2D, (int)o.l.out.dim[0]), o.l.out, batch, rng);
+    const int oc = (int)o.l.out.dim[0];
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, m2 = pool ? ln_pooled_n(&b.l) * batch : m;
+    const int64_t wn = o.l.weight_n + o.l.bias_n;
+    for (int64_t i = 0; i < n; i += 13) o.x[i] = i % 2 ? 0.0f : -0.0f;
+    float *dy = falloc(m2);
+    fill(dy, m2, rng);
+    for (int64_t i = 0; i < m2; i += 9) dy[i] = -0.0f;
+    dy[m2 / 3] = NAN;
+    const int64_t wsn = ln_layer_workspace(&o.l) > ln_layer_workspace(&b.l) ? ln_layer_workspace(&o.l)
+                                                                            : ln_layer_workspace(&b.l);
+    float *ws = falloc(3 * wsn), *bufs = falloc(2 * oc), *saved = falloc(4 * oc);
+    for (int i = 0; i < oc; i++) bufs[i] = 0.1f * (float)i, bufs[oc + i] = 1.0f + 0.1f * (float)i;
+    b.l.running_mean = bufs;
+    b.l.running_var = bufs + oc;
+    b.l.saved = saved;
+    /* the forward pass, once: the convolution's output, the batchnorm's (fused) outputs */
+    float *y = falloc(m), *ay = falloc(m), *py = falloc(m2), *by = falloc(m);
+    ln_ctx fctx = {batch, training, 0, NULL, ws, NULL};
+    ln_layer_forward(&o.l, o.x, y, &fctx);
+    b.l.act_y = act ? ay : NULL;
+    b.l.act_kind = act ? act : LN_RELU;
+    b.l.pool_y = pool ? py : NULL;
+    ln_layer_forward(&b.l, y, by, &fctx);
+    float *dx[3], *dw[3], *bw[3];
+    int untouched = 1;
+    for (int r = 0; r < 3; r++) {
+        ln_ctx ctx = {batch, training, 0, NULL, ws, NULL};
+        dx[r] = falloc(n);
+        dw[r] = falloc(wn);
+        bw[r] = falloc(2 * oc);
+        float *g = falloc(m);
+        memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
+        if (o.dbias) memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
+        memset(b.dweight, 0, sizeof(float) * (size_t)oc);
+        memset(b.dbias, 0, sizeof(float) * (size_t)oc);
+        if (r == 0) { /* the two passes */
+            ln_layer_backward(&b.l, y, by, dy, g, &ctx);
+            ln_layer_backward(&o.l, o.x, y, g, dx[0], &ctx);
+        } else {
+            for (int64_t i = 0; i < m; i++) g[i] = NAN;
+            b.l.defer_dx = 1;
+            b.l.defer_x = y;
+            b.l.defer_dy = dy;
+            o.l.grad_bn = &b.l;
+            if (r == 1) {
+                ln_layer_backward(&b.l, y, by, dy, g, &ctx);
+                ln_layer_backward(&o.l, o.x, y, g, dx[1], &ctx);
+            } else {
+                for (int t = 0; t < 3; t++) {
+                    ln_ctx tc = ctx;
+                    tc.workspace = ws + t * wsn;
+                    tc.shared = ws;
+                    ln_layer_backward_part(&b.l, y, by, dy, g, &tc, t, 3);
+                }
+                ln_layer_backward_finish(&b.l, &ctx);
+                for (int t = 0; t < 3; t++) {
+                    ln_ctx tc = ctx;
+                    tc.workspace = ws + t * wsn;
+                    tc.shared = ws;
+                    ln_layer_backward_part(&o.l, o.x, y, g, dx[2], &tc, t, 3);
+                }
+                ln_layer_backward_finish(&o.l, &ctx);
+            }
+            b.l.defer_dx = 0;
+            o.l.grad_bn = NULL;
+            for (int64_t i = 0; i < m; i++) untouched &= g[i] != g[i];
+        }
+        memcpy(dw[r], o.dweight, sizeof(float) * (size_t)o.l.weight_n);
+        if (o.dbias) memcpy(dw[r] + o.l.weight_n, o.dbias, sizeof(float) * (size_t)o.l.bias_n);
+        memcpy(bw[r], b.dweight, sizeof(float) * (size_t)oc);
+        memcpy(bw[r] + oc, b.dbias, sizeof(float) * (size_t)oc);
+        free(g);
+    }
+    char desc[240], detail[300] = "";
+    int ok = untouched;
+    if (!ok) snprintf(detail, sizeof detail, "the deferred input gradient's buffer was written");
+    for (int r = 1; ok && r < 3; r++)
+        ok = same_bits(dx[0], dx[r], sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(dw[0], dw[r], sizeof(float) * (size_t)wn, detail, sizeof detail) &&
+             same_bits(bw[0], bw[r], sizeof(float) * 2 * (size_t)oc, detail, sizeof detail);
+    snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d s%d p%d + batchnorm2d%s%s%s on %dx%dx%d batch %d, %s: its input "
+             "gradient made by the convolution's backward, 1 and 3 threads (bit for bit the two passes)", isa, c,
+             oc, cspec.kernel, cspec.stride, cspec.padding, act ? " + " : "", act ? ln_layer_kind_name(act) : "",
+             pool ? " + avgpool2d 2x2" : "", c, h, w, batch, training ? "training" : "eval");
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 3; r++) {
+        free(dx[r]);
+        free(dw[r]);
+        free(bw[r]);
+    }
+    free(dy);
+    free(ws);
+    free(bufs);
+    free(saved);
+    free(y);
+    free(ay);
+    free(py);
+    free(by);
+    free_layer(&o);
+    free_layer(&b);
+}
+
 /* An activation (ReLU; tanh and sigmoid after batchnorm) fused into the layer before it
  * (ln_layer.act_y, net.c) against the two layers one after the other, bit for bit:
  * output, input gradient and (batchnorm, conv2d) parameter gradients and (batchnorm)
@@ -1929,6 +2045,20 @@ int main(void)
                     test_conv_maxpool(ln_conv2d(3, 5, 3, 1, 1), 3, 9, 11, 19, relu, 1, special, &rng, name);
                 }
                 test_conv_maxpool(ln_conv2d(6, 48, 3, 1, 1), 6, 10, 10, 11, relu, 1, special, &rng, name);
+            }
+        /* a batchnorm's input gradient made by the convolution before it: the custom
+         * net's shapes (smaller batches), odd sides, no bias, stride 2 (im2col), the
+         * transposed weight gradient, with and without a fused activation and pooling */
+        for (int training = 0; training < 2; training++)
+            for (int a = 0; a < 4; a++) {
+                const ln_layer_kind act = a == 0 ? (ln_layer_kind)0 : acts[a - 1];
+                ln_layer_spec nobias = ln_conv2d(3, 5, 3, 1, 1);
+                nobias.bias = 0;
+                test_conv_bn_deferred(ln_conv2d(1, 16, 3, 1, 1), 1, 28, 28, 5, act, 1, training, &rng, name);
+                test_conv_bn_deferred(ln_conv2d(16, 32, 3, 1, 1), 16, 14, 14, 7, act, 1, training, &rng, name);
+                test_conv_bn_deferred(nobias, 3, 9, 11, 19, act, a % 2, training, &rng, name);
+                test_conv_bn_deferred(ln_conv2d(2, 6, 3, 2, 1), 2, 10, 9, 5, act, 0, training, &rng, name);
+                test_conv_bn_deferred(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, act, 1, training, &rng, name);
             }
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
