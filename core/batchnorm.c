@@ -380,9 +380,9 @@ void batchnorm_input_grad(const ln_layer *l, const ln_ctx *ctx, int64_t n0, int 
     }
 }
 
-/* Whether the backward can defer its input gradient (ln_layer.defer_dx): the fast path
- * only (batchnorm_backward_part's choice). */
-int batchnorm_defers_dx(const ln_layer *l, const ln_ctx *ctx)
+/* Whether the layer before may make its input gradient (ln_layer.defer_dx): on the fast
+ * path only (batchnorm_backward_part's choice). */
+int batchnorm_hands_off(const ln_layer *l, const ln_ctx *ctx)
 {
     return !ctx->reference && dims_of(l, ctx).s >= FAST_MIN_RUN;
 }

@@ -435,10 +435,10 @@ void conv2d_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
     conv2d_forward_finish(l, ctx);
 }
 
-/* A batchnorm right after the layer may leave its input gradient, this layer's dy, to
- * the backward here (net.c; ln_layer.grad_bn): chunk_dy makes it, a chunk of samples at
- * a time. Not with layers fused after this one, which would come between. */
-int conv2d_takes_deferred_dx(const ln_layer *l, const ln_layer *bn)
+/* A batchnorm right after the layer may hand it its input gradient, this layer's dy
+ * (net.c; ln_layer.grad_bn): chunk_dy makes it, a chunk of samples at a time. Not with
+ * layers fused after this one, which would come between. */
+int conv2d_takes_over(const ln_layer *l, const ln_layer *bn)
 {
     return !l->act_y && !l->pool_y && !l->pool_drop && bn->in_n == l->out_n;
 }

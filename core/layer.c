@@ -554,7 +554,7 @@ static const ln_layer_param leaky_relu_params[] = {
         .info = {nm, tag, PARAMS(batchnorm_params)}, .setup = setup_batchnorm,                \
         .init = init_batchnorm, .fast = {batchnorm_forward, batchnorm_bwd},                   \
         .reference = {batchnorm_forward, batchnorm_bwd}, .saved_count = batchnorm_saved,      \
-        .buffer_count = batchnorm_buffers, .defers_dx = batchnorm_defers_dx,                   \
+        .buffer_count = batchnorm_buffers, .hands_off = batchnorm_hands_off,                   \
         .split_ok = batchnorm_split_ok, .forward_part = batchnorm_forward_part,               \
         .backward_part = batchnorm_backward_part, .min_training_batch = min_batch,            \
         .absorbs_act = batchnorm_absorbs_act, .absorbs_pool = batchnorm_absorbs_pool,         \
@@ -579,7 +579,7 @@ static const ln_layer_ops kinds[LN_LAYER_KIND_COUNT] = {
                    .absorbs_pool = conv2d_absorbs_pool,
                    .absorbs_pool_act = conv2d_absorbs_pool_act,
                    .absorbs_pool_drop = conv2d_absorbs_pool_drop,
-                   .takes_deferred_dx = conv2d_takes_deferred_dx,
+                   .takes_over = conv2d_takes_over,
                    .forward_part = conv2d_forward_part,
                    .forward_finish = conv2d_forward_finish},
     [LN_MAXPOOL2D] = {.info = {"maxpool2d", 1, PARAMS(pool_params)},

@@ -51,13 +51,14 @@ struct ln_layer {
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */
     int absorbed;
-    /* Set by the net for a backward pass (fast kernels; the kinds' defers_dx and
-     * takes_deferred_dx said yes). On a batchnorm: its backward makes only its sums and
-     * leaves dx unwritten; defer_x and defer_dy are the x and dy of that pass. On the
-     * layer right before it (a convolution), grad_bn is that batchnorm: its backward
-     * makes its dy a chunk of samples at a time from them (batchnorm_input_grad), in
-     * scratch, so that the batchnorm's input gradient is never written out whole and
-     * read back (the custom net's first batchnorm: 3.2 MB a step of 64, twice). */
+    /* Work a batchnorm hands to the layer right before it (a convolution; the kinds'
+     * hands_off and takes_over said yes), set by the net for a backward pass with the
+     * fast kernels, so that the batchnorm's input gradient is never written out whole
+     * and read back (the custom net's first batchnorm: 3.2 MB a step of 64). The
+     * batchnorm (defer_dx = 1) makes only its sums and leaves dx unwritten; defer_x and
+     * defer_dy are the x and dy of its pass. The layer before (grad_bn: that batchnorm)
+     * makes its own dy from them a chunk of samples at a time (batchnorm_input_grad), in
+     * scratch. 0, NULL: none. */
     int defer_dx;
     const float *defer_x, *defer_dy;
     const ln_layer *grad_bn;
@@ -133,11 +134,10 @@ typedef struct {
     /* Whether they can take in a dropout `drop` between the layer (with no fused
      * activation) and that pooling (ln_layer.pool_drop); NULL: never. */
     int (*absorbs_pool_drop)(const ln_layer *l, const ln_layer *drop);
-    /* Whether the layer's backward can leave its input gradient to the layer before it
-     * (ln_layer.defer_dx), and whether a layer can make the deferred input gradient of
-     * the batchnorm `bn` after it (ln_layer.grad_bn); NULL: never. */
-    int (*defers_dx)(const ln_layer *l, const ln_ctx *ctx);
-    int (*takes_deferred_dx)(const ln_layer *l, const ln_layer *bn);
+    /* Whether the layer can hand work to the layer before it (ln_layer.defer_dx), and
+     * whether a layer can take that work of the layer `next` after it; NULL: never. */
+    int (*hands_off)(const ln_layer *l, const ln_ctx *ctx);
+    int (*takes_over)(const ln_layer *l, const ln_layer *next);
     /* 1: both backward kernels write the parameter gradients (0 + the sum, the bits of
      * adding it to zeros) instead of adding to them, so the net need not zero them
      * first (the Fashion-MNIST net's 3136 -> 1024 linear: 12.8 MB less to clear and
@@ -191,7 +191,7 @@ int conv2d_absorbs_act(const ln_layer *l, ln_layer_kind act);
 int conv2d_absorbs_pool(const ln_layer *l, const ln_layer *pool);
 int conv2d_absorbs_pool_act(const ln_layer *l, const ln_layer *pool, ln_layer_kind act);
 int conv2d_absorbs_pool_drop(const ln_layer *l, const ln_layer *drop);
-int conv2d_takes_deferred_dx(const ln_layer *l, const ln_layer *bn);
+int conv2d_takes_over(const ln_layer *l, const ln_layer *bn);
 void conv2d_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void conv2d_forward_finish(ln_layer *l, const ln_ctx *ctx);
 void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
@@ -250,7 +250,7 @@ void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
 void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);
 void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,
                              const ln_ctx *ctx, int t, int T);
-int batchnorm_defers_dx(const ln_layer *l, const ln_ctx *ctx);
+int batchnorm_hands_off(const ln_layer *l, const ln_ctx *ctx);
 /* The input gradient a deferring batchnorm (ln_layer.defer_dx) left unwritten, of
  * samples [n0, n0 + ns), into out (ns x in_n): bit for bit what its backward would
  * have written. */

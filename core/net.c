@@ -551,17 +551,16 @@ static int fuses_pool_drop(const ln_net *net, int i, int d, const ln_ctx *ctx)
            fuses_pool(net, i, d + 1, ctx);
 }
 
-/* Whether layer i's backward leaves its input gradient to the layer before it
- * (ln_layer.defer_dx, grad_bn): both kinds' say. The same bits either way (the same
- * kernel on the same values); what is saved is writing that gradient out whole and
- * reading it back. */
-static int defers_dx(const ln_net *net, int i, const ln_ctx *ctx)
+/* Whether layer i hands work to the layer before it (ln_layer.defer_dx, grad_bn): both
+ * kinds' say. The same bits either way (the same kernel on the same values); what is
+ * saved is writing layer i's input gradient out whole and reading it back. */
+static int hands_off(const ln_net *net, int i, const ln_ctx *ctx)
 {
-    if (ctx->reference || i < 1) return 0;
+    if (ctx->reference || i < 1 || i >= net->count) return 0;
     const ln_layer *l = &net->layers[i], *before = &net->layers[i - 1];
     const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind), *kb = ln_layer_ops_of(before->spec.kind);
-    return !l->absorbed && !before->absorbed && k->defers_dx && k->defers_dx(l, ctx) && kb->takes_deferred_dx &&
-           kb->takes_deferred_dx(before, l);
+    return !l->absorbed && !before->absorbed && k->hands_off && k->hands_off(l, ctx) && kb->takes_over &&
+           kb->takes_over(before, l);
 }
 
 /* The first layer that draws random numbers in training, or -1. */
@@ -736,7 +735,7 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
         ln_layer *l = &net->layers[i];
         /* y: a fused activation's output when there is one (act[i + 1] was not written) */
         float *y = net->act[l->act_y ? i + 2 : i + 1];
-        if (i - 1 >= stop && defers_dx(net, i, &ctx)) {
+        if (i - 1 >= stop && hands_off(net, i, &ctx)) {
             /* the layer before makes this one's dx from its dy, which must outlive that
              * layer's backward: dy stays where it is, and the layer before writes its
              * own dx to the other buffer */

@@ -1532,6 +1532,14 @@ static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, floa
         return;
     }
     if (act == LN_TANH || act == LN_SIGMOID) { /* squash_fwd on each value, the tail masked */
+        /* four vectors at a time: their chains interleave instead of each waiting on its
+         * own latencies (tanh: 6.0 -> 4.x ns a vector on the custom net's 196-float runs) */
+        for (; i + 4 * VL <= n; i += 4 * VL) {
+            vf v[4];
+            for (int j = 0; j < 4; j++) v[j] = V_ADD(V_MUL(V_LOADU(x + i + j * VL) - m, a), b);
+            for (int j = 0; j < 4; j++) v[j] = act == LN_TANH ? SFX(tanh_v)(v[j]) : SFX(sigmoid_v)(v[j]);
+            for (int j = 0; j < 4; j++) V_STOREU(y + i + j * VL, v[j]);
+        }
         for (; i < n; i += VL) {
             const int k = n - i < VL ? (int)(n - i) : VL;
             const vf v = V_ADD(V_MUL((k == VL ? V_LOADU(x + i) : V_LOADU_N(x + i, k)) - m, a), b);
