@@ -93,6 +93,29 @@ local function core_link()
   return tonumber(sh("build/bench/core_link"):match("round_trip_ns ([%d.]+)"))
 end
 
+-- ----------------------------------------------------------- memory speed
+
+-- One core's read bandwidth now (bench/mem_probe.c), GB/s: an 8 MiB buffer (the nets'
+-- working sets, in the last-level cache when the host leaves it to us) and DRAM; nil
+-- when it cannot be built. The development VM's host has slow phases lasting minutes
+-- in which the layers that wait on memory lose most (bench/README.md, session 19).
+local mem_built
+local function mem_probe()
+  if mem_built == nil then
+    local cc = os.getenv("CC") or "cc"
+    local _, ok = sh(cc .. " -O2 -o build/bench/mem_probe bench/mem_probe.c 2>&1")
+    mem_built = ok and true or false
+  end
+  if not mem_built then return nil end
+  local out = sh("build/bench/mem_probe")
+  return tonumber(out:match("l3_gbs ([%d.]+)")), tonumber(out:match("dram_gbs ([%d.]+)"))
+end
+
+local function mem_line()
+  local l3, dram = mem_probe()
+  return l3 and ("%.0f GB/s from an 8 MiB buffer, %.0f from DRAM"):format(l3, dram or 0) or "-"
+end
+
 -- ------------------------------------------------------------------ data
 
 local function load_data()
@@ -197,6 +220,7 @@ print(peak and ("FP32 peak per core (bench/fma_probe.c): %.1f GFLOP/s (zmm %.1f,
 do
   local link = core_link()
   print(("cores' cache-line round trip (bench/core_link.c): %s"):format(link and ("%.0f ns"):format(link) or "-"))
+  print(("one core's read bandwidth (bench/mem_probe.c): %s"):format(mem_line()))
 end
 local data, source = load_data()
 print("data: " .. source)
@@ -263,7 +287,7 @@ target("1/1", 10, 50)
 
 if os.getenv("BENCH_NETS") ~= "0" then
   require("bench.nets").run { lunet = lunet, data = data, torch = tinfo and torch, per_core = per_core,
-    median = median, loadavg = loadavg, core_link = core_link }
+    median = median, loadavg = loadavg, core_link = core_link, mem_line = mem_line }
 end
 torch.stop()
 

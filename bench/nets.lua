@@ -110,6 +110,7 @@ function M.run(env)
   end
   local res = {}
   local link_before = env.core_link and env.core_link()
+  local mem_before = env.mem_line and env.mem_line()
   for _, n in ipairs(nets(lunet)) do
     local data = n.cifar and cifar or n.fashion and fashion or env.data
     local probe = n.make()
@@ -162,11 +163,16 @@ function M.run(env)
     :format(median(lat)))
 
   local link_after = env.core_link and env.core_link()
+  local mem_after = env.mem_line and env.mem_line()
   print()
   local function ns(v) return v and ("%.0f ns"):format(v) or "-" end
   print(("cores' cache-line round trip (bench/core_link.c): %s before these nets, %s after (about 100 where " ..
     "they share an L3; the development VM's two vCPUs on two dies read about 400, and one run on 2 threads " ..
     "is then about 9%% slower)"):format(ns(link_before), ns(link_after)))
+  if mem_before then
+    print(("one core's read bandwidth (bench/mem_probe.c): %s before these nets, %s after (to read the rows " ..
+      "above against: the custom net waits on memory more than the others)"):format(mem_before, mem_after))
+  end
   local function verdict(ok) return ok and "met" or "NOT met" end
   local s, t = res.study, res.tanh
   print(("target tanh layout vs relu, 1 thread: %.2fx (per CPU-second %.2fx; target >= 0.7x) -> %s"):format(
