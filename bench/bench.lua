@@ -77,37 +77,36 @@ local function fma_peak()
   return best
 end
 
--- ------------------------------------------------------- cores' distance
+-- ------------------------------------------------------------ probes
+
+-- The output of bench/<name>.c, built once into build/bench (extra: cc flags), or nil
+-- when it cannot be built.
+local probes_built = {}
+local function run_probe(name, extra)
+  if probes_built[name] == nil then
+    local cc = os.getenv("CC") or "cc"
+    local _, ok = sh(("%s -O2 %s-o build/bench/%s bench/%s.c 2>&1"):format(cc, extra or "", name, name))
+    probes_built[name] = ok and true or false
+  end
+  if not probes_built[name] then return nil end
+  return sh("build/bench/" .. name)
+end
 
 -- The round trip of a cache line between two threads (bench/core_link.c), in ns, or nil:
 -- about 100 where the cores share an L3, 400 where the development VM's two vCPUs sit
 -- on two dies, where a single run of the study on 2 threads is about 9% slower (bench/README.md).
-local link_built
 local function core_link()
-  if link_built == nil then
-    local cc = os.getenv("CC") or "cc"
-    local _, ok = sh(cc .. " -O2 -pthread -o build/bench/core_link bench/core_link.c 2>&1")
-    link_built = ok and true or false
-  end
-  if not link_built then return nil end
-  return tonumber(sh("build/bench/core_link"):match("round_trip_ns ([%d.]+)"))
+  local out = run_probe("core_link", "-pthread ")
+  return out and tonumber(out:match("round_trip_ns ([%d.]+)"))
 end
-
--- ----------------------------------------------------------- memory speed
 
 -- One core's read bandwidth now (bench/mem_probe.c), GB/s: an 8 MiB buffer (the nets'
 -- working sets, in the last-level cache when the host leaves it to us) and DRAM; nil
 -- when it cannot be built. The development VM's host has slow phases lasting minutes
 -- in which the layers that wait on memory lose most (bench/README.md, session 19).
-local mem_built
 local function mem_probe()
-  if mem_built == nil then
-    local cc = os.getenv("CC") or "cc"
-    local _, ok = sh(cc .. " -O2 -o build/bench/mem_probe bench/mem_probe.c 2>&1")
-    mem_built = ok and true or false
-  end
-  if not mem_built then return nil end
-  local out = sh("build/bench/mem_probe")
+  local out = run_probe("mem_probe")
+  if not out then return nil end
   return tonumber(out:match("l3_gbs ([%d.]+)")), tonumber(out:match("dram_gbs ([%d.]+)"))
 end
 
