@@ -349,27 +349,23 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
     }
 }
 
-/* Planes a fused pooling's gradient is spread ahead of the plane read (in place) in
- * batchnorm_input_grad: a plane spread right before it is read waits on its stores
- * (the custom net's, 49 loads across two stores each). */
-#define SPREAD_AHEAD 4
-
 /* The backward's second pass for samples [n0, n0 + ns), sample by sample: the same
- * kernel on the same values as backward_fast's, so the same bits. */
+ * kernel on the same values as backward_fast's, so the same bits. A fused pooling's
+ * gradient is spread for all of a sample's channels before the first is read: a plane
+ * read right after its spread waits on those stores (a trial in the second pass, one
+ * plane at a time: 70 -> 320 us a step of the custom net's first batchnorm), and
+ * spreading 4 planes ahead instead was slower still than all at once. */
 void batchnorm_input_grad(const ln_layer *l, const ln_ctx *ctx, int64_t n0, int ns, float *out)
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0, plane = pn / d.c;
-    const int h = (int)l->in.dim[1], w = (int)l->in.dim[2];
+    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0;
     for (int s = 0; s < ns; s++) {
         const int64_t n = n0 + s;
         float *o = out + s * d.stride;
         const float *pdy = l->pool_y ? l->defer_dy + n * pn : NULL;
-        if (pdy) K->avgpool2_bwd(d.c < SPREAD_AHEAD ? d.c : SPREAD_AHEAD, h, w, pdy, o);
+        if (pdy) K->avgpool2_bwd(d.c, (int)l->in.dim[1], (int)l->in.dim[2], pdy, o);
         for (int64_t c = 0; c < d.c; c++) {
-            if (pdy && c + SPREAD_AHEAD < d.c)
-                K->avgpool2_bwd(1, h, w, pdy + (c + SPREAD_AHEAD) * plane, o + (c + SPREAD_AHEAD) * d.s);
             grad_consts gc = grad_consts_of(l, ctx, &d, c);
             const int64_t at = n * d.stride + c * d.s;
             gc.act.y = l->act_y ? l->act_y + at : NULL;

@@ -551,16 +551,16 @@ static int fuses_pool_drop(const ln_net *net, int i, int d, const ln_ctx *ctx)
            fuses_pool(net, i, d + 1, ctx);
 }
 
-/* Whether layer i hands work to the layer before it (ln_layer.defer_dx, grad_bn): both
- * kinds' say. The same bits either way (the same kernel on the same values); what is
- * saved is writing layer i's input gradient out whole and reading it back. */
+/* Whether layer i (i >= 1, not absorbed) hands work to the layer before it
+ * (ln_layer.defer_dx, grad_bn): both kinds' say. The same bits either way (the same
+ * kernel on the same values); what is saved is writing layer i's input gradient out
+ * whole and reading it back. */
 static int hands_off(const ln_net *net, int i, const ln_ctx *ctx)
 {
-    if (ctx->reference || i < 1 || i >= net->count) return 0;
+    if (ctx->reference) return 0;
     const ln_layer *l = &net->layers[i], *before = &net->layers[i - 1];
     const ln_layer_ops *k = ln_layer_ops_of(l->spec.kind), *kb = ln_layer_ops_of(before->spec.kind);
-    return !l->absorbed && !before->absorbed && k->hands_off && k->hands_off(l, ctx) && kb->takes_over &&
-           kb->takes_over(before, l);
+    return !before->absorbed && k->hands_off && k->hands_off(l, ctx) && kb->takes_over && kb->takes_over(before, l);
 }
 
 /* The first layer that draws random numbers in training, or -1. */
@@ -734,20 +734,18 @@ ln_status ln_net_backward(ln_net *net, const float *dout, float *dx, ln_error *e
             target = dx;
         ln_layer *l = &net->layers[i];
         /* y: a fused activation's output when there is one (act[i + 1] was not written) */
-        float *y = net->act[l->act_y ? i + 2 : i + 1];
-        if (i - 1 >= stop && hands_off(net, i, &ctx)) {
-            /* the layer before makes this one's dx from its dy, which must outlive that
-             * layer's backward: dy stays where it is, and the layer before writes its
-             * own dx to the other buffer */
+        /* the layer before may make this one's dx from its dy, which must then outlive
+         * that layer's backward: dy stays where it is, and the layer before writes its
+         * own dx to the other buffer */
+        const int deferred = i - 1 >= stop && hands_off(net, i, &ctx);
+        if (deferred) {
             l->defer_dx = 1;
             l->defer_x = net->act[i];
             l->defer_dy = dy;
             net->layers[i - 1].grad_bn = l;
-            layer_pass(net, l, net->act[i], y, dy, target, &ctx, 1);
-            continue;
         }
-        layer_pass(net, l, net->act[i], y, dy, target, &ctx, 1);
-        dy = target;
+        layer_pass(net, l, net->act[i], net->act[l->act_y ? i + 2 : i + 1], dy, target, &ctx, 1);
+        if (!deferred) dy = target;
     }
     return LN_OK;
 }

@@ -173,32 +173,6 @@ static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
         return;
     }
     const int nvx = (ow + VL - 1) / VL;
-    if (nvx == 1 && k <= 16) {
-        /* one vector a row (the custom net's conv2, 14 wide): as below, with the loop
-         * over a row's vectors gone and a kernel column's mask held for its rows (the
-         * general loop took 1.1-1.9 us a sample there, this 0.6) */
-        V_LMASK mask[16];
-        for (int kj = 0; kj < k; kj++) {
-            int l0 = pad - kj, l1 = w + pad - kj;
-            if (l0 < 0) l0 = 0;
-            if (l0 > VL) l0 = VL;
-            if (l1 > VL) l1 = VL;
-            if (l1 < l0) l1 = l0;
-            mask[kj] = V_LMASK_MAKE(l0, l1);
-        }
-        const int hp = g->hp;
-        float *dst = rows;
-        for (int c = 0; c < g->c; c++)
-            for (int kj = 0; kj < k; kj++) {
-                const V_LMASK m = mask[kj];
-                const float *src = x + (int64_t)c * h * w + kj - pad;
-                int iy = 0;
-                for (; iy < pad && iy < hp; iy++, dst += ow) V_STOREU(dst, V_ZERO());
-                for (; iy < hp && iy - pad < h; iy++, dst += ow) V_STOREU(dst, V_LOADU_LMASK(src + (int64_t)(iy - pad) * w, m));
-                for (; iy < hp; iy++, dst += ow) V_STOREU(dst, V_ZERO());
-            }
-        return;
-    }
     if (k * nvx <= 64) {
         /* padded rows as whole vectors: lane l of vector column x0 holds input column
          * x0 + l + kj - pad when that is inside the input (a lane mask made once per
@@ -214,6 +188,25 @@ static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
                 if (l1 < l0) l1 = l0;
                 mask[kj * nvx + v] = V_LMASK_MAKE(l0, l1);
             }
+        if (nvx == 1) {
+            /* one vector a row (the custom net's conv2, 14 wide): the loop over a row's
+             * vectors gone, a kernel column's mask held for its rows and the padding's
+             * zero rows in loops of their own (the loop below took 1.1-2.2 us a sample
+             * there, this 0.6-0.8) */
+            const int hp = g->hp;
+            float *dst = rows;
+            for (int c = 0; c < g->c; c++)
+                for (int kj = 0; kj < k; kj++) {
+                    const V_LMASK m = mask[kj];
+                    const float *src = x + (int64_t)c * h * w + kj - pad;
+                    int iy = 0;
+                    for (; iy < pad && iy < hp; iy++, dst += ow) V_STOREU(dst, V_ZERO());
+                    for (; iy < hp && iy - pad < h; iy++, dst += ow)
+                        V_STOREU(dst, V_LOADU_LMASK(src + (int64_t)(iy - pad) * w, m));
+                    for (; iy < hp; iy++, dst += ow) V_STOREU(dst, V_ZERO());
+                }
+            return;
+        }
         float *dst = rows;
         for (int c = 0; c < g->c; c++)
             for (int kj = 0; kj < k; kj++) {
@@ -1533,7 +1526,7 @@ static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, floa
     }
     if (act == LN_TANH || act == LN_SIGMOID) { /* squash_fwd on each value, the tail masked */
         /* four vectors at a time: their chains interleave instead of each waiting on its
-         * own latencies (tanh: 6.0 -> 4.x ns a vector on the custom net's 196-float runs) */
+         * own latencies (tanh: 6.0 -> 5.4 ns a vector on the custom net's 196-float runs) */
         for (; i + 4 * VL <= n; i += 4 * VL) {
             vf v[4];
             for (int j = 0; j < 4; j++) v[j] = V_ADD(V_MUL(V_LOADU(x + i + j * VL) - m, a), b);
