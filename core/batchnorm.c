@@ -6,7 +6,8 @@
  * are taken per channel over the batch and those S values (m = batch * S of them).
  * Parameters: weight (gamma) C, bias (beta) C; buffers running_mean C, running_var C;
  * saved: mean[C] then invstd[C] of the last training forward, used by backward, then
- * mean(dy)[C] and mean(dy * xhat)[C] of a backward that deferred its input gradient.
+ * mean(dy)[C] and mean(dy * xhat)[C] of a backward that deferred its input gradient,
+ * then (batchnorm2d) a fused pooling's unpool map (below).
  *
  * Training: y = (x - mean) * invstd * gamma + beta with the biased batch variance;
  * the running stats move by `momentum` towards the batch mean and the unbiased
@@ -288,6 +289,90 @@ static grad_consts grad_consts_of(const ln_layer *l, const ln_ctx *ctx, const bn
     return g;
 }
 
+/* ---- a fused pooling's unpool map ----
+ * The backward kernels read a fused 2x2 average pooling's gradient from its pooled planes
+ * (bn_grad_sums' and bn_dx's `up`) instead of spreading it out first: for each vector of
+ * VL places of an h x w plane, in the order the sums take them, the first pooled value
+ * its lanes read and each lane's offset from it (below VL), so that one load and one
+ * permutation give the vector. It depends on the plane and VL alone: the forward pass
+ * makes it (first thread), once for an ISA, after the 4C saved floats: a head (magic,
+ * lanes, h, w) then the entries. Planes it cannot serve (odd sides, whose last row or
+ * column gets 0; pooled planes under a vector; a vector's lanes reading more than VL
+ * pooled values apart) are spread as before. */
+#define UNPOOL_MAX_PLANE 4096
+#define UNPOOL_HEAD 4
+#define UNPOOL_MAGIC 0x6c706e75 /* a map was made for the head's lanes */
+#define UNPOOL_NONE 0x656e6f6e  /* none can be for the head's lanes */
+#define UNPOOL_MIN_LANES 4      /* the generic ISA's: the most entries */
+
+/* Floats of room for the map after the 4C saved floats (int32s, one a float). */
+int64_t batchnorm_unpool_floats(const ln_layer *l)
+{
+    if (l->in.ndim != 3 || l->in.dim[1] * l->in.dim[2] > UNPOOL_MAX_PLANE) return 0;
+    const int64_t n = l->in.dim[1] * l->in.dim[2];
+    return UNPOOL_HEAD + (n + UNPOOL_MIN_LANES - 1) / UNPOOL_MIN_LANES * (UNPOOL_MIN_LANES + 1);
+}
+
+/* The entries for planes of h x w at `lanes` lanes into e (room int32s); 0 if they cannot be. */
+static int make_unpool_map(int64_t h, int64_t w, int lanes, int32_t *e, int64_t room)
+{
+    const int64_t n = h * w, pw = w / 2, pn = h / 2 * pw, nvec = (n + lanes - 1) / lanes;
+    if ((h | w) & 1 || pn < lanes || lanes > LN_SIMD_MAX_LANES || nvec * (lanes + 1) > room) return 0;
+    for (int64_t v = 0; v < nvec; v++, e += lanes + 1) {
+        int64_t at[LN_SIMD_MAX_LANES], lo = pn, hi = 0;
+        for (int l = 0; l < lanes; l++) {
+            const int64_t f = v * lanes + l < n ? v * lanes + l : n - 1; /* past the plane: its last place */
+            at[l] = f / w / 2 * pw + f % w / 2;
+            lo = at[l] < lo ? at[l] : lo;
+            hi = at[l] > hi ? at[l] : hi;
+        }
+        const int64_t base = lo < pn - lanes ? lo : pn - lanes; /* the load stays in the plane */
+        if (hi - base >= lanes) return 0;
+        e[0] = (int32_t)base;
+        for (int l = 0; l < lanes; l++) e[1 + l] = (int32_t)(at[l] - base);
+    }
+    return 1;
+}
+
+/* The map's int32s in the saved floats' block: allocated memory, only ever written and
+ * read as int32 there. */
+static int32_t *unpool_head(const ln_layer *l, const bn_dims *d)
+{
+    void *p = l->saved + 4 * d->c;
+    return p;
+}
+
+/* Made for this ISA's lanes unless it was (forward, first thread: no other thread reads it then). */
+static void prepare_unpool_map(ln_layer *l, const bn_dims *d)
+{
+    const int64_t room = batchnorm_unpool_floats(l);
+    const int lanes = ln_simd()->lanes;
+    int32_t *m = unpool_head(l, d);
+    if (!room || ((m[0] == UNPOOL_MAGIC || m[0] == UNPOOL_NONE) && m[1] == lanes)) return;
+    const int ok = make_unpool_map(l->in.dim[1], l->in.dim[2], lanes, m + UNPOOL_HEAD, room - UNPOOL_HEAD);
+    m[1] = lanes;
+    m[2] = (int32_t)l->in.dim[1];
+    m[3] = (int32_t)l->in.dim[2];
+    m[0] = ok ? UNPOOL_MAGIC : UNPOOL_NONE;
+}
+
+/* The map for this ISA, or NULL (none made, or none can be: spread the gradient). */
+static const int32_t *unpool_map(const ln_layer *l, const bn_dims *d)
+{
+    if (!l->pool_y || !batchnorm_unpool_floats(l)) return NULL;
+    const int32_t *m = unpool_head(l, d);
+    return m[0] == UNPOOL_MAGIC && m[1] == ln_simd()->lanes && m[2] == l->in.dim[1] && m[3] == l->in.dim[2]
+               ? m + UNPOOL_HEAD
+               : NULL;
+}
+
+/* Whether the backward reads the fused pooling's gradient through the map (for tests). */
+int batchnorm_unpools(const ln_layer *l)
+{
+    const bn_dims d = {l->in.dim[0], 0, 0, 0};
+    return unpool_map(l, &d) != NULL;
+}
+
 static void backward_fast(ln_layer *l, const float *x, const float *dy, float *dx,
                           const ln_ctx *ctx, int64_t c0, int64_t c1)
 {
@@ -297,6 +382,8 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
      * batchnorm_input_grad; a fused pooling's gradient then spread into the workspace */
     const int defer = l->defer_dx;
     float *const wdx = defer ? NULL : dx;
+    const int32_t *up = unpool_map(l, &d);
+    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0, plane = pn / d.c;
     for (int64_t c = c0; c < c1; c++) {
         grad_consts gc = grad_consts_of(l, ctx, &d, c);
         ln_bn_act *act = &gc.act;
@@ -313,16 +400,20 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
              * and writes over it (in place, value by value), or into the workspace when
              * there is no dx: spread once, not once a pass (the custom net: 4.4% of its
              * profile in the spreading) */
-            if (l->pool_y && wdx)
+            if (up) /* the pooled planes read through the map */
+                K->bn_grad_sums(d.s, runs, d.stride, pn, x + at, dy + n0 * pn + c * plane, up, fused, gc.mean,
+                                gc.invstd, a, b);
+            else if (l->pool_y && wdx)
                 K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at,
-                                unpooled_dy(l, &d, dy, c, n0, runs, wdx + at, d.stride), fused, gc.mean, gc.invstd,
-                                a, b);
+                                unpooled_dy(l, &d, dy, c, n0, runs, wdx + at, d.stride), NULL, fused, gc.mean,
+                                gc.invstd, a, b);
             else if (l->pool_y)
                 K->bn_grad_sums(d.s, runs, d.stride, d.s, x + at,
-                                unpooled_dy(l, &d, dy, c, n0, runs, ctx->workspace, d.s), fused, gc.mean, gc.invstd,
-                                a, b);
+                                unpooled_dy(l, &d, dy, c, n0, runs, ctx->workspace, d.s), NULL, fused, gc.mean,
+                                gc.invstd, a, b);
             else
-                K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at, dy + at, fused, gc.mean, gc.invstd, a, b);
+                K->bn_grad_sums(d.s, runs, d.stride, d.stride, x + at, dy + at, NULL, fused, gc.mean, gc.invstd, a,
+                                b);
             for (int r = 0; r < runs; r++) {
                 sum_dy += a[r];
                 sum_dy_xhat += b[r];
@@ -343,8 +434,10 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
         for (int n = 0; n < ctx->batch; n++) {
             const int64_t at = n * d.stride + c * d.s;
             act->y = l->act_y ? l->act_y + at : NULL;
-            const float *g = l->pool_y ? dx + at : dy + at; /* the spread gradient, read in place */
-            K->bn_dx(d.s, x + at, g, fused, dx + at, gc.mean, gc.invstd, gc.k, mean_dy, mean_dy_xhat, ctx->training);
+            /* the pooled plane, or the spread gradient read in place */
+            const float *g = up ? dy + n * pn + c * plane : l->pool_y ? dx + at : dy + at;
+            K->bn_dx(d.s, x + at, g, up, fused, dx + at, gc.mean, gc.invstd, gc.k, mean_dy, mean_dy_xhat,
+                     ctx->training);
         }
     }
 }
@@ -359,18 +452,19 @@ void batchnorm_input_grad(const ln_layer *l, const ln_ctx *ctx, int64_t n0, int 
 {
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
-    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0;
+    const int64_t pn = l->pool_y ? ln_pooled_n(l) : 0, plane = pn / d.c;
+    const int32_t *up = unpool_map(l, &d);
     for (int s = 0; s < ns; s++) {
         const int64_t n = n0 + s;
         float *o = out + s * d.stride;
         const float *pdy = l->pool_y ? l->defer_dy + n * pn : NULL;
-        if (pdy) K->avgpool2_bwd(d.c, (int)l->in.dim[1], (int)l->in.dim[2], pdy, o);
+        if (pdy && !up) K->avgpool2_bwd(d.c, (int)l->in.dim[1], (int)l->in.dim[2], pdy, o);
         for (int64_t c = 0; c < d.c; c++) {
             grad_consts gc = grad_consts_of(l, ctx, &d, c);
             const int64_t at = n * d.stride + c * d.s;
             gc.act.y = l->act_y ? l->act_y + at : NULL;
-            const float *g = pdy ? o + c * d.s : l->defer_dy + at;
-            K->bn_dx(d.s, l->defer_x + at, g, l->act_y ? &gc.act : NULL, o + c * d.s, gc.mean, gc.invstd, gc.k,
+            const float *g = up ? pdy + c * plane : pdy ? o + c * d.s : l->defer_dy + at;
+            K->bn_dx(d.s, l->defer_x + at, g, up, l->act_y ? &gc.act : NULL, o + c * d.s, gc.mean, gc.invstd, gc.k,
                      l->saved[2 * d.c + c], l->saved[3 * d.c + c], ctx->training);
         }
     }
@@ -417,10 +511,12 @@ void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx 
     const bn_dims d = dims_of(l, ctx);
     int64_t c0, c1;
     ln_split(d.c, t, T, &c0, &c1);
-    if (ctx->reference || d.s < FAST_MIN_RUN)
+    if (ctx->reference || d.s < FAST_MIN_RUN) {
         forward_reference(l, x, y, ctx, c0, c1);
-    else
-        forward_fast(l, x, y, ctx, c0, c1);
+        return;
+    }
+    if (t == 0 && l->pool_y) prepare_unpool_map(l, &d);
+    forward_fast(l, x, y, ctx, c0, c1);
 }
 
 void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float *dx,

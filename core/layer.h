@@ -25,7 +25,7 @@ struct ln_layer {
     float *running_mean, *running_var; /* batchnorm: views into the buffer block */
     float *mask;               /* dropout: batch x (out_n or channels) keep-scales */
     int32_t *argmax;           /* maxpool: batch x out_n flat input offsets */
-    float *saved;              /* batchnorm: mean, invstd, mean dy, mean dy*xhat per channel */
+    float *saved;              /* batchnorm: mean, invstd, mean dy, mean dy*xhat per channel, unpool map */
     /* Set by the net for a pass when the activation that follows (act_kind: ReLU, tanh,
      * sigmoid) is fused into this layer (its absorbs_act said yes; net.c skips the
      * activation): the activation's output, batch x out_n like y. Forward then writes
@@ -245,6 +245,8 @@ void batchnorm_forward(ln_layer *l, const float *x, float *y, const ln_ctx *ctx)
 int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act);
 int batchnorm_absorbs_pool(const ln_layer *l, const ln_layer *pool);
 int64_t batchnorm_workspace(const ln_layer *l);
+int64_t batchnorm_unpool_floats(const ln_layer *l);
+int batchnorm_unpools(const ln_layer *l);
 void batchnorm_backward(ln_layer *l, const float *x, const float *dy, float *dx,
                         const ln_ctx *ctx);
 void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int t, int T);

@@ -144,13 +144,15 @@ typedef struct {
      * recomputed instead of read), squash_bwd's formula from act->y (at the places of x)
      * otherwise. bn_grad_sums: `runs` runs of n, run r at x + r stride (act->y likewise,
      * dy at dy + r dstride), its sums in sum_dy[r], sum_dy_xhat[r] (each run's as if
-     * alone: bit for bit). */
+     * alone: bit for bit). up (NULL: none): a fused 2x2 average pooling's unpool map
+     * (batchnorm.c) for runs of n = h x w places, dy then holding each run's pooled plane,
+     * whose gradient is taken as avgpool2_bwd would spread it, bit for bit. */
     void (*bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta, int act);
     void (*bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstride, const float *x,
-                         const float *dy, const ln_bn_act *act, float mean, float invstd,
+                         const float *dy, const int32_t *up, const ln_bn_act *act, float mean, float invstd,
                          double *sum_dy, double *sum_dy_xhat);
-    void (*bn_dx)(int64_t n, const float *x, const float *dy, const ln_bn_act *act, float *dx, float mean,
-                  float invstd, float k, float mdy, float mdyx, int training);
+    void (*bn_dx)(int64_t n, const float *x, const float *dy, const int32_t *up, const ln_bn_act *act, float *dx,
+                  float mean, float invstd, float k, float mdy, float mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */

@@ -610,7 +610,7 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     float *out[2][5];
     for (int r = 0; r < 2; r++) {
         buf[r] = falloc(2 * c);
-        saved[r] = falloc(2 * c);
+        saved[r] = falloc(ln_layer_saved_count(&o.l));
         for (int i = 0; i < c; i++) {
             buf[r][i] = 0.1f * (float)i;
             buf[r][c + i] = 1.0f + 0.2f * (float)i;
@@ -672,7 +672,7 @@ static void test_conv_bn_deferred(ln_layer_spec cspec, int c, int h, int w, int 
     dy[m2 / 3] = NAN;
     const int64_t wsn = ln_layer_workspace(&o.l) > ln_layer_workspace(&b.l) ? ln_layer_workspace(&o.l)
                                                                             : ln_layer_workspace(&b.l);
-    float *ws = falloc(3 * wsn), *bufs = falloc(2 * oc), *saved = falloc(4 * oc);
+    float *ws = falloc(3 * wsn), *bufs = falloc(2 * oc), *saved = falloc(ln_layer_saved_count(&b.l));
     for (int i = 0; i < oc; i++) bufs[i] = 0.1f * (float)i, bufs[oc + i] = 1.0f + 0.1f * (float)i;
     b.l.running_mean = bufs;
     b.l.running_var = bufs + oc;
@@ -768,6 +768,25 @@ static void test_conv_bn_deferred(ln_layer_spec cspec, int c, int h, int w, int 
  * (ln_layer.act_y, net.c) against the two layers one after the other, bit for bit:
  * output, input gradient and (batchnorm, conv2d) parameter gradients and (batchnorm)
  * statistics, in training and eval; values around 0, NaN. */
+/* Whether a batchnorm reads a fused 2x2 average pooling's gradient on h x w planes
+ * through its unpool map (batchnorm.c): even sides, a pooled plane of a vector or more,
+ * and the pooled values each vector of places reads (lanes places in a row, flat)
+ * fewer than a vector apart; it spreads the gradient otherwise. */
+static int unpool_fits(int h, int w, int lanes)
+{
+    if (h % 2 || w % 2 || (h / 2) * (w / 2) < lanes) return 0;
+    for (int f0 = 0; f0 < h * w; f0 += lanes) {
+        int lo = h * w, hi = 0;
+        for (int f = f0; f < f0 + lanes && f < h * w; f++) {
+            const int at = (f / w / 2) * (w / 2) + (f % w) / 2;
+            lo = at < lo ? at : lo;
+            hi = at > hi ? at : hi;
+        }
+        if (hi - lo >= lanes) return 0;
+    }
+    return 1;
+}
+
 static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, int w, int batch, int training,
                            int pool, ln_rng *rng, const char *isa)
 {
@@ -783,10 +802,12 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     x[n / 2] = NAN;
     for (int64_t i = 0; i < n; i += 11) x[i] = i % 2 ? 0.0f : -0.0f;
     float *y[2], *py[2], *dx[2], *dw[2], *stats[2];
+    int unpooled = 0; /* the batchnorm read the pooled gradient through its unpool map */
     const int64_t wn = o.l.weight_n, bn = o.l.bias_n, wsn = ln_layer_workspace(&o.l);
     float *ws = wsn > 0 ? falloc(wsn) : NULL;
     for (int fused = 0; fused < 2; fused++) {
-        float *saved = falloc(2 * c);
+        /* (2c floats compared below, whatever the kind) */
+        float *saved = falloc(ln_layer_saved_count(&o.l) > 2 * c ? ln_layer_saved_count(&o.l) : 2 * c);
         if (o.l.spec.kind == LN_BATCHNORM2D) {
             for (int i = 0; i < c; i++) bufs[i] = 0.1f * (float)i, bufs[c + i] = 1.0f + 0.1f * (float)i;
             o.l.running_mean = bufs;
@@ -805,6 +826,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
             o.l.act_kind = act;
             o.l.pool_y = pool ? py[1] : NULL;
             ln_layer_forward(&o.l, x, y[1], &ctx);
+            unpooled = pool && o.l.spec.kind == LN_BATCHNORM2D && batchnorm_unpools(&o.l);
             ln_layer_backward(&o.l, x, y[1], dy, dx[1], &ctx);
             o.l.act_y = NULL;
             o.l.pool_y = NULL;
@@ -837,12 +859,14 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
         free(saved);
     }
     char desc[200], detail[300] = "";
-    snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)", isa,
+    const int want_map = pool && o.l.spec.kind == LN_BATCHNORM2D && unpool_fits(h, w, ln_simd()->lanes);
+    snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)%s", isa,
              ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), pool ? " + avgpool2d 2x2" : "", c, h,
-             w, batch, training ? "training" : "eval", pool ? "three" : "two");
+             w, batch, training ? "training" : "eval", pool ? "three" : "two",
+             !want_map ? "" : unpooled ? ", through the unpool map" : ", NOT through the unpool map");
     /* a ReLU with a pooling after it: the full output is not written (backward
      * recomputes the ReLU's mask from x), the pooled one is compared */
-    int ok = ((pool && act == LN_RELU) || same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail)) &&
+    int ok = unpooled == want_map && ((pool && act == LN_RELU) || same_bits(y[0], y[1], sizeof(float) * (size_t)m, detail, sizeof detail)) &&
              (!pool || same_bits(py[0], py[1], sizeof(float) * (size_t)m2, detail, sizeof detail)) &&
              same_bits(dx[0], dx[1], sizeof(float) * (size_t)n, detail, sizeof detail) &&
              same_bits(dw[0], dw[1], sizeof(float) * (size_t)(wn + bn), detail, sizeof detail) &&
@@ -2014,6 +2038,13 @@ int main(void)
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 9, 28, 11, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 14, 14, 2, training, 1, &rng, name);
+                /* even sides read through the unpool map (pooled planes of a vector or
+                 * more: 8 floats, AVX2's and the generic ISA's only), rows of 4 to 32 */
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 5), acts[a], 5, 28, 28, 3, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 8, 4, 4, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 6, 32, 3, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 10, 10, 9, training, 1, &rng, name);
+                test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 2, 16, 5, training, 1, &rng, name);
             }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, 0, &rng, name);
