@@ -293,16 +293,17 @@ static grad_consts grad_consts_of(const ln_layer *l, const ln_ctx *ctx, const bn
  * The backward kernels read a fused 2x2 average pooling's gradient from its pooled planes
  * (bn_grad_sums' and bn_dx's `up`) instead of spreading it out first: for each vector of
  * VL places of an h x w plane, in the order the sums take them, the first pooled value
- * its lanes read and each lane's offset from it (below VL), so that one load and one
- * permutation give the vector. It depends on the plane and VL alone: the forward pass
- * makes it (first thread), once for an ISA, after the 4C saved floats: a head (magic,
- * lanes, h, w) then the entries. Planes it cannot serve (odd sides, whose last row or
- * column gets 0; pooled planes under a vector; a vector's lanes reading more than VL
- * pooled values apart) are spread as before. */
+ * its lanes read and each lane's offset from it, so that a load or two and a permutation
+ * give the vector (simd_impl.h's unpooled). It depends on the plane and the ISA alone:
+ * the forward pass makes it (first thread), once for an ISA, after the 4C saved floats:
+ * a head (magic, ISA, h, w) then the entries. Planes it cannot serve are spread as
+ * before: odd sides (the last row or column gets 0), pooled planes smaller than the
+ * ISA's unpool_window (the floats its kernels load), a vector's lanes reading values
+ * that far apart or more (rows wider than 32 but for multiples of the lanes). */
 #define UNPOOL_MAX_PLANE 4096
 #define UNPOOL_HEAD 4
-#define UNPOOL_MAGIC 0x6c706e75 /* a map was made for the head's lanes */
-#define UNPOOL_NONE 0x656e6f6e  /* none can be for the head's lanes */
+#define UNPOOL_MAGIC 0x6c706e75 /* a map was made for the head's ISA */
+#define UNPOOL_NONE 0x656e6f6e  /* none can be for the head's ISA */
 #define UNPOOL_MIN_LANES 4      /* the generic ISA's: the most entries */
 
 /* Floats of room for the map after the 4C saved floats (int32s, one a float). */
@@ -313,11 +314,13 @@ int64_t batchnorm_unpool_floats(const ln_layer *l)
     return UNPOOL_HEAD + (n + UNPOOL_MIN_LANES - 1) / UNPOOL_MIN_LANES * (UNPOOL_MIN_LANES + 1);
 }
 
-/* The entries for planes of h x w at `lanes` lanes into e (room int32s); 0 if they cannot be. */
-static int make_unpool_map(int64_t h, int64_t w, int lanes, int32_t *e, int64_t room)
+/* The entries for planes of h x w at `lanes` lanes into e (room int32s), each spanning
+ * fewer than `window` pooled values (0: any; ln_simd_kernels.unpool_window); 0 if they
+ * cannot be. */
+static int make_unpool_map(int64_t h, int64_t w, int lanes, int window, int32_t *e, int64_t room)
 {
     const int64_t n = h * w, pw = w / 2, pn = h / 2 * pw, nvec = (n + lanes - 1) / lanes;
-    if ((h | w) & 1 || pn < lanes || lanes > LN_SIMD_MAX_LANES || nvec * (lanes + 1) > room) return 0;
+    if ((h | w) & 1 || pn < window || lanes > LN_SIMD_MAX_LANES || nvec * (lanes + 1) > room) return 0;
     for (int64_t v = 0; v < nvec; v++, e += lanes + 1) {
         int64_t at[LN_SIMD_MAX_LANES], lo = pn, hi = 0;
         for (int l = 0; l < lanes; l++) {
@@ -326,8 +329,8 @@ static int make_unpool_map(int64_t h, int64_t w, int lanes, int32_t *e, int64_t 
             lo = at[l] < lo ? at[l] : lo;
             hi = at[l] > hi ? at[l] : hi;
         }
-        const int64_t base = lo < pn - lanes ? lo : pn - lanes; /* the load stays in the plane */
-        if (hi - base >= lanes) return 0;
+        const int64_t base = !window || lo < pn - window ? lo : pn - window; /* the loads stay in the plane */
+        if (window && hi - base >= window) return 0;
         e[0] = (int32_t)base;
         for (int l = 0; l < lanes; l++) e[1 + l] = (int32_t)(at[l] - base);
     }
@@ -346,11 +349,12 @@ static int32_t *unpool_head(const ln_layer *l, const bn_dims *d)
 static void prepare_unpool_map(ln_layer *l, const bn_dims *d)
 {
     const int64_t room = batchnorm_unpool_floats(l);
-    const int lanes = ln_simd()->lanes;
+    const ln_simd_kernels *K = ln_simd();
     int32_t *m = unpool_head(l, d);
-    if (!room || ((m[0] == UNPOOL_MAGIC || m[0] == UNPOOL_NONE) && m[1] == lanes)) return;
-    const int ok = make_unpool_map(l->in.dim[1], l->in.dim[2], lanes, m + UNPOOL_HEAD, room - UNPOOL_HEAD);
-    m[1] = lanes;
+    if (!room || ((m[0] == UNPOOL_MAGIC || m[0] == UNPOOL_NONE) && m[1] == (int32_t)K->isa)) return;
+    const int ok = make_unpool_map(l->in.dim[1], l->in.dim[2], K->lanes, K->unpool_window, m + UNPOOL_HEAD,
+                                   room - UNPOOL_HEAD);
+    m[1] = (int32_t)K->isa;
     m[2] = (int32_t)l->in.dim[1];
     m[3] = (int32_t)l->in.dim[2];
     m[0] = ok ? UNPOOL_MAGIC : UNPOOL_NONE;
@@ -361,7 +365,7 @@ static const int32_t *unpool_map(const ln_layer *l, const bn_dims *d)
 {
     if (!l->pool_y || !batchnorm_unpool_floats(l)) return NULL;
     const int32_t *m = unpool_head(l, d);
-    return m[0] == UNPOOL_MAGIC && m[1] == ln_simd()->lanes && m[2] == l->in.dim[1] && m[3] == l->in.dim[2]
+    return m[0] == UNPOOL_MAGIC && m[1] == (int32_t)ln_simd()->isa && m[2] == l->in.dim[1] && m[3] == l->in.dim[2]
                ? m + UNPOOL_HEAD
                : NULL;
 }

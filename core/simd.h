@@ -44,6 +44,8 @@ typedef struct {
     ln_isa isa;
     int lanes;
     int tile_rows;    /* rows (output channels, samples) of the GEMM-like kernels' register tiles */
+    int unpool_window; /* the pooled floats one entry of batchnorm's unpool map may span (bn_grad_sums'
+                          `up`): the floats its kernels load per vector of places; 0: any */
     int dw_fill;      /* conv2d takes conv_dw when at least dw_fill percent of the lanes of
                          its channel vectors are channels, conv_dw_lanes otherwise */
     /* conv2d data movement: as ln_conv_unfold_c and ln_conv_fold_c (conv_geom.h) */

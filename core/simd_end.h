@@ -49,3 +49,4 @@
 #undef LIN_N
 #undef CONV_WIDE_CK
 #undef SIMD_MAXPOOL
+#undef UNPOOL_WINDOW

@@ -1574,14 +1574,29 @@ static inline float SFX(act_grad1)(float g, float xm, const ln_bn_act *act, int6
 /* A fused 2x2 average pooling's gradient at VL places of a plane (avgpool2_bwd's 0 + g *
  * 0.25 at each, bit for bit) read from the pooled plane p instead of a spread copy: e is
  * the places' entry of the plane's unpool map (batchnorm.c: the first pooled value read,
- * then each lane's offset from it, below VL). Spreading the plane first cost its stores,
- * then loads that waited on them (avgpool2_bwd: 5.8% of the custom net's step). */
+ * then each lane's offset from it, below UNPOOL_WINDOW). Spreading the plane first cost
+ * its stores, then loads that waited on them (avgpool2_bwd: 5.8% of the custom net's
+ * step). AVX-512: a vector's 16 places read from 16 pooled values, one load and one
+ * permutation; AVX2: 8 places from 16 values (a vector of the custom net's 28-wide rows
+ * can end one row and start the next, which reads the same pooled row again from its
+ * start), two of each and a blend on the offsets' bit 3; the generic ISA: lane by lane,
+ * any offsets. */
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+#define UNPOOL_WINDOW 16
+#elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#define UNPOOL_WINDOW 16
+#else
+#define UNPOOL_WINDOW 0
+#endif
 ALWAYS_INLINE vf SFX(unpooled)(const float *p, const int32_t *e)
 {
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
     const vf v = _mm512_permutexvar_ps(_mm512_loadu_si512(e + 1), _mm512_loadu_ps(p + e[0]));
 #elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-    const vf v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p + e[0]), _mm256_loadu_si256((const __m256i *)(e + 1)));
+    const __m256i at = _mm256_loadu_si256((const __m256i *)(e + 1));
+    const vf v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(p + e[0]), at),
+                                  _mm256_permutevar8x32_ps(_mm256_loadu_ps(p + e[0] + 8), at),
+                                  _mm256_castsi256_ps(_mm256_slli_epi32(at, 28)));
 #else
     vf v = V_ZERO();
     for (int l = 0; l < VL; l++) v[l] = p[e[0] + e[1 + l]];
@@ -2888,6 +2903,7 @@ static const ln_simd_kernels SFX(kernels) = {
     .isa = SIMD_ISA,
     .lanes = VL,
     .tile_rows = TM,
+    .unpool_window = UNPOOL_WINDOW,
     .dw_fill = DW_FILL,
     .conv_unfold = SFX(conv_unfold),
     .conv_fold = SFX(conv_fold),

@@ -769,20 +769,21 @@ static void test_conv_bn_deferred(ln_layer_spec cspec, int c, int h, int w, int 
  * output, input gradient and (batchnorm, conv2d) parameter gradients and (batchnorm)
  * statistics, in training and eval; values around 0, NaN. */
 /* Whether a batchnorm reads a fused 2x2 average pooling's gradient on h x w planes
- * through its unpool map (batchnorm.c): even sides, a pooled plane of a vector or more,
- * and the pooled values each vector of places reads (lanes places in a row, flat)
- * fewer than a vector apart; it spreads the gradient otherwise. */
-static int unpool_fits(int h, int w, int lanes)
+ * through its unpool map (batchnorm.c): even sides and, with an ISA's window of pooled
+ * values (ln_simd_kernels.unpool_window; 0: any), a pooled plane of a window or more
+ * and the pooled values each vector of places reads (lanes places in a row, flat) fewer
+ * than a window apart; it spreads the gradient otherwise. */
+static int unpool_fits(int h, int w, int lanes, int window)
 {
-    if (h % 2 || w % 2 || (h / 2) * (w / 2) < lanes) return 0;
-    for (int f0 = 0; f0 < h * w; f0 += lanes) {
+    if (h % 2 || w % 2 || (h / 2) * (w / 2) < window) return 0;
+    for (int f0 = 0; window && f0 < h * w; f0 += lanes) {
         int lo = h * w, hi = 0;
         for (int f = f0; f < f0 + lanes && f < h * w; f++) {
             const int at = (f / w / 2) * (w / 2) + (f % w) / 2;
             lo = at < lo ? at : lo;
             hi = at > hi ? at : hi;
         }
-        if (hi - lo >= lanes) return 0;
+        if (hi - lo >= window) return 0;
     }
     return 1;
 }
@@ -859,7 +860,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
         free(saved);
     }
     char desc[200], detail[300] = "";
-    const int want_map = pool && o.l.spec.kind == LN_BATCHNORM2D && unpool_fits(h, w, ln_simd()->lanes);
+    const int want_map = pool && o.l.spec.kind == LN_BATCHNORM2D && unpool_fits(h, w, ln_simd()->lanes, ln_simd()->unpool_window);
     snprintf(desc, sizeof desc, "%s %s + %s%s fused on %dx%dx%d batch %d, %s (bit for bit the %s layers)%s", isa,
              ln_layer_kind_name(o.l.spec.kind), ln_layer_kind_name(act), pool ? " + avgpool2d 2x2" : "", c, h,
              w, batch, training ? "training" : "eval", pool ? "three" : "two",
@@ -2038,8 +2039,8 @@ int main(void)
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 4), acts[a], 4, 6, 7, 3, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 9, 28, 11, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 14, 14, 2, training, 1, &rng, name);
-                /* even sides read through the unpool map (pooled planes of a vector or
-                 * more: 8 floats, AVX2's and the generic ISA's only), rows of 4 to 32 */
+                /* even sides read through the unpool map where it can serve them
+                 * (unpool_fits), rows of 4 to 32 */
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 5), acts[a], 5, 28, 28, 3, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 8, 4, 4, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 6, 32, 3, training, 1, &rng, name);
