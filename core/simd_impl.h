@@ -1552,24 +1552,38 @@ static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, floa
  * forward's value (x - mean) * alpha + beta > 0, recomputed from xm = x - mean with the
  * forward's operations (bit for bit the same value, so the same mask; NaN: false, as
  * y > 0); tanh and sigmoid take squash_bwd's formulas from their output at act->y + at. */
-ALWAYS_INLINE vf SFX(act_grad)(vf g, vf xm, const ln_bn_act *act, int64_t at)
+ALWAYS_INLINE vf SFX(act_grad)(const int KIND, vf g, vf xm, const ln_bn_act *act, int64_t at)
 {
-    if (!act) return g;
-    if (act->kind == LN_RELU) {
+    if (!KIND) return g;
+    if (KIND == LN_RELU) {
         const vf v = V_ADD(V_MUL(xm, V_SET1(act->alpha)), V_SET1(act->beta));
         return (vf)((vi)g & (v > V_ZERO()));
     }
     const vf y = V_LOADU(act->y + at), one = V_SET1(1.0f);
-    return act->kind == LN_TANH ? g * (one - y * y) : (g * y) * (one - y);
+    return KIND == LN_TANH ? g * (one - y * y) : (g * y) * (one - y);
 }
 
-static inline float SFX(act_grad1)(float g, float xm, const ln_bn_act *act, int64_t at)
+ALWAYS_INLINE float SFX(act_grad1)(const int KIND, float g, float xm, const ln_bn_act *act, int64_t at)
 {
-    if (!act) return g;
-    if (act->kind == LN_RELU) return !(xm * act->alpha + act->beta > 0.0f) ? 0.0f : g;
+    if (!KIND) return g;
+    if (KIND == LN_RELU) return !(xm * act->alpha + act->beta > 0.0f) ? 0.0f : g;
     const float y = act->y[at];
-    return act->kind == LN_TANH ? g * (1.0f - y * y) : g * y * (1.0f - y);
+    return KIND == LN_TANH ? g * (1.0f - y * y) : g * y * (1.0f - y);
 }
+
+/* The kernels below take the fused activation's kind as a constant (KIND: 0 for none,
+ * LN_RELU, LN_TANH or LN_SIGMOID), so that their loops do not test it value by value:
+ * the kind a call's act says (act_grad's rule: any other than ReLU and tanh is sigmoid). */
+#define ACT_KIND(act) (!(act) ? 0 : (act)->kind == LN_RELU ? LN_RELU : (act)->kind == LN_TANH ? LN_TANH : LN_SIGMOID)
+#define ACT_DISPATCH(kind, CALL)                                                                   \
+    do {                                                                                           \
+        switch (kind) {                                                                            \
+        case LN_RELU: CALL(LN_RELU); break;                                                        \
+        case LN_TANH: CALL(LN_TANH); break;                                                        \
+        case LN_SIGMOID: CALL(LN_SIGMOID); break;                                                  \
+        default: CALL(0); break;                                                                   \
+        }                                                                                          \
+    } while (0)
 
 /* A fused 2x2 average pooling's gradient at VL places of a plane (avgpool2_bwd's 0 + g *
  * 0.25 at each, bit for bit) read from the pooled plane p instead of a spread copy: e is
@@ -1615,7 +1629,7 @@ static inline float SFX(unpooled1)(const float *p, const int32_t *e, int l) { re
  * interleaved so that their add and FMA chains overlap instead of waiting on each
  * other's latency. UP (a constant): dy holds pooled planes, read through the unpool
  * map up. */
-ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, int64_t n, int64_t stride, int64_t dstride,
+ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, const int KIND, int64_t n, int64_t stride, int64_t dstride,
                                           const float *x, const float *dy, const int32_t *up,
                                           const ln_bn_act *act, int64_t at, float mean,
                                           float invstd, double *sum_dy, double *sum_dy_xhat)
@@ -1629,7 +1643,7 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, int64_t n, 
         for (int r = 0; r < R; r++) {
             const vf xm = V_LOADU(x + r * stride + i) - m;
             const vf d = UP ? SFX(unpooled)(dy + r * dstride, e) : (vf)V_LOADU(dy + r * dstride + i);
-            const vf g = SFX(act_grad)(d, xm, act, at + r * stride + i);
+            const vf g = SFX(act_grad)(KIND, d, xm, act, at + r * stride + i);
             a[r] = V_ADD(a[r], g);
             b[r] = V_FMA(g, V_MUL(xm, is), b[r]);
         }
@@ -1640,7 +1654,7 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, int64_t n, 
         double sa = ha[r], sb = hb[r];
         for (int64_t j = i; j < n; j++) {
             const float d = UP ? SFX(unpooled1)(dyr, e, (int)(j - i)) : dyr[j];
-            const float g = SFX(act_grad1)(d, xr[j] - mean, act, at + r * stride + j);
+            const float g = SFX(act_grad1)(KIND, d, xr[j] - mean, act, at + r * stride + j);
             sa += g;
             sb += (double)g * (double)((xr[j] - mean) * invstd);
         }
@@ -1649,16 +1663,16 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, int64_t n, 
     }
 }
 
-ALWAYS_INLINE void SFX(bn_grad_sums_all)(const int UP, int64_t n, int runs, int64_t stride, int64_t dstride,
+ALWAYS_INLINE void SFX(bn_grad_sums_all)(const int UP, const int KIND, int64_t n, int runs, int64_t stride, int64_t dstride,
                                          const float *x, const float *dy, const int32_t *up, const ln_bn_act *act,
                                          float mean, float invstd, double *sum_dy, double *sum_dy_xhat)
 {
     int r = 0;
     for (; r + 4 <= runs; r += 4)
-        SFX(bn_grad_sums_runs)(4, UP, n, stride, dstride, x + r * stride, dy + r * dstride, up, act, r * stride,
+        SFX(bn_grad_sums_runs)(4, UP, KIND, n, stride, dstride, x + r * stride, dy + r * dstride, up, act, r * stride,
                                mean, invstd, sum_dy + r, sum_dy_xhat + r);
     for (; r < runs; r++)
-        SFX(bn_grad_sums_runs)(1, UP, n, stride, dstride, x + r * stride, dy + r * dstride, up, act, r * stride,
+        SFX(bn_grad_sums_runs)(1, UP, KIND, n, stride, dstride, x + r * stride, dy + r * dstride, up, act, r * stride,
                                mean, invstd, sum_dy + r, sum_dy_xhat + r);
 }
 
@@ -1666,13 +1680,14 @@ static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstri
                               const float *dy, const int32_t *up, const ln_bn_act *act, float mean, float invstd,
                               double *sum_dy, double *sum_dy_xhat)
 {
-    if (up)
-        SFX(bn_grad_sums_all)(1, n, runs, stride, dstride, x, dy, up, act, mean, invstd, sum_dy, sum_dy_xhat);
-    else
-        SFX(bn_grad_sums_all)(0, n, runs, stride, dstride, x, dy, NULL, act, mean, invstd, sum_dy, sum_dy_xhat);
+#define GRAD_SUMS(K_)                                                                                     \
+    (up ? SFX(bn_grad_sums_all)(1, K_, n, runs, stride, dstride, x, dy, up, act, mean, invstd, sum_dy, sum_dy_xhat) \
+        : SFX(bn_grad_sums_all)(0, K_, n, runs, stride, dstride, x, dy, NULL, act, mean, invstd, sum_dy, sum_dy_xhat))
+    ACT_DISPATCH(ACT_KIND(act), GRAD_SUMS);
+#undef GRAD_SUMS
 }
 
-ALWAYS_INLINE void SFX(bn_dx_run)(const int UP, int64_t n, const float *x, const float *dy, const int32_t *up,
+ALWAYS_INLINE void SFX(bn_dx_run)(const int UP, const int KIND, int64_t n, const float *x, const float *dy, const int32_t *up,
                                   const ln_bn_act *act, float *dx, float mean, float invstd, float k, float mdy,
                                   float mdyx, int training)
 {
@@ -1684,18 +1699,18 @@ ALWAYS_INLINE void SFX(bn_dx_run)(const int UP, int64_t n, const float *x, const
 #define BN_DY1(j_) (UP ? SFX(unpooled1)(dy, e, (int)((j_) - i)) : dy[j_])
     if (!training) {
         for (; i + VL <= n; i += VL, e += UP ? UNPOOL_ENTRY : 0)
-            V_STOREU(dx + i, V_MUL(SFX(act_grad)(BN_DY(i), V_LOADU(x + i) - m, act, i), kv));
-        for (int64_t j = i; j < n; j++) dx[j] = SFX(act_grad1)(BN_DY1(j), x[j] - mean, act, j) * k;
+            V_STOREU(dx + i, V_MUL(SFX(act_grad)(KIND, BN_DY(i), V_LOADU(x + i) - m, act, i), kv));
+        for (int64_t j = i; j < n; j++) dx[j] = SFX(act_grad1)(KIND, BN_DY1(j), x[j] - mean, act, j) * k;
         return;
     }
     for (; i + VL <= n; i += VL, e += UP ? UNPOOL_ENTRY : 0) {
         const vf xm = V_LOADU(x + i) - m;
         const vf xhat = V_MUL(xm, is);
-        V_STOREU(dx + i, V_MUL(kv, (SFX(act_grad)(BN_DY(i), xm, act, i) - md) - V_MUL(xhat, mx)));
+        V_STOREU(dx + i, V_MUL(kv, (SFX(act_grad)(KIND, BN_DY(i), xm, act, i) - md) - V_MUL(xhat, mx)));
     }
     for (int64_t j = i; j < n; j++) {
         const float xhat = (x[j] - mean) * invstd;
-        dx[j] = k * (SFX(act_grad1)(BN_DY1(j), x[j] - mean, act, j) - mdy - xhat * mdyx);
+        dx[j] = k * (SFX(act_grad1)(KIND, BN_DY1(j), x[j] - mean, act, j) - mdy - xhat * mdyx);
     }
 #undef BN_DY
 #undef BN_DY1
@@ -1704,10 +1719,11 @@ ALWAYS_INLINE void SFX(bn_dx_run)(const int UP, int64_t n, const float *x, const
 static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const int32_t *up, const ln_bn_act *act,
                        float *dx, float mean, float invstd, float k, float mdy, float mdyx, int training)
 {
-    if (up)
-        SFX(bn_dx_run)(1, n, x, dy, up, act, dx, mean, invstd, k, mdy, mdyx, training);
-    else
-        SFX(bn_dx_run)(0, n, x, dy, NULL, act, dx, mean, invstd, k, mdy, mdyx, training);
+#define DX_RUN(K_)                                                                                        \
+    (up ? SFX(bn_dx_run)(1, K_, n, x, dy, up, act, dx, mean, invstd, k, mdy, mdyx, training)                \
+        : SFX(bn_dx_run)(0, K_, n, x, dy, NULL, act, dx, mean, invstd, k, mdy, mdyx, training))
+    ACT_DISPATCH(ACT_KIND(act), DX_RUN);
+#undef DX_RUN
 }
 
 /* ================================================================= avgpool */
