@@ -345,7 +345,7 @@ static int32_t *unpool_head(const ln_layer *l, const bn_dims *d)
     return p;
 }
 
-/* Made for this ISA's lanes unless it was (forward, first thread: no other thread reads it then). */
+/* Made for this ISA unless it was (forward, first thread: no other thread reads it then). */
 static void prepare_unpool_map(ln_layer *l, const bn_dims *d)
 {
     const int64_t room = batchnorm_unpool_floats(l);

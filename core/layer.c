@@ -310,7 +310,10 @@ static int64_t maxpool_argmax(const ln_layer *l) { return l->out_n; }
 /* saved: the batch mean and invstd, then mean(dy) and mean(dy * xhat) of a backward
  * that deferred its input gradient (batchnorm_input_grad), then room for a fused
  * pooling's unpool map (batchnorm.c) */
-static int64_t batchnorm_saved(const ln_layer *l) { return 4 * (int64_t)l->spec.in_channels + batchnorm_unpool_floats(l); }
+static int64_t batchnorm_saved(const ln_layer *l)
+{
+    return 4 * (int64_t)l->spec.in_channels + batchnorm_unpool_floats(l);
+}
 static int64_t batchnorm_buffers(const ln_layer *l) { return 2 * (int64_t)l->spec.in_channels; }
 
 /* ------------------------------------------------------------ initialisation */

@@ -1548,7 +1548,7 @@ static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, floa
     for (; i < n; i++) y[i] = (x[i] - mean) * alpha + beta;
 }
 
-/* dy through a fused activation's backward (act NULL: dy). A ReLU's mask y > 0 is the
+/* dy through a fused activation's backward (KIND 0: dy; act its constants). A ReLU's mask y > 0 is the
  * forward's value (x - mean) * alpha + beta > 0, recomputed from xm = x - mean with the
  * forward's operations (bit for bit the same value, so the same mask; NaN: false, as
  * y > 0); tanh and sigmoid take squash_bwd's formulas from their output at act->y + at. */
@@ -1619,9 +1619,13 @@ ALWAYS_INLINE vf SFX(unpooled)(const float *p, const int32_t *e)
 }
 
 /* The same for the place in lane l of entry e. */
-static inline float SFX(unpooled1)(const float *p, const int32_t *e, int l) { return 0.0f + p[e[0] + e[1 + l]] * 0.25f; }
+static inline float SFX(unpooled1)(const float *p, const int32_t *e, int l)
+{
+    return 0.0f + p[e[0] + e[1 + l]] * 0.25f;
+}
 
-/* Entries of an unpool map: one per vector of places */
+/* The int32s of an unpool map's entry (one per vector of places): the first pooled
+ * value read, then each lane's offset from it */
 #define UNPOOL_ENTRY (VL + 1)
 
 /* R runs (R <= 4, a constant) side by side, run r at x + r stride (dy, act->y
@@ -1629,8 +1633,8 @@ static inline float SFX(unpooled1)(const float *p, const int32_t *e, int l) { re
  * interleaved so that their add and FMA chains overlap instead of waiting on each
  * other's latency. UP (a constant): dy holds pooled planes, read through the unpool
  * map up. */
-ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, const int KIND, int64_t n, int64_t stride, int64_t dstride,
-                                          const float *x, const float *dy, const int32_t *up,
+ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, const int KIND, int64_t n, int64_t stride,
+                                          int64_t dstride, const float *x, const float *dy, const int32_t *up,
                                           const ln_bn_act *act, int64_t at, float mean,
                                           float invstd, double *sum_dy, double *sum_dy_xhat)
 {
@@ -1663,9 +1667,10 @@ ALWAYS_INLINE void SFX(bn_grad_sums_runs)(const int R, const int UP, const int K
     }
 }
 
-ALWAYS_INLINE void SFX(bn_grad_sums_all)(const int UP, const int KIND, int64_t n, int runs, int64_t stride, int64_t dstride,
-                                         const float *x, const float *dy, const int32_t *up, const ln_bn_act *act,
-                                         float mean, float invstd, double *sum_dy, double *sum_dy_xhat)
+ALWAYS_INLINE void SFX(bn_grad_sums_all)(const int UP, const int KIND, int64_t n, int runs, int64_t stride,
+                                         int64_t dstride, const float *x, const float *dy, const int32_t *up,
+                                         const ln_bn_act *act, float mean, float invstd, double *sum_dy,
+                                         double *sum_dy_xhat)
 {
     int r = 0;
     for (; r + 4 <= runs; r += 4)
@@ -1687,9 +1692,9 @@ static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstri
 #undef GRAD_SUMS
 }
 
-ALWAYS_INLINE void SFX(bn_dx_run)(const int UP, const int KIND, int64_t n, const float *x, const float *dy, const int32_t *up,
-                                  const ln_bn_act *act, float *dx, float mean, float invstd, float k, float mdy,
-                                  float mdyx, int training)
+ALWAYS_INLINE void SFX(bn_dx_run)(const int UP, const int KIND, int64_t n, const float *x, const float *dy,
+                                  const int32_t *up, const ln_bn_act *act, float *dx, float mean, float invstd,
+                                  float k, float mdy, float mdyx, int training)
 {
     const vf m = V_SET1(mean), is = V_SET1(invstd), kv = V_SET1(k);
     const vf md = V_SET1(mdy), mx = V_SET1(mdyx);
