@@ -59,16 +59,29 @@ local function median(t)
   return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
+-- ------------------------------------------------------------ probes
+
+-- The output of bench/<name>.c, built once into build/bench (extra: cc flags), or nil
+-- when it cannot be built; build_only: whether it could be, without running it.
+local probes_built = {}
+local function run_probe(name, extra, build_only)
+  if probes_built[name] == nil then
+    os.execute("mkdir -p build/bench")
+    local cc = os.getenv("CC") or "cc"
+    local _, ok = sh(("%s -O2 %s-o build/bench/%s bench/%s.c 2>&1"):format(cc, extra or "", name, name))
+    probes_built[name] = ok and true or false
+  end
+  if not probes_built[name] or build_only then return probes_built[name] or nil end
+  return sh("build/bench/" .. name)
+end
+
 -- ------------------------------------------------------------- FMA peak
 
 local function fma_peak()
-  os.execute("mkdir -p build/bench")
-  local cc = os.getenv("CC") or "cc"
-  local _, ok = sh(cc .. " -O2 -o build/bench/fma_probe bench/fma_probe.c 2>&1")
-  if not ok then return nil, "cannot compile bench/fma_probe.c" end
+  if not run_probe("fma_probe", nil, true) then return nil, "cannot compile bench/fma_probe.c" end
   local best = {}
   for _ = 1, 3 do -- best of 3: the probe runs a few hundred ms
-    local out = sh("build/bench/fma_probe")
+    local out = run_probe("fma_probe")
     for k, v in out:gmatch("(%a+) ([%d.]+)") do
       v = tonumber(v)
       if not best[k] or v > best[k] then best[k] = v end
@@ -77,20 +90,7 @@ local function fma_peak()
   return best
 end
 
--- ------------------------------------------------------------ probes
-
--- The output of bench/<name>.c, built once into build/bench (extra: cc flags), or nil
--- when it cannot be built.
-local probes_built = {}
-local function run_probe(name, extra)
-  if probes_built[name] == nil then
-    local cc = os.getenv("CC") or "cc"
-    local _, ok = sh(("%s -O2 %s-o build/bench/%s bench/%s.c 2>&1"):format(cc, extra or "", name, name))
-    probes_built[name] = ok and true or false
-  end
-  if not probes_built[name] then return nil end
-  return sh("build/bench/" .. name)
-end
+-- ------------------------------------------------- cores' distance, memory
 
 -- The round trip of a cache line between two threads (bench/core_link.c), in ns, or nil:
 -- about 100 where the cores share an L3, 400 where the development VM's two vCPUs sit

@@ -383,7 +383,8 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
     const bn_dims d = dims_of(l, ctx);
     const ln_simd_kernels *K = ln_simd();
     /* deferred (ln_layer.defer_dx): only the sums here, and their means saved for
-     * batchnorm_input_grad; a fused pooling's gradient then spread into the workspace */
+     * batchnorm_input_grad; a fused pooling's gradient then read through the unpool map,
+     * or spread into the workspace where the map cannot serve the plane */
     const int defer = l->defer_dx;
     float *const wdx = defer ? NULL : dx;
     const int32_t *up = unpool_map(l, &d);
@@ -400,10 +401,11 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
             double a[GRAD_RUNS], b[GRAD_RUNS];
             const int64_t at = n0 * d.stride + c * d.s;
             act->y = l->act_y ? l->act_y + at : NULL;
-            /* a fused pooling's gradient spread into dx, where the second pass reads it
-             * and writes over it (in place, value by value), or into the workspace when
-             * there is no dx: spread once, not once a pass (the custom net: 4.4% of its
-             * profile in the spreading) */
+            /* a fused pooling's gradient read through the map, or, for planes it cannot
+             * serve, spread into dx, where the second pass reads it and writes over it (in
+             * place, value by value), or into the workspace when there is no dx: spread
+             * once, not once a pass (the custom net, before the map: 4.4% of its profile
+             * in the spreading) */
             if (up) /* the pooled planes read through the map */
                 K->bn_grad_sums(d.s, runs, d.stride, pn, x + at, dy + n0 * pn + c * plane, up, fused, gc.mean,
                                 gc.invstd, a, b);
@@ -448,7 +450,8 @@ static void backward_fast(ln_layer *l, const float *x, const float *dy, float *d
 
 /* The backward's second pass for samples [n0, n0 + ns), sample by sample: the same
  * kernel on the same values as backward_fast's, so the same bits. A fused pooling's
- * gradient is spread for all of a sample's channels before the first is read: a plane
+ * gradient is read through the unpool map; where the map cannot serve the plane it is
+ * spread for all of a sample's channels before the first is read: a plane
  * read right after its spread waits on those stores (a trial in the second pass, one
  * plane at a time: 70 -> 320 us a step of the custom net's first batchnorm), and
  * spreading 4 planes ahead instead was slower still than all at once. */
@@ -491,7 +494,8 @@ int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
 
 /* A 2x2 average pooling (stride 2, no padding) after a batchnorm2d whose runs take the
  * fast path: its forward pools each plane right after normalising it, its backward
- * spreads each plane's gradient into the workspace (batchnorm_workspace). */
+ * reads the pooled gradient through the unpool map or spreads each plane's gradient
+ * into the workspace (batchnorm_workspace). */
 /* Planes larger than this (floats) are not pooled in place: the scratch stays small. */
 #define POOL_MAX_PLANE 65536
 

@@ -1573,16 +1573,18 @@ ALWAYS_INLINE float SFX(act_grad1)(const int KIND, float g, float xm, const ln_b
 
 /* The kernels below take the fused activation's kind as a constant (KIND: 0 for none,
  * LN_RELU, LN_TANH or LN_SIGMOID), so that their loops do not test it value by value:
- * the kind a call's act says (act_grad's rule: any other than ReLU and tanh is sigmoid). */
-#define ACT_KIND(act) (!(act) ? 0 : (act)->kind == LN_RELU ? LN_RELU : (act)->kind == LN_TANH ? LN_TANH : LN_SIGMOID)
-#define ACT_DISPATCH(kind, CALL)                                                                   \
+ * CALL(KIND) with the kind act says (act_grad's rule: any other than ReLU and tanh is
+ * sigmoid). */
+#define ACT_DISPATCH(act, CALL)                                                                    \
     do {                                                                                           \
-        switch (kind) {                                                                            \
-        case LN_RELU: CALL(LN_RELU); break;                                                        \
-        case LN_TANH: CALL(LN_TANH); break;                                                        \
-        case LN_SIGMOID: CALL(LN_SIGMOID); break;                                                  \
-        default: CALL(0); break;                                                                   \
-        }                                                                                          \
+        if (!(act))                                                                                \
+            CALL(0);                                                                               \
+        else if ((act)->kind == LN_RELU)                                                           \
+            CALL(LN_RELU);                                                                         \
+        else if ((act)->kind == LN_TANH)                                                           \
+            CALL(LN_TANH);                                                                         \
+        else                                                                                       \
+            CALL(LN_SIGMOID);                                                                      \
     } while (0)
 
 /* A fused 2x2 average pooling's gradient at VL places of a plane (avgpool2_bwd's 0 + g *
@@ -1595,9 +1597,7 @@ ALWAYS_INLINE float SFX(act_grad1)(const int KIND, float g, float xm, const ln_b
  * can end one row and start the next, which reads the same pooled row again from its
  * start), two of each and a blend on the offsets' bit 3; the generic ISA: lane by lane,
  * any offsets. */
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
-#define UNPOOL_WINDOW 16
-#elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
 #define UNPOOL_WINDOW 16
 #else
 #define UNPOOL_WINDOW 0
@@ -1688,7 +1688,7 @@ static void SFX(bn_grad_sums)(int64_t n, int runs, int64_t stride, int64_t dstri
 #define GRAD_SUMS(K_)                                                                                     \
     (up ? SFX(bn_grad_sums_all)(1, K_, n, runs, stride, dstride, x, dy, up, act, mean, invstd, sum_dy, sum_dy_xhat) \
         : SFX(bn_grad_sums_all)(0, K_, n, runs, stride, dstride, x, dy, NULL, act, mean, invstd, sum_dy, sum_dy_xhat))
-    ACT_DISPATCH(ACT_KIND(act), GRAD_SUMS);
+    ACT_DISPATCH(act, GRAD_SUMS);
 #undef GRAD_SUMS
 }
 
@@ -1727,7 +1727,7 @@ static void SFX(bn_dx)(int64_t n, const float *x, const float *dy, const int32_t
 #define DX_RUN(K_)                                                                                        \
     (up ? SFX(bn_dx_run)(1, K_, n, x, dy, up, act, dx, mean, invstd, k, mdy, mdyx, training)                \
         : SFX(bn_dx_run)(0, K_, n, x, dy, NULL, act, dx, mean, invstd, k, mdy, mdyx, training))
-    ACT_DISPATCH(ACT_KIND(act), DX_RUN);
+    ACT_DISPATCH(act, DX_RUN);
 #undef DX_RUN
 }
 
@@ -1920,8 +1920,9 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
      * two columns by one permutation per 16 inputs, four full stores that spill into
      * the rows stored after them (masked near the end of dx); a load that would run past
      * the end of dy ends at it instead, the permutation's indices shifted to match.
-     * Batchnorm calls this per plane (the custom net's 14x14 planes: 19.5 ns each with
-     * the 8-input steps of avgpool2_row_grad) */
+     * Batchnorm calls this for planes its unpool map cannot serve (it took the custom
+     * net's 14x14 planes one at a time, 19.5 ns each with the 8-input steps of
+     * avgpool2_row_grad) */
     const int64_t gn = planes * oh * ow;
     if (!(w & 1) && w <= 32 && gn >= 16) {
         const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
