@@ -145,7 +145,9 @@ static void avgpool_backward_any(const ln_layer *l, const float *dy, float *dx, 
 void avgpool2d_backward(const ln_layer *l, const float *dy, float *dx, const ln_ctx *ctx)
 {
     if (!ln_pool_is_2x2(l)) {
-        avgpool_backward_any(l, dy, dx, ctx);
+        const pool_dims d = dims_of(l, ctx);
+        if (!ln_simd()->avgpool_bwd_any(d.planes, d.h, d.w, d.k, d.s, dy, dx))
+            avgpool_backward_any(l, dy, dx, ctx);
         return;
     }
     ln_simd()->avgpool2_bwd((int64_t)ctx->batch * l->in.dim[0], (int)l->in.dim[1],

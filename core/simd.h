@@ -131,6 +131,9 @@ typedef struct {
      * pooling's argmax too) */
     void (*maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y, int32_t *argmax);
     void (*avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y);
+    /* the average pooling's input gradient, bit for bit the reference's; 0 (dx untouched)
+     * for planes too large for its tables, which the caller then takes elsewhere */
+    int (*avgpool_bwd_any)(int64_t planes, int h, int w, int k, int s, const float *dy, float *dx);
     /* batchnorm over one run of n floats of a channel (batchnorm.c's fast path):
      * the sum of x; the sum of (x - mean)^2; y = (x - mean) * alpha + beta (the
      * reference's operations: bit for bit); the sums of dy and of dy * xhat with

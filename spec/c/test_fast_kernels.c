@@ -578,7 +578,7 @@ static void test_prefetch_write(const char *isa)
     tap_result(&T, ok, desc, detail);
 }
 
-/* 2x2 average pooling against the reference, bit for bit (-0, NaN and inf too). */
+/* Average pooling against the reference, bit for bit (-0, NaN and inf too, in x and dy). */
 static void test_avgpool(int c, int h, int w, int k, int s, int batch, ln_rng *rng, const char *isa)
 {
     owned_layer o;
@@ -588,6 +588,7 @@ static void test_avgpool(int c, int h, int w, int k, int s, int batch, ln_rng *r
     float *x = o.x, *dy = o.dy;
     for (int64_t i = 0; i < n; i += 7) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? NAN : INFINITY;
     for (int64_t i = 0; i < m; i += 5) dy[i] = -0.0f;
+    for (int64_t i = 2; i < m; i += 11) dy[i] = (i / 11) % 2 ? NAN : -INFINITY; /* beside lanes without them */
     char desc[200];
     snprintf(desc, sizeof desc, "%s avgpool2d %dx%d stride %d on %dx%dx%d batch %d (bit for bit)", isa, k, k, s, c, h,
              w, batch);
