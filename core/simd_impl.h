@@ -2018,13 +2018,53 @@ ALWAYS_INLINE vi SFX(window_lanes)(int n, int s)
     return v;
 }
 
+/* Whether b, later in the window's order, takes the place of a: greater, or the first
+ * NaN (not (b <= a) is greater or unordered; a NaN a is never replaced). */
+ALWAYS_INLINE vi SFX(window_takes)(vf a, vf b) { return ~(b <= a) & (a == a); }
+
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+/* One output vector of a max pooling with stride 2 from the row at p (first window's
+ * top-left), rows w apart, whole vectors read without bounds (the caller checks): each
+ * window row's maximum over its k columns, then the rows' in order. Taking the later
+ * value only when it wins, rows first or all at once give the same value and offset
+ * (the first of the greatest, NaN the greatest); the rows' chains run side by side. */
+ALWAYS_INLINE void SFX(maxpool_s2_vector)(const float *p, int w, const int k, vf *best, vi *off)
+{
+    vf b = V_ZERO();
+    vi at = {0};
+    for (int ki = 0; ki < k; ki++) {
+        const float *r = p + (int64_t)ki * w;
+        vf rb = SFX(window_values)(r, 2, VL, at, r + 2 * VL);
+        vi ra = at - at; /* the column: 0 */
+        for (int kj = 1; kj < k; kj++) {
+            const vf v = SFX(window_values)(r + kj, 2, VL, at, r + kj + 2 * VL);
+            const vi take = SFX(window_takes)(rb, v);
+            rb = SFX(select)(take, v, rb);
+            ra = (vi)SFX(select)(take, (vf)(ra - ra + kj), (vf)ra);
+        }
+        ra += ki * w;
+        if (ki == 0) {
+            b = rb;
+            at = ra;
+        } else {
+            const vi take = SFX(window_takes)(b, rb);
+            b = SFX(select)(take, rb, b);
+            at = (vi)SFX(select)(take, (vf)ra, (vf)at);
+        }
+    }
+    *best = b;
+    *off = at;
+}
+#endif
+
 /* Max pooling with any square window k and stride s (floor mode, no padding) over
  * `planes` planes of h x w: pool.c's reference bit for bit, argmax included (offsets
  * in the plane). VL windows of an output row go side by side (the row's last ones in
  * n <= VL lanes), each lane reading its window in the reference's order (rows, then
  * columns) and taking a value that is greater, or the first NaN. The reference's
  * branch on every value cost 10 ms of a 32 ms step of a CIFAR-shaped net with two 3x3
- * stride-2 poolings (21-22 ns an output). */
+ * stride-2 poolings (21-22 ns an output). Stride 2 on AVX-512 and AVX2 goes to
+ * maxpool_s2_vector where its reads stay inside x, with k a constant for 2 and 3. */
 static void SFX(maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y,
                              int32_t *argmax)
 {
@@ -2040,16 +2080,31 @@ static void SFX(maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const f
                 const int n = ow - ox < VL ? last : VL;
                 const vi lane_at = n == VL ? full : part;
                 const int first = oy * s * w + ox * s;
-                vf best = SFX(window_values)(xp + first, s, n, lane_at, end);
-                vi at = lane_at + first;
-                for (int ki = 0; ki < k; ki++)
-                    for (int kj = ki ? 0 : 1; kj < k; kj++) {
-                        const int off = first + ki * w + kj;
-                        const vf v = SFX(window_values)(xp + off, s, n, lane_at, end);
-                        const vi take = (v > best) | ((v != v) & (best == best));
-                        best = SFX(select)(take, v, best);
-                        at = (vi)SFX(select)(take, (vf)(lane_at + off), (vf)at);
-                    }
+                vf best;
+                vi at;
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+                if (s == 2 && xp + first + (int64_t)(k - 1) * w + (k - 1) + 2 * VL <= end) {
+                    if (k == 3)
+                        SFX(maxpool_s2_vector)(xp + first, w, 3, &best, &at);
+                    else if (k == 2)
+                        SFX(maxpool_s2_vector)(xp + first, w, 2, &best, &at);
+                    else
+                        SFX(maxpool_s2_vector)(xp + first, w, k, &best, &at);
+                    at += full + first;
+                } else
+#endif
+                {
+                    best = SFX(window_values)(xp + first, s, n, lane_at, end);
+                    at = lane_at + first;
+                    for (int ki = 0; ki < k; ki++)
+                        for (int kj = ki ? 0 : 1; kj < k; kj++) {
+                            const int off = first + ki * w + kj;
+                            const vf v = SFX(window_values)(xp + off, s, n, lane_at, end);
+                            const vi take = SFX(window_takes)(best, v);
+                            best = SFX(select)(take, v, best);
+                            at = (vi)SFX(select)(take, (vf)(lane_at + off), (vf)at);
+                        }
+                }
                 if (n == VL) {
                     V_STOREU(yp + oy * ow + ox, best);
                     memcpy(ap + oy * ow + ox, &at, sizeof at);
