@@ -2365,10 +2365,12 @@ ALWAYS_INLINE void SFX(maxpool2_window_grad)(float *r0, float *r1, int w, int at
 }
 
 /* A window's output gradient through a fused ReLU (relu_y NULL: none): dy where the
- * ReLU's output at q is > 0, else +0 (one window of window_dy's rule) */
+ * ReLU's output at q is > 0, else +0 (one window of window_dy's rule). dy + 0 is the
+ * reference's sum for the window's input (its dx starts at +0): a -0 gradient gives +0
+ * there, before a fused activation's derivative scales it. */
 ALWAYS_INLINE float SFX(window_dy1)(float dy, const float *relu_y, int64_t q)
 {
-    return relu_y && !(relu_y[q] > 0.0f) ? 0.0f : dy;
+    return relu_y && !(relu_y[q] > 0.0f) ? 0.0f : dy + 0.0f;
 }
 
 #if SIMD_M256
@@ -2459,7 +2461,7 @@ ALWAYS_INLINE __m512 SFX(window_pick)(__m512 tl, __m512 tr, __m512 bl, __m512 br
 ALWAYS_INLINE __m512 SFX(window_dy)(__mmask16 m, int64_t at, const float *dy, int pre, const float *pre_y,
                                     const float *relu_y)
 {
-    __m512 g = _mm512_maskz_loadu_ps(m, dy + at);
+    __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dy + at), _mm512_setzero_ps()); /* window_dy1: + 0 */
     if (pre) g = (__m512)SFX(pre_grad)(pre, (vf)g, (vf)_mm512_maskz_loadu_ps(m, pre_y + at));
     if (relu_y)
         g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, relu_y + at), _mm512_setzero_ps(), _CMP_GT_OQ),
@@ -2779,7 +2781,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
             for (; ox + 8 <= ow; ox += 8) {
                 const __m256i base = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), two_iota);
                 const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(ao + ox)), base);
-                __m256 g = _mm256_loadu_ps(go + ox);
+                __m256 g = _mm256_add_ps(_mm256_loadu_ps(go + ox), zero); /* window_dy1: + 0 */
                 if (ro) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(ro + ox), zero, _CMP_GT_OQ));
                 if (pre) g = SFX(pre_grad)(pre, g, _mm256_loadu_ps(po + ox));
                 SFX(maxpool2_spread)(g, rel, w, &t0, &t1, &b0, &b1);
@@ -2793,7 +2795,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
                                                    _mm256_castsi256_si128(two_iota));
                 const __m128i rel = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)(ao + ox)), base);
                 /* the upper lanes repeat the lower ones; only t0 and b0 are stored */
-                __m128 g = _mm_loadu_ps(go + ox);
+                __m128 g = _mm_add_ps(_mm_loadu_ps(go + ox), _mm_setzero_ps());
                 if (ro) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(ro + ox), _mm_setzero_ps()));
                 if (pre)
                     g = _mm256_castps256_ps128(
