@@ -2116,8 +2116,26 @@ static void SFX(maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const f
     }
 }
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+/* One output vector's window sums with stride 2 from p (first window's top-left), rows w
+ * apart, in the reference's order from +0; whole vectors read without bounds (the caller
+ * checks). */
+ALWAYS_INLINE vf SFX(avgpool_s2_vector)(const float *p, int w, const int k)
+{
+    const vi none = {0};
+    vf sum = V_ZERO();
+    for (int ki = 0; ki < k; ki++)
+        for (int kj = 0; kj < k; kj++) {
+            const float *q = p + (int64_t)ki * w + kj;
+            sum = V_ADD(sum, SFX(window_values)(q, 2, VL, none, q + 2 * VL));
+        }
+    return sum;
+}
+#endif
+
 /* Average pooling with any square window k and stride s, as maxpool_fwd: each lane's
- * window summed from +0 in the reference's order, times 1 / k^2 (bit for bit). */
+ * window summed from +0 in the reference's order, times 1 / k^2 (bit for bit). Stride 2
+ * on AVX-512 and AVX2 as maxpool_fwd's. */
 static void SFX(avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y)
 {
     const int oh = (h - k) / s + 1, ow = (w - k) / s + 1, last = ow - (ow - 1) / VL * VL;
@@ -2133,9 +2151,21 @@ static void SFX(avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const f
                 const vi lane_at = n == VL ? full : part;
                 const float *w0 = xp + oy * s * w + ox * s;
                 vf sum = V_ZERO();
-                for (int ki = 0; ki < k; ki++)
-                    for (int kj = 0; kj < k; kj++)
-                        sum = V_ADD(sum, SFX(window_values)(w0 + ki * w + kj, s, n, lane_at, end));
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+                if (s == 2 && w0 + (int64_t)(k - 1) * w + (k - 1) + 2 * VL <= end) {
+                    if (k == 3)
+                        sum = SFX(avgpool_s2_vector)(w0, w, 3);
+                    else if (k == 2)
+                        sum = SFX(avgpool_s2_vector)(w0, w, 2);
+                    else
+                        sum = SFX(avgpool_s2_vector)(w0, w, k);
+                } else
+#endif
+                {
+                    for (int ki = 0; ki < k; ki++)
+                        for (int kj = 0; kj < k; kj++)
+                            sum = V_ADD(sum, SFX(window_values)(w0 + ki * w + kj, s, n, lane_at, end));
+                }
                 if (n == VL)
                     V_STOREU(yp + oy * ow + ox, V_MUL(sum, inv));
                 else
