@@ -2023,21 +2023,69 @@ ALWAYS_INLINE vi SFX(window_lanes)(int n, int s)
 ALWAYS_INLINE vi SFX(window_takes)(vf a, vf b) { return ~(b <= a) & (a == a); }
 
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#define POOL_S2_FAST 1
+/* Stride 2: the even places of VL floats at a in the low half of the lanes and of VL
+ * floats at b in the high half. With b = a + VL, the even places of 2 VL floats from a
+ * (window_values); with b two input rows below a, the windows of two output rows of at
+ * most VL / 2 (a row pair: planes whose output rows fill half a vector or less, the
+ * second pooling of a 3x3 stride-2 net, 7 wide, taking one vector for two rows). */
+ALWAYS_INLINE vf SFX(even_halves)(const float *a, const float *b)
+{
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(a), even, _mm512_loadu_ps(b));
+#else
+    const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b), _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+#endif
+}
+
+/* The first n lanes of the low half of v at lo, those of the high half at hi (a row
+ * pair's outputs; n <= VL / 2). */
+ALWAYS_INLINE void SFX(store_halves)(float *lo, float *hi, vf v, vi at, int n, int32_t *alo, int32_t *ahi)
+{
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+    const __mmask16 m = a5_mask(n);
+    _mm512_mask_storeu_ps(lo, m, (__m512)v);
+    _mm512_mask_storeu_ps(hi, m, _mm512_shuffle_f32x4((__m512)v, (__m512)v, _MM_SHUFFLE(3, 2, 3, 2)));
+    if (alo) {
+        _mm512_mask_storeu_epi32(alo, m, (__m512i)at);
+        _mm512_mask_storeu_epi32(ahi, m, _mm512_shuffle_i32x4((__m512i)at, (__m512i)at, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+#else
+    const __m256i m = a2_mask(n);
+    _mm256_maskstore_ps(lo, m, (__m256)v);
+    _mm256_maskstore_ps(hi, m, _mm256_permute2f128_ps((__m256)v, (__m256)v, 0x11));
+    if (alo) {
+        _mm256_maskstore_epi32(alo, m, (__m256i)at);
+        _mm256_maskstore_epi32(ahi, m, _mm256_permute2x128_si256((__m256i)at, (__m256i)at, 0x11));
+    }
+#endif
+}
+
+/* The values at offset q of the windows of one output vector (pair 0: VL windows of a row;
+ * 1: a row pair, rows w apart in the input). */
+ALWAYS_INLINE vf SFX(s2_values)(const float *q, int w, const int pair)
+{
+    return SFX(even_halves)(q, pair ? q + 2 * (int64_t)w : q + VL);
+}
+
 /* One output vector of a max pooling with stride 2 from the row at p (first window's
  * top-left), rows w apart, whole vectors read without bounds (the caller checks): each
  * window row's maximum over its k columns, then the rows' in order. Taking the later
  * value only when it wins, rows first or all at once give the same value and offset
- * (the first of the greatest, NaN the greatest); the rows' chains run side by side. */
-ALWAYS_INLINE void SFX(maxpool_s2_vector)(const float *p, int w, const int k, vf *best, vi *off)
+ * (the first of the greatest, NaN the greatest); the rows' chains run side by side.
+ * *off: the offset from the window's top-left. */
+ALWAYS_INLINE void SFX(maxpool_s2_vector)(const float *p, int w, const int k, const int pair, vf *best, vi *off)
 {
     vf b = V_ZERO();
     vi at = {0};
     for (int ki = 0; ki < k; ki++) {
         const float *r = p + (int64_t)ki * w;
-        vf rb = SFX(window_values)(r, 2, VL, at, r + 2 * VL);
+        vf rb = SFX(s2_values)(r, w, pair);
         vi ra = at - at; /* the column: 0 */
         for (int kj = 1; kj < k; kj++) {
-            const vf v = SFX(window_values)(r + kj, 2, VL, at, r + kj + 2 * VL);
+            const vf v = SFX(s2_values)(r + kj, w, pair);
             const vi take = SFX(window_takes)(rb, v);
             rb = SFX(select)(take, v, rb);
             ra = (vi)SFX(select)(take, (vf)(ra - ra + kj), (vf)ra);
@@ -2055,123 +2103,135 @@ ALWAYS_INLINE void SFX(maxpool_s2_vector)(const float *p, int w, const int k, vf
     *best = b;
     *off = at;
 }
-#endif
 
-/* Max pooling with any square window k and stride s (floor mode, no padding) over
- * `planes` planes of h x w: pool.c's reference bit for bit, argmax included (offsets
- * in the plane). VL windows of an output row go side by side (the row's last ones in
- * n <= VL lanes), each lane reading its window in the reference's order (rows, then
- * columns) and taking a value that is greater, or the first NaN. The reference's
- * branch on every value cost 10 ms of a 32 ms step of a CIFAR-shaped net with two 3x3
- * stride-2 poolings (21-22 ns an output). Stride 2 on AVX-512 and AVX2 goes to
- * maxpool_s2_vector where its reads stay inside x, with k a constant for 2 and 3. */
-static void SFX(maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y,
-                             int32_t *argmax)
+/* One output vector's window sums with stride 2, in the reference's order from +0; whole
+ * vectors read without bounds (the caller checks). */
+ALWAYS_INLINE vf SFX(avgpool_s2_vector)(const float *p, int w, const int k, const int pair)
 {
-    const int oh = (h - k) / s + 1, ow = (w - k) / s + 1, last = ow - (ow - 1) / VL * VL;
-    const vi full = SFX(window_lanes)(VL, s), part = SFX(window_lanes)(last, s);
-    const float *end = x + planes * h * w;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * h * w;
-        float *yp = y + pl * oh * ow;
-        int32_t *ap = argmax + pl * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox += VL) {
-                const int n = ow - ox < VL ? last : VL;
-                const vi lane_at = n == VL ? full : part;
-                const int first = oy * s * w + ox * s;
-                vf best;
-                vi at;
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-                if (s == 2 && xp + first + (int64_t)(k - 1) * w + (k - 1) + 2 * VL <= end) {
-                    if (k == 3)
-                        SFX(maxpool_s2_vector)(xp + first, w, 3, &best, &at);
-                    else if (k == 2)
-                        SFX(maxpool_s2_vector)(xp + first, w, 2, &best, &at);
-                    else
-                        SFX(maxpool_s2_vector)(xp + first, w, k, &best, &at);
-                    at += full + first;
-                } else
-#endif
-                {
-                    best = SFX(window_values)(xp + first, s, n, lane_at, end);
-                    at = lane_at + first;
-                    for (int ki = 0; ki < k; ki++)
-                        for (int kj = ki ? 0 : 1; kj < k; kj++) {
-                            const int off = first + ki * w + kj;
-                            const vf v = SFX(window_values)(xp + off, s, n, lane_at, end);
-                            const vi take = SFX(window_takes)(best, v);
-                            best = SFX(select)(take, v, best);
-                            at = (vi)SFX(select)(take, (vf)(lane_at + off), (vf)at);
-                        }
-                }
-                if (n == VL) {
-                    V_STOREU(yp + oy * ow + ox, best);
-                    memcpy(ap + oy * ow + ox, &at, sizeof at);
-                } else {
-                    V_STOREU_N(yp + oy * ow + ox, best, n);
-                    memcpy(ap + oy * ow + ox, &at, sizeof(int32_t) * (size_t)n);
-                }
-            }
-    }
-}
-
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-/* One output vector's window sums with stride 2 from p (first window's top-left), rows w
- * apart, in the reference's order from +0; whole vectors read without bounds (the caller
- * checks). */
-ALWAYS_INLINE vf SFX(avgpool_s2_vector)(const float *p, int w, const int k)
-{
-    const vi none = {0};
     vf sum = V_ZERO();
     for (int ki = 0; ki < k; ki++)
-        for (int kj = 0; kj < k; kj++) {
-            const float *q = p + (int64_t)ki * w + kj;
-            sum = V_ADD(sum, SFX(window_values)(q, 2, VL, none, q + 2 * VL));
-        }
+        for (int kj = 0; kj < k; kj++) sum = V_ADD(sum, SFX(s2_values)(p + (int64_t)ki * w + kj, w, pair));
     return sum;
 }
+
+/* One output vector of stride 2 (max: *at its offsets from p; else the window sums),
+ * k a constant for 2 and 3. */
+ALWAYS_INLINE vf SFX(pool_s2_vector)(const float *p, int w, int k, const int pair, const int max, vi *at)
+{
+    vf v;
+    if (max) {
+        if (k == 3)
+            SFX(maxpool_s2_vector)(p, w, 3, pair, &v, at);
+        else if (k == 2)
+            SFX(maxpool_s2_vector)(p, w, 2, pair, &v, at);
+        else
+            SFX(maxpool_s2_vector)(p, w, k, pair, &v, at);
+    } else {
+        if (k == 3)
+            v = SFX(avgpool_s2_vector)(p, w, 3, pair);
+        else if (k == 2)
+            v = SFX(avgpool_s2_vector)(p, w, 2, pair);
+        else
+            v = SFX(avgpool_s2_vector)(p, w, k, pair);
+    }
+    return v;
+}
+#else
+#define POOL_S2_FAST 0
 #endif
 
-/* Average pooling with any square window k and stride s, as maxpool_fwd: each lane's
- * window summed from +0 in the reference's order, times 1 / k^2 (bit for bit). Stride 2
- * on AVX-512 and AVX2 as maxpool_fwd's. */
-static void SFX(avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y)
+/* Max (argmax given) or average pooling with any square window k and stride s (floor
+ * mode, no padding) over `planes` planes of h x w: pool.c's reference bit for bit, the
+ * max pooling's argmax included (offsets in the plane). VL windows of an output row go
+ * side by side (the row's last ones in n <= VL lanes), each lane reading its window in
+ * the reference's order (rows, then columns): the max taking a value that is greater,
+ * or the first NaN; the average summing from +0, times 1 / k^2. The reference's branch
+ * on every value cost 10 ms of a 32 ms step of a CIFAR-shaped net with two 3x3 stride-2
+ * poolings (21-22 ns an output). Stride 2 on AVX-512 and AVX2 goes to pool_s2_vector
+ * where its reads stay inside x (bounds checked once per vector, no test of the stride
+ * per value), two output rows to a vector where they fit in half of one: 4 x 64 planes
+ * of 15 x 15, 3x3 windows, 58-86 -> 42 us max and 26 -> 16 us average before the row
+ * pairs. */
+ALWAYS_INLINE void SFX(pool_fwd_any)(int64_t planes, int h, int w, int k, int s, const float *x, float *y,
+                                     int32_t *argmax, const int max)
 {
     const int oh = (h - k) / s + 1, ow = (w - k) / s + 1, last = ow - (ow - 1) / VL * VL;
     const vi full = SFX(window_lanes)(VL, s), part = SFX(window_lanes)(last, s);
     const float *end = x + planes * h * w;
     const vf inv = V_SET1(1.0f / (float)(k * k));
+#if POOL_S2_FAST
+    /* the furthest a vector's reads go past its first window's top-left */
+    const int64_t reach = (int64_t)(k - 1) * w + (k - 1) + 2 * VL;
+    vi pair_at = full; /* a row pair's lanes: offsets of the low half's row, then the high half's */
+    for (int l = VL / 2; l < VL; l++) pair_at[l] = 2 * w + 2 * (l - VL / 2);
+    const int pairs = s == 2 && 2 * ow <= VL;
+#endif
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * h * w;
         float *yp = y + pl * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
+        int32_t *ap = max ? argmax + pl * oh * ow : NULL;
+        int oy = 0;
+#if POOL_S2_FAST
+        for (; pairs && oy + 1 < oh && xp + (int64_t)oy * 2 * w + 2 * w + reach - VL <= end; oy += 2) {
+            const int first = oy * 2 * w;
+            vi at;
+            vf v = SFX(pool_s2_vector)(xp + first, w, k, 1, max, &at);
+            if (!max) v = V_MUL(v, inv);
+            SFX(store_halves)(yp + oy * ow, yp + (oy + 1) * ow, v, at + pair_at + first, ow,
+                              max ? ap + oy * ow : NULL, max ? ap + (oy + 1) * ow : NULL);
+        }
+#endif
+        for (; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox += VL) {
                 const int n = ow - ox < VL ? last : VL;
                 const vi lane_at = n == VL ? full : part;
-                const float *w0 = xp + oy * s * w + ox * s;
-                vf sum = V_ZERO();
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-                if (s == 2 && w0 + (int64_t)(k - 1) * w + (k - 1) + 2 * VL <= end) {
-                    if (k == 3)
-                        sum = SFX(avgpool_s2_vector)(w0, w, 3);
-                    else if (k == 2)
-                        sum = SFX(avgpool_s2_vector)(w0, w, 2);
-                    else
-                        sum = SFX(avgpool_s2_vector)(w0, w, k);
+                const int first = oy * s * w + ox * s;
+                vf v;
+                vi at;
+#if POOL_S2_FAST
+                if (s == 2 && xp + first + reach <= end) {
+                    v = SFX(pool_s2_vector)(xp + first, w, k, 0, max, &at);
+                    at += full + first;
                 } else
 #endif
-                {
+                if (max) {
+                    v = SFX(window_values)(xp + first, s, n, lane_at, end);
+                    at = lane_at + first;
+                    for (int ki = 0; ki < k; ki++)
+                        for (int kj = ki ? 0 : 1; kj < k; kj++) {
+                            const int off = first + ki * w + kj;
+                            const vf u = SFX(window_values)(xp + off, s, n, lane_at, end);
+                            const vi take = SFX(window_takes)(v, u);
+                            v = SFX(select)(take, u, v);
+                            at = (vi)SFX(select)(take, (vf)(lane_at + off), (vf)at);
+                        }
+                } else {
+                    v = V_ZERO();
                     for (int ki = 0; ki < k; ki++)
                         for (int kj = 0; kj < k; kj++)
-                            sum = V_ADD(sum, SFX(window_values)(w0 + ki * w + kj, s, n, lane_at, end));
+                            v = V_ADD(v, SFX(window_values)(xp + first + ki * w + kj, s, n, lane_at, end));
                 }
-                if (n == VL)
-                    V_STOREU(yp + oy * ow + ox, V_MUL(sum, inv));
-                else
-                    V_STOREU_N(yp + oy * ow + ox, V_MUL(sum, inv), n);
+                if (!max) v = V_MUL(v, inv);
+                if (n == VL) {
+                    V_STOREU(yp + oy * ow + ox, v);
+                    if (max) memcpy(ap + oy * ow + ox, &at, sizeof at);
+                } else {
+                    V_STOREU_N(yp + oy * ow + ox, v, n);
+                    if (max) memcpy(ap + oy * ow + ox, &at, sizeof(int32_t) * (size_t)n);
+                }
             }
     }
+}
+
+static void SFX(maxpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y,
+                             int32_t *argmax)
+{
+    SFX(pool_fwd_any)(planes, h, w, k, s, x, y, argmax, 1);
+}
+
+static void SFX(avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const float *x, float *y)
+{
+    SFX(pool_fwd_any)(planes, h, w, k, s, x, y, NULL, 0);
 }
 
 /* The inputs' gradients of a pooling with any window, gathered: each input takes the
@@ -2323,6 +2383,8 @@ static int SFX(avgpool_bwd_any)(int64_t planes, int h, int w, int k, int s, cons
     }
     return 1;
 }
+
+#undef POOL_S2_FAST
 
 /* ================================================================= maxpool */
 

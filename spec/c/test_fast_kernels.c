@@ -2007,10 +2007,14 @@ int main(void)
         /* other windows (c, h, w, k, s): 3x3 stride 2 with output rows of 15 (fewer than
          * AVX-512's lanes), 7, 34 (two vectors and 2), 64; stride 1 (k 3 and 2), 3 (a lane at
          * a time), 4 (k = s), 3 with k 2 (gaps); k 1; one window; the last rows' loads
-         * near the end of x */
-        static const int windows[][5] = {{3, 32, 32, 3, 2}, {4, 15, 15, 3, 2}, {2, 33, 70, 3, 2}, {1, 6, 131, 3, 2},
-                                         {2, 40, 40, 3, 1}, {1, 35, 35, 2, 1}, {2, 33, 33, 5, 3}, {2, 11, 37, 4, 4},
-                                         {2, 20, 20, 2, 3}, {3, 9, 9, 1, 1},   {1, 5, 5, 5, 1},   {1, 3, 18, 3, 2}};
+         * near the end of x; stride 2 with two output rows to a vector (rows of at most
+         * half the lanes: 7 and 5 on AVX-512, 4 on AVX2; odd row counts end on a single
+         * row), k 2 and 4 */
+        static const int windows[][5] = {
+            {3, 32, 32, 3, 2}, {4, 15, 15, 3, 2}, {2, 33, 70, 3, 2}, {1, 6, 131, 3, 2}, {2, 40, 40, 3, 1},
+            {1, 35, 35, 2, 1}, {2, 33, 33, 5, 3}, {2, 11, 37, 4, 4},  {2, 20, 20, 2, 3}, {3, 9, 9, 1, 1},
+            {1, 5, 5, 5, 1},   {1, 3, 18, 3, 2},  {3, 9, 11, 3, 2},   {2, 11, 9, 3, 2},  {3, 7, 6, 2, 2},
+            {2, 12, 12, 4, 2}};
         for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
             const int *p = windows[i];
             test_maxpool(p[0], p[1], p[2], p[3], p[4], 1, 0, &rng, name);
