@@ -13,6 +13,12 @@ local BATCH = 64
 -- fresh net's first epoch of the study: 77-98k samples/s after a 1-thread run, 96k
 -- without; 111k from the second epoch on), which 1-epoch runs of 30-50 ms turned into a
 -- 2-thread "speed-up" of 0.99x.
+local function cifar_pool3(L, pool)
+  return L.sequential { L.conv2d(3, 32, 3, { padding = 1 }), L.relu(), pool(3, 2),
+    L.conv2d(32, 64, 3, { padding = 1 }), L.relu(), pool(3, 2), L.flatten(),
+    L.linear(64 * 7 * 7, 128), L.relu(), L.linear(128, 10), L.log_softmax(), input = { 3, 32, 32 }, seed = 1 }
+end
+
 local function nets(lunet)
   local L = lunet
   return {
@@ -40,6 +46,15 @@ local function nets(lunet)
           L.conv2d(32, 64, 3, { padding = 1 }), L.relu(), L.maxpool2d(2), L.flatten(),
           L.linear(4096, 128), L.relu(), L.linear(128, 10), L.log_softmax(), input = { 3, 32, 32 }, seed = 1 }
       end,
+      optimizer = function() return L.sgd { lr = 0.01, momentum = 0.9 } end },
+    -- the CIFAR-shaped net with 3x3 stride-2 poolings (32 -> 15 -> 7, as AlexNet's): the
+    -- poolings for any window, which no net above has (their 2x2 ones fuse into the layer
+    -- before them); the linear layer takes 64 x 7 x 7
+    { name = "pool3max", what = "CIFAR-shaped net, 3x3 stride-2 max poolings, SGD", torch = true, cifar = true,
+      epochs = 2, make = function() return cifar_pool3(L, L.maxpool2d) end,
+      optimizer = function() return L.sgd { lr = 0.01, momentum = 0.9 } end },
+    { name = "pool3avg", what = "CIFAR-shaped net, 3x3 stride-2 average poolings, SGD", torch = true, cifar = true,
+      epochs = 2, make = function() return cifar_pool3(L, L.avgpool2d) end,
       optimizer = function() return L.sgd { lr = 0.01, momentum = 0.9 } end },
     { name = "fashion", what = "Fashion-MNIST reference CNN (5x5 pad 2, linear 3136-1024, dropout 0.4), Adam",
       torch = true, fashion = true, epochs = 2,
@@ -85,7 +100,7 @@ function M.run(env)
   print()
   print(("other nets, batch %d, one run each (lunet: net:train{threads = N}; PyTorch: set_num_threads(N)); " ..
     "median of %d; load average now %s"):format(BATCH, repeats, env.loadavg()))
-  print("data: study/tanh/custom " .. "the study's 3000 images; cifar random 3x32x32 (1024); fashion " ..
+  print("data: study/tanh/custom " .. "the study's 3000 images; cifar, pool3max, pool3avg random 3x32x32 (1024); fashion " ..
     fashion_source)
   -- MFLOP and GFLOP/s count every product of the dense computation, as PyTorch does it;
   -- since session 16 the CIFAR and Fashion nets' second convolution leaves out, in its

@@ -12,7 +12,9 @@ Nets (--net):
   fashion  the Fashion-MNIST benchmark's reference CNN (conv 1-32 5x5 pad 2, relu,
            maxpool 2, conv 32-64 5x5 pad 2, relu, maxpool 2, linear 3136-1024, relu,
            dropout 0.4, linear 1024-10), Adam lr 1e-3, on the first 1024 images of
-           /usr/share/datasets/fashion-mnist (random ones if it is missing).
+           /usr/share/datasets/fashion-mnist (random ones if it is missing);
+  pool3max, pool3avg  the cifar net with 3x3 stride-2 max or average poolings (32 ->
+           15 -> 7, linear 3136-128), the same data and optimizer.
 Batches are cut from a tensor in memory after a per-epoch shuffle (no DataLoader), so
 PyTorch is measured at its best.
 
@@ -61,12 +63,13 @@ class Net(nn.Module):
 
 
 class TwoConvNet(nn.Module):
-    """The cifar and fashion nets: two blocks of conv (k x k, padding pad) - relu - 2x2
-    max pool, then linear flat-hidden - relu - dropout (when dropout > 0) - linear
-    hidden-10."""
+    """The cifar, fashion and pool3 nets: two blocks of conv (k x k, padding pad) - relu -
+    pool (2x2 max pooling unless given), then linear flat-hidden - relu - dropout (when
+    dropout > 0) - linear hidden-10."""
 
-    def __init__(self, in_channels, k, pad, flat, hidden, dropout=0.0):
+    def __init__(self, in_channels, k, pad, flat, hidden, dropout=0.0, pool=lambda x: F.max_pool2d(x, 2)):
         super().__init__()
+        self.pool = pool
         self.conv1 = nn.Conv2d(in_channels, 32, k, padding=pad)
         self.conv2 = nn.Conv2d(32, 64, k, padding=pad)
         self.fc1 = nn.Linear(flat, hidden)
@@ -74,8 +77,8 @@ class TwoConvNet(nn.Module):
         self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
         x = self.drop(F.relu(self.fc1(x.flatten(1))))
         return F.log_softmax(self.fc2(x), dim=1)
 
@@ -84,6 +87,11 @@ NETS = {
     "study": (Net, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.5)),
     "cifar": (lambda: TwoConvNet(3, 3, 1, 4096, 128), lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
     "fashion": (lambda: TwoConvNet(1, 5, 2, 3136, 1024, 0.4), lambda p: torch.optim.Adam(p, lr=1e-3)),
+    # the cifar net with 3x3 stride-2 poolings (32 -> 15 -> 7)
+    "pool3max": (lambda: TwoConvNet(3, 3, 1, 3136, 128, pool=lambda x: F.max_pool2d(x, 3, 2)),
+                 lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
+    "pool3avg": (lambda: TwoConvNet(3, 3, 1, 3136, 128, pool=lambda x: F.avg_pool2d(x, 3, 2)),
+                 lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
 }
 
 
@@ -131,7 +139,7 @@ def random_data(n, c, h, w):
 
 
 def load_data(net="study"):
-    if net == "cifar":
+    if net in ("cifar", "pool3max", "pool3avg"):
         x, y = random_data(1024, 3, 32, 32)
         return x, y, "random"
     d = os.environ.get("MNIST_DIR") if net == "study" else "/usr/share/datasets/fashion-mnist"
