@@ -86,6 +86,12 @@ int ln_conv_chunk(const ln_conv_geom *g)
  * fuses): only those have room for their lists and sums */
 static int may_list(const ln_conv_geom *g) { return g->oc >= DX_LISTED_MIN_OC && g->oh >= 2 && g->ow >= 2; }
 
+/* Entries conv_dx_listed's lists have room for: a 2x2 max pooling's maxima, one a window. */
+static int64_t dx_list_room(const ln_conv_geom *g)
+{
+    return may_list(g) ? (int64_t)g->oc * (g->oh / 2) * (g->ow / 2) : 0;
+}
+
 /* The workspace layout, the one place that says it: offsets (floats) of the parts of
  * ln_conv_ws, and the total. */
 typedef struct {
@@ -127,7 +133,7 @@ static ws_offsets ws_layout(const ln_conv_geom *g)
      * as many as floats) */
     const int list = may_list(g);
     const int64_t every = list ? (int64_t)g->oc * g->p : 0;
-    const int64_t maxima = list ? (int64_t)g->oc * (g->oh / 2) * (g->ow / 2) : 0;
+    const int64_t maxima = dx_list_room(g);
     o.dxl_start = o.dxl + ln_whole_lines(list ? ln_conv_dx_listed_scratch(g) : 0);
     o.dxl_chan = o.dxl_start + ln_whole_lines(list ? g->p + 1 : 0);
     o.dxl_val = o.dxl_chan + ln_whole_lines(maxima);
@@ -603,6 +609,25 @@ static void every_place(const ln_conv_geom *g, const float *d, const ln_conv_ws 
     ws->dwl_start[g->oc] = n;
 }
 
+/* The lists of the places whose dy (at d) is not +-0: for a layer whose output gradient
+ * comes from a max pooling it does not take in (ln_layer.dy_sparse), one place a window
+ * at most. Written without a branch on the data (see pooled_places), n moved on by the
+ * test's 0 or 1; the lists have room for every place. */
+static void nonzero_places(const ln_conv_geom *g, const float *d, const ln_conv_ws *ws)
+{
+    int n = 0;
+    for (int o = 0; o < g->oc; o++) {
+        ws->dwl_start[o] = n;
+        const float *dp = d + (int64_t)o * g->p;
+        for (int p = 0; p < (int)g->p; p++) {
+            ws->dwl_pos[n] = p;
+            ws->dwl_val[n] = dp[p];
+            n += dp[p] != 0.0f;
+        }
+    }
+    ws->dwl_start[g->oc] = n;
+}
+
 /* Whether the input gradient takes conv_dx_listed: after a fused max pooling, with
  * finite weights (sparse), on a layer may_list admits. It then reads the maxima's lists
  * (pooled_places) and no dy. */
@@ -631,13 +656,15 @@ static void position_lists(const ln_conv_geom *g, const ln_conv_ws *ws)
     start[0] = 0;
 }
 
-/* The input gradient of one sample (its dy at d, oc x P floats; NULL when dx_listed,
- * which takes the pooling's maxima from pooled_places' lists instead) into dx. */
+/* The input gradient of one sample (its dy at d, oc x P floats; NULL when it takes the
+ * lists, use_lists: pooled_places' or nonzero_places', at most dx_list_room entries)
+ * into dx. */
 static void dx_sample(const ln_layer *l, const ln_conv_geom *g, const ln_simd_kernels *K, const ln_conv_ws *ws,
-                      const float *d, int sparse, const float *drop, const int *listed, int nlisted, float *dx)
+                      const float *d, int sparse, const float *drop, const int *listed, int nlisted, int use_lists,
+                      float *dx)
 {
     memset(ws->drows, 0, sizeof(float) * (size_t)g->unf_n);
-    if (dx_listed(l, g, sparse)) { /* a quarter of the places at most hold a gradient */
+    if (use_lists) { /* a quarter of the places at most hold a gradient */
         position_lists(g, ws);
         K->conv_dx_listed(g, l->weight, ws->dxl_start, ws->dxl_chan, ws->dxl_val, ws->dxl, ws->drows);
         K->conv_fold(g, ws->drows, dx);
@@ -753,14 +780,20 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
     /* After a fused max pooling, the transposed kernel's sums sample by sample over the
      * places the pooling sent a gradient to (conv_dw_listed; the same layers as
      * conv_dx_listed), the lists shared with the input gradient */
-    const int listed = transposed && !along_rows && l->pool_y && may_list(&g);
+    /* After a max pooling it does not take in (any window but a fused 2x2 one), the
+     * output gradient is +-0 but at one place a window at most: the same listed gradients,
+     * from the places of dy that are not +-0 (nonzero_places). The pool3max net of `make
+     * bench` (3x3 windows of stride 2, 49 of conv2's 225 places a channel at most) */
+    const int sparse_dy = l->dy_sparse && !l->pool_y && !l->grad_bn;
+    const int listed = transposed && !along_rows && (l->pool_y || sparse_dy) && may_list(&g);
     const int dxl = dx && dx_listed(l, &g, sparse); /* the input gradients take the maxima's lists */
+    const int64_t room = dx_list_room(&g);
     for (int64_t grp = g0; grp < g1; grp++) {
         const int s0 = (int)grp * gs, s1 = s0 + gs < ctx->batch ? s0 + gs : ctx->batch;
         for (int n0 = s0; n0 < s1; n0 += chunk) {
             const int ns = s1 - n0 < chunk ? s1 - n0 : chunk;
             /* the listed gradients read the pooling's own gradient instead */
-            const float *dyc = listed ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
+            const float *dyc = listed && !sparse_dy ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
             int left = -1; /* channels the weight gradient left out; -1: it made no lists */
             const int *nlist = ws.chans + (int64_t)chunk * g.oc;
             for (int s = 0; s < ns; s++) {
@@ -775,8 +808,11 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 for (int s = 0; s < ns; s++) {
                     const int n = n0 + s;
                     const int finite = K->max_abs(l->in_n, x + (int64_t)n * l->in_n) < INFINITY;
-                    const float *ds = NULL; /* the sample's dy, made only where needed */
-                    if (finite)
+                    /* the sample's dy, made only where needed */
+                    const float *ds = sparse_dy ? dyc + (int64_t)s * l->out_n : NULL;
+                    if (sparse_dy)
+                        (finite ? nonzero_places : every_place)(&g, ds, &ws);
+                    else if (finite)
                         pooled_places(l, &g, K, &ws, dy, n, ctx);
                     else
                         every_place(&g, ds = chunk_dy(l, &g, K, &ws, dy, n, 1, ctx), &ws);
@@ -784,11 +820,14 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                     K->conv_dw_listed(&g, ws.dxl, ws.dwl_start, ws.dwl_pos, ws.dwl_val, ws.sums,
                                       l->dbias ? ws.sums + g.oc * g.ck : NULL);
                     if (!dx || n < dx0 || n >= dx1) continue;
-                    if (!dxl && !ds)
+                    int lists = dxl;
+                    if (sparse_dy) /* the lists when they fit, else dy itself */
+                        lists = sparse && finite && ws.dwl_start[g.oc] <= room;
+                    else if (!dxl && !ds)
                         ds = chunk_dy(l, &g, K, &ws, dy, n, 1, ctx);
                     else if (dxl && !finite) /* the maxima's, not every place */
                         pooled_places(l, &g, K, &ws, dy, n, ctx);
-                    dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)n * g.oc : NULL, NULL, 0,
+                    dx_sample(l, &g, K, &ws, ds, sparse, drop ? drop + (int64_t)n * g.oc : NULL, NULL, 0, lists,
                               dx + (int64_t)n * l->in_n);
                 }
                 continue; /* the chunk's input gradients are done */
@@ -809,7 +848,7 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
                 if (n0 + s >= dx0 && n0 + s < dx1) {
                     if (dxl) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
                     dx_sample(l, &g, K, &ws, dyc + (int64_t)s * l->out_n, sparse, drop ? drop + (int64_t)(n0 + s) * g.oc : NULL,
-                              left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0,
+                              left >= 0 ? ws.chans + (int64_t)s * g.oc : NULL, left >= 0 ? nlist[s] : 0, dxl,
                               dx + (int64_t)(n0 + s) * l->in_n);
                 }
         }
@@ -834,9 +873,15 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
         if (n0 < own0 && n0 + ns > own0) ns = own0 - n0;
         const float *dyc = dxl ? NULL : chunk_dy(l, &g, K, &ws, dy, n0, ns, ctx);
         for (int s = 0; s < ns; s++) {
-            if (!dyc) pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
-            dx_sample(l, &g, K, &ws, dyc ? dyc + (int64_t)s * l->out_n : NULL, sparse,
-                      drop ? drop + (int64_t)(n0 + s) * g.oc : NULL, NULL, 0, dx + (int64_t)(n0 + s) * l->in_n);
+            int lists = dxl;
+            if (!dyc) {
+                pooled_places(l, &g, K, &ws, dy, n0 + s, ctx);
+            } else if (sparse_dy && sparse && may_list(&g)) { /* as in the weight gradient's loop */
+                nonzero_places(&g, dyc + (int64_t)s * l->out_n, &ws);
+                lists = ws.dwl_start[g.oc] <= room;
+            }
+            dx_sample(l, &g, K, &ws, lists ? NULL : dyc + (int64_t)s * l->out_n, sparse,
+                      drop ? drop + (int64_t)(n0 + s) * g.oc : NULL, NULL, 0, lists, dx + (int64_t)(n0 + s) * l->in_n);
         }
         n0 += ns;
     }

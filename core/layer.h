@@ -48,6 +48,10 @@ struct ln_layer {
      * (its ln_layer.mask, as it would) and scales each channel before the pooling, and
      * scales the spread gradient backward. NULL: none. */
     ln_layer *pool_drop;
+    /* Set by the net for a pass: a max pooling this layer does not take in comes next
+     * (after a fused activation, if any), so its output gradient is +-0 but at one place
+     * of each window at most (conv2d then takes its listed gradients). 0: not known. */
+    int dy_sparse;
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */
     int absorbed;

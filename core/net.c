@@ -614,6 +614,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         const int last = pool < 0 ? out : l->pool_relu ? pool + 1 : pool;
         l->pool_y = pool >= 0 ? net->act[last + 1] : NULL;
         l->pool_argmax = pool >= 0 ? net->layers[pool].argmax : NULL;
+        l->dy_sparse = pool < 0 && out + 1 < net->count && net->layers[out + 1].spec.kind == LN_MAXPOOL2D;
         if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
         layer_pass(net, l, net->act[i], net->act[out + 1], NULL, NULL, &ctx, 0);
         while (i < last) {
@@ -622,6 +623,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
             a->act_y = NULL;
             a->pool_y = NULL;
             a->pool_argmax = NULL;
+            a->dy_sparse = 0;
             a->pool_relu = 0;
             a->pool_drop = NULL;
         }

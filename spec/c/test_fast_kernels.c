@@ -580,6 +580,86 @@ static void test_prefetch_write(const char *isa)
     tap_result(&T, ok, desc, detail);
 }
 
+/* A convolution whose output gradient comes from a max pooling it does not take in
+ * (ln_layer.dy_sparse, set by net.c: a window other than 2x2): its weight and input
+ * gradients from the places of dy that are not +-0 (nonzero_places), against the same
+ * layer told nothing (the dense kernels), on one thread and split over 3, bit for bit.
+ * dy is the pooling's input gradient (3x3 windows, stride 2; -0 among the maxima's
+ * gradients), through a fused ReLU when relu; special 1: an infinite input in sample 1
+ * (that sample's weight gradient takes every place, its input gradient dy itself);
+ * 2: an infinite weight (no input gradient may take the lists); 3: a dense dy (every
+ * place, more than the lists have room for: dy itself). */
+static void test_conv_sparse_dy(ln_layer_spec spec, int c, int h, int w, int batch, int relu, int special,
+                                ln_rng *rng, const char *isa)
+{
+    owned_layer o, p;
+    int64_t dims[3] = {c, h, w};
+    make_layer(&o, spec, ln_shape_make(3, dims), batch, rng);
+    make_layer(&p, ln_maxpool2d(3, 2), o.l.out, batch, rng);
+    const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, pm = p.l.out_n * batch;
+    const int64_t wn = o.l.weight_n + o.l.bias_n;
+    for (int64_t i = 0; i < pm; i += 5) p.dy[i] = -0.0f;
+    if (special == 1) o.x[o.l.in_n + 7] = INFINITY;
+    if (special == 2) o.l.weight[0] = INFINITY;
+    ln_ctx ctx = {batch, 1, 0, NULL, NULL, NULL};
+    const int64_t wsn = ln_layer_workspace(&o.l);
+    float *ws = falloc(3 * wsn), *y = falloc(m), *a = falloc(m), *py = falloc(pm), *g = falloc(m), *dx[3], *dw[3];
+    ctx.workspace = ws;
+    o.l.act_y = relu ? a : NULL;
+    o.l.act_kind = LN_RELU;
+    ln_layer_forward(&o.l, o.x, y, &ctx);
+    const float *pin = relu ? a : y;
+    ln_layer_forward(&p.l, pin, py, &ctx);
+    if (special == 3)
+        memcpy(g, o.dy, sizeof(float) * (size_t)m); /* random: no zeros */
+    else
+        ln_layer_backward(&p.l, pin, py, p.dy, g, &ctx);
+    for (int r = 0; r < 3; r++) {
+        dx[r] = falloc(n);
+        dw[r] = falloc(wn);
+        memset(o.dweight, 0, sizeof(float) * (size_t)o.l.weight_n);
+        memset(o.dbias, 0, sizeof(float) * (size_t)o.l.bias_n);
+        o.l.dy_sparse = r > 0;
+        if (r < 2) {
+            ln_layer_backward(&o.l, o.x, y, g, dx[r], &ctx);
+        } else {
+            for (int t = 0; t < 3; t++) {
+                ln_ctx tc = ctx;
+                tc.workspace = ws + t * wsn;
+                tc.shared = ws;
+                ln_layer_backward_part(&o.l, o.x, y, g, dx[r], &tc, t, 3);
+            }
+            ln_layer_backward_finish(&o.l, &ctx);
+        }
+        memcpy(dw[r], o.dweight, sizeof(float) * (size_t)o.l.weight_n);
+        memcpy(dw[r] + o.l.weight_n, o.dbias, sizeof(float) * (size_t)o.l.bias_n);
+    }
+    o.l.dy_sparse = 0;
+    o.l.act_y = NULL;
+    int ok = 1;
+    char desc[240], detail[300] = "";
+    for (int r = 1; ok && r < 3; r++)
+        ok = same_bits(dx[0], dx[r], sizeof(float) * (size_t)n, detail, sizeof detail) &&
+             same_bits(dw[0], dw[r], sizeof(float) * (size_t)wn, detail, sizeof detail);
+    snprintf(desc, sizeof desc, "%s conv2d %d->%d k%d p%d%s before a maxpool2d 3x3 stride 2 on %dx%dx%d batch %d%s: "
+             "gradients from dy's nonzero places, 1 and 3 threads (bit for bit the dense kernels)", isa, c,
+             spec.out_channels, spec.kernel, spec.padding, relu ? " + relu" : "", c, h, w, batch,
+             special == 1 ? ", an infinite input" : special == 2 ? ", an infinite weight"
+             : special == 3 ? ", a dense dy" : "");
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 3; r++) {
+        free(dx[r]);
+        free(dw[r]);
+    }
+    free(ws);
+    free(y);
+    free(a);
+    free(py);
+    free(g);
+    free_layer(&o);
+    free_layer(&p);
+}
+
 /* Average pooling against the reference, bit for bit (-0, NaN and inf too, in x and dy). */
 static void test_avgpool(int c, int h, int w, int k, int s, int batch, ln_rng *rng, const char *isa)
 {
@@ -2073,6 +2153,18 @@ int main(void)
                 test_conv_maxpool(ln_conv2d(10, 20, 5, 1, 0), 10, 12, 12, 9, relu, drop, 0, &rng, name);
                 /* 48 channels: the listed gradients (conv_dw_listed, conv_dx_listed) */
                 test_conv_maxpool(ln_conv2d(6, 48, 3, 1, 1), 6, 10, 10, 11, relu, drop, 0, &rng, name);
+            }
+        /* after a max pooling the convolution does not take in: 48 and 64 channels (the
+         * listed gradients), 16 (dense: too few channels); batches of 1 and 2 (the
+         * weight gradient along the rows: dense), 9 and 40 (groups) */
+        for (int relu = 0; relu < 2; relu++)
+            for (int special = 0; special <= 3; special++) {
+                test_conv_sparse_dy(ln_conv2d(6, 48, 3, 1, 1), 6, 15, 15, 9, relu, special, &rng, name);
+                if (special) continue;
+                test_conv_sparse_dy(ln_conv2d(4, 64, 3, 1, 1), 4, 11, 13, 40, relu, 0, &rng, name);
+                test_conv_sparse_dy(ln_conv2d(4, 64, 3, 1, 1), 4, 11, 13, 1, relu, 0, &rng, name);
+                test_conv_sparse_dy(ln_conv2d(4, 64, 3, 1, 1), 4, 11, 13, 2, relu, 0, &rng, name);
+                test_conv_sparse_dy(ln_conv2d(3, 16, 3, 1, 1), 3, 9, 9, 5, relu, 0, &rng, name);
             }
         /* a fused dropout2d: the input gradient skips the dropped planes, but not one that
          * holds a NaN (inf times 0), nor any when a weight is not finite; the output skips
