@@ -5,7 +5,9 @@
  * Environment: PARTS_ONLY=1 stops after the per-step conv timings, PARTS_NET=name keeps
  * the other nets' convolutions whose name holds it, CONV_LAYERS=1 times those as whole
  * layers on a batch (forward, backward) instead of step by step, LISTED=1 times the
- * gradients after a fused max pooling (conv_dx and conv_dw against their listed twins). */
+ * gradients after a fused max pooling (conv_dx and conv_dw against their listed twins),
+ * POOLS_ONLY=1 times the 3x3 stride-2 poolings of train_bench's pool3max and pool3avg
+ * nets (max and average, 32 x 32 and 15 x 15 planes). */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/layer.h"
 #include "../core/simd.h"
@@ -279,6 +281,16 @@ int main(int argc, char **argv)
             parts(other[i].name, &l);
     }
     if (getenv("PARTS_ONLY")) return 0;
+    if (getenv("POOLS_ONLY")) { /* the pool3max and pool3avg nets' poolings: 3x3, stride 2 */
+        for (int ref = 0; ref < 2; ref++)
+            for (int avg = 0; avg < 2; avg++) {
+                const ln_layer_spec spec = avg ? ln_avgpool2d(3, 2) : ln_maxpool2d(3, 2);
+                ln_layer p1 = make(spec, 32, 32, 32, &r, batch), p2 = make(spec, 64, 15, 15, &r, batch);
+                run(avg ? "avgpool3/2 32x32x32" : "maxpool3/2 32x32x32", &p1, batch, ref, 1, 0);
+                run(avg ? "avgpool3/2 64x15x15" : "maxpool3/2 64x15x15", &p2, batch, ref, 1, 0);
+            }
+        return 0;
+    }
     if (getenv("LINEAR_ONLY")) { /* the large linear layers of the fashion and cifar nets */
         ln_layer fl1 = make(ln_linear(3136, 1024), 3136, 1, 1, &r, batch);
         ln_layer cl1 = make(ln_linear(4096, 128), 4096, 1, 1, &r, batch);

@@ -105,9 +105,10 @@ function M.run(env)
   -- MFLOP and GFLOP/s count every product of the dense computation, as PyTorch does it;
   -- since session 16 the CIFAR and Fashion nets' second convolution leaves out, in its
   -- backward, the products of the places its max pooling sent no gradient to
-  -- (conv_dx_listed, conv_dw_listed), so their figures count work that is not done
-  print("MFLOP: the dense computation's; the cifar and fashion nets' conv2 backward skips the products of " ..
-    "places its max pooling sent no gradient to (3 in 4 or more), counted all the same")
+  -- (conv_dx_listed, conv_dw_listed), since session 21 pool3max's too (its 3x3 poolings
+  -- are not fused: ln_layer.dy_sparse), so their figures count work that is not done
+  print("MFLOP: the dense computation's; the cifar, fashion and pool3max nets' conv2 backward skips the products " ..
+    "of places its max pooling sent no gradient to (3 in 4 or more; 176 in 225 or more for pool3max), counted all the same")
   print(("%-8s %7s | %9s %7s %14s | %9s %7s %14s | %8s %8s | %7s | %9s %14s"):format("net", "MFLOP",
     "lunet 1t", "GFLOP/s", "% of peak", "lunet 2t", "GFLOP/s", "% of peak", "torch 1t", "torch 2t", "2t/best",
     "1t/CPU-s", "% of peak"))
