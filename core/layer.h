@@ -49,8 +49,9 @@ struct ln_layer {
      * scales the spread gradient backward. NULL: none. */
     ln_layer *pool_drop;
     /* Set by the net for a pass: a max pooling this layer does not take in comes next
-     * (after a fused activation, if any), so its output gradient is +-0 but at one place
-     * of each window at most (conv2d then takes its listed gradients). 0: not known. */
+     * (after a fused activation, if any), with at most a quarter as many windows as
+     * places, so its output gradient is +-0 but at one place a window (conv2d then takes
+     * its listed gradients). 0: not known. */
     int dy_sparse;
     /* Set by the net for a pass: this layer's work is done by the layer before it (an
      * activation or pooling it absorbed); net.c skips it forward and backward. */

@@ -551,6 +551,17 @@ static int fuses_pool_drop(const ln_net *net, int i, int d, const ln_ctx *ctx)
            fuses_pool(net, i, d + 1, ctx);
 }
 
+/* Whether layer p is a max pooling whose input gradient is +-0 at three places in four or
+ * more (one place a window, at most a quarter as many windows as places: 3x3 windows of
+ * stride 2, not 2x2 of stride 1), so that the layer before it takes it as lists
+ * (ln_layer.dy_sparse). */
+static int sparse_grad_pool(const ln_net *net, int p)
+{
+    if (p >= net->count || net->layers[p].spec.kind != LN_MAXPOOL2D) return 0;
+    const ln_layer *l = &net->layers[p];
+    return 4 * l->out_n <= l->in_n;
+}
+
 /* Whether layer i (i >= 1, not absorbed) hands work to the layer before it
  * (ln_layer.defer_dx, grad_bn): both kinds' say. The same bits either way (the same
  * kernel on the same values); what is saved is writing layer i's input gradient out
@@ -614,7 +625,7 @@ ln_status ln_net_forward(ln_net *net, const float *x, int batch, int training, l
         const int last = pool < 0 ? out : l->pool_relu ? pool + 1 : pool;
         l->pool_y = pool >= 0 ? net->act[last + 1] : NULL;
         l->pool_argmax = pool >= 0 ? net->layers[pool].argmax : NULL;
-        l->dy_sparse = pool < 0 && out + 1 < net->count && net->layers[out + 1].spec.kind == LN_MAXPOOL2D;
+        l->dy_sparse = pool < 0 && sparse_grad_pool(net, out + 1);
         if (l->spec.kind == LN_FLATTEN) continue; /* its output is its input (see reserve) */
         layer_pass(net, l, net->act[i], net->act[out + 1], NULL, NULL, &ctx, 0);
         while (i < last) {
