@@ -2014,6 +2014,13 @@ static void thread_cases(ln_rng *rng, const char *isa)
         ln_maxpool2d(2, 0),               ln_simple_layer(LN_FLATTEN),
         ln_linear(8 * 4 * 4, 10),         ln_simple_layer(LN_LOG_SOFTMAX),
     };
+    /* a convolution of 48 channels before a 3x3 stride-2 max pooling it does not take in:
+     * its gradients from dy's nonzero places (ln_layer.dy_sparse) */
+    const ln_layer_spec sparse_dy[] = {
+        ln_conv2d(3, 8, 3, 1, 1),    ln_simple_layer(LN_RELU),    ln_conv2d(8, 48, 3, 1, 1),
+        ln_simple_layer(LN_RELU),    ln_maxpool2d(3, 2),          ln_simple_layer(LN_FLATTEN),
+        ln_linear(48 * 7 * 7, 10),   ln_simple_layer(LN_LOG_SOFTMAX),
+    };
     /* the kind no other case has: leaky ReLU (with dropout between linear layers) */
     const ln_layer_spec leaky[] = {
         ln_simple_layer(LN_FLATTEN), ln_linear(3 * 8 * 8, 40), ln_leaky_relu(0.1f),
@@ -2026,6 +2033,8 @@ static void thread_cases(ln_rng *rng, const char *isa)
         {"tanh/relu + maxpool net (the activations take in the pooling)", act_pool, COUNT(act_pool), 3, 32, 32,
          ln_sgd_spec(0.01, 0.5)},
         {"study net", study, study_count, 1, 28, 28, ln_sgd_spec(0.01, 0.5)},
+        {"conv 48 + maxpool 3x3 stride 2 net (the convolution's gradients from dy's nonzero places)", sparse_dy,
+         COUNT(sparse_dy), 3, 15, 15, ln_sgd_spec(0.01, 0.5)},
         {"custom net (batchnorm, avgpool, tanh, sigmoid, adam)", custom, COUNT(custom), 1, 28, 28,
          ln_adam_spec(LN_OPT_ADAM, 1e-3)},
         {"strided net (conv stride 2, maxpool 3x3, adamw)", strided, COUNT(strided), 3, 32, 32,
