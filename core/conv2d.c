@@ -777,14 +777,15 @@ void conv2d_backward_part(ln_layer *l, const float *x, const float *dy, float *d
      * are finite; a fused dropout2d's scales say which planes can be */
     const int sparse = dx && K->max_abs(g.oc * g.ck, l->weight) < INFINITY;
     const float *drop = l->pool_drop && ctx->training ? l->pool_drop->mask : NULL;
+    /* Before a max pooling it does not take in (any window but a fused 2x2 one; net.c's
+     * dy_sparse), the output gradient is +-0 but at one place a window at most (make
+     * bench's pool3max net: 3x3 windows of stride 2, at most 49 of conv2's 225 places a
+     * channel): the listed gradients below, from the places of dy that are not +-0
+     * (nonzero_places) */
+    const int sparse_dy = l->dy_sparse && !l->pool_y && !l->grad_bn;
     /* After a fused max pooling, the transposed kernel's sums sample by sample over the
      * places the pooling sent a gradient to (conv_dw_listed; the same layers as
      * conv_dx_listed), the lists shared with the input gradient */
-    /* After a max pooling it does not take in (any window but a fused 2x2 one), the
-     * output gradient is +-0 but at one place a window at most: the same listed gradients,
-     * from the places of dy that are not +-0 (nonzero_places). The pool3max net of `make
-     * bench` (3x3 windows of stride 2, 49 of conv2's 225 places a channel at most) */
-    const int sparse_dy = l->dy_sparse && !l->pool_y && !l->grad_bn;
     const int listed = transposed && !along_rows && (l->pool_y || sparse_dy) && may_list(&g);
     const int dxl = dx && dx_listed(l, &g, sparse); /* the input gradients take the maxima's lists */
     const int64_t room = dx_list_room(&g);
