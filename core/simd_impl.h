@@ -1963,6 +1963,21 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 
 /* =================================================== pooling, any window */
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+/* The even places of a then b (2 VL floats, loaded): one permutation on AVX-512; on
+ * AVX2 within halves, then the halves' quarters in order. */
+ALWAYS_INLINE vf SFX(even_of)(vf a, vf b)
+{
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return (vf)_mm512_permutex2var_ps((__m512)a, even, (__m512)b);
+#else
+    const __m256 t = _mm256_shuffle_ps((__m256)a, (__m256)b, _MM_SHUFFLE(2, 0, 2, 0));
+    return (vf)_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+#endif
+}
+#endif
+
 /* The values at one place of VL windows side by side (lane l's at p + lane_at[l]; only
  * the first n lanes are used, the others hold any value): with stride 1, plain loads
  * (masked for a row's last windows); with stride 2 on AVX-512 and AVX2, two loads and
@@ -1974,28 +1989,12 @@ ALWAYS_INLINE vf SFX(window_values)(const float *p, int s, int n, vi lane_at, co
         if (n == VL) return V_LOADU(p);
         return V_LOADU_N(p, n);
     }
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
     if (s == 2) {
-        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        if (p + 32 <= end) return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+        if (p + 2 * VL <= end) return SFX(even_of)(V_LOADU(p), V_LOADU(p + VL));
         const int64_t left = end - p; /* >= 1: lane 0's value is in x */
-        const __m512 a = _mm512_maskz_loadu_ps(a5_mask(left < 16 ? (int)left : 16), p);
-        const __m512 b = left > 16 ? _mm512_maskz_loadu_ps(a5_mask((int)(left - 16)), p + 16) : _mm512_setzero_ps();
-        return _mm512_permutex2var_ps(a, even, b);
-    }
-#elif SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-    if (s == 2) { /* the even places of two loads: within halves, then the halves' quarters in order */
-        __m256 a, b;
-        if (p + 16 <= end) {
-            a = _mm256_loadu_ps(p);
-            b = _mm256_loadu_ps(p + 8);
-        } else {
-            const int64_t left = end - p;
-            a = _mm256_maskload_ps(p, a2_mask(left < 8 ? (int)left : 8));
-            b = left > 8 ? _mm256_maskload_ps(p + 8, a2_mask((int)(left - 8))) : _mm256_setzero_ps();
-        }
-        const __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+        return SFX(even_of)(V_LOADU_N(p, left < VL ? (int)left : VL),
+                            left > VL ? V_LOADU_N(p + VL, (int)(left - VL)) : V_ZERO());
     }
 #else
     (void)end;
@@ -2019,7 +2018,8 @@ ALWAYS_INLINE vi SFX(window_lanes)(int n, int s)
 }
 
 /* Whether b, later in the window's order, takes the place of a: greater, or the first
- * NaN (not (b <= a) is greater or unordered; a NaN a is never replaced). */
+ * NaN (not (b <= a) is greater or unordered; a NaN a is never replaced). The 2x2
+ * kernels' later_wins is this rule (AVX2: this function; AVX-512: as a lane mask). */
 ALWAYS_INLINE vi SFX(window_takes)(vf a, vf b) { return ~(b <= a) & (a == a); }
 
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
@@ -2029,16 +2029,7 @@ ALWAYS_INLINE vi SFX(window_takes)(vf a, vf b) { return ~(b <= a) & (a == a); }
  * (window_values); with b two input rows below a, the windows of two output rows of at
  * most VL / 2 (a row pair: planes whose output rows fill half a vector or less, the
  * second pooling of a 3x3 stride-2 net, 7 wide, taking one vector for two rows). */
-ALWAYS_INLINE vf SFX(even_halves)(const float *a, const float *b)
-{
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(a), even, _mm512_loadu_ps(b));
-#else
-    const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b), _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
-#endif
-}
+ALWAYS_INLINE vf SFX(even_halves)(const float *a, const float *b) { return SFX(even_of)(V_LOADU(a), V_LOADU(b)); }
 
 /* The first n lanes of the low half of v at lo, those of the high half at hi (a row
  * pair's outputs; n <= VL / 2). */
@@ -2078,17 +2069,18 @@ ALWAYS_INLINE vf SFX(s2_values)(const float *q, int w, const int pair)
  * *off: the offset from the window's top-left. */
 ALWAYS_INLINE void SFX(maxpool_s2_vector)(const float *p, int w, const int k, const int pair, vf *best, vi *off)
 {
+    const vi zero = {0};
     vf b = V_ZERO();
-    vi at = {0};
+    vi at = zero;
     for (int ki = 0; ki < k; ki++) {
         const float *r = p + (int64_t)ki * w;
         vf rb = SFX(s2_values)(r, w, pair);
-        vi ra = at - at; /* the column: 0 */
+        vi ra = zero; /* the column */
         for (int kj = 1; kj < k; kj++) {
             const vf v = SFX(s2_values)(r + kj, w, pair);
             const vi take = SFX(window_takes)(rb, v);
             rb = SFX(select)(take, v, rb);
-            ra = (vi)SFX(select)(take, (vf)(ra - ra + kj), (vf)ra);
+            ra = (vi)SFX(select)(take, (vf)(zero + kj), (vf)ra);
         }
         ra += ki * w;
         if (ki == 0) {
@@ -2149,9 +2141,9 @@ ALWAYS_INLINE vf SFX(pool_s2_vector)(const float *p, int w, int k, const int pai
  * on every value cost 10 ms of a 32 ms step of a CIFAR-shaped net with two 3x3 stride-2
  * poolings (21-22 ns an output). Stride 2 on AVX-512 and AVX2 goes to pool_s2_vector
  * where its reads stay inside x (bounds checked once per vector, no test of the stride
- * per value), two output rows to a vector where they fit in half of one: 4 x 64 planes
- * of 15 x 15, 3x3 windows, 58-86 -> 42 us max and 26 -> 16 us average before the row
- * pairs. */
+ * per value), two output rows to a vector where they fit in half of one
+ * (`POOLS_ONLY=1 kernel_bench 4`, 64 planes of 15 x 15, 3x3 windows: max 14.5 -> 3.4 us
+ * a sample, average 6.6 -> 2.6). */
 ALWAYS_INLINE void SFX(pool_fwd_any)(int64_t planes, int h, int w, int k, int s, const float *x, float *y,
                                      int32_t *argmax, const int max)
 {
@@ -2240,8 +2232,8 @@ static void SFX(avgpool_fwd)(int64_t planes, int h, int w, int k, int s, const f
  * additions, bit for bit, without the memset and without additions that wait on each
  * other through memory. A lane with no c-th window adds +0, which changes nothing (a sum
  * that starts at +0 is never -0). pool.c's passes along the rows (avgpool_backward_any)
- * took 3.6 ms for a batch of 64 x 32 planes of 32 x 32 with 3x3 windows of stride 2;
- * this, 0.58 ms. */
+ * took 24.7-25.6 us a sample of 32 planes of 32 x 32 with 3x3 windows of stride 2; this,
+ * 6.5-6.7 (`POOLS_ONLY=1 kernel_bench 64`). */
 
 #if SIMD_MAXPOOL != SIMD_MAXPOOL_SCALAR /* the gather's permutations */
 /* Most entries of a row's gather table (vectors of a row x windows per input), most
@@ -2361,7 +2353,7 @@ ALWAYS_INLINE void SFX(avgpool_bwd_plane)(const SFX(pool_gather) *t, const int C
  * (Gathering a max pooling's gradient the same way, a lane taking an output's
  * gradient where its argmax names the lane, was slower than the reference's scatter,
  * which touches each output once: 47 against 31 us for 4 x 32 planes of 32 x 32,
- * 3x3 windows, stride 2.) */
+ * 3x3 windows, stride 2, in a throwaway benchmark.) */
 static int SFX(avgpool_bwd_any)(int64_t planes, int h, int w, int k, int s, const float *dy, float *dx)
 {
     const int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
@@ -2379,8 +2371,9 @@ static int SFX(avgpool_bwd_any)(int64_t planes, int h, int w, int k, int s, cons
     return 1;
 }
 #else
-/* Lane by lane, the gather lost to pool.c's passes along the rows (4 x 32 planes of
- * 32 x 32, 3x3, stride 2: 156 against 99 us): they keep those planes. */
+/* Lane by lane, the gather lost to pool.c's passes along the rows (a throwaway
+ * benchmark, 4 x 32 planes of 32 x 32, 3x3, stride 2: 156 against 99 us): they keep
+ * those planes. */
 static int SFX(avgpool_bwd_any)(int64_t planes, int h, int w, int k, int s, const float *dy, float *dx)
 {
     (void)planes, (void)h, (void)w, (void)k, (void)s, (void)dy, (void)dx;
@@ -2500,8 +2493,8 @@ ALWAYS_INLINE void SFX(pool_grad_prefetch)(int64_t pl, int64_t planes, int64_t p
  * wins ties only through its own earlier position (see maxpool2_fwd). */
 static inline __mmask16 SFX(later_wins)(__m512 a, __m512 b)
 {
-    return _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) |
-           (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q));
+    /* window_takes' rule: not (b <= a), and a not NaN */
+    return _mm512_cmp_ps_mask(b, a, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q);
 }
 
 /* The four input gradients of 16 windows: g where the offset rel of the maximum within
@@ -2772,11 +2765,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
  * us per sample on conv1's 10x24x24 output, their backward slower than the scalar
  * reference; these 1.12 + 0.88 us: bench/README.md). Even and odd columns separated
  * with shuffles, masks as vectors. */
-static inline __m256 SFX(later_wins)(__m256 a, __m256 b)
-{
-    /* not (b <= a): b > a, or b NaN; and a not NaN */
-    return _mm256_and_ps(_mm256_cmp_ps(b, a, _CMP_NLE_UQ), _mm256_cmp_ps(a, a, _CMP_ORD_Q));
-}
+static inline __m256 SFX(later_wins)(__m256 a, __m256 b) { return (__m256)SFX(window_takes)((vf)a, (vf)b); }
 
 /* SFX(deinterleave): see avgpool */
 
