@@ -187,7 +187,8 @@ static void backward_reference(ln_layer *l, const float *x, const float *dy, flo
  * summed in vector lanes (float) and that partial added to the channel's double sum;
  * the elementwise steps are the reference's operations in its order. ---- */
 
-/* Runs shorter than this (batchnorm1d: 1 value per sample) go to the reference. */
+/* Runs shorter than this go to the reference, but runs of one value (batchnorm1d on
+ * N x F), which take the bn_feat kernels (forward_features, backward_features). */
 #define FAST_MIN_RUN 8
 
 /* The fast forward's y = (x - mean) * alpha + beta of channel c: the saved batch
@@ -477,6 +478,61 @@ void batchnorm_input_grad(const ln_layer *l, const ln_ctx *ctx, int64_t n0, int 
     }
 }
 
+/* ---- runs of one value (batchnorm1d on N x F): the reference's sums, in lanes ----
+ * Each feature's statistics are its column's, which the reference walks down one
+ * column at a time; the bn_feat kernels walk along the rows, a vector of features at
+ * a time, with the reference's operations in its order (simd.h): the same bits. */
+
+/* Features whose constants one pass of the kernels holds (on the stack) */
+#define FEAT_BLOCK 256
+
+static void forward_features(ln_layer *l, const float *x, float *y, const ln_ctx *ctx, int64_t c0, int64_t c1)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const ln_simd_kernels *K = ln_simd();
+    double sum[FEAT_BLOCK], mean[FEAT_BLOCK];
+    float mf[FEAT_BLOCK], alpha[FEAT_BLOCK], beta[FEAT_BLOCK];
+    for (int64_t b0 = c0; b0 < c1; b0 += FEAT_BLOCK) {
+        const int64_t nb = c1 - b0 < FEAT_BLOCK ? c1 - b0 : FEAT_BLOCK;
+        if (ctx->training) { /* two passes, as forward_reference: the mean, then the deviations */
+            K->bn_feat_sums(ctx->batch, nb, d.stride, x + b0, NULL, sum);
+            for (int64_t j = 0; j < nb; j++) mean[j] = d.m > 0 ? sum[j] / (double)d.m : 0.0;
+            K->bn_feat_sums(ctx->batch, nb, d.stride, x + b0, mean, sum);
+            for (int64_t j = 0; j < nb; j++) store_stats(l, &d, b0 + j, mean[j], sum[j]);
+        }
+        for (int64_t j = 0; j < nb; j++) {
+            affine_of(l, &d, b0 + j, ctx->training, &mf[j], &alpha[j]);
+            beta[j] = beta_of(l, b0 + j);
+        }
+        K->bn_feat_affine(ctx->batch, nb, d.stride, x + b0, y + b0, mf, alpha, beta);
+    }
+}
+
+static void backward_features(ln_layer *l, const float *x, const float *dy, float *dx, const ln_ctx *ctx,
+                              int64_t c0, int64_t c1)
+{
+    const bn_dims d = dims_of(l, ctx);
+    const ln_simd_kernels *K = ln_simd();
+    double sum_dy[FEAT_BLOCK], sum_dy_xhat[FEAT_BLOCK];
+    float mean[FEAT_BLOCK], invstd[FEAT_BLOCK], k[FEAT_BLOCK], mdy[FEAT_BLOCK], mdyx[FEAT_BLOCK];
+    for (int64_t b0 = c0; b0 < c1; b0 += FEAT_BLOCK) {
+        const int64_t nb = c1 - b0 < FEAT_BLOCK ? c1 - b0 : FEAT_BLOCK;
+        for (int64_t j = 0; j < nb; j++) backward_stats(l, ctx, &d, b0 + j, &mean[j], &invstd[j]);
+        K->bn_feat_grad_sums(ctx->batch, nb, d.stride, x + b0, dy + b0, mean, invstd, sum_dy, sum_dy_xhat);
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t c = b0 + j;
+            if (l->dweight) l->dweight[c] += (float)sum_dy_xhat[j];
+            if (l->dbias) l->dbias[c] += (float)sum_dy[j];
+            k[j] = invstd[j] * gamma_of(l, c);
+            mdy[j] = ctx->training && d.m > 0 ? (float)(sum_dy[j] / (double)d.m) : 0.0f;
+            mdyx[j] = ctx->training && d.m > 0 ? (float)(sum_dy_xhat[j] / (double)d.m) : 0.0f;
+        }
+        if (dx)
+            K->bn_feat_dx(ctx->batch, nb, d.stride, x + b0, dy + b0, dx + b0, mean, invstd, k, mdy, mdyx,
+                          ctx->training);
+    }
+}
+
 /* Whether the layer before may make its input gradient (ln_layer.defer_dx): on the fast
  * path only (batchnorm_backward_part's choice). */
 int batchnorm_hands_off(const ln_layer *l, const ln_ctx *ctx)
@@ -519,6 +575,10 @@ void batchnorm_forward_part(ln_layer *l, const float *x, float *y, const ln_ctx 
     const bn_dims d = dims_of(l, ctx);
     int64_t c0, c1;
     ln_split(d.c, t, T, &c0, &c1);
+    if (!ctx->reference && d.s == 1) {
+        forward_features(l, x, y, ctx, c0, c1);
+        return;
+    }
     if (ctx->reference || d.s < FAST_MIN_RUN) {
         forward_reference(l, x, y, ctx, c0, c1);
         return;
@@ -533,7 +593,9 @@ void batchnorm_backward_part(ln_layer *l, const float *x, const float *dy, float
     const bn_dims d = dims_of(l, ctx);
     int64_t c0, c1;
     ln_split(d.c, t, T, &c0, &c1);
-    if (ctx->reference || d.s < FAST_MIN_RUN)
+    if (!ctx->reference && d.s == 1)
+        backward_features(l, x, dy, dx, ctx, c0, c1);
+    else if (ctx->reference || d.s < FAST_MIN_RUN)
         backward_reference(l, x, dy, dx, ctx, c0, c1);
     else
         backward_fast(l, x, dy, dx, ctx, c0, c1);

@@ -158,6 +158,22 @@ typedef struct {
                          double *sum_dy, double *sum_dy_xhat);
     void (*bn_dx)(int64_t n, const float *x, const float *dy, const int32_t *up, const ln_bn_act *act, float *dx,
                   float mean, float invstd, float k, float mdy, float mdyx, int training);
+    /* batchnorm1d over rows of features (runs of one: batchnorm.c), features [0, f) of
+     * `batch` rows `stride` floats apart, each feature's sums down its column in sample
+     * order and in double and each value's float operations, bit for bit the reference's:
+     * bn_feat_sums: out[j] = the sum of x (mean NULL) or of ((double)x - mean[j])^2;
+     * bn_feat_affine: y = (x - mean[j]) * alpha[j] + beta[j];
+     * bn_feat_grad_sums: the sums of dy and of (double)dy * (double)xhat with xhat =
+     * (x - mean[j]) * invstd[j]; bn_feat_dx: dx = k[j] * (dy - mdy[j] - xhat * mdyx[j])
+     * in training, dy * k[j] otherwise */
+    void (*bn_feat_sums)(int batch, int64_t f, int64_t stride, const float *x, const double *mean, double *out);
+    void (*bn_feat_affine)(int batch, int64_t f, int64_t stride, const float *x, float *y, const float *mean,
+                           const float *alpha, const float *beta);
+    void (*bn_feat_grad_sums)(int batch, int64_t f, int64_t stride, const float *x, const float *dy,
+                              const float *mean, const float *invstd, double *sum_dy, double *sum_dy_xhat);
+    void (*bn_feat_dx)(int batch, int64_t f, int64_t stride, const float *x, const float *dy, float *dx,
+                       const float *mean, const float *invstd, const float *k, const float *mdy, const float *mdyx,
+                       int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */

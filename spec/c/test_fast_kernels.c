@@ -731,6 +731,89 @@ static void test_batchnorm(int c, int h, int w, int batch, int training, ln_rng 
     free_layer(&o);
 }
 
+/* Whether n floats are the same bits, but that a NaN may be any NaN: which of two NaN
+ * operands an operation returns is the compiler's choice of operand order (a
+ * sanitizer build's scalar reference took the other NaN's sign than the vectors). */
+static int same_floats_any_nan(const float *a, const float *b, int64_t n, char *detail, size_t size)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+            snprintf(detail, size, "floats differ at %lld: %a, %a", (long long)i, (double)a[i], (double)b[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* Batchnorm1d on batch x f (one value per feature: the bn_feat kernels) against the
+ * reference, bit for bit (any NaN for a NaN): the output, the saved and running statistics, the input and
+ * parameter gradients, on one thread and split over 3 (features [0, f) in 3 parts). With
+ * specials, -0, an infinity and a NaN in x and in dy, in features of their own. */
+static void test_batchnorm_features(int f, int batch, int training, int specials, ln_rng *rng, const char *isa)
+{
+    owned_layer o;
+    int64_t d[1] = {f};
+    make_layer(&o, ln_batchnorm(LN_BATCHNORM1D, f), ln_shape_make(1, d), batch, rng);
+    const int64_t n = o.l.in_n * batch, saved_n = ln_layer_saved_count(&o.l);
+    float *x = o.x, *dy = o.dy;
+    for (int64_t i = 0; i < n; i++) x[i] = 3.0f + 2.0f * x[i]; /* a mean well away from 0 */
+    if (specials && f >= 4)
+        for (int a = 0; a < batch; a++) {
+            x[(int64_t)a * f + 1] = a % 2 ? -0.0f : 0.5f;
+            x[(int64_t)a * f + f - 2] = a == batch / 2 ? INFINITY : 1.0f;
+            x[(int64_t)a * f + f / 2] = a == 0 ? NAN : 2.0f;
+            dy[(int64_t)a * f + 2] = a % 3 ? -0.0f : -INFINITY;
+            dy[(int64_t)a * f + f - 1] = a == batch - 1 ? NAN : dy[(int64_t)a * f + f - 1];
+        }
+    float *out[3][6];
+    for (int r = 0; r < 3; r++) { /* the reference, the fast path on one thread, on 3 */
+        out[r][0] = falloc(n);
+        out[r][1] = falloc(n);
+        out[r][2] = falloc(f);
+        out[r][3] = falloc(f);
+        out[r][4] = falloc(2 * f);
+        out[r][5] = falloc(saved_n);
+        for (int i = 0; i < f; i++) {
+            out[r][4][i] = 0.1f * (float)i;
+            out[r][4][f + i] = 1.0f + 0.2f * (float)i;
+        }
+        memset(out[r][5], 0, sizeof(float) * (size_t)saved_n);
+        o.l.running_mean = out[r][4];
+        o.l.running_var = out[r][4] + f;
+        o.l.saved = out[r][5];
+        o.l.dweight = out[r][2];
+        o.l.dbias = out[r][3];
+        memset(out[r][2], 0, sizeof(float) * (size_t)f);
+        memset(out[r][3], 0, sizeof(float) * (size_t)f);
+        ln_ctx ctx = {batch, training, r == 0, NULL, NULL, NULL};
+        const int T = r == 2 ? 3 : 1;
+        for (int t = 0; t < T; t++) batchnorm_forward_part(&o.l, x, out[r][0], &ctx, t, T);
+        for (int t = 0; t < T; t++) batchnorm_backward_part(&o.l, x, dy, out[r][1], &ctx, t, T);
+    }
+    o.l.dweight = o.dweight;
+    o.l.dbias = o.dbias;
+    char desc[200], detail[300] = "";
+    snprintf(desc, sizeof desc, "%s batchnorm1d on %d features, batch %d, %s%s: fast = reference bit for bit, "
+             "on 1 and 3 threads", isa, f, batch, training ? "training" : "eval",
+             specials ? ", with -0, inf and NaN" : "");
+    static const char *what[6] = {"output", "input gradient", "weight gradient", "bias gradient",
+                                  "running statistics", "saved statistics"};
+    int ok = 1;
+    for (int r = 1; ok && r < 3; r++)
+        for (int j = 0; ok && j < 6; j++) {
+            const int64_t len = j < 2 ? n : j < 4 ? f : j == 4 ? 2 * f : saved_n;
+            const int64_t cmp = j == 5 ? (training ? 2 * f : 0) : len; /* the saved mean and invstd */
+            if (!same_floats_any_nan(out[r][j], out[0][j], cmp, detail, sizeof detail)) {
+                ok = 0;
+                snprintf(detail + strlen(detail), sizeof detail - strlen(detail), " (%s, %s)", what[j],
+                         r == 1 ? "1 thread" : "3 threads");
+            }
+        }
+    tap_result(&T, ok, desc, detail);
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < 6; j++) free(out[r][j]);
+    free_layer(&o);
+}
+
 /* A convolution and the batchnorm after it (its fused activation `act`, 0 for none, and
  * `pool`, a 2x2 average pooling after that): the batchnorm's backward deferring its
  * input gradient to the convolution's (ln_layer.defer_dx, grad_bn; net.c) against the
@@ -2200,6 +2283,13 @@ int main(void)
                 test_conv_bn_deferred(ln_conv2d(2, 6, 3, 2, 1), 2, 10, 9, 5, act, 0, training, &rng, name);
                 test_conv_bn_deferred(ln_conv2d(4, 16, 3, 1, 1), 4, 10, 10, 11, act, 1, training, &rng, name);
             }
+        /* batchnorm1d's runs of one: tails of every ISA's vectors, more features than
+         * one pass of the kernels holds (FEAT_BLOCK), a batch of one */
+        static const int feats[][2] = {{1, 9}, {5, 4}, {16, 64}, {37, 9}, {64, 50}, {300, 3}, {517, 9}, {48, 1}};
+        for (size_t i = 0; i < sizeof feats / sizeof feats[0]; i++)
+            for (int training = 0; training < 2; training++)
+                for (int specials = 0; specials < 2; specials++)
+                    test_batchnorm_features(feats[i][0], feats[i][1], training, specials, &rng, name);
         static const int bns[][3] = {{16, 28, 28}, {3, 5, 7}, {2, 3, 3}, {48, 0, 0}};
         for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
             test_batchnorm(bns[i][0], bns[i][1], bns[i][2], 9, 1, &rng, name);
