@@ -261,6 +261,48 @@ static void test_conv(const conv_case *cc, int batch, ln_rng *rng, const char *i
     free_layer(&o);
 }
 
+/* The strided convolutions' unfolding and folding (im2col rows: unfold_im2col and
+ * fold_im2col in simd_impl.h) against ln_conv_unfold_c and ln_conv_fold_c, bit for bit:
+ * x and the rows' gradient with -0, infinities and NaN among their values; the fold
+ * into a buffer of NaNs, so that every place of dx must be written. */
+static void test_im2col(int c, int h, int w, int k, int s, int pad, ln_rng *rng, const char *isa)
+{
+    ln_layer_spec spec = ln_conv2d(c, 3, k, s, pad);
+    int64_t d[3] = {c, h, w};
+    ln_layer l;
+    memset(&l, 0, sizeof l);
+    l.spec = spec;
+    l.in = ln_shape_make(3, d);
+    ln_error err;
+    if (ln_layer_setup(&l, 1, &err)) fixture_fail("im2col layer", err.msg);
+    ln_conv_geom g;
+    ln_conv_geom_of(&l.spec, &l.in, &l.out, &g);
+    const ln_simd_kernels *K = ln_simd();
+    const int64_t n = (int64_t)c * h * w, u = g.unf_n + LN_SIMD_SLACK;
+    float *x = falloc(n), *rows = falloc(u), *ref = falloc(u), *dx = falloc(n), *dref = falloc(n);
+    fill(x, n, rng);
+    for (int64_t i = 0; i < n; i += 5) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? INFINITY : NAN;
+    K->conv_unfold(&g, x, rows);
+    ln_conv_unfold_c(&g, x, ref);
+    char desc[200], detail[300] = "";
+    int ok = same_bits(rows, ref, sizeof(float) * (size_t)g.unf_n, detail, sizeof detail);
+    /* the rows' gradient: random, with specials; fold_c's terms are the reference's */
+    fill(rows, g.unf_n, rng);
+    for (int64_t i = 0; i < g.unf_n; i += 7) rows[i] = i % 4 == 0 ? -0.0f : i % 4 == 1 ? -INFINITY : i % 4 == 2 ? NAN : 0.0f;
+    for (int64_t i = 0; i < n; i++) dx[i] = NAN;
+    K->conv_fold(&g, rows, dx);
+    ln_conv_fold_c(&g, rows, dref);
+    if (ok) ok = same_bits(dx, dref, sizeof(float) * (size_t)n, detail, sizeof detail);
+    snprintf(desc, sizeof desc, "%s conv2d im2col %dx%dx%d k%d s%d p%d (output %dx%d): unfold and fold bit for bit", isa,
+             c, h, w, k, s, pad, g.oh, g.ow);
+    tap_result(&T, ok, desc, detail);
+    free(x);
+    free(rows);
+    free(ref);
+    free(dx);
+    free(dref);
+}
+
 /* ------------------------------------------------------------- linear */
 
 static void test_linear(int in, int out, int bias, int batch, ln_rng *rng, const char *isa)
@@ -2228,6 +2270,15 @@ int main(void)
             }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, 0, &rng, name);
+        /* im2col: stride 2 with output rows of 1 to 3 vectors and a part, padding 0 to
+         * 2, kernels 1 to 5, an input narrower than the kernel; strides 3 and 4 */
+        static const int im2col[][6] = {{3, 32, 32, 3, 2, 1}, {32, 16, 16, 3, 2, 1}, {8, 8, 8, 3, 2, 1},
+                                        {2, 57, 55, 3, 2, 1}, {3, 20, 19, 4, 2, 2}, {4, 9, 9, 1, 2, 0},
+                                        {2, 70, 66, 5, 2, 2}, {1, 3, 3, 3, 2, 1}, {2, 4, 2, 5, 2, 2},
+                                        {3, 20, 19, 4, 3, 2}, {8, 15, 15, 5, 3, 2}, {2, 17, 23, 3, 4, 1}};
+        for (size_t i = 0; i < sizeof im2col / sizeof im2col[0]; i++)
+            test_im2col(im2col[i][0], im2col[i][1], im2col[i][2], im2col[i][3], im2col[i][4], im2col[i][5], &rng,
+                        name);
         /* a ReLU fused into conv2d: the lane-partial weight gradient with a vector tail
          * (zero-padded dy for dx) and chunks of samples, the transposed one, im2col */
         test_fused_act(ln_conv2d(3, 5, 3, 1, 1), LN_RELU, 3, 9, 11, 19, 1, 0, &rng, name);
