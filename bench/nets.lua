@@ -56,6 +56,23 @@ local function nets(lunet)
     { name = "pool3avg", what = "CIFAR-shaped net, 3x3 stride-2 average poolings, SGD", torch = true, cifar = true,
       epochs = 2, make = function() return cifar_pool3(L, L.avgpool2d) end,
       optimizer = function() return L.sgd { lr = 0.01, momentum = 0.9 } end },
+    -- a batchnorm1d after each hidden linear layer (runs of one value: the bn_feat
+    -- kernels), and a net of strided convolutions (im2col: unfold_im2col, fold_im2col)
+    { name = "mlpbn", what = "MLP 784-512-256-10, batchnorm1d and ReLU after each hidden layer, Adam", torch = true,
+      epochs = 5,
+      make = function()
+        return L.sequential { L.flatten(), L.linear(784, 512), L.batchnorm1d(512), L.relu(), L.linear(512, 256),
+          L.batchnorm1d(256), L.relu(), L.linear(256, 10), L.log_softmax(), input = { 1, 28, 28 }, seed = 1 }
+      end,
+      optimizer = function() return L.adam { lr = 1e-3 } end },
+    { name = "strided", what = "3x32x32: conv 3-32 and 32-64 3x3 stride 2 pad 1, ReLU, linear 4096-10, SGD",
+      torch = true, cifar = true, epochs = 3,
+      make = function()
+        return L.sequential { L.conv2d(3, 32, 3, { stride = 2, padding = 1 }), L.relu(),
+          L.conv2d(32, 64, 3, { stride = 2, padding = 1 }), L.relu(), L.flatten(), L.linear(64 * 8 * 8, 10),
+          L.log_softmax(), input = { 3, 32, 32 }, seed = 1 }
+      end,
+      optimizer = function() return L.sgd { lr = 0.01, momentum = 0.9 } end },
     { name = "fashion", what = "Fashion-MNIST reference CNN (5x5 pad 2, linear 3136-1024, dropout 0.4), Adam",
       torch = true, fashion = true, epochs = 2,
       make = function()
@@ -100,7 +117,7 @@ function M.run(env)
   print()
   print(("other nets, batch %d, one run each (lunet: net:train{threads = N}; PyTorch: set_num_threads(N)); " ..
     "median of %d; load average now %s"):format(BATCH, repeats, env.loadavg()))
-  print("data: study/tanh/custom " .. "the study's 3000 images; cifar, pool3max, pool3avg random 3x32x32 (1024); fashion " ..
+  print("data: study/tanh/custom/mlpbn " .. "the study's 3000 images; cifar, pool3max, pool3avg, strided random 3x32x32 (1024); fashion " ..
     fashion_source)
   -- MFLOP and GFLOP/s count every product of the dense computation, as PyTorch does it;
   -- since session 16 the CIFAR and Fashion nets' second convolution leaves out, in its

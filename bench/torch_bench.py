@@ -14,7 +14,11 @@ Nets (--net):
            dropout 0.4, linear 1024-10), Adam lr 1e-3, on the first 1024 images of
            /usr/share/datasets/fashion-mnist (random ones if it is missing);
   pool3max, pool3avg  the cifar net with 3x3 stride-2 max or average poolings (32 ->
-           15 -> 7, linear 3136-128), the same data and optimizer.
+           15 -> 7, linear 3136-128), the same data and optimizer;
+  mlpbn    linear 784-512, batchnorm1d, relu, linear 512-256, batchnorm1d, relu, linear
+           256-10, Adam lr 1e-3, on the study's images;
+  strided  3x32x32: conv 3-32 and 32-64 3x3 stride 2 pad 1, each with a relu, linear
+           4096-10, SGD lr 0.01 momentum 0.9, the cifar net's data.
 Batches are cut from a tensor in memory after a per-epoch shuffle (no DataLoader), so
 PyTorch is measured at its best.
 
@@ -83,6 +87,16 @@ class TwoConvNet(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
+def mlp_bn():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 256),
+                         nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftmax(dim=1))
+
+
+def strided():
+    return nn.Sequential(nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(64 * 8 * 8, 10), nn.LogSoftmax(dim=1))
+
+
 NETS = {
     "study": (Net, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.5)),
     "cifar": (lambda: TwoConvNet(3, 3, 1, 4096, 128), lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
@@ -92,6 +106,8 @@ NETS = {
                  lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
     "pool3avg": (lambda: TwoConvNet(3, 3, 1, 3136, 128, pool=lambda x: F.avg_pool2d(x, 3, 2)),
                  lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
+    "mlpbn": (mlp_bn, lambda p: torch.optim.Adam(p, lr=1e-3)),
+    "strided": (strided, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
 }
 
 
@@ -139,11 +155,12 @@ def random_data(n, c, h, w):
 
 
 def load_data(net="study"):
-    if net in ("cifar", "pool3max", "pool3avg"):
+    if net in ("cifar", "pool3max", "pool3avg", "strided"):
         x, y = random_data(1024, 3, 32, 32)
         return x, y, "random"
-    d = os.environ.get("MNIST_DIR") if net == "study" else "/usr/share/datasets/fashion-mnist"
-    n_max = N_IMAGES if net == "study" else 1024
+    mnist = net in ("study", "mlpbn")
+    d = os.environ.get("MNIST_DIR") if mnist else "/usr/share/datasets/fashion-mnist"
+    n_max = N_IMAGES if mnist else 1024
     if d:
         ip = find(d, "train-images-idx3-ubyte")
         lp = find(d, "train-labels-idx1-ubyte")

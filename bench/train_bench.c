@@ -3,7 +3,9 @@
  * Usage: train_bench [batch] [epochs] [n] [net] [threads] [optimizer]
  *   net: study (default), tanh (the study's layout with tanh before pooling), custom,
  *        cifar, fashion (see bench/README.md), pool3max and pool3avg (the cifar net with
- *        3x3 stride-2 max or average poolings); optimizer: sgd (default) or adam.
+ *        3x3 stride-2 max or average poolings), mlpbn (linear 784-512-256-10 with
+ *        batchnorm1d and ReLU), strided (3x32x32: conv 3-32 and 32-64 3x3 stride 2 pad 1,
+ *        ReLU, linear 4096-10); optimizer: sgd (default) or adam.
  * MNIST_DIR set and a 1x28x28 net: real images; random ones otherwise. */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/lunet.h"
@@ -82,6 +84,24 @@ static int net_specs(const char *name, ln_layer_spec *s, int64_t *dims)
         i = two_conv_blocks(s, 3, 32, 64, 3, 1, 64 * 7 * 7, 128, 0, &pool);
     } else if (!strcmp(name, "fashion")) {
         i = two_conv_blocks(s, 1, 32, 64, 5, 2, 3136, 1024, 0.4f, NULL);
+    } else if (!strcmp(name, "mlpbn")) {
+        s[i++] = ln_simple_layer(LN_FLATTEN);
+        s[i++] = ln_linear(784, 512);
+        s[i++] = ln_batchnorm(LN_BATCHNORM1D, 512);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_linear(512, 256);
+        s[i++] = ln_batchnorm(LN_BATCHNORM1D, 256);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_linear(256, 10);
+    } else if (!strcmp(name, "strided")) { /* 32x32 -> 16x16 -> 8x8 */
+        dims[0] = 3;
+        dims[1] = dims[2] = 32;
+        s[i++] = ln_conv2d(3, 32, 3, 2, 1);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_conv2d(32, 64, 3, 2, 1);
+        s[i++] = ln_simple_layer(LN_RELU);
+        s[i++] = ln_simple_layer(LN_FLATTEN);
+        s[i++] = ln_linear(4096, 10);
     } else {
         return 0;
     }
@@ -102,7 +122,7 @@ int main(int argc, char **argv)
     int64_t dims[3];
     int count = net_specs(name, specs, dims);
     if (!count) {
-        fprintf(stderr, "unknown net %s (study, tanh, custom, cifar, fashion, pool3max, pool3avg)\n", name);
+        fprintf(stderr, "unknown net %s (study, tanh, custom, cifar, fashion, pool3max, pool3avg, mlpbn, strided)\n", name);
         return 1;
     }
     ln_rng rng;
