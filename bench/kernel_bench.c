@@ -7,7 +7,10 @@
  * layers on a batch (forward, backward) instead of step by step, LISTED=1 times the
  * gradients after a fused max pooling (conv_dx and conv_dw against their listed twins),
  * POOLS_ONLY=1 times the 3x3 stride-2 poolings of train_bench's pool3max and pool3avg
- * nets (max and average, 32 x 32 and 15 x 15 planes). */
+ * nets (max and average, 32 x 32 and 15 x 15 planes), IM2COL_ONLY=1 the strided
+ * convolutions' unfolding and folding (conv_unfold, conv_fold) against the plain C
+ * ln_conv_unfold_c and ln_conv_fold_c, per sample (train_bench's strided net and two
+ * more stride-2 shapes, one of stride 3). */
 #define _POSIX_C_SOURCE 200809L
 #include "../core/layer.h"
 #include "../core/simd.h"
@@ -238,6 +241,48 @@ static void listed_parts(const char *name, ln_layer *l)
     ln_dealloc(dypad);
 }
 
+/* conv_unfold and conv_fold against ln_conv_unfold_c and ln_conv_fold_c for one
+ * sample of an im2col (strided) layer: µs, best of 30 x 100 calls */
+static void im2col_parts(int c, int hw, int k, int s, int pad)
+{
+    ln_rng r;
+    ln_rng_seed(&r, 11, 1);
+    int64_t d[3] = {c, hw, hw};
+    ln_layer l;
+    memset(&l, 0, sizeof l);
+    l.spec = ln_conv2d(c, 8, k, s, pad);
+    l.in = ln_shape_make(3, d);
+    ln_error err;
+    if (ln_layer_setup(&l, 1, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    ln_conv_geom g;
+    ln_conv_geom_of(&l.spec, &l.in, &l.out, &g);
+    const ln_simd_kernels *K = ln_simd();
+    float *x = fl(l.in_n, &r), *rows = fl(g.unf_n, &r), *dx = fl(l.in_n, &r);
+    double t[4] = {1e30, 1e30, 1e30, 1e30};
+    for (int rep = 0; rep < 30; rep++) {
+        double v[5];
+        v[0] = now();
+        for (int i = 0; i < 100; i++) K->conv_unfold(&g, x, rows);
+        v[1] = now();
+        for (int i = 0; i < 100; i++) ln_conv_unfold_c(&g, x, rows);
+        v[2] = now();
+        for (int i = 0; i < 100; i++) K->conv_fold(&g, rows, dx);
+        v[3] = now();
+        for (int i = 0; i < 100; i++) ln_conv_fold_c(&g, rows, dx);
+        v[4] = now();
+        for (int j = 0; j < 4; j++)
+            if ((v[j + 1] - v[j]) / 100 < t[j]) t[j] = (v[j + 1] - v[j]) / 100;
+    }
+    printf("im2col %dx%dx%d k%d s%d p%d (output %dx%d) us/sample: unfold %.2f (C %.2f)  fold %.2f (C %.2f)\n", c, hw,
+           hw, k, s, pad, g.oh, g.ow, t[0] * 1e6, t[1] * 1e6, t[2] * 1e6, t[3] * 1e6);
+    ln_dealloc(x);
+    ln_dealloc(rows);
+    ln_dealloc(dx);
+}
+
 int main(int argc, char **argv)
 {
     int batch = argc > 1 ? atoi(argv[1]) : 64;
@@ -255,6 +300,13 @@ int main(int argc, char **argv)
     ln_layer relu1 = make(ln_simple_layer(LN_RELU), 10, 12, 12, &r, batch);
     ln_layer lin1 = make(ln_linear(320, 50), 320, 1, 1, &r, batch);
     ln_layer lin2 = make(ln_linear(50, 10), 50, 1, 1, &r, batch);
+    if (getenv("IM2COL_ONLY")) { /* train_bench's strided net, a smaller stride-2 layer, stride 3 */
+        im2col_parts(3, 32, 3, 2, 1);
+        im2col_parts(32, 16, 3, 2, 1);
+        im2col_parts(64, 8, 3, 2, 1);
+        im2col_parts(8, 15, 5, 3, 2);
+        return 0;
+    }
     if (getenv("LISTED"))
         listed_parts("study conv2 10-20 k5", &conv2);
     else {
