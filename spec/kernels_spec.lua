@@ -156,6 +156,36 @@ describe("fast kernels", function()
     end)
   end
 
+  -- strided convolutions (im2col rows: unfold_im2col, fold_im2col) and batchnorm1d on
+  -- N x F (the bn_feat kernels), in one net
+  local function strided_net()
+    return lunet.sequential { lunet.conv2d(1, 6, 3, { stride = 2, padding = 1 }), lunet.relu(),
+      lunet.conv2d(6, 12, 5, { stride = 3, padding = 2 }), lunet.flatten(), lunet.linear(12 * 5 * 5, 40),
+      lunet.batchnorm1d(40), lunet.relu(), lunet.linear(40, 10), lunet.batchnorm1d(10), lunet.log_softmax(),
+      input = { 1, 28, 28 }, seed = 8 }
+  end
+
+  it("train a net of strided convolutions and batchnorm1d like the reference kernels", function()
+    like_reference(strided_net(), strided_net(), data, 9)
+  end)
+
+  it("give that net bit-identical losses and parameters on 1, 2 and 3 threads", function()
+    local runs = {}
+    for threads = 1, 3 do
+      local net = strided_net()
+      local h = net:train { data = data, batch = 15, iterations = 2, quiet = true, threads = threads,
+        optimizer = lunet.adam { lr = 1e-3 } }
+      runs[threads] = { h = h, params = net:_params(), eval = net:evaluate(data, { threads = threads, batch = 20 }) }
+    end
+    for threads = 2, 3 do
+      local a, b = runs[1], runs[threads]
+      assert.equal(6, #a.h.step_loss)
+      for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
+      for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
+      assert.equal(a.eval.loss, b.eval.loss)
+    end
+  end)
+
   it("take the forward's kernels in a backward after use_reference_kernels switched", function()
     -- the fast forward fuses the ReLUs after batchnorm and max pooling (their inputs are
     -- never written), so a backward through other kernels could read stale values
