@@ -141,6 +141,8 @@ ALWAYS_INLINE vf SFX(even_of)(vf a, vf b)
 }
 #endif
 
+#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#define IM2COL_S2 1 /* the stride-2 unfolding and folding below (their C twins otherwise) */
 /* The columns ox of an output row whose input column ox*s + kj - pad is inside x
  * (0 <= it < w): [*lo, *hi) */
 ALWAYS_INLINE void SFX(inside_columns)(const ln_conv_geom *g, int kj, int *lo, int *hi)
@@ -155,19 +157,19 @@ ALWAYS_INLINE void SFX(inside_columns)(const ln_conv_geom *g, int kj, int *lo, i
 /* Vectors of an output row, times k, that the stride-2 kernels below keep lane masks for */
 #define IM2COL_MASKS 64
 
-/* The im2col rows (stride > 1) of ln_conv_unfold_c: row (c, kj, ki)'s output row oy
- * holds x's row oy*s + ki - pad at columns ox*s + kj - pad, 0 outside x. The columns
- * inside x are found once per kj (inside_columns), not tested one by one as the
- * reference does; with stride 2 on AVX-512 and AVX2, a vector of them is the even
- * places of two masked loads of the row (the masks made once per kj and vector: only
- * columns inside x are read). Rows are written in increasing address order, so a row's
- * last vector may spill into the next (the last one into the slack). */
-static void SFX(unfold_im2col)(const ln_conv_geom *g, const float *x, float *rows)
+/* The im2col rows (stride > 1) of ln_conv_unfold_c with stride 2: row (c, kj, ki)'s
+ * output row oy holds x's row oy*2 + ki - pad at columns ox*2 + kj - pad, 0 outside x.
+ * A vector of them is the even places of two masked loads of the row, the masks made
+ * once per kj and vector (only columns inside x are read), where the reference tests
+ * every column. Rows are written in increasing address order, so a row's last vector
+ * may spill into the next (the last one into the slack). 0 (nothing written) for rows
+ * too long for the masks. */
+static int SFX(unfold_im2col_s2)(const ln_conv_geom *g, const float *x, float *rows)
 {
-    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow, s = g->stride;
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
     const int nv = (ow + VL - 1) / VL;
-    if (s == 2 && k * nv <= IM2COL_MASKS) {
+    if (k * nv > IM2COL_MASKS) return 0;
+    {
         /* lanes [l0, l1) of vector v inside x: places [2 l0, 2 l1 - 1) of its two loads */
         V_LMASK ma[IM2COL_MASKS], mb[IM2COL_MASKS];
         for (int kj = 0; kj < k; kj++) {
@@ -182,6 +184,23 @@ static void SFX(unfold_im2col)(const ln_conv_geom *g, const float *x, float *row
             }
         }
         float *dst = rows;
+        if (2 * ow == VL) {
+            /* output rows of half a vector (32x16x16 -> 8x8 on AVX-512): two a vector, the
+             * even places of one load of each of their input rows, two apart (a vector a
+             * row took 3.8-5.4 us a sample there) */
+            for (int c = 0; c < g->c; c++)
+                for (int kj = 0; kj < k; kj++)
+                    for (int ki = 0; ki < k; ki++, dst += g->p)
+                        for (int oy = 0; oy < g->oh; oy += 2) {
+                            const int sy = oy * 2 + ki - pad;
+                            const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
+                            const vf a = sy >= 0 && sy < h ? V_LOADU_LMASK(src, ma[kj]) : V_ZERO();
+                            const vf b = oy + 1 < g->oh && sy + 2 >= 0 && sy + 2 < h ? V_LOADU_LMASK(src + 2 * w, ma[kj])
+                                                                                    : V_ZERO();
+                            V_STOREU(dst + oy * ow, SFX(even_of)(a, b)); /* an odd last row: spills */
+                        }
+            return 1;
+        }
         for (int c = 0; c < g->c; c++)
             for (int kj = 0; kj < k; kj++)
                 for (int ki = 0; ki < k; ki++)
@@ -196,36 +215,24 @@ static void SFX(unfold_im2col)(const ln_conv_geom *g, const float *x, float *row
                             V_STOREU(dst + v * VL, SFX(even_of)(V_LOADU_LMASK(src + 2 * v * VL, ma[kj * nv + v]),
                                                                 V_LOADU_LMASK(src + 2 * v * VL + VL, mb[kj * nv + v])));
                     }
-        return;
     }
-#endif
-    for (int c = 0; c < g->c; c++)
-        for (int kj = 0; kj < k; kj++) {
-            int lo, hi;
-            SFX(inside_columns)(g, kj, &lo, &hi);
-            for (int ki = 0; ki < k; ki++) {
-                float *dst = rows + (int64_t)(c * k + kj) * g->rs1 + (int64_t)ki * g->rs2;
-                for (int oy = 0; oy < g->oh; oy++, dst += ow) {
-                    const int sy = oy * s + ki - pad;
-                    int ox = 0;
-                    if (sy >= 0 && sy < h) {
-                        const float *src = x + ((int64_t)c * h + sy) * w + kj - pad; /* column ox at src[ox*s] */
-                        for (; ox < lo; ox++) dst[ox] = 0.0f;
-                        for (; ox < hi; ox++) dst[ox] = src[(int64_t)ox * s];
-                    }
-                    for (; ox < ow; ox++) dst[ox] = 0.0f;
-                }
-            }
-        }
+    return 1;
 }
 
-/* ln_conv_unfold for the shifted (stride 1) layout; im2col goes to unfold_im2col.
+#else
+#define IM2COL_S2 0
+#endif
+
+/* ln_conv_unfold for the shifted (stride 1) layout; im2col goes to unfold_im2col_s2 or C.
  * The buffer is written row after row in increasing address order, so each row can
  * be one spilling copy; the zero columns of padded rows are written after the copy. */
 static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
 {
     if (!g->shifted) {
-        SFX(unfold_im2col)(g, x, rows);
+#if IM2COL_S2
+        if (g->stride == 2 && SFX(unfold_im2col_s2)(g, x, rows)) return;
+#endif
+        ln_conv_unfold_c(g, x, rows);
         return;
     }
     const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
@@ -337,16 +344,17 @@ static void SFX(conv_unfold)(const ln_conv_geom *g, const float *x, float *rows)
         }
 }
 
-/* ln_conv_fold_c for the im2col rows (stride > 1), gathered: each input row takes its
- * terms in the reference's order, kj then ki, from +0, one row at a time (in registers
- * with stride 2 on AVX-512 and AVX2, else in the row itself) instead of the reference's
- * sweeps over the whole input per (kj, ki), each behind a memset. The output rows that
- * reach input row sy, (ki, oy) with oy*s + ki - pad = sy, are listed once per sy; the
- * columns, once per kj. With stride 2 a vector of the row takes, for each (kj, ki), the
- * output row's values in every other lane (the lanes whose column ox*2 + kj - pad is
- * theirs) and +0 in the others: a sum that starts from +0 is never -0, and adding +0 to
- * it changes no bit, so these are the reference's sums bit for bit. */
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
+#if IM2COL_S2
+/* ln_conv_fold_c for the im2col rows of stride 2, gathered: each input row takes its
+ * terms in the reference's order, kj then ki, from +0, a vector at a time in registers,
+ * instead of the reference's sweeps over the whole input per (kj, ki) behind a memset.
+ * The output rows that reach input row sy, (ki, oy) with oy*2 + ki - pad = sy, are
+ * listed once per sy; the columns, once per kj and vector. A vector of the row takes,
+ * for each (kj, ki), the output row's values in every other lane (the lanes whose
+ * column ox*2 + kj - pad is theirs) and +0 in the others: a sum that starts from +0 is
+ * never -0, and adding +0 to it changes no bit, so these are the reference's sums bit
+ * for bit. 0 (nothing written) for kernels or rows too large for its tables. */
+
 /* v's first VL/2 lanes in lanes lp, lp + 2, ... (lp: 0 or 1), +0 in the others */
 ALWAYS_INLINE vf SFX(spread_lanes)(vf v, int lp)
 {
@@ -360,93 +368,60 @@ ALWAYS_INLINE vf SFX(spread_lanes)(vf v, int lp)
     return (vf)_mm256_and_ps(_mm256_permutevar8x32_ps((__m256)v, half), keep);
 #endif
 }
-#endif
-
-/* The kernel rows ki (in order) whose output row oy = (sy + pad - ki) / s reaches
- * input row sy, and those output rows' offsets (oy * ow); returns how many */
-ALWAYS_INLINE int SFX(rows_reaching)(const ln_conv_geom *g, int sy, int *ki_of, int64_t *at)
-{
-    int n = 0;
-    for (int ki = 0; ki < g->k; ki++) {
-        const int t = sy + g->pad - ki;
-        if (t < 0 || t % g->stride || t / g->stride >= g->oh) continue;
-        ki_of[n] = ki;
-        at[n++] = (int64_t)(t / g->stride) * g->ow;
-    }
-    return n;
-}
 
 /* Kernel sizes the fold's per-row lists hold */
 #define IM2COL_MAX_K 32
 
-static void SFX(fold_im2col)(const ln_conv_geom *g, const float *drows, float *dx)
+static int SFX(fold_im2col_s2)(const ln_conv_geom *g, const float *drows, float *dx)
 {
-    const int k = g->k, pad = g->pad, h = g->h, w = g->w, s = g->stride;
-    if (k > IM2COL_MAX_K) {
-        ln_conv_fold_c(g, drows, dx);
-        return;
-    }
-    int ki_of[IM2COL_MAX_K];
-    int64_t at[IM2COL_MAX_K];
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-    const int nv = (w + VL - 1) / VL, ow = g->ow;
-    if (s == 2 && k * nv <= IM2COL_MASKS) {
-        /* for each (kj, vector): lane l's column (q + l) / 2 when q + l is even (lp: the
-         * first such lane), output columns ox0 + i for i in [i0, i1) inside [0, ow) */
-        V_LMASK m[IM2COL_MASKS];
-        int ox0[IM2COL_MASKS], lp[IM2COL_MASKS], any[IM2COL_MASKS];
-        for (int kj = 0; kj < k; kj++)
-            for (int v = 0; v < nv; v++) {
-                const int e = kj * nv + v, q = v * VL + pad - kj;
-                lp[e] = q & 1;
-                ox0[e] = (q + lp[e]) >> 1;
-                const int i0 = ox0[e] < 0 ? -ox0[e] : 0, i1 = ow - ox0[e] < VL / 2 ? ow - ox0[e] : VL / 2;
-                any[e] = i1 > i0;
-                m[e] = V_LMASK_MAKE(any[e] ? i0 : 0, any[e] ? i1 : 0);
-            }
-        for (int sy = 0; sy < h; sy++) {
-            const int n = SFX(rows_reaching)(g, sy, ki_of, at);
-            for (int c = 0; c < g->c; c++) {
-                float *out = dx + ((int64_t)c * h + sy) * w;
-                const float *blk = drows + (int64_t)c * k * g->rs1;
-                for (int v = 0; v < nv; v++) {
-                    vf acc = V_ZERO();
-                    for (int kj = 0; kj < k; kj++) {
-                        const int e = kj * nv + v;
-                        if (!any[e]) continue;
-                        const float *col = blk + (int64_t)kj * g->rs1 + ox0[e];
-                        for (int r = 0; r < n; r++)
-                            acc = V_ADD(acc, SFX(spread_lanes)(V_LOADU_LMASK(col + ki_of[r] * g->rs2 + at[r], m[e]),
-                                                               lp[e]));
-                    }
-                    if (w - v * VL >= VL)
-                        V_STOREU(out + v * VL, acc);
-                    else
-                        V_STOREU_N(out + v * VL, acc, w - v * VL);
-                }
-            }
+    const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow, oh = g->oh;
+    const int nv = (w + VL - 1) / VL;
+    if (k > IM2COL_MAX_K || k * nv > IM2COL_MASKS) return 0;
+    /* for each (kj, vector): lane l's column (q + l) / 2 when q + l is even (lp: the
+     * first such lane), output columns ox0 + i for i in [i0, i1) inside [0, ow) */
+    V_LMASK m[IM2COL_MASKS];
+    int ox0[IM2COL_MASKS], lp[IM2COL_MASKS], any[IM2COL_MASKS];
+    for (int kj = 0; kj < k; kj++)
+        for (int v = 0; v < nv; v++) {
+            const int e = kj * nv + v, q = v * VL + pad - kj;
+            lp[e] = q & 1;
+            ox0[e] = (q + lp[e]) >> 1;
+            const int i0 = ox0[e] < 0 ? -ox0[e] : 0, i1 = ow - ox0[e] < VL / 2 ? ow - ox0[e] : VL / 2;
+            any[e] = i1 > i0;
+            m[e] = V_LMASK_MAKE(any[e] ? i0 : 0, any[e] ? i1 : 0);
         }
-        return;
-    }
-#endif
-    int lo[IM2COL_MAX_K], hi[IM2COL_MAX_K];
-    for (int kj = 0; kj < k; kj++) SFX(inside_columns)(g, kj, &lo[kj], &hi[kj]);
     for (int sy = 0; sy < h; sy++) {
-        const int n = SFX(rows_reaching)(g, sy, ki_of, at);
+        /* the output rows that reach input row sy, in the order of their kernel rows ki:
+         * their offsets in a (c, kj) block of rows */
+        int n = 0;
+        int64_t at[IM2COL_MAX_K];
+        for (int ki = 0; ki < k; ki++) {
+            const int t = sy + pad - ki;
+            if (t < 0 || (t & 1) || t / 2 >= oh) continue;
+            at[n++] = (int64_t)ki * g->rs2 + (int64_t)(t / 2) * ow;
+        }
         for (int c = 0; c < g->c; c++) {
             float *out = dx + ((int64_t)c * h + sy) * w;
             const float *blk = drows + (int64_t)c * k * g->rs1;
-            memset(out, 0, sizeof(float) * (size_t)w);
-            for (int kj = 0; kj < k; kj++) {
-                float *o = out + kj - pad;
-                for (int r = 0; r < n; r++) {
-                    const float *src = blk + (int64_t)kj * g->rs1 + ki_of[r] * g->rs2 + at[r];
-                    for (int ox = lo[kj]; ox < hi[kj]; ox++) o[(int64_t)ox * s] += src[ox];
+            for (int v = 0; v < nv; v++) {
+                vf acc = V_ZERO();
+                for (int kj = 0; kj < k; kj++) {
+                    const int e = kj * nv + v;
+                    if (!any[e]) continue;
+                    const float *col = blk + (int64_t)kj * g->rs1 + ox0[e];
+                    for (int r = 0; r < n; r++)
+                        acc = V_ADD(acc, SFX(spread_lanes)(V_LOADU_LMASK(col + at[r], m[e]), lp[e]));
                 }
+                if (w - v * VL >= VL)
+                    V_STOREU(out + v * VL, acc);
+                else
+                    V_STOREU_N(out + v * VL, acc, w - v * VL);
             }
         }
     }
+    return 1;
 }
+#endif
 
 /* ln_conv_fold for the shifted layout: dx[c][sy][sx] = sum over kj (in order) of
  * drows(c, kj)[sy + pad][sx - kj + pad], a vector of sx at a time in registers. The
@@ -454,7 +429,10 @@ static void SFX(fold_im2col)(const ln_conv_geom *g, const float *drows, float *d
 static void SFX(conv_fold)(const ln_conv_geom *g, const float *drows, float *dx)
 {
     if (!g->shifted) {
-        SFX(fold_im2col)(g, drows, dx);
+#if IM2COL_S2
+        if (g->stride == 2 && SFX(fold_im2col_s2)(g, drows, dx)) return;
+#endif
+        ln_conv_fold_c(g, drows, dx);
         return;
     }
     if (g->k > 16) {
@@ -3661,6 +3639,7 @@ static const ln_simd_kernels SFX(kernels) = {
 };
 
 #undef ALWAYS_INLINE
+#undef IM2COL_S2
 #undef IM2COL_MASKS
 #undef IM2COL_MAX_K
 #undef DX_STEP
