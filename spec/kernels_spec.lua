@@ -32,6 +32,25 @@ end
 describe("fast kernels", function()
   local data = random_data(45, 11)
 
+  -- Trains make() for 2 epochs (`steps` steps of `batch`) on 1, 2 and 3 threads: the
+  -- step losses, the parameters and the evaluation's loss bit for bit alike.
+  local function same_on_threads(make, batch, optimizer, steps)
+    local runs = {}
+    for threads = 1, 3 do
+      local net = make()
+      local h = net:train { data = data, batch = batch, iterations = 2, quiet = true, threads = threads,
+        optimizer = optimizer() }
+      runs[threads] = { h = h, params = net:_params(), eval = net:evaluate(data, { threads = threads, batch = 20 }) }
+    end
+    for threads = 2, 3 do
+      local a, b = runs[1], runs[threads]
+      assert.equal(steps, #a.h.step_loss)
+      for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
+      for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
+      assert.equal(a.eval.loss, b.eval.loss)
+    end
+  end
+
   for _, batch in ipairs({ 1, 7, 45 }) do
     it(("train the study's net like the reference kernels (batch %d, 3 epochs)"):format(batch), function()
       like_reference(lunet.models.mnist_cnn { seed = 3 }, lunet.models.mnist_cnn { seed = 3 }, data, batch)
@@ -79,19 +98,7 @@ describe("fast kernels", function()
   end)
 
   it("give that net bit-identical losses and parameters on 1, 2 and 3 threads", function()
-    local runs = {}
-    for threads = 1, 3 do
-      local net = pooled_net()
-      local h = net:train { data = data, batch = 24, iterations = 2, quiet = true, threads = threads,
-        optimizer = lunet.sgd { lr = 0.05, momentum = 0.5 } }
-      runs[threads] = { h = h, params = net:_params() }
-    end
-    for threads = 2, 3 do
-      local a, b = runs[1], runs[threads]
-      assert.equal(4, #a.h.step_loss)
-      for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
-      for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
-    end
+    same_on_threads(pooled_net, 24, function() return lunet.sgd { lr = 0.05, momentum = 0.5 } end, 4)
   end)
 
   it("give bit-identical losses when training twice", function()
@@ -169,21 +176,8 @@ describe("fast kernels", function()
     like_reference(strided_net(), strided_net(), data, 9)
   end)
 
-  it("give that net bit-identical losses and parameters on 1, 2 and 3 threads", function()
-    local runs = {}
-    for threads = 1, 3 do
-      local net = strided_net()
-      local h = net:train { data = data, batch = 15, iterations = 2, quiet = true, threads = threads,
-        optimizer = lunet.adam { lr = 1e-3 } }
-      runs[threads] = { h = h, params = net:_params(), eval = net:evaluate(data, { threads = threads, batch = 20 }) }
-    end
-    for threads = 2, 3 do
-      local a, b = runs[1], runs[threads]
-      assert.equal(6, #a.h.step_loss)
-      for i = 1, #a.h.step_loss do assert.equal(a.h.step_loss[i], b.h.step_loss[i]) end
-      for j = 1, #a.params do assert.equal(a.params[j], b.params[j]) end
-      assert.equal(a.eval.loss, b.eval.loss)
-    end
+  it("give that net bit-identical losses, parameters and test loss on 1, 2 and 3 threads", function()
+    same_on_threads(strided_net, 15, function() return lunet.adam { lr = 1e-3 } end, 6)
   end)
 
   it("take the forward's kernels in a backward after use_reference_kernels switched", function()
