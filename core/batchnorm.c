@@ -187,7 +187,7 @@ static void backward_reference(ln_layer *l, const float *x, const float *dy, flo
  * summed in vector lanes (float) and that partial added to the channel's double sum;
  * the elementwise steps are the reference's operations in its order. ---- */
 
-/* Runs shorter than this go to the reference, but runs of one value (batchnorm1d on
+/* Runs shorter than this go to the reference, except runs of one value (batchnorm1d on
  * N x F), which take the bn_feat kernels (forward_features, backward_features). */
 #define FAST_MIN_RUN 8
 
