@@ -504,7 +504,7 @@ static void forward_features(ln_layer *l, const float *x, float *y, const ln_ctx
             affine_of(l, &d, b0 + j, ctx->training, &mf[j], &alpha[j]);
             beta[j] = beta_of(l, b0 + j);
         }
-        K->bn_feat_affine(ctx->batch, nb, d.stride, x + b0, y + b0, mf, alpha, beta);
+        K->bn_feat_affine(ctx->batch, nb, d.stride, x + b0, y + b0, mf, alpha, beta, l->act_y != NULL);
     }
 }
 
@@ -515,10 +515,19 @@ static void backward_features(ln_layer *l, const float *x, const float *dy, floa
     const ln_simd_kernels *K = ln_simd();
     double sum_dy[FEAT_BLOCK], sum_dy_xhat[FEAT_BLOCK];
     float mean[FEAT_BLOCK], invstd[FEAT_BLOCK], k[FEAT_BLOCK], mdy[FEAT_BLOCK], mdyx[FEAT_BLOCK];
+    float alpha[FEAT_BLOCK], beta[FEAT_BLOCK], mf; /* a fused ReLU's (ln_layer.act_y): its mask's */
+    const float *ra = l->act_y ? alpha : NULL;
     for (int64_t b0 = c0; b0 < c1; b0 += FEAT_BLOCK) {
         const int64_t nb = c1 - b0 < FEAT_BLOCK ? c1 - b0 : FEAT_BLOCK;
-        for (int64_t j = 0; j < nb; j++) backward_stats(l, ctx, &d, b0 + j, &mean[j], &invstd[j]);
-        K->bn_feat_grad_sums(ctx->batch, nb, d.stride, x + b0, dy + b0, mean, invstd, sum_dy, sum_dy_xhat);
+        for (int64_t j = 0; j < nb; j++) {
+            backward_stats(l, ctx, &d, b0 + j, &mean[j], &invstd[j]);
+            if (ra) {
+                affine_of(l, &d, b0 + j, ctx->training, &mf, &alpha[j]);
+                beta[j] = beta_of(l, b0 + j);
+            }
+        }
+        K->bn_feat_grad_sums(ctx->batch, nb, d.stride, x + b0, dy + b0, mean, invstd, ra, beta, sum_dy,
+                             sum_dy_xhat);
         for (int64_t j = 0; j < nb; j++) {
             const int64_t c = b0 + j;
             if (l->dweight) l->dweight[c] += (float)sum_dy_xhat[j];
@@ -528,8 +537,8 @@ static void backward_features(ln_layer *l, const float *x, const float *dy, floa
             mdyx[j] = ctx->training && d.m > 0 ? (float)(sum_dy_xhat[j] / (double)d.m) : 0.0f;
         }
         if (dx)
-            K->bn_feat_dx(ctx->batch, nb, d.stride, x + b0, dy + b0, dx + b0, mean, invstd, k, mdy, mdyx,
-                          ctx->training);
+            K->bn_feat_dx(ctx->batch, nb, d.stride, x + b0, dy + b0, dx + b0, mean, invstd, ra, beta, k, mdy,
+                          mdyx, ctx->training);
     }
 }
 
@@ -541,10 +550,14 @@ int batchnorm_hands_off(const ln_layer *l, const ln_ctx *ctx)
 }
 
 /* The fast path applies a ReLU, tanh or sigmoid that follows (ln_layer.act_y); runs
- * shorter than FAST_MIN_RUN take the reference, which does not. */
+ * shorter than FAST_MIN_RUN take the reference, which does not, except runs of one
+ * value, whose bn_feat kernels apply a ReLU (the Linear, BatchNorm1d, ReLU block: on 2
+ * threads the separate ReLU took as long as the batchnorm, its two halves split by
+ * samples where the batchnorm's are by features). */
 int batchnorm_absorbs_act(const ln_layer *l, ln_layer_kind act)
 {
     const int64_t c = l->in.ndim >= 1 && l->in.dim[0] > 0 ? l->in.dim[0] : l->in_n;
+    if (c > 0 && l->in_n == c) return act == LN_RELU; /* runs of one: the bn_feat kernels */
     return (act == LN_RELU || act == LN_TANH || act == LN_SIGMOID) && c > 0 && l->in_n / c >= FAST_MIN_RUN;
 }
 

@@ -165,15 +165,19 @@ typedef struct {
      * bn_feat_affine: y = (x - mean[j]) * alpha[j] + beta[j];
      * bn_feat_grad_sums: the sums of dy and of (double)dy * (double)xhat with xhat =
      * (x - mean[j]) * invstd[j]; bn_feat_dx: dx = k[j] * (dy - mdy[j] - xhat * mdyx[j])
-     * in training, dy * k[j] otherwise */
+     * in training, dy * k[j] otherwise. A ReLU that follows may be fused (net.c): relu
+     * applies relu_fwd's rule to y; in backward, alpha (NULL: none) and beta say where
+     * (x - mean) * alpha + beta > 0, recomputed with the forward's operations, and dy is
+     * +0 elsewhere (relu_bwd's result) */
     void (*bn_feat_sums)(int batch, int64_t f, int64_t stride, const float *x, const double *mean, double *out);
     void (*bn_feat_affine)(int batch, int64_t f, int64_t stride, const float *x, float *y, const float *mean,
-                           const float *alpha, const float *beta);
+                           const float *alpha, const float *beta, int relu);
     void (*bn_feat_grad_sums)(int batch, int64_t f, int64_t stride, const float *x, const float *dy,
-                              const float *mean, const float *invstd, double *sum_dy, double *sum_dy_xhat);
+                              const float *mean, const float *invstd, const float *alpha, const float *beta,
+                              double *sum_dy, double *sum_dy_xhat);
     void (*bn_feat_dx)(int batch, int64_t f, int64_t stride, const float *x, const float *dy, float *dx,
-                       const float *mean, const float *invstd, const float *k, const float *mdy, const float *mdyx,
-                       int training);
+                       const float *mean, const float *invstd, const float *alpha, const float *beta, const float *k,
+                       const float *mdy, const float *mdyx, int training);
     /* tanh or sigmoid (kind LN_TANH / LN_SIGMOID) over n floats, within a few ulp of
      * tanhf and 1/(1+expf(-x)); backward from the saved output, bit for bit the
      * reference's dy*(1-y*y) and dy*y*(1-y) */

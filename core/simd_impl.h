@@ -2014,31 +2014,48 @@ static void SFX(bn_feat_sums)(int batch, int64_t f, int64_t stride, const float 
     }
 }
 
+/* A fused ReLU's rule (relu_fwd's): v where v > 0 or v is NaN, +0 elsewhere */
+ALWAYS_INLINE vf SFX(relu_of)(vf v) { return (vf)((vi)v & ((v > V_ZERO()) | (v != v))); }
+
 /* y = (x - mean[j]) * alpha[j] + beta[j] over batch rows of f features (the
- * reference's float operations in its order) */
+ * reference's float operations in its order), then a fused ReLU if relu */
 static void SFX(bn_feat_affine)(int batch, int64_t f, int64_t stride, const float *x, float *y, const float *mean,
-                                const float *alpha, const float *beta)
+                                const float *alpha, const float *beta, int relu)
 {
     for (int n = 0; n < batch; n++) {
         const float *xr = x + (int64_t)n * stride;
         float *yr = y + (int64_t)n * stride;
         int64_t j = 0;
-        for (; j + VL <= f; j += VL)
-            V_STOREU(yr + j, V_ADD(V_MUL(V_LOADU(xr + j) - V_LOADU(mean + j), V_LOADU(alpha + j)), V_LOADU(beta + j)));
+        for (; j + VL <= f; j += VL) {
+            const vf v = V_ADD(V_MUL(V_LOADU(xr + j) - V_LOADU(mean + j), V_LOADU(alpha + j)), V_LOADU(beta + j));
+            V_STOREU(yr + j, relu ? SFX(relu_of)(v) : v);
+        }
         if (j < f) {
             const int k = (int)(f - j);
-            V_STOREU_N(yr + j, V_ADD(V_MUL(V_LOADU_N(xr + j, k) - V_LOADU_N(mean + j, k), V_LOADU_N(alpha + j, k)),
-                                     V_LOADU_N(beta + j, k)), k);
+            const vf v = V_ADD(V_MUL(V_LOADU_N(xr + j, k) - V_LOADU_N(mean + j, k), V_LOADU_N(alpha + j, k)),
+                               V_LOADU_N(beta + j, k));
+            V_STOREU_N(yr + j, relu ? SFX(relu_of)(v) : v, k);
         }
     }
+}
+
+/* dy through a fused ReLU (alpha NULL: none): +0 where the forward's value (x - mean) *
+ * alpha + beta, recomputed from xm = x - mean with its operations, is not > 0 (what
+ * relu_bwd gives from the ReLU's output) */
+ALWAYS_INLINE vf SFX(feat_relu_grad)(vf d, vf xm, const float *alpha, const float *beta, int64_t j, int w)
+{
+    if (!alpha) return d;
+    const vf a = w == VL ? V_LOADU(alpha + j) : V_LOADU_N(alpha + j, w);
+    const vf b = w == VL ? V_LOADU(beta + j) : V_LOADU_N(beta + j, w);
+    return (vf)((vi)d & (V_ADD(V_MUL(xm, a), b) > V_ZERO()));
 }
 
 /* sum_dy[j] = 0 + dy[0][j] + dy[1][j] + ... and sum_dy_xhat[j] likewise of (double)dy *
  * (double)xhat, xhat = (x - mean[j]) * invstd[j] in float, for NV vectors of features
  * (4 NV chains side by side) */
 ALWAYS_INLINE void SFX(feat_grad_sums_n)(const int NV, int batch, int64_t stride, const float *x, const float *dy,
-                                         const float *mean, const float *invstd, double *sum_dy,
-                                         double *sum_dy_xhat)
+                                         const float *mean, const float *invstd, const float *alpha,
+                                         const float *beta, double *sum_dy, double *sum_dy_xhat)
 {
     SFX(vd) a[4], b[4];
     vf m[2], is[2];
@@ -2050,7 +2067,8 @@ ALWAYS_INLINE void SFX(feat_grad_sums_n)(const int NV, int batch, int64_t stride
     for (int n = 0; n < batch; n++) {
         const float *xr = x + (int64_t)n * stride, *dr = dy + (int64_t)n * stride;
         for (int v = 0; v < NV; v++) {
-            const vf d = V_LOADU(dr + v * VL), xhat = V_MUL(V_LOADU(xr + v * VL) - m[v], is[v]);
+            const vf xm = V_LOADU(xr + v * VL) - m[v], xhat = V_MUL(xm, is[v]);
+            const vf d = SFX(feat_relu_grad)(V_LOADU(dr + v * VL), xm, alpha, beta, v * VL, VL);
             SFX(vd) dlo, dhi, xlo, xhi;
             SFX(widen)(d, &dlo, &dhi);
             SFX(widen)(xhat, &xlo, &xhi);
@@ -2066,21 +2084,27 @@ ALWAYS_INLINE void SFX(feat_grad_sums_n)(const int NV, int batch, int64_t stride
     }
 }
 
-/* The sums of the backward for features j < f: of dy, and of dy * xhat */
+/* The sums of the backward for features j < f: of dy, and of dy * xhat (dy through a
+ * fused ReLU first unless alpha is NULL) */
 static void SFX(bn_feat_grad_sums)(int batch, int64_t f, int64_t stride, const float *x, const float *dy,
-                                   const float *mean, const float *invstd, double *sum_dy, double *sum_dy_xhat)
+                                   const float *mean, const float *invstd, const float *alpha, const float *beta,
+                                   double *sum_dy, double *sum_dy_xhat)
 {
     int64_t j = 0;
     for (; j + 2 * VL <= f; j += 2 * VL)
-        SFX(feat_grad_sums_n)(2, batch, stride, x + j, dy + j, mean + j, invstd + j, sum_dy + j, sum_dy_xhat + j);
+        SFX(feat_grad_sums_n)(2, batch, stride, x + j, dy + j, mean + j, invstd + j, alpha ? alpha + j : NULL,
+                              beta + j, sum_dy + j, sum_dy_xhat + j);
     for (; j + VL <= f; j += VL)
-        SFX(feat_grad_sums_n)(1, batch, stride, x + j, dy + j, mean + j, invstd + j, sum_dy + j, sum_dy_xhat + j);
+        SFX(feat_grad_sums_n)(1, batch, stride, x + j, dy + j, mean + j, invstd + j, alpha ? alpha + j : NULL,
+                              beta + j, sum_dy + j, sum_dy_xhat + j);
     for (; j < f; j++) {
         double sa = 0.0, sb = 0.0;
         for (int n = 0; n < batch; n++) {
-            const float d = dy[(int64_t)n * stride + j];
+            const float xm = x[(int64_t)n * stride + j] - mean[j];
+            float d = dy[(int64_t)n * stride + j];
+            if (alpha && !(xm * alpha[j] + beta[j] > 0.0f)) d = 0.0f;
             sa += d;
-            sb += (double)d * (double)((x[(int64_t)n * stride + j] - mean[j]) * invstd[j]);
+            sb += (double)d * (double)(xm * invstd[j]);
         }
         sum_dy[j] = sa;
         sum_dy_xhat[j] = sb;
@@ -2088,10 +2112,11 @@ static void SFX(bn_feat_grad_sums)(int batch, int64_t f, int64_t stride, const f
 }
 
 /* dx = k[j] * (dy - mdy[j] - xhat * mdyx[j]), xhat = (x - mean[j]) * invstd[j], in
- * training; dy * k[j] otherwise (the reference's float operations in its order) */
+ * training; dy * k[j] otherwise (the reference's float operations in its order); dy
+ * through a fused ReLU first unless alpha is NULL */
 static void SFX(bn_feat_dx)(int batch, int64_t f, int64_t stride, const float *x, const float *dy, float *dx,
-                            const float *mean, const float *invstd, const float *k, const float *mdy,
-                            const float *mdyx, int training)
+                            const float *mean, const float *invstd, const float *alpha, const float *beta,
+                            const float *k, const float *mdy, const float *mdyx, int training)
 {
     for (int n = 0; n < batch; n++) {
         const float *xr = x + (int64_t)n * stride, *dr = dy + (int64_t)n * stride;
@@ -2100,11 +2125,13 @@ static void SFX(bn_feat_dx)(int batch, int64_t f, int64_t stride, const float *x
             const int w = f - j < VL ? (int)(f - j) : VL;
 #define FEAT_LOAD(p_) (w == VL ? V_LOADU(p_) : V_LOADU_N((p_), w))
             vf r;
+            const vf xm = FEAT_LOAD(xr + j) - FEAT_LOAD(mean + j);
+            const vf d = SFX(feat_relu_grad)(FEAT_LOAD(dr + j), xm, alpha, beta, j, w);
             if (!training) {
-                r = V_MUL(FEAT_LOAD(dr + j), FEAT_LOAD(k + j));
+                r = V_MUL(d, FEAT_LOAD(k + j));
             } else {
-                const vf xhat = V_MUL(FEAT_LOAD(xr + j) - FEAT_LOAD(mean + j), FEAT_LOAD(invstd + j));
-                r = V_MUL(FEAT_LOAD(k + j), (FEAT_LOAD(dr + j) - FEAT_LOAD(mdy + j)) - V_MUL(xhat, FEAT_LOAD(mdyx + j)));
+                const vf xhat = V_MUL(xm, FEAT_LOAD(invstd + j));
+                r = V_MUL(FEAT_LOAD(k + j), (d - FEAT_LOAD(mdy + j)) - V_MUL(xhat, FEAT_LOAD(mdyx + j)));
             }
 #undef FEAT_LOAD
             if (w == VL)

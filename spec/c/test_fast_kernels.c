@@ -1001,7 +1001,9 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
 {
     owned_layer o;
     int64_t d[3] = {c, h, w};
-    make_layer(&o, spec, ln_shape_make(3, d), batch, rng);
+    const int is_bn = spec.kind == LN_BATCHNORM2D || spec.kind == LN_BATCHNORM1D;
+    /* batchnorm1d: c features (h and w 1) */
+    make_layer(&o, spec, spec.kind == LN_BATCHNORM1D ? ln_shape_make(1, d) : ln_shape_make(3, d), batch, rng);
     /* pool: a 2x2 average pooling follows the activation (ln_layer.pool_y), dy is its
      * output's gradient; m2 floats of it */
     const int64_t n = o.l.in_n * batch, m = o.l.out_n * batch, m2 = pool ? ln_pooled_n(&o.l) * batch : m;
@@ -1017,7 +1019,7 @@ static void test_fused_act(ln_layer_spec spec, ln_layer_kind act, int c, int h, 
     for (int fused = 0; fused < 2; fused++) {
         /* (2c floats compared below, whatever the kind) */
         float *saved = falloc(ln_layer_saved_count(&o.l) > 2 * c ? ln_layer_saved_count(&o.l) : 2 * c);
-        if (o.l.spec.kind == LN_BATCHNORM2D) {
+        if (is_bn) {
             for (int i = 0; i < c; i++) bufs[i] = 0.1f * (float)i, bufs[c + i] = 1.0f + 0.1f * (float)i;
             o.l.running_mean = bufs;
             o.l.running_var = bufs + c;
@@ -2268,6 +2270,13 @@ int main(void)
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 3), acts[a], 3, 10, 10, 9, training, 1, &rng, name);
                 test_fused_act(ln_batchnorm(LN_BATCHNORM2D, 2), acts[a], 2, 2, 16, 5, training, 1, &rng, name);
             }
+        /* a ReLU fused into batchnorm1d (the bn_feat kernels): vector tails, more features
+         * than one pass holds */
+        for (int training = 0; training < 2; training++) {
+            test_fused_act(ln_batchnorm(LN_BATCHNORM1D, 37), LN_RELU, 37, 1, 1, 9, training, 0, &rng, name);
+            test_fused_act(ln_batchnorm(LN_BATCHNORM1D, 300), LN_RELU, 300, 1, 1, 5, training, 0, &rng, name);
+            test_fused_act(ln_batchnorm(LN_BATCHNORM1D, 3), LN_RELU, 3, 1, 1, 4, training, 0, &rng, name);
+        }
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_fused_act(ln_maxpool2d(2, 2), LN_RELU, pools[i][0], pools[i][1], pools[i][2], 3, 1, 0, &rng, name);
         /* im2col: stride 2 with output rows of 1 to 3 vectors and a part, padding 0 to
