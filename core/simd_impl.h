@@ -108,6 +108,13 @@
 
 /* ================================================================== conv2d */
 
+/* The ReLU's rule, wherever one is applied (relu_fwd, and the ReLUs fused into conv2d
+ * and batchnorm): v where v > 0 or v is NaN (NaN passes, as in PyTorch), +0 elsewhere */
+ALWAYS_INLINE vf SFX(relu_of)(vf v) { return (vf)((vi)v & ((v > V_ZERO()) | (v != v))); }
+
+/* Its backward: g where the ReLU's input (or output) v is > 0, +0 elsewhere (NaN: +0) */
+ALWAYS_INLINE vf SFX(relu_grad_at)(vf g, vf v) { return (vf)((vi)g & (v > V_ZERO())); }
+
 /* Copies n floats (n >= 1) with whole-vector stores that may write up to VL - 1 floats
  * of garbage after d[n): only for buffers filled in increasing address order, where
  * the garbage is overwritten next (or lands in the buffer's slack). Reads are exact. */
@@ -125,23 +132,31 @@ ALWAYS_INLINE void SFX(copy_spill)(float *d, const float *src, int n)
         V_STOREU(d + i, V_LOADU_N(src + i, n - i));
 }
 
+#if SIMD_M256
+/* the even and odd lanes of the 16 floats a:b, in order (2x2 pooling's columns) */
+static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
+{
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+#endif
+
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
-/* The even places of a then b (2 VL floats, loaded): one permutation on AVX-512; on
- * AVX2 within halves, then the halves' quarters in order. (The strided convolutions'
- * unfolding and the stride-2 poolings.) */
+/* The even places of a then b (2 VL floats, loaded): one permutation on AVX-512;
+ * deinterleave's even half on AVX2. (The strided convolutions' unfolding and the
+ * stride-2 poolings.) */
 ALWAYS_INLINE vf SFX(even_of)(vf a, vf b)
 {
 #if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     return (vf)_mm512_permutex2var_ps((__m512)a, even, (__m512)b);
 #else
-    const __m256 t = _mm256_shuffle_ps((__m256)a, (__m256)b, _MM_SHUFFLE(2, 0, 2, 0));
-    return (vf)_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+    __m256 even, odd;
+    SFX(deinterleave)((__m256)a, (__m256)b, &even, &odd);
+    return (vf)even;
 #endif
 }
-#endif
 
-#if SIMD_MAXPOOL == SIMD_MAXPOOL_AVX512 || SIMD_MAXPOOL == SIMD_MAXPOOL_AVX2
 #define IM2COL_S2 1 /* the stride-2 unfolding and folding below (their C twins otherwise) */
 /* The columns ox of an output row whose input column ox*s + kj - pad is inside x
  * (0 <= it < w): [*lo, *hi) */
@@ -169,53 +184,51 @@ static int SFX(unfold_im2col_s2)(const ln_conv_geom *g, const float *x, float *r
     const int k = g->k, pad = g->pad, h = g->h, w = g->w, ow = g->ow;
     const int nv = (ow + VL - 1) / VL;
     if (k * nv > IM2COL_MASKS) return 0;
-    {
-        /* lanes [l0, l1) of vector v inside x: places [2 l0, 2 l1 - 1) of its two loads */
-        V_LMASK ma[IM2COL_MASKS], mb[IM2COL_MASKS];
-        for (int kj = 0; kj < k; kj++) {
-            int lo, hi;
-            SFX(inside_columns)(g, kj, &lo, &hi);
-            for (int v = 0; v < nv; v++) {
-                const int l0 = lo - v * VL > 0 ? lo - v * VL : 0, l1 = hi - v * VL < VL ? hi - v * VL : VL;
-                const int a0 = 2 * l0, a1 = 2 * l1 - 1 < VL ? 2 * l1 - 1 : VL;
-                const int b0 = 2 * l0 - VL > 0 ? 2 * l0 - VL : 0, b1 = 2 * l1 - 1 - VL;
-                ma[kj * nv + v] = V_LMASK_MAKE(a0 < a1 ? a0 : 0, a0 < a1 ? a1 : 0);
-                mb[kj * nv + v] = V_LMASK_MAKE(b0 < b1 ? b0 : 0, b0 < b1 ? b1 : 0);
-            }
+    /* lanes [l0, l1) of vector v inside x: places [2 l0, 2 l1 - 1) of its two loads */
+    V_LMASK ma[IM2COL_MASKS], mb[IM2COL_MASKS];
+    for (int kj = 0; kj < k; kj++) {
+        int lo, hi;
+        SFX(inside_columns)(g, kj, &lo, &hi);
+        for (int v = 0; v < nv; v++) {
+            const int l0 = lo - v * VL > 0 ? lo - v * VL : 0, l1 = hi - v * VL < VL ? hi - v * VL : VL;
+            const int a0 = 2 * l0, a1 = 2 * l1 - 1 < VL ? 2 * l1 - 1 : VL;
+            const int b0 = 2 * l0 - VL > 0 ? 2 * l0 - VL : 0, b1 = 2 * l1 - 1 - VL;
+            ma[kj * nv + v] = V_LMASK_MAKE(a0 < a1 ? a0 : 0, a0 < a1 ? a1 : 0);
+            mb[kj * nv + v] = V_LMASK_MAKE(b0 < b1 ? b0 : 0, b0 < b1 ? b1 : 0);
         }
-        float *dst = rows;
-        if (2 * ow == VL) {
-            /* output rows of half a vector (32x16x16 -> 8x8 on AVX-512): two a vector, the
-             * even places of one load of each of their input rows, two apart (a vector a
-             * row took 3.8-5.4 us a sample there) */
-            for (int c = 0; c < g->c; c++)
-                for (int kj = 0; kj < k; kj++)
-                    for (int ki = 0; ki < k; ki++, dst += g->p)
-                        for (int oy = 0; oy < g->oh; oy += 2) {
-                            const int sy = oy * 2 + ki - pad;
-                            const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
-                            const vf a = sy >= 0 && sy < h ? V_LOADU_LMASK(src, ma[kj]) : V_ZERO();
-                            const vf b = oy + 1 < g->oh && sy + 2 >= 0 && sy + 2 < h ? V_LOADU_LMASK(src + 2 * w, ma[kj])
-                                                                                    : V_ZERO();
-                            V_STOREU(dst + oy * ow, SFX(even_of)(a, b)); /* an odd last row: spills */
-                        }
-            return 1;
-        }
+    }
+    float *dst = rows;
+    if (2 * ow == VL) {
+        /* output rows of half a vector (32x16x16 -> 8x8 on AVX-512): two a vector, the
+         * even places of one load of each of their input rows, two apart (a vector a
+         * row took 3.8-5.4 us a sample there) */
         for (int c = 0; c < g->c; c++)
             for (int kj = 0; kj < k; kj++)
-                for (int ki = 0; ki < k; ki++)
-                    for (int oy = 0; oy < g->oh; oy++, dst += ow) {
+                for (int ki = 0; ki < k; ki++, dst += g->p)
+                    for (int oy = 0; oy < g->oh; oy += 2) {
                         const int sy = oy * 2 + ki - pad;
-                        if (sy < 0 || sy >= h) {
-                            for (int v = 0; v < nv; v++) V_STOREU(dst + v * VL, V_ZERO());
-                            continue;
-                        }
                         const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
-                        for (int v = 0; v < nv; v++)
-                            V_STOREU(dst + v * VL, SFX(even_of)(V_LOADU_LMASK(src + 2 * v * VL, ma[kj * nv + v]),
-                                                                V_LOADU_LMASK(src + 2 * v * VL + VL, mb[kj * nv + v])));
+                        const vf a = sy >= 0 && sy < h ? V_LOADU_LMASK(src, ma[kj]) : V_ZERO();
+                        const vf b = oy + 1 < g->oh && sy + 2 >= 0 && sy + 2 < h ? V_LOADU_LMASK(src + 2 * w, ma[kj])
+                                                                                : V_ZERO();
+                        V_STOREU(dst + oy * ow, SFX(even_of)(a, b)); /* an odd last row: spills */
                     }
+        return 1;
     }
+    for (int c = 0; c < g->c; c++)
+        for (int kj = 0; kj < k; kj++)
+            for (int ki = 0; ki < k; ki++)
+                for (int oy = 0; oy < g->oh; oy++, dst += ow) {
+                    const int sy = oy * 2 + ki - pad;
+                    if (sy < 0 || sy >= h) {
+                        for (int v = 0; v < nv; v++) V_STOREU(dst + v * VL, V_ZERO());
+                        continue;
+                    }
+                    const float *src = x + ((int64_t)c * h + sy) * w + kj - pad;
+                    for (int v = 0; v < nv; v++)
+                        V_STOREU(dst + v * VL, SFX(even_of)(V_LOADU_LMASK(src + 2 * v * VL, ma[kj * nv + v]),
+                                                            V_LOADU_LMASK(src + 2 * v * VL + VL, mb[kj * nv + v])));
+                }
     return 1;
 }
 
@@ -531,14 +544,9 @@ ALWAYS_INLINE void SFX(conv_fwd_tile)(const int MR, const int NR, const ln_conv_
             }
         }
     const int64_t P = g->p;
-    if (relu) {
-        const vf zero = V_ZERO();
+    if (relu)
         for (int m = 0; m < MR; m++)
-            for (int j = 0; j < NR; j++) {
-                const vi keep = (acc[m][j] > zero) | (acc[m][j] != acc[m][j]); /* NaN passes */
-                acc[m][j] = (vf)((vi)acc[m][j] & keep);
-            }
-    }
+            for (int j = 0; j < NR; j++) acc[m][j] = SFX(relu_of)(acc[m][j]);
     for (int m = 0; m < MR; m++) {
         for (int j = 0; j < NR - 1; j++) V_STOREU(y + m * P + j * VL, acc[m][j]);
         if (last == VL)
@@ -1475,24 +1483,15 @@ static void SFX(linear_bwd)(int n, int in, int out, const float *x, const float 
 
 static void SFX(relu_fwd)(int64_t n, const float *x, float *y)
 {
-    const vf zero = V_ZERO();
     int64_t i = 0;
-    for (; i + VL <= n; i += VL) {
-        const vf v = V_LOADU(x + i);
-        const vi keep = (v > zero) | (v != v); /* NaN passes, as in PyTorch */
-        V_STOREU(y + i, (vf)((vi)v & keep));
-    }
+    for (; i + VL <= n; i += VL) V_STOREU(y + i, SFX(relu_of)(V_LOADU(x + i)));
     for (; i < n; i++) y[i] = (x[i] > 0.0f || x[i] != x[i]) ? x[i] : 0.0f;
 }
 
 static void SFX(relu_bwd)(int64_t n, const float *y, const float *dy, float *dx)
 {
-    const vf zero = V_ZERO();
     int64_t i = 0;
-    for (; i + VL <= n; i += VL) {
-        const vi keep = V_LOADU(y + i) > zero;
-        V_STOREU(dx + i, (vf)((vi)V_LOADU(dy + i) & keep));
-    }
+    for (; i + VL <= n; i += VL) V_STOREU(dx + i, SFX(relu_grad_at)(V_LOADU(dy + i), V_LOADU(y + i)));
     for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
@@ -1698,12 +1697,12 @@ static void SFX(bn_sqdevs)(int64_t n, int runs, int64_t stride, const float *x, 
 static void SFX(bn_affine)(int64_t n, const float *x, float *y, float mean, float alpha, float beta,
                            int act)
 {
-    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta), zero = V_ZERO();
+    const vf m = V_SET1(mean), a = V_SET1(alpha), b = V_SET1(beta);
     int64_t i = 0;
     if (act == LN_RELU) { /* the fused ReLU: relu_fwd's rule on each value */
         for (; i + VL <= n; i += VL) {
             const vf v = V_ADD(V_MUL(V_LOADU(x + i) - m, a), b);
-            V_STOREU(y + i, (vf)((vi)v & ((v > zero) | (v != v))));
+            V_STOREU(y + i, SFX(relu_of)(v));
         }
         for (; i < n; i++) {
             const float v = (x[i] - mean) * alpha + beta;
@@ -1744,7 +1743,7 @@ ALWAYS_INLINE vf SFX(act_grad)(const int KIND, vf g, vf xm, const ln_bn_act *act
     if (!KIND) return g;
     if (KIND == LN_RELU) {
         const vf v = V_ADD(V_MUL(xm, V_SET1(act->alpha)), V_SET1(act->beta));
-        return (vf)((vi)g & (v > V_ZERO()));
+        return SFX(relu_grad_at)(g, v);
     }
     const vf y = V_LOADU(act->y + at), one = V_SET1(1.0f);
     return KIND == LN_TANH ? g * (one - y * y) : (g * y) * (one - y);
@@ -2014,9 +2013,6 @@ static void SFX(bn_feat_sums)(int batch, int64_t f, int64_t stride, const float 
     }
 }
 
-/* A fused ReLU's rule (relu_fwd's): v where v > 0 or v is NaN, +0 elsewhere */
-ALWAYS_INLINE vf SFX(relu_of)(vf v) { return (vf)((vi)v & ((v > V_ZERO()) | (v != v))); }
-
 /* y = (x - mean[j]) * alpha[j] + beta[j] over batch rows of f features (the
  * reference's float operations in its order), then a fused ReLU if relu */
 static void SFX(bn_feat_affine)(int batch, int64_t f, int64_t stride, const float *x, float *y, const float *mean,
@@ -2047,7 +2043,7 @@ ALWAYS_INLINE vf SFX(feat_relu_grad)(vf d, vf xm, const float *alpha, const floa
     if (!alpha) return d;
     const vf a = w == VL ? V_LOADU(alpha + j) : V_LOADU_N(alpha + j, w);
     const vf b = w == VL ? V_LOADU(beta + j) : V_LOADU_N(beta + j, w);
-    return (vf)((vi)d & (V_ADD(V_MUL(xm, a), b) > V_ZERO()));
+    return SFX(relu_grad_at)(d, V_ADD(V_MUL(xm, a), b));
 }
 
 /* sum_dy[j] = 0 + dy[0][j] + dy[1][j] + ... and sum_dy_xhat[j] likewise of (double)dy *
@@ -2145,15 +2141,6 @@ static void SFX(bn_feat_dx)(int batch, int64_t f, int64_t stride, const float *x
 #undef VD
 
 /* ================================================================= avgpool */
-
-#if SIMD_M256
-/* the even and odd lanes of the 16 floats a:b, in order (2x2 pooling's columns) */
-static inline void SFX(deinterleave)(__m256 a, __m256 b, __m256 *even, __m256 *odd)
-{
-    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-}
-#endif
 
 /* 2x2 windows, stride 2, floor mode: pool.c's reference sum ((((0 + tl) + tr) + bl) + br)
  * times 0.25, bit for bit. One row pair: output row yo of ow values from input rows r0,
@@ -2375,7 +2362,6 @@ static void SFX(avgpool2_bwd)(int64_t planes, int h, int w, const float *dy, flo
 }
 
 /* =================================================== pooling, any window */
-
 
 /* The values at one place of VL windows side by side (lane l's at p + lane_at[l]; only
  * the first n lanes are used, the others hold any value): with stride 1, plain loads
@@ -3166,7 +3152,7 @@ ALWAYS_INLINE void SFX(maxpool2_bwd_pre)(int64_t planes, int h, int w, const flo
  * with shuffles, masks as vectors. */
 static inline __m256 SFX(later_wins)(__m256 a, __m256 b) { return (__m256)SFX(window_takes)((vf)a, (vf)b); }
 
-/* SFX(deinterleave): see avgpool */
+/* SFX(deinterleave): see even_of, before the convolutions */
 
 /* The windows of the row pair r0, r1 from output column ox on (8 of them from the 16
  * floats of each row at 2 ox, or 4 from 8 when `half`: then the upper lanes repeat the

@@ -2282,13 +2282,14 @@ int main(void)
         /* im2col: stride 2 with output rows of 1 to 3 vectors and a part, padding 0 to
          * 2, kernels 1 to 5, an input narrower than the kernel; strides 3 and 4; output
          * rows of half a vector (two a vector: 8 wide on AVX-512, 4 on AVX2), in an odd
-         * count */
+         * count. Not on the generic ISA, whose kernels are the C twins themselves; the
+         * strides 3 and 4 check that only stride 2 takes the vector code */
         static const int im2col[][6] = {{3, 32, 32, 3, 2, 1}, {32, 16, 16, 3, 2, 1}, {8, 8, 8, 3, 2, 1},
                                         {2, 57, 55, 3, 2, 1}, {3, 20, 19, 4, 2, 2}, {4, 9, 9, 1, 2, 0},
                                         {2, 70, 66, 5, 2, 2}, {1, 3, 3, 3, 2, 1}, {2, 4, 2, 5, 2, 2},
                                         {3, 20, 19, 4, 3, 2}, {8, 15, 15, 5, 3, 2}, {2, 17, 23, 3, 4, 1},
                                         {2, 13, 16, 3, 2, 1}, {3, 5, 8, 3, 2, 1}};
-        for (size_t i = 0; i < sizeof im2col / sizeof im2col[0]; i++)
+        for (size_t i = 0; isa != LN_ISA_GENERIC && i < sizeof im2col / sizeof im2col[0]; i++)
             test_im2col(im2col[i][0], im2col[i][1], im2col[i][2], im2col[i][3], im2col[i][4], im2col[i][5], &rng,
                         name);
         /* a ReLU fused into conv2d: the lane-partial weight gradient with a vector tail
